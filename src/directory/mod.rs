@@ -1,0 +1,24 @@
+//! The directory: how store records look as LDAP entries.
+//!
+//! DN parsing (RFC 4514), the attribute schema, store records → entries
+//! (DESIGN.md section 3), RFC 4515 filter evaluation with per-syntax
+//! matching, access rules and the search planner that uses the store's
+//! indexes. It knows nothing of sockets or BER.
+//!
+//! Layout:
+//! - `dn`: parsing, normalising, escaping of distinguished names.
+//! - `schema`: the attribute types and object classes served.
+//! - `entry`: the `Entry` type and record → entry mapping, root DSE, subschema.
+//! - `filter`: the `Filter` type, conversion from the wire form, matching.
+//! - `tree`: where a DN points in the tree (`Target`).
+//! - `search`: `Directory`, the search planner and access rules.
+
+pub mod dn;
+pub mod entry;
+pub mod filter;
+pub mod schema;
+pub mod search;
+pub mod tree;
+
+pub use dn::{Dn, DnError};
+pub use entry::Entry;

@@ -1,0 +1,1 @@
+//! The search planner and access rules.

@@ -1,0 +1,1 @@
+//! Where a DN points in the tree (DESIGN.md section 3).

@@ -1,0 +1,24 @@
+//! Portcullis: an LDAP v3 directory server with MFA-aware bind.
+//!
+//! # Layout
+//! - `store`: the sled database; the only module that knows sled. Users,
+//!   groups, memberships, credentials, settings, secondary indexes.
+//! - `directory`: DNs, schema, records → entries, filters, access rules and
+//!   the search planner. Knows nothing of sockets or BER.
+//! - `auth`: bind decisions: password hashing and verification off the
+//!   reactor, credential parsing. Clock and randomness are parameters.
+//! - `ldap`: the protocol layer: listener, connection loop, operation
+//!   handlers (bind, search, compare, extended, root DSE, paging).
+//! - `admin`: the admin requests the CLI sends, their execution against the
+//!   store, and the Unix socket through which a running server takes them.
+//! - `config`: settings from file, environment and flags.
+//! - `cli`: the command line (clap) and the commands behind it.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::panic, clippy::await_holding_lock)
+)]
+
+pub mod config;
+pub mod directory;
+pub mod store;

@@ -1,0 +1,93 @@
+//! Records the store keeps: users, groups and memberships.
+//!
+//! These are plain data types shared by every module. They carry no secrets:
+//! password hashes live in their own tree and are reached only through
+//! [`crate::store::Store::password_hash`], so nothing that turns a record into
+//! an LDAP entry can leak one.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use uuid::Uuid;
+
+/// Seconds since the Unix epoch (UTC).
+pub type Timestamp = i64;
+
+/// Current time as a [`Timestamp`].
+pub fn now() -> Timestamp {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct UserId(pub Uuid);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupId(pub Uuid);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A user account. Served as `cn=<username>,ou=users,<base>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    /// Login name; unique case-insensitively; served as `cn` and `uid`.
+    pub username: String,
+    /// Served as `displayName`; `sn` falls back to the last word of it.
+    pub full_name: Option<String>,
+    /// Served as `mail`; unique case-insensitively when set.
+    pub email: Option<String>,
+    /// Allocated from 2000 upward, never reused.
+    pub uid_number: u32,
+    /// Primary group number served as `gidNumber`.
+    pub gid_number: u32,
+    /// A disabled user cannot bind; served as `ak-active: FALSE`.
+    pub disabled: bool,
+    /// Extra attributes set with `user set-attr` (keys are canonical LDAP
+    /// attribute names such as `sn`, `givenName`, `loginShell`).
+    pub attrs: BTreeMap<String, String>,
+    pub created: Timestamp,
+    pub modified: Timestamp,
+    /// When the password was last set; `None` when it never was.
+    pub pwd_changed: Option<Timestamp>,
+    /// Increased on every change to the user's credentials or status, so
+    /// caches keyed on it are invalidated at once.
+    pub cred_generation: u64,
+}
+
+/// What `Store::create_user` needs; the store fills in the rest.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewUser {
+    pub username: String,
+    pub full_name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A group. Served as `cn=<name>,ou=groups,<base>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: GroupId,
+    /// Unique case-insensitively; served as `cn`.
+    pub name: String,
+    /// Allocated from 4000 upward, never reused.
+    pub gid_number: u32,
+    pub description: Option<String>,
+    pub created: Timestamp,
+    pub modified: Timestamp,
+}
+
+/// A direct member of a group: a user or a child group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Member {
+    User(UserId),
+    Group(GroupId),
+}
