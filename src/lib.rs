@@ -13,12 +13,15 @@
 //!   store, and the Unix socket through which a running server takes them.
 //! - `config`: settings from file, environment and flags.
 //! - `cli`: the command line (clap) and the commands behind it.
+//! - `server`: `serve`: store, bootstrap, listeners, admin socket, shutdown.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::panic, clippy::await_holding_lock)
 )]
 
+pub mod auth;
 pub mod config;
 pub mod directory;
+pub mod server;
 pub mod store;

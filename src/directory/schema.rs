@@ -43,3 +43,13 @@ pub struct AttributeType {
 pub fn attribute(name: &str) -> Option<&'static AttributeType> {
     todo!()
 }
+
+/// The attribute type for `name` if `user set-attr` may set it (e.g. `sn`,
+/// `givenName`, `loginShell`, `telephoneNumber`, plus `displayName` and
+/// `mail`, which map onto the user's full name and email). `None` for
+/// attributes the server computes (uidNumber, memberOf, entryUUID, …) or
+/// does not know.
+#[allow(unused_variables, clippy::todo)]
+pub fn user_settable(name: &str) -> Option<&'static AttributeType> {
+    todo!()
+}
