@@ -1,6 +1,16 @@
 //! Distinguished names per RFC 4514: parsing, normalising, escaping.
+//!
+//! A [`Dn`] keeps its RDNs as written (for display) and its normalised form,
+//! computed once when it is built, so comparing, hashing and ancestry tests
+//! on hot paths cost a string comparison. Pure logic: no I/O, no BER.
 
+use super::schema;
 use std::fmt;
+use std::str::FromStr;
+
+/// Longest DN string accepted (bytes). Longer input is refused before any
+/// parsing work is done.
+pub const MAX_DN_LEN: usize = 8 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid DN: {0}")]
@@ -11,7 +21,8 @@ pub struct DnError(pub String);
 pub struct Ava {
     /// Attribute type as written (descriptor or dotted OID).
     pub attr: String,
-    /// Unescaped value.
+    /// Unescaped value. A value written in the `#hex` (BER) form is kept as
+    /// that literal string, `#` included.
     pub value: String,
 }
 
@@ -27,63 +38,727 @@ pub struct Rdn {
 /// insignificant spaces removed.
 #[derive(Debug, Clone)]
 pub struct Dn {
-    pub rdns: Vec<Rdn>,
+    rdns: Vec<Rdn>,
+    /// The normalised form (see [`Dn::normalized`]), computed when the DN is
+    /// built so comparisons never redo it. In it `,` and `+` occur only as
+    /// separators: special characters of values are hex-escaped.
+    norm: String,
 }
 
-#[allow(unused_variables, clippy::todo)]
+impl Ava {
+    pub fn new(attr: &str, value: &str) -> Ava {
+        Ava {
+            attr: attr.to_string(),
+            value: value.to_string(),
+        }
+    }
+
+    /// `type=value` in normalised form.
+    fn normalized(&self) -> String {
+        let mut s = normalized_type(&self.attr);
+        s.push('=');
+        push_normalized_value(&mut s, &self.value);
+        s
+    }
+}
+
+impl Rdn {
+    /// A single-valued RDN `attr=value`.
+    pub fn new(attr: &str, value: &str) -> Rdn {
+        Rdn {
+            avas: vec![Ava::new(attr, value)],
+        }
+    }
+
+    /// Normalised form: each AVA normalised, sorted, joined with `+`.
+    pub fn normalized(&self) -> String {
+        let mut parts: Vec<String> = self.avas.iter().map(Ava::normalized).collect();
+        parts.sort();
+        parts.join("+")
+    }
+}
+
+/// The normalised spelling of an attribute type: the schema's primary name
+/// in lowercase when known (`2.5.4.3`, `commonName`, `CN` → `cn`), else the
+/// type lowercased.
+pub fn normalized_type(attr: &str) -> String {
+    match schema::attribute(attr) {
+        Some(at) => at.name.to_ascii_lowercase(),
+        None => attr.to_ascii_lowercase(),
+    }
+}
+
+/// True when two attribute types name the same thing (case-insensitive,
+/// aliases and OIDs of known types resolved).
+fn same_type(a: &str, b: &str) -> bool {
+    if a.eq_ignore_ascii_case(b) {
+        return true;
+    }
+    match (schema::attribute(a), schema::attribute(b)) {
+        (Some(x), Some(y)) => std::ptr::eq(x, y),
+        _ => false,
+    }
+}
+
+fn push_hex_escape(out: &mut String, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('\\');
+    out.push(char::from(HEX[usize::from(byte >> 4)]));
+    out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+}
+
+/// Appends the normalised value: folded (trimmed, spaces collapsed,
+/// lowercased), then special characters hex-escaped so that the result is
+/// unambiguous.
+fn push_normalized_value(out: &mut String, value: &str) {
+    for (i, c) in schema::fold_case_ignore(value).enumerate() {
+        match c {
+            ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '\0' => {
+                // All ASCII, so the cast is exact.
+                push_hex_escape(out, c as u8)
+            }
+            '#' if i == 0 => push_hex_escape(out, b'#'),
+            _ => out.push(c),
+        }
+    }
+}
+
+fn normalize_rdns(rdns: &[Rdn]) -> String {
+    let mut out = String::new();
+    for (i, rdn) in rdns.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&rdn.normalized());
+    }
+    out
+}
+
 impl Dn {
     /// Parses an RFC 4514 string. The empty string is the root DN.
+    ///
+    /// Tolerates spaces around `=`, `,` and `+`, `;` as an RDN separator
+    /// (RFC 2253 §4) and quoted values (RFC 1779); refuses anything else
+    /// that is not well formed.
     pub fn parse(s: &str) -> Result<Dn, DnError> {
-        todo!()
+        if s.len() > MAX_DN_LEN {
+            return Err(DnError(format!(
+                "longer than {MAX_DN_LEN} bytes ({} bytes)",
+                s.len()
+            )));
+        }
+        Parser::new(s).dn()
     }
+
     /// The root DN (empty).
     pub fn root() -> Dn {
-        Dn { rdns: Vec::new() }
+        Dn {
+            rdns: Vec::new(),
+            norm: String::new(),
+        }
     }
+
+    /// Builds a DN from RDNs, leftmost first.
+    pub fn from_rdns(rdns: Vec<Rdn>) -> Dn {
+        let norm = normalize_rdns(&rdns);
+        Dn { rdns, norm }
+    }
+
+    /// The RDNs, leftmost (most specific) first.
+    pub fn rdns(&self) -> &[Rdn] {
+        &self.rdns
+    }
+
+    /// The leftmost RDN; `None` for the root.
+    pub fn rdn(&self) -> Option<&Rdn> {
+        self.rdns.first()
+    }
+
+    /// Number of RDNs (0 for the root).
+    pub fn depth(&self) -> usize {
+        self.rdns.len()
+    }
+
     pub fn is_root(&self) -> bool {
         self.rdns.is_empty()
     }
+
     /// `attr=value,<self>`.
     pub fn child(&self, attr: &str, value: &str) -> Dn {
-        todo!()
+        self.child_rdn(Rdn::new(attr, value))
     }
+
+    /// `<rdn>,<self>`.
+    pub fn child_rdn(&self, rdn: Rdn) -> Dn {
+        let mut norm = rdn.normalized();
+        if !self.is_root() {
+            norm.push(',');
+            norm.push_str(&self.norm);
+        }
+        let mut rdns = Vec::with_capacity(self.rdns.len() + 1);
+        rdns.push(rdn);
+        rdns.extend(self.rdns.iter().cloned());
+        Dn { rdns, norm }
+    }
+
     /// The DN without its leftmost RDN; `None` for the root.
     pub fn parent(&self) -> Option<Dn> {
-        todo!()
+        let rest = self.rdns.get(1..)?;
+        // `,` occurs in the normalised form only between RDNs.
+        let norm = match self.norm.split_once(',') {
+            Some((_, tail)) => tail.to_string(),
+            None => String::new(),
+        };
+        Some(Dn {
+            rdns: rest.to_vec(),
+            norm,
+        })
     }
+
     /// The value of the leftmost RDN if it is a single AVA of type `attr`
     /// (compared case-insensitively), e.g. `first_value("cn")` of
     /// `cn=alice,ou=users,…` is `alice`.
     pub fn first_value(&self, attr: &str) -> Option<&str> {
-        todo!()
+        match self.rdns.first()?.avas.as_slice() {
+            [ava] if same_type(&ava.attr, attr) => Some(&ava.value),
+            _ => None,
+        }
     }
+
     /// True when `self` equals `ancestor` or lies below it.
     pub fn ends_with(&self, ancestor: &Dn) -> bool {
-        todo!()
+        if ancestor.is_root() {
+            return true;
+        }
+        let (own, anc) = (self.norm.as_bytes(), ancestor.norm.as_bytes());
+        if own.len() == anc.len() {
+            return own == anc;
+        }
+        // A suffix that starts right after a separator is a run of whole
+        // RDNs, because `,` never occurs escaped in the normalised form.
+        own.len() > anc.len()
+            && own.ends_with(anc)
+            && own.get(own.len() - anc.len() - 1) == Some(&b',')
     }
-    /// Normalised string used for comparison and as a map key.
+
+    /// The RDNs of `self` below `ancestor` (leftmost first), or `None` when
+    /// `self` is not `ancestor` or below it.
+    pub fn relative_to(&self, ancestor: &Dn) -> Option<&[Rdn]> {
+        if !self.ends_with(ancestor) {
+            return None;
+        }
+        self.rdns.get(..self.rdns.len() - ancestor.rdns.len())
+    }
+
+    /// Normalised string used for comparison and as a map key: types as
+    /// their lowercase primary schema name, values folded, AVAs of an RDN
+    /// sorted, specials hex-escaped (`cn=a\2cb,ou=users,dc=example,dc=com`).
     pub fn normalized(&self) -> String {
-        todo!()
+        self.norm.clone()
+    }
+
+    /// [`Dn::normalized`] without allocating.
+    pub fn normalized_str(&self) -> &str {
+        &self.norm
     }
 }
 
 impl PartialEq for Dn {
     fn eq(&self, other: &Dn) -> bool {
-        self.normalized() == other.normalized()
+        self.norm == other.norm
     }
 }
 impl Eq for Dn {}
 
 impl std::hash::Hash for Dn {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.normalized().hash(state)
+        self.norm.hash(state)
+    }
+}
+
+impl FromStr for Dn {
+    type Err = DnError;
+    fn from_str(s: &str) -> Result<Dn, DnError> {
+        Dn::parse(s)
+    }
+}
+
+/// Writes `value` escaped as RFC 4514 §2.4 requires.
+fn write_escaped(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
+    for (i, c) in value.char_indices() {
+        let first = i == 0;
+        let last = i + c.len_utf8() == value.len();
+        match c {
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => write!(f, "\\{c}")?,
+            '\0' => f.write_str("\\00")?,
+            '#' if first => f.write_str("\\#")?,
+            ' ' if first || last => f.write_str("\\ ")?,
+            _ => fmt::Write::write_char(f, c)?,
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for Ava {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.attr)?;
+        f.write_str("=")?;
+        write_escaped(f, &self.value)
+    }
+}
+
+impl fmt::Display for Rdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, ava) in self.avas.iter().enumerate() {
+            if i > 0 {
+                f.write_str("+")?;
+            }
+            ava.fmt(f)?;
+        }
+        Ok(())
     }
 }
 
 /// RFC 4514 string form, escaping values as section 2.4 requires.
 impl fmt::Display for Dn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let _ = f;
+        for (i, rdn) in self.rdns.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            rdn.fmt(f)?;
+        }
         Ok(())
+    }
+}
+
+/// Recursive-descent-free RFC 4514 parser over the input bytes.
+struct Parser<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl<'a> Parser<'a> {
+    fn new(s: &'a str) -> Self {
+        Parser { s, pos: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.pos).copied()
+    }
+
+    fn err(&self, what: &str) -> DnError {
+        DnError(format!("{what} at offset {}", self.pos))
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.peek() == Some(b' ') {
+            self.pos += 1;
+        }
+    }
+
+    fn dn(mut self) -> Result<Dn, DnError> {
+        self.skip_spaces();
+        if self.peek().is_none() {
+            return Ok(Dn::root());
+        }
+        let mut rdns = Vec::new();
+        let mut avas = Vec::new();
+        loop {
+            self.skip_spaces();
+            let attr = self.attr_type()?;
+            self.skip_spaces();
+            if self.peek() != Some(b'=') {
+                return Err(self.err("expected '=' after attribute type"));
+            }
+            self.pos += 1;
+            self.skip_spaces();
+            let value = self.value()?;
+            avas.push(Ava { attr, value });
+            self.skip_spaces();
+            match self.peek() {
+                None => {
+                    rdns.push(Rdn {
+                        avas: std::mem::take(&mut avas),
+                    });
+                    break;
+                }
+                Some(b'+') => self.pos += 1,
+                Some(b',' | b';') => {
+                    self.pos += 1;
+                    rdns.push(Rdn {
+                        avas: std::mem::take(&mut avas),
+                    });
+                    self.skip_spaces();
+                    if self.peek().is_none() {
+                        return Err(self.err("empty RDN after separator"));
+                    }
+                }
+                Some(_) => return Err(self.err("unexpected character after value")),
+            }
+        }
+        Ok(Dn::from_rdns(rdns))
+    }
+
+    /// `descr` (ALPHA *(ALPHA / DIGIT / "-")) or `numericoid`.
+    fn attr_type(&mut self) -> Result<String, DnError> {
+        let start = self.pos;
+        match self.peek() {
+            Some(c) if c.is_ascii_alphabetic() => {
+                while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || c == b'-') {
+                    self.pos += 1;
+                }
+            }
+            Some(c) if c.is_ascii_digit() => loop {
+                if !matches!(self.peek(), Some(c) if c.is_ascii_digit()) {
+                    return Err(self.err("malformed numeric OID"));
+                }
+                while matches!(self.peek(), Some(c) if c.is_ascii_digit()) {
+                    self.pos += 1;
+                }
+                if self.peek() == Some(b'.') {
+                    self.pos += 1;
+                } else {
+                    break;
+                }
+            },
+            _ => return Err(self.err("expected an attribute type")),
+        }
+        Ok(self.s.get(start..self.pos).unwrap_or_default().to_string())
+    }
+
+    fn value(&mut self) -> Result<String, DnError> {
+        match self.peek() {
+            Some(b'#') => self.hex_value(),
+            Some(b'"') => self.quoted_value(),
+            _ => self.string_value(),
+        }
+    }
+
+    /// `#` followed by hex pairs (the BER form), kept as written.
+    fn hex_value(&mut self) -> Result<String, DnError> {
+        let start = self.pos;
+        self.pos += 1;
+        while matches!(self.peek(), Some(c) if c.is_ascii_hexdigit()) {
+            self.pos += 1;
+        }
+        let digits = self.pos - start - 1;
+        if digits == 0 || digits % 2 != 0 {
+            return Err(self.err("malformed #hex value"));
+        }
+        if !matches!(self.peek(), None | Some(b' ' | b',' | b'+' | b';')) {
+            return Err(self.err("malformed #hex value"));
+        }
+        Ok(self.s.get(start..self.pos).unwrap_or_default().to_string())
+    }
+
+    /// The character after a backslash: a special character or a hex pair.
+    fn escape(&mut self) -> Result<u8, DnError> {
+        let Some(c) = self.peek() else {
+            return Err(self.err("dangling escape"));
+        };
+        match c {
+            b' ' | b'"' | b'#' | b'+' | b',' | b';' | b'<' | b'=' | b'>' | b'\\' => {
+                self.pos += 1;
+                Ok(c)
+            }
+            _ => {
+                let hi = hex_digit(c);
+                let lo = self
+                    .s
+                    .as_bytes()
+                    .get(self.pos + 1)
+                    .copied()
+                    .and_then(hex_digit);
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => {
+                        self.pos += 2;
+                        Ok(hi << 4 | lo)
+                    }
+                    _ => Err(self.err("invalid escape")),
+                }
+            }
+        }
+    }
+
+    fn utf8(&self, bytes: Vec<u8>) -> Result<String, DnError> {
+        String::from_utf8(bytes).map_err(|_| self.err("escaped bytes are not UTF-8"))
+    }
+
+    fn string_value(&mut self) -> Result<String, DnError> {
+        let mut buf = Vec::new();
+        // Length of `buf` up to its last significant byte: unescaped
+        // trailing spaces are not part of the value.
+        let mut significant = 0;
+        while let Some(c) = self.peek() {
+            match c {
+                b',' | b'+' | b';' => break,
+                b'\\' => {
+                    self.pos += 1;
+                    buf.push(self.escape()?);
+                    significant = buf.len();
+                }
+                b'"' | b'<' | b'>' | b'\0' => {
+                    return Err(self.err("character must be escaped in a value"))
+                }
+                b' ' => {
+                    buf.push(c);
+                    self.pos += 1;
+                }
+                _ => {
+                    buf.push(c);
+                    self.pos += 1;
+                    significant = buf.len();
+                }
+            }
+        }
+        buf.truncate(significant);
+        self.utf8(buf)
+    }
+
+    fn quoted_value(&mut self) -> Result<String, DnError> {
+        self.pos += 1;
+        let mut buf = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err(self.err("unterminated quoted value")),
+                Some(b'"') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    buf.push(self.escape()?);
+                }
+                Some(c) => {
+                    buf.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+        self.utf8(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dn(s: &str) -> Dn {
+        Dn::parse(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
+    }
+
+    fn avas(d: &Dn) -> Vec<Vec<(String, String)>> {
+        d.rdns()
+            .iter()
+            .map(|r| {
+                r.avas
+                    .iter()
+                    .map(|a| (a.attr.clone(), a.value.clone()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn pairs(v: &[&[(&str, &str)]]) -> Vec<Vec<(String, String)>> {
+        v.iter()
+            .map(|r| {
+                r.iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn simple_and_root() {
+        let d = dn("cn=alice,ou=users,dc=example,dc=com");
+        assert_eq!(d.depth(), 4);
+        assert_eq!(
+            avas(&d),
+            pairs(&[
+                &[("cn", "alice")],
+                &[("ou", "users")],
+                &[("dc", "example")],
+                &[("dc", "com")]
+            ])
+        );
+        assert!(dn("").is_root());
+        assert!(dn("   ").is_root());
+        assert_eq!(dn("").normalized(), "");
+        assert_eq!(Dn::root(), dn(""));
+        assert_eq!(dn("").to_string(), "");
+    }
+
+    #[test]
+    fn spacing_is_tolerated() {
+        let d = dn("  cn = alice , ou=users ,  dc = example,dc=com  ");
+        assert_eq!(d, dn("cn=alice,ou=users,dc=example,dc=com"));
+        assert_eq!(d.first_value("cn"), Some("alice"));
+        let m = dn("cn=a + sn=b ,dc=x");
+        assert_eq!(
+            avas(&m),
+            pairs(&[&[("cn", "a"), ("sn", "b")], &[("dc", "x")]])
+        );
+        // RFC 2253 `;` separator.
+        assert_eq!(dn("cn=a;dc=x"), dn("cn=a,dc=x"));
+    }
+
+    #[test]
+    fn escapes() {
+        let d = dn(r#"cn=a\,b\+c\"d\\e\<f\>g\;h\=i,dc=x"#);
+        assert_eq!(d.first_value("cn"), Some(r#"a,b+c"d\e<f>g;h=i"#));
+        assert_eq!(dn(r"cn=\ lead,dc=x").first_value("cn"), Some(" lead"));
+        assert_eq!(dn(r"cn=trail\ ,dc=x").first_value("cn"), Some("trail "));
+        assert_eq!(dn(r"cn=trail\  ,dc=x").first_value("cn"), Some("trail "));
+        assert_eq!(dn(r"cn=\#hash,dc=x").first_value("cn"), Some("#hash"));
+        assert_eq!(dn(r"cn=a\2Cb,dc=x").first_value("cn"), Some("a,b"));
+        assert_eq!(dn(r"cn=a\2cb,dc=x"), dn(r"cn=a\,b,dc=x"));
+        // UTF-8 as hex pairs: "Lučić" and a raw non-ASCII value.
+        assert_eq!(dn(r"cn=Lu\C4\8Di\C4\87").first_value("cn"), Some("Lučić"));
+        assert_eq!(dn("cn=Lučić"), dn(r"cn=lu\c4\8di\c4\87"));
+        assert_eq!(dn("cn=a=b,dc=x").first_value("cn"), Some("a=b"));
+        assert_eq!(dn(r#"cn="a, b",dc=x"#).first_value("cn"), Some("a, b"));
+        assert_eq!(dn("cn=,dc=x").first_value("cn"), Some(""));
+    }
+
+    #[test]
+    fn hex_ber_values_kept_literally() {
+        let d = dn("uid=#04024869,dc=x");
+        assert_eq!(d.first_value("uid"), Some("#04024869"));
+        let again = dn(&d.to_string());
+        assert_eq!(again.first_value("uid"), Some("#04024869"));
+        assert_eq!(again, d);
+    }
+
+    #[test]
+    fn oid_types_and_aliases_normalise_equal() {
+        let a = dn("2.5.4.3=Alice,OU=Users,DC=Example,DC=COM");
+        let b = dn("CN=alice,ou=users,dc=example,dc=com");
+        let c = dn("commonName=  ALICE ,ou=users,domainComponent=example,dc=com");
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        assert_eq!(a.normalized(), "cn=alice,ou=users,dc=example,dc=com");
+        assert_ne!(dn("uid=alice,dc=x"), dn("cn=alice,dc=x"));
+        assert_eq!(dn("1.2.3.4=x").normalized(), "1.2.3.4=x");
+        assert_eq!(a.first_value("commonName"), Some("Alice"));
+        assert_eq!(a.first_value("CN"), Some("Alice"));
+        assert_eq!(a.first_value("uid"), None);
+    }
+
+    #[test]
+    fn normalisation() {
+        assert_eq!(
+            dn("cn=  John    SMITH  ,dc=x").normalized(),
+            "cn=john smith,dc=x"
+        );
+        assert_eq!(dn("cn=John Smith,dc=x"), dn("cn=john   smith,dc=x"));
+        // AVAs of a multi-valued RDN are sorted.
+        assert_eq!(dn("uid=b+cn=a,dc=x"), dn("CN=A + UID=B,dc=x"));
+        assert_eq!(dn("uid=b+cn=a,dc=x").normalized(), "cn=a+uid=b,dc=x");
+        // Specials are escaped, so these differ from each other.
+        assert_eq!(dn(r"cn=a\,b,dc=x").normalized(), r"cn=a\2cb,dc=x");
+        assert_ne!(dn(r"cn=a\,b,dc=x"), dn("cn=a,b=b,dc=x"));
+        assert_ne!(dn(r"cn=a\+sn=b"), dn("cn=a+sn=b"));
+        assert_eq!(dn(r"cn=\#x").normalized(), r"cn=\23x");
+        use std::collections::HashSet;
+        let set: HashSet<Dn> = [dn("CN=Alice,DC=x"), dn("cn=alice , dc=X")].into();
+        assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn display_escapes_and_round_trips() {
+        let d = Dn::root()
+            .child("dc", "com")
+            .child("cn", r#" a,b+c"d\e<f>g;h "#);
+        assert_eq!(d.to_string(), r#"cn=\ a\,b\+c\"d\\e\<f\>g\;h\ ,dc=com"#);
+        assert_eq!(dn(&d.to_string()).first_value("cn"), d.first_value("cn"));
+        let h = Dn::root().child("cn", "#x y");
+        assert_eq!(h.to_string(), r"cn=\#x y");
+        let nul = Dn::root().child("cn", "a\0b");
+        assert_eq!(nul.to_string(), r"cn=a\00b");
+        assert_eq!(dn(&nul.to_string()).first_value("cn"), Some("a\0b"));
+        // Types stay as written.
+        assert_eq!(
+            dn("CN=Alice , 2.5.4.11=Users").to_string(),
+            "CN=Alice,2.5.4.11=Users"
+        );
+        assert_eq!(dn("cn=a+sn=b,dc=x").to_string(), "cn=a+sn=b,dc=x");
+        for s in [
+            r"cn=Lu\C4\8Di\C4\87,dc=x",
+            r"cn=\ \ x\ \ ,dc=y",
+            r#"cn=\"q\",o=\3Ca\3E"#,
+            "uid=x+cn=y+sn=z",
+        ] {
+            let once = dn(s);
+            let twice = dn(&once.to_string());
+            assert_eq!(avas(&once), avas(&twice), "{s}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        for bad in [
+            "cn",
+            "cn=a,",
+            "cn=a,,dc=x",
+            ",cn=a",
+            "=a",
+            "cn=a+",
+            "cn=a\\",
+            r"cn=a\zz",
+            r"cn=a\4",
+            r"cn=a\4g",
+            r"cn=\C4",
+            "cn=#",
+            "cn=#123",
+            "cn=#12zz",
+            "cn=a<b",
+            "cn=a\"b",
+            "cn=\"unterminated",
+            "1..2=x",
+            "1.=x",
+            "-cn=x",
+            "c n=x",
+        ] {
+            assert!(Dn::parse(bad).is_err(), "{bad:?} should fail");
+        }
+        let long = format!("cn={}", "a".repeat(MAX_DN_LEN));
+        assert!(Dn::parse(&long).is_err());
+        let ok = format!("cn={}", "a".repeat(MAX_DN_LEN - 3));
+        assert!(Dn::parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn tree_navigation() {
+        let base = dn("dc=example,dc=com");
+        let alice = base.child("ou", "users").child("cn", "alice");
+        assert_eq!(alice, dn("cn=Alice,ou=Users,dc=Example,dc=com"));
+        assert_eq!(alice.to_string(), "cn=alice,ou=users,dc=example,dc=com");
+        assert!(alice.ends_with(&base));
+        assert!(alice.ends_with(&alice));
+        assert!(alice.ends_with(&Dn::root()));
+        assert!(!base.ends_with(&alice));
+        assert!(!dn("dc=myexample,dc=com").ends_with(&base));
+        let tricky = dn(r"cn=x\,dc=example,dc=com");
+        assert!(tricky.ends_with(&dn("dc=com")));
+        assert!(!tricky.ends_with(&base));
+        let p = alice.parent().unwrap();
+        assert_eq!(p, dn("ou=users,dc=example,dc=com"));
+        assert_eq!(p.normalized(), "ou=users,dc=example,dc=com");
+        assert_eq!(dn("dc=com").parent().unwrap(), Dn::root());
+        assert!(Dn::root().parent().is_none());
+        assert_eq!(alice.relative_to(&base).map(<[Rdn]>::len), Some(2));
+        assert!(base.relative_to(&alice).is_none());
+        assert_eq!(dn("cn=a+sn=b,dc=x").first_value("cn"), None);
     }
 }
