@@ -22,3 +22,5 @@ pub mod tree;
 
 pub use dn::{Dn, DnError};
 pub use entry::Entry;
+pub use filter::{Filter, InChain};
+pub use tree::Target;
