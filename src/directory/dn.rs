@@ -332,7 +332,7 @@ impl fmt::Display for Dn {
     }
 }
 
-/// Recursive-descent-free RFC 4514 parser over the input bytes.
+/// A single-pass RFC 4514 parser over the input bytes (no recursion).
 struct Parser<'a> {
     s: &'a str,
     pos: usize,
