@@ -274,7 +274,8 @@ pub fn init_logging(level: &str, json: bool) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("invalid log.level `{level}`: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr);
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal());
     let result = if json {
         builder.json().try_init()
     } else {
@@ -423,15 +424,19 @@ fn admin(config: &Config, req: AdminRequest, json: bool) -> anyhow::Result<()> {
         }
     };
     let value = answer.map_err(|e: AdminError| anyhow!(e))?;
-    let mut out = io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut out, &value)?;
-        writeln!(out)?;
+    let text = if json {
+        let mut text = serde_json::to_string_pretty(&value)?;
+        text.push('\n');
+        text
     } else {
-        write!(out, "{}", render(&req, &value))?;
+        render(&req, &value)
+    };
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // The reader (`| head`) has all it wanted.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("while writing to standard output"),
     }
-    out.flush()?;
-    Ok(())
 }
 
 /// The store reports another process's lock as a backend error; its text is

@@ -260,7 +260,7 @@ impl Config {
         let mut origins = Origins::default();
         let env_file = env
             .iter()
-            .find(|(name, _)| name == CONFIG_ENV)
+            .find(|(name, value)| name == CONFIG_ENV && !value.is_empty())
             .map(|(_, value)| PathBuf::from(value));
         let mut config = match file.map(Path::to_path_buf).or(env_file) {
             Some(path) => Config::from_file(&path, &mut origins)?,

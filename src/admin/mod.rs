@@ -17,6 +17,8 @@
 
 pub mod bootstrap;
 pub mod socket;
+#[cfg(test)]
+mod tests_store;
 mod view;
 
 pub use bootstrap::bootstrap;
