@@ -20,7 +20,9 @@
     deny(clippy::unwrap_used, clippy::panic, clippy::await_holding_lock)
 )]
 
+pub mod admin;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod server;

@@ -1,0 +1,803 @@
+//! Admin requests: what the `user` and `group` commands ask for, and their
+//! execution against the store.
+//!
+//! The CLI builds an [`AdminRequest`]; it is either sent over the admin
+//! socket to a running server (`socket`), which runs [`execute`] on its
+//! blocking pool, or executed in the CLI's own process when no server runs.
+//! Either way the result is the JSON document that `--json` prints; the CLI
+//! renders its human output from that same document.
+//!
+//! Layout:
+//! - this file: [`AdminRequest`], [`AdminError`], [`AdminContext`], [`execute`].
+//! - `view`: users and groups as JSON objects (never with secrets).
+//! - `bootstrap`: the first start (admin user, required groups).
+//! - `socket`: the Unix socket server and client.
+//!
+//! This module speaks store records and knows nothing of LDAP or clap.
+
+pub mod bootstrap;
+pub mod socket;
+#[cfg(test)]
+mod tests_store;
+mod view;
+
+pub use bootstrap::bootstrap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::auth::password::Hasher;
+use crate::config::Config;
+use crate::directory::schema;
+use crate::store::{Group, GroupId, Member, NewUser, Store, StoreError, User, UserId};
+
+/// Longest password accepted, in bytes (the CLI reads at most this much).
+pub const MAX_PASSWORD_LEN: usize = 4096;
+
+/// A password in transit. Its `Debug` never shows it, so a request can be
+/// logged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(password: String) -> Password {
+        Password(password)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+/// One admin command. Serialized as a JSON object with an `op` field, e.g.
+/// `{"op":"user_show","username":"alice"}`; this is the admin socket's
+/// request format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AdminRequest {
+    UserAdd {
+        username: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        full_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+        /// `None` creates a user who cannot bind until a password is set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<Password>,
+    },
+    UserPasswd {
+        username: String,
+        password: Password,
+    },
+    UserShow {
+        username: String,
+    },
+    UserList,
+    UserEnable {
+        username: String,
+    },
+    UserDisable {
+        username: String,
+    },
+    UserDelete {
+        username: String,
+    },
+    UserSetAttr {
+        username: String,
+        key: String,
+        value: String,
+    },
+    UserUnsetAttr {
+        username: String,
+        key: String,
+    },
+    GroupAdd {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+    GroupDelete {
+        name: String,
+    },
+    GroupShow {
+        name: String,
+    },
+    GroupList,
+    GroupAddMember {
+        group: String,
+        user: String,
+    },
+    GroupRemoveMember {
+        group: String,
+        user: String,
+    },
+    GroupAddChild {
+        parent: String,
+        child: String,
+    },
+    GroupRemoveChild {
+        parent: String,
+        child: String,
+    },
+}
+
+impl AdminRequest {
+    /// The `op` name, for logs.
+    pub fn op(&self) -> &'static str {
+        match self {
+            AdminRequest::UserAdd { .. } => "user_add",
+            AdminRequest::UserPasswd { .. } => "user_passwd",
+            AdminRequest::UserShow { .. } => "user_show",
+            AdminRequest::UserList => "user_list",
+            AdminRequest::UserEnable { .. } => "user_enable",
+            AdminRequest::UserDisable { .. } => "user_disable",
+            AdminRequest::UserDelete { .. } => "user_delete",
+            AdminRequest::UserSetAttr { .. } => "user_set_attr",
+            AdminRequest::UserUnsetAttr { .. } => "user_unset_attr",
+            AdminRequest::GroupAdd { .. } => "group_add",
+            AdminRequest::GroupDelete { .. } => "group_delete",
+            AdminRequest::GroupShow { .. } => "group_show",
+            AdminRequest::GroupList => "group_list",
+            AdminRequest::GroupAddMember { .. } => "group_add_member",
+            AdminRequest::GroupRemoveMember { .. } => "group_remove_member",
+            AdminRequest::GroupAddChild { .. } => "group_add_child",
+            AdminRequest::GroupRemoveChild { .. } => "group_remove_child",
+        }
+    }
+}
+
+/// Why a request failed, in terms the operator can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request breaks a rule (bad name, cycle, protected group, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// Storage or hashing failed. The detail is shown to the local CLI and
+    /// logged by the server, never sent over the socket.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AdminError {
+    /// The `kind` of the socket's error object.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AdminError::NotFound(_) => "not_found",
+            AdminError::AlreadyExists(_) => "already_exists",
+            AdminError::Invalid(_) => "invalid",
+            AdminError::Internal(_) => "internal",
+        }
+    }
+
+    /// Rebuilds an error from the socket's `kind` and `message`.
+    pub fn from_kind(kind: &str, message: String) -> AdminError {
+        match kind {
+            "not_found" => AdminError::NotFound(message),
+            "already_exists" => AdminError::AlreadyExists(message),
+            "invalid" => AdminError::Invalid(message),
+            _ => AdminError::Internal(message),
+        }
+    }
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> AdminError {
+        let text = e.to_string();
+        match e {
+            StoreError::NotFound(_) => AdminError::NotFound(text),
+            StoreError::AlreadyExists(_) => AdminError::AlreadyExists(text),
+            StoreError::Invalid(message) => AdminError::Invalid(message),
+            StoreError::Backend(detail) => AdminError::Internal(detail),
+        }
+    }
+}
+
+/// What [`execute`] needs. The server builds one and shares it (in an `Arc`)
+/// with the admin socket; the CLI builds one when it opens the store itself.
+#[derive(Clone)]
+pub struct AdminContext {
+    pub store: Store,
+    pub hasher: Hasher,
+    /// Suffix used to show DNs.
+    pub base_dn: String,
+    /// `ldap.admin_group`: cannot be deleted, and is never left without an
+    /// enabled user.
+    pub admin_group: String,
+    /// `ldap.search_group`: cannot be deleted.
+    pub search_group: String,
+}
+
+impl AdminContext {
+    pub fn new(store: Store, hasher: Hasher, config: &Config) -> AdminContext {
+        AdminContext {
+            store,
+            hasher,
+            base_dn: config.base_dn.clone(),
+            admin_group: config.ldap.admin_group.clone(),
+            search_group: config.ldap.search_group.clone(),
+        }
+    }
+}
+
+/// Runs one request. Blocking (it may hash a password and it waits on the
+/// store): async callers run it inside `tokio::task::spawn_blocking`.
+///
+/// Reads return the object (`user show`, `group show`) or an array of them
+/// (`user list`, `group list`). Changes return
+/// `{"ok": true, "changed": bool, "user" | "group": {...}}` with the object
+/// after the change (before it, for deletions).
+pub fn execute(ctx: &AdminContext, req: AdminRequest) -> Result<Value, AdminError> {
+    match req {
+        AdminRequest::UserAdd {
+            username,
+            full_name,
+            email,
+            password,
+        } => user_add(ctx, username, full_name, email, password),
+        AdminRequest::UserPasswd { username, password } => user_passwd(ctx, &username, &password),
+        AdminRequest::UserShow { username } => {
+            let user = find_user(ctx, &username)?;
+            view::Names::new(ctx).user(&user)
+        }
+        AdminRequest::UserList => {
+            let mut names = view::Names::new(ctx);
+            let users = ctx.store.users()?;
+            let list = users
+                .iter()
+                .map(|u| names.user(u))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Value::Array(list))
+        }
+        AdminRequest::UserEnable { username } => set_disabled(ctx, &username, false),
+        AdminRequest::UserDisable { username } => set_disabled(ctx, &username, true),
+        AdminRequest::UserDelete { username } => user_delete(ctx, &username),
+        AdminRequest::UserSetAttr {
+            username,
+            key,
+            value,
+        } => user_set_attr(ctx, &username, &key, Some(value)),
+        AdminRequest::UserUnsetAttr { username, key } => user_set_attr(ctx, &username, &key, None),
+        AdminRequest::GroupAdd { name, description } => group_add(ctx, &name, description),
+        AdminRequest::GroupDelete { name } => group_delete(ctx, &name),
+        AdminRequest::GroupShow { name } => {
+            let group = find_group(ctx, &name)?;
+            view::Names::new(ctx).group(&group)
+        }
+        AdminRequest::GroupList => {
+            let mut names = view::Names::new(ctx);
+            let groups = ctx.store.groups()?;
+            let list = groups
+                .iter()
+                .map(|g| names.group(g))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Value::Array(list))
+        }
+        AdminRequest::GroupAddMember { group, user } => {
+            let group = find_group(ctx, &group)?;
+            let user = find_user(ctx, &user)?;
+            let changed = ctx.store.add_member(group.id, Member::User(user.id))?;
+            group_changed(ctx, group.id, changed)
+        }
+        AdminRequest::GroupRemoveMember { group, user } => {
+            let group = find_group(ctx, &group)?;
+            let user = find_user(ctx, &user)?;
+            let member = Member::User(user.id);
+            ensure_admin_remains(ctx, Removal::Edge(group.id, member))?;
+            let changed = ctx.store.remove_member(group.id, member)?;
+            group_changed(ctx, group.id, changed)
+        }
+        AdminRequest::GroupAddChild { parent, child } => {
+            let parent = find_group(ctx, &parent)?;
+            let child = find_group(ctx, &child)?;
+            if parent.id == child.id {
+                return Err(AdminError::Invalid(format!(
+                    "group {} cannot be a member of itself",
+                    parent.name
+                )));
+            }
+            let changed = ctx.store.add_member(parent.id, Member::Group(child.id))?;
+            group_changed(ctx, parent.id, changed)
+        }
+        AdminRequest::GroupRemoveChild { parent, child } => {
+            let parent = find_group(ctx, &parent)?;
+            let child = find_group(ctx, &child)?;
+            let member = Member::Group(child.id);
+            ensure_admin_remains(ctx, Removal::Edge(parent.id, member))?;
+            let changed = ctx.store.remove_member(parent.id, member)?;
+            group_changed(ctx, parent.id, changed)
+        }
+    }
+}
+
+fn find_user(ctx: &AdminContext, username: &str) -> Result<User, AdminError> {
+    ctx.store
+        .user_by_name(username)?
+        .ok_or_else(|| AdminError::NotFound(format!("user {username} not found")))
+}
+
+fn find_group(ctx: &AdminContext, name: &str) -> Result<Group, AdminError> {
+    ctx.store
+        .group_by_name(name)?
+        .ok_or_else(|| AdminError::NotFound(format!("group {name} not found")))
+}
+
+fn internal(e: impl fmt::Display) -> AdminError {
+    AdminError::Internal(e.to_string())
+}
+
+fn user_changed(ctx: &AdminContext, user: &User, changed: bool) -> Result<Value, AdminError> {
+    let view = view::Names::new(ctx).user(user)?;
+    Ok(json!({"ok": true, "changed": changed, "user": view}))
+}
+
+fn group_changed(ctx: &AdminContext, id: GroupId, changed: bool) -> Result<Value, AdminError> {
+    let group = ctx
+        .store
+        .group(id)?
+        .ok_or_else(|| AdminError::NotFound("the group was deleted meanwhile".into()))?;
+    let view = view::Names::new(ctx).group(&group)?;
+    Ok(json!({"ok": true, "changed": changed, "group": view}))
+}
+
+/// A text field given by the operator: trimmed, and refused when empty.
+fn non_empty(what: &str, value: Option<String>) -> Result<Option<String>, AdminError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => {
+            Err(AdminError::Invalid(format!("{what} must not be empty")))
+        }
+        Some(v) => Ok(Some(v.trim().to_string())),
+    }
+}
+
+fn hash(ctx: &AdminContext, password: &Password) -> Result<String, AdminError> {
+    let p = password.expose();
+    if p.is_empty() {
+        return Err(AdminError::Invalid("the password must not be empty".into()));
+    }
+    if p.len() > MAX_PASSWORD_LEN {
+        return Err(AdminError::Invalid(format!(
+            "the password is longer than {MAX_PASSWORD_LEN} bytes"
+        )));
+    }
+    ctx.hasher.hash_blocking(p).map_err(internal)
+}
+
+fn user_add(
+    ctx: &AdminContext,
+    username: String,
+    full_name: Option<String>,
+    email: Option<String>,
+    password: Option<Password>,
+) -> Result<Value, AdminError> {
+    let full_name = non_empty("the full name", full_name)?;
+    // The store validates names and addresses.
+    let email = non_empty("the email address", email)?;
+    // Fail fast, before spending a hash; the store checks again atomically.
+    if ctx.store.user_by_name(&username)?.is_some() {
+        return Err(AdminError::AlreadyExists(format!(
+            "user {username} already exists"
+        )));
+    }
+    let phc = password.as_ref().map(|p| hash(ctx, p)).transpose()?;
+    let user = ctx.store.create_user(NewUser {
+        username,
+        full_name,
+        email,
+    })?;
+    if let Some(phc) = phc {
+        if let Err(e) = ctx.store.set_password_hash(user.id, &phc) {
+            // Do not leave behind a user the operator believes has a password.
+            if let Err(undo) = ctx.store.delete_user(user.id) {
+                tracing::error!(user = %user.username, error = %undo,
+                    "could not remove a user whose password could not be stored");
+            }
+            return Err(e.into());
+        }
+    }
+    let user = ctx.store.user(user.id)?.unwrap_or(user);
+    user_changed(ctx, &user, true)
+}
+
+fn user_passwd(
+    ctx: &AdminContext,
+    username: &str,
+    password: &Password,
+) -> Result<Value, AdminError> {
+    let user = find_user(ctx, username)?;
+    let phc = hash(ctx, password)?;
+    ctx.store.set_password_hash(user.id, &phc)?;
+    let user = ctx.store.user(user.id)?.unwrap_or(user);
+    user_changed(ctx, &user, true)
+}
+
+fn set_disabled(ctx: &AdminContext, username: &str, disabled: bool) -> Result<Value, AdminError> {
+    let user = find_user(ctx, username)?;
+    if user.disabled == disabled {
+        return user_changed(ctx, &user, false);
+    }
+    if disabled {
+        ensure_admin_remains(ctx, Removal::User(user.id))?;
+    }
+    // The store bumps `cred_generation` itself when `disabled` changes, so
+    // caches keyed on it drop the old status at once.
+    let user = ctx.store.update_user(user.id, &|u: &mut User| {
+        u.disabled = disabled;
+        Ok(())
+    })?;
+    user_changed(ctx, &user, true)
+}
+
+fn user_delete(ctx: &AdminContext, username: &str) -> Result<Value, AdminError> {
+    let user = find_user(ctx, username)?;
+    ensure_admin_remains(ctx, Removal::User(user.id))?;
+    // Render before deleting: the answer shows what was removed.
+    let view = view::Names::new(ctx).user(&user)?;
+    ctx.store.delete_user(user.id)?;
+    Ok(json!({"ok": true, "changed": true, "user": view}))
+}
+
+/// `user set-attr` (`value` is `Some`) and `user unset-attr` (`None`).
+fn user_set_attr(
+    ctx: &AdminContext,
+    username: &str,
+    key: &str,
+    value: Option<String>,
+) -> Result<Value, AdminError> {
+    let user = find_user(ctx, username)?;
+    let target = match schema::user_settable(key) {
+        Some(attr) if attr.name.eq_ignore_ascii_case("displayName") => Target::FullName,
+        Some(attr) if attr.name.eq_ignore_ascii_case("mail") => Target::Email,
+        Some(attr) => Target::Attr(attr.name.to_string()),
+        // Unsetting a stored attribute that is no longer settable is allowed,
+        // so nothing can get stuck on a user.
+        None if value.is_none() && stored_attr_key(&user, key).is_some() => {
+            Target::Attr(key.to_string())
+        }
+        None => {
+            return Err(AdminError::Invalid(format!(
+                "attribute {key} cannot be set with set-attr (unknown, or computed by the server)"
+            )))
+        }
+    };
+    let value = match value {
+        Some(v) if v.is_empty() => {
+            return Err(AdminError::Invalid(format!(
+                "the value of {key} must not be empty; use unset-attr to remove it"
+            )))
+        }
+        Some(v) => Some(v),
+        None => None,
+    };
+    let before = user.clone();
+    let updated = ctx.store.update_user(user.id, &|u: &mut User| {
+        match &target {
+            Target::FullName => u.full_name = value.clone(),
+            Target::Email => u.email = value.clone(),
+            Target::Attr(name) => {
+                // Keys are canonical names; drop any differently-cased copy.
+                if let Some(old) = stored_attr_key(u, name) {
+                    u.attrs.remove(&old);
+                }
+                if let Some(v) = &value {
+                    u.attrs.insert(name.clone(), v.clone());
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let changed = updated.full_name != before.full_name
+        || updated.email != before.email
+        || updated.attrs != before.attrs;
+    user_changed(ctx, &updated, changed)
+}
+
+enum Target {
+    FullName,
+    Email,
+    Attr(String),
+}
+
+fn stored_attr_key(user: &User, key: &str) -> Option<String> {
+    user.attrs
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(key))
+        .cloned()
+}
+
+fn group_add(
+    ctx: &AdminContext,
+    name: &str,
+    description: Option<String>,
+) -> Result<Value, AdminError> {
+    let description = non_empty("the description", description)?;
+    let group = ctx.store.create_group(name, description)?;
+    let view = view::Names::new(ctx).group(&group)?;
+    Ok(json!({"ok": true, "changed": true, "group": view}))
+}
+
+fn group_delete(ctx: &AdminContext, name: &str) -> Result<Value, AdminError> {
+    let group = find_group(ctx, name)?;
+    for required in [&ctx.admin_group, &ctx.search_group] {
+        if group.name.eq_ignore_ascii_case(required) {
+            return Err(AdminError::Invalid(format!(
+                "group {} is required by the server",
+                group.name
+            )));
+        }
+    }
+    ensure_admin_remains(ctx, Removal::Group(group.id))?;
+    let view = view::Names::new(ctx).group(&group)?;
+    ctx.store.delete_group(group.id)?;
+    Ok(json!({"ok": true, "changed": true, "group": view}))
+}
+
+/// A change that may take administrators away.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// The user is deleted or disabled.
+    User(UserId),
+    /// The member leaves the group.
+    Edge(GroupId, Member),
+    /// The group is deleted.
+    Group(GroupId),
+}
+
+/// Refuses a change that would leave the admin group without any enabled
+/// user (directly or through child groups), so the directory always keeps
+/// someone who can administer it over LDAP. A directory that already has no
+/// admin is not blocked by this.
+fn ensure_admin_remains(ctx: &AdminContext, removal: Removal) -> Result<(), AdminError> {
+    let before = effective_admins(ctx, None)?;
+    if before.is_empty() {
+        return Ok(());
+    }
+    if let Removal::User(id) = removal {
+        if !before.contains(&id) {
+            return Ok(());
+        }
+    }
+    if effective_admins(ctx, Some(removal))?.is_empty() {
+        return Err(AdminError::Invalid(format!(
+            "this would leave group {} without an enabled member; add another admin first",
+            ctx.admin_group
+        )));
+    }
+    Ok(())
+}
+
+/// Enabled users who are members of the admin group, directly or through
+/// nested groups, as they would be after `removal`.
+fn effective_admins(
+    ctx: &AdminContext,
+    removal: Option<Removal>,
+) -> Result<BTreeSet<UserId>, AdminError> {
+    let mut admins = BTreeSet::new();
+    let Some(root) = ctx.store.group_by_name(&ctx.admin_group)? else {
+        return Ok(admins);
+    };
+    if removal == Some(Removal::Group(root.id)) {
+        return Ok(admins);
+    }
+    let mut seen = BTreeSet::from([root.id]);
+    let mut queue = vec![root.id];
+    while let Some(group) = queue.pop() {
+        for member in ctx.store.members(group)? {
+            if removal == Some(Removal::Edge(group, member)) {
+                continue;
+            }
+            match member {
+                Member::User(id) => {
+                    if removal == Some(Removal::User(id)) || admins.contains(&id) {
+                        continue;
+                    }
+                    if let Some(user) = ctx.store.user(id)? {
+                        if !user.disabled {
+                            admins.insert(id);
+                        }
+                    }
+                }
+                Member::Group(id) => {
+                    if removal == Some(Removal::Group(id)) {
+                        continue;
+                    }
+                    if seen.insert(id) {
+                        queue.push(id);
+                    }
+                }
+            }
+        }
+    }
+    Ok(admins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_request() -> Vec<AdminRequest> {
+        let s = |x: &str| x.to_string();
+        vec![
+            AdminRequest::UserAdd {
+                username: s("alice"),
+                full_name: Some(s("Alice Liddell")),
+                email: Some(s("alice@example.com")),
+                password: Some(Password::new(s("s3cret;x"))),
+            },
+            AdminRequest::UserAdd {
+                username: s("bob"),
+                full_name: None,
+                email: None,
+                password: None,
+            },
+            AdminRequest::UserPasswd {
+                username: s("alice"),
+                password: Password::new(s("n\u{e9}w \"pw\"")),
+            },
+            AdminRequest::UserShow {
+                username: s("alice"),
+            },
+            AdminRequest::UserList,
+            AdminRequest::UserEnable {
+                username: s("alice"),
+            },
+            AdminRequest::UserDisable {
+                username: s("alice"),
+            },
+            AdminRequest::UserDelete {
+                username: s("alice"),
+            },
+            AdminRequest::UserSetAttr {
+                username: s("alice"),
+                key: s("loginShell"),
+                value: s("/bin/zsh"),
+            },
+            AdminRequest::UserUnsetAttr {
+                username: s("alice"),
+                key: s("loginShell"),
+            },
+            AdminRequest::GroupAdd {
+                name: s("staff"),
+                description: Some(s("Everyone")),
+            },
+            AdminRequest::GroupAdd {
+                name: s("staff"),
+                description: None,
+            },
+            AdminRequest::GroupDelete { name: s("staff") },
+            AdminRequest::GroupShow { name: s("staff") },
+            AdminRequest::GroupList,
+            AdminRequest::GroupAddMember {
+                group: s("staff"),
+                user: s("alice"),
+            },
+            AdminRequest::GroupRemoveMember {
+                group: s("staff"),
+                user: s("alice"),
+            },
+            AdminRequest::GroupAddChild {
+                parent: s("staff"),
+                child: s("devs"),
+            },
+            AdminRequest::GroupRemoveChild {
+                parent: s("staff"),
+                child: s("devs"),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_request_round_trips_through_json() {
+        let mut ops = BTreeSet::new();
+        for req in every_request() {
+            let text = serde_json::to_string(&req).expect("serialize");
+            let back: AdminRequest = serde_json::from_str(&text).expect("deserialize");
+            assert_eq!(back, req, "{text}");
+            let value: Value = serde_json::from_str(&text).expect("json");
+            assert_eq!(value["op"], req.op(), "{text}");
+            ops.insert(req.op());
+        }
+        assert_eq!(ops.len(), 17, "every variant covered");
+    }
+
+    #[test]
+    fn wire_format() {
+        let req: AdminRequest =
+            serde_json::from_str(r#"{"op":"user_add","username":"carol"}"#).expect("parse");
+        assert_eq!(
+            req,
+            AdminRequest::UserAdd {
+                username: "carol".into(),
+                full_name: None,
+                email: None,
+                password: None
+            }
+        );
+        let req = AdminRequest::GroupAddMember {
+            group: "admins".into(),
+            user: "carol".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&req).expect("json"),
+            json!({"op": "group_add_member", "group": "admins", "user": "carol"})
+        );
+        assert_eq!(
+            serde_json::to_value(AdminRequest::UserList).expect("json"),
+            json!({"op": "user_list"})
+        );
+    }
+
+    #[test]
+    fn malformed_requests_are_refused() {
+        for bad in [
+            r#"{"op":"user_show"}"#,
+            r#"{"op":"user_show","username":"a","extra":1}"#,
+            r#"{"op":"user_frobnicate","username":"a"}"#,
+            r#"{"username":"a"}"#,
+            r#""user_list""#,
+        ] {
+            assert!(serde_json::from_str::<AdminRequest>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_show_in_debug() {
+        let req = AdminRequest::UserPasswd {
+            username: "alice".into(),
+            password: Password::new("hunter2".into()),
+        };
+        let debug = format!("{req:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("********"));
+    }
+
+    #[test]
+    fn error_kinds_round_trip() {
+        for e in [
+            AdminError::NotFound("user x not found".into()),
+            AdminError::AlreadyExists("user x already exists".into()),
+            AdminError::Invalid("bad".into()),
+            AdminError::Internal("disk".into()),
+        ] {
+            let message = match &e {
+                AdminError::NotFound(m)
+                | AdminError::AlreadyExists(m)
+                | AdminError::Invalid(m)
+                | AdminError::Internal(m) => m.clone(),
+            };
+            assert_eq!(AdminError::from_kind(e.kind(), message), e);
+        }
+    }
+
+    #[test]
+    fn store_errors_map_to_admin_errors() {
+        assert_eq!(
+            AdminError::from(StoreError::NotFound("user x".into())),
+            AdminError::NotFound("user x not found".into())
+        );
+        assert_eq!(
+            AdminError::from(StoreError::AlreadyExists("group y".into())),
+            AdminError::AlreadyExists("group y already exists".into())
+        );
+        assert_eq!(
+            AdminError::from(StoreError::Invalid("cycle".into())),
+            AdminError::Invalid("cycle".into())
+        );
+        assert!(matches!(
+            AdminError::from(StoreError::Backend("io".into())),
+            AdminError::Internal(_)
+        ));
+    }
+}

@@ -1,0 +1,1256 @@
+//! The command line: `portcullis [--config FILE] [--data-dir DIR] COMMAND`
+//! (DESIGN.md section 6), parsed with clap and carried out here.
+//!
+//! `serve` resolves the settings, starts logging and hands over to
+//! [`crate::server::serve`]. The `user` and `group` commands become
+//! [`AdminRequest`]s: sent to a running server over its admin socket, or,
+//! when none runs, executed against the store opened in this process. Their
+//! answer is one JSON document, printed as is with `--json` or rendered as
+//! short text. Errors are one line on stderr and exit code 1; usage errors
+//! exit with 2 (clap's convention).
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::admin::socket::AdminClient;
+use crate::admin::{
+    bootstrap, execute, AdminContext, AdminError, AdminRequest, Password, MAX_PASSWORD_LEN,
+};
+use crate::auth::password::Hasher;
+use crate::config::{Config, Overrides};
+use crate::store::{Store, StoreError};
+
+/// LDAP v3 directory server with MFA-aware bind.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version)]
+pub struct Cli {
+    /// TOML config file (default: $PORTCULLIS_CONFIG, else built-in defaults).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides data_dir and PORTCULLIS_DATA_DIR).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Print one JSON document instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (LDAP, admin socket) until SIGTERM or ctrl-c.
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+#[derive(Debug, Args, Default, PartialEq)]
+pub struct ServeArgs {
+    /// LDAP listener, e.g. 127.0.0.1:3389.
+    #[arg(long, value_name = "ADDR")]
+    pub ldap_addr: Option<String>,
+    /// LDAPS listener, e.g. 127.0.0.1:6636.
+    #[arg(long, value_name = "ADDR")]
+    pub ldaps_addr: Option<String>,
+    /// Portal (HTTP) listener, e.g. 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+    /// Base DN of the served tree, e.g. dc=example,dc=com.
+    #[arg(long, value_name = "DN")]
+    pub base_dn: Option<String>,
+}
+
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum UserCommand {
+    /// Create a user (without --password-stdin it cannot bind until
+    /// `user passwd` sets a password).
+    Add {
+        /// Username.
+        #[arg(value_name = "NAME")]
+        username: String,
+        /// Full name (displayName).
+        #[arg(long = "name", value_name = "FULL")]
+        full_name: Option<String>,
+        /// Email address (mail).
+        #[arg(long, value_name = "E")]
+        email: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password, read from the first line of standard input.
+    Passwd {
+        /// Username.
+        #[arg(value_name = "NAME")]
+        username: String,
+        /// Read the password from the first line of standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Show a user.
+    Show {
+        /// Username.
+        #[arg(value_name = "NAME")]
+        username: String,
+    },
+    /// List all users.
+    List,
+    /// Allow a user to bind again.
+    Enable {
+        /// Username.
+        #[arg(value_name = "NAME")]
+        username: String,
+    },
+    /// Refuse every bind of a user, at once.
+    Disable {
+        /// Username.
+        #[arg(value_name = "NAME")]
+        username: String,
+    },
+    /// Delete a user, its credentials and its memberships.
+    Delete {
+        /// Username.
+        #[arg(value_name = "NAME")]
+        username: String,
+    },
+    /// Set an attribute (displayName, mail, sn, givenName, loginShell, …).
+    SetAttr {
+        /// Username.
+        #[arg(value_name = "NAME")]
+        username: String,
+        /// Attribute name, e.g. loginShell.
+        #[arg(value_name = "KEY")]
+        key: String,
+        /// Attribute value.
+        #[arg(value_name = "VALUE", allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Remove an attribute.
+    UnsetAttr {
+        /// Username.
+        #[arg(value_name = "NAME")]
+        username: String,
+        /// Attribute name, e.g. loginShell.
+        #[arg(value_name = "KEY")]
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum GroupCommand {
+    /// Create a group.
+    Add {
+        /// Group name.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Description of the group.
+        #[arg(long, value_name = "D", allow_hyphen_values = true)]
+        description: Option<String>,
+    },
+    /// Delete a group and every membership to and from it.
+    Delete {
+        /// Group name.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Show a group.
+    Show {
+        /// Group name.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// List all groups.
+    List,
+    /// Make a user a direct member of a group.
+    AddMember {
+        /// Group name.
+        #[arg(value_name = "GROUP")]
+        group: String,
+        /// Username.
+        #[arg(value_name = "USER")]
+        user: String,
+    },
+    /// Remove a user from a group.
+    RemoveMember {
+        /// Group name.
+        #[arg(value_name = "GROUP")]
+        group: String,
+        /// Username.
+        #[arg(value_name = "USER")]
+        user: String,
+    },
+    /// Make CHILD a member of PARENT (nested groups).
+    AddChild {
+        /// The group that gains or loses a member.
+        #[arg(value_name = "PARENT")]
+        parent: String,
+        /// The member group.
+        #[arg(value_name = "CHILD")]
+        child: String,
+    },
+    /// Remove CHILD from PARENT.
+    RemoveChild {
+        /// The group that gains or loses a member.
+        #[arg(value_name = "PARENT")]
+        parent: String,
+        /// The member group.
+        #[arg(value_name = "CHILD")]
+        child: String,
+    },
+}
+
+/// Carries out a parsed command line. Errors are printed as one line on
+/// stderr (`error: …`) and give exit code 1.
+pub fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let text = format!("{e:#}").replace(['\n', '\r'], " ");
+            eprintln!("error: {text}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let mut overrides = Overrides {
+        data_dir: cli.data_dir,
+        ..Overrides::default()
+    };
+    match cli.command {
+        Command::Serve(args) => {
+            overrides.ldap_addr = args.ldap_addr;
+            overrides.ldaps_addr = args.ldaps_addr;
+            overrides.http_addr = args.http_addr;
+            overrides.base_dn = args.base_dn;
+            let config = load_config(cli.config.as_deref(), &overrides)?;
+            init_logging(&config.log.level, config.log.json)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("while starting the async runtime")?;
+            runtime.block_on(crate::server::serve(config))
+        }
+        Command::User(cmd) => {
+            let config = load_config(cli.config.as_deref(), &overrides)?;
+            let req = user_request(cmd, &mut io::stdin().lock())?;
+            admin(&config, req, cli.json)
+        }
+        Command::Group(cmd) => {
+            let config = load_config(cli.config.as_deref(), &overrides)?;
+            admin(&config, group_request(cmd), cli.json)
+        }
+    }
+}
+
+fn load_config(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+    let mut env = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with("PORTCULLIS_") {
+            continue;
+        }
+        let value = value
+            .into_string()
+            .map_err(|_| anyhow!("environment variable {name} is not valid UTF-8"))?;
+        env.push((name.to_string(), value));
+    }
+    Ok(Config::load(file, env.into_iter(), overrides)?)
+}
+
+/// Logs to stderr, as text or one JSON object per line.
+pub fn init_logging(level: &str, json: bool) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| anyhow!("invalid log.level `{level}`: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal());
+    let result = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    result.map_err(|e| anyhow!("cannot start logging: {e}"))
+}
+
+fn user_request(cmd: UserCommand, stdin: &mut impl BufRead) -> anyhow::Result<AdminRequest> {
+    Ok(match cmd {
+        UserCommand::Add {
+            username,
+            full_name,
+            email,
+            password_stdin,
+        } => AdminRequest::UserAdd {
+            username,
+            full_name,
+            email,
+            password: if password_stdin {
+                Some(read_password(stdin)?)
+            } else {
+                None
+            },
+        },
+        UserCommand::Passwd { username, .. } => AdminRequest::UserPasswd {
+            username,
+            password: read_password(stdin)?,
+        },
+        UserCommand::Show { username } => AdminRequest::UserShow { username },
+        UserCommand::List => AdminRequest::UserList,
+        UserCommand::Enable { username } => AdminRequest::UserEnable { username },
+        UserCommand::Disable { username } => AdminRequest::UserDisable { username },
+        UserCommand::Delete { username } => AdminRequest::UserDelete { username },
+        UserCommand::SetAttr {
+            username,
+            key,
+            value,
+        } => AdminRequest::UserSetAttr {
+            username,
+            key,
+            value,
+        },
+        UserCommand::UnsetAttr { username, key } => AdminRequest::UserUnsetAttr { username, key },
+    })
+}
+
+fn group_request(cmd: GroupCommand) -> AdminRequest {
+    match cmd {
+        GroupCommand::Add { name, description } => AdminRequest::GroupAdd { name, description },
+        GroupCommand::Delete { name } => AdminRequest::GroupDelete { name },
+        GroupCommand::Show { name } => AdminRequest::GroupShow { name },
+        GroupCommand::List => AdminRequest::GroupList,
+        GroupCommand::AddMember { group, user } => AdminRequest::GroupAddMember { group, user },
+        GroupCommand::RemoveMember { group, user } => {
+            AdminRequest::GroupRemoveMember { group, user }
+        }
+        GroupCommand::AddChild { parent, child } => AdminRequest::GroupAddChild { parent, child },
+        GroupCommand::RemoveChild { parent, child } => {
+            AdminRequest::GroupRemoveChild { parent, child }
+        }
+    }
+}
+
+/// Reads one line (without its `\n` or `\r\n`) of at most
+/// [`MAX_PASSWORD_LEN`] bytes; refuses an empty one.
+fn read_password(input: &mut impl BufRead) -> anyhow::Result<Password> {
+    if io::stdin().is_terminal() {
+        eprint!("password (shown as typed): ");
+        let _ = io::stderr().flush();
+    }
+    let mut buf = Vec::new();
+    input
+        .by_ref()
+        .take(MAX_PASSWORD_LEN as u64 + 2)
+        .read_until(b'\n', &mut buf)
+        .context("while reading the password from standard input")?;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    if buf.len() > MAX_PASSWORD_LEN {
+        bail!("the password is longer than {MAX_PASSWORD_LEN} bytes");
+    }
+    if buf.is_empty() {
+        bail!("no password on standard input (empty passwords are not allowed)");
+    }
+    let password =
+        String::from_utf8(buf).map_err(|_| anyhow!("the password is not valid UTF-8"))?;
+    Ok(Password::new(password))
+}
+
+/// How long a command waits for a store held by a process that is starting
+/// or finishing (another command, or `serve` before its socket is up).
+const STORE_BUSY_WAIT: Duration = Duration::from_secs(3);
+
+/// Sends `req` to the running server, or executes it on the store opened
+/// here when no server runs; then prints the answer.
+fn admin(config: &Config, req: AdminRequest, json: bool) -> anyhow::Result<()> {
+    // Store warnings and the like; the answer itself goes to stdout.
+    let _ = init_logging("warn", config.log.json);
+    let socket = config.admin_socket_path();
+    let deadline = Instant::now() + STORE_BUSY_WAIT;
+    let answer = loop {
+        match AdminClient::connect(&socket) {
+            Ok(mut client) => {
+                break client.call(&req).with_context(|| {
+                    format!("while talking to the server over {}", socket.display())
+                })?;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::InvalidInput
+                ) => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                    "cannot connect to the admin socket {} (does the server run as another user?)",
+                    socket.display()
+                )
+                })
+            }
+        }
+        match Store::open(&config.data_dir) {
+            Ok(store) => break execute_locally(config, store, req.clone())?,
+            Err(e) if looks_locked(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) if looks_locked(&e) => {
+                bail!(
+                    "the store at {} is in use; is `portcullis serve` running with another data dir? ({e})",
+                    config.data_dir.display()
+                )
+            }
+            Err(e) => {
+                bail!(
+                    "cannot open the store at {}: {e}",
+                    config.data_dir.display()
+                )
+            }
+        }
+    };
+    let value = answer.map_err(|e: AdminError| anyhow!(e))?;
+    let text = if json {
+        let mut text = serde_json::to_string_pretty(&value)?;
+        text.push('\n');
+        text
+    } else {
+        render(&req, &value)
+    };
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // The reader (`| head`) has all it wanted.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("while writing to standard output"),
+    }
+}
+
+/// The store reports another process's lock as a backend error; its text is
+/// all there is to recognise it by.
+fn looks_locked(e: &StoreError) -> bool {
+    let StoreError::Backend(detail) = e else {
+        return false;
+    };
+    let detail = detail.to_lowercase();
+    [
+        "lock",
+        "temporarily unavailable",
+        "would block",
+        "os error 11",
+    ]
+    .iter()
+    .any(|needle| detail.contains(needle))
+}
+
+fn execute_locally(
+    config: &Config,
+    store: Store,
+    req: AdminRequest,
+) -> anyhow::Result<Result<Value, AdminError>> {
+    let hasher = Hasher::new(&config.auth).context("while setting up password hashing")?;
+    if let Some(password) = bootstrap(&store, &hasher, config)? {
+        eprintln!(
+            "initial admin password: {password} (also written to {})",
+            config.initial_password_path().display()
+        );
+    }
+    let ctx = AdminContext::new(store, hasher, config);
+    let answer = execute(&ctx, req);
+    ctx.store.flush().context("while flushing the store")?;
+    Ok(answer)
+}
+
+// --- human output, rendered from the JSON answer ---
+
+/// A field as text: strings as they are (control characters escaped, so a
+/// stored value cannot drive the terminal), numbers and booleans as JSON,
+/// null and missing as `-`.
+fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) if s.is_empty() => "-".into(),
+        Some(Value::String(s)) => safe(s),
+        Some(other) => safe(&other.to_string()),
+    }
+}
+
+fn safe(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+fn names(v: &Value, key: &str) -> String {
+    let list: Vec<String> = v
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(safe).collect())
+        .unwrap_or_default();
+    if list.is_empty() {
+        "-".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+fn status(user: &Value) -> &'static str {
+    if user
+        .get("disabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        "disabled"
+    } else {
+        "enabled"
+    }
+}
+
+fn changed(v: &Value) -> bool {
+    v.get("changed").and_then(Value::as_bool).unwrap_or(true)
+}
+
+fn render(req: &AdminRequest, v: &Value) -> String {
+    let user = v.get("user").unwrap_or(&Value::Null);
+    let group = v.get("group").unwrap_or(&Value::Null);
+    let line = match req {
+        AdminRequest::UserShow { .. } => return render_user(v),
+        AdminRequest::GroupShow { .. } => return render_group(v),
+        AdminRequest::UserList => return render_users(v),
+        AdminRequest::GroupList => return render_groups(v),
+        AdminRequest::UserAdd { password, .. } => {
+            let mut line = format!(
+                "created user {} (uidNumber {}, {})",
+                text(user, "username"),
+                text(user, "uid_number"),
+                text(user, "dn")
+            );
+            if password.is_none() {
+                line.push_str("; it has no password and cannot bind until `user passwd` sets one");
+            }
+            line
+        }
+        AdminRequest::UserPasswd { .. } => {
+            format!("changed the password of {}", text(user, "username"))
+        }
+        AdminRequest::UserEnable { .. } | AdminRequest::UserDisable { .. } => {
+            let was = if changed(v) { "is now" } else { "was already" };
+            format!("user {} {was} {}", text(user, "username"), status(user))
+        }
+        AdminRequest::UserDelete { .. } => format!("deleted user {}", text(user, "username")),
+        AdminRequest::UserSetAttr { key, .. } if changed(v) => {
+            format!("set {} of {}", safe(key), text(user, "username"))
+        }
+        AdminRequest::UserSetAttr { key, .. } => {
+            format!(
+                "{} of {} already had that value",
+                safe(key),
+                text(user, "username")
+            )
+        }
+        AdminRequest::UserUnsetAttr { key, .. } if changed(v) => {
+            format!("removed {} from {}", safe(key), text(user, "username"))
+        }
+        AdminRequest::UserUnsetAttr { key, .. } => {
+            format!("{} has no {}", text(user, "username"), safe(key))
+        }
+        AdminRequest::GroupAdd { .. } => format!(
+            "created group {} (gidNumber {}, {})",
+            text(group, "name"),
+            text(group, "gid_number"),
+            text(group, "dn")
+        ),
+        AdminRequest::GroupDelete { .. } => format!("deleted group {}", text(group, "name")),
+        AdminRequest::GroupAddMember { user, .. } if changed(v) => {
+            format!("added {} to {}", safe(user), text(group, "name"))
+        }
+        AdminRequest::GroupAddMember { user, .. } => {
+            format!(
+                "{} already is a member of {}",
+                safe(user),
+                text(group, "name")
+            )
+        }
+        AdminRequest::GroupRemoveMember { user, .. } if changed(v) => {
+            format!("removed {} from {}", safe(user), text(group, "name"))
+        }
+        AdminRequest::GroupRemoveMember { user, .. } => {
+            format!("{} is not a member of {}", safe(user), text(group, "name"))
+        }
+        AdminRequest::GroupAddChild { child, .. } if changed(v) => {
+            format!(
+                "group {} is now a member of {}",
+                safe(child),
+                text(group, "name")
+            )
+        }
+        AdminRequest::GroupAddChild { child, .. } => {
+            format!(
+                "group {} already is a member of {}",
+                safe(child),
+                text(group, "name")
+            )
+        }
+        AdminRequest::GroupRemoveChild { child, .. } if changed(v) => {
+            format!("removed group {} from {}", safe(child), text(group, "name"))
+        }
+        AdminRequest::GroupRemoveChild { child, .. } => {
+            format!(
+                "group {} is not a member of {}",
+                safe(child),
+                text(group, "name")
+            )
+        }
+    };
+    format!("{line}\n")
+}
+
+fn fields(rows: &[(&str, String)]) -> String {
+    let width = rows.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
+    rows.iter()
+        .map(|(k, v)| format!("{:<width$}  {v}\n", format!("{k}:")))
+        .collect()
+}
+
+fn render_user(u: &Value) -> String {
+    let pwd_changed = match u.get("pwd_changed") {
+        Some(Value::String(t)) => safe(t),
+        _ => "never (cannot bind)".into(),
+    };
+    let rows = [
+        ("username", text(u, "username")),
+        ("dn", text(u, "dn")),
+        ("full name", text(u, "full_name")),
+        ("email", text(u, "email")),
+        ("uidNumber", text(u, "uid_number")),
+        ("gidNumber", text(u, "gid_number")),
+        ("status", status(u).to_string()),
+        ("groups", names(u, "groups")),
+        ("password set", pwd_changed),
+        ("created", text(u, "created")),
+        ("modified", text(u, "modified")),
+        ("id", text(u, "id")),
+    ];
+    let attrs: Vec<(String, String)> = u
+        .get("attrs")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (safe(k), v.as_str().map(safe).unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = fields(&rows);
+    if !attrs.is_empty() {
+        out.push_str("attributes:\n");
+        let width = attrs
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (k, v) in attrs {
+            out.push_str(&format!(
+                "  {:<width$}  {v}\n",
+                format!("{k}:"),
+                width = width + 1
+            ));
+        }
+    }
+    out
+}
+
+fn render_group(g: &Value) -> String {
+    fields(&[
+        ("name", text(g, "name")),
+        ("dn", text(g, "dn")),
+        ("gidNumber", text(g, "gid_number")),
+        ("description", text(g, "description")),
+        ("members", names(g, "members")),
+        ("child groups", names(g, "child_groups")),
+        ("parent groups", names(g, "parent_groups")),
+        ("created", text(g, "created")),
+        ("modified", text(g, "modified")),
+        ("id", text(g, "id")),
+    ])
+}
+
+fn render_users(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .map(|users| {
+            users
+                .iter()
+                .map(|u| {
+                    vec![
+                        text(u, "username"),
+                        text(u, "uid_number"),
+                        text(u, "full_name"),
+                        text(u, "email"),
+                        status(u).to_string(),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(&["USERNAME", "UID", "NAME", "EMAIL", "STATUS"], &rows)
+}
+
+fn render_groups(v: &Value) -> String {
+    let count = |g: &Value, key: &str| {
+        g.get(key)
+            .and_then(Value::as_array)
+            .map_or(0, |a| a.len())
+            .to_string()
+    };
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .map(|groups| {
+            groups
+                .iter()
+                .map(|g| {
+                    vec![
+                        text(g, "name"),
+                        text(g, "gid_number"),
+                        count(g, "members"),
+                        count(g, "child_groups"),
+                        text(g, "description"),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(
+        &["NAME", "GID", "MEMBERS", "CHILDREN", "DESCRIPTION"],
+        &rows,
+    )
+}
+
+/// Columns padded to their widest cell; the last column is not padded.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                out.push_str(&" ".repeat(w - cell.chars().count() + 2));
+            }
+        }
+        out.push('\n');
+        out
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use serde_json::json;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut argv = vec!["portcullis"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn parse_err(args: &[&str]) -> clap::error::ErrorKind {
+        let mut argv = vec!["portcullis"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => panic!("{args:?} parsed as {cli:?}"),
+            Err(e) => e.kind(),
+        }
+    }
+
+    fn user(args: &[&str]) -> UserCommand {
+        match parse(args).command {
+            Command::User(cmd) => cmd,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn group(args: &[&str]) -> GroupCommand {
+        match parse(args).command {
+            Command::Group(cmd) => cmd,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn s(x: &str) -> String {
+        x.to_string()
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options() {
+        let cli = parse(&["--config", "c.toml", "--data-dir", "/d", "user", "list"]);
+        assert_eq!(cli.config, Some(PathBuf::from("c.toml")));
+        assert_eq!(cli.data_dir, Some(PathBuf::from("/d")));
+        assert!(!cli.json);
+        // Also accepted after the command.
+        let cli = parse(&["user", "list", "--data-dir", "/e", "--config", "d.toml"]);
+        assert_eq!(cli.data_dir, Some(PathBuf::from("/e")));
+        assert_eq!(cli.config, Some(PathBuf::from("d.toml")));
+    }
+
+    #[test]
+    fn serve() {
+        let cli = parse(&["serve"]);
+        assert!(matches!(cli.command, Command::Serve(ref a) if *a == ServeArgs::default()));
+        let cli = parse(&[
+            "--data-dir",
+            "/d",
+            "serve",
+            "--ldap-addr",
+            "127.0.0.1:1389",
+            "--ldaps-addr",
+            "127.0.0.1:1636",
+            "--http-addr",
+            "127.0.0.1:1080",
+            "--base-dn",
+            "dc=x,dc=y",
+        ]);
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(
+            args,
+            ServeArgs {
+                ldap_addr: Some(s("127.0.0.1:1389")),
+                ldaps_addr: Some(s("127.0.0.1:1636")),
+                http_addr: Some(s("127.0.0.1:1080")),
+                base_dn: Some(s("dc=x,dc=y")),
+            }
+        );
+    }
+
+    #[test]
+    fn user_commands() {
+        assert_eq!(
+            user(&["user", "add", "alice"]),
+            UserCommand::Add {
+                username: s("alice"),
+                full_name: None,
+                email: None,
+                password_stdin: false
+            }
+        );
+        assert_eq!(
+            user(&[
+                "user",
+                "add",
+                "alice",
+                "--name",
+                "Alice Liddell",
+                "--email",
+                "alice@example.com",
+                "--password-stdin"
+            ]),
+            UserCommand::Add {
+                username: s("alice"),
+                full_name: Some(s("Alice Liddell")),
+                email: Some(s("alice@example.com")),
+                password_stdin: true
+            }
+        );
+        assert_eq!(
+            user(&["user", "passwd", "alice", "--password-stdin"]),
+            UserCommand::Passwd {
+                username: s("alice"),
+                password_stdin: true
+            }
+        );
+        assert_eq!(
+            user(&["user", "show", "alice"]),
+            UserCommand::Show {
+                username: s("alice")
+            }
+        );
+        assert_eq!(user(&["user", "list"]), UserCommand::List);
+        assert_eq!(
+            user(&["user", "enable", "alice"]),
+            UserCommand::Enable {
+                username: s("alice")
+            }
+        );
+        assert_eq!(
+            user(&["user", "disable", "alice"]),
+            UserCommand::Disable {
+                username: s("alice")
+            }
+        );
+        assert_eq!(
+            user(&["user", "delete", "alice"]),
+            UserCommand::Delete {
+                username: s("alice")
+            }
+        );
+        assert_eq!(
+            user(&["user", "set-attr", "alice", "loginShell", "/bin/zsh"]),
+            UserCommand::SetAttr {
+                username: s("alice"),
+                key: s("loginShell"),
+                value: s("/bin/zsh")
+            }
+        );
+        assert_eq!(
+            user(&["user", "set-attr", "alice", "description", "-x-"]),
+            UserCommand::SetAttr {
+                username: s("alice"),
+                key: s("description"),
+                value: s("-x-")
+            }
+        );
+        assert_eq!(
+            user(&["user", "unset-attr", "alice", "loginShell"]),
+            UserCommand::UnsetAttr {
+                username: s("alice"),
+                key: s("loginShell")
+            }
+        );
+    }
+
+    #[test]
+    fn group_commands() {
+        assert_eq!(
+            group(&["group", "add", "staff"]),
+            GroupCommand::Add {
+                name: s("staff"),
+                description: None
+            }
+        );
+        assert_eq!(
+            group(&["group", "add", "staff", "--description", "All staff"]),
+            GroupCommand::Add {
+                name: s("staff"),
+                description: Some(s("All staff"))
+            }
+        );
+        assert_eq!(
+            group(&["group", "delete", "staff"]),
+            GroupCommand::Delete { name: s("staff") }
+        );
+        assert_eq!(
+            group(&["group", "show", "staff"]),
+            GroupCommand::Show { name: s("staff") }
+        );
+        assert_eq!(group(&["group", "list"]), GroupCommand::List);
+        assert_eq!(
+            group(&["group", "add-member", "staff", "alice"]),
+            GroupCommand::AddMember {
+                group: s("staff"),
+                user: s("alice")
+            }
+        );
+        assert_eq!(
+            group(&["group", "remove-member", "staff", "alice"]),
+            GroupCommand::RemoveMember {
+                group: s("staff"),
+                user: s("alice")
+            }
+        );
+        assert_eq!(
+            group(&["group", "add-child", "staff", "devs"]),
+            GroupCommand::AddChild {
+                parent: s("staff"),
+                child: s("devs")
+            }
+        );
+        assert_eq!(
+            group(&["group", "remove-child", "staff", "devs"]),
+            GroupCommand::RemoveChild {
+                parent: s("staff"),
+                child: s("devs")
+            }
+        );
+    }
+
+    #[test]
+    fn json_after_the_arguments_of_every_command() {
+        let forms: &[&[&str]] = &[
+            &["user", "add", "alice"],
+            &["user", "add", "alice", "--name", "A", "--password-stdin"],
+            &["user", "passwd", "alice", "--password-stdin"],
+            &["user", "show", "alice"],
+            &["user", "list"],
+            &["user", "enable", "alice"],
+            &["user", "disable", "alice"],
+            &["user", "delete", "alice"],
+            &["user", "set-attr", "alice", "sn", "Liddell"],
+            &["user", "unset-attr", "alice", "sn"],
+            &["group", "add", "staff"],
+            &["group", "add", "staff", "--description", "d"],
+            &["group", "delete", "staff"],
+            &["group", "show", "staff"],
+            &["group", "list"],
+            &["group", "add-member", "staff", "alice"],
+            &["group", "remove-member", "staff", "alice"],
+            &["group", "add-child", "staff", "devs"],
+            &["group", "remove-child", "staff", "devs"],
+            &["serve"],
+        ];
+        for form in forms {
+            assert!(!parse(form).json, "{form:?} without --json");
+            let mut with = form.to_vec();
+            with.push("--json");
+            assert!(parse(&with).json, "{with:?}");
+            let mut before = vec!["--json"];
+            before.extend_from_slice(form);
+            assert!(parse(&before).json, "{before:?}");
+        }
+        // Between the command and its arguments too.
+        assert_eq!(
+            user(&["user", "show", "--json", "alice"]),
+            UserCommand::Show {
+                username: s("alice")
+            }
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        use clap::error::ErrorKind;
+        assert_eq!(
+            parse_err(&["user", "passwd", "alice"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            parse_err(&["user", "add"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            parse_err(&["user", "set-attr", "alice", "sn"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            parse_err(&["group", "add-member", "staff"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(parse_err(&["user", "frob"]), ErrorKind::InvalidSubcommand);
+        // Later issues' commands are not there yet.
+        for later in ["mfa", "app-password", "token", "import", "export"] {
+            assert_eq!(parse_err(&[later]), ErrorKind::InvalidSubcommand, "{later}");
+        }
+        assert_eq!(
+            parse_err(&["user", "show", "alice", "--ldap-addr", "x"]),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(
+            parse_err(&[]),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        // Usage errors exit with 2.
+        let err = Cli::try_parse_from(["portcullis", "user"]).expect_err("must fail");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn request_from_command() {
+        let mut stdin = io::Cursor::new(b"pw\n".to_vec());
+        let req = user_request(
+            UserCommand::Add {
+                username: s("alice"),
+                full_name: Some(s("A")),
+                email: None,
+                password_stdin: true,
+            },
+            &mut stdin,
+        )
+        .expect("request");
+        assert_eq!(
+            req,
+            AdminRequest::UserAdd {
+                username: s("alice"),
+                full_name: Some(s("A")),
+                email: None,
+                password: Some(Password::new(s("pw")))
+            }
+        );
+        // Without --password-stdin, stdin is not read.
+        let mut stdin = io::Cursor::new(b"pw\n".to_vec());
+        let req = user_request(
+            UserCommand::Add {
+                username: s("bob"),
+                full_name: None,
+                email: None,
+                password_stdin: false,
+            },
+            &mut stdin,
+        )
+        .expect("request");
+        assert!(matches!(req, AdminRequest::UserAdd { password: None, .. }));
+        assert_eq!(stdin.position(), 0);
+        assert_eq!(
+            group_request(GroupCommand::AddChild {
+                parent: s("p"),
+                child: s("c")
+            }),
+            AdminRequest::GroupAddChild {
+                parent: s("p"),
+                child: s("c")
+            }
+        );
+    }
+
+    fn password_from(input: &[u8]) -> anyhow::Result<String> {
+        read_password(&mut io::Cursor::new(input.to_vec())).map(|p| p.expose().to_string())
+    }
+
+    #[test]
+    fn password_from_stdin() {
+        assert_eq!(password_from(b"s3cret\n").expect("pw"), "s3cret");
+        assert_eq!(password_from(b"s3cret\r\n").expect("pw"), "s3cret");
+        assert_eq!(password_from(b"s3cret").expect("pw"), "s3cret");
+        assert_eq!(
+            password_from(b" spaced ;x\nsecond line\n").expect("pw"),
+            " spaced ;x"
+        );
+        assert!(password_from(b"").is_err());
+        assert!(password_from(b"\n").is_err());
+        assert!(password_from(b"\r\n").is_err());
+        assert!(password_from(b"\xff\xfe\n").is_err());
+        let max = vec![b'a'; MAX_PASSWORD_LEN];
+        assert_eq!(password_from(&max).expect("pw").len(), MAX_PASSWORD_LEN);
+        let mut max_crlf = max.clone();
+        max_crlf.extend_from_slice(b"\r\n");
+        assert_eq!(
+            password_from(&max_crlf).expect("pw").len(),
+            MAX_PASSWORD_LEN
+        );
+        let too_long = vec![b'a'; MAX_PASSWORD_LEN + 1];
+        assert!(password_from(&too_long).is_err());
+        let mut too_long_line = too_long.clone();
+        too_long_line.push(b'\n');
+        assert!(password_from(&too_long_line).is_err());
+        assert!(password_from(&vec![b'a'; 1 << 20]).is_err());
+    }
+
+    #[test]
+    fn lock_errors_are_recognised() {
+        assert!(looks_locked(&StoreError::Backend(s(
+            "could not acquire lock on \"data/db\": Os { code: 11, kind: WouldBlock, message: \"Resource temporarily unavailable\" }"
+        ))));
+        assert!(!looks_locked(&StoreError::Backend(s("corrupted"))));
+        assert!(!looks_locked(&StoreError::Invalid(s("lock"))));
+    }
+
+    fn sample_user() -> Value {
+        json!({
+            "id": "00000000-0000-0000-0000-000000000001",
+            "username": "alice",
+            "dn": "cn=alice,ou=users,dc=example,dc=com",
+            "full_name": "Alice Liddell",
+            "email": null,
+            "uid_number": 2001,
+            "gid_number": 2001,
+            "disabled": false,
+            "groups": ["admins", "staff"],
+            "attrs": {"loginShell": "/bin/zsh"},
+            "created": "2025-01-01T00:00:00Z",
+            "modified": "2025-01-02T00:00:00Z",
+            "pwd_changed": null
+        })
+    }
+
+    #[test]
+    fn human_output() {
+        let list = json!([
+            sample_user(),
+            {"username": "bobby-tables", "uid_number": 2002, "full_name": null,
+             "email": "b@x.org", "disabled": true}
+        ]);
+        let out = render(&AdminRequest::UserList, &list);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("USERNAME      UID   NAME"), "{out}");
+        assert!(
+            lines[1].starts_with("alice         2001  Alice Liddell"),
+            "{out}"
+        );
+        assert!(
+            lines[2].contains("b@x.org") && lines[2].ends_with("disabled"),
+            "{out}"
+        );
+
+        let show = render(
+            &AdminRequest::UserShow {
+                username: s("alice"),
+            },
+            &sample_user(),
+        );
+        assert!(show.contains("groups:        admins, staff"), "{show}");
+        assert!(show.contains("email:         -"), "{show}");
+        assert!(show.contains("never"), "{show}");
+        assert!(show.contains("loginShell:  /bin/zsh"), "{show}");
+
+        let disabled =
+            json!({"ok": true, "changed": true, "user": {"username": "alice", "disabled": true}});
+        assert_eq!(
+            render(
+                &AdminRequest::UserDisable {
+                    username: s("alice")
+                },
+                &disabled
+            ),
+            "user alice is now disabled\n"
+        );
+        let same = json!({"ok": true, "changed": false, "group": {"name": "staff"}});
+        assert_eq!(
+            render(
+                &AdminRequest::GroupAddMember {
+                    group: s("staff"),
+                    user: s("alice")
+                },
+                &same
+            ),
+            "alice already is a member of staff\n"
+        );
+        // Stored text cannot drive the terminal.
+        let evil = json!({"ok": true, "changed": true, "group": {"name": "x\u{1b}[2Jy", "gid_number": 4001}});
+        let out = render(
+            &AdminRequest::GroupAdd {
+                name: s("x"),
+                description: None,
+            },
+            &evil,
+        );
+        assert!(!out.contains('\u{1b}'), "{out}");
+    }
+}
