@@ -25,5 +25,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod ldap;
 pub mod server;
 pub mod store;

@@ -103,7 +103,16 @@ pub async fn serve_admin(
     ctx: Arc<AdminContext>,
     shutdown: CancellationToken,
 ) {
-    serve_with(listener, Arc::new(move |req| execute(&ctx, req)), shutdown).await
+    // Every answered change is on disk: a crash after the CLI reports
+    // success never loses it.
+    let handler = move |req| {
+        let result = execute(&ctx, req);
+        if result.is_ok() {
+            ctx.store.flush().map_err(AdminError::from)?;
+        }
+        result
+    };
+    serve_with(listener, Arc::new(handler), shutdown).await
 }
 
 type Handler = dyn Fn(AdminRequest) -> Result<Value, AdminError> + Send + Sync;

@@ -23,4 +23,5 @@ pub mod tree;
 pub use dn::{Dn, DnError};
 pub use entry::Entry;
 pub use filter::{Filter, InChain};
+pub use search::{Directory, DirectoryError, Identity, Scope, SearchQuery, SearchResults};
 pub use tree::Target;

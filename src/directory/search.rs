@@ -1,1 +1,658 @@
 //! The search planner and access rules.
+//!
+//! A search first narrows the candidates with the store's indexes (equality
+//! on uid/cn, mail, uidNumber, gidNumber, memberOf, member, memberUid and
+//! objectClass), then builds each candidate's entry once, checks access and
+//! evaluates the filter. Access (DESIGN.md section 5): anonymous reads
+//! nothing here (the root DSE and subschema are answered by the protocol
+//! layer); a bound user reads its own entry and its groups; members of the
+//! search group and admins read everything.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::dn::Dn;
+use super::entry::{self, Entry};
+use super::filter::{Filter, InChain};
+use super::tree::{self, Target};
+use crate::store::{Group, GroupId, Member, Store, StoreError, User, UserId};
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    Anonymous,
+    User { id: UserId, username: String },
+}
+
+/// RFC 4511 §4.5.1.2 scopes (and the subordinate scope draft's `children`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Base,
+    One,
+    Sub,
+    Children,
+}
+
+/// One search, in domain terms.
+#[derive(Debug)]
+pub struct SearchQuery {
+    pub base: Dn,
+    pub scope: Scope,
+    pub filter: Filter,
+    /// Stop and report `time_limit_exceeded` after this instant.
+    pub deadline: Option<Instant>,
+}
+
+/// Matching entries the identity may read, in tree order.
+#[derive(Debug, Default)]
+pub struct SearchResults {
+    pub entries: Vec<Entry>,
+    pub time_limit_exceeded: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The base does not exist; `matched` is its deepest existing ancestor.
+    #[error("no such object")]
+    NoSuchObject { matched: Option<Dn> },
+    #[error("insufficient access: {0}")]
+    InsufficientAccess(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The served tree over a store; cheap to clone.
+#[derive(Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    base: Dn,
+    admin_group: String,
+    search_group: String,
+}
+
+/// What one identity may read.
+enum Access {
+    None,
+    All,
+    Own {
+        user: UserId,
+        groups: HashSet<GroupId>,
+    },
+}
+
+/// Candidate ids after index planning.
+#[derive(Debug)]
+enum Cands<T> {
+    All,
+    Set(BTreeSet<T>),
+}
+
+impl<T: Ord + Clone> Cands<T> {
+    fn and(self, other: Cands<T>) -> Cands<T> {
+        match (self, other) {
+            (Cands::All, x) | (x, Cands::All) => x,
+            (Cands::Set(a), Cands::Set(b)) => Cands::Set(a.intersection(&b).cloned().collect()),
+        }
+    }
+    fn or(self, other: Cands<T>) -> Cands<T> {
+        match (self, other) {
+            (Cands::Set(mut a), Cands::Set(b)) => {
+                a.extend(b);
+                Cands::Set(a)
+            }
+            _ => Cands::All,
+        }
+    }
+}
+
+impl Directory {
+    pub fn new(store: Store, base: Dn, admin_group: &str, search_group: &str) -> Directory {
+        Directory {
+            inner: Arc::new(Inner {
+                store,
+                base,
+                admin_group: admin_group.to_string(),
+                search_group: search_group.to_string(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn base(&self) -> &Dn {
+        &self.inner.base
+    }
+
+    /// True when `who` is (transitively) in the admin group.
+    pub fn is_admin(&self, who: &Identity) -> Result<bool, StoreError> {
+        let Identity::User { id, .. } = who else {
+            return Ok(false);
+        };
+        let Some(admins) = self.store().group_by_name(&self.inner.admin_group)? else {
+            return Ok(false);
+        };
+        Ok(self
+            .store()
+            .transitive_groups_of(Member::User(*id))?
+            .contains(&admins.id))
+    }
+
+    fn access(&self, who: &Identity) -> Result<Access, StoreError> {
+        let Identity::User { id, .. } = who else {
+            return Ok(Access::None);
+        };
+        // A user deleted or disabled since binding reads nothing.
+        match self.store().user(*id)? {
+            Some(user) if !user.disabled => {}
+            _ => return Ok(Access::None),
+        }
+        let groups: HashSet<GroupId> = self
+            .store()
+            .transitive_groups_of(Member::User(*id))?
+            .into_iter()
+            .collect();
+        for name in [&self.inner.admin_group, &self.inner.search_group] {
+            if let Some(g) = self.store().group_by_name(name)? {
+                if groups.contains(&g.id) {
+                    return Ok(Access::All);
+                }
+            }
+        }
+        Ok(Access::Own { user: *id, groups })
+    }
+
+    /// Reads one entry, if it exists and `who` may see it.
+    pub fn read(&self, who: &Identity, dn: &Dn) -> Result<Entry, DirectoryError> {
+        let query = SearchQuery {
+            base: dn.clone(),
+            scope: Scope::Base,
+            filter: Filter::from_ldap(&ldap3_proto::proto::LdapFilter::Present(
+                "objectClass".into(),
+            )),
+            deadline: None,
+        };
+        self.search(who, &query)?
+            .entries
+            .pop()
+            .ok_or(DirectoryError::NoSuchObject { matched: None })
+    }
+
+    /// Runs a search for `who`.
+    pub fn search(&self, who: &Identity, q: &SearchQuery) -> Result<SearchResults, DirectoryError> {
+        let access = self.access(who)?;
+        if matches!(access, Access::None) {
+            return Err(DirectoryError::InsufficientAccess(
+                "anonymous clients may read only the root DSE and cn=subschema; bind first",
+            ));
+        }
+        let base = &self.inner.base;
+        let store = self.store();
+
+        // Which kinds of entry the scope covers.
+        let mut containers: Vec<Entry> = Vec::new();
+        let mut users: Cands<UserId> = Cands::Set(BTreeSet::new());
+        let mut groups: Cands<GroupId> = Cands::Set(BTreeSet::new());
+        let (base_scope, below) = match q.scope {
+            Scope::Base => (true, false),
+            Scope::One | Scope::Children => (false, true),
+            Scope::Sub => (true, true),
+        };
+        match tree::classify(&q.base, base) {
+            Target::Base => {
+                if base_scope {
+                    containers.push(entry::base_entry(base));
+                }
+                if below {
+                    containers.push(entry::users_ou_entry(base));
+                    containers.push(entry::groups_ou_entry(base));
+                    if q.scope != Scope::One {
+                        users = Cands::All;
+                        groups = Cands::All;
+                    }
+                }
+            }
+            Target::UsersOu => {
+                if base_scope {
+                    containers.push(entry::users_ou_entry(base));
+                }
+                if below {
+                    users = Cands::All;
+                }
+            }
+            Target::GroupsOu => {
+                if base_scope {
+                    containers.push(entry::groups_ou_entry(base));
+                }
+                if below {
+                    groups = Cands::All;
+                }
+            }
+            Target::User(name) => {
+                let user =
+                    store
+                        .user_by_name(&name)?
+                        .ok_or_else(|| DirectoryError::NoSuchObject {
+                            matched: Some(tree::users_ou(base)),
+                        })?;
+                if base_scope {
+                    users = Cands::Set([user.id].into());
+                }
+            }
+            Target::Group(name) => {
+                let group =
+                    store
+                        .group_by_name(&name)?
+                        .ok_or_else(|| DirectoryError::NoSuchObject {
+                            matched: Some(tree::groups_ou(base)),
+                        })?;
+                if base_scope {
+                    groups = Cands::Set([group.id].into());
+                }
+            }
+            Target::Missing => {
+                let matched = if q.base.ends_with(&tree::users_ou(base)) {
+                    tree::users_ou(base)
+                } else if q.base.ends_with(&tree::groups_ou(base)) {
+                    tree::groups_ou(base)
+                } else {
+                    base.clone()
+                };
+                return Err(DirectoryError::NoSuchObject {
+                    matched: Some(matched),
+                });
+            }
+            Target::RootDse | Target::Subschema | Target::Outside => {
+                return Err(DirectoryError::NoSuchObject { matched: None })
+            }
+        }
+
+        // Narrow with the indexes the filter names.
+        if matches!(users, Cands::All) {
+            users = self.plan_users(&q.filter)?;
+        }
+        if matches!(groups, Cands::All) {
+            groups = self.plan_groups(&q.filter)?;
+        }
+
+        let mut ctx = BuildContext::new(self)?;
+        let chain = Chain { dir: self };
+        let mut out = SearchResults::default();
+        let over_time = |n: usize| n % 64 == 0 && q.deadline.is_some_and(|d| Instant::now() >= d);
+
+        if matches!(access, Access::All) {
+            for e in containers {
+                if q.filter.matches(&e, &chain) {
+                    out.entries.push(e);
+                }
+            }
+        }
+
+        let user_list: Vec<User> = match users {
+            Cands::All => store.users()?,
+            Cands::Set(ids) => {
+                let mut v = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(u) = store.user(id)? {
+                        v.push(u);
+                    }
+                }
+                v
+            }
+        };
+        for (n, user) in user_list.iter().enumerate() {
+            if over_time(n) {
+                out.time_limit_exceeded = true;
+                return Ok(out);
+            }
+            let visible = match &access {
+                Access::All => true,
+                Access::Own { user: me, .. } => *me == user.id,
+                Access::None => false,
+            };
+            if !visible {
+                continue;
+            }
+            let e = ctx.user_entry(user)?;
+            if q.filter.matches(&e, &chain) {
+                out.entries.push(e);
+            }
+        }
+
+        let group_list: Vec<Group> = match groups {
+            Cands::All => store.groups()?,
+            Cands::Set(ids) => {
+                let mut v = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(g) = ctx.group(id)? {
+                        v.push(g);
+                    }
+                }
+                v
+            }
+        };
+        for (n, group) in group_list.iter().enumerate() {
+            if over_time(n) {
+                out.time_limit_exceeded = true;
+                return Ok(out);
+            }
+            let visible = match &access {
+                Access::All => true,
+                Access::Own { groups, .. } => groups.contains(&group.id),
+                Access::None => false,
+            };
+            if !visible {
+                continue;
+            }
+            let e = ctx.group_entry(group)?;
+            if q.filter.matches(&e, &chain) {
+                out.entries.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Users a filter can match, from the indexes; `All` when it names none.
+    fn plan_users(&self, f: &Filter) -> Result<Cands<UserId>, StoreError> {
+        let store = self.store();
+        let one = |u: Option<User>| Cands::Set(u.map(|u| u.id).into_iter().collect());
+        Ok(match f {
+            Filter::And(fs) => {
+                let mut acc = Cands::All;
+                for f in fs {
+                    acc = acc.and(self.plan_users(f)?);
+                }
+                acc
+            }
+            Filter::Or(fs) => {
+                let mut acc = Cands::Set(BTreeSet::new());
+                for f in fs {
+                    acc = acc.or(self.plan_users(f)?);
+                    if matches!(acc, Cands::All) {
+                        break;
+                    }
+                }
+                acc
+            }
+            Filter::Equality(ty, value) => {
+                let value = value.raw.as_str();
+                match ty.name {
+                    "uid" | "cn" => one(store.user_by_name(value)?),
+                    "mail" => one(store.user_by_email(value)?),
+                    "uidNumber" => match value.trim().parse::<u32>() {
+                        Ok(n) => one(store.user_by_uid_number(n)?),
+                        Err(_) => Cands::Set(BTreeSet::new()),
+                    },
+                    "memberOf" => match self.group_of_dn(value)? {
+                        Some(g) => Cands::Set(
+                            store
+                                .members(g.id)?
+                                .into_iter()
+                                .filter_map(|m| match m {
+                                    Member::User(u) => Some(u),
+                                    Member::Group(_) => None,
+                                })
+                                .collect(),
+                        ),
+                        None => Cands::Set(BTreeSet::new()),
+                    },
+                    "objectClass" if is_group_class(value) => Cands::Set(BTreeSet::new()),
+                    _ => Cands::All,
+                }
+            }
+            _ => Cands::All,
+        })
+    }
+
+    /// Groups a filter can match, from the indexes; `All` when it names none.
+    fn plan_groups(&self, f: &Filter) -> Result<Cands<GroupId>, StoreError> {
+        let store = self.store();
+        let one = |g: Option<Group>| Cands::Set(g.map(|g| g.id).into_iter().collect());
+        let of_user = |u: Option<User>| -> Result<Cands<GroupId>, StoreError> {
+            Ok(match u {
+                Some(u) => Cands::Set(store.groups_of(Member::User(u.id))?.into_iter().collect()),
+                None => Cands::Set(BTreeSet::new()),
+            })
+        };
+        Ok(match f {
+            Filter::And(fs) => {
+                let mut acc = Cands::All;
+                for f in fs {
+                    acc = acc.and(self.plan_groups(f)?);
+                }
+                acc
+            }
+            Filter::Or(fs) => {
+                let mut acc = Cands::Set(BTreeSet::new());
+                for f in fs {
+                    acc = acc.or(self.plan_groups(f)?);
+                    if matches!(acc, Cands::All) {
+                        break;
+                    }
+                }
+                acc
+            }
+            Filter::Equality(ty, value) => {
+                let value = value.raw.as_str();
+                match ty.name {
+                    "cn" => one(store.group_by_name(value)?),
+                    "gidNumber" => match value.trim().parse::<u32>() {
+                        Ok(n) => one(store.group_by_gid_number(n)?),
+                        Err(_) => Cands::Set(BTreeSet::new()),
+                    },
+                    "memberUid" => of_user(store.user_by_name(value)?)?,
+                    "member" | "uniqueMember" => match Dn::parse(value) {
+                        Ok(dn) => match tree::classify(&dn, self.base()) {
+                            Target::User(name) => of_user(store.user_by_name(&name)?)?,
+                            Target::Group(name) => match store.group_by_name(&name)? {
+                                Some(child) => Cands::Set(
+                                    store
+                                        .groups_of(Member::Group(child.id))?
+                                        .into_iter()
+                                        .collect(),
+                                ),
+                                None => Cands::Set(BTreeSet::new()),
+                            },
+                            _ => Cands::Set(BTreeSet::new()),
+                        },
+                        Err(_) => Cands::Set(BTreeSet::new()),
+                    },
+                    "uid" | "mail" | "uidNumber" => Cands::Set(BTreeSet::new()),
+                    "objectClass" if is_user_class(value) => Cands::Set(BTreeSet::new()),
+                    _ => Cands::All,
+                }
+            }
+            _ => Cands::All,
+        })
+    }
+
+    fn group_of_dn(&self, value: &str) -> Result<Option<Group>, StoreError> {
+        match Dn::parse(value) {
+            Ok(dn) => self.group_at(&dn),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn group_at(&self, dn: &Dn) -> Result<Option<Group>, StoreError> {
+        match tree::classify(dn, self.base()) {
+            Target::Group(name) => self.store().group_by_name(&name),
+            _ => Ok(None),
+        }
+    }
+
+    fn member_of_dn(&self, dn: &Dn) -> Result<Option<Member>, StoreError> {
+        Ok(match tree::classify(dn, self.base()) {
+            Target::User(name) => self
+                .store()
+                .user_by_name(&name)?
+                .map(|u| Member::User(u.id)),
+            Target::Group(name) => self
+                .store()
+                .group_by_name(&name)?
+                .map(|g| Member::Group(g.id)),
+            _ => None,
+        })
+    }
+}
+
+fn is_group_class(value: &str) -> bool {
+    ["groupOfNames", "posixGroup", "groupOfUniqueNames"]
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(value.trim()))
+}
+
+fn is_user_class(value: &str) -> bool {
+    [
+        "person",
+        "organizationalPerson",
+        "inetOrgPerson",
+        "posixAccount",
+    ]
+    .iter()
+    .any(|c| c.eq_ignore_ascii_case(value.trim()))
+}
+
+/// Caches what several entries of one search share.
+struct BuildContext<'a> {
+    dir: &'a Directory,
+    groups: HashMap<GroupId, Option<Group>>,
+    names: HashMap<UserId, Option<User>>,
+    admins: HashSet<UserId>,
+}
+
+impl<'a> BuildContext<'a> {
+    fn new(dir: &'a Directory) -> Result<BuildContext<'a>, StoreError> {
+        let admins = match dir.store().group_by_name(&dir.inner.admin_group)? {
+            Some(g) => dir
+                .store()
+                .transitive_user_members(g.id)?
+                .into_iter()
+                .collect(),
+            None => HashSet::new(),
+        };
+        Ok(BuildContext {
+            dir,
+            groups: HashMap::new(),
+            names: HashMap::new(),
+            admins,
+        })
+    }
+
+    fn group(&mut self, id: GroupId) -> Result<Option<Group>, StoreError> {
+        if let Some(g) = self.groups.get(&id) {
+            return Ok(g.clone());
+        }
+        let g = self.dir.store().group(id)?;
+        self.groups.insert(id, g.clone());
+        Ok(g)
+    }
+
+    fn user(&mut self, id: UserId) -> Result<Option<User>, StoreError> {
+        if let Some(u) = self.names.get(&id) {
+            return Ok(u.clone());
+        }
+        let u = self.dir.store().user(id)?;
+        self.names.insert(id, u.clone());
+        Ok(u)
+    }
+
+    fn groups_of(&mut self, member: Member) -> Result<Vec<Group>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.dir.store().groups_of(member)? {
+            if let Some(g) = self.group(id)? {
+                out.push(g);
+            }
+        }
+        out.sort_by_key(|g| g.name.to_lowercase());
+        Ok(out)
+    }
+
+    fn user_entry(&mut self, user: &User) -> Result<Entry, StoreError> {
+        let groups = self.groups_of(Member::User(user.id))?;
+        Ok(entry::user_entry(
+            self.dir.base(),
+            user,
+            &groups,
+            self.admins.contains(&user.id),
+        ))
+    }
+
+    fn group_entry(&mut self, group: &Group) -> Result<Entry, StoreError> {
+        let mut users = Vec::new();
+        let mut children = Vec::new();
+        for m in self.dir.store().members(group.id)? {
+            match m {
+                Member::User(id) => {
+                    if let Some(u) = self.user(id)? {
+                        users.push(u);
+                    }
+                }
+                Member::Group(id) => {
+                    if let Some(g) = self.group(id)? {
+                        children.push(g);
+                    }
+                }
+            }
+        }
+        users.sort_by_key(|u| u.username.to_lowercase());
+        children.sort_by_key(|g| g.name.to_lowercase());
+        let parents = self.groups_of(Member::Group(group.id))?;
+        Ok(entry::group_entry(
+            self.dir.base(),
+            group,
+            &users,
+            &children,
+            &parents,
+        ))
+    }
+}
+
+/// Transitive membership for the in-chain matching rule
+/// (1.2.840.113556.1.4.1941). A store failure makes the item false.
+struct Chain<'a> {
+    dir: &'a Directory,
+}
+
+impl InChain for Chain<'_> {
+    fn member_of_in_chain(&self, entry: &Entry, group: &Dn) -> bool {
+        let found = || -> Result<bool, StoreError> {
+            let (Some(member), Some(g)) =
+                (self.dir.member_of_dn(&entry.dn)?, self.dir.group_at(group)?)
+            else {
+                return Ok(false);
+            };
+            Ok(self
+                .dir
+                .store()
+                .transitive_groups_of(member)?
+                .contains(&g.id))
+        };
+        found().unwrap_or(false)
+    }
+
+    fn member_in_chain(&self, entry: &Entry, member: &Dn) -> bool {
+        let found = || -> Result<bool, StoreError> {
+            let (Some(member), Target::Group(name)) = (
+                self.dir.member_of_dn(member)?,
+                tree::classify(&entry.dn, self.dir.base()),
+            ) else {
+                return Ok(false);
+            };
+            let Some(g) = self.dir.store().group_by_name(&name)? else {
+                return Ok(false);
+            };
+            Ok(self
+                .dir
+                .store()
+                .transitive_groups_of(member)?
+                .contains(&g.id))
+        };
+        found().unwrap_or(false)
+    }
+}

@@ -1,0 +1,111 @@
+//! Criterion benchmarks of the directory's hot paths: filter evaluation,
+//! entry building and BER encoding of a search result entry.
+//!
+//! Run: `cargo bench --bench directory`.
+
+use std::collections::BTreeMap;
+
+use bytes::BytesMut;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use ldap3_proto::proto::{LdapMsg, LdapOp, LdapPartialAttribute, LdapSearchResultEntry};
+use ldap3_proto::{parse_ldap_filter_str, LdapCodec};
+use tokio_util::codec::Encoder;
+use uuid::Uuid;
+
+use portcullis::directory::entry::user_entry;
+use portcullis::directory::filter::NoChain;
+use portcullis::directory::{Dn, Filter};
+use portcullis::store::{Group, GroupId, User, UserId};
+
+fn user(i: u32) -> User {
+    User {
+        id: UserId(Uuid::new_v4()),
+        username: format!("user{i:05}"),
+        full_name: Some(format!("User {i} Tester")),
+        email: Some(format!("user{i:05}@example.com")),
+        uid_number: 2000 + i,
+        gid_number: 2000 + i,
+        disabled: false,
+        attrs: BTreeMap::new(),
+        created: 1_700_000_000,
+        modified: 1_700_000_000,
+        pwd_changed: Some(1_700_000_000),
+        cred_generation: 1,
+    }
+}
+
+fn group(name: &str, gid: u32) -> Group {
+    Group {
+        id: GroupId(Uuid::new_v4()),
+        name: name.into(),
+        gid_number: gid,
+        description: None,
+        created: 1_700_000_000,
+        modified: 1_700_000_000,
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let base = Dn::parse("dc=example,dc=com").expect("base");
+    let groups = vec![group("staff", 4002), group("dev", 4003)];
+    let entries: Vec<_> = (0..1000)
+        .map(|i| user_entry(&base, &user(i), &groups, false))
+        .collect();
+
+    let filters = [
+        ("equality_uid", "(uid=user00500)"),
+        (
+            "and_objectclass_memberof",
+            "(&(objectClass=posixAccount)(memberOf=\"cn=dev,ou=groups,dc=example,dc=com\"))",
+        ),
+        ("substring_mail", "(mail=*500@example.com)"),
+        ("integer_ge", "(uidNumber>=2500)"),
+    ];
+    for (name, text) in filters {
+        let ldap = parse_ldap_filter_str(text).expect("filter");
+        let filter = Filter::from_ldap(&ldap);
+        c.bench_function(&format!("filter_1000_entries/{name}"), |b| {
+            b.iter(|| {
+                entries
+                    .iter()
+                    .filter(|e| filter.matches(black_box(e), &NoChain))
+                    .count()
+            })
+        });
+    }
+
+    let u = user(42);
+    c.bench_function("user_entry_build", |b| {
+        b.iter(|| user_entry(black_box(&base), black_box(&u), &groups, false))
+    });
+
+    let attrs: Vec<String> = Vec::new();
+    let entry = &entries[42];
+    c.bench_function("select_and_encode_entry", |b| {
+        let mut codec = LdapCodec::default();
+        let mut buf = BytesMut::with_capacity(4096);
+        b.iter(|| {
+            let attributes = entry
+                .select(&attrs, false)
+                .into_iter()
+                .map(|(atype, vals)| LdapPartialAttribute {
+                    atype,
+                    vals: vals.into_iter().map(String::into_bytes).collect(),
+                })
+                .collect();
+            let msg = LdapMsg::new(
+                2,
+                LdapOp::SearchResultEntry(LdapSearchResultEntry {
+                    dn: entry.dn.to_string(),
+                    attributes,
+                }),
+            );
+            buf.clear();
+            codec.encode(msg, &mut buf).expect("encode");
+            black_box(buf.len())
+        })
+    });
+}
+
+criterion_group!(directory, benches);
+criterion_main!(directory);

@@ -1,0 +1,37 @@
+//! The LDAP protocol layer: listener, connection loop and operation
+//! handlers. It turns `LdapMsg`s into calls on `directory` and `auth`, and
+//! never touches the store's internals.
+//!
+//! Layout:
+//! - `conn`: accept loop with a connection cap, and the per-connection loop
+//!   (generic over the stream, so LDAPS and StartTLS can reuse it).
+//! - `handler`: `Handler::handle(&mut Session, LdapMsg) -> Outcome`; no I/O.
+//! - `bind`, `search`, `paging`, `compare`, `extended`: one file per
+//!   operation family.
+//! - `result`: domain errors → LDAP result codes, in one place.
+
+mod bind;
+mod compare;
+pub mod conn;
+mod extended;
+pub mod handler;
+mod paging;
+mod result;
+mod search;
+
+pub use conn::run;
+pub use handler::{Handler, Outcome, Session};
+
+/// RFC 2696 Simple Paged Results.
+pub const OID_PAGED_RESULTS: &str = "1.2.840.113556.1.4.319";
+/// RFC 4532 Who am I?
+pub const OID_WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
+/// RFC 3062 Password Modify.
+pub const OID_PASSWORD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
+/// RFC 4511 §4.4.1 Notice of Disconnection.
+pub const OID_NOTICE_OF_DISCONNECTION: &str = "1.3.6.1.4.1.1466.20036";
+/// RFC 4511 §4.14 StartTLS (answered, not yet supported).
+pub const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,303 @@
+//! Search (RFC 4511 §4.5): base resolution, root DSE and subschema, size
+//! and time limits, attribute selection and Simple Paged Results.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::{
+    LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode, LdapSearchRequest,
+    LdapSearchResultEntry, LdapSearchScope,
+};
+
+use super::handler::{Handler, Outcome, Session};
+use super::paging::PagedSearch;
+use super::result::{from_directory, ldap_result, success};
+use crate::directory::entry::{root_dse, subschema_entry};
+use crate::directory::filter::NoChain;
+use crate::directory::{Dn, Entry, Filter, Scope, SearchQuery, Target};
+
+/// Controls announced in the root DSE.
+pub const SUPPORTED_CONTROLS: &[&str] = &[super::OID_PAGED_RESULTS];
+/// Extended operations announced in the root DSE.
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[super::OID_WHOAMI, super::OID_PASSWORD_MODIFY];
+
+impl Handler {
+    pub(super) async fn search(
+        &self,
+        session: &mut Session,
+        msgid: i32,
+        req: LdapSearchRequest,
+        ctrl: Vec<LdapControl>,
+    ) -> Outcome {
+        let paging = ctrl.iter().find_map(|c| match c {
+            LdapControl::SimplePagedResults { size, cookie } => Some((*size, cookie.clone())),
+            _ => None,
+        });
+        let fingerprint = format!(
+            "{:?}|{:?}|{:?}|{:?}|{}",
+            req.base, req.scope, req.filter, req.attrs, req.typesonly
+        );
+
+        // A later page: continue from the saved state.
+        if let Some((size, cookie)) = &paging {
+            if !cookie.is_empty() {
+                let Some(mut state) = session.paging.take(cookie) else {
+                    return done(
+                        msgid,
+                        ldap_result(
+                            LdapResultCode::UnwillingToPerform,
+                            "unknown or expired paged results cookie",
+                        ),
+                        None,
+                    );
+                };
+                if state.fingerprint != fingerprint {
+                    return done(
+                        msgid,
+                        ldap_result(
+                            LdapResultCode::UnwillingToPerform,
+                            "a paged search must repeat the original request",
+                        ),
+                        None,
+                    );
+                }
+                // RFC 2696 §3: a page size of zero abandons the search.
+                if *size <= 0 {
+                    return done(msgid, success(), Some(Vec::new()));
+                }
+                return self.page(
+                    session,
+                    msgid,
+                    &req,
+                    state.remaining.drain(..).collect(),
+                    *size,
+                    fingerprint,
+                );
+            }
+        }
+
+        let base = match Dn::parse(&req.base) {
+            Ok(dn) => dn,
+            Err(_) => {
+                return done(
+                    msgid,
+                    ldap_result(LdapResultCode::InvalidDNSyntax, "invalid base DN"),
+                    None,
+                )
+            }
+        };
+        let filter = Filter::from_ldap(&req.filter);
+        let scope = match req.scope {
+            LdapSearchScope::Base => Scope::Base,
+            LdapSearchScope::OneLevel => Scope::One,
+            LdapSearchScope::Subtree => Scope::Sub,
+            LdapSearchScope::Children => Scope::Children,
+        };
+
+        // The root DSE and the subschema entry: readable by anyone.
+        let special = match crate::directory::tree::classify(&base, self.directory.base()) {
+            Target::RootDse => Some(root_dse(
+                self.directory.base(),
+                SUPPORTED_CONTROLS,
+                SUPPORTED_EXTENSIONS,
+                env!("CARGO_PKG_VERSION"),
+            )),
+            Target::Subschema => Some(subschema_entry()),
+            _ => None,
+        };
+        if let Some(entry) = special {
+            if scope != Scope::Base {
+                // RFC 4512 §5.1: the root DSE is found by a base search only,
+                // and the subschema entry has no children.
+                let res = if base.is_root() {
+                    LdapResult {
+                        code: LdapResultCode::NoSuchObject,
+                        matcheddn: String::new(),
+                        message: "the root DSE is read with a base-scope search".into(),
+                        referral: Vec::new(),
+                    }
+                } else {
+                    success()
+                };
+                return done(msgid, res, None);
+            }
+            let mut out = Vec::new();
+            if filter.matches(&entry, &NoChain) {
+                out.push(entry_msg(msgid, &entry, &req));
+            }
+            out.push(LdapMsg::new(msgid, LdapOp::SearchResultDone(success())));
+            return Outcome::many(out);
+        }
+
+        let time_limit = effective_time_limit(req.timelimit, self.limits.time_limit);
+        let query = SearchQuery {
+            base,
+            scope,
+            filter,
+            deadline: time_limit.map(|t| Instant::now() + t),
+        };
+        let directory = self.directory.clone();
+        let identity = session.identity.clone();
+        let found = tokio::task::spawn_blocking(move || directory.search(&identity, &query)).await;
+        let results = match found {
+            Ok(Ok(results)) => results,
+            Ok(Err(e)) => return done(msgid, from_directory(&e), None),
+            Err(e) => {
+                tracing::error!(error = %e, "search task failed");
+                return done(
+                    msgid,
+                    ldap_result(LdapResultCode::Other, "the search failed"),
+                    None,
+                );
+            }
+        };
+
+        let size_limit = effective_size_limit(req.sizelimit, self.limits.size_limit);
+        let mut entries = results.entries;
+        let mut code = if results.time_limit_exceeded {
+            LdapResultCode::TimeLimitExceeded
+        } else {
+            LdapResultCode::Success
+        };
+        if let Some(limit) = size_limit {
+            if entries.len() > limit {
+                entries.truncate(limit);
+                code = LdapResultCode::SizeLimitExceeded;
+            }
+        }
+
+        match paging {
+            Some((size, _)) if size > 0 && code == LdapResultCode::Success => {
+                self.page(session, msgid, &req, entries, size, fingerprint)
+            }
+            Some(_) if code == LdapResultCode::Success => {
+                // Page size zero on a new search: nothing to send.
+                done(msgid, success(), Some(Vec::new()))
+            }
+            _ => {
+                let mut out: Vec<LdapMsg> =
+                    entries.iter().map(|e| entry_msg(msgid, e, &req)).collect();
+                let message = match code {
+                    LdapResultCode::SizeLimitExceeded => "size limit exceeded",
+                    LdapResultCode::TimeLimitExceeded => "time limit exceeded",
+                    _ => "",
+                };
+                let ctrl = paging.map(|_| paged_control(Vec::new()));
+                out.push(LdapMsg::new_with_ctrls(
+                    msgid,
+                    LdapOp::SearchResultDone(ldap_result(code, message)),
+                    ctrl.into_iter().collect(),
+                ));
+                Outcome::many(out)
+            }
+        }
+    }
+
+    /// Sends up to `size` of `entries`; keeps the rest under a new cookie.
+    fn page(
+        &self,
+        session: &mut Session,
+        msgid: i32,
+        req: &LdapSearchRequest,
+        entries: Vec<Entry>,
+        size: i64,
+        fingerprint: String,
+    ) -> Outcome {
+        let mut remaining: VecDeque<Entry> = entries.into();
+        let take = usize::try_from(size)
+            .unwrap_or(usize::MAX)
+            .min(remaining.len());
+        let mut out: Vec<LdapMsg> = remaining
+            .drain(..take)
+            .map(|e| entry_msg(msgid, &e, req))
+            .collect();
+        let cookie = if remaining.is_empty() {
+            Vec::new()
+        } else {
+            session.paging.insert(PagedSearch {
+                fingerprint,
+                remaining,
+            })
+        };
+        out.push(LdapMsg::new_with_ctrls(
+            msgid,
+            LdapOp::SearchResultDone(success()),
+            vec![paged_control(cookie)],
+        ));
+        Outcome::many(out)
+    }
+}
+
+fn paged_control(cookie: Vec<u8>) -> LdapControl {
+    // The size in a response is an estimate of the total; 0 means unknown.
+    LdapControl::SimplePagedResults { size: 0, cookie }
+}
+
+fn done(msgid: i32, res: LdapResult, paged_cookie: Option<Vec<u8>>) -> Outcome {
+    let ctrl = paged_cookie.map(paged_control).into_iter().collect();
+    Outcome::one(LdapMsg::new_with_ctrls(
+        msgid,
+        LdapOp::SearchResultDone(res),
+        ctrl,
+    ))
+}
+
+fn entry_msg(msgid: i32, entry: &Entry, req: &LdapSearchRequest) -> LdapMsg {
+    let attributes = entry
+        .select(&req.attrs, req.typesonly)
+        .into_iter()
+        .map(|(atype, vals)| LdapPartialAttribute {
+            atype,
+            vals: vals.into_iter().map(String::into_bytes).collect(),
+        })
+        .collect();
+    LdapMsg::new(
+        msgid,
+        LdapOp::SearchResultEntry(LdapSearchResultEntry {
+            dn: entry.dn.to_string(),
+            attributes,
+        }),
+    )
+}
+
+/// The smaller of the client's and the server's size limits (0 = none).
+fn effective_size_limit(client: i32, server: usize) -> Option<usize> {
+    let client = usize::try_from(client).ok().filter(|&n| n > 0);
+    let server = Some(server).filter(|&n| n > 0);
+    match (client, server) {
+        (Some(c), Some(s)) => Some(c.min(s)),
+        (c, s) => c.or(s),
+    }
+}
+
+/// The smaller of the client's and the server's time limits (0 = none).
+fn effective_time_limit(client_secs: i32, server: Option<Duration>) -> Option<Duration> {
+    let client = u64::try_from(client_secs)
+        .ok()
+        .filter(|&n| n > 0)
+        .map(Duration::from_secs);
+    match (client, server) {
+        (Some(c), Some(s)) => Some(c.min(s)),
+        (c, s) => c.or(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_take_the_smaller() {
+        assert_eq!(effective_size_limit(0, 0), None);
+        assert_eq!(effective_size_limit(10, 0), Some(10));
+        assert_eq!(effective_size_limit(0, 500), Some(500));
+        assert_eq!(effective_size_limit(1000, 500), Some(500));
+        assert_eq!(effective_size_limit(-1, 0), None);
+        assert_eq!(
+            effective_time_limit(5, Some(Duration::from_secs(2))),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(effective_time_limit(0, None), None);
+    }
+}

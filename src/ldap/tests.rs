@@ -1,0 +1,222 @@
+//! Handler tests without sockets: requests in, responses out, against a
+//! temporary store.
+
+use std::net::SocketAddr;
+
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::{
+    LdapBindCred, LdapBindRequest, LdapDerefAliases, LdapFilter, LdapMsg, LdapOp, LdapResultCode,
+    LdapSearchRequest, LdapSearchScope,
+};
+
+use super::handler::{Handler, Limits, Next, Session};
+use crate::auth::password::Hasher;
+use crate::auth::Authenticator;
+use crate::config::AuthConfig;
+use crate::directory::{Directory, Dn, Identity};
+use crate::store::{Member, NewUser, Store};
+
+fn setup() -> Handler {
+    let store = Store::temporary().expect("store");
+    let hasher = Hasher::new(&AuthConfig {
+        argon2_memory_kib: 64,
+        argon2_iterations: 1,
+        argon2_parallelism: 1,
+        hash_workers: 1,
+    })
+    .expect("hasher");
+    let admins = store.create_group("admins", None).expect("group");
+    store.create_group("ldap-search", None).expect("group");
+    for name in ["alice", "root"] {
+        let u = store
+            .create_user(NewUser {
+                username: name.into(),
+                ..NewUser::default()
+            })
+            .expect("user");
+        let phc = hasher.hash_blocking(&format!("{name}-pw")).expect("hash");
+        store.set_password_hash(u.id, &phc).expect("set");
+        if name == "root" {
+            store
+                .add_member(admins.id, Member::User(u.id))
+                .expect("member");
+        }
+    }
+    let base = Dn::parse("dc=example,dc=com").expect("dn");
+    let directory = Directory::new(store.clone(), base, "admins", "ldap-search");
+    Handler::new(
+        directory,
+        Authenticator::new(store, hasher),
+        Limits {
+            size_limit: 0,
+            time_limit: None,
+        },
+    )
+}
+
+fn session() -> Session {
+    Session::new(SocketAddr::from(([127, 0, 0, 1], 40000)))
+}
+
+fn bind(dn: &str, pw: &str) -> LdapMsg {
+    LdapMsg::new(
+        1,
+        LdapOp::BindRequest(LdapBindRequest {
+            version: 3,
+            dn: dn.into(),
+            cred: LdapBindCred::Simple(pw.into()),
+        }),
+    )
+}
+
+fn search(base: &str, scope: LdapSearchScope, filter: LdapFilter) -> LdapMsg {
+    LdapMsg::new(
+        2,
+        LdapOp::SearchRequest(LdapSearchRequest {
+            base: base.into(),
+            scope,
+            aliases: LdapDerefAliases::Never,
+            sizelimit: 0,
+            timelimit: 0,
+            typesonly: false,
+            filter,
+            attrs: vec![],
+        }),
+    )
+}
+
+fn code(msg: &LdapMsg) -> LdapResultCode {
+    match &msg.op {
+        LdapOp::BindResponse(r) => r.res.code.clone(),
+        LdapOp::SearchResultDone(r)
+        | LdapOp::CompareResult(r)
+        | LdapOp::AddResponse(r)
+        | LdapOp::ModifyResponse(r)
+        | LdapOp::DelResponse(r) => r.code.clone(),
+        LdapOp::ExtendedResponse(r) => r.res.code.clone(),
+        other => panic!("no result in {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bind_codes() {
+    let h = setup();
+    let mut s = session();
+    let out = h
+        .handle(
+            &mut s,
+            bind("cn=alice,ou=users,dc=example,dc=com", "alice-pw"),
+        )
+        .await;
+    assert_eq!(code(&out.responses[0]), LdapResultCode::Success);
+    assert!(matches!(s.identity, Identity::User { ref username, .. } if username == "alice"));
+
+    let out = h
+        .handle(&mut s, bind("cn=alice,ou=users,dc=example,dc=com", "nope"))
+        .await;
+    assert_eq!(code(&out.responses[0]), LdapResultCode::InvalidCredentials);
+    assert_eq!(s.identity, Identity::Anonymous);
+
+    let out = h
+        .handle(&mut s, bind("cn=alice,ou=users,dc=example,dc=com", ""))
+        .await;
+    assert_eq!(code(&out.responses[0]), LdapResultCode::UnwillingToPerform);
+
+    let out = h.handle(&mut s, bind("not a dn", "x")).await;
+    assert_eq!(code(&out.responses[0]), LdapResultCode::InvalidDNSyntax);
+
+    let mut v2 = bind("", "");
+    if let LdapOp::BindRequest(b) = &mut v2.op {
+        b.version = 2;
+    }
+    let out = h.handle(&mut s, v2).await;
+    assert_eq!(code(&out.responses[0]), LdapResultCode::ProtocolError);
+}
+
+#[tokio::test]
+async fn access_by_identity() {
+    let h = setup();
+    let all = || LdapFilter::Present("objectClass".into());
+    let mut anon = session();
+    let out = h
+        .handle(
+            &mut anon,
+            search("dc=example,dc=com", LdapSearchScope::Subtree, all()),
+        )
+        .await;
+    assert_eq!(
+        code(out.responses.last().expect("done")),
+        LdapResultCode::InsufficentAccessRights
+    );
+    let out = h
+        .handle(&mut anon, search("", LdapSearchScope::Base, all()))
+        .await;
+    assert_eq!(out.responses.len(), 2);
+
+    let mut alice = session();
+    h.handle(
+        &mut alice,
+        bind("cn=alice,ou=users,dc=example,dc=com", "alice-pw"),
+    )
+    .await;
+    let out = h
+        .handle(
+            &mut alice,
+            search("dc=example,dc=com", LdapSearchScope::Subtree, all()),
+        )
+        .await;
+    assert_eq!(out.responses.len(), 2, "alice sees only herself");
+
+    let mut root = session();
+    h.handle(
+        &mut root,
+        bind("uid=root,ou=users,dc=example,dc=com", "root-pw"),
+    )
+    .await;
+    let out = h
+        .handle(
+            &mut root,
+            search("dc=example,dc=com", LdapSearchScope::Subtree, all()),
+        )
+        .await;
+    // base, 2 ous, 2 users, 2 groups, done
+    assert_eq!(out.responses.len(), 8);
+}
+
+#[tokio::test]
+async fn unsupported_requests_keep_the_connection() {
+    let h = setup();
+    let mut s = session();
+    let out = h
+        .handle(
+            &mut s,
+            LdapMsg::new(
+                3,
+                LdapOp::DelRequest("cn=alice,ou=users,dc=example,dc=com".into()),
+            ),
+        )
+        .await;
+    assert_eq!(out.next, Next::Continue);
+    assert_eq!(code(&out.responses[0]), LdapResultCode::UnwillingToPerform);
+
+    let mut critical = search(
+        "",
+        LdapSearchScope::Base,
+        LdapFilter::Present("objectClass".into()),
+    );
+    critical.ctrl.push(LdapControl::Unknown {
+        oid: "1.2.3.4".into(),
+        criticality: true,
+        value: None,
+    });
+    let out = h.handle(&mut s, critical).await;
+    assert_eq!(
+        code(&out.responses[0]),
+        LdapResultCode::UnavailableCriticalExtension
+    );
+
+    let out = h
+        .handle(&mut s, LdapMsg::new(4, LdapOp::UnbindRequest))
+        .await;
+    assert_eq!(out.next, Next::Close);
+}

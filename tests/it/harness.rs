@@ -1,0 +1,278 @@
+//! Starts the real `portcullis` binary on free loopback ports with a
+//! temporary data directory, and drives it with real clients.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ldap3::{LdapConn, LdapConnSettings, Scope, SearchEntry};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+pub const BASE: &str = "dc=example,dc=com";
+
+/// Cheap argon2 costs so suites that create many users stay fast; one test
+/// runs the real defaults.
+pub const FAST_HASH_ENV: &[(&str, &str)] = &[
+    ("PORTCULLIS_AUTH_ARGON2_MEMORY_KIB", "1024"),
+    ("PORTCULLIS_AUTH_ARGON2_ITERATIONS", "1"),
+];
+
+pub fn user_dn(name: &str) -> String {
+    format!("cn={name},ou=users,{BASE}")
+}
+
+pub fn group_dn(name: &str) -> String {
+    format!("cn={name},ou=groups,{BASE}")
+}
+
+/// A running server; stopped (SIGTERM, then kill) on drop.
+pub struct Server {
+    child: Option<Child>,
+    pub data: PathBuf,
+    pub url: String,
+    /// `host:port` of the LDAP listener.
+    pub addr: String,
+    pub admin_password: String,
+    env: Vec<(String, String)>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A fresh server with fast hashing.
+    pub fn start() -> Server {
+        Server::start_with(FAST_HASH_ENV)
+    }
+
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut s = Server::launch(data, env, None);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    fn launch(data: PathBuf, env: Vec<(String, String)>, admin_password: Option<String>) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir")
+            .arg(&data)
+            .args(["serve", "--ldap-addr", "127.0.0.1:0"])
+            .env("PORTCULLIS_LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start portcullis");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    // Keep draining so the server never blocks on stdout.
+                    continue;
+                }
+            }
+        });
+        let mut password = admin_password;
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("server did not report its listener");
+            if let Some(rest) = line.strip_prefix("initial admin password: ") {
+                password = Some(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+            if let Some(addr) = line.strip_prefix("listening ldap://") {
+                break addr.trim().to_string();
+            }
+        };
+        let admin_password = password
+            .or_else(|| std::fs::read_to_string(data.join("initial-admin-password")).ok())
+            .map(|p| p.trim().to_string())
+            .expect("admin password");
+        Server {
+            child: Some(child),
+            url: format!("ldap://{addr}"),
+            addr,
+            data,
+            admin_password,
+            env,
+            _tmp: None,
+        }
+    }
+
+    /// Stops gracefully (SIGTERM) and starts again on the same data.
+    pub fn restart(mut self) -> Server {
+        self.stop();
+        let tmp = self._tmp.take();
+        let mut s = Server::launch(
+            self.data.clone(),
+            self.env.clone(),
+            Some(self.admin_password.clone()),
+        );
+        s._tmp = tmp;
+        s
+    }
+
+    /// Kills with SIGKILL (no flush, no cleanup) and starts again.
+    pub fn crash_and_restart(mut self) -> Server {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let tmp = self._tmp.take();
+        let mut s = Server::launch(
+            self.data.clone(),
+            self.env.clone(),
+            Some(self.admin_password.clone()),
+        );
+        s._tmp = tmp;
+        s
+    }
+
+    /// SIGTERM and wait; returns the exit status's success.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Runs the CLI against this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_stdin(args, None)
+    }
+
+    pub fn cli_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run_cli(&self.data, &self.env, args, stdin)
+    }
+
+    /// Runs the CLI and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "portcullis {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Creates a user with a password through the CLI.
+    pub fn add_user(&self, name: &str, password: &str) {
+        let out = self.cli_stdin(&["user", "add", name, "--password-stdin"], Some(password));
+        assert!(
+            out.status.success(),
+            "user add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn conn(&self) -> LdapConn {
+        LdapConn::with_settings(
+            LdapConnSettings::new().set_conn_timeout(Duration::from_secs(10)),
+            &self.url,
+        )
+        .expect("connect")
+    }
+
+    /// A connection bound as `dn`.
+    pub fn bound(&self, dn: &str, password: &str) -> LdapConn {
+        let mut c = self.conn();
+        let res = c.simple_bind(dn, password).expect("bind");
+        assert_eq!(res.rc, 0, "bind as {dn}: {}", res.text);
+        c
+    }
+
+    pub fn admin(&self) -> LdapConn {
+        self.bound(&user_dn("admin"), &self.admin_password)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn run_cli(
+    data: &Path,
+    env: &[(String, String)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir").arg(data).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run portcullis");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+        pipe.write_all(b"\n").expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for portcullis")
+}
+
+/// Runs a search and returns (result code, entries).
+pub fn search(
+    c: &mut LdapConn,
+    base: &str,
+    scope: Scope,
+    filter: &str,
+    attrs: &[&str],
+) -> (u32, Vec<SearchEntry>) {
+    match c.search(base, scope, filter, attrs.to_vec()) {
+        Ok(res) => {
+            let ldap3::SearchResult(entries, result) = res;
+            (
+                result.rc,
+                entries.into_iter().map(SearchEntry::construct).collect(),
+            )
+        }
+        Err(e) => panic!("search {filter} under {base}: {e}"),
+    }
+}
+
+/// Runs an OpenLDAP client tool; returns (exit code, stdout, stderr).
+pub fn tool(name: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(name);
+    cmd.args(args).env("LDAPNOINIT", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{name} not runnable (is ldap-utils installed?): {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
