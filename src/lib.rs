@@ -14,6 +14,9 @@
 //! - `config`: settings from file, environment and flags.
 //! - `cli`: the command line (clap) and the commands behind it.
 //! - `server`: `serve`: store, bootstrap, listeners, admin socket, shutdown.
+//! - `ldif`: RFC 2849 LDIF reading (bounded) and writing; knows no schema.
+//! - `migrate`: LDIF import (plan, then one all-or-nothing store batch),
+//!   LDIF export of the served entries, JSON backup and restore.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -26,5 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod ldap;
+pub mod ldif;
+pub mod migrate;
 pub mod server;
 pub mod store;

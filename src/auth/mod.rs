@@ -5,6 +5,7 @@
 //! Every bind of a named user goes through [`Authenticator::authenticate`];
 //! the LDAP layer, the portal and the CLI never verify a password themselves.
 
+pub mod legacy;
 pub mod password;
 
 use std::fmt;
