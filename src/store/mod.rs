@@ -39,6 +39,7 @@
 //! `transitive_*`, `users`, …) see each key's latest value, not a snapshot
 //! across keys.
 
+pub mod import;
 mod keys;
 pub mod model;
 mod validate;

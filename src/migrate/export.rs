@@ -1,0 +1,199 @@
+//! Export: LDIF of the served tree, and the JSON backup.
+//!
+//! [`ldif`] writes what a `slapcat` of the served tree would hold: the
+//! base, the two OUs, every user and group as the LDAP layer serves them
+//! (same functions of [`crate::directory::entry`]), with the operational
+//! attributes a directory stores (`entryUUID`, `createTimestamp`,
+//! `modifyTimestamp`, `pwdChangedTime`, `structuralObjectClass`) and
+//! without the ones it computes (`entryDN`, `hasSubordinates`,
+//! `subschemaSubentry`). `userPassword` is written only with
+//! `with_secrets`: native hashes as `{ARGON2}$argon2id$…` (OpenLDAP's
+//! pw-argon2 form), legacy hashes as their own scheme-tagged strings.
+//! Extra attributes kept at import that the schema does not serve are
+//! written too, so an export/import round trip keeps them.
+//!
+//! [`json`] writes a [`super::Backup`]: everything a fresh server needs to
+//! restore completely with [`super::import::json`].
+
+use super::{
+    Backup, BackupCounters, BackupGroup, BackupMember, BackupUser, BACKUP_FORMAT, BACKUP_VERSION,
+};
+use crate::directory::dn::Dn;
+use crate::directory::entry::{self, Entry};
+use crate::directory::schema;
+use crate::ldif::{LdifEntry, Writer};
+use crate::store::{now, Member, Store, StoreError};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("writing the export: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("encoding the backup: {0}")]
+    Json(String),
+}
+
+/// Operational attributes kept in an LDIF export (what slapcat stores).
+const STORED_OPERATIONAL: &[&str] = &[
+    "entryUUID",
+    "createTimestamp",
+    "modifyTimestamp",
+    "pwdChangedTime",
+    "structuralObjectClass",
+];
+
+/// Name of the admin group whose members are served `ak-superuser: TRUE`
+/// by default (the `admin_group` setting's default).
+pub const DEFAULT_ADMIN_GROUP: &str = "admins";
+
+fn to_ldif(e: &Entry) -> LdifEntry {
+    let mut requested: Vec<String> = vec!["*".into()];
+    requested.extend(STORED_OPERATIONAL.iter().map(|s| (*s).to_string()));
+    let mut out = LdifEntry::new(e.dn.to_string());
+    for (name, values) in e.select(&requested, false) {
+        for v in values {
+            out.push(&name, v);
+        }
+    }
+    out
+}
+
+/// Writes the served tree under `base` as LDIF; see the module docs.
+/// Returns the number of entries written.
+pub fn ldif(
+    store: &Store,
+    base: &Dn,
+    with_secrets: bool,
+    out: &mut impl Write,
+) -> Result<usize, ExportError> {
+    ldif_with(store, base, DEFAULT_ADMIN_GROUP, with_secrets, out)
+}
+
+/// [`ldif`] with the configured admin group (for `ak-superuser`).
+pub fn ldif_with(
+    store: &Store,
+    base: &Dn,
+    admin_group: &str,
+    with_secrets: bool,
+    out: &mut impl Write,
+) -> Result<usize, ExportError> {
+    let mut w = Writer::new(out)?;
+    w.comment(&format!(
+        "portcullis export of {base}{}",
+        if with_secrets {
+            " (with password hashes)"
+        } else {
+            ""
+        }
+    ))?;
+    let mut count = 0;
+    for e in [
+        entry::base_entry(base),
+        entry::users_ou_entry(base),
+        entry::groups_ou_entry(base),
+    ] {
+        w.entry(&to_ldif(&e))?;
+        count += 1;
+    }
+    let groups = store.groups()?;
+    let by_id: HashMap<_, _> = groups.iter().map(|g| (g.id, g.clone())).collect();
+    let admins: HashSet<_> = match store.group_by_name(admin_group)? {
+        Some(g) => store.transitive_user_members(g.id)?.into_iter().collect(),
+        None => HashSet::new(),
+    };
+    let users = store.users()?;
+    let users_by_id: HashMap<_, _> = users.iter().map(|u| (u.id, u.clone())).collect();
+    for u in &users {
+        let direct: Vec<_> = store
+            .groups_of(Member::User(u.id))?
+            .into_iter()
+            .filter_map(|g| by_id.get(&g).cloned())
+            .collect();
+        let e = entry::user_entry(base, u, &direct, admins.contains(&u.id));
+        let mut le = to_ldif(&e);
+        for (k, v) in &u.attrs {
+            if schema::attribute(k).is_none() && !v.trim().is_empty() {
+                le.push(k, v.as_str());
+            }
+        }
+        if with_secrets {
+            if let Some(hash) = store.password_hash(u.id)? {
+                let value = if hash.starts_with("$argon2") {
+                    format!("{{ARGON2}}{hash}")
+                } else {
+                    hash
+                };
+                le.push("userPassword", value);
+            }
+        }
+        w.entry(&le)?;
+        count += 1;
+    }
+    for g in &groups {
+        let mut member_users = Vec::new();
+        let mut children = Vec::new();
+        for m in store.members(g.id)? {
+            match m {
+                Member::User(id) => member_users.extend(users_by_id.get(&id).cloned()),
+                Member::Group(id) => children.extend(by_id.get(&id).cloned()),
+            }
+        }
+        let parents: Vec<_> = store
+            .groups_of(Member::Group(g.id))?
+            .into_iter()
+            .filter_map(|p| by_id.get(&p).cloned())
+            .collect();
+        let e = entry::group_entry(base, g, &member_users, &children, &parents);
+        w.entry(&to_ldif(&e))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Builds the backup document of the whole store.
+pub fn backup(store: &Store) -> Result<Backup, ExportError> {
+    let mut users = Vec::new();
+    for u in store.users()? {
+        let password_hash = store.password_hash(u.id)?;
+        users.push(BackupUser {
+            user: u,
+            password_hash,
+        });
+    }
+    let mut groups = Vec::new();
+    for g in store.groups()? {
+        let members = store
+            .members(g.id)?
+            .into_iter()
+            .map(|m| match m {
+                Member::User(u) => BackupMember::User(u.0),
+                Member::Group(c) => BackupMember::Group(c.0),
+            })
+            .collect();
+        groups.push(BackupGroup { group: g, members });
+    }
+    let settings: BTreeMap<String, String> = store.settings()?.into_iter().collect();
+    let (next_uid, next_gid) = store.counters()?;
+    Ok(Backup {
+        format: BACKUP_FORMAT.into(),
+        version: BACKUP_VERSION,
+        created: now(),
+        users,
+        groups,
+        settings,
+        counters: BackupCounters { next_uid, next_gid },
+        extra: Vec::new(),
+    })
+}
+
+/// Writes the JSON backup (pretty-printed). It holds password hashes:
+/// the caller should create the file with mode 0600.
+pub fn json(store: &Store, out: &mut impl Write) -> Result<(), ExportError> {
+    let b = backup(store)?;
+    serde_json::to_writer_pretty(&mut *out, &b).map_err(|e| ExportError::Json(e.to_string()))?;
+    out.write_all(b"\n")?;
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! Import, export and restore against temporary stores, with the
+//! slapcat-style fixture in `fixtures/openldap-slapcat.ldif`.
+
+use super::import::{self, ImportOptions, Severity};
+use super::{export, BackupMember};
+use crate::auth::legacy;
+use crate::auth::password::Hasher;
+use crate::config::AuthConfig;
+use crate::directory::dn::Dn;
+use crate::ldif;
+use crate::store::import::BatchMember;
+use crate::store::{Member, NewUser, Store};
+
+const FIXTURE: &str = include_str!("../../fixtures/openldap-slapcat.ldif");
+const PW: &str = "correct horse";
+
+// The struct update keeps this compiling when other work adds AuthConfig
+// fields.
+#[allow(clippy::needless_update)]
+fn cheap() -> Hasher {
+    Hasher::new(&AuthConfig {
+        argon2_memory_kib: 64,
+        argon2_iterations: 1,
+        argon2_parallelism: 1,
+        hash_workers: 1,
+        ..AuthConfig::default()
+    })
+    .expect("params")
+}
+
+fn fixture_plan(opts: &ImportOptions) -> import::ImportPlan {
+    let ldif = ldif::parse_str(FIXTURE).expect("fixture parses");
+    import::plan_ldif(&ldif, opts)
+}
+
+fn verifies(store: &Store, hasher: &Hasher, name: &str, pw: &str) -> bool {
+    let user = store.user_by_name(name).expect("store").expect("user");
+    let Some(hash) = store.password_hash(user.id).expect("store") else {
+        return false;
+    };
+    if legacy::is_legacy(&hash) {
+        legacy::verify_legacy(&hash, pw)
+    } else {
+        hasher.verify_blocking(pw, &hash)
+    }
+}
+
+#[test]
+fn plans_the_fixture() {
+    let opts = ImportOptions {
+        keep_attributes: vec!["employeeType".into()],
+    };
+    let plan = fixture_plan(&opts);
+    let names: Vec<&str> = plan.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["alice", "bob", "carol", "dave", "erin", "frank"]);
+    let groups: Vec<&str> = plan.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(groups, ["staff", "developers", "ops"]);
+    assert_eq!(plan.skipped.len(), 3, "base and two OUs");
+
+    let alice = &plan.users[0];
+    assert_eq!(alice.line, 32);
+    assert_eq!(alice.full_name.as_deref(), Some("Alice Liddell"));
+    assert_eq!(alice.uid_number, Some(1001));
+    assert_eq!(
+        alice.attrs.get("loginShell").map(String::as_str),
+        Some("/bin/zsh")
+    );
+    assert_eq!(
+        alice.attrs.get("employeeType").map(String::as_str),
+        Some("staff")
+    );
+    assert!(alice.attrs["description"].contains("looking-glass worlds and the many"));
+    let carol = &plan.users[2];
+    assert_eq!(carol.full_name.as_deref(), Some("Zoë Ångström"));
+    assert!(plan.users[5].disabled, "pwdAccountLockedTime locks frank");
+    let kinds: Vec<String> = plan
+        .users
+        .iter()
+        .map(|u| u.password.as_ref().map(|p| p.kind()).unwrap_or_default())
+        .collect();
+    assert_eq!(kinds[0], "{SSHA}");
+    assert_eq!(kinds[1], "{CRYPT} sha512-crypt");
+    assert!(kinds[4].starts_with("cleartext"));
+
+    let staff = &plan.groups[0];
+    assert_eq!(
+        staff.members,
+        [
+            BatchMember::User("alice".into()),
+            BatchMember::User("bob".into()),
+            BatchMember::Group("developers".into()),
+        ]
+    );
+    assert_eq!(plan.groups[1].gid_number, Some(5001));
+    assert_eq!(
+        plan.groups[1].members,
+        [
+            BatchMember::User("carol".into()),
+            BatchMember::User("dave".into())
+        ]
+    );
+    // A uniqueMember from another tree resolves by its RDN value.
+    assert_eq!(
+        plan.groups[2].members,
+        [
+            BatchMember::User("erin".into()),
+            BatchMember::User("frank".into())
+        ]
+    );
+
+    let find = |needle: &str| {
+        plan.problems
+            .iter()
+            .find(|p| p.message.contains(needle))
+            .unwrap_or_else(|| panic!("no problem mentions {needle}: {:#?}", plan.problems))
+    };
+    let ghost = find("ghost");
+    assert_eq!((ghost.line, ghost.severity), (113, Severity::Error));
+    assert_eq!(find("\"nobody\"").line, 121);
+    assert_eq!(find("modify").line, 129);
+    assert_eq!(find("shadowLastChange").severity, Severity::Warning);
+    let report = plan.report();
+    assert!(report.contains("line    113  error"), "{report}");
+    assert!(!report.contains("NSZEu"), "no hash in the report");
+    // Without keep_attributes the unknown attribute is reported.
+    let plain = fixture_plan(&ImportOptions::default());
+    assert!(!plain.users[0].attrs.contains_key("employeeType"));
+    assert!(plain.problems.iter().any(|p| p.line == 49));
+}
+
+#[test]
+fn applies_all_or_nothing_and_idempotently() {
+    let hasher = cheap();
+    let plan = fixture_plan(&ImportOptions::default());
+
+    // A conflicting user (alice with another uidNumber) aborts everything.
+    let store = Store::temporary().expect("store");
+    store
+        .create_user(NewUser {
+            username: "alice".into(),
+            ..NewUser::default()
+        })
+        .expect("alice");
+    let err = import::apply(&store, &plan, &hasher).expect_err("conflict");
+    assert!(err.to_string().contains("uidNumber"), "{err}");
+    assert_eq!(store.users().expect("users").len(), 1);
+    assert!(store.groups().expect("groups").is_empty());
+    assert_eq!(store.counters().expect("counters"), (2001, 4000));
+
+    let store = Store::temporary().expect("store");
+    let mut stages = Vec::new();
+    let first = import::apply_with_progress(&store, &plan, &hasher, &mut |p| stages.push(p.stage))
+        .expect("import");
+    assert!(stages.contains(&"writing"));
+    assert_eq!(first.batch.users_created.len(), 6);
+    assert_eq!(first.batch.groups_created.len(), 3);
+    assert_eq!(first.batch.memberships_added, 7);
+    for name in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+        assert!(verifies(&store, &hasher, name, PW), "{name}");
+        assert!(!verifies(&store, &hasher, name, "wrong"), "{name}");
+    }
+    let erin = store.user_by_name("erin").expect("store").expect("erin");
+    let erin_hash = store.password_hash(erin.id).expect("store").expect("hash");
+    assert!(erin_hash.starts_with("$argon2id$"), "cleartext is hashed");
+    assert_eq!(erin.uid_number, 2000, "allocated");
+    let alice = store.user_by_name("alice").expect("store").expect("alice");
+    assert_eq!((alice.uid_number, alice.gid_number), (1001, 1001));
+    let developers = store
+        .group_by_name("developers")
+        .expect("store")
+        .expect("g");
+    assert_eq!(developers.gid_number, 5001);
+    let staff = store.group_by_name("staff").expect("store").expect("g");
+    assert!(store
+        .members(staff.id)
+        .expect("members")
+        .contains(&Member::Group(developers.id)));
+    let carol = store.user_by_name("carol").expect("store").expect("carol");
+    assert!(store
+        .transitive_groups_of(Member::User(carol.id))
+        .expect("groups")
+        .contains(&staff.id));
+    // Allocators moved past the imported numbers.
+    // erin and frank got 2000 and 2001; staff and ops 5002 and 5003.
+    assert_eq!(store.counters().expect("counters"), (2002, 5004));
+    let g = store.create_group("later", None).expect("group");
+    assert_eq!(g.gid_number, 5004);
+
+    // Rehash on bind: compare-and-swap of the stored string.
+    let bob = store.user_by_name("bob").expect("store").expect("bob");
+    let old = store.password_hash(bob.id).expect("store").expect("hash");
+    assert!(legacy::needs_rehash(&old));
+    let new = hasher.hash_blocking(PW).expect("hash");
+    assert!(store.rehash_password(bob.id, &old, &new).expect("swap"));
+    assert!(!store.rehash_password(bob.id, &old, &new).expect("swap"));
+    assert!(verifies(&store, &hasher, "bob", PW));
+
+    // Second run: nothing duplicated, nothing changed, no error; bob
+    // keeps his rehashed password.
+    let second = import::apply(&store, &plan, &hasher).expect("second import");
+    assert!(second.batch.users_created.is_empty(), "{second:?}");
+    assert!(second.batch.groups_created.is_empty());
+    assert_eq!(second.batch.users_unchanged.len(), 6, "{second:?}");
+    assert_eq!(second.batch.memberships_added, 0);
+    assert_eq!(store.users().expect("users").len(), 6);
+    assert_eq!(store.password_hash(bob.id).expect("store"), Some(new));
+}
+
+#[test]
+fn json_backup_restores_everything() {
+    let hasher = cheap();
+    let store = Store::temporary().expect("store");
+    import::apply(&store, &fixture_plan(&ImportOptions::default()), &hasher).expect("import");
+    store
+        .set_setting("portal.title", "Example")
+        .expect("setting");
+    let extra = store.create_user(NewUser {
+        username: "zed".into(),
+        ..NewUser::default()
+    });
+    let zed = extra.expect("zed");
+    store.delete_user(zed.id).expect("delete");
+
+    let mut out = Vec::new();
+    export::json(&store, &mut out).expect("export");
+    let text = String::from_utf8(out.clone()).expect("utf8");
+    assert!(text.contains("\"extra\": []"));
+
+    let fresh = Store::temporary().expect("fresh");
+    import::json(&fresh, out.as_slice()).expect("restore");
+    assert_eq!(fresh.users().expect("u"), store.users().expect("u"));
+    assert_eq!(fresh.groups().expect("g"), store.groups().expect("g"));
+    for u in store.users().expect("u") {
+        assert_eq!(
+            fresh.password_hash(u.id).expect("p"),
+            store.password_hash(u.id).expect("p")
+        );
+        assert_eq!(
+            fresh.groups_of(Member::User(u.id)).expect("m"),
+            store.groups_of(Member::User(u.id)).expect("m")
+        );
+    }
+    for g in store.groups().expect("g") {
+        assert_eq!(
+            fresh.members(g.id).expect("m"),
+            store.members(g.id).expect("m")
+        );
+    }
+    assert_eq!(fresh.settings().expect("s"), store.settings().expect("s"));
+    assert_eq!(fresh.counters().expect("c"), store.counters().expect("c"));
+    assert!(verifies(&fresh, &hasher, "dave", PW));
+    assert!(fresh.user_by_uid_number(1001).expect("idx").is_some());
+    assert!(fresh
+        .user_by_email("bob@example.org")
+        .expect("idx")
+        .is_some());
+
+    // Restoring again changes nothing.
+    let again = import::json(&fresh, out.as_slice()).expect("restore twice");
+    assert!(again.users_created.is_empty() && again.groups_created.is_empty());
+    assert_eq!(again.memberships_added, 0);
+    assert_eq!(fresh.users().expect("u"), store.users().expect("u"));
+
+    // A store with another alice refuses the restore and stays as it was.
+    let other = Store::temporary().expect("other");
+    other
+        .create_user(NewUser {
+            username: "alice".into(),
+            ..NewUser::default()
+        })
+        .expect("alice");
+    assert!(import::json(&other, out.as_slice()).is_err());
+    assert_eq!(other.users().expect("u").len(), 1);
+    assert!(other.groups().expect("g").is_empty());
+
+    let backup: super::Backup = serde_json::from_slice(&out).expect("parse");
+    assert!(backup.groups.iter().any(|g| g
+        .members
+        .iter()
+        .any(|m| matches!(m, BackupMember::Group(_)))));
+    assert!(
+        !format!("{backup:?}").contains("NSZEu"),
+        "Debug hides hashes"
+    );
+}
+
+#[test]
+fn ldif_export_reimports() {
+    let hasher = cheap();
+    let store = Store::temporary().expect("store");
+    let opts = ImportOptions {
+        keep_attributes: vec!["employeeType".into()],
+    };
+    import::apply(&store, &fixture_plan(&opts), &hasher).expect("import");
+    let base = Dn::parse("dc=example,dc=com").expect("dn");
+
+    let mut plain = Vec::new();
+    let n = export::ldif(&store, &base, false, &mut plain).expect("export");
+    assert_eq!(n, 3 + 6 + 3);
+    let plain = String::from_utf8(plain).expect("ascii");
+    assert!(!plain.to_ascii_lowercase().contains("userpassword"));
+    assert!(plain.contains("entryUUID: "));
+    assert!(!plain.contains("hasSubordinates"));
+    assert!(plain.contains("employeeType: staff"));
+
+    let mut secret = Vec::new();
+    export::ldif(&store, &base, true, &mut secret).expect("export");
+    let secret = String::from_utf8(secret).expect("ascii");
+    assert!(secret.contains("userPassword: {SSHA}"));
+    assert!(secret.contains("userPassword: {ARGON2}$argon2id$"));
+
+    // The export imports into a fresh store with the same users, groups
+    // and passwords.
+    let parsed = ldif::parse_str(&secret).expect("reads back");
+    let plan = import::plan_ldif(&parsed, &opts);
+    assert!(!plan.has_errors(), "{}", plan.report());
+    let fresh = Store::temporary().expect("fresh");
+    import::apply(&fresh, &plan, &hasher).expect("import");
+    for (a, b) in store
+        .users()
+        .expect("u")
+        .iter()
+        .zip(fresh.users().expect("u"))
+    {
+        assert_eq!(a.username, b.username);
+        assert_eq!(a.uid_number, b.uid_number);
+        assert_eq!(a.full_name, b.full_name);
+        assert_eq!(a.email, b.email);
+        // The export serves defaults (loginShell, homeDirectory), which
+        // the second import keeps as attributes; nothing is lost.
+        for (k, v) in &a.attrs {
+            assert_eq!(b.attrs.get(k), Some(v), "{} {k}", a.username);
+        }
+        assert!(verifies(&fresh, &hasher, &a.username, PW));
+    }
+    let staff = fresh.group_by_name("staff").expect("g").expect("staff");
+    assert_eq!(fresh.members(staff.id).expect("m").len(), 3);
+}
