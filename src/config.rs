@@ -32,6 +32,8 @@ pub struct Config {
     pub portal: PortalConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub bind: BindConfig,
+    pub throttle: ThrottleSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -73,6 +75,39 @@ pub struct AuthConfig {
     pub hash_workers: usize,
 }
 
+/// MFA-aware bind (DESIGN.md section 4). A section of its own rather than
+/// keys under `[auth]`, which holds the password hashing costs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BindConfig {
+    /// Code-based MFA on LDAP: `if-enrolled`, `required` or `off`. The CLI
+    /// (`mfa policy set`) overrides it, and groups may set their own.
+    pub mfa: String,
+    /// Whether app passwords bind. The CLI (`app-password policy set`)
+    /// overrides it, and groups may set their own.
+    pub app_passwords: bool,
+    /// Issuer shown by authenticator apps (the otpauth URI's `issuer`).
+    pub totp_issuer: String,
+}
+
+/// Bind throttling thresholds (DESIGN.md section 4).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleSettings {
+    /// Consecutive failures of one account before it is locked for a while.
+    pub account_failures: u32,
+    /// Lock after the `account_failures`-th failure, in milliseconds;
+    /// doubles with each further failure.
+    pub account_delay_ms: u64,
+    /// Cap of that lock, in seconds.
+    pub account_max_delay_secs: u64,
+    /// Failures from one source address within the window before that
+    /// address is refused until the window ends (0 = no limit).
+    pub address_failures: u32,
+    /// The per-address window, in seconds.
+    pub address_window_secs: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -91,6 +126,8 @@ impl Default for Config {
             portal: PortalConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            bind: BindConfig::default(),
+            throttle: ThrottleSettings::default(),
         }
     }
 }
@@ -124,6 +161,28 @@ impl Default for AuthConfig {
             argon2_iterations: 2,
             argon2_parallelism: 1,
             hash_workers: 0,
+        }
+    }
+}
+
+impl Default for BindConfig {
+    fn default() -> Self {
+        BindConfig {
+            mfa: "if-enrolled".into(),
+            app_passwords: true,
+            totp_issuer: "Portcullis".into(),
+        }
+    }
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        ThrottleSettings {
+            account_failures: 5,
+            account_delay_ms: 1000,
+            account_max_delay_secs: 300,
+            address_failures: 1000,
+            address_window_secs: 60,
         }
     }
 }
@@ -184,6 +243,29 @@ pub const KEYS: &[(&str, &str)] = &[
     ("auth.hash_workers", "PORTCULLIS_AUTH_HASH_WORKERS"),
     ("log.level", "PORTCULLIS_LOG_LEVEL"),
     ("log.json", "PORTCULLIS_LOG_JSON"),
+    ("bind.mfa", "PORTCULLIS_BIND_MFA"),
+    ("bind.app_passwords", "PORTCULLIS_BIND_APP_PASSWORDS"),
+    ("bind.totp_issuer", "PORTCULLIS_BIND_TOTP_ISSUER"),
+    (
+        "throttle.account_failures",
+        "PORTCULLIS_THROTTLE_ACCOUNT_FAILURES",
+    ),
+    (
+        "throttle.account_delay_ms",
+        "PORTCULLIS_THROTTLE_ACCOUNT_DELAY_MS",
+    ),
+    (
+        "throttle.account_max_delay_secs",
+        "PORTCULLIS_THROTTLE_ACCOUNT_MAX_DELAY_SECS",
+    ),
+    (
+        "throttle.address_failures",
+        "PORTCULLIS_THROTTLE_ADDRESS_FAILURES",
+    ),
+    (
+        "throttle.address_window_secs",
+        "PORTCULLIS_THROTTLE_ADDRESS_WINDOW_SECS",
+    ),
 ];
 
 /// Where a setting's value came from, so an error can say what to fix.
@@ -374,6 +456,16 @@ impl Config {
             "auth.hash_workers" => self.auth.hash_workers = number(value)?,
             "log.level" => self.log.level = value.to_string(),
             "log.json" => self.log.json = boolean(value)?,
+            "bind.mfa" => self.bind.mfa = value.to_string(),
+            "bind.app_passwords" => self.bind.app_passwords = boolean(value)?,
+            "bind.totp_issuer" => self.bind.totp_issuer = value.to_string(),
+            "throttle.account_failures" => self.throttle.account_failures = number(value)?,
+            "throttle.account_delay_ms" => self.throttle.account_delay_ms = number(value)?,
+            "throttle.account_max_delay_secs" => {
+                self.throttle.account_max_delay_secs = number(value)?
+            }
+            "throttle.address_failures" => self.throttle.address_failures = number(value)?,
+            "throttle.address_window_secs" => self.throttle.address_window_secs = number(value)?,
             other => return Err(format!("unknown key {other}")),
         }
         Ok(())
@@ -417,7 +509,66 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(origins.invalid("log.level", format!("not a tracing filter: {e}")));
         }
+        self.validate_bind(origins)
+    }
+
+    fn validate_bind(&self, origins: &Origins) -> Result<(), ConfigError> {
+        if crate::store::MfaPolicy::parse(&self.bind.mfa).is_none() {
+            return Err(origins.invalid("bind.mfa", "must be if-enrolled, required or off"));
+        }
+        let issuer = &self.bind.totp_issuer;
+        if issuer.trim().is_empty() || issuer.len() > 64 || issuer.contains(':') {
+            return Err(origins.invalid(
+                "bind.totp_issuer",
+                "must be 1 to 64 bytes without `:` (it prefixes the account in the otpauth URI)",
+            ));
+        }
+        let t = &self.throttle;
+        if t.account_failures == 0 {
+            return Err(origins.invalid("throttle.account_failures", "must be at least 1"));
+        }
+        if t.account_delay_ms == 0 || t.account_delay_ms > 3_600_000 {
+            return Err(origins.invalid(
+                "throttle.account_delay_ms",
+                "must be between 1 and 3600000 (one hour)",
+            ));
+        }
+        if t.account_max_delay_secs.saturating_mul(1000) < t.account_delay_ms
+            || t.account_max_delay_secs > 86_400
+        {
+            return Err(origins.invalid(
+                "throttle.account_max_delay_secs",
+                "must be at least account_delay_ms and at most 86400 (one day)",
+            ));
+        }
+        if t.address_window_secs == 0 || t.address_window_secs > 86_400 {
+            return Err(origins.invalid(
+                "throttle.address_window_secs",
+                "must be between 1 and 86400 (one day)",
+            ));
+        }
         Ok(())
+    }
+
+    /// The bind decision's settings: policy defaults and throttle
+    /// thresholds. Call on a validated config.
+    pub fn auth_settings(&self) -> crate::auth::AuthSettings {
+        use std::time::Duration;
+        let t = &self.throttle;
+        crate::auth::AuthSettings {
+            policy: crate::auth::policy::PolicyDefaults {
+                mfa: crate::store::MfaPolicy::parse(&self.bind.mfa)
+                    .unwrap_or(crate::store::MfaPolicy::IfEnrolled),
+                app_passwords: self.bind.app_passwords,
+            },
+            throttle: crate::auth::throttle::ThrottleConfig {
+                account_failures: t.account_failures,
+                account_delay: Duration::from_millis(t.account_delay_ms),
+                account_max_delay: Duration::from_secs(t.account_max_delay_secs),
+                address_failures: t.address_failures,
+                address_window: Duration::from_secs(t.address_window_secs),
+            },
+        }
     }
 
     fn validate_argon2(&self, origins: &Origins) -> Result<(), ConfigError> {
@@ -660,6 +811,14 @@ mod tests {
             ("PORTCULLIS_AUTH_HASH_WORKERS", "7"),
             ("PORTCULLIS_LOG_LEVEL", "portcullis=debug"),
             ("PORTCULLIS_LOG_JSON", "1"),
+            ("PORTCULLIS_BIND_MFA", "required"),
+            ("PORTCULLIS_BIND_APP_PASSWORDS", "false"),
+            ("PORTCULLIS_BIND_TOTP_ISSUER", "Example Inc"),
+            ("PORTCULLIS_THROTTLE_ACCOUNT_FAILURES", "8"),
+            ("PORTCULLIS_THROTTLE_ACCOUNT_DELAY_MS", "9"),
+            ("PORTCULLIS_THROTTLE_ACCOUNT_MAX_DELAY_SECS", "10"),
+            ("PORTCULLIS_THROTTLE_ADDRESS_FAILURES", "11"),
+            ("PORTCULLIS_THROTTLE_ADDRESS_WINDOW_SECS", "12"),
         ];
         assert_eq!(vars.len(), KEYS.len());
         let c = Config::load(None, env(&vars), &Overrides::default()).expect("load");
@@ -687,6 +846,18 @@ mod tests {
             log: LogConfig {
                 level: "portcullis=debug".into(),
                 json: true,
+            },
+            bind: BindConfig {
+                mfa: "required".into(),
+                app_passwords: false,
+                totp_issuer: "Example Inc".into(),
+            },
+            throttle: ThrottleSettings {
+                account_failures: 8,
+                account_delay_ms: 9,
+                account_max_delay_secs: 10,
+                address_failures: 11,
+                address_window_secs: 12,
             },
         };
         assert_eq!(c, expected);
@@ -857,6 +1028,28 @@ mod tests {
             ),
             ("PORTCULLIS_LOG_JSON", "maybe", "log.json"),
             ("PORTCULLIS_LOG_LEVEL", "portcullis=loud", "log.level"),
+            ("PORTCULLIS_BIND_MFA", "sometimes", "bind.mfa"),
+            (
+                "PORTCULLIS_BIND_APP_PASSWORDS",
+                "perhaps",
+                "bind.app_passwords",
+            ),
+            ("PORTCULLIS_BIND_TOTP_ISSUER", "a:b", "bind.totp_issuer"),
+            (
+                "PORTCULLIS_THROTTLE_ACCOUNT_FAILURES",
+                "0",
+                "throttle.account_failures",
+            ),
+            (
+                "PORTCULLIS_THROTTLE_ACCOUNT_DELAY_MS",
+                "0",
+                "throttle.account_delay_ms",
+            ),
+            (
+                "PORTCULLIS_THROTTLE_ADDRESS_WINDOW_SECS",
+                "0",
+                "throttle.address_window_secs",
+            ),
         ];
         for (var, value, expected_key) in bad {
             let e = Config::load(None, env(&[(var, value)]), &Overrides::default())

@@ -6,7 +6,9 @@
 //! - `directory`: DNs, schema, records → entries, filters, access rules and
 //!   the search planner. Knows nothing of sockets or BER.
 //! - `auth`: bind decisions: password hashing and verification off the
-//!   reactor, credential parsing. Clock and randomness are parameters.
+//!   reactor, credential parsing, TOTP and static tokens, app passwords,
+//!   bind policies, throttling, the server key. Clock and randomness are
+//!   parameters. Knows the store's interface, never sled.
 //! - `ldap`: the protocol layer: listener, connection loop, operation
 //!   handlers (bind, search, compare, extended, root DSE, paging).
 //! - `admin`: the admin requests the CLI sends, their execution against the

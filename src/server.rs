@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminContext};
+use crate::auth::keys::ServerKey;
 use crate::auth::password::Hasher;
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -38,6 +39,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         )
     })?;
     let hasher = Hasher::new(&config.auth).context("while setting up password hashing")?;
+    let server_key = ServerKey::load_or_create(&config.data_dir).with_context(|| {
+        format!(
+            "while loading the server key {}",
+            config.data_dir.join(crate::auth::keys::FILE_NAME).display()
+        )
+    })?;
     {
         let pw_path = config.initial_password_path();
         let (store, hasher, config) = (store.clone(), hasher.clone(), config.clone());
@@ -62,7 +69,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let handler = Arc::new(Handler::new(
         directory,
-        Authenticator::new(store.clone(), hasher.clone()),
+        Authenticator::configured(
+            store.clone(),
+            hasher.clone(),
+            server_key.clone(),
+            config.auth_settings(),
+        ),
         Limits {
             size_limit: config.ldap.size_limit,
             time_limit: Some(Duration::from_secs(config.ldap.time_limit_secs))
@@ -78,7 +90,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let admin_ctx = Arc::new(AdminContext::new(store.clone(), hasher.clone(), &config));
+    let admin_ctx = Arc::new(
+        AdminContext::new(store.clone(), hasher.clone(), &config).with_server_key(server_key),
+    );
     let admin_task = tokio::spawn(admin::socket::serve_admin(
         admin_listener,
         admin_ctx,

@@ -144,7 +144,7 @@ fn escape_dn_value(value: &str) -> String {
 }
 
 /// A timestamp as RFC 3339 text, e.g. `2025-01-31T12:00:00Z`.
-fn rfc3339(ts: Timestamp) -> Value {
+pub(super) fn rfc3339(ts: Timestamp) -> Value {
     time::OffsetDateTime::from_unix_timestamp(ts)
         .ok()
         .and_then(|t| {

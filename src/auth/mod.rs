@@ -1,28 +1,61 @@
-//! Bind decisions: credential parsing, password hashes and, with the MFA
-//! issue, second factors and throttling. Clock and randomness are
-//! parameters, so every rule can be tested without sleeping.
+//! Bind decisions: credential parsing, password hashes, second factors
+//! (TOTP, static tokens), app passwords, bind policies and throttling.
+//! Clock and randomness are parameters, so every rule can be tested
+//! without sleeping.
 //!
 //! Every bind of a named user goes through [`Authenticator::authenticate`];
 //! the LDAP layer, the portal and the CLI never verify a password themselves.
+//!
+//! Layout:
+//! - `password`: argon2id hashing off the reactor.
+//! - `keys`: the server key that keys the hashes of app passwords and
+//!   static tokens.
+//! - `totp`, `static_tokens`, `app_password`: the three kinds of secret.
+//! - `policy`: `mfa = off | if-enrolled | required`, app passwords on/off,
+//!   globally and per group.
+//! - `throttle`: per-account softlock and per-address limit.
+//! - `legacy`: verification of hashes imported from other directories.
 
+pub mod app_password;
+pub mod keys;
 pub mod legacy;
 pub mod password;
+pub mod policy;
+pub mod static_tokens;
+pub mod throttle;
+pub mod totp;
 
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
 
-use crate::store::{Store, Timestamp, User};
+use crate::store::{Device, DeviceKind, Store, StoreError, Timestamp, User, UserId};
+use keys::ServerKey;
 use password::Hasher;
+use policy::{CodeRule, PolicyDefaults};
+use throttle::{Key, Throttle, ThrottleConfig, Verdict};
 
-/// How a successful bind proved itself (logged in the audit event).
+/// Longest bind password considered, in bytes; longer ones are refused
+/// without hashing them.
+pub const MAX_BIND_PASSWORD_LEN: usize = 4096;
+
+/// How a bind proved itself (or tried to), for the audit event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Password,
+    PasswordTotp,
+    PasswordStatic,
+    AppPassword,
 }
 
 impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Password => "password",
+            Method::PasswordTotp => "password+totp",
+            Method::PasswordStatic => "password+static",
+            Method::AppPassword => "app-password",
         }
     }
 }
@@ -35,6 +68,17 @@ pub enum Refusal {
     NoPassword,
     WrongPassword,
     Disabled,
+    /// Too many failures for the account or from the address.
+    Throttled,
+    /// The user has a device, and no code came after the last `;`.
+    CodeMissing,
+    WrongCode,
+    /// A TOTP code of a step not later than the last accepted one.
+    CodeReplayed,
+    /// `mfa = required` and the user has no device.
+    MfaNotEnrolled,
+    AppPasswordExpired,
+    AppPasswordsDisabled,
     /// The store failed while deciding: never fail open.
     Internal,
 }
@@ -46,6 +90,13 @@ impl Refusal {
             Refusal::NoPassword => "no password set",
             Refusal::WrongPassword => "wrong password",
             Refusal::Disabled => "account disabled",
+            Refusal::Throttled => "throttled",
+            Refusal::CodeMissing => "code missing",
+            Refusal::WrongCode => "wrong code",
+            Refusal::CodeReplayed => "code replayed",
+            Refusal::MfaNotEnrolled => "mfa required but not enrolled",
+            Refusal::AppPasswordExpired => "app password expired",
+            Refusal::AppPasswordsDisabled => "app passwords disabled",
             Refusal::Internal => "internal error",
         }
     }
@@ -54,8 +105,17 @@ impl Refusal {
 /// The result of one bind decision.
 #[derive(Debug, Clone)]
 pub enum BindOutcome {
-    Success { user: Box<User>, method: Method },
-    Refused(Refusal),
+    Success {
+        user: Box<User>,
+        method: Method,
+        /// The app password's name, for the audit event.
+        app_password: Option<String>,
+    },
+    Refused {
+        reason: Refusal,
+        /// What the attempt looked like.
+        method: Method,
+    },
 }
 
 /// The bind password. Its `Debug` never shows the value.
@@ -67,64 +127,304 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Splits `<password>;<code>` at the last `;`. `None` without any `;`.
+pub fn split_code(bind_password: &str) -> Option<(&str, &str)> {
+    bind_password.rsplit_once(';')
+}
+
+/// The settings of the bind decision, from the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthSettings {
+    pub policy: PolicyDefaults,
+    pub throttle: ThrottleConfig,
+}
+
 /// Decides binds against the store.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
     hasher: Hasher,
+    key: ServerKey,
+    policy: PolicyDefaults,
+    throttle: Arc<Throttle>,
+}
+
+fn unix_secs(now: SystemTime) -> u64 {
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn timestamp(now: SystemTime) -> Timestamp {
+    Timestamp::try_from(unix_secs(now)).unwrap_or(Timestamp::MAX)
+}
+
+/// What a code matched.
+enum CodeCheck {
+    Totp,
+    Static,
+    Replayed,
+    Wrong,
 }
 
 impl Authenticator {
-    pub fn new(store: Store, hasher: Hasher) -> Authenticator {
-        Authenticator { store, hasher }
+    /// Default policies and throttling, with a throw-away server key (so no
+    /// stored app password or static token matches: it fails closed). For
+    /// tests and tools; `serve` uses [`Authenticator::configured`].
+    pub fn new(store: Store, hasher: Hasher) -> Self {
+        Authenticator::configured(
+            store,
+            hasher,
+            ServerKey::generate(),
+            AuthSettings::default(),
+        )
+    }
+
+    pub fn configured(
+        store: Store,
+        hasher: Hasher,
+        key: ServerKey,
+        settings: AuthSettings,
+    ) -> Self {
+        Authenticator {
+            store,
+            hasher,
+            key,
+            policy: settings.policy,
+            throttle: Arc::new(Throttle::new(settings.throttle)),
+        }
     }
 
     pub fn hasher(&self) -> &Hasher {
         &self.hasher
     }
 
-    /// Decides a simple bind of `username` with `password` at time `now`.
+    /// Decides a simple bind of `username` with `password` from `peer` at
+    /// time `now` (DESIGN.md section 4):
     ///
-    /// An unknown user, a user without a password and a disabled user all
-    /// cost one argon2 verification, like a wrong password, so timing does
-    /// not tell them apart.
+    /// 0. Throttled account or address: refused before any hashing.
+    /// 1. One of the user's app passwords: success without a code.
+    /// 2. A user with a confirmed device, MFA not `off`: `<password>;<code>`
+    ///    split at the last `;`; the password (argon2, off the reactor),
+    ///    then the code against TOTP devices (later than the last accepted
+    ///    step) and unused static tokens. The consumed code is flushed to
+    ///    disk before this returns success.
+    /// 3. Otherwise the whole string is the password.
+    ///
+    /// Every refusal that reaches step 2 or 3 — unknown user, no password,
+    /// wrong-format MFA password — costs one argon2 verification, like a
+    /// wrong password, so timing does not tell them apart.
     pub async fn authenticate(
         &self,
         username: &str,
         password: &Secret,
-        _now: Timestamp,
+        peer: IpAddr,
+        now: SystemTime,
     ) -> BindOutcome {
-        let user = match self.store.user_by_name(username) {
-            Ok(user) => user,
-            Err(e) => {
-                tracing::error!(error = %e, "store failure during bind");
-                return BindOutcome::Refused(Refusal::Internal);
-            }
-        };
-        let Some(user) = user else {
-            self.hasher.verify(password.0.clone(), None).await;
-            return BindOutcome::Refused(Refusal::UnknownUser);
-        };
-        let phc = match self.store.password_hash(user.id) {
-            Ok(phc) => phc,
-            Err(e) => {
-                tracing::error!(error = %e, "store failure during bind");
-                return BindOutcome::Refused(Refusal::Internal);
-            }
-        };
-        let has_password = phc.is_some();
-        let verified = self.hasher.verify(password.0.clone(), phc).await;
-        if !has_password {
-            BindOutcome::Refused(Refusal::NoPassword)
-        } else if !verified {
-            BindOutcome::Refused(Refusal::WrongPassword)
-        } else if user.disabled {
-            BindOutcome::Refused(Refusal::Disabled)
-        } else {
-            BindOutcome::Success {
-                user: Box::new(user),
-                method: Method::Password,
+        let account = Key::account(username);
+        let address = Key::Address(peer);
+        for key in [&account, &address] {
+            if let Verdict::Throttled { .. } = self.throttle.check(key, now) {
+                return BindOutcome::Refused {
+                    reason: Refusal::Throttled,
+                    method: Method::Password,
+                };
             }
         }
+        let outcome = match self.decide(username, &password.0, peer, now).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "store failure during bind");
+                return BindOutcome::Refused {
+                    reason: Refusal::Internal,
+                    method: Method::Password,
+                };
+            }
+        };
+        match &outcome {
+            BindOutcome::Success { .. } => self.throttle.success(&account),
+            BindOutcome::Refused {
+                reason: Refusal::Internal,
+                ..
+            } => {}
+            BindOutcome::Refused { .. } => {
+                self.throttle.failure(&account, now);
+                self.throttle.failure(&address, now);
+            }
+        }
+        outcome
+    }
+
+    /// A refusal after spending one dummy argon2 verification.
+    async fn refuse_after_hashing(&self, reason: Refusal, method: Method) -> BindOutcome {
+        self.hasher.verify(String::new(), None).await;
+        BindOutcome::Refused { reason, method }
+    }
+
+    async fn decide(
+        &self,
+        username: &str,
+        bind_password: &str,
+        peer: IpAddr,
+        now: SystemTime,
+    ) -> Result<BindOutcome, StoreError> {
+        if bind_password.len() > MAX_BIND_PASSWORD_LEN {
+            return Ok(self
+                .refuse_after_hashing(Refusal::WrongPassword, Method::Password)
+                .await);
+        }
+        let user = if username.is_empty() {
+            None
+        } else {
+            self.store.user_by_name(username)?
+        };
+        let Some(user) = user else {
+            return Ok(self
+                .refuse_after_hashing(Refusal::UnknownUser, Method::Password)
+                .await);
+        };
+        let effective = policy::effective_for(&self.store, user.id, self.policy)?;
+
+        // 1. App password.
+        if app_password::looks_like_app_password(bind_password) {
+            let hash = app_password::hash(&self.key, bind_password);
+            if let Some((owner, ap)) = self.store.app_password_by_hash(&hash)? {
+                if owner == user.id {
+                    let method = Method::AppPassword;
+                    let at = timestamp(now);
+                    if ap.expired(at) {
+                        self.store.revoke_app_password(user.id, ap.id)?;
+                        return Ok(self
+                            .refuse_after_hashing(Refusal::AppPasswordExpired, method)
+                            .await);
+                    }
+                    if !effective.app_passwords {
+                        return Ok(self
+                            .refuse_after_hashing(Refusal::AppPasswordsDisabled, method)
+                            .await);
+                    }
+                    if user.disabled {
+                        return Ok(self.refuse_after_hashing(Refusal::Disabled, method).await);
+                    }
+                    // Bookkeeping: written now, flushed with sled's next
+                    // periodic flush, so the bind does not wait for a disk.
+                    if let Err(e) =
+                        self.store
+                            .touch_app_password(user.id, ap.id, at, &peer.to_string())
+                    {
+                        tracing::warn!(error = %e, "could not record app password use");
+                    }
+                    return Ok(BindOutcome::Success {
+                        user: Box::new(user),
+                        method,
+                        app_password: Some(ap.name),
+                    });
+                }
+            }
+        }
+
+        // 2./3. Password, with or without a code.
+        let devices: Vec<Device> = self
+            .store
+            .devices(user.id)?
+            .into_iter()
+            .filter(|d| d.confirmed)
+            .collect();
+        let rule = policy::code_rule(effective.mfa, !devices.is_empty());
+        let (password_part, code) = match rule {
+            CodeRule::WholePassword | CodeRule::NotEnrolled => (bind_password, None),
+            CodeRule::PasswordAndCode => match split_code(bind_password) {
+                Some((p, c)) => (p, Some(c)),
+                None => (bind_password, Some("")),
+            },
+        };
+        let method = match code {
+            None => Method::Password,
+            Some(c) if static_tokens::looks_like_token(c) => Method::PasswordStatic,
+            Some(_) => Method::PasswordTotp,
+        };
+        let phc = self.store.password_hash(user.id)?;
+        let has_password = phc.is_some();
+        let verified = self.hasher.verify(password_part.to_string(), phc).await;
+        let refused = |reason| Ok(BindOutcome::Refused { reason, method });
+        if !has_password {
+            return refused(Refusal::NoPassword);
+        }
+        if !verified {
+            return refused(Refusal::WrongPassword);
+        }
+        if user.disabled {
+            return refused(Refusal::Disabled);
+        }
+        if rule == CodeRule::NotEnrolled {
+            return refused(Refusal::MfaNotEnrolled);
+        }
+        let Some(code) = code else {
+            return Ok(BindOutcome::Success {
+                user: Box::new(user),
+                method,
+                app_password: None,
+            });
+        };
+        if code.is_empty() {
+            return refused(Refusal::CodeMissing);
+        }
+        let method = match self.check_code(user.id, &devices, code, now)? {
+            CodeCheck::Totp => Method::PasswordTotp,
+            CodeCheck::Static => Method::PasswordStatic,
+            CodeCheck::Replayed => return refused(Refusal::CodeReplayed),
+            CodeCheck::Wrong => return refused(Refusal::WrongCode),
+        };
+        // The used code must stay used across a crash: on disk before the
+        // success response leaves.
+        self.store.flush_async().await?;
+        Ok(BindOutcome::Success {
+            user: Box::new(user),
+            method,
+            app_password: None,
+        })
+    }
+
+    /// Checks `code` against the user's TOTP devices and unused static
+    /// tokens, consuming what it matches (atomically, in the store).
+    fn check_code(
+        &self,
+        user: UserId,
+        devices: &[Device],
+        code: &str,
+        now: SystemTime,
+    ) -> Result<CodeCheck, StoreError> {
+        let secs = unix_secs(now);
+        let mut replayed = false;
+        for d in devices {
+            match d.kind {
+                DeviceKind::Totp { digits } => {
+                    let Some(secret) = self.store.totp_secret(user, d.id)? else {
+                        continue;
+                    };
+                    if let Some(step) = totp::matching_step(&secret.0, digits, code, secs) {
+                        if self.store.advance_totp_step(user, d.id, step)? {
+                            return Ok(CodeCheck::Totp);
+                        }
+                        replayed = true;
+                    }
+                }
+                DeviceKind::Static => {
+                    if static_tokens::looks_like_token(code) {
+                        let hash = static_tokens::hash(&self.key, code);
+                        if self.store.consume_static_token(user, d.id, &hash)? {
+                            return Ok(CodeCheck::Static);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(if replayed {
+            CodeCheck::Replayed
+        } else {
+            CodeCheck::Wrong
+        })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,9 +8,8 @@ use ldap3_proto::proto::{
 
 use super::handler::{Handler, Outcome, Session};
 use super::result::{ldap_result, success};
-use crate::auth::{BindOutcome, Refusal, Secret};
+use crate::auth::{BindOutcome, Secret};
 use crate::directory::{tree, Dn, Identity, Target};
-use crate::store::now;
 
 /// The one text every refused bind gets (DESIGN.md section 4).
 const INVALID_CREDENTIALS: &str = "invalid credentials";
@@ -79,23 +78,32 @@ impl Handler {
             // A DN that cannot be a user costs the same as a wrong password.
             _ => String::new(),
         };
-        let outcome = if username.is_empty() {
-            self.auth.hasher().verify(password.0.clone(), None).await;
-            BindOutcome::Refused(Refusal::UnknownUser)
-        } else {
-            self.auth.authenticate(&username, &password, now()).await
-        };
+        // A DN that cannot be a user (empty name) goes through the same
+        // decision as an unknown user: throttled, and costing one argon2.
+        let outcome = self
+            .auth
+            .authenticate(
+                &username,
+                &password,
+                peer.ip(),
+                std::time::SystemTime::now(),
+            )
+            .await;
         match outcome {
-            BindOutcome::Success { user, method } => {
-                tracing::info!(target: "portcullis::audit", user = %user.username, %peer, method = method.as_str(), outcome = "success", "bind");
+            BindOutcome::Success {
+                user,
+                method,
+                app_password,
+            } => {
+                tracing::info!(target: "portcullis::audit", user = %user.username, %peer, method = method.as_str(), app_password = app_password.as_deref(), outcome = "success", "bind");
                 session.identity = Identity::User {
                     id: user.id,
                     username: user.username,
                 };
                 respond(LdapResultCode::Success, "")
             }
-            BindOutcome::Refused(reason) => {
-                tracing::info!(target: "portcullis::audit", dn = ?req.dn, %peer, method = "password", outcome = "refused", reason = reason.as_str(), "bind");
+            BindOutcome::Refused { reason, method } => {
+                tracing::info!(target: "portcullis::audit", dn = ?req.dn, %peer, method = method.as_str(), outcome = "refused", reason = reason.as_str(), "bind");
                 respond(LdapResultCode::InvalidCredentials, INVALID_CREDENTIALS)
             }
         }

@@ -9,9 +9,8 @@ use rand::distributions::{Alphanumeric, DistString};
 
 use super::handler::{Handler, Outcome, Session};
 use super::result::{from_store, ldap_result, success};
-use crate::auth::{BindOutcome, Secret};
+use crate::auth::{BindOutcome, Method, Secret};
 use crate::directory::{tree, Dn, Identity, Target};
-use crate::store::now;
 
 /// Longest password accepted, in bytes.
 const MAX_PASSWORD_LEN: usize = 4096;
@@ -135,8 +134,20 @@ impl Handler {
                     "the old password is required",
                 ));
             };
-            match self.auth.authenticate(self_name, &Secret(old), now()).await {
-                BindOutcome::Success { user, .. } if user.id == *self_id => {}
+            match self
+                .auth
+                .authenticate(
+                    self_name,
+                    &Secret(old),
+                    session.peer.ip(),
+                    std::time::SystemTime::now(),
+                )
+                .await
+            {
+                // An app password cannot change the account's password: it is
+                // for one application, not for managing the account.
+                BindOutcome::Success { user, method, .. }
+                    if user.id == *self_id && method != Method::AppPassword => {}
                 _ => {
                     return Err(ldap_result(
                         LdapResultCode::InvalidCredentials,

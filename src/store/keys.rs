@@ -19,7 +19,7 @@ pub(super) const KIND_USER: u8 = b'u';
 /// Kind byte of a child-group member.
 pub(super) const KIND_GROUP: u8 = b'g';
 
-const ID_LEN: usize = 16;
+pub(super) const ID_LEN: usize = 16;
 const MEMBER_LEN: usize = 1 + ID_LEN;
 const MEMBERSHIP_LEN: usize = ID_LEN + MEMBER_LEN;
 
@@ -29,6 +29,15 @@ pub(super) fn user_key(id: UserId) -> [u8; ID_LEN] {
 
 pub(super) fn group_key(id: GroupId) -> [u8; ID_LEN] {
     *id.0.as_bytes()
+}
+
+/// `first id ++ second id`: a record that belongs to a user (a device, an
+/// app password), so a prefix scan over the user id finds them all.
+pub(super) fn pair_key(first: Uuid, second: Uuid) -> [u8; 2 * ID_LEN] {
+    let mut key = [0u8; 2 * ID_LEN];
+    key[..ID_LEN].copy_from_slice(first.as_bytes());
+    key[ID_LEN..].copy_from_slice(second.as_bytes());
+    key
 }
 
 pub(super) fn number_key(n: u32) -> [u8; 4] {

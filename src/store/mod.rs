@@ -21,6 +21,7 @@
 //! | `members` | group id ++ kind ++ member id | empty |
 //! | `member_of` | kind ++ member id ++ group id | empty |
 //! | `meta` | `schema_version`, `next_uid`, `next_gid`, `membership_epoch`, `setting/<key>` | |
+//! | `mfa_*`, `app_password*`, `idx_app_password`, `group_policies` | see `mfa.rs` | |
 //!
 //! Ids are the 16 bytes of their UUID; kind is `u` (user) or `g` (group).
 //! See `keys.rs` for the encoders.
@@ -41,9 +42,14 @@
 
 pub mod import;
 mod keys;
+pub mod mfa;
 pub mod model;
 mod validate;
 
+pub use mfa::{
+    AppPassword, AppPasswordId, Device, DeviceId, DeviceKind, GroupPolicy, KeyedHash, MfaPolicy,
+    TotpSecret,
+};
 pub use model::{now, Group, GroupId, Member, NewUser, Timestamp, User, UserId};
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -116,6 +122,8 @@ struct Trees {
     members: Tree,
     member_of: Tree,
     meta: Tree,
+    /// Second factors, app passwords and group policies (`mfa.rs`).
+    mfa: mfa::MfaTrees,
 }
 
 /// Why a transaction closure gave up.
@@ -326,6 +334,7 @@ impl Store {
             members: tree("members")?,
             member_of: tree("member_of")?,
             meta: tree("meta")?,
+            mfa: mfa::MfaTrees::open(&db)?,
             db,
         };
         let store = Store { t: Arc::new(t) };
@@ -594,7 +603,7 @@ impl Store {
     pub fn delete_user(&self, id: UserId) -> Result<()> {
         let t = &self.t;
         let member = Member::User(id);
-        retrying("deleting a user", || {
+        let deleted = retrying("deleting a user", || {
             let seen = self.membership_epoch()?;
             let parents = self.groups_of(member)?;
             settle(
@@ -648,7 +657,11 @@ impl Store {
                         },
                     ),
             )
-        })
+        });
+        deleted?;
+        // Unreachable once the user is gone (ids are never reused); removed
+        // so no secret outlives its user.
+        self.forget_second_factors(id)
     }
 
     /// The PHC string of the user's password hash, if a password is set.
@@ -783,7 +796,7 @@ impl Store {
     pub fn delete_group(&self, id: GroupId) -> Result<()> {
         let t = &self.t;
         let as_member = Member::Group(id);
-        retrying("deleting a group", || {
+        let deleted = retrying("deleting a group", || {
             let seen = self.membership_epoch()?;
             let children = self.members(id)?;
             let parents = self.groups_of(as_member)?;
@@ -819,7 +832,9 @@ impl Store {
                         },
                     ),
             )
-        })
+        });
+        deleted?;
+        self.forget_group_policy(id)
     }
 
     /// Adds a direct member. `Ok(false)` if it already was one. Refuses a

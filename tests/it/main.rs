@@ -5,5 +5,6 @@ mod harness;
 
 mod bind;
 mod cli;
+mod mfa;
 mod ops;
 mod search;

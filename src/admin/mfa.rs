@@ -1,0 +1,298 @@
+//! Admin requests for second factors, app passwords and bind policies.
+//!
+//! Secrets (a TOTP secret, static tokens, an app password) appear in
+//! exactly one answer: the one that creates them. Listings show ids,
+//! labels and times only.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::view::rfc3339;
+use super::{find_group, find_user, AdminContext, AdminError};
+use crate::auth::{app_password, policy, static_tokens, totp};
+use crate::store::mfa::{SETTING_APP_PASSWORDS, SETTING_MFA_POLICY};
+use crate::store::{
+    now, AppPassword, AppPasswordId, Device, DeviceId, DeviceKind, GroupPolicy, MfaPolicy,
+    TotpSecret, UserId,
+};
+
+/// Longest expiry accepted (ten years), so the timestamp cannot overflow.
+pub const MAX_EXPIRY_SECS: u64 = 10 * 365 * 24 * 3600;
+
+fn parse_id(what: &str, id: &str) -> Result<Uuid, AdminError> {
+    Uuid::parse_str(id.trim())
+        .map_err(|_| AdminError::Invalid(format!("{id:?} is not a {what} id")))
+}
+
+pub(super) fn totp_add(
+    ctx: &AdminContext,
+    username: &str,
+    digits: u8,
+    label: Option<String>,
+) -> Result<Value, AdminError> {
+    if !matches!(digits, 6 | 8) {
+        return Err(AdminError::Invalid("--digits must be 6 or 8".into()));
+    }
+    let user = find_user(ctx, username)?;
+    let secret = TotpSecret(totp::generate_secret());
+    let label = label.unwrap_or_else(|| "authenticator".into());
+    let device = ctx
+        .store
+        .add_totp_device(user.id, &label, digits, &secret)?;
+    Ok(json!({
+        "id": device.id.to_string(),
+        "secret": totp::secret_base32(&secret.0),
+        "uri": totp::otpauth_uri(&ctx.totp_issuer, &user.username, &secret.0, digits),
+        "digits": digits,
+        "period": totp::PERIOD,
+        "algorithm": "SHA1",
+    }))
+}
+
+pub(super) fn static_add(
+    ctx: &AdminContext,
+    username: &str,
+    count: u8,
+    label: Option<String>,
+) -> Result<Value, AdminError> {
+    let max = crate::store::mfa::MAX_STATIC_TOKENS;
+    if count == 0 || usize::from(count) > max {
+        return Err(AdminError::Invalid(format!(
+            "--count must be between 1 and {max}"
+        )));
+    }
+    let user = find_user(ctx, username)?;
+    let tokens: Vec<String> = (0..count).map(|_| static_tokens::generate()).collect();
+    let hashes: Vec<_> = tokens
+        .iter()
+        .map(|t| static_tokens::hash(&ctx.server_key, t))
+        .collect();
+    let label = label.unwrap_or_else(|| "recovery tokens".into());
+    let device = ctx.store.add_static_device(user.id, &label, &hashes)?;
+    Ok(json!({"id": device.id.to_string(), "tokens": tokens}))
+}
+
+fn device_view(ctx: &AdminContext, user: UserId, d: &Device) -> Result<Value, AdminError> {
+    let mut v = json!({
+        "id": d.id.to_string(),
+        "label": d.label,
+        "created": rfc3339(d.created),
+        "confirmed": d.confirmed,
+    });
+    match d.kind {
+        DeviceKind::Totp { digits } => {
+            v["kind"] = json!("totp");
+            v["digits"] = json!(digits);
+        }
+        DeviceKind::Static => {
+            v["kind"] = json!("static");
+            v["tokens_left"] = json!(ctx.store.static_tokens_left(user, d.id)?);
+        }
+    }
+    Ok(v)
+}
+
+pub(super) fn list(ctx: &AdminContext, username: &str) -> Result<Value, AdminError> {
+    let user = find_user(ctx, username)?;
+    let devices = ctx.store.devices(user.id)?;
+    let list = devices
+        .iter()
+        .map(|d| device_view(ctx, user.id, d))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Value::Array(list))
+}
+
+pub(super) fn remove(
+    ctx: &AdminContext,
+    username: &str,
+    device: &str,
+) -> Result<Value, AdminError> {
+    let user = find_user(ctx, username)?;
+    let id = DeviceId(parse_id("device", device)?);
+    if !ctx.store.remove_device(user.id, id)? {
+        return Err(AdminError::NotFound(format!(
+            "user {} has no device {id}",
+            user.username
+        )));
+    }
+    Ok(json!({"ok": true, "changed": true, "id": id.to_string()}))
+}
+
+fn app_password_view(ap: &AppPassword, at: i64) -> Value {
+    json!({
+        "id": ap.id.to_string(),
+        "name": ap.name,
+        "created": rfc3339(ap.created),
+        "expires": ap.expires.map(rfc3339),
+        "expired": ap.expired(at),
+        "last_used": ap.last_used.map(rfc3339),
+        "last_used_from": ap.last_used_from,
+    })
+}
+
+pub(super) fn app_password_add(
+    ctx: &AdminContext,
+    username: &str,
+    name: &str,
+    expires_in_secs: Option<u64>,
+) -> Result<Value, AdminError> {
+    let user = find_user(ctx, username)?;
+    let expires = match expires_in_secs {
+        None => None,
+        Some(0) => return Err(AdminError::Invalid("--expires must be positive".into())),
+        Some(s) if s > MAX_EXPIRY_SECS => {
+            return Err(AdminError::Invalid(
+                "--expires is longer than ten years".into(),
+            ))
+        }
+        Some(s) => Some(now().saturating_add(i64::try_from(s).unwrap_or(i64::MAX))),
+    };
+    let secret = app_password::generate();
+    let hash = app_password::hash(&ctx.server_key, &secret);
+    let ap = ctx.store.add_app_password(user.id, name, expires, &hash)?;
+    Ok(json!({
+        "id": ap.id.to_string(),
+        "name": ap.name,
+        "secret": secret,
+        "expires": ap.expires.map(rfc3339),
+    }))
+}
+
+/// Lists the user's app passwords after removing expired ones.
+pub(super) fn app_password_list(ctx: &AdminContext, username: &str) -> Result<Value, AdminError> {
+    let user = find_user(ctx, username)?;
+    let at = now();
+    ctx.store.purge_expired_app_passwords(user.id, at)?;
+    let list = ctx
+        .store
+        .app_passwords(user.id)?
+        .iter()
+        .map(|ap| app_password_view(ap, at))
+        .collect();
+    Ok(Value::Array(list))
+}
+
+pub(super) fn app_password_revoke(
+    ctx: &AdminContext,
+    username: &str,
+    id: &str,
+) -> Result<Value, AdminError> {
+    let user = find_user(ctx, username)?;
+    let id = AppPasswordId(parse_id("app password", id)?);
+    if !ctx.store.revoke_app_password(user.id, id)? {
+        return Err(AdminError::NotFound(format!(
+            "user {} has no app password {id}",
+            user.username
+        )));
+    }
+    Ok(json!({"ok": true, "changed": true, "id": id.to_string()}))
+}
+
+/// `Some(policy)` to set, `None` for `inherit`.
+fn parse_mfa_policy(text: &str) -> Result<Option<MfaPolicy>, AdminError> {
+    if text == "inherit" {
+        return Ok(None);
+    }
+    MfaPolicy::parse(text).map(Some).ok_or_else(|| {
+        AdminError::Invalid(format!(
+            "unknown MFA policy {text:?} (if-enrolled, required, off or inherit)"
+        ))
+    })
+}
+
+fn parse_switch(text: &str) -> Result<Option<bool>, AdminError> {
+    match text {
+        "on" => Ok(Some(true)),
+        "off" => Ok(Some(false)),
+        "inherit" => Ok(None),
+        _ => Err(AdminError::Invalid(format!(
+            "unknown setting {text:?} (on, off or inherit)"
+        ))),
+    }
+}
+
+pub(super) fn mfa_policy_set(
+    ctx: &AdminContext,
+    group: Option<&str>,
+    policy: &str,
+) -> Result<Value, AdminError> {
+    let policy = parse_mfa_policy(policy)?;
+    match group {
+        Some(name) => {
+            let group = find_group(ctx, name)?;
+            let mut p = ctx.store.group_policy(group.id)?;
+            p.mfa = policy;
+            ctx.store.set_group_policy(group.id, p)?;
+        }
+        None => match policy {
+            Some(p) => ctx.store.set_setting(SETTING_MFA_POLICY, p.as_str())?,
+            None => {
+                ctx.store.remove_setting(SETTING_MFA_POLICY)?;
+            }
+        },
+    }
+    policy_show(ctx)
+}
+
+pub(super) fn app_password_policy_set(
+    ctx: &AdminContext,
+    group: Option<&str>,
+    setting: &str,
+) -> Result<Value, AdminError> {
+    let setting = parse_switch(setting)?;
+    match group {
+        Some(name) => {
+            let group = find_group(ctx, name)?;
+            let mut p = ctx.store.group_policy(group.id)?;
+            p.app_passwords = setting;
+            ctx.store.set_group_policy(group.id, p)?;
+        }
+        None => match setting {
+            Some(on) => ctx
+                .store
+                .set_setting(SETTING_APP_PASSWORDS, if on { "on" } else { "off" })?,
+            None => {
+                ctx.store.remove_setting(SETTING_APP_PASSWORDS)?;
+            }
+        },
+    }
+    policy_show(ctx)
+}
+
+/// The global policy (config, override, in force) and every group that
+/// sets its own.
+pub(super) fn policy_show(ctx: &AdminContext) -> Result<Value, AdminError> {
+    let d = ctx.policy_defaults;
+    let (mfa, app) = policy::overrides(&ctx.store)?;
+    let global = policy::global(d, mfa, app);
+    let switch = |b: bool| if b { "on" } else { "off" };
+    let mut groups = Vec::new();
+    for (id, p) in ctx.store.group_policies()? {
+        let Some(group) = ctx.store.group(id)? else {
+            continue;
+        };
+        if p == GroupPolicy::default() {
+            continue;
+        }
+        groups.push(json!({
+            "group": group.name,
+            "mfa": p.mfa.map(MfaPolicy::as_str),
+            "app_passwords": p.app_passwords.map(switch),
+        }));
+    }
+    Ok(json!({
+        "mfa": {
+            "config": d.mfa.as_str(),
+            "override": mfa.map(MfaPolicy::as_str),
+            "effective": global.mfa.as_str(),
+        },
+        "app_passwords": {
+            "config": switch(d.app_passwords),
+            "override": app.map(switch),
+            "effective": switch(global.app_passwords),
+        },
+        "groups": groups,
+        "precedence": "an explicit group policy beats the global one; among a user's groups \
+                       (nested included) the strictest wins; the global override beats the config",
+    }))
+}

@@ -1,0 +1,394 @@
+//! The `mfa` and `app-password` commands: their clap definitions, the
+//! requests they become and their human output (the otpauth URI and a QR
+//! code drawn in the terminal for a new TOTP device).
+
+use anyhow::bail;
+use clap::Subcommand;
+use qrcode::render::unicode::Dense1x2;
+use qrcode::QrCode;
+use serde_json::Value;
+
+use super::{safe, table, text};
+use crate::admin::AdminRequest;
+
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum MfaCommand {
+    /// TOTP devices (authenticator apps).
+    #[command(subcommand)]
+    Totp(TotpCommand),
+    /// Static single-use tokens (recovery codes).
+    #[command(subcommand, name = "static")]
+    Static(StaticCommand),
+    /// List a user's devices (never their secrets).
+    List {
+        /// Username.
+        #[arg(value_name = "USER")]
+        username: String,
+    },
+    /// Remove a device.
+    Remove {
+        /// Username.
+        #[arg(value_name = "USER")]
+        username: String,
+        /// Device id, as `mfa list` shows it.
+        #[arg(value_name = "DEVICE_ID")]
+        device: String,
+    },
+    /// Show or set whether binds need a code (globally or per group).
+    #[command(subcommand)]
+    Policy(MfaPolicyCommand),
+}
+
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum TotpCommand {
+    /// Add a TOTP device; prints its otpauth URI and QR code once.
+    Add {
+        /// Username.
+        #[arg(value_name = "USER")]
+        username: String,
+        /// Digits per code.
+        #[arg(long, default_value = "6", value_parser = ["6", "8"])]
+        digits: String,
+        /// Label of the device.
+        #[arg(long, value_name = "LABEL")]
+        label: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum StaticCommand {
+    /// Add a device of single-use tokens; prints them once.
+    Add {
+        /// Username.
+        #[arg(value_name = "USER")]
+        username: String,
+        /// Number of tokens.
+        #[arg(long, default_value_t = crate::auth::static_tokens::DEFAULT_COUNT)]
+        count: u8,
+        /// Label of the device.
+        #[arg(long, value_name = "LABEL")]
+        label: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum MfaPolicyCommand {
+    /// Show the global policy, where it comes from, and group policies.
+    Show,
+    /// Set the policy: if-enrolled, required, off, or inherit (remove the
+    /// setting: the config's value globally, the global one for a group).
+    Set {
+        /// Set it for this group (and its nested groups) only.
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+        #[arg(value_name = "POLICY", value_parser = ["if-enrolled", "required", "off", "inherit"])]
+        policy: String,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum AppPasswordCommand {
+    /// Create an app password; prints it once.
+    Add {
+        /// Username.
+        #[arg(value_name = "USER")]
+        username: String,
+        /// What it is for, e.g. "mail on phone".
+        #[arg(long = "name", value_name = "LABEL", required = true)]
+        name: String,
+        /// Lifetime such as 90m, 12h, 30d, 2w (default: no expiry).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<u64>,
+    },
+    /// List a user's app passwords (never the secrets).
+    List {
+        /// Username.
+        #[arg(value_name = "USER")]
+        username: String,
+    },
+    /// Revoke an app password; takes effect on the next bind.
+    Revoke {
+        /// Username.
+        #[arg(value_name = "USER")]
+        username: String,
+        /// App password id, as `app-password list` shows it.
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Show or set whether app passwords bind (globally or per group).
+    #[command(subcommand)]
+    Policy(AppPasswordPolicyCommand),
+}
+
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum AppPasswordPolicyCommand {
+    /// Show the global setting, where it comes from, and group settings.
+    Show,
+    /// Set it: on, off, or inherit (remove the setting).
+    Set {
+        /// Set it for this group (and its nested groups) only.
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+        #[arg(value_name = "SETTING", value_parser = ["on", "off", "inherit"])]
+        setting: String,
+    },
+}
+
+/// `90m`, `12h`, `30d`, `2w`, `45s` → seconds.
+pub fn parse_duration(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = match number.parse() {
+        Ok(n) if n > 0 => n,
+        _ => bail!("`{text}` is not a duration such as 90m, 12h, 30d"),
+    };
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => bail!("`{text}`: the unit must be s, m, h, d or w (e.g. 30d)"),
+    };
+    match n.checked_mul(unit_secs) {
+        Some(secs) if secs <= crate::admin::MAX_EXPIRY_SECS => Ok(secs),
+        _ => bail!("`{text}` is longer than ten years"),
+    }
+}
+
+pub fn mfa_request(cmd: MfaCommand) -> AdminRequest {
+    match cmd {
+        MfaCommand::Totp(TotpCommand::Add {
+            username,
+            digits,
+            label,
+        }) => AdminRequest::MfaTotpAdd {
+            username,
+            // clap allows only 6 and 8; the server checks again.
+            digits: digits.parse().unwrap_or(0),
+            label,
+        },
+        MfaCommand::Static(StaticCommand::Add {
+            username,
+            count,
+            label,
+        }) => AdminRequest::MfaStaticAdd {
+            username,
+            count,
+            label,
+        },
+        MfaCommand::List { username } => AdminRequest::MfaList { username },
+        MfaCommand::Remove { username, device } => AdminRequest::MfaRemove { username, device },
+        MfaCommand::Policy(MfaPolicyCommand::Show) => AdminRequest::PolicyShow,
+        MfaCommand::Policy(MfaPolicyCommand::Set { group, policy }) => {
+            AdminRequest::MfaPolicySet { group, policy }
+        }
+    }
+}
+
+pub fn app_password_request(cmd: AppPasswordCommand) -> AdminRequest {
+    match cmd {
+        AppPasswordCommand::Add {
+            username,
+            name,
+            expires,
+        } => AdminRequest::AppPasswordAdd {
+            username,
+            name,
+            expires_in_secs: expires,
+        },
+        AppPasswordCommand::List { username } => AdminRequest::AppPasswordList { username },
+        AppPasswordCommand::Revoke { username, id } => {
+            AdminRequest::AppPasswordRevoke { username, id }
+        }
+        AppPasswordCommand::Policy(AppPasswordPolicyCommand::Show) => AdminRequest::PolicyShow,
+        AppPasswordCommand::Policy(AppPasswordPolicyCommand::Set { group, setting }) => {
+            AdminRequest::AppPasswordPolicySet { group, setting }
+        }
+    }
+}
+
+/// The otpauth URI as a QR code of half-height block characters, with a
+/// quiet zone, dark modules drawn dark.
+fn qr(uri: &str) -> String {
+    match QrCode::new(uri.as_bytes()) {
+        Ok(code) => code
+            .render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+        Err(e) => format!("(cannot draw a QR code: {e})"),
+    }
+}
+
+/// Human output of the requests of this module.
+pub fn render(req: &AdminRequest, v: &Value) -> String {
+    match req {
+        AdminRequest::MfaTotpAdd { username, .. } => {
+            let uri = v.get("uri").and_then(Value::as_str).unwrap_or("");
+            format!(
+                "added TOTP device {} for {}\n\n{}\n{}\n\nsecret: {}\n\
+                 Scan the code or enter the secret in an authenticator app; this is the only \
+                 time it is shown.\nBind over LDAP with `<password>;<code>`.\n",
+                text(v, "id"),
+                safe(username),
+                qr(uri),
+                safe(uri),
+                text(v, "secret"),
+            )
+        }
+        AdminRequest::MfaStaticAdd { username, .. } => {
+            let tokens: Vec<String> = v
+                .get("tokens")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(safe).collect())
+                .unwrap_or_default();
+            format!(
+                "added static token device {} for {}; each token works once, and this is the \
+                 only time they are shown:\n  {}\n",
+                text(v, "id"),
+                safe(username),
+                tokens.join("\n  ")
+            )
+        }
+        AdminRequest::MfaList { .. } => {
+            let rows: Vec<Vec<String>> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|d| {
+                            let detail = match d.get("kind").and_then(Value::as_str) {
+                                Some("totp") => format!("{} digits", text(d, "digits")),
+                                _ => format!("{} tokens left", text(d, "tokens_left")),
+                            };
+                            vec![
+                                text(d, "id"),
+                                text(d, "kind"),
+                                text(d, "label"),
+                                detail,
+                                text(d, "created"),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            table(&["ID", "KIND", "LABEL", "DETAIL", "CREATED"], &rows)
+        }
+        AdminRequest::MfaRemove { device, .. } => format!("removed device {}\n", safe(device)),
+        AdminRequest::AppPasswordAdd { username, .. } => format!(
+            "created app password {} ({}) for {}, expires {}:\n  {}\nIt binds without a code; \
+             this is the only time it is shown.\n",
+            text(v, "id"),
+            text(v, "name"),
+            safe(username),
+            match text(v, "expires").as_str() {
+                "-" => "never".to_string(),
+                t => t.to_string(),
+            },
+            text(v, "secret"),
+        ),
+        AdminRequest::AppPasswordList { .. } => {
+            let rows: Vec<Vec<String>> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            vec![
+                                text(p, "id"),
+                                text(p, "name"),
+                                text(p, "created"),
+                                text(p, "expires"),
+                                text(p, "last_used"),
+                                text(p, "last_used_from"),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            table(
+                &["ID", "NAME", "CREATED", "EXPIRES", "LAST USED", "FROM"],
+                &rows,
+            )
+        }
+        AdminRequest::AppPasswordRevoke { id, .. } => {
+            format!("revoked app password {}\n", safe(id))
+        }
+        _ => render_policy(v),
+    }
+}
+
+fn inherit(value: String) -> String {
+    if value == "-" {
+        "inherit".into()
+    } else {
+        value
+    }
+}
+
+fn render_policy(v: &Value) -> String {
+    let mfa = v.get("mfa").unwrap_or(&Value::Null);
+    let app = v.get("app_passwords").unwrap_or(&Value::Null);
+    let source = |p: &Value| {
+        if text(p, "override") == "-" {
+            "from the config".to_string()
+        } else {
+            format!("set with the CLI; config says {}", text(p, "config"))
+        }
+    };
+    let mut out = format!(
+        "mfa:            {} ({})\napp passwords:  {} ({})\n",
+        text(mfa, "effective"),
+        source(mfa),
+        text(app, "effective"),
+        source(app),
+    );
+    let rows: Vec<Vec<String>> = v
+        .get("groups")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|g| {
+                    vec![
+                        text(g, "group"),
+                        inherit(text(g, "mfa")),
+                        inherit(text(g, "app_passwords")),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !rows.is_empty() {
+        out.push_str(
+            "\ngroup policies (beat the global one; the strictest of a user's groups wins):\n",
+        );
+        out.push_str(&table(&["GROUP", "MFA", "APP PASSWORDS"], &rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90m").ok(), Some(5400));
+        assert_eq!(parse_duration("12h").ok(), Some(43200));
+        assert_eq!(parse_duration("30d").ok(), Some(30 * 86400));
+        assert_eq!(parse_duration("2s").ok(), Some(2));
+        assert_eq!(parse_duration("1w").ok(), Some(7 * 86400));
+        for bad in ["", "30", "d", "0d", "-1d", "3y", "99999999999w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn qr_is_drawn() {
+        let q = qr("otpauth://totp/Portcullis:alice?secret=ABC");
+        assert!(q.lines().count() > 10);
+    }
+}

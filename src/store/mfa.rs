@@ -1,0 +1,664 @@
+//! Second factors and app passwords in the store: MFA devices, TOTP
+//! secrets and last accepted steps, static token hashes, app passwords and
+//! their keyed-hash index, and per-group bind policies.
+//!
+//! Records that are turned into output ([`Device`], [`AppPassword`],
+//! [`GroupPolicy`]) carry no secret. TOTP secrets, static token hashes and
+//! app password hashes live in trees of their own, reached only through the
+//! narrow methods below. Consuming a code ([`Store::advance_totp_step`],
+//! [`Store::consume_static_token`]) is atomic, so of two concurrent binds
+//! with one code exactly one succeeds; the caller flushes
+//! ([`Store::flush_async`]) before it answers the bind.
+//!
+//! # Trees
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `mfa_devices` | user id ++ device id | [`Device`] as JSON |
+//! | `mfa_totp_secrets` | user id ++ device id | raw TOTP secret |
+//! | `mfa_totp_steps` | user id ++ device id | last accepted step (big-endian u64) |
+//! | `mfa_static_tokens` | user id ++ device id ++ token hash (32) | empty |
+//! | `app_passwords` | user id ++ app password id | [`AppPassword`] as JSON |
+//! | `app_password_hashes` | user id ++ app password id | keyed hash (32) |
+//! | `idx_app_password` | keyed hash (32) | user id ++ app password id |
+//! | `group_policies` | group id | [`GroupPolicy`] as JSON |
+//!
+//! Every change to a user's devices or app passwords bumps the user's
+//! `cred_generation` in the same transaction.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::Transactional;
+use sled::Tree;
+use std::fmt;
+use uuid::Uuid;
+
+use super::keys::{self, pair_key, ID_LEN};
+use super::{
+    abort, backend, decode, encode, once, tx_put_user, tx_user, GroupId, Result, Store, StoreError,
+    Timestamp, TxResult, UserId,
+};
+
+/// Length of the keyed hashes the store indexes (HMAC-SHA256).
+pub const HASH_LEN: usize = 32;
+/// A keyed hash of a static token or an app password.
+pub type KeyedHash = [u8; HASH_LEN];
+
+/// Most devices one user may have; bounds every per-bind loop over them.
+pub const MAX_DEVICES: usize = 16;
+/// Most app passwords one user may have.
+pub const MAX_APP_PASSWORDS: usize = 64;
+/// Most tokens one static device may hold.
+pub const MAX_STATIC_TOKENS: usize = 32;
+/// Longest device label or app password name, in bytes.
+pub const MAX_LABEL_LEN: usize = 128;
+
+/// The trees of this module, opened with the rest in `Store::open`.
+pub(super) struct MfaTrees {
+    devices: Tree,
+    totp_secrets: Tree,
+    totp_steps: Tree,
+    static_tokens: Tree,
+    app_passwords: Tree,
+    app_password_hashes: Tree,
+    idx_app_password: Tree,
+    group_policies: Tree,
+}
+
+impl MfaTrees {
+    pub(super) fn open(db: &sled::Db) -> Result<MfaTrees> {
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        Ok(MfaTrees {
+            devices: tree("mfa_devices")?,
+            totp_secrets: tree("mfa_totp_secrets")?,
+            totp_steps: tree("mfa_totp_steps")?,
+            static_tokens: tree("mfa_static_tokens")?,
+            app_passwords: tree("app_passwords")?,
+            app_password_hashes: tree("app_password_hashes")?,
+            idx_app_password: tree("idx_app_password")?,
+            group_policies: tree("group_policies")?,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DeviceId(pub Uuid);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AppPasswordId(pub Uuid);
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for AppPasswordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What kind of second factor a device is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// RFC 6238, SHA1, 30-second steps.
+    Totp { digits: u8 },
+    /// Single-use recovery tokens.
+    Static,
+}
+
+/// An MFA device. Holds no secret: safe to show and to serialize.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: DeviceId,
+    pub kind: DeviceKind,
+    pub label: String,
+    pub created: Timestamp,
+    /// Only confirmed devices count for bind. Devices the CLI creates are
+    /// confirmed at once; a self-service enrolment (portal) confirms with a
+    /// first code.
+    pub confirmed: bool,
+}
+
+/// A TOTP shared secret. Its `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpSecret(pub Vec<u8>);
+
+impl fmt::Debug for TotpSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+/// An app password's record. The secret itself is never stored; its keyed
+/// hash lives in its own tree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppPassword {
+    pub id: AppPasswordId,
+    /// What it is for (`--name`), shown in listings and audit logs.
+    pub name: String,
+    pub created: Timestamp,
+    /// After this time it no longer binds and is removed.
+    pub expires: Option<Timestamp>,
+    pub last_used: Option<Timestamp>,
+    /// Source address of the last bind with it.
+    pub last_used_from: Option<String>,
+}
+
+impl AppPassword {
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+}
+
+/// Code-based MFA on LDAP binds (DESIGN.md section 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MfaPolicy {
+    /// Devices are ignored on LDAP: the whole bind password is the password.
+    Off,
+    /// Users with a confirmed device must add a code; others need not.
+    IfEnrolled,
+    /// Password binds of users without a device are refused.
+    Required,
+}
+
+impl MfaPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaPolicy::Off => "off",
+            MfaPolicy::IfEnrolled => "if-enrolled",
+            MfaPolicy::Required => "required",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MfaPolicy> {
+        match s {
+            "off" => Some(MfaPolicy::Off),
+            "if-enrolled" => Some(MfaPolicy::IfEnrolled),
+            "required" => Some(MfaPolicy::Required),
+            _ => None,
+        }
+    }
+}
+
+/// Explicit policies of one group; `None` inherits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<MfaPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_passwords: Option<bool>,
+}
+
+impl GroupPolicy {
+    fn is_empty(&self) -> bool {
+        self.mfa.is_none() && self.app_passwords.is_none()
+    }
+}
+
+/// Store setting that overrides `bind.mfa` of the config when set.
+pub const SETTING_MFA_POLICY: &str = "mfa_policy";
+/// Store setting that overrides `bind.app_passwords` of the config when set.
+pub const SETTING_APP_PASSWORDS: &str = "app_passwords";
+
+fn label(what: &str, value: &str) -> Result<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(StoreError::Invalid(format!("the {what} must not be empty")));
+    }
+    if value.len() > MAX_LABEL_LEN {
+        return Err(StoreError::Invalid(format!(
+            "the {what} is longer than {MAX_LABEL_LEN} bytes"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "the {what} must not contain control characters"
+        )));
+    }
+    Ok(value.to_string())
+}
+
+/// Bumps the user's credential generation inside a transaction; aborts
+/// with NotFound when the user is gone.
+fn tx_bump_generation(users: &sled::transaction::TransactionalTree, user: UserId) -> TxResult<()> {
+    let mut u =
+        tx_user(users, user)?.ok_or_else(|| abort(StoreError::NotFound(format!("user {user}"))))?;
+    u.cred_generation = u.cred_generation.wrapping_add(1);
+    tx_put_user(users, &u)
+}
+
+impl Store {
+    fn mfa(&self) -> &MfaTrees {
+        &self.t.mfa
+    }
+
+    /// Writes everything to disk without blocking the reactor.
+    pub async fn flush_async(&self) -> Result<()> {
+        self.t.db.flush_async().await.map(|_| ()).map_err(backend)
+    }
+
+    // --- devices ---
+
+    /// The user's devices, oldest first.
+    pub fn devices(&self, user: UserId) -> Result<Vec<Device>> {
+        let mut out: Vec<Device> = Vec::new();
+        for entry in self.mfa().devices.scan_prefix(keys::user_key(user)) {
+            let (_, v) = entry.map_err(backend)?;
+            out.push(decode("device", &v)?);
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Number of unused tokens of a static device.
+    pub fn static_tokens_left(&self, user: UserId, device: DeviceId) -> Result<usize> {
+        Ok(self
+            .mfa()
+            .static_tokens
+            .scan_prefix(pair_key(user.0, device.0))
+            .count())
+    }
+
+    fn check_device_room(&self, user: UserId) -> Result<()> {
+        let n = self.mfa().devices.scan_prefix(keys::user_key(user)).count();
+        if n >= MAX_DEVICES {
+            return Err(StoreError::Invalid(format!(
+                "a user may have at most {MAX_DEVICES} MFA devices; remove one first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds a confirmed TOTP device with its secret.
+    pub fn add_totp_device(
+        &self,
+        user: UserId,
+        device_label: &str,
+        digits: u8,
+        secret: &TotpSecret,
+    ) -> Result<Device> {
+        if !matches!(digits, 6 | 8) {
+            return Err(StoreError::Invalid("TOTP codes have 6 or 8 digits".into()));
+        }
+        if secret.0.len() < 16 {
+            return Err(StoreError::Invalid(
+                "a TOTP secret has at least 128 bits".into(),
+            ));
+        }
+        self.check_device_room(user)?;
+        let device = Device {
+            id: DeviceId(Uuid::new_v4()),
+            kind: DeviceKind::Totp { digits },
+            label: label("device label", device_label)?,
+            created: super::now(),
+            confirmed: true,
+        };
+        let m = self.mfa();
+        let key = pair_key(user.0, device.id.0);
+        let bytes = encode("device", &device)?;
+        once((&self.t.users, &m.devices, &m.totp_secrets).transaction(
+            |(users, devices, secrets)| {
+                tx_bump_generation(users, user)?;
+                devices.insert(&key[..], bytes.as_slice())?;
+                secrets.insert(&key[..], secret.0.as_slice())?;
+                Ok(())
+            },
+        ))?;
+        Ok(device)
+    }
+
+    /// Adds a confirmed static token device holding the given token hashes.
+    pub fn add_static_device(
+        &self,
+        user: UserId,
+        device_label: &str,
+        token_hashes: &[KeyedHash],
+    ) -> Result<Device> {
+        if token_hashes.is_empty() || token_hashes.len() > MAX_STATIC_TOKENS {
+            return Err(StoreError::Invalid(format!(
+                "a static device holds 1 to {MAX_STATIC_TOKENS} tokens"
+            )));
+        }
+        self.check_device_room(user)?;
+        let device = Device {
+            id: DeviceId(Uuid::new_v4()),
+            kind: DeviceKind::Static,
+            label: label("device label", device_label)?,
+            created: super::now(),
+            confirmed: true,
+        };
+        let m = self.mfa();
+        let key = pair_key(user.0, device.id.0);
+        let bytes = encode("device", &device)?;
+        once((&self.t.users, &m.devices, &m.static_tokens).transaction(
+            |(users, devices, tokens)| {
+                tx_bump_generation(users, user)?;
+                devices.insert(&key[..], bytes.as_slice())?;
+                for h in token_hashes {
+                    let mut k = key.to_vec();
+                    k.extend_from_slice(h);
+                    tokens.insert(k, super::EMPTY)?;
+                }
+                Ok(())
+            },
+        ))?;
+        Ok(device)
+    }
+
+    /// Removes a device and its secrets; `Ok(false)` if it did not exist.
+    pub fn remove_device(&self, user: UserId, device: DeviceId) -> Result<bool> {
+        let m = self.mfa();
+        let key = pair_key(user.0, device.0);
+        // Token keys are found by a scan first; a token added later to this
+        // device is impossible (devices are created with all their tokens).
+        let token_keys: Vec<sled::IVec> = m
+            .static_tokens
+            .scan_prefix(key)
+            .keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(backend)?;
+        once(
+            (
+                &self.t.users,
+                &m.devices,
+                &m.totp_secrets,
+                &m.totp_steps,
+                &m.static_tokens,
+            )
+                .transaction(|(users, devices, secrets, steps, tokens)| {
+                    if devices.remove(&key[..])?.is_none() {
+                        return Ok(false);
+                    }
+                    secrets.remove(&key[..])?;
+                    steps.remove(&key[..])?;
+                    for k in &token_keys {
+                        tokens.remove(k)?;
+                    }
+                    tx_bump_generation(users, user)?;
+                    Ok(true)
+                }),
+        )
+    }
+
+    /// The secret of a TOTP device, if it exists.
+    pub fn totp_secret(&self, user: UserId, device: DeviceId) -> Result<Option<TotpSecret>> {
+        Ok(self
+            .mfa()
+            .totp_secrets
+            .get(pair_key(user.0, device.0))
+            .map_err(backend)?
+            .map(|v| TotpSecret(v.to_vec())))
+    }
+
+    /// The last TOTP step accepted for the device, if any.
+    pub fn totp_last_step(&self, user: UserId, device: DeviceId) -> Result<Option<u64>> {
+        match self
+            .mfa()
+            .totp_steps
+            .get(pair_key(user.0, device.0))
+            .map_err(backend)?
+        {
+            Some(b) => Ok(Some(keys::number64(&b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records `step` as the device's last accepted step if it is later
+    /// than the one recorded (compare-and-swap in a transaction).
+    /// `Ok(false)`: the step was not later (a replay), or the device is
+    /// gone. Of concurrent calls with the same step, exactly one succeeds.
+    /// Not flushed: the caller flushes before it reports success.
+    pub fn advance_totp_step(&self, user: UserId, device: DeviceId, step: u64) -> Result<bool> {
+        let m = self.mfa();
+        let key = pair_key(user.0, device.0);
+        once((&m.devices, &m.totp_steps).transaction(|(devices, steps)| {
+            if devices.get(&key[..])?.is_none() {
+                return Ok(false);
+            }
+            if let Some(last) = steps.get(&key[..])? {
+                let last = keys::number64(&last).map_err(abort)?;
+                if step <= last {
+                    return Ok(false);
+                }
+            }
+            steps.insert(&key[..], &step.to_be_bytes())?;
+            Ok(true)
+        }))
+    }
+
+    /// Marks a static token used. `Ok(true)` exactly once per token; a
+    /// token of a removed device is refused. Not flushed (see
+    /// [`Store::advance_totp_step`]).
+    pub fn consume_static_token(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        token_hash: &KeyedHash,
+    ) -> Result<bool> {
+        let m = self.mfa();
+        let mut key = pair_key(user.0, device.0).to_vec();
+        key.extend_from_slice(token_hash);
+        Ok(m.static_tokens.remove(key).map_err(backend)?.is_some())
+    }
+
+    // --- app passwords ---
+
+    /// Stores a new app password given as its keyed hash.
+    pub fn add_app_password(
+        &self,
+        user: UserId,
+        name: &str,
+        expires: Option<Timestamp>,
+        hash: &KeyedHash,
+    ) -> Result<AppPassword> {
+        let n = self
+            .mfa()
+            .app_passwords
+            .scan_prefix(keys::user_key(user))
+            .count();
+        if n >= MAX_APP_PASSWORDS {
+            return Err(StoreError::Invalid(format!(
+                "a user may have at most {MAX_APP_PASSWORDS} app passwords; revoke one first"
+            )));
+        }
+        let record = AppPassword {
+            id: AppPasswordId(Uuid::new_v4()),
+            name: label("app password name", name)?,
+            created: super::now(),
+            expires,
+            last_used: None,
+            last_used_from: None,
+        };
+        let m = self.mfa();
+        let key = pair_key(user.0, record.id.0);
+        let bytes = encode("app password", &record)?;
+        once(
+            (
+                &self.t.users,
+                &m.app_passwords,
+                &m.app_password_hashes,
+                &m.idx_app_password,
+            )
+                .transaction(|(users, records, hashes, idx)| {
+                    if idx.get(&hash[..])?.is_some() {
+                        return Err(abort(StoreError::Backend(
+                            "app password hash collides".into(),
+                        )));
+                    }
+                    tx_bump_generation(users, user)?;
+                    records.insert(&key[..], bytes.as_slice())?;
+                    hashes.insert(&key[..], &hash[..])?;
+                    idx.insert(&hash[..], &key[..])?;
+                    Ok(())
+                }),
+        )?;
+        Ok(record)
+    }
+
+    /// The user's app passwords, oldest first.
+    pub fn app_passwords(&self, user: UserId) -> Result<Vec<AppPassword>> {
+        let mut out: Vec<AppPassword> = Vec::new();
+        for entry in self.mfa().app_passwords.scan_prefix(keys::user_key(user)) {
+            let (_, v) = entry.map_err(backend)?;
+            out.push(decode("app password", &v)?);
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// The app password with this keyed hash: one index lookup, no scan.
+    pub fn app_password_by_hash(&self, hash: &KeyedHash) -> Result<Option<(UserId, AppPassword)>> {
+        let m = self.mfa();
+        let Some(key) = m.idx_app_password.get(&hash[..]).map_err(backend)? else {
+            return Ok(None);
+        };
+        if key.len() != 2 * ID_LEN {
+            return Err(StoreError::Backend("corrupt app password index".into()));
+        }
+        let user = UserId(keys::uuid(&key[..ID_LEN])?);
+        match m.app_passwords.get(&key).map_err(backend)? {
+            Some(v) => Ok(Some((user, decode("app password", &v)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Revokes an app password; `Ok(false)` if it did not exist.
+    pub fn revoke_app_password(&self, user: UserId, id: AppPasswordId) -> Result<bool> {
+        let m = self.mfa();
+        let key = pair_key(user.0, id.0);
+        once(
+            (
+                &self.t.users,
+                &m.app_passwords,
+                &m.app_password_hashes,
+                &m.idx_app_password,
+            )
+                .transaction(|(users, records, hashes, idx)| {
+                    if records.remove(&key[..])?.is_none() {
+                        return Ok(false);
+                    }
+                    if let Some(h) = hashes.remove(&key[..])? {
+                        idx.remove(h)?;
+                    }
+                    // The user may be gone already (cleanup after delete).
+                    if tx_user(users, user)?.is_some() {
+                        tx_bump_generation(users, user)?;
+                    }
+                    Ok(true)
+                }),
+        )
+    }
+
+    /// Removes the user's app passwords that expired by `now`; returns how
+    /// many.
+    pub fn purge_expired_app_passwords(&self, user: UserId, now: Timestamp) -> Result<usize> {
+        let mut n = 0;
+        for ap in self.app_passwords(user)? {
+            if ap.expired(now) && self.revoke_app_password(user, ap.id)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Records a bind with the app password. Not flushed and not part of
+    /// the user's credentials (no generation bump): bookkeeping only.
+    pub fn touch_app_password(
+        &self,
+        user: UserId,
+        id: AppPasswordId,
+        at: Timestamp,
+        from: &str,
+    ) -> Result<()> {
+        let m = self.mfa();
+        let key = pair_key(user.0, id.0);
+        let from = from.chars().take(64).collect::<String>();
+        m.app_passwords
+            .fetch_and_update(key, |old| {
+                let old = old?;
+                let mut record: AppPassword = decode("app password", old).ok()?;
+                record.last_used = Some(at);
+                record.last_used_from = Some(from.clone());
+                encode("app password", &record).ok()
+            })
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    /// Removes every device, secret and app password of a user (after the
+    /// user is deleted).
+    pub(super) fn forget_second_factors(&self, user: UserId) -> Result<()> {
+        for d in self.devices(user)? {
+            let m = self.mfa();
+            let key = pair_key(user.0, d.id.0);
+            for k in m.static_tokens.scan_prefix(key).keys() {
+                m.static_tokens
+                    .remove(k.map_err(backend)?)
+                    .map_err(backend)?;
+            }
+            m.devices.remove(key).map_err(backend)?;
+            m.totp_secrets.remove(key).map_err(backend)?;
+            m.totp_steps.remove(key).map_err(backend)?;
+        }
+        for ap in self.app_passwords(user)? {
+            self.revoke_app_password(user, ap.id)?;
+        }
+        Ok(())
+    }
+
+    // --- policies ---
+
+    /// The explicit policies of a group (empty when none is set).
+    pub fn group_policy(&self, group: GroupId) -> Result<GroupPolicy> {
+        match self
+            .mfa()
+            .group_policies
+            .get(keys::group_key(group))
+            .map_err(backend)?
+        {
+            Some(v) => decode("group policy", &v),
+            None => Ok(GroupPolicy::default()),
+        }
+    }
+
+    /// Every group with an explicit policy, as stored (a deleted group's
+    /// entry is removed with it).
+    pub fn group_policies(&self) -> Result<Vec<(GroupId, GroupPolicy)>> {
+        let mut out = Vec::new();
+        for entry in self.mfa().group_policies.iter() {
+            let (k, v) = entry.map_err(backend)?;
+            out.push((GroupId(keys::uuid(&k)?), decode("group policy", &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Sets a group's policies; an empty policy removes the entry.
+    pub fn set_group_policy(&self, group: GroupId, policy: GroupPolicy) -> Result<()> {
+        let m = self.mfa();
+        let key = keys::group_key(group);
+        let bytes = encode("group policy", &policy)?;
+        once(
+            (&self.t.groups, &m.group_policies).transaction(|(groups, policies)| {
+                if groups.get(key)?.is_none() {
+                    return Err(abort(StoreError::NotFound(format!("group {group}"))));
+                }
+                if policy.is_empty() {
+                    policies.remove(&key[..])?;
+                } else {
+                    policies.insert(&key[..], bytes.as_slice())?;
+                }
+                Ok(())
+            }),
+        )
+    }
+
+    pub(super) fn forget_group_policy(&self, group: GroupId) -> Result<()> {
+        self.mfa()
+            .group_policies
+            .remove(keys::group_key(group))
+            .map(|_| ())
+            .map_err(backend)
+    }
+}
