@@ -10,6 +10,7 @@
 //! exit with 2 (clap's convention).
 
 mod mfa;
+mod migrate;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -60,6 +61,12 @@ pub enum Command {
     /// Manage app passwords (for systems that cannot send a code).
     #[command(subcommand)]
     AppPassword(mfa::AppPasswordCommand),
+    /// Import users and groups from LDIF (e.g. slapcat output) or a JSON
+    /// backup. The server must be stopped.
+    Import(migrate::ImportArgs),
+    /// Export the directory as LDIF or as a JSON backup. The server must be
+    /// stopped.
+    Export(migrate::ExportArgs),
 }
 
 #[derive(Debug, Args, Default, PartialEq)]
@@ -265,6 +272,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::AppPassword(cmd) => {
             let config = load_config(cli.config.as_deref(), &overrides)?;
             admin(&config, mfa::app_password_request(cmd), cli.json)
+        }
+        Command::Import(args) => {
+            let config = load_config(cli.config.as_deref(), &overrides)?;
+            let _ = init_logging("warn", config.log.json);
+            migrate::run_import(&config, args, cli.json)
+        }
+        Command::Export(args) => {
+            let config = load_config(cli.config.as_deref(), &overrides)?;
+            let _ = init_logging("warn", config.log.json);
+            migrate::run_export(&config, args)
         }
     }
 }

@@ -6,5 +6,6 @@ mod harness;
 mod bind;
 mod cli;
 mod mfa;
+mod migrate;
 mod ops;
 mod search;
