@@ -344,6 +344,7 @@ impl Authenticator {
         };
         let phc = self.store.password_hash(user.id)?;
         let has_password = phc.is_some();
+        let stored = phc.clone();
         let verified = self.hasher.verify(password_part.to_string(), phc).await;
         let refused = |reason| Ok(BindOutcome::Refused { reason, method });
         if !has_password {
@@ -357,6 +358,9 @@ impl Authenticator {
         }
         if rule == CodeRule::NotEnrolled {
             return refused(Refusal::MfaNotEnrolled);
+        }
+        if let Some(stored) = stored.filter(|s| legacy::needs_rehash(s)) {
+            self.rehash(user.id, &stored, password_part).await;
         }
         let Some(code) = code else {
             return Ok(BindOutcome::Success {
@@ -382,6 +386,20 @@ impl Authenticator {
             method,
             app_password: None,
         })
+    }
+
+    /// Replaces a hash imported from another directory (or an argon2 hash
+    /// with other costs) by argon2id, now that the password is known to be
+    /// right. A failure is logged and never fails the bind.
+    async fn rehash(&self, user: UserId, stored: &str, password: &str) {
+        match self.hasher.hash(password.to_string()).await {
+            Ok(new) => match self.store.rehash_password(user, stored, &new) {
+                Ok(true) => tracing::info!(%user, "password rehashed to argon2id"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%user, error = %e, "could not store the rehashed password"),
+            },
+            Err(e) => tracing::warn!(%user, error = %e, "could not rehash the password"),
+        }
     }
 
     /// Checks `code` against the user's TOTP devices and unused static
