@@ -14,6 +14,10 @@
 //! - `config`: settings from file, environment and flags.
 //! - `cli`: the command line (clap) and the commands behind it.
 //! - `server`: `serve`: store, bootstrap, listeners, admin socket, shutdown.
+//! - `metrics`: process-wide counters and histograms (atomics), rendered in
+//!   the Prometheus text format; knows no protocol.
+//! - `http`: the HTTP listener: `/metrics` and `/healthz` (the portal will
+//!   join it). Knows nothing of LDAP.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -25,6 +29,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod http;
 pub mod ldap;
+pub mod metrics;
 pub mod server;
 pub mod store;
