@@ -2,8 +2,11 @@
 //! (the `ldap3` crate and OpenLDAP's command-line tools).
 
 mod harness;
+mod raw;
 
 mod bind;
 mod cli;
+mod hardening;
 mod ops;
 mod search;
+mod tls;
