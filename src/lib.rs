@@ -16,6 +16,7 @@
 //! - `server`: `serve`: store, bootstrap, listeners, admin socket, shutdown.
 //! - `metrics`: process-wide counters and histograms (atomics), rendered in
 //!   the Prometheus text format; knows no protocol.
+//! - `fuzz`: entry points for the fuzz targets and the corpus replay test.
 //! - `http`: the HTTP listener: `/metrics` and `/healthz` (the portal will
 //!   join it). Knows nothing of LDAP.
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod fuzz;
 pub mod http;
 pub mod ldap;
 pub mod metrics;

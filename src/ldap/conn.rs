@@ -546,7 +546,7 @@ async fn bind(msg: LdapMsg, conn: &mut Conn, ctx: &ConnContext, tx: &mpsc::Sende
     }
 }
 
-enum Answer {
+pub(crate) enum Answer {
     Respond(Box<LdapMsg>),
     Ignore,
     Close,
@@ -554,7 +554,7 @@ enum Answer {
 
 /// The answer to a well-formed request ldap3_proto could not decode,
 /// by its APPLICATION tag (RFC 4511 §4.2–§4.12).
-fn protocol_error_response(msgid: i32, op_tag: u64) -> Answer {
+pub(crate) fn protocol_error_response(msgid: i32, op_tag: u64) -> Answer {
     let res = ldap_result(LdapResultCode::ProtocolError, "request not understood");
     let op = match op_tag {
         0 => LdapOp::BindResponse(LdapBindResponse {

@@ -6,7 +6,9 @@ mod raw;
 
 mod bind;
 mod cli;
+mod corpus;
 mod hardening;
 mod ops;
 mod search;
+mod soak;
 mod tls;
