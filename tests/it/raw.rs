@@ -95,9 +95,14 @@ impl<S: Read + Write> Raw<S> {
     }
 
     pub fn send(&mut self, msg: LdapMsg) {
+        assert!(self.try_send(msg), "send failed");
+    }
+
+    /// Sends; false if the connection (or its TLS handshake) failed.
+    pub fn try_send(&mut self, msg: LdapMsg) -> bool {
         let mut out = BytesMut::new();
         self.codec.encode(msg, &mut out).expect("encode");
-        self.send_bytes(&out);
+        self.try_send_bytes(&out)
     }
 
     /// Sends; false if the server has closed the connection already.
