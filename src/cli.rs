@@ -1218,9 +1218,8 @@ mod tests {
         );
         assert_eq!(parse_err(&["user", "frob"]), ErrorKind::InvalidSubcommand);
         // Later issues' commands are not there yet.
-        for later in ["token", "import", "export"] {
-            assert_eq!(parse_err(&[later]), ErrorKind::InvalidSubcommand, "{later}");
-        }
+        assert_eq!(parse_err(&["token"]), ErrorKind::InvalidSubcommand);
+        assert_eq!(parse_err(&["import"]), ErrorKind::MissingRequiredArgument);
         assert_eq!(
             parse_err(&["user", "show", "alice", "--ldap-addr", "x"]),
             ErrorKind::UnknownArgument

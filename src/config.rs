@@ -34,6 +34,7 @@ pub struct Config {
     pub log: LogConfig,
     pub bind: BindConfig,
     pub throttle: ThrottleSettings,
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -53,6 +54,63 @@ pub struct LdapConfig {
     pub search_group: String,
     /// Members of this group administer the directory.
     pub admin_group: String,
+    /// When a simple bind with a password needs an encrypted connection.
+    pub require_tls_for_bind: RequireTls,
+    /// Largest request accepted, in bytes; a larger one closes the
+    /// connection before it is read.
+    pub max_message_bytes: usize,
+    /// Deepest BER nesting accepted (bounds filter depth and parser stack).
+    pub max_ber_depth: usize,
+    /// Operations one connection may have in progress; more get busy (51).
+    pub max_ops_per_connection: usize,
+    /// Seconds a TLS handshake (LDAPS or StartTLS) may take.
+    pub tls_handshake_timeout_secs: u64,
+    /// Seconds a new connection may take to send its first request.
+    pub first_message_timeout_secs: u64,
+    /// Seconds a connection may sit without a request or an operation in
+    /// progress before it is closed (0 = never).
+    pub idle_timeout_secs: u64,
+    /// Binds waiting for a password-hashing worker; beyond that a bind
+    /// gets busy (51) instead of queueing without bound.
+    pub max_queued_binds: usize,
+}
+
+/// `ldap.require_tls_for_bind`: when a simple bind with a password must
+/// arrive over TLS (LDAPS or after StartTLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequireTls {
+    /// Required unless the plain listener is on a loopback address.
+    Auto,
+    /// Required everywhere.
+    Always,
+    /// Never required (passwords may cross the network in the clear).
+    Never,
+}
+
+impl RequireTls {
+    fn parse(value: &str) -> Result<RequireTls, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(RequireTls::Auto),
+            "always" => Ok(RequireTls::Always),
+            "never" => Ok(RequireTls::Never),
+            _ => Err(format!("`{value}` is not one of auto, always, never")),
+        }
+    }
+}
+
+/// Certificates for LDAPS and StartTLS.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first. Empty: a self-signed certificate
+    /// is generated into `<data_dir>/tls/` on first start.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `cert_file`.
+    pub key_file: String,
+    /// Extra DNS name for the generated certificate (besides localhost,
+    /// 127.0.0.1 and ::1), e.g. the name clients use to reach the server.
+    pub hostname: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -128,6 +186,7 @@ impl Default for Config {
             log: LogConfig::default(),
             bind: BindConfig::default(),
             throttle: ThrottleSettings::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -142,6 +201,14 @@ impl Default for LdapConfig {
             time_limit_secs: 0,
             search_group: "ldap-search".into(),
             admin_group: "admins".into(),
+            require_tls_for_bind: RequireTls::Auto,
+            max_message_bytes: 256 * 1024,
+            max_ber_depth: 32,
+            max_ops_per_connection: 32,
+            tls_handshake_timeout_secs: 10,
+            first_message_timeout_secs: 10,
+            idle_timeout_secs: 600,
+            max_queued_binds: 256,
         }
     }
 }
@@ -266,6 +333,35 @@ pub const KEYS: &[(&str, &str)] = &[
         "throttle.address_window_secs",
         "PORTCULLIS_THROTTLE_ADDRESS_WINDOW_SECS",
     ),
+    (
+        "ldap.require_tls_for_bind",
+        "PORTCULLIS_LDAP_REQUIRE_TLS_FOR_BIND",
+    ),
+    (
+        "ldap.max_message_bytes",
+        "PORTCULLIS_LDAP_MAX_MESSAGE_BYTES",
+    ),
+    ("ldap.max_ber_depth", "PORTCULLIS_LDAP_MAX_BER_DEPTH"),
+    (
+        "ldap.max_ops_per_connection",
+        "PORTCULLIS_LDAP_MAX_OPS_PER_CONNECTION",
+    ),
+    (
+        "ldap.tls_handshake_timeout_secs",
+        "PORTCULLIS_LDAP_TLS_HANDSHAKE_TIMEOUT_SECS",
+    ),
+    (
+        "ldap.first_message_timeout_secs",
+        "PORTCULLIS_LDAP_FIRST_MESSAGE_TIMEOUT_SECS",
+    ),
+    (
+        "ldap.idle_timeout_secs",
+        "PORTCULLIS_LDAP_IDLE_TIMEOUT_SECS",
+    ),
+    ("ldap.max_queued_binds", "PORTCULLIS_LDAP_MAX_QUEUED_BINDS"),
+    ("tls.cert_file", "PORTCULLIS_TLS_CERT_FILE"),
+    ("tls.key_file", "PORTCULLIS_TLS_KEY_FILE"),
+    ("tls.hostname", "PORTCULLIS_TLS_HOSTNAME"),
 ];
 
 /// Where a setting's value came from, so an error can say what to fix.
@@ -466,6 +562,23 @@ impl Config {
             }
             "throttle.address_failures" => self.throttle.address_failures = number(value)?,
             "throttle.address_window_secs" => self.throttle.address_window_secs = number(value)?,
+            "ldap.require_tls_for_bind" => {
+                self.ldap.require_tls_for_bind = RequireTls::parse(value)?
+            }
+            "ldap.max_message_bytes" => self.ldap.max_message_bytes = number(value)?,
+            "ldap.max_ber_depth" => self.ldap.max_ber_depth = number(value)?,
+            "ldap.max_ops_per_connection" => self.ldap.max_ops_per_connection = number(value)?,
+            "ldap.tls_handshake_timeout_secs" => {
+                self.ldap.tls_handshake_timeout_secs = number(value)?
+            }
+            "ldap.first_message_timeout_secs" => {
+                self.ldap.first_message_timeout_secs = number(value)?
+            }
+            "ldap.idle_timeout_secs" => self.ldap.idle_timeout_secs = number(value)?,
+            "ldap.max_queued_binds" => self.ldap.max_queued_binds = number(value)?,
+            "tls.cert_file" => self.tls.cert_file = value.to_string(),
+            "tls.key_file" => self.tls.key_file = value.to_string(),
+            "tls.hostname" => self.tls.hostname = value.to_string(),
             other => return Err(format!("unknown key {other}")),
         }
         Ok(())
@@ -500,6 +613,7 @@ impl Config {
             }
         }
         self.validate_argon2(origins)?;
+        self.validate_hardening(origins)?;
         if self.auth.hash_workers > MAX_HASH_WORKERS {
             return Err(origins.invalid(
                 "auth.hash_workers",
@@ -598,6 +712,60 @@ impl Config {
         Ok(())
     }
 }
+
+impl Config {
+    fn validate_hardening(&self, origins: &Origins) -> Result<(), ConfigError> {
+        let l = &self.ldap;
+        if !(1024..=MAX_MESSAGE_BYTES).contains(&l.max_message_bytes) {
+            return Err(origins.invalid(
+                "ldap.max_message_bytes",
+                format!("must be between 1024 and {MAX_MESSAGE_BYTES}"),
+            ));
+        }
+        if !(4..=MAX_BER_DEPTH).contains(&l.max_ber_depth) {
+            return Err(origins.invalid(
+                "ldap.max_ber_depth",
+                format!("must be between 4 and {MAX_BER_DEPTH}"),
+            ));
+        }
+        for (key, value) in [
+            (
+                "ldap.max_ops_per_connection",
+                l.max_ops_per_connection as u64,
+            ),
+            (
+                "ldap.tls_handshake_timeout_secs",
+                l.tls_handshake_timeout_secs,
+            ),
+            (
+                "ldap.first_message_timeout_secs",
+                l.first_message_timeout_secs,
+            ),
+            ("ldap.max_queued_binds", l.max_queued_binds as u64),
+        ] {
+            if value == 0 {
+                return Err(origins.invalid(key, "must be at least 1"));
+            }
+        }
+        if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
+            let key = if self.tls.cert_file.is_empty() {
+                "tls.cert_file"
+            } else {
+                "tls.key_file"
+            };
+            return Err(origins.invalid(
+                key,
+                "tls.cert_file and tls.key_file are set together (or neither, for a generated certificate)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest `ldap.max_message_bytes`: requests are small; 64 MiB is plenty.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Deepest `ldap.max_ber_depth`: the parsers recurse once per level.
+const MAX_BER_DEPTH: usize = 256;
 
 /// One line for a TOML error: the line number and text it points at (which
 /// names the key) and the parser's message.
@@ -820,7 +988,7 @@ mod tests {
             ("PORTCULLIS_THROTTLE_ADDRESS_FAILURES", "11"),
             ("PORTCULLIS_THROTTLE_ADDRESS_WINDOW_SECS", "12"),
         ];
-        assert_eq!(vars.len(), KEYS.len());
+        assert_eq!(vars.len() + HARDENING_ENV.len(), KEYS.len());
         let c = Config::load(None, env(&vars), &Overrides::default()).expect("load");
         let expected = Config {
             data_dir: "/d".into(),
@@ -833,6 +1001,7 @@ mod tests {
                 time_limit_secs: 5,
                 search_group: "readers".into(),
                 admin_group: "wheel".into(),
+                ..LdapConfig::default()
             },
             portal: PortalConfig {
                 addr: "127.0.0.1:6".into(),
@@ -859,8 +1028,68 @@ mod tests {
                 address_failures: 11,
                 address_window_secs: 12,
             },
+            tls: TlsConfig::default(),
         };
         assert_eq!(c, expected);
+    }
+
+    /// The keys of issue 4 (TLS and hardening), with a non-default value.
+    const HARDENING_ENV: &[(&str, &str)] = &[
+        ("PORTCULLIS_LDAP_REQUIRE_TLS_FOR_BIND", "Always"),
+        ("PORTCULLIS_LDAP_MAX_MESSAGE_BYTES", "2048"),
+        ("PORTCULLIS_LDAP_MAX_BER_DEPTH", "16"),
+        ("PORTCULLIS_LDAP_MAX_OPS_PER_CONNECTION", "4"),
+        ("PORTCULLIS_LDAP_TLS_HANDSHAKE_TIMEOUT_SECS", "3"),
+        ("PORTCULLIS_LDAP_FIRST_MESSAGE_TIMEOUT_SECS", "4"),
+        ("PORTCULLIS_LDAP_IDLE_TIMEOUT_SECS", "0"),
+        ("PORTCULLIS_LDAP_MAX_QUEUED_BINDS", "9"),
+        ("PORTCULLIS_TLS_CERT_FILE", "/c.pem"),
+        ("PORTCULLIS_TLS_KEY_FILE", "/k.pem"),
+        ("PORTCULLIS_TLS_HOSTNAME", "ldap.example.com"),
+    ];
+
+    #[test]
+    fn hardening_keys_from_the_environment() {
+        let c = Config::load(None, env(HARDENING_ENV), &Overrides::default()).expect("load");
+        assert_eq!(c.ldap.require_tls_for_bind, RequireTls::Always);
+        assert_eq!(c.ldap.max_message_bytes, 2048);
+        assert_eq!(c.ldap.max_ber_depth, 16);
+        assert_eq!(c.ldap.max_ops_per_connection, 4);
+        assert_eq!(c.ldap.tls_handshake_timeout_secs, 3);
+        assert_eq!(c.ldap.first_message_timeout_secs, 4);
+        assert_eq!(c.ldap.idle_timeout_secs, 0);
+        assert_eq!(c.ldap.max_queued_binds, 9);
+        assert_eq!(c.tls.cert_file, "/c.pem");
+        assert_eq!(c.tls.key_file, "/k.pem");
+        assert_eq!(c.tls.hostname, "ldap.example.com");
+
+        for (vars, key) in [
+            (
+                &[("PORTCULLIS_LDAP_REQUIRE_TLS_FOR_BIND", "sometimes")][..],
+                "ldap.require_tls_for_bind",
+            ),
+            (
+                &[("PORTCULLIS_LDAP_MAX_BER_DEPTH", "100000")][..],
+                "ldap.max_ber_depth",
+            ),
+            (
+                &[("PORTCULLIS_LDAP_MAX_OPS_PER_CONNECTION", "0")][..],
+                "ldap.max_ops_per_connection",
+            ),
+            (
+                &[("PORTCULLIS_TLS_CERT_FILE", "/c.pem")][..],
+                "tls.key_file",
+            ),
+        ] {
+            let e = Config::load(None, env(vars), &Overrides::default()).expect_err("invalid");
+            assert!(
+                matches!(e, ConfigError::Invalid { key: k, .. } if k == key),
+                "{e}"
+            );
+        }
+        let f = toml_file("[ldap]\nrequire_tls_for_bind = \"never\"\n");
+        let c = Config::load(Some(f.path()), env(&[]), &Overrides::default()).expect("load");
+        assert_eq!(c.ldap.require_tls_for_bind, RequireTls::Never);
     }
 
     #[test]

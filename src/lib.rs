@@ -19,6 +19,11 @@
 //! - `ldif`: RFC 2849 LDIF reading (bounded) and writing; knows no schema.
 //! - `migrate`: LDIF import (plan, then one all-or-nothing store batch),
 //!   LDIF export of the served entries, JSON backup and restore.
+//! - `metrics`: process-wide counters and histograms (atomics), rendered in
+//!   the Prometheus text format; knows no protocol.
+//! - `fuzz`: entry points for the fuzz targets and the corpus replay test.
+//! - `http`: the HTTP listener: `/metrics` and `/healthz` (the portal will
+//!   join it). Knows nothing of LDAP.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -30,8 +35,11 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod fuzz;
+pub mod http;
 pub mod ldap;
 pub mod ldif;
+pub mod metrics;
 pub mod migrate;
 pub mod server;
 pub mod store;

@@ -1,6 +1,7 @@
-//! `serve`: opens the store, bootstraps it, starts the LDAP listener and the
-//! admin socket, and on SIGTERM or ctrl-c stops accepting, lets operations
-//! in flight finish, and flushes the store.
+//! `serve`: opens the store, bootstraps it, sets up TLS, starts the LDAP,
+//! LDAPS and HTTP listeners and the admin socket, reloads the certificate on
+//! SIGHUP, and on SIGTERM or ctrl-c stops accepting, lets operations in
+//! flight finish, and flushes the store.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,9 @@ use crate::auth::password::Hasher;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::directory::{Directory, Dn};
-use crate::ldap::handler::{Handler, Limits};
+use crate::ldap::conn::{ConnContext, ConnLimits, ListenerKind};
+use crate::ldap::handler::{Confidentiality, Handler, Limits};
+use crate::ldap::tls::Tls;
 use crate::store::Store;
 
 /// How long shutdown waits for connections to finish their operations.
@@ -38,7 +41,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config.data_dir.display()
         )
     })?;
-    let hasher = Hasher::new(&config.auth).context("while setting up password hashing")?;
+    let hasher = Hasher::new(&config.auth)
+        .context("while setting up password hashing")?
+        .with_queue_limit(config.ldap.max_queued_binds);
     let server_key = ServerKey::load_or_create(&config.data_dir).with_context(|| {
         format!(
             "while loading the server key {}",
@@ -67,7 +72,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         &config.ldap.admin_group,
         &config.ldap.search_group,
     );
-    let handler = Arc::new(Handler::new(
+    let listener = TcpListener::bind(&config.ldap.addr)
+        .await
+        .with_context(|| format!("while binding the LDAP listener to {}", config.ldap.addr))?;
+    let local = listener.local_addr()?;
+    let mut handler = Handler::new(
         directory,
         Authenticator::configured(
             store.clone(),
@@ -80,12 +89,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             time_limit: Some(Duration::from_secs(config.ldap.time_limit_secs))
                 .filter(|d| !d.is_zero()),
         },
-    ));
+    );
+    handler.confidentiality = Confidentiality {
+        policy: config.ldap.require_tls_for_bind,
+        plain_listener: local.ip(),
+    };
+    let handler = Arc::new(handler);
 
-    let listener = TcpListener::bind(&config.ldap.addr)
+    let tls = Tls::new(&config).context("while setting up TLS")?;
+    let ldaps_listener = TcpListener::bind(&config.ldap.ldaps_addr)
         .await
-        .with_context(|| format!("while binding the LDAP listener to {}", config.ldap.addr))?;
-    let local = listener.local_addr()?;
+        .with_context(|| {
+            format!(
+                "while binding the LDAPS listener to {}",
+                config.ldap.ldaps_addr
+            )
+        })?;
+    let ldaps_local = ldaps_listener.local_addr()?;
+    let http_listener = TcpListener::bind(&config.portal.addr)
+        .await
+        .with_context(|| format!("while binding the HTTP listener to {}", config.portal.addr))?;
+    let http_local = http_listener.local_addr()?;
     let admin_listener = admin::socket::bind_admin_socket(&config.data_dir)?;
 
     let shutdown = CancellationToken::new();
@@ -98,22 +122,46 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         admin_ctx,
         shutdown.clone(),
     ));
-    let ldap_task = tokio::spawn(crate::ldap::run(
-        listener,
+    let ctx = Arc::new(ConnContext {
         handler,
-        config.ldap.max_connections,
-        shutdown.clone(),
-        tracker.clone(),
+        limits: ConnLimits {
+            max_message_bytes: config.ldap.max_message_bytes,
+            max_ber_depth: config.ldap.max_ber_depth,
+            max_ops: config.ldap.max_ops_per_connection,
+            tls_handshake_timeout: Duration::from_secs(config.ldap.tls_handshake_timeout_secs),
+            first_message_timeout: Duration::from_secs(config.ldap.first_message_timeout_secs),
+            idle_timeout: Some(Duration::from_secs(config.ldap.idle_timeout_secs))
+                .filter(|d| !d.is_zero()),
+        },
+        tls: Some(tls.clone()),
+        permits: Arc::new(tokio::sync::Semaphore::new(config.ldap.max_connections)),
+        max_connections: config.ldap.max_connections,
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+    });
+    let ldap_task = tokio::spawn(crate::ldap::run(listener, ListenerKind::Plain, ctx.clone()));
+    let ldaps_task = tokio::spawn(crate::ldap::run(
+        ldaps_listener,
+        ListenerKind::Ldaps,
+        ctx.clone(),
     ));
+    let http_task = tokio::spawn(crate::http::run(http_listener, shutdown.clone()));
+    let reload_task = tokio::spawn(reload_on_sighup(tls.clone(), shutdown.clone()));
+    tracing::info!(addr = %http_local, "HTTP listening (/metrics, /healthz)");
+    tracing::info!(addr = %ldaps_local, cert = %tls.cert_path().display(), "LDAPS listening");
     tracing::info!(addr = %local, base = %config.base_dn, "LDAP listening");
-    // One line on stdout that scripts and tests wait for.
+    // Lines on stdout that scripts and tests wait for; the ldap line last.
+    println!("listening http://{http_local}");
+    println!("listening ldaps://{ldaps_local}");
     println!("listening ldap://{local}");
 
     wait_for_signal().await;
     tracing::info!("shutting down: draining connections");
     shutdown.cancel();
     let _ = ldap_task.await;
+    let _ = ldaps_task.await;
     let _ = admin_task.await;
+    let _ = reload_task.await;
     tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
         .await
@@ -121,10 +169,45 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     {
         tracing::warn!("connections still busy after {DRAIN_TIMEOUT:?}; closing them");
     }
+    let _ = http_task.await;
     store.flush().context("while flushing the store")?;
     let _ = std::fs::remove_file(config.data_dir.join("admin.sock"));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the certificate files again on each SIGHUP; connections stay up
+/// and new handshakes get the new certificate. A bad file keeps the old one.
+async fn reload_on_sighup(tls: Tls, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; no certificate reload");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                got = hup.recv() => if got.is_none() { return },
+            }
+            match tls.reload() {
+                Ok(fingerprint) => {
+                    tracing::info!(cert = %tls.cert_path().display(), sha256 = %fingerprint, "TLS certificate reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (tls, shutdown);
+    }
 }
 
 async fn wait_for_signal() {

@@ -396,7 +396,9 @@ impl Authenticator {
             Ok(new) => match self.store.rehash_password(user, stored, &new) {
                 Ok(true) => tracing::info!(%user, "password rehashed to argon2id"),
                 Ok(false) => {}
-                Err(e) => tracing::warn!(%user, error = %e, "could not store the rehashed password"),
+                Err(e) => {
+                    tracing::warn!(%user, error = %e, "could not store the rehashed password")
+                }
             },
             Err(e) => tracing::warn!(%user, error = %e, "could not rehash the password"),
         }

@@ -53,26 +53,31 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
 }
 
-fn open_store(config: &Config) -> anyhow::Result<Store> {
-    if config.admin_socket_path().exists()
-        && std::os::unix::net::UnixStream::connect(config.admin_socket_path()).is_ok()
-    {
+/// Import and export open the store directly, which a running server holds.
+fn refuse_if_serving(config: &Config) -> anyhow::Result<()> {
+    if std::os::unix::net::UnixStream::connect(config.admin_socket_path()).is_ok() {
         bail!(
             "the server is running on {}; stop it first (import and export open the store directly)",
             config.data_dir.display()
         );
     }
+    Ok(())
+}
+
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    refuse_if_serving(config)?;
     Store::open(&config.data_dir)
         .with_context(|| format!("while opening the store at {}", config.data_dir.display()))
 }
 
 pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Result<()> {
+    refuse_if_serving(config)?;
     let input: Box<dyn io::BufRead> = if args.file == Path::new("-") {
         Box::new(io::stdin().lock())
     } else {
-        Box::new(BufReader::new(File::open(&args.file).with_context(|| {
-            format!("while opening {}", args.file.display())
-        })?))
+        Box::new(BufReader::new(File::open(&args.file).with_context(
+            || format!("while opening {}", args.file.display()),
+        )?))
     };
     if args.format == Format::Json {
         if args.dry_run {
@@ -162,7 +167,11 @@ pub fn run_export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print(json: bool, value: &serde_json::Value, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+fn print(
+    json: bool,
+    value: &serde_json::Value,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     let s = if json {
         format!("{}\n", serde_json::to_string_pretty(value)?)
     } else {

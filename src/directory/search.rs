@@ -186,6 +186,18 @@ impl Directory {
 
     /// Runs a search for `who`.
     pub fn search(&self, who: &Identity, q: &SearchQuery) -> Result<SearchResults, DirectoryError> {
+        self.search_until(who, q, &|| false)
+    }
+
+    /// Runs a search for `who` that gives up early, like at its deadline,
+    /// once `stop` returns true (the operation was abandoned). `stop` is
+    /// asked every 64 candidates.
+    pub fn search_until(
+        &self,
+        who: &Identity,
+        q: &SearchQuery,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<SearchResults, DirectoryError> {
         let access = self.access(who)?;
         if matches!(access, Access::None) {
             return Err(DirectoryError::InsufficientAccess(
@@ -284,7 +296,8 @@ impl Directory {
         let mut ctx = BuildContext::new(self)?;
         let chain = Chain { dir: self };
         let mut out = SearchResults::default();
-        let over_time = |n: usize| n % 64 == 0 && q.deadline.is_some_and(|d| Instant::now() >= d);
+        let over_time =
+            |n: usize| n % 64 == 0 && (q.deadline.is_some_and(|d| Instant::now() >= d) || stop());
 
         if matches!(access, Access::All) {
             for e in containers {

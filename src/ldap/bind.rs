@@ -34,6 +34,17 @@ impl Handler {
                 }),
             ))
         };
+        // RFC 4513 §5.1.3 / `ldap.require_tls_for_bind`: no cleartext
+        // passwords where the policy forbids them (anonymous binds pass).
+        if matches!(&req.cred, LdapBindCred::Simple(pw) if !pw.is_empty())
+            && self.confidentiality.refuses_cleartext(session.encrypted)
+        {
+            tracing::info!(target: "portcullis::audit", dn = ?req.dn, peer = %session.peer, method = "password", outcome = "refused", reason = "confidentiality required", "bind");
+            return respond(
+                LdapResultCode::ConfidentialityRequired,
+                "a password bind requires TLS (use LDAPS or StartTLS)",
+            );
+        }
         if req.version != 3 {
             return respond(LdapResultCode::ProtocolError, "only LDAPv3 is supported");
         }
@@ -78,6 +89,11 @@ impl Handler {
             // A DN that cannot be a user costs the same as a wrong password.
             _ => String::new(),
         };
+        // A bounded hashing queue: a flood is answered busy, not queued.
+        if self.auth.hasher().queue_full() {
+            tracing::warn!(%peer, "password hashing queue full; bind answered busy");
+            return respond(LdapResultCode::Busy, "the server is busy; try again");
+        }
         // A DN that cannot be a user (empty name) goes through the same
         // decision as an unknown user: throttled, and costing one argon2.
         let outcome = self

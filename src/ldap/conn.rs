@@ -1,40 +1,105 @@
-//! Listener and connection loop.
+//! Listeners and the connection loop.
 //!
-//! `run` takes a semaphore permit before each accept and moves it into the
-//! connection task, so at most `max_connections` are served; a connection
-//! beyond that is closed at once. `serve_connection` is generic over the
-//! stream so plain LDAP, LDAPS and StartTLS share it.
+//! `run` accepts on one listener (plain or LDAPS). The connection cap is a
+//! semaphore shared by both listeners: a connection beyond it is closed at
+//! once. `serve_connection` is generic over the stream, so plain LDAP,
+//! LDAPS and the stream after StartTLS share it.
+//!
+//! Per connection, operations run concurrently (RFC 4511 §4.1.1.1): the
+//! reader decodes requests and spawns each search, compare or extended
+//! operation as a task with its own `CancellationToken`, kept in a map by
+//! message ID, so Abandon cancels by ID. Every response goes through one
+//! writer over a bounded channel, carrying its own message ID. Bind waits
+//! for the operations in progress before it runs (§4.2.1); StartTLS with
+//! operations in progress, or on a TLS connection, is refused with
+//! operationsError (§4.14.1); unbind cancels everything and closes. Beyond
+//! `max_ops_per_connection` operations in progress a new request gets busy.
+//! Timeouts: the TLS handshake, the first request, and idleness (no
+//! request and nothing in progress).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use ldap3_proto::proto::LdapResultCode;
-use ldap3_proto::LdapCodec;
+use ldap3_proto::proto::{
+    LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapResultCode,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_util::codec::Framed;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::handler::{notice_of_disconnection, Handler, Next, Session};
+use super::codec::{Codec, Incoming};
+use super::handler::{notice_of_disconnection, reject, Handler, Next, Session};
+use super::result::{ldap_result, success};
+use super::tls::Tls;
+use crate::metrics::{self, ConnectionGuard, Op};
 
-/// Accepts connections until `shutdown` is cancelled. Connection tasks are
-/// spawned on `tracker`, so the caller can wait for them to drain.
-pub async fn run(
-    listener: TcpListener,
-    handler: Arc<Handler>,
-    max_connections: usize,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    let permits = Arc::new(Semaphore::new(max_connections));
+/// Responses queued for the writer of one connection; an operation that
+/// produces faster than the client reads waits (and stays abandonable).
+const OUT_QUEUE: usize = 64;
+/// Longest a write of queued responses may block on a client that does not
+/// read before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Limits of the connection loop (`[ldap]` settings).
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    pub max_message_bytes: usize,
+    pub max_ber_depth: usize,
+    pub max_ops: usize,
+    pub tls_handshake_timeout: Duration,
+    pub first_message_timeout: Duration,
+    /// None: idle connections stay open.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_message_bytes: 256 * 1024,
+            max_ber_depth: 32,
+            max_ops: 32,
+            tls_handshake_timeout: Duration::from_secs(10),
+            first_message_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(600)),
+        }
+    }
+}
+
+/// What every connection shares.
+pub struct ConnContext {
+    pub handler: Arc<Handler>,
+    pub limits: ConnLimits,
+    /// LDAPS and StartTLS; `None` refuses StartTLS.
+    pub tls: Option<Tls>,
+    /// One permit per open connection, over both listeners.
+    pub permits: Arc<Semaphore>,
+    pub max_connections: usize,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+/// Which protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// LDAP, with StartTLS.
+    Plain,
+    /// TLS from the first byte.
+    Ldaps,
+}
+
+/// Accepts connections until shutdown. Connection tasks are spawned on
+/// the context's tracker, so the caller can wait for them to drain.
+pub async fn run(listener: TcpListener, kind: ListenerKind, ctx: Arc<ConnContext>) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = ctx.shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -50,70 +115,467 @@ pub async fn run(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max_connections, "connection limit reached; closing");
+        let Ok(permit) = ctx.permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max_connections = ctx.max_connections, "connection limit reached; closing");
+            metrics::connection_refused();
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            serve_connection(stream, peer, handler, shutdown).await;
+        let task_ctx = ctx.clone();
+        ctx.tracker.spawn(async move {
+            serve_tcp(stream, peer, kind, task_ctx).await;
             drop(permit);
         });
     }
 }
 
+async fn serve_tcp(stream: TcpStream, peer: SocketAddr, kind: ListenerKind, ctx: Arc<ConnContext>) {
+    let _open = ConnectionGuard::open();
+    match kind {
+        ListenerKind::Plain => serve_connection(stream, peer, false, ctx).await,
+        ListenerKind::Ldaps => {
+            let Some(tls) = ctx.tls.clone() else {
+                return;
+            };
+            let handshake = tls.acceptor().accept(stream);
+            match tokio::time::timeout(ctx.limits.tls_handshake_timeout, handshake).await {
+                Ok(Ok(stream)) => serve_connection(stream, peer, true, ctx).await,
+                Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
 /// Serves one connection until the client leaves, breaks the protocol, or
-/// the server shuts down. An operation in flight when shutdown starts is
-/// finished and answered first.
+/// the server shuts down; `encrypted` for LDAPS. Operations in flight when
+/// shutdown starts are finished and answered first.
 pub async fn serve_connection<S>(
     stream: S,
     peer: SocketAddr,
-    handler: Arc<Handler>,
-    shutdown: CancellationToken,
+    encrypted: bool,
+    ctx: Arc<ConnContext>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut framed = Framed::new(stream, LdapCodec::default());
     let mut session = Session::new(peer);
-    tracing::debug!(%peer, "connection opened");
-    loop {
-        let next = tokio::select! {
-            _ = shutdown.cancelled() => {
-                let _ = framed
-                    .send(notice_of_disconnection(LdapResultCode::Unavailable, "the server is shutting down"))
-                    .await;
-                break;
+    session.encrypted = encrypted;
+    let mut conn = Conn {
+        session,
+        ops: HashMap::new(),
+        first: true,
+    };
+    tracing::debug!(%peer, encrypted, "connection opened");
+    if let Exit::StartTls(stream) = drive(stream, &mut conn, &ctx).await {
+        let Some(tls) = ctx.tls.clone() else {
+            return;
+        };
+        let handshake = tls.acceptor().accept(stream);
+        match tokio::time::timeout(ctx.limits.tls_handshake_timeout, handshake).await {
+            Ok(Ok(stream)) => {
+                conn.session.encrypted = true;
+                tracing::debug!(%peer, "StartTLS established");
+                // The same session goes on over TLS; it cannot upgrade again.
+                let _ = drive(stream, &mut conn, &ctx).await;
             }
-            next = framed.next() => next,
+            Ok(Err(e)) => tracing::info!(%peer, error = %e, "StartTLS handshake failed"),
+            Err(_) => tracing::info!(%peer, "StartTLS handshake timed out"),
+        }
+    }
+    tracing::debug!(%peer, "connection closed");
+}
+
+/// State of one connection that outlives a StartTLS upgrade.
+struct Conn {
+    session: Session,
+    /// Operations in progress, by message ID.
+    ops: HashMap<i32, CancellationToken>,
+    /// No request received yet.
+    first: bool,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        for token in self.ops.values() {
+            token.cancel();
+        }
+    }
+}
+
+enum Exit<S> {
+    Closed,
+    /// StartTLS was accepted: the plain stream, to be wrapped in TLS.
+    StartTls(S),
+}
+
+enum ReadExit {
+    Closed,
+    StartTls,
+}
+
+/// An operation task finished.
+struct Done {
+    msgid: i32,
+    /// The handler asked to close the connection.
+    close: bool,
+}
+
+/// Runs the reader and the writer of one stream until the connection ends
+/// or StartTLS hands the stream back.
+async fn drive<S>(stream: S, conn: &mut Conn, ctx: &ConnContext) -> Exit<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    let codec = Codec::new(ctx.limits.max_message_bytes, ctx.limits.max_ber_depth);
+    let mut reader = FramedRead::new(rd, codec);
+    let writer = FramedWrite::new(wr, codec);
+    let (tx, rx) = mpsc::channel(OUT_QUEUE);
+    let write_failed = CancellationToken::new();
+    let read = async {
+        let exit = read_loop(&mut reader, tx, conn, ctx, &write_failed).await;
+        // Whatever is still running is abandoned, so its sender goes away
+        // and the writer can finish.
+        for token in conn.ops.values() {
+            token.cancel();
+        }
+        exit
+    };
+    let (exit, writer) = tokio::join!(read, write_loop(writer, rx, write_failed.clone()));
+    match (exit, writer) {
+        (ReadExit::StartTls, Some(writer)) => {
+            // RFC 4511 §4.14.1: the client sends nothing more until the
+            // handshake; bytes already here would be read as plain text.
+            if !reader.read_buffer().is_empty() {
+                tracing::info!(peer = %conn.session.peer, "data after StartTLS request; closing");
+                return Exit::Closed;
+            }
+            Exit::StartTls(reader.into_inner().unsplit(writer.into_inner()))
+        }
+        _ => Exit::Closed,
+    }
+}
+
+/// Writes responses in the order they arrive until every sender is gone.
+/// Returns the sink for a StartTLS upgrade, or `None` after a failure.
+async fn write_loop<W>(
+    mut w: FramedWrite<W, Codec>,
+    mut rx: mpsc::Receiver<LdapMsg>,
+    failed: CancellationToken,
+) -> Option<FramedWrite<W, Codec>>
+where
+    W: AsyncWrite + Unpin,
+{
+    while let Some(msg) = rx.recv().await {
+        let batch = async {
+            w.feed(msg).await?;
+            // Send what else is ready in one flush.
+            while let Ok(more) = rx.try_recv() {
+                w.feed(more).await?;
+            }
+            w.flush().await
+        };
+        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, batch).await, Ok(Ok(()))) {
+            failed.cancel();
+            return None;
+        }
+    }
+    Some(w)
+}
+
+async fn read_loop<R>(
+    reader: &mut FramedRead<R, Codec>,
+    tx: mpsc::Sender<LdapMsg>,
+    conn: &mut Conn,
+    ctx: &ConnContext,
+    write_failed: &CancellationToken,
+) -> ReadExit
+where
+    R: AsyncRead + Unpin,
+{
+    let peer = conn.session.peer;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let mut pending_bind: Option<LdapMsg> = None;
+    let mut draining = false;
+    loop {
+        if conn.ops.is_empty() {
+            if draining {
+                let _ = tx
+                    .send(notice_of_disconnection(
+                        LdapResultCode::Unavailable,
+                        "the server is shutting down",
+                    ))
+                    .await;
+                return ReadExit::Closed;
+            }
+            // RFC 4511 §4.2.1: a bind runs once nothing else is in progress.
+            if let Some(msg) = pending_bind.take() {
+                bind(msg, conn, ctx, &tx).await;
+                continue;
+            }
+        }
+        let wait = if !conn.ops.is_empty() || pending_bind.is_some() || draining {
+            None
+        } else if conn.first {
+            Some(ctx.limits.first_message_timeout)
+        } else {
+            ctx.limits.idle_timeout
+        };
+        let timer = async {
+            match wait {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let reading = pending_bind.is_none() && !draining;
+        let next = tokio::select! {
+            _ = ctx.shutdown.cancelled(), if !draining => {
+                draining = true;
+                continue;
+            }
+            _ = write_failed.cancelled() => return ReadExit::Closed,
+            Some(done) = done_rx.recv() => {
+                conn.ops.remove(&done.msgid);
+                if done.close {
+                    return ReadExit::Closed;
+                }
+                continue;
+            }
+            _ = timer => {
+                tracing::debug!(%peer, first = conn.first, "connection idle; closing");
+                return ReadExit::Closed;
+            }
+            next = reader.next(), if reading => next,
         };
         let msg = match next {
-            Some(Ok(msg)) => msg,
+            None => return ReadExit::Closed,
             Some(Err(e)) => {
                 tracing::info!(%peer, error = %e, "malformed request; closing the connection");
-                let _ = framed
+                metrics::protocol_error();
+                let _ = tx
                     .send(notice_of_disconnection(
                         LdapResultCode::ProtocolError,
                         "malformed request",
                     ))
                     .await;
-                break;
+                return ReadExit::Closed;
             }
-            None => break,
+            Some(Ok(Incoming::Undecodable { msgid, op_tag })) => {
+                conn.first = false;
+                tracing::info!(%peer, msgid, op_tag, "request not understood");
+                match protocol_error_response(msgid, op_tag) {
+                    Answer::Respond(msg) => {
+                        if tx.send(*msg).await.is_err() {
+                            return ReadExit::Closed;
+                        }
+                    }
+                    Answer::Ignore => {}
+                    Answer::Close => {
+                        metrics::protocol_error();
+                        let _ = tx
+                            .send(notice_of_disconnection(
+                                LdapResultCode::ProtocolError,
+                                "unknown operation",
+                            ))
+                            .await;
+                        return ReadExit::Closed;
+                    }
+                }
+                continue;
+            }
+            Some(Ok(Incoming::Msg(msg))) => msg,
         };
-        let outcome = handler.handle(&mut session, msg).await;
-        let mut failed = false;
-        for response in outcome.responses {
-            if framed.feed(response).await.is_err() {
-                failed = true;
-                break;
+        conn.first = false;
+        let msgid = msg.msgid;
+        match &msg.op {
+            // RFC 4511 §4.11: cancel, never answer.
+            LdapOp::AbandonRequest(target) => {
+                if let Some(token) = conn.ops.get(target) {
+                    tracing::debug!(%peer, target, "abandon");
+                    metrics::abandoned();
+                    token.cancel();
+                }
             }
-        }
-        if failed || framed.flush().await.is_err() || outcome.next == Next::Close {
-            break;
+            // RFC 4511 §4.3: outstanding operations are abandoned.
+            LdapOp::UnbindRequest => return ReadExit::Closed,
+            LdapOp::BindRequest(_) => pending_bind = Some(msg),
+            LdapOp::ExtendedRequest(req) if req.name == super::OID_STARTTLS => {
+                let refusal = if conn.session.encrypted {
+                    Some((
+                        LdapResultCode::OperationsError,
+                        "TLS is already established",
+                    ))
+                } else if ctx.tls.is_none() {
+                    Some((LdapResultCode::ProtocolError, "StartTLS is not available"))
+                } else if !conn.ops.is_empty() {
+                    Some((
+                        LdapResultCode::OperationsError,
+                        "operations are outstanding; StartTLS refused",
+                    ))
+                } else {
+                    None
+                };
+                let (res, ok) = match refusal {
+                    Some((code, text)) => (ldap_result(code, text), false),
+                    None => (success(), true),
+                };
+                let response = LdapMsg::new(
+                    msgid,
+                    LdapOp::ExtendedResponse(LdapExtendedResponse {
+                        res,
+                        name: Some(super::OID_STARTTLS.to_string()),
+                        value: None,
+                    }),
+                );
+                if tx.send(response).await.is_err() {
+                    return ReadExit::Closed;
+                }
+                if ok {
+                    return ReadExit::StartTls;
+                }
+            }
+            _ => {
+                let refusal = if conn.ops.contains_key(&msgid) {
+                    Some((
+                        LdapResultCode::ProtocolError,
+                        "message ID already in use by an operation in progress",
+                    ))
+                } else if conn.ops.len() >= ctx.limits.max_ops {
+                    metrics::busy();
+                    Some((
+                        LdapResultCode::Busy,
+                        "too many operations in progress on this connection",
+                    ))
+                } else {
+                    None
+                };
+                if let Some((code, text)) = refusal {
+                    if tx.send(reject(msgid, &msg.op, code, text)).await.is_err() {
+                        return ReadExit::Closed;
+                    }
+                    continue;
+                }
+                let token = CancellationToken::new();
+                conn.ops.insert(msgid, token.clone());
+                spawn_op(
+                    msg,
+                    conn.session.clone(),
+                    ctx.handler.clone(),
+                    token,
+                    tx.clone(),
+                    done_tx.clone(),
+                );
+            }
         }
     }
-    tracing::debug!(%peer, "connection closed");
+}
+
+/// Runs one operation as a task; its responses go to the writer unless it
+/// is abandoned first.
+fn spawn_op(
+    msg: LdapMsg,
+    mut session: Session,
+    handler: Arc<Handler>,
+    token: CancellationToken,
+    tx: mpsc::Sender<LdapMsg>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let msgid = msg.msgid;
+    let kind = match &msg.op {
+        LdapOp::SearchRequest(_) => Op::Search,
+        LdapOp::CompareRequest(_) => Op::Compare,
+        LdapOp::ExtendedRequest(_) => Op::Extended,
+        _ => Op::Other,
+    };
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            outcome = handler.handle_until(&mut session, msg, &token) => Some(outcome),
+            _ = token.cancelled() => None,
+        };
+        let mut close = false;
+        if let Some(outcome) = outcome {
+            close = outcome.next == Next::Close;
+            for response in outcome.responses {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    sent = tx.send(response) => if sent.is_err() { break },
+                }
+            }
+        }
+        metrics::observe(kind, started.elapsed());
+        // The writer must not wait for this task's sender after it is done.
+        drop(tx);
+        let _ = done.send(Done { msgid, close });
+    });
+}
+
+/// A bind, run by the reader itself once nothing else is in progress.
+async fn bind(msg: LdapMsg, conn: &mut Conn, ctx: &ConnContext, tx: &mpsc::Sender<LdapMsg>) {
+    let method = match &msg.op {
+        LdapOp::BindRequest(req) => match &req.cred {
+            LdapBindCred::Simple(pw) if req.dn.is_empty() && pw.is_empty() => "anonymous",
+            LdapBindCred::Simple(_) => "simple",
+            _ => "sasl",
+        },
+        _ => "other",
+    };
+    let started = Instant::now();
+    let outcome = ctx.handler.handle(&mut conn.session, msg).await;
+    metrics::observe(Op::Bind, started.elapsed());
+    for response in outcome.responses {
+        if let LdapOp::BindResponse(LdapBindResponse { res, .. }) = &response.op {
+            let result = match res.code {
+                LdapResultCode::Success => "success",
+                LdapResultCode::InvalidCredentials => "invalid_credentials",
+                LdapResultCode::ConfidentialityRequired => "confidentiality_required",
+                LdapResultCode::Busy => "busy",
+                LdapResultCode::UnwillingToPerform => "unwilling",
+                LdapResultCode::AuthMethodNotSupported => "method_not_supported",
+                _ => "other",
+            };
+            if res.code == LdapResultCode::Busy {
+                metrics::busy();
+            }
+            metrics::bind(method, result);
+        }
+        if tx.send(response).await.is_err() {
+            return;
+        }
+    }
+}
+
+pub(crate) enum Answer {
+    Respond(Box<LdapMsg>),
+    Ignore,
+    Close,
+}
+
+/// The answer to a well-formed request ldap3_proto could not decode,
+/// by its APPLICATION tag (RFC 4511 §4.2–§4.12).
+pub(crate) fn protocol_error_response(msgid: i32, op_tag: u64) -> Answer {
+    let res = ldap_result(LdapResultCode::ProtocolError, "request not understood");
+    let op = match op_tag {
+        0 => LdapOp::BindResponse(LdapBindResponse {
+            res,
+            saslcreds: None,
+        }),
+        3 => LdapOp::SearchResultDone(res),
+        6 => LdapOp::ModifyResponse(res),
+        8 => LdapOp::AddResponse(res),
+        10 => LdapOp::DelResponse(res),
+        12 => LdapOp::ModifyDNResponse(res),
+        14 => LdapOp::CompareResult(res),
+        23 => LdapOp::ExtendedResponse(LdapExtendedResponse {
+            res,
+            name: None,
+            value: None,
+        }),
+        // A malformed abandon: there is nothing to answer.
+        16 => return Answer::Ignore,
+        // A malformed unbind, a response, or no LDAP operation at all.
+        _ => return Answer::Close,
+    };
+    Answer::Respond(Box::new(LdapMsg::new(msgid, op)))
 }

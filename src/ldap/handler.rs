@@ -4,18 +4,23 @@
 //! returns the messages to send plus what the connection should do next,
 //! so every operation can be tested without sockets.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResultCode};
+use tokio_util::sync::CancellationToken;
 
 use super::paging::PagingStates;
 use super::result::ldap_result;
 use crate::auth::Authenticator;
+use crate::config::RequireTls;
 use crate::directory::{Directory, Identity};
 
-/// Per-connection state.
+/// Per-connection state. Operations that run concurrently get a clone:
+/// the identity only changes in bind, which waits for them (RFC 4511
+/// §4.2.1), and the paging table is shared between the clones.
+#[derive(Clone)]
 pub struct Session {
     /// Who the connection is bound as.
     pub identity: Identity,
@@ -23,6 +28,8 @@ pub struct Session {
     pub peer: SocketAddr,
     /// Open Simple Paged Results searches of this connection.
     pub paging: PagingStates,
+    /// The connection is TLS (LDAPS, or after StartTLS).
+    pub encrypted: bool,
 }
 
 impl Session {
@@ -31,6 +38,7 @@ impl Session {
             identity: Identity::Anonymous,
             peer,
             paging: PagingStates::default(),
+            encrypted: false,
         }
     }
 }
@@ -86,12 +94,39 @@ pub struct Limits {
     pub time_limit: Option<Duration>,
 }
 
+/// When a simple bind with a password is refused with
+/// confidentialityRequired (13) for lack of TLS (RFC 4513 §5.1.3 leaves the
+/// policy to the server; `ldap.require_tls_for_bind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confidentiality {
+    pub policy: RequireTls,
+    /// The address the plain listener is bound to; `auto` allows cleartext
+    /// passwords only when it is a loopback address.
+    pub plain_listener: IpAddr,
+}
+
+impl Confidentiality {
+    /// True when a password bind over a connection with `encrypted` must be
+    /// refused. An unspecified address (0.0.0.0, ::) is not loopback.
+    pub fn refuses_cleartext(&self, encrypted: bool) -> bool {
+        if encrypted {
+            return false;
+        }
+        match self.policy {
+            RequireTls::Never => false,
+            RequireTls::Always => true,
+            RequireTls::Auto => !self.plain_listener.to_canonical().is_loopback(),
+        }
+    }
+}
+
 /// Everything an operation needs; shared by all connections.
 #[derive(Clone)]
 pub struct Handler {
     pub directory: Directory,
     pub auth: Authenticator,
     pub limits: Limits,
+    pub confidentiality: Confidentiality,
 }
 
 impl Handler {
@@ -100,11 +135,28 @@ impl Handler {
             directory,
             auth,
             limits,
+            // `auto` on loopback until the server says where it listens.
+            confidentiality: Confidentiality {
+                policy: RequireTls::Auto,
+                plain_listener: IpAddr::from([127, 0, 0, 1]),
+            },
         }
     }
 
     /// Handles one request.
     pub async fn handle(&self, session: &mut Session, msg: LdapMsg) -> Outcome {
+        self.handle_until(session, msg, &CancellationToken::new())
+            .await
+    }
+
+    /// Handles one request; a search stops early once `stop` is cancelled
+    /// (Abandon), and its partial answer is then not worth sending.
+    pub async fn handle_until(
+        &self,
+        session: &mut Session,
+        msg: LdapMsg,
+        stop: &CancellationToken,
+    ) -> Outcome {
         let LdapMsg { msgid, op, ctrl } = msg;
         if let Some(oid) = unsupported_critical(&ctrl, &op) {
             tracing::debug!(%oid, "unsupported critical control");
@@ -118,11 +170,12 @@ impl Handler {
         match op {
             LdapOp::BindRequest(req) => self.bind(session, msgid, req).await,
             LdapOp::UnbindRequest => Outcome::close(Vec::new()),
-            LdapOp::SearchRequest(req) => self.search(session, msgid, req, ctrl).await,
+            LdapOp::SearchRequest(req) => self.search(session, msgid, req, ctrl, stop).await,
             LdapOp::CompareRequest(req) => self.compare(session, msgid, req).await,
             LdapOp::ExtendedRequest(req) => self.extended(session, msgid, req).await,
-            // Nothing runs concurrently within a connection yet, so there is
-            // never an operation to abandon; RFC 4511 §4.11: no response.
+            // The connection loop cancels the operation; here (no
+            // connection) there is nothing to cancel. RFC 4511 §4.11: no
+            // response either way.
             LdapOp::AbandonRequest(_) => Outcome::none(),
             LdapOp::AddRequest(_) => {
                 Outcome::one(LdapMsg::new(msgid, LdapOp::AddResponse(read_only())))
@@ -180,7 +233,7 @@ fn unsupported_critical(ctrl: &[LdapControl], op: &LdapOp) -> Option<String> {
 }
 
 /// The response of the right type for `op` carrying `code`.
-fn reject(msgid: i32, op: &LdapOp, code: LdapResultCode, message: &str) -> LdapMsg {
+pub(super) fn reject(msgid: i32, op: &LdapOp, code: LdapResultCode, message: &str) -> LdapMsg {
     let res = ldap_result(code, message);
     let op = match op {
         LdapOp::BindRequest(_) => LdapOp::BindResponse(ldap3_proto::proto::LdapBindResponse {

@@ -9,8 +9,12 @@
 //! - `bind`, `search`, `paging`, `compare`, `extended`: one file per
 //!   operation family.
 //! - `result`: domain errors → LDAP result codes, in one place.
+//! - `codec`: the wire codec with size and depth limits.
+//! - `tls`: rustls configuration, certificates (generated or from files),
+//!   reload on SIGHUP.
 
 mod bind;
+pub mod codec;
 mod compare;
 pub mod conn;
 mod extended;
@@ -18,9 +22,10 @@ pub mod handler;
 mod paging;
 mod result;
 mod search;
+pub mod tls;
 
 pub use conn::run;
-pub use handler::{Handler, Outcome, Session};
+pub use handler::{Confidentiality, Handler, Outcome, Session};
 
 /// RFC 2696 Simple Paged Results.
 pub const OID_PAGED_RESULTS: &str = "1.2.840.113556.1.4.319";
@@ -30,7 +35,7 @@ pub const OID_WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
 pub const OID_PASSWORD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
 /// RFC 4511 §4.4.1 Notice of Disconnection.
 pub const OID_NOTICE_OF_DISCONNECTION: &str = "1.3.6.1.4.1.1466.20036";
-/// RFC 4511 §4.14 StartTLS (answered, not yet supported).
+/// RFC 4511 §4.14 StartTLS.
 pub const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
 
 #[cfg(test)]

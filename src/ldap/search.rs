@@ -20,7 +20,11 @@ use crate::directory::{Dn, Entry, Filter, Scope, SearchQuery, Target};
 /// Controls announced in the root DSE.
 pub const SUPPORTED_CONTROLS: &[&str] = &[super::OID_PAGED_RESULTS];
 /// Extended operations announced in the root DSE.
-pub const SUPPORTED_EXTENSIONS: &[&str] = &[super::OID_WHOAMI, super::OID_PASSWORD_MODIFY];
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[
+    super::OID_WHOAMI,
+    super::OID_PASSWORD_MODIFY,
+    super::OID_STARTTLS,
+];
 
 impl Handler {
     pub(super) async fn search(
@@ -29,6 +33,7 @@ impl Handler {
         msgid: i32,
         req: LdapSearchRequest,
         ctrl: Vec<LdapControl>,
+        stop: &tokio_util::sync::CancellationToken,
     ) -> Outcome {
         let paging = ctrl.iter().find_map(|c| match c {
             LdapControl::SimplePagedResults { size, cookie } => Some((*size, cookie.clone())),
@@ -139,7 +144,11 @@ impl Handler {
         };
         let directory = self.directory.clone();
         let identity = session.identity.clone();
-        let found = tokio::task::spawn_blocking(move || directory.search(&identity, &query)).await;
+        let stop = stop.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            directory.search_until(&identity, &query, &|| stop.is_cancelled())
+        })
+        .await;
         let results = match found {
             Ok(Ok(results)) => results,
             Ok(Err(e)) => return done(msgid, from_directory(&e), None),

@@ -220,3 +220,84 @@ async fn unsupported_requests_keep_the_connection() {
         .await;
     assert_eq!(out.next, Next::Close);
 }
+
+/// `ldap.require_tls_for_bind = auto` by the class of the plain listener's
+/// address; `always` and `never` regardless of it; TLS always passes.
+#[test]
+fn confidentiality_rule_by_address_class() {
+    use super::handler::Confidentiality;
+    use crate::config::RequireTls;
+    use std::net::IpAddr;
+    let rule = |policy, addr: &str| Confidentiality {
+        policy,
+        plain_listener: addr.parse::<IpAddr>().expect("ip"),
+    };
+    for loopback in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+        assert!(
+            !rule(RequireTls::Auto, loopback).refuses_cleartext(false),
+            "{loopback}"
+        );
+        assert!(
+            rule(RequireTls::Always, loopback).refuses_cleartext(false),
+            "{loopback}"
+        );
+    }
+    for remote in [
+        "0.0.0.0",
+        "::",
+        "10.0.0.5",
+        "192.168.1.2",
+        "203.0.113.7",
+        "2001:db8::1",
+        "fe80::1",
+        "::ffff:10.0.0.1",
+    ] {
+        assert!(
+            rule(RequireTls::Auto, remote).refuses_cleartext(false),
+            "{remote}"
+        );
+        assert!(
+            !rule(RequireTls::Never, remote).refuses_cleartext(false),
+            "{remote}"
+        );
+        for policy in [RequireTls::Auto, RequireTls::Always, RequireTls::Never] {
+            assert!(
+                !rule(policy, remote).refuses_cleartext(true),
+                "{remote} over TLS"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn cleartext_password_bind_gets_13_anonymous_passes() {
+    use super::handler::Confidentiality;
+    use crate::config::RequireTls;
+    let mut h = setup();
+    h.confidentiality = Confidentiality {
+        policy: RequireTls::Auto,
+        plain_listener: "0.0.0.0".parse().expect("ip"),
+    };
+    let mut s = session();
+    let out = h
+        .handle(
+            &mut s,
+            bind("cn=alice,ou=users,dc=example,dc=com", "alice-pw"),
+        )
+        .await;
+    assert_eq!(
+        code(&out.responses[0]),
+        LdapResultCode::ConfidentialityRequired
+    );
+    assert_eq!(s.identity, Identity::Anonymous);
+    let out = h.handle(&mut s, bind("", "")).await;
+    assert_eq!(code(&out.responses[0]), LdapResultCode::Success);
+    s.encrypted = true;
+    let out = h
+        .handle(
+            &mut s,
+            bind("cn=alice,ou=users,dc=example,dc=com", "alice-pw"),
+        )
+        .await;
+    assert_eq!(code(&out.responses[0]), LdapResultCode::Success);
+}

@@ -35,6 +35,10 @@ pub struct Server {
     /// `host:port` of the LDAP listener.
     pub addr: String,
     pub admin_password: String,
+    /// `ldaps://host:port` of the LDAPS listener.
+    pub ldaps_url: String,
+    /// `host:port` of the HTTP listener (/metrics, /healthz).
+    pub http_addr: String,
     env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -62,6 +66,7 @@ impl Server {
         cmd.arg("--data-dir")
             .arg(&data)
             .args(["serve", "--ldap-addr", "127.0.0.1:0"])
+            .args(["--ldaps-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .env("PORTCULLIS_LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -82,12 +87,19 @@ impl Server {
             }
         });
         let mut password = admin_password;
+        let (mut ldaps_addr, mut http_addr) = (String::new(), String::new());
         let addr = loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
                 .expect("server did not report its listener");
             if let Some(rest) = line.strip_prefix("initial admin password: ") {
                 password = Some(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+            if let Some(addr) = line.strip_prefix("listening ldaps://") {
+                ldaps_addr = addr.trim().to_string();
+            }
+            if let Some(addr) = line.strip_prefix("listening http://") {
+                http_addr = addr.trim().to_string();
             }
             if let Some(addr) = line.strip_prefix("listening ldap://") {
                 break addr.trim().to_string();
@@ -103,9 +115,38 @@ impl Server {
             addr,
             data,
             admin_password,
+            ldaps_url: format!("ldaps://{ldaps_addr}"),
+            http_addr,
             env,
             _tmp: None,
         }
+    }
+
+    /// A fresh server whose data directory `seed` fills first (through the
+    /// library, with no server running: much faster than the CLI for
+    /// thousands of entries).
+    pub fn start_seeded(env: &[(&str, &str)], seed: impl FnOnce(&Path)) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        seed(&data);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut s = Server::launch(data, env, None);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// The process ID of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// The generated certificate, for LDAPTLS_CACERT.
+    pub fn cacert(&self) -> PathBuf {
+        self.data.join("tls/cert.pem")
     }
 
     /// Stops gracefully (SIGTERM) and starts again on the same data.

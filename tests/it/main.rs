@@ -2,10 +2,15 @@
 //! (the `ldap3` crate and OpenLDAP's command-line tools).
 
 mod harness;
+mod raw;
 
 mod bind;
 mod cli;
+mod corpus;
+mod hardening;
 mod mfa;
 mod migrate;
 mod ops;
 mod search;
+mod soak;
+mod tls;

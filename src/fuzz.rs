@@ -1,0 +1,209 @@
+//! Entry points shared by the cargo-fuzz targets in `fuzz/` and the corpus
+//! replay test: bytes in, bounded work, never a panic. The server does not
+//! use them; they build their own in-memory fixture (`Store::temporary()`).
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use ldap3_proto::proto::{LdapFilter, LdapMsg};
+use tokio_util::codec::Encoder;
+
+use crate::auth::password::Hasher;
+use crate::auth::Authenticator;
+use crate::config::AuthConfig;
+use crate::directory::filter::NoChain;
+use crate::directory::{Directory, Dn, Entry, Filter, Identity, Scope, SearchQuery};
+use crate::ldap::codec::{Codec, Incoming};
+use crate::ldap::conn::{protocol_error_response, Answer};
+use crate::ldap::handler::{Handler, Limits, Session};
+use crate::store::{Member, NewUser, Store};
+
+/// Requests handled per input at most.
+const MAX_MESSAGES: usize = 64;
+/// Longest filter string, and deepest parenthesis nesting, given to the
+/// filter parser.
+const MAX_FILTER_LEN: usize = 4096;
+const MAX_FILTER_DEPTH: usize = 32;
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    handler: Handler,
+    entries: Vec<Entry>,
+}
+
+fn build() -> Option<Fixture> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let store = Store::temporary().ok()?;
+    let hasher = Hasher::new(&AuthConfig {
+        argon2_memory_kib: 8,
+        argon2_iterations: 1,
+        argon2_parallelism: 1,
+        hash_workers: 1,
+    })
+    .ok()?;
+    let admins = store.create_group("admins", None).ok()?;
+    store.create_group("ldap-search", None).ok()?;
+    for (name, admin) in [("alice", false), ("root", true)] {
+        let u = store
+            .create_user(NewUser {
+                username: name.into(),
+                full_name: Some(format!("{name} example")),
+                email: Some(format!("{name}@example.com")),
+            })
+            .ok()?;
+        let phc = hasher.hash_blocking(&format!("{name}-pw")).ok()?;
+        store.set_password_hash(u.id, &phc).ok()?;
+        if admin {
+            store.add_member(admins.id, Member::User(u.id)).ok()?;
+        }
+    }
+    let base = Dn::parse("dc=example,dc=com").ok()?;
+    let directory = Directory::new(store.clone(), base.clone(), "admins", "ldap-search");
+    let root = store.user_by_name("root").ok()??;
+    let entries = directory
+        .search(
+            &Identity::User {
+                id: root.id,
+                username: root.username,
+            },
+            &SearchQuery {
+                base,
+                scope: Scope::Sub,
+                filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())),
+                deadline: None,
+            },
+        )
+        .ok()?
+        .entries;
+    let handler = Handler::new(
+        directory,
+        Authenticator::new(store, hasher),
+        Limits {
+            size_limit: 100,
+            time_limit: None,
+        },
+    );
+    Some(Fixture {
+        rt,
+        handler,
+        entries,
+    })
+}
+
+thread_local! {
+    static FIXTURE: RefCell<Option<Fixture>> = RefCell::new(build());
+}
+
+/// Decodes requests from `data` as the connection would (same codec and
+/// limits as the defaults), runs each through the handler on one session,
+/// and returns the encoded responses. Stops at the first framing error,
+/// like the connection does.
+pub fn messages(data: &[u8]) -> Vec<u8> {
+    FIXTURE.with(|f| {
+        let fixture = f.borrow();
+        let Some(fx) = fixture.as_ref() else {
+            return Vec::new();
+        };
+        let mut codec = Codec::new(256 * 1024, 32);
+        let mut session = Session::new(SocketAddr::from(([127, 0, 0, 1], 1)));
+        let mut rest = data;
+        let mut out = BytesMut::new();
+        for _ in 0..MAX_MESSAGES {
+            let (item, used) = match codec.decode_slice(rest) {
+                Ok(Some(pair)) => pair,
+                Ok(None) | Err(_) => break,
+            };
+            rest = rest.get(used..).unwrap_or(&[]);
+            let msg: LdapMsg = match item {
+                Incoming::Msg(m) => m,
+                Incoming::Undecodable { msgid, op_tag } => {
+                    match protocol_error_response(msgid, op_tag) {
+                        Answer::Respond(response) => {
+                            if codec.encode(*response, &mut out).is_err() {
+                                return Vec::new();
+                            }
+                            continue;
+                        }
+                        Answer::Ignore => continue,
+                        Answer::Close => break,
+                    }
+                }
+            };
+            let outcome = fx.rt.block_on(fx.handler.handle(&mut session, msg));
+            for response in outcome.responses {
+                if codec.encode(response, &mut out).is_err() {
+                    return Vec::new();
+                }
+            }
+        }
+        out.to_vec()
+    })
+}
+
+/// Parses `data` as an RFC 4515 filter string (bounded in length and
+/// nesting, as BER depth bounds filters from the network), converts it
+/// and evaluates it against every fixture entry. Returns the matches.
+pub fn filter(data: &[u8]) -> usize {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return 0;
+    };
+    if text.len() > MAX_FILTER_LEN || paren_depth(text) > MAX_FILTER_DEPTH {
+        return 0;
+    }
+    let Ok(parsed) = ldap3_proto::parse_ldap_filter_str(text) else {
+        return 0;
+    };
+    let filter = Filter::from_ldap(&parsed);
+    FIXTURE.with(|f| {
+        let fixture = f.borrow();
+        let Some(fx) = fixture.as_ref() else {
+            return 0;
+        };
+        fx.entries
+            .iter()
+            .filter(|e| filter.matches(e, &NoChain))
+            .count()
+    })
+}
+
+fn paren_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in text.bytes() {
+        match c {
+            b'(' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Parses `data` as a DN; a DN that parses must print to a string that
+/// parses to the same normalized DN. `Err` describes a violation.
+pub fn dn(data: &[u8]) -> Result<(), String> {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Ok(());
+    };
+    let Ok(dn) = Dn::parse(text) else {
+        return Ok(());
+    };
+    let printed = dn.to_string();
+    match Dn::parse(&printed) {
+        Ok(again) if again.normalized_str() == dn.normalized_str() => Ok(()),
+        Ok(again) => Err(format!(
+            "{text:?} printed as {printed:?} normalizes to {:?}, not {:?}",
+            again.normalized_str(),
+            dn.normalized_str()
+        )),
+        Err(e) => Err(format!(
+            "{text:?} printed as {printed:?} does not parse: {e}"
+        )),
+    }
+}

@@ -1,0 +1,353 @@
+//! Bounded resources and hostile input: malformed, oversized and deeply
+//! nested requests close only their own connection; the connection cap;
+//! idle and first-message timeouts; Abandon cutting a long search short;
+//! unsupported but well-formed requests answered without closing;
+//! `/metrics` and `/healthz`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ldap3::Scope;
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::{LdapFilter, LdapMsg, LdapOp, LdapResultCode};
+
+use crate::harness::{search, user_dn, Server, BASE, FAST_HASH_ENV};
+use crate::raw::{self, Got, Raw, OID_WHOAMI};
+
+fn env_with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut env = FAST_HASH_ENV.to_vec();
+    env.extend_from_slice(extra);
+    env
+}
+
+#[test]
+fn hostile_input_closes_only_its_own_connection() {
+    let s = Server::start();
+    let mut admin = s.admin();
+
+    // Garbage bytes.
+    let mut c = Raw::connect(&s.addr);
+    c.send_bytes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(c.closed(), "garbage must close the connection");
+
+    // A 4-GiB length prefix: refused from the header, without waiting.
+    let mut c = Raw::connect(&s.addr);
+    let started = Instant::now();
+    c.send_bytes(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x02, 0x01, 0x01]);
+    assert!(c.closed(), "a 4-GiB length must close the connection");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A filter nested 10,000 deep (about 40 KB, under the size limit).
+    let mut c = Raw::connect(&s.addr);
+    assert_eq!(
+        c.bind(1, &user_dn("admin"), &s.admin_password),
+        LdapResultCode::Success
+    );
+    let _ = c.try_send_bytes(&raw::deep_filter_search(2, 10_000));
+    assert!(c.closed(), "a 10,000-deep filter must close the connection");
+
+    // A well-formed search ldap3_proto cannot decode (scope 9): answered
+    // with protocolError, and the connection stays.
+    let mut c = Raw::connect(&s.addr);
+    let mut body = Vec::new();
+    body.extend(raw::tlv(0x04, b""));
+    body.extend(raw::tlv(0x0a, &[9]));
+    body.extend(raw::tlv(0x0a, &[0]));
+    body.extend(raw::tlv(0x02, &[0]));
+    body.extend(raw::tlv(0x02, &[0]));
+    body.extend(raw::tlv(0x01, &[0]));
+    body.extend(raw::tlv(0x87, b"objectClass"));
+    body.extend(raw::tlv(0x30, b""));
+    let mut msg = raw::tlv(0x02, &[4]);
+    msg.extend(raw::tlv(0x63, &body));
+    c.send_bytes(&raw::tlv(0x30, &msg));
+    let resp = c.msg();
+    assert_eq!(resp.msgid, 4);
+    assert!(
+        matches!(&resp.op, LdapOp::SearchResultDone(r) if r.code == LdapResultCode::ProtocolError),
+        "{resp:?}"
+    );
+    c.send(raw::extended(5, OID_WHOAMI));
+    assert_eq!(raw::code(&c.msg()), LdapResultCode::Success);
+
+    // Everyone else kept working.
+    let (rc, entries) = search(&mut admin, BASE, Scope::Subtree, "(uid=admin)", &["uid"]);
+    assert_eq!(rc, 0);
+    assert_eq!(entries.len(), 1);
+    let mut fresh = s.admin();
+    let (rc, _) = search(&mut fresh, BASE, Scope::Base, "(objectClass=*)", &["1.1"]);
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn connection_cap_closes_the_excess_at_once() {
+    let s = Server::start_with(&env_with(&[("PORTCULLIS_LDAP_MAX_CONNECTIONS", "3")]));
+    let mut held: Vec<Raw<TcpStream>> = (0..3)
+        .map(|i| {
+            let mut c = Raw::connect(&s.addr);
+            assert_eq!(c.bind(i + 1, "", ""), LdapResultCode::Success);
+            c
+        })
+        .collect();
+    let mut extra = Raw::connect(&s.addr);
+    let started = Instant::now();
+    let _ = extra.try_send_bytes(&{
+        let mut b = bytes::BytesMut::new();
+        tokio_util::codec::Encoder::encode(
+            &mut ldap3_proto::LdapCodec::default(),
+            raw::bind(1, "", ""),
+            &mut b,
+        )
+        .expect("encode");
+        b.to_vec()
+    });
+    assert!(extra.closed(), "the fourth connection must be closed");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The held ones still work; closing one makes room.
+    for (i, c) in held.iter_mut().enumerate() {
+        c.send(raw::extended(10 + i as i32, OID_WHOAMI));
+        assert_eq!(raw::code(&c.msg()), LdapResultCode::Success);
+    }
+    drop(held.pop());
+    let mut ok = false;
+    for _ in 0..50 {
+        let mut c = Raw::connect(&s.addr);
+        c.send(raw::bind(1, "", ""));
+        if let Got::Msg(m) = c.recv() {
+            ok = raw::code(&m) == LdapResultCode::Success;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ok, "a slot must free up when a connection closes");
+}
+
+#[test]
+fn idle_and_silent_connections_are_closed() {
+    let s = Server::start_with(&env_with(&[
+        ("PORTCULLIS_LDAP_IDLE_TIMEOUT_SECS", "1"),
+        ("PORTCULLIS_LDAP_FIRST_MESSAGE_TIMEOUT_SECS", "1"),
+    ]));
+    // Idle after a request.
+    let mut c = Raw::connect(&s.addr);
+    assert_eq!(c.bind(1, "", ""), LdapResultCode::Success);
+    let started = Instant::now();
+    assert!(c.closed(), "an idle connection must be closed");
+    let idle = started.elapsed();
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_secs(5),
+        "{idle:?}"
+    );
+    // Silent from the start.
+    let mut c = Raw::connect(&s.addr);
+    let started = Instant::now();
+    assert!(c.closed(), "a silent connection must be closed");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A connection that keeps talking stays.
+    let mut c = Raw::connect(&s.addr);
+    for i in 0..4 {
+        c.send(raw::extended(i + 1, OID_WHOAMI));
+        assert_eq!(raw::code(&c.msg()), LdapResultCode::Success);
+        std::thread::sleep(Duration::from_millis(600));
+    }
+}
+
+/// Users created straight in the store before the server starts.
+const SEEDED: usize = 10_000;
+
+fn seed(data: &Path) {
+    let store = portcullis::store::Store::open(data).expect("store");
+    for i in 0..SEEDED {
+        store
+            .create_user(portcullis::store::NewUser {
+                username: format!("user{i:05}"),
+                full_name: Some(format!("Seeded User Number {i} With A Longish Name")),
+                email: Some(format!("user{i:05}@example.com")),
+            })
+            .expect("user");
+    }
+    store.flush().expect("flush");
+}
+
+fn count_until(c: &mut Raw<TcpStream>, search_id: i32, stop_id: i32) -> (usize, bool) {
+    let (mut entries, mut done) = (0, false);
+    loop {
+        let m = c.msg();
+        match (&m.op, m.msgid) {
+            (LdapOp::SearchResultEntry(_), id) if id == search_id => entries += 1,
+            (LdapOp::SearchResultDone(_), id) if id == search_id => done = true,
+            (_, id) if id == stop_id => return (entries, done),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn abandon_stops_a_long_search() {
+    let s = Server::start_seeded(FAST_HASH_ENV, seed);
+    let mut c = Raw::connect(&s.addr);
+    c.set_timeout(Duration::from_secs(60));
+    assert_eq!(
+        c.bind(1, &user_dn("admin"), &s.admin_password),
+        LdapResultCode::Success
+    );
+    let all = || LdapFilter::Present("objectClass".into());
+
+    // Unpaged: ask for everything, read nothing, abandon, then ask who we
+    // are. The search must stop: fewer entries than exist and no
+    // SearchResultDone (RFC 4511 §4.11), while WhoAmI is answered.
+    c.send(raw::search(2, BASE, all()));
+    std::thread::sleep(Duration::from_millis(200));
+    c.send(LdapMsg::new(3, LdapOp::AbandonRequest(2)));
+    c.send(raw::extended(4, OID_WHOAMI));
+    let (entries, done) = count_until(&mut c, 2, 4);
+    assert!(!done, "the abandoned search must not complete");
+    assert!(
+        entries < SEEDED,
+        "{entries} entries: the search was not cut short"
+    );
+
+    // Paged: one big page, abandoned the same way.
+    c.send(LdapMsg::new_with_ctrls(
+        5,
+        LdapOp::SearchRequest(match raw::search(5, BASE, all()).op {
+            LdapOp::SearchRequest(r) => r,
+            _ => unreachable!(),
+        }),
+        vec![LdapControl::SimplePagedResults {
+            size: SEEDED as i64,
+            cookie: Vec::new(),
+        }],
+    ));
+    std::thread::sleep(Duration::from_millis(200));
+    c.send(LdapMsg::new(6, LdapOp::AbandonRequest(5)));
+    c.send(raw::extended(7, OID_WHOAMI));
+    let (entries, done) = count_until(&mut c, 5, 7);
+    assert!(!done, "the abandoned paged search must not complete");
+    assert!(
+        entries < SEEDED,
+        "{entries} entries: the paged search was not cut short"
+    );
+
+    // Whatever was in flight drains; then the connection still searches.
+    c.set_timeout(Duration::from_millis(500));
+    while let Got::Msg(_) = c.recv() {}
+    c.set_timeout(Duration::from_secs(30));
+    c.send(raw::search(
+        8,
+        BASE,
+        LdapFilter::Equality("uid".into(), "user00042".into()),
+    ));
+    let (entries, done) = count_until_done(&mut c, 8);
+    assert_eq!((entries, done), (1, true));
+}
+
+fn count_until_done(c: &mut Raw<TcpStream>, id: i32) -> (usize, bool) {
+    let mut entries = 0;
+    loop {
+        let m = c.msg();
+        if m.msgid != id {
+            continue;
+        }
+        match &m.op {
+            LdapOp::SearchResultEntry(_) => entries += 1,
+            LdapOp::SearchResultDone(r) => {
+                assert_eq!(r.code, LdapResultCode::Success);
+                return (entries, true);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn too_many_operations_on_one_connection_get_busy() {
+    let s = Server::start_seeded(
+        &env_with(&[("PORTCULLIS_LDAP_MAX_OPS_PER_CONNECTION", "1")]),
+        |d| {
+            let store = portcullis::store::Store::open(d).expect("store");
+            for i in 0..2000 {
+                store
+                    .create_user(portcullis::store::NewUser {
+                        username: format!("u{i}"),
+                        ..Default::default()
+                    })
+                    .expect("user");
+            }
+            store.flush().expect("flush");
+        },
+    );
+    let mut c = Raw::connect(&s.addr);
+    assert_eq!(
+        c.bind(1, &user_dn("admin"), &s.admin_password),
+        LdapResultCode::Success
+    );
+    // Two searches back to back: the second arrives while the first runs.
+    c.send(raw::search(
+        2,
+        BASE,
+        LdapFilter::Present("objectClass".into()),
+    ));
+    c.send(raw::search(
+        3,
+        BASE,
+        LdapFilter::Present("objectClass".into()),
+    ));
+    let mut codes = Vec::new();
+    while codes.len() < 2 {
+        let m = c.msg();
+        if let LdapOp::SearchResultDone(r) = &m.op {
+            codes.push((m.msgid, r.code.clone()));
+        }
+    }
+    assert!(codes.contains(&(3, LdapResultCode::Busy)), "{codes:?}");
+    assert!(codes.contains(&(2, LdapResultCode::Success)), "{codes:?}");
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn metrics_and_health() {
+    let s = Server::start();
+    let _admin = s.admin();
+    let mut c = s.conn();
+    let _ = c.simple_bind(&user_dn("admin"), "wrong");
+    let (status, body) = http_get(&s.http_addr, "/healthz");
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, body) = http_get(&s.http_addr, "/metrics");
+    assert_eq!(status, 200);
+    for needle in [
+        "portcullis_bind_total{method=\"simple\",outcome=\"success\"} 1",
+        "portcullis_bind_total{method=\"simple\",outcome=\"invalid_credentials\"} 1",
+        "portcullis_open_connections 2",
+        "portcullis_operation_duration_seconds_count{op=\"bind\"} 2",
+        "portcullis_bind_throttled_total 0",
+    ] {
+        assert!(body.contains(needle), "{needle} missing in\n{body}");
+    }
+    let (status, _) = http_get(&s.http_addr, "/nothing");
+    assert_eq!(status, 404);
+}
