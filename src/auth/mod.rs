@@ -224,6 +224,7 @@ impl Authenticator {
         let address = Key::Address(peer);
         for key in [&account, &address] {
             if let Verdict::Throttled { .. } = self.throttle.check(key, now) {
+                crate::metrics::throttled();
                 return BindOutcome::Refused {
                     reason: Refusal::Throttled,
                     method: Method::Password,
