@@ -307,67 +307,30 @@ impl Directory {
             }
         }
 
-        let user_list: Vec<User> = match users {
-            Cands::All => store.users()?,
-            Cands::Set(ids) => {
-                let mut v = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if let Some(u) = store.user(id)? {
-                        v.push(u);
-                    }
-                }
-                v
-            }
+        let user_list = load(users, || store.users(), |id| store.user(id))?;
+        let visible = |user: &User| match &access {
+            Access::All => true,
+            Access::Own { user: me, .. } => *me == user.id,
+            Access::None => false,
         };
-        for (n, user) in user_list.iter().enumerate() {
-            if over_time(n) {
-                out.time_limit_exceeded = true;
-                return Ok(out);
-            }
-            let visible = match &access {
-                Access::All => true,
-                Access::Own { user: me, .. } => *me == user.id,
-                Access::None => false,
-            };
-            if !visible {
-                continue;
-            }
-            let e = ctx.user_entry(user)?;
-            if q.filter.matches(&e, &chain) {
-                out.entries.push(e);
-            }
+        let stopped = scan(&user_list, &mut out, &over_time, visible, |u| {
+            let e = ctx.user_entry(u)?;
+            Ok(q.filter.matches(&e, &chain).then_some(e))
+        })?;
+        if stopped {
+            return Ok(out);
         }
 
-        let group_list: Vec<Group> = match groups {
-            Cands::All => store.groups()?,
-            Cands::Set(ids) => {
-                let mut v = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if let Some(g) = ctx.group(id)? {
-                        v.push(g);
-                    }
-                }
-                v
-            }
+        let group_list = load(groups, || store.groups(), |id| ctx.group(id))?;
+        let visible = |group: &Group| match &access {
+            Access::All => true,
+            Access::Own { groups, .. } => groups.contains(&group.id),
+            Access::None => false,
         };
-        for (n, group) in group_list.iter().enumerate() {
-            if over_time(n) {
-                out.time_limit_exceeded = true;
-                return Ok(out);
-            }
-            let visible = match &access {
-                Access::All => true,
-                Access::Own { groups, .. } => groups.contains(&group.id),
-                Access::None => false,
-            };
-            if !visible {
-                continue;
-            }
-            let e = ctx.group_entry(group)?;
-            if q.filter.matches(&e, &chain) {
-                out.entries.push(e);
-            }
-        }
+        scan(&group_list, &mut out, &over_time, visible, |g| {
+            let e = ctx.group_entry(g)?;
+            Ok(q.filter.matches(&e, &chain).then_some(e))
+        })?;
         Ok(out)
     }
 
@@ -512,6 +475,45 @@ impl Directory {
             _ => None,
         })
     }
+}
+
+/// The records a search considers: all of them, or those the indexes named.
+fn load<T, I>(
+    cands: Cands<I>,
+    all: impl FnOnce() -> Result<Vec<T>, StoreError>,
+    mut one: impl FnMut(I) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    match cands {
+        Cands::All => all(),
+        Cands::Set(ids) => {
+            let mut v = Vec::with_capacity(ids.len());
+            for id in ids {
+                v.extend(one(id)?);
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// Builds and keeps the entries of the visible `items` that `keep` accepts.
+/// Returns true when the time limit (or a cancellation) stopped the scan.
+fn scan<T>(
+    items: &[T],
+    out: &mut SearchResults,
+    over_time: &dyn Fn(usize) -> bool,
+    visible: impl Fn(&T) -> bool,
+    mut keep: impl FnMut(&T) -> Result<Option<Entry>, StoreError>,
+) -> Result<bool, StoreError> {
+    for (n, item) in items.iter().enumerate() {
+        if over_time(n) {
+            out.time_limit_exceeded = true;
+            return Ok(true);
+        }
+        if visible(item) {
+            out.entries.extend(keep(item)?);
+        }
+    }
+    Ok(false)
 }
 
 fn is_group_class(value: &str) -> bool {
