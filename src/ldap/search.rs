@@ -39,10 +39,16 @@ impl Handler {
             LdapControl::SimplePagedResults { size, cookie } => Some((*size, cookie.clone())),
             _ => None,
         });
-        let fingerprint = format!(
-            "{:?}|{:?}|{:?}|{:?}|{}",
-            req.base, req.scope, req.filter, req.attrs, req.typesonly
-        );
+        // What a later page must repeat (RFC 2696 §3); only paged searches
+        // pay for it.
+        let fingerprint = if paging.is_some() {
+            format!(
+                "{:?}|{:?}|{:?}|{:?}|{}",
+                req.base, req.scope, req.filter, req.attrs, req.typesonly
+            )
+        } else {
+            String::new()
+        };
 
         // A later page: continue from the saved state.
         if let Some((size, cookie)) = &paging {
