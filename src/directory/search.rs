@@ -336,26 +336,14 @@ impl Directory {
 
     /// Users a filter can match, from the indexes; `All` when it names none.
     fn plan_users(&self, f: &Filter) -> Result<Cands<UserId>, StoreError> {
+        plan_tree(f, &mut |leaf| self.user_leaf(leaf))
+    }
+
+    /// Users one non-boolean filter item can match.
+    fn user_leaf(&self, f: &Filter) -> Result<Cands<UserId>, StoreError> {
         let store = self.store();
         let one = |u: Option<User>| Cands::Set(u.map(|u| u.id).into_iter().collect());
         Ok(match f {
-            Filter::And(fs) => {
-                let mut acc = Cands::All;
-                for f in fs {
-                    acc = acc.and(self.plan_users(f)?);
-                }
-                acc
-            }
-            Filter::Or(fs) => {
-                let mut acc = Cands::Set(BTreeSet::new());
-                for f in fs {
-                    acc = acc.or(self.plan_users(f)?);
-                    if matches!(acc, Cands::All) {
-                        break;
-                    }
-                }
-                acc
-            }
             Filter::Equality(ty, value) => {
                 let value = value.raw.as_str();
                 match ty.name {
@@ -388,6 +376,11 @@ impl Directory {
 
     /// Groups a filter can match, from the indexes; `All` when it names none.
     fn plan_groups(&self, f: &Filter) -> Result<Cands<GroupId>, StoreError> {
+        plan_tree(f, &mut |leaf| self.group_leaf(leaf))
+    }
+
+    /// Groups one non-boolean filter item can match.
+    fn group_leaf(&self, f: &Filter) -> Result<Cands<GroupId>, StoreError> {
         let store = self.store();
         let one = |g: Option<Group>| Cands::Set(g.map(|g| g.id).into_iter().collect());
         let of_user = |u: Option<User>| -> Result<Cands<GroupId>, StoreError> {
@@ -397,23 +390,6 @@ impl Directory {
             })
         };
         Ok(match f {
-            Filter::And(fs) => {
-                let mut acc = Cands::All;
-                for f in fs {
-                    acc = acc.and(self.plan_groups(f)?);
-                }
-                acc
-            }
-            Filter::Or(fs) => {
-                let mut acc = Cands::Set(BTreeSet::new());
-                for f in fs {
-                    acc = acc.or(self.plan_groups(f)?);
-                    if matches!(acc, Cands::All) {
-                        break;
-                    }
-                }
-                acc
-            }
             Filter::Equality(ty, value) => {
                 let value = value.raw.as_str();
                 match ty.name {
@@ -474,6 +450,34 @@ impl Directory {
                 .map(|g| Member::Group(g.id)),
             _ => None,
         })
+    }
+}
+
+/// Combines the index answers of a filter's items: AND intersects, OR
+/// unites (or gives up as soon as one branch can match anything).
+fn plan_tree<T: Ord + Clone>(
+    f: &Filter,
+    leaf: &mut dyn FnMut(&Filter) -> Result<Cands<T>, StoreError>,
+) -> Result<Cands<T>, StoreError> {
+    match f {
+        Filter::And(fs) => {
+            let mut acc = Cands::All;
+            for f in fs {
+                acc = acc.and(plan_tree(f, leaf)?);
+            }
+            Ok(acc)
+        }
+        Filter::Or(fs) => {
+            let mut acc = Cands::Set(BTreeSet::new());
+            for f in fs {
+                acc = acc.or(plan_tree(f, leaf)?);
+                if matches!(acc, Cands::All) {
+                    break;
+                }
+            }
+            Ok(acc)
+        }
+        _ => leaf(f),
     }
 }
 
