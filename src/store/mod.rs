@@ -45,12 +45,14 @@ mod keys;
 pub mod mfa;
 pub mod model;
 mod validate;
+pub mod write;
 
 pub use mfa::{
     AppPassword, AppPasswordId, Device, DeviceId, DeviceKind, GroupPolicy, KeyedHash, MfaPolicy,
     TotpSecret,
 };
 pub use model::{now, Group, GroupId, Member, NewUser, Timestamp, User, UserId};
+pub use write::GroupSnapshot;
 
 use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{
