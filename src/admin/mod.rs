@@ -659,8 +659,8 @@ fn group_delete(ctx: &AdminContext, name: &str) -> Result<Value, AdminError> {
 }
 
 /// A change that may take administrators away.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Removal {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
     /// The user is deleted or disabled.
     User(UserId),
     /// The member leaves the group.
@@ -674,57 +674,74 @@ enum Removal {
 /// someone who can administer it over LDAP. A directory that already has no
 /// admin is not blocked by this.
 fn ensure_admin_remains(ctx: &AdminContext, removal: Removal) -> Result<(), AdminError> {
-    let before = effective_admins(ctx, None)?;
+    ensure_admins_remain(&ctx.store, &ctx.admin_group, &[removal])
+}
+
+/// [`ensure_admin_remains`] for several removals made together (an LDAP
+/// modify that replaces a member list), for callers outside this module.
+/// Blocking (it walks the admin group).
+pub fn ensure_admins_remain(
+    store: &Store,
+    admin_group: &str,
+    removals: &[Removal],
+) -> Result<(), AdminError> {
+    if removals.is_empty() {
+        return Ok(());
+    }
+    let before = effective_admins(store, admin_group, &[])?;
     if before.is_empty() {
         return Ok(());
     }
-    if let Removal::User(id) = removal {
-        if !before.contains(&id) {
-            return Ok(());
-        }
+    let users_only = removals.iter().all(|r| matches!(r, Removal::User(_)));
+    if users_only
+        && !removals
+            .iter()
+            .any(|r| matches!(r, Removal::User(id) if before.contains(id)))
+    {
+        return Ok(());
     }
-    if effective_admins(ctx, Some(removal))?.is_empty() {
+    if effective_admins(store, admin_group, removals)?.is_empty() {
         return Err(AdminError::Invalid(format!(
-            "this would leave group {} without an enabled member; add another admin first",
-            ctx.admin_group
+            "this would leave group {admin_group} without an enabled member; add another admin first"
         )));
     }
     Ok(())
 }
 
 /// Enabled users who are members of the admin group, directly or through
-/// nested groups, as they would be after `removal`.
+/// nested groups, as they would be after `removals`.
 fn effective_admins(
-    ctx: &AdminContext,
-    removal: Option<Removal>,
+    store: &Store,
+    admin_group: &str,
+    removals: &[Removal],
 ) -> Result<BTreeSet<UserId>, AdminError> {
     let mut admins = BTreeSet::new();
-    let Some(root) = ctx.store.group_by_name(&ctx.admin_group)? else {
+    let Some(root) = store.group_by_name(admin_group)? else {
         return Ok(admins);
     };
-    if removal == Some(Removal::Group(root.id)) {
+    if removals.contains(&Removal::Group(root.id)) {
         return Ok(admins);
     }
     let mut seen = BTreeSet::from([root.id]);
     let mut queue = vec![root.id];
     while let Some(group) = queue.pop() {
-        for member in ctx.store.members(group)? {
-            if removal == Some(Removal::Edge(group, member)) {
+        for member in store.members(group)? {
+            if removals.contains(&Removal::Edge(group, member)) {
                 continue;
             }
             match member {
                 Member::User(id) => {
-                    if removal == Some(Removal::User(id)) || admins.contains(&id) {
+                    if removals.contains(&Removal::User(id)) || admins.contains(&id) {
                         continue;
                     }
-                    if let Some(user) = ctx.store.user(id)? {
+                    if let Some(user) = store.user(id)? {
                         if !user.disabled {
                             admins.insert(id);
                         }
                     }
                 }
                 Member::Group(id) => {
-                    if removal == Some(Removal::Group(id)) {
+                    if removals.contains(&Removal::Group(id)) {
                         continue;
                     }
                     if seen.insert(id) {

@@ -12,6 +12,8 @@
 //! - `filter`: the `Filter` type, conversion from the wire form, matching.
 //! - `tree`: where a DN points in the tree (`Target`).
 //! - `search`: `Directory`, the search planner and access rules.
+//! - `write`: LDAP add/modify/delete/modrdn → store changes, with the
+//!   write access rules.
 
 pub mod dn;
 pub mod entry;
@@ -19,6 +21,7 @@ pub mod filter;
 pub mod schema;
 pub mod search;
 pub mod tree;
+pub mod write;
 
 pub use dn::{Dn, DnError};
 pub use entry::Entry;

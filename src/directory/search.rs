@@ -130,6 +130,11 @@ impl Directory {
         &self.inner.base
     }
 
+    /// `ldap.admin_group` and `ldap.search_group` (for the write rules).
+    pub fn group_names(&self) -> (&str, &str) {
+        (&self.inner.admin_group, &self.inner.search_group)
+    }
+
     /// True when `who` is (transitively) in the admin group.
     pub fn is_admin(&self, who: &Identity) -> Result<bool, StoreError> {
         let Identity::User { id, .. } = who else {

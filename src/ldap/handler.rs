@@ -177,18 +177,10 @@ impl Handler {
             // connection) there is nothing to cancel. RFC 4511 §4.11: no
             // response either way.
             LdapOp::AbandonRequest(_) => Outcome::none(),
-            LdapOp::AddRequest(_) => {
-                Outcome::one(LdapMsg::new(msgid, LdapOp::AddResponse(read_only())))
-            }
-            LdapOp::ModifyRequest(_) => {
-                Outcome::one(LdapMsg::new(msgid, LdapOp::ModifyResponse(read_only())))
-            }
-            LdapOp::DelRequest(_) => {
-                Outcome::one(LdapMsg::new(msgid, LdapOp::DelResponse(read_only())))
-            }
-            LdapOp::ModifyDNRequest(_) => {
-                Outcome::one(LdapMsg::new(msgid, LdapOp::ModifyDNResponse(read_only())))
-            }
+            LdapOp::AddRequest(req) => self.add(session, msgid, req).await,
+            LdapOp::ModifyRequest(req) => self.modify(session, msgid, req).await,
+            LdapOp::DelRequest(dn) => self.delete(session, msgid, dn).await,
+            LdapOp::ModifyDNRequest(req) => self.modify_dn(session, msgid, req).await,
             // A client sending responses is not speaking LDAP to us.
             _ => Outcome::close(vec![notice_of_disconnection(
                 LdapResultCode::ProtocolError,
@@ -196,13 +188,6 @@ impl Handler {
             )]),
         }
     }
-}
-
-fn read_only() -> ldap3_proto::proto::LdapResult {
-    ldap_result(
-        LdapResultCode::UnwillingToPerform,
-        "writes over LDAP are not supported; use the portcullis CLI",
-    )
 }
 
 /// The OID of the first critical control the server does not implement for

@@ -6,8 +6,8 @@
 //! - `conn`: accept loop with a connection cap, and the per-connection loop
 //!   (generic over the stream, so LDAPS and StartTLS can reuse it).
 //! - `handler`: `Handler::handle(&mut Session, LdapMsg) -> Outcome`; no I/O.
-//! - `bind`, `search`, `paging`, `compare`, `extended`: one file per
-//!   operation family.
+//! - `bind`, `search`, `paging`, `compare`, `extended`, `write` (add,
+//!   modify, delete, modify DN): one file per operation family.
 //! - `result`: domain errors → LDAP result codes, in one place.
 //! - `codec`: the wire codec with size and depth limits.
 //! - `tls`: rustls configuration, certificates (generated or from files),
@@ -23,6 +23,7 @@ mod paging;
 mod result;
 mod search;
 pub mod tls;
+mod write;
 
 pub use conn::run;
 pub use handler::{Confidentiality, Handler, Outcome, Session};

@@ -197,7 +197,11 @@ async fn unsupported_requests_keep_the_connection() {
         )
         .await;
     assert_eq!(out.next, Next::Continue);
-    assert_eq!(code(&out.responses[0]), LdapResultCode::UnwillingToPerform);
+    // Anonymous clients may not write (directory::write).
+    assert_eq!(
+        code(&out.responses[0]),
+        LdapResultCode::InsufficentAccessRights
+    );
 
     let mut critical = search(
         "",
