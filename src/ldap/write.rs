@@ -188,3 +188,151 @@ pub(super) fn from_write(e: &WriteError) -> LdapResult {
     };
     ldap_result(code, text)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use ldap3_proto::proto::{LdapAttribute, LdapBindCred, LdapBindRequest};
+
+    use super::*;
+    use crate::auth::password::Hasher;
+    use crate::auth::Authenticator;
+    use crate::config::AuthConfig;
+    use crate::ldap::handler::Limits;
+    use crate::store::{Member, NewUser, Store};
+
+    fn handler() -> Handler {
+        let store = Store::temporary().expect("store");
+        let hasher = Hasher::new(&AuthConfig {
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            argon2_parallelism: 1,
+            hash_workers: 1,
+        })
+        .expect("hasher");
+        let admins = store.create_group("admins", None).expect("group");
+        let root = store
+            .create_user(NewUser {
+                username: "root".into(),
+                ..NewUser::default()
+            })
+            .expect("user");
+        let phc = hasher.hash_blocking("root-pw").expect("hash");
+        store.set_password_hash(root.id, &phc).expect("set");
+        store
+            .add_member(admins.id, Member::User(root.id))
+            .expect("member");
+        let base = Dn::parse("dc=example,dc=com").expect("dn");
+        let directory = Directory::new(store.clone(), base, "admins", "ldap-search");
+        Handler::new(
+            directory,
+            Authenticator::new(store, hasher),
+            Limits {
+                size_limit: 0,
+                time_limit: None,
+            },
+        )
+    }
+
+    fn bind(dn: &str, pw: &str) -> LdapMsg {
+        LdapMsg::new(
+            1,
+            LdapOp::BindRequest(LdapBindRequest {
+                version: 3,
+                dn: dn.into(),
+                cred: LdapBindCred::Simple(pw.into()),
+            }),
+        )
+    }
+
+    fn code(out: &Outcome) -> LdapResultCode {
+        match &out.responses[0].op {
+            LdapOp::BindResponse(r) => r.res.code.clone(),
+            LdapOp::AddResponse(r) | LdapOp::DelResponse(r) => r.code.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_user_added_with_a_clear_password_binds() {
+        let h = handler();
+        let mut admin = Session::new(SocketAddr::from(([127, 0, 0, 1], 40000)));
+        let out = h
+            .handle(
+                &mut admin,
+                bind("cn=root,ou=users,dc=example,dc=com", "root-pw"),
+            )
+            .await;
+        assert_eq!(code(&out), LdapResultCode::Success);
+        let attr = |name: &str, v: &str| LdapAttribute {
+            atype: name.into(),
+            vals: vec![v.as_bytes().to_vec()],
+        };
+        let add = LdapMsg::new(
+            2,
+            LdapOp::AddRequest(LdapAddRequest {
+                dn: "cn=carol,ou=users,dc=example,dc=com".into(),
+                attributes: vec![
+                    attr("objectClass", "inetOrgPerson"),
+                    attr("userPassword", "carol-pw"),
+                ],
+            }),
+        );
+        let out = h.handle(&mut admin, add).await;
+        assert_eq!(code(&out), LdapResultCode::Success);
+        let stored = h
+            .directory
+            .store()
+            .user_by_name("carol")
+            .expect("read")
+            .and_then(|u| h.directory.store().password_hash(u.id).expect("hash"))
+            .expect("a password");
+        assert!(stored.starts_with("$argon2id$"), "stored as a hash");
+
+        let mut s = Session::new(SocketAddr::from(([127, 0, 0, 1], 40001)));
+        let out = h
+            .handle(
+                &mut s,
+                bind("cn=carol,ou=users,dc=example,dc=com", "carol-pw"),
+            )
+            .await;
+        assert_eq!(code(&out), LdapResultCode::Success);
+        // carol is no admin: her delete is refused, the connection stays.
+        let out = h
+            .handle(
+                &mut s,
+                LdapMsg::new(
+                    3,
+                    LdapOp::DelRequest("cn=root,ou=users,dc=example,dc=com".into()),
+                ),
+            )
+            .await;
+        assert_eq!(code(&out), LdapResultCode::InsufficentAccessRights);
+        let out = h
+            .handle(
+                &mut s,
+                LdapMsg::new(4, LdapOp::DelRequest("not a dn".into())),
+            )
+            .await;
+        assert_eq!(code(&out), LdapResultCode::InvalidDNSyntax);
+    }
+
+    #[test]
+    fn errors_map_to_their_codes() {
+        let dn = Dn::parse("ou=users,dc=example,dc=com").expect("dn");
+        let r = from_write(&WriteError::NoSuchObject {
+            matched: Some(dn),
+            message: "no such object".into(),
+        });
+        assert_eq!(r.code, LdapResultCode::NoSuchObject);
+        assert_eq!(r.matcheddn, "ou=users,dc=example,dc=com");
+        let r = from_write(&WriteError::Store(crate::store::StoreError::Backend(
+            "disk on fire at /secret/path".into(),
+        )));
+        assert_eq!(r.code, LdapResultCode::Unavailable);
+        assert!(!r.message.contains("/secret/path"));
+        let r = from_write(&WriteError::NotAllowedOnRdn("x".into()));
+        assert_eq!(r.code, LdapResultCode::NotALlowedOnRDN);
+    }
+}

@@ -14,3 +14,4 @@ mod ops;
 mod search;
 mod soak;
 mod tls;
+mod write;

@@ -80,7 +80,10 @@ fn compare_whoami_and_unsupported_operations() {
     // writes an ordinary user may not make are refused with 50 and the
     // connection stays usable (tests/it/write.rs covers writes)
     let r = c
-        .modify(&user_dn("dave"), vec![Mod::Replace("uidNumber", ["1"].into())])
+        .modify(
+            &user_dn("dave"),
+            vec![Mod::Replace("uidNumber", ["1"].into())],
+        )
         .expect("modify");
     assert_eq!(r.rc, 50);
     let r = c.delete(&user_dn("dave")).expect("delete");
