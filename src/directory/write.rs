@@ -608,6 +608,10 @@ impl Directory {
 
     fn add_user(&self, name: &str, attrs: &[AttrValues], hashed: Option<&str>) -> Result<Progress> {
         Store::check_user_name(name).map_err(|e| WriteError::NamingViolation(e.to_string()))?;
+        // Before any hashing; the batch checks again atomically.
+        if self.store().user_by_name(name)?.is_some() {
+            return Err(WriteError::AlreadyExists(format!("user {name} exists")));
+        }
         let grouped = group_attrs(attrs)?;
         let classes = grouped
             .iter()
@@ -699,9 +703,6 @@ impl Directory {
             Ok(h) => h,
             Err(secret) => return Ok(Progress::NeedsHash(secret)),
         };
-        if self.store().user_by_name(name)?.is_some() {
-            return Err(WriteError::AlreadyExists(format!("user {name} exists")));
-        }
         if let Some(n) = uid {
             user.uid_number = n;
             if user.gid_number == 0 {
@@ -732,6 +733,9 @@ impl Directory {
 
     fn add_group(&self, name: &str, attrs: &[AttrValues]) -> Result<Progress> {
         Store::check_group_name(name).map_err(|e| WriteError::NamingViolation(e.to_string()))?;
+        if self.store().group_by_name(name)?.is_some() {
+            return Err(WriteError::AlreadyExists(format!("group {name} exists")));
+        }
         let grouped = group_attrs(attrs)?;
         let classes = grouped
             .iter()
@@ -811,9 +815,6 @@ impl Directory {
                     )))
                 }
             }
-        }
-        if self.store().group_by_name(name)?.is_some() {
-            return Err(WriteError::AlreadyExists(format!("group {name} exists")));
         }
         let allocate_gid = group.gid_number == 0;
         let batch = Batch {
