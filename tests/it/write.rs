@@ -199,13 +199,21 @@ fn admin_adds_modifies_renames_and_deletes() {
     assert_eq!(whoami(&s, &carol, "carol-pw-2").0, 49);
     assert_eq!(values(&s, &carol, "cn"), None);
     assert_eq!(values(&s, &caroline, "uid"), Some(vec!["caroline".into()]));
-    // A group rename keeps its members.
-    let (code, out) = ldapmodrdn(&s, admin, &staff, "cn=team");
+    // A group rename keeps its members; without -r (deleteoldrdn false)
+    // too: the old name is not kept, cn is the name.
+    let mut args = auth(&s, admin);
+    args.extend([staff.as_str(), "cn=team"]);
+    let (code, out) = run("ldapmodrdn", &args, None, None);
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         lower(values(&s, &group_dn("team"), "member")),
         vec![admin_dn.to_ascii_lowercase()]
     );
+    assert_eq!(
+        values(&s, &group_dn("team"), "cn"),
+        Some(vec!["team".into()])
+    );
+    assert_eq!(values(&s, &staff, "cn"), None);
 
     // Delete: the user is gone and cannot bind.
     let (code, out) = ldapdelete(&s, admin, &caroline);
