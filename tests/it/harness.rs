@@ -186,7 +186,9 @@ impl Server {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
-        for _ in 0..200 {
+        // The server drains for up to 10 s; on a loaded machine flushing
+        // can take a while longer, so wait well past that.
+        for _ in 0..600 {
             if let Ok(Some(status)) = child.try_wait() {
                 return status.success();
             }
