@@ -865,6 +865,16 @@ fn have(path: &str) -> bool {
     Path::new(path).exists()
 }
 
+/// Whether a library is in a multiarch directory, `/lib/<triplet>/REL` or
+/// `/usr/lib/<triplet>/REL`.
+fn have_lib(rel: &str) -> bool {
+    ["/lib", "/usr/lib"].iter().any(|root| {
+        std::fs::read_dir(root)
+            .map(|dir| dir.flatten().any(|e| e.path().join(rel).exists()))
+            .unwrap_or(false)
+    })
+}
+
 /// Why the daemon test cannot run here, if it cannot.
 fn cannot_run(daemon: &str, files: &[&str]) -> Option<String> {
     if !is_root() {
@@ -1040,11 +1050,7 @@ fn nslcd_getent() {
         eprintln!("SKIPPED nslcd_getent: {why}");
         return;
     }
-    let lib = [
-        "/lib/x86_64-linux-gnu/libnss_ldap.so.2",
-        "/usr/lib/x86_64-linux-gnu/libnss_ldap.so.2",
-    ];
-    if !lib.iter().any(|l| have(l)) {
+    if !have_lib("libnss_ldap.so.2") {
         eprintln!("SKIPPED nslcd_getent: libnss_ldap.so.2 is missing (package libnss-ldapd)");
         return;
     }
@@ -1125,12 +1131,7 @@ fn sssd_getent() {
         eprintln!("SKIPPED sssd_getent: {why}");
         return;
     }
-    let libs = [
-        "/usr/lib/x86_64-linux-gnu/sssd/libsss_ldap_common.so",
-        "/lib/x86_64-linux-gnu/libnss_sss.so.2",
-        "/usr/lib/x86_64-linux-gnu/libnss_sss.so.2",
-    ];
-    if !have(libs[0]) || !(have(libs[1]) || have(libs[2])) {
+    if !have_lib("sssd/libsss_ldap_common.so") || !have_lib("libnss_sss.so.2") {
         eprintln!("SKIPPED sssd_getent: sssd-ldap or libnss-sss is missing");
         return;
     }
