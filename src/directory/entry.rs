@@ -10,7 +10,7 @@
 use super::dn::Dn;
 use super::schema::{self, AttributeType};
 use super::tree;
-use crate::store::model::{Group, Timestamp, User};
+use crate::store::model::{self, Group, Timestamp, User};
 use std::sync::OnceLock;
 
 /// One attribute of an entry with its values.
@@ -449,6 +449,10 @@ pub fn subschema_entry() -> Entry {
             );
             e.push("ldapSyntaxes", strings(schema::ldap_syntaxes()));
             e.push("matchingRules", strings(schema::matching_rules()));
+            e.push("matchingRuleUse", schema::matching_rule_uses());
+            // The schema is compiled in: it came into being with this
+            // process. Directory Studio compares these to its cached copy.
+            push_timestamps(&mut e, model::now(), model::now());
             push_operational(&mut e, Some("subentry"), false);
             e
         })
@@ -773,6 +777,14 @@ mod tests {
         }
         assert!(e.get("ldapSyntaxes").is_some());
         assert!(e.get("matchingRules").is_some());
+        // Directory Studio reads these three as well.
+        let uses = e.get("matchingRuleUse").expect("matchingRuleUse");
+        assert!(uses.iter().any(
+            |u| u.starts_with("( 2.5.13.2 NAME 'caseIgnoreMatch' APPLIES (")
+                && u.contains(" $ uid ")
+        ));
+        assert!(e.get("createTimestamp").is_some());
+        assert!(e.get("modifyTimestamp").is_some());
     }
 
     #[test]

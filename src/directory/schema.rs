@@ -77,6 +77,7 @@ const S_GENERALIZED_TIME: &str = "1.3.6.1.4.1.1466.115.121.1.24";
 const S_IA5_STRING: &str = "1.3.6.1.4.1.1466.115.121.1.26";
 const S_INTEGER: &str = "1.3.6.1.4.1.1466.115.121.1.27";
 const S_MATCHING_RULE_DESC: &str = "1.3.6.1.4.1.1466.115.121.1.30";
+const S_MATCHING_RULE_USE_DESC: &str = "1.3.6.1.4.1.1466.115.121.1.31";
 const S_NAME_AND_OPTIONAL_UID: &str = "1.3.6.1.4.1.1466.115.121.1.34";
 const S_OBJECT_CLASS_DESC: &str = "1.3.6.1.4.1.1466.115.121.1.37";
 const S_OID: &str = "1.3.6.1.4.1.1466.115.121.1.38";
@@ -212,7 +213,7 @@ use Syntax::*;
 
 /// Every attribute type the server knows. Order is the order published in
 /// `cn=subschema`.
-static ATTRIBUTE_TYPES: [AttributeType; 49] = [
+static ATTRIBUTE_TYPES: [AttributeType; 50] = [
     // RFC 4512 §3.3
     user("objectClass", &[], "2.5.4.0", Oid),
     // RFC 4519
@@ -385,6 +386,7 @@ static ATTRIBUTE_TYPES: [AttributeType; 49] = [
         S_LDAP_SYNTAX_DESC,
     ),
     schema_desc("matchingRules", "2.5.21.4", S_MATCHING_RULE_DESC),
+    schema_desc("matchingRuleUse", "2.5.21.8", S_MATCHING_RULE_USE_DESC),
     // authentik's flags, for clients configured against it. The OIDs are on
     // a private arc (1.3.6.1.4.1.99999 is not a registered enterprise
     // number); authentik itself publishes no OIDs for them.
@@ -761,6 +763,7 @@ pub fn ldap_syntaxes() -> &'static [&'static str] {
         "( 1.3.6.1.4.1.1466.115.121.1.26 DESC 'IA5 String' )",
         "( 1.3.6.1.4.1.1466.115.121.1.27 DESC 'INTEGER' )",
         "( 1.3.6.1.4.1.1466.115.121.1.30 DESC 'Matching Rule Description' )",
+        "( 1.3.6.1.4.1.1466.115.121.1.31 DESC 'Matching Rule Use Description' )",
         "( 1.3.6.1.4.1.1466.115.121.1.34 DESC 'Name And Optional UID' )",
         "( 1.3.6.1.4.1.1466.115.121.1.37 DESC 'Object Class Description' )",
         "( 1.3.6.1.4.1.1466.115.121.1.38 DESC 'OID' )",
@@ -797,6 +800,36 @@ pub fn matching_rules() -> &'static [&'static str] {
         "( 1.3.6.1.1.16.2 NAME 'uuidMatch' SYNTAX 1.3.6.1.1.16.1 )",
         "( 1.3.6.1.1.16.3 NAME 'uuidOrderingMatch' SYNTAX 1.3.6.1.1.16.1 )",
     ]
+}
+
+/// `matchingRuleUse` values (RFC 4512 §4.1.4): for each matching rule, the
+/// attribute types served whose EQUALITY, ORDERING or SUBSTR rule it is.
+/// Rules no attribute type uses are left out.
+pub fn matching_rule_uses() -> Vec<String> {
+    matching_rules()
+        .iter()
+        .filter_map(|rule| {
+            // "( <oid> NAME '<name>' SYNTAX … )"
+            let mut words = rule.split_whitespace().skip(1);
+            let oid = words.next()?;
+            let name = words.nth(1)?.trim_matches('\'');
+            let applies: Vec<&str> = attribute_types()
+                .iter()
+                .filter(|t| {
+                    t.equality == name || t.ordering == Some(name) || t.substr == Some(name)
+                })
+                .map(|t| t.name)
+                .collect();
+            match applies.as_slice() {
+                [] => None,
+                [one] => Some(format!("( {oid} NAME '{name}' APPLIES {one} )")),
+                many => Some(format!(
+                    "( {oid} NAME '{name}' APPLIES ( {} ) )",
+                    many.join(" $ ")
+                )),
+            }
+        })
+        .collect()
 }
 
 /// How a matching rule named in an extensible match compares, by name or

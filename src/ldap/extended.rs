@@ -50,18 +50,21 @@ impl Handler {
                         "malformed password modify request",
                     )),
                 };
-                let response = match res {
-                    Ok(gen_password) => LdapPasswordModifyResponse {
-                        res: success(),
-                        gen_password,
-                    },
-                    Err(res) => LdapPasswordModifyResponse {
-                        res,
-                        gen_password: None,
-                    },
-                };
-                let ext: LdapExtendedResponse = response.into();
-                Outcome::one(LdapMsg::new(msgid, LdapOp::ExtendedResponse(ext)))
+                match res {
+                    Ok(Some(gen_password)) => {
+                        let ext: LdapExtendedResponse = LdapPasswordModifyResponse {
+                            res: success(),
+                            gen_password: Some(gen_password),
+                        }
+                        .into();
+                        Outcome::one(LdapMsg::new(msgid, LdapOp::ExtendedResponse(ext)))
+                    }
+                    // RFC 3062 §2: without a generated password the
+                    // responseValue is absent. An empty SEQUENCE there makes
+                    // Python's ldap3 fail to read a successful change.
+                    Ok(None) => respond(success(), None),
+                    Err(res) => respond(res, None),
+                }
             }
             _ => respond(
                 ldap_result(

@@ -305,3 +305,49 @@ async fn cleartext_password_bind_gets_13_anonymous_passes() {
         .await;
     assert_eq!(code(&out.responses[0]), LdapResultCode::Success);
 }
+
+/// RFC 3062 §2: a change to a given new password answers success with no
+/// responseValue (Python's ldap3 cannot read an empty SEQUENCE there); a
+/// generated password comes back in one.
+#[tokio::test]
+async fn password_modify_response_value() {
+    use ldap3_proto::proto::LdapExtendedRequest;
+    // PasswdModifyRequestValue ::= SEQUENCE { oldPasswd [1], newPasswd [2] }
+    let modify = |old: &str, new: Option<&str>| {
+        let mut body = vec![0x81, old.len() as u8];
+        body.extend_from_slice(old.as_bytes());
+        if let Some(new) = new {
+            body.extend_from_slice(&[0x82, new.len() as u8]);
+            body.extend_from_slice(new.as_bytes());
+        }
+        let mut value = vec![0x30, body.len() as u8];
+        value.extend(body);
+        LdapMsg::new(
+            5,
+            LdapOp::ExtendedRequest(LdapExtendedRequest {
+                name: super::OID_PASSWORD_MODIFY.into(),
+                value: Some(value),
+            }),
+        )
+    };
+    let alice = "cn=alice,ou=users,dc=example,dc=com";
+    let h = setup();
+    let mut s = session();
+    let out = h.handle(&mut s, bind(alice, "alice-pw")).await;
+    assert_eq!(code(&out.responses[0]), LdapResultCode::Success);
+    let out = h
+        .handle(&mut s, modify("alice-pw", Some("alice-pw-2")))
+        .await;
+    let LdapOp::ExtendedResponse(resp) = &out.responses[0].op else {
+        panic!("not an extended response: {:?}", out.responses[0].op);
+    };
+    assert_eq!(resp.res.code, LdapResultCode::Success);
+    assert_eq!(resp.value, None, "no responseValue without genPasswd");
+
+    let out = h.handle(&mut s, modify("alice-pw-2", None)).await;
+    let LdapOp::ExtendedResponse(resp) = &out.responses[0].op else {
+        panic!("not an extended response: {:?}", out.responses[0].op);
+    };
+    assert_eq!(resp.res.code, LdapResultCode::Success);
+    assert!(resp.value.as_ref().is_some_and(|v| v.len() > 2));
+}

@@ -6,6 +6,7 @@ mod raw;
 
 mod bind;
 mod cli;
+mod clients;
 mod corpus;
 mod hardening;
 mod mfa;
