@@ -124,7 +124,16 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
             }
         }
     };
-    let plan = import::read_and_plan(input, &import::ImportOptions::default(), &mut progress)?;
+    let opts = import::ImportOptions {
+        keep_attributes: config.import.keep_attributes.clone(),
+    };
+    for name in import::unserved_kept_attributes(&opts) {
+        eprintln!(
+            "note: kept attribute {name} is stored and exported but not served over LDAP (the \
+             server's schema does not know it)"
+        );
+    }
+    let plan = import::read_and_plan(input, &opts, &mut progress)?;
     if args.dry_run {
         return print(json, &plan.to_json(), || plan.report());
     }

@@ -55,6 +55,16 @@ pub struct ImportOptions {
     pub keep_attributes: Vec<String>,
 }
 
+/// The names of `keep_attributes` that entries do not serve: the schema
+/// does not know them (they are still stored and exported).
+pub fn unserved_kept_attributes(opts: &ImportOptions) -> Vec<&str> {
+    opts.keep_attributes
+        .iter()
+        .filter(|k| schema::attribute(k).is_none_or(|at| at.operational))
+        .map(String::as_str)
+        .collect()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -440,11 +450,15 @@ fn plan_user(
         let keep = opts
             .keep_attributes
             .iter()
-            .any(|k| k.eq_ignore_ascii_case(&a.name));
-        let key = match settable {
-            Some(at) => at.name.to_string(),
-            None if keep => a.name.clone(),
-            None => {
+            .find(|k| k.eq_ignore_ascii_case(&a.name));
+        let key = match (settable, keep) {
+            (Some(at), _) => at.name.to_string(),
+            // The schema's spelling when it knows the attribute (so the
+            // entry serves it), else the configured one.
+            (None, Some(k)) => schema::attribute(k)
+                .filter(|at| !at.operational)
+                .map_or_else(|| k.clone(), |at| at.name.to_string()),
+            (None, None) => {
                 if reported.insert(lower) {
                     problem(
                         problems,

@@ -411,3 +411,89 @@ fn json_backup_without_secrets_refuses_to_drop_mfa_silently() {
     let out = run_cli(&fresh, &env(), &["user", "show", "carl"], None);
     assert!(out.status.success());
 }
+
+/// Issue 6: attributes listed in `import.keep_attributes` are kept and
+/// served; other unknown attributes are reported with their line and
+/// dropped.
+#[test]
+fn kept_attributes_are_served_and_others_reported() {
+    let mut s = Server::start();
+    assert!(s.stop());
+    let problems = |env: &[(String, String)]| -> Vec<serde_json::Value> {
+        let out = run_cli(
+            &s.data,
+            env,
+            &["import", FIXTURE, "--dry-run", "--json"],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        plan["problems"].as_array().expect("problems").clone()
+    };
+    let unknown = |problems: &[serde_json::Value], name: &str| -> Option<u64> {
+        problems
+            .iter()
+            .find(|p| {
+                p["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(&format!("unknown attribute {name} ")))
+            })
+            .and_then(|p| p["line"].as_u64())
+    };
+    // Unlisted: both reported with the line they are on in the fixture.
+    let plain = problems(&env());
+    assert_eq!(unknown(&plain, "employeeType"), Some(49), "{plain:?}");
+    assert_eq!(unknown(&plain, "shadowLastChange"), Some(50), "{plain:?}");
+
+    let mut keep = env();
+    keep.push((
+        "PORTCULLIS_IMPORT_KEEP_ATTRIBUTES".into(),
+        "employeetype".into(),
+    ));
+    let kept = problems(&keep);
+    assert_eq!(unknown(&kept, "employeeType"), None, "{kept:?}");
+    assert_eq!(unknown(&kept, "shadowLastChange"), Some(50));
+    let out = run_cli(&s.data, &keep, &["import", FIXTURE, "--force"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let s = s.restart();
+    let mut admin = s.admin();
+    let (rc, e) = search(
+        &mut admin,
+        &user_dn("alice"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["*"],
+    );
+    assert_eq!(rc, 0);
+    assert_eq!(
+        e[0].attrs.get("employeeType"),
+        Some(&vec!["staff".to_string()])
+    );
+    assert!(
+        !e[0]
+            .attrs
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("shadowLastChange")),
+        "{:?}",
+        e[0].attrs
+    );
+    let (rc, e) = search(
+        &mut admin,
+        "ou=users,dc=example,dc=com",
+        Scope::Subtree,
+        "(employeeType=STAFF)",
+        &["uid"],
+    );
+    assert_eq!(rc, 0);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].attrs["uid"], vec!["alice"]);
+}
