@@ -306,24 +306,21 @@ fn generalized_time(text: &str) -> Option<Timestamp> {
     )
 }
 
-fn plan_user(
+/// The entry's user or group name (`found`, with its line) if the store's
+/// naming rule (`check`) accepts it; else reports why the entry is
+/// skipped.
+fn checked_name(
     e: &LdifEntry,
-    opts: &ImportOptions,
+    found: Option<(String, usize)>,
+    missing: &str,
+    check: fn(&str) -> Result<(), StoreError>,
     problems: &mut Vec<Problem>,
-) -> Option<PlannedUser> {
-    let uid = single(e, "uid", problems);
-    let cns = texts(e, "cn", problems);
-    let Some((username, line)) = uid.clone().or_else(|| cns.first().cloned()) else {
-        problem(
-            problems,
-            e.line,
-            &e.dn,
-            Severity::Error,
-            "user entry has neither uid nor cn; skipped".into(),
-        );
+) -> Option<String> {
+    let Some((name, line)) = found else {
+        problem(problems, e.line, &e.dn, Severity::Error, missing.into());
         return None;
     };
-    if let Err(err) = Store::check_user_name(&username) {
+    if let Err(err) = check(&name) {
         problem(
             problems,
             line,
@@ -333,6 +330,23 @@ fn plan_user(
         );
         return None;
     }
+    Some(name)
+}
+
+fn plan_user(
+    e: &LdifEntry,
+    opts: &ImportOptions,
+    problems: &mut Vec<Problem>,
+) -> Option<PlannedUser> {
+    let uid = single(e, "uid", problems);
+    let cns = texts(e, "cn", problems);
+    let username = checked_name(
+        e,
+        uid.clone().or_else(|| cns.first().cloned()),
+        "user entry has neither uid nor cn; skipped",
+        Store::check_user_name,
+        problems,
+    )?;
     let mut user = PlannedUser {
         line: e.line,
         source_dn: e.dn.clone(),
@@ -414,24 +428,9 @@ fn plan_user(
     let mut reported: HashSet<String> = HashSet::new();
     for a in &e.attrs {
         let lower = a.name.to_ascii_lowercase();
-        if IGNORED.contains(&lower.as_str()) {
+        let ignored = IGNORED.contains(&lower.as_str());
+        if ignored || !a.is_plain() {
             if !a.is_plain() && reported.insert(format!("{lower};")) {
-                problem(
-                    problems,
-                    a.line,
-                    &e.dn,
-                    Severity::Warning,
-                    format!(
-                        "{};{} values are ignored (only values without language tags are imported)",
-                        a.name,
-                        a.options.join(";")
-                    ),
-                );
-            }
-            continue;
-        }
-        if !a.is_plain() {
-            if reported.insert(format!("{lower};")) {
                 problem(
                     problems,
                     a.line,
@@ -527,26 +526,13 @@ fn plan_group(
             .and_then(|r| r.avas.first())
             .map(|a| a.value.clone())
     });
-    let Some((name, line)) = single(e, "cn", problems).or(rdn_value.map(|v| (v, e.line))) else {
-        problem(
-            problems,
-            e.line,
-            &e.dn,
-            Severity::Error,
-            "group entry has no cn; skipped".into(),
-        );
-        return None;
-    };
-    if let Err(err) = Store::check_group_name(&name) {
-        problem(
-            problems,
-            line,
-            &e.dn,
-            Severity::Error,
-            format!("{err}; entry skipped"),
-        );
-        return None;
-    }
+    let name = checked_name(
+        e,
+        single(e, "cn", problems).or(rdn_value.map(|v| (v, e.line))),
+        "group entry has no cn; skipped",
+        Store::check_group_name,
+        problems,
+    )?;
     let mut g = PlannedGroup {
         line: e.line,
         source_dn: e.dn.clone(),
@@ -596,20 +582,101 @@ fn plan_group(
     Some((g, raw))
 }
 
+/// What the two kinds of planned entries call their name and number, for
+/// the problems [`Admitted::admit`] reports.
+struct Kind {
+    name: &'static str,
+    number: &'static str,
+    owner: &'static str,
+}
+
+const USER_KIND: Kind = Kind {
+    name: "username",
+    number: "uidNumber",
+    owner: "",
+};
+const GROUP_KIND: Kind = Kind {
+    name: "group name",
+    number: "gidNumber",
+    owner: "group ",
+};
+
+/// The planned entries of one kind (users or groups) by name, number and
+/// DN: finds duplicates while planning, then resolves member references.
+#[derive(Default)]
+struct Admitted {
+    /// Lowercase name → (index in the plan, line of the entry).
+    names: HashMap<String, (usize, usize)>,
+    /// uidNumber or gidNumber → name of its holder.
+    numbers: HashMap<u32, String>,
+    /// Normalised DN → index in the plan.
+    dns: HashMap<String, usize>,
+}
+
+impl Admitted {
+    fn index(&self, name: &str) -> Option<usize> {
+        self.names.get(&name.to_ascii_lowercase()).map(|&(i, _)| i)
+    }
+
+    /// Admits entry `e`, planned as `name` with `number`, at plan index
+    /// `next`. A name seen before refuses it (an error); a number seen
+    /// before is dropped so a new one is allocated (a warning).
+    fn admit(
+        &mut self,
+        kind: &Kind,
+        e: &LdifEntry,
+        name: &str,
+        number: &mut Option<u32>,
+        next: usize,
+        problems: &mut Vec<Problem>,
+    ) -> bool {
+        let key = name.to_ascii_lowercase();
+        if let Some(&(_, first)) = self.names.get(&key) {
+            problem(
+                problems,
+                e.line,
+                &e.dn,
+                Severity::Error,
+                format!(
+                    "duplicate {} {name} (first at line {first}); entry skipped",
+                    kind.name
+                ),
+            );
+            return false;
+        }
+        if let Some(n) = *number {
+            if let Some(owner) = self.numbers.get(&n) {
+                problem(
+                    problems,
+                    e.line,
+                    &e.dn,
+                    Severity::Warning,
+                    format!(
+                        "{} {n} is also {}{owner}'s; a new one is allocated",
+                        kind.number, kind.owner
+                    ),
+                );
+                *number = None;
+            } else {
+                self.numbers.insert(n, name.to_string());
+            }
+        }
+        self.names.insert(key, (next, e.line));
+        if let Ok(dn) = Dn::parse(&e.dn) {
+            self.dns.insert(dn.normalized(), next);
+        }
+        true
+    }
+}
+
 /// Plans an import of the entries of an LDIF file. Pure: reads nothing
 /// but its arguments.
 pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
     let mut p = ImportPlan::default();
     let mut raw_members: Vec<Vec<RawMember>> = Vec::new();
-    let mut user_names: HashMap<String, usize> = HashMap::new();
-    let mut group_names: HashMap<String, usize> = HashMap::new();
-    let mut uid_numbers: HashMap<u32, String> = HashMap::new();
-    let mut gid_numbers: HashMap<u32, String> = HashMap::new();
+    let mut users = Admitted::default();
+    let mut groups = Admitted::default();
     let mut emails: HashMap<String, String> = HashMap::new();
-    // Normalised DN → user index / group index.
-    let mut dn_users: HashMap<String, usize> = HashMap::new();
-    let mut dn_groups: HashMap<String, usize> = HashMap::new();
-    let normalise = |dn: &str| Dn::parse(dn).ok().map(|d| d.normalized());
 
     for e in entries {
         let classes = object_classes(e);
@@ -638,33 +705,16 @@ pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
             let Some(mut u) = plan_user(e, opts, &mut p.problems) else {
                 continue;
             };
-            let key = u.username.to_ascii_lowercase();
-            if let Some(&first) = user_names.get(&key) {
-                problem(
-                    &mut p.problems,
-                    e.line,
-                    &e.dn,
-                    Severity::Error,
-                    format!(
-                        "duplicate username {} (first at line {}); entry skipped",
-                        u.username, p.users[first].line
-                    ),
-                );
+            let name = u.username.clone();
+            if !users.admit(
+                &USER_KIND,
+                e,
+                &name,
+                &mut u.uid_number,
+                p.users.len(),
+                &mut p.problems,
+            ) {
                 continue;
-            }
-            if let Some(n) = u.uid_number {
-                if let Some(owner) = uid_numbers.get(&n) {
-                    problem(
-                        &mut p.problems,
-                        e.line,
-                        &e.dn,
-                        Severity::Warning,
-                        format!("uidNumber {n} is also {owner}'s; a new one is allocated"),
-                    );
-                    u.uid_number = None;
-                } else {
-                    uid_numbers.insert(n, u.username.clone());
-                }
             }
             if let Some(mail) = &u.email {
                 let k = mail.to_lowercase();
@@ -681,46 +731,21 @@ pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
                     emails.insert(k, u.username.clone());
                 }
             }
-            user_names.insert(key, p.users.len());
-            if let Some(n) = normalise(&e.dn) {
-                dn_users.insert(n, p.users.len());
-            }
             p.users.push(u);
         } else if is_group {
             let Some((mut g, raw)) = plan_group(e, &mut p.problems) else {
                 continue;
             };
-            let key = g.name.to_ascii_lowercase();
-            if let Some(&first) = group_names.get(&key) {
-                problem(
-                    &mut p.problems,
-                    e.line,
-                    &e.dn,
-                    Severity::Error,
-                    format!(
-                        "duplicate group name {} (first at line {}); entry skipped",
-                        g.name, p.groups[first].line
-                    ),
-                );
+            let name = g.name.clone();
+            if !groups.admit(
+                &GROUP_KIND,
+                e,
+                &name,
+                &mut g.gid_number,
+                p.groups.len(),
+                &mut p.problems,
+            ) {
                 continue;
-            }
-            if let Some(n) = g.gid_number {
-                if let Some(owner) = gid_numbers.get(&n) {
-                    problem(
-                        &mut p.problems,
-                        e.line,
-                        &e.dn,
-                        Severity::Warning,
-                        format!("gidNumber {n} is also group {owner}'s; a new one is allocated"),
-                    );
-                    g.gid_number = None;
-                } else {
-                    gid_numbers.insert(n, g.name.clone());
-                }
-            }
-            group_names.insert(key, p.groups.len());
-            if let Some(n) = normalise(&e.dn) {
-                dn_groups.insert(n, p.groups.len());
             }
             p.groups.push(g);
             raw_members.push(raw);
@@ -745,38 +770,29 @@ pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
         let mut seen = BTreeSet::new();
         let mut members = Vec::new();
         for r in raw {
+            let user = |i: usize| BatchMember::User(p.users[i].username.clone());
+            let group = |i: usize| BatchMember::Group(p.groups[i].name.clone());
             let resolved = match &r {
-                RawMember::Uid(uid, _) => user_names
-                    .get(&uid.to_ascii_lowercase())
-                    .map(|&i| BatchMember::User(p.users[i].username.clone())),
+                RawMember::Uid(uid, _) => users.index(uid).map(user),
                 RawMember::Dn(dn, _) => match Dn::parse(dn) {
                     Err(_) => None,
                     Ok(parsed) => {
                         let n = parsed.normalized();
-                        if let Some(&i) = dn_users.get(&n) {
-                            Some(BatchMember::User(p.users[i].username.clone()))
-                        } else if let Some(&i) = dn_groups.get(&n) {
-                            Some(BatchMember::Group(p.groups[i].name.clone()))
+                        if let Some(&i) = users.dns.get(&n) {
+                            Some(user(i))
+                        } else if let Some(&i) = groups.dns.get(&n) {
+                            Some(group(i))
                         } else {
-                            let ava = parsed.rdn().and_then(|r| r.avas.first());
-                            ava.and_then(|a| {
-                                let v = a.value.to_ascii_lowercase();
-                                let as_user = user_names.get(&v);
-                                let as_group = group_names.get(&v);
-                                let user_type = a.attr.eq_ignore_ascii_case("uid");
-                                match (as_user, as_group) {
-                                    (Some(&i), None) => {
-                                        Some(BatchMember::User(p.users[i].username.clone()))
+                            // The first RDN's value as a name; `uid=` means
+                            // a user when both kinds have that name.
+                            parsed.rdn().and_then(|r| r.avas.first()).and_then(|a| {
+                                match (users.index(&a.value), groups.index(&a.value)) {
+                                    (Some(i), None) => Some(user(i)),
+                                    (None, Some(i)) => Some(group(i)),
+                                    (Some(i), Some(_)) if a.attr.eq_ignore_ascii_case("uid") => {
+                                        Some(user(i))
                                     }
-                                    (None, Some(&i)) => {
-                                        Some(BatchMember::Group(p.groups[i].name.clone()))
-                                    }
-                                    (Some(&i), Some(_)) if user_type => {
-                                        Some(BatchMember::User(p.users[i].username.clone()))
-                                    }
-                                    (Some(_), Some(&i)) => {
-                                        Some(BatchMember::Group(p.groups[i].name.clone()))
-                                    }
+                                    (Some(_), Some(i)) => Some(group(i)),
                                     (None, None) => None,
                                 }
                             })

@@ -268,17 +268,12 @@ fn json_backup_with_secrets_restores_every_credential() {
     let admin_password = std::fs::read_to_string(s.data.join("initial-admin-password"))
         .expect("admin password file");
     let source_key = std::fs::read_to_string(s.data.join("server.key")).expect("server key");
-    let mut restored = Server::start_seeded(crate::harness::FAST_HASH_ENV, |data| {
+    let restore = |data: &std::path::Path| -> serde_json::Value {
+        let path = backup.to_str().expect("path");
         let out = run_cli(
             data,
             &env(),
-            &[
-                "import",
-                "--format",
-                "json",
-                backup.to_str().expect("path"),
-                "--json",
-            ],
+            &["import", "--format", "json", path, "--json"],
             None,
         );
         assert!(
@@ -286,25 +281,15 @@ fn json_backup_with_secrets_restores_every_credential() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let mut restored = Server::start_seeded(crate::harness::FAST_HASH_ENV, |data| {
+        let report = restore(data);
         assert_eq!(report["devices_restored"], 2, "{report}");
         assert_eq!(report["app_passwords_restored"], 1, "{report}");
         assert_eq!(report["group_policies_set"], 1, "{report}");
         // A second run changes nothing.
-        let again = run_cli(
-            data,
-            &env(),
-            &[
-                "import",
-                "--format",
-                "json",
-                backup.to_str().expect("path"),
-                "--json",
-            ],
-            None,
-        );
-        assert!(again.status.success());
-        let again: serde_json::Value = serde_json::from_slice(&again.stdout).expect("json");
+        let again = restore(data);
         assert_eq!(again["users_created"].as_array().map(Vec::len), Some(0));
         assert_eq!(again["devices_restored"], 0, "{again}");
         assert_eq!(again["app_passwords_restored"], 0, "{again}");
