@@ -17,6 +17,11 @@
 //!   already held by a record with another id is a conflict; records with
 //!   the same id are overwritten with the backup's values.
 //!
+//! A restore batch also carries each user's MFA devices and app passwords
+//! ([`super::mfa::RawSecondFactors`]) and the groups' policies, written in
+//! the same transaction (the MFA trees join it), so a backup lands with
+//! its credentials or not at all.
+//!
 //! A conflict (a name that exists with another uidNumber, a uidNumber or
 //! email held by someone else, a membership cycle with existing groups)
 //! refuses the whole batch; nothing is written.
