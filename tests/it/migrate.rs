@@ -482,3 +482,55 @@ fn kept_attributes_are_served_and_others_reported() {
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].attrs["uid"], vec!["alice"]);
 }
+
+/// A restore never replaces a server key that already keys stored hashes:
+/// those app passwords would stop working.
+#[test]
+fn restore_refuses_to_replace_a_server_key_in_use() {
+    let mut source = Server::start();
+    source.add_user("dora", "pw");
+    cli_json(&source, &["app-password", "add", "dora", "--name", "imap"]);
+    assert!(source.stop());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let backup = tmp.path().join("backup.json");
+    let path = backup.to_str().expect("path");
+    let out = run_cli(
+        &source.data,
+        &env(),
+        &[
+            "export",
+            "--format",
+            "json",
+            "--with-secrets",
+            "--output",
+            path,
+        ],
+        None,
+    );
+    assert!(out.status.success());
+
+    let mut target = Server::start();
+    let app = cli_json(&target, &["app-password", "add", "admin", "--name", "own"]);
+    let own = app["secret"].as_str().expect("secret").to_string();
+    assert!(target.stop());
+    let key_before = std::fs::read(target.data.join("server.key")).expect("key");
+    let out = run_cli(
+        &target.data,
+        &env(),
+        &["import", "--format", "json", path],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server key"), "{err}");
+    assert_eq!(
+        std::fs::read(target.data.join("server.key")).expect("key"),
+        key_before
+    );
+    let target = target.restart();
+    assert_eq!(
+        bind_rc(&target, "admin", &own),
+        0,
+        "its own app password still binds"
+    );
+}
