@@ -335,7 +335,12 @@ impl Store {
             &t.member_of,
             &t.meta,
         ];
-        trees.extend(self.mfa_trees());
+        // The MFA trees join only a batch that writes to them (a restore),
+        // so imports and LDAP adds do not contend with binds for them.
+        let with_mfa = !batch.second_factors.is_empty() || !batch.group_policies.is_empty();
+        if with_mfa {
+            trees.extend(self.mfa_trees());
+        }
         retrying("importing", || {
             let seen = self.membership_epoch()?;
             self.check_batch_cycles(batch)?;
@@ -360,7 +365,8 @@ impl Store {
                 "import: wrong number of trees".into(),
             )));
         };
-        if mfa_views.len() != MFA_TREE_COUNT {
+        let with_mfa = !batch.second_factors.is_empty() || !batch.group_policies.is_empty();
+        if with_mfa && mfa_views.len() != MFA_TREE_COUNT {
             return Err(abort(StoreError::Backend(
                 "import: wrong number of MFA trees".into(),
             )));
