@@ -238,6 +238,12 @@ fn json_backup_with_secrets_restores_every_credential() {
 
     let tmp = tempfile::tempdir().expect("tmp");
     let backup = tmp.path().join("backup.json");
+    // An existing, world-readable file is made private too.
+    std::fs::write(&backup, "old").expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
     let out = run_cli(
         &s.data,
         &env(),
