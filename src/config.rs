@@ -35,6 +35,7 @@ pub struct Config {
     pub bind: BindConfig,
     pub throttle: ThrottleSettings,
     pub tls: TlsConfig,
+    pub import: ImportConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -166,6 +167,20 @@ pub struct ThrottleSettings {
     pub address_window_secs: u64,
 }
 
+/// `portcullis import` of LDIF.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportConfig {
+    /// Attributes of imported users that the server does not map (e.g.
+    /// `employeeType`, `roomNumber`), kept in the user's record and served
+    /// when the schema knows them, instead of being reported and dropped.
+    /// Case-insensitive.
+    pub keep_attributes: Vec<String>,
+}
+
+/// Most names `import.keep_attributes` may list.
+pub const MAX_KEEP_ATTRIBUTES: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -187,6 +202,7 @@ impl Default for Config {
             bind: BindConfig::default(),
             throttle: ThrottleSettings::default(),
             tls: TlsConfig::default(),
+            import: ImportConfig::default(),
         }
     }
 }
@@ -362,6 +378,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("tls.cert_file", "PORTCULLIS_TLS_CERT_FILE"),
     ("tls.key_file", "PORTCULLIS_TLS_KEY_FILE"),
     ("tls.hostname", "PORTCULLIS_TLS_HOSTNAME"),
+    (
+        "import.keep_attributes",
+        "PORTCULLIS_IMPORT_KEEP_ATTRIBUTES",
+    ),
 ];
 
 /// Where a setting's value came from, so an error can say what to fix.
@@ -579,6 +599,15 @@ impl Config {
             "tls.cert_file" => self.tls.cert_file = value.to_string(),
             "tls.key_file" => self.tls.key_file = value.to_string(),
             "tls.hostname" => self.tls.hostname = value.to_string(),
+            // A comma-separated list in the environment.
+            "import.keep_attributes" => {
+                self.import.keep_attributes = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
             other => return Err(format!("unknown key {other}")),
         }
         Ok(())
@@ -659,6 +688,25 @@ impl Config {
             return Err(origins.invalid(
                 "throttle.address_window_secs",
                 "must be between 1 and 86400 (one day)",
+            ));
+        }
+        let keep = &self.import.keep_attributes;
+        if keep.len() > MAX_KEEP_ATTRIBUTES {
+            return Err(origins.invalid(
+                "import.keep_attributes",
+                format!("lists more than {MAX_KEEP_ATTRIBUTES} attributes"),
+            ));
+        }
+        // RFC 4512 §1.4 keystring: an attribute name, without options.
+        if let Some(bad) = keep.iter().find(|n| {
+            n.is_empty()
+                || n.len() > 64
+                || !n.starts_with(|c: char| c.is_ascii_alphabetic())
+                || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        }) {
+            return Err(origins.invalid(
+                "import.keep_attributes",
+                format!("{bad:?} is not an attribute name (letters, digits and '-', starting with a letter)"),
             ));
         }
         Ok(())
@@ -988,7 +1036,7 @@ mod tests {
             ("PORTCULLIS_THROTTLE_ADDRESS_FAILURES", "11"),
             ("PORTCULLIS_THROTTLE_ADDRESS_WINDOW_SECS", "12"),
         ];
-        assert_eq!(vars.len() + HARDENING_ENV.len(), KEYS.len());
+        assert_eq!(vars.len() + HARDENING_ENV.len() + 1, KEYS.len());
         let c = Config::load(None, env(&vars), &Overrides::default()).expect("load");
         let expected = Config {
             data_dir: "/d".into(),
@@ -1029,8 +1077,25 @@ mod tests {
                 address_window_secs: 12,
             },
             tls: TlsConfig::default(),
+            import: ImportConfig::default(),
         };
         assert_eq!(c, expected);
+    }
+
+    #[test]
+    fn import_keep_attributes_from_file_and_env() {
+        let f = toml_file("[import]\nkeep_attributes = [\"employeeType\", \"roomNumber\"]\n");
+        let c = Config::load(Some(f.path()), env(&[]), &Overrides::default()).expect("load");
+        assert_eq!(c.import.keep_attributes, ["employeeType", "roomNumber"]);
+        let vars = [(
+            "PORTCULLIS_IMPORT_KEEP_ATTRIBUTES",
+            "carLicense, x-custom ,",
+        )];
+        let c = Config::load(Some(f.path()), env(&vars), &Overrides::default()).expect("load");
+        assert_eq!(c.import.keep_attributes, ["carLicense", "x-custom"]);
+        let bad = [("PORTCULLIS_IMPORT_KEEP_ATTRIBUTES", "cn;lang-en")];
+        let err = Config::load(None, env(&bad), &Overrides::default()).expect_err("invalid");
+        assert!(err.to_string().contains("import.keep_attributes"), "{err}");
     }
 
     /// The keys of issue 4 (TLS and hardening), with a non-default value.

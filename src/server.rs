@@ -150,12 +150,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %http_local, "HTTP listening (/metrics, /healthz)");
     tracing::info!(addr = %ldaps_local, cert = %tls.cert_path().display(), "LDAPS listening");
     tracing::info!(addr = %local, base = %config.base_dn, "LDAP listening");
+    // SIGTERM is handled from here on, before the lines below announce the
+    // server: a stop sent as soon as they are read shuts down gracefully.
+    let stop = wait_for_signal();
     // Lines on stdout that scripts and tests wait for; the ldap line last.
     println!("listening http://{http_local}");
     println!("listening ldaps://{ldaps_local}");
     println!("listening ldap://{local}");
 
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("shutting down: draining connections");
     shutdown.cancel();
     let _ = ldap_task.await;
@@ -210,11 +213,14 @@ async fn reload_on_sighup(tls: Tls, shutdown: CancellationToken) {
     }
 }
 
-async fn wait_for_signal() {
+/// Completes on SIGTERM or ctrl-c. The SIGTERM handler is installed when
+/// this is called, not when the future is first polled.
+fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        #[cfg(unix)]
+        match term {
             Ok(mut term) => {
                 tokio::select! {
                     _ = term.recv() => {}
@@ -226,9 +232,9 @@ async fn wait_for_signal() {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

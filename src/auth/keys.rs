@@ -71,6 +71,17 @@ impl ServerKey {
         }
     }
 
+    /// The key as the key file holds it (64 hex digits), for a backup
+    /// written with `--with-secrets`.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    /// Parses the key file's form (a restore reads it from a backup).
+    pub fn from_hex(text: &str) -> io::Result<ServerKey> {
+        parse(Path::new(FILE_NAME), text)
+    }
+
     /// HMAC-SHA256 of `data` under this key, with a domain label so a
     /// static token can never be mistaken for an app password.
     pub fn keyed_hash(&self, domain: &str, data: &[u8]) -> [u8; 32] {

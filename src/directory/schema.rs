@@ -213,7 +213,7 @@ use Syntax::*;
 
 /// Every attribute type the server knows. Order is the order published in
 /// `cn=subschema`.
-static ATTRIBUTE_TYPES: [AttributeType; 50] = [
+static ATTRIBUTE_TYPES: [AttributeType; 56] = [
     // RFC 4512 §3.3
     user("objectClass", &[], "2.5.4.0", Oid),
     // RFC 4519
@@ -284,6 +284,23 @@ static ATTRIBUTE_TYPES: [AttributeType; 50] = [
     ),
     // RFC 4519
     user("l", &["localityName"], "2.5.4.7", CaseIgnore),
+    // RFC 2798 / RFC 4519 / RFC 4524: served only when an import keeps them
+    // (`import.keep_attributes`); `user set-attr` does not set them.
+    user("employeeType", &[], "2.16.840.1.113730.3.1.4", CaseIgnore),
+    user("roomNumber", &[], "0.9.2342.19200300.100.1.6", CaseIgnore),
+    user("carLicense", &[], "2.16.840.1.113730.3.1.1", CaseIgnore),
+    user("initials", &[], "2.5.4.43", CaseIgnore),
+    phone(
+        "homePhone",
+        &["homeTelephoneNumber"],
+        "0.9.2342.19200300.100.1.20",
+    ),
+    single(user(
+        "preferredLanguage",
+        &[],
+        "2.16.840.1.113730.3.1.39",
+        CaseIgnore,
+    )),
     // RFC 4519. Known so that filters and attribute lists naming it are
     // understood; it never appears in an entry (`Entry::push` refuses it).
     AttributeType {
@@ -586,13 +603,19 @@ static OBJECT_CLASSES: [ObjectClass; 13] = [
         Structural,
         &[],
         &[
+            "carLicense",
             "departmentNumber",
             "displayName",
             "employeeNumber",
+            "employeeType",
             "givenName",
+            "homePhone",
+            "initials",
             "mail",
             "mobile",
             "o",
+            "preferredLanguage",
+            "roomNumber",
             "uid",
         ],
     ),

@@ -13,16 +13,25 @@
 //! written too, so an export/import round trip keeps them.
 //!
 //! [`json`] writes a [`super::Backup`]: everything a fresh server needs to
-//! restore completely with [`super::import::json`].
+//! restore completely with [`super::import::json`]. Password hashes are
+//! always in it; second-factor secrets (TOTP secrets, the keyed hashes of
+//! static tokens and app passwords) and the server key that keys those
+//! hashes only with `--with-secrets`. The key travels rather than the
+//! hashes being re-keyed: an HMAC cannot be recomputed without the token
+//! or app password it hashes, which the server never keeps.
 
 use super::{
-    Backup, BackupCounters, BackupGroup, BackupMember, BackupUser, BACKUP_FORMAT, BACKUP_VERSION,
+    hex, Backup, BackupAppPassword, BackupCounters, BackupDevice, BackupDeviceKind, BackupGroup,
+    BackupMember, BackupUser, Hidden, BACKUP_FORMAT, BACKUP_VERSION,
 };
+use crate::auth::keys::ServerKey;
+use crate::auth::totp;
 use crate::directory::dn::Dn;
 use crate::directory::entry::{self, Entry};
 use crate::directory::schema;
 use crate::ldif::{LdifEntry, Writer};
-use crate::store::{now, Member, Store, StoreError};
+use crate::store::mfa::RawDevice;
+use crate::store::{now, DeviceKind, Member, Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 
@@ -34,6 +43,11 @@ pub enum ExportError {
     Io(#[from] std::io::Error),
     #[error("encoding the backup: {0}")]
     Json(String),
+    #[error(
+        "the store holds app passwords or static tokens but the data directory has no \
+         server.key, which keys their hashes; the backup would not restore them"
+    )]
+    MissingKey,
 }
 
 /// Operational attributes kept in an LDIF export (what slapcat stores).
@@ -153,14 +167,63 @@ pub fn ldif_with(
     Ok(count)
 }
 
-/// Builds the backup document of the whole store.
-pub fn backup(store: &Store) -> Result<Backup, ExportError> {
+/// What a backup leaves out: second factors listed without their
+/// secrets (a backup without `--with-secrets`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WithoutSecrets {
+    pub devices: usize,
+    pub app_passwords: usize,
+}
+
+/// Which secrets a backup carries beyond password hashes.
+#[derive(Clone, Copy, Debug)]
+pub enum Secrets<'a> {
+    /// Devices and app passwords listed without their secrets.
+    Omit,
+    /// TOTP secrets, keyed hashes and the server key (`None` when the
+    /// data directory has none; then it must hold no keyed hash).
+    Include(Option<&'a ServerKey>),
+}
+
+/// Builds the backup document of the whole store. With
+/// [`Secrets::Include`] (`--with-secrets`) it holds TOTP secrets, the
+/// keyed hashes of static tokens and app passwords, and the server key;
+/// with [`Secrets::Omit`] devices and app passwords are listed without
+/// secrets.
+pub fn backup(store: &Store, with: Secrets<'_>) -> Result<Backup, ExportError> {
+    let (secrets, server_key) = match with {
+        Secrets::Omit => (false, None),
+        Secrets::Include(key) => (true, key),
+    };
+    if secrets && server_key.is_none() && store.has_keyed_hashes()? {
+        return Err(ExportError::MissingKey);
+    }
     let mut users = Vec::new();
     for u in store.users()? {
         let password_hash = store.password_hash(u.id)?;
+        let mfa_devices = store
+            .raw_devices(u.id)?
+            .into_iter()
+            .map(|d| backup_device(d, secrets))
+            .collect();
+        let app_passwords = store
+            .raw_app_passwords(u.id)?
+            .into_iter()
+            .map(|a| BackupAppPassword {
+                id: a.record.id.0,
+                name: a.record.name,
+                created: a.record.created,
+                expires: a.record.expires,
+                last_used: a.record.last_used,
+                last_used_from: a.record.last_used_from,
+                hash: secrets.then(|| Hidden(hex(&a.hash))),
+            })
+            .collect();
         users.push(BackupUser {
             user: u,
             password_hash,
+            mfa_devices,
+            app_passwords,
         });
     }
     let mut groups = Vec::new();
@@ -173,7 +236,12 @@ pub fn backup(store: &Store) -> Result<Backup, ExportError> {
                 Member::Group(c) => BackupMember::Group(c.0),
             })
             .collect();
-        groups.push(BackupGroup { group: g, members });
+        let policy = store.group_policy(g.id)?;
+        groups.push(BackupGroup {
+            group: g,
+            members,
+            policy,
+        });
     }
     let settings: BTreeMap<String, String> = store.settings()?.into_iter().collect();
     let (next_uid, next_gid) = store.counters()?;
@@ -181,6 +249,8 @@ pub fn backup(store: &Store) -> Result<Backup, ExportError> {
         format: BACKUP_FORMAT.into(),
         version: BACKUP_VERSION,
         created: now(),
+        secrets,
+        server_key: server_key.map(|k| Hidden(k.to_hex())),
         users,
         groups,
         settings,
@@ -189,11 +259,65 @@ pub fn backup(store: &Store) -> Result<Backup, ExportError> {
     })
 }
 
-/// Writes the JSON backup (pretty-printed). It holds password hashes:
-/// the caller should create the file with mode 0600.
-pub fn json(store: &Store, out: &mut impl Write) -> Result<(), ExportError> {
-    let b = backup(store)?;
+fn backup_device(d: RawDevice, secrets: bool) -> BackupDevice {
+    let kind = match d.device.kind {
+        DeviceKind::Totp { digits } => BackupDeviceKind::Totp {
+            digits,
+            period: totp::PERIOD,
+            algorithm: "SHA1".into(),
+            secret: d
+                .totp_secret
+                .filter(|_| secrets)
+                .map(|s| Hidden(totp::secret_base32(&s.0))),
+            last_step: d.totp_last_step,
+        },
+        DeviceKind::Static => BackupDeviceKind::Static {
+            tokens_left: d.static_tokens.len(),
+            token_hashes: secrets.then(|| d.static_tokens.iter().map(|h| Hidden(hex(h))).collect()),
+        },
+    };
+    BackupDevice {
+        id: d.device.id.0,
+        label: d.device.label,
+        created: d.device.created,
+        confirmed: d.device.confirmed,
+        kind,
+    }
+}
+
+impl Backup {
+    /// The devices and app passwords this backup lists without secrets
+    /// (none when it was written with them).
+    pub fn without_secrets(&self) -> WithoutSecrets {
+        let mut w = WithoutSecrets::default();
+        for u in &self.users {
+            for d in &u.mfa_devices {
+                let missing = match &d.kind {
+                    BackupDeviceKind::Totp { secret, .. } => secret.is_none(),
+                    BackupDeviceKind::Static { token_hashes, .. } => token_hashes.is_none(),
+                };
+                if missing {
+                    w.devices += 1;
+                }
+            }
+            w.app_passwords += u.app_passwords.iter().filter(|a| a.hash.is_none()).count();
+        }
+        w
+    }
+}
+
+/// Writes the JSON backup (pretty-printed); see [`backup`]. It holds
+/// password hashes (and with [`Secrets::Include`] every second-factor
+/// secret):
+/// the caller creates the file with mode 0600. Returns what was listed
+/// without secrets.
+pub fn json(
+    store: &Store,
+    with: Secrets<'_>,
+    out: &mut impl Write,
+) -> Result<WithoutSecrets, ExportError> {
+    let b = backup(store, with)?;
     serde_json::to_writer_pretty(&mut *out, &b).map_err(|e| ExportError::Json(e.to_string()))?;
     out.write_all(b"\n")?;
-    Ok(())
+    Ok(b.without_secrets())
 }

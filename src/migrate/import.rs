@@ -11,13 +11,19 @@
 //!
 //! [`json`] restores a backup written by [`super::export::json`].
 
+use crate::auth::keys::ServerKey;
 use crate::auth::legacy::{self, StoredPassword};
 use crate::auth::password::{Hasher, PasswordError};
+use crate::auth::totp;
 use crate::directory::dn::Dn;
 use crate::directory::schema;
 use crate::ldif::{self, Ldif, LdifEntry, LdifError};
 use crate::store::import::{Batch, BatchGroup, BatchMember, BatchMode, BatchReport, BatchUser};
-use crate::store::{now, Group, GroupId, Store, StoreError, Timestamp, User, UserId};
+use crate::store::mfa::{RawAppPassword, RawDevice, RawSecondFactors};
+use crate::store::{
+    now, AppPassword, AppPasswordId, Device, DeviceId, DeviceKind, Group, GroupId, KeyedHash,
+    Store, StoreError, Timestamp, TotpSecret, User, UserId,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{BufRead, Read};
@@ -47,6 +53,16 @@ pub struct ImportOptions {
     /// `sshPublicKey`) to keep anyway in `user.attrs` (case-insensitive).
     /// Others are reported and dropped.
     pub keep_attributes: Vec<String>,
+}
+
+/// The names of `keep_attributes` that entries do not serve: the schema
+/// does not know them (they are still stored and exported).
+pub fn unserved_kept_attributes(opts: &ImportOptions) -> Vec<&str> {
+    opts.keep_attributes
+        .iter()
+        .filter(|k| schema::attribute(k).is_none_or(|at| at.operational))
+        .map(String::as_str)
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -290,24 +306,21 @@ fn generalized_time(text: &str) -> Option<Timestamp> {
     )
 }
 
-fn plan_user(
+/// The entry's user or group name (`found`, with its line) if the store's
+/// naming rule (`check`) accepts it; else reports why the entry is
+/// skipped.
+fn checked_name(
     e: &LdifEntry,
-    opts: &ImportOptions,
+    found: Option<(String, usize)>,
+    missing: &str,
+    check: fn(&str) -> Result<(), StoreError>,
     problems: &mut Vec<Problem>,
-) -> Option<PlannedUser> {
-    let uid = single(e, "uid", problems);
-    let cns = texts(e, "cn", problems);
-    let Some((username, line)) = uid.clone().or_else(|| cns.first().cloned()) else {
-        problem(
-            problems,
-            e.line,
-            &e.dn,
-            Severity::Error,
-            "user entry has neither uid nor cn; skipped".into(),
-        );
+) -> Option<String> {
+    let Some((name, line)) = found else {
+        problem(problems, e.line, &e.dn, Severity::Error, missing.into());
         return None;
     };
-    if let Err(err) = Store::check_user_name(&username) {
+    if let Err(err) = check(&name) {
         problem(
             problems,
             line,
@@ -317,6 +330,23 @@ fn plan_user(
         );
         return None;
     }
+    Some(name)
+}
+
+fn plan_user(
+    e: &LdifEntry,
+    opts: &ImportOptions,
+    problems: &mut Vec<Problem>,
+) -> Option<PlannedUser> {
+    let uid = single(e, "uid", problems);
+    let cns = texts(e, "cn", problems);
+    let username = checked_name(
+        e,
+        uid.clone().or_else(|| cns.first().cloned()),
+        "user entry has neither uid nor cn; skipped",
+        Store::check_user_name,
+        problems,
+    )?;
     let mut user = PlannedUser {
         line: e.line,
         source_dn: e.dn.clone(),
@@ -398,24 +428,9 @@ fn plan_user(
     let mut reported: HashSet<String> = HashSet::new();
     for a in &e.attrs {
         let lower = a.name.to_ascii_lowercase();
-        if IGNORED.contains(&lower.as_str()) {
+        let ignored = IGNORED.contains(&lower.as_str());
+        if ignored || !a.is_plain() {
             if !a.is_plain() && reported.insert(format!("{lower};")) {
-                problem(
-                    problems,
-                    a.line,
-                    &e.dn,
-                    Severity::Warning,
-                    format!(
-                        "{};{} values are ignored (only values without language tags are imported)",
-                        a.name,
-                        a.options.join(";")
-                    ),
-                );
-            }
-            continue;
-        }
-        if !a.is_plain() {
-            if reported.insert(format!("{lower};")) {
                 problem(
                     problems,
                     a.line,
@@ -434,11 +449,15 @@ fn plan_user(
         let keep = opts
             .keep_attributes
             .iter()
-            .any(|k| k.eq_ignore_ascii_case(&a.name));
-        let key = match settable {
-            Some(at) => at.name.to_string(),
-            None if keep => a.name.clone(),
-            None => {
+            .find(|k| k.eq_ignore_ascii_case(&a.name));
+        let key = match (settable, keep) {
+            (Some(at), _) => at.name.to_string(),
+            // The schema's spelling when it knows the attribute (so the
+            // entry serves it), else the configured one.
+            (None, Some(k)) => schema::attribute(k)
+                .filter(|at| !at.operational)
+                .map_or_else(|| k.clone(), |at| at.name.to_string()),
+            (None, None) => {
                 if reported.insert(lower) {
                     problem(
                         problems,
@@ -507,26 +526,13 @@ fn plan_group(
             .and_then(|r| r.avas.first())
             .map(|a| a.value.clone())
     });
-    let Some((name, line)) = single(e, "cn", problems).or(rdn_value.map(|v| (v, e.line))) else {
-        problem(
-            problems,
-            e.line,
-            &e.dn,
-            Severity::Error,
-            "group entry has no cn; skipped".into(),
-        );
-        return None;
-    };
-    if let Err(err) = Store::check_group_name(&name) {
-        problem(
-            problems,
-            line,
-            &e.dn,
-            Severity::Error,
-            format!("{err}; entry skipped"),
-        );
-        return None;
-    }
+    let name = checked_name(
+        e,
+        single(e, "cn", problems).or(rdn_value.map(|v| (v, e.line))),
+        "group entry has no cn; skipped",
+        Store::check_group_name,
+        problems,
+    )?;
     let mut g = PlannedGroup {
         line: e.line,
         source_dn: e.dn.clone(),
@@ -576,20 +582,101 @@ fn plan_group(
     Some((g, raw))
 }
 
+/// What the two kinds of planned entries call their name and number, for
+/// the problems [`Admitted::admit`] reports.
+struct Kind {
+    name: &'static str,
+    number: &'static str,
+    owner: &'static str,
+}
+
+const USER_KIND: Kind = Kind {
+    name: "username",
+    number: "uidNumber",
+    owner: "",
+};
+const GROUP_KIND: Kind = Kind {
+    name: "group name",
+    number: "gidNumber",
+    owner: "group ",
+};
+
+/// The planned entries of one kind (users or groups) by name, number and
+/// DN: finds duplicates while planning, then resolves member references.
+#[derive(Default)]
+struct Admitted {
+    /// Lowercase name → (index in the plan, line of the entry).
+    names: HashMap<String, (usize, usize)>,
+    /// uidNumber or gidNumber → name of its holder.
+    numbers: HashMap<u32, String>,
+    /// Normalised DN → index in the plan.
+    dns: HashMap<String, usize>,
+}
+
+impl Admitted {
+    fn index(&self, name: &str) -> Option<usize> {
+        self.names.get(&name.to_ascii_lowercase()).map(|&(i, _)| i)
+    }
+
+    /// Admits entry `e`, planned as `name` with `number`, at plan index
+    /// `next`. A name seen before refuses it (an error); a number seen
+    /// before is dropped so a new one is allocated (a warning).
+    fn admit(
+        &mut self,
+        kind: &Kind,
+        e: &LdifEntry,
+        name: &str,
+        number: &mut Option<u32>,
+        next: usize,
+        problems: &mut Vec<Problem>,
+    ) -> bool {
+        let key = name.to_ascii_lowercase();
+        if let Some(&(_, first)) = self.names.get(&key) {
+            problem(
+                problems,
+                e.line,
+                &e.dn,
+                Severity::Error,
+                format!(
+                    "duplicate {} {name} (first at line {first}); entry skipped",
+                    kind.name
+                ),
+            );
+            return false;
+        }
+        if let Some(n) = *number {
+            if let Some(owner) = self.numbers.get(&n) {
+                problem(
+                    problems,
+                    e.line,
+                    &e.dn,
+                    Severity::Warning,
+                    format!(
+                        "{} {n} is also {}{owner}'s; a new one is allocated",
+                        kind.number, kind.owner
+                    ),
+                );
+                *number = None;
+            } else {
+                self.numbers.insert(n, name.to_string());
+            }
+        }
+        self.names.insert(key, (next, e.line));
+        if let Ok(dn) = Dn::parse(&e.dn) {
+            self.dns.insert(dn.normalized(), next);
+        }
+        true
+    }
+}
+
 /// Plans an import of the entries of an LDIF file. Pure: reads nothing
 /// but its arguments.
 pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
     let mut p = ImportPlan::default();
     let mut raw_members: Vec<Vec<RawMember>> = Vec::new();
-    let mut user_names: HashMap<String, usize> = HashMap::new();
-    let mut group_names: HashMap<String, usize> = HashMap::new();
-    let mut uid_numbers: HashMap<u32, String> = HashMap::new();
-    let mut gid_numbers: HashMap<u32, String> = HashMap::new();
+    let mut users = Admitted::default();
+    let mut groups = Admitted::default();
     let mut emails: HashMap<String, String> = HashMap::new();
-    // Normalised DN → user index / group index.
-    let mut dn_users: HashMap<String, usize> = HashMap::new();
-    let mut dn_groups: HashMap<String, usize> = HashMap::new();
-    let normalise = |dn: &str| Dn::parse(dn).ok().map(|d| d.normalized());
 
     for e in entries {
         let classes = object_classes(e);
@@ -618,33 +705,16 @@ pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
             let Some(mut u) = plan_user(e, opts, &mut p.problems) else {
                 continue;
             };
-            let key = u.username.to_ascii_lowercase();
-            if let Some(&first) = user_names.get(&key) {
-                problem(
-                    &mut p.problems,
-                    e.line,
-                    &e.dn,
-                    Severity::Error,
-                    format!(
-                        "duplicate username {} (first at line {}); entry skipped",
-                        u.username, p.users[first].line
-                    ),
-                );
+            let name = u.username.clone();
+            if !users.admit(
+                &USER_KIND,
+                e,
+                &name,
+                &mut u.uid_number,
+                p.users.len(),
+                &mut p.problems,
+            ) {
                 continue;
-            }
-            if let Some(n) = u.uid_number {
-                if let Some(owner) = uid_numbers.get(&n) {
-                    problem(
-                        &mut p.problems,
-                        e.line,
-                        &e.dn,
-                        Severity::Warning,
-                        format!("uidNumber {n} is also {owner}'s; a new one is allocated"),
-                    );
-                    u.uid_number = None;
-                } else {
-                    uid_numbers.insert(n, u.username.clone());
-                }
             }
             if let Some(mail) = &u.email {
                 let k = mail.to_lowercase();
@@ -661,46 +731,21 @@ pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
                     emails.insert(k, u.username.clone());
                 }
             }
-            user_names.insert(key, p.users.len());
-            if let Some(n) = normalise(&e.dn) {
-                dn_users.insert(n, p.users.len());
-            }
             p.users.push(u);
         } else if is_group {
             let Some((mut g, raw)) = plan_group(e, &mut p.problems) else {
                 continue;
             };
-            let key = g.name.to_ascii_lowercase();
-            if let Some(&first) = group_names.get(&key) {
-                problem(
-                    &mut p.problems,
-                    e.line,
-                    &e.dn,
-                    Severity::Error,
-                    format!(
-                        "duplicate group name {} (first at line {}); entry skipped",
-                        g.name, p.groups[first].line
-                    ),
-                );
+            let name = g.name.clone();
+            if !groups.admit(
+                &GROUP_KIND,
+                e,
+                &name,
+                &mut g.gid_number,
+                p.groups.len(),
+                &mut p.problems,
+            ) {
                 continue;
-            }
-            if let Some(n) = g.gid_number {
-                if let Some(owner) = gid_numbers.get(&n) {
-                    problem(
-                        &mut p.problems,
-                        e.line,
-                        &e.dn,
-                        Severity::Warning,
-                        format!("gidNumber {n} is also group {owner}'s; a new one is allocated"),
-                    );
-                    g.gid_number = None;
-                } else {
-                    gid_numbers.insert(n, g.name.clone());
-                }
-            }
-            group_names.insert(key, p.groups.len());
-            if let Some(n) = normalise(&e.dn) {
-                dn_groups.insert(n, p.groups.len());
             }
             p.groups.push(g);
             raw_members.push(raw);
@@ -725,38 +770,29 @@ pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
         let mut seen = BTreeSet::new();
         let mut members = Vec::new();
         for r in raw {
+            let user = |i: usize| BatchMember::User(p.users[i].username.clone());
+            let group = |i: usize| BatchMember::Group(p.groups[i].name.clone());
             let resolved = match &r {
-                RawMember::Uid(uid, _) => user_names
-                    .get(&uid.to_ascii_lowercase())
-                    .map(|&i| BatchMember::User(p.users[i].username.clone())),
+                RawMember::Uid(uid, _) => users.index(uid).map(user),
                 RawMember::Dn(dn, _) => match Dn::parse(dn) {
                     Err(_) => None,
                     Ok(parsed) => {
                         let n = parsed.normalized();
-                        if let Some(&i) = dn_users.get(&n) {
-                            Some(BatchMember::User(p.users[i].username.clone()))
-                        } else if let Some(&i) = dn_groups.get(&n) {
-                            Some(BatchMember::Group(p.groups[i].name.clone()))
+                        if let Some(&i) = users.dns.get(&n) {
+                            Some(user(i))
+                        } else if let Some(&i) = groups.dns.get(&n) {
+                            Some(group(i))
                         } else {
-                            let ava = parsed.rdn().and_then(|r| r.avas.first());
-                            ava.and_then(|a| {
-                                let v = a.value.to_ascii_lowercase();
-                                let as_user = user_names.get(&v);
-                                let as_group = group_names.get(&v);
-                                let user_type = a.attr.eq_ignore_ascii_case("uid");
-                                match (as_user, as_group) {
-                                    (Some(&i), None) => {
-                                        Some(BatchMember::User(p.users[i].username.clone()))
+                            // The first RDN's value as a name; `uid=` means
+                            // a user when both kinds have that name.
+                            parsed.rdn().and_then(|r| r.avas.first()).and_then(|a| {
+                                match (users.index(&a.value), groups.index(&a.value)) {
+                                    (Some(i), None) => Some(user(i)),
+                                    (None, Some(i)) => Some(group(i)),
+                                    (Some(i), Some(_)) if a.attr.eq_ignore_ascii_case("uid") => {
+                                        Some(user(i))
                                     }
-                                    (None, Some(&i)) => {
-                                        Some(BatchMember::Group(p.groups[i].name.clone()))
-                                    }
-                                    (Some(&i), Some(_)) if user_type => {
-                                        Some(BatchMember::User(p.users[i].username.clone()))
-                                    }
-                                    (Some(_), Some(&i)) => {
-                                        Some(BatchMember::Group(p.groups[i].name.clone()))
-                                    }
+                                    (Some(_), Some(i)) => Some(group(i)),
                                     (None, None) => None,
                                 }
                             })
@@ -1099,13 +1135,20 @@ pub fn apply_with_progress(
     })
 }
 
-/// Restores a JSON backup written by [`super::export::json`] into `store`
-/// in one transaction: users with their ids, numbers, attributes, flags,
-/// timestamps and password hashes; groups; memberships; settings; the
-/// allocators. Meant for a fresh data directory; restoring the same
-/// backup twice changes nothing the second time, and a store holding
-/// other records under the same names refuses it.
-pub fn json(store: &Store, reader: impl Read) -> Result<BatchReport, ImportError> {
+/// What a JSON restore did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RestoreReport {
+    #[serde(flatten)]
+    pub batch: BatchReport,
+    /// Devices and app passwords the backup lists without their secrets
+    /// (written without `--with-secrets`), left out with `--force`.
+    pub devices_skipped: usize,
+    pub app_passwords_skipped: usize,
+}
+
+/// Reads a JSON backup written by [`super::export::json`] (any version up
+/// to [`super::BACKUP_VERSION`]), bounded to [`MAX_JSON_BACKUP`] bytes.
+pub fn read_backup(reader: impl Read) -> Result<super::Backup, ImportError> {
     let mut limited = reader.take(MAX_JSON_BACKUP + 1);
     let mut text = Vec::new();
     limited
@@ -1131,6 +1174,144 @@ pub fn json(store: &Store, reader: impl Read) -> Result<BatchReport, ImportError
             super::BACKUP_VERSION
         )));
     }
+    Ok(backup)
+}
+
+/// The server key a backup carries, if any.
+pub fn backup_server_key(backup: &super::Backup) -> Result<Option<ServerKey>, ImportError> {
+    backup
+        .server_key
+        .as_ref()
+        .map(|k| {
+            ServerKey::from_hex(&k.0)
+                .map_err(|_| ImportError::Json("server_key is not 64 hex digits".into()))
+        })
+        .transpose()
+}
+
+/// True when restoring `backup` writes hashes keyed with its server key.
+pub fn needs_server_key(backup: &super::Backup) -> bool {
+    backup.users.iter().any(|u| {
+        u.app_passwords.iter().any(|a| a.hash.is_some())
+            || u.mfa_devices.iter().any(|d| {
+                matches!(&d.kind, super::BackupDeviceKind::Static { token_hashes: Some(h), .. } if !h.is_empty())
+            })
+    })
+}
+
+fn keyed_hash(what: &str, text: &str) -> Result<KeyedHash, ImportError> {
+    super::unhex(text)
+        .and_then(|b| KeyedHash::try_from(b.as_slice()).ok())
+        .ok_or_else(|| ImportError::Json(format!("{what}: not a 64-hex-digit hash")))
+}
+
+/// A backup user's devices and app passwords as store records; those
+/// listed without secrets are counted in `skipped` and left out.
+fn second_factors(
+    u: &super::BackupUser,
+    skipped: &mut (usize, usize),
+) -> Result<RawSecondFactors, ImportError> {
+    let who = &u.user.username;
+    let mut out = RawSecondFactors::default();
+    for d in &u.mfa_devices {
+        let (kind, totp_secret, totp_last_step, static_tokens) = match &d.kind {
+            super::BackupDeviceKind::Totp {
+                digits,
+                period,
+                algorithm,
+                secret,
+                last_step,
+            } => {
+                if *period != totp::PERIOD || !algorithm.eq_ignore_ascii_case("SHA1") {
+                    return Err(ImportError::Json(format!(
+                        "user {who}: TOTP device {} uses {algorithm} with {period}-second steps; \
+                         this server supports SHA1 with {}-second steps",
+                        d.id,
+                        totp::PERIOD
+                    )));
+                }
+                let Some(secret) = secret else {
+                    skipped.0 += 1;
+                    continue;
+                };
+                let bytes = totp_rs::Secret::Encoded(secret.0.clone())
+                    .to_bytes()
+                    .map_err(|_| {
+                        ImportError::Json(format!(
+                            "user {who}: the secret of TOTP device {} is not base32",
+                            d.id
+                        ))
+                    })?;
+                (
+                    DeviceKind::Totp { digits: *digits },
+                    Some(TotpSecret(bytes)),
+                    *last_step,
+                    Vec::new(),
+                )
+            }
+            super::BackupDeviceKind::Static { token_hashes, .. } => {
+                let Some(hashes) = token_hashes else {
+                    skipped.0 += 1;
+                    continue;
+                };
+                let hashes = hashes
+                    .iter()
+                    .map(|h| keyed_hash(&format!("user {who}: static token"), &h.0))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (DeviceKind::Static, None, None, hashes)
+            }
+        };
+        out.devices.push(RawDevice {
+            device: Device {
+                id: DeviceId(d.id),
+                kind,
+                label: d.label.clone(),
+                created: d.created,
+                confirmed: d.confirmed,
+            },
+            totp_secret,
+            totp_last_step,
+            static_tokens,
+        });
+    }
+    for a in &u.app_passwords {
+        let Some(hash) = &a.hash else {
+            skipped.1 += 1;
+            continue;
+        };
+        out.app_passwords.push(RawAppPassword {
+            record: AppPassword {
+                id: AppPasswordId(a.id),
+                name: a.name.clone(),
+                created: a.created,
+                expires: a.expires,
+                last_used: a.last_used,
+                last_used_from: a.last_used_from.clone(),
+            },
+            hash: keyed_hash(&format!("user {who}: app password {}", a.id), &hash.0)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Restores a backup into `store` in one transaction: users with their
+/// ids, numbers, attributes, flags, timestamps and password hashes;
+/// groups with their policies; memberships; settings (global policies
+/// included); the allocators; MFA devices (secrets, last accepted steps,
+/// unused static tokens) and app passwords. Meant for a fresh data
+/// directory; restoring the same backup twice changes nothing the second
+/// time, and a store holding other records under the same names refuses
+/// it.
+///
+/// Devices and app passwords listed without secrets cannot be restored:
+/// the restore refuses the backup unless `skip_without_secrets`, and then
+/// leaves them out (counted in the report). The caller installs the
+/// backup's server key (see [`backup_server_key`]) before it runs this.
+pub fn restore(
+    store: &Store,
+    backup: &super::Backup,
+    skip_without_secrets: bool,
+) -> Result<RestoreReport, ImportError> {
     let names: HashMap<Uuid, String> = backup
         .users
         .iter()
@@ -1148,14 +1329,29 @@ pub fn json(store: &Store, reader: impl Read) -> Result<BatchReport, ImportError
         settings: backup.settings.clone().into_iter().collect(),
         ..Batch::default()
     };
-    for u in backup.users {
+    let mut skipped = (0, 0);
+    for u in &backup.users {
+        let factors = second_factors(u, &mut skipped)?;
+        if factors != RawSecondFactors::default() {
+            batch
+                .second_factors
+                .push((u.user.username.clone(), factors));
+        }
         batch.users.push(BatchUser {
-            user: u.user,
+            user: u.user.clone(),
             allocate_uid: false,
-            password_hash: u.password_hash,
+            password_hash: u.password_hash.clone(),
         });
     }
-    for g in backup.groups {
+    if skipped != (0, 0) && !skip_without_secrets {
+        return Err(ImportError::Json(format!(
+            "the backup lists {} MFA devices and {} app passwords without their secrets \
+             (it was written without --with-secrets), so they cannot be restored; pass --force \
+             to restore without them (their users then bind without those factors)",
+            skipped.0, skipped.1
+        )));
+    }
+    for g in &backup.groups {
         for m in &g.members {
             let member = match m {
                 super::BackupMember::User(id) => names.get(id).cloned().map(BatchMember::User),
@@ -1171,10 +1367,24 @@ pub fn json(store: &Store, reader: impl Read) -> Result<BatchReport, ImportError
             })?;
             batch.memberships.push((g.group.name.clone(), member));
         }
+        if !g.policy.is_empty() {
+            batch.group_policies.push((g.group.name.clone(), g.policy));
+        }
         batch.groups.push(BatchGroup {
-            group: g.group,
+            group: g.group.clone(),
             allocate_gid: false,
         });
     }
-    Ok(store.apply_batch(&batch)?)
+    Ok(RestoreReport {
+        batch: store.apply_batch(&batch)?,
+        devices_skipped: skipped.0,
+        app_passwords_skipped: skipped.1,
+    })
+}
+
+/// [`read_backup`] then [`restore`], refusing second factors without
+/// secrets. The server key is not handled here: a library caller that
+/// restores keyed hashes installs the backup's key itself.
+pub fn json(store: &Store, reader: impl Read) -> Result<RestoreReport, ImportError> {
+    restore(store, &read_backup(reader)?, false)
 }

@@ -13,7 +13,7 @@
 pub mod export;
 pub mod import;
 
-use crate::store::{Group, User};
+use crate::store::{Group, GroupPolicy, User};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -22,28 +22,114 @@ use uuid::Uuid;
 pub const BACKUP_FORMAT: &str = "portcullis-backup";
 /// Version of the backup document. Readers refuse newer versions; fields
 /// added later must default (serde `default`) so older backups still load.
-pub const BACKUP_VERSION: u32 = 1;
+///
+/// - 1: users with password hashes, groups, memberships, settings,
+///   counters.
+/// - 2: adds per user `mfa_devices` and `app_passwords`, per group
+///   `policy`, and `secrets` / `server_key` (second-factor secrets only in
+///   a backup written with `--with-secrets`). Version 1 documents load
+///   with these empty.
+pub const BACKUP_VERSION: u32 = 2;
 
-/// A complete JSON backup. Password hashes are in it: keep it as secret as
-/// the data directory.
+/// A complete JSON backup. Password hashes are always in it; with
+/// `secrets` also TOTP secrets, static token and app password hashes and
+/// the server key that keys those hashes: keep it as secret as the data
+/// directory.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Backup {
     pub format: String,
     pub version: u32,
     /// When it was written (seconds since the epoch).
     pub created: i64,
+    /// True when second-factor secrets and the server key were written
+    /// (`export --with-secrets`). Without them, devices and app passwords
+    /// are listed without their secrets and a restore cannot recreate
+    /// them.
+    #[serde(default)]
+    pub secrets: bool,
+    /// `<data>/server.key` (64 hex digits), which keys the stored hashes
+    /// of app passwords and static tokens. An HMAC cannot be re-keyed
+    /// without the secret it hashes, so a restore installs this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_key: Option<Hidden>,
     pub users: Vec<BackupUser>,
     pub groups: Vec<BackupGroup>,
     pub settings: BTreeMap<String, String>,
     pub counters: BackupCounters,
-    /// Extension point for data that other parts of the server add (MFA
-    /// devices and app passwords of issue 3): each element is an object
-    /// with a `"kind"` field (e.g. `"mfa_device"`, `"app_password"`) and
-    /// the owner's user id. Today's export writes it empty and today's
-    /// restore ignores it; the MFA work fills it in `export::backup` and
-    /// restores it after `import::json`'s batch (same ids are kept).
-    #[serde(default)]
+    /// Unused extension point of version 1 (always written empty); kept so
+    /// such documents still parse. Version 2 has explicit fields instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<serde_json::Value>,
+}
+
+/// A secret string in a backup (hex or base32). Serialized as is; its
+/// `Debug` prints `********`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Hidden(pub String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("********")
+    }
+}
+
+/// An MFA device of a backup.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackupDevice {
+    pub id: Uuid,
+    pub label: String,
+    pub created: i64,
+    pub confirmed: bool,
+    #[serde(flatten)]
+    pub kind: BackupDeviceKind,
+}
+
+/// What kind of device, with its secret state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BackupDeviceKind {
+    /// RFC 6238.
+    Totp {
+        digits: u8,
+        /// Seconds per step; this server uses 30.
+        period: u64,
+        /// HMAC algorithm; this server uses `SHA1`.
+        algorithm: String,
+        /// Base32 (RFC 4648, no padding), as authenticator apps take it;
+        /// `None` in a backup without secrets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<Hidden>,
+        /// The last accepted step: codes up to it stay refused.
+        #[serde(default)]
+        last_step: Option<u64>,
+    },
+    /// Single-use tokens, stored as HMAC-SHA256 under the server key.
+    Static {
+        /// Tokens not used yet (a used token is not stored at all).
+        tokens_left: usize,
+        /// Hex keyed hashes of those tokens; `None` in a backup without
+        /// secrets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_hashes: Option<Vec<Hidden>>,
+    },
+}
+
+/// An app password of a backup.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackupAppPassword {
+    pub id: Uuid,
+    pub name: String,
+    pub created: i64,
+    #[serde(default)]
+    pub expires: Option<i64>,
+    #[serde(default)]
+    pub last_used: Option<i64>,
+    #[serde(default)]
+    pub last_used_from: Option<String>,
+    /// Hex HMAC-SHA256 under the server key; `None` without secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hidden>,
 }
 
 /// A user with its password hash (the stored string: `$argon2id$…` or a
@@ -54,6 +140,10 @@ pub struct BackupUser {
     pub user: User,
     #[serde(default)]
     pub password_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mfa_devices: Vec<BackupDevice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_passwords: Vec<BackupAppPassword>,
 }
 
 impl std::fmt::Debug for BackupUser {
@@ -64,6 +154,8 @@ impl std::fmt::Debug for BackupUser {
                 "password_hash",
                 &self.password_hash.as_ref().map(|_| "********"),
             )
+            .field("mfa_devices", &self.mfa_devices)
+            .field("app_passwords", &self.app_passwords)
             .finish()
     }
 }
@@ -74,6 +166,10 @@ pub struct BackupGroup {
     #[serde(flatten)]
     pub group: Group,
     pub members: Vec<BackupMember>,
+    /// The group's explicit MFA and app-password policy (the global ones
+    /// are settings).
+    #[serde(default, skip_serializing_if = "GroupPolicy::is_empty")]
+    pub policy: GroupPolicy,
 }
 
 /// A direct member by id.
@@ -89,6 +185,23 @@ pub enum BackupMember {
 pub struct BackupCounters {
     pub next_uid: u32,
     pub next_gid: u32,
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of a hex string; `None` unless it is all hex digit pairs.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,13 +3,17 @@
 
 use super::import::{self, ImportOptions, Severity};
 use super::{export, BackupMember};
+use crate::auth::keys::ServerKey;
 use crate::auth::legacy;
 use crate::auth::password::Hasher;
+use crate::auth::{app_password, static_tokens};
 use crate::config::AuthConfig;
 use crate::directory::dn::Dn;
 use crate::ldif;
 use crate::store::import::BatchMember;
-use crate::store::{Member, NewUser, Store};
+use crate::store::{
+    DeviceKind, GroupPolicy, Member, MfaPolicy, NewUser, Store, TotpSecret, UserId,
+};
 
 const FIXTURE: &str = include_str!("../../fixtures/openldap-slapcat.ldif");
 const PW: &str = "correct horse";
@@ -222,9 +226,11 @@ fn json_backup_restores_everything() {
     store.delete_user(zed.id).expect("delete");
 
     let mut out = Vec::new();
-    export::json(&store, &mut out).expect("export");
+    export::json(&store, export::Secrets::Omit, &mut out).expect("export");
     let text = String::from_utf8(out.clone()).expect("utf8");
-    assert!(text.contains("\"extra\": []"));
+    assert!(text.contains("\"version\": 2"));
+    assert!(text.contains("\"secrets\": false"));
+    assert!(!text.contains("server_key"));
 
     let fresh = Store::temporary().expect("fresh");
     import::json(&fresh, out.as_slice()).expect("restore");
@@ -257,8 +263,8 @@ fn json_backup_restores_everything() {
 
     // Restoring again changes nothing.
     let again = import::json(&fresh, out.as_slice()).expect("restore twice");
-    assert!(again.users_created.is_empty() && again.groups_created.is_empty());
-    assert_eq!(again.memberships_added, 0);
+    assert!(again.batch.users_created.is_empty() && again.batch.groups_created.is_empty());
+    assert_eq!(again.batch.memberships_added, 0);
     assert_eq!(fresh.users().expect("u"), store.users().expect("u"));
 
     // A store with another alice refuses the restore and stays as it was.
@@ -335,4 +341,192 @@ fn ldif_export_reimports() {
     }
     let staff = fresh.group_by_name("staff").expect("g").expect("staff");
     assert_eq!(fresh.members(staff.id).expect("m").len(), 3);
+}
+
+/// A store with one user holding every kind of second factor, a used TOTP
+/// step, a used static token, and group and global policies.
+fn store_with_second_factors(key: &ServerKey) -> (Store, UserId) {
+    let store = Store::temporary().expect("store");
+    let alice = store
+        .create_user(NewUser {
+            username: "alice".into(),
+            ..NewUser::default()
+        })
+        .expect("alice");
+    store
+        .set_password_hash(
+            alice.id,
+            "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+        )
+        .expect("pw");
+    let totp = store
+        .add_totp_device(alice.id, "phone", 6, &TotpSecret(vec![7u8; 20]))
+        .expect("totp");
+    assert!(store
+        .advance_totp_step(alice.id, totp.id, 1234)
+        .expect("step"));
+    let tokens: Vec<_> = ["tok-one", "tok-two", "tok-three"]
+        .iter()
+        .map(|t| static_tokens::hash(key, t))
+        .collect();
+    let st = store
+        .add_static_device(alice.id, "paper", &tokens)
+        .expect("static");
+    assert!(store
+        .consume_static_token(alice.id, st.id, &tokens[0])
+        .expect("consume"));
+    store
+        .add_app_password(
+            alice.id,
+            "mail",
+            Some(4_000_000_000),
+            &app_password::hash(key, "pca_secret"),
+        )
+        .expect("app password");
+    let staff = store.create_group("staff", None).expect("staff");
+    store
+        .add_member(staff.id, Member::User(alice.id))
+        .expect("member");
+    store
+        .set_group_policy(
+            staff.id,
+            GroupPolicy {
+                mfa: Some(MfaPolicy::Required),
+                app_passwords: Some(false),
+            },
+        )
+        .expect("policy");
+    store
+        .set_setting(crate::store::mfa::SETTING_MFA_POLICY, "if-enrolled")
+        .expect("global policy");
+    (store, alice.id)
+}
+
+#[test]
+fn json_backup_with_secrets_restores_second_factors() {
+    let key = ServerKey::generate();
+    let (store, alice) = store_with_second_factors(&key);
+    let mut out = Vec::new();
+    let left_out =
+        export::json(&store, export::Secrets::Include(Some(&key)), &mut out).expect("export");
+    assert_eq!(left_out, export::WithoutSecrets::default());
+    let backup = import::read_backup(out.as_slice()).expect("parse");
+    assert!(backup.secrets);
+    assert_eq!(
+        import::backup_server_key(&backup).expect("key"),
+        Some(key.clone())
+    );
+    assert!(import::needs_server_key(&backup));
+    let shown = format!("{backup:?}");
+    assert!(!shown.contains(&key.to_hex()), "Debug hides the key");
+
+    let fresh = Store::temporary().expect("fresh");
+    let report = import::restore(&fresh, &backup, false).expect("restore");
+    assert_eq!(report.batch.devices_restored, 2);
+    assert_eq!(report.batch.app_passwords_restored, 1);
+    assert_eq!(report.batch.group_policies_set, 1);
+    assert_eq!(
+        fresh.raw_devices(alice).expect("devices"),
+        store.raw_devices(alice).expect("devices")
+    );
+    assert_eq!(
+        fresh.raw_app_passwords(alice).expect("app passwords"),
+        store.raw_app_passwords(alice).expect("app passwords")
+    );
+    assert_eq!(
+        fresh.group_policies().expect("p"),
+        store.group_policies().expect("p")
+    );
+    assert_eq!(fresh.settings().expect("s"), store.settings().expect("s"));
+    // The used step and the used token stay used; the others work.
+    let devices = fresh.devices(alice).expect("devices");
+    let totp_id = devices
+        .iter()
+        .find(|d| matches!(d.kind, DeviceKind::Totp { .. }))
+        .expect("totp")
+        .id;
+    let static_id = devices
+        .iter()
+        .find(|d| d.kind == DeviceKind::Static)
+        .expect("static")
+        .id;
+    assert_eq!(
+        fresh.totp_last_step(alice, totp_id).expect("step"),
+        Some(1234)
+    );
+    assert!(!fresh
+        .advance_totp_step(alice, totp_id, 1234)
+        .expect("replay"));
+    assert!(!fresh
+        .consume_static_token(alice, static_id, &static_tokens::hash(&key, "tok-one"))
+        .expect("used"));
+    assert!(fresh
+        .consume_static_token(alice, static_id, &static_tokens::hash(&key, "tok-two"))
+        .expect("unused"));
+    assert!(fresh
+        .app_password_by_hash(&app_password::hash(&key, "pca_secret"))
+        .expect("lookup")
+        .is_some());
+
+    // Restoring again puts the backup's state back: the token consumed
+    // since then is unused again (a restore is the state of the backup),
+    // but a TOTP step never moves back.
+    assert!(fresh.advance_totp_step(alice, totp_id, 2000).expect("step"));
+    let again = import::restore(&fresh, &backup, false).expect("restore twice");
+    assert_eq!(again.batch.devices_restored, 1, "the consumed token");
+    assert_eq!(
+        fresh.totp_last_step(alice, totp_id).expect("step"),
+        Some(2000)
+    );
+    // A restore over the restored state changes nothing.
+    let third = import::restore(&fresh, &backup, false).expect("restore thrice");
+    assert_eq!(third.batch.devices_restored, 0);
+    assert_eq!(third.batch.app_passwords_restored, 0);
+    assert_eq!(third.batch.group_policies_set, 0);
+    assert!(third.batch.users_updated.is_empty());
+}
+
+#[test]
+fn json_backup_without_secrets_lists_factors_and_refuses_without_force() {
+    let key = ServerKey::generate();
+    let (store, alice) = store_with_second_factors(&key);
+    let mut out = Vec::new();
+    let left_out = export::json(&store, export::Secrets::Omit, &mut out).expect("export");
+    assert_eq!(left_out.devices, 2);
+    assert_eq!(left_out.app_passwords, 1);
+    let text = String::from_utf8(out.clone()).expect("utf8");
+    assert!(!text.contains("server_key") && !text.contains("token_hashes"));
+    assert!(text.contains("\"tokens_left\": 2"), "{text}");
+    assert!(!text.contains(&crate::auth::totp::secret_base32(&[7u8; 20])));
+
+    let backup = import::read_backup(out.as_slice()).expect("parse");
+    assert!(!import::needs_server_key(&backup));
+    let fresh = Store::temporary().expect("fresh");
+    let err = import::restore(&fresh, &backup, false).expect_err("refused");
+    assert!(err.to_string().contains("--with-secrets"), "{err}");
+    assert!(fresh.users().expect("u").is_empty(), "nothing written");
+    let report = import::restore(&fresh, &backup, true).expect("forced");
+    assert_eq!(
+        (report.devices_skipped, report.app_passwords_skipped),
+        (2, 1)
+    );
+    assert!(fresh.devices(alice).expect("d").is_empty());
+    assert_eq!(
+        fresh.group_policies().expect("p"),
+        store.group_policies().expect("p")
+    );
+}
+
+#[test]
+fn version_1_backups_still_restore() {
+    let v1 = r#"{"format":"portcullis-backup","version":1,"created":1,
+        "users":[{"id":"6f1c7d2e-8a51-4a07-9a3e-0c1b2d3e4f50","username":"old","full_name":null,
+          "email":null,"uid_number":2000,"gid_number":2000,"disabled":false,"attrs":{},
+          "created":1,"modified":1,"pwd_changed":null,"cred_generation":0,"password_hash":null}],
+        "groups":[],"settings":{},"counters":{"next_uid":2001,"next_gid":4000},"extra":[]}"#;
+    let fresh = Store::temporary().expect("fresh");
+    let report = import::json(&fresh, v1.as_bytes()).expect("v1 restores");
+    assert_eq!(report.batch.users_created, vec!["old".to_string()]);
+    let newer = v1.replace("\"version\":1", "\"version\":3");
+    assert!(import::json(&Store::temporary().expect("s"), newer.as_bytes()).is_err());
 }

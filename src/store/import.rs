@@ -17,10 +17,19 @@
 //!   already held by a record with another id is a conflict; records with
 //!   the same id are overwritten with the backup's values.
 //!
+//! A restore batch also carries each user's MFA devices and app passwords
+//! ([`super::mfa::RawSecondFactors`]) and the groups' policies, written in
+//! the same transaction (the MFA trees join it), so a backup lands with
+//! its credentials or not at all.
+//!
 //! A conflict (a name that exists with another uidNumber, a uidNumber or
 //! email held by someone else, a membership cycle with existing groups)
 //! refuses the whole batch; nothing is written.
 
+use super::mfa::{
+    tx_restore_group_policy, tx_restore_second_factors, GroupPolicy, RawSecondFactors,
+    MFA_TREE_COUNT,
+};
 use super::{
     abort, email_key, keys, name_key, retrying, setting_key, settle, tx_allocate,
     tx_check_and_bump_epoch, tx_counter, tx_group, tx_put_group, tx_put_user, tx_user, validate,
@@ -28,7 +37,8 @@ use super::{
     FIRST_UID_NUMBER, META_NEXT_GID, META_NEXT_UID, SETTING_PREFIX,
 };
 use super::{backend, now, TxResult};
-use sled::transaction::Transactional;
+use sled::transaction::{Transactional, TransactionalTree};
+use sled::Tree;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A user to write. In [`BatchMode::Merge`] only `username`, `full_name`,
@@ -81,6 +91,11 @@ pub struct Batch {
     /// counters, so numbers of deleted records are not handed out again).
     pub next_uid: Option<u32>,
     pub next_gid: Option<u32>,
+    /// MFA devices and app passwords by user name, written with their ids,
+    /// secrets and keyed hashes (a restore).
+    pub second_factors: Vec<(String, RawSecondFactors)>,
+    /// Explicit group policies by group name.
+    pub group_policies: Vec<(String, GroupPolicy)>,
 }
 
 /// What a batch did, by name.
@@ -97,6 +112,10 @@ pub struct BatchReport {
     /// Existing users whose password the import left alone.
     pub passwords_kept: Vec<String>,
     pub settings_set: usize,
+    /// MFA devices written (a second restore of one backup writes none).
+    pub devices_restored: usize,
+    pub app_passwords_restored: usize,
+    pub group_policies_set: usize,
 }
 
 fn conflict(msg: String) -> sled::transaction::ConflictableTransactionError<super::TxAbort> {
@@ -146,6 +165,11 @@ impl Store {
             if let Some(d) = &g.group.description {
                 validate::description(d)?;
             }
+        }
+        for (name, factors) in &batch.second_factors {
+            factors
+                .check()
+                .map_err(|e| StoreError::Invalid(format!("user {name}: {e}")))?;
         }
         Ok(())
     }
@@ -298,59 +322,55 @@ impl Store {
     pub fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
         Store::check_batch(batch)?;
         let t = &self.t;
+        let mut trees: Vec<&Tree> = vec![
+            &t.users,
+            &t.groups,
+            &t.credentials,
+            &t.idx_username,
+            &t.idx_email,
+            &t.idx_uid,
+            &t.idx_group_name,
+            &t.idx_gid,
+            &t.members,
+            &t.member_of,
+            &t.meta,
+        ];
+        // The MFA trees join only a batch that writes to them (a restore),
+        // so imports and LDAP adds do not contend with binds for them.
+        let with_mfa = !batch.second_factors.is_empty() || !batch.group_policies.is_empty();
+        if with_mfa {
+            trees.extend(self.mfa_trees());
+        }
         retrying("importing", || {
             let seen = self.membership_epoch()?;
             self.check_batch_cycles(batch)?;
             settle(
-                (
-                    &t.users,
-                    &t.groups,
-                    &t.credentials,
-                    &t.idx_username,
-                    &t.idx_email,
-                    &t.idx_uid,
-                    &t.idx_group_name,
-                    &t.idx_gid,
-                    &t.members,
-                    &t.member_of,
-                    &t.meta,
-                )
-                    .transaction(|trees| self.tx_batch(batch, seen, trees)),
+                trees[..].transaction(|views: &Vec<TransactionalTree>| {
+                    self.tx_batch(batch, seen, views)
+                }),
             )
         })
     }
 
-    #[allow(clippy::type_complexity)]
     fn tx_batch(
         &self,
         batch: &Batch,
         seen: u64,
-        (
-            users,
-            groups,
-            credentials,
-            idx_username,
-            idx_email,
-            idx_uid,
-            idx_group_name,
-            idx_gid,
-            members,
-            member_of,
-            meta,
-        ): &(
-            sled::transaction::TransactionalTree,
-            sled::transaction::TransactionalTree,
-            sled::transaction::TransactionalTree,
-            sled::transaction::TransactionalTree,
-            sled::transaction::TransactionalTree,
-            sled::transaction::TransactionalTree,
-            sled::transaction::TransactionalTree,
-            sled::transaction::TransactionalTree,
-            sled::transaction::TransactionalTree,
-            sled::transaction::TransactionalTree,
-            sled::transaction::TransactionalTree,
-        ),
+        views: &[TransactionalTree],
     ) -> TxResult<BatchReport> {
+        let [users, groups, credentials, idx_username, idx_email, idx_uid, idx_group_name, idx_gid, members, member_of, meta, mfa_views @ ..] =
+            views
+        else {
+            return Err(abort(StoreError::Backend(
+                "import: wrong number of trees".into(),
+            )));
+        };
+        let with_mfa = !batch.second_factors.is_empty() || !batch.group_policies.is_empty();
+        if with_mfa && mfa_views.len() != MFA_TREE_COUNT {
+            return Err(abort(StoreError::Backend(
+                "import: wrong number of MFA trees".into(),
+            )));
+        }
         let mut report = BatchReport::default();
         let at = now();
         let restore = batch.mode == BatchMode::Restore;
@@ -659,6 +679,22 @@ impl Store {
         for (k, v) in &batch.settings {
             meta.insert(setting_key(k), v.as_bytes())?;
             report.settings_set += 1;
+        }
+
+        // --- second factors and group policies ---
+        for (name, factors) in &batch.second_factors {
+            let user = lookup_user(name)?
+                .ok_or_else(|| abort(StoreError::NotFound(format!("user {name}"))))?;
+            let (d, a) = tx_restore_second_factors(mfa_views, user, factors)?;
+            report.devices_restored += d;
+            report.app_passwords_restored += a;
+        }
+        for (name, policy) in &batch.group_policies {
+            let group = lookup_group(name)?
+                .ok_or_else(|| abort(StoreError::NotFound(format!("group {name}"))))?;
+            if tx_restore_group_policy(mfa_views, group, policy)? {
+                report.group_policies_set += 1;
+            }
         }
         Ok(report)
     }

@@ -24,9 +24,16 @@
 //!
 //! Every change to a user's devices or app passwords bumps the user's
 //! `cred_generation` in the same transaction.
+//!
+//! Backups read the raw records ([`Store::raw_devices`],
+//! [`Store::raw_app_passwords`]) and a restore writes them back inside the
+//! import batch's transaction ([`tx_restore_second_factors`]), keeping
+//! ids, secrets, last accepted steps and keyed hashes as they were. A used
+//! static token is deleted when it is consumed, so it is in no backup and
+//! stays used after a restore.
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::Transactional;
+use sled::transaction::{Transactional, TransactionalTree};
 use sled::Tree;
 use std::fmt;
 use uuid::Uuid;
@@ -151,6 +158,227 @@ impl AppPassword {
     }
 }
 
+/// A device with everything a restore needs: its secret, last accepted
+/// step and unused static token hashes. Only backups handle it; its
+/// `Debug` shows no secret.
+#[derive(Clone, PartialEq)]
+pub struct RawDevice {
+    pub device: Device,
+    /// The TOTP secret (TOTP devices).
+    pub totp_secret: Option<TotpSecret>,
+    /// The last accepted TOTP step, so a code used before a backup stays
+    /// used after the restore.
+    pub totp_last_step: Option<u64>,
+    /// Keyed hashes of the static tokens not used yet (static devices).
+    pub static_tokens: Vec<KeyedHash>,
+}
+
+impl fmt::Debug for RawDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawDevice")
+            .field("device", &self.device)
+            .field("totp_secret", &self.totp_secret)
+            .field("totp_last_step", &self.totp_last_step)
+            .field("static_tokens_left", &self.static_tokens.len())
+            .finish()
+    }
+}
+
+/// An app password's record with its keyed hash (backups only; `Debug`
+/// hides the hash).
+#[derive(Clone, PartialEq)]
+pub struct RawAppPassword {
+    pub record: AppPassword,
+    pub hash: KeyedHash,
+}
+
+impl fmt::Debug for RawAppPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawAppPassword")
+            .field("record", &self.record)
+            .field("hash", &"********")
+            .finish()
+    }
+}
+
+/// One user's second factors as a restore writes them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawSecondFactors {
+    pub devices: Vec<RawDevice>,
+    pub app_passwords: Vec<RawAppPassword>,
+}
+
+impl RawSecondFactors {
+    /// The rules the single-item operations enforce (counts, labels,
+    /// digits, secret length), for records that come from a file.
+    pub fn check(&self) -> Result<()> {
+        if self.devices.len() > MAX_DEVICES {
+            return Err(StoreError::Invalid(format!(
+                "more than {MAX_DEVICES} MFA devices"
+            )));
+        }
+        if self.app_passwords.len() > MAX_APP_PASSWORDS {
+            return Err(StoreError::Invalid(format!(
+                "more than {MAX_APP_PASSWORDS} app passwords"
+            )));
+        }
+        for d in &self.devices {
+            label("device label", &d.device.label)?;
+            match d.device.kind {
+                DeviceKind::Totp { digits } => {
+                    if !matches!(digits, 6 | 8) {
+                        return Err(StoreError::Invalid("TOTP codes have 6 or 8 digits".into()));
+                    }
+                    if d.totp_secret.as_ref().map_or(0, |s| s.0.len()) < 16 {
+                        return Err(StoreError::Invalid(format!(
+                            "TOTP device {} has no secret of at least 128 bits",
+                            d.device.id
+                        )));
+                    }
+                    if !d.static_tokens.is_empty() {
+                        return Err(StoreError::Invalid(format!(
+                            "TOTP device {} carries static tokens",
+                            d.device.id
+                        )));
+                    }
+                }
+                DeviceKind::Static => {
+                    if d.static_tokens.len() > MAX_STATIC_TOKENS {
+                        return Err(StoreError::Invalid(format!(
+                            "static device {} holds more than {MAX_STATIC_TOKENS} tokens",
+                            d.device.id
+                        )));
+                    }
+                    if d.totp_secret.is_some() || d.totp_last_step.is_some() {
+                        return Err(StoreError::Invalid(format!(
+                            "static device {} carries a TOTP secret",
+                            d.device.id
+                        )));
+                    }
+                }
+            }
+        }
+        for a in &self.app_passwords {
+            label("app password name", &a.record.name)?;
+        }
+        Ok(())
+    }
+}
+
+/// The trees a restore writes second factors and policies into, in the
+/// order [`tx_restore_second_factors`] and [`tx_restore_group_policy`]
+/// take their views.
+pub(super) const MFA_TREE_COUNT: usize = 8;
+
+/// Writes one user's second factors inside a transaction over the trees
+/// of [`Store::mfa_trees`] (`views`, in that order). Records keep their
+/// ids; a record already stored with the same values is left alone, so a
+/// second restore of one backup changes nothing. A TOTP step never moves
+/// back. Returns how many devices and app passwords were written.
+pub(super) fn tx_restore_second_factors(
+    views: &[TransactionalTree],
+    user: UserId,
+    factors: &RawSecondFactors,
+) -> TxResult<(usize, usize)> {
+    let [devices, totp_secrets, totp_steps, static_tokens, app_passwords, app_password_hashes, idx_app_password, _] =
+        views
+    else {
+        return Err(abort(StoreError::Backend(
+            "restore: wrong number of MFA trees".into(),
+        )));
+    };
+    let (mut devices_written, mut app_passwords_written) = (0, 0);
+    for d in &factors.devices {
+        let key = pair_key(user.0, d.device.id.0);
+        let bytes = encode("device", &d.device).map_err(abort)?;
+        let mut changed = false;
+        if devices.get(&key[..])?.as_deref() != Some(bytes.as_slice()) {
+            devices.insert(&key[..], bytes.as_slice())?;
+            changed = true;
+        }
+        if let Some(secret) = &d.totp_secret {
+            if totp_secrets.get(&key[..])?.as_deref() != Some(secret.0.as_slice()) {
+                totp_secrets.insert(&key[..], secret.0.as_slice())?;
+                changed = true;
+            }
+        }
+        if let Some(step) = d.totp_last_step {
+            let current = match totp_steps.get(&key[..])? {
+                Some(b) => Some(keys::number64(&b).map_err(abort)?),
+                None => None,
+            };
+            if current.is_none_or(|c| c < step) {
+                totp_steps.insert(&key[..], &step.to_be_bytes())?;
+                changed = true;
+            }
+        }
+        for h in &d.static_tokens {
+            let mut k = key.to_vec();
+            k.extend_from_slice(h);
+            if static_tokens.get(&k)?.is_none() {
+                static_tokens.insert(k, super::EMPTY)?;
+                changed = true;
+            }
+        }
+        if changed {
+            devices_written += 1;
+        }
+    }
+    for a in &factors.app_passwords {
+        let key = pair_key(user.0, a.record.id.0);
+        if let Some(owner) = idx_app_password.get(&a.hash[..])? {
+            if *owner != key[..] {
+                return Err(abort(StoreError::AlreadyExists(format!(
+                    "import conflict: app password {} has the hash of another app password",
+                    a.record.id
+                ))));
+            }
+        }
+        let bytes = encode("app password", &a.record).map_err(abort)?;
+        let mut changed = false;
+        if app_passwords.get(&key[..])?.as_deref() != Some(bytes.as_slice()) {
+            app_passwords.insert(&key[..], bytes.as_slice())?;
+            changed = true;
+        }
+        if app_password_hashes.get(&key[..])?.as_deref() != Some(&a.hash[..]) {
+            if let Some(old) = app_password_hashes.insert(&key[..], &a.hash[..])? {
+                idx_app_password.remove(old)?;
+            }
+            idx_app_password.insert(&a.hash[..], &key[..])?;
+            changed = true;
+        }
+        if changed {
+            app_passwords_written += 1;
+        }
+    }
+    Ok((devices_written, app_passwords_written))
+}
+
+/// Writes a group's policy inside the restore transaction (`views` as in
+/// [`tx_restore_second_factors`]); `Ok(true)` if it changed.
+pub(super) fn tx_restore_group_policy(
+    views: &[TransactionalTree],
+    group: GroupId,
+    policy: &GroupPolicy,
+) -> TxResult<bool> {
+    let Some(policies) = views.get(MFA_TREE_COUNT - 1) else {
+        return Err(abort(StoreError::Backend(
+            "restore: wrong number of MFA trees".into(),
+        )));
+    };
+    let key = keys::group_key(group);
+    let current = policies.get(&key[..])?;
+    if policy.is_empty() {
+        return Ok(policies.remove(&key[..])?.is_some());
+    }
+    let bytes = encode("group policy", policy).map_err(abort)?;
+    if current.as_deref() == Some(bytes.as_slice()) {
+        return Ok(false);
+    }
+    policies.insert(&key[..], bytes.as_slice())?;
+    Ok(true)
+}
+
 /// Code-based MFA on LDAP binds (DESIGN.md section 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -192,7 +420,7 @@ pub struct GroupPolicy {
 }
 
 impl GroupPolicy {
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.mfa.is_none() && self.app_passwords.is_none()
     }
 }
@@ -232,6 +460,76 @@ fn tx_bump_generation(users: &sled::transaction::TransactionalTree, user: UserId
 impl Store {
     fn mfa(&self) -> &MfaTrees {
         &self.t.mfa
+    }
+
+    /// The trees of this module in the order the restore helpers take
+    /// their transaction views.
+    pub(super) fn mfa_trees(&self) -> [&Tree; MFA_TREE_COUNT] {
+        let m = self.mfa();
+        [
+            &m.devices,
+            &m.totp_secrets,
+            &m.totp_steps,
+            &m.static_tokens,
+            &m.app_passwords,
+            &m.app_password_hashes,
+            &m.idx_app_password,
+            &m.group_policies,
+        ]
+    }
+
+    // --- backups ---
+
+    /// The user's devices with their secrets, last accepted steps and
+    /// unused static token hashes, for a backup.
+    pub fn raw_devices(&self, user: UserId) -> Result<Vec<RawDevice>> {
+        let m = self.mfa();
+        let mut out = Vec::new();
+        for device in self.devices(user)? {
+            let key = pair_key(user.0, device.id.0);
+            let mut static_tokens = Vec::new();
+            for k in m.static_tokens.scan_prefix(key).keys() {
+                let k = k.map_err(backend)?;
+                let hash: KeyedHash = k
+                    .get(key.len()..)
+                    .and_then(|h| h.try_into().ok())
+                    .ok_or_else(|| StoreError::Backend("corrupt static token key".into()))?;
+                static_tokens.push(hash);
+            }
+            out.push(RawDevice {
+                totp_secret: self.totp_secret(user, device.id)?,
+                totp_last_step: self.totp_last_step(user, device.id)?,
+                static_tokens,
+                device,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The user's app passwords with their keyed hashes, for a backup.
+    pub fn raw_app_passwords(&self, user: UserId) -> Result<Vec<RawAppPassword>> {
+        let m = self.mfa();
+        let mut out = Vec::new();
+        for record in self.app_passwords(user)? {
+            let key = pair_key(user.0, record.id.0);
+            let hash: KeyedHash = m
+                .app_password_hashes
+                .get(key)
+                .map_err(backend)?
+                .and_then(|h| h.as_ref().try_into().ok())
+                .ok_or_else(|| {
+                    StoreError::Backend(format!("app password {} has no hash", record.id))
+                })?;
+            out.push(RawAppPassword { record, hash });
+        }
+        Ok(out)
+    }
+
+    /// True when some app password or unused static token is stored: its
+    /// hash is keyed with the server key, so the key must not change.
+    pub fn has_keyed_hashes(&self) -> Result<bool> {
+        let m = self.mfa();
+        Ok(!m.static_tokens.is_empty() || !m.app_password_hashes.is_empty())
     }
 
     /// Writes everything to disk without blocking the reactor.
