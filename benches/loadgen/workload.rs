@@ -15,7 +15,6 @@ use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use serde::Deserialize;
 
 use crate::stats::{self, Errors, Report, Section};
 use crate::totp;
@@ -36,11 +35,14 @@ pub enum Workload {
     SearchMemberof,
     /// Simple bind on an open connection, rotating over the bind users.
     Bind,
+    /// The same bind again and again: each connection binds as one user of
+    /// its own (Portcullis's bind cache answers all but the first).
+    BindRepeat,
     /// New connection, bind, search own entry, unbind (a web application).
     BindSearchNewConn,
     /// search-uid on --connections while --flood-connections bind.
     MixedArgon2Flood,
-    /// Bind with `password;TOTP` from a seed file (untested until MFA lands).
+    /// Bind with `password;TOTP`, codes computed from `seed --totp-seed`.
     BindTotp,
 }
 
@@ -105,7 +107,8 @@ pub struct RunArgs {
     /// Password of the bind users and of the search account.
     #[arg(long, default_value = "Bench-Passw0rd")]
     password: String,
-    /// bind-totp: JSON lines `{"username","password","totp_secret_base32"}`.
+    /// bind-totp: the file `seed --totp-seed` wrote, JSON lines
+    /// `{"username","password","totp_secret_base32"}`.
     #[arg(long)]
     totp_seed: Option<PathBuf>,
     /// Server process to read CPU time from (/proc/PID/stat).
@@ -287,6 +290,7 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         }
         Workload::SearchMemberof => vec![("search", Op::MemberOf, args.connections)],
         Workload::Bind => vec![("bind", Op::Bind, args.connections)],
+        Workload::BindRepeat => vec![("bind", Op::BindRepeat, args.connections)],
         Workload::BindSearchNewConn => vec![("session", Op::NewConn, args.connections)],
         Workload::MixedArgon2Flood => vec![
             ("search", Op::SearchUid, args.connections),
@@ -359,6 +363,7 @@ enum Op {
     GroupMembers,
     MemberOf,
     Bind,
+    BindRepeat,
     NewConn,
     Totp,
 }
@@ -369,7 +374,7 @@ impl Op {
     fn persistent(self) -> Option<bool> {
         match self {
             Op::SearchUid | Op::GroupMembers | Op::MemberOf => Some(true),
-            Op::Bind | Op::Totp => Some(false),
+            Op::Bind | Op::BindRepeat | Op::Totp => Some(false),
             Op::NewConn => None,
         }
     }
@@ -398,6 +403,8 @@ async fn worker(ctx: Arc<Ctx>, op: Op, seed: u64, errors: Arc<Errors>) -> Histog
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_cafe);
     let mut h = stats::new_histogram();
     let mut conn: Option<Ldap> = None;
+    // bind-repeat: this worker's one user.
+    let own_user = ctx.next_bind_user();
     while Instant::now() < ctx.end && errors.count() < MAX_ERRORS {
         if conn.is_none() {
             if let Some(as_search) = op.persistent() {
@@ -424,8 +431,11 @@ async fn worker(ctx: Arc<Ctx>, op: Op, seed: u64, errors: Arc<Errors>) -> Histog
             }
         }
         let started = Instant::now();
-        let outcome =
-            tokio::time::timeout(ctx.op_timeout, one(&ctx, op, &mut conn, &mut rng)).await;
+        let outcome = tokio::time::timeout(
+            ctx.op_timeout,
+            one(&ctx, op, &mut conn, &mut rng, &own_user),
+        )
+        .await;
         match outcome {
             Ok(Ok(())) => {
                 if started >= ctx.measure_start {
@@ -450,7 +460,13 @@ async fn worker(ctx: Arc<Ctx>, op: Op, seed: u64, errors: Arc<Errors>) -> Histog
 }
 
 /// One operation of `op`.
-async fn one(ctx: &Ctx, op: Op, conn: &mut Option<Ldap>, rng: &mut StdRng) -> Result<(), OpError> {
+async fn one(
+    ctx: &Ctx,
+    op: Op,
+    conn: &mut Option<Ldap>,
+    rng: &mut StdRng,
+    own_user: &str,
+) -> Result<(), OpError> {
     match op {
         Op::NewConn => {
             let name = ctx.next_bind_user();
@@ -524,6 +540,7 @@ async fn one(ctx: &Ctx, op: Op, conn: &mut Option<Ldap>, rng: &mut StdRng) -> Re
                     let name = ctx.next_bind_user();
                     bind(ldap, &ctx.user_dn(&name), &ctx.password).await
                 }
+                Op::BindRepeat => bind(ldap, &ctx.user_dn(own_user), &ctx.password).await,
                 Op::Totp => {
                     let users = ctx
                         .totp
@@ -578,15 +595,6 @@ fn expect(want: usize, got: usize, what: &str) -> Result<(), OpError> {
     }
 }
 
-/// One line of the TOTP seed file. The format is assumed until the MFA
-/// issue lands: `{"username": …, "password": …, "totp_secret_base32": …}`.
-#[derive(Deserialize)]
-struct TotpSeedLine {
-    username: String,
-    password: String,
-    totp_secret_base32: String,
-}
-
 struct TotpUser {
     username: String,
     password: String,
@@ -612,7 +620,7 @@ impl TotpUsers {
             if line.trim().is_empty() {
                 continue;
             }
-            let l: TotpSeedLine = serde_json::from_str(line)
+            let l: crate::dataset::TotpSeedLine = serde_json::from_str(line)
                 .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
             let secret = totp::base32_decode(&l.totp_secret_base32)
                 .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
