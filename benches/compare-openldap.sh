@@ -19,7 +19,7 @@
 #   --connections C    connections per run (default 8)
 #   --workloads "W…"   rows to run (default: all)
 #   --totp-users N     Portcullis users with a TOTP device for bind-totp
-#                      (default 1000; each bind uses a user at most once per
+#                      (default 1500; each bind uses a user at most once per
 #                      30 s step, so keep it above 30 x the bind rate)
 #   --out DIR          where results are kept (default target/bench-results/<date>)
 #   --keep             keep the temporary directory (data of both servers)
@@ -44,7 +44,7 @@ DURATION=10
 WARMUP=2
 CONNS=8
 WORKLOADS="search-uid search-group-members search-memberof bind bind-ssha-ref bind-search-new-conn mixed-argon2-flood bind-repeat bind-totp"
-TOTP_USERS=1000
+TOTP_USERS=1500
 OUT=""
 KEEP=0
 PASSWORD="Bench-Passw0rd"

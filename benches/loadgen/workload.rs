@@ -6,6 +6,7 @@
 //! warm-up are not recorded; no operation starts after the end, and every
 //! operation has a timeout, so a run always stops by itself.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -168,6 +169,10 @@ impl Ctx {
 enum OpError {
     Result(String),
     Conn(String),
+    /// Not a failure: nothing to do before this much time passes (bind-totp
+    /// when every user has bound in the current step). Neither counted nor
+    /// timed.
+    Wait(Duration),
 }
 
 impl From<ldap3::LdapError> for OpError {
@@ -334,6 +339,18 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         .map(stats::process_cpu_seconds)
         .transpose()?;
     let rss = args.server_pid.and_then(stats::process_rss_kib);
+    if let Some(t) = &ctx.totp {
+        t.save_steps()?;
+        let n = t.exhausted.load(Ordering::Relaxed);
+        if n > 0 {
+            eprintln!(
+                "bind-totp: all {} users had bound in the current 30 s step ({n} times); \
+                 the workers idled until the next step (not measured). Seed more with \
+                 `seed --totp-users` for a steady rate.",
+                t.users.len()
+            );
+        }
+    }
 
     let sections: Vec<Section> = groups
         .iter()
@@ -403,8 +420,12 @@ async fn worker(ctx: Arc<Ctx>, op: Op, seed: u64, errors: Arc<Errors>) -> Histog
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_cafe);
     let mut h = stats::new_histogram();
     let mut conn: Option<Ldap> = None;
-    // bind-repeat: this worker's one user.
-    let own_user = ctx.next_bind_user();
+    // bind-repeat: this worker's one user (the others leave the shared
+    // rotation alone).
+    let own_user = match op {
+        Op::BindRepeat => ctx.next_bind_user(),
+        _ => String::new(),
+    };
     while Instant::now() < ctx.end && errors.count() < MAX_ERRORS {
         if conn.is_none() {
             if let Some(as_search) = op.persistent() {
@@ -423,6 +444,7 @@ async fn worker(ctx: Arc<Ctx>, op: Op, seed: u64, errors: Arc<Errors>) -> Histog
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
+                    Ok(Err(OpError::Wait(_))) => continue,
                     Err(_) => {
                         errors.add("opening a connection: timed out".into());
                         continue;
@@ -443,6 +465,10 @@ async fn worker(ctx: Arc<Ctx>, op: Op, seed: u64, errors: Arc<Errors>) -> Histog
                 }
             }
             Ok(Err(OpError::Result(e))) => errors.add(e),
+            Ok(Err(OpError::Wait(wait))) => {
+                let until = (Instant::now() + wait).min(ctx.end);
+                tokio::time::sleep_until(until.into()).await;
+            }
             Ok(Err(OpError::Conn(e))) => {
                 errors.add(format!("connection: {e}"));
                 conn = None;
@@ -546,7 +572,7 @@ async fn one(
                         .totp
                         .as_ref()
                         .ok_or_else(|| OpError::Result("no TOTP users".into()))?;
-                    let (user, code) = users.next().await;
+                    let (user, code) = users.next().map_err(OpError::Wait)?;
                     let credential = format!("{};{}", user.password, code);
                     bind(ldap, &ctx.user_dn(&user.username), &credential).await
                 }
@@ -604,11 +630,21 @@ struct TotpUser {
 /// Users with TOTP devices. A code is accepted once per device and time
 /// step, so each user binds at most once per 30 s step: with many binds per
 /// second the file needs more users than binds per step.
+///
+/// The server remembers each device's last accepted step across runs, so
+/// the steps used are kept in `<seed file>.steps` (JSON, username → step):
+/// a run started within 30 s of the previous one does not reuse a code.
+/// One client at a time per seed file.
 struct TotpUsers {
     users: Vec<TotpUser>,
     /// The last step each user bound with (u64::MAX: never).
     last_step: Vec<AtomicU64>,
     cursor: AtomicUsize,
+    /// `<seed file>.steps`.
+    steps_path: PathBuf,
+    /// Times a worker found every user used in the current step and waited
+    /// for the next one (that wait is not measured).
+    exhausted: AtomicU64,
 }
 
 impl TotpUsers {
@@ -633,32 +669,67 @@ impl TotpUsers {
         if users.is_empty() {
             return Err(format!("{}: no users", path.display()));
         }
-        let last_step = users.iter().map(|_| AtomicU64::new(u64::MAX)).collect();
+        let mut steps_path = path.clone().into_os_string();
+        steps_path.push(".steps");
+        let steps_path = PathBuf::from(steps_path);
+        let used: HashMap<String, u64> = match std::fs::read_to_string(&steps_path) {
+            Ok(text) => {
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", steps_path.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => return Err(format!("reading {}: {e}", steps_path.display())),
+        };
+        let last_step = users
+            .iter()
+            .map(|u| AtomicU64::new(used.get(&u.username).copied().unwrap_or(u64::MAX)))
+            .collect();
         Ok(TotpUsers {
             users,
             last_step,
             cursor: AtomicUsize::new(0),
+            steps_path,
+            exhausted: AtomicU64::new(0),
         })
     }
 
-    /// A user who has not bound in the current step, and its code; waits for
-    /// the next step when every user has.
-    async fn next(&self) -> (&TotpUser, String) {
-        loop {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            let step = totp::step(now.as_secs());
-            for _ in 0..self.users.len() {
-                let i = self.cursor.fetch_add(1, Ordering::Relaxed) % self.users.len();
-                if self.last_step[i].swap(step, Ordering::Relaxed) != step {
-                    let user = &self.users[i];
-                    return (user, totp::code(&user.secret, step, 6));
-                }
+    /// Writes the last step each user bound with, for the next run.
+    fn save_steps(&self) -> Result<(), String> {
+        let used: HashMap<&str, u64> = self
+            .users
+            .iter()
+            .zip(&self.last_step)
+            .map(|(u, s)| (u.username.as_str(), s.load(Ordering::Relaxed)))
+            .filter(|(_, s)| *s != u64::MAX)
+            .collect();
+        let text = serde_json::to_string(&used).map_err(|e| e.to_string())?;
+        std::fs::write(&self.steps_path, text)
+            .map_err(|e| format!("writing {}: {e}", self.steps_path.display()))
+    }
+
+    /// A user who has not bound in the current step (nor a later one), and
+    /// its code; when
+    /// every user has, the time until the next step.
+    fn next(&self) -> Result<(&TotpUser, String), Duration> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let step = totp::step(now.as_secs());
+        for _ in 0..self.users.len() {
+            let i = self.cursor.fetch_add(1, Ordering::Relaxed) % self.users.len();
+            let last = self.last_step[i].load(Ordering::Relaxed);
+            let unused = last == u64::MAX || last < step;
+            if unused
+                && self.last_step[i]
+                    .compare_exchange(last, step, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                let user = &self.users[i];
+                return Ok((user, totp::code(&user.secret, step, 6)));
             }
-            let into_step = now.as_secs_f64() % 30.0;
-            tokio::time::sleep(Duration::from_secs_f64(30.0 - into_step + 0.01)).await;
         }
+        self.exhausted.fetch_add(1, Ordering::Relaxed);
+        let into_step = now.as_secs_f64() % 30.0;
+        Err(Duration::from_secs_f64(30.0 - into_step + 0.01))
     }
 }
 
