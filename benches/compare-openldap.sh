@@ -17,12 +17,24 @@
 #   --duration S       measured seconds per run (default 10)
 #   --warmup S         warm-up seconds per run (default 2)
 #   --connections C    connections per run (default 8)
-#   --workloads "W…"   rows to run (default: all but bind-totp)
+#   --workloads "W…"   rows to run (default: all)
+#   --totp-users N     Portcullis users with a TOTP device for bind-totp
+#                      (default 1500; each bind uses a user at most once per
+#                      30 s step, so keep it above 30 x the bind rate)
 #   --out DIR          where results are kept (default target/bench-results/<date>)
 #   --keep             keep the temporary directory (data of both servers)
 #
 # Rows: search-uid search-group-members search-memberof bind bind-ssha-ref
-#       bind-search-new-conn mixed-argon2-flood
+#       bind-search-new-conn mixed-argon2-flood bind-repeat bind-totp
+#
+# Portcullis's bind cache ([bind] cache, on by default) would answer the
+# repeated binds of the argon2 rows (bind, bind-ssha-ref,
+# bind-search-new-conn, mixed-argon2-flood) from memory, so Portcullis runs
+# those with PORTCULLIS_BIND_CACHE=false, and the other rows with its
+# defaults (the script restarts it when the setting changes). bind-repeat
+# is the cache row: every connection binds as one user again and again,
+# over users 201-400, which have {SSHA} in slapd and argon2id in
+# Portcullis. bind-totp (password;code) runs on Portcullis only.
 set -euo pipefail
 
 USERS=10000
@@ -31,7 +43,8 @@ ROUNDS=3
 DURATION=10
 WARMUP=2
 CONNS=8
-WORKLOADS="search-uid search-group-members search-memberof bind bind-ssha-ref bind-search-new-conn mixed-argon2-flood"
+WORKLOADS="search-uid search-group-members search-memberof bind bind-ssha-ref bind-search-new-conn mixed-argon2-flood bind-repeat bind-totp"
+TOTP_USERS=1500
 OUT=""
 KEEP=0
 PASSWORD="Bench-Passw0rd"
@@ -46,9 +59,10 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift 2 ;;
         --connections) CONNS=$2; shift 2 ;;
         --workloads) WORKLOADS=$2; shift 2 ;;
+        --totp-users) TOTP_USERS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -199,11 +213,13 @@ fact "slapd start to first answer: $(( $(now_ms) - T0 )) ms (pid $SLAPD_PID, $SL
 
 # --- Portcullis -----------------------------------------------------------
 PDATA=$WORK/portcullis
+# The bind cache setting Portcullis runs with now (see the header).
+PORTCULLIS_CACHE=true
 # Starts Portcullis on a free port; sets PORTCULLIS_PID and PORTCULLIS_URL.
 start_portcullis() {
     local out=$WORK/portcullis.out
     : > "$out"
-    PORTCULLIS_LOG_LEVEL=warn "$BIN" --data-dir "$PDATA" serve \
+    PORTCULLIS_BIND_CACHE=$PORTCULLIS_CACHE PORTCULLIS_LOG_LEVEL=warn "$BIN" --data-dir "$PDATA" serve \
         --ldap-addr 127.0.0.1:0 --ldaps-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
         >"$out" 2>"$WORK/portcullis.err" &
     PORTCULLIS_PID=$!
@@ -220,8 +236,15 @@ start_portcullis() {
 start_portcullis
 log "seeding Portcullis through its admin socket (one connection)"
 T0=$(now_ms)
-"$BENCH" seed --data-dir "$PDATA" "${DATASET[@]}"
-fact "portcullis load (admin socket, one request per user, group and membership; one argon2 hash per password): $(( $(now_ms) - T0 )) ms"
+TOTP_SEED=$WORK/totp-seed.jsonl
+TOTP_ARGS=()
+case " $WORKLOADS " in
+    *" bind-totp "*) TOTP_ARGS=(--totp-users "$TOTP_USERS" --totp-seed "$TOTP_SEED") ;;
+esac
+"$BENCH" seed --data-dir "$PDATA" "${DATASET[@]}" "${TOTP_ARGS[@]}"
+TOTP_NOTE=""
+if [ ${#TOTP_ARGS[@]} -gt 0 ]; then TOTP_NOTE="; $TOTP_USERS of the users with a TOTP device"; fi
+fact "portcullis load (admin socket, one request per user, group and membership; one argon2 hash per password$TOTP_NOTE): $(( $(now_ms) - T0 )) ms"
 # Restart, to measure start-up on a loaded store.
 stop_pid "$PORTCULLIS_PID"
 T0=$(now_ms)
@@ -238,12 +261,30 @@ row_args() {
         # slapd's users 201-400 have {SSHA}; Portcullis's the same argon2id.
         bind-ssha-ref) echo "--workload bind --user-offset 200" ;;
         mixed-argon2-flood) echo "--workload mixed-argon2-flood --flood-connections $CONNS" ;;
+        # One user per connection, among users 201-400 ({SSHA} in slapd).
+        bind-repeat) echo "--workload bind-repeat --user-offset 200" ;;
+        bind-totp) echo "--workload bind-totp --totp-seed $TOTP_SEED" ;;
         *) echo "unknown row $1" >&2; return 1 ;;
+    esac
+}
+
+# The bind cache setting of Portcullis for a row (see the header).
+row_cache() {
+    case "$1" in
+        bind|bind-ssha-ref|bind-search-new-conn|mixed-argon2-flood) echo false ;;
+        *) echo true ;;
     esac
 }
 
 run_one() {
     local server=$1 row=$2 url pid
+    if [ "$server" = portcullis ] && [ "$(row_cache "$row")" != "$PORTCULLIS_CACHE" ]; then
+        PORTCULLIS_CACHE=$(row_cache "$row")
+        log "  restarting Portcullis with PORTCULLIS_BIND_CACHE=$PORTCULLIS_CACHE"
+        stop_pid "$PORTCULLIS_PID"
+        start_portcullis
+        wait_answer "$PORTCULLIS_URL" "$PORTCULLIS_PID"
+    fi
     if [ "$server" = portcullis ]; then url=$PORTCULLIS_URL; pid=$PORTCULLIS_PID; else url=$SLAPD_URL; pid=$SLAPD_PID; fi
     # shellcheck disable=SC2046
     if ! "$BENCH" run $(row_args "$row") --row "$row" --label "$server" --url "$url" \
@@ -259,6 +300,8 @@ for round in $(seq 1 "$ROUNDS"); do
     for row in $WORKLOADS; do
         if [ $(( round % 2 )) = 1 ]; then order="portcullis slapd"; else order="slapd portcullis"; fi
         for server in $order; do
+            # slapd has no password;code binds.
+            if [ "$server" = slapd ] && [ "$row" = bind-totp ]; then continue; fi
             log "round $round/$ROUNDS: $row on $server"
             run_one "$server" "$row"
         done
@@ -267,6 +310,7 @@ done
 
 # --- footprint ------------------------------------------------------------
 rss() { awk -v k="$2:" '$1 == k {print int($2/1024) " MiB"}' "/proc/$1/status"; }
+fact "(Portcullis's figures below are of its last run, with PORTCULLIS_BIND_CACHE=$PORTCULLIS_CACHE)"
 fact "resident memory after the runs: portcullis $(rss "$PORTCULLIS_PID" VmRSS) (peak $(rss "$PORTCULLIS_PID" VmHWM)), slapd $(rss "$SLAPD_PID" VmRSS) (peak $(rss "$SLAPD_PID" VmHWM))"
 fact "store on disk (allocated): portcullis $(du -sm "$PDATA" | cut -f1) MiB (sled), slapd $(du -sm "$WORK/slapd/db" | cut -f1) MiB (mdb)"
 

@@ -147,6 +147,13 @@ pub struct BindConfig {
     pub app_passwords: bool,
     /// Issuer shown by authenticator apps (the otpauth URI's `issuer`).
     pub totp_issuer: String,
+    /// The bind cache (issue 5): a repeated identical password bind (no
+    /// code) skips argon2 for `cache_ttl_secs`. See `auth::cache`.
+    pub cache: bool,
+    /// How long a verified password is remembered, in seconds.
+    pub cache_ttl_secs: u64,
+    /// Most remembered binds; bounds the cache's memory.
+    pub cache_max_entries: usize,
 }
 
 /// Bind throttling thresholds (DESIGN.md section 4).
@@ -254,6 +261,9 @@ impl Default for BindConfig {
             mfa: "if-enrolled".into(),
             app_passwords: true,
             totp_issuer: "Portcullis".into(),
+            cache: true,
+            cache_ttl_secs: 60,
+            cache_max_entries: 100_000,
         }
     }
 }
@@ -329,6 +339,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("bind.mfa", "PORTCULLIS_BIND_MFA"),
     ("bind.app_passwords", "PORTCULLIS_BIND_APP_PASSWORDS"),
     ("bind.totp_issuer", "PORTCULLIS_BIND_TOTP_ISSUER"),
+    ("bind.cache", "PORTCULLIS_BIND_CACHE"),
+    ("bind.cache_ttl_secs", "PORTCULLIS_BIND_CACHE_TTL_SECS"),
+    (
+        "bind.cache_max_entries",
+        "PORTCULLIS_BIND_CACHE_MAX_ENTRIES",
+    ),
     (
         "throttle.account_failures",
         "PORTCULLIS_THROTTLE_ACCOUNT_FAILURES",
@@ -575,6 +591,9 @@ impl Config {
             "bind.mfa" => self.bind.mfa = value.to_string(),
             "bind.app_passwords" => self.bind.app_passwords = boolean(value)?,
             "bind.totp_issuer" => self.bind.totp_issuer = value.to_string(),
+            "bind.cache" => self.bind.cache = boolean(value)?,
+            "bind.cache_ttl_secs" => self.bind.cache_ttl_secs = number(value)?,
+            "bind.cache_max_entries" => self.bind.cache_max_entries = number(value)?,
             "throttle.account_failures" => self.throttle.account_failures = number(value)?,
             "throttle.account_delay_ms" => self.throttle.account_delay_ms = number(value)?,
             "throttle.account_max_delay_secs" => {
@@ -666,6 +685,20 @@ impl Config {
                 "must be 1 to 64 bytes without `:` (it prefixes the account in the otpauth URI)",
             ));
         }
+        if !(1..=MAX_BIND_CACHE_TTL_SECS).contains(&self.bind.cache_ttl_secs) {
+            return Err(origins.invalid(
+                "bind.cache_ttl_secs",
+                format!(
+                    "must be between 1 and {MAX_BIND_CACHE_TTL_SECS} (use cache = false to turn the cache off)"
+                ),
+            ));
+        }
+        if !(1..=MAX_BIND_CACHE_ENTRIES).contains(&self.bind.cache_max_entries) {
+            return Err(origins.invalid(
+                "bind.cache_max_entries",
+                format!("must be between 1 and {MAX_BIND_CACHE_ENTRIES}"),
+            ));
+        }
         let t = &self.throttle;
         if t.account_failures == 0 {
             return Err(origins.invalid("throttle.account_failures", "must be at least 1"));
@@ -729,6 +762,11 @@ impl Config {
                 account_max_delay: Duration::from_secs(t.account_max_delay_secs),
                 address_failures: t.address_failures,
                 address_window: Duration::from_secs(t.address_window_secs),
+            },
+            cache: crate::auth::cache::CacheConfig {
+                enabled: self.bind.cache,
+                ttl: Duration::from_secs(self.bind.cache_ttl_secs),
+                max_entries: self.bind.cache_max_entries,
             },
         }
     }
@@ -835,6 +873,10 @@ const MAX_ARGON2_MEMORY_KIB: u32 = 4 * 1024 * 1024;
 const MAX_ARGON2_ITERATIONS: u32 = 64;
 const MAX_ARGON2_PARALLELISM: u32 = 64;
 const MAX_HASH_WORKERS: usize = 1024;
+/// The bind cache is meant to be short-lived: one hour at most.
+const MAX_BIND_CACHE_TTL_SECS: u64 = 3600;
+/// About 100 bytes an entry: 10 million is about 1 GiB.
+const MAX_BIND_CACHE_ENTRIES: usize = 10_000_000;
 
 fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
     value
@@ -1030,6 +1072,9 @@ mod tests {
             ("PORTCULLIS_BIND_MFA", "required"),
             ("PORTCULLIS_BIND_APP_PASSWORDS", "false"),
             ("PORTCULLIS_BIND_TOTP_ISSUER", "Example Inc"),
+            ("PORTCULLIS_BIND_CACHE", "false"),
+            ("PORTCULLIS_BIND_CACHE_TTL_SECS", "13"),
+            ("PORTCULLIS_BIND_CACHE_MAX_ENTRIES", "14"),
             ("PORTCULLIS_THROTTLE_ACCOUNT_FAILURES", "8"),
             ("PORTCULLIS_THROTTLE_ACCOUNT_DELAY_MS", "9"),
             ("PORTCULLIS_THROTTLE_ACCOUNT_MAX_DELAY_SECS", "10"),
@@ -1068,6 +1113,9 @@ mod tests {
                 mfa: "required".into(),
                 app_passwords: false,
                 totp_issuer: "Example Inc".into(),
+                cache: false,
+                cache_ttl_secs: 13,
+                cache_max_entries: 14,
             },
             throttle: ThrottleSettings {
                 account_failures: 8,
@@ -1329,6 +1377,18 @@ mod tests {
                 "bind.app_passwords",
             ),
             ("PORTCULLIS_BIND_TOTP_ISSUER", "a:b", "bind.totp_issuer"),
+            ("PORTCULLIS_BIND_CACHE", "sometimes", "bind.cache"),
+            ("PORTCULLIS_BIND_CACHE_TTL_SECS", "0", "bind.cache_ttl_secs"),
+            (
+                "PORTCULLIS_BIND_CACHE_TTL_SECS",
+                "86400",
+                "bind.cache_ttl_secs",
+            ),
+            (
+                "PORTCULLIS_BIND_CACHE_MAX_ENTRIES",
+                "0",
+                "bind.cache_max_entries",
+            ),
             (
                 "PORTCULLIS_THROTTLE_ACCOUNT_FAILURES",
                 "0",

@@ -81,6 +81,8 @@ struct Registry {
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
     throttled: AtomicU64,
+    bind_cache_hits: AtomicU64,
+    bind_cache_misses: AtomicU64,
     busy: AtomicU64,
     abandoned: AtomicU64,
     closed_protocol_errors: AtomicU64,
@@ -93,6 +95,8 @@ static REGISTRY: Registry = Registry {
     connections_total: AtomicU64::new(0),
     connections_refused: AtomicU64::new(0),
     throttled: AtomicU64::new(0),
+    bind_cache_hits: AtomicU64::new(0),
+    bind_cache_misses: AtomicU64::new(0),
     busy: AtomicU64::new(0),
     abandoned: AtomicU64::new(0),
     closed_protocol_errors: AtomicU64::new(0),
@@ -118,6 +122,17 @@ pub fn bind(method: &'static str, outcome: &'static str) {
 /// A bind attempt refused by throttling (the hook for `auth`'s throttle).
 pub fn throttled() {
     REGISTRY.throttled.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A password bind that looked in the bind cache: `hit` when argon2 was
+/// skipped.
+pub fn bind_cache(hit: bool) {
+    let c = if hit {
+        &REGISTRY.bind_cache_hits
+    } else {
+        &REGISTRY.bind_cache_misses
+    };
+    c.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A request answered busy (51): too many operations or queued binds.
@@ -239,6 +254,18 @@ pub fn render() -> String {
     );
     counter(
         &mut out,
+        "portcullis_bind_cache_hits_total",
+        "Password binds answered from the bind cache (argon2 skipped).",
+        r.bind_cache_hits.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "portcullis_bind_cache_misses_total",
+        "Password binds that looked in the bind cache and ran argon2.",
+        r.bind_cache_misses.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
         "portcullis_busy_total",
         "Requests answered busy (too many operations or queued binds).",
         r.busy.load(Ordering::Relaxed),
@@ -267,6 +294,7 @@ mod tests {
         bind("password", "success");
         observe(Op::Search, Duration::from_millis(3));
         throttled();
+        bind_cache(true);
         let _open = ConnectionGuard::open();
         let text = render();
         for needle in [
@@ -275,6 +303,8 @@ mod tests {
             "portcullis_operation_duration_seconds_count{op=\"search\"}",
             "portcullis_open_connections ",
             "portcullis_bind_throttled_total ",
+            "portcullis_bind_cache_hits_total ",
+            "portcullis_bind_cache_misses_total ",
         ] {
             assert!(text.contains(needle), "{needle} missing in\n{text}");
         }

@@ -11,9 +11,14 @@
 //! `{SSHA}` hash of the same password, a cheap-hash reference point that
 //! Portcullis (which stores only argon2id) has no equivalent of: in
 //! Portcullis those users get the argon2id password like the others.
+//!
+//! `seed --totp-users N --totp-seed FILE` also gives the N users after those
+//! (Portcullis only; they have no password in the LDIF) the bench password
+//! and a TOTP device, and writes their secrets to FILE for `run --workload
+//! bind-totp`.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use base64::Engine;
@@ -59,6 +64,28 @@ pub struct Dataset {
     pub search_group: String,
 }
 
+/// The TOTP users of `seed` (Portcullis only).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TotpSeed {
+    /// Users after the password users (`--passwords` + `--ssha-passwords`)
+    /// that get the bench password and a TOTP device, for bind-totp.
+    #[arg(long, default_value_t = 0)]
+    pub totp_users: usize,
+    /// Where their secrets go, one JSON line per user:
+    /// `{"username","password","totp_secret_base32"}` (mode 0600; the
+    /// secrets are real). Required with --totp-users.
+    #[arg(long)]
+    pub totp_seed: Option<PathBuf>,
+}
+
+/// One line of the TOTP seed file, as `run --workload bind-totp` reads it.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct TotpSeedLine {
+    pub username: String,
+    pub password: String,
+    pub totp_secret_base32: String,
+}
+
 impl Dataset {
     pub fn username(&self, i: usize) -> String {
         format!("{}{:05}", self.user_prefix, i)
@@ -77,8 +104,14 @@ impl Dataset {
     }
 
     /// Whether user `i` (from 1) has a password in Portcullis.
-    fn has_password(&self, i: usize) -> bool {
-        i <= self.passwords + self.ssha_passwords
+    fn has_password(&self, i: usize, totp: &TotpSeed) -> bool {
+        i <= self.passwords + self.ssha_passwords + totp.totp_users
+    }
+
+    /// The users that get a TOTP device in Portcullis (numbers from 1).
+    fn totp_range(&self, totp: &TotpSeed) -> std::ops::RangeInclusive<usize> {
+        let first = self.passwords + self.ssha_passwords + 1;
+        first..=first + totp.totp_users - 1
     }
 
     /// Members of group `j` (from 1), as user numbers.
@@ -114,22 +147,40 @@ impl Dataset {
 }
 
 /// Loads the dataset into a running Portcullis through one admin socket
-/// connection (the equivalent of `portcullis import`, which does not exist
-/// yet). Users and groups that already exist are left as they are, so an
-/// interrupted seed can be resumed.
-pub fn seed(data_dir: &Path, d: &Dataset) -> Result<(), String> {
+/// connection. Users and groups that already exist are left as they are,
+/// so an interrupted seed can be resumed (TOTP users get a new device each
+/// time; the seed file holds the newest secrets, and any device's code
+/// binds).
+pub fn seed(data_dir: &Path, d: &Dataset, totp: &TotpSeed) -> Result<(), String> {
+    let totp_file = match (totp.totp_users, &totp.totp_seed) {
+        (0, _) => None,
+        (_, None) => return Err("--totp-users needs --totp-seed FILE".into()),
+        (n, Some(path)) => {
+            if *d.totp_range(totp).end() > d.users {
+                return Err(format!(
+                    "--totp-users {n}: users {}..={} do not exist with --users {}",
+                    d.totp_range(totp).start(),
+                    d.totp_range(totp).end(),
+                    d.users
+                ));
+            }
+            Some(path)
+        }
+    };
     let socket = socket_path(data_dir);
     let mut client = AdminClient::connect(&socket)
         .map_err(|e| format!("connecting to {}: {e}", socket.display()))?;
     let started = Instant::now();
-    let mut call = |req: AdminRequest| -> Result<(), String> {
+    let mut request = |req: AdminRequest| -> Result<serde_json::Value, String> {
         let op = req.op();
         match client.call(&req) {
-            Ok(Ok(_)) | Ok(Err(AdminError::AlreadyExists(_))) => Ok(()),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(AdminError::AlreadyExists(_))) => Ok(serde_json::Value::Null),
             Ok(Err(e)) => Err(format!("{op}: {e}")),
             Err(e) => Err(format!("{op}: admin socket: {e}")),
         }
     };
+    let mut call = |req: AdminRequest| request(req).map(|_| ());
     let password = || Some(Password::new(d.password.clone()));
 
     call(AdminRequest::UserAdd {
@@ -147,7 +198,11 @@ pub fn seed(data_dir: &Path, d: &Dataset) -> Result<(), String> {
             username: d.username(i),
             full_name: Some(d.full_name(i)),
             email: Some(d.email(i)),
-            password: if d.has_password(i) { password() } else { None },
+            password: if d.has_password(i, totp) {
+                password()
+            } else {
+                None
+            },
         })?;
         if i % 5000 == 0 {
             eprintln!(
@@ -168,6 +223,33 @@ pub fn seed(data_dir: &Path, d: &Dataset) -> Result<(), String> {
             })?;
         }
     }
+    if let Some(path) = totp_file {
+        let mut lines = String::new();
+        for i in d.totp_range(totp) {
+            let username = d.username(i);
+            let device = request(AdminRequest::MfaTotpAdd {
+                username: username.clone(),
+                digits: 6,
+                label: Some("bench".into()),
+            })?;
+            let secret = device["secret"]
+                .as_str()
+                .ok_or("mfa_totp_add: no secret in the answer")?;
+            let line = TotpSeedLine {
+                username,
+                password: d.password.clone(),
+                totp_secret_base32: secret.to_string(),
+            };
+            lines.push_str(&serde_json::to_string(&line).map_err(|e| e.to_string())?);
+            lines.push('\n');
+        }
+        write_private(path, lines.as_bytes())?;
+        eprintln!(
+            "seed: TOTP devices for {} users, secrets in {}",
+            totp.totp_users,
+            path.display()
+        );
+    }
     eprintln!(
         "seed: {} users, {} groups in {:.1} s",
         d.users,
@@ -175,6 +257,20 @@ pub fn seed(data_dir: &Path, d: &Dataset) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Writes `bytes` to a new file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    f.write_all(bytes)
+        .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 /// An argon2id PHC string of `password` with the server's default costs
@@ -377,6 +473,22 @@ mod tests {
         let total: usize = (1..=5).map(|j| d.members(j).len()).sum();
         let back: usize = (1..=1000).map(|i| d.groups_of(i).len()).sum();
         assert_eq!(total, back);
+    }
+
+    #[test]
+    fn totp_users_follow_the_password_users_and_have_a_password() {
+        let d = dataset(&["--passwords", "10", "--ssha-passwords", "5"]);
+        let totp = TotpSeed {
+            totp_users: 3,
+            totp_seed: None,
+        };
+        assert_eq!(d.totp_range(&totp), 16..=18);
+        assert!(d.has_password(18, &totp));
+        assert!(!d.has_password(19, &totp));
+        assert!(!d.has_password(16, &TotpSeed::default()));
+        // the seed refuses TOTP users without a file, before connecting
+        let e = seed(Path::new("/nonexistent"), &d, &totp).expect_err("no file");
+        assert!(e.contains("--totp-seed"), "{e}");
     }
 
     #[test]

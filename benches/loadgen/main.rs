@@ -43,6 +43,8 @@ enum Command {
         data_dir: PathBuf,
         #[command(flatten)]
         dataset: dataset::Dataset,
+        #[command(flatten)]
+        totp: dataset::TotpSeed,
     },
     /// Writes the dataset as LDIF (for slapadd) to stdout.
     Ldif {
@@ -69,7 +71,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => workload::run(*args),
-        Command::Seed { data_dir, dataset } => dataset::seed(&data_dir, &dataset),
+        Command::Seed {
+            data_dir,
+            dataset,
+            totp,
+        } => dataset::seed(&data_dir, &dataset, &totp),
         Command::Ldif { dataset } => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());

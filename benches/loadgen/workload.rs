@@ -6,6 +6,7 @@
 //! warm-up are not recorded; no operation starts after the end, and every
 //! operation has a timeout, so a run always stops by itself.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,7 +16,6 @@ use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use serde::Deserialize;
 
 use crate::stats::{self, Errors, Report, Section};
 use crate::totp;
@@ -36,11 +36,14 @@ pub enum Workload {
     SearchMemberof,
     /// Simple bind on an open connection, rotating over the bind users.
     Bind,
+    /// The same bind again and again: each connection binds as one user of
+    /// its own (Portcullis's bind cache answers all but the first).
+    BindRepeat,
     /// New connection, bind, search own entry, unbind (a web application).
     BindSearchNewConn,
     /// search-uid on --connections while --flood-connections bind.
     MixedArgon2Flood,
-    /// Bind with `password;TOTP` from a seed file (untested until MFA lands).
+    /// Bind with `password;TOTP`, codes computed from `seed --totp-seed`.
     BindTotp,
 }
 
@@ -105,7 +108,8 @@ pub struct RunArgs {
     /// Password of the bind users and of the search account.
     #[arg(long, default_value = "Bench-Passw0rd")]
     password: String,
-    /// bind-totp: JSON lines `{"username","password","totp_secret_base32"}`.
+    /// bind-totp: the file `seed --totp-seed` wrote, JSON lines
+    /// `{"username","password","totp_secret_base32"}`.
     #[arg(long)]
     totp_seed: Option<PathBuf>,
     /// Server process to read CPU time from (/proc/PID/stat).
@@ -165,6 +169,10 @@ impl Ctx {
 enum OpError {
     Result(String),
     Conn(String),
+    /// Not a failure: nothing to do before this much time passes (bind-totp
+    /// when every user has bound in the current step). Neither counted nor
+    /// timed.
+    Wait(Duration),
 }
 
 impl From<ldap3::LdapError> for OpError {
@@ -287,6 +295,7 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         }
         Workload::SearchMemberof => vec![("search", Op::MemberOf, args.connections)],
         Workload::Bind => vec![("bind", Op::Bind, args.connections)],
+        Workload::BindRepeat => vec![("bind", Op::BindRepeat, args.connections)],
         Workload::BindSearchNewConn => vec![("session", Op::NewConn, args.connections)],
         Workload::MixedArgon2Flood => vec![
             ("search", Op::SearchUid, args.connections),
@@ -330,6 +339,18 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         .map(stats::process_cpu_seconds)
         .transpose()?;
     let rss = args.server_pid.and_then(stats::process_rss_kib);
+    if let Some(t) = &ctx.totp {
+        t.save_steps()?;
+        let n = t.exhausted.load(Ordering::Relaxed);
+        if n > 0 {
+            eprintln!(
+                "bind-totp: all {} users had bound in the current 30 s step ({n} times); \
+                 the workers idled until the next step (not measured). Seed more with \
+                 `seed --totp-users` for a steady rate.",
+                t.users.len()
+            );
+        }
+    }
 
     let sections: Vec<Section> = groups
         .iter()
@@ -359,6 +380,7 @@ enum Op {
     GroupMembers,
     MemberOf,
     Bind,
+    BindRepeat,
     NewConn,
     Totp,
 }
@@ -369,7 +391,7 @@ impl Op {
     fn persistent(self) -> Option<bool> {
         match self {
             Op::SearchUid | Op::GroupMembers | Op::MemberOf => Some(true),
-            Op::Bind | Op::Totp => Some(false),
+            Op::Bind | Op::BindRepeat | Op::Totp => Some(false),
             Op::NewConn => None,
         }
     }
@@ -398,6 +420,12 @@ async fn worker(ctx: Arc<Ctx>, op: Op, seed: u64, errors: Arc<Errors>) -> Histog
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_cafe);
     let mut h = stats::new_histogram();
     let mut conn: Option<Ldap> = None;
+    // bind-repeat: this worker's one user (the others leave the shared
+    // rotation alone).
+    let own_user = match op {
+        Op::BindRepeat => ctx.next_bind_user(),
+        _ => String::new(),
+    };
     while Instant::now() < ctx.end && errors.count() < MAX_ERRORS {
         if conn.is_none() {
             if let Some(as_search) = op.persistent() {
@@ -416,6 +444,7 @@ async fn worker(ctx: Arc<Ctx>, op: Op, seed: u64, errors: Arc<Errors>) -> Histog
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
+                    Ok(Err(OpError::Wait(_))) => continue,
                     Err(_) => {
                         errors.add("opening a connection: timed out".into());
                         continue;
@@ -424,8 +453,11 @@ async fn worker(ctx: Arc<Ctx>, op: Op, seed: u64, errors: Arc<Errors>) -> Histog
             }
         }
         let started = Instant::now();
-        let outcome =
-            tokio::time::timeout(ctx.op_timeout, one(&ctx, op, &mut conn, &mut rng)).await;
+        let outcome = tokio::time::timeout(
+            ctx.op_timeout,
+            one(&ctx, op, &mut conn, &mut rng, &own_user),
+        )
+        .await;
         match outcome {
             Ok(Ok(())) => {
                 if started >= ctx.measure_start {
@@ -433,6 +465,10 @@ async fn worker(ctx: Arc<Ctx>, op: Op, seed: u64, errors: Arc<Errors>) -> Histog
                 }
             }
             Ok(Err(OpError::Result(e))) => errors.add(e),
+            Ok(Err(OpError::Wait(wait))) => {
+                let until = (Instant::now() + wait).min(ctx.end);
+                tokio::time::sleep_until(until.into()).await;
+            }
             Ok(Err(OpError::Conn(e))) => {
                 errors.add(format!("connection: {e}"));
                 conn = None;
@@ -450,7 +486,13 @@ async fn worker(ctx: Arc<Ctx>, op: Op, seed: u64, errors: Arc<Errors>) -> Histog
 }
 
 /// One operation of `op`.
-async fn one(ctx: &Ctx, op: Op, conn: &mut Option<Ldap>, rng: &mut StdRng) -> Result<(), OpError> {
+async fn one(
+    ctx: &Ctx,
+    op: Op,
+    conn: &mut Option<Ldap>,
+    rng: &mut StdRng,
+    own_user: &str,
+) -> Result<(), OpError> {
     match op {
         Op::NewConn => {
             let name = ctx.next_bind_user();
@@ -524,12 +566,13 @@ async fn one(ctx: &Ctx, op: Op, conn: &mut Option<Ldap>, rng: &mut StdRng) -> Re
                     let name = ctx.next_bind_user();
                     bind(ldap, &ctx.user_dn(&name), &ctx.password).await
                 }
+                Op::BindRepeat => bind(ldap, &ctx.user_dn(own_user), &ctx.password).await,
                 Op::Totp => {
                     let users = ctx
                         .totp
                         .as_ref()
                         .ok_or_else(|| OpError::Result("no TOTP users".into()))?;
-                    let (user, code) = users.next().await;
+                    let (user, code) = users.next().map_err(OpError::Wait)?;
                     let credential = format!("{};{}", user.password, code);
                     bind(ldap, &ctx.user_dn(&user.username), &credential).await
                 }
@@ -578,15 +621,6 @@ fn expect(want: usize, got: usize, what: &str) -> Result<(), OpError> {
     }
 }
 
-/// One line of the TOTP seed file. The format is assumed until the MFA
-/// issue lands: `{"username": …, "password": …, "totp_secret_base32": …}`.
-#[derive(Deserialize)]
-struct TotpSeedLine {
-    username: String,
-    password: String,
-    totp_secret_base32: String,
-}
-
 struct TotpUser {
     username: String,
     password: String,
@@ -596,11 +630,21 @@ struct TotpUser {
 /// Users with TOTP devices. A code is accepted once per device and time
 /// step, so each user binds at most once per 30 s step: with many binds per
 /// second the file needs more users than binds per step.
+///
+/// The server remembers each device's last accepted step across runs, so
+/// the steps used are kept in `<seed file>.steps` (JSON, username → step):
+/// a run started within 30 s of the previous one does not reuse a code.
+/// One client at a time per seed file.
 struct TotpUsers {
     users: Vec<TotpUser>,
     /// The last step each user bound with (u64::MAX: never).
     last_step: Vec<AtomicU64>,
     cursor: AtomicUsize,
+    /// `<seed file>.steps`.
+    steps_path: PathBuf,
+    /// Times a worker found every user used in the current step and waited
+    /// for the next one (that wait is not measured).
+    exhausted: AtomicU64,
 }
 
 impl TotpUsers {
@@ -612,7 +656,7 @@ impl TotpUsers {
             if line.trim().is_empty() {
                 continue;
             }
-            let l: TotpSeedLine = serde_json::from_str(line)
+            let l: crate::dataset::TotpSeedLine = serde_json::from_str(line)
                 .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
             let secret = totp::base32_decode(&l.totp_secret_base32)
                 .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
@@ -625,32 +669,67 @@ impl TotpUsers {
         if users.is_empty() {
             return Err(format!("{}: no users", path.display()));
         }
-        let last_step = users.iter().map(|_| AtomicU64::new(u64::MAX)).collect();
+        let mut steps_path = path.clone().into_os_string();
+        steps_path.push(".steps");
+        let steps_path = PathBuf::from(steps_path);
+        let used: HashMap<String, u64> = match std::fs::read_to_string(&steps_path) {
+            Ok(text) => {
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", steps_path.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => return Err(format!("reading {}: {e}", steps_path.display())),
+        };
+        let last_step = users
+            .iter()
+            .map(|u| AtomicU64::new(used.get(&u.username).copied().unwrap_or(u64::MAX)))
+            .collect();
         Ok(TotpUsers {
             users,
             last_step,
             cursor: AtomicUsize::new(0),
+            steps_path,
+            exhausted: AtomicU64::new(0),
         })
     }
 
-    /// A user who has not bound in the current step, and its code; waits for
-    /// the next step when every user has.
-    async fn next(&self) -> (&TotpUser, String) {
-        loop {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            let step = totp::step(now.as_secs());
-            for _ in 0..self.users.len() {
-                let i = self.cursor.fetch_add(1, Ordering::Relaxed) % self.users.len();
-                if self.last_step[i].swap(step, Ordering::Relaxed) != step {
-                    let user = &self.users[i];
-                    return (user, totp::code(&user.secret, step, 6));
-                }
+    /// Writes the last step each user bound with, for the next run.
+    fn save_steps(&self) -> Result<(), String> {
+        let used: HashMap<&str, u64> = self
+            .users
+            .iter()
+            .zip(&self.last_step)
+            .map(|(u, s)| (u.username.as_str(), s.load(Ordering::Relaxed)))
+            .filter(|(_, s)| *s != u64::MAX)
+            .collect();
+        let text = serde_json::to_string(&used).map_err(|e| e.to_string())?;
+        std::fs::write(&self.steps_path, text)
+            .map_err(|e| format!("writing {}: {e}", self.steps_path.display()))
+    }
+
+    /// A user who has not bound in the current step (nor a later one), and
+    /// its code; when
+    /// every user has, the time until the next step.
+    fn next(&self) -> Result<(&TotpUser, String), Duration> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let step = totp::step(now.as_secs());
+        for _ in 0..self.users.len() {
+            let i = self.cursor.fetch_add(1, Ordering::Relaxed) % self.users.len();
+            let last = self.last_step[i].load(Ordering::Relaxed);
+            let unused = last == u64::MAX || last < step;
+            if unused
+                && self.last_step[i]
+                    .compare_exchange(last, step, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                let user = &self.users[i];
+                return Ok((user, totp::code(&user.secret, step, 6)));
             }
-            let into_step = now.as_secs_f64() % 30.0;
-            tokio::time::sleep(Duration::from_secs_f64(30.0 - into_step + 0.01)).await;
         }
+        self.exhausted.fetch_add(1, Ordering::Relaxed);
+        let into_step = now.as_secs_f64() % 30.0;
+        Err(Duration::from_secs_f64(30.0 - into_step + 0.01))
     }
 }
 

@@ -15,8 +15,11 @@
 //!   globally and per group.
 //! - `throttle`: per-account softlock and per-address limit.
 //! - `legacy`: verification of hashes imported from other directories.
+//! - `cache`: the bind cache, which lets a repeated identical password bind
+//!   skip argon2.
 
 pub mod app_password;
+pub mod cache;
 pub mod keys;
 pub mod legacy;
 pub mod password;
@@ -31,6 +34,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::store::{Device, DeviceKind, Store, StoreError, Timestamp, User, UserId};
+use cache::{BindCache, CacheConfig};
 use keys::ServerKey;
 use password::Hasher;
 use policy::{CodeRule, PolicyDefaults};
@@ -110,6 +114,8 @@ pub enum BindOutcome {
         method: Method,
         /// The app password's name, for the audit event.
         app_password: Option<String>,
+        /// The password was found in the bind cache: argon2 was skipped.
+        cached: bool,
     },
     Refused {
         reason: Refusal,
@@ -137,6 +143,7 @@ pub fn split_code(bind_password: &str) -> Option<(&str, &str)> {
 pub struct AuthSettings {
     pub policy: PolicyDefaults,
     pub throttle: ThrottleConfig,
+    pub cache: CacheConfig,
 }
 
 /// Decides binds against the store.
@@ -147,6 +154,8 @@ pub struct Authenticator {
     key: ServerKey,
     policy: PolicyDefaults,
     throttle: Arc<Throttle>,
+    /// `None` when `[bind] cache = false`.
+    cache: Option<Arc<BindCache>>,
 }
 
 fn unix_secs(now: SystemTime) -> u64 {
@@ -191,11 +200,20 @@ impl Authenticator {
             key,
             policy: settings.policy,
             throttle: Arc::new(Throttle::new(settings.throttle)),
+            cache: settings
+                .cache
+                .enabled
+                .then(|| Arc::new(BindCache::new(settings.cache))),
         }
     }
 
     pub fn hasher(&self) -> &Hasher {
         &self.hasher
+    }
+
+    /// The bind cache, when it is on.
+    pub fn cache(&self) -> Option<&BindCache> {
+        self.cache.as_deref()
     }
 
     /// Decides a simple bind of `username` with `password` from `peer` at
@@ -209,6 +227,11 @@ impl Authenticator {
     ///    step) and unused static tokens. The consumed code is flushed to
     ///    disk before this returns success.
     /// 3. Otherwise the whole string is the password.
+    ///
+    /// In case 3 a password verified less than `[bind] cache_ttl_secs` ago
+    /// against the same stored hash and credential generation is taken from
+    /// the bind cache instead of running argon2 again (see [`cache`]); every
+    /// other check above still runs on every bind.
     ///
     /// Every refusal that reaches step 2 or 3 — unknown user, no password,
     /// wrong-format MFA password — costs one argon2 verification, like a
@@ -318,6 +341,7 @@ impl Authenticator {
                         user: Box::new(user),
                         method,
                         app_password: Some(ap.name),
+                        cached: false,
                     });
                 }
             }
@@ -346,7 +370,27 @@ impl Authenticator {
         let phc = self.store.password_hash(user.id)?;
         let has_password = phc.is_some();
         let stored = phc.clone();
-        let verified = self.hasher.verify(password_part.to_string(), phc).await;
+        // The bind cache: only for the whole-password rule (no code ever),
+        // and only for hashes that stay as they are (no rehash pending).
+        let cache_digest = match (&self.cache, &phc) {
+            (Some(cache), Some(stored))
+                if rule == CodeRule::WholePassword && !legacy::needs_rehash(stored) =>
+            {
+                Some((
+                    cache,
+                    cache.digest(user.id, user.cred_generation, stored, password_part),
+                ))
+            }
+            _ => None,
+        };
+        let cached = cache_digest
+            .as_ref()
+            .is_some_and(|(cache, digest)| cache.hit(digest, now));
+        let verified = if cached {
+            true
+        } else {
+            self.hasher.verify(password_part.to_string(), phc).await
+        };
         let refused = |reason| Ok(BindOutcome::Refused { reason, method });
         if !has_password {
             return refused(Refusal::NoPassword);
@@ -364,10 +408,14 @@ impl Authenticator {
             self.rehash(user.id, &stored, password_part).await;
         }
         let Some(code) = code else {
+            if let Some((cache, digest)) = cache_digest.filter(|_| !cached) {
+                cache.insert(digest, now);
+            }
             return Ok(BindOutcome::Success {
                 user: Box::new(user),
                 method,
                 app_password: None,
+                cached,
             });
         };
         if code.is_empty() {
@@ -386,6 +434,7 @@ impl Authenticator {
             user: Box::new(user),
             method,
             app_password: None,
+            cached: false,
         })
     }
 

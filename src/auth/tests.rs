@@ -440,3 +440,218 @@ fn secrets_never_in_debug() {
     let t = TotpSecret(b"12345678901234567890".to_vec());
     assert_eq!(format!("{t:?}"), "********");
 }
+
+// --- the bind cache ---
+
+impl Fx {
+    /// (hits, misses) of the bind cache.
+    fn cache_stats(&self) -> (u64, u64) {
+        self.auth.cache().expect("cache on by default").stats()
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_password_bind_is_answered_from_the_cache() {
+    let f = fx();
+    f.user("ivy", "pw;with;semicolons");
+    assert_eq!(f.cache_stats(), (0, 0));
+    assert_eq!(
+        f.bind("ivy", "pw;with;semicolons", at(T0)).await,
+        Ok(Method::Password)
+    );
+    assert_eq!(f.cache_stats(), (0, 1), "first bind: miss, argon2");
+    for i in 0..3 {
+        let peer = IpAddr::from(PEER);
+        match f
+            .auth
+            .authenticate(
+                "ivy",
+                &Secret("pw;with;semicolons".into()),
+                peer,
+                at(T0 + i),
+            )
+            .await
+        {
+            BindOutcome::Success { cached, method, .. } => {
+                assert!(cached, "bind {i} skipped argon2");
+                assert_eq!(method, Method::Password);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(f.cache_stats(), (3, 1));
+    // a wrong password is never a hit, and a failure is never remembered
+    assert_eq!(
+        f.bind("ivy", "wrong", at(T0)).await,
+        Err(Refusal::WrongPassword)
+    );
+    assert_eq!(
+        f.bind("ivy", "wrong", at(T0)).await,
+        Err(Refusal::WrongPassword)
+    );
+    assert_eq!(f.cache_stats(), (3, 3));
+    // the entry expires after the ttl (60 s by default): argon2 again
+    assert_eq!(
+        f.bind("ivy", "pw;with;semicolons", at(T0 + 60)).await,
+        Ok(Method::Password)
+    );
+    assert_eq!(f.cache_stats(), (3, 4));
+}
+
+#[tokio::test]
+async fn password_change_and_disable_take_effect_on_the_next_bind() {
+    let f = fx();
+    let u = f.user("jo", "old");
+    for _ in 0..2 {
+        assert_eq!(f.bind("jo", "old", at(T0)).await, Ok(Method::Password));
+    }
+    assert_eq!(f.cache_stats().0, 1, "cached");
+    let phc = f.auth.hasher.hash_blocking("new").expect("hash");
+    f.store.set_password_hash(u, &phc).expect("set");
+    assert_eq!(
+        f.bind("jo", "old", at(T0 + 1)).await,
+        Err(Refusal::WrongPassword)
+    );
+    assert_eq!(f.bind("jo", "new", at(T0 + 1)).await, Ok(Method::Password));
+    assert_eq!(f.bind("jo", "new", at(T0 + 1)).await, Ok(Method::Password));
+    // the same password set again gets a new salt: a miss, still right
+    let hits = f.cache_stats().0;
+    let phc = f.auth.hasher.hash_blocking("new").expect("hash");
+    f.store.set_password_hash(u, &phc).expect("set");
+    assert_eq!(f.bind("jo", "new", at(T0 + 2)).await, Ok(Method::Password));
+    assert_eq!(f.cache_stats().0, hits, "not a hit after a change");
+    f.store
+        .update_user(u, &|user| {
+            user.disabled = true;
+            Ok(())
+        })
+        .expect("disable");
+    assert_eq!(
+        f.bind("jo", "new", at(T0 + 3)).await,
+        Err(Refusal::Disabled)
+    );
+    f.store
+        .update_user(u, &|user| {
+            user.disabled = false;
+            Ok(())
+        })
+        .expect("enable");
+    assert_eq!(f.bind("jo", "new", at(T0 + 3)).await, Ok(Method::Password));
+}
+
+#[tokio::test]
+async fn policy_and_membership_changes_take_effect_on_the_next_bind() {
+    let f = fx();
+    let u = f.user("kim", "pw");
+    f.totp(u);
+    // MFA off globally: the password alone binds, and is cached
+    f.store
+        .set_setting(crate::store::mfa::SETTING_MFA_POLICY, "off")
+        .expect("setting");
+    for _ in 0..2 {
+        assert_eq!(f.bind("kim", "pw", at(T0)).await, Ok(Method::Password));
+    }
+    assert_eq!(f.cache_stats(), (1, 1));
+    // back to if-enrolled: the cached password alone is refused at once
+    f.store
+        .remove_setting(crate::store::mfa::SETTING_MFA_POLICY)
+        .expect("setting");
+    assert_eq!(
+        f.bind("kim", "pw", at(T0 + 1)).await,
+        Err(Refusal::CodeMissing)
+    );
+    // the same through a group exemption that ends with the membership
+    let g = f.store.create_group("exempt", None).expect("group");
+    f.store
+        .set_group_policy(
+            g.id,
+            GroupPolicy {
+                mfa: Some(MfaPolicy::Off),
+                app_passwords: None,
+            },
+        )
+        .expect("policy");
+    f.store
+        .add_member(g.id, crate::store::Member::User(u))
+        .expect("member");
+    for _ in 0..2 {
+        assert_eq!(f.bind("kim", "pw", at(T0 + 2)).await, Ok(Method::Password));
+    }
+    f.store
+        .remove_member(g.id, crate::store::Member::User(u))
+        .expect("remove");
+    assert_eq!(
+        f.bind("kim", "pw", at(T0 + 3)).await,
+        Err(Refusal::CodeMissing)
+    );
+    // `required` refuses a cached password of a user without a device
+    f.user("lee", "pw");
+    assert_eq!(f.bind("lee", "pw", at(T0)).await, Ok(Method::Password));
+    f.store
+        .set_setting(crate::store::mfa::SETTING_MFA_POLICY, "required")
+        .expect("setting");
+    assert_eq!(
+        f.bind("lee", "pw", at(T0 + 1)).await,
+        Err(Refusal::MfaNotEnrolled)
+    );
+}
+
+#[tokio::test]
+async fn binds_with_a_code_and_app_passwords_are_never_cached() {
+    let f = fx();
+    let u = f.user("max", "pw");
+    let secret = f.totp(u);
+    let good = format!("pw;{}", code(&secret, T0));
+    assert_eq!(f.bind("max", &good, at(T0)).await, Ok(Method::PasswordTotp));
+    assert_eq!(
+        f.bind("max", &good, at(T0)).await,
+        Err(Refusal::CodeReplayed)
+    );
+    let ap = f.app_password(u, None);
+    for _ in 0..2 {
+        assert_eq!(f.bind("max", &ap, at(T0)).await, Ok(Method::AppPassword));
+    }
+    assert_eq!(f.cache_stats(), (0, 0), "the cache was never consulted");
+    assert!(f.auth.cache().expect("cache").is_empty());
+    let id = f.store.app_passwords(u).expect("list")[0].id;
+    f.store.revoke_app_password(u, id).expect("revoke");
+    assert!(f.bind("max", &ap, at(T0)).await.is_err());
+}
+
+#[tokio::test]
+async fn throttling_applies_before_the_cache() {
+    let f = fx_with(AuthSettings {
+        throttle: ThrottleConfig {
+            account_failures: 2,
+            account_delay: Duration::from_secs(30),
+            ..ThrottleConfig::default()
+        },
+        ..AuthSettings::default()
+    });
+    f.user("ned", "pw");
+    assert_eq!(f.bind("ned", "pw", at(T0)).await, Ok(Method::Password));
+    for _ in 0..2 {
+        assert!(f.bind("ned", "bad", at(T0)).await.is_err());
+    }
+    assert_eq!(
+        f.bind("ned", "pw", at(T0 + 1)).await,
+        Err(Refusal::Throttled)
+    );
+    assert_eq!(f.bind("ned", "pw", at(T0 + 31)).await, Ok(Method::Password));
+}
+
+#[tokio::test]
+async fn the_cache_can_be_turned_off() {
+    let f = fx_with(AuthSettings {
+        cache: cache::CacheConfig {
+            enabled: false,
+            ..cache::CacheConfig::default()
+        },
+        ..AuthSettings::default()
+    });
+    f.user("ola", "pw");
+    assert!(f.auth.cache().is_none());
+    for _ in 0..2 {
+        assert_eq!(f.bind("ola", "pw", at(T0)).await, Ok(Method::Password));
+    }
+}

@@ -110,8 +110,9 @@ impl Handler {
                 user,
                 method,
                 app_password,
+                cached,
             } => {
-                tracing::info!(target: "portcullis::audit", user = %user.username, %peer, method = method.as_str(), app_password = app_password.as_deref(), outcome = "success", "bind");
+                tracing::info!(target: "portcullis::audit", user = %user.username, %peer, method = method.as_str(), app_password = app_password.as_deref(), cached, outcome = "success", "bind");
                 session.identity = Identity::User {
                     id: user.id,
                     username: user.username,

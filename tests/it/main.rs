@@ -5,6 +5,7 @@ mod harness;
 mod raw;
 
 mod bind;
+mod bindcache;
 mod cli;
 mod clients;
 mod corpus;

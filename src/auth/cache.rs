@@ -1,0 +1,302 @@
+//! The bind cache (issue 5): remembers, for a short time, that a password
+//! verified against a stored hash, so a repeated identical bind skips
+//! argon2.
+//!
+//! # What is cached, and why it cannot let a refused bind through
+//! Only the one expensive and pure step of the decision is memoised: "this
+//! password verifies against this stored hash". Everything else — the user
+//! record (disabled?), the effective MFA/app-password policy (global
+//! override, config, the user's groups), the user's confirmed devices and
+//! app passwords — is read from the store on every bind, before the cache
+//! is consulted, exactly as without it. So a change of status, policy or
+//! group membership takes effect on the next bind without any epoch.
+//!
+//! The entry's key is HMAC-SHA256, under a random key made for this
+//! process, of the user's id, the user's `cred_generation`, the stored hash
+//! (PHC string, which carries its own salt) and the password. Any change to
+//! the password (even to the same text: a new salt), devices, app passwords
+//! or status changes the generation or the hash and so misses. The password
+//! itself is never stored, and the key dies with the process.
+//!
+//! The cache is consulted only for a bind whose whole password is the
+//! password (no code: users without MFA, or `mfa = off`). Binds that carry
+//! a code are never cached; app-password binds cost no argon2 and are not
+//! cached either (their revocation and expiry are read on every bind).
+//! Hashes that will be rehashed (imported `{SSHA}` …) are not cached.
+//!
+//! # Bounds
+//! Entries live `ttl` from the verification that made them (a hit does not
+//! extend them), and at most `max_entries` are kept: a full cache first
+//! drops expired entries, then admits nothing new until the oldest entry
+//! expires. Time is a parameter, so tests need no sleeping.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::store::UserId;
+
+/// The cache settings (`[bind] cache`, `cache_ttl_secs`,
+/// `cache_max_entries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// How long a verified password is remembered.
+    pub ttl: Duration,
+    /// Most entries kept; bounds the memory (about 100 bytes each).
+    pub max_entries: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            ttl: Duration::from_secs(60),
+            max_entries: 100_000,
+        }
+    }
+}
+
+/// The key of one entry: a keyed hash, never the password.
+pub type Digest = [u8; 32];
+
+/// Domain label of the keyed hash, so it can never equal another keyed
+/// hash of the server.
+const DOMAIN: &[u8] = b"portcullis bind cache v1\0";
+
+/// Verified (user, generation, stored hash, password) combinations, by
+/// keyed hash, with the time each was verified.
+pub struct BindCache {
+    key: [u8; 32],
+    config: CacheConfig,
+    inner: Mutex<Inner>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+struct Inner {
+    /// Digest → when the password was verified.
+    entries: HashMap<Digest, SystemTime>,
+    /// While the cache is full of live entries, nothing is admitted before
+    /// this time (when the oldest entry expires).
+    no_room_until: Option<SystemTime>,
+}
+
+impl fmt::Debug for BindCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BindCache")
+            .field("config", &self.config)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BindCache {
+    /// An empty cache under a fresh random key.
+    pub fn new(config: CacheConfig) -> BindCache {
+        BindCache {
+            key: rand::random(),
+            config,
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                no_room_until: None,
+            }),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    pub fn config(&self) -> CacheConfig {
+        self.config
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves a map that is still
+        // consistent (every operation is a single insert or remove).
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The entry key of a bind: every input that decides whether the
+    /// password verifies, length-prefixed so no two inputs collide.
+    pub fn digest(&self, user: UserId, generation: u64, stored: &str, password: &str) -> Digest {
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.key) {
+            Ok(mac) => mac,
+            // HMAC takes keys of any length; never reached. An all-zero
+            // digest is never inserted (see `insert`).
+            Err(_) => return [0u8; 32],
+        };
+        mac.update(DOMAIN);
+        mac.update(user.0.as_bytes());
+        mac.update(&generation.to_be_bytes());
+        mac.update(&(stored.len() as u64).to_be_bytes());
+        mac.update(stored.as_bytes());
+        mac.update(&(password.len() as u64).to_be_bytes());
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn live(&self, verified_at: SystemTime, now: SystemTime) -> bool {
+        // A clock that went backwards makes the entry stale, not eternal.
+        match now.duration_since(verified_at) {
+            Ok(age) => age < self.config.ttl,
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `digest` was verified less than `ttl` ago; counts a hit or
+    /// a miss.
+    pub fn hit(&self, digest: &Digest, now: SystemTime) -> bool {
+        let found = {
+            let mut inner = self.lock();
+            match inner.entries.get(digest).copied() {
+                Some(at) if self.live(at, now) => true,
+                Some(_) => {
+                    inner.entries.remove(digest);
+                    false
+                }
+                None => false,
+            }
+        };
+        if found {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::bind_cache(true);
+        } else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::bind_cache(false);
+        }
+        found
+    }
+
+    /// Remembers that `digest` verified at `now`, if there is room.
+    pub fn insert(&self, digest: Digest, now: SystemTime) {
+        if digest == [0u8; 32] {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.entries.len() >= self.config.max_entries && !inner.entries.contains_key(&digest) {
+            if inner.no_room_until.is_some_and(|until| now < until) {
+                return;
+            }
+            let ttl = self.config.ttl;
+            inner.entries.retain(|_, at| match now.duration_since(*at) {
+                Ok(age) => age < ttl,
+                Err(_) => false,
+            });
+            if inner.entries.len() >= self.config.max_entries {
+                inner.no_room_until = inner.entries.values().min().map(|oldest| *oldest + ttl);
+                return;
+            }
+            inner.no_room_until = None;
+        }
+        inner.entries.insert(digest, now);
+    }
+
+    /// Entries held now (live or not yet purged).
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// (hits, misses) since this cache was made.
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn cache(ttl: u64, max: usize) -> BindCache {
+        BindCache::new(CacheConfig {
+            enabled: true,
+            ttl: Duration::from_secs(ttl),
+            max_entries: max,
+        })
+    }
+
+    #[test]
+    fn every_input_changes_the_digest() {
+        let c = cache(60, 10);
+        let u = UserId(Uuid::new_v4());
+        let base = c.digest(u, 1, "$argon2id$x", "pw");
+        assert_eq!(base, c.digest(u, 1, "$argon2id$x", "pw"));
+        for other in [
+            c.digest(UserId(Uuid::new_v4()), 1, "$argon2id$x", "pw"),
+            c.digest(u, 2, "$argon2id$x", "pw"),
+            c.digest(u, 1, "$argon2id$y", "pw"),
+            c.digest(u, 1, "$argon2id$x", "pw2"),
+            // length prefixes: moving bytes between fields changes it
+            c.digest(u, 1, "$argon2id$xp", "w"),
+        ] {
+            assert_ne!(base, other);
+        }
+        // a different process (key) never shares digests
+        assert_ne!(base, cache(60, 10).digest(u, 1, "$argon2id$x", "pw"));
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl_and_hits_do_not_extend_them() {
+        let c = cache(60, 10);
+        let d = c.digest(UserId(Uuid::new_v4()), 0, "h", "pw");
+        assert!(!c.hit(&d, at(1000)));
+        c.insert(d, at(1000));
+        assert!(c.hit(&d, at(1000)));
+        assert!(c.hit(&d, at(1059)));
+        assert!(!c.hit(&d, at(1060)), "expired after the ttl");
+        assert!(c.is_empty(), "an expired entry is dropped when seen");
+        assert_eq!(c.stats(), (2, 2));
+    }
+
+    #[test]
+    fn a_clock_that_went_back_makes_entries_stale() {
+        let c = cache(60, 10);
+        let d = c.digest(UserId(Uuid::new_v4()), 0, "h", "pw");
+        c.insert(d, at(1000));
+        assert!(!c.hit(&d, at(999)));
+    }
+
+    #[test]
+    fn the_size_is_bounded() {
+        let c = cache(60, 3);
+        let u = UserId(Uuid::new_v4());
+        let ds: Vec<Digest> = (0..5).map(|i| c.digest(u, i, "h", "pw")).collect();
+        for (i, d) in ds.iter().enumerate() {
+            c.insert(*d, at(1000 + i as u64));
+        }
+        assert_eq!(c.len(), 3, "never more than max_entries");
+        assert!(c.hit(&ds[0], at(1010)));
+        assert!(!c.hit(&ds[3], at(1010)), "no room: not admitted");
+        // Once the oldest expires, room is made for new entries.
+        c.insert(ds[3], at(1060));
+        assert!(c.hit(&ds[3], at(1061)));
+        assert!(c.len() <= 3);
+    }
+
+    #[test]
+    fn debug_shows_no_key() {
+        let c = cache(60, 3);
+        let text = format!("{c:?}");
+        assert!(text.contains("BindCache"), "{text}");
+        assert!(!text.contains("key"), "{text}");
+    }
+}
