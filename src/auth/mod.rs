@@ -36,7 +36,7 @@ use std::time::SystemTime;
 use crate::store::{Device, DeviceKind, Store, StoreError, Timestamp, User, UserId};
 use cache::{BindCache, CacheConfig};
 use keys::ServerKey;
-use password::Hasher;
+use password::{Busy, Hasher};
 use policy::{CodeRule, PolicyDefaults};
 use throttle::{Key, Throttle, ThrottleConfig, Verdict};
 
@@ -85,6 +85,11 @@ pub enum Refusal {
     AppPasswordsDisabled,
     /// The store failed while deciding: never fail open.
     Internal,
+    /// The password check was needed and the hashing queue was full: the
+    /// attempt was not decided (LDAP busy, 51) and does not count as a
+    /// failure. Cache hits and app passwords never hash, so they never see
+    /// this.
+    Busy,
 }
 
 impl Refusal {
@@ -102,6 +107,7 @@ impl Refusal {
             Refusal::AppPasswordExpired => "app password expired",
             Refusal::AppPasswordsDisabled => "app passwords disabled",
             Refusal::Internal => "internal error",
+            Refusal::Busy => "hashing queue full",
         }
     }
 }
@@ -267,7 +273,7 @@ impl Authenticator {
         match &outcome {
             BindOutcome::Success { .. } => self.throttle.success(&account),
             BindOutcome::Refused {
-                reason: Refusal::Internal,
+                reason: Refusal::Internal | Refusal::Busy,
                 ..
             } => {}
             BindOutcome::Refused { .. } => {
@@ -280,7 +286,10 @@ impl Authenticator {
 
     /// A refusal after spending one dummy argon2 verification.
     async fn refuse_after_hashing(&self, reason: Refusal, method: Method) -> BindOutcome {
-        self.hasher.verify(String::new(), None).await;
+        let reason = match self.hasher.try_verify(String::new(), None).await {
+            Ok(_) => reason,
+            Err(Busy) => Refusal::Busy,
+        };
         BindOutcome::Refused { reason, method }
     }
 
@@ -386,12 +395,15 @@ impl Authenticator {
         let cached = cache_digest
             .as_ref()
             .is_some_and(|(cache, digest)| cache.hit(digest, now));
+        let refused = |reason| Ok(BindOutcome::Refused { reason, method });
         let verified = if cached {
             true
         } else {
-            self.hasher.verify(password_part.to_string(), phc).await
+            match self.hasher.try_verify(password_part.to_string(), phc).await {
+                Ok(verified) => verified,
+                Err(Busy) => return refused(Refusal::Busy),
+            }
         };
-        let refused = |reason| Ok(BindOutcome::Refused { reason, method });
         if !has_password {
             return refused(Refusal::NoPassword);
         }

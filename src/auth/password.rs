@@ -46,7 +46,7 @@ pub struct Hasher {
 }
 
 /// One slot of `in_flight`, released on drop.
-struct Slot(Arc<AtomicUsize>);
+pub(super) struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -98,7 +98,7 @@ impl Hasher {
     }
 
     /// Takes a slot unless the queue is full.
-    fn try_slot(&self) -> Result<Slot, Busy> {
+    pub(super) fn try_slot(&self) -> Result<Slot, Busy> {
         let mut current = self.in_flight.load(Ordering::Acquire);
         loop {
             if current >= self.capacity {

@@ -655,3 +655,32 @@ async fn the_cache_can_be_turned_off() {
         assert_eq!(f.bind("ola", "pw", at(T0)).await, Ok(Method::Password));
     }
 }
+
+// --- a full hashing queue ---
+
+#[tokio::test]
+async fn a_full_hashing_queue_answers_busy_only_where_a_hash_is_needed() {
+    let mut f = fx();
+    // One worker, no queued place: holding one slot fills the queue.
+    f.auth.hasher = f.auth.hasher.clone().with_queue_limit(0);
+    let ivy = f.user("ivy", "ivy-pw");
+    let app = f.app_password(ivy, None);
+    assert_eq!(f.bind("ivy", "ivy-pw", at(T0)).await, Ok(Method::Password));
+
+    let slot = f.auth.hasher.try_slot().expect("a free slot");
+    assert!(f.auth.hasher.queue_full());
+    // Needs argon2: not decided, answered busy.
+    assert_eq!(f.bind("ivy", "wrong", at(T0)).await, Err(Refusal::Busy));
+    assert_eq!(f.bind("nobody", "x", at(T0)).await, Err(Refusal::Busy));
+    // Needs none: decided as usual during the flood.
+    assert_eq!(f.bind("ivy", "ivy-pw", at(T0)).await, Ok(Method::Password));
+    assert_eq!(f.bind("ivy", &app, at(T0)).await, Ok(Method::AppPassword));
+    drop(slot);
+
+    // Busy answers were not counted as failures, and a wrong password is
+    // refused as wrong once the queue has room.
+    assert_eq!(
+        f.bind("ivy", "wrong", at(T0)).await,
+        Err(Refusal::WrongPassword)
+    );
+}

@@ -8,7 +8,7 @@ use ldap3_proto::proto::{
 
 use super::handler::{Handler, Outcome, Session};
 use super::result::{ldap_result, success};
-use crate::auth::{BindOutcome, Secret};
+use crate::auth::{BindOutcome, Refusal, Secret};
 use crate::directory::{tree, Dn, Identity, Target};
 
 /// The one text every refused bind gets (DESIGN.md section 4).
@@ -89,11 +89,6 @@ impl Handler {
             // A DN that cannot be a user costs the same as a wrong password.
             _ => String::new(),
         };
-        // A bounded hashing queue: a flood is answered busy, not queued.
-        if self.auth.hasher().queue_full() {
-            tracing::warn!(%peer, "password hashing queue full; bind answered busy");
-            return respond(LdapResultCode::Busy, "the server is busy; try again");
-        }
         // A DN that cannot be a user (empty name) goes through the same
         // decision as an unknown user: throttled, and costing one argon2.
         let outcome = self
@@ -118,6 +113,16 @@ impl Handler {
                     username: user.username,
                 };
                 respond(LdapResultCode::Success, "")
+            }
+            // A bounded hashing queue: a flood is answered busy, not queued.
+            // Only binds that need a hash get here; cache hits and app
+            // passwords are answered during the flood.
+            BindOutcome::Refused {
+                reason: Refusal::Busy,
+                ..
+            } => {
+                tracing::warn!(%peer, "password hashing queue full; bind answered busy");
+                respond(LdapResultCode::Busy, "the server is busy; try again")
             }
             BindOutcome::Refused { reason, method } => {
                 tracing::info!(target: "portcullis::audit", dn = ?req.dn, %peer, method = method.as_str(), outcome = "refused", reason = reason.as_str(), "bind");

@@ -9,7 +9,7 @@ use rand::distributions::{Alphanumeric, DistString};
 
 use super::handler::{Handler, Outcome, Session};
 use super::result::{from_store, ldap_result, success};
-use crate::auth::{BindOutcome, Method, Secret};
+use crate::auth::{BindOutcome, Method, Refusal, Secret};
 use crate::directory::{tree, Dn, Identity, Target};
 
 /// Longest password accepted, in bytes.
@@ -151,6 +151,15 @@ impl Handler {
                 // for one application, not for managing the account.
                 BindOutcome::Success { user, method, .. }
                     if user.id == *self_id && method != Method::AppPassword => {}
+                BindOutcome::Refused {
+                    reason: Refusal::Busy,
+                    ..
+                } => {
+                    return Err(ldap_result(
+                        LdapResultCode::Busy,
+                        "the server is busy; try again",
+                    ))
+                }
                 _ => {
                     return Err(ldap_result(
                         LdapResultCode::InvalidCredentials,
