@@ -272,11 +272,12 @@ pub fn user_entry(base: &Dn, user: &User, groups: &[Group], superuser: bool) -> 
     if let Some(mail) = user.email.as_deref().filter(|m| !m.trim().is_empty()) {
         e.push_one("mail", mail);
     }
+    let groups_ou = tree::groups_ou(base).to_string();
     e.push(
         "memberOf",
         groups
             .iter()
-            .map(|g| tree::group_dn(base, &g.name).to_string())
+            .map(|g| child_dn_string(&g.name, &groups_ou))
             .collect(),
     );
     e.push_one("uidNumber", user.uid_number.to_string());
@@ -319,32 +320,62 @@ pub fn group_entry(
     child_groups: &[Group],
     parents: &[Group],
 ) -> Entry {
+    let names: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
+    group_entry_named(base, group, &names, child_groups, parents)
+}
+
+/// `cn=<value>,<parent>` in the RFC 4514 string form that
+/// `parent.child("cn", value).to_string()` gives, without building the DN.
+fn child_dn_string(value: &str, parent: &str) -> String {
+    let rdn = super::dn::Ava::new("cn", value).to_string();
+    if parent.is_empty() {
+        rdn
+    } else {
+        let mut s = String::with_capacity(rdn.len() + 1 + parent.len());
+        s.push_str(&rdn);
+        s.push(',');
+        s.push_str(parent);
+        s
+    }
+}
+
+/// [`group_entry`] with its member users given by username only (what the
+/// entry shows of them), in the order they are served.
+pub fn group_entry_named(
+    base: &Dn,
+    group: &Group,
+    usernames: &[&str],
+    child_groups: &[Group],
+    parents: &[Group],
+) -> Entry {
     let mut e = Entry::new(tree::group_dn(base, &group.name));
     e.push(
         "objectClass",
         strings(&["top", "groupOfNames", "posixGroup"]),
     );
     e.push_one("cn", group.name.as_str());
-    let members = users
+    let users_ou = tree::users_ou(base).to_string();
+    let groups_ou = tree::groups_ou(base).to_string();
+    let members = usernames
         .iter()
-        .map(|u| tree::user_dn(base, &u.username).to_string())
+        .map(|u| child_dn_string(u, &users_ou))
         .chain(
             child_groups
                 .iter()
-                .map(|g| tree::group_dn(base, &g.name).to_string()),
+                .map(|g| child_dn_string(&g.name, &groups_ou)),
         )
         .collect();
     e.push("member", members);
     e.push(
         "memberUid",
-        users.iter().map(|u| u.username.clone()).collect(),
+        usernames.iter().map(|u| (*u).to_string()).collect(),
     );
     e.push_one("gidNumber", group.gid_number.to_string());
     e.push(
         "memberOf",
         parents
             .iter()
-            .map(|g| tree::group_dn(base, &g.name).to_string())
+            .map(|g| child_dn_string(&g.name, &groups_ou))
             .collect(),
     );
     if let Some(d) = group

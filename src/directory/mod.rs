@@ -12,7 +12,10 @@
 //! - `filter`: the `Filter` type, conversion from the wire form, matching.
 //! - `tree`: where a DN points in the tree (`Target`).
 //! - `search`: `Directory`, the search planner and access rules.
+//! - `cache`: memberships and names kept between searches, per membership
+//!   epoch of the store.
 
+mod cache;
 pub mod dn;
 pub mod entry;
 pub mod filter;
@@ -23,5 +26,7 @@ pub mod tree;
 pub use dn::{Dn, DnError};
 pub use entry::Entry;
 pub use filter::{Filter, InChain};
-pub use search::{Directory, DirectoryError, Identity, Scope, SearchQuery, SearchResults};
+pub use search::{
+    Directory, DirectoryError, DirectoryOptions, Identity, Scope, SearchQuery, SearchResults,
+};
 pub use tree::Target;

@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::cache::{AccessInfo, EpochCache};
 use super::dn::Dn;
 use super::entry::{self, Entry};
 use super::filter::{Filter, InChain};
@@ -73,16 +74,26 @@ struct Inner {
     base: Dn,
     admin_group: String,
     search_group: String,
+    options: DirectoryOptions,
+    /// Memberships and names between searches, per membership epoch.
+    cache: EpochCache,
+}
+
+/// How the directory serves entries, beyond the tree's shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectoryOptions {
+    /// `memberOf` lists every group reached through nested groups, not
+    /// only the direct ones, and `(memberOf=G)` matches the same set
+    /// (`ldap.transitive_member_of`, for clients that cannot send the
+    /// in-chain rule 1.2.840.113556.1.4.1941).
+    pub transitive_member_of: bool,
 }
 
 /// What one identity may read.
 enum Access {
     None,
     All,
-    Own {
-        user: UserId,
-        groups: HashSet<GroupId>,
-    },
+    Own { user: UserId, info: Arc<AccessInfo> },
 }
 
 /// Candidate ids after index planning.
@@ -112,12 +123,30 @@ impl<T: Ord + Clone> Cands<T> {
 
 impl Directory {
     pub fn new(store: Store, base: Dn, admin_group: &str, search_group: &str) -> Directory {
+        Directory::with_options(
+            store,
+            base,
+            admin_group,
+            search_group,
+            DirectoryOptions::default(),
+        )
+    }
+
+    pub fn with_options(
+        store: Store,
+        base: Dn,
+        admin_group: &str,
+        search_group: &str,
+        options: DirectoryOptions,
+    ) -> Directory {
         Directory {
             inner: Arc::new(Inner {
                 store,
                 base,
                 admin_group: admin_group.to_string(),
                 search_group: search_group.to_string(),
+                options,
+                cache: EpochCache::default(),
             }),
         }
     }
@@ -148,24 +177,38 @@ impl Directory {
         let Identity::User { id, .. } = who else {
             return Ok(Access::None);
         };
-        // A user deleted or disabled since binding reads nothing.
+        // Before anything it guards is read (see `cache`).
+        let epoch = self.store().membership_epoch()?;
+        // A user deleted or disabled since binding reads nothing. Not
+        // cached: disabling a user does not move the epoch.
         match self.store().user(*id)? {
             Some(user) if !user.disabled => {}
             _ => return Ok(Access::None),
         }
-        let groups: HashSet<GroupId> = self
-            .store()
-            .transitive_groups_of(Member::User(*id))?
-            .into_iter()
-            .collect();
-        for name in [&self.inner.admin_group, &self.inner.search_group] {
-            if let Some(g) = self.store().group_by_name(name)? {
-                if groups.contains(&g.id) {
-                    return Ok(Access::All);
+        let info = match self.inner.cache.access(epoch, *id) {
+            Some(info) => info,
+            None => {
+                let groups: HashSet<GroupId> = self
+                    .store()
+                    .transitive_groups_of(Member::User(*id))?
+                    .into_iter()
+                    .collect();
+                let mut all = false;
+                for name in [&self.inner.admin_group, &self.inner.search_group] {
+                    if let Some(g) = self.store().group_by_name(name)? {
+                        all |= groups.contains(&g.id);
+                    }
                 }
+                let info = Arc::new(AccessInfo { all, groups });
+                self.inner.cache.set_access(epoch, *id, info.clone());
+                info
             }
-        }
-        Ok(Access::Own { user: *id, groups })
+        };
+        Ok(if info.all {
+            Access::All
+        } else {
+            Access::Own { user: *id, info }
+        })
     }
 
     /// Reads one entry, if it exists and `who` may see it.
@@ -184,6 +227,26 @@ impl Directory {
             .ok_or(DirectoryError::NoSuchObject { matched: None })
     }
 
+    /// True when `q` reads at most a few records by key: a base-scope read
+    /// of a user, or a filter that pins a unique attribute (uid, cn, mail,
+    /// uidNumber, gidNumber) by equality at its top or in a top-level AND.
+    /// Such a search costs microseconds, so the protocol layer runs it
+    /// where it is instead of handing it to a blocking thread.
+    pub fn is_point_lookup(&self, q: &SearchQuery) -> bool {
+        fn pins(f: &Filter) -> bool {
+            match f {
+                Filter::Equality(ty, _) => {
+                    matches!(ty.name, "uid" | "cn" | "mail" | "uidNumber" | "gidNumber")
+                }
+                Filter::And(items) => items.iter().any(pins),
+                _ => false,
+            }
+        }
+        let base_user = q.scope == Scope::Base
+            && matches!(tree::classify(&q.base, self.base()), Target::User(_));
+        base_user || pins(&q.filter)
+    }
+
     /// Runs a search for `who`.
     pub fn search(&self, who: &Identity, q: &SearchQuery) -> Result<SearchResults, DirectoryError> {
         self.search_until(who, q, &|| false)
@@ -198,6 +261,8 @@ impl Directory {
         q: &SearchQuery,
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<SearchResults, DirectoryError> {
+        // Read before any membership or name (see `cache`).
+        let epoch = self.store().membership_epoch()?;
         let access = self.access(who)?;
         if matches!(access, Access::None) {
             return Err(DirectoryError::InsufficientAccess(
@@ -293,7 +358,7 @@ impl Directory {
             groups = self.plan_groups(&q.filter)?;
         }
 
-        let mut ctx = BuildContext::new(self)?;
+        let mut ctx = BuildContext::new(self, epoch)?;
         let chain = Chain { dir: self };
         let mut out = SearchResults::default();
         let over_time =
@@ -324,7 +389,7 @@ impl Directory {
         let group_list = load(groups, || store.groups(), |id| ctx.group(id))?;
         let visible = |group: &Group| match &access {
             Access::All => true,
-            Access::Own { groups, .. } => groups.contains(&group.id),
+            Access::Own { info, .. } => info.groups.contains(&group.id),
             Access::None => false,
         };
         scan(&group_list, &mut out, &over_time, visible, |g| {
@@ -353,7 +418,12 @@ impl Directory {
                         Ok(n) => one(store.user_by_uid_number(n)?),
                         Err(_) => Cands::Set(BTreeSet::new()),
                     },
+                    // The users whose memberOf lists the group: its direct
+                    // users, or all of them through nesting.
                     "memberOf" => match self.group_of_dn(value)? {
+                        Some(g) if self.inner.options.transitive_member_of => {
+                            Cands::Set(store.transitive_user_members(g.id)?.into_iter().collect())
+                        }
                         Some(g) => Cands::Set(
                             store
                                 .members(g.id)?
@@ -422,6 +492,25 @@ impl Directory {
             }
             _ => Cands::All,
         })
+    }
+
+    /// The groups `member`'s memberOf lists: direct ones, or with
+    /// [`DirectoryOptions::transitive_member_of`] every group reached
+    /// through nesting (cached per epoch for users).
+    fn member_of_ids(&self, epoch: u64, member: Member) -> Result<Arc<Vec<GroupId>>, StoreError> {
+        let store = self.store();
+        if !self.inner.options.transitive_member_of {
+            return Ok(Arc::new(store.groups_of(member)?));
+        }
+        let Member::User(user) = member else {
+            return Ok(Arc::new(store.transitive_groups_of(member)?));
+        };
+        if let Some(groups) = self.inner.cache.transitive(epoch, user) {
+            return Ok(groups);
+        }
+        let groups = Arc::new(store.transitive_groups_of(member)?);
+        self.inner.cache.set_transitive(epoch, user, groups.clone());
+        Ok(groups)
     }
 
     fn group_of_dn(&self, value: &str) -> Result<Option<Group>, StoreError> {
@@ -537,30 +626,47 @@ fn is_user_class(value: &str) -> bool {
     .any(|c| c.eq_ignore_ascii_case(value.trim()))
 }
 
-/// Caches what several entries of one search share.
+/// Caches what several entries of one search share, in front of the
+/// directory's epoch cache.
 struct BuildContext<'a> {
     dir: &'a Directory,
+    /// The membership epoch read before this search's first read.
+    epoch: u64,
     groups: HashMap<GroupId, Option<Group>>,
-    names: HashMap<UserId, Option<User>>,
-    admins: HashSet<UserId>,
+    /// Users in the admin group at any depth, once asked for.
+    admins: Option<Arc<HashSet<UserId>>>,
 }
 
 impl<'a> BuildContext<'a> {
-    fn new(dir: &'a Directory) -> Result<BuildContext<'a>, StoreError> {
-        let admins = match dir.store().group_by_name(&dir.inner.admin_group)? {
-            Some(g) => dir
-                .store()
-                .transitive_user_members(g.id)?
-                .into_iter()
-                .collect(),
-            None => HashSet::new(),
-        };
+    fn new(dir: &'a Directory, epoch: u64) -> Result<BuildContext<'a>, StoreError> {
         Ok(BuildContext {
             dir,
+            epoch,
             groups: HashMap::new(),
-            names: HashMap::new(),
-            admins,
+            admins: None,
         })
+    }
+
+    fn admins(&mut self) -> Result<Arc<HashSet<UserId>>, StoreError> {
+        if let Some(a) = &self.admins {
+            return Ok(a.clone());
+        }
+        let cache = &self.dir.inner.cache;
+        let admins = match cache.admins(self.epoch) {
+            Some(a) => a,
+            None => {
+                let store = self.dir.store();
+                let set: HashSet<UserId> = match store.group_by_name(&self.dir.inner.admin_group)? {
+                    Some(g) => store.transitive_user_members(g.id)?.into_iter().collect(),
+                    None => HashSet::new(),
+                };
+                let a = Arc::new(set);
+                cache.set_admins(self.epoch, a.clone());
+                a
+            }
+        };
+        self.admins = Some(admins.clone());
+        Ok(admins)
     }
 
     fn group(&mut self, id: GroupId) -> Result<Option<Group>, StoreError> {
@@ -572,46 +678,63 @@ impl<'a> BuildContext<'a> {
         Ok(g)
     }
 
-    fn user(&mut self, id: UserId) -> Result<Option<User>, StoreError> {
-        if let Some(u) = self.names.get(&id) {
-            return Ok(u.clone());
+    /// The usernames of `ids` (users that no longer exist are left out),
+    /// sorted case-insensitively as entries list them.
+    fn usernames(&mut self, ids: &[UserId]) -> Result<Vec<Arc<str>>, StoreError> {
+        let cache = &self.dir.inner.cache;
+        let cached = cache.usernames(self.epoch, ids);
+        let mut names = Vec::with_capacity(ids.len());
+        let mut fresh = Vec::new();
+        for (id, name) in ids.iter().zip(cached) {
+            match name {
+                Some(n) => names.push(n),
+                None => {
+                    if let Some(u) = self.dir.store().user(*id)? {
+                        let n: Arc<str> = Arc::from(u.username);
+                        fresh.push((*id, n.clone()));
+                        names.push(n);
+                    }
+                }
+            }
         }
-        let u = self.dir.store().user(id)?;
-        self.names.insert(id, u.clone());
-        Ok(u)
+        if !fresh.is_empty() {
+            cache.set_usernames(self.epoch, fresh);
+        }
+        names.sort_by_cached_key(|n| n.to_lowercase());
+        Ok(names)
     }
 
-    fn groups_of(&mut self, member: Member) -> Result<Vec<Group>, StoreError> {
-        let mut out = Vec::new();
-        for id in self.dir.store().groups_of(member)? {
-            if let Some(g) = self.group(id)? {
+    /// The groups listed in `member`'s memberOf: its direct groups, or
+    /// every group reached through nesting when the directory serves
+    /// transitive memberOf. Sorted by name, case-insensitively.
+    fn member_of(&mut self, member: Member) -> Result<Vec<Group>, StoreError> {
+        let ids = self.dir.member_of_ids(self.epoch, member)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids.iter() {
+            if let Some(g) = self.group(*id)? {
                 out.push(g);
             }
         }
-        out.sort_by_key(|g| g.name.to_lowercase());
+        out.sort_by_cached_key(|g| g.name.to_lowercase());
         Ok(out)
     }
 
     fn user_entry(&mut self, user: &User) -> Result<Entry, StoreError> {
-        let groups = self.groups_of(Member::User(user.id))?;
-        Ok(entry::user_entry(
-            self.dir.base(),
-            user,
-            &groups,
-            self.admins.contains(&user.id),
-        ))
+        let groups = self.member_of(Member::User(user.id))?;
+        let superuser = self.admins()?.contains(&user.id);
+        Ok(entry::user_entry(self.dir.base(), user, &groups, superuser))
     }
 
     fn group_entry(&mut self, group: &Group) -> Result<Entry, StoreError> {
-        let mut users = Vec::new();
+        let cache = &self.dir.inner.cache;
+        if let Some(e) = cache.group_entry(self.epoch, group) {
+            return Ok((*e).clone());
+        }
+        let mut user_ids = Vec::new();
         let mut children = Vec::new();
         for m in self.dir.store().members(group.id)? {
             match m {
-                Member::User(id) => {
-                    if let Some(u) = self.user(id)? {
-                        users.push(u);
-                    }
-                }
+                Member::User(id) => user_ids.push(id),
                 Member::Group(id) => {
                     if let Some(g) = self.group(id)? {
                         children.push(g);
@@ -619,16 +742,13 @@ impl<'a> BuildContext<'a> {
                 }
             }
         }
-        users.sort_by_key(|u| u.username.to_lowercase());
-        children.sort_by_key(|g| g.name.to_lowercase());
-        let parents = self.groups_of(Member::Group(group.id))?;
-        Ok(entry::group_entry(
-            self.dir.base(),
-            group,
-            &users,
-            &children,
-            &parents,
-        ))
+        let names = self.usernames(&user_ids)?;
+        let names: Vec<&str> = names.iter().map(|n| &**n).collect();
+        children.sort_by_cached_key(|g| g.name.to_lowercase());
+        let parents = self.member_of(Member::Group(group.id))?;
+        let e = entry::group_entry_named(self.dir.base(), group, &names, &children, &parents);
+        cache.set_group_entry(self.epoch, group, Arc::new(e.clone()));
+        Ok(e)
     }
 }
 

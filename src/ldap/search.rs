@@ -148,13 +148,22 @@ impl Handler {
             filter,
             deadline: time_limit.map(|t| Instant::now() + t),
         };
-        let directory = self.directory.clone();
-        let identity = session.identity.clone();
-        let stop = stop.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            directory.search_until(&identity, &query, &|| stop.is_cancelled())
-        })
-        .await;
+        // A lookup by key runs here: handing it to a blocking thread and
+        // back costs more than the lookup (two thread wake-ups). Anything
+        // that may scan goes to the blocking pool, off the reactor.
+        let found = if self.directory.is_point_lookup(&query) {
+            Ok(self
+                .directory
+                .search_until(&session.identity, &query, &|| stop.is_cancelled()))
+        } else {
+            let directory = self.directory.clone();
+            let identity = session.identity.clone();
+            let stop = stop.clone();
+            tokio::task::spawn_blocking(move || {
+                directory.search_until(&identity, &query, &|| stop.is_cancelled())
+            })
+            .await
+        };
         let results = match found {
             Ok(Ok(results)) => results,
             Ok(Err(e)) => return done(msgid, from_directory(&e), None),
