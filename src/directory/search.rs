@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::cache::{AccessInfo, EpochCache};
 use super::dn::Dn;
-use super::entry::{self, Entry};
+use super::entry::{self, Entry, Wanted};
 use super::filter::{Filter, InChain};
 use super::tree::{self, Target};
 use crate::store::{Group, GroupId, Member, Store, StoreError, User, UserId};
@@ -261,6 +261,19 @@ impl Directory {
         q: &SearchQuery,
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<SearchResults, DirectoryError> {
+        self.search_selecting(who, q, &Wanted::everything(), stop)
+    }
+
+    /// [`Directory::search_until`] whose entries need to carry only the
+    /// attributes in `selected` (what the client asked for): user entries
+    /// are built with those and the ones the filter reads, nothing else.
+    pub fn search_selecting(
+        &self,
+        who: &Identity,
+        q: &SearchQuery,
+        selected: &Wanted,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<SearchResults, DirectoryError> {
         // Read before any membership or name (see `cache`).
         let epoch = self.store().membership_epoch()?;
         let access = self.access(who)?;
@@ -350,9 +363,18 @@ impl Directory {
             }
         }
 
-        // Narrow with the indexes the filter names.
+        // Narrow with the indexes the filter names. A lone
+        // `(memberOf=<group>)` is answered exactly by the membership index
+        // (the same memberships the entries list), so its users need no
+        // filter evaluation.
+        let mut users_exact = false;
         if matches!(users, Cands::All) {
             users = self.plan_users(&q.filter)?;
+            users_exact = matches!(&q.filter, Filter::Equality(ty, _) if ty.name == "memberOf");
+        }
+        let mut user_wanted = selected.clone();
+        if !users_exact {
+            add_filter_types(&q.filter, &mut user_wanted);
         }
         if matches!(groups, Cands::All) {
             groups = self.plan_groups(&q.filter)?;
@@ -379,8 +401,8 @@ impl Directory {
             Access::None => false,
         };
         let stopped = scan(&user_list, &mut out, &over_time, visible, |u| {
-            let e = ctx.user_entry(u)?;
-            Ok(q.filter.matches(&e, &chain).then_some(e))
+            let e = ctx.user_entry(u, &user_wanted)?;
+            Ok((users_exact || q.filter.matches(&e, &chain)).then_some(e))
         })?;
         if stopped {
             return Ok(out);
@@ -609,6 +631,25 @@ fn scan<T>(
     Ok(false)
 }
 
+/// Adds the attribute types `f` reads to `w` (every type, for an
+/// extensible match without a type, which reads them all).
+fn add_filter_types(f: &Filter, w: &mut Wanted) {
+    match f {
+        Filter::And(fs) | Filter::Or(fs) => fs.iter().for_each(|f| add_filter_types(f, w)),
+        Filter::Not(f) => add_filter_types(f, w),
+        Filter::Equality(ty, _)
+        | Filter::Approx(ty, _)
+        | Filter::GreaterOrEqual(ty, _)
+        | Filter::LessOrEqual(ty, _)
+        | Filter::Present(ty)
+        | Filter::Substring { ty, .. } => w.add(ty),
+        Filter::Extensible { ty: Some(ty), .. } => w.add(ty),
+        Filter::Extensible { ty: None, .. } => w.add_everything(),
+        // In-chain reads the entry's DN only.
+        Filter::InChain { .. } | Filter::Undefined => {}
+    }
+}
+
 fn is_group_class(value: &str) -> bool {
     ["groupOfNames", "posixGroup", "groupOfUniqueNames"]
         .iter()
@@ -719,10 +760,20 @@ impl<'a> BuildContext<'a> {
         Ok(out)
     }
 
-    fn user_entry(&mut self, user: &User) -> Result<Entry, StoreError> {
-        let groups = self.member_of(Member::User(user.id))?;
-        let superuser = self.admins()?.contains(&user.id);
-        Ok(entry::user_entry(self.dir.base(), user, &groups, superuser))
+    fn user_entry(&mut self, user: &User, wanted: &Wanted) -> Result<Entry, StoreError> {
+        let groups = if wanted.wants_name("memberOf") {
+            self.member_of(Member::User(user.id))?
+        } else {
+            Vec::new()
+        };
+        let superuser = wanted.wants_name("ak-superuser") && self.admins()?.contains(&user.id);
+        Ok(entry::user_entry_for(
+            self.dir.base(),
+            user,
+            &groups,
+            superuser,
+            wanted,
+        ))
     }
 
     fn group_entry(&mut self, group: &Group) -> Result<Entry, StoreError> {

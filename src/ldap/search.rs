@@ -13,7 +13,7 @@ use ldap3_proto::proto::{
 use super::handler::{Handler, Outcome, Session};
 use super::paging::PagedSearch;
 use super::result::{from_directory, ldap_result, success};
-use crate::directory::entry::{root_dse, subschema_entry};
+use crate::directory::entry::{root_dse, subschema_entry, Wanted};
 use crate::directory::filter::NoChain;
 use crate::directory::{Dn, Entry, Filter, Scope, SearchQuery, Target};
 
@@ -151,16 +151,19 @@ impl Handler {
         // A lookup by key runs here: handing it to a blocking thread and
         // back costs more than the lookup (two thread wake-ups). Anything
         // that may scan goes to the blocking pool, off the reactor.
+        // Entries need only what the client selected (and what the filter
+        // reads, which the directory adds).
+        let wanted = Wanted::selected(&req.attrs);
         let found = if self.directory.is_point_lookup(&query) {
             Ok(self
                 .directory
-                .search_until(&session.identity, &query, &|| stop.is_cancelled()))
+                .search_selecting(&session.identity, &query, &wanted, &|| stop.is_cancelled()))
         } else {
             let directory = self.directory.clone();
             let identity = session.identity.clone();
             let stop = stop.clone();
             tokio::task::spawn_blocking(move || {
-                directory.search_until(&identity, &query, &|| stop.is_cancelled())
+                directory.search_selecting(&identity, &query, &wanted, &|| stop.is_cancelled())
             })
             .await
         };
