@@ -181,9 +181,8 @@ impl Directory {
         let epoch = self.store().membership_epoch()?;
         // A user deleted or disabled since binding reads nothing. Not
         // cached: disabling a user does not move the epoch.
-        match self.store().user(*id)? {
-            Some(user) if !user.disabled => {}
-            _ => return Ok(Access::None),
+        if !self.store().user_is_active(*id)? {
+            return Ok(Access::None);
         }
         let info = match self.inner.cache.access(epoch, *id) {
             Some(info) => info,

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
-    LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode, LdapSearchRequest,
-    LdapSearchResultEntry, LdapSearchScope,
+    LdapFilter, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode,
+    LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
 };
 
 use super::handler::{Handler, Outcome, Session};
@@ -256,6 +256,32 @@ impl Handler {
     }
 }
 
+/// True for a search the connection's reader may run itself: its filter
+/// pins a unique attribute (uid, cn, mail, uidNumber, gidNumber) by
+/// equality, at its top or in a top-level AND, so the directory answers it
+/// from an index without a blocking thread ([`Directory::is_point_lookup`]
+/// says the same of the converted filter).
+///
+/// [`Directory::is_point_lookup`]: crate::directory::Directory::is_point_lookup
+pub(super) fn runs_inline(req: &LdapSearchRequest) -> bool {
+    fn pins(f: &LdapFilter) -> bool {
+        match f {
+            LdapFilter::Equality(attr, value) => {
+                match crate::directory::schema::attribute(attr).map(|t| t.name) {
+                    Some("uid" | "cn" | "mail") => true,
+                    // A number that does not parse makes the item
+                    // Undefined, and the search a scan.
+                    Some("uidNumber" | "gidNumber") => value.trim().parse::<i64>().is_ok(),
+                    _ => false,
+                }
+            }
+            LdapFilter::And(items) => items.iter().any(pins),
+            _ => false,
+        }
+    }
+    pins(&req.filter)
+}
+
 fn paged_control(cookie: Vec<u8>) -> LdapControl {
     // The size in a response is an estimate of the total; 0 means unknown.
     LdapControl::SimplePagedResults { size: 0, cookie }
@@ -313,6 +339,37 @@ fn effective_time_limit(client_secs: i32, server: Option<Duration>) -> Option<Du
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_lookups_by_key_run_inline() {
+        use ldap3_proto::proto::LdapDerefAliases;
+        let req = |filter: LdapFilter| LdapSearchRequest {
+            base: "dc=example,dc=com".into(),
+            scope: LdapSearchScope::Subtree,
+            aliases: LdapDerefAliases::Never,
+            sizelimit: 0,
+            timelimit: 0,
+            typesonly: false,
+            filter,
+            attrs: Vec::new(),
+        };
+        let eq = |a: &str, v: &str| LdapFilter::Equality(a.into(), v.into());
+        assert!(runs_inline(&req(eq("uid", "alice"))));
+        assert!(runs_inline(&req(eq("UIDNUMBER", " 2001 "))));
+        assert!(runs_inline(&req(eq("2.5.4.3", "alice"))));
+        assert!(runs_inline(&req(LdapFilter::And(vec![
+            eq("objectClass", "person"),
+            eq("mail", "a@example.com"),
+        ]))));
+        // Scans, or may scan: to the blocking pool.
+        assert!(!runs_inline(&req(eq("uidNumber", "abc"))));
+        assert!(!runs_inline(&req(eq("memberOf", "cn=x"))));
+        assert!(!runs_inline(&req(LdapFilter::Or(vec![eq("uid", "a")]))));
+        assert!(!runs_inline(&req(LdapFilter::Not(Box::new(eq(
+            "uid", "a"
+        ))))));
+        assert!(!runs_inline(&req(LdapFilter::Present("uid".into()))));
+    }
 
     #[test]
     fn limits_take_the_smaller() {

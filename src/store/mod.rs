@@ -485,6 +485,19 @@ impl Store {
         }
     }
 
+    /// Whether the user exists and is enabled, without decoding the whole
+    /// record (the access check of every search asks this).
+    pub fn user_is_active(&self, id: UserId) -> Result<bool> {
+        #[derive(serde::Deserialize)]
+        struct Status {
+            disabled: bool,
+        }
+        match self.t.users.get(keys::user_key(id)).map_err(backend)? {
+            Some(b) => Ok(!decode::<Status>(&format!("user {id}"), &b)?.disabled),
+            None => Ok(false),
+        }
+    }
+
     /// The user an index entry points at. `None` for no entry, and for an
     /// entry whose user was deleted since it was read.
     fn user_by_index(&self, index: &Tree, key: &[u8]) -> Result<Option<User>> {
