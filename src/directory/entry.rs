@@ -109,6 +109,44 @@ impl Entry {
     /// unknown names are ignored. With `types_only` the value lists are
     /// empty. Attributes come in the entry's order.
     pub fn select(&self, requested: &[String], types_only: bool) -> Vec<(String, Vec<String>)> {
+        let sel = self.selection(requested);
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for (a, keep) in self.attrs.iter().zip(&sel.keep) {
+            if *keep {
+                let values = if types_only {
+                    Vec::new()
+                } else {
+                    a.values.clone()
+                };
+                out.push((a.ty.name.to_string(), values));
+            }
+        }
+        self.push_virtual(&sel, types_only, &mut out);
+        out
+    }
+
+    /// [`Entry::select`] that moves the values out instead of copying them
+    /// (a served entry is dropped after it is encoded).
+    pub fn into_selected(
+        self,
+        requested: &[String],
+        types_only: bool,
+    ) -> Vec<(String, Vec<String>)> {
+        let sel = self.selection(requested);
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        let mut virtual_ = Vec::new();
+        self.push_virtual(&sel, types_only, &mut virtual_);
+        for (a, keep) in self.attrs.into_iter().zip(sel.keep) {
+            if keep {
+                let values = if types_only { Vec::new() } else { a.values };
+                out.push((a.ty.name.to_string(), values));
+            }
+        }
+        out.extend(virtual_);
+        out
+    }
+
+    fn selection(&self, requested: &[String]) -> Selection {
         let mut all_user = requested.is_empty();
         let mut all_operational = false;
         let mut named: Vec<&'static AttributeType> = Vec::new();
@@ -127,31 +165,54 @@ impl Entry {
                 }
             }
         }
-        let values = |v: &[String]| if types_only { Vec::new() } else { v.to_vec() };
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        for a in &self.attrs {
-            let by_class = if a.ty.operational {
-                all_operational
-            } else {
-                all_user
-            };
-            if by_class || named.iter().any(|n| std::ptr::eq(*n, a.ty)) {
-                out.push((a.ty.name.to_string(), values(&a.values)));
-            }
-        }
+        let keep = self
+            .attrs
+            .iter()
+            .map(|a| {
+                let by_class = if a.ty.operational {
+                    all_operational
+                } else {
+                    all_user
+                };
+                by_class || named.iter().any(|n| std::ptr::eq(*n, a.ty))
+            })
+            .collect();
         // entryDN is virtual (RFC 5020): every entry has one when asked by
         // name, stored or not.
-        if let Some(entry_dn) = schema::attribute("entryDN") {
-            let asked = named.iter().any(|n| std::ptr::eq(*n, entry_dn));
-            if asked && self.attr_of(entry_dn).is_none() {
-                out.push((entry_dn.name.to_string(), values(&[self.dn.to_string()])));
-            }
+        let entry_dn = schema::attribute("entryDN").filter(|entry_dn| {
+            named.iter().any(|n| std::ptr::eq(*n, *entry_dn)) && self.attr_of(entry_dn).is_none()
+        });
+        Selection {
+            keep,
+            entry_dn,
+            dn: want_dn,
         }
-        if want_dn {
-            out.push(("dn".to_string(), values(&[self.dn.to_string()])));
-        }
-        out
     }
+
+    fn push_virtual(
+        &self,
+        sel: &Selection,
+        types_only: bool,
+        out: &mut Vec<(String, Vec<String>)>,
+    ) {
+        let values = |v: String| if types_only { Vec::new() } else { vec![v] };
+        if let Some(entry_dn) = sel.entry_dn {
+            out.push((entry_dn.name.to_string(), values(self.dn.to_string())));
+        }
+        if sel.dn {
+            out.push(("dn".to_string(), values(self.dn.to_string())));
+        }
+    }
+}
+
+/// Which attributes of an entry a search returns.
+struct Selection {
+    /// Per attribute of the entry, in order.
+    keep: Vec<bool>,
+    /// entryDN asked for by name and not stored.
+    entry_dn: Option<&'static AttributeType>,
+    /// The virtual `dn` asked for.
+    dn: bool,
 }
 
 /// `TRUE` / `FALSE` (RFC 4517 §3.3.3).
@@ -677,6 +738,11 @@ mod tests {
             for types_only in [false, true] {
                 assert_eq!(
                     part.select(&req, types_only),
+                    full.select(&req, types_only),
+                    "{req:?}"
+                );
+                assert_eq!(
+                    part.clone().into_selected(&req, types_only),
                     full.select(&req, types_only),
                     "{req:?}"
                 );

@@ -135,7 +135,7 @@ impl Handler {
             }
             let mut out = Vec::new();
             if filter.matches(&entry, &NoChain) {
-                out.push(entry_msg(msgid, &entry, &req));
+                out.push(entry_msg(msgid, entry, &req));
             }
             out.push(LdapMsg::new(msgid, LdapOp::SearchResultDone(success())));
             return Outcome::many(out);
@@ -203,8 +203,10 @@ impl Handler {
                 done(msgid, success(), Some(Vec::new()))
             }
             _ => {
-                let mut out: Vec<LdapMsg> =
-                    entries.iter().map(|e| entry_msg(msgid, e, &req)).collect();
+                let mut out: Vec<LdapMsg> = entries
+                    .into_iter()
+                    .map(|e| entry_msg(msgid, e, &req))
+                    .collect();
                 let message = match code {
                     LdapResultCode::SizeLimitExceeded => "size limit exceeded",
                     LdapResultCode::TimeLimitExceeded => "time limit exceeded",
@@ -237,7 +239,7 @@ impl Handler {
             .min(remaining.len());
         let mut out: Vec<LdapMsg> = remaining
             .drain(..take)
-            .map(|e| entry_msg(msgid, &e, req))
+            .map(|e| entry_msg(msgid, e, req))
             .collect();
         let cookie = if remaining.is_empty() {
             Vec::new()
@@ -296,9 +298,10 @@ fn done(msgid: i32, res: LdapResult, paged_cookie: Option<Vec<u8>>) -> Outcome {
     ))
 }
 
-fn entry_msg(msgid: i32, entry: &Entry, req: &LdapSearchRequest) -> LdapMsg {
+fn entry_msg(msgid: i32, entry: Entry, req: &LdapSearchRequest) -> LdapMsg {
+    let dn = entry.dn.to_string();
     let attributes = entry
-        .select(&req.attrs, req.typesonly)
+        .into_selected(&req.attrs, req.typesonly)
         .into_iter()
         .map(|(atype, vals)| LdapPartialAttribute {
             atype,
@@ -307,10 +310,7 @@ fn entry_msg(msgid: i32, entry: &Entry, req: &LdapSearchRequest) -> LdapMsg {
         .collect();
     LdapMsg::new(
         msgid,
-        LdapOp::SearchResultEntry(LdapSearchResultEntry {
-            dn: entry.dn.to_string(),
-            attributes,
-        }),
+        LdapOp::SearchResultEntry(LdapSearchResultEntry { dn, attributes }),
     )
 }
 
