@@ -375,6 +375,8 @@ impl Directory {
         if !users_exact {
             add_filter_types(&q.filter, &mut user_wanted);
         }
+        let mut group_wanted = selected.clone();
+        add_filter_types(&q.filter, &mut group_wanted);
         if matches!(groups, Cands::All) {
             groups = self.plan_groups(&q.filter)?;
         }
@@ -414,7 +416,7 @@ impl Directory {
             Access::None => false,
         };
         scan(&group_list, &mut out, &over_time, visible, |g| {
-            let e = ctx.group_entry(g)?;
+            let e = ctx.group_entry(g, &group_wanted)?;
             Ok(q.filter.matches(&e, &chain).then_some(e))
         })?;
         Ok(out)
@@ -775,11 +777,26 @@ impl<'a> BuildContext<'a> {
         ))
     }
 
-    fn group_entry(&mut self, group: &Group) -> Result<Entry, StoreError> {
+    /// The group's entry with (at least) the `wanted` attributes: copied
+    /// from the full entry the epoch cache keeps, built first if needed.
+    fn group_entry(&mut self, group: &Group, wanted: &Wanted) -> Result<Entry, StoreError> {
+        let full = match self.dir.inner.cache.group_entry(self.epoch, group) {
+            Some(e) => e,
+            None => self.build_group_entry(group)?,
+        };
+        Ok(Entry {
+            dn: full.dn.clone(),
+            attrs: full
+                .attrs
+                .iter()
+                .filter(|a| wanted.wants(a.ty))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    fn build_group_entry(&mut self, group: &Group) -> Result<Arc<Entry>, StoreError> {
         let cache = &self.dir.inner.cache;
-        if let Some(e) = cache.group_entry(self.epoch, group) {
-            return Ok((*e).clone());
-        }
         let mut user_ids = Vec::new();
         let mut children = Vec::new();
         for m in self.dir.store().members(group.id)? {
@@ -796,8 +813,14 @@ impl<'a> BuildContext<'a> {
         let names: Vec<&str> = names.iter().map(|n| &**n).collect();
         children.sort_by_cached_key(|g| g.name.to_lowercase());
         let parents = self.member_of(Member::Group(group.id))?;
-        let e = entry::group_entry_named(self.dir.base(), group, &names, &children, &parents);
-        cache.set_group_entry(self.epoch, group, Arc::new(e.clone()));
+        let e = Arc::new(entry::group_entry_named(
+            self.dir.base(),
+            group,
+            &names,
+            &children,
+            &parents,
+        ));
+        cache.set_group_entry(self.epoch, group, e.clone());
         Ok(e)
     }
 }
@@ -1026,6 +1049,24 @@ mod tests {
             .add_member(fx.devs, Member::User(bob.id))
             .expect("member");
         assert_eq!(members(&d), [ALICE, "cn=Bob,ou=users,dc=example,dc=com"]);
+        // Served from the cached entry, a selection gives what the full
+        // entry gives.
+        for req in [&["member"][..], &["cn", "+"], &["1.1"], &["*"]] {
+            let req: Vec<String> = req.iter().map(|s| s.to_string()).collect();
+            let q = SearchQuery {
+                base: Dn::parse(DEVS).expect("dn"),
+                scope: Scope::Base,
+                filter: Filter::from_ldap(&eq("cn", "devs")),
+                deadline: None,
+            };
+            let part = d
+                .search_selecting(&fx.root, &q, &Wanted::selected(&req), &|| false)
+                .expect("search")
+                .entries;
+            let full = d.search(&fx.root, &q).expect("search").entries;
+            assert_eq!(part.len(), 1);
+            assert_eq!(part[0].select(&req, false), full[0].select(&req, false));
+        }
 
         // Disabling does not move the membership epoch, yet takes effect.
         let alice_id = match &fx.alice {
