@@ -366,6 +366,13 @@ impl Wanted {
         by_class || self.named.iter().any(|n| std::ptr::eq(*n, ty))
     }
 
+    /// True when nothing but cn and uid (both the username) is wanted.
+    pub fn only_names(&self) -> bool {
+        !self.all_user
+            && !self.all_operational
+            && self.named.iter().all(|t| t.name == "cn" || t.name == "uid")
+    }
+
     /// [`Wanted::wants`] by name, alias or OID; false for unknown names.
     pub fn wants_name(&self, name: &str) -> bool {
         schema::attribute(name).is_some_and(|ty| self.wants(ty))
@@ -492,6 +499,18 @@ pub fn user_entry_for(
     }
     if wanted.all_operational || wanted.named.iter().any(|t| t.operational) {
         push_operational(&mut e, Some("inetOrgPerson"), false);
+    }
+    e
+}
+
+/// A user entry carrying only what [`Wanted::only_names`] allows: cn and
+/// uid, which are the username.
+pub fn user_name_entry(base: &Dn, username: &str, wanted: &Wanted) -> Entry {
+    let mut e = Entry::new(tree::user_dn(base, username));
+    for name in ["cn", "uid"] {
+        if wanted.wants_name(name) {
+            e.push_one(name, username);
+        }
     }
     e
 }
@@ -747,6 +766,35 @@ mod tests {
                     "{req:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_names_only_entry_selects_like_the_full_one() {
+        let u = alice();
+        let full = user_entry(&base(), &u, &[], false);
+        for req in [
+            &["cn"][..],
+            &["uid", "dn"],
+            &["1.1"],
+            &["CN", "2.5.4.3", "uid"],
+        ] {
+            let req: Vec<String> = req.iter().map(|s| s.to_string()).collect();
+            let wanted = Wanted::selected(&req);
+            assert!(wanted.only_names(), "{req:?}");
+            let names = user_name_entry(&base(), &u.username, &wanted);
+            assert_eq!(names.select(&req, false), full.select(&req, false));
+        }
+        for req in [
+            &[][..],
+            &["*"],
+            &["cn", "mail"],
+            &["+"],
+            &["cn", "ak-active"],
+            &["cn", "entryDN"],
+        ] {
+            let req: Vec<String> = req.iter().map(|s| s.to_string()).collect();
+            assert!(!Wanted::selected(&req).only_names(), "{req:?}");
         }
     }
 

@@ -395,6 +395,24 @@ impl Directory {
             }
         }
 
+        // A membership listing that asks for names only (cn, uid, the DN):
+        // the entries come from the username cache, no user record is
+        // read. Same entries, same (id) order as the general path below.
+        if users_exact && matches!(access, Access::All) && user_wanted.only_names() {
+            if let Cands::Set(ids) = &users {
+                let ids: Vec<UserId> = ids.iter().copied().collect();
+                for (n, name) in ctx.usernames_in_order(&ids)?.iter().enumerate() {
+                    if over_time(n) {
+                        out.time_limit_exceeded = true;
+                        return Ok(out);
+                    }
+                    out.entries
+                        .push(entry::user_name_entry(base, name, &user_wanted));
+                }
+                users = Cands::Set(BTreeSet::new());
+            }
+        }
+
         let user_list = load(users, || store.users(), |id| store.user(id))?;
         let visible = |user: &User| match &access {
             Access::All => true,
@@ -723,6 +741,14 @@ impl<'a> BuildContext<'a> {
     /// The usernames of `ids` (users that no longer exist are left out),
     /// sorted case-insensitively as entries list them.
     fn usernames(&mut self, ids: &[UserId]) -> Result<Vec<Arc<str>>, StoreError> {
+        let mut names = self.usernames_in_order(ids)?;
+        names.sort_by_cached_key(|n| n.to_lowercase());
+        Ok(names)
+    }
+
+    /// The usernames of `ids` in their order (users that no longer exist
+    /// are left out).
+    fn usernames_in_order(&mut self, ids: &[UserId]) -> Result<Vec<Arc<str>>, StoreError> {
         let cache = &self.dir.inner.cache;
         let cached = cache.usernames(self.epoch, ids);
         let mut names = Vec::with_capacity(ids.len());
@@ -742,7 +768,6 @@ impl<'a> BuildContext<'a> {
         if !fresh.is_empty() {
             cache.set_usernames(self.epoch, fresh);
         }
-        names.sort_by_cached_key(|n| n.to_lowercase());
         Ok(names)
     }
 
