@@ -12,7 +12,7 @@ use ldap3_proto::{parse_ldap_filter_str, LdapCodec};
 use tokio_util::codec::Encoder;
 use uuid::Uuid;
 
-use portcullis::directory::entry::user_entry;
+use portcullis::directory::entry::{group_entry_named, user_entry, user_entry_for, Wanted};
 use portcullis::directory::filter::NoChain;
 use portcullis::directory::{Dn, Filter};
 use portcullis::store::{Group, GroupId, User, UserId};
@@ -77,6 +77,49 @@ fn benches(c: &mut Criterion) {
     let u = user(42);
     c.bench_function("user_entry_build", |b| {
         b.iter(|| user_entry(black_box(&base), black_box(&u), &groups, false))
+    });
+
+    // What search-uid asks for: only those attributes (and uid, which its
+    // filter reads) are built.
+    let mut wanted = Wanted::selected(&["cn".into(), "mail".into(), "uidNumber".into()]);
+    wanted.add(portcullis::directory::schema::attribute("uid").expect("uid"));
+    c.bench_function("user_entry_build_selected", |b| {
+        b.iter(|| user_entry_for(black_box(&base), black_box(&u), &groups, false, &wanted))
+    });
+
+    // The 500-member group of the load generator's dataset.
+    let names: Vec<String> = (1..=500).map(|i| format!("user{i:05}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let big = group("group001", 4100);
+    c.bench_function("group_entry_build_500_members", |b| {
+        b.iter(|| group_entry_named(black_box(&base), black_box(&big), &names, &[], &[]))
+    });
+    let big_entry = group_entry_named(&base, &big, &names, &[], &[]);
+    let member_attr = vec!["member".to_string()];
+    c.bench_function("select_and_encode_500_members", |b| {
+        let mut codec = LdapCodec::default();
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        b.iter(|| {
+            let attributes = big_entry
+                .clone()
+                .into_selected(&member_attr, false)
+                .into_iter()
+                .map(|(atype, vals)| LdapPartialAttribute {
+                    atype,
+                    vals: vals.into_iter().map(String::into_bytes).collect(),
+                })
+                .collect();
+            let msg = LdapMsg::new(
+                2,
+                LdapOp::SearchResultEntry(LdapSearchResultEntry {
+                    dn: big_entry.dn.to_string(),
+                    attributes,
+                }),
+            );
+            buf.clear();
+            codec.encode(msg, &mut buf).expect("encode");
+            black_box(buf.len())
+        })
     });
 
     let attrs: Vec<String> = Vec::new();

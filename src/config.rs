@@ -74,6 +74,10 @@ pub struct LdapConfig {
     /// Binds waiting for a password-hashing worker; beyond that a bind
     /// gets busy (51) instead of queueing without bound.
     pub max_queued_binds: usize,
+    /// memberOf lists every group reached through nested groups (and
+    /// `(memberOf=G)` matches them), for clients that cannot send the
+    /// in-chain rule (issue 6). Off: direct groups only (DESIGN.md §3).
+    pub transitive_member_of: bool,
 }
 
 /// `ldap.require_tls_for_bind`: when a simple bind with a password must
@@ -232,6 +236,7 @@ impl Default for LdapConfig {
             first_message_timeout_secs: 10,
             idle_timeout_secs: 600,
             max_queued_binds: 256,
+            transitive_member_of: false,
         }
     }
 }
@@ -320,6 +325,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ldap.time_limit_secs", "PORTCULLIS_LDAP_TIME_LIMIT_SECS"),
     ("ldap.search_group", "PORTCULLIS_LDAP_SEARCH_GROUP"),
     ("ldap.admin_group", "PORTCULLIS_LDAP_ADMIN_GROUP"),
+    (
+        "ldap.transitive_member_of",
+        "PORTCULLIS_LDAP_TRANSITIVE_MEMBER_OF",
+    ),
     ("portal.addr", "PORTCULLIS_HTTP_ADDR"),
     (
         "auth.argon2_memory_kib",
@@ -581,6 +590,7 @@ impl Config {
             "ldap.time_limit_secs" => self.ldap.time_limit_secs = number(value)?,
             "ldap.search_group" => self.ldap.search_group = value.to_string(),
             "ldap.admin_group" => self.ldap.admin_group = value.to_string(),
+            "ldap.transitive_member_of" => self.ldap.transitive_member_of = boolean(value)?,
             "portal.addr" => self.portal.addr = value.to_string(),
             "auth.argon2_memory_kib" => self.auth.argon2_memory_kib = number(value)?,
             "auth.argon2_iterations" => self.auth.argon2_iterations = number(value)?,
@@ -1062,6 +1072,7 @@ mod tests {
             ("PORTCULLIS_LDAP_TIME_LIMIT_SECS", "5"),
             ("PORTCULLIS_LDAP_SEARCH_GROUP", "readers"),
             ("PORTCULLIS_LDAP_ADMIN_GROUP", "wheel"),
+            ("PORTCULLIS_LDAP_TRANSITIVE_MEMBER_OF", "true"),
             ("PORTCULLIS_HTTP_ADDR", "127.0.0.1:6"),
             ("PORTCULLIS_AUTH_ARGON2_MEMORY_KIB", "1024"),
             ("PORTCULLIS_AUTH_ARGON2_ITERATIONS", "3"),
@@ -1094,6 +1105,7 @@ mod tests {
                 time_limit_secs: 5,
                 search_group: "readers".into(),
                 admin_group: "wheel".into(),
+                transitive_member_of: true,
                 ..LdapConfig::default()
             },
             portal: PortalConfig {

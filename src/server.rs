@@ -16,7 +16,7 @@ use crate::auth::keys::ServerKey;
 use crate::auth::password::Hasher;
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::directory::{Directory, Dn};
+use crate::directory::{Directory, DirectoryOptions, Dn};
 use crate::ldap::conn::{ConnContext, ConnLimits, ListenerKind};
 use crate::ldap::handler::{Confidentiality, Handler, Limits};
 use crate::ldap::tls::Tls;
@@ -66,11 +66,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
 
-    let directory = Directory::new(
+    let directory = Directory::with_options(
         store.clone(),
         base,
         &config.ldap.admin_group,
         &config.ldap.search_group,
+        DirectoryOptions {
+            transitive_member_of: config.ldap.transitive_member_of,
+        },
     );
     let listener = TcpListener::bind(&config.ldap.addr)
         .await

@@ -109,6 +109,44 @@ impl Entry {
     /// unknown names are ignored. With `types_only` the value lists are
     /// empty. Attributes come in the entry's order.
     pub fn select(&self, requested: &[String], types_only: bool) -> Vec<(String, Vec<String>)> {
+        let sel = self.selection(requested);
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for (a, keep) in self.attrs.iter().zip(&sel.keep) {
+            if *keep {
+                let values = if types_only {
+                    Vec::new()
+                } else {
+                    a.values.clone()
+                };
+                out.push((a.ty.name.to_string(), values));
+            }
+        }
+        self.push_virtual(&sel, types_only, &mut out);
+        out
+    }
+
+    /// [`Entry::select`] that moves the values out instead of copying them
+    /// (a served entry is dropped after it is encoded).
+    pub fn into_selected(
+        self,
+        requested: &[String],
+        types_only: bool,
+    ) -> Vec<(String, Vec<String>)> {
+        let sel = self.selection(requested);
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        let mut virtual_ = Vec::new();
+        self.push_virtual(&sel, types_only, &mut virtual_);
+        for (a, keep) in self.attrs.into_iter().zip(sel.keep) {
+            if keep {
+                let values = if types_only { Vec::new() } else { a.values };
+                out.push((a.ty.name.to_string(), values));
+            }
+        }
+        out.extend(virtual_);
+        out
+    }
+
+    fn selection(&self, requested: &[String]) -> Selection {
         let mut all_user = requested.is_empty();
         let mut all_operational = false;
         let mut named: Vec<&'static AttributeType> = Vec::new();
@@ -127,31 +165,54 @@ impl Entry {
                 }
             }
         }
-        let values = |v: &[String]| if types_only { Vec::new() } else { v.to_vec() };
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        for a in &self.attrs {
-            let by_class = if a.ty.operational {
-                all_operational
-            } else {
-                all_user
-            };
-            if by_class || named.iter().any(|n| std::ptr::eq(*n, a.ty)) {
-                out.push((a.ty.name.to_string(), values(&a.values)));
-            }
-        }
+        let keep = self
+            .attrs
+            .iter()
+            .map(|a| {
+                let by_class = if a.ty.operational {
+                    all_operational
+                } else {
+                    all_user
+                };
+                by_class || named.iter().any(|n| std::ptr::eq(*n, a.ty))
+            })
+            .collect();
         // entryDN is virtual (RFC 5020): every entry has one when asked by
         // name, stored or not.
-        if let Some(entry_dn) = schema::attribute("entryDN") {
-            let asked = named.iter().any(|n| std::ptr::eq(*n, entry_dn));
-            if asked && self.attr_of(entry_dn).is_none() {
-                out.push((entry_dn.name.to_string(), values(&[self.dn.to_string()])));
-            }
+        let entry_dn = schema::attribute("entryDN").filter(|entry_dn| {
+            named.iter().any(|n| std::ptr::eq(*n, *entry_dn)) && self.attr_of(entry_dn).is_none()
+        });
+        Selection {
+            keep,
+            entry_dn,
+            dn: want_dn,
         }
-        if want_dn {
-            out.push(("dn".to_string(), values(&[self.dn.to_string()])));
-        }
-        out
     }
+
+    fn push_virtual(
+        &self,
+        sel: &Selection,
+        types_only: bool,
+        out: &mut Vec<(String, Vec<String>)>,
+    ) {
+        let values = |v: String| if types_only { Vec::new() } else { vec![v] };
+        if let Some(entry_dn) = sel.entry_dn {
+            out.push((entry_dn.name.to_string(), values(self.dn.to_string())));
+        }
+        if sel.dn {
+            out.push(("dn".to_string(), values(self.dn.to_string())));
+        }
+    }
+}
+
+/// Which attributes of an entry a search returns.
+struct Selection {
+    /// Per attribute of the entry, in order.
+    keep: Vec<bool>,
+    /// entryDN asked for by name and not stored.
+    entry_dn: Option<&'static AttributeType>,
+    /// The virtual `dn` asked for.
+    dn: bool,
 }
 
 /// `TRUE` / `FALSE` (RFC 4517 §3.3.3).
@@ -240,72 +301,217 @@ fn push_timestamps(e: &mut Entry, created: Timestamp, modified: Timestamp) {
     }
 }
 
+/// Which attributes of an entry to build: what a search selects
+/// (RFC 4511 §4.5.1.8) plus what its filter reads. An entry built for a
+/// `Wanted` holds at least those attributes, so [`Entry::select`] and the
+/// filter give the same answers as on the full entry; building only them
+/// saves most of the work of a lookup that asks for three attributes.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    all_user: bool,
+    all_operational: bool,
+    named: Vec<&'static AttributeType>,
+}
+
+impl Wanted {
+    /// Every attribute.
+    pub fn everything() -> Wanted {
+        Wanted {
+            all_user: true,
+            all_operational: true,
+            named: Vec::new(),
+        }
+    }
+
+    /// The attributes [`Entry::select`] returns for `requested`.
+    pub fn selected(requested: &[String]) -> Wanted {
+        let mut w = Wanted {
+            all_user: requested.is_empty(),
+            all_operational: false,
+            named: Vec::new(),
+        };
+        for r in requested {
+            match r.trim() {
+                "*" => w.all_user = true,
+                "+" => w.all_operational = true,
+                // `1.1`, `dn` and unknown names need no stored attribute.
+                r => {
+                    if let Some(ty) = schema::attribute(r) {
+                        w.add(ty);
+                    }
+                }
+            }
+        }
+        w
+    }
+
+    /// Adds every attribute.
+    pub fn add_everything(&mut self) {
+        self.all_user = true;
+        self.all_operational = true;
+    }
+
+    pub fn add(&mut self, ty: &'static AttributeType) {
+        if !self.named.iter().any(|n| std::ptr::eq(*n, ty)) {
+            self.named.push(ty);
+        }
+    }
+
+    pub fn wants(&self, ty: &AttributeType) -> bool {
+        let by_class = if ty.operational {
+            self.all_operational
+        } else {
+            self.all_user
+        };
+        by_class || self.named.iter().any(|n| std::ptr::eq(*n, ty))
+    }
+
+    /// True when nothing but cn and uid (both the username) is wanted.
+    pub fn only_names(&self) -> bool {
+        !self.all_user
+            && !self.all_operational
+            && self.named.iter().all(|t| t.name == "cn" || t.name == "uid")
+    }
+
+    /// [`Wanted::wants`] by name, alias or OID; false for unknown names.
+    pub fn wants_name(&self, name: &str) -> bool {
+        schema::attribute(name).is_some_and(|ty| self.wants(ty))
+    }
+}
+
 /// A user as `cn=<username>,ou=users,<base>` (DESIGN.md section 3).
-/// `groups` are the user's direct groups (memberOf); `superuser` is served
-/// as `ak-superuser`.
+/// `groups` are the groups served as memberOf (the direct ones unless the
+/// directory serves transitive memberOf); `superuser` is served as
+/// `ak-superuser`.
 pub fn user_entry(base: &Dn, user: &User, groups: &[Group], superuser: bool) -> Entry {
+    user_entry_for(base, user, groups, superuser, &Wanted::everything())
+}
+
+/// [`user_entry`] with only the attributes in `wanted` (`groups` and
+/// `superuser` are read only when memberOf and ak-superuser are wanted).
+pub fn user_entry_for(
+    base: &Dn,
+    user: &User,
+    groups: &[Group],
+    superuser: bool,
+    wanted: &Wanted,
+) -> Entry {
+    let want = |name: &str| wanted.wants_name(name);
     let name = user.username.as_str();
     let mut e = Entry::new(tree::user_dn(base, name));
-    e.push(
-        "objectClass",
-        strings(&[
-            "top",
-            "person",
-            "organizationalPerson",
-            "inetOrgPerson",
-            "posixAccount",
-        ]),
-    );
-    e.push_one("cn", name);
-    e.push_one("uid", name);
+    if want("objectClass") {
+        e.push(
+            "objectClass",
+            strings(&[
+                "top",
+                "person",
+                "organizationalPerson",
+                "inetOrgPerson",
+                "posixAccount",
+            ]),
+        );
+    }
+    if want("cn") {
+        e.push_one("cn", name);
+    }
+    if want("uid") {
+        e.push_one("uid", name);
+    }
     let full_name = user.full_name.as_deref().filter(|n| !n.trim().is_empty());
-    let sn = user_attr(user, "sn")
-        .or_else(|| full_name.and_then(|n| n.split_whitespace().last()))
-        .unwrap_or(name);
-    e.push_one("sn", sn);
-    if let Some(given) = user_attr(user, "givenName") {
-        e.push_one("givenName", given);
+    if want("sn") {
+        let sn = user_attr(user, "sn")
+            .or_else(|| full_name.and_then(|n| n.split_whitespace().last()))
+            .unwrap_or(name);
+        e.push_one("sn", sn);
     }
-    if let Some(full) = full_name {
-        e.push_one("displayName", full);
+    if want("givenName") {
+        if let Some(given) = user_attr(user, "givenName") {
+            e.push_one("givenName", given);
+        }
     }
-    if let Some(mail) = user.email.as_deref().filter(|m| !m.trim().is_empty()) {
-        e.push_one("mail", mail);
+    if want("displayName") {
+        if let Some(full) = full_name {
+            e.push_one("displayName", full);
+        }
     }
-    e.push(
-        "memberOf",
-        groups
-            .iter()
-            .map(|g| tree::group_dn(base, &g.name).to_string())
-            .collect(),
-    );
-    e.push_one("uidNumber", user.uid_number.to_string());
-    e.push_one("gidNumber", user.gid_number.to_string());
-    let home = user_attr(user, "homeDirectory")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("/home/{name}"));
-    e.push_one("homeDirectory", home);
-    e.push_one(
-        "loginShell",
-        user_attr(user, "loginShell").unwrap_or("/bin/bash"),
-    );
+    if want("mail") {
+        if let Some(mail) = user.email.as_deref().filter(|m| !m.trim().is_empty()) {
+            e.push_one("mail", mail);
+        }
+    }
+    if want("memberOf") && !groups.is_empty() {
+        let groups_ou = tree::groups_ou(base).to_string();
+        e.push(
+            "memberOf",
+            groups
+                .iter()
+                .map(|g| child_dn_string(&g.name, &groups_ou))
+                .collect(),
+        );
+    }
+    if want("uidNumber") {
+        e.push_one("uidNumber", user.uid_number.to_string());
+    }
+    if want("gidNumber") {
+        e.push_one("gidNumber", user.gid_number.to_string());
+    }
+    if want("homeDirectory") {
+        let home = user_attr(user, "homeDirectory")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("/home/{name}"));
+        e.push_one("homeDirectory", home);
+    }
+    if want("loginShell") {
+        e.push_one(
+            "loginShell",
+            user_attr(user, "loginShell").unwrap_or("/bin/bash"),
+        );
+    }
     for (key, value) in &user.attrs {
         let Some(ty) = schema::attribute(key) else {
             continue;
         };
-        if ty.operational || USER_COMPUTED.contains(&ty.name) || value.trim().is_empty() {
+        if ty.operational
+            || USER_COMPUTED.contains(&ty.name)
+            || value.trim().is_empty()
+            || !wanted.wants(ty)
+        {
             continue;
         }
         e.push_one(ty.name, value.as_str());
     }
-    e.push_one("ak-active", boolean(!user.disabled));
-    e.push_one("ak-superuser", boolean(superuser));
-    e.push_one("entryUUID", user.id.0.hyphenated().to_string());
-    push_timestamps(&mut e, user.created, user.modified);
-    if let Some(t) = user.pwd_changed.and_then(generalized_time) {
-        e.push_one("pwdChangedTime", t);
+    if want("ak-active") {
+        e.push_one("ak-active", boolean(!user.disabled));
     }
-    push_operational(&mut e, Some("inetOrgPerson"), false);
+    if want("ak-superuser") {
+        e.push_one("ak-superuser", boolean(superuser));
+    }
+    if want("entryUUID") {
+        e.push_one("entryUUID", user.id.0.hyphenated().to_string());
+    }
+    if want("createTimestamp") || want("modifyTimestamp") {
+        push_timestamps(&mut e, user.created, user.modified);
+    }
+    if want("pwdChangedTime") {
+        if let Some(t) = user.pwd_changed.and_then(generalized_time) {
+            e.push_one("pwdChangedTime", t);
+        }
+    }
+    if wanted.all_operational || wanted.named.iter().any(|t| t.operational) {
+        push_operational(&mut e, Some("inetOrgPerson"), false);
+    }
+    e
+}
+
+/// A user entry carrying only what [`Wanted::only_names`] allows: cn and
+/// uid, which are the username.
+pub fn user_name_entry(base: &Dn, username: &str, wanted: &Wanted) -> Entry {
+    let mut e = Entry::new(tree::user_dn(base, username));
+    for name in ["cn", "uid"] {
+        if wanted.wants_name(name) {
+            e.push_one(name, username);
+        }
+    }
     e
 }
 
@@ -319,32 +525,62 @@ pub fn group_entry(
     child_groups: &[Group],
     parents: &[Group],
 ) -> Entry {
+    let names: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
+    group_entry_named(base, group, &names, child_groups, parents)
+}
+
+/// `cn=<value>,<parent>` in the RFC 4514 string form that
+/// `parent.child("cn", value).to_string()` gives, without building the DN.
+fn child_dn_string(value: &str, parent: &str) -> String {
+    let rdn = super::dn::Ava::new("cn", value).to_string();
+    if parent.is_empty() {
+        rdn
+    } else {
+        let mut s = String::with_capacity(rdn.len() + 1 + parent.len());
+        s.push_str(&rdn);
+        s.push(',');
+        s.push_str(parent);
+        s
+    }
+}
+
+/// [`group_entry`] with its member users given by username only (what the
+/// entry shows of them), in the order they are served.
+pub fn group_entry_named(
+    base: &Dn,
+    group: &Group,
+    usernames: &[&str],
+    child_groups: &[Group],
+    parents: &[Group],
+) -> Entry {
     let mut e = Entry::new(tree::group_dn(base, &group.name));
     e.push(
         "objectClass",
         strings(&["top", "groupOfNames", "posixGroup"]),
     );
     e.push_one("cn", group.name.as_str());
-    let members = users
+    let users_ou = tree::users_ou(base).to_string();
+    let groups_ou = tree::groups_ou(base).to_string();
+    let members = usernames
         .iter()
-        .map(|u| tree::user_dn(base, &u.username).to_string())
+        .map(|u| child_dn_string(u, &users_ou))
         .chain(
             child_groups
                 .iter()
-                .map(|g| tree::group_dn(base, &g.name).to_string()),
+                .map(|g| child_dn_string(&g.name, &groups_ou)),
         )
         .collect();
     e.push("member", members);
     e.push(
         "memberUid",
-        users.iter().map(|u| u.username.clone()).collect(),
+        usernames.iter().map(|u| (*u).to_string()).collect(),
     );
     e.push_one("gidNumber", group.gid_number.to_string());
     e.push(
         "memberOf",
         parents
             .iter()
-            .map(|g| tree::group_dn(base, &g.name).to_string())
+            .map(|g| child_dn_string(&g.name, &groups_ou))
             .collect(),
     );
     if let Some(d) = group
@@ -496,6 +732,100 @@ mod tests {
             created: 0,
             modified: 86_400,
         }
+    }
+
+    #[test]
+    fn a_partly_built_entry_selects_like_the_full_one() {
+        let mut u = alice();
+        u.attrs.insert("telephoneNumber".into(), "+1 555".into());
+        u.attrs.insert("givenName".into(), "Alice".into());
+        let groups = [group("admins", 4000), group("staff", 4001)];
+        let full = user_entry(&base(), &u, &groups, true);
+        let requests: &[&[&str]] = &[
+            &[],
+            &["*"],
+            &["+"],
+            &["*", "+"],
+            &["1.1"],
+            &["cn", "mail", "uidNumber"],
+            &["memberOf", "ak-superuser"],
+            &["CN", "2.5.4.20", "entryDN", "dn"],
+            &["createTimestamp", "pwdChangedTime", "entryUUID"],
+            &["objectClass", "homeDirectory", "loginShell", "sn"],
+            &["nosuchattribute"],
+        ];
+        for req in requests {
+            let req: Vec<String> = req.iter().map(|s| s.to_string()).collect();
+            let wanted = Wanted::selected(&req);
+            let part = user_entry_for(&base(), &u, &groups, true, &wanted);
+            for types_only in [false, true] {
+                assert_eq!(
+                    part.select(&req, types_only),
+                    full.select(&req, types_only),
+                    "{req:?}"
+                );
+                assert_eq!(
+                    part.clone().into_selected(&req, types_only),
+                    full.select(&req, types_only),
+                    "{req:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_names_only_entry_selects_like_the_full_one() {
+        let u = alice();
+        let full = user_entry(&base(), &u, &[], false);
+        for req in [
+            &["cn"][..],
+            &["uid", "dn"],
+            &["1.1"],
+            &["CN", "2.5.4.3", "uid"],
+        ] {
+            let req: Vec<String> = req.iter().map(|s| s.to_string()).collect();
+            let wanted = Wanted::selected(&req);
+            assert!(wanted.only_names(), "{req:?}");
+            let names = user_name_entry(&base(), &u.username, &wanted);
+            assert_eq!(names.select(&req, false), full.select(&req, false));
+        }
+        for req in [
+            &[][..],
+            &["*"],
+            &["cn", "mail"],
+            &["+"],
+            &["cn", "ak-active"],
+            &["cn", "entryDN"],
+        ] {
+            let req: Vec<String> = req.iter().map(|s| s.to_string()).collect();
+            assert!(!Wanted::selected(&req).only_names(), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn member_dns_are_spelled_as_the_dn_type_spells_them() {
+        let names = [
+            "alice",
+            "Bob Smith",
+            "a,b",
+            "a+b",
+            " lead",
+            "trail ",
+            "#hash",
+            "q\"uote",
+            "semi;colon",
+            "<angle>",
+            "équipe",
+        ];
+        let users_ou = tree::users_ou(&base()).to_string();
+        for n in names {
+            assert_eq!(
+                child_dn_string(n, &users_ou),
+                tree::user_dn(&base(), n).to_string(),
+                "{n}"
+            );
+        }
+        assert_eq!(child_dn_string("x", ""), "cn=x");
     }
 
     fn one(e: &Entry, name: &str) -> String {

@@ -14,7 +14,10 @@
 //! - `search`: `Directory`, the search planner and access rules.
 //! - `write`: LDAP add/modify/delete/modrdn → store changes, with the
 //!   write access rules.
+//! - `cache`: memberships and names kept between searches, per membership
+//!   epoch of the store.
 
+mod cache;
 pub mod dn;
 pub mod entry;
 pub mod filter;
@@ -26,5 +29,7 @@ pub mod write;
 pub use dn::{Dn, DnError};
 pub use entry::Entry;
 pub use filter::{Filter, InChain};
-pub use search::{Directory, DirectoryError, Identity, Scope, SearchQuery, SearchResults};
+pub use search::{
+    Directory, DirectoryError, DirectoryOptions, Identity, Scope, SearchQuery, SearchResults,
+};
 pub use tree::Target;

@@ -433,10 +433,36 @@ fn lower_key<'a>(name: &str, buf: &'a mut [u8; MAX_NAME]) -> Option<&'a str> {
     std::str::from_utf8(out).ok()
 }
 
-fn attribute_index() -> &'static HashMap<String, &'static AttributeType> {
-    static INDEX: OnceLock<HashMap<String, &'static AttributeType>> = OnceLock::new();
+/// FNV-1a: the name indexes are looked up several times per entry built,
+/// with short keys from a fixed set, where SipHash's flood resistance buys
+/// nothing and costs most of the lookup.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type NameIndex = HashMap<String, &'static AttributeType, std::hash::BuildHasherDefault<Fnv>>;
+
+fn attribute_index() -> &'static NameIndex {
+    static INDEX: OnceLock<NameIndex> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut map = HashMap::new();
+        let mut map = NameIndex::default();
         for at in ATTRIBUTE_TYPES.iter() {
             map.insert(at.name.to_ascii_lowercase(), at);
             map.insert(at.oid.to_string(), at);

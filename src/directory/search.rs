@@ -12,8 +12,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::cache::{AccessInfo, EpochCache};
 use super::dn::Dn;
-use super::entry::{self, Entry};
+use super::entry::{self, Entry, Wanted};
 use super::filter::{Filter, InChain};
 use super::tree::{self, Target};
 use crate::store::{Group, GroupId, Member, Store, StoreError, User, UserId};
@@ -73,16 +74,26 @@ struct Inner {
     base: Dn,
     admin_group: String,
     search_group: String,
+    options: DirectoryOptions,
+    /// Memberships and names between searches, per membership epoch.
+    cache: EpochCache,
+}
+
+/// How the directory serves entries, beyond the tree's shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectoryOptions {
+    /// `memberOf` lists every group reached through nested groups, not
+    /// only the direct ones, and `(memberOf=G)` matches the same set
+    /// (`ldap.transitive_member_of`, for clients that cannot send the
+    /// in-chain rule 1.2.840.113556.1.4.1941).
+    pub transitive_member_of: bool,
 }
 
 /// What one identity may read.
 enum Access {
     None,
     All,
-    Own {
-        user: UserId,
-        groups: HashSet<GroupId>,
-    },
+    Own { user: UserId, info: Arc<AccessInfo> },
 }
 
 /// Candidate ids after index planning.
@@ -112,12 +123,30 @@ impl<T: Ord + Clone> Cands<T> {
 
 impl Directory {
     pub fn new(store: Store, base: Dn, admin_group: &str, search_group: &str) -> Directory {
+        Directory::with_options(
+            store,
+            base,
+            admin_group,
+            search_group,
+            DirectoryOptions::default(),
+        )
+    }
+
+    pub fn with_options(
+        store: Store,
+        base: Dn,
+        admin_group: &str,
+        search_group: &str,
+        options: DirectoryOptions,
+    ) -> Directory {
         Directory {
             inner: Arc::new(Inner {
                 store,
                 base,
                 admin_group: admin_group.to_string(),
                 search_group: search_group.to_string(),
+                options,
+                cache: EpochCache::default(),
             }),
         }
     }
@@ -153,24 +182,37 @@ impl Directory {
         let Identity::User { id, .. } = who else {
             return Ok(Access::None);
         };
-        // A user deleted or disabled since binding reads nothing.
-        match self.store().user(*id)? {
-            Some(user) if !user.disabled => {}
-            _ => return Ok(Access::None),
+        // Before anything it guards is read (see `cache`).
+        let epoch = self.store().membership_epoch()?;
+        // A user deleted or disabled since binding reads nothing. Not
+        // cached: disabling a user does not move the epoch.
+        if !self.store().user_is_active(*id)? {
+            return Ok(Access::None);
         }
-        let groups: HashSet<GroupId> = self
-            .store()
-            .transitive_groups_of(Member::User(*id))?
-            .into_iter()
-            .collect();
-        for name in [&self.inner.admin_group, &self.inner.search_group] {
-            if let Some(g) = self.store().group_by_name(name)? {
-                if groups.contains(&g.id) {
-                    return Ok(Access::All);
+        let info = match self.inner.cache.access(epoch, *id) {
+            Some(info) => info,
+            None => {
+                let groups: HashSet<GroupId> = self
+                    .store()
+                    .transitive_groups_of(Member::User(*id))?
+                    .into_iter()
+                    .collect();
+                let mut all = false;
+                for name in [&self.inner.admin_group, &self.inner.search_group] {
+                    if let Some(g) = self.store().group_by_name(name)? {
+                        all |= groups.contains(&g.id);
+                    }
                 }
+                let info = Arc::new(AccessInfo { all, groups });
+                self.inner.cache.set_access(epoch, *id, info.clone());
+                info
             }
-        }
-        Ok(Access::Own { user: *id, groups })
+        };
+        Ok(if info.all {
+            Access::All
+        } else {
+            Access::Own { user: *id, info }
+        })
     }
 
     /// Reads one entry, if it exists and `who` may see it.
@@ -189,6 +231,26 @@ impl Directory {
             .ok_or(DirectoryError::NoSuchObject { matched: None })
     }
 
+    /// True when `q` reads at most a few records by key: a base-scope read
+    /// of a user, or a filter that pins a unique attribute (uid, cn, mail,
+    /// uidNumber, gidNumber) by equality at its top or in a top-level AND.
+    /// Such a search costs microseconds, so the protocol layer runs it
+    /// where it is instead of handing it to a blocking thread.
+    pub fn is_point_lookup(&self, q: &SearchQuery) -> bool {
+        fn pins(f: &Filter) -> bool {
+            match f {
+                Filter::Equality(ty, _) => {
+                    matches!(ty.name, "uid" | "cn" | "mail" | "uidNumber" | "gidNumber")
+                }
+                Filter::And(items) => items.iter().any(pins),
+                _ => false,
+            }
+        }
+        let base_user = q.scope == Scope::Base
+            && matches!(tree::classify(&q.base, self.base()), Target::User(_));
+        base_user || pins(&q.filter)
+    }
+
     /// Runs a search for `who`.
     pub fn search(&self, who: &Identity, q: &SearchQuery) -> Result<SearchResults, DirectoryError> {
         self.search_until(who, q, &|| false)
@@ -203,6 +265,21 @@ impl Directory {
         q: &SearchQuery,
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<SearchResults, DirectoryError> {
+        self.search_selecting(who, q, &Wanted::everything(), stop)
+    }
+
+    /// [`Directory::search_until`] whose entries need to carry only the
+    /// attributes in `selected` (what the client asked for): user entries
+    /// are built with those and the ones the filter reads, nothing else.
+    pub fn search_selecting(
+        &self,
+        who: &Identity,
+        q: &SearchQuery,
+        selected: &Wanted,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<SearchResults, DirectoryError> {
+        // Read before any membership or name (see `cache`).
+        let epoch = self.store().membership_epoch()?;
         let access = self.access(who)?;
         if matches!(access, Access::None) {
             return Err(DirectoryError::InsufficientAccess(
@@ -290,15 +367,26 @@ impl Directory {
             }
         }
 
-        // Narrow with the indexes the filter names.
+        // Narrow with the indexes the filter names. A lone
+        // `(memberOf=<group>)` is answered exactly by the membership index
+        // (the same memberships the entries list), so its users need no
+        // filter evaluation.
+        let mut users_exact = false;
         if matches!(users, Cands::All) {
             users = self.plan_users(&q.filter)?;
+            users_exact = matches!(&q.filter, Filter::Equality(ty, _) if ty.name == "memberOf");
         }
+        let mut user_wanted = selected.clone();
+        if !users_exact {
+            add_filter_types(&q.filter, &mut user_wanted);
+        }
+        let mut group_wanted = selected.clone();
+        add_filter_types(&q.filter, &mut group_wanted);
         if matches!(groups, Cands::All) {
             groups = self.plan_groups(&q.filter)?;
         }
 
-        let mut ctx = BuildContext::new(self)?;
+        let mut ctx = BuildContext::new(self, epoch)?;
         let chain = Chain { dir: self };
         let mut out = SearchResults::default();
         let over_time =
@@ -312,6 +400,24 @@ impl Directory {
             }
         }
 
+        // A membership listing that asks for names only (cn, uid, the DN):
+        // the entries come from the username cache, no user record is
+        // read. Same entries, same (id) order as the general path below.
+        if users_exact && matches!(access, Access::All) && user_wanted.only_names() {
+            if let Cands::Set(ids) = &users {
+                let ids: Vec<UserId> = ids.iter().copied().collect();
+                for (n, name) in ctx.usernames_in_order(&ids)?.iter().enumerate() {
+                    if over_time(n) {
+                        out.time_limit_exceeded = true;
+                        return Ok(out);
+                    }
+                    out.entries
+                        .push(entry::user_name_entry(base, name, &user_wanted));
+                }
+                users = Cands::Set(BTreeSet::new());
+            }
+        }
+
         let user_list = load(users, || store.users(), |id| store.user(id))?;
         let visible = |user: &User| match &access {
             Access::All => true,
@@ -319,8 +425,8 @@ impl Directory {
             Access::None => false,
         };
         let stopped = scan(&user_list, &mut out, &over_time, visible, |u| {
-            let e = ctx.user_entry(u)?;
-            Ok(q.filter.matches(&e, &chain).then_some(e))
+            let e = ctx.user_entry(u, &user_wanted)?;
+            Ok((users_exact || q.filter.matches(&e, &chain)).then_some(e))
         })?;
         if stopped {
             return Ok(out);
@@ -329,11 +435,11 @@ impl Directory {
         let group_list = load(groups, || store.groups(), |id| ctx.group(id))?;
         let visible = |group: &Group| match &access {
             Access::All => true,
-            Access::Own { groups, .. } => groups.contains(&group.id),
+            Access::Own { info, .. } => info.groups.contains(&group.id),
             Access::None => false,
         };
         scan(&group_list, &mut out, &over_time, visible, |g| {
-            let e = ctx.group_entry(g)?;
+            let e = ctx.group_entry(g, &group_wanted)?;
             Ok(q.filter.matches(&e, &chain).then_some(e))
         })?;
         Ok(out)
@@ -358,7 +464,12 @@ impl Directory {
                         Ok(n) => one(store.user_by_uid_number(n)?),
                         Err(_) => Cands::Set(BTreeSet::new()),
                     },
+                    // The users whose memberOf lists the group: its direct
+                    // users, or all of them through nesting.
                     "memberOf" => match self.group_of_dn(value)? {
+                        Some(g) if self.inner.options.transitive_member_of => {
+                            Cands::Set(store.transitive_user_members(g.id)?.into_iter().collect())
+                        }
                         Some(g) => Cands::Set(
                             store
                                 .members(g.id)?
@@ -427,6 +538,25 @@ impl Directory {
             }
             _ => Cands::All,
         })
+    }
+
+    /// The groups `member`'s memberOf lists: direct ones, or with
+    /// [`DirectoryOptions::transitive_member_of`] every group reached
+    /// through nesting (cached per epoch for users).
+    fn member_of_ids(&self, epoch: u64, member: Member) -> Result<Arc<Vec<GroupId>>, StoreError> {
+        let store = self.store();
+        if !self.inner.options.transitive_member_of {
+            return Ok(Arc::new(store.groups_of(member)?));
+        }
+        let Member::User(user) = member else {
+            return Ok(Arc::new(store.transitive_groups_of(member)?));
+        };
+        if let Some(groups) = self.inner.cache.transitive(epoch, user) {
+            return Ok(groups);
+        }
+        let groups = Arc::new(store.transitive_groups_of(member)?);
+        self.inner.cache.set_transitive(epoch, user, groups.clone());
+        Ok(groups)
     }
 
     fn group_of_dn(&self, value: &str) -> Result<Option<Group>, StoreError> {
@@ -525,6 +655,25 @@ fn scan<T>(
     Ok(false)
 }
 
+/// Adds the attribute types `f` reads to `w` (every type, for an
+/// extensible match without a type, which reads them all).
+fn add_filter_types(f: &Filter, w: &mut Wanted) {
+    match f {
+        Filter::And(fs) | Filter::Or(fs) => fs.iter().for_each(|f| add_filter_types(f, w)),
+        Filter::Not(f) => add_filter_types(f, w),
+        Filter::Equality(ty, _)
+        | Filter::Approx(ty, _)
+        | Filter::GreaterOrEqual(ty, _)
+        | Filter::LessOrEqual(ty, _)
+        | Filter::Present(ty)
+        | Filter::Substring { ty, .. } => w.add(ty),
+        Filter::Extensible { ty: Some(ty), .. } => w.add(ty),
+        Filter::Extensible { ty: None, .. } => w.add_everything(),
+        // In-chain reads the entry's DN only.
+        Filter::InChain { .. } | Filter::Undefined => {}
+    }
+}
+
 fn is_group_class(value: &str) -> bool {
     ["groupOfNames", "posixGroup", "groupOfUniqueNames"]
         .iter()
@@ -542,30 +691,47 @@ fn is_user_class(value: &str) -> bool {
     .any(|c| c.eq_ignore_ascii_case(value.trim()))
 }
 
-/// Caches what several entries of one search share.
+/// Caches what several entries of one search share, in front of the
+/// directory's epoch cache.
 struct BuildContext<'a> {
     dir: &'a Directory,
+    /// The membership epoch read before this search's first read.
+    epoch: u64,
     groups: HashMap<GroupId, Option<Group>>,
-    names: HashMap<UserId, Option<User>>,
-    admins: HashSet<UserId>,
+    /// Users in the admin group at any depth, once asked for.
+    admins: Option<Arc<HashSet<UserId>>>,
 }
 
 impl<'a> BuildContext<'a> {
-    fn new(dir: &'a Directory) -> Result<BuildContext<'a>, StoreError> {
-        let admins = match dir.store().group_by_name(&dir.inner.admin_group)? {
-            Some(g) => dir
-                .store()
-                .transitive_user_members(g.id)?
-                .into_iter()
-                .collect(),
-            None => HashSet::new(),
-        };
+    fn new(dir: &'a Directory, epoch: u64) -> Result<BuildContext<'a>, StoreError> {
         Ok(BuildContext {
             dir,
+            epoch,
             groups: HashMap::new(),
-            names: HashMap::new(),
-            admins,
+            admins: None,
         })
+    }
+
+    fn admins(&mut self) -> Result<Arc<HashSet<UserId>>, StoreError> {
+        if let Some(a) = &self.admins {
+            return Ok(a.clone());
+        }
+        let cache = &self.dir.inner.cache;
+        let admins = match cache.admins(self.epoch) {
+            Some(a) => a,
+            None => {
+                let store = self.dir.store();
+                let set: HashSet<UserId> = match store.group_by_name(&self.dir.inner.admin_group)? {
+                    Some(g) => store.transitive_user_members(g.id)?.into_iter().collect(),
+                    None => HashSet::new(),
+                };
+                let a = Arc::new(set);
+                cache.set_admins(self.epoch, a.clone());
+                a
+            }
+        };
+        self.admins = Some(admins.clone());
+        Ok(admins)
     }
 
     fn group(&mut self, id: GroupId) -> Result<Option<Group>, StoreError> {
@@ -577,46 +743,95 @@ impl<'a> BuildContext<'a> {
         Ok(g)
     }
 
-    fn user(&mut self, id: UserId) -> Result<Option<User>, StoreError> {
-        if let Some(u) = self.names.get(&id) {
-            return Ok(u.clone());
-        }
-        let u = self.dir.store().user(id)?;
-        self.names.insert(id, u.clone());
-        Ok(u)
+    /// The usernames of `ids` (users that no longer exist are left out),
+    /// sorted case-insensitively as entries list them.
+    fn usernames(&mut self, ids: &[UserId]) -> Result<Vec<Arc<str>>, StoreError> {
+        let mut names = self.usernames_in_order(ids)?;
+        names.sort_by_cached_key(|n| n.to_lowercase());
+        Ok(names)
     }
 
-    fn groups_of(&mut self, member: Member) -> Result<Vec<Group>, StoreError> {
-        let mut out = Vec::new();
-        for id in self.dir.store().groups_of(member)? {
-            if let Some(g) = self.group(id)? {
+    /// The usernames of `ids` in their order (users that no longer exist
+    /// are left out).
+    fn usernames_in_order(&mut self, ids: &[UserId]) -> Result<Vec<Arc<str>>, StoreError> {
+        let cache = &self.dir.inner.cache;
+        let cached = cache.usernames(self.epoch, ids);
+        let mut names = Vec::with_capacity(ids.len());
+        let mut fresh = Vec::new();
+        for (id, name) in ids.iter().zip(cached) {
+            match name {
+                Some(n) => names.push(n),
+                None => {
+                    if let Some(u) = self.dir.store().user(*id)? {
+                        let n: Arc<str> = Arc::from(u.username);
+                        fresh.push((*id, n.clone()));
+                        names.push(n);
+                    }
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            cache.set_usernames(self.epoch, fresh);
+        }
+        Ok(names)
+    }
+
+    /// The groups listed in `member`'s memberOf: its direct groups, or
+    /// every group reached through nesting when the directory serves
+    /// transitive memberOf. Sorted by name, case-insensitively.
+    fn member_of(&mut self, member: Member) -> Result<Vec<Group>, StoreError> {
+        let ids = self.dir.member_of_ids(self.epoch, member)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids.iter() {
+            if let Some(g) = self.group(*id)? {
                 out.push(g);
             }
         }
-        out.sort_by_key(|g| g.name.to_lowercase());
+        out.sort_by_cached_key(|g| g.name.to_lowercase());
         Ok(out)
     }
 
-    fn user_entry(&mut self, user: &User) -> Result<Entry, StoreError> {
-        let groups = self.groups_of(Member::User(user.id))?;
-        Ok(entry::user_entry(
+    fn user_entry(&mut self, user: &User, wanted: &Wanted) -> Result<Entry, StoreError> {
+        let groups = if wanted.wants_name("memberOf") {
+            self.member_of(Member::User(user.id))?
+        } else {
+            Vec::new()
+        };
+        let superuser = wanted.wants_name("ak-superuser") && self.admins()?.contains(&user.id);
+        Ok(entry::user_entry_for(
             self.dir.base(),
             user,
             &groups,
-            self.admins.contains(&user.id),
+            superuser,
+            wanted,
         ))
     }
 
-    fn group_entry(&mut self, group: &Group) -> Result<Entry, StoreError> {
-        let mut users = Vec::new();
+    /// The group's entry with (at least) the `wanted` attributes: copied
+    /// from the full entry the epoch cache keeps, built first if needed.
+    fn group_entry(&mut self, group: &Group, wanted: &Wanted) -> Result<Entry, StoreError> {
+        let full = match self.dir.inner.cache.group_entry(self.epoch, group) {
+            Some(e) => e,
+            None => self.build_group_entry(group)?,
+        };
+        Ok(Entry {
+            dn: full.dn.clone(),
+            attrs: full
+                .attrs
+                .iter()
+                .filter(|a| wanted.wants(a.ty))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    fn build_group_entry(&mut self, group: &Group) -> Result<Arc<Entry>, StoreError> {
+        let cache = &self.dir.inner.cache;
+        let mut user_ids = Vec::new();
         let mut children = Vec::new();
         for m in self.dir.store().members(group.id)? {
             match m {
-                Member::User(id) => {
-                    if let Some(u) = self.user(id)? {
-                        users.push(u);
-                    }
-                }
+                Member::User(id) => user_ids.push(id),
                 Member::Group(id) => {
                     if let Some(g) = self.group(id)? {
                         children.push(g);
@@ -624,16 +839,19 @@ impl<'a> BuildContext<'a> {
                 }
             }
         }
-        users.sort_by_key(|u| u.username.to_lowercase());
-        children.sort_by_key(|g| g.name.to_lowercase());
-        let parents = self.groups_of(Member::Group(group.id))?;
-        Ok(entry::group_entry(
+        let names = self.usernames(&user_ids)?;
+        let names: Vec<&str> = names.iter().map(|n| &**n).collect();
+        children.sort_by_cached_key(|g| g.name.to_lowercase());
+        let parents = self.member_of(Member::Group(group.id))?;
+        let e = Arc::new(entry::group_entry_named(
             self.dir.base(),
             group,
-            &users,
+            &names,
             &children,
             &parents,
-        ))
+        ));
+        cache.set_group_entry(self.epoch, group, e.clone());
+        Ok(e)
     }
 }
 
@@ -678,5 +896,228 @@ impl InChain for Chain<'_> {
                 .contains(&g.id))
         };
         found().unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewUser;
+    use ldap3_proto::proto::LdapFilter;
+
+    const BASE: &str = "dc=example,dc=com";
+
+    struct Fx {
+        store: Store,
+        root: Identity,
+        alice: Identity,
+        staff: GroupId,
+        devs: GroupId,
+    }
+
+    /// root (admin); alice in devs; devs nested in staff.
+    fn fixture() -> Fx {
+        let store = Store::temporary().expect("store");
+        let admins = store.create_group("admins", None).expect("group");
+        let staff = store.create_group("staff", None).expect("group");
+        let devs = store.create_group("devs", None).expect("group");
+        let user = |name: &str| {
+            let u = store
+                .create_user(NewUser {
+                    username: name.into(),
+                    ..NewUser::default()
+                })
+                .expect("user");
+            (
+                u.id,
+                Identity::User {
+                    id: u.id,
+                    username: name.into(),
+                },
+            )
+        };
+        let (root_id, root) = user("root");
+        let (alice_id, alice) = user("alice");
+        store
+            .add_member(admins.id, Member::User(root_id))
+            .expect("member");
+        store
+            .add_member(devs.id, Member::User(alice_id))
+            .expect("member");
+        store
+            .add_member(staff.id, Member::Group(devs.id))
+            .expect("member");
+        Fx {
+            store,
+            root,
+            alice,
+            staff: staff.id,
+            devs: devs.id,
+        }
+    }
+
+    fn dir(fx: &Fx, transitive_member_of: bool) -> Directory {
+        Directory::with_options(
+            fx.store.clone(),
+            Dn::parse(BASE).expect("dn"),
+            "admins",
+            "ldap-search",
+            DirectoryOptions {
+                transitive_member_of,
+            },
+        )
+    }
+
+    fn eq(attr: &str, value: &str) -> LdapFilter {
+        LdapFilter::Equality(attr.into(), value.into())
+    }
+
+    /// The DNs a subtree search under the base finds.
+    fn found(d: &Directory, who: &Identity, filter: LdapFilter) -> Vec<String> {
+        let q = SearchQuery {
+            base: Dn::parse(BASE).expect("dn"),
+            scope: Scope::Sub,
+            filter: Filter::from_ldap(&filter),
+            deadline: None,
+        };
+        let mut dns: Vec<String> = d
+            .search(who, &q)
+            .expect("search")
+            .entries
+            .iter()
+            .map(|e| e.dn.to_string())
+            .collect();
+        dns.sort();
+        dns
+    }
+
+    fn member_of(d: &Directory, who: &Identity, dn: &str) -> Vec<String> {
+        let e = d.read(who, &Dn::parse(dn).expect("dn")).expect("read");
+        e.get("memberOf")
+            .map(<[String]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    const STAFF: &str = "cn=staff,ou=groups,dc=example,dc=com";
+    const DEVS: &str = "cn=devs,ou=groups,dc=example,dc=com";
+    const ALICE: &str = "cn=alice,ou=users,dc=example,dc=com";
+
+    #[test]
+    fn direct_member_of_by_default() {
+        let fx = fixture();
+        let d = dir(&fx, false);
+        assert_eq!(member_of(&d, &fx.root, ALICE), [DEVS]);
+        // devs is a direct member of staff; alice only through devs.
+        assert_eq!(found(&d, &fx.root, eq("memberOf", STAFF)), [DEVS]);
+        assert_eq!(found(&d, &fx.root, eq("memberOf", DEVS)), [ALICE]);
+        // The in-chain rule resolves nesting whatever the option says.
+        let chain = LdapFilter::Extensible(ldap3_proto::proto::LdapMatchingRuleAssertion {
+            matching_rule: Some("1.2.840.113556.1.4.1941".into()),
+            type_: Some("memberOf".into()),
+            match_value: STAFF.into(),
+            dn_attributes: false,
+        });
+        assert_eq!(found(&d, &fx.root, chain), [ALICE, DEVS]);
+    }
+
+    #[test]
+    fn transitive_member_of_serves_and_filters_the_same_groups() {
+        let fx = fixture();
+        let d = dir(&fx, true);
+        assert_eq!(member_of(&d, &fx.root, ALICE), [DEVS, STAFF]);
+        assert_eq!(member_of(&d, &fx.root, DEVS), [STAFF]);
+        // The index answer and a filter evaluated per entry agree.
+        assert_eq!(found(&d, &fx.root, eq("memberOf", STAFF)), [ALICE, DEVS]);
+        let and = LdapFilter::And(vec![
+            eq("objectClass", "inetOrgPerson"),
+            eq("memberOf", STAFF),
+        ]);
+        assert_eq!(found(&d, &fx.root, and), [ALICE]);
+        let or = LdapFilter::Or(vec![
+            eq("memberOf", STAFF),
+            LdapFilter::Present("nosuchattribute".into()),
+        ]);
+        assert_eq!(found(&d, &fx.root, or), [ALICE, DEVS]);
+        // A user reads its own entry with the same memberOf.
+        assert_eq!(member_of(&d, &fx.alice, ALICE), [DEVS, STAFF]);
+
+        // Unnesting takes effect on the next search (the cache follows
+        // the membership epoch).
+        fx.store
+            .remove_member(fx.staff, Member::Group(fx.devs))
+            .expect("remove");
+        assert_eq!(member_of(&d, &fx.root, ALICE), [DEVS]);
+        assert!(found(&d, &fx.root, eq("memberOf", STAFF)).is_empty());
+        assert!(member_of(&d, &fx.root, DEVS).is_empty());
+    }
+
+    #[test]
+    fn cached_access_and_group_entries_follow_changes() {
+        let fx = fixture();
+        let d = dir(&fx, false);
+        // alice reads her own entry and her groups (nested ones too), not
+        // root's entry nor the admins group.
+        assert_eq!(
+            found(&d, &fx.alice, LdapFilter::Present("objectClass".into())),
+            [ALICE, DEVS, STAFF]
+        );
+        let members = |d: &Directory| {
+            let e = d
+                .read(&fx.root, &Dn::parse(DEVS).expect("dn"))
+                .expect("read");
+            e.get("member").map(<[String]>::to_vec).unwrap_or_default()
+        };
+        assert_eq!(members(&d), [ALICE]);
+        let bob = fx
+            .store
+            .create_user(NewUser {
+                username: "Bob".into(),
+                ..NewUser::default()
+            })
+            .expect("user");
+        fx.store
+            .add_member(fx.devs, Member::User(bob.id))
+            .expect("member");
+        assert_eq!(members(&d), [ALICE, "cn=Bob,ou=users,dc=example,dc=com"]);
+        // Served from the cached entry, a selection gives what the full
+        // entry gives.
+        for req in [&["member"][..], &["cn", "+"], &["1.1"], &["*"]] {
+            let req: Vec<String> = req.iter().map(|s| s.to_string()).collect();
+            let q = SearchQuery {
+                base: Dn::parse(DEVS).expect("dn"),
+                scope: Scope::Base,
+                filter: Filter::from_ldap(&eq("cn", "devs")),
+                deadline: None,
+            };
+            let part = d
+                .search_selecting(&fx.root, &q, &Wanted::selected(&req), &|| false)
+                .expect("search")
+                .entries;
+            let full = d.search(&fx.root, &q).expect("search").entries;
+            assert_eq!(part.len(), 1);
+            assert_eq!(part[0].select(&req, false), full[0].select(&req, false));
+        }
+
+        // Disabling does not move the membership epoch, yet takes effect.
+        let alice_id = match &fx.alice {
+            Identity::User { id, .. } => *id,
+            Identity::Anonymous => unreachable!(),
+        };
+        fx.store
+            .update_user(alice_id, &|u| {
+                u.disabled = true;
+                Ok(())
+            })
+            .expect("disable");
+        let q = SearchQuery {
+            base: Dn::parse(BASE).expect("dn"),
+            scope: Scope::Sub,
+            filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())),
+            deadline: None,
+        };
+        assert!(matches!(
+            d.search(&fx.alice, &q),
+            Err(DirectoryError::InsufficientAccess(_))
+        ));
     }
 }

@@ -456,6 +456,29 @@ where
                     }
                     continue;
                 }
+                // A lookup by key is answered right here: a task of its own
+                // costs more than the lookup (a spawn and a thread wake-up
+                // per search). Nothing can be abandoned in the microseconds
+                // it takes.
+                if let LdapOp::SearchRequest(req) = &msg.op {
+                    if super::search::runs_inline(req) {
+                        let started = Instant::now();
+                        let outcome = ctx
+                            .handler
+                            .handle_until(&mut conn.session, msg, &CancellationToken::new())
+                            .await;
+                        metrics::observe(Op::Search, started.elapsed());
+                        for response in outcome.responses {
+                            if tx.send(response).await.is_err() {
+                                return ReadExit::Closed;
+                            }
+                        }
+                        if outcome.next == Next::Close {
+                            return ReadExit::Closed;
+                        }
+                        continue;
+                    }
+                }
                 let token = CancellationToken::new();
                 conn.ops.insert(msgid, token.clone());
                 spawn_op(

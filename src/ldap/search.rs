@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
-    LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode, LdapSearchRequest,
-    LdapSearchResultEntry, LdapSearchScope,
+    LdapFilter, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode,
+    LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
 };
 
 use super::handler::{Handler, Outcome, Session};
 use super::paging::PagedSearch;
 use super::result::{from_directory, ldap_result, success};
-use crate::directory::entry::{root_dse, subschema_entry};
+use crate::directory::entry::{root_dse, subschema_entry, Wanted};
 use crate::directory::filter::NoChain;
 use crate::directory::{Dn, Entry, Filter, Scope, SearchQuery, Target};
 
@@ -135,7 +135,7 @@ impl Handler {
             }
             let mut out = Vec::new();
             if filter.matches(&entry, &NoChain) {
-                out.push(entry_msg(msgid, &entry, &req));
+                out.push(entry_msg(msgid, entry, &req));
             }
             out.push(LdapMsg::new(msgid, LdapOp::SearchResultDone(success())));
             return Outcome::many(out);
@@ -148,13 +148,25 @@ impl Handler {
             filter,
             deadline: time_limit.map(|t| Instant::now() + t),
         };
-        let directory = self.directory.clone();
-        let identity = session.identity.clone();
-        let stop = stop.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            directory.search_until(&identity, &query, &|| stop.is_cancelled())
-        })
-        .await;
+        // A lookup by key runs here: handing it to a blocking thread and
+        // back costs more than the lookup (two thread wake-ups). Anything
+        // that may scan goes to the blocking pool, off the reactor.
+        // Entries need only what the client selected (and what the filter
+        // reads, which the directory adds).
+        let wanted = Wanted::selected(&req.attrs);
+        let found = if self.directory.is_point_lookup(&query) {
+            Ok(self
+                .directory
+                .search_selecting(&session.identity, &query, &wanted, &|| stop.is_cancelled()))
+        } else {
+            let directory = self.directory.clone();
+            let identity = session.identity.clone();
+            let stop = stop.clone();
+            tokio::task::spawn_blocking(move || {
+                directory.search_selecting(&identity, &query, &wanted, &|| stop.is_cancelled())
+            })
+            .await
+        };
         let results = match found {
             Ok(Ok(results)) => results,
             Ok(Err(e)) => return done(msgid, from_directory(&e), None),
@@ -191,8 +203,10 @@ impl Handler {
                 done(msgid, success(), Some(Vec::new()))
             }
             _ => {
-                let mut out: Vec<LdapMsg> =
-                    entries.iter().map(|e| entry_msg(msgid, e, &req)).collect();
+                let mut out: Vec<LdapMsg> = entries
+                    .into_iter()
+                    .map(|e| entry_msg(msgid, e, &req))
+                    .collect();
                 let message = match code {
                     LdapResultCode::SizeLimitExceeded => "size limit exceeded",
                     LdapResultCode::TimeLimitExceeded => "time limit exceeded",
@@ -225,7 +239,7 @@ impl Handler {
             .min(remaining.len());
         let mut out: Vec<LdapMsg> = remaining
             .drain(..take)
-            .map(|e| entry_msg(msgid, &e, req))
+            .map(|e| entry_msg(msgid, e, req))
             .collect();
         let cookie = if remaining.is_empty() {
             Vec::new()
@@ -244,6 +258,32 @@ impl Handler {
     }
 }
 
+/// True for a search the connection's reader may run itself: its filter
+/// pins a unique attribute (uid, cn, mail, uidNumber, gidNumber) by
+/// equality, at its top or in a top-level AND, so the directory answers it
+/// from an index without a blocking thread ([`Directory::is_point_lookup`]
+/// says the same of the converted filter).
+///
+/// [`Directory::is_point_lookup`]: crate::directory::Directory::is_point_lookup
+pub(super) fn runs_inline(req: &LdapSearchRequest) -> bool {
+    fn pins(f: &LdapFilter) -> bool {
+        match f {
+            LdapFilter::Equality(attr, value) => {
+                match crate::directory::schema::attribute(attr).map(|t| t.name) {
+                    Some("uid" | "cn" | "mail") => true,
+                    // A number that does not parse makes the item
+                    // Undefined, and the search a scan.
+                    Some("uidNumber" | "gidNumber") => value.trim().parse::<i64>().is_ok(),
+                    _ => false,
+                }
+            }
+            LdapFilter::And(items) => items.iter().any(pins),
+            _ => false,
+        }
+    }
+    pins(&req.filter)
+}
+
 fn paged_control(cookie: Vec<u8>) -> LdapControl {
     // The size in a response is an estimate of the total; 0 means unknown.
     LdapControl::SimplePagedResults { size: 0, cookie }
@@ -258,9 +298,10 @@ fn done(msgid: i32, res: LdapResult, paged_cookie: Option<Vec<u8>>) -> Outcome {
     ))
 }
 
-fn entry_msg(msgid: i32, entry: &Entry, req: &LdapSearchRequest) -> LdapMsg {
+fn entry_msg(msgid: i32, entry: Entry, req: &LdapSearchRequest) -> LdapMsg {
+    let dn = entry.dn.to_string();
     let attributes = entry
-        .select(&req.attrs, req.typesonly)
+        .into_selected(&req.attrs, req.typesonly)
         .into_iter()
         .map(|(atype, vals)| LdapPartialAttribute {
             atype,
@@ -269,10 +310,7 @@ fn entry_msg(msgid: i32, entry: &Entry, req: &LdapSearchRequest) -> LdapMsg {
         .collect();
     LdapMsg::new(
         msgid,
-        LdapOp::SearchResultEntry(LdapSearchResultEntry {
-            dn: entry.dn.to_string(),
-            attributes,
-        }),
+        LdapOp::SearchResultEntry(LdapSearchResultEntry { dn, attributes }),
     )
 }
 
@@ -301,6 +339,37 @@ fn effective_time_limit(client_secs: i32, server: Option<Duration>) -> Option<Du
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_lookups_by_key_run_inline() {
+        use ldap3_proto::proto::LdapDerefAliases;
+        let req = |filter: LdapFilter| LdapSearchRequest {
+            base: "dc=example,dc=com".into(),
+            scope: LdapSearchScope::Subtree,
+            aliases: LdapDerefAliases::Never,
+            sizelimit: 0,
+            timelimit: 0,
+            typesonly: false,
+            filter,
+            attrs: Vec::new(),
+        };
+        let eq = |a: &str, v: &str| LdapFilter::Equality(a.into(), v.into());
+        assert!(runs_inline(&req(eq("uid", "alice"))));
+        assert!(runs_inline(&req(eq("UIDNUMBER", " 2001 "))));
+        assert!(runs_inline(&req(eq("2.5.4.3", "alice"))));
+        assert!(runs_inline(&req(LdapFilter::And(vec![
+            eq("objectClass", "person"),
+            eq("mail", "a@example.com"),
+        ]))));
+        // Scans, or may scan: to the blocking pool.
+        assert!(!runs_inline(&req(eq("uidNumber", "abc"))));
+        assert!(!runs_inline(&req(eq("memberOf", "cn=x"))));
+        assert!(!runs_inline(&req(LdapFilter::Or(vec![eq("uid", "a")]))));
+        assert!(!runs_inline(&req(LdapFilter::Not(Box::new(eq(
+            "uid", "a"
+        ))))));
+        assert!(!runs_inline(&req(LdapFilter::Present("uid".into()))));
+    }
 
     #[test]
     fn limits_take_the_smaller() {

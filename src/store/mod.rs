@@ -382,7 +382,14 @@ impl Store {
         self.t.db.flush().map(|_| ()).map_err(backend)
     }
 
-    fn membership_epoch(&self) -> Result<u64> {
+    /// A counter that grows with every transaction that adds or removes a
+    /// membership (including the deletes of users and groups, and imports).
+    /// Readers that cache what depends on memberships (the directory's
+    /// transitive groups, built group entries, …) key their cache on it;
+    /// read it *before* the data it guards, so a cached value is never
+    /// older than its epoch. Usernames and group names never change under an
+    /// id; an operation that renames must bump this epoch too.
+    pub fn membership_epoch(&self) -> Result<u64> {
         match self.t.meta.get(META_MEMBERSHIP_EPOCH).map_err(backend)? {
             Some(b) => keys::number64(&b),
             None => Ok(0),
@@ -477,6 +484,19 @@ impl Store {
         match self.t.users.get(keys::user_key(id)).map_err(backend)? {
             Some(b) => Ok(Some(decode(&format!("user {id}"), &b)?)),
             None => Ok(None),
+        }
+    }
+
+    /// Whether the user exists and is enabled, without decoding the whole
+    /// record (the access check of every search asks this).
+    pub fn user_is_active(&self, id: UserId) -> Result<bool> {
+        #[derive(serde::Deserialize)]
+        struct Status {
+            disabled: bool,
+        }
+        match self.t.users.get(keys::user_key(id)).map_err(backend)? {
+            Some(b) => Ok(!decode::<Status>(&format!("user {id}"), &b)?.disabled),
+            None => Ok(false),
         }
     }
 

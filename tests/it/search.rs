@@ -600,3 +600,103 @@ fn openldap_tools(s: &Server) {
     assert!(out.lines().any(|l| l.trim() == "mail:"), "{out}");
     assert!(!out.contains("user004@example.com"), "{out}");
 }
+
+/// `ldap.transitive_member_of`: memberOf lists nested groups, and the
+/// `(memberOf=…)` filter finds the same users as the in-chain rule.
+#[test]
+fn transitive_member_of_option() {
+    let mut env = crate::harness::FAST_HASH_ENV.to_vec();
+    env.push(("PORTCULLIS_LDAP_TRANSITIVE_MEMBER_OF", "true"));
+    let s = Server::start_with(&env);
+    for u in ["alice", "carol", "dave"] {
+        s.ok(&["user", "add", u]);
+    }
+    for g in ["staff", "ops"] {
+        s.ok(&["group", "add", g]);
+    }
+    s.ok(&["group", "add-child", "staff", "ops"]);
+    s.ok(&["group", "add-member", "ops", "alice"]);
+    s.ok(&["group", "add-member", "staff", "carol"]);
+
+    let admin = user_dn("admin");
+    let users_ou = format!("ou=users,{BASE}");
+    let ldapsearch = |base: &str, scope: &str, filter: &str, attr: &str| {
+        let (code, out, err) = tool(
+            "ldapsearch",
+            &[
+                "-x",
+                "-LLL",
+                "-o",
+                "ldif-wrap=no",
+                "-H",
+                &s.url,
+                "-D",
+                &admin,
+                "-w",
+                &s.admin_password,
+                "-b",
+                base,
+                "-s",
+                scope,
+                filter,
+                attr,
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{filter}: {err}");
+        out
+    };
+    let dns = |out: &str| -> Vec<String> {
+        let mut v: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("dn: "))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+
+    // alice is in ops, ops in staff: both are listed.
+    let out = ldapsearch(&user_dn("alice"), "base", "(objectClass=*)", "memberOf");
+    let mut member_of: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("memberOf: "))
+        .collect();
+    member_of.sort();
+    assert_eq!(member_of, [group_dn("ops"), group_dn("staff")], "{out}");
+
+    // The plain filter and the in-chain rule agree: alice and carol.
+    let staff = group_dn("staff");
+    let plain = dns(&ldapsearch(
+        &users_ou,
+        "one",
+        &format!("(memberOf={staff})"),
+        "1.1",
+    ));
+    assert_eq!(plain, [user_dn("alice"), user_dn("carol")]);
+    let chain = dns(&ldapsearch(
+        &users_ou,
+        "one",
+        &format!("(memberOf:1.2.840.113556.1.4.1941:={staff})"),
+        "1.1",
+    ));
+    assert_eq!(plain, chain);
+    // The same through a filter the index does not answer alone.
+    let and = dns(&ldapsearch(
+        &users_ou,
+        "one",
+        &format!("(&(objectClass=person)(|(memberOf={staff})(uid=nobody)))"),
+        "1.1",
+    ));
+    assert_eq!(and, plain);
+
+    // Unnesting takes effect at once.
+    s.ok(&["group", "remove-child", "staff", "ops"]);
+    let plain = dns(&ldapsearch(
+        &users_ou,
+        "one",
+        &format!("(memberOf={staff})"),
+        "1.1",
+    ));
+    assert_eq!(plain, [user_dn("carol")]);
+}

@@ -1,0 +1,164 @@
+//! What the directory remembers between searches.
+//!
+//! Everything here depends only on memberships and on names, so it is kept
+//! for one value of the store's membership epoch ([`Store::membership_epoch`])
+//! and dropped as soon as the epoch moves. Usernames and group names never
+//! change under an id (a rename must bump the epoch), and a user's or a
+//! group's deletion bumps the epoch, so a cached name is never stale.
+//! Records themselves (a user's mail, a group's description, …) are not
+//! cached here, except a built group entry, which is kept together with
+//! the group record it was built from and used only while the store still
+//! holds that same record.
+//!
+//! Callers read the epoch *before* the data they cache, so a value stored
+//! under an epoch is never older than it; a value computed under an older
+//! epoch than the cache's is simply not stored.
+//!
+//! [`Store::membership_epoch`]: crate::store::Store::membership_epoch
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::entry::Entry;
+use crate::store::{Group, GroupId, UserId};
+
+/// Beyond this many items a map is emptied rather than grown: the cache
+/// stays bounded whatever the size of the directory or the number of
+/// distinct users that bind.
+const MAX_ITEMS: usize = 200_000;
+
+/// Who reads everything, for one bound user.
+#[derive(Debug)]
+pub(super) struct AccessInfo {
+    /// Member (transitively) of the admin or the search group.
+    pub all: bool,
+    /// Every group the user is in, directly or through nesting.
+    pub groups: HashSet<GroupId>,
+}
+
+#[derive(Default)]
+struct State {
+    epoch: u64,
+    /// Users in the admin group at any depth (`ak-superuser`).
+    admins: Option<Arc<HashSet<UserId>>>,
+    access: HashMap<UserId, Arc<AccessInfo>>,
+    /// Transitive groups of a user (transitive memberOf).
+    transitive: HashMap<UserId, Arc<Vec<GroupId>>>,
+    usernames: HashMap<UserId, Arc<str>>,
+    /// A group's built entry and the record it was built from.
+    group_entries: HashMap<GroupId, (Group, Arc<Entry>)>,
+}
+
+/// The cache; one per [`super::Directory`].
+#[derive(Default)]
+pub(super) struct EpochCache {
+    state: Mutex<State>,
+}
+
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: V) {
+    if map.len() >= MAX_ITEMS {
+        map.clear();
+    }
+    map.insert(k, v);
+}
+
+impl EpochCache {
+    /// The state for `epoch`, emptied first when the epoch moved on;
+    /// `None` when the cache already holds a newer epoch (the caller's
+    /// reads may be older than what is cached: it must not store them).
+    fn at(&self, epoch: u64) -> Option<MutexGuard<'_, State>> {
+        // A panic while holding the lock cannot leave a half-written value
+        // that is wrong: every write is one insert.
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.epoch < epoch {
+            *s = State {
+                epoch,
+                ..State::default()
+            };
+        }
+        (s.epoch == epoch).then_some(s)
+    }
+
+    pub fn admins(&self, epoch: u64) -> Option<Arc<HashSet<UserId>>> {
+        self.at(epoch)?.admins.clone()
+    }
+
+    pub fn set_admins(&self, epoch: u64, admins: Arc<HashSet<UserId>>) {
+        if let Some(mut s) = self.at(epoch) {
+            s.admins = Some(admins);
+        }
+    }
+
+    pub fn access(&self, epoch: u64, user: UserId) -> Option<Arc<AccessInfo>> {
+        self.at(epoch)?.access.get(&user).cloned()
+    }
+
+    pub fn set_access(&self, epoch: u64, user: UserId, info: Arc<AccessInfo>) {
+        if let Some(mut s) = self.at(epoch) {
+            bounded_insert(&mut s.access, user, info);
+        }
+    }
+
+    pub fn transitive(&self, epoch: u64, user: UserId) -> Option<Arc<Vec<GroupId>>> {
+        self.at(epoch)?.transitive.get(&user).cloned()
+    }
+
+    pub fn set_transitive(&self, epoch: u64, user: UserId, groups: Arc<Vec<GroupId>>) {
+        if let Some(mut s) = self.at(epoch) {
+            bounded_insert(&mut s.transitive, user, groups);
+        }
+    }
+
+    /// The cached usernames of `ids` (`None` where unknown), under one lock.
+    pub fn usernames(&self, epoch: u64, ids: &[UserId]) -> Vec<Option<Arc<str>>> {
+        match self.at(epoch) {
+            Some(s) => ids.iter().map(|id| s.usernames.get(id).cloned()).collect(),
+            None => vec![None; ids.len()],
+        }
+    }
+
+    pub fn set_usernames(&self, epoch: u64, names: impl IntoIterator<Item = (UserId, Arc<str>)>) {
+        if let Some(mut s) = self.at(epoch) {
+            for (id, name) in names {
+                bounded_insert(&mut s.usernames, id, name);
+            }
+        }
+    }
+
+    /// The entry built from exactly `group` under `epoch`, if kept.
+    pub fn group_entry(&self, epoch: u64, group: &Group) -> Option<Arc<Entry>> {
+        let s = self.at(epoch)?;
+        match s.group_entries.get(&group.id) {
+            Some((built_from, entry)) if built_from == group => Some(entry.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn set_group_entry(&self, epoch: u64, group: &Group, entry: Arc<Entry>) {
+        if let Some(mut s) = self.at(epoch) {
+            bounded_insert(&mut s.group_entries, group.id, (group.clone(), entry));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid(n: u128) -> UserId {
+        UserId(uuid::Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn a_new_epoch_forgets_everything_and_an_old_one_stores_nothing() {
+        let c = EpochCache::default();
+        c.set_usernames(1, [(uid(1), Arc::from("alice"))]);
+        assert_eq!(c.usernames(1, &[uid(1)])[0].as_deref(), Some("alice"));
+        // The epoch moved: nothing cached under 1 is served.
+        assert_eq!(c.usernames(2, &[uid(1)])[0], None);
+        // A reader still at epoch 1 neither reads nor stores.
+        c.set_usernames(1, [(uid(1), Arc::from("stale"))]);
+        assert_eq!(c.usernames(1, &[uid(1)])[0], None);
+        assert_eq!(c.usernames(2, &[uid(1)])[0], None);
+    }
+}
