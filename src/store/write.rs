@@ -132,7 +132,7 @@ impl Store {
         validate::name("user", new_name)?;
         let t = &self.t;
         once(
-            (&t.users, &t.idx_username).transaction(|(users, idx_username)| {
+            (&t.users, &t.idx_username, &t.meta).transaction(|(users, idx_username, meta)| {
                 let mut user = tx_user(users, id)?
                     .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
                 let id_bytes = keys::user_key(id);
@@ -149,6 +149,8 @@ impl Store {
                 user.modified = now();
                 user.cred_generation = user.cred_generation.wrapping_add(1);
                 tx_put_user(users, &user)?;
+                // Names are cached per membership epoch (group member DNs).
+                tx_check_and_bump_epoch(meta, None)?;
                 Ok(user)
             }),
         )
@@ -158,8 +160,8 @@ impl Store {
     pub fn rename_group(&self, id: GroupId, new_name: &str) -> Result<Group> {
         validate::name("group", new_name)?;
         let t = &self.t;
-        once(
-            (&t.groups, &t.idx_group_name).transaction(|(groups, idx_group_name)| {
+        once((&t.groups, &t.idx_group_name, &t.meta).transaction(
+            |(groups, idx_group_name, meta)| {
                 let mut group = tx_group(groups, id)?
                     .ok_or_else(|| abort(StoreError::NotFound(format!("group {id}"))))?;
                 let id_bytes = keys::group_key(id);
@@ -177,9 +179,11 @@ impl Store {
                 group.name = new_name.to_owned();
                 group.modified = now();
                 tx_put_group(groups, &group)?;
+                // Names are cached per membership epoch (memberOf DNs).
+                tx_check_and_bump_epoch(meta, None)?;
                 Ok(group)
-            }),
-        )
+            },
+        ))
     }
 
     /// The group and its direct members at one membership epoch.

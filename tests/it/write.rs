@@ -189,10 +189,23 @@ fn admin_adds_modifies_renames_and_deletes() {
     assert_eq!(whoami(&s, &carol, "carol-pw-1").0, 49);
     assert_eq!(whoami(&s, &carol, "carol-pw-2").0, 0);
 
-    // Rename: the new DN binds, the old one is gone.
+    // Rename: the new DN binds, the old one is gone, and the groups she
+    // is in list her new DN at once.
+    let (code, out) = ldapmodify(
+        &s,
+        admin,
+        &format!("dn: {staff}\nchangetype: modify\nadd: member\nmember: {carol}\n"),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(lower(values(&s, &staff, "member")).len(), 2);
     let caroline = user_dn("caroline");
     let (code, out) = ldapmodrdn(&s, admin, &carol, "cn=caroline");
     assert_eq!(code, 0, "{out}");
+    let mut members = lower(values(&s, &staff, "member"));
+    members.sort();
+    let mut expected = vec![admin_dn.to_ascii_lowercase(), caroline.to_ascii_lowercase()];
+    expected.sort();
+    assert_eq!(members, expected);
     let (code, out) = whoami(&s, &caroline, "carol-pw-2");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("dn:{caroline}")), "{out}");
@@ -205,9 +218,13 @@ fn admin_adds_modifies_renames_and_deletes() {
     args.extend([staff.as_str(), "cn=team"]);
     let (code, out) = run("ldapmodrdn", &args, None, None);
     assert_eq!(code, 0, "{out}");
+    let mut members = lower(values(&s, &group_dn("team"), "member"));
+    members.sort();
+    assert_eq!(members, expected);
+    // Members' memberOf names the group's new DN at once.
     assert_eq!(
-        lower(values(&s, &group_dn("team"), "member")),
-        vec![admin_dn.to_ascii_lowercase()]
+        lower(values(&s, &caroline, "memberOf")),
+        vec![group_dn("team").to_ascii_lowercase()]
     );
     assert_eq!(
         values(&s, &group_dn("team"), "cn"),
