@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod corpus;
 mod hardening;
+mod hashpool;
 mod mfa;
 mod migrate;
 mod ops;
