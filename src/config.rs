@@ -134,7 +134,8 @@ pub struct AuthConfig {
     pub argon2_iterations: u32,
     /// argon2id lanes.
     pub argon2_parallelism: u32,
-    /// Hashes computed at once (0 = number of cores).
+    /// Hashes computed at once: the threads of the hashing pool, each with
+    /// its own argon2 memory (0 = number of cores).
     pub hash_workers: usize,
 }
 
