@@ -47,6 +47,8 @@ struct State {
     usernames: HashMap<UserId, Arc<str>>,
     /// A group's built entry and the record it was built from.
     group_entries: HashMap<GroupId, (Group, Arc<Entry>)>,
+    /// Lowercased names of the groups in `group_entries`.
+    group_names: HashSet<String>,
 }
 
 /// The cache; one per [`super::Directory`].
@@ -136,8 +138,21 @@ impl EpochCache {
 
     pub fn set_group_entry(&self, epoch: u64, group: &Group, entry: Arc<Entry>) {
         if let Some(mut s) = self.at(epoch) {
-            bounded_insert(&mut s.group_entries, group.id, (group.clone(), entry));
+            if s.group_entries.len() >= MAX_ITEMS {
+                s.group_entries.clear();
+                s.group_names.clear();
+            }
+            s.group_entries.insert(group.id, (group.clone(), entry));
+            s.group_names.insert(group.name.to_lowercase());
         }
+    }
+
+    /// True when an entry of the group `name` was built under `epoch`
+    /// (whether the record it was built from is still current is checked
+    /// by [`EpochCache::group_entry`] when it is used).
+    pub fn has_group_entry_named(&self, epoch: u64, name: &str) -> bool {
+        self.at(epoch)
+            .is_some_and(|s| s.group_names.contains(&name.to_lowercase()))
     }
 }
 
@@ -160,5 +175,28 @@ mod tests {
         c.set_usernames(1, [(uid(1), Arc::from("stale"))]);
         assert_eq!(c.usernames(1, &[uid(1)])[0], None);
         assert_eq!(c.usernames(2, &[uid(1)])[0], None);
+    }
+
+    #[test]
+    fn a_group_entry_is_known_by_name_for_its_epoch_only() {
+        use crate::directory::Dn;
+        let c = EpochCache::default();
+        let g = Group {
+            id: GroupId(uuid::Uuid::from_u128(7)),
+            name: "Devs".into(),
+            gid_number: 4001,
+            description: None,
+            created: 0,
+            modified: 0,
+        };
+        let dn = Dn::parse("cn=Devs,ou=groups,dc=example,dc=com").expect("dn");
+        assert!(!c.has_group_entry_named(3, "devs"));
+        c.set_group_entry(3, &g, Arc::new(Entry::new(dn)));
+        assert!(c.has_group_entry_named(3, "devs"));
+        assert!(c.has_group_entry_named(3, "DEVS"));
+        assert!(!c.has_group_entry_named(3, "ops"));
+        // A membership change or a rename moves the epoch: forgotten.
+        assert!(!c.has_group_entry_named(4, "devs"));
+        assert!(!c.has_group_entry_named(3, "devs"));
     }
 }

@@ -375,6 +375,18 @@ impl Wanted {
 
     /// [`Wanted::wants`] by name, alias or OID; false for unknown names.
     pub fn wants_name(&self, name: &str) -> bool {
+        if !self.all_user && !self.all_operational {
+            // Only the named types: comparing with their few names costs
+            // less than resolving `name` (an entry builder asks about
+            // every attribute it could build, and a lookup by key wants
+            // two or three of them).
+            let name = name.trim();
+            return self.named.iter().any(|t| {
+                t.name.eq_ignore_ascii_case(name)
+                    || t.oid == name
+                    || t.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+            });
+        }
         schema::attribute(name).is_some_and(|ty| self.wants(ty))
     }
 }
@@ -731,6 +743,37 @@ mod tests {
             description: None,
             created: 0,
             modified: 86_400,
+        }
+    }
+
+    #[test]
+    fn wants_name_agrees_with_the_schema_for_every_spelling() {
+        let lists: [&[&str]; 4] = [
+            &["uid", "MAIL", " cn "],
+            &["2.5.4.3", "memberof", "surname"],
+            &["*"],
+            &["+", "uid"],
+        ];
+        for list in lists {
+            let requested: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+            let wanted = Wanted::selected(&requested);
+            for ty in schema::attribute_types() {
+                let mut spellings = vec![
+                    ty.name.to_string(),
+                    ty.name.to_ascii_uppercase(),
+                    format!(" {} ", ty.name),
+                    ty.oid.to_string(),
+                ];
+                spellings.extend(ty.aliases.iter().map(|a| a.to_ascii_lowercase()));
+                for name in spellings {
+                    assert_eq!(
+                        wanted.wants_name(&name),
+                        wanted.wants(ty),
+                        "{name:?} for {list:?}"
+                    );
+                }
+            }
+            assert!(!wanted.wants_name("noSuchAttribute"));
         }
     }
 

@@ -232,10 +232,12 @@ impl Directory {
     }
 
     /// True when `q` reads at most a few records by key: a base-scope read
-    /// of a user, or a filter that pins a unique attribute (uid, cn, mail,
-    /// uidNumber, gidNumber) by equality at its top or in a top-level AND.
-    /// Such a search costs microseconds, so the protocol layer runs it
-    /// where it is instead of handing it to a blocking thread.
+    /// of a user or of a group whose entry is cached for the current
+    /// membership epoch ([`Directory::is_cached_base_read`]), or a filter
+    /// that pins a unique attribute (uid, cn, mail, uidNumber, gidNumber)
+    /// by equality at its top or in a top-level AND. Such a search costs
+    /// microseconds, so the protocol layer runs it where it is instead of
+    /// handing it to a blocking thread.
     pub fn is_point_lookup(&self, q: &SearchQuery) -> bool {
         fn pins(f: &Filter) -> bool {
             match f {
@@ -246,9 +248,22 @@ impl Directory {
                 _ => false,
             }
         }
-        let base_user = q.scope == Scope::Base
-            && matches!(tree::classify(&q.base, self.base()), Target::User(_));
-        base_user || pins(&q.filter)
+        (q.scope == Scope::Base && self.is_cached_base_read(&q.base)) || pins(&q.filter)
+    }
+
+    /// True when a base-scope read of `dn` costs a few key lookups: `dn`
+    /// names a user, or a group whose entry the epoch cache holds (a large
+    /// group's entry is built once per epoch, which may take milliseconds:
+    /// that build stays off the reactor).
+    pub fn is_cached_base_read(&self, dn: &Dn) -> bool {
+        match tree::classify(dn, self.base()) {
+            Target::User(_) => true,
+            Target::Group(name) => match self.store().membership_epoch() {
+                Ok(epoch) => self.inner.cache.has_group_entry_named(epoch, &name),
+                Err(_) => false,
+            },
+            _ => false,
+        }
     }
 
     /// Runs a search for `who`.

@@ -7,14 +7,17 @@
 //! `LdapMsg` (an operation or a field it does not know) is not a framing
 //! error: its message ID and operation tag are recovered, so the
 //! connection can answer it with protocolError and carry on. Encoding is
-//! ldap3_proto's.
+//! ldap3_proto's, except for search result entries (most of the bytes a
+//! server sends), which are written straight into the output buffer: the
+//! generic path builds a tree of tags and copies every value once per
+//! nesting level. The bytes are the same.
 
 use std::io;
 
 use bytes::{Buf, BytesMut};
 use ldap3_lber::common::TagClass;
 use ldap3_lber::structure::{StructureTag, PL};
-use ldap3_proto::proto::LdapMsg;
+use ldap3_proto::proto::{LdapMsg, LdapOp, LdapSearchResultEntry};
 use ldap3_proto::LdapCodec;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -156,8 +159,92 @@ impl Encoder<LdapMsg> for Codec {
     type Error = io::Error;
 
     fn encode(&mut self, msg: LdapMsg, buf: &mut BytesMut) -> io::Result<()> {
-        LdapCodec::default().encode(msg, buf)
+        match msg {
+            LdapMsg {
+                msgid,
+                op: LdapOp::SearchResultEntry(entry),
+                ctrl,
+            } if msgid >= 0 && ctrl.is_empty() => {
+                encode_entry(msgid, &entry, buf);
+                Ok(())
+            }
+            msg => LdapCodec::default().encode(msg, buf),
+        }
     }
+}
+
+/// BER (definite, shortest lengths, RFC 4511 §5.1) of a SearchResultEntry
+/// message without controls (§4.5.2):
+/// `SEQUENCE { messageID INTEGER, [APPLICATION 4] SEQUENCE { objectName
+/// OCTET STRING, attributes SEQUENCE OF SEQUENCE { type OCTET STRING,
+/// vals SET OF OCTET STRING } } }`. Lengths are summed first, so every
+/// byte is written once, in place.
+fn encode_entry(msgid: i32, entry: &LdapSearchResultEntry, buf: &mut BytesMut) {
+    let set_len = |vals: &[Vec<u8>]| vals.iter().map(|v| tlv_len(v.len())).sum::<usize>();
+    let attr_len = |atype: &str, vals: &[Vec<u8>]| tlv_len(atype.len()) + tlv_len(set_len(vals));
+    let attrs_len: usize = entry
+        .attributes
+        .iter()
+        .map(|a| tlv_len(attr_len(&a.atype, &a.vals)))
+        .sum();
+    let op_len = tlv_len(entry.dn.len()) + tlv_len(attrs_len);
+    let id = int_bytes(msgid);
+    let msg_len = tlv_len(id.len()) + tlv_len(op_len);
+    buf.reserve(tlv_len(msg_len));
+
+    header(buf, 0x30, msg_len);
+    header(buf, 0x02, id.len());
+    buf.extend_from_slice(&id);
+    header(buf, 0x64, op_len);
+    header(buf, 0x04, entry.dn.len());
+    buf.extend_from_slice(entry.dn.as_bytes());
+    header(buf, 0x30, attrs_len);
+    for a in &entry.attributes {
+        header(buf, 0x30, attr_len(&a.atype, &a.vals));
+        header(buf, 0x04, a.atype.len());
+        buf.extend_from_slice(a.atype.as_bytes());
+        header(buf, 0x31, set_len(&a.vals));
+        for v in &a.vals {
+            header(buf, 0x04, v.len());
+            buf.extend_from_slice(v);
+        }
+    }
+}
+
+/// Bytes of a length in BER's definite form.
+fn len_len(len: usize) -> usize {
+    if len < 0x80 {
+        1
+    } else {
+        1 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize
+    }
+}
+
+/// Bytes of an element with a one-byte tag and `content` bytes.
+fn tlv_len(content: usize) -> usize {
+    1 + len_len(content) + content
+}
+
+fn header(buf: &mut BytesMut, tag: u8, len: usize) {
+    buf.extend_from_slice(&[tag]);
+    if len < 0x80 {
+        buf.extend_from_slice(&[len as u8]);
+    } else {
+        let n = len_len(len) - 1;
+        buf.extend_from_slice(&[0x80 | n as u8]);
+        buf.extend_from_slice(&len.to_be_bytes()[std::mem::size_of::<usize>() - n..]);
+    }
+}
+
+/// A non-negative INTEGER's content: shortest two's complement.
+fn int_bytes(n: i32) -> Vec<u8> {
+    let be = n.to_be_bytes();
+    // Drop leading zero bytes while the next byte's top bit stays clear.
+    let mut start = 0;
+    while start < be.len() - 1 && be[start] == 0 && be[start + 1] & 0x80 == 0 {
+        start += 1;
+    }
+    be[start..].to_vec()
 }
 
 #[cfg(test)]
@@ -204,6 +291,61 @@ mod tests {
         ));
         // No message ID: not recoverable.
         assert!(c.decode_slice(&[0x30, 0x02, 0x04, 0x00]).is_err());
+    }
+
+    #[test]
+    fn entries_encode_as_ldap3_proto_does() {
+        use ldap3_proto::proto::LdapPartialAttribute;
+        let long = "x".repeat(300);
+        let many: Vec<Vec<u8>> = (0..500)
+            .map(|i| format!("cn=user{i},ou=users,dc=example,dc=com").into_bytes())
+            .collect();
+        let entries = [
+            LdapSearchResultEntry {
+                dn: String::new(),
+                attributes: Vec::new(),
+            },
+            LdapSearchResultEntry {
+                dn: "cn=alice,ou=users,dc=example,dc=com".into(),
+                attributes: vec![
+                    LdapPartialAttribute {
+                        atype: "uid".into(),
+                        vals: vec![b"alice".to_vec()],
+                    },
+                    LdapPartialAttribute {
+                        atype: "mail".into(),
+                        vals: Vec::new(),
+                    },
+                    LdapPartialAttribute {
+                        atype: "description".into(),
+                        vals: vec![long.clone().into_bytes(), Vec::new()],
+                    },
+                ],
+            },
+            LdapSearchResultEntry {
+                dn: format!("cn={long},ou=groups,dc=example,dc=com"),
+                attributes: vec![LdapPartialAttribute {
+                    atype: "member".into(),
+                    vals: many,
+                }],
+            },
+        ];
+        for msgid in [0, 1, 127, 128, 255, 256, 32767, 32768, 8_388_608, i32::MAX] {
+            for entry in &entries {
+                let msg = LdapMsg::new(msgid, LdapOp::SearchResultEntry(entry.clone()));
+                let mut ours = BytesMut::new();
+                codec().encode(msg.clone(), &mut ours).expect("encode");
+                let mut theirs = BytesMut::new();
+                LdapCodec::default()
+                    .encode(msg.clone(), &mut theirs)
+                    .expect("encode");
+                assert_eq!(ours, theirs, "msgid {msgid}");
+                // And it reads back as the same message.
+                let (back, used) = codec().decode_slice(&ours).expect("ok").expect("item");
+                assert_eq!(used, ours.len());
+                assert!(matches!(back, Incoming::Msg(m) if m == msg));
+            }
+        }
     }
 
     #[test]

@@ -456,12 +456,13 @@ where
                     }
                     continue;
                 }
-                // A lookup by key is answered right here: a task of its own
+                // A lookup by key, or a base read of a user or of a cached
+                // group entry, is answered right here: a task of its own
                 // costs more than the lookup (a spawn and a thread wake-up
                 // per search). Nothing can be abandoned in the microseconds
                 // it takes.
                 if let LdapOp::SearchRequest(req) = &msg.op {
-                    if super::search::runs_inline(req) {
+                    if ctx.handler.search_runs_inline(req) {
                         let started = Instant::now();
                         let outcome = ctx
                             .handler

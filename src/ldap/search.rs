@@ -258,6 +258,21 @@ impl Handler {
     }
 }
 
+impl Handler {
+    /// True for a search the connection's reader may run itself: a lookup
+    /// by key ([`runs_inline`]), or a base-scope read of a user or of a
+    /// group whose entry is cached ([`Directory::is_cached_base_read`]).
+    ///
+    /// [`Directory::is_cached_base_read`]: crate::directory::Directory::is_cached_base_read
+    pub(super) fn search_runs_inline(&self, req: &LdapSearchRequest) -> bool {
+        if runs_inline(req) {
+            return true;
+        }
+        req.scope == LdapSearchScope::Base
+            && Dn::parse(&req.base).is_ok_and(|dn| self.directory.is_cached_base_read(&dn))
+    }
+}
+
 /// True for a search the connection's reader may run itself: its filter
 /// pins a unique attribute (uid, cn, mail, uidNumber, gidNumber) by
 /// equality, at its top or in a top-level AND, so the directory answers it
