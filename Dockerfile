@@ -1,6 +1,6 @@
 # Multi-stage build: compile with the Rust toolchain, run on a slim Debian
 # as an unprivileged user with the data directory on a volume.
-FROM rust:1.85-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
