@@ -9,6 +9,7 @@ use ldap3_proto::proto::{
     LdapSearchRequest, LdapSearchScope,
 };
 
+use super::codec::Outgoing;
 use super::handler::{Handler, Limits, Next, Session};
 use crate::auth::password::Hasher;
 use crate::auth::Authenticator;
@@ -85,8 +86,8 @@ fn search(base: &str, scope: LdapSearchScope, filter: LdapFilter) -> LdapMsg {
     )
 }
 
-fn code(msg: &LdapMsg) -> LdapResultCode {
-    match &msg.op {
+fn code(out: &Outgoing) -> LdapResultCode {
+    match &out.msg().op {
         LdapOp::BindResponse(r) => r.res.code.clone(),
         LdapOp::SearchResultDone(r)
         | LdapOp::CompareResult(r)
@@ -338,15 +339,15 @@ async fn password_modify_response_value() {
     let out = h
         .handle(&mut s, modify("alice-pw", Some("alice-pw-2")))
         .await;
-    let LdapOp::ExtendedResponse(resp) = &out.responses[0].op else {
-        panic!("not an extended response: {:?}", out.responses[0].op);
+    let LdapOp::ExtendedResponse(resp) = &out.responses[0].msg().op else {
+        panic!("not an extended response: {:?}", out.responses[0].msg().op);
     };
     assert_eq!(resp.res.code, LdapResultCode::Success);
     assert_eq!(resp.value, None, "no responseValue without genPasswd");
 
     let out = h.handle(&mut s, modify("alice-pw-2", None)).await;
-    let LdapOp::ExtendedResponse(resp) = &out.responses[0].op else {
-        panic!("not an extended response: {:?}", out.responses[0].op);
+    let LdapOp::ExtendedResponse(resp) = &out.responses[0].msg().op else {
+        panic!("not an extended response: {:?}", out.responses[0].msg().op);
     };
     assert_eq!(resp.res.code, LdapResultCode::Success);
     assert!(resp.value.as_ref().is_some_and(|v| v.len() > 2));
