@@ -29,8 +29,10 @@ use crate::store::{Group, GroupId, UserId};
 /// distinct users that bind.
 const MAX_ITEMS: usize = 200_000;
 
-/// Beyond this many keys a group's [`Derived`] is emptied rather than grown.
-const MAX_DERIVED: usize = 16;
+/// Beyond this many keys a group's [`Derived`] is emptied rather than
+/// grown: clients read a group with one or two attribute selections, and
+/// each key may hold as many bytes as the entry itself.
+const MAX_DERIVED: usize = 4;
 
 /// Bytes a caller derived from one cached group entry (the LDAP layer keeps
 /// the encoded response per attribute selection here), opaque to the
