@@ -19,6 +19,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
+
 use super::entry::Entry;
 use crate::store::{Group, GroupId, UserId};
 
@@ -26,6 +28,41 @@ use crate::store::{Group, GroupId, UserId};
 /// stays bounded whatever the size of the directory or the number of
 /// distinct users that bind.
 const MAX_ITEMS: usize = 200_000;
+
+/// Beyond this many keys a group's [`Derived`] is emptied rather than
+/// grown: clients read a group with one or two attribute selections, and
+/// each key may hold as many bytes as the entry itself.
+const MAX_DERIVED: usize = 4;
+
+/// Bytes a caller derived from one cached group entry (the LDAP layer keeps
+/// the encoded response per attribute selection here), opaque to the
+/// directory. They live exactly as long as the entry: a new epoch or a
+/// changed group record drops them with it.
+#[derive(Default)]
+pub struct Derived {
+    map: Mutex<HashMap<String, Bytes>>,
+}
+
+impl Derived {
+    pub fn get(&self, key: &str) -> Option<Bytes> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).cloned()
+    }
+
+    pub fn insert(&self, key: String, bytes: Bytes) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_DERIVED {
+            map.clear();
+        }
+        map.insert(key, bytes);
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Derived").finish_non_exhaustive()
+    }
+}
 
 /// Who reads everything, for one bound user.
 #[derive(Debug)]
@@ -45,8 +82,9 @@ struct State {
     /// Transitive groups of a user (transitive memberOf).
     transitive: HashMap<UserId, Arc<Vec<GroupId>>>,
     usernames: HashMap<UserId, Arc<str>>,
-    /// A group's built entry and the record it was built from.
-    group_entries: HashMap<GroupId, (Group, Arc<Entry>)>,
+    /// A group's built entry, the record it was built from and what
+    /// callers derived from the entry.
+    group_entries: HashMap<GroupId, (Group, Arc<Entry>, Arc<Derived>)>,
     /// Lowercased names of the groups in `group_entries`.
     group_names: HashSet<String>,
 }
@@ -129,9 +167,20 @@ impl EpochCache {
 
     /// The entry built from exactly `group` under `epoch`, if kept.
     pub fn group_entry(&self, epoch: u64, group: &Group) -> Option<Arc<Entry>> {
+        self.group_entry_derived(epoch, group).map(|(e, _)| e)
+    }
+
+    /// [`EpochCache::group_entry`] with the bytes derived from it.
+    pub fn group_entry_derived(
+        &self,
+        epoch: u64,
+        group: &Group,
+    ) -> Option<(Arc<Entry>, Arc<Derived>)> {
         let s = self.at(epoch)?;
         match s.group_entries.get(&group.id) {
-            Some((built_from, entry)) if built_from == group => Some(entry.clone()),
+            Some((built_from, entry, derived)) if built_from == group => {
+                Some((entry.clone(), derived.clone()))
+            }
             _ => None,
         }
     }
@@ -142,7 +191,8 @@ impl EpochCache {
                 s.group_entries.clear();
                 s.group_names.clear();
             }
-            s.group_entries.insert(group.id, (group.clone(), entry));
+            s.group_entries
+                .insert(group.id, (group.clone(), entry, Arc::default()));
             s.group_names.insert(group.name.to_lowercase());
         }
     }
@@ -198,5 +248,37 @@ mod tests {
         // A membership change or a rename moves the epoch: forgotten.
         assert!(!c.has_group_entry_named(4, "devs"));
         assert!(!c.has_group_entry_named(3, "devs"));
+    }
+
+    #[test]
+    fn derived_bytes_go_with_the_record_and_the_epoch() {
+        use crate::directory::Dn;
+        let c = EpochCache::default();
+        let g = Group {
+            id: GroupId(uuid::Uuid::from_u128(8)),
+            name: "devs".into(),
+            gid_number: 4002,
+            description: Some("one".into()),
+            created: 0,
+            modified: 0,
+        };
+        let dn = Dn::parse("cn=devs,ou=groups,dc=example,dc=com").expect("dn");
+        c.set_group_entry(5, &g, Arc::new(Entry::new(dn.clone())));
+        let (_, derived) = c.group_entry_derived(5, &g).expect("cached");
+        derived.insert("k".into(), Bytes::from_static(b"body"));
+        let (_, again) = c.group_entry_derived(5, &g).expect("cached");
+        assert_eq!(again.get("k").as_deref(), Some(&b"body"[..]));
+        // Another record of the group (a new description): not served.
+        let changed = Group {
+            description: Some("two".into()),
+            ..g.clone()
+        };
+        assert!(c.group_entry_derived(5, &changed).is_none());
+        // Built again from it: nothing derived from the old entry is left.
+        c.set_group_entry(5, &changed, Arc::new(Entry::new(dn)));
+        let (_, fresh) = c.group_entry_derived(5, &changed).expect("cached");
+        assert_eq!(fresh.get("k"), None);
+        // A new epoch forgets it all.
+        assert!(c.group_entry_derived(6, &changed).is_none());
     }
 }

@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use super::cache::Derived;
 use super::cache::{AccessInfo, EpochCache};
 use super::dn::Dn;
 use super::entry::{self, Entry, Wanted};
@@ -87,6 +88,14 @@ pub struct DirectoryOptions {
     /// (`ldap.transitive_member_of`, for clients that cannot send the
     /// in-chain rule 1.2.840.113556.1.4.1941).
     pub transitive_member_of: bool,
+}
+
+/// A group's entry as the epoch cache holds it ([`Directory::cached_group_read`]).
+pub struct CachedGroup {
+    /// The full entry (every attribute).
+    pub entry: Arc<Entry>,
+    /// What callers derived from this entry; dropped with it.
+    pub derived: Arc<Derived>,
 }
 
 /// What one identity may read.
@@ -264,6 +273,43 @@ impl Directory {
             },
             _ => false,
         }
+    }
+
+    /// A base-scope read of the group `dn` by `who`, answered from the
+    /// epoch cache: its full entry and what callers derived from it, when
+    /// the entry is cached for the group's current record and `who` may
+    /// read the group. `None` in every other case (not a group, not cached,
+    /// no such group, not readable, …): the caller runs the search, which
+    /// answers those as always.
+    pub fn cached_group_read(
+        &self,
+        who: &Identity,
+        dn: &Dn,
+    ) -> Result<Option<CachedGroup>, DirectoryError> {
+        let Target::Group(name) = tree::classify(dn, self.base()) else {
+            return Ok(None);
+        };
+        // Read before any membership or name (see `cache`).
+        let epoch = self.store().membership_epoch()?;
+        if !self.inner.cache.has_group_entry_named(epoch, &name) {
+            return Ok(None);
+        }
+        let Some(group) = self.store().group_by_name(&name)? else {
+            return Ok(None);
+        };
+        let readable = match self.access(who)? {
+            Access::All => true,
+            Access::Own { info, .. } => info.groups.contains(&group.id),
+            Access::None => false,
+        };
+        if !readable {
+            return Ok(None);
+        }
+        Ok(self
+            .inner
+            .cache
+            .group_entry_derived(epoch, &group)
+            .map(|(entry, derived)| CachedGroup { entry, derived }))
     }
 
     /// Runs a search for `who`.

@@ -10,11 +10,14 @@
 //! ldap3_proto's, except for search result entries (most of the bytes a
 //! server sends), which are written straight into the output buffer: the
 //! generic path builds a tree of tags and copies every value once per
-//! nesting level. The bytes are the same.
+//! nesting level. The bytes are the same. A search result entry may also be
+//! encoded once without its message ID ([`entry_op`]) and sent again and
+//! again as an [`Outgoing::Entry`]: only the message's header is written
+//! per response.
 
 use std::io;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use ldap3_lber::common::TagClass;
 use ldap3_lber::structure::{StructureTag, PL};
 use ldap3_proto::proto::{LdapMsg, LdapOp, LdapSearchResultEntry};
@@ -155,6 +158,64 @@ impl Decoder for Codec {
     }
 }
 
+/// One response for the writer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    Msg(LdapMsg),
+    /// A SearchResultEntry without controls whose protocolOp element
+    /// (`[APPLICATION 4] …`) was encoded beforehand by [`entry_op`].
+    Entry {
+        msgid: i32,
+        op: Bytes,
+    },
+}
+
+#[cfg(test)]
+impl Outgoing {
+    /// The message of a response that is not pre-encoded.
+    pub fn msg(&self) -> &LdapMsg {
+        match self {
+            Outgoing::Msg(m) => m,
+            Outgoing::Entry { .. } => panic!("a pre-encoded entry"),
+        }
+    }
+}
+
+impl From<LdapMsg> for Outgoing {
+    fn from(msg: LdapMsg) -> Outgoing {
+        Outgoing::Msg(msg)
+    }
+}
+
+impl Encoder<Outgoing> for Codec {
+    type Error = io::Error;
+
+    fn encode(&mut self, out: Outgoing, buf: &mut BytesMut) -> io::Result<()> {
+        match out {
+            Outgoing::Msg(msg) => self.encode(msg, buf),
+            Outgoing::Entry { msgid, op } => {
+                let id = int_bytes(msgid);
+                let msg_len = tlv_len(id.len()) + op.len();
+                buf.reserve(tlv_len(msg_len));
+                header(buf, 0x30, msg_len);
+                header(buf, 0x02, id.len());
+                buf.extend_from_slice(&id);
+                buf.extend_from_slice(&op);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The protocolOp element of a SearchResultEntry (`[APPLICATION 4]
+/// SEQUENCE { objectName, attributes }`), the same bytes
+/// [`Codec`] writes inside a message.
+pub fn entry_op(entry: &LdapSearchResultEntry) -> Bytes {
+    let mut buf = BytesMut::new();
+    write_entry_op(entry, &mut buf);
+    buf.freeze()
+}
+
 impl Encoder<LdapMsg> for Codec {
     type Error = io::Error;
 
@@ -180,14 +241,7 @@ impl Encoder<LdapMsg> for Codec {
 /// vals SET OF OCTET STRING } } }`. Lengths are summed first, so every
 /// byte is written once, in place.
 fn encode_entry(msgid: i32, entry: &LdapSearchResultEntry, buf: &mut BytesMut) {
-    let set_len = |vals: &[Vec<u8>]| vals.iter().map(|v| tlv_len(v.len())).sum::<usize>();
-    let attr_len = |atype: &str, vals: &[Vec<u8>]| tlv_len(atype.len()) + tlv_len(set_len(vals));
-    let attrs_len: usize = entry
-        .attributes
-        .iter()
-        .map(|a| tlv_len(attr_len(&a.atype, &a.vals)))
-        .sum();
-    let op_len = tlv_len(entry.dn.len()) + tlv_len(attrs_len);
+    let op_len = entry_op_len(entry);
     let id = int_bytes(msgid);
     let msg_len = tlv_len(id.len()) + tlv_len(op_len);
     buf.reserve(tlv_len(msg_len));
@@ -195,6 +249,34 @@ fn encode_entry(msgid: i32, entry: &LdapSearchResultEntry, buf: &mut BytesMut) {
     header(buf, 0x30, msg_len);
     header(buf, 0x02, id.len());
     buf.extend_from_slice(&id);
+    write_entry_op(entry, buf);
+}
+
+fn set_len(vals: &[Vec<u8>]) -> usize {
+    vals.iter().map(|v| tlv_len(v.len())).sum()
+}
+
+fn attr_len(atype: &str, vals: &[Vec<u8>]) -> usize {
+    tlv_len(atype.len()) + tlv_len(set_len(vals))
+}
+
+fn attrs_len(entry: &LdapSearchResultEntry) -> usize {
+    entry
+        .attributes
+        .iter()
+        .map(|a| tlv_len(attr_len(&a.atype, &a.vals)))
+        .sum()
+}
+
+/// The content length of the `[APPLICATION 4]` element.
+fn entry_op_len(entry: &LdapSearchResultEntry) -> usize {
+    tlv_len(entry.dn.len()) + tlv_len(attrs_len(entry))
+}
+
+fn write_entry_op(entry: &LdapSearchResultEntry, buf: &mut BytesMut) {
+    let attrs_len = attrs_len(entry);
+    let op_len = tlv_len(entry.dn.len()) + tlv_len(attrs_len);
+    buf.reserve(tlv_len(op_len));
     header(buf, 0x64, op_len);
     header(buf, 0x04, entry.dn.len());
     buf.extend_from_slice(entry.dn.as_bytes());
@@ -236,7 +318,8 @@ fn header(buf: &mut BytesMut, tag: u8, len: usize) {
     }
 }
 
-/// A non-negative INTEGER's content: shortest two's complement.
+/// An INTEGER's content: shortest two's complement for a non-negative
+/// one (a message ID, RFC 4511 §4.1.1), four bytes for a negative one.
 fn int_bytes(n: i32) -> Vec<u8> {
     let be = n.to_be_bytes();
     // Drop leading zero bytes while the next byte's top bit stays clear.
@@ -340,6 +423,18 @@ mod tests {
                     .encode(msg.clone(), &mut theirs)
                     .expect("encode");
                 assert_eq!(ours, theirs, "msgid {msgid}");
+                // Encoded once, sent under any message ID: the same bytes.
+                let mut pre = BytesMut::new();
+                codec()
+                    .encode(
+                        Outgoing::Entry {
+                            msgid,
+                            op: entry_op(entry),
+                        },
+                        &mut pre,
+                    )
+                    .expect("encode");
+                assert_eq!(pre, theirs, "pre-encoded, msgid {msgid}");
                 // And it reads back as the same message.
                 let (back, used) = codec().decode_slice(&ours).expect("ok").expect("item");
                 assert_eq!(used, ours.len());

@@ -33,7 +33,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::codec::{Codec, Incoming};
+use super::codec::{Codec, Incoming, Outgoing};
 use super::handler::{notice_of_disconnection, reject, Handler, Next, Session};
 use super::result::{ldap_result, success};
 use super::tls::Tls;
@@ -261,7 +261,7 @@ where
 /// Returns the sink for a StartTLS upgrade, or `None` after a failure.
 async fn write_loop<W>(
     mut w: FramedWrite<W, Codec>,
-    mut rx: mpsc::Receiver<LdapMsg>,
+    mut rx: mpsc::Receiver<Outgoing>,
     failed: CancellationToken,
 ) -> Option<FramedWrite<W, Codec>>
 where
@@ -269,12 +269,12 @@ where
 {
     while let Some(msg) = rx.recv().await {
         let batch = async {
-            w.feed(msg).await?;
+            SinkExt::<Outgoing>::feed(&mut w, msg).await?;
             // Send what else is ready in one flush.
             while let Ok(more) = rx.try_recv() {
-                w.feed(more).await?;
+                SinkExt::<Outgoing>::feed(&mut w, more).await?;
             }
-            w.flush().await
+            SinkExt::<Outgoing>::flush(&mut w).await
         };
         if !matches!(tokio::time::timeout(WRITE_TIMEOUT, batch).await, Ok(Ok(()))) {
             failed.cancel();
@@ -286,7 +286,7 @@ where
 
 async fn read_loop<R>(
     reader: &mut FramedRead<R, Codec>,
-    tx: mpsc::Sender<LdapMsg>,
+    tx: mpsc::Sender<Outgoing>,
     conn: &mut Conn,
     ctx: &ConnContext,
     write_failed: &CancellationToken,
@@ -302,10 +302,10 @@ where
         if conn.ops.is_empty() {
             if draining {
                 let _ = tx
-                    .send(notice_of_disconnection(
+                    .send(Outgoing::from(notice_of_disconnection(
                         LdapResultCode::Unavailable,
                         "the server is shutting down",
-                    ))
+                    )))
                     .await;
                 return ReadExit::Closed;
             }
@@ -354,10 +354,10 @@ where
                 tracing::info!(%peer, error = %e, "malformed request; closing the connection");
                 metrics::protocol_error();
                 let _ = tx
-                    .send(notice_of_disconnection(
+                    .send(Outgoing::from(notice_of_disconnection(
                         LdapResultCode::ProtocolError,
                         "malformed request",
-                    ))
+                    )))
                     .await;
                 return ReadExit::Closed;
             }
@@ -366,7 +366,7 @@ where
                 tracing::info!(%peer, msgid, op_tag, "request not understood");
                 match protocol_error_response(msgid, op_tag) {
                     Answer::Respond(msg) => {
-                        if tx.send(*msg).await.is_err() {
+                        if tx.send((*msg).into()).await.is_err() {
                             return ReadExit::Closed;
                         }
                     }
@@ -374,10 +374,10 @@ where
                     Answer::Close => {
                         metrics::protocol_error();
                         let _ = tx
-                            .send(notice_of_disconnection(
+                            .send(Outgoing::from(notice_of_disconnection(
                                 LdapResultCode::ProtocolError,
                                 "unknown operation",
-                            ))
+                            )))
                             .await;
                         return ReadExit::Closed;
                     }
@@ -428,7 +428,7 @@ where
                         value: None,
                     }),
                 );
-                if tx.send(response).await.is_err() {
+                if tx.send(response.into()).await.is_err() {
                     return ReadExit::Closed;
                 }
                 if ok {
@@ -451,7 +451,11 @@ where
                     None
                 };
                 if let Some((code, text)) = refusal {
-                    if tx.send(reject(msgid, &msg.op, code, text)).await.is_err() {
+                    if tx
+                        .send(reject(msgid, &msg.op, code, text).into())
+                        .await
+                        .is_err()
+                    {
                         return ReadExit::Closed;
                     }
                     continue;
@@ -502,7 +506,7 @@ fn spawn_op(
     mut session: Session,
     handler: Arc<Handler>,
     token: CancellationToken,
-    tx: mpsc::Sender<LdapMsg>,
+    tx: mpsc::Sender<Outgoing>,
     done: mpsc::UnboundedSender<Done>,
 ) {
     let msgid = msg.msgid;
@@ -536,7 +540,7 @@ fn spawn_op(
 }
 
 /// A bind, run by the reader itself once nothing else is in progress.
-async fn bind(msg: LdapMsg, conn: &mut Conn, ctx: &ConnContext, tx: &mpsc::Sender<LdapMsg>) {
+async fn bind(msg: LdapMsg, conn: &mut Conn, ctx: &ConnContext, tx: &mpsc::Sender<Outgoing>) {
     let method = match &msg.op {
         LdapOp::BindRequest(req) => match &req.cred {
             LdapBindCred::Simple(pw) if req.dn.is_empty() && pw.is_empty() => "anonymous",
@@ -549,7 +553,11 @@ async fn bind(msg: LdapMsg, conn: &mut Conn, ctx: &ConnContext, tx: &mpsc::Sende
     let outcome = ctx.handler.handle(&mut conn.session, msg).await;
     metrics::observe(Op::Bind, started.elapsed());
     for response in outcome.responses {
-        if let LdapOp::BindResponse(LdapBindResponse { res, .. }) = &response.op {
+        if let Outgoing::Msg(LdapMsg {
+            op: LdapOp::BindResponse(LdapBindResponse { res, .. }),
+            ..
+        }) = &response
+        {
             let result = match res.code {
                 LdapResultCode::Success => "success",
                 LdapResultCode::InvalidCredentials => "invalid_credentials",

@@ -11,6 +11,7 @@ use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResultCode};
 use tokio_util::sync::CancellationToken;
 
+use super::codec::Outgoing;
 use super::paging::PagingStates;
 use super::result::ldap_result;
 use crate::auth::Authenticator;
@@ -54,18 +55,22 @@ pub enum Next {
 /// The answer to one request.
 #[derive(Debug)]
 pub struct Outcome {
-    pub responses: Vec<LdapMsg>,
+    pub responses: Vec<Outgoing>,
     pub next: Next,
 }
 
 impl Outcome {
     pub fn one(msg: LdapMsg) -> Outcome {
         Outcome {
-            responses: vec![msg],
+            responses: vec![msg.into()],
             next: Next::Continue,
         }
     }
     pub fn many(responses: Vec<LdapMsg>) -> Outcome {
+        Outcome::sending(responses.into_iter().map(Outgoing::from).collect())
+    }
+    /// Responses some of which may be encoded already.
+    pub fn sending(responses: Vec<Outgoing>) -> Outcome {
         Outcome {
             responses,
             next: Next::Continue,
@@ -79,7 +84,7 @@ impl Outcome {
     }
     pub fn close(responses: Vec<LdapMsg>) -> Outcome {
         Outcome {
-            responses,
+            responses: responses.into_iter().map(Outgoing::from).collect(),
             next: Next::Close,
         }
     }

@@ -10,11 +10,13 @@ use ldap3_proto::proto::{
     LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
 };
 
+use super::codec::{entry_op, Outgoing};
 use super::handler::{Handler, Outcome, Session};
 use super::paging::PagedSearch;
 use super::result::{from_directory, ldap_result, success};
 use crate::directory::entry::{root_dse, subschema_entry, Wanted};
 use crate::directory::filter::NoChain;
+use crate::directory::search::CachedGroup;
 use crate::directory::{Dn, Entry, Filter, Scope, SearchQuery, Target};
 
 /// Controls announced in the root DSE.
@@ -139,6 +141,29 @@ impl Handler {
             }
             out.push(LdapMsg::new(msgid, LdapOp::SearchResultDone(success())));
             return Outcome::many(out);
+        }
+
+        // A plain read of a cached group entry: its encoded body is kept
+        // with the entry (per selection), so the response is a header and
+        // those bytes. Requests with controls take the general path.
+        if ctrl.is_empty() && scope == Scope::Base && reads_any_entry(&req.filter) {
+            if let Ok(Some(CachedGroup { entry, derived })) =
+                self.directory.cached_group_read(&session.identity, &base)
+            {
+                let key = selection_key(&req);
+                let op = match derived.get(&key) {
+                    Some(op) => op,
+                    None => {
+                        let op = entry_op(&search_entry((*entry).clone(), &req));
+                        derived.insert(key, op.clone());
+                        op
+                    }
+                };
+                return Outcome::sending(vec![
+                    Outgoing::Entry { msgid, op },
+                    LdapMsg::new(msgid, LdapOp::SearchResultDone(success())).into(),
+                ]);
+            }
         }
 
         let time_limit = effective_time_limit(req.timelimit, self.limits.time_limit);
@@ -314,6 +339,10 @@ fn done(msgid: i32, res: LdapResult, paged_cookie: Option<Vec<u8>>) -> Outcome {
 }
 
 fn entry_msg(msgid: i32, entry: Entry, req: &LdapSearchRequest) -> LdapMsg {
+    LdapMsg::new(msgid, LdapOp::SearchResultEntry(search_entry(entry, req)))
+}
+
+fn search_entry(entry: Entry, req: &LdapSearchRequest) -> LdapSearchResultEntry {
     let dn = entry.dn.to_string();
     let attributes = entry
         .into_selected(&req.attrs, req.typesonly)
@@ -323,10 +352,25 @@ fn entry_msg(msgid: i32, entry: Entry, req: &LdapSearchRequest) -> LdapMsg {
             vals: vals.into_iter().map(String::into_bytes).collect(),
         })
         .collect();
-    LdapMsg::new(
-        msgid,
-        LdapOp::SearchResultEntry(LdapSearchResultEntry { dn, attributes }),
-    )
+    LdapSearchResultEntry { dn, attributes }
+}
+
+/// True for `(objectClass=*)`, which every entry matches.
+fn reads_any_entry(filter: &LdapFilter) -> bool {
+    matches!(filter, LdapFilter::Present(a)
+        if crate::directory::schema::attribute(a).is_some_and(|t| t.name == "objectClass"))
+}
+
+/// What makes two reads of one entry send the same entry body: the
+/// requested attributes, as sent (each prefixed with its length, so that
+/// two lists never share a key), and typesOnly.
+fn selection_key(req: &LdapSearchRequest) -> String {
+    use std::fmt::Write;
+    let mut key = String::from(if req.typesonly { "t" } else { "v" });
+    for a in &req.attrs {
+        let _ = write!(key, "{}:{a}", a.len());
+    }
+    key
 }
 
 /// The smaller of the client's and the server's size limits (0 = none).

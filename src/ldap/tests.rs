@@ -9,7 +9,9 @@ use ldap3_proto::proto::{
     LdapSearchRequest, LdapSearchScope,
 };
 
-use super::handler::{Handler, Limits, Next, Session};
+use super::codec::{Codec, Incoming, Outgoing};
+use super::handler::{Handler, Limits, Next, Outcome, Session};
+use super::result::success;
 use crate::auth::password::Hasher;
 use crate::auth::Authenticator;
 use crate::config::AuthConfig;
@@ -17,6 +19,10 @@ use crate::directory::{Directory, Dn, Identity};
 use crate::store::{Member, NewUser, Store};
 
 fn setup() -> Handler {
+    setup_with_store().0
+}
+
+fn setup_with_store() -> (Handler, Store) {
     let store = Store::temporary().expect("store");
     let hasher = Hasher::new(&AuthConfig {
         argon2_memory_kib: 64,
@@ -44,14 +50,15 @@ fn setup() -> Handler {
     }
     let base = Dn::parse("dc=example,dc=com").expect("dn");
     let directory = Directory::new(store.clone(), base, "admins", "ldap-search");
-    Handler::new(
+    let handler = Handler::new(
         directory,
-        Authenticator::new(store, hasher),
+        Authenticator::new(store.clone(), hasher),
         Limits {
             size_limit: 0,
             time_limit: None,
         },
-    )
+    );
+    (handler, store)
 }
 
 fn session() -> Session {
@@ -85,8 +92,8 @@ fn search(base: &str, scope: LdapSearchScope, filter: LdapFilter) -> LdapMsg {
     )
 }
 
-fn code(msg: &LdapMsg) -> LdapResultCode {
-    match &msg.op {
+fn code(out: &Outgoing) -> LdapResultCode {
+    match &out.msg().op {
         LdapOp::BindResponse(r) => r.res.code.clone(),
         LdapOp::SearchResultDone(r)
         | LdapOp::CompareResult(r)
@@ -338,16 +345,188 @@ async fn password_modify_response_value() {
     let out = h
         .handle(&mut s, modify("alice-pw", Some("alice-pw-2")))
         .await;
-    let LdapOp::ExtendedResponse(resp) = &out.responses[0].op else {
-        panic!("not an extended response: {:?}", out.responses[0].op);
+    let LdapOp::ExtendedResponse(resp) = &out.responses[0].msg().op else {
+        panic!("not an extended response: {:?}", out.responses[0].msg().op);
     };
     assert_eq!(resp.res.code, LdapResultCode::Success);
     assert_eq!(resp.value, None, "no responseValue without genPasswd");
 
     let out = h.handle(&mut s, modify("alice-pw-2", None)).await;
-    let LdapOp::ExtendedResponse(resp) = &out.responses[0].op else {
-        panic!("not an extended response: {:?}", out.responses[0].op);
+    let LdapOp::ExtendedResponse(resp) = &out.responses[0].msg().op else {
+        panic!("not an extended response: {:?}", out.responses[0].msg().op);
     };
     assert_eq!(resp.res.code, LdapResultCode::Success);
     assert!(resp.value.as_ref().is_some_and(|v| v.len() > 2));
+}
+
+/// The bytes a connection writes for `out`, read back as messages.
+fn on_the_wire(out: &Outcome) -> (Vec<u8>, Vec<LdapMsg>) {
+    use tokio_util::codec::Encoder;
+    let mut codec = Codec::new(1 << 24, 32);
+    let mut buf = bytes::BytesMut::new();
+    for r in &out.responses {
+        codec.encode(r.clone(), &mut buf).expect("encode");
+    }
+    let bytes = buf.to_vec();
+    let mut msgs = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let (item, used) = codec
+            .decode_slice(&bytes[at..])
+            .expect("ok")
+            .expect("whole");
+        let Incoming::Msg(m) = item else {
+            panic!("undecodable response");
+        };
+        msgs.push(m);
+        at += used;
+    }
+    (bytes, msgs)
+}
+
+/// The values of `attr` in the first response, a search result entry.
+fn values(msgs: &[LdapMsg], attr: &str) -> Vec<String> {
+    let LdapOp::SearchResultEntry(e) = &msgs[0].op else {
+        panic!("not an entry: {:?}", msgs[0].op);
+    };
+    e.attributes
+        .iter()
+        .filter(|a| a.atype.eq_ignore_ascii_case(attr))
+        .flat_map(|a| {
+            a.vals
+                .iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cached_group_read_is_sent_preencoded_and_follows_every_change() {
+    let (h, store) = setup_with_store();
+    let devs = store
+        .create_group("devs", Some("one".into()))
+        .expect("group");
+    let bob = store
+        .create_user(NewUser {
+            username: "bob".into(),
+            ..NewUser::default()
+        })
+        .expect("user");
+    for name in ["alice", "root"] {
+        let u = store.user_by_name(name).expect("read").expect("user");
+        store.add_member(devs.id, Member::User(u.id)).expect("add");
+    }
+    let mut root = session();
+    h.handle(
+        &mut root,
+        bind("uid=root,ou=users,dc=example,dc=com", "root-pw"),
+    )
+    .await;
+    let read = |dn: &str, msgid: i32| {
+        let mut msg = search(
+            dn,
+            LdapSearchScope::Base,
+            LdapFilter::Present("objectClass".into()),
+        );
+        msg.msgid = msgid;
+        if let LdapOp::SearchRequest(r) = &mut msg.op {
+            r.attrs = vec!["member".into(), "description".into()];
+        }
+        msg
+    };
+    let dn = "cn=devs,ou=groups,dc=example,dc=com";
+
+    // The first read builds the entry; the next ones send its encoded body.
+    let first = h.handle(&mut root, read(dn, 2)).await;
+    assert!(matches!(first.responses[0], Outgoing::Msg(_)));
+    let (first_bytes, msgs) = on_the_wire(&first);
+    assert_eq!(values(&msgs, "member").len(), 2);
+    assert_eq!(values(&msgs, "description"), ["one"]);
+    let again = h.handle(&mut root, read(dn, 2)).await;
+    assert!(matches!(again.responses[0], Outgoing::Entry { .. }));
+    assert_eq!(on_the_wire(&again).0, first_bytes, "the same bytes");
+    for msgid in [1, 200, 70_000, i32::MAX] {
+        let (_, msgs) = on_the_wire(&h.handle(&mut root, read(dn, msgid)).await);
+        assert!(msgs.iter().all(|m| m.msgid == msgid));
+        assert_eq!(values(&msgs, "member").len(), 2);
+        assert_eq!(
+            msgs.last().map(|m| &m.op),
+            Some(&LdapOp::SearchResultDone(success()))
+        );
+    }
+
+    // A membership change moves the epoch: the next read sees it.
+    store
+        .add_member(devs.id, Member::User(bob.id))
+        .expect("add");
+    for _ in 0..2 {
+        let (_, msgs) = on_the_wire(&h.handle(&mut root, read(dn, 3)).await);
+        let members = values(&msgs, "member");
+        assert_eq!(members.len(), 3);
+        assert!(members.iter().any(|m| m.contains("bob")), "{members:?}");
+    }
+
+    // A new description changes the record, not the epoch.
+    let snapshot = store.group_snapshot(devs.id).expect("read").expect("group");
+    let mut after = snapshot.group.clone();
+    after.description = Some("two".into());
+    store
+        .replace_group(&snapshot, &after, &snapshot.members)
+        .expect("write")
+        .expect("no race");
+    for _ in 0..2 {
+        let (_, msgs) = on_the_wire(&h.handle(&mut root, read(dn, 4)).await);
+        assert_eq!(values(&msgs, "description"), ["two"]);
+    }
+
+    // A rename: the old name is gone, the new one is read.
+    store.rename_group(devs.id, "builders").expect("rename");
+    let out = h.handle(&mut root, read(dn, 5)).await;
+    assert_eq!(
+        code(out.responses.last().expect("done")),
+        LdapResultCode::NoSuchObject
+    );
+    for _ in 0..2 {
+        let (_, msgs) = on_the_wire(
+            &h.handle(
+                &mut root,
+                read("cn=builders,ou=groups,dc=example,dc=com", 6),
+            )
+            .await,
+        );
+        let LdapOp::SearchResultEntry(e) = &msgs[0].op else {
+            panic!("not an entry");
+        };
+        assert!(e.dn.starts_with("cn=builders,"), "{}", e.dn);
+        assert_eq!(values(&msgs, "member").len(), 3);
+    }
+
+    // Alice is in the group and may read it; she too gets the cached body,
+    // but not the body of a cached group she is not in.
+    let mut alice = session();
+    h.handle(
+        &mut alice,
+        bind("cn=alice,ou=users,dc=example,dc=com", "alice-pw"),
+    )
+    .await;
+    let (_, msgs) = on_the_wire(
+        &h.handle(
+            &mut alice,
+            read("cn=builders,ou=groups,dc=example,dc=com", 7),
+        )
+        .await,
+    );
+    assert_eq!(values(&msgs, "member").len(), 3);
+    let admins = "cn=admins,ou=groups,dc=example,dc=com";
+    for _ in 0..2 {
+        let (_, msgs) = on_the_wire(&h.handle(&mut root, read(admins, 8)).await);
+        assert_eq!(values(&msgs, "member").len(), 1);
+    }
+    let (_, msgs) = on_the_wire(&h.handle(&mut alice, read(admins, 9)).await);
+    assert!(
+        !msgs
+            .iter()
+            .any(|m| matches!(m.op, LdapOp::SearchResultEntry(_))),
+        "{msgs:?}"
+    );
 }

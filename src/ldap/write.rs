@@ -247,7 +247,7 @@ mod tests {
     }
 
     fn code(out: &Outcome) -> LdapResultCode {
-        match &out.responses[0].op {
+        match &out.responses[0].msg().op {
             LdapOp::BindResponse(r) => r.res.code.clone(),
             LdapOp::AddResponse(r) | LdapOp::DelResponse(r) => r.code.clone(),
             other => panic!("{other:?}"),
