@@ -117,7 +117,7 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
         });
     }
     let mut progress = |p: import::Progress| {
-        if p.done % 1000 == 0 || Some(p.done) == p.total {
+        if p.done.is_multiple_of(1000) || Some(p.done) == p.total {
             match p.total {
                 Some(total) => eprintln!("{}: {}/{}", p.stage, p.done, total),
                 None => eprintln!("{}: {}", p.stage, p.done),

@@ -452,7 +452,7 @@ impl<'a> Parser<'a> {
             self.pos += 1;
         }
         let digits = self.pos - start - 1;
-        if digits == 0 || digits % 2 != 0 {
+        if digits == 0 || !digits.is_multiple_of(2) {
             return Err(self.err("malformed #hex value"));
         }
         if !matches!(self.peek(), None | Some(b' ' | b',' | b'+' | b';')) {

@@ -450,8 +450,9 @@ impl Directory {
         let mut ctx = BuildContext::new(self, epoch)?;
         let chain = Chain { dir: self };
         let mut out = SearchResults::default();
-        let over_time =
-            |n: usize| n % 64 == 0 && (q.deadline.is_some_and(|d| Instant::now() >= d) || stop());
+        let over_time = |n: usize| {
+            n.is_multiple_of(64) && (q.deadline.is_some_and(|d| Instant::now() >= d) || stop())
+        };
 
         if matches!(access, Access::All) {
             for e in containers {

@@ -195,7 +195,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Bytes of a hex string; `None` unless it is all hex digit pairs.
 pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len())

@@ -23,7 +23,7 @@ fn uid_number(i: usize) -> u32 {
 }
 
 fn has_mail(i: usize) -> bool {
-    i % 2 == 0
+    i.is_multiple_of(2)
 }
 
 fn in_staff(i: usize) -> bool {
