@@ -32,9 +32,9 @@ use super::mfa::{
 };
 use super::{
     abort, email_key, keys, name_key, retrying, setting_key, settle, tx_allocate,
-    tx_check_and_bump_epoch, tx_counter, tx_group, tx_put_group, tx_put_user, tx_user, validate,
-    Group, GroupId, Member, Result, Store, StoreError, User, UserId, EMPTY, FIRST_GID_NUMBER,
-    FIRST_UID_NUMBER, META_NEXT_GID, META_NEXT_UID, SETTING_PREFIX,
+    tx_check_and_bump_epoch, tx_counter, tx_group, tx_put_group, tx_put_user, tx_reindex_email,
+    tx_user, validate, Group, GroupId, Member, Result, Store, StoreError, User, UserId, EMPTY,
+    FIRST_GID_NUMBER, FIRST_UID_NUMBER, META_NEXT_GID, META_NEXT_UID, SETTING_PREFIX,
 };
 use super::{backend, now, TxResult};
 use sled::transaction::{Transactional, TransactionalTree};
@@ -525,7 +525,13 @@ impl Store {
                 } else {
                     merged_user(&ex, u)
                 };
-                tx_reindex_email(idx_email, &ex, &after)?;
+                tx_reindex_email(idx_email, &ex, &after, |after| {
+                    conflict(format!(
+                        "email {} of user {} already belongs to another user",
+                        after.email.as_deref().unwrap_or_default(),
+                        after.username
+                    ))
+                })?;
                 let has_password = credentials.get(keys::user_key(id))?.is_some();
                 if let Some(hash) = &bu.password_hash {
                     let current = credentials.get(keys::user_key(id))?;
@@ -698,42 +704,4 @@ impl Store {
         }
         Ok(report)
     }
-}
-
-/// Moves the email index entry of a user whose email changed, refusing an
-/// address another user holds.
-fn tx_reindex_email(
-    idx_email: &sled::transaction::TransactionalTree,
-    before: &User,
-    after: &User,
-) -> TxResult<()> {
-    let old_key = before.email.as_deref().map(email_key);
-    let new_key = after.email.as_deref().map(email_key);
-    if old_key == new_key {
-        return Ok(());
-    }
-    let id_bytes = keys::user_key(before.id);
-    if let Some(new_key) = &new_key {
-        if let Some(owner) = idx_email.get(&**new_key)? {
-            if *owner != id_bytes {
-                return Err(conflict(format!(
-                    "email {} of user {} already belongs to another user",
-                    after.email.as_deref().unwrap_or_default(),
-                    after.username
-                )));
-            }
-        }
-    }
-    if let Some(old_key) = &old_key {
-        if idx_email
-            .get(&**old_key)?
-            .is_some_and(|owner| *owner == id_bytes)
-        {
-            idx_email.remove(&**old_key)?;
-        }
-    }
-    if let Some(new_key) = new_key {
-        idx_email.insert(new_key, &id_bytes)?;
-    }
-    Ok(())
 }

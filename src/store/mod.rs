@@ -193,6 +193,50 @@ fn email_key(email: &str) -> Vec<u8> {
     email.to_lowercase().into_bytes()
 }
 
+/// Moves the email index entry of a user whose email changed; `taken`
+/// makes the refusal when another user holds the new address.
+fn tx_reindex_email(
+    idx_email: &TransactionalTree,
+    before: &User,
+    after: &User,
+    taken: impl FnOnce(&User) -> ConflictableTransactionError<TxAbort>,
+) -> TxResult<()> {
+    let old_key = before.email.as_deref().map(email_key);
+    let new_key = after.email.as_deref().map(email_key);
+    if old_key == new_key {
+        return Ok(());
+    }
+    let id_bytes = keys::user_key(before.id);
+    if let Some(new_key) = &new_key {
+        if idx_email
+            .get(&**new_key)?
+            .is_some_and(|owner| *owner != id_bytes)
+        {
+            return Err(taken(after));
+        }
+    }
+    if let Some(old_key) = &old_key {
+        if idx_email
+            .get(&**old_key)?
+            .is_some_and(|owner| *owner == id_bytes)
+        {
+            idx_email.remove(&**old_key)?;
+        }
+    }
+    if let Some(new_key) = new_key {
+        idx_email.insert(new_key, &id_bytes)?;
+    }
+    Ok(())
+}
+
+/// The refusal of an email address another user holds.
+fn email_taken(after: &User) -> ConflictableTransactionError<TxAbort> {
+    abort(StoreError::AlreadyExists(format!(
+        "email {}",
+        after.email.as_deref().unwrap_or_default()
+    )))
+}
+
 fn setting_key(key: &str) -> Vec<u8> {
     format!("{SETTING_PREFIX}{key}").into_bytes()
 }
@@ -585,32 +629,7 @@ impl Store {
                 validate::full_name(full_name).map_err(abort)?;
             }
 
-            let old_key = before.email.as_deref().map(email_key);
-            let new_key = after.email.as_deref().map(email_key);
-            if old_key != new_key {
-                let id_bytes = keys::user_key(id);
-                if let Some(new_key) = &new_key {
-                    if let Some(owner) = idx_email.get(&**new_key)? {
-                        if *owner != id_bytes {
-                            return Err(abort(StoreError::AlreadyExists(format!(
-                                "email {}",
-                                after.email.as_deref().unwrap_or_default()
-                            ))));
-                        }
-                    }
-                }
-                if let Some(old_key) = &old_key {
-                    if idx_email
-                        .get(&**old_key)?
-                        .is_some_and(|owner| *owner == id_bytes)
-                    {
-                        idx_email.remove(&**old_key)?;
-                    }
-                }
-                if let Some(new_key) = new_key {
-                    idx_email.insert(new_key, &id_bytes)?;
-                }
-            }
+            tx_reindex_email(idx_email, &before, &after, email_taken)?;
 
             if after.disabled != before.disabled {
                 after.cred_generation = before.cred_generation.wrapping_add(1);

@@ -14,9 +14,9 @@ use std::collections::BTreeSet;
 use sled::transaction::Transactional;
 
 use super::{
-    abort, email_key, keys, name_key, now, once, settle, tx_check_and_bump_epoch, tx_group,
-    tx_put_group, tx_put_user, tx_user, validate, Group, GroupId, Member, Result, Store,
-    StoreError, TxAbort, User, UserId, EMPTY,
+    abort, email_taken, keys, name_key, now, once, settle, tx_check_and_bump_epoch, tx_group,
+    tx_put_group, tx_put_user, tx_reindex_email, tx_user, validate, Group, GroupId, Member, Result,
+    Store, StoreError, TxAbort, User, UserId, EMPTY,
 };
 
 /// A group with its direct members, as read at one membership epoch.
@@ -82,32 +82,7 @@ impl Store {
                     return stale();
                 }
                 let id_bytes = keys::user_key(id);
-                let old_key = before.email.as_deref().map(email_key);
-                let new_key = after.email.as_deref().map(email_key);
-                if old_key != new_key {
-                    if let Some(new_key) = &new_key {
-                        if idx_email
-                            .get(&**new_key)?
-                            .is_some_and(|owner| *owner != id_bytes)
-                        {
-                            return Err(abort(StoreError::AlreadyExists(format!(
-                                "email {}",
-                                after.email.as_deref().unwrap_or_default()
-                            ))));
-                        }
-                    }
-                    if let Some(old_key) = &old_key {
-                        if idx_email
-                            .get(&**old_key)?
-                            .is_some_and(|owner| *owner == id_bytes)
-                        {
-                            idx_email.remove(&**old_key)?;
-                        }
-                    }
-                    if let Some(new_key) = new_key {
-                        idx_email.insert(new_key, &id_bytes)?;
-                    }
-                }
+                tx_reindex_email(idx_email, before, after, email_taken)?;
                 let mut next = after.clone();
                 let at = now();
                 next.modified = at;
