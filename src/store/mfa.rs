@@ -430,6 +430,17 @@ pub const SETTING_MFA_POLICY: &str = "mfa_policy";
 /// Store setting that overrides `bind.app_passwords` of the config when set.
 pub const SETTING_APP_PASSWORDS: &str = "app_passwords";
 
+/// A new confirmed device of `kind`, created now.
+fn new_device(kind: DeviceKind, device_label: &str) -> Result<Device> {
+    Ok(Device {
+        id: DeviceId(Uuid::new_v4()),
+        kind,
+        label: label("device label", device_label)?,
+        created: super::now(),
+        confirmed: true,
+    })
+}
+
 fn label(what: &str, value: &str) -> Result<String> {
     let value = value.trim();
     if value.is_empty() {
@@ -586,13 +597,7 @@ impl Store {
             ));
         }
         self.check_device_room(user)?;
-        let device = Device {
-            id: DeviceId(Uuid::new_v4()),
-            kind: DeviceKind::Totp { digits },
-            label: label("device label", device_label)?,
-            created: super::now(),
-            confirmed: true,
-        };
+        let device = new_device(DeviceKind::Totp { digits }, device_label)?;
         let m = self.mfa();
         let key = pair_key(user.0, device.id.0);
         let bytes = encode("device", &device)?;
@@ -620,13 +625,7 @@ impl Store {
             )));
         }
         self.check_device_room(user)?;
-        let device = Device {
-            id: DeviceId(Uuid::new_v4()),
-            kind: DeviceKind::Static,
-            label: label("device label", device_label)?,
-            created: super::now(),
-            confirmed: true,
-        };
+        let device = new_device(DeviceKind::Static, device_label)?;
         let m = self.mfa();
         let key = pair_key(user.0, device.id.0);
         let bytes = encode("device", &device)?;
