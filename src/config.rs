@@ -78,6 +78,9 @@ pub struct LdapConfig {
     /// `(memberOf=G)` matches them), for clients that cannot send the
     /// in-chain rule (issue 6). Off: direct groups only (DESIGN.md §3).
     pub transitive_member_of: bool,
+    /// Threads that serve LDAP connections, each running its own
+    /// single-threaded event loop (0 = half the cores, at least one).
+    pub reactor_threads: usize,
 }
 
 /// `ldap.require_tls_for_bind`: when a simple bind with a password must
@@ -238,6 +241,7 @@ impl Default for LdapConfig {
             idle_timeout_secs: 600,
             max_queued_binds: 256,
             transitive_member_of: false,
+            reactor_threads: 0,
         }
     }
 }
@@ -344,6 +348,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "PORTCULLIS_AUTH_ARGON2_PARALLELISM",
     ),
     ("auth.hash_workers", "PORTCULLIS_AUTH_HASH_WORKERS"),
+    ("ldap.reactor_threads", "PORTCULLIS_LDAP_REACTOR_THREADS"),
     ("log.level", "PORTCULLIS_LOG_LEVEL"),
     ("log.json", "PORTCULLIS_LOG_JSON"),
     ("bind.mfa", "PORTCULLIS_BIND_MFA"),
@@ -597,6 +602,7 @@ impl Config {
             "auth.argon2_iterations" => self.auth.argon2_iterations = number(value)?,
             "auth.argon2_parallelism" => self.auth.argon2_parallelism = number(value)?,
             "auth.hash_workers" => self.auth.hash_workers = number(value)?,
+            "ldap.reactor_threads" => self.ldap.reactor_threads = number(value)?,
             "log.level" => self.log.level = value.to_string(),
             "log.json" => self.log.json = boolean(value)?,
             "bind.mfa" => self.bind.mfa = value.to_string(),
@@ -677,6 +683,12 @@ impl Config {
             return Err(origins.invalid(
                 "auth.hash_workers",
                 format!("must be at most {MAX_HASH_WORKERS} (0 = number of cores)"),
+            ));
+        }
+        if self.ldap.reactor_threads > MAX_REACTOR_THREADS {
+            return Err(origins.invalid(
+                "ldap.reactor_threads",
+                format!("must be at most {MAX_REACTOR_THREADS} (0 = half the cores)"),
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
@@ -884,6 +896,7 @@ const MAX_ARGON2_MEMORY_KIB: u32 = 4 * 1024 * 1024;
 const MAX_ARGON2_ITERATIONS: u32 = 64;
 const MAX_ARGON2_PARALLELISM: u32 = 64;
 const MAX_HASH_WORKERS: usize = 1024;
+const MAX_REACTOR_THREADS: usize = 1024;
 /// The bind cache is meant to be short-lived: one hour at most.
 const MAX_BIND_CACHE_TTL_SECS: u64 = 3600;
 /// About 100 bytes an entry: 10 million is about 1 GiB.
@@ -1092,6 +1105,7 @@ mod tests {
             ("PORTCULLIS_THROTTLE_ACCOUNT_MAX_DELAY_SECS", "10"),
             ("PORTCULLIS_THROTTLE_ADDRESS_FAILURES", "11"),
             ("PORTCULLIS_THROTTLE_ADDRESS_WINDOW_SECS", "12"),
+            ("PORTCULLIS_LDAP_REACTOR_THREADS", "3"),
         ];
         assert_eq!(vars.len() + HARDENING_ENV.len() + 1, KEYS.len());
         let c = Config::load(None, env(&vars), &Overrides::default()).expect("load");
@@ -1107,6 +1121,7 @@ mod tests {
                 search_group: "readers".into(),
                 admin_group: "wheel".into(),
                 transitive_member_of: true,
+                reactor_threads: 3,
                 ..LdapConfig::default()
             },
             portal: PortalConfig {
@@ -1380,6 +1395,11 @@ mod tests {
                 "PORTCULLIS_AUTH_HASH_WORKERS",
                 "100000",
                 "auth.hash_workers",
+            ),
+            (
+                "PORTCULLIS_LDAP_REACTOR_THREADS",
+                "100000",
+                "ldap.reactor_threads",
             ),
             ("PORTCULLIS_LOG_JSON", "maybe", "log.json"),
             ("PORTCULLIS_LOG_LEVEL", "portcullis=loud", "log.level"),

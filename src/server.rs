@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::directory::{Directory, DirectoryOptions, Dn};
 use crate::ldap::conn::{ConnContext, ConnLimits, ListenerKind};
 use crate::ldap::handler::{Confidentiality, Handler, Limits};
+use crate::ldap::reactors::Reactors;
 use crate::ldap::tls::Tls;
 use crate::store::Store;
 
@@ -125,6 +126,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         admin_ctx,
         shutdown.clone(),
     ));
+    let reactors = Arc::new(
+        Reactors::start(config.ldap.reactor_threads)
+            .context("while starting the LDAP reactor threads")?,
+    );
     let ctx = Arc::new(ConnContext {
         handler,
         limits: ConnLimits {
@@ -141,6 +146,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_connections: config.ldap.max_connections,
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
+        reactors: Some(reactors.clone()),
     });
     let ldap_task = tokio::spawn(crate::ldap::run(listener, ListenerKind::Plain, ctx.clone()));
     let ldaps_task = tokio::spawn(crate::ldap::run(
@@ -176,6 +182,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("connections still busy after {DRAIN_TIMEOUT:?}; closing them");
     }
     let _ = http_task.await;
+    // The reactor threads go last: every connection has ended (or been
+    // given up on) by now. Joining them blocks, so not on the runtime.
+    drop(ctx);
+    let _ = tokio::task::spawn_blocking(move || drop(reactors)).await;
     store.flush().context("while flushing the store")?;
     let _ = std::fs::remove_file(config.data_dir.join("admin.sock"));
     tracing::info!("stopped");

@@ -194,17 +194,24 @@ impl Encoder<Outgoing> for Codec {
         match out {
             Outgoing::Msg(msg) => self.encode(msg, buf),
             Outgoing::Entry { msgid, op } => {
-                let id = int_bytes(msgid);
-                let msg_len = tlv_len(id.len()) + op.len();
-                buf.reserve(tlv_len(msg_len));
-                header(buf, 0x30, msg_len);
-                header(buf, 0x02, id.len());
-                buf.extend_from_slice(&id);
+                entry_header(msgid, op.len(), buf);
                 buf.extend_from_slice(&op);
                 Ok(())
             }
         }
     }
+}
+
+/// The bytes of a message that come before a pre-encoded protocolOp of
+/// `op_len` bytes ([`Outgoing::Entry`]): the message's SEQUENCE header and
+/// its messageID. Reserves room for the protocolOp as well.
+pub fn entry_header(msgid: i32, op_len: usize, buf: &mut BytesMut) {
+    let id = int_bytes(msgid);
+    let msg_len = tlv_len(id.len()) + op_len;
+    buf.reserve(tlv_len(msg_len));
+    header(buf, 0x30, msg_len);
+    header(buf, 0x02, id.len());
+    buf.extend_from_slice(&id);
 }
 
 /// The protocolOp element of a SearchResultEntry (`[APPLICATION 4]

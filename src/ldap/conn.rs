@@ -17,24 +17,27 @@
 //! Timeouts: the TLS handshake, the first request, and idleness (no
 //! request and nothing in progress).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use bytes::{Buf, Bytes, BytesMut};
+use futures::StreamExt;
 use ldap3_proto::proto::{
     LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapResultCode,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::{Encoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::codec::{Codec, Incoming, Outgoing};
+use super::codec::{self, Codec, Incoming, Outgoing};
 use super::handler::{notice_of_disconnection, reject, Handler, Next, Session};
+use super::reactors::Reactors;
 use super::result::{ldap_result, success};
 use super::tls::Tls;
 use crate::metrics::{self, ConnectionGuard, Op};
@@ -45,6 +48,9 @@ const OUT_QUEUE: usize = 64;
 /// Longest a write of queued responses may block on a client that does not
 /// read before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pre-encoded entry bodies at least this long are written from where
+/// they are cached instead of being copied into the output buffer.
+const ZERO_COPY_BYTES: usize = 4096;
 
 /// Limits of the connection loop (`[ldap]` settings).
 #[derive(Debug, Clone)]
@@ -82,6 +88,9 @@ pub struct ConnContext {
     pub max_connections: usize,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    /// The threads connections are served on; `None`: the runtime that
+    /// accepts them.
+    pub reactors: Option<Arc<Reactors>>,
 }
 
 /// Which protocol a listener speaks.
@@ -123,10 +132,35 @@ pub async fn run(listener: TcpListener, kind: ListenerKind, ctx: Arc<ConnContext
         };
         let _ = stream.set_nodelay(true);
         let task_ctx = ctx.clone();
-        ctx.tracker.spawn(async move {
-            serve_tcp(stream, peer, kind, task_ctx).await;
-            drop(permit);
-        });
+        let Some(reactors) = &ctx.reactors else {
+            ctx.tracker.spawn(async move {
+                serve_tcp(stream, peer, kind, task_ctx).await;
+                drop(permit);
+            });
+            continue;
+        };
+        // The socket moves to the reactor's own I/O driver.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "could not hand the connection over; closing");
+                continue;
+            }
+        };
+        let (reactor, placement) = reactors.place();
+        ctx.tracker.spawn_on(
+            async move {
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => serve_tcp(stream, peer, kind, task_ctx).await,
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "could not register the connection; closing")
+                    }
+                }
+                drop(placement);
+                drop(permit);
+            },
+            reactor,
+        );
     }
 }
 
@@ -230,7 +264,6 @@ where
     let (rd, wr) = tokio::io::split(stream);
     let codec = Codec::new(ctx.limits.max_message_bytes, ctx.limits.max_ber_depth);
     let mut reader = FramedRead::new(rd, codec);
-    let writer = FramedWrite::new(wr, codec);
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
     let write_failed = CancellationToken::new();
     let read = async {
@@ -242,7 +275,7 @@ where
         }
         exit
     };
-    let (exit, writer) = tokio::join!(read, write_loop(writer, rx, write_failed.clone()));
+    let (exit, writer) = tokio::join!(read, write_loop(wr, codec, rx, write_failed.clone()));
     match (exit, writer) {
         (ReadExit::StartTls, Some(writer)) => {
             // RFC 4511 §4.14.1: the client sends nothing more until the
@@ -251,37 +284,100 @@ where
                 tracing::info!(peer = %conn.session.peer, "data after StartTLS request; closing");
                 return Exit::Closed;
             }
-            Exit::StartTls(reader.into_inner().unsplit(writer.into_inner()))
+            Exit::StartTls(reader.into_inner().unsplit(writer))
         }
         _ => Exit::Closed,
     }
 }
 
 /// Writes responses in the order they arrive until every sender is gone.
-/// Returns the sink for a StartTLS upgrade, or `None` after a failure.
+/// Returns the stream for a StartTLS upgrade, or `None` after a failure.
 async fn write_loop<W>(
-    mut w: FramedWrite<W, Codec>,
+    mut w: W,
+    mut codec: Codec,
     mut rx: mpsc::Receiver<Outgoing>,
     failed: CancellationToken,
-) -> Option<FramedWrite<W, Codec>>
+) -> Option<W>
 where
     W: AsyncWrite + Unpin,
 {
+    let mut out = OutBuf::default();
     while let Some(msg) = rx.recv().await {
-        let batch = async {
-            SinkExt::<Outgoing>::feed(&mut w, msg).await?;
-            // Send what else is ready in one flush.
-            while let Ok(more) = rx.try_recv() {
-                SinkExt::<Outgoing>::feed(&mut w, more).await?;
-            }
-            SinkExt::<Outgoing>::flush(&mut w).await
+        out.push(&mut codec, msg);
+        // Send what else is ready in one write.
+        while let Ok(more) = rx.try_recv() {
+            out.push(&mut codec, more);
+        }
+        let sent = async {
+            out.write_to(&mut w).await?;
+            w.flush().await
         };
-        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, batch).await, Ok(Ok(()))) {
+        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, sent).await, Ok(Ok(()))) {
             failed.cancel();
             return None;
         }
     }
     Some(w)
+}
+
+/// Encoded responses waiting to be written: small ones are encoded into
+/// one buffer, a pre-encoded entry body (a cached group of hundreds of
+/// members is tens of kilobytes) is queued as it is and goes out in the
+/// same vectored write without being copied.
+#[derive(Default)]
+struct OutBuf {
+    scratch: BytesMut,
+    chunks: VecDeque<Bytes>,
+}
+
+/// Most buffers handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+impl OutBuf {
+    fn push(&mut self, codec: &mut Codec, msg: Outgoing) {
+        match msg {
+            Outgoing::Entry { msgid, op } if op.len() >= ZERO_COPY_BYTES => {
+                codec::entry_header(msgid, op.len(), &mut self.scratch);
+                self.chunks.push_back(self.scratch.split().freeze());
+                self.chunks.push_back(op);
+            }
+            msg => {
+                // Cannot fail: encoding into memory.
+                let _ = Encoder::<Outgoing>::encode(codec, msg, &mut self.scratch);
+            }
+        }
+    }
+
+    /// Writes everything queued, in order.
+    async fn write_to<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
+        if !self.scratch.is_empty() {
+            self.chunks.push_back(self.scratch.split().freeze());
+        }
+        while !self.chunks.is_empty() {
+            let slices: Vec<IoSlice<'_>> = self
+                .chunks
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|c| IoSlice::new(c))
+                .collect();
+            let mut n = w.write_vectored(&slices).await?;
+            drop(slices);
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            while n > 0 {
+                let first = self.chunks.front_mut().expect("written bytes were queued");
+                if n >= first.len() {
+                    n -= first.len();
+                    self.chunks.pop_front();
+                } else {
+                    first.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn read_loop<R>(
@@ -298,6 +394,8 @@ where
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut pending_bind: Option<LdapMsg> = None;
     let mut draining = false;
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
     loop {
         if conn.ops.is_empty() {
             if draining {
@@ -322,12 +420,16 @@ where
         } else {
             ctx.limits.idle_timeout
         };
-        let timer = async {
-            match wait {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending().await,
+        // The connection has been idle since now, unless something comes.
+        // One timer serves the whole connection: it is moved earlier when
+        // it would go off too late, and later only when it goes off early,
+        // not once per request.
+        let deadline = wait.map(|t| tokio::time::Instant::now() + t);
+        if let Some(deadline) = deadline {
+            if timer.deadline() > deadline {
+                timer.as_mut().reset(deadline);
             }
-        };
+        }
         let reading = pending_bind.is_none() && !draining;
         let next = tokio::select! {
             _ = ctx.shutdown.cancelled(), if !draining => {
@@ -342,9 +444,17 @@ where
                 }
                 continue;
             }
-            _ = timer => {
-                tracing::debug!(%peer, first = conn.first, "connection idle; closing");
-                return ReadExit::Closed;
+            _ = &mut timer, if deadline.is_some() => {
+                match deadline {
+                    Some(deadline) if deadline > tokio::time::Instant::now() => {
+                        timer.as_mut().reset(deadline);
+                        continue;
+                    }
+                    _ => {
+                        tracing::debug!(%peer, first = conn.first, "connection idle; closing");
+                        return ReadExit::Closed;
+                    }
+                }
             }
             next = reader.next(), if reading => next,
         };
@@ -610,4 +720,120 @@ pub(crate) fn protocol_error_response(msgid: i32, op_tag: u64) -> Answer {
         _ => return Answer::Close,
     };
     Answer::Respond(Box::new(LdapMsg::new(msgid, op)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ldap3_proto::proto::{LdapPartialAttribute, LdapSearchResultEntry};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Takes at most `step` bytes per write, like a socket whose buffer is
+    /// nearly full, so vectored writes end in the middle of a buffer.
+    struct Trickle {
+        got: Vec<u8>,
+        step: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.step);
+            self.got.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.step - n);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+                if n == self.step {
+                    break;
+                }
+            }
+            Poll::Ready(Ok(n))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn group(members: usize) -> LdapSearchResultEntry {
+        LdapSearchResultEntry {
+            dn: "cn=big,ou=groups,dc=example,dc=com".into(),
+            attributes: vec![LdapPartialAttribute {
+                atype: "member".into(),
+                vals: (0..members)
+                    .map(|i| format!("cn=user{i:05},ou=users,dc=example,dc=com").into_bytes())
+                    .collect(),
+            }],
+        }
+    }
+
+    /// Pre-encoded bodies, large (written in place) and small (copied),
+    /// between ordinary messages: the bytes on the wire are those of the
+    /// codec, in order, however the writes are cut.
+    #[tokio::test]
+    async fn queued_responses_go_out_whole_and_in_order() {
+        let big = group(300);
+        let small = group(2);
+        let big_op = codec::entry_op(&big);
+        assert!(big_op.len() >= ZERO_COPY_BYTES);
+        let done = |id| LdapMsg::new(id, LdapOp::SearchResultDone(success()));
+        let queue = || {
+            vec![
+                Outgoing::Entry {
+                    msgid: 7,
+                    op: big_op.clone(),
+                },
+                Outgoing::from(done(7)),
+                Outgoing::Entry {
+                    msgid: 300,
+                    op: codec::entry_op(&small),
+                },
+                Outgoing::Entry {
+                    msgid: 70_000,
+                    op: big_op.clone(),
+                },
+                Outgoing::from(done(70_000)),
+            ]
+        };
+        let mut codec = Codec::new(256 * 1024, 32);
+        let mut expected = BytesMut::new();
+        for msg in queue() {
+            Encoder::<Outgoing>::encode(&mut codec, msg, &mut expected).expect("encode");
+        }
+        for step in [1, 7, 4096, 1 << 20] {
+            let mut out = OutBuf::default();
+            for msg in queue() {
+                out.push(&mut codec, msg);
+            }
+            let mut w = Trickle {
+                got: Vec::new(),
+                step,
+            };
+            out.write_to(&mut w).await.expect("write");
+            assert_eq!(w.got, &expected[..], "step {step}");
+            assert!(out.chunks.is_empty() && out.scratch.is_empty());
+        }
+    }
 }

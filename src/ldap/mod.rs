@@ -5,6 +5,7 @@
 //! Layout:
 //! - `conn`: accept loop with a connection cap, and the per-connection loop
 //!   (generic over the stream, so LDAPS and StartTLS can reuse it).
+//! - `reactors`: the single-threaded runtimes connections are served on.
 //! - `handler`: `Handler::handle(&mut Session, LdapMsg) -> Outcome`; no I/O.
 //! - `bind`, `search`, `paging`, `compare`, `extended`, `write` (add,
 //!   modify, delete, modify DN): one file per operation family.
@@ -20,6 +21,7 @@ pub mod conn;
 mod extended;
 pub mod handler;
 mod paging;
+pub mod reactors;
 mod result;
 mod search;
 pub mod tls;
