@@ -72,6 +72,9 @@ impl Rdn {
 
     /// Normalised form: each AVA normalised, sorted, joined with `+`.
     pub fn normalized(&self) -> String {
+        if let [ava] = &self.avas[..] {
+            return ava.normalized();
+        }
         let mut parts: Vec<String> = self.avas.iter().map(Ava::normalized).collect();
         parts.sort();
         parts.join("+")
@@ -82,6 +85,10 @@ impl Rdn {
 /// in lowercase when known (`2.5.4.3`, `commonName`, `CN` → `cn`), else the
 /// type lowercased.
 pub fn normalized_type(attr: &str) -> String {
+    // The types DNs are made of here, already in their normal spelling.
+    if let "cn" | "ou" | "dc" | "uid" | "o" = attr {
+        return attr.to_string();
+    }
     match schema::attribute(attr) {
         Some(at) => at.name.to_ascii_lowercase(),
         None => attr.to_ascii_lowercase(),
@@ -111,6 +118,20 @@ fn push_hex_escape(out: &mut String, byte: u8) {
 /// lowercased), then special characters hex-escaped so that the result is
 /// unambiguous.
 fn push_normalized_value(out: &mut String, value: &str) {
+    // Most values (user and group names, dc=…) are plain ASCII: no space
+    // to fold, nothing to escape; lowercasing is then all there is to do.
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@');
+    if value.bytes().all(|b| plain(&b)) {
+        let start = out.len();
+        out.push_str(value);
+        out[start..].make_ascii_lowercase();
+        return;
+    }
+    push_folded_escaped(out, value);
+}
+
+/// [`push_normalized_value`] without its shortcut.
+fn push_folded_escaped(out: &mut String, value: &str) {
     for (i, c) in schema::fold_case_ignore(value).enumerate() {
         match c {
             ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '\0' => {
@@ -201,6 +222,28 @@ impl Dn {
         Dn { rdns, norm }
     }
 
+    /// `<rdns…>,<self>`, `rdns` leftmost first: several levels down at
+    /// once, with one copy of this DN's RDNs instead of one per level.
+    pub fn descendant<const N: usize>(&self, rdns: [Rdn; N]) -> Dn {
+        let mut norm = String::with_capacity(self.norm.len() + 16 * N);
+        let mut all = Vec::with_capacity(self.rdns.len() + N);
+        for (i, rdn) in rdns.into_iter().enumerate() {
+            if i > 0 {
+                norm.push(',');
+            }
+            norm.push_str(&rdn.normalized());
+            all.push(rdn);
+        }
+        if !self.is_root() {
+            if N > 0 {
+                norm.push(',');
+            }
+            norm.push_str(&self.norm);
+        }
+        all.extend(self.rdns.iter().cloned());
+        Dn { rdns: all, norm }
+    }
+
     /// The DN without its leftmost RDN; `None` for the root.
     pub fn parent(&self) -> Option<Dn> {
         let rest = self.rdns.get(1..)?;
@@ -285,6 +328,20 @@ impl FromStr for Dn {
 
 /// Writes `value` escaped as RFC 4514 §2.4 requires.
 fn write_escaped(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
+    let plain = |b: u8| !matches!(b, b'"' | b'+' | b',' | b';' | b'<' | b'>' | b'\\' | b'\0');
+    let ends = |b: Option<&u8>| b.is_some_and(|&b| b == b' ');
+    if value.bytes().all(plain)
+        && !value.starts_with('#')
+        && !ends(value.as_bytes().first())
+        && !ends(value.as_bytes().last())
+    {
+        return f.write_str(value);
+    }
+    write_escaped_chars(f, value)
+}
+
+/// [`write_escaped`] without its shortcut.
+fn write_escaped_chars(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
     for (i, c) in value.char_indices() {
         let first = i == 0;
         let last = i + c.len_utf8() == value.len();
@@ -552,6 +609,73 @@ impl<'a> Parser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const VALUES: &[&str] = &[
+        "alice",
+        "Alice",
+        "user00042",
+        "a.b-c_d@x",
+        "ALL-CAPS.42",
+        "two  spaces",
+        " lead",
+        "trail ",
+        "#hash",
+        "in#side",
+        "a,b",
+        "a+b",
+        "q\"uote",
+        "semi;colon",
+        "<x>",
+        "back\\slash",
+        "nul\0",
+        "Ünïcödé",
+        "ß",
+        "tab\there",
+        "",
+        "=eq",
+    ];
+
+    #[test]
+    fn shortcuts_give_what_the_full_rules_give() {
+        struct Slow<'a>(&'a str);
+        impl fmt::Display for Slow<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_escaped_chars(f, self.0)
+            }
+        }
+        struct Fast<'a>(&'a str);
+        impl fmt::Display for Fast<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_escaped(f, self.0)
+            }
+        }
+        for v in VALUES {
+            let (mut fast, mut slow) = (String::new(), String::new());
+            push_normalized_value(&mut fast, v);
+            push_folded_escaped(&mut slow, v);
+            assert_eq!(fast, slow, "normalised {v:?}");
+            assert_eq!(Fast(v).to_string(), Slow(v).to_string(), "escaped {v:?}");
+        }
+        for name in ["cn", "ou", "dc", "uid", "o"] {
+            let at = schema::attribute(name).expect("in the schema");
+            assert_eq!(at.name.to_ascii_lowercase(), name);
+            assert_eq!(normalized_type(name), name);
+        }
+    }
+
+    #[test]
+    fn descendant_is_child_of_child() {
+        for base in ["dc=example,dc=com", "", "O=Big Corp+C=X"] {
+            let base = dn(base);
+            for v in VALUES {
+                let nested = base.child("ou", "users").child("cn", v);
+                let direct = base.descendant([Rdn::new("cn", v), Rdn::new("ou", "users")]);
+                assert_eq!(direct.to_string(), nested.to_string());
+                assert_eq!(direct.normalized_str(), nested.normalized_str());
+                assert_eq!(avas(&direct), avas(&nested));
+            }
+        }
+    }
 
     fn dn(s: &str) -> Dn {
         Dn::parse(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))

@@ -5,7 +5,7 @@
 //! functions over DNs; whether a named user or group exists is the
 //! caller's question for the store.
 
-use super::dn::Dn;
+use super::dn::{Dn, Rdn};
 
 /// What a DN names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,12 +43,12 @@ pub fn groups_ou(base: &Dn) -> Dn {
 
 /// `cn=<name>,ou=users,<base>`.
 pub fn user_dn(base: &Dn, name: &str) -> Dn {
-    users_ou(base).child("cn", name)
+    base.descendant([Rdn::new("cn", name), Rdn::new("ou", "users")])
 }
 
 /// `cn=<name>,ou=groups,<base>`.
 pub fn group_dn(base: &Dn, name: &str) -> Dn {
-    groups_ou(base).child("cn", name)
+    base.descendant([Rdn::new("cn", name), Rdn::new("ou", "groups")])
 }
 
 /// `cn=subschema` (RFC 4512 §4.2), the subschema subentry of every entry.

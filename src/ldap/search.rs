@@ -17,7 +17,7 @@ use super::result::{from_directory, ldap_result, success};
 use crate::directory::entry::{root_dse, subschema_entry, Wanted};
 use crate::directory::filter::NoChain;
 use crate::directory::search::CachedGroup;
-use crate::directory::{Dn, Entry, Filter, Scope, SearchQuery, Target};
+use crate::directory::{Dn, Entry, Filter, Scope, SearchQuery, SearchResults, Target};
 
 /// Controls announced in the root DSE.
 pub const SUPPORTED_CONTROLS: &[&str] = &[super::OID_PAGED_RESULTS];
@@ -179,21 +179,47 @@ impl Handler {
         // Entries need only what the client selected (and what the filter
         // reads, which the directory adds).
         let wanted = Wanted::selected(&req.attrs);
+        let size_limit = effective_size_limit(req.sizelimit, self.limits.size_limit);
         let found = if self.directory.is_point_lookup(&query) {
             Ok(self
                 .directory
-                .search_selecting(&session.identity, &query, &wanted, &|| stop.is_cancelled()))
+                .search_selecting(&session.identity, &query, &wanted, &|| stop.is_cancelled())
+                .map(Found::Entries))
         } else {
             let directory = self.directory.clone();
             let identity = session.identity.clone();
             let stop = stop.clone();
+            // Without paging nothing keeps the entries: they are encoded on
+            // the thread that built them, which also frees them there (a
+            // free from another thread costs the allocator more), and only
+            // the encoded bodies travel to the connection.
+            let encode = paging.is_none().then(|| req.clone());
             tokio::task::spawn_blocking(move || {
-                directory.search_selecting(&identity, &query, &wanted, &|| stop.is_cancelled())
+                let results = directory
+                    .search_selecting(&identity, &query, &wanted, &|| stop.is_cancelled())?;
+                Ok(match encode {
+                    Some(req) => {
+                        let (entries, code) = limit(results, size_limit);
+                        let encoded = entries
+                            .into_iter()
+                            .map(|e| Outgoing::Entry {
+                                msgid,
+                                op: entry_op(&search_entry(e, &req)),
+                            })
+                            .collect();
+                        Found::Encoded(encoded, code)
+                    }
+                    None => Found::Entries(results),
+                })
             })
             .await
         };
-        let results = match found {
-            Ok(Ok(results)) => results,
+        let (entries, code) = match found {
+            Ok(Ok(Found::Entries(results))) => limit(results, size_limit),
+            Ok(Ok(Found::Encoded(mut out, code))) => {
+                out.push(LdapMsg::new(msgid, LdapOp::SearchResultDone(limit_result(code))).into());
+                return Outcome::sending(out);
+            }
             Ok(Err(e)) => return done(msgid, from_directory(&e), None),
             Err(e) => {
                 tracing::error!(error = %e, "search task failed");
@@ -204,20 +230,6 @@ impl Handler {
                 );
             }
         };
-
-        let size_limit = effective_size_limit(req.sizelimit, self.limits.size_limit);
-        let mut entries = results.entries;
-        let mut code = if results.time_limit_exceeded {
-            LdapResultCode::TimeLimitExceeded
-        } else {
-            LdapResultCode::Success
-        };
-        if let Some(limit) = size_limit {
-            if entries.len() > limit {
-                entries.truncate(limit);
-                code = LdapResultCode::SizeLimitExceeded;
-            }
-        }
 
         match paging {
             Some((size, _)) if size > 0 && code == LdapResultCode::Success => {
@@ -232,15 +244,10 @@ impl Handler {
                     .into_iter()
                     .map(|e| entry_msg(msgid, e, &req))
                     .collect();
-                let message = match code {
-                    LdapResultCode::SizeLimitExceeded => "size limit exceeded",
-                    LdapResultCode::TimeLimitExceeded => "time limit exceeded",
-                    _ => "",
-                };
                 let ctrl = paging.map(|_| paged_control(Vec::new()));
                 out.push(LdapMsg::new_with_ctrls(
                     msgid,
-                    LdapOp::SearchResultDone(ldap_result(code, message)),
+                    LdapOp::SearchResultDone(limit_result(code)),
                     ctrl.into_iter().collect(),
                 ));
                 Outcome::many(out)
@@ -336,6 +343,41 @@ fn done(msgid: i32, res: LdapResult, paged_cookie: Option<Vec<u8>>) -> Outcome {
         LdapOp::SearchResultDone(res),
         ctrl,
     ))
+}
+
+/// What a search found: its entries, or, when nothing but the answer
+/// needs them, their encoded bodies and the result code.
+enum Found {
+    Entries(SearchResults),
+    Encoded(Vec<Outgoing>, LdapResultCode),
+}
+
+/// The entries a search may send under `size_limit`, and the result code
+/// (size or time limit exceeded, or success).
+fn limit(results: SearchResults, size_limit: Option<usize>) -> (Vec<Entry>, LdapResultCode) {
+    let mut entries = results.entries;
+    let mut code = if results.time_limit_exceeded {
+        LdapResultCode::TimeLimitExceeded
+    } else {
+        LdapResultCode::Success
+    };
+    if let Some(limit) = size_limit {
+        if entries.len() > limit {
+            entries.truncate(limit);
+            code = LdapResultCode::SizeLimitExceeded;
+        }
+    }
+    (entries, code)
+}
+
+/// The searchResultDone result for `code` of [`limit`].
+fn limit_result(code: LdapResultCode) -> LdapResult {
+    let message = match code {
+        LdapResultCode::SizeLimitExceeded => "size limit exceeded",
+        LdapResultCode::TimeLimitExceeded => "time limit exceeded",
+        _ => "",
+    };
+    ldap_result(code, message)
 }
 
 fn entry_msg(msgid: i32, entry: Entry, req: &LdapSearchRequest) -> LdapMsg {
