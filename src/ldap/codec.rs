@@ -168,6 +168,9 @@ pub enum Outgoing {
         msgid: i32,
         op: Bytes,
     },
+    /// Complete messages, encoded beforehand by [`encode_msg`] (the
+    /// entries of a search, built and encoded on a blocking thread).
+    Encoded(Bytes),
 }
 
 #[cfg(test)]
@@ -176,7 +179,7 @@ impl Outgoing {
     pub fn msg(&self) -> &LdapMsg {
         match self {
             Outgoing::Msg(m) => m,
-            Outgoing::Entry { .. } => panic!("a pre-encoded entry"),
+            Outgoing::Entry { .. } | Outgoing::Encoded(_) => panic!("a pre-encoded entry"),
         }
     }
 }
@@ -196,6 +199,10 @@ impl Encoder<Outgoing> for Codec {
             Outgoing::Entry { msgid, op } => {
                 entry_header(msgid, op.len(), buf);
                 buf.extend_from_slice(&op);
+                Ok(())
+            }
+            Outgoing::Encoded(bytes) => {
+                buf.extend_from_slice(&bytes);
                 Ok(())
             }
         }
@@ -227,6 +234,14 @@ impl Encoder<LdapMsg> for Codec {
     type Error = io::Error;
 
     fn encode(&mut self, msg: LdapMsg, buf: &mut BytesMut) -> io::Result<()> {
+        encode_msg(msg, buf)
+    }
+}
+
+/// Appends `msg` as [`Codec`] writes it, for callers that put several
+/// messages into one [`Outgoing::Encoded`].
+pub fn encode_msg(msg: LdapMsg, buf: &mut BytesMut) -> io::Result<()> {
+    {
         match msg {
             LdapMsg {
                 msgid,

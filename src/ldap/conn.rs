@@ -341,6 +341,12 @@ impl OutBuf {
                 self.chunks.push_back(self.scratch.split().freeze());
                 self.chunks.push_back(op);
             }
+            Outgoing::Encoded(bytes) if bytes.len() >= ZERO_COPY_BYTES => {
+                if !self.scratch.is_empty() {
+                    self.chunks.push_back(self.scratch.split().freeze());
+                }
+                self.chunks.push_back(bytes);
+            }
             msg => {
                 // Cannot fail: encoding into memory.
                 let _ = Encoder::<Outgoing>::encode(codec, msg, &mut self.scratch);
@@ -799,8 +805,21 @@ mod tests {
         let big_op = codec::entry_op(&big);
         assert!(big_op.len() >= ZERO_COPY_BYTES);
         let done = |id| LdapMsg::new(id, LdapOp::SearchResultDone(success()));
+        // Complete messages encoded beforehand, several per buffer.
+        let encoded = |entry: &LdapSearchResultEntry, copies: i32| {
+            let mut buf = BytesMut::new();
+            for id in 1..=copies {
+                let msg = LdapMsg::new(id, LdapOp::SearchResultEntry(entry.clone()));
+                codec::encode_msg(msg, &mut buf).expect("encode");
+            }
+            buf.freeze()
+        };
+        let many_small = encoded(&small, 40);
+        assert!(many_small.len() >= ZERO_COPY_BYTES);
         let queue = || {
             vec![
+                Outgoing::Encoded(encoded(&small, 1)),
+                Outgoing::Encoded(many_small.clone()),
                 Outgoing::Entry {
                     msgid: 7,
                     op: big_op.clone(),

@@ -4,13 +4,14 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
     LdapFilter, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode,
     LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
 };
 
-use super::codec::{entry_op, Outgoing};
+use super::codec::{encode_msg, entry_op, Outgoing};
 use super::handler::{Handler, Outcome, Session};
 use super::paging::PagedSearch;
 use super::result::{from_directory, ldap_result, success};
@@ -200,14 +201,12 @@ impl Handler {
                 Ok(match encode {
                     Some(req) => {
                         let (entries, code) = limit(results, size_limit);
-                        let encoded = entries
-                            .into_iter()
-                            .map(|e| Outgoing::Entry {
-                                msgid,
-                                op: entry_op(&search_entry(e, &req)),
-                            })
-                            .collect();
-                        Found::Encoded(encoded, code)
+                        let mut encoded = BytesMut::new();
+                        for e in entries {
+                            // Encoding into memory does not fail.
+                            let _ = encode_msg(entry_msg(msgid, e, &req), &mut encoded);
+                        }
+                        Found::Encoded(encoded.freeze(), code)
                     }
                     None => Found::Entries(results),
                 })
@@ -216,7 +215,11 @@ impl Handler {
         };
         let (entries, code) = match found {
             Ok(Ok(Found::Entries(results))) => limit(results, size_limit),
-            Ok(Ok(Found::Encoded(mut out, code))) => {
+            Ok(Ok(Found::Encoded(entries, code))) => {
+                let mut out = Vec::with_capacity(2);
+                if !entries.is_empty() {
+                    out.push(Outgoing::Encoded(entries));
+                }
                 out.push(LdapMsg::new(msgid, LdapOp::SearchResultDone(limit_result(code))).into());
                 return Outcome::sending(out);
             }
@@ -349,7 +352,8 @@ fn done(msgid: i32, res: LdapResult, paged_cookie: Option<Vec<u8>>) -> Outcome {
 /// needs them, their encoded bodies and the result code.
 enum Found {
     Entries(SearchResults),
-    Encoded(Vec<Outgoing>, LdapResultCode),
+    /// The entries' messages, one after the other.
+    Encoded(Bytes, LdapResultCode),
 }
 
 /// The entries a search may send under `size_limit`, and the result code
