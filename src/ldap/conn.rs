@@ -402,6 +402,9 @@ where
     let mut draining = false;
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
+    let mut idle_since = tokio::time::Instant::now();
+    // The last wake-up was the timer going off early: nothing happened.
+    let mut timer_woke = false;
     loop {
         if conn.ops.is_empty() {
             if draining {
@@ -426,11 +429,15 @@ where
         } else {
             ctx.limits.idle_timeout
         };
-        // The connection has been idle since now, unless something comes.
+        // The connection is idle from the last thing that happened on it.
         // One timer serves the whole connection: it is moved earlier when
         // it would go off too late, and later only when it goes off early,
         // not once per request.
-        let deadline = wait.map(|t| tokio::time::Instant::now() + t);
+        if !timer_woke {
+            idle_since = tokio::time::Instant::now();
+        }
+        timer_woke = false;
+        let deadline = wait.map(|t| idle_since + t);
         if let Some(deadline) = deadline {
             if timer.deadline() > deadline {
                 timer.as_mut().reset(deadline);
@@ -454,6 +461,7 @@ where
                 match deadline {
                     Some(deadline) if deadline > tokio::time::Instant::now() => {
                         timer.as_mut().reset(deadline);
+                        timer_woke = true;
                         continue;
                     }
                     _ => {
