@@ -78,6 +78,9 @@ struct Inner {
     options: DirectoryOptions,
     /// Memberships and names between searches, per membership epoch.
     cache: EpochCache,
+    /// The base entry, `ou=users` and `ou=groups`: built once, they never
+    /// change.
+    containers: [Entry; 3],
 }
 
 /// How the directory serves entries, beyond the tree's shape.
@@ -151,11 +154,16 @@ impl Directory {
         Directory {
             inner: Arc::new(Inner {
                 store,
-                base,
                 admin_group: admin_group.to_string(),
                 search_group: search_group.to_string(),
                 options,
                 cache: EpochCache::default(),
+                containers: [
+                    entry::base_entry(&base),
+                    entry::users_ou_entry(&base),
+                    entry::groups_ou_entry(&base),
+                ],
+                base,
             }),
         }
     }
@@ -187,12 +195,12 @@ impl Directory {
             .contains(&admins.id))
     }
 
-    fn access(&self, who: &Identity) -> Result<Access, StoreError> {
+    /// What `who` may read. `epoch` is the membership epoch, read by the
+    /// caller before anything this guards (see `cache`).
+    fn access_at(&self, who: &Identity, epoch: u64) -> Result<Access, StoreError> {
         let Identity::User { id, .. } = who else {
             return Ok(Access::None);
         };
-        // Before anything it guards is read (see `cache`).
-        let epoch = self.store().membership_epoch()?;
         // A user deleted or disabled since binding reads nothing. Not
         // cached: disabling a user does not move the epoch.
         if !self.store().user_is_active(*id)? {
@@ -297,7 +305,7 @@ impl Directory {
         let Some(group) = self.store().group_by_name(&name)? else {
             return Ok(None);
         };
-        let readable = match self.access(who)? {
+        let readable = match self.access_at(who, epoch)? {
             Access::All => true,
             Access::Own { info, .. } => info.groups.contains(&group.id),
             Access::None => false,
@@ -341,7 +349,7 @@ impl Directory {
     ) -> Result<SearchResults, DirectoryError> {
         // Read before any membership or name (see `cache`).
         let epoch = self.store().membership_epoch()?;
-        let access = self.access(who)?;
+        let access = self.access_at(who, epoch)?;
         if matches!(access, Access::None) {
             return Err(DirectoryError::InsufficientAccess(
                 "anonymous clients may read only the root DSE and cn=subschema; bind first",
@@ -351,7 +359,8 @@ impl Directory {
         let store = self.store();
 
         // Which kinds of entry the scope covers.
-        let mut containers: Vec<Entry> = Vec::new();
+        let [base_entry, users_ou_entry, groups_ou_entry] = &self.inner.containers;
+        let mut containers: Vec<&Entry> = Vec::new();
         let mut users: Cands<UserId> = Cands::Set(BTreeSet::new());
         let mut groups: Cands<GroupId> = Cands::Set(BTreeSet::new());
         let (base_scope, below) = match q.scope {
@@ -362,11 +371,11 @@ impl Directory {
         match tree::classify(&q.base, base) {
             Target::Base => {
                 if base_scope {
-                    containers.push(entry::base_entry(base));
+                    containers.push(base_entry);
                 }
                 if below {
-                    containers.push(entry::users_ou_entry(base));
-                    containers.push(entry::groups_ou_entry(base));
+                    containers.push(users_ou_entry);
+                    containers.push(groups_ou_entry);
                     if q.scope != Scope::One {
                         users = Cands::All;
                         groups = Cands::All;
@@ -375,7 +384,7 @@ impl Directory {
             }
             Target::UsersOu => {
                 if base_scope {
-                    containers.push(entry::users_ou_entry(base));
+                    containers.push(users_ou_entry);
                 }
                 if below {
                     users = Cands::All;
@@ -383,7 +392,7 @@ impl Directory {
             }
             Target::GroupsOu => {
                 if base_scope {
-                    containers.push(entry::groups_ou_entry(base));
+                    containers.push(groups_ou_entry);
                 }
                 if below {
                     groups = Cands::All;
@@ -456,8 +465,8 @@ impl Directory {
 
         if matches!(access, Access::All) {
             for e in containers {
-                if q.filter.matches(&e, &chain) {
-                    out.entries.push(e);
+                if q.filter.matches(e, &chain) {
+                    out.entries.push(e.clone());
                 }
             }
         }

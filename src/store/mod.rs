@@ -179,7 +179,9 @@ fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding {what}: {e}")))
 }
 
-fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+/// `what` names the record in the error; it is formatted only then (a
+/// user read formatted its UUID on every call).
+fn decode<T: DeserializeOwned>(what: impl std::fmt::Display, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Backend(format!("corrupt {what}: {e}")))
 }
 
@@ -252,14 +254,14 @@ fn member_label(member: Member) -> String {
 
 fn tx_user(users: &TransactionalTree, id: UserId) -> TxResult<Option<User>> {
     match users.get(keys::user_key(id))? {
-        Some(b) => Ok(Some(decode(&format!("user {id}"), &b).map_err(abort)?)),
+        Some(b) => Ok(Some(decode(format_args!("user {id}"), &b).map_err(abort)?)),
         None => Ok(None),
     }
 }
 
 fn tx_group(groups: &TransactionalTree, id: GroupId) -> TxResult<Option<Group>> {
     match groups.get(keys::group_key(id))? {
-        Some(b) => Ok(Some(decode(&format!("group {id}"), &b).map_err(abort)?)),
+        Some(b) => Ok(Some(decode(format_args!("group {id}"), &b).map_err(abort)?)),
         None => Ok(None),
     }
 }
@@ -526,7 +528,7 @@ impl Store {
 
     pub fn user(&self, id: UserId) -> Result<Option<User>> {
         match self.t.users.get(keys::user_key(id)).map_err(backend)? {
-            Some(b) => Ok(Some(decode(&format!("user {id}"), &b)?)),
+            Some(b) => Ok(Some(decode(format_args!("user {id}"), &b)?)),
             None => Ok(None),
         }
     }
@@ -539,7 +541,7 @@ impl Store {
             disabled: bool,
         }
         match self.t.users.get(keys::user_key(id)).map_err(backend)? {
-            Some(b) => Ok(!decode::<Status>(&format!("user {id}"), &b)?.disabled),
+            Some(b) => Ok(!decode::<Status>(format_args!("user {id}"), &b)?.disabled),
             None => Ok(false),
         }
     }
@@ -800,7 +802,7 @@ impl Store {
 
     pub fn group(&self, id: GroupId) -> Result<Option<Group>> {
         match self.t.groups.get(keys::group_key(id)).map_err(backend)? {
-            Some(b) => Ok(Some(decode(&format!("group {id}"), &b)?)),
+            Some(b) => Ok(Some(decode(format_args!("group {id}"), &b)?)),
             None => Ok(None),
         }
     }
