@@ -132,7 +132,17 @@ impl Entry {
         requested: &[String],
         types_only: bool,
     ) -> Vec<(String, Vec<String>)> {
-        let sel = self.selection(requested);
+        self.into_selected_as(&Requested::parse(requested), types_only)
+    }
+
+    /// [`Entry::into_selected`] with the request's attribute list parsed
+    /// once for all the entries of a search.
+    pub fn into_selected_as(
+        self,
+        requested: &Requested,
+        types_only: bool,
+    ) -> Vec<(String, Vec<String>)> {
+        let sel = self.selection_of(requested);
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
         let mut virtual_ = Vec::new();
         self.push_virtual(&sel, types_only, &mut virtual_);
@@ -147,45 +157,31 @@ impl Entry {
     }
 
     fn selection(&self, requested: &[String]) -> Selection {
-        let mut all_user = requested.is_empty();
-        let mut all_operational = false;
-        let mut named: Vec<&'static AttributeType> = Vec::new();
-        let mut want_dn = false;
-        for r in requested {
-            match r.trim() {
-                "*" => all_user = true,
-                "+" => all_operational = true,
-                // "1.1" means no attributes; beside other names it is ignored.
-                "1.1" => {}
-                r if r.eq_ignore_ascii_case("dn") => want_dn = true,
-                r => {
-                    if let Some(ty) = schema::attribute(r) {
-                        named.push(ty);
-                    }
-                }
-            }
-        }
+        self.selection_of(&Requested::parse(requested))
+    }
+
+    fn selection_of(&self, req: &Requested) -> Selection {
         let keep = self
             .attrs
             .iter()
             .map(|a| {
                 let by_class = if a.ty.operational {
-                    all_operational
+                    req.all_operational
                 } else {
-                    all_user
+                    req.all_user
                 };
-                by_class || named.iter().any(|n| std::ptr::eq(*n, a.ty))
+                by_class || req.named.iter().any(|n| std::ptr::eq(*n, a.ty))
             })
             .collect();
         // entryDN is virtual (RFC 5020): every entry has one when asked by
         // name, stored or not.
-        let entry_dn = schema::attribute("entryDN").filter(|entry_dn| {
-            named.iter().any(|n| std::ptr::eq(*n, *entry_dn)) && self.attr_of(entry_dn).is_none()
-        });
+        let entry_dn = req
+            .entry_dn
+            .filter(|entry_dn| self.attr_of(entry_dn).is_none());
         Selection {
             keep,
             entry_dn,
-            dn: want_dn,
+            dn: req.dn,
         }
     }
 
@@ -202,6 +198,46 @@ impl Entry {
         if sel.dn {
             out.push(("dn".to_string(), values(self.dn.to_string())));
         }
+    }
+}
+
+/// A search's attribute list, parsed ([`Entry::select`] says how).
+pub struct Requested {
+    all_user: bool,
+    all_operational: bool,
+    named: Vec<&'static AttributeType>,
+    /// entryDN named.
+    entry_dn: Option<&'static AttributeType>,
+    /// The virtual `dn` named.
+    dn: bool,
+}
+
+impl Requested {
+    pub fn parse(requested: &[String]) -> Requested {
+        let mut r = Requested {
+            all_user: requested.is_empty(),
+            all_operational: false,
+            named: Vec::new(),
+            entry_dn: None,
+            dn: false,
+        };
+        for name in requested {
+            match name.trim() {
+                "*" => r.all_user = true,
+                "+" => r.all_operational = true,
+                // "1.1" means no attributes; beside other names it is ignored.
+                "1.1" => {}
+                n if n.eq_ignore_ascii_case("dn") => r.dn = true,
+                n => {
+                    if let Some(ty) = schema::attribute(n) {
+                        r.named.push(ty);
+                    }
+                }
+            }
+        }
+        r.entry_dn = schema::attribute("entryDN")
+            .filter(|entry_dn| r.named.iter().any(|n| std::ptr::eq(*n, *entry_dn)));
+        r
     }
 }
 

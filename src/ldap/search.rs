@@ -15,7 +15,7 @@ use super::codec::{encode_msg, entry_op, Outgoing};
 use super::handler::{Handler, Outcome, Session};
 use super::paging::PagedSearch;
 use super::result::{from_directory, ldap_result, success};
-use crate::directory::entry::{root_dse, subschema_entry, Wanted};
+use crate::directory::entry::{root_dse, subschema_entry, Requested, Wanted};
 use crate::directory::filter::NoChain;
 use crate::directory::search::CachedGroup;
 use crate::directory::{Dn, Entry, Filter, Scope, SearchQuery, SearchResults, Target};
@@ -201,10 +201,13 @@ impl Handler {
                 Ok(match encode {
                     Some(req) => {
                         let (entries, code) = limit(results, size_limit);
+                        let requested = Requested::parse(&req.attrs);
                         let mut encoded = BytesMut::new();
                         for e in entries {
+                            let entry = search_entry_as(e, &requested, req.typesonly);
+                            let msg = LdapMsg::new(msgid, LdapOp::SearchResultEntry(entry));
                             // Encoding into memory does not fail.
-                            let _ = encode_msg(entry_msg(msgid, e, &req), &mut encoded);
+                            let _ = encode_msg(msg, &mut encoded);
                         }
                         Found::Encoded(encoded.freeze(), code)
                     }
@@ -389,9 +392,13 @@ fn entry_msg(msgid: i32, entry: Entry, req: &LdapSearchRequest) -> LdapMsg {
 }
 
 fn search_entry(entry: Entry, req: &LdapSearchRequest) -> LdapSearchResultEntry {
+    search_entry_as(entry, &Requested::parse(&req.attrs), req.typesonly)
+}
+
+fn search_entry_as(entry: Entry, requested: &Requested, types_only: bool) -> LdapSearchResultEntry {
     let dn = entry.dn.to_string();
     let attributes = entry
-        .into_selected(&req.attrs, req.typesonly)
+        .into_selected_as(requested, types_only)
         .into_iter()
         .map(|(atype, vals)| LdapPartialAttribute {
             atype,
