@@ -79,7 +79,7 @@ pub struct LdapConfig {
     /// in-chain rule (issue 6). Off: direct groups only (DESIGN.md §3).
     pub transitive_member_of: bool,
     /// Threads that serve LDAP connections, each running its own
-    /// single-threaded event loop (0 = half the cores, at least one).
+    /// single-threaded event loop (0 = number of cores).
     pub reactor_threads: usize,
 }
 
@@ -688,7 +688,7 @@ impl Config {
         if self.ldap.reactor_threads > MAX_REACTOR_THREADS {
             return Err(origins.invalid(
                 "ldap.reactor_threads",
-                format!("must be at most {MAX_REACTOR_THREADS} (0 = half the cores)"),
+                format!("must be at most {MAX_REACTOR_THREADS} (0 = number of cores)"),
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {

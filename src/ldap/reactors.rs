@@ -22,17 +22,15 @@ use tokio::sync::oneshot;
 /// How long a reactor's runtime waits for its blocking tasks at the end.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One reactor per two cores, at least one. A reactor answers a lookup in
-/// about 30 µs of CPU, some 30,000 a second, and an event loop that has
-/// several connections ready when it wakes does more per wake-up than two
-/// that take turns sleeping: on two cores shared with the load generator,
-/// one reactor served 8 connections' uid searches at 0.027–0.029 ms of CPU
-/// each and two at 0.033–0.036 ms, with more searches per second as well.
-/// The other cores are left to what runs beside the reactors: password
-/// hashing, scans on the blocking pool, and the kernel's network work.
+/// One reactor per core. On two cores shared with the load generator one
+/// reactor spent less CPU per uid search (0.025 against 0.029–0.032 ms:
+/// a busy event loop finds more work per wake-up), but during an argon2
+/// bind flood it was the bottleneck: searches waited behind one thread at
+/// 75% load and their p99 rose to 2–3 ms, against 0.6 ms with two. Tail
+/// latency on the login path matters more than that CPU; set
+/// `ldap.reactor_threads = 1` where CPU per request matters most.
 pub fn default_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores / 2).max(1)
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 struct Reactor {
