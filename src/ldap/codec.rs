@@ -198,6 +198,7 @@ impl Encoder<Outgoing> for Codec {
             Outgoing::Msg(msg) => self.encode(msg, buf),
             Outgoing::Entry { msgid, op } => {
                 entry_header(msgid, op.len(), buf);
+                buf.reserve(op.len());
                 buf.extend_from_slice(&op);
                 Ok(())
             }
@@ -211,11 +212,11 @@ impl Encoder<Outgoing> for Codec {
 
 /// The bytes of a message that come before a pre-encoded protocolOp of
 /// `op_len` bytes ([`Outgoing::Entry`]): the message's SEQUENCE header and
-/// its messageID. Reserves room for the protocolOp as well.
+/// its messageID (the protocolOp itself may be sent from where it is).
 pub fn entry_header(msgid: i32, op_len: usize, buf: &mut BytesMut) {
     let id = int_bytes(msgid);
     let msg_len = tlv_len(id.len()) + op_len;
-    buf.reserve(tlv_len(msg_len));
+    buf.reserve(tlv_len(msg_len) - op_len);
     header(buf, 0x30, msg_len);
     header(buf, 0x02, id.len());
     buf.extend_from_slice(&id);

@@ -360,14 +360,13 @@ impl OutBuf {
             self.chunks.push_back(self.scratch.split().freeze());
         }
         while !self.chunks.is_empty() {
-            let slices: Vec<IoSlice<'_>> = self
-                .chunks
-                .iter()
-                .take(MAX_IOVECS)
-                .map(|c| IoSlice::new(c))
-                .collect();
-            let mut n = w.write_vectored(&slices).await?;
-            drop(slices);
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slice, chunk) in slices.iter_mut().zip(&self.chunks) {
+                *slice = IoSlice::new(chunk);
+                count += 1;
+            }
+            let mut n = w.write_vectored(&slices[..count]).await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
