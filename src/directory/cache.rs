@@ -227,18 +227,22 @@ mod tests {
         assert_eq!(c.usernames(2, &[uid(1)])[0], None);
     }
 
+    fn group(id: u128, name: &str, description: Option<&str>) -> Group {
+        Group {
+            id: GroupId(uuid::Uuid::from_u128(id)),
+            name: name.into(),
+            gid_number: 4000 + u32::try_from(id).expect("small id"),
+            description: description.map(Into::into),
+            created: 0,
+            modified: 0,
+        }
+    }
+
     #[test]
     fn a_group_entry_is_known_by_name_for_its_epoch_only() {
         use crate::directory::Dn;
         let c = EpochCache::default();
-        let g = Group {
-            id: GroupId(uuid::Uuid::from_u128(7)),
-            name: "Devs".into(),
-            gid_number: 4001,
-            description: None,
-            created: 0,
-            modified: 0,
-        };
+        let g = group(7, "Devs", None);
         let dn = Dn::parse("cn=Devs,ou=groups,dc=example,dc=com").expect("dn");
         assert!(!c.has_group_entry_named(3, "devs"));
         c.set_group_entry(3, &g, Arc::new(Entry::new(dn)));
@@ -254,14 +258,7 @@ mod tests {
     fn derived_bytes_go_with_the_record_and_the_epoch() {
         use crate::directory::Dn;
         let c = EpochCache::default();
-        let g = Group {
-            id: GroupId(uuid::Uuid::from_u128(8)),
-            name: "devs".into(),
-            gid_number: 4002,
-            description: Some("one".into()),
-            created: 0,
-            modified: 0,
-        };
+        let g = group(8, "devs", Some("one"));
         let dn = Dn::parse("cn=devs,ou=groups,dc=example,dc=com").expect("dn");
         c.set_group_entry(5, &g, Arc::new(Entry::new(dn.clone())));
         let (_, derived) = c.group_entry_derived(5, &g).expect("cached");
