@@ -524,26 +524,27 @@ impl Directory {
     /// Users one non-boolean filter item can match.
     fn user_leaf(&self, f: &Filter) -> Result<Cands<UserId>, StoreError> {
         let store = self.store();
-        let one = |u: Option<User>| Cands::Set(u.map(|u| u.id).into_iter().collect());
+        // Ids from the indexes only: the scan reads each record once.
+        let one = |u: Option<UserId>| Cands::Set(u.into_iter().collect());
         Ok(match f {
             Filter::Equality(ty, value) => {
                 let value = value.raw.as_str();
                 match ty.name {
-                    "uid" | "cn" => one(store.user_by_name(value)?),
-                    "mail" => one(store.user_by_email(value)?),
+                    "uid" | "cn" => one(store.user_id_by_name(value)?),
+                    "mail" => one(store.user_id_by_email(value)?),
                     "uidNumber" => match value.trim().parse::<u32>() {
-                        Ok(n) => one(store.user_by_uid_number(n)?),
+                        Ok(n) => one(store.user_id_by_uid_number(n)?),
                         Err(_) => Cands::Set(BTreeSet::new()),
                     },
                     // The users whose memberOf lists the group: its direct
                     // users, or all of them through nesting.
                     "memberOf" => match self.group_of_dn(value)? {
                         Some(g) if self.inner.options.transitive_member_of => {
-                            Cands::Set(store.transitive_user_members(g.id)?.into_iter().collect())
+                            Cands::Set(store.transitive_user_members(g)?.into_iter().collect())
                         }
                         Some(g) => Cands::Set(
                             store
-                                .members(g.id)?
+                                .members(g)?
                                 .into_iter()
                                 .filter_map(|m| match m {
                                     Member::User(u) => Some(u),
@@ -569,10 +570,11 @@ impl Directory {
     /// Groups one non-boolean filter item can match.
     fn group_leaf(&self, f: &Filter) -> Result<Cands<GroupId>, StoreError> {
         let store = self.store();
-        let one = |g: Option<Group>| Cands::Set(g.map(|g| g.id).into_iter().collect());
-        let of_user = |u: Option<User>| -> Result<Cands<GroupId>, StoreError> {
+        // Ids from the indexes only: the scan reads each record once.
+        let one = |g: Option<GroupId>| Cands::Set(g.into_iter().collect());
+        let of_user = |u: Option<UserId>| -> Result<Cands<GroupId>, StoreError> {
             Ok(match u {
-                Some(u) => Cands::Set(store.groups_of(Member::User(u.id))?.into_iter().collect()),
+                Some(u) => Cands::Set(store.groups_of(Member::User(u))?.into_iter().collect()),
                 None => Cands::Set(BTreeSet::new()),
             })
         };
@@ -580,21 +582,18 @@ impl Directory {
             Filter::Equality(ty, value) => {
                 let value = value.raw.as_str();
                 match ty.name {
-                    "cn" => one(store.group_by_name(value)?),
+                    "cn" => one(store.group_id_by_name(value)?),
                     "gidNumber" => match value.trim().parse::<u32>() {
-                        Ok(n) => one(store.group_by_gid_number(n)?),
+                        Ok(n) => one(store.group_id_by_gid_number(n)?),
                         Err(_) => Cands::Set(BTreeSet::new()),
                     },
-                    "memberUid" => of_user(store.user_by_name(value)?)?,
+                    "memberUid" => of_user(store.user_id_by_name(value)?)?,
                     "member" | "uniqueMember" => match Dn::parse(value) {
                         Ok(dn) => match tree::classify(&dn, self.base()) {
-                            Target::User(name) => of_user(store.user_by_name(&name)?)?,
-                            Target::Group(name) => match store.group_by_name(&name)? {
+                            Target::User(name) => of_user(store.user_id_by_name(&name)?)?,
+                            Target::Group(name) => match store.group_id_by_name(&name)? {
                                 Some(child) => Cands::Set(
-                                    store
-                                        .groups_of(Member::Group(child.id))?
-                                        .into_iter()
-                                        .collect(),
+                                    store.groups_of(Member::Group(child))?.into_iter().collect(),
                                 ),
                                 None => Cands::Set(BTreeSet::new()),
                             },
@@ -630,30 +629,24 @@ impl Directory {
         Ok(groups)
     }
 
-    fn group_of_dn(&self, value: &str) -> Result<Option<Group>, StoreError> {
+    fn group_of_dn(&self, value: &str) -> Result<Option<GroupId>, StoreError> {
         match Dn::parse(value) {
             Ok(dn) => self.group_at(&dn),
             Err(_) => Ok(None),
         }
     }
 
-    fn group_at(&self, dn: &Dn) -> Result<Option<Group>, StoreError> {
+    fn group_at(&self, dn: &Dn) -> Result<Option<GroupId>, StoreError> {
         match tree::classify(dn, self.base()) {
-            Target::Group(name) => self.store().group_by_name(&name),
+            Target::Group(name) => self.store().group_id_by_name(&name),
             _ => Ok(None),
         }
     }
 
     fn member_of_dn(&self, dn: &Dn) -> Result<Option<Member>, StoreError> {
         Ok(match tree::classify(dn, self.base()) {
-            Target::User(name) => self
-                .store()
-                .user_by_name(&name)?
-                .map(|u| Member::User(u.id)),
-            Target::Group(name) => self
-                .store()
-                .group_by_name(&name)?
-                .map(|g| Member::Group(g.id)),
+            Target::User(name) => self.store().user_id_by_name(&name)?.map(Member::User),
+            Target::Group(name) => self.store().group_id_by_name(&name)?.map(Member::Group),
             _ => None,
         })
     }
@@ -940,11 +933,7 @@ impl InChain for Chain<'_> {
             else {
                 return Ok(false);
             };
-            Ok(self
-                .dir
-                .store()
-                .transitive_groups_of(member)?
-                .contains(&g.id))
+            Ok(self.dir.store().transitive_groups_of(member)?.contains(&g))
         };
         found().unwrap_or(false)
     }
@@ -957,14 +946,10 @@ impl InChain for Chain<'_> {
             ) else {
                 return Ok(false);
             };
-            let Some(g) = self.dir.store().group_by_name(&name)? else {
+            let Some(g) = self.dir.store().group_id_by_name(&name)? else {
                 return Ok(false);
             };
-            Ok(self
-                .dir
-                .store()
-                .transitive_groups_of(member)?
-                .contains(&g.id))
+            Ok(self.dir.store().transitive_groups_of(member)?.contains(&g))
         };
         found().unwrap_or(false)
     }

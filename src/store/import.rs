@@ -342,9 +342,10 @@ impl Store {
             trees.extend(self.mfa_trees());
         }
         retrying("importing", || {
-            let seen = self.membership_epoch()?;
+            let seen = self.stored_epoch()?;
             self.check_batch_cycles(batch)?;
             settle(
+                &self.t,
                 trees[..].transaction(|views: &Vec<TransactionalTree>| {
                     self.tx_batch(batch, seen, views)
                 }),

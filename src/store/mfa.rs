@@ -601,14 +601,17 @@ impl Store {
         let m = self.mfa();
         let key = pair_key(user.0, device.id.0);
         let bytes = encode("device", &device)?;
-        once((&self.t.users, &m.devices, &m.totp_secrets).transaction(
-            |(users, devices, secrets)| {
-                tx_bump_generation(users, user)?;
-                devices.insert(&key[..], bytes.as_slice())?;
-                secrets.insert(&key[..], secret.0.as_slice())?;
-                Ok(())
-            },
-        ))?;
+        once(
+            &self.t,
+            (&self.t.users, &m.devices, &m.totp_secrets).transaction(
+                |(users, devices, secrets)| {
+                    tx_bump_generation(users, user)?;
+                    devices.insert(&key[..], bytes.as_slice())?;
+                    secrets.insert(&key[..], secret.0.as_slice())?;
+                    Ok(())
+                },
+            ),
+        )?;
         Ok(device)
     }
 
@@ -629,18 +632,21 @@ impl Store {
         let m = self.mfa();
         let key = pair_key(user.0, device.id.0);
         let bytes = encode("device", &device)?;
-        once((&self.t.users, &m.devices, &m.static_tokens).transaction(
-            |(users, devices, tokens)| {
-                tx_bump_generation(users, user)?;
-                devices.insert(&key[..], bytes.as_slice())?;
-                for h in token_hashes {
-                    let mut k = key.to_vec();
-                    k.extend_from_slice(h);
-                    tokens.insert(k, super::EMPTY)?;
-                }
-                Ok(())
-            },
-        ))?;
+        once(
+            &self.t,
+            (&self.t.users, &m.devices, &m.static_tokens).transaction(
+                |(users, devices, tokens)| {
+                    tx_bump_generation(users, user)?;
+                    devices.insert(&key[..], bytes.as_slice())?;
+                    for h in token_hashes {
+                        let mut k = key.to_vec();
+                        k.extend_from_slice(h);
+                        tokens.insert(k, super::EMPTY)?;
+                    }
+                    Ok(())
+                },
+            ),
+        )?;
         Ok(device)
     }
 
@@ -657,6 +663,7 @@ impl Store {
             .collect::<std::result::Result<_, _>>()
             .map_err(backend)?;
         once(
+            &self.t,
             (
                 &self.t.users,
                 &m.devices,
@@ -710,19 +717,22 @@ impl Store {
     pub fn advance_totp_step(&self, user: UserId, device: DeviceId, step: u64) -> Result<bool> {
         let m = self.mfa();
         let key = pair_key(user.0, device.0);
-        once((&m.devices, &m.totp_steps).transaction(|(devices, steps)| {
-            if devices.get(&key[..])?.is_none() {
-                return Ok(false);
-            }
-            if let Some(last) = steps.get(&key[..])? {
-                let last = keys::number64(&last).map_err(abort)?;
-                if step <= last {
+        once(
+            &self.t,
+            (&m.devices, &m.totp_steps).transaction(|(devices, steps)| {
+                if devices.get(&key[..])?.is_none() {
                     return Ok(false);
                 }
-            }
-            steps.insert(&key[..], &step.to_be_bytes())?;
-            Ok(true)
-        }))
+                if let Some(last) = steps.get(&key[..])? {
+                    let last = keys::number64(&last).map_err(abort)?;
+                    if step <= last {
+                        return Ok(false);
+                    }
+                }
+                steps.insert(&key[..], &step.to_be_bytes())?;
+                Ok(true)
+            }),
+        )
     }
 
     /// Marks a static token used. `Ok(true)` exactly once per token; a
@@ -772,6 +782,7 @@ impl Store {
         let key = pair_key(user.0, record.id.0);
         let bytes = encode("app password", &record)?;
         once(
+            &self.t,
             (
                 &self.t.users,
                 &m.app_passwords,
@@ -826,6 +837,7 @@ impl Store {
         let m = self.mfa();
         let key = pair_key(user.0, id.0);
         once(
+            &self.t,
             (
                 &self.t.users,
                 &m.app_passwords,
@@ -937,6 +949,7 @@ impl Store {
         let key = keys::group_key(group);
         let bytes = encode("group policy", &policy)?;
         once(
+            &self.t,
             (&self.t.groups, &m.group_policies).transaction(|(groups, policies)| {
                 if groups.get(key)?.is_none() {
                     return Err(abort(StoreError::NotFound(format!("group {group}"))));

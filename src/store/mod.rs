@@ -60,8 +60,10 @@ use sled::transaction::{
     TransactionResult, Transactional, TransactionalTree,
 };
 use sled::Tree;
+use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -126,6 +128,16 @@ struct Trees {
     meta: Tree,
     /// Second factors, app passwords and group policies (`mfa.rs`).
     mfa: mfa::MfaTrees,
+    /// What [`Store::membership_epoch`] answers: advanced after every
+    /// committed transaction that advanced the stored epoch (see
+    /// [`settle`]), so readers get it without a database read.
+    epoch: AtomicU64,
+}
+
+thread_local! {
+    /// Set by [`tx_check_and_bump_epoch`] on the thread that runs the
+    /// transaction, taken by [`settle`] when the transaction returns.
+    static EPOCH_BUMPED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Why a transaction closure gave up.
@@ -149,7 +161,16 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// The outcome of one attempt: `Ok(None)` means stale, try again.
-fn settle<T>(r: TransactionResult<T, TxAbort>) -> Result<Option<T>> {
+///
+/// Every transaction ends here (directly or through [`once`]): when it
+/// committed and advanced the stored membership epoch, the in-memory epoch
+/// advances too, before the caller can answer anyone. A flag left over from
+/// an attempt that sled retried only advances it once more than needed,
+/// which costs the caches a refill, never a stale answer.
+fn settle<T>(t: &Trees, r: TransactionResult<T, TxAbort>) -> Result<Option<T>> {
+    if EPOCH_BUMPED.replace(false) && r.is_ok() {
+        t.epoch.fetch_add(1, Ordering::AcqRel);
+    }
     match r {
         Ok(v) => Ok(Some(v)),
         Err(TransactionError::Abort(TxAbort::Stale)) => Ok(None),
@@ -159,8 +180,8 @@ fn settle<T>(r: TransactionResult<T, TxAbort>) -> Result<Option<T>> {
 }
 
 /// The outcome of a transaction that never reports [`TxAbort::Stale`].
-fn once<T>(r: TransactionResult<T, TxAbort>) -> Result<T> {
-    settle(r)?.ok_or_else(|| StoreError::Backend("unexpected stale transaction".into()))
+fn once<T>(t: &Trees, r: TransactionResult<T, TxAbort>) -> Result<T> {
+    settle(t, r)?.ok_or_else(|| StoreError::Backend("unexpected stale transaction".into()))
 }
 
 /// Runs `attempt` until it is not stale, at most [`MAX_ATTEMPTS`] times.
@@ -301,7 +322,10 @@ fn tx_epoch(meta: &TransactionalTree) -> TxResult<u64> {
     }
 }
 
-/// Aborts as stale unless the epoch is still `seen`; then advances it.
+/// Aborts as stale unless the stored epoch is still `seen` (from
+/// [`Store::stored_epoch`]); then advances it. The transaction must be
+/// finished through [`settle`] or [`once`], which advance the in-memory
+/// epoch readers see.
 fn tx_check_and_bump_epoch(meta: &TransactionalTree, seen: Option<u64>) -> TxResult<()> {
     let current = tx_epoch(meta)?;
     if seen.is_some_and(|seen| seen != current) {
@@ -311,6 +335,7 @@ fn tx_check_and_bump_epoch(meta: &TransactionalTree, seen: Option<u64>) -> TxRes
         META_MEMBERSHIP_EPOCH,
         &current.wrapping_add(1).to_be_bytes(),
     )?;
+    EPOCH_BUMPED.set(true);
     Ok(())
 }
 
@@ -383,6 +408,7 @@ impl Store {
             member_of: tree("member_of")?,
             meta: tree("meta")?,
             mfa: mfa::MfaTrees::open(&db)?,
+            epoch: AtomicU64::new(0),
             db,
         };
         let store = Store { t: Arc::new(t) };
@@ -415,12 +441,15 @@ impl Store {
                 "the database holds data but no schema version; refusing to open it".into(),
             ));
         }
-        once(t.meta.transaction(|meta| {
-            meta.insert(META_SCHEMA_VERSION, &keys::number_key(SCHEMA_VERSION))?;
-            meta.insert(META_NEXT_UID, &keys::number_key(FIRST_UID_NUMBER))?;
-            meta.insert(META_NEXT_GID, &keys::number_key(FIRST_GID_NUMBER))?;
-            Ok(())
-        }))
+        once(
+            &self.t,
+            t.meta.transaction(|meta| {
+                meta.insert(META_SCHEMA_VERSION, &keys::number_key(SCHEMA_VERSION))?;
+                meta.insert(META_NEXT_UID, &keys::number_key(FIRST_UID_NUMBER))?;
+                meta.insert(META_NEXT_GID, &keys::number_key(FIRST_GID_NUMBER))?;
+                Ok(())
+            }),
+        )
     }
 
     /// Writes everything to disk before returning.
@@ -435,7 +464,18 @@ impl Store {
     /// read it *before* the data it guards, so a cached value is never
     /// older than its epoch. Usernames and group names never change under an
     /// id; an operation that renames must bump this epoch too.
+    ///
+    /// It is kept in memory (it starts at 0 when the store opens) and moves
+    /// when such a transaction commits, before the writer returns; a
+    /// reader running alongside the write may see either value, as it may
+    /// see either state of the data.
     pub fn membership_epoch(&self) -> Result<u64> {
+        Ok(self.t.epoch.load(Ordering::Acquire))
+    }
+
+    /// The epoch as stored, for transactions that abort when it moved
+    /// since their scan ([`tx_check_and_bump_epoch`]).
+    fn stored_epoch(&self) -> Result<u64> {
         match self.t.meta.get(META_MEMBERSHIP_EPOCH).map_err(backend)? {
             Some(b) => keys::number64(&b),
             None => Ok(0),
@@ -460,6 +500,7 @@ impl Store {
         let id = UserId(Uuid::new_v4());
         let created = now();
         once(
+            &self.t,
             (
                 &t.users,
                 &t.idx_username,
@@ -546,13 +587,38 @@ impl Store {
         }
     }
 
+    /// The id an index entry holds, without reading the record it names.
+    fn id_by_index(index: &Tree, key: &[u8]) -> Result<Option<Uuid>> {
+        match index.get(key).map_err(backend)? {
+            Some(id) => Ok(Some(keys::uuid(&id)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The user an index entry points at. `None` for no entry, and for an
     /// entry whose user was deleted since it was read.
     fn user_by_index(&self, index: &Tree, key: &[u8]) -> Result<Option<User>> {
-        match index.get(key).map_err(backend)? {
-            Some(id) => self.user(UserId(keys::uuid(&id)?)),
+        match Self::id_by_index(index, key)? {
+            Some(id) => self.user(UserId(id)),
             None => Ok(None),
         }
+    }
+
+    /// The id of the user with this name (case-insensitive), from the index
+    /// alone: for callers that need only the id (a search planning its
+    /// candidates), which then read the record or find it gone.
+    pub fn user_id_by_name(&self, username: &str) -> Result<Option<UserId>> {
+        Ok(Self::id_by_index(&self.t.idx_username, &name_key(username))?.map(UserId))
+    }
+
+    /// [`Store::user_id_by_name`] by email address (case-insensitive).
+    pub fn user_id_by_email(&self, email: &str) -> Result<Option<UserId>> {
+        Ok(Self::id_by_index(&self.t.idx_email, &email_key(email))?.map(UserId))
+    }
+
+    /// [`Store::user_id_by_name`] by uidNumber.
+    pub fn user_id_by_uid_number(&self, uid_number: u32) -> Result<Option<UserId>> {
+        Ok(Self::id_by_index(&self.t.idx_uid, &keys::number_key(uid_number))?.map(UserId))
     }
 
     /// Case-insensitive.
@@ -601,45 +667,48 @@ impl Store {
         change: &dyn Fn(&mut User) -> Result<()>,
     ) -> Result<User> {
         let t = &self.t;
-        once((&t.users, &t.idx_email).transaction(|(users, idx_email)| {
-            let before = tx_user(users, id)?
-                .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
-            let mut after = before.clone();
-            change(&mut after).map_err(abort)?;
-            let immutable = |what: &str| {
-                abort(StoreError::Invalid(format!(
-                    "the {what} of user {} cannot be changed",
-                    before.username
-                )))
-            };
-            if after.id != before.id {
-                return Err(immutable("id"));
-            }
-            if after.username != before.username {
-                return Err(immutable("username"));
-            }
-            if after.uid_number != before.uid_number {
-                return Err(immutable("uidNumber"));
-            }
-            if after.cred_generation != before.cred_generation {
-                return Err(immutable("credential generation"));
-            }
-            if let Some(email) = &after.email {
-                validate::email(email).map_err(abort)?;
-            }
-            if let Some(full_name) = &after.full_name {
-                validate::full_name(full_name).map_err(abort)?;
-            }
+        once(
+            &self.t,
+            (&t.users, &t.idx_email).transaction(|(users, idx_email)| {
+                let before = tx_user(users, id)?
+                    .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
+                let mut after = before.clone();
+                change(&mut after).map_err(abort)?;
+                let immutable = |what: &str| {
+                    abort(StoreError::Invalid(format!(
+                        "the {what} of user {} cannot be changed",
+                        before.username
+                    )))
+                };
+                if after.id != before.id {
+                    return Err(immutable("id"));
+                }
+                if after.username != before.username {
+                    return Err(immutable("username"));
+                }
+                if after.uid_number != before.uid_number {
+                    return Err(immutable("uidNumber"));
+                }
+                if after.cred_generation != before.cred_generation {
+                    return Err(immutable("credential generation"));
+                }
+                if let Some(email) = &after.email {
+                    validate::email(email).map_err(abort)?;
+                }
+                if let Some(full_name) = &after.full_name {
+                    validate::full_name(full_name).map_err(abort)?;
+                }
 
-            tx_reindex_email(idx_email, &before, &after, email_taken)?;
+                tx_reindex_email(idx_email, &before, &after, email_taken)?;
 
-            if after.disabled != before.disabled {
-                after.cred_generation = before.cred_generation.wrapping_add(1);
-            }
-            after.modified = now();
-            tx_put_user(users, &after)?;
-            Ok(after)
-        }))
+                if after.disabled != before.disabled {
+                    after.cred_generation = before.cred_generation.wrapping_add(1);
+                }
+                after.modified = now();
+                tx_put_user(users, &after)?;
+                Ok(after)
+            }),
+        )
     }
 
     /// Removes the user, its credentials and its memberships.
@@ -647,9 +716,10 @@ impl Store {
         let t = &self.t;
         let member = Member::User(id);
         let deleted = retrying("deleting a user", || {
-            let seen = self.membership_epoch()?;
+            let seen = self.stored_epoch()?;
             let parents = self.groups_of(member)?;
             settle(
+                &self.t,
                 (
                     &t.users,
                     &t.credentials,
@@ -729,6 +799,7 @@ impl Store {
         }
         let t = &self.t;
         once(
+            &self.t,
             (&t.users, &t.credentials).transaction(|(users, credentials)| {
                 let mut user = tx_user(users, id)?
                     .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
@@ -758,6 +829,7 @@ impl Store {
         let id = GroupId(Uuid::new_v4());
         let created = now();
         once(
+            &self.t,
             (
                 &t.groups,
                 &t.idx_group_name,
@@ -808,10 +880,21 @@ impl Store {
     }
 
     fn group_by_index(&self, index: &Tree, key: &[u8]) -> Result<Option<Group>> {
-        match index.get(key).map_err(backend)? {
-            Some(id) => self.group(GroupId(keys::uuid(&id)?)),
+        match Self::id_by_index(index, key)? {
+            Some(id) => self.group(GroupId(id)),
             None => Ok(None),
         }
+    }
+
+    /// The id of the group with this name (case-insensitive), from the
+    /// index alone (see [`Store::user_id_by_name`]).
+    pub fn group_id_by_name(&self, name: &str) -> Result<Option<GroupId>> {
+        Ok(Self::id_by_index(&self.t.idx_group_name, &name_key(name))?.map(GroupId))
+    }
+
+    /// [`Store::group_id_by_name`] by gidNumber.
+    pub fn group_id_by_gid_number(&self, gid_number: u32) -> Result<Option<GroupId>> {
+        Ok(Self::id_by_index(&self.t.idx_gid, &keys::number_key(gid_number))?.map(GroupId))
     }
 
     /// Case-insensitive.
@@ -840,10 +923,11 @@ impl Store {
         let t = &self.t;
         let as_member = Member::Group(id);
         let deleted = retrying("deleting a group", || {
-            let seen = self.membership_epoch()?;
+            let seen = self.stored_epoch()?;
             let children = self.members(id)?;
             let parents = self.groups_of(as_member)?;
             settle(
+                &self.t,
                 (
                     &t.groups,
                     &t.idx_group_name,
@@ -898,7 +982,7 @@ impl Store {
             // fail if any membership changed after it started.
             let seen = match member {
                 Member::Group(child) => {
-                    let seen = self.membership_epoch()?;
+                    let seen = self.stored_epoch()?;
                     if self.descendant_groups(child)?.contains(&group) {
                         let name = |id: GroupId| -> Result<String> {
                             Ok(self.group(id)?.map_or_else(|| id.to_string(), |g| g.name))
@@ -914,6 +998,7 @@ impl Store {
                 Member::User(_) => None,
             };
             settle(
+                &self.t,
                 (&t.groups, &t.users, &t.members, &t.member_of, &t.meta).transaction(
                     |(groups, users, members, member_of, meta)| {
                         let mut container = tx_group(groups, group)?
@@ -944,22 +1029,25 @@ impl Store {
     /// `Ok(false)` if it was not a member.
     pub fn remove_member(&self, group: GroupId, member: Member) -> Result<bool> {
         let t = &self.t;
-        once((&t.groups, &t.members, &t.member_of, &t.meta).transaction(
-            |(groups, members, member_of, meta)| {
-                let mut container = tx_group(groups, group)?
-                    .ok_or_else(|| abort(StoreError::NotFound(format!("group {group}"))))?;
-                let key = keys::members_key(group, member);
-                if members.get(&key)?.is_none() {
-                    return Ok(false);
-                }
-                tx_check_and_bump_epoch(meta, None)?;
-                members.remove(key)?;
-                member_of.remove(keys::member_of_key(member, group))?;
-                container.modified = now();
-                tx_put_group(groups, &container)?;
-                Ok(true)
-            },
-        ))
+        once(
+            &self.t,
+            (&t.groups, &t.members, &t.member_of, &t.meta).transaction(
+                |(groups, members, member_of, meta)| {
+                    let mut container = tx_group(groups, group)?
+                        .ok_or_else(|| abort(StoreError::NotFound(format!("group {group}"))))?;
+                    let key = keys::members_key(group, member);
+                    if members.get(&key)?.is_none() {
+                        return Ok(false);
+                    }
+                    tx_check_and_bump_epoch(meta, None)?;
+                    members.remove(key)?;
+                    member_of.remove(keys::member_of_key(member, group))?;
+                    container.modified = now();
+                    tx_put_group(groups, &container)?;
+                    Ok(true)
+                },
+            ),
+        )
     }
 
     /// Direct members of a group (users and child groups): child groups

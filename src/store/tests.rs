@@ -470,6 +470,102 @@ fn concurrent_delete_and_add_member_leave_nothing_dangling() {
     assert!(s.members(staff.id).unwrap().is_empty());
 }
 
+/// The epoch readers see (kept in memory) moves with every committed
+/// change of memberships or names, exactly as the stored one does, and
+/// stays put for writes that change neither.
+#[test]
+fn membership_epoch_follows_every_membership_and_name_change() {
+    let s = store();
+    let staff = group(&s, "staff");
+    let ops = group(&s, "ops");
+    let alice = user(&s, "alice");
+    let bob = user(&s, "bob");
+    let epochs = |s: &Store| (s.membership_epoch().unwrap(), s.stored_epoch().unwrap());
+    let moved = |what: &str, change: &dyn Fn()| {
+        let (mem, stored) = epochs(&s);
+        change();
+        assert_eq!(epochs(&s), (mem + 1, stored + 1), "{what}");
+    };
+    let still = |what: &str, change: &dyn Fn()| {
+        let before = epochs(&s);
+        change();
+        assert_eq!(epochs(&s), before, "{what}");
+    };
+    moved("add a user", &|| {
+        s.add_member(staff.id, Member::User(alice.id)).unwrap();
+    });
+    moved("add a group", &|| {
+        s.add_member(staff.id, Member::Group(ops.id)).unwrap();
+    });
+    moved("remove a member", &|| {
+        s.remove_member(staff.id, Member::Group(ops.id)).unwrap();
+    });
+    moved("rename a user", &|| {
+        s.rename_user(bob.id, "robert").unwrap();
+    });
+    moved("rename a group", &|| {
+        s.rename_group(ops.id, "operations").unwrap();
+    });
+    moved("replace a group's members", &|| {
+        let snapshot = s.group_snapshot(staff.id).unwrap().unwrap();
+        let members = [Member::User(bob.id)].into();
+        let after = snapshot.group.clone();
+        s.replace_group(&snapshot, &after, &members)
+            .unwrap()
+            .unwrap();
+    });
+    moved("delete a user", &|| s.delete_user(bob.id).unwrap());
+    moved("delete a group", &|| s.delete_group(ops.id).unwrap());
+    still("set a password", &|| {
+        s.set_password_hash(
+            alice.id,
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+        )
+        .unwrap();
+    });
+    still("change a user's email", &|| {
+        s.update_user(alice.id, &|u| {
+            u.email = Some("alice@example.com".into());
+            Ok(())
+        })
+        .unwrap();
+    });
+    // A snapshot taken before another change is refused and moves nothing.
+    let snapshot = s.group_snapshot(staff.id).unwrap().unwrap();
+    let carol = user(&s, "carol");
+    s.add_member(staff.id, Member::User(carol.id)).unwrap();
+    still("a stale replace", &|| {
+        let after = snapshot.group.clone();
+        assert!(s
+            .replace_group(&snapshot, &after, &std::collections::BTreeSet::new())
+            .unwrap()
+            .is_none());
+    });
+}
+
+/// Concurrent writers: every committed bump of the stored epoch is seen in
+/// memory (at least once; a retried attempt may add one, which only empties
+/// caches).
+#[test]
+fn membership_epoch_counts_concurrent_writers() {
+    let s = store();
+    let staff = group(&s, "staff");
+    let users: Vec<User> = (0..64).map(|i| user(&s, &format!("u{i}"))).collect();
+    let (mem, stored) = (s.membership_epoch().unwrap(), s.stored_epoch().unwrap());
+    std::thread::scope(|scope| {
+        for chunk in users.chunks(16) {
+            let s = &s;
+            scope.spawn(move || {
+                for u in chunk {
+                    s.add_member(staff.id, Member::User(u.id)).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(s.stored_epoch().unwrap(), stored + 64);
+    assert!(s.membership_epoch().unwrap() >= mem + 64);
+}
+
 #[test]
 fn concurrent_creates_get_distinct_numbers() {
     let s = store();

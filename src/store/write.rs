@@ -70,35 +70,38 @@ impl Store {
         }
         let t = &self.t;
         let id = before.id;
-        settle((&t.users, &t.idx_email, &t.credentials).transaction(
-            |(users, idx_email, credentials)| {
-                let Some(current) = tx_user(users, id)? else {
-                    return Err(abort(StoreError::NotFound(format!(
-                        "user {}",
-                        before.username
-                    ))));
-                };
-                if current != *before {
-                    return stale();
-                }
-                let id_bytes = keys::user_key(id);
-                tx_reindex_email(idx_email, before, after, email_taken)?;
-                let mut next = after.clone();
-                let at = now();
-                next.modified = at;
-                let mut bump = next.disabled != before.disabled;
-                if let Some(phc) = password_hash {
-                    credentials.insert(&id_bytes, phc.as_bytes())?;
-                    next.pwd_changed = Some(at);
-                    bump = true;
-                }
-                if bump {
-                    next.cred_generation = before.cred_generation.wrapping_add(1);
-                }
-                tx_put_user(users, &next)?;
-                Ok(next)
-            },
-        ))
+        settle(
+            &self.t,
+            (&t.users, &t.idx_email, &t.credentials).transaction(
+                |(users, idx_email, credentials)| {
+                    let Some(current) = tx_user(users, id)? else {
+                        return Err(abort(StoreError::NotFound(format!(
+                            "user {}",
+                            before.username
+                        ))));
+                    };
+                    if current != *before {
+                        return stale();
+                    }
+                    let id_bytes = keys::user_key(id);
+                    tx_reindex_email(idx_email, before, after, email_taken)?;
+                    let mut next = after.clone();
+                    let at = now();
+                    next.modified = at;
+                    let mut bump = next.disabled != before.disabled;
+                    if let Some(phc) = password_hash {
+                        credentials.insert(&id_bytes, phc.as_bytes())?;
+                        next.pwd_changed = Some(at);
+                        bump = true;
+                    }
+                    if bump {
+                        next.cred_generation = before.cred_generation.wrapping_add(1);
+                    }
+                    tx_put_user(users, &next)?;
+                    Ok(next)
+                },
+            ),
+        )
     }
 
     /// Renames a user, keeping every index and membership (they are keyed
@@ -107,6 +110,7 @@ impl Store {
         validate::name("user", new_name)?;
         let t = &self.t;
         once(
+            &self.t,
             (&t.users, &t.idx_username, &t.meta).transaction(|(users, idx_username, meta)| {
                 let mut user = tx_user(users, id)?
                     .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
@@ -135,35 +139,38 @@ impl Store {
     pub fn rename_group(&self, id: GroupId, new_name: &str) -> Result<Group> {
         validate::name("group", new_name)?;
         let t = &self.t;
-        once((&t.groups, &t.idx_group_name, &t.meta).transaction(
-            |(groups, idx_group_name, meta)| {
-                let mut group = tx_group(groups, id)?
-                    .ok_or_else(|| abort(StoreError::NotFound(format!("group {id}"))))?;
-                let id_bytes = keys::group_key(id);
-                let new_key = name_key(new_name);
-                if idx_group_name
-                    .get(&*new_key)?
-                    .is_some_and(|owner| *owner != id_bytes)
-                {
-                    return Err(abort(StoreError::AlreadyExists(format!(
-                        "group {new_name}"
-                    ))));
-                }
-                idx_group_name.remove(name_key(&group.name))?;
-                idx_group_name.insert(new_key, &id_bytes)?;
-                group.name = new_name.to_owned();
-                group.modified = now();
-                tx_put_group(groups, &group)?;
-                // Names are cached per membership epoch (memberOf DNs).
-                tx_check_and_bump_epoch(meta, None)?;
-                Ok(group)
-            },
-        ))
+        once(
+            &self.t,
+            (&t.groups, &t.idx_group_name, &t.meta).transaction(
+                |(groups, idx_group_name, meta)| {
+                    let mut group = tx_group(groups, id)?
+                        .ok_or_else(|| abort(StoreError::NotFound(format!("group {id}"))))?;
+                    let id_bytes = keys::group_key(id);
+                    let new_key = name_key(new_name);
+                    if idx_group_name
+                        .get(&*new_key)?
+                        .is_some_and(|owner| *owner != id_bytes)
+                    {
+                        return Err(abort(StoreError::AlreadyExists(format!(
+                            "group {new_name}"
+                        ))));
+                    }
+                    idx_group_name.remove(name_key(&group.name))?;
+                    idx_group_name.insert(new_key, &id_bytes)?;
+                    group.name = new_name.to_owned();
+                    group.modified = now();
+                    tx_put_group(groups, &group)?;
+                    // Names are cached per membership epoch (memberOf DNs).
+                    tx_check_and_bump_epoch(meta, None)?;
+                    Ok(group)
+                },
+            ),
+        )
     }
 
     /// The group and its direct members at one membership epoch.
     pub fn group_snapshot(&self, id: GroupId) -> Result<Option<GroupSnapshot>> {
-        let epoch = self.membership_epoch()?;
+        let epoch = self.stored_epoch()?;
         let Some(group) = self.group(id)? else {
             return Ok(None);
         };
@@ -224,6 +231,7 @@ impl Store {
         }
         let t = &self.t;
         settle(
+            &self.t,
             (&t.groups, &t.users, &t.members, &t.member_of, &t.meta).transaction(
                 |(groups, users, member_tree, member_of, meta)| {
                     tx_check_and_bump_epoch(meta, Some(snapshot.epoch))?;
