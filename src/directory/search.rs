@@ -489,8 +489,12 @@ impl Directory {
             }
         }
 
-        let user_list = load(users, || store.users(), |id| store.user(id))?;
-        let visible = |user: &User| match &access {
+        let user_list = load(
+            users,
+            || Ok(store.users()?.into_iter().map(Arc::new).collect()),
+            |id| store.user_shared(id),
+        )?;
+        let visible = |user: &Arc<User>| match &access {
             Access::All => true,
             Access::Own { user: me, .. } => *me == user.id,
             Access::None => false,

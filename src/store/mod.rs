@@ -44,6 +44,7 @@ pub mod import;
 mod keys;
 pub mod mfa;
 pub mod model;
+mod records;
 mod validate;
 pub mod write;
 
@@ -132,6 +133,8 @@ struct Trees {
     /// committed transaction that advanced the stored epoch (see
     /// [`settle`]), so readers get it without a database read.
     epoch: AtomicU64,
+    /// Decoded user records (`records.rs`).
+    records: records::UserRecords,
 }
 
 thread_local! {
@@ -409,6 +412,7 @@ impl Store {
             meta: tree("meta")?,
             mfa: mfa::MfaTrees::open(&db)?,
             epoch: AtomicU64::new(0),
+            records: records::UserRecords::new(),
             db,
         };
         let store = Store { t: Arc::new(t) };
@@ -568,23 +572,28 @@ impl Store {
     }
 
     pub fn user(&self, id: UserId) -> Result<Option<User>> {
-        match self.t.users.get(keys::user_key(id)).map_err(backend)? {
-            Some(b) => Ok(Some(decode(format_args!("user {id}"), &b)?)),
-            None => Ok(None),
-        }
+        Ok(self.user_shared(id)?.map(Arc::unwrap_or_clone))
     }
 
-    /// Whether the user exists and is enabled, without decoding the whole
-    /// record (the access check of every search asks this).
+    /// The user's record as stored now, decoded once per stored version
+    /// (see `records.rs`): the stored bytes are read on every call.
+    pub fn user_shared(&self, id: UserId) -> Result<Option<Arc<User>>> {
+        let Some(stored) = self.t.users.get(keys::user_key(id)).map_err(backend)? else {
+            self.t.records.forget(id);
+            return Ok(None);
+        };
+        if let Some(user) = self.t.records.get(id, &stored) {
+            return Ok(Some(user));
+        }
+        let user = Arc::new(decode::<User>(format_args!("user {id}"), &stored)?);
+        self.t.records.put(id, stored, user.clone());
+        Ok(Some(user))
+    }
+
+    /// Whether the user exists and is enabled (the access check of every
+    /// search asks this).
     pub fn user_is_active(&self, id: UserId) -> Result<bool> {
-        #[derive(serde::Deserialize)]
-        struct Status {
-            disabled: bool,
-        }
-        match self.t.users.get(keys::user_key(id)).map_err(backend)? {
-            Some(b) => Ok(!decode::<Status>(format_args!("user {id}"), &b)?.disabled),
-            None => Ok(false),
-        }
+        Ok(self.user_shared(id)?.is_some_and(|user| !user.disabled))
     }
 
     /// The id an index entry holds, without reading the record it names.

@@ -566,6 +566,40 @@ fn membership_epoch_counts_concurrent_writers() {
     assert!(s.membership_epoch().unwrap() >= mem + 64);
 }
 
+/// Records are decoded once per stored version (`records.rs`): every
+/// change is still seen on the very next read.
+#[test]
+fn reads_see_every_change_at_once() {
+    let s = store();
+    let alice = user(&s, "alice");
+    for _ in 0..2 {
+        assert!(s.user_is_active(alice.id).unwrap());
+        assert_eq!(s.user(alice.id).unwrap().unwrap().email, None);
+    }
+    s.update_user(alice.id, &|u| {
+        u.disabled = true;
+        Ok(())
+    })
+    .unwrap();
+    assert!(!s.user_is_active(alice.id).unwrap());
+    s.update_user(alice.id, &|u| {
+        u.disabled = false;
+        u.email = Some("alice@example.com".into());
+        Ok(())
+    })
+    .unwrap();
+    assert!(s.user_is_active(alice.id).unwrap());
+    let shared = s.user_shared(alice.id).unwrap().unwrap();
+    assert_eq!(shared.email.as_deref(), Some("alice@example.com"));
+    s.delete_user(alice.id).unwrap();
+    assert!(!s.user_is_active(alice.id).unwrap());
+    assert!(s.user(alice.id).unwrap().is_none());
+    assert_eq!(
+        shared.username, "alice",
+        "a record already handed out stays whole"
+    );
+}
+
 #[test]
 fn concurrent_creates_get_distinct_numbers() {
     let s = store();
