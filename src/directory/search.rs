@@ -302,7 +302,10 @@ impl Directory {
         if !self.inner.cache.has_group_entry_named(epoch, &name) {
             return Ok(None);
         }
-        let Some(group) = self.store().group_by_name(&name)? else {
+        let Some(id) = self.store().group_id_by_name(&name)? else {
+            return Ok(None);
+        };
+        let Some(group) = self.store().group_shared(id)? else {
             return Ok(None);
         };
         let readable = match self.access_at(who, epoch)? {

@@ -133,8 +133,9 @@ struct Trees {
     /// committed transaction that advanced the stored epoch (see
     /// [`settle`]), so readers get it without a database read.
     epoch: AtomicU64,
-    /// Decoded user records (`records.rs`).
-    records: records::UserRecords,
+    /// Decoded user and group records (`records.rs`).
+    user_records: records::Records<UserId, User>,
+    group_records: records::Records<GroupId, Group>,
 }
 
 thread_local! {
@@ -412,7 +413,8 @@ impl Store {
             meta: tree("meta")?,
             mfa: mfa::MfaTrees::open(&db)?,
             epoch: AtomicU64::new(0),
-            records: records::UserRecords::new(),
+            user_records: records::Records::new(),
+            group_records: records::Records::new(),
             db,
         };
         let store = Store { t: Arc::new(t) };
@@ -578,16 +580,9 @@ impl Store {
     /// The user's record as stored now, decoded once per stored version
     /// (see `records.rs`): the stored bytes are read on every call.
     pub fn user_shared(&self, id: UserId) -> Result<Option<Arc<User>>> {
-        let Some(stored) = self.t.users.get(keys::user_key(id)).map_err(backend)? else {
-            self.t.records.forget(id);
-            return Ok(None);
-        };
-        if let Some(user) = self.t.records.get(id, &stored) {
-            return Ok(Some(user));
-        }
-        let user = Arc::new(decode::<User>(format_args!("user {id}"), &stored)?);
-        self.t.records.put(id, stored, user.clone());
-        Ok(Some(user))
+        self.t
+            .user_records
+            .read(&self.t.users, &keys::user_key(id), id, "user")
     }
 
     /// Whether the user exists and is enabled (the access check of every
@@ -882,10 +877,15 @@ impl Store {
     }
 
     pub fn group(&self, id: GroupId) -> Result<Option<Group>> {
-        match self.t.groups.get(keys::group_key(id)).map_err(backend)? {
-            Some(b) => Ok(Some(decode(format_args!("group {id}"), &b)?)),
-            None => Ok(None),
-        }
+        Ok(self.group_shared(id)?.map(Arc::unwrap_or_clone))
+    }
+
+    /// The group's record as stored now, decoded once per stored version
+    /// (see `records.rs`).
+    pub fn group_shared(&self, id: GroupId) -> Result<Option<Arc<Group>>> {
+        self.t
+            .group_records
+            .read(&self.t.groups, &keys::group_key(id), id, "group")
     }
 
     fn group_by_index(&self, index: &Tree, key: &[u8]) -> Result<Option<Group>> {

@@ -598,6 +598,19 @@ fn reads_see_every_change_at_once() {
         shared.username, "alice",
         "a record already handed out stays whole"
     );
+
+    let staff = group(&s, "staff");
+    assert_eq!(s.group_shared(staff.id).unwrap().unwrap().description, None);
+    let snapshot = s.group_snapshot(staff.id).unwrap().unwrap();
+    let mut after = snapshot.group.clone();
+    after.description = Some("Staff".into());
+    s.replace_group(&snapshot, &after, &snapshot.members)
+        .unwrap()
+        .unwrap();
+    let read = s.group_shared(staff.id).unwrap().unwrap();
+    assert_eq!(read.description.as_deref(), Some("Staff"));
+    s.delete_group(staff.id).unwrap();
+    assert!(s.group(staff.id).unwrap().is_none());
 }
 
 #[test]
