@@ -38,7 +38,13 @@
 //! membership behind and two concurrent `add_member` calls cannot build a
 //! cycle between them. Reads outside transactions (`members`,
 //! `transitive_*`, `users`, …) see each key's latest value, not a snapshot
-//! across keys.
+//! across keys. Readers that key caches on the epoch read an in-memory
+//! copy ([`Store::membership_epoch`]), advanced by `settle` after each
+//! committed transaction that advanced the stored one.
+//!
+//! # Decoded records
+//! User and group records are decoded from JSON once per stored version
+//! (`records.rs`); every read still fetches the stored bytes.
 
 pub mod import;
 mod keys;
