@@ -92,6 +92,7 @@ pub fn print(results: &Path, ours: &str, reference: &str, markdown: bool) -> Res
         "ratio".into(),
         format!("{ours} CPU ms/op"),
         format!("{reference} CPU ms/op"),
+        "CPU ratio".into(),
         format!("{ours} p99 ms"),
         format!("{reference} p99 ms"),
         "rounds".into(),
@@ -119,13 +120,13 @@ pub fn print(results: &Path, ours: &str, reference: &str, markdown: bool) -> Res
                 (1, _) | (_, None) => row.clone(),
                 (_, Some(sec)) => format!("{row} ({})", sec.name),
             };
-            let ratio = ca.ops_per_sec.zip(cb.ops_per_sec).and_then(|(x, y)| {
-                if y > 0.0 {
-                    Some(x / y)
-                } else {
-                    None
-                }
-            });
+            let ratio_of = |x: Option<f64>, y: Option<f64>| {
+                x.zip(y)
+                    .and_then(|(x, y)| if y > 0.0 { Some(x / y) } else { None })
+            };
+            let ratio = ratio_of(ca.ops_per_sec, cb.ops_per_sec);
+            // From the unrounded medians: the columns beside it are rounded.
+            let cpu_ratio = ratio_of(ca.cpu_ms_per_op, cb.cpu_ms_per_op);
             rows.push(vec![
                 name,
                 any.map_or("-".into(), |s| s.connections.to_string()),
@@ -134,6 +135,7 @@ pub fn print(results: &Path, ours: &str, reference: &str, markdown: bool) -> Res
                 ratio.map_or("-".into(), |r| format!("{r:.2}x")),
                 fmt(ca.cpu_ms_per_op, 3),
                 fmt(cb.cpu_ms_per_op, 3),
+                fmt(cpu_ratio, 2),
                 fmt(ca.p99_ms, 2),
                 fmt(cb.p99_ms, 2),
                 format!("{}/{}", ca.rounds, cb.rounds),
