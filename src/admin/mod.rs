@@ -677,7 +677,7 @@ fn ensure_admin_remains(ctx: &AdminContext, removal: Removal) -> Result<(), Admi
     ensure_admins_remain(&ctx.store, &ctx.admin_group, &[removal])
 }
 
-/// [`ensure_admin_remains`] for several removals made together (an LDAP
+/// `ensure_admin_remains` for several removals made together (an LDAP
 /// modify that replaces a member list), for callers outside this module.
 /// Blocking (it walks the admin group).
 pub fn ensure_admins_remain(

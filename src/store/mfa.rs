@@ -27,7 +27,7 @@
 //!
 //! Backups read the raw records ([`Store::raw_devices`],
 //! [`Store::raw_app_passwords`]) and a restore writes them back inside the
-//! import batch's transaction ([`tx_restore_second_factors`]), keeping
+//! import batch's transaction (`tx_restore_second_factors`), keeping
 //! ids, secrets, last accepted steps and keyed hashes as they were. A used
 //! static token is deleted when it is consumed, so it is in no backup and
 //! stays used after a restore.
