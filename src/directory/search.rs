@@ -401,26 +401,28 @@ impl Directory {
                     groups = Cands::All;
                 }
             }
+            // The index says whether the entry exists; the scan below reads
+            // its record once.
             Target::User(name) => {
                 let user =
                     store
-                        .user_by_name(&name)?
+                        .user_id_by_name(&name)?
                         .ok_or_else(|| DirectoryError::NoSuchObject {
                             matched: Some(tree::users_ou(base)),
                         })?;
                 if base_scope {
-                    users = Cands::Set([user.id].into());
+                    users = Cands::Set([user].into());
                 }
             }
             Target::Group(name) => {
                 let group =
                     store
-                        .group_by_name(&name)?
+                        .group_id_by_name(&name)?
                         .ok_or_else(|| DirectoryError::NoSuchObject {
                             matched: Some(tree::groups_ou(base)),
                         })?;
                 if base_scope {
-                    groups = Cands::Set([group.id].into());
+                    groups = Cands::Set([group].into());
                 }
             }
             Target::Missing => {
@@ -492,11 +494,7 @@ impl Directory {
             }
         }
 
-        let user_list = load(
-            users,
-            || Ok(store.users()?.into_iter().map(Arc::new).collect()),
-            |id| store.user_shared(id),
-        )?;
+        let user_list = load(users, || store.users_shared(), |id| store.user_shared(id))?;
         let visible = |user: &Arc<User>| match &access {
             Access::All => true,
             Access::Own { user: me, .. } => *me == user.id,

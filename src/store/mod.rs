@@ -647,10 +647,19 @@ impl Store {
 
     /// All users, ordered by lowercase username.
     pub fn users(&self) -> Result<Vec<User>> {
+        Ok(self
+            .users_shared()?
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect())
+    }
+
+    /// [`Store::users`], each record shared ([`Store::user_shared`]).
+    pub fn users_shared(&self) -> Result<Vec<Arc<User>>> {
         let mut out = Vec::new();
         for entry in self.t.idx_username.iter() {
             let (_, id) = entry.map_err(backend)?;
-            if let Some(user) = self.user(UserId(keys::uuid(&id)?))? {
+            if let Some(user) = self.user_shared(UserId(keys::uuid(&id)?))? {
                 out.push(user);
             }
         }
