@@ -20,10 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::account::password::MAX_PASSWORD_LEN;
 use crate::admin::socket::AdminClient;
-use crate::admin::{
-    bootstrap, execute, AdminContext, AdminError, AdminRequest, Password, MAX_PASSWORD_LEN,
-};
+use crate::admin::{bootstrap, execute, AdminContext, AdminError, AdminRequest, Password};
 use crate::auth::password::Hasher;
 use crate::config::{Config, Overrides};
 use crate::store::{Store, StoreError};
@@ -509,9 +508,7 @@ fn execute_locally(
             )
         })?;
     let ctx = AdminContext::new(store, hasher, config).with_server_key(key);
-    let answer = execute(&ctx, req);
-    ctx.store.flush().context("while flushing the store")?;
-    Ok(answer)
+    Ok(execute(&ctx, req))
 }
 
 // --- human output, rendered from the JSON answer ---

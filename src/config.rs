@@ -20,6 +20,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::auth::password::HashConfig;
+
 /// Every setting of the server. Each field's default is DESIGN.md section 2's.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,7 +32,7 @@ pub struct Config {
     pub base_dn: String,
     pub ldap: LdapConfig,
     pub portal: PortalConfig,
-    pub auth: AuthConfig,
+    pub auth: HashConfig,
     pub log: LogConfig,
     pub bind: BindConfig,
     pub throttle: ThrottleSettings,
@@ -128,20 +130,6 @@ pub struct PortalConfig {
     pub addr: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// argon2id memory cost in KiB.
-    pub argon2_memory_kib: u32,
-    /// argon2id iterations.
-    pub argon2_iterations: u32,
-    /// argon2id lanes.
-    pub argon2_parallelism: u32,
-    /// Hashes computed at once: the threads of the hashing pool, each with
-    /// its own argon2 memory (0 = number of cores).
-    pub hash_workers: usize,
-}
-
 /// MFA-aware bind (DESIGN.md section 4). A section of its own rather than
 /// keys under `[auth]`, which holds the password hashing costs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -212,7 +200,7 @@ impl Default for Config {
             base_dn: "dc=example,dc=com".into(),
             ldap: LdapConfig::default(),
             portal: PortalConfig::default(),
-            auth: AuthConfig::default(),
+            auth: HashConfig::default(),
             log: LogConfig::default(),
             bind: BindConfig::default(),
             throttle: ThrottleSettings::default(),
@@ -250,17 +238,6 @@ impl Default for PortalConfig {
     fn default() -> Self {
         PortalConfig {
             addr: "127.0.0.1:8080".into(),
-        }
-    }
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            argon2_memory_kib: 19456,
-            argon2_iterations: 2,
-            argon2_parallelism: 1,
-            hash_workers: 0,
         }
     }
 }
@@ -1127,7 +1104,7 @@ mod tests {
             portal: PortalConfig {
                 addr: "127.0.0.1:6".into(),
             },
-            auth: AuthConfig {
+            auth: HashConfig {
                 argon2_memory_kib: 1024,
                 argon2_iterations: 3,
                 argon2_parallelism: 2,

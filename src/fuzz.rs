@@ -11,7 +11,6 @@ use tokio_util::codec::Encoder;
 
 use crate::auth::password::Hasher;
 use crate::auth::Authenticator;
-use crate::config::AuthConfig;
 use crate::directory::filter::NoChain;
 use crate::directory::{Directory, Dn, Entry, Filter, Identity, Scope, SearchQuery};
 use crate::ldap::codec::{Codec, Incoming};
@@ -38,13 +37,7 @@ fn build() -> Option<Fixture> {
         .build()
         .ok()?;
     let store = Store::temporary().ok()?;
-    let hasher = Hasher::new(&AuthConfig {
-        argon2_memory_kib: 8,
-        argon2_iterations: 1,
-        argon2_parallelism: 1,
-        hash_workers: 1,
-    })
-    .ok()?;
+    let hasher = Hasher::for_tests();
     let admins = store.create_group("admins", None).ok()?;
     store.create_group("ldap-search", None).ok()?;
     for (name, admin) in [("alice", false), ("root", true)] {

@@ -3,16 +3,22 @@
 //! # Layout
 //! - `store`: the sled database; the only module that knows sled. Users,
 //!   groups, memberships, credentials, settings, secondary indexes.
-//! - `directory`: DNs, schema, records → entries, filters, access rules and
-//!   the search planner. Knows nothing of sockets or BER.
+//! - `directory`: the read model: DNs, schema, records → entries, filters,
+//!   access rules and the search planner. Knows nothing of sockets or BER
+//!   and changes nothing.
+//! - `account`: every rule about changing an account, written once: the
+//!   acting party and what it may change, the password policy, the admin
+//!   set and the last-enabled-admin guard, LDAP writes, password changes.
+//!   `ldap`, `admin` and (next) the portal call it for every change.
 //! - `auth`: bind decisions: password hashing and verification off the
 //!   reactor, credential parsing, TOTP and static tokens, app passwords,
 //!   bind policies, throttling, the server key. Clock and randomness are
-//!   parameters. Knows the store's interface, never sled.
+//!   parameters. Knows the store's interface, never sled; owns its
+//!   settings types (`config` converts into them).
 //! - `ldap`: the protocol layer: listener, connection loop, operation
 //!   handlers (bind, search, compare, extended, root DSE, paging).
-//! - `admin`: the admin requests the CLI sends, their execution against the
-//!   store, and the Unix socket through which a running server takes them.
+//! - `admin`: the admin requests the CLI sends, their execution, and the
+//!   Unix socket through which a running server takes them.
 //! - `config`: settings from file, environment and flags.
 //! - `cli`: the command line (clap) and the commands behind it.
 //! - `server`: `serve`: store, bootstrap, listeners, admin socket, shutdown.
@@ -30,8 +36,10 @@
     deny(clippy::unwrap_used, clippy::panic, clippy::await_holding_lock)
 )]
 
+pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod directory;

@@ -83,7 +83,6 @@ pub fn bootstrap(
     store
         .set_setting(BOOTSTRAPPED, &now().to_string())
         .context("while marking the store bootstrapped")?;
-    store.flush().context("while flushing the store")?;
     tracing::info!(path = %path.display(), "created user admin with a random password");
     Ok(Some(password))
 }

@@ -28,18 +28,16 @@ pub use mfa::MAX_EXPIRY_SECS;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::account::admins::{ensure_admins_remain, Removal};
+use crate::account::{password, AccountError};
 use crate::auth::keys::ServerKey;
 use crate::auth::password::Hasher;
 use crate::auth::policy::PolicyDefaults;
 use crate::config::Config;
 use crate::directory::schema;
-use crate::store::{Group, GroupId, Member, NewUser, Store, StoreError, User, UserId};
-
-/// Longest password accepted, in bytes (the CLI reads at most this much).
-pub const MAX_PASSWORD_LEN: usize = 4096;
+use crate::store::{Group, GroupId, Member, NewUser, Store, StoreError, User};
 
 /// A password in transit. Its `Debug` never shows it, so a request can be
 /// logged.
@@ -271,6 +269,21 @@ impl From<StoreError> for AdminError {
     }
 }
 
+impl From<AccountError> for AdminError {
+    fn from(e: AccountError) -> AdminError {
+        match e {
+            AccountError::NotFound(m) => AdminError::NotFound(m),
+            AccountError::AlreadyExists(m) => AdminError::AlreadyExists(m),
+            AccountError::Invalid(m) | AccountError::Denied(m) => AdminError::Invalid(m),
+            AccountError::Password(r) => AdminError::Invalid(r.to_string()),
+            AccountError::Store(e) => AdminError::from(e),
+            e @ (AccountError::InvalidCredentials
+            | AccountError::Busy
+            | AccountError::Internal(_)) => AdminError::Internal(e.to_string()),
+        }
+    }
+}
+
 /// What [`execute`] needs. The server builds one and shares it (in an `Arc`)
 /// with the admin socket; the CLI builds one when it opens the store itself.
 #[derive(Clone)]
@@ -478,14 +491,7 @@ fn non_empty(what: &str, value: Option<String>) -> Result<Option<String>, AdminE
 
 fn hash(ctx: &AdminContext, password: &Password) -> Result<String, AdminError> {
     let p = password.expose();
-    if p.is_empty() {
-        return Err(AdminError::Invalid("the password must not be empty".into()));
-    }
-    if p.len() > MAX_PASSWORD_LEN {
-        return Err(AdminError::Invalid(format!(
-            "the password is longer than {MAX_PASSWORD_LEN} bytes"
-        )));
-    }
+    password::check_new(p).map_err(AccountError::from)?;
     ctx.hasher.hash_blocking(p).map_err(internal)
 }
 
@@ -658,105 +664,22 @@ fn group_delete(ctx: &AdminContext, name: &str) -> Result<Value, AdminError> {
     Ok(json!({"ok": true, "changed": true, "group": view}))
 }
 
-/// A change that may take administrators away.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Removal {
-    /// The user is deleted or disabled.
-    User(UserId),
-    /// The member leaves the group.
-    Edge(GroupId, Member),
-    /// The group is deleted.
-    Group(GroupId),
-}
-
 /// Refuses a change that would leave the admin group without any enabled
 /// user (directly or through child groups), so the directory always keeps
 /// someone who can administer it over LDAP. A directory that already has no
 /// admin is not blocked by this.
 fn ensure_admin_remains(ctx: &AdminContext, removal: Removal) -> Result<(), AdminError> {
-    ensure_admins_remain(&ctx.store, &ctx.admin_group, &[removal])
-}
-
-/// `ensure_admin_remains` for several removals made together (an LDAP
-/// modify that replaces a member list), for callers outside this module.
-/// Blocking (it walks the admin group).
-pub fn ensure_admins_remain(
-    store: &Store,
-    admin_group: &str,
-    removals: &[Removal],
-) -> Result<(), AdminError> {
-    if removals.is_empty() {
-        return Ok(());
-    }
-    let before = effective_admins(store, admin_group, &[])?;
-    if before.is_empty() {
-        return Ok(());
-    }
-    let users_only = removals.iter().all(|r| matches!(r, Removal::User(_)));
-    if users_only
-        && !removals
-            .iter()
-            .any(|r| matches!(r, Removal::User(id) if before.contains(id)))
-    {
-        return Ok(());
-    }
-    if effective_admins(store, admin_group, removals)?.is_empty() {
-        return Err(AdminError::Invalid(format!(
-            "this would leave group {admin_group} without an enabled member; add another admin first"
-        )));
-    }
-    Ok(())
-}
-
-/// Enabled users who are members of the admin group, directly or through
-/// nested groups, as they would be after `removals`.
-fn effective_admins(
-    store: &Store,
-    admin_group: &str,
-    removals: &[Removal],
-) -> Result<BTreeSet<UserId>, AdminError> {
-    let mut admins = BTreeSet::new();
-    let Some(root) = store.group_by_name(admin_group)? else {
-        return Ok(admins);
-    };
-    if removals.contains(&Removal::Group(root.id)) {
-        return Ok(admins);
-    }
-    let mut seen = BTreeSet::from([root.id]);
-    let mut queue = vec![root.id];
-    while let Some(group) = queue.pop() {
-        for member in store.members(group)? {
-            if removals.contains(&Removal::Edge(group, member)) {
-                continue;
-            }
-            match member {
-                Member::User(id) => {
-                    if removals.contains(&Removal::User(id)) || admins.contains(&id) {
-                        continue;
-                    }
-                    if let Some(user) = store.user(id)? {
-                        if !user.disabled {
-                            admins.insert(id);
-                        }
-                    }
-                }
-                Member::Group(id) => {
-                    if removals.contains(&Removal::Group(id)) {
-                        continue;
-                    }
-                    if seen.insert(id) {
-                        queue.push(id);
-                    }
-                }
-            }
-        }
-    }
-    Ok(admins)
+    Ok(ensure_admins_remain(
+        &ctx.store,
+        &ctx.admin_group,
+        &[removal],
+    )?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn every_request() -> Vec<AdminRequest> {
         let s = |x: &str| x.to_string();

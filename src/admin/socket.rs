@@ -103,15 +103,10 @@ pub async fn serve_admin(
     ctx: Arc<AdminContext>,
     shutdown: CancellationToken,
 ) {
-    // Every answered change is on disk: a crash after the CLI reports
-    // success never loses it.
-    let handler = move |req| {
-        let result = execute(&ctx, req);
-        if result.is_ok() {
-            ctx.store.flush().map_err(AdminError::from)?;
-        }
-        result
-    };
+    // Every answered change is on disk (the store's writes are durable
+    // when they return): a crash after the CLI reports success never
+    // loses it.
+    let handler = move |req| execute(&ctx, req);
     serve_with(listener, Arc::new(handler), shutdown).await
 }
 

@@ -1,7 +1,8 @@
 //! `execute` and `bootstrap` against a real (temporary) store.
 
 use super::*;
-use crate::config::{AuthConfig, Config};
+use crate::auth::password::HashConfig;
+use crate::config::Config;
 use std::os::unix::fs::PermissionsExt;
 
 struct Fixture {
@@ -16,14 +17,14 @@ fn fixture() -> Fixture {
         data_dir: dir.path().to_path_buf(),
         ..Config::default()
     };
-    config.auth = AuthConfig {
+    config.auth = HashConfig {
         argon2_memory_kib: 64,
         argon2_iterations: 1,
         argon2_parallelism: 1,
         hash_workers: 1,
     };
     let store = Store::temporary().expect("store");
-    let hasher = Hasher::new(&config.auth).expect("hasher");
+    let hasher = Hasher::for_tests();
     let ctx = AdminContext::new(store, hasher, &config);
     Fixture {
         ctx,

@@ -33,6 +33,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::blocking::off_reactor;
 use crate::store::{Device, DeviceKind, Store, StoreError, Timestamp, User, UserId};
 use cache::{BindCache, CacheConfig};
 use keys::ServerKey;
@@ -325,7 +326,8 @@ impl Authenticator {
                     let method = Method::AppPassword;
                     let at = timestamp(now);
                     if ap.expired(at) {
-                        self.store.revoke_app_password(user.id, ap.id)?;
+                        let (store, id) = (self.store.clone(), ap.id);
+                        off_reactor(move || store.revoke_app_password(user.id, id)).await?;
                         return Ok(self
                             .refuse_after_hashing(Refusal::AppPasswordExpired, method)
                             .await);
@@ -433,15 +435,16 @@ impl Authenticator {
         if code.is_empty() {
             return refused(Refusal::CodeMissing);
         }
-        let method = match self.check_code(user.id, &devices, code, now)? {
+        let (auth, id, code) = (self.clone(), user.id, code.to_string());
+        let checked = off_reactor(move || auth.check_code(id, &devices, &code, now)).await?;
+        let method = match checked {
             CodeCheck::Totp => Method::PasswordTotp,
             CodeCheck::Static => Method::PasswordStatic,
             CodeCheck::Replayed => return refused(Refusal::CodeReplayed),
             CodeCheck::Wrong => return refused(Refusal::WrongCode),
         };
-        // The used code must stay used across a crash: on disk before the
-        // success response leaves.
-        self.store.flush_async().await?;
+        // The used code stays used across a crash: the store's writes are
+        // durable when they return, before the success response leaves.
         Ok(BindOutcome::Success {
             user: Box::new(user),
             method,
@@ -454,20 +457,24 @@ impl Authenticator {
     /// with other costs) by argon2id, now that the password is known to be
     /// right. A failure is logged and never fails the bind.
     async fn rehash(&self, user: UserId, stored: &str, password: &str) {
-        match self.hasher.hash(password.to_string()).await {
-            Ok(new) => match self.store.rehash_password(user, stored, &new) {
-                Ok(true) => tracing::info!(%user, "password rehashed to argon2id"),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(%user, error = %e, "could not store the rehashed password")
-                }
-            },
-            Err(e) => tracing::warn!(%user, error = %e, "could not rehash the password"),
+        let new = match self.hasher.hash(password.to_string()).await {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!(%user, error = %e, "could not rehash the password");
+                return;
+            }
+        };
+        let (store, stored) = (self.store.clone(), stored.to_string());
+        match off_reactor(move || store.rehash_password(user, &stored, &new)).await {
+            Ok(true) => tracing::info!(%user, "password rehashed to argon2id"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(%user, error = %e, "could not store the rehashed password"),
         }
     }
 
     /// Checks `code` against the user's TOTP devices and unused static
-    /// tokens, consuming what it matches (atomically, in the store).
+    /// tokens, consuming what it matches (atomically and durably, in the
+    /// store). Blocking.
     fn check_code(
         &self,
         user: UserId,

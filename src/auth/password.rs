@@ -53,7 +53,32 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::AuthConfig;
+/// The `[auth]` section: argon2id costs and the size of the hashing pool.
+/// Owned here, so `auth` needs nothing from `config`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HashConfig {
+    /// argon2id memory cost in KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    pub argon2_iterations: u32,
+    /// argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Hashes computed at once: the threads of the hashing pool, each with
+    /// its own argon2 memory (0 = number of cores).
+    pub hash_workers: usize,
+}
+
+impl Default for HashConfig {
+    fn default() -> Self {
+        HashConfig {
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            hash_workers: 0,
+        }
+    }
+}
 
 /// Niceness of the hashing threads (Linux, per thread): the reactor and the
 /// store's threads win the CPU when both want it, the hashes take the rest.
@@ -587,7 +612,7 @@ mod sched {
 }
 
 impl Hasher {
-    pub fn new(config: &AuthConfig) -> Result<Hasher, PasswordError> {
+    pub fn new(config: &HashConfig) -> Result<Hasher, PasswordError> {
         let params = Params::new(
             config.argon2_memory_kib,
             config.argon2_iterations,
@@ -610,6 +635,20 @@ impl Hasher {
             in_flight: Arc::new(AtomicUsize::new(0)),
             capacity: usize::MAX,
         })
+    }
+
+    /// A hasher at the lowest costs (64 KiB, one pass, one worker), for
+    /// tests and fuzzing only: its hashes are cheap to brute-force, so no
+    /// configuration can reach it. The one helper every test shares.
+    #[doc(hidden)]
+    pub fn for_tests() -> Hasher {
+        Hasher::new(&HashConfig {
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            argon2_parallelism: 1,
+            hash_workers: 1,
+        })
+        .unwrap_or_else(|e| unreachable!("fixed test parameters are valid: {e}"))
     }
 
     /// Bounds the queue: at most `queued` hashes wait for a worker besides
@@ -745,13 +784,7 @@ mod tests {
     use super::*;
 
     fn cheap() -> Hasher {
-        Hasher::new(&AuthConfig {
-            argon2_memory_kib: 64,
-            argon2_iterations: 1,
-            argon2_parallelism: 1,
-            hash_workers: 1,
-        })
-        .expect("params")
+        Hasher::for_tests()
     }
 
     #[test]
@@ -834,7 +867,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_checks_all_get_their_own_answer() {
-        let h = Hasher::new(&AuthConfig {
+        let h = Hasher::new(&HashConfig {
             argon2_memory_kib: 64,
             argon2_iterations: 1,
             argon2_parallelism: 1,
@@ -873,9 +906,9 @@ mod tests {
     /// bound holds as well.
     #[tokio::test]
     async fn real_cost_hashes_complete_while_normal_threads_fill_every_core() {
-        let h = Hasher::new(&AuthConfig {
+        let h = Hasher::new(&HashConfig {
             hash_workers: 1,
-            ..AuthConfig::default()
+            ..HashConfig::default()
         })
         .expect("params");
         let phc = h.hash_blocking("pw").expect("hash");

@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::config::AuthConfig;
 use crate::store::{GroupPolicy, MfaPolicy, NewUser, TotpSecret};
 
 const PEER: [u8; 4] = [192, 0, 2, 7];
@@ -29,13 +28,7 @@ fn fx() -> Fx {
 
 fn fx_with(settings: AuthSettings) -> Fx {
     let store = Store::temporary().expect("store");
-    let hasher = Hasher::new(&AuthConfig {
-        argon2_memory_kib: 64,
-        argon2_iterations: 1,
-        argon2_parallelism: 1,
-        hash_workers: 1,
-    })
-    .expect("hasher");
+    let hasher = Hasher::for_tests();
     let key = ServerKey::generate();
     let auth = Authenticator::configured(store.clone(), hasher, key.clone(), settings);
     Fx { auth, store, key }

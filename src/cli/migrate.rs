@@ -97,7 +97,6 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
             install_server_key(&config.data_dir, &store, key)?;
         }
         let report = import::restore(&store, &backup, args.force)?;
-        store.flush()?;
         if report.devices_skipped + report.app_passwords_skipped > 0 {
             eprintln!(
                 "warning: {} MFA devices and {} app passwords were not restored: the backup has \
@@ -144,7 +143,6 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
     let store = open_store(config)?;
     let hasher = Hasher::new(&config.auth).context("while setting up password hashing")?;
     let report = import::apply_with_progress(&store, &plan, &hasher, &mut progress)?;
-    store.flush()?;
     let b = &report.batch;
     print(json, &serde_json::to_value(&report)?, || {
         format!(

@@ -3,7 +3,8 @@
 //! DN parsing (RFC 4514), the attribute schema, store records → entries
 //! (DESIGN.md section 3), RFC 4515 filter evaluation with per-syntax
 //! matching, access rules and the search planner that uses the store's
-//! indexes. It knows nothing of sockets or BER.
+//! indexes. It knows nothing of sockets or BER, and changes nothing:
+//! writes are decided in `account`, which uses this module to read.
 //!
 //! Layout:
 //! - `dn`: parsing, normalising, escaping of distinguished names.
@@ -12,8 +13,6 @@
 //! - `filter`: the `Filter` type, conversion from the wire form, matching.
 //! - `tree`: where a DN points in the tree (`Target`).
 //! - `search`: `Directory`, the search planner and access rules.
-//! - `write`: LDAP add/modify/delete/modrdn → store changes, with the
-//!   write access rules.
 //! - `cache`: memberships and names kept between searches, per membership
 //!   epoch of the store.
 
@@ -24,7 +23,6 @@ pub mod filter;
 pub mod schema;
 pub mod search;
 pub mod tree;
-pub mod write;
 
 pub use dn::{Dn, DnError};
 pub use entry::Entry;

@@ -1,19 +1,16 @@
 //! Extended operations: WhoAmI (RFC 4532) and Password Modify (RFC 3062).
 //! Unknown ones get protocolError (RFC 4511 §4.12).
 
+use super::handler::{Handler, Outcome, Session};
+use super::result::{from_store, ldap_result, success};
+use crate::account::passwd::PasswordChange;
+use crate::account::{AccountError, Actor};
+use crate::auth::Secret;
+use crate::directory::{tree, Dn, Identity, Target};
 use ldap3_proto::proto::{
     LdapExtendedRequest, LdapExtendedResponse, LdapMsg, LdapOp, LdapPasswordModifyRequest,
     LdapPasswordModifyResponse, LdapResultCode,
 };
-use rand::distributions::{Alphanumeric, DistString};
-
-use super::handler::{Handler, Outcome, Session};
-use super::result::{from_store, ldap_result, success};
-use crate::auth::{BindOutcome, Method, Refusal, Secret};
-use crate::directory::{tree, Dn, Identity, Target};
-
-/// Longest password accepted, in bytes.
-const MAX_PASSWORD_LEN: usize = 4096;
 
 impl Handler {
     pub(super) async fn extended(
@@ -76,16 +73,17 @@ impl Handler {
         }
     }
 
-    /// RFC 3062: a user changes its own password with the old one; an admin
-    /// sets anyone's. Returns the generated password when none was given.
+    /// RFC 3062: the target named by DN (`dn:` optional) or `u:name`, the
+    /// change decided by the account layer ([`crate::account::passwd`]).
+    /// Returns the generated password when none was given.
     async fn password_modify(
         &self,
         session: &Session,
         req: LdapPasswordModifyRequest,
     ) -> Result<Option<String>, ldap3_proto::proto::LdapResult> {
         let Identity::User {
-            id: self_id,
             username: self_name,
+            ..
         } = &session.identity
         else {
             return Err(ldap_result(
@@ -112,86 +110,37 @@ impl Handler {
                 }
             }
         };
-        let is_self = target.eq_ignore_ascii_case(self_name);
-        let directory = self.directory.clone();
-        let identity = session.identity.clone();
-        let is_admin = tokio::task::spawn_blocking(move || directory.is_admin(&identity))
-            .await
-            .map_err(|_| ldap_result(LdapResultCode::Other, "password change failed"))?
-            .map_err(|e| from_store(&e))?;
-        if !is_self && !is_admin {
-            return Err(ldap_result(
-                LdapResultCode::InsufficentAccessRights,
-                "only admins may change another user's password",
-            ));
-        }
-        let store = self.directory.store();
-        let user = store
-            .user_by_name(&target)
-            .map_err(|e| from_store(&e))?
-            .ok_or_else(|| ldap_result(LdapResultCode::NoSuchObject, "no such user"))?;
-        if is_self && !is_admin {
-            let Some(old) = req.old_password.filter(|o| !o.is_empty()) else {
-                return Err(ldap_result(
-                    LdapResultCode::UnwillingToPerform,
-                    "the old password is required",
-                ));
-            };
-            match self
-                .auth
-                .authenticate(
-                    self_name,
-                    &Secret(old),
-                    session.peer.ip(),
-                    std::time::SystemTime::now(),
-                )
-                .await
-            {
-                // An app password cannot change the account's password: it is
-                // for one application, not for managing the account.
-                BindOutcome::Success { user, method, .. }
-                    if user.id == *self_id && method != Method::AppPassword => {}
-                BindOutcome::Refused {
-                    reason: Refusal::Busy,
-                    ..
-                } => {
-                    return Err(ldap_result(
-                        LdapResultCode::Busy,
-                        "the server is busy; try again",
-                    ))
-                }
-                _ => {
-                    return Err(ldap_result(
-                        LdapResultCode::InvalidCredentials,
-                        "invalid credentials",
-                    ))
-                }
-            }
-        }
-        let (new_password, generated) = match req.new_password.filter(|p| !p.is_empty()) {
-            Some(p) => (p, None),
-            None => {
-                let p = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24);
-                (p.clone(), Some(p))
-            }
+        let change = PasswordChange {
+            target,
+            old: req.old_password.map(Secret),
+            new: req.new_password.map(Secret),
+            peer: session.peer.ip(),
         };
-        if new_password.len() > MAX_PASSWORD_LEN {
-            return Err(ldap_result(
-                LdapResultCode::ConstraintViolation,
-                "the new password is too long",
-            ));
-        }
-        let phc = self
-            .auth
-            .hasher()
-            .hash(new_password)
+        let actor = Actor::Bound(session.identity.clone());
+        self.accounts
+            .change_password(&actor, change)
             .await
-            .map_err(|_| ldap_result(LdapResultCode::Other, "password change failed"))?;
-        store
-            .set_password_hash(user.id, &phc)
-            .and_then(|()| store.flush())
-            .map_err(|e| from_store(&e))?;
-        tracing::info!(target: "portcullis::audit", user = %user.username, by = %self_name, "password changed");
-        Ok(generated)
+            .map_err(|e| from_account(&e))
+    }
+}
+
+/// The result a client sees for a refused password change.
+fn from_account(e: &AccountError) -> ldap3_proto::proto::LdapResult {
+    use LdapResultCode as C;
+    match e {
+        AccountError::Denied(m) => ldap_result(C::InsufficentAccessRights, m),
+        AccountError::NotFound(_) => ldap_result(C::NoSuchObject, "no such user"),
+        AccountError::AlreadyExists(m) => ldap_result(C::EntryAlreadyExists, m),
+        AccountError::Invalid(m) => ldap_result(C::UnwillingToPerform, m),
+        AccountError::Password(r) => ldap_result(C::ConstraintViolation, &r.to_string()),
+        AccountError::InvalidCredentials => {
+            ldap_result(C::InvalidCredentials, "invalid credentials")
+        }
+        AccountError::Busy => ldap_result(C::Busy, "the server is busy; try again"),
+        AccountError::Store(e) => from_store(e),
+        AccountError::Internal(detail) => {
+            tracing::error!(error = %detail, "password change failed");
+            ldap_result(C::Other, "password change failed")
+        }
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::codec::Outgoing;
 use super::paging::PagingStates;
 use super::result::ldap_result;
+use crate::account::Accounts;
 use crate::auth::Authenticator;
 use crate::config::RequireTls;
 use crate::directory::{Directory, Identity};
@@ -130,6 +131,8 @@ impl Confidentiality {
 pub struct Handler {
     pub directory: Directory,
     pub auth: Authenticator,
+    /// Every change (writes, Password Modify) goes through here.
+    pub accounts: Accounts,
     pub limits: Limits,
     pub confidentiality: Confidentiality,
 }
@@ -137,6 +140,7 @@ pub struct Handler {
 impl Handler {
     pub fn new(directory: Directory, auth: Authenticator, limits: Limits) -> Handler {
         Handler {
+            accounts: Accounts::new(directory.clone(), auth.clone()),
             directory,
             auth,
             limits,
@@ -157,6 +161,17 @@ impl Handler {
     /// Handles one request; a search stops early once `stop` is cancelled
     /// (Abandon), and its partial answer is then not worth sending.
     pub async fn handle_until(
+        &self,
+        session: &mut Session,
+        msg: LdapMsg,
+        stop: &CancellationToken,
+    ) -> Outcome {
+        // Blocking calls inside are bugs (debug builds panic): store
+        // writes and hashes go to their pools.
+        crate::blocking::on_reactor(self.dispatch(session, msg, stop)).await
+    }
+
+    async fn dispatch(
         &self,
         session: &mut Session,
         msg: LdapMsg,

@@ -14,7 +14,6 @@ use super::handler::{Handler, Limits, Next, Outcome, Session};
 use super::result::success;
 use crate::auth::password::Hasher;
 use crate::auth::Authenticator;
-use crate::config::AuthConfig;
 use crate::directory::{Directory, Dn, Identity};
 use crate::store::{Member, NewUser, Store};
 
@@ -24,13 +23,7 @@ fn setup() -> Handler {
 
 fn setup_with_store() -> (Handler, Store) {
     let store = Store::temporary().expect("store");
-    let hasher = Hasher::new(&AuthConfig {
-        argon2_memory_kib: 64,
-        argon2_iterations: 1,
-        argon2_parallelism: 1,
-        hash_workers: 1,
-    })
-    .expect("hasher");
+    let hasher = Hasher::for_tests();
     let admins = store.create_group("admins", None).expect("group");
     store.create_group("ldap-search", None).expect("group");
     for name in ["alice", "root"] {
@@ -204,7 +197,7 @@ async fn unsupported_requests_keep_the_connection() {
         )
         .await;
     assert_eq!(out.next, Next::Continue);
-    // Anonymous clients may not write (directory::write).
+    // Anonymous clients may not write (account::write).
     assert_eq!(
         code(&out.responses[0]),
         LdapResultCode::InsufficentAccessRights

@@ -1,11 +1,11 @@
 //! Add, modify, delete and modify DN (RFC 4511 §4.6–4.9): the wire types
-//! in, `directory::write` decides, result codes out.
+//! in, `account::write` decides, result codes out.
 //!
 //! The directory work (store reads and the write with its flush) runs on
 //! the blocking pool; a password in clear is hashed with the auth hasher
 //! (argon2id, bounded, off the reactor) between two passes, so the store
 //! only ever sees the hash. Access rules and the attribute mapping are
-//! documented in `directory::write`.
+//! documented in `account::write`.
 
 use ldap3_proto::proto::{
     LdapAddRequest, LdapModifyDNRequest, LdapModifyRequest, LdapModifyType, LdapMsg, LdapOp,
@@ -14,8 +14,9 @@ use ldap3_proto::proto::{
 
 use super::handler::{Handler, Outcome, Session};
 use super::result::{from_store, ldap_result, success};
-use crate::directory::write::{AttrValues, ModKind, Modification, Progress, WriteError};
-use crate::directory::{Directory, Dn, Identity};
+use crate::account::write::{AttrValues, ModKind, Modification, Progress, WriteError};
+use crate::account::Accounts;
+use crate::directory::{Dn, Identity};
 
 /// One write, as the blocking pool runs it.
 enum Write {
@@ -103,11 +104,11 @@ impl Handler {
         let write = std::sync::Arc::new(write);
         let mut hashed: Option<String> = None;
         for _ in 0..2 {
-            let directory = self.directory.clone();
+            let accounts = self.accounts.clone();
             let identity = session.identity.clone();
             let (dn2, write2, hashed2) = (dn.clone(), write.clone(), hashed.clone());
             let pass = tokio::task::spawn_blocking(move || {
-                run(&directory, &identity, &dn2, &write2, hashed2.as_deref())
+                run(&accounts, &identity, &dn2, &write2, hashed2.as_deref())
             })
             .await;
             match pass {
@@ -139,7 +140,7 @@ impl Handler {
 }
 
 fn run(
-    directory: &Directory,
+    directory: &Accounts,
     who: &Identity,
     dn: &Dn,
     write: &Write,
@@ -198,19 +199,13 @@ mod tests {
     use super::*;
     use crate::auth::password::Hasher;
     use crate::auth::Authenticator;
-    use crate::config::AuthConfig;
+    use crate::directory::Directory;
     use crate::ldap::handler::Limits;
     use crate::store::{Member, NewUser, Store};
 
     fn handler() -> Handler {
         let store = Store::temporary().expect("store");
-        let hasher = Hasher::new(&AuthConfig {
-            argon2_memory_kib: 64,
-            argon2_iterations: 1,
-            argon2_parallelism: 1,
-            hash_workers: 1,
-        })
-        .expect("hasher");
+        let hasher = Hasher::for_tests();
         let admins = store.create_group("admins", None).expect("group");
         let root = store
             .create_user(NewUser {

@@ -7,7 +7,6 @@ use crate::auth::keys::ServerKey;
 use crate::auth::legacy;
 use crate::auth::password::Hasher;
 use crate::auth::{app_password, static_tokens};
-use crate::config::AuthConfig;
 use crate::directory::dn::Dn;
 use crate::ldif;
 use crate::store::import::BatchMember;
@@ -18,18 +17,8 @@ use crate::store::{
 const FIXTURE: &str = include_str!("../../fixtures/openldap-slapcat.ldif");
 const PW: &str = "correct horse";
 
-// The struct update keeps this compiling when other work adds AuthConfig
-// fields.
-#[allow(clippy::needless_update)]
 fn cheap() -> Hasher {
-    Hasher::new(&AuthConfig {
-        argon2_memory_kib: 64,
-        argon2_iterations: 1,
-        argon2_parallelism: 1,
-        hash_workers: 1,
-        ..AuthConfig::default()
-    })
-    .expect("params")
+    Hasher::for_tests()
 }
 
 fn fixture_plan(opts: &ImportOptions) -> import::ImportPlan {

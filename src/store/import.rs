@@ -233,6 +233,10 @@ impl Store {
     /// is the same, only its hash is upgraded (legacy → argon2id after a
     /// successful bind). `Ok(false)` if the hash changed meanwhile.
     pub fn rehash_password(&self, id: UserId, old: &str, new: &str) -> Result<bool> {
+        self.committed(self.rehash_password_uncommitted(id, old, new))
+    }
+
+    fn rehash_password_uncommitted(&self, id: UserId, old: &str, new: &str) -> Result<bool> {
         if new.is_empty() {
             return Err(StoreError::Invalid("the password hash is empty".into()));
         }
@@ -320,6 +324,10 @@ impl Store {
     /// Writes a whole batch in one transaction over every tree involved.
     /// Either all of it lands or, on any conflict or failure, none of it.
     pub fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
+        self.committed(self.apply_batch_uncommitted(batch))
+    }
+
+    fn apply_batch_uncommitted(&self, batch: &Batch) -> Result<BatchReport> {
         Store::check_batch(batch)?;
         let t = &self.t;
         let mut trees: Vec<&Tree> = vec![

@@ -7,8 +7,8 @@
 //! app password hashes live in trees of their own, reached only through the
 //! narrow methods below. Consuming a code ([`Store::advance_totp_step`],
 //! [`Store::consume_static_token`]) is atomic, so of two concurrent binds
-//! with one code exactly one succeeds; the caller flushes
-//! ([`Store::flush_async`]) before it answers the bind.
+//! with one code exactly one succeeds, and durable when it returns, so a
+//! used code stays used across a crash.
 //!
 //! # Trees
 //! | tree | key | value |
@@ -543,11 +543,6 @@ impl Store {
         Ok(!m.static_tokens.is_empty() || !m.app_password_hashes.is_empty())
     }
 
-    /// Writes everything to disk without blocking the reactor.
-    pub async fn flush_async(&self) -> Result<()> {
-        self.t.db.flush_async().await.map(|_| ()).map_err(backend)
-    }
-
     // --- devices ---
 
     /// The user's devices, oldest first.
@@ -588,6 +583,16 @@ impl Store {
         digits: u8,
         secret: &TotpSecret,
     ) -> Result<Device> {
+        self.committed(self.add_totp_device_uncommitted(user, device_label, digits, secret))
+    }
+
+    fn add_totp_device_uncommitted(
+        &self,
+        user: UserId,
+        device_label: &str,
+        digits: u8,
+        secret: &TotpSecret,
+    ) -> Result<Device> {
         if !matches!(digits, 6 | 8) {
             return Err(StoreError::Invalid("TOTP codes have 6 or 8 digits".into()));
         }
@@ -617,6 +622,15 @@ impl Store {
 
     /// Adds a confirmed static token device holding the given token hashes.
     pub fn add_static_device(
+        &self,
+        user: UserId,
+        device_label: &str,
+        token_hashes: &[KeyedHash],
+    ) -> Result<Device> {
+        self.committed(self.add_static_device_uncommitted(user, device_label, token_hashes))
+    }
+
+    fn add_static_device_uncommitted(
         &self,
         user: UserId,
         device_label: &str,
@@ -652,6 +666,10 @@ impl Store {
 
     /// Removes a device and its secrets; `Ok(false)` if it did not exist.
     pub fn remove_device(&self, user: UserId, device: DeviceId) -> Result<bool> {
+        self.committed(self.remove_device_uncommitted(user, device))
+    }
+
+    fn remove_device_uncommitted(&self, user: UserId, device: DeviceId) -> Result<bool> {
         let m = self.mfa();
         let key = pair_key(user.0, device.0);
         // Token keys are found by a scan first; a token added later to this
@@ -715,6 +733,15 @@ impl Store {
     /// gone. Of concurrent calls with the same step, exactly one succeeds.
     /// Not flushed: the caller flushes before it reports success.
     pub fn advance_totp_step(&self, user: UserId, device: DeviceId, step: u64) -> Result<bool> {
+        self.committed(self.advance_totp_step_uncommitted(user, device, step))
+    }
+
+    fn advance_totp_step_uncommitted(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        step: u64,
+    ) -> Result<bool> {
         let m = self.mfa();
         let key = pair_key(user.0, device.0);
         once(
@@ -744,6 +771,15 @@ impl Store {
         device: DeviceId,
         token_hash: &KeyedHash,
     ) -> Result<bool> {
+        self.committed(self.consume_static_token_uncommitted(user, device, token_hash))
+    }
+
+    fn consume_static_token_uncommitted(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        token_hash: &KeyedHash,
+    ) -> Result<bool> {
         let m = self.mfa();
         let mut key = pair_key(user.0, device.0).to_vec();
         key.extend_from_slice(token_hash);
@@ -754,6 +790,16 @@ impl Store {
 
     /// Stores a new app password given as its keyed hash.
     pub fn add_app_password(
+        &self,
+        user: UserId,
+        name: &str,
+        expires: Option<Timestamp>,
+        hash: &KeyedHash,
+    ) -> Result<AppPassword> {
+        self.committed(self.add_app_password_uncommitted(user, name, expires, hash))
+    }
+
+    fn add_app_password_uncommitted(
         &self,
         user: UserId,
         name: &str,
@@ -834,6 +880,10 @@ impl Store {
 
     /// Revokes an app password; `Ok(false)` if it did not exist.
     pub fn revoke_app_password(&self, user: UserId, id: AppPasswordId) -> Result<bool> {
+        self.committed(self.revoke_app_password_uncommitted(user, id))
+    }
+
+    fn revoke_app_password_uncommitted(&self, user: UserId, id: AppPasswordId) -> Result<bool> {
         let m = self.mfa();
         let key = pair_key(user.0, id.0);
         once(
@@ -863,6 +913,14 @@ impl Store {
     /// Removes the user's app passwords that expired by `now`; returns how
     /// many.
     pub fn purge_expired_app_passwords(&self, user: UserId, now: Timestamp) -> Result<usize> {
+        self.committed(self.purge_expired_app_passwords_uncommitted(user, now))
+    }
+
+    fn purge_expired_app_passwords_uncommitted(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<usize> {
         let mut n = 0;
         for ap in self.app_passwords(user)? {
             if ap.expired(now) && self.revoke_app_password(user, ap.id)? {
@@ -945,6 +1003,10 @@ impl Store {
 
     /// Sets a group's policies; an empty policy removes the entry.
     pub fn set_group_policy(&self, group: GroupId, policy: GroupPolicy) -> Result<()> {
+        self.committed(self.set_group_policy_uncommitted(group, policy))
+    }
+
+    fn set_group_policy_uncommitted(&self, group: GroupId, policy: GroupPolicy) -> Result<()> {
         let m = self.mfa();
         let key = keys::group_key(group);
         let bytes = encode("group policy", &policy)?;

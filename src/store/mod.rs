@@ -26,6 +26,16 @@
 //! Ids are the 16 bytes of their UUID; kind is `u` (user) or `g` (group).
 //! See `keys.rs` for the encoders.
 //!
+//! # Durability
+//! A write that returns `Ok` is on disk: every public write flushes before
+//! it returns (through `committed`), so no caller flushes, and a crash after
+//! an answer never loses what it reported. Writes wait for the disk, so
+//! async callers run them on the blocking pool; debug builds panic when
+//! one runs inside an LDAP operation on a reactor ([`crate::blocking`]).
+//! The one exception is bookkeeping that no answer depends on
+//! ([`Store::touch_app_password`]), written at once and flushed with
+//! sled's next periodic flush.
+//!
 //! # Transactions
 //! sled transactions cannot iterate, yet deleting an entity must remove
 //! memberships found by a prefix scan, and adding a child group must walk
@@ -97,6 +107,12 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<crate::blocking::TaskFailed> for StoreError {
+    fn from(e: crate::blocking::TaskFailed) -> StoreError {
+        StoreError::Backend(e.to_string())
+    }
+}
 
 // Keys of the `meta` tree.
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -464,9 +480,22 @@ impl Store {
         )
     }
 
-    /// Writes everything to disk before returning.
+    /// Writes everything to disk before returning. Callers never need it
+    /// for durability (every write returns only once durable); `serve`
+    /// calls it once at shutdown for bookkeeping that is not flushed on
+    /// its own (app passwords' last use).
     pub fn flush(&self) -> Result<()> {
+        crate::blocking::assert_may_block("a store flush");
         self.t.db.flush().map(|_| ()).map_err(backend)
+    }
+
+    /// Makes a write that just committed durable: every public write ends
+    /// here before it returns `Ok`. Blocking (an fsync).
+    fn committed<T>(&self, written: Result<T>) -> Result<T> {
+        let out = written?;
+        crate::blocking::assert_may_block("a durable store write");
+        self.t.db.flush().map_err(backend)?;
+        Ok(out)
     }
 
     /// A counter that grows with every transaction that adds or removes a
@@ -501,6 +530,10 @@ impl Store {
     /// number that a group already uses as its gidNumber, so a user's
     /// private gidNumber never names a real group.
     pub fn create_user(&self, new: NewUser) -> Result<User> {
+        self.committed(self.create_user_uncommitted(new))
+    }
+
+    fn create_user_uncommitted(&self, new: NewUser) -> Result<User> {
         validate::name("user", &new.username)?;
         if let Some(email) = &new.email {
             validate::email(email)?;
@@ -685,6 +718,14 @@ impl Store {
         id: UserId,
         change: &dyn Fn(&mut User) -> Result<()>,
     ) -> Result<User> {
+        self.committed(self.update_user_uncommitted(id, change))
+    }
+
+    fn update_user_uncommitted(
+        &self,
+        id: UserId,
+        change: &dyn Fn(&mut User) -> Result<()>,
+    ) -> Result<User> {
         let t = &self.t;
         once(
             &self.t,
@@ -732,6 +773,10 @@ impl Store {
 
     /// Removes the user, its credentials and its memberships.
     pub fn delete_user(&self, id: UserId) -> Result<()> {
+        self.committed(self.delete_user_uncommitted(id))
+    }
+
+    fn delete_user_uncommitted(&self, id: UserId) -> Result<()> {
         let t = &self.t;
         let member = Member::User(id);
         let deleted = retrying("deleting a user", || {
@@ -813,6 +858,10 @@ impl Store {
 
     /// Stores a new password hash; sets `pwd_changed`, bumps `cred_generation`.
     pub fn set_password_hash(&self, id: UserId, phc: &str) -> Result<()> {
+        self.committed(self.set_password_hash_uncommitted(id, phc))
+    }
+
+    fn set_password_hash_uncommitted(&self, id: UserId, phc: &str) -> Result<()> {
         if phc.is_empty() {
             return Err(StoreError::Invalid("the password hash is empty".into()));
         }
@@ -840,6 +889,10 @@ impl Store {
     /// number that a user already holds as uidNumber (users' private group
     /// numbers), so the two ranges never collide.
     pub fn create_group(&self, name: &str, description: Option<String>) -> Result<Group> {
+        self.committed(self.create_group_uncommitted(name, description))
+    }
+
+    fn create_group_uncommitted(&self, name: &str, description: Option<String>) -> Result<Group> {
         validate::name("group", name)?;
         if let Some(description) = &description {
             validate::description(description)?;
@@ -944,6 +997,10 @@ impl Store {
 
     /// Removes the group and every membership to and from it.
     pub fn delete_group(&self, id: GroupId) -> Result<()> {
+        self.committed(self.delete_group_uncommitted(id))
+    }
+
+    fn delete_group_uncommitted(&self, id: GroupId) -> Result<()> {
         let t = &self.t;
         let as_member = Member::Group(id);
         let deleted = retrying("deleting a group", || {
@@ -991,6 +1048,10 @@ impl Store {
     /// Adds a direct member. `Ok(false)` if it already was one. Refuses a
     /// child group that would create a cycle with `StoreError::Invalid`.
     pub fn add_member(&self, group: GroupId, member: Member) -> Result<bool> {
+        self.committed(self.add_member_uncommitted(group, member))
+    }
+
+    fn add_member_uncommitted(&self, group: GroupId, member: Member) -> Result<bool> {
         if member == Member::Group(group) {
             let name = self
                 .group(group)?
@@ -1052,6 +1113,10 @@ impl Store {
 
     /// `Ok(false)` if it was not a member.
     pub fn remove_member(&self, group: GroupId, member: Member) -> Result<bool> {
+        self.committed(self.remove_member_uncommitted(group, member))
+    }
+
+    fn remove_member_uncommitted(&self, group: GroupId, member: Member) -> Result<bool> {
         let t = &self.t;
         once(
             &self.t,
@@ -1169,6 +1234,10 @@ impl Store {
     }
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.committed(self.set_setting_uncommitted(key, value))
+    }
+
+    fn set_setting_uncommitted(&self, key: &str, value: &str) -> Result<()> {
         self.t
             .meta
             .insert(setting_key(key), value.as_bytes())
@@ -1178,6 +1247,10 @@ impl Store {
 
     /// Removes a setting; `Ok(false)` if it was not set.
     pub fn remove_setting(&self, key: &str) -> Result<bool> {
+        self.committed(self.remove_setting_uncommitted(key))
+    }
+
+    fn remove_setting_uncommitted(&self, key: &str) -> Result<bool> {
         self.t
             .meta
             .remove(setting_key(key))

@@ -48,6 +48,15 @@ impl Store {
         after: &User,
         password_hash: Option<&str>,
     ) -> Result<Option<User>> {
+        self.committed(self.replace_user_uncommitted(before, after, password_hash))
+    }
+
+    fn replace_user_uncommitted(
+        &self,
+        before: &User,
+        after: &User,
+        password_hash: Option<&str>,
+    ) -> Result<Option<User>> {
         if after.id != before.id
             || after.username != before.username
             || after.uid_number != before.uid_number
@@ -107,6 +116,10 @@ impl Store {
     /// Renames a user, keeping every index and membership (they are keyed
     /// by id). Bumps `cred_generation`: the bind name changed.
     pub fn rename_user(&self, id: UserId, new_name: &str) -> Result<User> {
+        self.committed(self.rename_user_uncommitted(id, new_name))
+    }
+
+    fn rename_user_uncommitted(&self, id: UserId, new_name: &str) -> Result<User> {
         validate::name("user", new_name)?;
         let t = &self.t;
         once(
@@ -137,6 +150,10 @@ impl Store {
 
     /// Renames a group, keeping every index and membership.
     pub fn rename_group(&self, id: GroupId, new_name: &str) -> Result<Group> {
+        self.committed(self.rename_group_uncommitted(id, new_name))
+    }
+
+    fn rename_group_uncommitted(&self, id: GroupId, new_name: &str) -> Result<Group> {
         validate::name("group", new_name)?;
         let t = &self.t;
         once(
@@ -189,6 +206,15 @@ impl Store {
     /// does not exist is `NotFound`; a child group that would close a
     /// cycle is `Invalid`.
     pub fn replace_group(
+        &self,
+        snapshot: &GroupSnapshot,
+        after: &Group,
+        members: &BTreeSet<Member>,
+    ) -> Result<Option<Group>> {
+        self.committed(self.replace_group_uncommitted(snapshot, after, members))
+    }
+
+    fn replace_group_uncommitted(
         &self,
         snapshot: &GroupSnapshot,
         after: &Group,

@@ -72,13 +72,14 @@ fn soak() {
     env.push(("PORTCULLIS_LDAP_MAX_QUEUED_BINDS", &max));
     let s = Server::start_seeded(&env, |data| {
         let store = portcullis::store::Store::open(data).expect("store");
-        let hasher = portcullis::auth::password::Hasher::new(&portcullis::config::AuthConfig {
-            argon2_memory_kib: 1024,
-            argon2_iterations: 1,
-            argon2_parallelism: 1,
-            hash_workers: 0,
-        })
-        .expect("hasher");
+        let hasher =
+            portcullis::auth::password::Hasher::new(&portcullis::auth::password::HashConfig {
+                argon2_memory_kib: 1024,
+                argon2_iterations: 1,
+                argon2_parallelism: 1,
+                hash_workers: 0,
+            })
+            .expect("hasher");
         let phc = hasher.hash_blocking("soak-pw").expect("hash");
         let readers = store.create_group("ldap-search", None).expect("group");
         for i in 0..users {

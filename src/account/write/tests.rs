@@ -1,12 +1,15 @@
 //! Unit tests of the write mapping against a temporary store.
 
 use super::*;
-use crate::store::NewUser;
+use crate::auth::password::Hasher;
+use crate::auth::Authenticator;
+use crate::directory::Directory;
+use crate::store::{NewUser, Store};
 
 const BASE: &str = "dc=example,dc=com";
 
 struct Fixture {
-    dir: Directory,
+    dir: Accounts,
     admin: Identity,
     alice: Identity,
 }
@@ -34,7 +37,9 @@ fn setup() -> Fixture {
                 .expect("member");
         }
     }
-    let dir = Directory::new(store, Dn::parse(BASE).expect("dn"), "admins", "ldap-search");
+    let auth = Authenticator::new(store.clone(), Hasher::for_tests());
+    let directory = Directory::new(store, Dn::parse(BASE).expect("dn"), "admins", "ldap-search");
+    let dir = Accounts::new(directory, auth);
     let alice = ids.pop().expect("alice");
     let admin = ids.pop().expect("root");
     Fixture { dir, admin, alice }

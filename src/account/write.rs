@@ -53,13 +53,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use super::dn::Dn;
-use super::schema::{self, AttributeType, Syntax};
-use super::search::{Directory, Identity};
-use super::tree::{self, Target};
-use crate::admin::{ensure_admins_remain, AdminError, Removal};
+use super::admins::{ensure_admins_remain, Removal};
+use super::{AccountError, Accounts};
 use crate::auth::legacy::{parse_user_password, StoredPassword};
 use crate::auth::Secret;
+use crate::directory::schema::{self, AttributeType, Syntax};
+use crate::directory::tree::{self, Target};
+use crate::directory::{Dn, Identity};
 use crate::store::import::{Batch, BatchGroup, BatchMember, BatchMode, BatchUser};
 use crate::store::{now, Group, GroupId, Member, Store, StoreError, User, UserId};
 
@@ -189,15 +189,20 @@ fn access(msg: &str) -> WriteError {
     WriteError::InsufficientAccess(msg.to_string())
 }
 
-fn admin_error(e: AdminError) -> WriteError {
+fn admin_error(e: AccountError) -> WriteError {
     match e {
-        AdminError::Invalid(m) => WriteError::UnwillingToPerform(m),
-        AdminError::NotFound(m) => WriteError::NoSuchObject {
+        AccountError::Invalid(m) => WriteError::UnwillingToPerform(m),
+        AccountError::Denied(m) => WriteError::InsufficientAccess(m),
+        AccountError::NotFound(m) => WriteError::NoSuchObject {
             matched: None,
             message: m,
         },
-        AdminError::AlreadyExists(m) => WriteError::AlreadyExists(m),
-        AdminError::Internal(d) => WriteError::Store(StoreError::Backend(d)),
+        AccountError::AlreadyExists(m) => WriteError::AlreadyExists(m),
+        AccountError::Password(r) => WriteError::ConstraintViolation(format!("userPassword: {r}")),
+        AccountError::Store(e) => WriteError::Store(e),
+        e @ (AccountError::InvalidCredentials | AccountError::Busy | AccountError::Internal(_)) => {
+            WriteError::Store(StoreError::Backend(e.to_string()))
+        }
     }
 }
 
@@ -383,10 +388,10 @@ fn classify_password(raw: &[u8]) -> Result<NewPassword> {
             Ok(NewPassword::Stored(s))
         }
         Ok(StoredPassword::Cleartext(secret)) => {
-            if secret.0.len() > crate::admin::MAX_PASSWORD_LEN {
-                return Err(WriteError::ConstraintViolation(
-                    "userPassword: the password is too long".into(),
-                ));
+            if let Err(refusal) = super::password::check_new(&secret.0) {
+                return Err(WriteError::ConstraintViolation(format!(
+                    "userPassword: {refusal}"
+                )));
             }
             Ok(NewPassword::Clear(secret))
         }
@@ -477,7 +482,7 @@ fn check_classes(values: &[String], allowed: &[&str], what: &str) -> Result<()> 
     Ok(())
 }
 
-impl Directory {
+impl Accounts {
     fn writer(&self, who: &Identity) -> Result<Writer> {
         let Identity::User { id, .. } = who else {
             return Err(access("anonymous clients may not write; bind first"));
@@ -557,11 +562,6 @@ impl Directory {
     fn is_required_group(&self, name: &str) -> bool {
         let (admins, search) = self.group_names();
         name.eq_ignore_ascii_case(admins) || name.eq_ignore_ascii_case(search)
-    }
-
-    fn flushed(&self, summary: String) -> Result<Progress> {
-        self.store().flush()?;
-        Ok(Progress::Done(summary))
     }
 
     // --- add ---
@@ -728,7 +728,7 @@ impl Directory {
             )),
             e => WriteError::Store(e),
         })?;
-        self.flushed(format!("added user {name}"))
+        done(format!("added user {name}"))
     }
 
     fn add_group(&self, name: &str, attrs: &[AttrValues]) -> Result<Progress> {
@@ -835,7 +835,7 @@ impl Directory {
             }
             e => WriteError::Store(e),
         })?;
-        self.flushed(format!("added group {name}"))
+        done(format!("added group {name}"))
     }
 
     // --- modify ---
@@ -947,7 +947,7 @@ impl Directory {
                     } else {
                         ""
                     };
-                    return self.flushed(format!("modified user {name}{what}"));
+                    return done(format!("modified user {name}{what}"));
                 }
                 Ok(None) => continue,
                 Err(StoreError::AlreadyExists(what)) => {
@@ -1033,7 +1033,7 @@ impl Directory {
             let (admin_group, _) = self.group_names();
             ensure_admins_remain(self.store(), admin_group, &removals).map_err(admin_error)?;
             match self.store().replace_group(&snap, &after, &members) {
-                Ok(Some(_)) => return self.flushed(format!("modified group {name}")),
+                Ok(Some(_)) => return done(format!("modified group {name}")),
                 Ok(None) => continue,
                 Err(StoreError::NotFound(what)) => {
                     return Err(WriteError::ConstraintViolation(format!(
@@ -1056,7 +1056,7 @@ impl Directory {
         ty: &AttributeType,
         kind: ModKind,
         values: &[String],
-        lookup: impl Fn(&Directory, &str) -> Result<Option<Member>>,
+        lookup: impl Fn(&Accounts, &str) -> Result<Option<Member>>,
     ) -> Result<Vec<Option<Member>>> {
         let mut out = Vec::with_capacity(values.len());
         for v in values {
@@ -1089,7 +1089,7 @@ impl Directory {
                 ensure_admins_remain(self.store(), admin_group, &[Removal::User(user.id)])
                     .map_err(admin_error)?;
                 self.store().delete_user(user.id)?;
-                self.flushed(format!("deleted user {}", user.username))
+                done(format!("deleted user {}", user.username))
             }
             Target::Group(name) => {
                 let group = self.find_group(dn, &name)?;
@@ -1102,7 +1102,7 @@ impl Directory {
                 ensure_admins_remain(self.store(), admin_group, &[Removal::Group(group.id)])
                     .map_err(admin_error)?;
                 self.store().delete_group(group.id)?;
-                self.flushed(format!("deleted group {}", group.name))
+                done(format!("deleted group {}", group.name))
             }
             Target::Base | Target::UsersOu | Target::GroupsOu => Err(
                 WriteError::NotAllowedOnNonLeaf("the entry has subordinates".into()),
@@ -1172,7 +1172,7 @@ impl Directory {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                self.flushed(format!("renamed user {old} to {new}"))
+                done(format!("renamed user {old} to {new}"))
             }
             (Target::Group(old), Target::Group(new)) => {
                 Store::check_group_name(&new)
@@ -1194,13 +1194,18 @@ impl Directory {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                self.flushed(format!("renamed group {old} to {new}"))
+                done(format!("renamed group {old} to {new}"))
             }
             _ => Err(WriteError::NamingViolation(
                 "users are named cn=<name> (or uid=<name>), groups cn=<name>".into(),
             )),
         }
     }
+}
+
+/// A write that committed (durably: the store's writes are).
+fn done(summary: String) -> Result<Progress> {
+    Ok(Progress::Done(summary))
 }
 
 /// A userPassword change by an admin: one value, set by add or replace.
