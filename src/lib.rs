@@ -1,8 +1,11 @@
 //! Portcullis: an LDAP v3 directory server with MFA-aware bind.
 //!
 //! # Layout
-//! - `store`: the sled database; the only module that knows sled. Users,
-//!   groups, memberships, credentials, settings, secondary indexes.
+//! - `store`: the store interface (`Backend`, with its contract: durable
+//!   on `Ok`, atomic change sets checked against what was read, codes
+//!   consumed once, the membership epoch), the records it speaks, and its
+//!   backends: `store::sled` (the embedded default, the only module that
+//!   knows sled). A conformance suite runs against every backend.
 //! - `directory`: the read model: DNs, schema, records → entries, filters,
 //!   access rules and the search planner. Knows nothing of sockets or BER
 //!   and changes nothing.

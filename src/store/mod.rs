@@ -1,91 +1,44 @@
-//! The store: the only module that knows sled.
+//! The store: users, groups, memberships, credentials, second factors and
+//! settings, behind one interface ([`Backend`]) that every backend
+//! implements, with the rules that hold for all of them.
 //!
-//! Users, groups, memberships, password hashes and settings live in sled
-//! trees; secondary indexes (username, email, uidNumber, group name,
-//! gidNumber, membership in both directions) keep lookups off full scans.
-//! Every change that touches more than one key runs in a sled transaction.
-//! sled's types never appear in this interface, so a second backend can
-//! implement the same operations later.
+//! Layout:
+//! - `backend`: the [`Backend`] trait and its contract (durable on `Ok`,
+//!   atomic change sets checked against what was read, codes consumed
+//!   exactly once, the membership epoch).
+//! - `model`, `mfa`, `import`: the records the interface speaks (users,
+//!   groups, members, devices, app passwords, policies, import batches).
+//!   They know no backend.
+//! - `validate`: the data-model rules (names, emails, texts) every backend
+//!   checks before it writes.
+//! - `sled`: the embedded backend, the default; the only module that knows
+//!   sled.
+//! - `conformance` (tests): the suite every backend passes.
 //!
-//! # Trees
-//! | tree | key | value |
-//! | --- | --- | --- |
-//! | `users` | user id | [`User`] as JSON |
-//! | `groups` | group id | [`Group`] as JSON |
-//! | `credentials` | user id | PHC string of the password hash |
-//! | `idx_username` | lowercase username | user id |
-//! | `idx_email` | lowercase email | user id |
-//! | `idx_uid_number` | uidNumber (big-endian u32) | user id |
-//! | `idx_group_name` | lowercase group name | group id |
-//! | `idx_gid_number` | gidNumber (big-endian u32) | group id |
-//! | `members` | group id ++ kind ++ member id | empty |
-//! | `member_of` | kind ++ member id ++ group id | empty |
-//! | `meta` | `schema_version`, `next_uid`, `next_gid`, `membership_epoch`, `setting/<key>` | |
-//! | `mfa_*`, `app_password*`, `idx_app_password`, `group_policies` | see `mfa.rs` | |
-//!
-//! Ids are the 16 bytes of their UUID; kind is `u` (user) or `g` (group).
-//! See `keys.rs` for the encoders.
-//!
-//! # Durability
-//! A write that returns `Ok` is on disk: every public write flushes before
-//! it returns (through `committed`), so no caller flushes, and a crash after
-//! an answer never loses what it reported. Writes wait for the disk, so
-//! async callers run them on the blocking pool; debug builds panic when
-//! one runs inside an LDAP operation on a reactor ([`crate::blocking`]).
-//! The one exception is bookkeeping that no answer depends on
-//! ([`Store::touch_app_password`]), written at once and flushed with
-//! sled's next periodic flush.
-//!
-//! # Transactions
-//! sled transactions cannot iterate, yet deleting an entity must remove
-//! memberships found by a prefix scan, and adding a child group must walk
-//! the group graph to refuse cycles. Those operations scan first and then
-//! commit only if nothing changed memberships in between: every
-//! transaction that adds or removes a membership increments the
-//! `membership_epoch` counter in `meta`, and a transaction that relies on a
-//! scan reads the epoch before the scan and aborts (and scans again) if it
-//! differs inside the transaction. So a delete never leaves a dangling
-//! membership behind and two concurrent `add_member` calls cannot build a
-//! cycle between them. Reads outside transactions (`members`,
-//! `transitive_*`, `users`, …) see each key's latest value, not a snapshot
-//! across keys. Readers that key caches on the epoch read an in-memory
-//! copy ([`Store::membership_epoch`]), advanced by `settle` after each
-//! committed transaction that advanced the stored one.
-//!
-//! # Decoded records
-//! User and group records are decoded from JSON once per stored version
-//! (`records.rs`); every read still fetches the stored bytes.
+//! Callers hold a [`Store`], a cheap handle on one backend that derefs to
+//! the interface: `store.user_by_name(..)` is [`Backend::user_by_name`].
 
+mod backend;
+#[cfg(test)]
+mod conformance;
 pub mod import;
-mod keys;
 pub mod mfa;
 pub mod model;
-mod records;
+pub mod sled;
 mod validate;
-pub mod write;
 
+pub use backend::Backend;
 pub use mfa::{
     AppPassword, AppPasswordId, Device, DeviceId, DeviceKind, GroupPolicy, KeyedHash, MfaPolicy,
     TotpSecret,
 };
-pub use model::{now, Group, GroupId, Member, NewUser, Timestamp, User, UserId};
-pub use write::GroupSnapshot;
+pub use model::{now, Group, GroupId, GroupSnapshot, Member, NewUser, Timestamp, User, UserId};
 
-use serde::{de::DeserializeOwned, Serialize};
-use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
-    TransactionResult, Transactional, TransactionalTree,
-};
-use sled::Tree;
-use std::cell::Cell;
-use std::collections::{HashSet, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use uuid::Uuid;
 
-/// Current on-disk schema version, kept under the `schema_version` key.
-pub const SCHEMA_VERSION: u32 = 1;
+use self::import::Batch;
+
 /// First uidNumber handed out (DESIGN.md section 3).
 pub const FIRST_UID_NUMBER: u32 = 2000;
 /// First gidNumber handed out (DESIGN.md section 3).
@@ -114,1209 +67,94 @@ impl From<crate::blocking::TaskFailed> for StoreError {
     }
 }
 
-// Keys of the `meta` tree.
-const META_SCHEMA_VERSION: &[u8] = b"schema_version";
-const META_NEXT_UID: &[u8] = b"next_uid";
-const META_NEXT_GID: &[u8] = b"next_gid";
-/// Incremented by every transaction that changes memberships; see the
-/// module documentation.
-const META_MEMBERSHIP_EPOCH: &[u8] = b"membership_epoch";
-const SETTING_PREFIX: &str = "setting/";
-/// Value of the membership index entries: the key says it all.
-const EMPTY: &[u8] = &[];
-
-/// How often a scan-then-commit operation starts over because memberships
-/// changed under it before it gives up. Each attempt is a few prefix scans,
-/// so this is only reached under pathological churn.
-const MAX_ATTEMPTS: usize = 64;
-
-/// Handle on the database; cheap to clone, shared by all tasks.
+/// A handle on one backend; cheap to clone, shared by all tasks. Derefs to
+/// [`Backend`], so every operation of the interface is a method call on it.
 #[derive(Clone)]
-pub struct Store {
-    t: Arc<Trees>,
-}
+pub struct Store(Arc<dyn Backend>);
 
-struct Trees {
-    db: sled::Db,
-    users: Tree,
-    groups: Tree,
-    credentials: Tree,
-    idx_username: Tree,
-    idx_email: Tree,
-    idx_uid: Tree,
-    idx_group_name: Tree,
-    idx_gid: Tree,
-    members: Tree,
-    member_of: Tree,
-    meta: Tree,
-    /// Second factors, app passwords and group policies (`mfa.rs`).
-    mfa: mfa::MfaTrees,
-    /// What [`Store::membership_epoch`] answers: advanced after every
-    /// committed transaction that advanced the stored epoch (see
-    /// [`settle`]), so readers get it without a database read.
-    epoch: AtomicU64,
-    /// Decoded user and group records (`records.rs`).
-    user_records: records::Records<UserId, User>,
-    group_records: records::Records<GroupId, Group>,
-}
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
 
-thread_local! {
-    /// Set by [`tx_check_and_bump_epoch`] on the thread that runs the
-    /// transaction, taken by [`settle`] when the transaction returns.
-    static EPOCH_BUMPED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Why a transaction closure gave up.
-#[derive(Debug)]
-enum TxAbort {
-    /// The request was refused; the caller gets this error.
-    Refused(StoreError),
-    /// Memberships changed since the scan this transaction relies on; scan
-    /// again and retry.
-    Stale,
-}
-
-type TxResult<T> = ConflictableTransactionResult<T, TxAbort>;
-
-fn abort(e: StoreError) -> ConflictableTransactionError<TxAbort> {
-    ConflictableTransactionError::Abort(TxAbort::Refused(e))
-}
-
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-/// The outcome of one attempt: `Ok(None)` means stale, try again.
-///
-/// Every transaction ends here (directly or through [`once`]): when it
-/// committed and advanced the stored membership epoch, the in-memory epoch
-/// advances too, before the caller can answer anyone. A flag left over from
-/// an attempt that sled retried only advances it once more than needed,
-/// which costs the caches a refill, never a stale answer.
-fn settle<T>(t: &Trees, r: TransactionResult<T, TxAbort>) -> Result<Option<T>> {
-    if EPOCH_BUMPED.replace(false) && r.is_ok() {
-        t.epoch.fetch_add(1, Ordering::AcqRel);
+    fn deref(&self) -> &(dyn Backend + 'static) {
+        &*self.0
     }
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(TransactionError::Abort(TxAbort::Stale)) => Ok(None),
-        Err(TransactionError::Abort(TxAbort::Refused(e))) => Err(e),
-        Err(TransactionError::Storage(e)) => Err(backend(e)),
-    }
-}
-
-/// The outcome of a transaction that never reports [`TxAbort::Stale`].
-fn once<T>(t: &Trees, r: TransactionResult<T, TxAbort>) -> Result<T> {
-    settle(t, r)?.ok_or_else(|| StoreError::Backend("unexpected stale transaction".into()))
-}
-
-/// Runs `attempt` until it is not stale, at most [`MAX_ATTEMPTS`] times.
-fn retrying<T>(what: &str, mut attempt: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    for _ in 0..MAX_ATTEMPTS {
-        if let Some(v) = attempt()? {
-            return Ok(v);
-        }
-    }
-    Err(StoreError::Backend(format!(
-        "{what}: memberships kept changing during {MAX_ATTEMPTS} attempts"
-    )))
-}
-
-fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding {what}: {e}")))
-}
-
-/// `what` names the record in the error; it is formatted only then (a
-/// user read formatted its UUID on every call).
-fn decode<T: DeserializeOwned>(what: impl std::fmt::Display, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Backend(format!("corrupt {what}: {e}")))
-}
-
-/// Case-folded key of a user or group name (names are ASCII by rule).
-fn name_key(name: &str) -> Vec<u8> {
-    name.to_ascii_lowercase().into_bytes()
-}
-
-/// Case-folded key of an email address (which may be internationalised).
-fn email_key(email: &str) -> Vec<u8> {
-    email.to_lowercase().into_bytes()
-}
-
-/// Moves the email index entry of a user whose email changed; `taken`
-/// makes the refusal when another user holds the new address.
-fn tx_reindex_email(
-    idx_email: &TransactionalTree,
-    before: &User,
-    after: &User,
-    taken: impl FnOnce(&User) -> ConflictableTransactionError<TxAbort>,
-) -> TxResult<()> {
-    let old_key = before.email.as_deref().map(email_key);
-    let new_key = after.email.as_deref().map(email_key);
-    if old_key == new_key {
-        return Ok(());
-    }
-    let id_bytes = keys::user_key(before.id);
-    if let Some(new_key) = &new_key {
-        if idx_email
-            .get(&**new_key)?
-            .is_some_and(|owner| *owner != id_bytes)
-        {
-            return Err(taken(after));
-        }
-    }
-    if let Some(old_key) = &old_key {
-        if idx_email
-            .get(&**old_key)?
-            .is_some_and(|owner| *owner == id_bytes)
-        {
-            idx_email.remove(&**old_key)?;
-        }
-    }
-    if let Some(new_key) = new_key {
-        idx_email.insert(new_key, &id_bytes)?;
-    }
-    Ok(())
-}
-
-/// The refusal of an email address another user holds.
-fn email_taken(after: &User) -> ConflictableTransactionError<TxAbort> {
-    abort(StoreError::AlreadyExists(format!(
-        "email {}",
-        after.email.as_deref().unwrap_or_default()
-    )))
-}
-
-fn setting_key(key: &str) -> Vec<u8> {
-    format!("{SETTING_PREFIX}{key}").into_bytes()
-}
-
-fn member_label(member: Member) -> String {
-    match member {
-        Member::User(u) => format!("user {u}"),
-        Member::Group(g) => format!("group {g}"),
-    }
-}
-
-// --- helpers inside transactions ---
-
-fn tx_user(users: &TransactionalTree, id: UserId) -> TxResult<Option<User>> {
-    match users.get(keys::user_key(id))? {
-        Some(b) => Ok(Some(decode(format_args!("user {id}"), &b).map_err(abort)?)),
-        None => Ok(None),
-    }
-}
-
-fn tx_group(groups: &TransactionalTree, id: GroupId) -> TxResult<Option<Group>> {
-    match groups.get(keys::group_key(id))? {
-        Some(b) => Ok(Some(decode(format_args!("group {id}"), &b).map_err(abort)?)),
-        None => Ok(None),
-    }
-}
-
-fn tx_put_user(users: &TransactionalTree, user: &User) -> TxResult<()> {
-    let bytes = encode("user", user).map_err(abort)?;
-    users.insert(&keys::user_key(user.id), bytes)?;
-    Ok(())
-}
-
-fn tx_put_group(groups: &TransactionalTree, group: &Group) -> TxResult<()> {
-    let bytes = encode("group", group).map_err(abort)?;
-    groups.insert(&keys::group_key(group.id), bytes)?;
-    Ok(())
-}
-
-/// Sets `modified` of a group whose member list changed, if it still exists.
-fn tx_touch_group(groups: &TransactionalTree, id: GroupId, at: Timestamp) -> TxResult<()> {
-    if let Some(mut g) = tx_group(groups, id)? {
-        g.modified = at;
-        tx_put_group(groups, &g)?;
-    }
-    Ok(())
-}
-
-fn tx_counter(meta: &TransactionalTree, key: &[u8], default: u32) -> TxResult<u32> {
-    match meta.get(key)? {
-        Some(b) => Ok(keys::number(&b).map_err(abort)?),
-        None => Ok(default),
-    }
-}
-
-fn tx_epoch(meta: &TransactionalTree) -> TxResult<u64> {
-    match meta.get(META_MEMBERSHIP_EPOCH)? {
-        Some(b) => Ok(keys::number64(&b).map_err(abort)?),
-        None => Ok(0),
-    }
-}
-
-/// Aborts as stale unless the stored epoch is still `seen` (from
-/// [`Store::stored_epoch`]); then advances it. The transaction must be
-/// finished through [`settle`] or [`once`], which advance the in-memory
-/// epoch readers see.
-fn tx_check_and_bump_epoch(meta: &TransactionalTree, seen: Option<u64>) -> TxResult<()> {
-    let current = tx_epoch(meta)?;
-    if seen.is_some_and(|seen| seen != current) {
-        return Err(ConflictableTransactionError::Abort(TxAbort::Stale));
-    }
-    meta.insert(
-        META_MEMBERSHIP_EPOCH,
-        &current.wrapping_add(1).to_be_bytes(),
-    )?;
-    EPOCH_BUMPED.set(true);
-    Ok(())
-}
-
-/// Hands out the next number from the counter at `counter`, skipping any
-/// number already used in `taken_a` or `taken_b`, and advances the counter
-/// past it. Numbers are never handed out twice, even after deletes.
-fn tx_allocate(
-    meta: &TransactionalTree,
-    counter: &[u8],
-    first: u32,
-    taken_a: &TransactionalTree,
-    taken_b: &TransactionalTree,
-    what: &str,
-) -> TxResult<u32> {
-    let mut n = tx_counter(meta, counter, first)?.max(first);
-    loop {
-        let key = keys::number_key(n);
-        if taken_a.get(key)?.is_none() && taken_b.get(key)?.is_none() {
-            break;
-        }
-        n = n
-            .checked_add(1)
-            .ok_or_else(|| abort(StoreError::Invalid(format!("{what} numbers are exhausted"))))?;
-    }
-    let next = n
-        .checked_add(1)
-        .ok_or_else(|| abort(StoreError::Invalid(format!("{what} numbers are exhausted"))))?;
-    meta.insert(counter, &keys::number_key(next))?;
-    Ok(n)
 }
 
 impl Store {
-    /// Opens (creating if needed) the database in `dir`.
+    /// Opens (creating if needed) the embedded sled database in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
-        let path = dir.join("db");
-        std::fs::create_dir_all(&path)
-            .map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
-        // The database holds password hashes: only the owner may look in.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| StoreError::Backend(format!("securing {}: {e}", path.display())))?;
-        }
-        let db = open_waiting_for_lock(&path)?;
-        Store::from_db(db)
+        Ok(Store::with_backend(Arc::new(self::sled::SledStore::open(
+            dir,
+        )?)))
     }
 
     /// A throw-away in-memory database, for tests and fuzzing.
     pub fn temporary() -> Result<Store> {
-        let db = sled::Config::new()
-            .temporary(true)
-            .open()
-            .map_err(backend)?;
-        Store::from_db(db)
+        Ok(Store::with_backend(Arc::new(
+            self::sled::SledStore::temporary()?,
+        )))
     }
 
-    fn from_db(db: sled::Db) -> Result<Store> {
-        let tree = |name: &str| db.open_tree(name).map_err(backend);
-        let t = Trees {
-            users: tree("users")?,
-            groups: tree("groups")?,
-            credentials: tree("credentials")?,
-            idx_username: tree("idx_username")?,
-            idx_email: tree("idx_email")?,
-            idx_uid: tree("idx_uid_number")?,
-            idx_group_name: tree("idx_group_name")?,
-            idx_gid: tree("idx_gid_number")?,
-            members: tree("members")?,
-            member_of: tree("member_of")?,
-            meta: tree("meta")?,
-            mfa: mfa::MfaTrees::open(&db)?,
-            epoch: AtomicU64::new(0),
-            user_records: records::Records::new(),
-            group_records: records::Records::new(),
-            db,
-        };
-        let store = Store { t: Arc::new(t) };
-        store.check_schema()?;
-        Ok(store)
+    /// A handle on any backend.
+    pub fn with_backend(backend: Arc<dyn Backend>) -> Store {
+        Store(backend)
     }
 
-    /// Stamps a new database with [`SCHEMA_VERSION`] and its counters, or
-    /// checks that an existing one is a version this build understands.
-    fn check_schema(&self) -> Result<()> {
-        let t = &self.t;
-        if let Some(b) = t.meta.get(META_SCHEMA_VERSION).map_err(backend)? {
-            let version = keys::number(&b)?;
-            return match version {
-                SCHEMA_VERSION => Ok(()),
-                v if v > SCHEMA_VERSION => Err(StoreError::Invalid(format!(
-                    "the database has schema version {v}, newer than the {SCHEMA_VERSION} this \
-                     build of portcullis understands; run a newer portcullis"
-                ))),
-                v => Err(StoreError::Invalid(format!(
-                    "the database has unknown schema version {v} (this build uses {SCHEMA_VERSION})"
-                ))),
-            };
-        }
-        let has_data = [&t.users, &t.groups, &t.credentials, &t.meta]
-            .iter()
-            .any(|tree| !tree.is_empty());
-        if has_data {
-            return Err(StoreError::Invalid(
-                "the database holds data but no schema version; refusing to open it".into(),
-            ));
-        }
-        once(
-            &self.t,
-            t.meta.transaction(|meta| {
-                meta.insert(META_SCHEMA_VERSION, &keys::number_key(SCHEMA_VERSION))?;
-                meta.insert(META_NEXT_UID, &keys::number_key(FIRST_UID_NUMBER))?;
-                meta.insert(META_NEXT_GID, &keys::number_key(FIRST_GID_NUMBER))?;
-                Ok(())
-            }),
-        )
-    }
-
-    /// Writes everything to disk before returning. Callers never need it
-    /// for durability (every write returns only once durable); `serve`
-    /// calls it once at shutdown for bookkeeping that is not flushed on
-    /// its own (app passwords' last use).
-    pub fn flush(&self) -> Result<()> {
-        crate::blocking::assert_may_block("a store flush");
-        self.t.db.flush().map(|_| ()).map_err(backend)
-    }
-
-    /// Makes a write that just committed durable: every public write ends
-    /// here before it returns `Ok`. Blocking (an fsync).
-    fn committed<T>(&self, written: Result<T>) -> Result<T> {
-        let out = written?;
-        crate::blocking::assert_may_block("a durable store write");
-        self.t.db.flush().map_err(backend)?;
-        Ok(out)
-    }
-
-    /// A counter that grows with every transaction that adds or removes a
-    /// membership (including the deletes of users and groups, and imports).
-    /// Readers that cache what depends on memberships (the directory's
-    /// transitive groups, built group entries, …) key their cache on it;
-    /// read it *before* the data it guards, so a cached value is never
-    /// older than its epoch. Usernames and group names never change under an
-    /// id; an operation that renames must bump this epoch too.
-    ///
-    /// It is kept in memory (it starts at 0 when the store opens) and moves
-    /// when such a transaction commits, before the writer returns; a
-    /// reader running alongside the write may see either value, as it may
-    /// see either state of the data.
-    pub fn membership_epoch(&self) -> Result<u64> {
-        Ok(self.t.epoch.load(Ordering::Acquire))
-    }
-
-    /// The epoch as stored, for transactions that abort when it moved
-    /// since their scan ([`tx_check_and_bump_epoch`]).
-    fn stored_epoch(&self) -> Result<u64> {
-        match self.t.meta.get(META_MEMBERSHIP_EPOCH).map_err(backend)? {
-            Some(b) => keys::number64(&b),
-            None => Ok(0),
-        }
-    }
-
-    // --- users ---
-    /// Creates a user, allocating id, uidNumber (= gidNumber) and timestamps.
-    ///
-    /// The uidNumber comes from a counter that only goes up, and skips any
-    /// number that a group already uses as its gidNumber, so a user's
-    /// private gidNumber never names a real group.
-    pub fn create_user(&self, new: NewUser) -> Result<User> {
-        self.committed(self.create_user_uncommitted(new))
-    }
-
-    fn create_user_uncommitted(&self, new: NewUser) -> Result<User> {
-        validate::name("user", &new.username)?;
-        if let Some(email) = &new.email {
-            validate::email(email)?;
-        }
-        if let Some(full_name) = &new.full_name {
-            validate::full_name(full_name)?;
-        }
-        let t = &self.t;
-        let id = UserId(Uuid::new_v4());
-        let created = now();
-        once(
-            &self.t,
-            (
-                &t.users,
-                &t.idx_username,
-                &t.idx_email,
-                &t.idx_uid,
-                &t.idx_gid,
-                &t.meta,
-            )
-                .transaction(
-                    |(users, idx_username, idx_email, idx_uid, idx_gid, meta)| {
-                        let name = name_key(&new.username);
-                        if idx_username.get(&*name)?.is_some() {
-                            return Err(abort(StoreError::AlreadyExists(format!(
-                                "user {}",
-                                new.username
-                            ))));
-                        }
-                        let email = new.email.as_deref().map(email_key);
-                        if let Some(email) = &email {
-                            if idx_email.get(&**email)?.is_some() {
-                                return Err(abort(StoreError::AlreadyExists(format!(
-                                    "email {}",
-                                    new.email.as_deref().unwrap_or_default()
-                                ))));
-                            }
-                        }
-                        if users.get(keys::user_key(id))?.is_some() {
-                            return Err(abort(StoreError::Backend(format!(
-                                "user id {id} collides"
-                            ))));
-                        }
-                        let uid_number = tx_allocate(
-                            meta,
-                            META_NEXT_UID,
-                            FIRST_UID_NUMBER,
-                            idx_uid,
-                            idx_gid,
-                            "uid",
-                        )?;
-                        let user = User {
-                            id,
-                            username: new.username.clone(),
-                            full_name: new.full_name.clone(),
-                            email: new.email.clone(),
-                            uid_number,
-                            gid_number: uid_number,
-                            disabled: false,
-                            attrs: Default::default(),
-                            created,
-                            modified: created,
-                            pwd_changed: None,
-                            cred_generation: 0,
-                        };
-                        tx_put_user(users, &user)?;
-                        let id_bytes = keys::user_key(id);
-                        idx_username.insert(name, &id_bytes)?;
-                        if let Some(email) = email {
-                            idx_email.insert(email, &id_bytes)?;
-                        }
-                        idx_uid.insert(&keys::number_key(uid_number), &id_bytes)?;
-                        Ok(user)
-                    },
-                ),
-        )
-    }
-
-    pub fn user(&self, id: UserId) -> Result<Option<User>> {
-        Ok(self.user_shared(id)?.map(Arc::unwrap_or_clone))
-    }
-
-    /// The user's record as stored now, decoded once per stored version
-    /// (see `records.rs`): the stored bytes are read on every call.
-    pub fn user_shared(&self, id: UserId) -> Result<Option<Arc<User>>> {
-        self.t
-            .user_records
-            .read(&self.t.users, &keys::user_key(id), id, "user")
-    }
-
-    /// Whether the user exists and is enabled (the access check of every
-    /// search asks this).
-    pub fn user_is_active(&self, id: UserId) -> Result<bool> {
-        Ok(self.user_shared(id)?.is_some_and(|user| !user.disabled))
-    }
-
-    /// The id an index entry holds, without reading the record it names.
-    fn id_by_index(index: &Tree, key: &[u8]) -> Result<Option<Uuid>> {
-        match index.get(key).map_err(backend)? {
-            Some(id) => Ok(Some(keys::uuid(&id)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The user an index entry points at. `None` for no entry, and for an
-    /// entry whose user was deleted since it was read.
-    fn user_by_index(&self, index: &Tree, key: &[u8]) -> Result<Option<User>> {
-        match Self::id_by_index(index, key)? {
-            Some(id) => self.user(UserId(id)),
-            None => Ok(None),
-        }
-    }
-
-    /// The id of the user with this name (case-insensitive), from the index
-    /// alone: for callers that need only the id (a search planning its
-    /// candidates), which then read the record or find it gone.
-    pub fn user_id_by_name(&self, username: &str) -> Result<Option<UserId>> {
-        Ok(Self::id_by_index(&self.t.idx_username, &name_key(username))?.map(UserId))
-    }
-
-    /// [`Store::user_id_by_name`] by email address (case-insensitive).
-    pub fn user_id_by_email(&self, email: &str) -> Result<Option<UserId>> {
-        Ok(Self::id_by_index(&self.t.idx_email, &email_key(email))?.map(UserId))
-    }
-
-    /// [`Store::user_id_by_name`] by uidNumber.
-    pub fn user_id_by_uid_number(&self, uid_number: u32) -> Result<Option<UserId>> {
-        Ok(Self::id_by_index(&self.t.idx_uid, &keys::number_key(uid_number))?.map(UserId))
-    }
-
-    /// Case-insensitive.
-    pub fn user_by_name(&self, username: &str) -> Result<Option<User>> {
-        self.user_by_index(&self.t.idx_username, &name_key(username))
-    }
-
-    /// Case-insensitive.
-    pub fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        self.user_by_index(&self.t.idx_email, &email_key(email))
-    }
-
-    pub fn user_by_uid_number(&self, uid_number: u32) -> Result<Option<User>> {
-        self.user_by_index(&self.t.idx_uid, &keys::number_key(uid_number))
-    }
-
-    /// All users, ordered by lowercase username.
-    pub fn users(&self) -> Result<Vec<User>> {
-        Ok(self
-            .users_shared()?
-            .into_iter()
-            .map(Arc::unwrap_or_clone)
-            .collect())
-    }
-
-    /// [`Store::users`], each record shared ([`Store::user_shared`]).
-    pub fn users_shared(&self) -> Result<Vec<Arc<User>>> {
-        let mut out = Vec::new();
-        for entry in self.t.idx_username.iter() {
-            let (_, id) = entry.map_err(backend)?;
-            if let Some(user) = self.user_shared(UserId(keys::uuid(&id)?))? {
-                out.push(user);
+    /// Checks a batch against the data-model rules every record obeys
+    /// (names, emails, full names, descriptions), without writing.
+    pub fn check_batch(batch: &Batch) -> Result<()> {
+        for u in &batch.users {
+            validate::name("user", &u.user.username)?;
+            if let Some(e) = &u.user.email {
+                validate::email(e)?;
+            }
+            if let Some(n) = &u.user.full_name {
+                validate::full_name(n)?;
+            }
+            if u.password_hash.as_deref() == Some("") {
+                return Err(StoreError::Invalid(format!(
+                    "the password hash of {} is empty",
+                    u.user.username
+                )));
             }
         }
-        Ok(out)
-    }
-
-    /// Number of users. Walks the user tree: O(users), meant for reports,
-    /// not for every request.
-    pub fn user_count(&self) -> Result<usize> {
-        Ok(self.t.users.len())
-    }
-
-    /// Applies `change` to the user atomically, keeping the email index right
-    /// and setting `modified`. `change` may run more than once (retries).
-    ///
-    /// `change` must not call into the store (it runs inside the
-    /// transaction). It may not change `id`, `username`, `uid_number` or
-    /// `cred_generation` (`Invalid` otherwise); the store bumps
-    /// `cred_generation` itself when `disabled` changes. A changed email is
-    /// validated and must stay unique.
-    pub fn update_user(
-        &self,
-        id: UserId,
-        change: &dyn Fn(&mut User) -> Result<()>,
-    ) -> Result<User> {
-        self.committed(self.update_user_uncommitted(id, change))
-    }
-
-    fn update_user_uncommitted(
-        &self,
-        id: UserId,
-        change: &dyn Fn(&mut User) -> Result<()>,
-    ) -> Result<User> {
-        let t = &self.t;
-        once(
-            &self.t,
-            (&t.users, &t.idx_email).transaction(|(users, idx_email)| {
-                let before = tx_user(users, id)?
-                    .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
-                let mut after = before.clone();
-                change(&mut after).map_err(abort)?;
-                let immutable = |what: &str| {
-                    abort(StoreError::Invalid(format!(
-                        "the {what} of user {} cannot be changed",
-                        before.username
-                    )))
-                };
-                if after.id != before.id {
-                    return Err(immutable("id"));
-                }
-                if after.username != before.username {
-                    return Err(immutable("username"));
-                }
-                if after.uid_number != before.uid_number {
-                    return Err(immutable("uidNumber"));
-                }
-                if after.cred_generation != before.cred_generation {
-                    return Err(immutable("credential generation"));
-                }
-                if let Some(email) = &after.email {
-                    validate::email(email).map_err(abort)?;
-                }
-                if let Some(full_name) = &after.full_name {
-                    validate::full_name(full_name).map_err(abort)?;
-                }
-
-                tx_reindex_email(idx_email, &before, &after, email_taken)?;
-
-                if after.disabled != before.disabled {
-                    after.cred_generation = before.cred_generation.wrapping_add(1);
-                }
-                after.modified = now();
-                tx_put_user(users, &after)?;
-                Ok(after)
-            }),
-        )
-    }
-
-    /// Removes the user, its credentials and its memberships.
-    pub fn delete_user(&self, id: UserId) -> Result<()> {
-        self.committed(self.delete_user_uncommitted(id))
-    }
-
-    fn delete_user_uncommitted(&self, id: UserId) -> Result<()> {
-        let t = &self.t;
-        let member = Member::User(id);
-        let deleted = retrying("deleting a user", || {
-            let seen = self.stored_epoch()?;
-            let parents = self.groups_of(member)?;
-            settle(
-                &self.t,
-                (
-                    &t.users,
-                    &t.credentials,
-                    &t.idx_username,
-                    &t.idx_email,
-                    &t.idx_uid,
-                    &t.groups,
-                    &t.members,
-                    &t.member_of,
-                    &t.meta,
-                )
-                    .transaction(
-                        |(
-                            users,
-                            credentials,
-                            idx_username,
-                            idx_email,
-                            idx_uid,
-                            groups,
-                            members,
-                            member_of,
-                            meta,
-                        )| {
-                            tx_check_and_bump_epoch(meta, Some(seen))?;
-                            let user = tx_user(users, id)?
-                                .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
-                            let id_bytes = keys::user_key(id);
-                            users.remove(&id_bytes)?;
-                            credentials.remove(&id_bytes)?;
-                            idx_username.remove(name_key(&user.username))?;
-                            if let Some(email) = &user.email {
-                                let key = email_key(email);
-                                if idx_email
-                                    .get(&*key)?
-                                    .is_some_and(|owner| *owner == id_bytes)
-                                {
-                                    idx_email.remove(key)?;
-                                }
-                            }
-                            idx_uid.remove(&keys::number_key(user.uid_number))?;
-                            let at = now();
-                            for &group in &parents {
-                                members.remove(keys::members_key(group, member))?;
-                                member_of.remove(keys::member_of_key(member, group))?;
-                                tx_touch_group(groups, group, at)?;
-                            }
-                            Ok(())
-                        },
-                    ),
-            )
-        });
-        deleted?;
-        // Unreachable once the user is gone (ids are never reused); removed
-        // so no secret outlives its user.
-        self.forget_second_factors(id)
-    }
-
-    /// The PHC string of the user's password hash, if a password is set.
-    pub fn password_hash(&self, id: UserId) -> Result<Option<String>> {
-        match self
-            .t
-            .credentials
-            .get(keys::user_key(id))
-            .map_err(backend)?
-        {
-            Some(b) => String::from_utf8(b.to_vec())
-                .map(Some)
-                .map_err(|_| StoreError::Backend(format!("corrupt password hash of user {id}"))),
-            None => Ok(None),
-        }
-    }
-
-    /// Stores a new password hash; sets `pwd_changed`, bumps `cred_generation`.
-    pub fn set_password_hash(&self, id: UserId, phc: &str) -> Result<()> {
-        self.committed(self.set_password_hash_uncommitted(id, phc))
-    }
-
-    fn set_password_hash_uncommitted(&self, id: UserId, phc: &str) -> Result<()> {
-        if phc.is_empty() {
-            return Err(StoreError::Invalid("the password hash is empty".into()));
-        }
-        let t = &self.t;
-        once(
-            &self.t,
-            (&t.users, &t.credentials).transaction(|(users, credentials)| {
-                let mut user = tx_user(users, id)?
-                    .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
-                let at = now();
-                user.pwd_changed = Some(at);
-                user.modified = at;
-                user.cred_generation = user.cred_generation.wrapping_add(1);
-                credentials.insert(&keys::user_key(id), phc.as_bytes())?;
-                tx_put_user(users, &user)?;
-                Ok(())
-            }),
-        )
-    }
-
-    // --- groups ---
-    /// Creates a group, allocating id, gidNumber and timestamps.
-    ///
-    /// The gidNumber comes from a counter that only goes up, and skips any
-    /// number that a user already holds as uidNumber (users' private group
-    /// numbers), so the two ranges never collide.
-    pub fn create_group(&self, name: &str, description: Option<String>) -> Result<Group> {
-        self.committed(self.create_group_uncommitted(name, description))
-    }
-
-    fn create_group_uncommitted(&self, name: &str, description: Option<String>) -> Result<Group> {
-        validate::name("group", name)?;
-        if let Some(description) = &description {
-            validate::description(description)?;
-        }
-        let t = &self.t;
-        let id = GroupId(Uuid::new_v4());
-        let created = now();
-        once(
-            &self.t,
-            (
-                &t.groups,
-                &t.idx_group_name,
-                &t.idx_gid,
-                &t.idx_uid,
-                &t.meta,
-            )
-                .transaction(|(groups, idx_group_name, idx_gid, idx_uid, meta)| {
-                    let key = name_key(name);
-                    if idx_group_name.get(&*key)?.is_some() {
-                        return Err(abort(StoreError::AlreadyExists(format!("group {name}"))));
-                    }
-                    if groups.get(keys::group_key(id))?.is_some() {
-                        return Err(abort(StoreError::Backend(format!(
-                            "group id {id} collides"
-                        ))));
-                    }
-                    let gid_number = tx_allocate(
-                        meta,
-                        META_NEXT_GID,
-                        FIRST_GID_NUMBER,
-                        idx_gid,
-                        idx_uid,
-                        "gid",
-                    )?;
-                    let group = Group {
-                        id,
-                        name: name.to_owned(),
-                        gid_number,
-                        description: description.clone(),
-                        created,
-                        modified: created,
-                    };
-                    tx_put_group(groups, &group)?;
-                    let id_bytes = keys::group_key(id);
-                    idx_group_name.insert(key, &id_bytes)?;
-                    idx_gid.insert(&keys::number_key(gid_number), &id_bytes)?;
-                    Ok(group)
-                }),
-        )
-    }
-
-    pub fn group(&self, id: GroupId) -> Result<Option<Group>> {
-        Ok(self.group_shared(id)?.map(Arc::unwrap_or_clone))
-    }
-
-    /// The group's record as stored now, decoded once per stored version
-    /// (see `records.rs`).
-    pub fn group_shared(&self, id: GroupId) -> Result<Option<Arc<Group>>> {
-        self.t
-            .group_records
-            .read(&self.t.groups, &keys::group_key(id), id, "group")
-    }
-
-    fn group_by_index(&self, index: &Tree, key: &[u8]) -> Result<Option<Group>> {
-        match Self::id_by_index(index, key)? {
-            Some(id) => self.group(GroupId(id)),
-            None => Ok(None),
-        }
-    }
-
-    /// The id of the group with this name (case-insensitive), from the
-    /// index alone (see [`Store::user_id_by_name`]).
-    pub fn group_id_by_name(&self, name: &str) -> Result<Option<GroupId>> {
-        Ok(Self::id_by_index(&self.t.idx_group_name, &name_key(name))?.map(GroupId))
-    }
-
-    /// [`Store::group_id_by_name`] by gidNumber.
-    pub fn group_id_by_gid_number(&self, gid_number: u32) -> Result<Option<GroupId>> {
-        Ok(Self::id_by_index(&self.t.idx_gid, &keys::number_key(gid_number))?.map(GroupId))
-    }
-
-    /// Case-insensitive.
-    pub fn group_by_name(&self, name: &str) -> Result<Option<Group>> {
-        self.group_by_index(&self.t.idx_group_name, &name_key(name))
-    }
-
-    pub fn group_by_gid_number(&self, gid_number: u32) -> Result<Option<Group>> {
-        self.group_by_index(&self.t.idx_gid, &keys::number_key(gid_number))
-    }
-
-    /// All groups, ordered by lowercase name.
-    pub fn groups(&self) -> Result<Vec<Group>> {
-        let mut out = Vec::new();
-        for entry in self.t.idx_group_name.iter() {
-            let (_, id) = entry.map_err(backend)?;
-            if let Some(group) = self.group(GroupId(keys::uuid(&id)?))? {
-                out.push(group);
+        for g in &batch.groups {
+            validate::name("group", &g.group.name)?;
+            if let Some(d) = &g.group.description {
+                validate::description(d)?;
             }
         }
-        Ok(out)
-    }
-
-    /// Removes the group and every membership to and from it.
-    pub fn delete_group(&self, id: GroupId) -> Result<()> {
-        self.committed(self.delete_group_uncommitted(id))
-    }
-
-    fn delete_group_uncommitted(&self, id: GroupId) -> Result<()> {
-        let t = &self.t;
-        let as_member = Member::Group(id);
-        let deleted = retrying("deleting a group", || {
-            let seen = self.stored_epoch()?;
-            let children = self.members(id)?;
-            let parents = self.groups_of(as_member)?;
-            settle(
-                &self.t,
-                (
-                    &t.groups,
-                    &t.idx_group_name,
-                    &t.idx_gid,
-                    &t.members,
-                    &t.member_of,
-                    &t.meta,
-                )
-                    .transaction(
-                        |(groups, idx_group_name, idx_gid, members, member_of, meta)| {
-                            tx_check_and_bump_epoch(meta, Some(seen))?;
-                            let group = tx_group(groups, id)?.ok_or_else(|| {
-                                abort(StoreError::NotFound(format!("group {id}")))
-                            })?;
-                            for &child in &children {
-                                members.remove(keys::members_key(id, child))?;
-                                member_of.remove(keys::member_of_key(child, id))?;
-                            }
-                            let at = now();
-                            for &parent in &parents {
-                                members.remove(keys::members_key(parent, as_member))?;
-                                member_of.remove(keys::member_of_key(as_member, parent))?;
-                                tx_touch_group(groups, parent, at)?;
-                            }
-                            groups.remove(&keys::group_key(id))?;
-                            idx_group_name.remove(name_key(&group.name))?;
-                            idx_gid.remove(&keys::number_key(group.gid_number))?;
-                            Ok(())
-                        },
-                    ),
-            )
-        });
-        deleted?;
-        self.forget_group_policy(id)
-    }
-
-    /// Adds a direct member. `Ok(false)` if it already was one. Refuses a
-    /// child group that would create a cycle with `StoreError::Invalid`.
-    pub fn add_member(&self, group: GroupId, member: Member) -> Result<bool> {
-        self.committed(self.add_member_uncommitted(group, member))
-    }
-
-    fn add_member_uncommitted(&self, group: GroupId, member: Member) -> Result<bool> {
-        if member == Member::Group(group) {
-            let name = self
-                .group(group)?
-                .map_or_else(|| group.to_string(), |g| g.name);
-            return Err(StoreError::Invalid(format!(
-                "adding group {name} to itself would create a cycle"
-            )));
+        for (name, factors) in &batch.second_factors {
+            factors
+                .check()
+                .map_err(|e| StoreError::Invalid(format!("user {name}: {e}")))?;
         }
-        let t = &self.t;
-        retrying("adding a member", || {
-            // A child group must not reach `group` downward. The walk is
-            // outside the transaction; the epoch check makes the commit
-            // fail if any membership changed after it started.
-            let seen = match member {
-                Member::Group(child) => {
-                    let seen = self.stored_epoch()?;
-                    if self.descendant_groups(child)?.contains(&group) {
-                        let name = |id: GroupId| -> Result<String> {
-                            Ok(self.group(id)?.map_or_else(|| id.to_string(), |g| g.name))
-                        };
-                        return Err(StoreError::Invalid(format!(
-                            "adding group {} to {} would create a cycle",
-                            name(child)?,
-                            name(group)?
-                        )));
-                    }
-                    Some(seen)
-                }
-                Member::User(_) => None,
-            };
-            settle(
-                &self.t,
-                (&t.groups, &t.users, &t.members, &t.member_of, &t.meta).transaction(
-                    |(groups, users, members, member_of, meta)| {
-                        let mut container = tx_group(groups, group)?
-                            .ok_or_else(|| abort(StoreError::NotFound(format!("group {group}"))))?;
-                        let exists = match member {
-                            Member::User(u) => users.get(keys::user_key(u))?.is_some(),
-                            Member::Group(g) => groups.get(keys::group_key(g))?.is_some(),
-                        };
-                        if !exists {
-                            return Err(abort(StoreError::NotFound(member_label(member))));
-                        }
-                        let key = keys::members_key(group, member);
-                        if members.get(&key)?.is_some() {
-                            return Ok(false);
-                        }
-                        tx_check_and_bump_epoch(meta, seen)?;
-                        members.insert(key, EMPTY)?;
-                        member_of.insert(keys::member_of_key(member, group), EMPTY)?;
-                        container.modified = now();
-                        tx_put_group(groups, &container)?;
-                        Ok(true)
-                    },
-                ),
-            )
-        })
+        Ok(())
     }
 
-    /// `Ok(false)` if it was not a member.
-    pub fn remove_member(&self, group: GroupId, member: Member) -> Result<bool> {
-        self.committed(self.remove_member_uncommitted(group, member))
+    /// The rule of [`Backend::create_user`] for user names, for planners
+    /// that check before they build a batch.
+    pub fn check_user_name(name: &str) -> Result<()> {
+        validate::name("user", name)
     }
 
-    fn remove_member_uncommitted(&self, group: GroupId, member: Member) -> Result<bool> {
-        let t = &self.t;
-        once(
-            &self.t,
-            (&t.groups, &t.members, &t.member_of, &t.meta).transaction(
-                |(groups, members, member_of, meta)| {
-                    let mut container = tx_group(groups, group)?
-                        .ok_or_else(|| abort(StoreError::NotFound(format!("group {group}"))))?;
-                    let key = keys::members_key(group, member);
-                    if members.get(&key)?.is_none() {
-                        return Ok(false);
-                    }
-                    tx_check_and_bump_epoch(meta, None)?;
-                    members.remove(key)?;
-                    member_of.remove(keys::member_of_key(member, group))?;
-                    container.modified = now();
-                    tx_put_group(groups, &container)?;
-                    Ok(true)
-                },
-            ),
-        )
+    /// The rule of [`Backend::create_group`] for group names.
+    pub fn check_group_name(name: &str) -> Result<()> {
+        validate::name("group", name)
     }
 
-    /// Direct members of a group (users and child groups): child groups
-    /// first, then users, each in id order.
-    pub fn members(&self, group: GroupId) -> Result<Vec<Member>> {
-        let mut out = Vec::new();
-        for entry in self.t.members.scan_prefix(keys::group_key(group)) {
-            let (key, _) = entry.map_err(backend)?;
-            out.push(keys::parse_members_key(&key)?);
-        }
-        Ok(out)
+    /// The rule for emails ([`Backend::update_user`]).
+    pub fn check_email(email: &str) -> Result<()> {
+        validate::email(email)
     }
 
-    /// Groups of which `member` is a direct member.
-    pub fn groups_of(&self, member: Member) -> Result<Vec<GroupId>> {
-        let mut out = Vec::new();
-        for entry in self.t.member_of.scan_prefix(keys::member_key(member)) {
-            let (key, _) = entry.map_err(backend)?;
-            out.push(keys::parse_member_of_key(&key)?);
-        }
-        Ok(out)
+    /// The rule for full names (displayName).
+    pub fn check_full_name(name: &str) -> Result<()> {
+        validate::full_name(name)
     }
 
-    /// Child groups of `group`, without its users.
-    fn child_groups(&self, group: GroupId) -> Result<Vec<GroupId>> {
-        let mut out = Vec::new();
-        for entry in self
-            .t
-            .members
-            .scan_prefix(keys::members_prefix_of_kind(group, keys::KIND_GROUP))
-        {
-            let (key, _) = entry.map_err(backend)?;
-            if let Member::Group(child) = keys::parse_members_key(&key)? {
-                out.push(child);
-            }
-        }
-        Ok(out)
-    }
-
-    /// `group` and every group nested in it at any depth, each once.
-    fn descendant_groups(&self, group: GroupId) -> Result<Vec<GroupId>> {
-        walk(group, |g| self.child_groups(g))
-    }
-
-    /// Every group `member` belongs to, directly or through nested groups,
-    /// each once, nearest first. Safe against cycles (which the store
-    /// refuses to create anyway).
-    pub fn transitive_groups_of(&self, member: Member) -> Result<Vec<GroupId>> {
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        let mut queue: VecDeque<GroupId> = self.groups_of(member)?.into();
-        while let Some(g) = queue.pop_front() {
-            if !seen.insert(g) {
-                continue;
-            }
-            out.push(g);
-            queue.extend(self.groups_of(Member::Group(g))?);
-        }
-        // A cycle through `member` itself would list it as its own group.
-        if let Member::Group(own) = member {
-            out.retain(|&g| g != own);
-        }
-        Ok(out)
-    }
-
-    /// Every user in `group` or in any group nested in it, each once.
-    pub fn transitive_user_members(&self, group: GroupId) -> Result<Vec<UserId>> {
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for g in self.descendant_groups(group)? {
-            for entry in self
-                .t
-                .members
-                .scan_prefix(keys::members_prefix_of_kind(g, keys::KIND_USER))
-            {
-                let (key, _) = entry.map_err(backend)?;
-                if let Member::User(u) = keys::parse_members_key(&key)? {
-                    if seen.insert(u) {
-                        out.push(u);
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    // --- settings ---
-    pub fn setting(&self, key: &str) -> Result<Option<String>> {
-        match self.t.meta.get(setting_key(key)).map_err(backend)? {
-            Some(b) => String::from_utf8(b.to_vec())
-                .map(Some)
-                .map_err(|_| StoreError::Backend(format!("corrupt setting {key:?}"))),
-            None => Ok(None),
-        }
-    }
-
-    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
-        self.committed(self.set_setting_uncommitted(key, value))
-    }
-
-    fn set_setting_uncommitted(&self, key: &str, value: &str) -> Result<()> {
-        self.t
-            .meta
-            .insert(setting_key(key), value.as_bytes())
-            .map(|_| ())
-            .map_err(backend)
-    }
-
-    /// Removes a setting; `Ok(false)` if it was not set.
-    pub fn remove_setting(&self, key: &str) -> Result<bool> {
-        self.committed(self.remove_setting_uncommitted(key))
-    }
-
-    fn remove_setting_uncommitted(&self, key: &str) -> Result<bool> {
-        self.t
-            .meta
-            .remove(setting_key(key))
-            .map(|old| old.is_some())
-            .map_err(backend)
+    /// The rule for group descriptions.
+    pub fn check_description(text: &str) -> Result<()> {
+        validate::description(text)
     }
 }
-
-/// How long [`Store::open`] waits for a lock that a just-closed handle in
-/// this process has not yet released.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Opens the sled database at `path`, waiting up to [`LOCK_WAIT`] for its
-/// file lock.
-///
-/// sled 0.34 releases the lock from a background thread some time after
-/// the last handle is dropped (spacejam/sled#1289), so closing a store and
-/// opening it again at once (a restart in-process, the CLI right after the
-/// server stopped) can find it still held. sled reports that only as an
-/// `Other` I/O error with a fixed message, hence the text match.
-fn open_waiting_for_lock(path: &Path) -> Result<sled::Db> {
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        match sled::Config::new().path(path).open() {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if std::time::Instant::now() >= deadline {
-                    return Err(StoreError::Backend(format!(
-                        "opening {}: the database is in use by another process \
-                         (is `portcullis serve` running?): {e}",
-                        path.display()
-                    )));
-                }
-                std::thread::sleep(LOCK_POLL);
-            }
-            Err(e) => {
-                return Err(StoreError::Backend(format!(
-                    "opening {}: {e}",
-                    path.display()
-                )))
-            }
-        }
-    }
-}
-
-/// Breadth-first walk from `start` over `next`, visiting each node once
-/// (so cycles end the walk); returns the nodes in visiting order,
-/// `start` first.
-fn walk(
-    start: GroupId,
-    mut next: impl FnMut(GroupId) -> Result<Vec<GroupId>>,
-) -> Result<Vec<GroupId>> {
-    let mut seen = HashSet::from([start]);
-    let mut out = vec![start];
-    let mut i = 0;
-    while let Some(&g) = out.get(i) {
-        i += 1;
-        for n in next(g)? {
-            if seen.insert(n) {
-                out.push(n);
-            }
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests;

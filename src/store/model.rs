@@ -91,3 +91,15 @@ pub enum Member {
     User(UserId),
     Group(GroupId),
 }
+
+/// A group with its direct members, as read at one version of the
+/// memberships: the change set [`crate::store::Backend::replace_group`]
+/// writes only if that version is still current.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupSnapshot {
+    pub group: Group,
+    pub members: std::collections::BTreeSet<Member>,
+    /// The membership version (epoch) read before the members; the write
+    /// is refused as stale if it moved. Set by the backend.
+    pub(crate) epoch: u64,
+}

@@ -2,8 +2,8 @@
 
 use super::*;
 
-fn store() -> Store {
-    Store::temporary().expect("temporary store")
+fn store() -> SledStore {
+    SledStore::temporary().expect("temporary store")
 }
 
 fn new_user(name: &str) -> NewUser {
@@ -13,7 +13,7 @@ fn new_user(name: &str) -> NewUser {
     }
 }
 
-fn user_with_email(store: &Store, name: &str, email: &str) -> User {
+fn user_with_email(store: &SledStore, name: &str, email: &str) -> User {
     store
         .create_user(NewUser {
             username: name.into(),
@@ -23,11 +23,11 @@ fn user_with_email(store: &Store, name: &str, email: &str) -> User {
         .expect("create user")
 }
 
-fn user(store: &Store, name: &str) -> User {
+fn user(store: &SledStore, name: &str) -> User {
     store.create_user(new_user(name)).expect("create user")
 }
 
-fn group(store: &Store, name: &str) -> Group {
+fn group(store: &SledStore, name: &str) -> Group {
     store.create_group(name, None).expect("create group")
 }
 
@@ -37,7 +37,7 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 }
 
 /// Number of entries in each membership direction that mention `id`.
-fn membership_entries_mentioning(store: &Store, id: Uuid) -> usize {
+fn membership_entries_mentioning(store: &SledStore, id: Uuid) -> usize {
     let bytes = id.as_bytes();
     let mentions = |tree: &Tree| {
         tree.iter()
@@ -186,7 +186,7 @@ fn invalid_input_is_refused() {
 fn uid_numbers_count_up_and_are_never_reused() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let s = Store::open(dir.path()).unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
         let a = user(&s, "a");
         let b = user(&s, "b");
         let c = user(&s, "c");
@@ -200,13 +200,13 @@ fn uid_numbers_count_up_and_are_never_reused() {
         assert_eq!(user(&s, "b").uid_number, 2004);
         s.flush().unwrap();
     }
-    let s = Store::open(dir.path()).unwrap();
+    let s = SledStore::open(dir.path()).unwrap();
     let e = user(&s, "e");
     assert_eq!(e.uid_number, 2005);
     s.delete_user(e.id).unwrap();
     s.flush().unwrap();
     drop(s);
-    let s = Store::open(dir.path()).unwrap();
+    let s = SledStore::open(dir.path()).unwrap();
     assert_eq!(user(&s, "f").uid_number, 2006);
 }
 
@@ -480,7 +480,7 @@ fn membership_epoch_follows_every_membership_and_name_change() {
     let ops = group(&s, "ops");
     let alice = user(&s, "alice");
     let bob = user(&s, "bob");
-    let epochs = |s: &Store| (s.membership_epoch().unwrap(), s.stored_epoch().unwrap());
+    let epochs = |s: &SledStore| (s.membership_epoch().unwrap(), s.stored_epoch().unwrap());
     let moved = |what: &str, change: &dyn Fn()| {
         let (mem, stored) = epochs(&s);
         change();
@@ -908,20 +908,22 @@ fn settings() {
 fn schema_version_is_written_and_checked() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let s = Store::open(dir.path()).unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
         let v = s.t.meta.get(META_SCHEMA_VERSION).unwrap().unwrap();
         assert_eq!(keys::number(&v).unwrap(), SCHEMA_VERSION);
         s.flush().unwrap();
     }
     // Reopening the same version works.
     {
-        let s = Store::open(dir.path()).unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
         s.t.meta
             .insert(META_SCHEMA_VERSION, &keys::number_key(SCHEMA_VERSION + 1))
             .unwrap();
         s.flush().unwrap();
     }
-    let err = Store::open(dir.path()).err().expect("newer schema refused");
+    let err = SledStore::open(dir.path())
+        .err()
+        .expect("newer schema refused");
     assert!(
         matches!(&err, StoreError::Invalid(m) if m.contains("newer") && m.contains(&format!("{}", SCHEMA_VERSION + 1))),
         "{err:?}"
@@ -932,13 +934,13 @@ fn schema_version_is_written_and_checked() {
 fn data_without_a_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let s = Store::open(dir.path()).unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
         user(&s, "alice");
         s.t.meta.remove(META_SCHEMA_VERSION).unwrap();
         s.flush().unwrap();
     }
     assert!(matches!(
-        Store::open(dir.path()),
+        SledStore::open(dir.path()),
         Err(StoreError::Invalid(_))
     ));
 }
@@ -947,7 +949,7 @@ fn data_without_a_schema_version_is_refused() {
 fn data_persists_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, staff) = {
-        let s = Store::open(dir.path()).unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
         let alice = user_with_email(&s, "alice", "alice@example.com");
         let staff = s.create_group("staff", Some("Staff".into())).unwrap();
         s.add_member(staff.id, Member::User(alice.id)).unwrap();
@@ -959,7 +961,7 @@ fn data_persists_across_reopen() {
             s.group(staff.id).unwrap().unwrap(),
         )
     };
-    let s = Store::open(dir.path()).unwrap();
+    let s = SledStore::open(dir.path()).unwrap();
     assert_eq!(s.user_by_name("ALICE").unwrap(), Some(alice.clone()));
     assert_eq!(
         s.user_by_email("alice@example.com").unwrap(),
@@ -981,7 +983,7 @@ fn data_persists_across_reopen() {
 fn database_directory_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let _s = Store::open(&dir.path().join("fresh")).unwrap();
+    let _s = SledStore::open(&dir.path().join("fresh")).unwrap();
     let mode = std::fs::metadata(dir.path().join("fresh/db"))
         .unwrap()
         .permissions()
@@ -992,15 +994,17 @@ fn database_directory_is_private() {
 #[test]
 fn store_is_shareable_across_tasks() {
     fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
-    assert_send_sync::<Store>();
+    assert_send_sync::<SledStore>();
 }
 
 #[test]
 fn a_database_in_use_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let _held = Store::open(dir.path()).unwrap();
+    let _held = SledStore::open(dir.path()).unwrap();
     let started = std::time::Instant::now();
-    let err = Store::open(dir.path()).err().expect("second open refused");
+    let err = SledStore::open(dir.path())
+        .err()
+        .expect("second open refused");
     assert!(
         matches!(&err, StoreError::Backend(m) if m.contains("in use by another process")),
         "{err:?}"

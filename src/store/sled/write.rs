@@ -13,21 +13,12 @@ use std::collections::BTreeSet;
 
 use sled::transaction::Transactional;
 
+use super::super::GroupSnapshot;
 use super::{
     abort, email_taken, keys, name_key, now, once, settle, tx_check_and_bump_epoch, tx_group,
     tx_put_group, tx_put_user, tx_reindex_email, tx_user, validate, Group, GroupId, Member, Result,
-    Store, StoreError, TxAbort, User, UserId, EMPTY,
+    SledStore, StoreError, TxAbort, User, UserId, EMPTY,
 };
-
-/// A group with its direct members, as read at one membership epoch.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GroupSnapshot {
-    pub group: Group,
-    pub members: BTreeSet<Member>,
-    /// The membership epoch read before the members; the write is refused
-    /// as stale if it moved.
-    epoch: u64,
-}
 
 fn stale<T>() -> super::TxResult<T> {
     Err(sled::transaction::ConflictableTransactionError::Abort(
@@ -35,7 +26,7 @@ fn stale<T>() -> super::TxResult<T> {
     ))
 }
 
-impl Store {
+impl SledStore {
     /// Replaces the user record `before` with `after` (same id, username
     /// and uidNumber) and, with `password_hash`, stores a new password
     /// hash, in one transaction. `Ok(None)` when the stored record is no
@@ -300,7 +291,7 @@ mod tests {
     use super::*;
     use crate::store::NewUser;
 
-    fn user(s: &Store, name: &str) -> User {
+    fn user(s: &SledStore, name: &str) -> User {
         s.create_user(NewUser {
             username: name.into(),
             email: Some(format!("{name}@example.com")),
@@ -311,7 +302,7 @@ mod tests {
 
     #[test]
     fn replace_user_is_compare_and_swap() {
-        let s = Store::temporary().expect("store");
+        let s = SledStore::temporary().expect("store");
         let alice = user(&s, "alice");
         user(&s, "bob");
         let mut after = alice.clone();
@@ -353,7 +344,7 @@ mod tests {
 
     #[test]
     fn renames_keep_indexes_and_memberships() {
-        let s = Store::temporary().expect("store");
+        let s = SledStore::temporary().expect("store");
         let alice = user(&s, "alice");
         user(&s, "bob");
         let staff = s.create_group("staff", None).expect("group");
@@ -403,7 +394,7 @@ mod tests {
 
     #[test]
     fn replace_group_applies_member_diff_atomically() {
-        let s = Store::temporary().expect("store");
+        let s = SledStore::temporary().expect("store");
         let alice = user(&s, "alice");
         let bob = user(&s, "bob");
         let staff = s.create_group("staff", None).expect("group");

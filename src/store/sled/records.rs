@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::de::DeserializeOwned;
 use sled::{IVec, Tree};
 
-use super::model::{GroupId, UserId};
 use super::{backend, decode, Result};
+use crate::store::{GroupId, UserId};
 
 /// An id whose last byte is random (version 4 UUIDs), to pick a shard.
 pub(super) trait RecordId: Copy + Eq + Hash + Display {

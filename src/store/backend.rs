@@ -1,0 +1,358 @@
+//! The store interface: what every backend implements, and the contract
+//! callers rely on.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::import::{Batch, BatchReport};
+use super::mfa::{
+    AppPassword, AppPasswordId, Device, DeviceId, GroupPolicy, KeyedHash, RawAppPassword,
+    RawDevice, TotpSecret,
+};
+use super::{Group, GroupId, GroupSnapshot, Member, NewUser, Result, Timestamp, User, UserId};
+
+/// The store interface. `sled` (embedded, the default) implements it; a
+/// networked backend implements the same methods and passes the same
+/// conformance suite (`store::conformance`, run against every backend).
+///
+/// # Contract
+/// - **Durable on `Ok`.** A write that returns `Ok` is durable: it
+///   survives a crash or a restart the moment it returns, so no caller
+///   ever flushes. ([`Backend::touch_app_password`] is the one exception:
+///   bookkeeping that no answer depends on.) Writes may wait for the disk
+///   or the network: async callers run them on the blocking pool, and the
+///   LDAP reactors never call them (debug builds check this,
+///   `crate::blocking`).
+/// - **Atomic change sets, checked against what was read.** A write that
+///   touches several records (a user with its indexes, a group with its
+///   members, an import batch) lands completely or not at all.
+///   [`Backend::replace_user`] writes only if the record is still the one
+///   the caller read, and [`Backend::replace_group`] only if the
+///   memberships are still at the version of the caller's
+///   [`GroupSnapshot`]; otherwise they answer `Ok(None)` and the caller
+///   plans again from a fresh read.
+/// - **Codes are consumed exactly once.** [`Backend::advance_totp_step`]
+///   and [`Backend::consume_static_token`] are atomic: of any number of
+///   concurrent calls with the same code (through any process that shares
+///   the backend), exactly one answers `true`.
+/// - **The membership epoch.** [`Backend::membership_epoch`] grows with
+///   every committed change to memberships or names (adds, removes,
+///   deletes, renames, imports) made through any process sharing the
+///   backend. Read models cache what depends on memberships keyed on it,
+///   reading it before the data it guards; a networked backend keeps it as
+///   a row and tells other instances through a notification.
+/// - **Reads** see every write that returned before them. They see each
+///   record's latest committed value, not a snapshot across records.
+/// - **Errors**: `NotFound`, `AlreadyExists` and `Invalid` describe the
+///   request; `Backend` is a failure of the storage itself, whose detail
+///   is for the log.
+///
+/// Nothing here assumes the backend runs in this process: the hot search
+/// path may keep an in-process read model (`crate::directory`), fed by
+/// these reads and invalidated by the epoch.
+pub trait Backend: Send + Sync {
+    /// Writes everything to disk before returning. Callers never need it
+    /// for durability (every write returns only once durable); `serve`
+    /// calls it once at shutdown for bookkeeping that is not flushed on
+    /// its own (app passwords' last use).
+    fn flush(&self) -> Result<()>;
+
+    /// A counter that grows with every transaction that adds or removes a
+    /// membership (including the deletes of users and groups, and imports).
+    /// Readers that cache what depends on memberships (the directory's
+    /// transitive groups, built group entries, …) key their cache on it;
+    /// read it *before* the data it guards, so a cached value is never
+    /// older than its epoch. Usernames and group names never change under an
+    /// id; an operation that renames must bump this epoch too.
+    ///
+    /// It is kept in memory (it starts at 0 when the store opens) and moves
+    /// when such a transaction commits, before the writer returns; a
+    /// reader running alongside the write may see either value, as it may
+    /// see either state of the data.
+    fn membership_epoch(&self) -> Result<u64>;
+
+    /// Creates a user, allocating id, uidNumber (= gidNumber) and timestamps.
+    ///
+    /// The uidNumber comes from a counter that only goes up, and skips any
+    /// number that a group already uses as its gidNumber, so a user's
+    /// private gidNumber never names a real group.
+    fn create_user(&self, new: NewUser) -> Result<User>;
+
+    fn user(&self, id: UserId) -> Result<Option<User>>;
+
+    /// The user's record as stored now, decoded once per stored version
+    /// (see `records.rs`): the stored bytes are read on every call.
+    fn user_shared(&self, id: UserId) -> Result<Option<Arc<User>>>;
+
+    /// Whether the user exists and is enabled (the access check of every
+    /// search asks this).
+    fn user_is_active(&self, id: UserId) -> Result<bool>;
+
+    /// The id of the user with this name (case-insensitive), from the index
+    /// alone: for callers that need only the id (a search planning its
+    /// candidates), which then read the record or find it gone.
+    fn user_id_by_name(&self, username: &str) -> Result<Option<UserId>>;
+
+    /// [`Backend::user_id_by_name`] by email address (case-insensitive).
+    fn user_id_by_email(&self, email: &str) -> Result<Option<UserId>>;
+
+    /// [`Backend::user_id_by_name`] by uidNumber.
+    fn user_id_by_uid_number(&self, uid_number: u32) -> Result<Option<UserId>>;
+
+    /// Case-insensitive.
+    fn user_by_name(&self, username: &str) -> Result<Option<User>>;
+
+    /// Case-insensitive.
+    fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+
+    fn user_by_uid_number(&self, uid_number: u32) -> Result<Option<User>>;
+
+    /// All users, ordered by lowercase username.
+    fn users(&self) -> Result<Vec<User>>;
+
+    /// [`Backend::users`], each record shared ([`Backend::user_shared`]).
+    fn users_shared(&self) -> Result<Vec<Arc<User>>>;
+
+    /// Number of users. Walks the user tree: O(users), meant for reports,
+    /// not for every request.
+    fn user_count(&self) -> Result<usize>;
+
+    /// Applies `change` to the user atomically, keeping the email index right
+    /// and setting `modified`. `change` may run more than once (retries).
+    ///
+    /// `change` must not call into the store (it runs inside the
+    /// transaction). It may not change `id`, `username`, `uid_number` or
+    /// `cred_generation` (`Invalid` otherwise); the store bumps
+    /// `cred_generation` itself when `disabled` changes. A changed email is
+    /// validated and must stay unique.
+    fn update_user(&self, id: UserId, change: &dyn Fn(&mut User) -> Result<()>) -> Result<User>;
+
+    /// Removes the user, its credentials and its memberships.
+    fn delete_user(&self, id: UserId) -> Result<()>;
+
+    /// The PHC string of the user's password hash, if a password is set.
+    fn password_hash(&self, id: UserId) -> Result<Option<String>>;
+
+    /// Stores a new password hash; sets `pwd_changed`, bumps `cred_generation`.
+    fn set_password_hash(&self, id: UserId, phc: &str) -> Result<()>;
+
+    /// Creates a group, allocating id, gidNumber and timestamps.
+    ///
+    /// The gidNumber comes from a counter that only goes up, and skips any
+    /// number that a user already holds as uidNumber (users' private group
+    /// numbers), so the two ranges never collide.
+    fn create_group(&self, name: &str, description: Option<String>) -> Result<Group>;
+
+    fn group(&self, id: GroupId) -> Result<Option<Group>>;
+
+    /// The group's record as stored now, decoded once per stored version
+    /// (see `records.rs`).
+    fn group_shared(&self, id: GroupId) -> Result<Option<Arc<Group>>>;
+
+    /// The id of the group with this name (case-insensitive), from the
+    /// index alone (see [`Backend::user_id_by_name`]).
+    fn group_id_by_name(&self, name: &str) -> Result<Option<GroupId>>;
+
+    /// [`Backend::group_id_by_name`] by gidNumber.
+    fn group_id_by_gid_number(&self, gid_number: u32) -> Result<Option<GroupId>>;
+
+    /// Case-insensitive.
+    fn group_by_name(&self, name: &str) -> Result<Option<Group>>;
+
+    fn group_by_gid_number(&self, gid_number: u32) -> Result<Option<Group>>;
+
+    /// All groups, ordered by lowercase name.
+    fn groups(&self) -> Result<Vec<Group>>;
+
+    /// Removes the group and every membership to and from it.
+    fn delete_group(&self, id: GroupId) -> Result<()>;
+
+    /// Adds a direct member. `Ok(false)` if it already was one. Refuses a
+    /// child group that would create a cycle with `StoreError::Invalid`.
+    fn add_member(&self, group: GroupId, member: Member) -> Result<bool>;
+
+    /// `Ok(false)` if it was not a member.
+    fn remove_member(&self, group: GroupId, member: Member) -> Result<bool>;
+
+    /// Direct members of a group (users and child groups): child groups
+    /// first, then users, each in id order.
+    fn members(&self, group: GroupId) -> Result<Vec<Member>>;
+
+    /// Groups of which `member` is a direct member.
+    fn groups_of(&self, member: Member) -> Result<Vec<GroupId>>;
+
+    /// Every group `member` belongs to, directly or through nested groups,
+    /// each once, nearest first. Safe against cycles (which the store
+    /// refuses to create anyway).
+    fn transitive_groups_of(&self, member: Member) -> Result<Vec<GroupId>>;
+
+    /// Every user in `group` or in any group nested in it, each once.
+    fn transitive_user_members(&self, group: GroupId) -> Result<Vec<UserId>>;
+
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Removes a setting; `Ok(false)` if it was not set.
+    fn remove_setting(&self, key: &str) -> Result<bool>;
+
+    // --- Whole-record change sets (LDAP modify and modrdn) ---
+
+    /// Replaces the user record `before` with `after` (same id, username
+    /// and uidNumber) and, with `password_hash`, stores a new password
+    /// hash, in one transaction. `Ok(None)` when the stored record is no
+    /// longer `before`: plan again. Sets `modified`; a new password sets
+    /// `pwd_changed` and, like a change of `disabled`, bumps
+    /// `cred_generation` so caches keyed on it drop the old state.
+    fn replace_user(
+        &self,
+        before: &User,
+        after: &User,
+        password_hash: Option<&str>,
+    ) -> Result<Option<User>>;
+
+    /// Renames a user, keeping every index and membership (they are keyed
+    /// by id). Bumps `cred_generation`: the bind name changed.
+    fn rename_user(&self, id: UserId, new_name: &str) -> Result<User>;
+
+    /// Renames a group, keeping every index and membership.
+    fn rename_group(&self, id: GroupId, new_name: &str) -> Result<Group>;
+
+    /// The group and its direct members at one membership epoch.
+    fn group_snapshot(&self, id: GroupId) -> Result<Option<GroupSnapshot>>;
+
+    /// Writes the group `after` (same id and gidNumber as the snapshot's;
+    /// the description may change) with exactly `members` as its direct
+    /// members, in one transaction. `Ok(None)` when the group or any
+    /// membership changed since the snapshot: plan again. A member that
+    /// does not exist is `NotFound`; a child group that would close a
+    /// cycle is `Invalid`.
+    fn replace_group(
+        &self,
+        snapshot: &GroupSnapshot,
+        after: &Group,
+        members: &BTreeSet<Member>,
+    ) -> Result<Option<Group>>;
+
+    // --- Second factors, app passwords and group policies ---
+
+    /// The user's devices with their secrets, last accepted steps and
+    /// unused static token hashes, for a backup.
+    fn raw_devices(&self, user: UserId) -> Result<Vec<RawDevice>>;
+
+    /// The user's app passwords with their keyed hashes, for a backup.
+    fn raw_app_passwords(&self, user: UserId) -> Result<Vec<RawAppPassword>>;
+
+    /// True when some app password or unused static token is stored: its
+    /// hash is keyed with the server key, so the key must not change.
+    fn has_keyed_hashes(&self) -> Result<bool>;
+
+    /// The user's devices, oldest first.
+    fn devices(&self, user: UserId) -> Result<Vec<Device>>;
+
+    /// Number of unused tokens of a static device.
+    fn static_tokens_left(&self, user: UserId, device: DeviceId) -> Result<usize>;
+
+    /// Adds a confirmed TOTP device with its secret.
+    fn add_totp_device(
+        &self,
+        user: UserId,
+        device_label: &str,
+        digits: u8,
+        secret: &TotpSecret,
+    ) -> Result<Device>;
+
+    /// Adds a confirmed static token device holding the given token hashes.
+    fn add_static_device(
+        &self,
+        user: UserId,
+        device_label: &str,
+        token_hashes: &[KeyedHash],
+    ) -> Result<Device>;
+
+    /// Removes a device and its secrets; `Ok(false)` if it did not exist.
+    fn remove_device(&self, user: UserId, device: DeviceId) -> Result<bool>;
+
+    /// The secret of a TOTP device, if it exists.
+    fn totp_secret(&self, user: UserId, device: DeviceId) -> Result<Option<TotpSecret>>;
+
+    /// The last TOTP step accepted for the device, if any.
+    fn totp_last_step(&self, user: UserId, device: DeviceId) -> Result<Option<u64>>;
+
+    /// Records `step` as the device's last accepted step if it is later
+    /// than the one recorded (compare-and-swap in a transaction).
+    /// `Ok(false)`: the step was not later (a replay), or the device is
+    /// gone. Of concurrent calls with the same step, exactly one succeeds.
+    /// Not flushed: the caller flushes before it reports success.
+    fn advance_totp_step(&self, user: UserId, device: DeviceId, step: u64) -> Result<bool>;
+
+    /// Marks a static token used. `Ok(true)` exactly once per token; a
+    /// token of a removed device is refused. Not flushed (see
+    /// [`Backend::advance_totp_step`]).
+    fn consume_static_token(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        token_hash: &KeyedHash,
+    ) -> Result<bool>;
+
+    /// Stores a new app password given as its keyed hash.
+    fn add_app_password(
+        &self,
+        user: UserId,
+        name: &str,
+        expires: Option<Timestamp>,
+        hash: &KeyedHash,
+    ) -> Result<AppPassword>;
+
+    /// The user's app passwords, oldest first.
+    fn app_passwords(&self, user: UserId) -> Result<Vec<AppPassword>>;
+
+    /// The app password with this keyed hash: one index lookup, no scan.
+    fn app_password_by_hash(&self, hash: &KeyedHash) -> Result<Option<(UserId, AppPassword)>>;
+
+    /// Revokes an app password; `Ok(false)` if it did not exist.
+    fn revoke_app_password(&self, user: UserId, id: AppPasswordId) -> Result<bool>;
+
+    /// Removes the user's app passwords that expired by `now`; returns how
+    /// many.
+    fn purge_expired_app_passwords(&self, user: UserId, now: Timestamp) -> Result<usize>;
+
+    /// Records a bind with the app password. Not flushed and not part of
+    /// the user's credentials (no generation bump): bookkeeping only.
+    fn touch_app_password(
+        &self,
+        user: UserId,
+        id: AppPasswordId,
+        at: Timestamp,
+        from: &str,
+    ) -> Result<()>;
+
+    /// The explicit policies of a group (empty when none is set).
+    fn group_policy(&self, group: GroupId) -> Result<GroupPolicy>;
+
+    /// Every group with an explicit policy, as stored (a deleted group's
+    /// entry is removed with it).
+    fn group_policies(&self) -> Result<Vec<(GroupId, GroupPolicy)>>;
+
+    /// Sets a group's policies; an empty policy removes the entry.
+    fn set_group_policy(&self, group: GroupId, policy: GroupPolicy) -> Result<()>;
+
+    // --- Batches (import and restore), settings listing, counters ---
+
+    /// Every setting, ordered by key.
+    fn settings(&self) -> Result<Vec<(String, String)>>;
+
+    /// The allocators: (next uidNumber, next gidNumber).
+    fn counters(&self) -> Result<(u32, u32)>;
+
+    /// Replaces the password hash `old` with `new` if it is still `old`,
+    /// without touching `pwd_changed` or `cred_generation`: the password
+    /// is the same, only its hash is upgraded (legacy → argon2id after a
+    /// successful bind). `Ok(false)` if the hash changed meanwhile.
+    fn rehash_password(&self, id: UserId, old: &str, new: &str) -> Result<bool>;
+
+    /// Writes a whole batch in one transaction over every tree involved.
+    /// Either all of it lands or, on any conflict or failure, none of it.
+    fn apply_batch(&self, batch: &Batch) -> Result<BatchReport>;
+}

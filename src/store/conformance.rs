@@ -1,0 +1,422 @@
+//! The conformance suite of the store interface: what every [`Backend`]
+//! must do, written once and run against each backend (today sled, below;
+//! a networked backend adds its own [`Harness`] and one line).
+//!
+//! Each check takes a [`Harness`], which creates an empty store and reopens
+//! it (a restart). Together they cover the contract in `backend.rs`:
+//! records and their indexes, atomic change sets refused when what they
+//! were planned from changed, durability across a restart, codes consumed
+//! exactly once under concurrency, and the membership epoch.
+//!
+//! A crash (rather than a clean reopen) is checked with the real binary in
+//! `tests/it/mfa.rs` (`static_token_once_even_across_a_crash`).
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier};
+
+use super::mfa::{KeyedHash, TotpSecret};
+use super::{Group, Member, NewUser, Store, StoreError, User, FIRST_GID_NUMBER, FIRST_UID_NUMBER};
+
+/// A backend under test.
+pub trait Harness {
+    /// A new, empty store.
+    fn fresh(&mut self) -> Store;
+    /// The store last made by [`Harness::fresh`], closed (`store` is its
+    /// last handle) and opened again, as after a restart.
+    fn reopen(&mut self, store: Store) -> Store;
+}
+
+/// The sled backend, in a temporary directory.
+#[derive(Default)]
+pub struct SledHarness {
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Harness for SledHarness {
+    fn fresh(&mut self) -> Store {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        self.dir = Some(dir);
+        store
+    }
+
+    fn reopen(&mut self, store: Store) -> Store {
+        drop(store);
+        let dir = self.dir.as_ref().expect("a fresh store first");
+        Store::open(dir.path()).expect("reopen")
+    }
+}
+
+fn user(s: &Store, name: &str, email: Option<&str>) -> User {
+    s.create_user(NewUser {
+        username: name.into(),
+        email: email.map(str::to_string),
+        ..NewUser::default()
+    })
+    .expect("create user")
+}
+
+fn group(s: &Store, name: &str) -> Group {
+    s.create_group(name, None).expect("create group")
+}
+
+/// Users and groups, found through every index, kept in step by updates,
+/// renames and deletes; names unique case-insensitively.
+pub fn records_and_indexes(h: &mut impl Harness) {
+    let s = h.fresh();
+    let alice = user(&s, "alice", Some("alice@example.com"));
+    let bob = user(&s, "bob", None);
+    assert!(alice.uid_number >= FIRST_UID_NUMBER);
+    assert_ne!(alice.uid_number, bob.uid_number);
+    assert_eq!(s.user_by_name("ALICE").expect("read"), Some(alice.clone()));
+    assert_eq!(
+        s.user_id_by_email("Alice@Example.com").expect("read"),
+        Some(alice.id)
+    );
+    assert_eq!(
+        s.user_id_by_uid_number(bob.uid_number).expect("read"),
+        Some(bob.id)
+    );
+    assert!(matches!(
+        s.create_user(NewUser {
+            username: "Alice".into(),
+            ..NewUser::default()
+        }),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.create_user(NewUser {
+            username: "carol".into(),
+            email: Some("ALICE@example.com".into()),
+            ..NewUser::default()
+        }),
+        Err(StoreError::AlreadyExists(_) | StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.create_user(NewUser {
+            username: "no spaces".into(),
+            ..NewUser::default()
+        }),
+        Err(StoreError::Invalid(_))
+    ));
+
+    let updated = s
+        .update_user(alice.id, &|u: &mut User| {
+            u.email = Some("a@example.org".into());
+            Ok(())
+        })
+        .expect("update");
+    assert_eq!(updated.email.as_deref(), Some("a@example.org"));
+    assert_eq!(s.user_id_by_email("alice@example.com").expect("read"), None);
+    assert_eq!(
+        s.user_id_by_email("A@example.org").expect("read"),
+        Some(alice.id)
+    );
+
+    let staff = group(&s, "staff");
+    assert!(staff.gid_number >= FIRST_GID_NUMBER);
+    assert_eq!(s.group_by_name("STAFF").expect("read"), Some(staff.clone()));
+    assert_eq!(
+        s.group_id_by_gid_number(staff.gid_number).expect("read"),
+        Some(staff.id)
+    );
+    assert!(matches!(
+        s.create_group("Staff", None),
+        Err(StoreError::AlreadyExists(_))
+    ));
+
+    let renamed = s.rename_user(bob.id, "robert").expect("rename");
+    assert_eq!((renamed.id, renamed.uid_number), (bob.id, bob.uid_number));
+    assert_eq!(s.user_id_by_name("bob").expect("read"), None);
+    assert_eq!(s.user_id_by_name("Robert").expect("read"), Some(bob.id));
+
+    s.delete_user(alice.id).expect("delete");
+    assert_eq!(s.user(alice.id).expect("read"), None);
+    assert_eq!(s.user_id_by_name("alice").expect("read"), None);
+    assert_eq!(s.user_id_by_email("a@example.org").expect("read"), None);
+    assert_eq!(s.user_count().expect("count"), 1);
+
+    assert_eq!(s.setting("k").expect("read"), None);
+    s.set_setting("k", "v").expect("set");
+    assert_eq!(s.setting("k").expect("read").as_deref(), Some("v"));
+    assert!(s.remove_setting("k").expect("remove"));
+    assert!(!s.remove_setting("k").expect("remove"));
+}
+
+/// Memberships in both directions, nesting, cycles refused, and a
+/// deleted record leaves no membership behind.
+pub fn memberships(h: &mut impl Harness) {
+    let s = h.fresh();
+    let (staff, ops, alice) = (
+        group(&s, "staff"),
+        group(&s, "ops"),
+        user(&s, "alice", None),
+    );
+    assert!(s.add_member(ops.id, Member::User(alice.id)).expect("add"));
+    assert!(!s
+        .add_member(ops.id, Member::User(alice.id))
+        .expect("add again"));
+    assert!(s.add_member(staff.id, Member::Group(ops.id)).expect("nest"));
+    assert!(matches!(
+        s.add_member(ops.id, Member::Group(staff.id)),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        s.members(ops.id).expect("read"),
+        vec![Member::User(alice.id)]
+    );
+    assert_eq!(
+        s.groups_of(Member::User(alice.id)).expect("read"),
+        vec![ops.id]
+    );
+    let transitive: BTreeSet<_> = s
+        .transitive_groups_of(Member::User(alice.id))
+        .expect("read")
+        .into_iter()
+        .collect();
+    assert_eq!(transitive, BTreeSet::from([staff.id, ops.id]));
+    assert_eq!(
+        s.transitive_user_members(staff.id).expect("read"),
+        vec![alice.id]
+    );
+
+    s.delete_group(ops.id).expect("delete");
+    assert!(s.members(staff.id).expect("read").is_empty());
+    assert!(s
+        .groups_of(Member::User(alice.id))
+        .expect("read")
+        .is_empty());
+}
+
+/// Change sets planned from a read are refused (`Ok(None)`) once what
+/// they were planned from changed, and land whole when it did not.
+pub fn change_sets_checked_against_what_was_read(h: &mut impl Harness) {
+    let s = h.fresh();
+    let alice = user(&s, "alice", None);
+    let mut planned = alice.clone();
+    planned.full_name = Some("Alice".into());
+    // Someone else writes first: the plan is stale.
+    s.update_user(alice.id, &|u: &mut User| {
+        u.attrs.insert("loginShell".into(), "/bin/sh".into());
+        Ok(())
+    })
+    .expect("update");
+    assert_eq!(
+        s.replace_user(&alice, &planned, None).expect("replace"),
+        None
+    );
+    assert_eq!(
+        s.user(alice.id).expect("read").expect("user").full_name,
+        None
+    );
+    // Planned again from a fresh read, it lands, password included.
+    let current = s.user(alice.id).expect("read").expect("user");
+    let mut planned = current.clone();
+    planned.full_name = Some("Alice".into());
+    let written = s
+        .replace_user(
+            &current,
+            &planned,
+            Some("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA"),
+        )
+        .expect("replace")
+        .expect("not stale");
+    assert_eq!(written.full_name.as_deref(), Some("Alice"));
+    assert!(s.password_hash(alice.id).expect("read").is_some());
+
+    let (staff, bob) = (group(&s, "staff"), user(&s, "bob", None));
+    let snapshot = s.group_snapshot(staff.id).expect("read").expect("group");
+    s.add_member(staff.id, Member::User(bob.id)).expect("add");
+    let members = BTreeSet::from([Member::User(alice.id)]);
+    assert_eq!(
+        s.replace_group(&snapshot, &snapshot.group, &members)
+            .expect("replace"),
+        None,
+        "memberships moved since the snapshot"
+    );
+    assert_eq!(
+        s.members(staff.id).expect("read"),
+        vec![Member::User(bob.id)]
+    );
+    let snapshot = s.group_snapshot(staff.id).expect("read").expect("group");
+    s.replace_group(&snapshot, &snapshot.group, &members)
+        .expect("replace")
+        .expect("not stale");
+    assert_eq!(
+        s.members(staff.id).expect("read"),
+        vec![Member::User(alice.id)]
+    );
+}
+
+/// What returned `Ok` is there after a restart: records, indexes,
+/// credentials, memberships, devices, used codes, settings, the epoch.
+pub fn durable_across_a_restart(h: &mut impl Harness) {
+    let s = h.fresh();
+    let alice = user(&s, "alice", Some("alice@example.com"));
+    let staff = group(&s, "staff");
+    s.add_member(staff.id, Member::User(alice.id)).expect("add");
+    s.set_password_hash(alice.id, "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA")
+        .expect("password");
+    let totp = s
+        .add_totp_device(alice.id, "phone", 6, &TotpSecret(vec![7; 20]))
+        .expect("totp");
+    let tokens: [KeyedHash; 2] = [[1; 32], [2; 32]];
+    let paper = s
+        .add_static_device(alice.id, "paper", &tokens)
+        .expect("static");
+    assert!(s.advance_totp_step(alice.id, totp.id, 1000).expect("step"));
+    assert!(s
+        .consume_static_token(alice.id, paper.id, &tokens[0])
+        .expect("use"));
+    s.set_setting("mfa_policy", "required").expect("setting");
+    let epoch = s.membership_epoch().expect("epoch");
+
+    let s = h.reopen(s);
+    assert_eq!(
+        s.user_id_by_email("alice@example.com").expect("read"),
+        Some(alice.id)
+    );
+    assert!(s.password_hash(alice.id).expect("read").is_some());
+    assert_eq!(
+        s.members(staff.id).expect("read"),
+        vec![Member::User(alice.id)]
+    );
+    assert_eq!(s.devices(alice.id).expect("read").len(), 2);
+    assert_eq!(
+        s.totp_last_step(alice.id, totp.id).expect("read"),
+        Some(1000)
+    );
+    assert!(!s.advance_totp_step(alice.id, totp.id, 1000).expect("step"));
+    assert!(!s
+        .consume_static_token(alice.id, paper.id, &tokens[0])
+        .expect("used"));
+    assert_eq!(s.static_tokens_left(alice.id, paper.id).expect("left"), 1);
+    assert_eq!(
+        s.setting("mfa_policy").expect("read").as_deref(),
+        Some("required")
+    );
+    assert!(
+        s.membership_epoch().expect("epoch") >= epoch,
+        "the epoch never goes back"
+    );
+}
+
+/// Of many concurrent uses of one code, exactly one succeeds; a TOTP step
+/// never moves back.
+pub fn codes_consumed_exactly_once(h: &mut impl Harness) {
+    const RACERS: usize = 8;
+    let s = h.fresh();
+    let alice = user(&s, "alice", None);
+    let token: KeyedHash = [9; 32];
+    let paper = s
+        .add_static_device(alice.id, "paper", &[token])
+        .expect("static");
+    let totp = s
+        .add_totp_device(alice.id, "phone", 6, &TotpSecret(vec![3; 20]))
+        .expect("totp");
+    let race = |attempt: Arc<dyn Fn() -> bool + Send + Sync>| {
+        let barrier = Arc::new(Barrier::new(RACERS));
+        let handles: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let (attempt, barrier) = (attempt.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    attempt()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("racer"))
+            .filter(|won| *won)
+            .count()
+    };
+    let store = s.clone();
+    let uses = race(Arc::new(move || {
+        store
+            .consume_static_token(alice.id, paper.id, &token)
+            .expect("consume")
+    }));
+    assert_eq!(uses, 1, "one static token, one use");
+    let store = s.clone();
+    let uses = race(Arc::new(move || {
+        store
+            .advance_totp_step(alice.id, totp.id, 5000)
+            .expect("advance")
+    }));
+    assert_eq!(uses, 1, "one TOTP step, one use");
+    assert!(!s
+        .advance_totp_step(alice.id, totp.id, 4999)
+        .expect("older step"));
+    assert!(s
+        .advance_totp_step(alice.id, totp.id, 5001)
+        .expect("next step"));
+}
+
+/// The epoch moves with every change to memberships or names, and only
+/// forward.
+pub fn membership_epoch(h: &mut impl Harness) {
+    let s = h.fresh();
+    let (staff, ops, alice) = (
+        group(&s, "staff"),
+        group(&s, "ops"),
+        user(&s, "alice", None),
+    );
+    let mut last = s.membership_epoch().expect("epoch");
+    let mut moved = |what: &str, s: &Store| {
+        let now = s.membership_epoch().expect("epoch");
+        assert!(now > last, "{what} moves the epoch ({last} -> {now})");
+        last = now;
+    };
+    s.add_member(staff.id, Member::User(alice.id)).expect("add");
+    moved("adding a member", &s);
+    s.add_member(staff.id, Member::Group(ops.id)).expect("nest");
+    moved("nesting a group", &s);
+    s.remove_member(staff.id, Member::Group(ops.id))
+        .expect("remove");
+    moved("removing a member", &s);
+    s.rename_user(alice.id, "alicia").expect("rename");
+    moved("renaming a user", &s);
+    s.rename_group(ops.id, "operations").expect("rename");
+    moved("renaming a group", &s);
+    s.delete_user(alice.id).expect("delete");
+    moved("deleting a member", &s);
+}
+
+/// Runs every check of the suite against one backend, each on a fresh
+/// store: `conformance!(name, Harness::default)` declares one test per
+/// check in a module `name`.
+macro_rules! conformance {
+    ($name:ident, $harness:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn records_and_indexes() {
+                super::records_and_indexes(&mut $harness());
+            }
+            #[test]
+            fn memberships() {
+                super::memberships(&mut $harness());
+            }
+            #[test]
+            fn change_sets_checked_against_what_was_read() {
+                super::change_sets_checked_against_what_was_read(&mut $harness());
+            }
+            #[test]
+            fn durable_across_a_restart() {
+                super::durable_across_a_restart(&mut $harness());
+            }
+            #[test]
+            fn codes_consumed_exactly_once() {
+                super::codes_consumed_exactly_once(&mut $harness());
+            }
+            #[test]
+            fn membership_epoch() {
+                super::membership_epoch(&mut $harness());
+            }
+        }
+    };
+}
+
+conformance!(sled, SledHarness::default);

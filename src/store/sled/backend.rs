@@ -1,0 +1,323 @@
+//! The sled store as a [`Backend`]: each method is the one of the same
+//! name on [`SledStore`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::SledStore;
+use crate::store::import::{Batch, BatchReport};
+use crate::store::mfa::{
+    AppPassword, AppPasswordId, Device, DeviceId, GroupPolicy, KeyedHash, RawAppPassword,
+    RawDevice, TotpSecret,
+};
+use crate::store::{
+    Backend, Group, GroupId, GroupSnapshot, Member, NewUser, Result, Timestamp, User, UserId,
+};
+
+impl Backend for SledStore {
+    fn flush(&self) -> Result<()> {
+        SledStore::flush(self)
+    }
+
+    fn membership_epoch(&self) -> Result<u64> {
+        SledStore::membership_epoch(self)
+    }
+
+    fn create_user(&self, new: NewUser) -> Result<User> {
+        SledStore::create_user(self, new)
+    }
+
+    fn user(&self, id: UserId) -> Result<Option<User>> {
+        SledStore::user(self, id)
+    }
+
+    fn user_shared(&self, id: UserId) -> Result<Option<Arc<User>>> {
+        SledStore::user_shared(self, id)
+    }
+
+    fn user_is_active(&self, id: UserId) -> Result<bool> {
+        SledStore::user_is_active(self, id)
+    }
+
+    fn user_id_by_name(&self, username: &str) -> Result<Option<UserId>> {
+        SledStore::user_id_by_name(self, username)
+    }
+
+    fn user_id_by_email(&self, email: &str) -> Result<Option<UserId>> {
+        SledStore::user_id_by_email(self, email)
+    }
+
+    fn user_id_by_uid_number(&self, uid_number: u32) -> Result<Option<UserId>> {
+        SledStore::user_id_by_uid_number(self, uid_number)
+    }
+
+    fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        SledStore::user_by_name(self, username)
+    }
+
+    fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        SledStore::user_by_email(self, email)
+    }
+
+    fn user_by_uid_number(&self, uid_number: u32) -> Result<Option<User>> {
+        SledStore::user_by_uid_number(self, uid_number)
+    }
+
+    fn users(&self) -> Result<Vec<User>> {
+        SledStore::users(self)
+    }
+
+    fn users_shared(&self) -> Result<Vec<Arc<User>>> {
+        SledStore::users_shared(self)
+    }
+
+    fn user_count(&self) -> Result<usize> {
+        SledStore::user_count(self)
+    }
+
+    fn update_user(&self, id: UserId, change: &dyn Fn(&mut User) -> Result<()>) -> Result<User> {
+        SledStore::update_user(self, id, change)
+    }
+
+    fn delete_user(&self, id: UserId) -> Result<()> {
+        SledStore::delete_user(self, id)
+    }
+
+    fn password_hash(&self, id: UserId) -> Result<Option<String>> {
+        SledStore::password_hash(self, id)
+    }
+
+    fn set_password_hash(&self, id: UserId, phc: &str) -> Result<()> {
+        SledStore::set_password_hash(self, id, phc)
+    }
+
+    fn create_group(&self, name: &str, description: Option<String>) -> Result<Group> {
+        SledStore::create_group(self, name, description)
+    }
+
+    fn group(&self, id: GroupId) -> Result<Option<Group>> {
+        SledStore::group(self, id)
+    }
+
+    fn group_shared(&self, id: GroupId) -> Result<Option<Arc<Group>>> {
+        SledStore::group_shared(self, id)
+    }
+
+    fn group_id_by_name(&self, name: &str) -> Result<Option<GroupId>> {
+        SledStore::group_id_by_name(self, name)
+    }
+
+    fn group_id_by_gid_number(&self, gid_number: u32) -> Result<Option<GroupId>> {
+        SledStore::group_id_by_gid_number(self, gid_number)
+    }
+
+    fn group_by_name(&self, name: &str) -> Result<Option<Group>> {
+        SledStore::group_by_name(self, name)
+    }
+
+    fn group_by_gid_number(&self, gid_number: u32) -> Result<Option<Group>> {
+        SledStore::group_by_gid_number(self, gid_number)
+    }
+
+    fn groups(&self) -> Result<Vec<Group>> {
+        SledStore::groups(self)
+    }
+
+    fn delete_group(&self, id: GroupId) -> Result<()> {
+        SledStore::delete_group(self, id)
+    }
+
+    fn add_member(&self, group: GroupId, member: Member) -> Result<bool> {
+        SledStore::add_member(self, group, member)
+    }
+
+    fn remove_member(&self, group: GroupId, member: Member) -> Result<bool> {
+        SledStore::remove_member(self, group, member)
+    }
+
+    fn members(&self, group: GroupId) -> Result<Vec<Member>> {
+        SledStore::members(self, group)
+    }
+
+    fn groups_of(&self, member: Member) -> Result<Vec<GroupId>> {
+        SledStore::groups_of(self, member)
+    }
+
+    fn transitive_groups_of(&self, member: Member) -> Result<Vec<GroupId>> {
+        SledStore::transitive_groups_of(self, member)
+    }
+
+    fn transitive_user_members(&self, group: GroupId) -> Result<Vec<UserId>> {
+        SledStore::transitive_user_members(self, group)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        SledStore::setting(self, key)
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        SledStore::set_setting(self, key, value)
+    }
+
+    fn remove_setting(&self, key: &str) -> Result<bool> {
+        SledStore::remove_setting(self, key)
+    }
+
+    fn replace_user(
+        &self,
+        before: &User,
+        after: &User,
+        password_hash: Option<&str>,
+    ) -> Result<Option<User>> {
+        SledStore::replace_user(self, before, after, password_hash)
+    }
+
+    fn rename_user(&self, id: UserId, new_name: &str) -> Result<User> {
+        SledStore::rename_user(self, id, new_name)
+    }
+
+    fn rename_group(&self, id: GroupId, new_name: &str) -> Result<Group> {
+        SledStore::rename_group(self, id, new_name)
+    }
+
+    fn group_snapshot(&self, id: GroupId) -> Result<Option<GroupSnapshot>> {
+        SledStore::group_snapshot(self, id)
+    }
+
+    fn replace_group(
+        &self,
+        snapshot: &GroupSnapshot,
+        after: &Group,
+        members: &BTreeSet<Member>,
+    ) -> Result<Option<Group>> {
+        SledStore::replace_group(self, snapshot, after, members)
+    }
+
+    fn raw_devices(&self, user: UserId) -> Result<Vec<RawDevice>> {
+        SledStore::raw_devices(self, user)
+    }
+
+    fn raw_app_passwords(&self, user: UserId) -> Result<Vec<RawAppPassword>> {
+        SledStore::raw_app_passwords(self, user)
+    }
+
+    fn has_keyed_hashes(&self) -> Result<bool> {
+        SledStore::has_keyed_hashes(self)
+    }
+
+    fn devices(&self, user: UserId) -> Result<Vec<Device>> {
+        SledStore::devices(self, user)
+    }
+
+    fn static_tokens_left(&self, user: UserId, device: DeviceId) -> Result<usize> {
+        SledStore::static_tokens_left(self, user, device)
+    }
+
+    fn add_totp_device(
+        &self,
+        user: UserId,
+        device_label: &str,
+        digits: u8,
+        secret: &TotpSecret,
+    ) -> Result<Device> {
+        SledStore::add_totp_device(self, user, device_label, digits, secret)
+    }
+
+    fn add_static_device(
+        &self,
+        user: UserId,
+        device_label: &str,
+        token_hashes: &[KeyedHash],
+    ) -> Result<Device> {
+        SledStore::add_static_device(self, user, device_label, token_hashes)
+    }
+
+    fn remove_device(&self, user: UserId, device: DeviceId) -> Result<bool> {
+        SledStore::remove_device(self, user, device)
+    }
+
+    fn totp_secret(&self, user: UserId, device: DeviceId) -> Result<Option<TotpSecret>> {
+        SledStore::totp_secret(self, user, device)
+    }
+
+    fn totp_last_step(&self, user: UserId, device: DeviceId) -> Result<Option<u64>> {
+        SledStore::totp_last_step(self, user, device)
+    }
+
+    fn advance_totp_step(&self, user: UserId, device: DeviceId, step: u64) -> Result<bool> {
+        SledStore::advance_totp_step(self, user, device, step)
+    }
+
+    fn consume_static_token(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        token_hash: &KeyedHash,
+    ) -> Result<bool> {
+        SledStore::consume_static_token(self, user, device, token_hash)
+    }
+
+    fn add_app_password(
+        &self,
+        user: UserId,
+        name: &str,
+        expires: Option<Timestamp>,
+        hash: &KeyedHash,
+    ) -> Result<AppPassword> {
+        SledStore::add_app_password(self, user, name, expires, hash)
+    }
+
+    fn app_passwords(&self, user: UserId) -> Result<Vec<AppPassword>> {
+        SledStore::app_passwords(self, user)
+    }
+
+    fn app_password_by_hash(&self, hash: &KeyedHash) -> Result<Option<(UserId, AppPassword)>> {
+        SledStore::app_password_by_hash(self, hash)
+    }
+
+    fn revoke_app_password(&self, user: UserId, id: AppPasswordId) -> Result<bool> {
+        SledStore::revoke_app_password(self, user, id)
+    }
+
+    fn purge_expired_app_passwords(&self, user: UserId, now: Timestamp) -> Result<usize> {
+        SledStore::purge_expired_app_passwords(self, user, now)
+    }
+
+    fn touch_app_password(
+        &self,
+        user: UserId,
+        id: AppPasswordId,
+        at: Timestamp,
+        from: &str,
+    ) -> Result<()> {
+        SledStore::touch_app_password(self, user, id, at, from)
+    }
+
+    fn group_policy(&self, group: GroupId) -> Result<GroupPolicy> {
+        SledStore::group_policy(self, group)
+    }
+
+    fn group_policies(&self) -> Result<Vec<(GroupId, GroupPolicy)>> {
+        SledStore::group_policies(self)
+    }
+
+    fn set_group_policy(&self, group: GroupId, policy: GroupPolicy) -> Result<()> {
+        SledStore::set_group_policy(self, group, policy)
+    }
+
+    fn settings(&self) -> Result<Vec<(String, String)>> {
+        SledStore::settings(self)
+    }
+
+    fn counters(&self) -> Result<(u32, u32)> {
+        SledStore::counters(self)
+    }
+
+    fn rehash_password(&self, id: UserId, old: &str, new: &str) -> Result<bool> {
+        SledStore::rehash_password(self, id, old, new)
+    }
+
+    fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
+        SledStore::apply_batch(self, batch)
+    }
+}
