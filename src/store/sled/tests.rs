@@ -1,6 +1,8 @@
 //! Unit tests of the sled store.
 
 use super::*;
+use crate::store::NewUser;
+use uuid::Uuid;
 
 fn store() -> SledStore {
     SledStore::temporary().expect("temporary store")

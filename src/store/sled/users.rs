@@ -1,0 +1,375 @@
+//! Users in sled: records, their indexes (username, email, uidNumber)
+//! and password hashes.
+
+use std::sync::Arc;
+
+use sled::transaction::Transactional;
+use sled::Tree;
+use uuid::Uuid;
+
+use super::{
+    abort, backend, email_key, email_taken, keys, name_key, once, retrying, settle, tx_allocate,
+    tx_check_and_bump_epoch, tx_put_user, tx_reindex_email, tx_touch_group, tx_user, validate,
+    SledStore, FIRST_UID_NUMBER, META_NEXT_UID,
+};
+use crate::store::{now, Member, NewUser, Result, StoreError, User, UserId};
+
+impl SledStore {
+    /// Creates a user, allocating id, uidNumber (= gidNumber) and timestamps.
+    ///
+    /// The uidNumber comes from a counter that only goes up, and skips any
+    /// number that a group already uses as its gidNumber, so a user's
+    /// private gidNumber never names a real group.
+    pub fn create_user(&self, new: NewUser) -> Result<User> {
+        self.committed(self.create_user_uncommitted(new))
+    }
+
+    pub(super) fn create_user_uncommitted(&self, new: NewUser) -> Result<User> {
+        validate::name("user", &new.username)?;
+        if let Some(email) = &new.email {
+            validate::email(email)?;
+        }
+        if let Some(full_name) = &new.full_name {
+            validate::full_name(full_name)?;
+        }
+        let t = &self.t;
+        let id = UserId(Uuid::new_v4());
+        let created = now();
+        once(
+            &self.t,
+            (
+                &t.users,
+                &t.idx_username,
+                &t.idx_email,
+                &t.idx_uid,
+                &t.idx_gid,
+                &t.meta,
+            )
+                .transaction(
+                    |(users, idx_username, idx_email, idx_uid, idx_gid, meta)| {
+                        let name = name_key(&new.username);
+                        if idx_username.get(&*name)?.is_some() {
+                            return Err(abort(StoreError::AlreadyExists(format!(
+                                "user {}",
+                                new.username
+                            ))));
+                        }
+                        let email = new.email.as_deref().map(email_key);
+                        if let Some(email) = &email {
+                            if idx_email.get(&**email)?.is_some() {
+                                return Err(abort(StoreError::AlreadyExists(format!(
+                                    "email {}",
+                                    new.email.as_deref().unwrap_or_default()
+                                ))));
+                            }
+                        }
+                        if users.get(keys::user_key(id))?.is_some() {
+                            return Err(abort(StoreError::Backend(format!(
+                                "user id {id} collides"
+                            ))));
+                        }
+                        let uid_number = tx_allocate(
+                            meta,
+                            META_NEXT_UID,
+                            FIRST_UID_NUMBER,
+                            idx_uid,
+                            idx_gid,
+                            "uid",
+                        )?;
+                        let user = User {
+                            id,
+                            username: new.username.clone(),
+                            full_name: new.full_name.clone(),
+                            email: new.email.clone(),
+                            uid_number,
+                            gid_number: uid_number,
+                            disabled: false,
+                            attrs: Default::default(),
+                            created,
+                            modified: created,
+                            pwd_changed: None,
+                            cred_generation: 0,
+                        };
+                        tx_put_user(users, &user)?;
+                        let id_bytes = keys::user_key(id);
+                        idx_username.insert(name, &id_bytes)?;
+                        if let Some(email) = email {
+                            idx_email.insert(email, &id_bytes)?;
+                        }
+                        idx_uid.insert(&keys::number_key(uid_number), &id_bytes)?;
+                        Ok(user)
+                    },
+                ),
+        )
+    }
+
+    pub fn user(&self, id: UserId) -> Result<Option<User>> {
+        Ok(self.user_shared(id)?.map(Arc::unwrap_or_clone))
+    }
+
+    /// The user's record as stored now, decoded once per stored version
+    /// (see `records.rs`): the stored bytes are read on every call.
+    pub fn user_shared(&self, id: UserId) -> Result<Option<Arc<User>>> {
+        self.t
+            .user_records
+            .read(&self.t.users, &keys::user_key(id), id, "user")
+    }
+
+    /// Whether the user exists and is enabled (the access check of every
+    /// search asks this).
+    pub fn user_is_active(&self, id: UserId) -> Result<bool> {
+        Ok(self.user_shared(id)?.is_some_and(|user| !user.disabled))
+    }
+
+    /// The id an index entry holds, without reading the record it names.
+    pub(super) fn id_by_index(index: &Tree, key: &[u8]) -> Result<Option<Uuid>> {
+        match index.get(key).map_err(backend)? {
+            Some(id) => Ok(Some(keys::uuid(&id)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The user an index entry points at. `None` for no entry, and for an
+    /// entry whose user was deleted since it was read.
+    pub(super) fn user_by_index(&self, index: &Tree, key: &[u8]) -> Result<Option<User>> {
+        match Self::id_by_index(index, key)? {
+            Some(id) => self.user(UserId(id)),
+            None => Ok(None),
+        }
+    }
+
+    /// The id of the user with this name (case-insensitive), from the index
+    /// alone: for callers that need only the id (a search planning its
+    /// candidates), which then read the record or find it gone.
+    pub fn user_id_by_name(&self, username: &str) -> Result<Option<UserId>> {
+        Ok(Self::id_by_index(&self.t.idx_username, &name_key(username))?.map(UserId))
+    }
+
+    /// [`SledStore::user_id_by_name`] by email address (case-insensitive).
+    pub fn user_id_by_email(&self, email: &str) -> Result<Option<UserId>> {
+        Ok(Self::id_by_index(&self.t.idx_email, &email_key(email))?.map(UserId))
+    }
+
+    /// [`SledStore::user_id_by_name`] by uidNumber.
+    pub fn user_id_by_uid_number(&self, uid_number: u32) -> Result<Option<UserId>> {
+        Ok(Self::id_by_index(&self.t.idx_uid, &keys::number_key(uid_number))?.map(UserId))
+    }
+
+    /// Case-insensitive.
+    pub fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        self.user_by_index(&self.t.idx_username, &name_key(username))
+    }
+
+    /// Case-insensitive.
+    pub fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        self.user_by_index(&self.t.idx_email, &email_key(email))
+    }
+
+    pub fn user_by_uid_number(&self, uid_number: u32) -> Result<Option<User>> {
+        self.user_by_index(&self.t.idx_uid, &keys::number_key(uid_number))
+    }
+
+    /// All users, ordered by lowercase username.
+    pub fn users(&self) -> Result<Vec<User>> {
+        Ok(self
+            .users_shared()?
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect())
+    }
+
+    /// [`SledStore::users`], each record shared ([`SledStore::user_shared`]).
+    pub fn users_shared(&self) -> Result<Vec<Arc<User>>> {
+        let mut out = Vec::new();
+        for entry in self.t.idx_username.iter() {
+            let (_, id) = entry.map_err(backend)?;
+            if let Some(user) = self.user_shared(UserId(keys::uuid(&id)?))? {
+                out.push(user);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of users. Walks the user tree: O(users), meant for reports,
+    /// not for every request.
+    pub fn user_count(&self) -> Result<usize> {
+        Ok(self.t.users.len())
+    }
+
+    /// Applies `change` to the user atomically, keeping the email index right
+    /// and setting `modified`. `change` may run more than once (retries).
+    ///
+    /// `change` must not call into the store (it runs inside the
+    /// transaction). It may not change `id`, `username`, `uid_number` or
+    /// `cred_generation` (`Invalid` otherwise); the store bumps
+    /// `cred_generation` itself when `disabled` changes. A changed email is
+    /// validated and must stay unique.
+    pub fn update_user(
+        &self,
+        id: UserId,
+        change: &dyn Fn(&mut User) -> Result<()>,
+    ) -> Result<User> {
+        self.committed(self.update_user_uncommitted(id, change))
+    }
+
+    pub(super) fn update_user_uncommitted(
+        &self,
+        id: UserId,
+        change: &dyn Fn(&mut User) -> Result<()>,
+    ) -> Result<User> {
+        let t = &self.t;
+        once(
+            &self.t,
+            (&t.users, &t.idx_email).transaction(|(users, idx_email)| {
+                let before = tx_user(users, id)?
+                    .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
+                let mut after = before.clone();
+                change(&mut after).map_err(abort)?;
+                let immutable = |what: &str| {
+                    abort(StoreError::Invalid(format!(
+                        "the {what} of user {} cannot be changed",
+                        before.username
+                    )))
+                };
+                if after.id != before.id {
+                    return Err(immutable("id"));
+                }
+                if after.username != before.username {
+                    return Err(immutable("username"));
+                }
+                if after.uid_number != before.uid_number {
+                    return Err(immutable("uidNumber"));
+                }
+                if after.cred_generation != before.cred_generation {
+                    return Err(immutable("credential generation"));
+                }
+                if let Some(email) = &after.email {
+                    validate::email(email).map_err(abort)?;
+                }
+                if let Some(full_name) = &after.full_name {
+                    validate::full_name(full_name).map_err(abort)?;
+                }
+
+                tx_reindex_email(idx_email, &before, &after, email_taken)?;
+
+                if after.disabled != before.disabled {
+                    after.cred_generation = before.cred_generation.wrapping_add(1);
+                }
+                after.modified = now();
+                tx_put_user(users, &after)?;
+                Ok(after)
+            }),
+        )
+    }
+
+    /// Removes the user, its credentials and its memberships.
+    pub fn delete_user(&self, id: UserId) -> Result<()> {
+        self.committed(self.delete_user_uncommitted(id))
+    }
+
+    pub(super) fn delete_user_uncommitted(&self, id: UserId) -> Result<()> {
+        let t = &self.t;
+        let member = Member::User(id);
+        let deleted = retrying("deleting a user", || {
+            let seen = self.stored_epoch()?;
+            let parents = self.groups_of(member)?;
+            settle(
+                &self.t,
+                (
+                    &t.users,
+                    &t.credentials,
+                    &t.idx_username,
+                    &t.idx_email,
+                    &t.idx_uid,
+                    &t.groups,
+                    &t.members,
+                    &t.member_of,
+                    &t.meta,
+                )
+                    .transaction(
+                        |(
+                            users,
+                            credentials,
+                            idx_username,
+                            idx_email,
+                            idx_uid,
+                            groups,
+                            members,
+                            member_of,
+                            meta,
+                        )| {
+                            tx_check_and_bump_epoch(meta, Some(seen))?;
+                            let user = tx_user(users, id)?
+                                .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
+                            let id_bytes = keys::user_key(id);
+                            users.remove(&id_bytes)?;
+                            credentials.remove(&id_bytes)?;
+                            idx_username.remove(name_key(&user.username))?;
+                            if let Some(email) = &user.email {
+                                let key = email_key(email);
+                                if idx_email
+                                    .get(&*key)?
+                                    .is_some_and(|owner| *owner == id_bytes)
+                                {
+                                    idx_email.remove(key)?;
+                                }
+                            }
+                            idx_uid.remove(&keys::number_key(user.uid_number))?;
+                            let at = now();
+                            for &group in &parents {
+                                members.remove(keys::members_key(group, member))?;
+                                member_of.remove(keys::member_of_key(member, group))?;
+                                tx_touch_group(groups, group, at)?;
+                            }
+                            Ok(())
+                        },
+                    ),
+            )
+        });
+        deleted?;
+        // Unreachable once the user is gone (ids are never reused); removed
+        // so no secret outlives its user.
+        self.forget_second_factors(id)
+    }
+
+    /// The PHC string of the user's password hash, if a password is set.
+    pub fn password_hash(&self, id: UserId) -> Result<Option<String>> {
+        match self
+            .t
+            .credentials
+            .get(keys::user_key(id))
+            .map_err(backend)?
+        {
+            Some(b) => String::from_utf8(b.to_vec())
+                .map(Some)
+                .map_err(|_| StoreError::Backend(format!("corrupt password hash of user {id}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a new password hash; sets `pwd_changed`, bumps `cred_generation`.
+    pub fn set_password_hash(&self, id: UserId, phc: &str) -> Result<()> {
+        self.committed(self.set_password_hash_uncommitted(id, phc))
+    }
+
+    pub(super) fn set_password_hash_uncommitted(&self, id: UserId, phc: &str) -> Result<()> {
+        if phc.is_empty() {
+            return Err(StoreError::Invalid("the password hash is empty".into()));
+        }
+        let t = &self.t;
+        once(
+            &self.t,
+            (&t.users, &t.credentials).transaction(|(users, credentials)| {
+                let mut user = tx_user(users, id)?
+                    .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
+                let at = now();
+                user.pwd_changed = Some(at);
+                user.modified = at;
+                user.cred_generation = user.cred_generation.wrapping_add(1);
+                credentials.insert(&keys::user_key(id), phc.as_bytes())?;
+                tx_put_user(users, &user)?;
+                Ok(())
+            }),
+        )
+    }
+}
