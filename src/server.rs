@@ -16,7 +16,7 @@ use crate::auth::keys::ServerKey;
 use crate::auth::password::Hasher;
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::directory::{Directory, DirectoryOptions, Dn};
+use crate::directory::{Directory, DirectoryOptions};
 use crate::ldap::conn::{ConnContext, ConnLimits, ListenerKind};
 use crate::ldap::handler::{Confidentiality, Handler, Limits};
 use crate::ldap::reactors::Reactors;
@@ -28,8 +28,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the server until SIGTERM or ctrl-c.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let base = Dn::parse(&config.base_dn)
-        .with_context(|| format!("base DN {:?} is not a valid DN", config.base_dn))?;
+    let base = config.base_dn.clone();
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "while creating the data directory {}",
@@ -90,8 +89,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ),
         Limits {
             size_limit: config.ldap.size_limit,
-            time_limit: Some(Duration::from_secs(config.ldap.time_limit_secs))
-                .filter(|d| !d.is_zero()),
+            time_limit: config.ldap.time_limit,
         },
     );
     handler.confidentiality = Confidentiality {
@@ -136,10 +134,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             max_message_bytes: config.ldap.max_message_bytes,
             max_ber_depth: config.ldap.max_ber_depth,
             max_ops: config.ldap.max_ops_per_connection,
-            tls_handshake_timeout: Duration::from_secs(config.ldap.tls_handshake_timeout_secs),
-            first_message_timeout: Duration::from_secs(config.ldap.first_message_timeout_secs),
-            idle_timeout: Some(Duration::from_secs(config.ldap.idle_timeout_secs))
-                .filter(|d| !d.is_zero()),
+            tls_handshake_timeout: config.ldap.tls_handshake_timeout,
+            first_message_timeout: config.ldap.first_message_timeout,
+            idle_timeout: config.ldap.idle_timeout,
         },
         tls: Some(tls.clone()),
         permits: Arc::new(tokio::sync::Semaphore::new(config.ldap.max_connections)),

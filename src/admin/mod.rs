@@ -311,7 +311,7 @@ impl AdminContext {
         AdminContext {
             store,
             hasher,
-            base_dn: config.base_dn.clone(),
+            base_dn: config.base_dn.to_string(),
             admin_group: config.ldap.admin_group.clone(),
             search_group: config.ldap.search_group.clone(),
             // Throw-away until `with_server_key`: what it hashes never

@@ -13,7 +13,6 @@ use clap::{Args, ValueEnum};
 use crate::auth::keys::{self, ServerKey};
 use crate::auth::password::Hasher;
 use crate::config::Config;
-use crate::directory::Dn;
 use crate::migrate::{export, import};
 use crate::store::Store;
 
@@ -160,8 +159,7 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
 
 pub fn run_export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
     let store = open_store(config)?;
-    let base = Dn::parse(&config.base_dn)
-        .with_context(|| format!("base DN {:?} is not a valid DN", config.base_dn))?;
+    let base = config.base_dn.clone();
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => {
             use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

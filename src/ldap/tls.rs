@@ -50,10 +50,10 @@ impl CertSource {
     /// The configured files, or the generated pair in `<data_dir>/tls/`
     /// (created now if missing).
     pub fn from_config(config: &Config) -> Result<CertSource, TlsError> {
-        if !config.tls.cert_file.is_empty() {
+        if let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) {
             return Ok(CertSource {
-                cert: PathBuf::from(&config.tls.cert_file),
-                key: PathBuf::from(&config.tls.key_file),
+                cert: cert.clone(),
+                key: key.clone(),
             });
         }
         let dir = config.data_dir.join("tls");
