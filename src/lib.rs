@@ -1,6 +1,9 @@
 //! Portcullis: an LDAP v3 directory server with MFA-aware bind.
 //!
 //! # Layout
+//! - `domain`: the records every layer speaks (users, groups, devices, app
+//!   passwords, policies, batches, ids) and the data-model rules; knows no
+//!   backend and no protocol.
 //! - `store`: the store interface (`Backend`, with its contract: durable
 //!   on `Ok`, atomic change sets checked against what was read, codes
 //!   consumed once, the membership epoch), the records it speaks, and its
@@ -46,6 +49,7 @@ pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod domain;
 pub mod fuzz;
 pub mod http;
 pub mod ldap;

@@ -6,7 +6,7 @@
 //! bind is one HMAC and one lookup.
 
 use super::keys::ServerKey;
-use crate::store::KeyedHash;
+use crate::domain::KeyedHash;
 
 /// Marks a Portcullis app password.
 pub const PREFIX: &str = "pcap_";

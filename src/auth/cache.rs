@@ -39,7 +39,7 @@ use std::time::{Duration, SystemTime};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::store::UserId;
+use crate::domain::UserId;
 
 /// The cache settings (`[bind] cache`, `cache_ttl_secs`,
 /// `cache_max_entries`).

@@ -16,7 +16,7 @@
 
 use serde::Serialize;
 
-use crate::store::mfa::{SETTING_APP_PASSWORDS, SETTING_MFA_POLICY};
+use crate::domain::mfa::{SETTING_APP_PASSWORDS, SETTING_MFA_POLICY};
 use crate::store::{GroupPolicy, Member, MfaPolicy, Result, Store, StoreError, UserId};
 
 /// The config's defaults for the global policy.

@@ -8,7 +8,7 @@
 use rand::Rng;
 
 use super::keys::ServerKey;
-use crate::store::KeyedHash;
+use crate::domain::KeyedHash;
 
 /// Characters of a token.
 pub const TOKEN_LEN: usize = 12;

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use crate::auth::password::HashConfig;
 use crate::directory::Dn;
-use crate::store::MfaPolicy;
+use crate::domain::MfaPolicy;
 use file::RawConfig;
 
 pub use resolve::MAX_KEEP_ATTRIBUTES;

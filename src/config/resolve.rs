@@ -16,7 +16,7 @@ use super::{
 };
 use crate::auth::password::HashConfig;
 use crate::directory::Dn;
-use crate::store::MfaPolicy;
+use crate::domain::MfaPolicy;
 
 /// Most names `import.keep_attributes` may list.
 pub const MAX_KEEP_ATTRIBUTES: usize = 64;

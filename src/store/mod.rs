@@ -6,11 +6,10 @@
 //! - `backend`: the [`Backend`] trait and its contract (durable on `Ok`,
 //!   atomic change sets checked against what was read, codes consumed
 //!   exactly once, the membership epoch).
-//! - `model`, `mfa`, `import`: the records the interface speaks (users,
-//!   groups, members, devices, app passwords, policies, import batches).
-//!   They know no backend.
-//! - `validate`: the data-model rules (names, emails, texts) every backend
-//!   checks before it writes.
+//! - The records the interface speaks (users, groups, members, devices,
+//!   app passwords, policies, import batches) and the data-model rules
+//!   live in `crate::domain`, which knows no backend; they are re-exported
+//!   here (`store::model`, `store::mfa`, `store::import`) for callers.
 //! - `sled`: the embedded backend, the default; the only module that knows
 //!   sled.
 //! - `conformance` (tests): the suite every backend passes.
@@ -21,51 +20,21 @@
 mod backend;
 #[cfg(test)]
 mod conformance;
-pub mod import;
-pub mod mfa;
-pub mod model;
 pub mod sled;
-mod validate;
 
-pub use backend::Backend;
-pub use mfa::{
-    AppPassword, AppPasswordId, Device, DeviceId, DeviceKind, GroupPolicy, KeyedHash, MfaPolicy,
-    TotpSecret,
+pub use crate::domain::batch as import;
+pub use crate::domain::{mfa, model, validate};
+pub use crate::domain::{
+    now, AppPassword, AppPasswordId, Device, DeviceId, DeviceKind, Group, GroupId, GroupPolicy,
+    GroupSnapshot, KeyedHash, Member, MfaPolicy, NewUser, Result, StoreError, Timestamp,
+    TotpSecret, User, UserId, FIRST_GID_NUMBER, FIRST_UID_NUMBER,
 };
-pub use model::{now, Group, GroupId, GroupSnapshot, Member, NewUser, Timestamp, User, UserId};
+pub use backend::Backend;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use self::import::Batch;
-
-/// First uidNumber handed out (DESIGN.md section 3).
-pub const FIRST_UID_NUMBER: u32 = 2000;
-/// First gidNumber handed out (DESIGN.md section 3).
-pub const FIRST_GID_NUMBER: u32 = 4000;
-
-/// Errors of the store, in terms its callers can act on.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("{0} already exists")]
-    AlreadyExists(String),
-    /// The request breaks a rule of the data model (bad name, cycle, …).
-    #[error("{0}")]
-    Invalid(String),
-    /// The database itself failed; the detail is for the log, not for clients.
-    #[error("storage failure: {0}")]
-    Backend(String),
-}
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-impl From<crate::blocking::TaskFailed> for StoreError {
-    fn from(e: crate::blocking::TaskFailed) -> StoreError {
-        StoreError::Backend(e.to_string())
-    }
-}
 
 /// A handle on one backend; cheap to clone, shared by all tasks. Derefs to
 /// [`Backend`], so every operation of the interface is a method call on it.

@@ -10,7 +10,7 @@ const MAX_DESCRIPTION: usize = 1024;
 /// A user or group name: 1–64 characters of `[A-Za-z0-9._-]`, starting with
 /// a letter or digit. Names become RDN values and POSIX account names, so
 /// nothing that needs escaping in either is allowed.
-pub(super) fn name(what: &str, name: &str) -> Result<()> {
+pub fn name(what: &str, name: &str) -> Result<()> {
     let invalid = |why: &str| {
         Err(StoreError::Invalid(format!(
             "invalid {what} name {name:?}: {why}"
@@ -39,7 +39,7 @@ pub(super) fn name(what: &str, name: &str) -> Result<()> {
 /// An email address: at most 254 characters, exactly one `@` with something
 /// on both sides, no whitespace or control characters. Deliverability is the
 /// mail system's business, not ours.
-pub(super) fn email(email: &str) -> Result<()> {
+pub fn email(email: &str) -> Result<()> {
     let invalid = |why: &str| {
         Err(StoreError::Invalid(format!(
             "invalid email {email:?}: {why}"
@@ -63,12 +63,12 @@ pub(super) fn email(email: &str) -> Result<()> {
 }
 
 /// A full name (displayName): 1–256 characters, no control characters.
-pub(super) fn full_name(full_name: &str) -> Result<()> {
+pub fn full_name(full_name: &str) -> Result<()> {
     text("full name", full_name, MAX_FULL_NAME)
 }
 
 /// A group description: 1–1024 characters, no control characters.
-pub(super) fn description(description: &str) -> Result<()> {
+pub fn description(description: &str) -> Result<()> {
     text("description", description, MAX_DESCRIPTION)
 }
 
