@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::blocking::off_reactor;
+use crate::domain::MfaPolicy;
 use crate::store::{Device, DeviceKind, Store, StoreError, Timestamp, User, UserId};
 use cache::{BindCache, CacheConfig};
 use keys::ServerKey;
@@ -172,6 +173,15 @@ fn unix_secs(now: SystemTime) -> u64 {
 
 fn timestamp(now: SystemTime) -> Timestamp {
     Timestamp::try_from(unix_secs(now)).unwrap_or(Timestamp::MAX)
+}
+
+/// What [`Authenticator::check_app_password`] found.
+enum AppPasswordCheck {
+    /// The bind password is not an app password of this user.
+    NotOne,
+    Refused(Refusal),
+    /// The app password of this name.
+    Accepted(String),
 }
 
 /// What a code matched.
@@ -317,55 +327,88 @@ impl Authenticator {
                 .await);
         };
         let effective = policy::effective_for(&self.store, user.id, self.policy)?;
-
-        // 1. App password.
-        if app_password::looks_like_app_password(bind_password) {
-            let hash = app_password::hash(&self.key, bind_password);
-            if let Some((owner, ap)) = self.store.app_password_by_hash(&hash)? {
-                if owner == user.id {
-                    let method = Method::AppPassword;
-                    let at = timestamp(now);
-                    if ap.expired(at) {
-                        let (store, id) = (self.store.clone(), ap.id);
-                        off_reactor(move || store.revoke_app_password(user.id, id)).await?;
-                        return Ok(self
-                            .refuse_after_hashing(Refusal::AppPasswordExpired, method)
-                            .await);
-                    }
-                    if !effective.app_passwords {
-                        return Ok(self
-                            .refuse_after_hashing(Refusal::AppPasswordsDisabled, method)
-                            .await);
-                    }
-                    if user.disabled {
-                        return Ok(self.refuse_after_hashing(Refusal::Disabled, method).await);
-                    }
-                    // Bookkeeping: written now, flushed with sled's next
-                    // periodic flush, so the bind does not wait for a disk.
-                    if let Err(e) =
-                        self.store
-                            .touch_app_password(user.id, ap.id, at, &peer.to_string())
-                    {
-                        tracing::warn!(error = %e, "could not record app password use");
-                    }
-                    return Ok(BindOutcome::Success {
-                        user: Box::new(user),
-                        method,
-                        app_password: Some(ap.name),
-                        cached: false,
-                    });
-                }
+        let method = Method::AppPassword;
+        match self
+            .check_app_password(&user, effective.app_passwords, bind_password, peer, now)
+            .await?
+        {
+            AppPasswordCheck::NotOne => {}
+            AppPasswordCheck::Refused(reason) => {
+                return Ok(self.refuse_after_hashing(reason, method).await)
+            }
+            AppPasswordCheck::Accepted(name) => {
+                return Ok(BindOutcome::Success {
+                    user: Box::new(user),
+                    method,
+                    app_password: Some(name),
+                    cached: false,
+                })
             }
         }
+        self.password_bind(user, effective.mfa, bind_password, now)
+            .await
+    }
 
-        // 2./3. Password, with or without a code.
+    /// Step 1 of a bind: an app password of `user`, refused when expired
+    /// (and revoked), when app passwords are off for the user, or when the
+    /// user is disabled.
+    async fn check_app_password(
+        &self,
+        user: &User,
+        allowed: bool,
+        bind_password: &str,
+        peer: IpAddr,
+        now: SystemTime,
+    ) -> Result<AppPasswordCheck, StoreError> {
+        if !app_password::looks_like_app_password(bind_password) {
+            return Ok(AppPasswordCheck::NotOne);
+        }
+        let hash = app_password::hash(&self.key, bind_password);
+        let Some((owner, ap)) = self.store.app_password_by_hash(&hash)? else {
+            return Ok(AppPasswordCheck::NotOne);
+        };
+        if owner != user.id {
+            return Ok(AppPasswordCheck::NotOne);
+        }
+        let at = timestamp(now);
+        if ap.expired(at) {
+            let (store, id, owner) = (self.store.clone(), ap.id, user.id);
+            off_reactor(move || store.revoke_app_password(owner, id)).await?;
+            return Ok(AppPasswordCheck::Refused(Refusal::AppPasswordExpired));
+        }
+        if !allowed {
+            return Ok(AppPasswordCheck::Refused(Refusal::AppPasswordsDisabled));
+        }
+        if user.disabled {
+            return Ok(AppPasswordCheck::Refused(Refusal::Disabled));
+        }
+        // Bookkeeping: written now, flushed with sled's next periodic
+        // flush, so the bind does not wait for a disk.
+        if let Err(e) = self
+            .store
+            .touch_app_password(user.id, ap.id, at, &peer.to_string())
+        {
+            tracing::warn!(error = %e, "could not record app password use");
+        }
+        Ok(AppPasswordCheck::Accepted(ap.name))
+    }
+
+    /// Steps 2 and 3 of a bind: the account's password, with a code when
+    /// the policy and the user's devices ask for one.
+    async fn password_bind(
+        &self,
+        user: User,
+        mfa: MfaPolicy,
+        bind_password: &str,
+        now: SystemTime,
+    ) -> Result<BindOutcome, StoreError> {
         let devices: Vec<Device> = self
             .store
             .devices(user.id)?
             .into_iter()
             .filter(|d| d.confirmed)
             .collect();
-        let rule = policy::code_rule(effective.mfa, !devices.is_empty());
+        let rule = policy::code_rule(mfa, !devices.is_empty());
         let (password_part, code) = match rule {
             CodeRule::WholePassword | CodeRule::NotEnrolled => (bind_password, None),
             CodeRule::PasswordAndCode => match split_code(bind_password) {
