@@ -407,12 +407,7 @@ where
     loop {
         if conn.ops.is_empty() {
             if draining {
-                let _ = tx
-                    .send(Outgoing::from(notice_of_disconnection(
-                        LdapResultCode::Unavailable,
-                        "the server is shutting down",
-                    )))
-                    .await;
+                let _ = tx.send(Outgoing::from(shutting_down())).await;
                 return ReadExit::Closed;
             }
             // RFC 4511 §4.2.1: a bind runs once nothing else is in progress.
@@ -475,35 +470,12 @@ where
             None => return ReadExit::Closed,
             Some(Err(e)) => {
                 tracing::info!(%peer, error = %e, "malformed request; closing the connection");
-                metrics::protocol_error();
-                let _ = tx
-                    .send(Outgoing::from(notice_of_disconnection(
-                        LdapResultCode::ProtocolError,
-                        "malformed request",
-                    )))
-                    .await;
-                return ReadExit::Closed;
+                return malformed(&tx).await;
             }
             Some(Ok(Incoming::Undecodable { msgid, op_tag })) => {
                 conn.first = false;
-                tracing::info!(%peer, msgid, op_tag, "request not understood");
-                match protocol_error_response(msgid, op_tag) {
-                    Answer::Respond(msg) => {
-                        if tx.send((*msg).into()).await.is_err() {
-                            return ReadExit::Closed;
-                        }
-                    }
-                    Answer::Ignore => {}
-                    Answer::Close => {
-                        metrics::protocol_error();
-                        let _ = tx
-                            .send(Outgoing::from(notice_of_disconnection(
-                                LdapResultCode::ProtocolError,
-                                "unknown operation",
-                            )))
-                            .await;
-                        return ReadExit::Closed;
-                    }
+                if let Some(exit) = undecodable(&tx, peer, msgid, op_tag).await {
+                    return exit;
                 }
                 continue;
             }
@@ -524,102 +496,175 @@ where
             LdapOp::UnbindRequest => return ReadExit::Closed,
             LdapOp::BindRequest(_) => pending_bind = Some(msg),
             LdapOp::ExtendedRequest(req) if req.name == super::OID_STARTTLS => {
-                let refusal = if conn.session.encrypted {
-                    Some((
-                        LdapResultCode::OperationsError,
-                        "TLS is already established",
-                    ))
-                } else if ctx.tls.is_none() {
-                    Some((LdapResultCode::ProtocolError, "StartTLS is not available"))
-                } else if !conn.ops.is_empty() {
-                    Some((
-                        LdapResultCode::OperationsError,
-                        "operations are outstanding; StartTLS refused",
-                    ))
-                } else {
-                    None
-                };
-                let (res, ok) = match refusal {
-                    Some((code, text)) => (ldap_result(code, text), false),
-                    None => (success(), true),
-                };
-                let response = LdapMsg::new(
-                    msgid,
-                    LdapOp::ExtendedResponse(LdapExtendedResponse {
-                        res,
-                        name: Some(super::OID_STARTTLS.to_string()),
-                        value: None,
-                    }),
-                );
-                if tx.send(response.into()).await.is_err() {
-                    return ReadExit::Closed;
-                }
-                if ok {
-                    return ReadExit::StartTls;
+                if let Some(exit) = start_tls(msgid, conn, ctx, &tx).await {
+                    return exit;
                 }
             }
             _ => {
-                let refusal = if conn.ops.contains_key(&msgid) {
-                    Some((
-                        LdapResultCode::ProtocolError,
-                        "message ID already in use by an operation in progress",
-                    ))
-                } else if conn.ops.len() >= ctx.limits.max_ops {
-                    metrics::busy();
-                    Some((
-                        LdapResultCode::Busy,
-                        "too many operations in progress on this connection",
-                    ))
-                } else {
-                    None
-                };
-                if let Some((code, text)) = refusal {
-                    if tx
-                        .send(reject(msgid, &msg.op, code, text).into())
-                        .await
-                        .is_err()
-                    {
-                        return ReadExit::Closed;
-                    }
-                    continue;
+                if let Some(exit) = dispatch(msg, conn, ctx, &tx, &done_tx).await {
+                    return exit;
                 }
-                // A lookup by key, or a base read of a user or of a cached
-                // group entry, is answered right here: a task of its own
-                // costs more than the lookup (a spawn and a thread wake-up
-                // per search). Nothing can be abandoned in the microseconds
-                // it takes.
-                if let LdapOp::SearchRequest(req) = &msg.op {
-                    if ctx.handler.search_runs_inline(req) {
-                        let started = Instant::now();
-                        let outcome = ctx
-                            .handler
-                            .handle_until(&mut conn.session, msg, &CancellationToken::new())
-                            .await;
-                        metrics::observe(Op::Search, started.elapsed());
-                        for response in outcome.responses {
-                            if tx.send(response).await.is_err() {
-                                return ReadExit::Closed;
-                            }
-                        }
-                        if outcome.next == Next::Close {
-                            return ReadExit::Closed;
-                        }
-                        continue;
-                    }
-                }
-                let token = CancellationToken::new();
-                conn.ops.insert(msgid, token.clone());
-                spawn_op(
-                    msg,
-                    conn.session.clone(),
-                    ctx.handler.clone(),
-                    token,
-                    tx.clone(),
-                    done_tx.clone(),
-                );
             }
         }
     }
+}
+
+/// The notice of disconnection sent when the server drains.
+fn shutting_down() -> LdapMsg {
+    notice_of_disconnection(LdapResultCode::Unavailable, "the server is shutting down")
+}
+
+/// A request that is not BER or not an LDAP message: the notice of
+/// disconnection, and the end of the connection.
+async fn malformed(tx: &mpsc::Sender<Outgoing>) -> ReadExit {
+    metrics::protocol_error();
+    let _ = tx
+        .send(Outgoing::from(notice_of_disconnection(
+            LdapResultCode::ProtocolError,
+            "malformed request",
+        )))
+        .await;
+    ReadExit::Closed
+}
+
+/// A request whose operation could not be decoded: answered with a
+/// protocol error, ignored, or the end of the connection.
+async fn undecodable(
+    tx: &mpsc::Sender<Outgoing>,
+    peer: std::net::SocketAddr,
+    msgid: i32,
+    op_tag: u64,
+) -> Option<ReadExit> {
+    tracing::info!(%peer, msgid, op_tag, "request not understood");
+    match protocol_error_response(msgid, op_tag) {
+        Answer::Respond(msg) => {
+            if tx.send((*msg).into()).await.is_err() {
+                return Some(ReadExit::Closed);
+            }
+        }
+        Answer::Ignore => {}
+        Answer::Close => {
+            metrics::protocol_error();
+            let _ = tx
+                .send(Outgoing::from(notice_of_disconnection(
+                    LdapResultCode::ProtocolError,
+                    "unknown operation",
+                )))
+                .await;
+            return Some(ReadExit::Closed);
+        }
+    }
+    None
+}
+
+/// StartTLS (RFC 4511 §4.14): refused when TLS is up already, not
+/// configured, or while operations are outstanding; otherwise answered
+/// and the connection switches to TLS.
+async fn start_tls(
+    msgid: i32,
+    conn: &Conn,
+    ctx: &ConnContext,
+    tx: &mpsc::Sender<Outgoing>,
+) -> Option<ReadExit> {
+    let refusal = if conn.session.encrypted {
+        Some((
+            LdapResultCode::OperationsError,
+            "TLS is already established",
+        ))
+    } else if ctx.tls.is_none() {
+        Some((LdapResultCode::ProtocolError, "StartTLS is not available"))
+    } else if !conn.ops.is_empty() {
+        Some((
+            LdapResultCode::OperationsError,
+            "operations are outstanding; StartTLS refused",
+        ))
+    } else {
+        None
+    };
+    let (res, ok) = match refusal {
+        Some((code, text)) => (ldap_result(code, text), false),
+        None => (success(), true),
+    };
+    let response = LdapMsg::new(
+        msgid,
+        LdapOp::ExtendedResponse(LdapExtendedResponse {
+            res,
+            name: Some(super::OID_STARTTLS.to_string()),
+            value: None,
+        }),
+    );
+    if tx.send(response.into()).await.is_err() {
+        return Some(ReadExit::Closed);
+    }
+    ok.then_some(ReadExit::StartTls)
+}
+
+/// Any other request: refused when its message ID is in use or too many
+/// operations are in flight; a quick search answered right here; anything
+/// else a task of its own.
+async fn dispatch(
+    msg: LdapMsg,
+    conn: &mut Conn,
+    ctx: &ConnContext,
+    tx: &mpsc::Sender<Outgoing>,
+    done_tx: &mpsc::UnboundedSender<Done>,
+) -> Option<ReadExit> {
+    let msgid = msg.msgid;
+    let refusal = if conn.ops.contains_key(&msgid) {
+        Some((
+            LdapResultCode::ProtocolError,
+            "message ID already in use by an operation in progress",
+        ))
+    } else if conn.ops.len() >= ctx.limits.max_ops {
+        metrics::busy();
+        Some((
+            LdapResultCode::Busy,
+            "too many operations in progress on this connection",
+        ))
+    } else {
+        None
+    };
+    if let Some((code, text)) = refusal {
+        if tx
+            .send(reject(msgid, &msg.op, code, text).into())
+            .await
+            .is_err()
+        {
+            return Some(ReadExit::Closed);
+        }
+        return None;
+    }
+    // A lookup by key, or a base read of a user or of a cached group
+    // entry, is answered right here: a task of its own costs more than the
+    // lookup (a spawn and a thread wake-up per search). Nothing can be
+    // abandoned in the microseconds it takes.
+    if let LdapOp::SearchRequest(req) = &msg.op {
+        if ctx.handler.search_runs_inline(req) {
+            let started = Instant::now();
+            let outcome = ctx
+                .handler
+                .handle_until(&mut conn.session, msg, &CancellationToken::new())
+                .await;
+            metrics::observe(Op::Search, started.elapsed());
+            for response in outcome.responses {
+                if tx.send(response).await.is_err() {
+                    return Some(ReadExit::Closed);
+                }
+            }
+            return (outcome.next == Next::Close).then_some(ReadExit::Closed);
+        }
+    }
+    let token = CancellationToken::new();
+    conn.ops.insert(msgid, token.clone());
+    spawn_op(
+        msg,
+        conn.session.clone(),
+        ctx.handler.clone(),
+        token,
+        tx.clone(),
+        done_tx.clone(),
+    );
+    None
 }
 
 /// Runs one operation as a task; its responses go to the writer unless it

@@ -56,38 +56,7 @@ impl Handler {
         // A later page: continue from the saved state.
         if let Some((size, cookie)) = &paging {
             if !cookie.is_empty() {
-                let Some(mut state) = session.paging.take(cookie) else {
-                    return done(
-                        msgid,
-                        ldap_result(
-                            LdapResultCode::UnwillingToPerform,
-                            "unknown or expired paged results cookie",
-                        ),
-                        None,
-                    );
-                };
-                if state.fingerprint != fingerprint {
-                    return done(
-                        msgid,
-                        ldap_result(
-                            LdapResultCode::UnwillingToPerform,
-                            "a paged search must repeat the original request",
-                        ),
-                        None,
-                    );
-                }
-                // RFC 2696 §3: a page size of zero abandons the search.
-                if *size <= 0 {
-                    return done(msgid, success(), Some(Vec::new()));
-                }
-                return self.page(
-                    session,
-                    msgid,
-                    &req,
-                    state.remaining.drain(..).collect(),
-                    *size,
-                    fingerprint,
-                );
+                return self.next_page(session, msgid, &req, cookie, *size, fingerprint);
             }
         }
 
@@ -110,60 +79,16 @@ impl Handler {
         };
 
         // The root DSE and the subschema entry: readable by anyone.
-        let special = match crate::directory::tree::classify(&base, self.directory.base()) {
-            Target::RootDse => Some(root_dse(
-                self.directory.base(),
-                SUPPORTED_CONTROLS,
-                SUPPORTED_EXTENSIONS,
-                env!("CARGO_PKG_VERSION"),
-            )),
-            Target::Subschema => Some(subschema_entry()),
-            _ => None,
-        };
-        if let Some(entry) = special {
-            if scope != Scope::Base {
-                // RFC 4512 §5.1: the root DSE is found by a base search only,
-                // and the subschema entry has no children.
-                let res = if base.is_root() {
-                    LdapResult {
-                        code: LdapResultCode::NoSuchObject,
-                        matcheddn: String::new(),
-                        message: "the root DSE is read with a base-scope search".into(),
-                        referral: Vec::new(),
-                    }
-                } else {
-                    success()
-                };
-                return done(msgid, res, None);
-            }
-            let mut out = Vec::new();
-            if filter.matches(&entry, &NoChain) {
-                out.push(entry_msg(msgid, entry, &req));
-            }
-            out.push(LdapMsg::new(msgid, LdapOp::SearchResultDone(success())));
-            return Outcome::many(out);
+        if let Some(outcome) = self.special_entry(msgid, &base, scope, &filter, &req) {
+            return outcome;
         }
 
         // A plain read of a cached group entry: its encoded body is kept
         // with the entry (per selection), so the response is a header and
         // those bytes. Requests with controls take the general path.
         if ctrl.is_empty() && scope == Scope::Base && reads_any_entry(&req.filter) {
-            if let Ok(Some(CachedGroup { entry, derived })) =
-                self.directory.cached_group_read(&session.identity, &base)
-            {
-                let key = selection_key(&req);
-                let op = match derived.get(&key) {
-                    Some(op) => op,
-                    None => {
-                        let op = entry_op(&search_entry((*entry).clone(), &req));
-                        derived.insert(key, op.clone());
-                        op
-                    }
-                };
-                return Outcome::sending(vec![
-                    Outgoing::Entry { msgid, op },
-                    LdapMsg::new(msgid, LdapOp::SearchResultDone(success())).into(),
-                ]);
+            if let Some(outcome) = self.cached_group_read(session, msgid, &base, &req) {
+                return outcome;
             }
         }
 
@@ -174,48 +99,22 @@ impl Handler {
             filter,
             deadline: time_limit.map(|t| Instant::now() + t),
         };
-        // A lookup by key runs here: handing it to a blocking thread and
-        // back costs more than the lookup (two thread wake-ups). Anything
-        // that may scan goes to the blocking pool, off the reactor.
         // Entries need only what the client selected (and what the filter
         // reads, which the directory adds).
         let wanted = Wanted::selected(&req.attrs);
         let size_limit = effective_size_limit(req.sizelimit, self.limits.size_limit);
-        let found = if self.directory.is_point_lookup(&query) {
-            Ok(self
-                .directory
-                .search_selecting(&session.identity, &query, &wanted, &|| stop.is_cancelled())
-                .map(Found::Entries))
-        } else {
-            let directory = self.directory.clone();
-            let identity = session.identity.clone();
-            let stop = stop.clone();
-            // Without paging nothing keeps the entries: they are encoded on
-            // the thread that built them, which also frees them there (a
-            // free from another thread costs the allocator more), and only
-            // the encoded bodies travel to the connection.
-            let encode = paging.is_none().then(|| req.clone());
-            tokio::task::spawn_blocking(move || {
-                let results = directory
-                    .search_selecting(&identity, &query, &wanted, &|| stop.is_cancelled())?;
-                Ok(match encode {
-                    Some(req) => {
-                        let (entries, code) = limit(results, size_limit);
-                        let requested = Requested::parse(&req.attrs);
-                        let mut encoded = BytesMut::new();
-                        for e in entries {
-                            let entry = search_entry_as(e, &requested, req.typesonly);
-                            let msg = LdapMsg::new(msgid, LdapOp::SearchResultEntry(entry));
-                            // Encoding into memory does not fail.
-                            let _ = encode_msg(msg, &mut encoded);
-                        }
-                        Found::Encoded(encoded.freeze(), code)
-                    }
-                    None => Found::Entries(results),
-                })
-            })
-            .await
-        };
+        let found = self
+            .run_query(
+                session,
+                msgid,
+                query,
+                wanted,
+                size_limit,
+                &req,
+                paging.is_none(),
+                stop,
+            )
+            .await;
         let (entries, code) = match found {
             Ok(Ok(Found::Entries(results))) => limit(results, size_limit),
             Ok(Ok(Found::Encoded(entries, code))) => {
@@ -237,9 +136,25 @@ impl Handler {
             }
         };
 
+        self.answer(session, msgid, &req, entries, code, paging, fingerprint)
+    }
+
+    /// The answer of a search whose entries are built: the first page of
+    /// a paged search, or every entry and the result.
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
+        &self,
+        session: &mut Session,
+        msgid: i32,
+        req: &LdapSearchRequest,
+        entries: Vec<Entry>,
+        code: LdapResultCode,
+        paging: Option<(i64, Vec<u8>)>,
+        fingerprint: String,
+    ) -> Outcome {
         match paging {
             Some((size, _)) if size > 0 && code == LdapResultCode::Success => {
-                self.page(session, msgid, &req, entries, size, fingerprint)
+                self.page(session, msgid, req, entries, size, fingerprint)
             }
             Some(_) if code == LdapResultCode::Success => {
                 // Page size zero on a new search: nothing to send.
@@ -248,7 +163,7 @@ impl Handler {
             _ => {
                 let mut out: Vec<LdapMsg> = entries
                     .into_iter()
-                    .map(|e| entry_msg(msgid, e, &req))
+                    .map(|e| entry_msg(msgid, e, req))
                     .collect();
                 let ctrl = paging.map(|_| paged_control(Vec::new()));
                 out.push(LdapMsg::new_with_ctrls(
@@ -259,6 +174,175 @@ impl Handler {
                 Outcome::many(out)
             }
         }
+    }
+
+    /// A later page of a paged search: the saved entries of `cookie`, if
+    /// the request repeats the one that started it.
+    fn next_page(
+        &self,
+        session: &mut Session,
+        msgid: i32,
+        req: &LdapSearchRequest,
+        cookie: &[u8],
+        size: i64,
+        fingerprint: String,
+    ) -> Outcome {
+        let Some(mut state) = session.paging.take(cookie) else {
+            return done(
+                msgid,
+                ldap_result(
+                    LdapResultCode::UnwillingToPerform,
+                    "unknown or expired paged results cookie",
+                ),
+                None,
+            );
+        };
+        if state.fingerprint != fingerprint {
+            return done(
+                msgid,
+                ldap_result(
+                    LdapResultCode::UnwillingToPerform,
+                    "a paged search must repeat the original request",
+                ),
+                None,
+            );
+        }
+        // RFC 2696 §3: a page size of zero abandons the search.
+        if size <= 0 {
+            return done(msgid, success(), Some(Vec::new()));
+        }
+        self.page(
+            session,
+            msgid,
+            req,
+            state.remaining.drain(..).collect(),
+            size,
+            fingerprint,
+        )
+    }
+
+    /// The answer when `base` is the root DSE or the subschema entry.
+    fn special_entry(
+        &self,
+        msgid: i32,
+        base: &Dn,
+        scope: Scope,
+        filter: &Filter,
+        req: &LdapSearchRequest,
+    ) -> Option<Outcome> {
+        let entry = match crate::directory::tree::classify(base, self.directory.base()) {
+            Target::RootDse => root_dse(
+                self.directory.base(),
+                SUPPORTED_CONTROLS,
+                SUPPORTED_EXTENSIONS,
+                env!("CARGO_PKG_VERSION"),
+            ),
+            Target::Subschema => subschema_entry(),
+            _ => return None,
+        };
+        if scope != Scope::Base {
+            // RFC 4512 §5.1: the root DSE is found by a base search only,
+            // and the subschema entry has no children.
+            let res = if base.is_root() {
+                LdapResult {
+                    code: LdapResultCode::NoSuchObject,
+                    matcheddn: String::new(),
+                    message: "the root DSE is read with a base-scope search".into(),
+                    referral: Vec::new(),
+                }
+            } else {
+                success()
+            };
+            return Some(done(msgid, res, None));
+        }
+        let mut out = Vec::new();
+        if filter.matches(&entry, &NoChain) {
+            out.push(entry_msg(msgid, entry, req));
+        }
+        out.push(LdapMsg::new(msgid, LdapOp::SearchResultDone(success())));
+        Some(Outcome::many(out))
+    }
+
+    /// A base read of a group entry the directory has cached, answered with
+    /// the encoded body kept for this selection of attributes.
+    fn cached_group_read(
+        &self,
+        session: &Session,
+        msgid: i32,
+        base: &Dn,
+        req: &LdapSearchRequest,
+    ) -> Option<Outcome> {
+        let Ok(Some(CachedGroup { entry, derived })) =
+            self.directory.cached_group_read(&session.identity, base)
+        else {
+            return None;
+        };
+        let key = selection_key(req);
+        let op = match derived.get(&key) {
+            Some(op) => op,
+            None => {
+                let op = entry_op(&search_entry((*entry).clone(), req));
+                derived.insert(key, op.clone());
+                op
+            }
+        };
+        Some(Outcome::sending(vec![
+            Outgoing::Entry { msgid, op },
+            LdapMsg::new(msgid, LdapOp::SearchResultDone(success())).into(),
+        ]))
+    }
+
+    /// Runs the query: a lookup by key here, anything that may scan on the
+    /// blocking pool (off the reactor). `encode_here`: the entries are not
+    /// kept (no paging), so they are encoded on the thread that built them.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_query(
+        &self,
+        session: &Session,
+        msgid: i32,
+        query: SearchQuery,
+        wanted: Wanted,
+        size_limit: Option<usize>,
+        req: &LdapSearchRequest,
+        encode_here: bool,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<Result<Found, crate::directory::DirectoryError>, tokio::task::JoinError> {
+        // A lookup by key runs here: handing it to a blocking thread and
+        // back costs more than the lookup (two thread wake-ups).
+        if self.directory.is_point_lookup(&query) {
+            return Ok(self
+                .directory
+                .search_selecting(&session.identity, &query, &wanted, &|| stop.is_cancelled())
+                .map(Found::Entries));
+        }
+        let directory = self.directory.clone();
+        let identity = session.identity.clone();
+        let stop = stop.clone();
+        // Without paging nothing keeps the entries: they are encoded on the
+        // thread that built them, which also frees them there (a free from
+        // another thread costs the allocator more), and only the encoded
+        // bodies travel to the connection.
+        let encode = encode_here.then(|| req.clone());
+        tokio::task::spawn_blocking(move || {
+            let results =
+                directory.search_selecting(&identity, &query, &wanted, &|| stop.is_cancelled())?;
+            Ok(match encode {
+                Some(req) => {
+                    let (entries, code) = limit(results, size_limit);
+                    let requested = Requested::parse(&req.attrs);
+                    let mut encoded = BytesMut::new();
+                    for e in entries {
+                        let entry = search_entry_as(e, &requested, req.typesonly);
+                        let msg = LdapMsg::new(msgid, LdapOp::SearchResultEntry(entry));
+                        // Encoding into memory does not fail.
+                        let _ = encode_msg(msg, &mut encoded);
+                    }
+                    Found::Encoded(encoded.freeze(), code)
+                }
+                None => Found::Entries(results),
+            })
+        })
+        .await
     }
 
     /// Sends up to `size` of `entries`; keeps the rest under a new cookie.
