@@ -28,75 +28,14 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the server until SIGTERM or ctrl-c.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let base = config.base_dn.clone();
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "while creating the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
-    let store = Store::open(&config.data_dir).with_context(|| {
-        format!(
-            "while opening the store in {} (is another portcullis running on it?)",
-            config.data_dir.display()
-        )
-    })?;
-    let hasher = Hasher::new(&config.auth)
-        .context("while setting up password hashing")?
-        .with_queue_limit(config.ldap.max_queued_binds);
-    let server_key = ServerKey::load_or_create(&config.data_dir).with_context(|| {
-        format!(
-            "while loading the server key {}",
-            config.data_dir.join(crate::auth::keys::FILE_NAME).display()
-        )
-    })?;
-    {
-        let pw_path = config.initial_password_path();
-        let (store, hasher, config) = (store.clone(), hasher.clone(), config.clone());
-        let first = tokio::task::spawn_blocking(move || {
-            admin::bootstrap::bootstrap(&store, &hasher, &config)
-        })
-        .await
-        .context("bootstrap task failed")??;
-        if let Some(password) = first {
-            println!(
-                "initial admin password: {password} (also written to {})",
-                pw_path.display()
-            );
-        }
-    }
+    let (store, hasher, server_key) = open_state(&config)?;
+    first_start(&store, &hasher, &config).await?;
 
-    let directory = Directory::with_options(
-        store.clone(),
-        base,
-        &config.ldap.admin_group,
-        &config.ldap.search_group,
-        DirectoryOptions {
-            transitive_member_of: config.ldap.transitive_member_of,
-        },
-    );
     let listener = TcpListener::bind(&config.ldap.addr)
         .await
         .with_context(|| format!("while binding the LDAP listener to {}", config.ldap.addr))?;
     let local = listener.local_addr()?;
-    let mut handler = Handler::new(
-        directory,
-        Authenticator::configured(
-            store.clone(),
-            hasher.clone(),
-            server_key.clone(),
-            config.auth_settings(),
-        ),
-        Limits {
-            size_limit: config.ldap.size_limit,
-            time_limit: config.ldap.time_limit,
-        },
-    );
-    handler.confidentiality = Confidentiality {
-        policy: config.ldap.require_tls_for_bind,
-        plain_listener: local.ip(),
-    };
-    let handler = Arc::new(handler);
+    let handler = Arc::new(ldap_handler(&config, &store, &hasher, &server_key, local));
 
     let tls = Tls::new(&config).context("while setting up TLS")?;
     let ldaps_listener = TcpListener::bind(&config.ldap.ldaps_addr)
@@ -130,14 +69,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let ctx = Arc::new(ConnContext {
         handler,
-        limits: ConnLimits {
-            max_message_bytes: config.ldap.max_message_bytes,
-            max_ber_depth: config.ldap.max_ber_depth,
-            max_ops: config.ldap.max_ops_per_connection,
-            tls_handshake_timeout: config.ldap.tls_handshake_timeout,
-            first_message_timeout: config.ldap.first_message_timeout,
-            idle_timeout: config.ldap.idle_timeout,
-        },
+        limits: conn_limits(&config),
         tls: Some(tls.clone()),
         permits: Arc::new(tokio::sync::Semaphore::new(config.ldap.max_connections)),
         max_connections: config.ldap.max_connections,
@@ -187,6 +119,100 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(config.data_dir.join("admin.sock"));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The store, the password hasher and the server key of the data
+/// directory (created on first start).
+fn open_state(config: &Config) -> anyhow::Result<(Store, Hasher, ServerKey)> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "while creating the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let store = Store::open(&config.data_dir).with_context(|| {
+        format!(
+            "while opening the store in {} (is another portcullis running on it?)",
+            config.data_dir.display()
+        )
+    })?;
+    let hasher = Hasher::new(&config.auth)
+        .context("while setting up password hashing")?
+        .with_queue_limit(config.ldap.max_queued_binds);
+    let server_key = ServerKey::load_or_create(&config.data_dir).with_context(|| {
+        format!(
+            "while loading the server key {}",
+            config.data_dir.join(crate::auth::keys::FILE_NAME).display()
+        )
+    })?;
+    Ok((store, hasher, server_key))
+}
+
+/// Bootstrap on the blocking pool; prints the initial admin password the
+/// first time.
+async fn first_start(store: &Store, hasher: &Hasher, config: &Config) -> anyhow::Result<()> {
+    let pw_path = config.initial_password_path();
+    let (store, hasher, config) = (store.clone(), hasher.clone(), config.clone());
+    let first =
+        tokio::task::spawn_blocking(move || admin::bootstrap::bootstrap(&store, &hasher, &config))
+            .await
+            .context("bootstrap task failed")??;
+    if let Some(password) = first {
+        println!(
+            "initial admin password: {password} (also written to {})",
+            pw_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The LDAP operation handler: the read model, the bind decisions and the
+/// limits, for a plain listener on `local`.
+fn ldap_handler(
+    config: &Config,
+    store: &Store,
+    hasher: &Hasher,
+    server_key: &ServerKey,
+    local: std::net::SocketAddr,
+) -> Handler {
+    let directory = Directory::with_options(
+        store.clone(),
+        config.base_dn.clone(),
+        &config.ldap.admin_group,
+        &config.ldap.search_group,
+        DirectoryOptions {
+            transitive_member_of: config.ldap.transitive_member_of,
+        },
+    );
+    let mut handler = Handler::new(
+        directory,
+        Authenticator::configured(
+            store.clone(),
+            hasher.clone(),
+            server_key.clone(),
+            config.auth_settings(),
+        ),
+        Limits {
+            size_limit: config.ldap.size_limit,
+            time_limit: config.ldap.time_limit,
+        },
+    );
+    handler.confidentiality = Confidentiality {
+        policy: config.ldap.require_tls_for_bind,
+        plain_listener: local.ip(),
+    };
+    handler
+}
+
+fn conn_limits(config: &Config) -> ConnLimits {
+    ConnLimits {
+        max_message_bytes: config.ldap.max_message_bytes,
+        max_ber_depth: config.ldap.max_ber_depth,
+        max_ops: config.ldap.max_ops_per_connection,
+        tls_handshake_timeout: config.ldap.tls_handshake_timeout,
+        first_message_timeout: config.ldap.first_message_timeout,
+        idle_timeout: config.ldap.idle_timeout,
+    }
 }
 
 /// Reads the certificate files again on each SIGHUP; connections stay up
