@@ -9,7 +9,9 @@
 //! Layout:
 //! - `dn`: parsing, normalising, escaping of distinguished names.
 //! - `schema`: the attribute types and object classes served.
-//! - `entry`: the `Entry` type and record → entry mapping, root DSE, subschema.
+//! - `entry`: the `Entry` type and attribute selection; `entry/user.rs`
+//!   and `entry/group.rs` map records → entries, `entry/fixed.rs` builds
+//!   the base, the OUs, the root DSE and the subschema entry.
 //! - `filter`: the `Filter` type, conversion from the wire form, matching.
 //! - `tree`: where a DN points in the tree (`Target`).
 //! - `search`: `Directory`, the search planner and access rules.
