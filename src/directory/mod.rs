@@ -14,7 +14,9 @@
 //!   the base, the OUs, the root DSE and the subschema entry.
 //! - `filter`: the `Filter` type, conversion from the wire form, matching.
 //! - `tree`: where a DN points in the tree (`Target`).
-//! - `search`: `Directory`, the search planner and access rules.
+//! - `search`: `Directory` and one search from scope to results;
+//!   `search/access.rs` the access rules, `search/plan.rs` the index
+//!   planner, `search/build.rs` entries built from records during a search.
 //! - `cache`: memberships and names kept between searches, per membership
 //!   epoch of the store.
 
