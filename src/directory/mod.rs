@@ -8,7 +8,10 @@
 //!
 //! Layout:
 //! - `dn`: parsing, normalising, escaping of distinguished names.
-//! - `schema`: the attribute types and object classes served.
+//! - `schema`: the attribute types and object classes served;
+//!   `schema/attributes.rs` the attribute table, `schema/classes.rs` the
+//!   object classes, `schema/matching.rs` syntaxes, matching rules and
+//!   folding.
 //! - `entry`: the `Entry` type and attribute selection; `entry/user.rs`
 //!   and `entry/group.rs` map records → entries, `entry/fixed.rs` builds
 //!   the base, the OUs, the root DSE and the subschema entry.
