@@ -15,7 +15,8 @@
 //! - `entry`: the `Entry` type and attribute selection; `entry/user.rs`
 //!   and `entry/group.rs` map records → entries, `entry/fixed.rs` builds
 //!   the base, the OUs, the root DSE and the subschema entry.
-//! - `filter`: the `Filter` type, conversion from the wire form, matching.
+//! - `filter`: the `Filter` type; `filter/convert.rs` conversion from the
+//!   wire form, `filter/matching.rs` matching by syntax.
 //! - `tree`: where a DN points in the tree (`Target`).
 //! - `search`: `Directory` and one search from scope to results;
 //!   `search/access.rs` the access rules, `search/plan.rs` the index
