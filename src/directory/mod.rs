@@ -8,11 +8,19 @@
 //!
 //! Layout:
 //! - `dn`: parsing, normalising, escaping of distinguished names.
-//! - `schema`: the attribute types and object classes served.
-//! - `entry`: the `Entry` type and record → entry mapping, root DSE, subschema.
-//! - `filter`: the `Filter` type, conversion from the wire form, matching.
+//! - `schema`: the attribute types and object classes served;
+//!   `schema/attributes.rs` the attribute table, `schema/classes.rs` the
+//!   object classes, `schema/matching.rs` syntaxes, matching rules and
+//!   folding.
+//! - `entry`: the `Entry` type and attribute selection; `entry/user.rs`
+//!   and `entry/group.rs` map records → entries, `entry/fixed.rs` builds
+//!   the base, the OUs, the root DSE and the subschema entry.
+//! - `filter`: the `Filter` type; `filter/convert.rs` conversion from the
+//!   wire form, `filter/matching.rs` matching by syntax.
 //! - `tree`: where a DN points in the tree (`Target`).
-//! - `search`: `Directory`, the search planner and access rules.
+//! - `search`: `Directory` and one search from scope to results;
+//!   `search/access.rs` the access rules, `search/plan.rs` the index
+//!   planner, `search/build.rs` entries built from records during a search.
 //! - `cache`: memberships and names kept between searches, per membership
 //!   epoch of the store.
 

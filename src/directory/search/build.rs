@@ -1,0 +1,241 @@
+//! Entries built from records during a search: what several entries of
+//! one search share (groups, usernames, admins, memberOf) is looked up
+//! once, in front of the directory's epoch cache; and transitive
+//! membership for the in-chain matching rule.
+
+use super::Directory;
+use crate::directory::dn::Dn;
+use crate::directory::entry::{self, Entry, Wanted};
+use crate::directory::filter::InChain;
+use crate::directory::tree::{self, Target};
+use crate::store::{Group, GroupId, Member, StoreError, User, UserId};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+impl Directory {
+    /// The groups `member`'s memberOf lists: direct ones, or with
+    /// [`DirectoryOptions::transitive_member_of`] every group reached
+    /// through nesting (cached per epoch for users).
+    fn member_of_ids(&self, epoch: u64, member: Member) -> Result<Arc<Vec<GroupId>>, StoreError> {
+        let store = self.store();
+        if !self.inner.options.transitive_member_of {
+            return Ok(Arc::new(store.groups_of(member)?));
+        }
+        let Member::User(user) = member else {
+            return Ok(Arc::new(store.transitive_groups_of(member)?));
+        };
+        if let Some(groups) = self.inner.cache.transitive(epoch, user) {
+            return Ok(groups);
+        }
+        let groups = Arc::new(store.transitive_groups_of(member)?);
+        self.inner.cache.set_transitive(epoch, user, groups.clone());
+        Ok(groups)
+    }
+}
+
+/// Caches what several entries of one search share, in front of the
+/// directory's epoch cache.
+pub(super) struct BuildContext<'a> {
+    dir: &'a Directory,
+    /// The membership epoch read before this search's first read.
+    epoch: u64,
+    groups: HashMap<GroupId, Option<Group>>,
+    /// Users in the admin group at any depth, once asked for.
+    admins: Option<Arc<HashSet<UserId>>>,
+}
+
+impl<'a> BuildContext<'a> {
+    pub(super) fn new(dir: &'a Directory, epoch: u64) -> Result<BuildContext<'a>, StoreError> {
+        Ok(BuildContext {
+            dir,
+            epoch,
+            groups: HashMap::new(),
+            admins: None,
+        })
+    }
+
+    fn admins(&mut self) -> Result<Arc<HashSet<UserId>>, StoreError> {
+        if let Some(a) = &self.admins {
+            return Ok(a.clone());
+        }
+        let cache = &self.dir.inner.cache;
+        let admins = match cache.admins(self.epoch) {
+            Some(a) => a,
+            None => {
+                let store = self.dir.store();
+                let set: HashSet<UserId> = match store.group_by_name(&self.dir.inner.admin_group)? {
+                    Some(g) => store.transitive_user_members(g.id)?.into_iter().collect(),
+                    None => HashSet::new(),
+                };
+                let a = Arc::new(set);
+                cache.set_admins(self.epoch, a.clone());
+                a
+            }
+        };
+        self.admins = Some(admins.clone());
+        Ok(admins)
+    }
+
+    pub(super) fn group(&mut self, id: GroupId) -> Result<Option<Group>, StoreError> {
+        if let Some(g) = self.groups.get(&id) {
+            return Ok(g.clone());
+        }
+        let g = self.dir.store().group(id)?;
+        self.groups.insert(id, g.clone());
+        Ok(g)
+    }
+
+    /// The usernames of `ids` (users that no longer exist are left out),
+    /// sorted case-insensitively as entries list them.
+    fn usernames(&mut self, ids: &[UserId]) -> Result<Vec<Arc<str>>, StoreError> {
+        let mut names = self.usernames_in_order(ids)?;
+        names.sort_by_cached_key(|n| n.to_lowercase());
+        Ok(names)
+    }
+
+    /// The usernames of `ids` in their order (users that no longer exist
+    /// are left out).
+    pub(super) fn usernames_in_order(
+        &mut self,
+        ids: &[UserId],
+    ) -> Result<Vec<Arc<str>>, StoreError> {
+        let cache = &self.dir.inner.cache;
+        let cached = cache.usernames(self.epoch, ids);
+        let mut names = Vec::with_capacity(ids.len());
+        let mut fresh = Vec::new();
+        for (id, name) in ids.iter().zip(cached) {
+            match name {
+                Some(n) => names.push(n),
+                None => {
+                    if let Some(u) = self.dir.store().user(*id)? {
+                        let n: Arc<str> = Arc::from(u.username);
+                        fresh.push((*id, n.clone()));
+                        names.push(n);
+                    }
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            cache.set_usernames(self.epoch, fresh);
+        }
+        Ok(names)
+    }
+
+    /// The groups listed in `member`'s memberOf: its direct groups, or
+    /// every group reached through nesting when the directory serves
+    /// transitive memberOf. Sorted by name, case-insensitively.
+    fn member_of(&mut self, member: Member) -> Result<Vec<Group>, StoreError> {
+        let ids = self.dir.member_of_ids(self.epoch, member)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids.iter() {
+            if let Some(g) = self.group(*id)? {
+                out.push(g);
+            }
+        }
+        out.sort_by_cached_key(|g| g.name.to_lowercase());
+        Ok(out)
+    }
+
+    pub(super) fn user_entry(&mut self, user: &User, wanted: &Wanted) -> Result<Entry, StoreError> {
+        let groups = if wanted.wants_name("memberOf") {
+            self.member_of(Member::User(user.id))?
+        } else {
+            Vec::new()
+        };
+        let superuser = wanted.wants_name("ak-superuser") && self.admins()?.contains(&user.id);
+        Ok(entry::user_entry_for(
+            self.dir.base(),
+            user,
+            &groups,
+            superuser,
+            wanted,
+        ))
+    }
+
+    /// The group's entry with (at least) the `wanted` attributes: copied
+    /// from the full entry the epoch cache keeps, built first if needed.
+    pub(super) fn group_entry(
+        &mut self,
+        group: &Group,
+        wanted: &Wanted,
+    ) -> Result<Entry, StoreError> {
+        let full = match self.dir.inner.cache.group_entry(self.epoch, group) {
+            Some(e) => e,
+            None => self.build_group_entry(group)?,
+        };
+        Ok(Entry {
+            dn: full.dn.clone(),
+            attrs: full
+                .attrs
+                .iter()
+                .filter(|a| wanted.wants(a.ty))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    fn build_group_entry(&mut self, group: &Group) -> Result<Arc<Entry>, StoreError> {
+        let cache = &self.dir.inner.cache;
+        let mut user_ids = Vec::new();
+        let mut children = Vec::new();
+        for m in self.dir.store().members(group.id)? {
+            match m {
+                Member::User(id) => user_ids.push(id),
+                Member::Group(id) => {
+                    if let Some(g) = self.group(id)? {
+                        children.push(g);
+                    }
+                }
+            }
+        }
+        let names = self.usernames(&user_ids)?;
+        let names: Vec<&str> = names.iter().map(|n| &**n).collect();
+        children.sort_by_cached_key(|g| g.name.to_lowercase());
+        let parents = self.member_of(Member::Group(group.id))?;
+        let e = Arc::new(entry::group_entry_named(
+            self.dir.base(),
+            group,
+            &names,
+            &children,
+            &parents,
+        ));
+        cache.set_group_entry(self.epoch, group, e.clone());
+        Ok(e)
+    }
+}
+
+/// Transitive membership for the in-chain matching rule
+/// (1.2.840.113556.1.4.1941). A store failure makes the item false.
+pub(super) struct Chain<'a> {
+    pub(super) dir: &'a Directory,
+}
+
+impl InChain for Chain<'_> {
+    fn member_of_in_chain(&self, entry: &Entry, group: &Dn) -> bool {
+        let found = || -> Result<bool, StoreError> {
+            let (Some(member), Some(g)) =
+                (self.dir.member_of_dn(&entry.dn)?, self.dir.group_at(group)?)
+            else {
+                return Ok(false);
+            };
+            Ok(self.dir.store().transitive_groups_of(member)?.contains(&g))
+        };
+        found().unwrap_or(false)
+    }
+
+    fn member_in_chain(&self, entry: &Entry, member: &Dn) -> bool {
+        let found = || -> Result<bool, StoreError> {
+            let (Some(member), Target::Group(name)) = (
+                self.dir.member_of_dn(member)?,
+                tree::classify(&entry.dn, self.dir.base()),
+            ) else {
+                return Ok(false);
+            };
+            let Some(g) = self.dir.store().group_id_by_name(&name)? else {
+                return Ok(false);
+            };
+            Ok(self.dir.store().transitive_groups_of(member)?.contains(&g))
+        };
+        found().unwrap_or(false)
+    }
+}

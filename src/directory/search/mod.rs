@@ -1,0 +1,544 @@
+//! The search planner and access rules.
+//!
+//! A search first narrows the candidates with the store's indexes (equality
+//! on uid/cn, mail, uidNumber, gidNumber, memberOf, member, memberUid and
+//! objectClass), then builds each candidate's entry once, checks access and
+//! evaluates the filter. Access (DESIGN.md section 5): anonymous reads
+//! nothing here (the root DSE and subschema are answered by the protocol
+//! layer); a bound user reads its own entry and its groups; members of the
+//! search group and admins read everything.
+//!
+//! Layout:
+//! - this file: [`Directory`], the search types, one search from scope to
+//!   results.
+//! - `access`: what an identity may read (DESIGN.md section 5).
+//! - `plan`: the candidates a filter can match, from the store's indexes.
+//! - `build`: entries built from records, with what one search's entries
+//!   share, and transitive membership for the in-chain rule.
+
+mod access;
+mod build;
+mod plan;
+
+use access::Access;
+use build::{BuildContext, Chain};
+use plan::{add_filter_types, Cands};
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use super::cache::Derived;
+use super::cache::EpochCache;
+use super::dn::Dn;
+use super::entry::{self, Entry, Wanted};
+use super::filter::Filter;
+use super::tree::{self, Target};
+use crate::store::{Group, GroupId, Member, Store, StoreError, User, UserId};
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    Anonymous,
+    User { id: UserId, username: String },
+}
+
+/// RFC 4511 §4.5.1.2 scopes (and the subordinate scope draft's `children`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Base,
+    One,
+    Sub,
+    Children,
+}
+
+/// One search, in domain terms.
+#[derive(Debug)]
+pub struct SearchQuery {
+    pub base: Dn,
+    pub scope: Scope,
+    pub filter: Filter,
+    /// Stop and report `time_limit_exceeded` after this instant.
+    pub deadline: Option<Instant>,
+}
+
+/// Matching entries the identity may read, in tree order.
+#[derive(Debug, Default)]
+pub struct SearchResults {
+    pub entries: Vec<Entry>,
+    pub time_limit_exceeded: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The base does not exist; `matched` is its deepest existing ancestor.
+    #[error("no such object")]
+    NoSuchObject { matched: Option<Dn> },
+    #[error("insufficient access: {0}")]
+    InsufficientAccess(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The served tree over a store; cheap to clone.
+#[derive(Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    base: Dn,
+    admin_group: String,
+    search_group: String,
+    options: DirectoryOptions,
+    /// Memberships and names between searches, per membership epoch.
+    cache: EpochCache,
+    /// The base entry, `ou=users` and `ou=groups`: built once, they never
+    /// change.
+    containers: [Entry; 3],
+}
+
+/// How the directory serves entries, beyond the tree's shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectoryOptions {
+    /// `memberOf` lists every group reached through nested groups, not
+    /// only the direct ones, and `(memberOf=G)` matches the same set
+    /// (`ldap.transitive_member_of`, for clients that cannot send the
+    /// in-chain rule 1.2.840.113556.1.4.1941).
+    pub transitive_member_of: bool,
+}
+
+/// A group's entry as the epoch cache holds it ([`Directory::cached_group_read`]).
+pub struct CachedGroup {
+    /// The full entry (every attribute).
+    pub entry: Arc<Entry>,
+    /// What callers derived from this entry; dropped with it.
+    pub derived: Arc<Derived>,
+}
+
+/// What the scope of a search covers, before its filter narrows it.
+struct InScope<'a> {
+    /// The base entry and OUs the scope includes.
+    containers: Vec<&'a Entry>,
+    users: Cands<UserId>,
+    groups: Cands<GroupId>,
+}
+
+impl Directory {
+    pub fn new(store: Store, base: Dn, admin_group: &str, search_group: &str) -> Directory {
+        Directory::with_options(
+            store,
+            base,
+            admin_group,
+            search_group,
+            DirectoryOptions::default(),
+        )
+    }
+
+    pub fn with_options(
+        store: Store,
+        base: Dn,
+        admin_group: &str,
+        search_group: &str,
+        options: DirectoryOptions,
+    ) -> Directory {
+        Directory {
+            inner: Arc::new(Inner {
+                store,
+                admin_group: admin_group.to_string(),
+                search_group: search_group.to_string(),
+                options,
+                cache: EpochCache::default(),
+                containers: [
+                    entry::base_entry(&base),
+                    entry::users_ou_entry(&base),
+                    entry::groups_ou_entry(&base),
+                ],
+                base,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn base(&self) -> &Dn {
+        &self.inner.base
+    }
+
+    /// `ldap.admin_group` and `ldap.search_group` (for the write rules).
+    pub fn group_names(&self) -> (&str, &str) {
+        (&self.inner.admin_group, &self.inner.search_group)
+    }
+
+    /// Reads one entry, if it exists and `who` may see it.
+    pub fn read(&self, who: &Identity, dn: &Dn) -> Result<Entry, DirectoryError> {
+        let query = SearchQuery {
+            base: dn.clone(),
+            scope: Scope::Base,
+            filter: Filter::from_ldap(&ldap3_proto::proto::LdapFilter::Present(
+                "objectClass".into(),
+            )),
+            deadline: None,
+        };
+        self.search(who, &query)?
+            .entries
+            .pop()
+            .ok_or(DirectoryError::NoSuchObject { matched: None })
+    }
+
+    /// True when `q` reads at most a few records by key: a base-scope read
+    /// of a user or of a group whose entry is cached for the current
+    /// membership epoch ([`Directory::is_cached_base_read`]), or a filter
+    /// that pins a unique attribute (uid, cn, mail, uidNumber, gidNumber)
+    /// by equality at its top or in a top-level AND. Such a search costs
+    /// microseconds, so the protocol layer runs it where it is instead of
+    /// handing it to a blocking thread.
+    pub fn is_point_lookup(&self, q: &SearchQuery) -> bool {
+        fn pins(f: &Filter) -> bool {
+            match f {
+                Filter::Equality(ty, _) => {
+                    matches!(ty.name, "uid" | "cn" | "mail" | "uidNumber" | "gidNumber")
+                }
+                Filter::And(items) => items.iter().any(pins),
+                _ => false,
+            }
+        }
+        (q.scope == Scope::Base && self.is_cached_base_read(&q.base)) || pins(&q.filter)
+    }
+
+    /// True when a base-scope read of `dn` costs a few key lookups: `dn`
+    /// names a user, or a group whose entry the epoch cache holds (a large
+    /// group's entry is built once per epoch, which may take milliseconds:
+    /// that build stays off the reactor).
+    pub fn is_cached_base_read(&self, dn: &Dn) -> bool {
+        match tree::classify(dn, self.base()) {
+            Target::User(_) => true,
+            Target::Group(name) => match self.store().membership_epoch() {
+                Ok(epoch) => self.inner.cache.has_group_entry_named(epoch, &name),
+                Err(_) => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// A base-scope read of the group `dn` by `who`, answered from the
+    /// epoch cache: its full entry and what callers derived from it, when
+    /// the entry is cached for the group's current record and `who` may
+    /// read the group. `None` in every other case (not a group, not cached,
+    /// no such group, not readable, …): the caller runs the search, which
+    /// answers those as always.
+    pub fn cached_group_read(
+        &self,
+        who: &Identity,
+        dn: &Dn,
+    ) -> Result<Option<CachedGroup>, DirectoryError> {
+        let Target::Group(name) = tree::classify(dn, self.base()) else {
+            return Ok(None);
+        };
+        // Read before any membership or name (see `cache`).
+        let epoch = self.store().membership_epoch()?;
+        if !self.inner.cache.has_group_entry_named(epoch, &name) {
+            return Ok(None);
+        }
+        let Some(id) = self.store().group_id_by_name(&name)? else {
+            return Ok(None);
+        };
+        let Some(group) = self.store().group_shared(id)? else {
+            return Ok(None);
+        };
+        let readable = match self.access_at(who, epoch)? {
+            Access::All => true,
+            Access::Own { info, .. } => info.groups.contains(&group.id),
+            Access::None => false,
+        };
+        if !readable {
+            return Ok(None);
+        }
+        Ok(self
+            .inner
+            .cache
+            .group_entry_derived(epoch, &group)
+            .map(|(entry, derived)| CachedGroup { entry, derived }))
+    }
+
+    /// Runs a search for `who`.
+    pub fn search(&self, who: &Identity, q: &SearchQuery) -> Result<SearchResults, DirectoryError> {
+        self.search_until(who, q, &|| false)
+    }
+
+    /// Runs a search for `who` that gives up early, like at its deadline,
+    /// once `stop` returns true (the operation was abandoned). `stop` is
+    /// asked every 64 candidates.
+    pub fn search_until(
+        &self,
+        who: &Identity,
+        q: &SearchQuery,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<SearchResults, DirectoryError> {
+        self.search_selecting(who, q, &Wanted::everything(), stop)
+    }
+
+    /// [`Directory::search_until`] whose entries need to carry only the
+    /// attributes in `selected` (what the client asked for): user entries
+    /// are built with those and the ones the filter reads, nothing else.
+    pub fn search_selecting(
+        &self,
+        who: &Identity,
+        q: &SearchQuery,
+        selected: &Wanted,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<SearchResults, DirectoryError> {
+        // Read before any membership or name (see `cache`).
+        let epoch = self.store().membership_epoch()?;
+        let access = self.access_at(who, epoch)?;
+        if matches!(access, Access::None) {
+            return Err(DirectoryError::InsufficientAccess(
+                "anonymous clients may read only the root DSE and cn=subschema; bind first",
+            ));
+        }
+        let InScope {
+            containers,
+            mut users,
+            mut groups,
+        } = self.in_scope(q)?;
+        let base = &self.inner.base;
+        let store = self.store();
+
+        // Narrow with the indexes the filter names. A lone
+        // `(memberOf=<group>)` is answered exactly by the membership index
+        // (the same memberships the entries list), so its users need no
+        // filter evaluation.
+        let mut users_exact = false;
+        if matches!(users, Cands::All) {
+            users = self.plan_users(&q.filter)?;
+            users_exact = matches!(&q.filter, Filter::Equality(ty, _) if ty.name == "memberOf");
+        }
+        let mut user_wanted = selected.clone();
+        if !users_exact {
+            add_filter_types(&q.filter, &mut user_wanted);
+        }
+        let mut group_wanted = selected.clone();
+        add_filter_types(&q.filter, &mut group_wanted);
+        if matches!(groups, Cands::All) {
+            groups = self.plan_groups(&q.filter)?;
+        }
+
+        let mut ctx = BuildContext::new(self, epoch)?;
+        let chain = Chain { dir: self };
+        let mut out = SearchResults::default();
+        let over_time = |n: usize| {
+            n.is_multiple_of(64) && (q.deadline.is_some_and(|d| Instant::now() >= d) || stop())
+        };
+
+        if matches!(access, Access::All) {
+            for e in containers {
+                if q.filter.matches(e, &chain) {
+                    out.entries.push(e.clone());
+                }
+            }
+        }
+
+        // A membership listing that asks for names only (cn, uid, the DN):
+        // the entries come from the username cache, no user record is
+        // read. Same entries, same (id) order as the general path below.
+        if users_exact && matches!(access, Access::All) && user_wanted.only_names() {
+            if let Cands::Set(ids) = &users {
+                let ids: Vec<UserId> = ids.iter().copied().collect();
+                for (n, name) in ctx.usernames_in_order(&ids)?.iter().enumerate() {
+                    if over_time(n) {
+                        out.time_limit_exceeded = true;
+                        return Ok(out);
+                    }
+                    out.entries
+                        .push(entry::user_name_entry(base, name, &user_wanted));
+                }
+                users = Cands::Set(BTreeSet::new());
+            }
+        }
+
+        let user_list = load(users, || store.users_shared(), |id| store.user_shared(id))?;
+        let visible = |user: &Arc<User>| match &access {
+            Access::All => true,
+            Access::Own { user: me, .. } => *me == user.id,
+            Access::None => false,
+        };
+        let stopped = scan(&user_list, &mut out, &over_time, visible, |u| {
+            let e = ctx.user_entry(u, &user_wanted)?;
+            Ok((users_exact || q.filter.matches(&e, &chain)).then_some(e))
+        })?;
+        if stopped {
+            return Ok(out);
+        }
+
+        let group_list = load(groups, || store.groups(), |id| ctx.group(id))?;
+        let visible = |group: &Group| match &access {
+            Access::All => true,
+            Access::Own { info, .. } => info.groups.contains(&group.id),
+            Access::None => false,
+        };
+        scan(&group_list, &mut out, &over_time, visible, |g| {
+            let e = ctx.group_entry(g, &group_wanted)?;
+            Ok(q.filter.matches(&e, &chain).then_some(e))
+        })?;
+        Ok(out)
+    }
+
+    /// Which kinds of entry the scope of `q` covers: the containers it
+    /// includes and the users and groups below its base (all of them, or
+    /// the one the base names), before the filter narrows them.
+    fn in_scope(&self, q: &SearchQuery) -> Result<InScope<'_>, DirectoryError> {
+        let base = &self.inner.base;
+        let store = self.store();
+        let [base_entry, users_ou_entry, groups_ou_entry] = &self.inner.containers;
+        let mut containers: Vec<&Entry> = Vec::new();
+        let mut users: Cands<UserId> = Cands::Set(BTreeSet::new());
+        let mut groups: Cands<GroupId> = Cands::Set(BTreeSet::new());
+        let (base_scope, below) = match q.scope {
+            Scope::Base => (true, false),
+            Scope::One | Scope::Children => (false, true),
+            Scope::Sub => (true, true),
+        };
+        match tree::classify(&q.base, base) {
+            Target::Base => {
+                if base_scope {
+                    containers.push(base_entry);
+                }
+                if below {
+                    containers.push(users_ou_entry);
+                    containers.push(groups_ou_entry);
+                    if q.scope != Scope::One {
+                        users = Cands::All;
+                        groups = Cands::All;
+                    }
+                }
+            }
+            Target::UsersOu => {
+                if base_scope {
+                    containers.push(users_ou_entry);
+                }
+                if below {
+                    users = Cands::All;
+                }
+            }
+            Target::GroupsOu => {
+                if base_scope {
+                    containers.push(groups_ou_entry);
+                }
+                if below {
+                    groups = Cands::All;
+                }
+            }
+            // The index says whether the entry exists; the scan below reads
+            // its record once.
+            Target::User(name) => {
+                let user =
+                    store
+                        .user_id_by_name(&name)?
+                        .ok_or_else(|| DirectoryError::NoSuchObject {
+                            matched: Some(tree::users_ou(base)),
+                        })?;
+                if base_scope {
+                    users = Cands::Set([user].into());
+                }
+            }
+            Target::Group(name) => {
+                let group =
+                    store
+                        .group_id_by_name(&name)?
+                        .ok_or_else(|| DirectoryError::NoSuchObject {
+                            matched: Some(tree::groups_ou(base)),
+                        })?;
+                if base_scope {
+                    groups = Cands::Set([group].into());
+                }
+            }
+            Target::Missing => {
+                let matched = if q.base.ends_with(&tree::users_ou(base)) {
+                    tree::users_ou(base)
+                } else if q.base.ends_with(&tree::groups_ou(base)) {
+                    tree::groups_ou(base)
+                } else {
+                    base.clone()
+                };
+                return Err(DirectoryError::NoSuchObject {
+                    matched: Some(matched),
+                });
+            }
+            Target::RootDse | Target::Subschema | Target::Outside => {
+                return Err(DirectoryError::NoSuchObject { matched: None })
+            }
+        }
+        Ok(InScope {
+            containers,
+            users,
+            groups,
+        })
+    }
+
+    fn group_of_dn(&self, value: &str) -> Result<Option<GroupId>, StoreError> {
+        match Dn::parse(value) {
+            Ok(dn) => self.group_at(&dn),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn group_at(&self, dn: &Dn) -> Result<Option<GroupId>, StoreError> {
+        match tree::classify(dn, self.base()) {
+            Target::Group(name) => self.store().group_id_by_name(&name),
+            _ => Ok(None),
+        }
+    }
+
+    fn member_of_dn(&self, dn: &Dn) -> Result<Option<Member>, StoreError> {
+        Ok(match tree::classify(dn, self.base()) {
+            Target::User(name) => self.store().user_id_by_name(&name)?.map(Member::User),
+            Target::Group(name) => self.store().group_id_by_name(&name)?.map(Member::Group),
+            _ => None,
+        })
+    }
+}
+
+/// The records a search considers: all of them, or those the indexes named.
+fn load<T, I>(
+    cands: Cands<I>,
+    all: impl FnOnce() -> Result<Vec<T>, StoreError>,
+    mut one: impl FnMut(I) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    match cands {
+        Cands::All => all(),
+        Cands::Set(ids) => {
+            let mut v = Vec::with_capacity(ids.len());
+            for id in ids {
+                v.extend(one(id)?);
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// Builds and keeps the entries of the visible `items` that `keep` accepts.
+/// Returns true when the time limit (or a cancellation) stopped the scan.
+fn scan<T>(
+    items: &[T],
+    out: &mut SearchResults,
+    over_time: &dyn Fn(usize) -> bool,
+    visible: impl Fn(&T) -> bool,
+    mut keep: impl FnMut(&T) -> Result<Option<Entry>, StoreError>,
+) -> Result<bool, StoreError> {
+    for (n, item) in items.iter().enumerate() {
+        if over_time(n) {
+            out.time_limit_exceeded = true;
+            return Ok(true);
+        }
+        if visible(item) {
+            out.entries.extend(keep(item)?);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,221 @@
+//! Tests of the directory's searches: memberOf, access, caching.
+
+use super::*;
+use crate::store::NewUser;
+use ldap3_proto::proto::LdapFilter;
+
+const BASE: &str = "dc=example,dc=com";
+
+struct Fx {
+    store: Store,
+    root: Identity,
+    alice: Identity,
+    staff: GroupId,
+    devs: GroupId,
+}
+
+/// root (admin); alice in devs; devs nested in staff.
+fn fixture() -> Fx {
+    let store = Store::temporary().expect("store");
+    let admins = store.create_group("admins", None).expect("group");
+    let staff = store.create_group("staff", None).expect("group");
+    let devs = store.create_group("devs", None).expect("group");
+    let user = |name: &str| {
+        let u = store
+            .create_user(NewUser {
+                username: name.into(),
+                ..NewUser::default()
+            })
+            .expect("user");
+        (
+            u.id,
+            Identity::User {
+                id: u.id,
+                username: name.into(),
+            },
+        )
+    };
+    let (root_id, root) = user("root");
+    let (alice_id, alice) = user("alice");
+    store
+        .add_member(admins.id, Member::User(root_id))
+        .expect("member");
+    store
+        .add_member(devs.id, Member::User(alice_id))
+        .expect("member");
+    store
+        .add_member(staff.id, Member::Group(devs.id))
+        .expect("member");
+    Fx {
+        store,
+        root,
+        alice,
+        staff: staff.id,
+        devs: devs.id,
+    }
+}
+
+fn dir(fx: &Fx, transitive_member_of: bool) -> Directory {
+    Directory::with_options(
+        fx.store.clone(),
+        Dn::parse(BASE).expect("dn"),
+        "admins",
+        "ldap-search",
+        DirectoryOptions {
+            transitive_member_of,
+        },
+    )
+}
+
+fn eq(attr: &str, value: &str) -> LdapFilter {
+    LdapFilter::Equality(attr.into(), value.into())
+}
+
+/// The DNs a subtree search under the base finds.
+fn found(d: &Directory, who: &Identity, filter: LdapFilter) -> Vec<String> {
+    let q = SearchQuery {
+        base: Dn::parse(BASE).expect("dn"),
+        scope: Scope::Sub,
+        filter: Filter::from_ldap(&filter),
+        deadline: None,
+    };
+    let mut dns: Vec<String> = d
+        .search(who, &q)
+        .expect("search")
+        .entries
+        .iter()
+        .map(|e| e.dn.to_string())
+        .collect();
+    dns.sort();
+    dns
+}
+
+fn member_of(d: &Directory, who: &Identity, dn: &str) -> Vec<String> {
+    let e = d.read(who, &Dn::parse(dn).expect("dn")).expect("read");
+    e.get("memberOf")
+        .map(<[String]>::to_vec)
+        .unwrap_or_default()
+}
+
+const STAFF: &str = "cn=staff,ou=groups,dc=example,dc=com";
+const DEVS: &str = "cn=devs,ou=groups,dc=example,dc=com";
+const ALICE: &str = "cn=alice,ou=users,dc=example,dc=com";
+
+#[test]
+fn direct_member_of_by_default() {
+    let fx = fixture();
+    let d = dir(&fx, false);
+    assert_eq!(member_of(&d, &fx.root, ALICE), [DEVS]);
+    // devs is a direct member of staff; alice only through devs.
+    assert_eq!(found(&d, &fx.root, eq("memberOf", STAFF)), [DEVS]);
+    assert_eq!(found(&d, &fx.root, eq("memberOf", DEVS)), [ALICE]);
+    // The in-chain rule resolves nesting whatever the option says.
+    let chain = LdapFilter::Extensible(ldap3_proto::proto::LdapMatchingRuleAssertion {
+        matching_rule: Some("1.2.840.113556.1.4.1941".into()),
+        type_: Some("memberOf".into()),
+        match_value: STAFF.into(),
+        dn_attributes: false,
+    });
+    assert_eq!(found(&d, &fx.root, chain), [ALICE, DEVS]);
+}
+
+#[test]
+fn transitive_member_of_serves_and_filters_the_same_groups() {
+    let fx = fixture();
+    let d = dir(&fx, true);
+    assert_eq!(member_of(&d, &fx.root, ALICE), [DEVS, STAFF]);
+    assert_eq!(member_of(&d, &fx.root, DEVS), [STAFF]);
+    // The index answer and a filter evaluated per entry agree.
+    assert_eq!(found(&d, &fx.root, eq("memberOf", STAFF)), [ALICE, DEVS]);
+    let and = LdapFilter::And(vec![
+        eq("objectClass", "inetOrgPerson"),
+        eq("memberOf", STAFF),
+    ]);
+    assert_eq!(found(&d, &fx.root, and), [ALICE]);
+    let or = LdapFilter::Or(vec![
+        eq("memberOf", STAFF),
+        LdapFilter::Present("nosuchattribute".into()),
+    ]);
+    assert_eq!(found(&d, &fx.root, or), [ALICE, DEVS]);
+    // A user reads its own entry with the same memberOf.
+    assert_eq!(member_of(&d, &fx.alice, ALICE), [DEVS, STAFF]);
+
+    // Unnesting takes effect on the next search (the cache follows
+    // the membership epoch).
+    fx.store
+        .remove_member(fx.staff, Member::Group(fx.devs))
+        .expect("remove");
+    assert_eq!(member_of(&d, &fx.root, ALICE), [DEVS]);
+    assert!(found(&d, &fx.root, eq("memberOf", STAFF)).is_empty());
+    assert!(member_of(&d, &fx.root, DEVS).is_empty());
+}
+
+#[test]
+fn cached_access_and_group_entries_follow_changes() {
+    let fx = fixture();
+    let d = dir(&fx, false);
+    // alice reads her own entry and her groups (nested ones too), not
+    // root's entry nor the admins group.
+    assert_eq!(
+        found(&d, &fx.alice, LdapFilter::Present("objectClass".into())),
+        [ALICE, DEVS, STAFF]
+    );
+    let members = |d: &Directory| {
+        let e = d
+            .read(&fx.root, &Dn::parse(DEVS).expect("dn"))
+            .expect("read");
+        e.get("member").map(<[String]>::to_vec).unwrap_or_default()
+    };
+    assert_eq!(members(&d), [ALICE]);
+    let bob = fx
+        .store
+        .create_user(NewUser {
+            username: "Bob".into(),
+            ..NewUser::default()
+        })
+        .expect("user");
+    fx.store
+        .add_member(fx.devs, Member::User(bob.id))
+        .expect("member");
+    assert_eq!(members(&d), [ALICE, "cn=Bob,ou=users,dc=example,dc=com"]);
+    // Served from the cached entry, a selection gives what the full
+    // entry gives.
+    for req in [&["member"][..], &["cn", "+"], &["1.1"], &["*"]] {
+        let req: Vec<String> = req.iter().map(|s| s.to_string()).collect();
+        let q = SearchQuery {
+            base: Dn::parse(DEVS).expect("dn"),
+            scope: Scope::Base,
+            filter: Filter::from_ldap(&eq("cn", "devs")),
+            deadline: None,
+        };
+        let part = d
+            .search_selecting(&fx.root, &q, &Wanted::selected(&req), &|| false)
+            .expect("search")
+            .entries;
+        let full = d.search(&fx.root, &q).expect("search").entries;
+        assert_eq!(part.len(), 1);
+        assert_eq!(part[0].select(&req, false), full[0].select(&req, false));
+    }
+
+    // Disabling does not move the membership epoch, yet takes effect.
+    let alice_id = match &fx.alice {
+        Identity::User { id, .. } => *id,
+        Identity::Anonymous => unreachable!(),
+    };
+    fx.store
+        .update_user(alice_id, &|u| {
+            u.disabled = true;
+            Ok(())
+        })
+        .expect("disable");
+    let q = SearchQuery {
+        base: Dn::parse(BASE).expect("dn"),
+        scope: Scope::Sub,
+        filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())),
+        deadline: None,
+    };
+    assert!(matches!(
+        d.search(&fx.alice, &q),
+        Err(DirectoryError::InsufficientAccess(_))
+    ));
+}

@@ -1,0 +1,104 @@
+//! Applying an [`ImportPlan`]: cleartext passwords hashed with argon2id
+//! first, then everything written in one store batch.
+
+use super::{ImportError, ImportPlan, ImportReport, Progress, PROGRESS_EVERY};
+use crate::auth::legacy::StoredPassword;
+use crate::auth::password::Hasher;
+use crate::store::import::{Batch, BatchGroup, BatchMode, BatchUser};
+use crate::store::{now, Group, GroupId, Store, User, UserId};
+use uuid::Uuid;
+
+/// Applies a plan: hashes cleartext passwords with argon2id (before the
+/// transaction), then writes everything in one store batch.
+pub fn apply(
+    store: &Store,
+    plan: &ImportPlan,
+    hasher: &Hasher,
+) -> Result<ImportReport, ImportError> {
+    apply_with_progress(store, plan, hasher, &mut |_| {})
+}
+
+/// [`apply`], reporting progress every [`PROGRESS_EVERY`] users hashed.
+pub fn apply_with_progress(
+    store: &Store,
+    plan: &ImportPlan,
+    hasher: &Hasher,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportReport, ImportError> {
+    let at = now();
+    let total = plan.users.len();
+    let mut batch = Batch {
+        mode: BatchMode::Merge,
+        ..Batch::default()
+    };
+    for (i, u) in plan.users.iter().enumerate() {
+        if (i + 1) % PROGRESS_EVERY == 0 {
+            progress(Progress {
+                stage: "hashing",
+                done: i + 1,
+                total: Some(total),
+            });
+        }
+        let password_hash = match &u.password {
+            None => None,
+            Some(StoredPassword::Argon2Phc(s) | StoredPassword::Legacy(s)) => Some(s.clone()),
+            Some(StoredPassword::Cleartext(secret)) => {
+                // An existing user keeps its password: skip the hashing.
+                let keeps = match store.user_by_name(&u.username)? {
+                    Some(ex) => store.password_hash(ex.id)?.is_some(),
+                    None => false,
+                };
+                if keeps {
+                    None
+                } else {
+                    Some(hasher.hash_blocking(&secret.0)?)
+                }
+            }
+        };
+        batch.users.push(BatchUser {
+            user: User {
+                id: UserId(Uuid::new_v4()),
+                username: u.username.clone(),
+                full_name: u.full_name.clone(),
+                email: u.email.clone(),
+                uid_number: u.uid_number.unwrap_or(0),
+                gid_number: u.gid_number.unwrap_or(0),
+                disabled: u.disabled,
+                attrs: u.attrs.clone(),
+                created: u.created.unwrap_or(at),
+                modified: at,
+                pwd_changed: None,
+                cred_generation: 0,
+            },
+            allocate_uid: u.uid_number.is_none(),
+            password_hash,
+        });
+    }
+    for g in &plan.groups {
+        batch.groups.push(BatchGroup {
+            group: Group {
+                id: GroupId(Uuid::new_v4()),
+                name: g.name.clone(),
+                gid_number: g.gid_number.unwrap_or(0),
+                description: g.description.clone(),
+                created: at,
+                modified: at,
+            },
+            allocate_gid: g.gid_number.is_none(),
+        });
+        for m in &g.members {
+            batch.memberships.push((g.name.clone(), m.clone()));
+        }
+    }
+    progress(Progress {
+        stage: "writing",
+        done: 0,
+        total: Some(batch.users.len() + batch.groups.len()),
+    });
+    let report = store.apply_batch(&batch)?;
+    Ok(ImportReport {
+        batch: report,
+        problems: plan.problems.len(),
+        skipped: plan.skipped.len(),
+    })
+}
