@@ -1,7 +1,8 @@
-//! Who administers the directory, and the guard that keeps someone who
-//! can: a change that would leave `ldap.admin_group` without an enabled
-//! member (directly or through nested groups) is refused, whether it comes
-//! from the CLI, the admin socket or an LDAP write.
+//! The guard that keeps someone who administers the directory (who that
+//! is: `crate::directory::admins`). A change that would leave
+//! `ldap.admin_group` without an enabled member (directly or through
+//! nested groups) is refused, whether it comes from the CLI, the admin
+//! socket or an LDAP write.
 
 use std::collections::BTreeSet;
 
@@ -51,8 +52,8 @@ pub fn ensure_admins_remain(
     Ok(())
 }
 
-/// Enabled users who are members of the admin group, directly or through
-/// nested groups, as they would be after `removals`.
+/// The admins (`crate::directory::admins`: enabled users in the admin
+/// group at any depth) as they would be after `removals`.
 pub fn effective_admins(
     store: &Store,
     admin_group: &str,
@@ -93,4 +94,75 @@ pub fn effective_admins(
         }
     }
     Ok(admins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::{Directory, Dn, Identity};
+    use crate::store::{NewUser, User};
+
+    /// The guard and the read model agree on who is an admin: enabled
+    /// users in the admin group at any depth, nobody else.
+    #[test]
+    fn one_rule_for_who_is_an_admin() {
+        let store = Store::temporary().expect("store");
+        let admins = store.create_group("admins", None).expect("group");
+        let ops = store.create_group("ops", None).expect("group");
+        store
+            .add_member(admins.id, Member::Group(ops.id))
+            .expect("nest");
+        let user = |name: &str| {
+            store
+                .create_user(NewUser {
+                    username: name.into(),
+                    ..NewUser::default()
+                })
+                .expect("user")
+        };
+        let (direct, nested, disabled, outsider) = (
+            user("direct"),
+            user("nested"),
+            user("disabled"),
+            user("outsider"),
+        );
+        store
+            .add_member(admins.id, Member::User(direct.id))
+            .expect("member");
+        for u in [&nested, &disabled] {
+            store
+                .add_member(ops.id, Member::User(u.id))
+                .expect("member");
+        }
+        store
+            .update_user(disabled.id, &|u: &mut User| {
+                u.disabled = true;
+                Ok(())
+            })
+            .expect("disable");
+        let dir = Directory::new(
+            store.clone(),
+            Dn::parse("dc=example,dc=com").expect("dn"),
+            "admins",
+            "ldap-search",
+        );
+        let guard = effective_admins(&store, "admins", &[]).expect("admins");
+        assert_eq!(guard, BTreeSet::from([direct.id, nested.id]));
+        for u in [&direct, &nested, &disabled, &outsider] {
+            let who = Identity::User {
+                id: u.id,
+                username: u.username.clone(),
+            };
+            assert_eq!(
+                dir.is_admin(&who).expect("is_admin"),
+                guard.contains(&u.id),
+                "{}",
+                u.username
+            );
+        }
+        // Membership alone (ak-superuser) keeps the disabled member.
+        let members =
+            crate::directory::admins::admin_group_members(&store, "admins").expect("members");
+        assert!(members.contains(&disabled.id) && !members.contains(&outsider.id));
+    }
 }

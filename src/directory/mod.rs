@@ -21,9 +21,11 @@
 //! - `search`: `Directory` and one search from scope to results;
 //!   `search/access.rs` the access rules, `search/plan.rs` the index
 //!   planner, `search/build.rs` entries built from records during a search.
+//! - `admins`: who administers the directory (one rule for every layer).
 //! - `cache`: memberships and names kept between searches, per membership
 //!   epoch of the store.
 
+pub mod admins;
 mod cache;
 pub mod dn;
 pub mod entry;

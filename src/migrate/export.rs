@@ -32,7 +32,7 @@ use crate::directory::schema;
 use crate::ldif::{LdifEntry, Writer};
 use crate::store::mfa::RawDevice;
 use crate::store::{now, DeviceKind, Member, Store, StoreError};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 #[derive(Debug, thiserror::Error)]
@@ -114,10 +114,7 @@ pub fn ldif_with(
     }
     let groups = store.groups()?;
     let by_id: HashMap<_, _> = groups.iter().map(|g| (g.id, g.clone())).collect();
-    let admins: HashSet<_> = match store.group_by_name(admin_group)? {
-        Some(g) => store.transitive_user_members(g.id)?.into_iter().collect(),
-        None => HashSet::new(),
-    };
+    let admins = crate::directory::admins::admin_group_members(store, admin_group)?;
     let users = store.users()?;
     let users_by_id: HashMap<_, _> = users.iter().map(|u| (u.id, u.clone())).collect();
     for u in &users {

@@ -17,20 +17,6 @@ pub(super) enum Access {
 }
 
 impl Directory {
-    /// True when `who` is (transitively) in the admin group.
-    pub fn is_admin(&self, who: &Identity) -> Result<bool, StoreError> {
-        let Identity::User { id, .. } = who else {
-            return Ok(false);
-        };
-        let Some(admins) = self.store().group_by_name(&self.inner.admin_group)? else {
-            return Ok(false);
-        };
-        Ok(self
-            .store()
-            .transitive_groups_of(Member::User(*id))?
-            .contains(&admins.id))
-    }
-
     /// What `who` may read. `epoch` is the membership epoch, read by the
     /// caller before anything this guards (see `cache`).
     pub(super) fn access_at(&self, who: &Identity, epoch: u64) -> Result<Access, StoreError> {

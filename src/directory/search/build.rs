@@ -62,11 +62,10 @@ impl<'a> BuildContext<'a> {
         let admins = match cache.admins(self.epoch) {
             Some(a) => a,
             None => {
-                let store = self.dir.store();
-                let set: HashSet<UserId> = match store.group_by_name(&self.dir.inner.admin_group)? {
-                    Some(g) => store.transitive_user_members(g.id)?.into_iter().collect(),
-                    None => HashSet::new(),
-                };
+                let set = crate::directory::admins::admin_group_members(
+                    self.dir.store(),
+                    &self.dir.inner.admin_group,
+                )?;
                 let a = Arc::new(set);
                 cache.set_admins(self.epoch, a.clone());
                 a

@@ -1,0 +1,49 @@
+//! Who administers the directory: one rule for every layer. An admin is
+//! an **enabled** user who is a member of `ldap.admin_group`, directly or
+//! through nested groups. Admins read the whole tree, write under
+//! `ou=users`/`ou=groups` and set anyone's password.
+//!
+//! - [`admin_group_members`]: the membership half, the users in the admin
+//!   group at any depth (what `ak-superuser` shows, in searches and in
+//!   exports; a disabled member keeps the attribute as it keeps its groups).
+//! - [`Directory::is_admin`]: the whole rule for one bound user.
+//! - The account layer's last-admin guard (`account::admins`) evaluates the
+//!   same rule on the memberships as they would be after a change.
+
+use std::collections::HashSet;
+
+use super::{Directory, Identity};
+use crate::store::{Member, Store, StoreError, UserId};
+
+/// The users in `admin_group` at any depth, enabled or not; empty when the
+/// group does not exist.
+pub fn admin_group_members(
+    store: &Store,
+    admin_group: &str,
+) -> Result<HashSet<UserId>, StoreError> {
+    Ok(match store.group_by_name(admin_group)? {
+        Some(g) => store.transitive_user_members(g.id)?.into_iter().collect(),
+        None => HashSet::new(),
+    })
+}
+
+impl Directory {
+    /// True when `who` is an admin: a bound user, enabled now (a user
+    /// disabled since binding is no admin), in the admin group at any
+    /// depth. Blocking (store reads).
+    pub fn is_admin(&self, who: &Identity) -> Result<bool, StoreError> {
+        let Identity::User { id, .. } = who else {
+            return Ok(false);
+        };
+        if !self.store().user_is_active(*id)? {
+            return Ok(false);
+        }
+        let Some(admins) = self.store().group_by_name(self.group_names().0)? else {
+            return Ok(false);
+        };
+        Ok(self
+            .store()
+            .transitive_groups_of(Member::User(*id))?
+            .contains(&admins.id))
+    }
+}
