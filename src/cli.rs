@@ -508,7 +508,10 @@ fn execute_locally(
             )
         })?;
     let ctx = AdminContext::new(store, hasher, config).with_server_key(key);
-    Ok(execute(&ctx, req))
+    Ok(match execute(&ctx, req) {
+        Ok(answer) => Ok(answer.to_json()?),
+        Err(e) => Err(e),
+    })
 }
 
 // --- human output, rendered from the JSON answer ---
