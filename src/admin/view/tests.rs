@@ -155,8 +155,17 @@ fn policy(mfa_override: Option<String>) -> PolicyView {
     }
 }
 
+type Pinned = (AdminRequest, AdminAnswer, String);
+
 /// Every kind of answer, a request it answers, and its document.
-fn every_answer() -> Vec<(AdminRequest, AdminAnswer, String)> {
+fn every_answer() -> Vec<Pinned> {
+    let mut all = directory_answers();
+    all.extend(mfa_answers());
+    all.extend(app_password_and_policy_answers());
+    all
+}
+
+fn directory_answers() -> Vec<Pinned> {
     let user = |username: &str| AdminRequest::UserShow {
         username: s(username),
     };
@@ -200,6 +209,11 @@ fn every_answer() -> Vec<(AdminRequest, AdminAnswer, String)> {
             AdminAnswer::GroupChanged(GroupChanged::new(true, staff())),
             format!(r#"{{"changed":true,"group":{STAFF},"ok":true}}"#),
         ),
+    ]
+}
+
+fn mfa_answers() -> Vec<Pinned> {
+    vec![
         (
             AdminRequest::MfaTotpAdd {
                 username: s("alice"),
@@ -259,6 +273,11 @@ fn every_answer() -> Vec<(AdminRequest, AdminAnswer, String)> {
             AdminAnswer::Removed(Removed::new(s("319dbd0d-563a-4e04-a0e9-662891be90d0"))),
             s(r#"{"changed":true,"id":"319dbd0d-563a-4e04-a0e9-662891be90d0","ok":true}"#),
         ),
+    ]
+}
+
+fn app_password_and_policy_answers() -> Vec<Pinned> {
+    vec![
         (
             AdminRequest::AppPasswordAdd {
                 username: s("alice"),
