@@ -518,13 +518,13 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    fn parse(args: &[&str]) -> Cli {
+    pub(super) fn parse(args: &[&str]) -> Cli {
         let mut argv = vec!["portcullis"];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
-    fn parse_err(args: &[&str]) -> clap::error::ErrorKind {
+    pub(super) fn parse_err(args: &[&str]) -> clap::error::ErrorKind {
         let mut argv = vec!["portcullis"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv) {
@@ -547,7 +547,7 @@ mod tests {
         }
     }
 
-    fn s(x: &str) -> String {
+    pub(super) fn s(x: &str) -> String {
         x.to_string()
     }
 
@@ -779,109 +779,6 @@ mod tests {
             UserCommand::Show {
                 username: s("alice")
             }
-        );
-    }
-
-    #[test]
-    fn mfa_and_app_password_commands() {
-        let req = |args: &[&str]| match parse(args).command {
-            Command::Mfa(cmd) => mfa::mfa_request(cmd),
-            Command::AppPassword(cmd) => mfa::app_password_request(cmd),
-            other => panic!("{args:?}: {other:?}"),
-        };
-        assert_eq!(
-            req(&["mfa", "totp", "add", "alice"]),
-            AdminRequest::MfaTotpAdd {
-                username: s("alice"),
-                digits: 6,
-                label: None
-            }
-        );
-        assert_eq!(
-            req(&["mfa", "totp", "add", "alice", "--digits", "8", "--json"]),
-            AdminRequest::MfaTotpAdd {
-                username: s("alice"),
-                digits: 8,
-                label: None
-            }
-        );
-        assert_eq!(
-            req(&["mfa", "static", "add", "alice", "--count", "10"]),
-            AdminRequest::MfaStaticAdd {
-                username: s("alice"),
-                count: 10,
-                label: None
-            }
-        );
-        assert_eq!(
-            req(&["mfa", "remove", "alice", "42"]),
-            AdminRequest::MfaRemove {
-                username: s("alice"),
-                device: s("42")
-            }
-        );
-        assert_eq!(
-            req(&["mfa", "policy", "set", "--group", "svc", "off"]),
-            AdminRequest::MfaPolicySet {
-                group: Some(s("svc")),
-                policy: s("off")
-            }
-        );
-        assert_eq!(req(&["mfa", "policy", "show"]), AdminRequest::PolicyShow);
-        assert_eq!(
-            req(&[
-                "app-password",
-                "add",
-                "bob",
-                "--name",
-                "mail",
-                "--expires",
-                "30d"
-            ]),
-            AdminRequest::AppPasswordAdd {
-                username: s("bob"),
-                name: s("mail"),
-                expires_in_secs: Some(30 * 86400)
-            }
-        );
-        assert_eq!(
-            req(&["app-password", "revoke", "bob", "x"]),
-            AdminRequest::AppPasswordRevoke {
-                username: s("bob"),
-                id: s("x")
-            }
-        );
-        assert_eq!(
-            req(&["app-password", "policy", "set", "inherit"]),
-            AdminRequest::AppPasswordPolicySet {
-                group: None,
-                setting: s("inherit")
-            }
-        );
-        use clap::error::ErrorKind;
-        assert_eq!(
-            parse_err(&["mfa", "totp", "add", "alice", "--digits", "7"]),
-            ErrorKind::InvalidValue
-        );
-        assert_eq!(
-            parse_err(&["app-password", "add", "bob"]),
-            ErrorKind::MissingRequiredArgument
-        );
-        assert_eq!(
-            parse_err(&[
-                "app-password",
-                "add",
-                "bob",
-                "--name",
-                "x",
-                "--expires",
-                "3y"
-            ]),
-            ErrorKind::ValueValidation
-        );
-        assert_eq!(
-            parse_err(&["mfa", "policy", "set", "sometimes"]),
-            ErrorKind::InvalidValue
         );
     }
 

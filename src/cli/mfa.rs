@@ -382,6 +382,8 @@ fn render_policy(p: &PolicyView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::tests::{parse, parse_err, s};
+    use crate::cli::Command;
 
     #[test]
     fn durations() {
@@ -399,5 +401,108 @@ mod tests {
     fn qr_is_drawn() {
         let q = qr("otpauth://totp/Portcullis:alice?secret=ABC");
         assert!(q.lines().count() > 10);
+    }
+
+    #[test]
+    fn mfa_and_app_password_commands() {
+        let req = |args: &[&str]| match parse(args).command {
+            Command::Mfa(cmd) => mfa_request(cmd),
+            Command::AppPassword(cmd) => app_password_request(cmd),
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(
+            req(&["mfa", "totp", "add", "alice"]),
+            AdminRequest::MfaTotpAdd {
+                username: s("alice"),
+                digits: 6,
+                label: None
+            }
+        );
+        assert_eq!(
+            req(&["mfa", "totp", "add", "alice", "--digits", "8", "--json"]),
+            AdminRequest::MfaTotpAdd {
+                username: s("alice"),
+                digits: 8,
+                label: None
+            }
+        );
+        assert_eq!(
+            req(&["mfa", "static", "add", "alice", "--count", "10"]),
+            AdminRequest::MfaStaticAdd {
+                username: s("alice"),
+                count: 10,
+                label: None
+            }
+        );
+        assert_eq!(
+            req(&["mfa", "remove", "alice", "42"]),
+            AdminRequest::MfaRemove {
+                username: s("alice"),
+                device: s("42")
+            }
+        );
+        assert_eq!(
+            req(&["mfa", "policy", "set", "--group", "svc", "off"]),
+            AdminRequest::MfaPolicySet {
+                group: Some(s("svc")),
+                policy: s("off")
+            }
+        );
+        assert_eq!(req(&["mfa", "policy", "show"]), AdminRequest::PolicyShow);
+        assert_eq!(
+            req(&[
+                "app-password",
+                "add",
+                "bob",
+                "--name",
+                "mail",
+                "--expires",
+                "30d"
+            ]),
+            AdminRequest::AppPasswordAdd {
+                username: s("bob"),
+                name: s("mail"),
+                expires_in_secs: Some(30 * 86400)
+            }
+        );
+        assert_eq!(
+            req(&["app-password", "revoke", "bob", "x"]),
+            AdminRequest::AppPasswordRevoke {
+                username: s("bob"),
+                id: s("x")
+            }
+        );
+        assert_eq!(
+            req(&["app-password", "policy", "set", "inherit"]),
+            AdminRequest::AppPasswordPolicySet {
+                group: None,
+                setting: s("inherit")
+            }
+        );
+        use clap::error::ErrorKind;
+        assert_eq!(
+            parse_err(&["mfa", "totp", "add", "alice", "--digits", "7"]),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(
+            parse_err(&["app-password", "add", "bob"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            parse_err(&[
+                "app-password",
+                "add",
+                "bob",
+                "--name",
+                "x",
+                "--expires",
+                "3y"
+            ]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            parse_err(&["mfa", "policy", "set", "sometimes"]),
+            ErrorKind::InvalidValue
+        );
     }
 }
