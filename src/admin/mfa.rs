@@ -4,11 +4,13 @@
 //! exactly one answer: the one that creates them. Listings show ids,
 //! labels and times only.
 
-use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::view::rfc3339;
-use super::{find_group, find_user, AdminContext, AdminError};
+use super::view::{
+    rfc3339, AppPasswordAdded, AppPasswordView, DeviceKindView, DeviceView, GroupPolicyView,
+    PolicySource, PolicyView, Removed, Secret, StaticAdded, TotpAdded,
+};
+use super::{find_group, find_user, AdminAnswer, AdminContext, AdminError};
 use crate::auth::{app_password, policy, static_tokens, totp};
 use crate::store::mfa::{SETTING_APP_PASSWORDS, SETTING_MFA_POLICY};
 use crate::store::{
@@ -29,7 +31,7 @@ pub(super) fn totp_add(
     username: &str,
     digits: u8,
     label: Option<String>,
-) -> Result<Value, AdminError> {
+) -> Result<AdminAnswer, AdminError> {
     if !matches!(digits, 6 | 8) {
         return Err(AdminError::Invalid("--digits must be 6 or 8".into()));
     }
@@ -39,13 +41,18 @@ pub(super) fn totp_add(
     let device = ctx
         .store
         .add_totp_device(user.id, &label, digits, &secret)?;
-    Ok(json!({
-        "id": device.id.to_string(),
-        "secret": totp::secret_base32(&secret.0),
-        "uri": totp::otpauth_uri(&ctx.totp_issuer, &user.username, &secret.0, digits),
-        "digits": digits,
-        "period": totp::PERIOD,
-        "algorithm": "SHA1",
+    Ok(AdminAnswer::TotpAdded(TotpAdded {
+        id: device.id.to_string(),
+        secret: Secret::new(totp::secret_base32(&secret.0)),
+        uri: Secret::new(totp::otpauth_uri(
+            &ctx.totp_issuer,
+            &user.username,
+            &secret.0,
+            digits,
+        )),
+        digits,
+        period: totp::PERIOD,
+        algorithm: "SHA1".into(),
     }))
 }
 
@@ -54,7 +61,7 @@ pub(super) fn static_add(
     username: &str,
     count: u8,
     label: Option<String>,
-) -> Result<Value, AdminError> {
+) -> Result<AdminAnswer, AdminError> {
     let max = crate::store::mfa::MAX_STATIC_TOKENS;
     if count == 0 || usize::from(count) > max {
         return Err(AdminError::Invalid(format!(
@@ -69,44 +76,43 @@ pub(super) fn static_add(
         .collect();
     let label = label.unwrap_or_else(|| "recovery tokens".into());
     let device = ctx.store.add_static_device(user.id, &label, &hashes)?;
-    Ok(json!({"id": device.id.to_string(), "tokens": tokens}))
+    Ok(AdminAnswer::StaticAdded(StaticAdded {
+        id: device.id.to_string(),
+        tokens: Secret::new(tokens),
+    }))
 }
 
-fn device_view(ctx: &AdminContext, user: UserId, d: &Device) -> Result<Value, AdminError> {
-    let mut v = json!({
-        "id": d.id.to_string(),
-        "label": d.label,
-        "created": rfc3339(d.created),
-        "confirmed": d.confirmed,
-    });
-    match d.kind {
-        DeviceKind::Totp { digits } => {
-            v["kind"] = json!("totp");
-            v["digits"] = json!(digits);
-        }
-        DeviceKind::Static => {
-            v["kind"] = json!("static");
-            v["tokens_left"] = json!(ctx.store.static_tokens_left(user, d.id)?);
-        }
-    }
-    Ok(v)
+fn device_view(ctx: &AdminContext, user: UserId, d: &Device) -> Result<DeviceView, AdminError> {
+    let kind = match d.kind {
+        DeviceKind::Totp { digits } => DeviceKindView::Totp { digits },
+        DeviceKind::Static => DeviceKindView::Static {
+            tokens_left: ctx.store.static_tokens_left(user, d.id)?,
+        },
+    };
+    Ok(DeviceView {
+        id: d.id.to_string(),
+        label: d.label.clone(),
+        created: rfc3339(d.created),
+        confirmed: d.confirmed,
+        kind,
+    })
 }
 
-pub(super) fn list(ctx: &AdminContext, username: &str) -> Result<Value, AdminError> {
+pub(super) fn list(ctx: &AdminContext, username: &str) -> Result<AdminAnswer, AdminError> {
     let user = find_user(ctx, username)?;
     let devices = ctx.store.devices(user.id)?;
     let list = devices
         .iter()
         .map(|d| device_view(ctx, user.id, d))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Value::Array(list))
+    Ok(AdminAnswer::Devices(list))
 }
 
 pub(super) fn remove(
     ctx: &AdminContext,
     username: &str,
     device: &str,
-) -> Result<Value, AdminError> {
+) -> Result<AdminAnswer, AdminError> {
     let user = find_user(ctx, username)?;
     let id = DeviceId(parse_id("device", device)?);
     if !ctx.store.remove_device(user.id, id)? {
@@ -115,19 +121,19 @@ pub(super) fn remove(
             user.username
         )));
     }
-    Ok(json!({"ok": true, "changed": true, "id": id.to_string()}))
+    Ok(AdminAnswer::Removed(Removed::new(id.to_string())))
 }
 
-fn app_password_view(ap: &AppPassword, at: i64) -> Value {
-    json!({
-        "id": ap.id.to_string(),
-        "name": ap.name,
-        "created": rfc3339(ap.created),
-        "expires": ap.expires.map(rfc3339),
-        "expired": ap.expired(at),
-        "last_used": ap.last_used.map(rfc3339),
-        "last_used_from": ap.last_used_from,
-    })
+fn app_password_view(ap: &AppPassword, at: i64) -> AppPasswordView {
+    AppPasswordView {
+        id: ap.id.to_string(),
+        name: ap.name.clone(),
+        created: rfc3339(ap.created),
+        expires: ap.expires.and_then(rfc3339),
+        expired: ap.expired(at),
+        last_used: ap.last_used.and_then(rfc3339),
+        last_used_from: ap.last_used_from.clone(),
+    }
 }
 
 pub(super) fn app_password_add(
@@ -135,7 +141,7 @@ pub(super) fn app_password_add(
     username: &str,
     name: &str,
     expires_in_secs: Option<u64>,
-) -> Result<Value, AdminError> {
+) -> Result<AdminAnswer, AdminError> {
     let user = find_user(ctx, username)?;
     let expires = match expires_in_secs {
         None => None,
@@ -150,16 +156,19 @@ pub(super) fn app_password_add(
     let secret = app_password::generate();
     let hash = app_password::hash(&ctx.server_key, &secret);
     let ap = ctx.store.add_app_password(user.id, name, expires, &hash)?;
-    Ok(json!({
-        "id": ap.id.to_string(),
-        "name": ap.name,
-        "secret": secret,
-        "expires": ap.expires.map(rfc3339),
+    Ok(AdminAnswer::AppPasswordAdded(AppPasswordAdded {
+        id: ap.id.to_string(),
+        name: ap.name,
+        secret: Secret::new(secret),
+        expires: ap.expires.and_then(rfc3339),
     }))
 }
 
 /// Lists the user's app passwords after removing expired ones.
-pub(super) fn app_password_list(ctx: &AdminContext, username: &str) -> Result<Value, AdminError> {
+pub(super) fn app_password_list(
+    ctx: &AdminContext,
+    username: &str,
+) -> Result<AdminAnswer, AdminError> {
     let user = find_user(ctx, username)?;
     let at = now();
     ctx.store.purge_expired_app_passwords(user.id, at)?;
@@ -169,14 +178,14 @@ pub(super) fn app_password_list(ctx: &AdminContext, username: &str) -> Result<Va
         .iter()
         .map(|ap| app_password_view(ap, at))
         .collect();
-    Ok(Value::Array(list))
+    Ok(AdminAnswer::AppPasswords(list))
 }
 
 pub(super) fn app_password_revoke(
     ctx: &AdminContext,
     username: &str,
     id: &str,
-) -> Result<Value, AdminError> {
+) -> Result<AdminAnswer, AdminError> {
     let user = find_user(ctx, username)?;
     let id = AppPasswordId(parse_id("app password", id)?);
     if !ctx.store.revoke_app_password(user.id, id)? {
@@ -185,7 +194,7 @@ pub(super) fn app_password_revoke(
             user.username
         )));
     }
-    Ok(json!({"ok": true, "changed": true, "id": id.to_string()}))
+    Ok(AdminAnswer::Removed(Removed::new(id.to_string())))
 }
 
 /// `Some(policy)` to set, `None` for `inherit`.
@@ -215,7 +224,7 @@ pub(super) fn mfa_policy_set(
     ctx: &AdminContext,
     group: Option<&str>,
     policy: &str,
-) -> Result<Value, AdminError> {
+) -> Result<AdminAnswer, AdminError> {
     let policy = parse_mfa_policy(policy)?;
     match group {
         Some(name) => {
@@ -238,7 +247,7 @@ pub(super) fn app_password_policy_set(
     ctx: &AdminContext,
     group: Option<&str>,
     setting: &str,
-) -> Result<Value, AdminError> {
+) -> Result<AdminAnswer, AdminError> {
     let setting = parse_switch(setting)?;
     match group {
         Some(name) => {
@@ -261,11 +270,11 @@ pub(super) fn app_password_policy_set(
 
 /// The global policy (config, override, in force) and every group that
 /// sets its own.
-pub(super) fn policy_show(ctx: &AdminContext) -> Result<Value, AdminError> {
+pub(super) fn policy_show(ctx: &AdminContext) -> Result<AdminAnswer, AdminError> {
     let d = ctx.policy_defaults;
     let (mfa, app) = policy::overrides(&ctx.store)?;
     let global = policy::global(d, mfa, app);
-    let switch = |b: bool| if b { "on" } else { "off" };
+    let switch = |b: bool| if b { "on" } else { "off" }.to_string();
     let mut groups = Vec::new();
     for (id, p) in ctx.store.group_policies()? {
         let Some(group) = ctx.store.group(id)? else {
@@ -274,25 +283,26 @@ pub(super) fn policy_show(ctx: &AdminContext) -> Result<Value, AdminError> {
         if p == GroupPolicy::default() {
             continue;
         }
-        groups.push(json!({
-            "group": group.name,
-            "mfa": p.mfa.map(MfaPolicy::as_str),
-            "app_passwords": p.app_passwords.map(switch),
-        }));
+        groups.push(GroupPolicyView {
+            group: group.name,
+            mfa: p.mfa.map(|m| m.as_str().to_string()),
+            app_passwords: p.app_passwords.map(switch),
+        });
     }
-    Ok(json!({
-        "mfa": {
-            "config": d.mfa.as_str(),
-            "override": mfa.map(MfaPolicy::as_str),
-            "effective": global.mfa.as_str(),
+    Ok(AdminAnswer::Policy(PolicyView {
+        mfa: PolicySource {
+            config: d.mfa.as_str().to_string(),
+            overridden: mfa.map(|m| m.as_str().to_string()),
+            effective: global.mfa.as_str().to_string(),
         },
-        "app_passwords": {
-            "config": switch(d.app_passwords),
-            "override": app.map(switch),
-            "effective": switch(global.app_passwords),
+        app_passwords: PolicySource {
+            config: switch(d.app_passwords),
+            overridden: app.map(switch),
+            effective: switch(global.app_passwords),
         },
-        "groups": groups,
-        "precedence": "an explicit group policy beats the global one; among a user's groups \
-                       (nested included) the strictest wins; the global override beats the config",
+        groups,
+        precedence: "an explicit group policy beats the global one; among a user's groups \
+                     (nested included) the strictest wins; the global override beats the config"
+            .to_string(),
     }))
 }

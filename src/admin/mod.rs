@@ -4,12 +4,14 @@
 //! The CLI builds an [`AdminRequest`]; it is either sent over the admin
 //! socket to a running server (`socket`), which runs [`execute`] on its
 //! blocking pool, or executed in the CLI's own process when no server runs.
-//! Either way the result is the JSON document that `--json` prints; the CLI
-//! renders its human output from that same document.
+//! Either way the result is an [`AdminAnswer`]: its JSON document is what
+//! the socket carries and `--json` prints; the CLI renders its human output
+//! from the typed views in it.
 //!
 //! Layout:
 //! - this file: [`AdminRequest`], [`AdminError`], [`AdminContext`], [`execute`].
-//! - `view`: users and groups as JSON objects (never with secrets).
+//! - `view`: [`AdminAnswer`] and the views in it (users, groups, devices,
+//!   policies; secrets only in the answers that create them).
 //! - `mfa`: MFA devices, app passwords and bind policies.
 //! - `bootstrap`: the first start (admin user, required groups).
 //! - `socket`: the Unix socket server and client.
@@ -21,13 +23,13 @@ mod mfa;
 pub mod socket;
 #[cfg(test)]
 mod tests_store;
-mod view;
+pub mod view;
 
 pub use bootstrap::bootstrap;
 pub use mfa::MAX_EXPIRY_SECS;
+pub use view::AdminAnswer;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::fmt;
 
 use crate::account::admins::{ensure_admins_remain, Removal};
@@ -38,6 +40,7 @@ use crate::auth::policy::PolicyDefaults;
 use crate::config::Config;
 use crate::directory::schema;
 use crate::store::{Group, GroupId, Member, NewUser, Store, StoreError, User};
+use view::{GroupChanged, UserChanged};
 
 /// A password in transit. Its `Debug` never shows it, so a request can be
 /// logged.
@@ -333,11 +336,11 @@ impl AdminContext {
 /// Runs one request. Blocking (it may hash a password and it waits on the
 /// store): async callers run it inside `tokio::task::spawn_blocking`.
 ///
-/// Reads return the object (`user show`, `group show`) or an array of them
-/// (`user list`, `group list`). Changes return
-/// `{"ok": true, "changed": bool, "user" | "group": {...}}` with the object
-/// after the change (before it, for deletions).
-pub fn execute(ctx: &AdminContext, req: AdminRequest) -> Result<Value, AdminError> {
+/// Reads answer with the view (`user show`, `group show`) or a list of them
+/// (`user list`, `group list`). Changes answer with a [`UserChanged`] or
+/// [`GroupChanged`] holding the view after the change (before it, for
+/// deletions).
+pub fn execute(ctx: &AdminContext, req: AdminRequest) -> Result<AdminAnswer, AdminError> {
     match req {
         AdminRequest::UserAdd {
             username,
@@ -348,7 +351,7 @@ pub fn execute(ctx: &AdminContext, req: AdminRequest) -> Result<Value, AdminErro
         AdminRequest::UserPasswd { username, password } => user_passwd(ctx, &username, &password),
         AdminRequest::UserShow { username } => {
             let user = find_user(ctx, &username)?;
-            view::Names::new(ctx).user(&user)
+            view::Names::new(ctx).user(&user).map(AdminAnswer::User)
         }
         AdminRequest::UserList => {
             let mut names = view::Names::new(ctx);
@@ -357,7 +360,7 @@ pub fn execute(ctx: &AdminContext, req: AdminRequest) -> Result<Value, AdminErro
                 .iter()
                 .map(|u| names.user(u))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Value::Array(list))
+            Ok(AdminAnswer::Users(list))
         }
         AdminRequest::UserEnable { username } => set_disabled(ctx, &username, false),
         AdminRequest::UserDisable { username } => set_disabled(ctx, &username, true),
@@ -372,7 +375,7 @@ pub fn execute(ctx: &AdminContext, req: AdminRequest) -> Result<Value, AdminErro
         AdminRequest::GroupDelete { name } => group_delete(ctx, &name),
         AdminRequest::GroupShow { name } => {
             let group = find_group(ctx, &name)?;
-            view::Names::new(ctx).group(&group)
+            view::Names::new(ctx).group(&group).map(AdminAnswer::Group)
         }
         AdminRequest::GroupList => {
             let mut names = view::Names::new(ctx);
@@ -381,7 +384,7 @@ pub fn execute(ctx: &AdminContext, req: AdminRequest) -> Result<Value, AdminErro
                 .iter()
                 .map(|g| names.group(g))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Value::Array(list))
+            Ok(AdminAnswer::Groups(list))
         }
         AdminRequest::GroupAddMember { group, user } => {
             let group = find_group(ctx, &group)?;
@@ -464,18 +467,22 @@ fn internal(e: impl fmt::Display) -> AdminError {
     AdminError::Internal(e.to_string())
 }
 
-fn user_changed(ctx: &AdminContext, user: &User, changed: bool) -> Result<Value, AdminError> {
+fn user_changed(ctx: &AdminContext, user: &User, changed: bool) -> Result<AdminAnswer, AdminError> {
     let view = view::Names::new(ctx).user(user)?;
-    Ok(json!({"ok": true, "changed": changed, "user": view}))
+    Ok(AdminAnswer::UserChanged(UserChanged::new(changed, view)))
 }
 
-fn group_changed(ctx: &AdminContext, id: GroupId, changed: bool) -> Result<Value, AdminError> {
+fn group_changed(
+    ctx: &AdminContext,
+    id: GroupId,
+    changed: bool,
+) -> Result<AdminAnswer, AdminError> {
     let group = ctx
         .store
         .group(id)?
         .ok_or_else(|| AdminError::NotFound("the group was deleted meanwhile".into()))?;
     let view = view::Names::new(ctx).group(&group)?;
-    Ok(json!({"ok": true, "changed": changed, "group": view}))
+    Ok(AdminAnswer::GroupChanged(GroupChanged::new(changed, view)))
 }
 
 /// A text field given by the operator: trimmed, and refused when empty.
@@ -501,7 +508,7 @@ fn user_add(
     full_name: Option<String>,
     email: Option<String>,
     password: Option<Password>,
-) -> Result<Value, AdminError> {
+) -> Result<AdminAnswer, AdminError> {
     let full_name = non_empty("the full name", full_name)?;
     // The store validates names and addresses.
     let email = non_empty("the email address", email)?;
@@ -535,7 +542,7 @@ fn user_passwd(
     ctx: &AdminContext,
     username: &str,
     password: &Password,
-) -> Result<Value, AdminError> {
+) -> Result<AdminAnswer, AdminError> {
     let user = find_user(ctx, username)?;
     let phc = hash(ctx, password)?;
     ctx.store.set_password_hash(user.id, &phc)?;
@@ -543,7 +550,11 @@ fn user_passwd(
     user_changed(ctx, &user, true)
 }
 
-fn set_disabled(ctx: &AdminContext, username: &str, disabled: bool) -> Result<Value, AdminError> {
+fn set_disabled(
+    ctx: &AdminContext,
+    username: &str,
+    disabled: bool,
+) -> Result<AdminAnswer, AdminError> {
     let user = find_user(ctx, username)?;
     if user.disabled == disabled {
         return user_changed(ctx, &user, false);
@@ -560,13 +571,13 @@ fn set_disabled(ctx: &AdminContext, username: &str, disabled: bool) -> Result<Va
     user_changed(ctx, &user, true)
 }
 
-fn user_delete(ctx: &AdminContext, username: &str) -> Result<Value, AdminError> {
+fn user_delete(ctx: &AdminContext, username: &str) -> Result<AdminAnswer, AdminError> {
     let user = find_user(ctx, username)?;
     ensure_admin_remains(ctx, Removal::User(user.id))?;
     // Render before deleting: the answer shows what was removed.
     let view = view::Names::new(ctx).user(&user)?;
     ctx.store.delete_user(user.id)?;
-    Ok(json!({"ok": true, "changed": true, "user": view}))
+    Ok(AdminAnswer::UserChanged(UserChanged::new(true, view)))
 }
 
 /// `user set-attr` (`value` is `Some`) and `user unset-attr` (`None`).
@@ -575,7 +586,7 @@ fn user_set_attr(
     username: &str,
     key: &str,
     value: Option<String>,
-) -> Result<Value, AdminError> {
+) -> Result<AdminAnswer, AdminError> {
     let user = find_user(ctx, username)?;
     let target = match schema::user_settable(key) {
         Some(attr) if attr.name.eq_ignore_ascii_case("displayName") => Target::FullName,
@@ -641,14 +652,14 @@ fn group_add(
     ctx: &AdminContext,
     name: &str,
     description: Option<String>,
-) -> Result<Value, AdminError> {
+) -> Result<AdminAnswer, AdminError> {
     let description = non_empty("the description", description)?;
     let group = ctx.store.create_group(name, description)?;
     let view = view::Names::new(ctx).group(&group)?;
-    Ok(json!({"ok": true, "changed": true, "group": view}))
+    Ok(AdminAnswer::GroupChanged(GroupChanged::new(true, view)))
 }
 
-fn group_delete(ctx: &AdminContext, name: &str) -> Result<Value, AdminError> {
+fn group_delete(ctx: &AdminContext, name: &str) -> Result<AdminAnswer, AdminError> {
     let group = find_group(ctx, name)?;
     for required in [&ctx.admin_group, &ctx.search_group] {
         if group.name.eq_ignore_ascii_case(required) {
@@ -661,7 +672,7 @@ fn group_delete(ctx: &AdminContext, name: &str) -> Result<Value, AdminError> {
     ensure_admin_remains(ctx, Removal::Group(group.id))?;
     let view = view::Names::new(ctx).group(&group)?;
     ctx.store.delete_group(group.id)?;
-    Ok(json!({"ok": true, "changed": true, "group": view}))
+    Ok(AdminAnswer::GroupChanged(GroupChanged::new(true, view)))
 }
 
 /// Refuses a change that would leave the admin group without any enabled
@@ -679,6 +690,7 @@ fn ensure_admin_remains(ctx: &AdminContext, removal: Removal) -> Result<(), Admi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
     use std::collections::BTreeSet;
 
     fn every_request() -> Vec<AdminRequest> {

@@ -4,7 +4,8 @@
 //! commands travel over a Unix socket at `<data_dir>/admin.sock` (mode 0600:
 //! only the server's own user, and root, can connect). The protocol is
 //! newline-delimited JSON: each request line is an [`AdminRequest`]; each
-//! response line is `{"ok": <value>}` or
+//! response line is `{"ok": <answer>}` (the [`AdminAnswer`]'s JSON
+//! document) or
 //! `{"error": {"kind": "not_found" | "already_exists" | "invalid" |
 //! "internal", "message": "..."}}`. A connection may carry several
 //! requests, answered in order.
@@ -27,7 +28,7 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{execute, AdminContext, AdminError, AdminRequest};
+use super::{execute, AdminAnswer, AdminContext, AdminError, AdminRequest};
 
 /// File name of the socket inside the data directory.
 pub const SOCKET_NAME: &str = "admin.sock";
@@ -110,7 +111,7 @@ pub async fn serve_admin(
     serve_with(listener, Arc::new(handler), shutdown).await
 }
 
-type Handler = dyn Fn(AdminRequest) -> Result<Value, AdminError> + Send + Sync;
+type Handler = dyn Fn(AdminRequest) -> Result<AdminAnswer, AdminError> + Send + Sync;
 
 /// [`serve_admin`] with the request handler as a parameter, so the protocol
 /// is tested without a store.
@@ -201,10 +202,15 @@ async fn handle_line(handler: &Arc<Handler>, line: &str) -> Value {
         Ok(result) => result,
         Err(e) => Err(AdminError::Internal(format!("the request panicked: {e}"))),
     };
-    match result {
-        Ok(value) => {
+    let document = result.and_then(|answer| {
+        answer
+            .to_json()
+            .map_err(|e| AdminError::Internal(format!("cannot write the answer as JSON: {e}")))
+    });
+    match document {
+        Ok(document) => {
             tracing::info!(op, "admin request done");
-            json!({ "ok": value })
+            json!({ "ok": document })
         }
         Err(AdminError::Internal(detail)) => {
             tracing::error!(op, error = %detail, "admin request failed");
@@ -255,8 +261,30 @@ impl AdminClient {
         Ok(AdminClient { stream, reader })
     }
 
-    /// Sends one request and waits for its answer. The outer error is the
-    /// transport's; the inner one is the server's answer.
+    /// Sends one request and waits for its answer, read into the typed
+    /// answer to that request. The outer error is the transport's (or a
+    /// document that does not fit the request); the inner one is the
+    /// server's answer.
+    pub fn call_typed(
+        &mut self,
+        req: &AdminRequest,
+    ) -> io::Result<Result<AdminAnswer, AdminError>> {
+        let document = match self.call(req)? {
+            Ok(document) => document,
+            Err(e) => return Ok(Err(e)),
+        };
+        match AdminAnswer::from_json(req, document) {
+            Ok(answer) => Ok(Ok(answer)),
+            Err(e) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the admin response does not fit the request: {e}"),
+            )),
+        }
+    }
+
+    /// Sends one request and waits for its answer, the JSON document as it
+    /// came. The outer error is the transport's; the inner one is the
+    /// server's answer.
     pub fn call(&mut self, req: &AdminRequest) -> io::Result<Result<Value, AdminError>> {
         let mut line = serde_json::to_vec(req)?;
         line.push(b'\n');
@@ -312,14 +340,39 @@ fn parse_response(bytes: &[u8]) -> io::Result<Result<Value, AdminError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::view::UserView;
     use std::os::unix::fs::FileTypeExt;
 
-    /// Answers `user_show` for "alice" only; `user_list` fails internally.
-    fn fake(req: AdminRequest) -> Result<Value, AdminError> {
+    fn alice() -> UserView {
+        UserView {
+            id: "00000000-0000-0000-0000-000000000001".into(),
+            username: "alice".into(),
+            dn: "cn=alice,ou=users,dc=example,dc=com".into(),
+            full_name: None,
+            email: None,
+            uid_number: 2001,
+            gid_number: 2001,
+            disabled: false,
+            groups: vec![],
+            attrs: Default::default(),
+            created: None,
+            modified: None,
+            pwd_changed: None,
+        }
+    }
+
+    fn alice_document() -> Value {
+        AdminAnswer::User(alice()).to_json().expect("json")
+    }
+
+    /// Answers `user_show` for "alice" only; `user_list` fails internally;
+    /// `group_show` gets an answer that does not fit it.
+    fn fake(req: AdminRequest) -> Result<AdminAnswer, AdminError> {
         match req {
             AdminRequest::UserShow { username } if username == "alice" => {
-                Ok(json!({"username": "alice"}))
+                Ok(AdminAnswer::User(alice()))
             }
+            AdminRequest::GroupShow { .. } => Ok(AdminAnswer::User(alice())),
             AdminRequest::UserShow { username } => {
                 Err(AdminError::NotFound(format!("user {username} not found")))
             }
@@ -361,10 +414,17 @@ mod tests {
             let b = client.call(&show("bob")).expect("io");
             let c = client.call(&AdminRequest::UserList).expect("io");
             let d = call(&path, &show("alice")).expect("io");
-            (a, b, c, d)
+            let e = client.call_typed(&show("alice")).expect("io");
+            let f = client.call_typed(&show("bob")).expect("io");
+            let g = client
+                .call_typed(&AdminRequest::GroupShow {
+                    name: "staff".into(),
+                })
+                .expect_err("a user is no answer to group show");
+            (a, b, c, d, e, f, g)
         })
         .await;
-        assert_eq!(answers.0, Ok(json!({"username": "alice"})));
+        assert_eq!(answers.0, Ok(alice_document()));
         assert_eq!(
             answers.1,
             Err(AdminError::NotFound("user bob not found".into()))
@@ -374,7 +434,14 @@ mod tests {
             answers.2,
             Err(AdminError::Internal(INTERNAL_MESSAGE.into()))
         );
-        assert_eq!(answers.3, Ok(json!({"username": "alice"})));
+        assert_eq!(answers.3, Ok(alice_document()));
+        // The typed call reads the document into the answer to the request.
+        assert_eq!(answers.4, Ok(AdminAnswer::User(alice())));
+        assert_eq!(
+            answers.5,
+            Err(AdminError::NotFound("user bob not found".into()))
+        );
+        assert_eq!(answers.6.kind(), io::ErrorKind::InvalidData);
         server.shutdown.cancel();
         server.task.await.expect("serve");
     }
@@ -454,7 +521,7 @@ mod tests {
         })
         .await
         .expect("io");
-        assert_eq!(answer, Ok(json!({"username": "alice"})));
+        assert_eq!(answer, Ok(alice_document()));
         shutdown.cancel();
         task.await.expect("serve");
     }

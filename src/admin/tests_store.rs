@@ -3,6 +3,7 @@
 use super::*;
 use crate::auth::password::HashConfig;
 use crate::config::Config;
+use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 
 struct Fixture {
@@ -42,8 +43,10 @@ fn bootstrapped() -> (Fixture, String) {
     (f, pw)
 }
 
+/// Runs `req` and gives its answer as the JSON document the socket carries
+/// and `--json` prints, so these tests assert the wire format.
 fn run(f: &Fixture, req: AdminRequest) -> Result<Value, AdminError> {
-    execute(&f.ctx, req)
+    execute(&f.ctx, req).map(|answer| answer.to_json().expect("json"))
 }
 
 fn ok(f: &Fixture, req: AdminRequest) -> Value {

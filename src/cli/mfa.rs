@@ -6,10 +6,12 @@ use anyhow::bail;
 use clap::Subcommand;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
-use serde_json::Value;
 
-use super::{safe, table, text};
-use crate::admin::AdminRequest;
+use super::render::{opt, safe, table, text};
+use crate::admin::view::{
+    AppPasswordView, DeviceKindView, DeviceView, PolicySource, PolicyView, TotpAdded,
+};
+use crate::admin::{AdminAnswer, AdminRequest};
 
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum MfaCommand {
@@ -225,142 +227,149 @@ fn qr(uri: &str) -> String {
     }
 }
 
-/// Human output of the requests of this module.
-pub fn render(req: &AdminRequest, v: &Value) -> String {
-    match req {
-        AdminRequest::MfaTotpAdd { username, .. } => {
-            let uri = v.get("uri").and_then(Value::as_str).unwrap_or("");
-            format!(
-                "added TOTP device {} for {}\n\n{}\n{}\n\nsecret: {}\n\
-                 Scan the code or enter the secret in an authenticator app; this is the only \
-                 time it is shown.\nBind over LDAP with `<password>;<code>`.\n",
-                text(v, "id"),
-                safe(username),
-                qr(uri),
-                safe(uri),
-                text(v, "secret"),
-            )
+/// Human output of the answers of this module's requests; `None` when the
+/// answer does not fit the request.
+pub(super) fn render(req: &AdminRequest, answer: &AdminAnswer) -> Option<String> {
+    Some(match (req, answer) {
+        (AdminRequest::MfaTotpAdd { username, .. }, AdminAnswer::TotpAdded(t)) => {
+            totp_added(username, t)
         }
-        AdminRequest::MfaStaticAdd { username, .. } => {
-            let tokens: Vec<String> = v
-                .get("tokens")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(safe).collect())
-                .unwrap_or_default();
-            format!(
-                "added static token device {} for {}; each token works once, and this is the \
-                 only time they are shown:\n  {}\n",
-                text(v, "id"),
-                safe(username),
-                tokens.join("\n  ")
-            )
-        }
-        AdminRequest::MfaList { .. } => {
-            let rows: Vec<Vec<String>> = v
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|d| {
-                            let detail = match d.get("kind").and_then(Value::as_str) {
-                                Some("totp") => format!("{} digits", text(d, "digits")),
-                                _ => format!("{} tokens left", text(d, "tokens_left")),
-                            };
-                            vec![
-                                text(d, "id"),
-                                text(d, "kind"),
-                                text(d, "label"),
-                                detail,
-                                text(d, "created"),
-                            ]
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            table(&["ID", "KIND", "LABEL", "DETAIL", "CREATED"], &rows)
-        }
-        AdminRequest::MfaRemove { device, .. } => format!("removed device {}\n", safe(device)),
-        AdminRequest::AppPasswordAdd { username, .. } => format!(
-            "created app password {} ({}) for {}, expires {}:\n  {}\nIt binds without a code; \
-             this is the only time it is shown.\n",
-            text(v, "id"),
-            text(v, "name"),
+        (AdminRequest::MfaStaticAdd { username, .. }, AdminAnswer::StaticAdded(s)) => format!(
+            "added static token device {} for {}; each token works once, and this is the \
+             only time they are shown:\n  {}\n",
+            text(&s.id),
             safe(username),
-            match text(v, "expires").as_str() {
-                "-" => "never".to_string(),
-                t => t.to_string(),
-            },
-            text(v, "secret"),
+            s.tokens
+                .expose()
+                .iter()
+                .map(|t| safe(t))
+                .collect::<Vec<_>>()
+                .join("\n  ")
         ),
-        AdminRequest::AppPasswordList { .. } => {
-            let rows: Vec<Vec<String>> = v
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|p| {
-                            vec![
-                                text(p, "id"),
-                                text(p, "name"),
-                                text(p, "created"),
-                                text(p, "expires"),
-                                text(p, "last_used"),
-                                text(p, "last_used_from"),
-                            ]
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            table(
-                &["ID", "NAME", "CREATED", "EXPIRES", "LAST USED", "FROM"],
-                &rows,
+        (AdminRequest::MfaList { .. }, AdminAnswer::Devices(devices)) => render_devices(devices),
+        (AdminRequest::MfaRemove { device, .. }, AdminAnswer::Removed(_)) => {
+            format!("removed device {}\n", safe(device))
+        }
+        (AdminRequest::AppPasswordAdd { username, .. }, AdminAnswer::AppPasswordAdded(a)) => {
+            format!(
+                "created app password {} ({}) for {}, expires {}:\n  {}\nIt binds without a \
+                 code; this is the only time it is shown.\n",
+                text(&a.id),
+                text(&a.name),
+                safe(username),
+                match a.expires.as_deref() {
+                    None | Some("") => "never".to_string(),
+                    Some(t) => safe(t),
+                },
+                text(a.secret.expose()),
             )
         }
-        AdminRequest::AppPasswordRevoke { id, .. } => {
+        (AdminRequest::AppPasswordList { .. }, AdminAnswer::AppPasswords(list)) => {
+            render_app_passwords(list)
+        }
+        (AdminRequest::AppPasswordRevoke { id, .. }, AdminAnswer::Removed(_)) => {
             format!("revoked app password {}\n", safe(id))
         }
-        _ => render_policy(v),
+        (
+            AdminRequest::PolicyShow
+            | AdminRequest::MfaPolicySet { .. }
+            | AdminRequest::AppPasswordPolicySet { .. },
+            AdminAnswer::Policy(p),
+        ) => render_policy(p),
+        _ => return None,
+    })
+}
+
+fn totp_added(username: &str, t: &TotpAdded) -> String {
+    let uri = t.uri.expose();
+    format!(
+        "added TOTP device {} for {}\n\n{}\n{}\n\nsecret: {}\n\
+         Scan the code or enter the secret in an authenticator app; this is the only \
+         time it is shown.\nBind over LDAP with `<password>;<code>`.\n",
+        text(&t.id),
+        safe(username),
+        qr(uri),
+        safe(uri),
+        text(t.secret.expose()),
+    )
+}
+
+fn render_devices(devices: &[DeviceView]) -> String {
+    let rows: Vec<Vec<String>> = devices
+        .iter()
+        .map(|d| {
+            let (kind, detail) = match d.kind {
+                DeviceKindView::Totp { digits } => ("totp", format!("{digits} digits")),
+                DeviceKindView::Static { tokens_left } => {
+                    ("static", format!("{tokens_left} tokens left"))
+                }
+            };
+            vec![
+                text(&d.id),
+                kind.to_string(),
+                text(&d.label),
+                detail,
+                opt(d.created.as_deref()),
+            ]
+        })
+        .collect();
+    table(&["ID", "KIND", "LABEL", "DETAIL", "CREATED"], &rows)
+}
+
+fn render_app_passwords(list: &[AppPasswordView]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|p| {
+            vec![
+                text(&p.id),
+                text(&p.name),
+                opt(p.created.as_deref()),
+                opt(p.expires.as_deref()),
+                opt(p.last_used.as_deref()),
+                opt(p.last_used_from.as_deref()),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "NAME", "CREATED", "EXPIRES", "LAST USED", "FROM"],
+        &rows,
+    )
+}
+
+/// A group's own setting; none inherits.
+fn inherit(value: Option<&str>) -> String {
+    match opt(value) {
+        none if none == "-" => "inherit".into(),
+        value => value,
     }
 }
 
-fn inherit(value: String) -> String {
-    if value == "-" {
-        "inherit".into()
-    } else {
-        value
-    }
-}
-
-fn render_policy(v: &Value) -> String {
-    let mfa = v.get("mfa").unwrap_or(&Value::Null);
-    let app = v.get("app_passwords").unwrap_or(&Value::Null);
-    let source = |p: &Value| {
-        if text(p, "override") == "-" {
+fn render_policy(p: &PolicyView) -> String {
+    let source = |s: &PolicySource| {
+        if opt(s.overridden.as_deref()) == "-" {
             "from the config".to_string()
         } else {
-            format!("set with the CLI; config says {}", text(p, "config"))
+            format!("set with the CLI; config says {}", text(&s.config))
         }
     };
     let mut out = format!(
         "mfa:            {} ({})\napp passwords:  {} ({})\n",
-        text(mfa, "effective"),
-        source(mfa),
-        text(app, "effective"),
-        source(app),
+        text(&p.mfa.effective),
+        source(&p.mfa),
+        text(&p.app_passwords.effective),
+        source(&p.app_passwords),
     );
-    let rows: Vec<Vec<String>> = v
-        .get("groups")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|g| {
-                    vec![
-                        text(g, "group"),
-                        inherit(text(g, "mfa")),
-                        inherit(text(g, "app_passwords")),
-                    ]
-                })
-                .collect()
+    let rows: Vec<Vec<String>> = p
+        .groups
+        .iter()
+        .map(|g| {
+            vec![
+                text(&g.group),
+                inherit(g.mfa.as_deref()),
+                inherit(g.app_passwords.as_deref()),
+            ]
         })
-        .unwrap_or_default();
+        .collect();
     if !rows.is_empty() {
         out.push_str(
             "\ngroup policies (beat the global one; the strictest of a user's groups wins):\n",
@@ -373,6 +382,8 @@ fn render_policy(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::tests::{parse, parse_err, s};
+    use crate::cli::Command;
 
     #[test]
     fn durations() {
@@ -390,5 +401,108 @@ mod tests {
     fn qr_is_drawn() {
         let q = qr("otpauth://totp/Portcullis:alice?secret=ABC");
         assert!(q.lines().count() > 10);
+    }
+
+    #[test]
+    fn mfa_and_app_password_commands() {
+        let req = |args: &[&str]| match parse(args).command {
+            Command::Mfa(cmd) => mfa_request(cmd),
+            Command::AppPassword(cmd) => app_password_request(cmd),
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(
+            req(&["mfa", "totp", "add", "alice"]),
+            AdminRequest::MfaTotpAdd {
+                username: s("alice"),
+                digits: 6,
+                label: None
+            }
+        );
+        assert_eq!(
+            req(&["mfa", "totp", "add", "alice", "--digits", "8", "--json"]),
+            AdminRequest::MfaTotpAdd {
+                username: s("alice"),
+                digits: 8,
+                label: None
+            }
+        );
+        assert_eq!(
+            req(&["mfa", "static", "add", "alice", "--count", "10"]),
+            AdminRequest::MfaStaticAdd {
+                username: s("alice"),
+                count: 10,
+                label: None
+            }
+        );
+        assert_eq!(
+            req(&["mfa", "remove", "alice", "42"]),
+            AdminRequest::MfaRemove {
+                username: s("alice"),
+                device: s("42")
+            }
+        );
+        assert_eq!(
+            req(&["mfa", "policy", "set", "--group", "svc", "off"]),
+            AdminRequest::MfaPolicySet {
+                group: Some(s("svc")),
+                policy: s("off")
+            }
+        );
+        assert_eq!(req(&["mfa", "policy", "show"]), AdminRequest::PolicyShow);
+        assert_eq!(
+            req(&[
+                "app-password",
+                "add",
+                "bob",
+                "--name",
+                "mail",
+                "--expires",
+                "30d"
+            ]),
+            AdminRequest::AppPasswordAdd {
+                username: s("bob"),
+                name: s("mail"),
+                expires_in_secs: Some(30 * 86400)
+            }
+        );
+        assert_eq!(
+            req(&["app-password", "revoke", "bob", "x"]),
+            AdminRequest::AppPasswordRevoke {
+                username: s("bob"),
+                id: s("x")
+            }
+        );
+        assert_eq!(
+            req(&["app-password", "policy", "set", "inherit"]),
+            AdminRequest::AppPasswordPolicySet {
+                group: None,
+                setting: s("inherit")
+            }
+        );
+        use clap::error::ErrorKind;
+        assert_eq!(
+            parse_err(&["mfa", "totp", "add", "alice", "--digits", "7"]),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(
+            parse_err(&["app-password", "add", "bob"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            parse_err(&[
+                "app-password",
+                "add",
+                "bob",
+                "--name",
+                "x",
+                "--expires",
+                "3y"
+            ]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            parse_err(&["mfa", "policy", "set", "sometimes"]),
+            ErrorKind::InvalidValue
+        );
     }
 }

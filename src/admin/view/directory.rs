@@ -1,24 +1,73 @@
-//! Users and groups as the JSON objects that admin commands answer with.
+//! Users and groups as admin answers show them: [`UserView`] and
+//! [`GroupView`], and the [`Names`] that builds them from store records.
 //!
 //! Built from store records only: password hashes and other credentials
 //! live elsewhere in the store and are never read here.
 
-use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 
-use super::{AdminContext, AdminError};
-use crate::store::{Group, GroupId, Member, Timestamp, User, UserId};
+use super::rfc3339;
+use crate::admin::{AdminContext, AdminError};
+use crate::store::{Group, GroupId, Member, User, UserId};
+
+/// A user: `user show`, an element of `user list`, and the `user` of a
+/// [`UserChanged`](super::UserChanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub dn: String,
+    /// `null` when not set.
+    pub full_name: Option<String>,
+    /// `null` when not set.
+    pub email: Option<String>,
+    pub uid_number: u32,
+    pub gid_number: u32,
+    pub disabled: bool,
+    /// Names of the groups the user is a direct member of, sorted.
+    pub groups: Vec<String>,
+    /// Attributes set with `user set-attr`, by canonical LDAP name.
+    pub attrs: BTreeMap<String, String>,
+    /// RFC 3339 times; `null` only for a timestamp out of range.
+    pub created: Option<String>,
+    pub modified: Option<String>,
+    /// When the password was last set; `null` when it never was (the user
+    /// cannot bind).
+    pub pwd_changed: Option<String>,
+}
+
+/// A group: `group show`, an element of `group list`, and the `group` of a
+/// [`GroupChanged`](super::GroupChanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupView {
+    pub id: String,
+    pub name: String,
+    pub dn: String,
+    pub gid_number: u32,
+    /// `null` when not set.
+    pub description: Option<String>,
+    /// Usernames of the direct members, sorted.
+    pub members: Vec<String>,
+    /// Names of the groups that are direct members, sorted.
+    pub child_groups: Vec<String>,
+    /// Names of the groups this one is a direct member of, sorted.
+    pub parent_groups: Vec<String>,
+    /// RFC 3339 times; `null` only for a timestamp out of range.
+    pub created: Option<String>,
+    pub modified: Option<String>,
+}
 
 /// Resolves ids to names, remembering them, so a list costs one lookup per
 /// distinct group or user rather than one per membership.
-pub(super) struct Names<'a> {
+pub(in crate::admin) struct Names<'a> {
     ctx: &'a AdminContext,
     users: HashMap<UserId, Option<String>>,
     groups: HashMap<GroupId, Option<String>>,
 }
 
 impl<'a> Names<'a> {
-    pub(super) fn new(ctx: &'a AdminContext) -> Names<'a> {
+    pub(in crate::admin) fn new(ctx: &'a AdminContext) -> Names<'a> {
         Names {
             ctx,
             users: HashMap::new(),
@@ -57,35 +106,26 @@ impl<'a> Names<'a> {
         Ok(names)
     }
 
-    /// `{id, username, dn, full_name, email, uid_number, gid_number,
-    /// disabled, groups, attrs, created, modified, pwd_changed}`.
-    pub(super) fn user(&mut self, user: &User) -> Result<Value, AdminError> {
+    pub(in crate::admin) fn user(&mut self, user: &User) -> Result<UserView, AdminError> {
         let groups = self.parents(Member::User(user.id))?;
-        let attrs: Map<String, Value> = user
-            .attrs
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        Ok(json!({
-            "id": user.id.to_string(),
-            "username": user.username,
-            "dn": user_dn(&user.username, &self.ctx.base_dn),
-            "full_name": user.full_name,
-            "email": user.email,
-            "uid_number": user.uid_number,
-            "gid_number": user.gid_number,
-            "disabled": user.disabled,
-            "groups": groups,
-            "attrs": attrs,
-            "created": rfc3339(user.created),
-            "modified": rfc3339(user.modified),
-            "pwd_changed": user.pwd_changed.map(rfc3339),
-        }))
+        Ok(UserView {
+            id: user.id.to_string(),
+            username: user.username.clone(),
+            dn: user_dn(&user.username, &self.ctx.base_dn),
+            full_name: user.full_name.clone(),
+            email: user.email.clone(),
+            uid_number: user.uid_number,
+            gid_number: user.gid_number,
+            disabled: user.disabled,
+            groups,
+            attrs: user.attrs.clone(),
+            created: rfc3339(user.created),
+            modified: rfc3339(user.modified),
+            pwd_changed: user.pwd_changed.and_then(rfc3339),
+        })
     }
 
-    /// `{id, name, dn, gid_number, description, members, child_groups,
-    /// parent_groups, created, modified}`; members are usernames.
-    pub(super) fn group(&mut self, group: &Group) -> Result<Value, AdminError> {
+    pub(in crate::admin) fn group(&mut self, group: &Group) -> Result<GroupView, AdminError> {
         let mut members = Vec::new();
         let mut children = Vec::new();
         for member in self.ctx.store.members(group.id)? {
@@ -97,18 +137,18 @@ impl<'a> Names<'a> {
         sort_names(&mut members);
         sort_names(&mut children);
         let parents = self.parents(Member::Group(group.id))?;
-        Ok(json!({
-            "id": group.id.to_string(),
-            "name": group.name,
-            "dn": group_dn(&group.name, &self.ctx.base_dn),
-            "gid_number": group.gid_number,
-            "description": group.description,
-            "members": members,
-            "child_groups": children,
-            "parent_groups": parents,
-            "created": rfc3339(group.created),
-            "modified": rfc3339(group.modified),
-        }))
+        Ok(GroupView {
+            id: group.id.to_string(),
+            name: group.name.clone(),
+            dn: group_dn(&group.name, &self.ctx.base_dn),
+            gid_number: group.gid_number,
+            description: group.description.clone(),
+            members,
+            child_groups: children,
+            parent_groups: parents,
+            created: rfc3339(group.created),
+            modified: rfc3339(group.modified),
+        })
     }
 }
 
@@ -116,11 +156,11 @@ fn sort_names(names: &mut [String]) {
     names.sort_by_cached_key(|n| n.to_lowercase());
 }
 
-pub(super) fn user_dn(username: &str, base_dn: &str) -> String {
+fn user_dn(username: &str, base_dn: &str) -> String {
     format!("cn={},ou=users,{base_dn}", escape_dn_value(username))
 }
 
-pub(super) fn group_dn(name: &str, base_dn: &str) -> String {
+fn group_dn(name: &str, base_dn: &str) -> String {
     format!("cn={},ou=groups,{base_dn}", escape_dn_value(name))
 }
 
@@ -143,17 +183,6 @@ fn escape_dn_value(value: &str) -> String {
     out
 }
 
-/// A timestamp as RFC 3339 text, e.g. `2025-01-31T12:00:00Z`.
-pub(super) fn rfc3339(ts: Timestamp) -> Value {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .map_or(Value::Null, Value::String)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,12 +200,5 @@ mod tests {
         assert_eq!(escape_dn_value("a,b+c"), "a\\,b\\+c");
         assert_eq!(escape_dn_value(" #x "), "\\ #x\\ ");
         assert_eq!(escape_dn_value("#x"), "\\#x");
-    }
-
-    #[test]
-    fn times_are_rfc3339() {
-        assert_eq!(rfc3339(0), json!("1970-01-01T00:00:00Z"));
-        assert_eq!(rfc3339(1_700_000_000), json!("2023-11-14T22:13:20Z"));
-        assert_eq!(rfc3339(i64::MAX), Value::Null);
     }
 }

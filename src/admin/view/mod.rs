@@ -1,0 +1,187 @@
+//! What admin requests answer: [`AdminAnswer`] and the views in it.
+//!
+//! [`execute`](super::execute) returns an [`AdminAnswer`]; the admin socket
+//! carries it as a JSON document ([`AdminAnswer::to_json`]), the CLI prints
+//! that document with `--json` and renders its text from the typed views.
+//! A client turns the document back into the answer with
+//! [`AdminAnswer::from_json`], knowing the request it sent.
+//!
+//! Layout:
+//! - this file: [`AdminAnswer`], the answers of changes ([`UserChanged`],
+//!   [`GroupChanged`], [`Removed`]), times as text.
+//! - `directory`: [`UserView`], [`GroupView`] and how they are built.
+//! - `mfa`: devices, app passwords, policies, the one-time secrets.
+
+mod directory;
+mod mfa;
+#[cfg(test)]
+mod tests;
+
+pub(super) use directory::Names;
+pub use directory::{GroupView, UserView};
+pub use mfa::{
+    AppPasswordAdded, AppPasswordView, DeviceKindView, DeviceView, GroupPolicyView, PolicySource,
+    PolicyView, Secret, StaticAdded, TotpAdded,
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::AdminRequest;
+use crate::store::Timestamp;
+
+/// The answer to one [`AdminRequest`]. Serialized as the bare view (no
+/// tag): the JSON document is the same one the admin socket always carried.
+///
+/// There is no `Deserialize`: guessing the kind from the document would be
+/// ambiguous (an empty list of users is an empty list of devices too), so
+/// [`AdminAnswer::from_json`] takes it from the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum AdminAnswer {
+    /// `user show`.
+    User(UserView),
+    /// `user list`.
+    Users(Vec<UserView>),
+    /// `user add|passwd|enable|disable|delete|set-attr|unset-attr`.
+    UserChanged(UserChanged),
+    /// `group show`.
+    Group(GroupView),
+    /// `group list`.
+    Groups(Vec<GroupView>),
+    /// `group add|delete|add-member|remove-member|add-child|remove-child`.
+    GroupChanged(GroupChanged),
+    /// `mfa totp add`.
+    TotpAdded(TotpAdded),
+    /// `mfa static add`.
+    StaticAdded(StaticAdded),
+    /// `mfa list`.
+    Devices(Vec<DeviceView>),
+    /// `mfa remove` and `app-password revoke`.
+    Removed(Removed),
+    /// `app-password add`.
+    AppPasswordAdded(AppPasswordAdded),
+    /// `app-password list`.
+    AppPasswords(Vec<AppPasswordView>),
+    /// `mfa policy show|set` and `app-password policy show|set`.
+    Policy(PolicyView),
+}
+
+impl AdminAnswer {
+    /// The JSON document: what the admin socket carries and `--json`
+    /// prints. It is built as a [`Value`], whose objects keep their keys
+    /// sorted, so the document's text does not depend on the order of the
+    /// views' fields.
+    pub fn to_json(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(self)
+    }
+
+    /// Reads the document [`AdminAnswer::to_json`] made for `req`.
+    pub fn from_json(req: &AdminRequest, doc: Value) -> serde_json::Result<AdminAnswer> {
+        use serde_json::from_value;
+        Ok(match req {
+            AdminRequest::UserShow { .. } => AdminAnswer::User(from_value(doc)?),
+            AdminRequest::UserList => AdminAnswer::Users(from_value(doc)?),
+            AdminRequest::UserAdd { .. }
+            | AdminRequest::UserPasswd { .. }
+            | AdminRequest::UserEnable { .. }
+            | AdminRequest::UserDisable { .. }
+            | AdminRequest::UserDelete { .. }
+            | AdminRequest::UserSetAttr { .. }
+            | AdminRequest::UserUnsetAttr { .. } => AdminAnswer::UserChanged(from_value(doc)?),
+            AdminRequest::GroupShow { .. } => AdminAnswer::Group(from_value(doc)?),
+            AdminRequest::GroupList => AdminAnswer::Groups(from_value(doc)?),
+            AdminRequest::GroupAdd { .. }
+            | AdminRequest::GroupDelete { .. }
+            | AdminRequest::GroupAddMember { .. }
+            | AdminRequest::GroupRemoveMember { .. }
+            | AdminRequest::GroupAddChild { .. }
+            | AdminRequest::GroupRemoveChild { .. } => AdminAnswer::GroupChanged(from_value(doc)?),
+            AdminRequest::MfaTotpAdd { .. } => AdminAnswer::TotpAdded(from_value(doc)?),
+            AdminRequest::MfaStaticAdd { .. } => AdminAnswer::StaticAdded(from_value(doc)?),
+            AdminRequest::MfaList { .. } => AdminAnswer::Devices(from_value(doc)?),
+            AdminRequest::MfaRemove { .. } | AdminRequest::AppPasswordRevoke { .. } => {
+                AdminAnswer::Removed(from_value(doc)?)
+            }
+            AdminRequest::AppPasswordAdd { .. } => AdminAnswer::AppPasswordAdded(from_value(doc)?),
+            AdminRequest::AppPasswordList { .. } => AdminAnswer::AppPasswords(from_value(doc)?),
+            AdminRequest::MfaPolicySet { .. }
+            | AdminRequest::AppPasswordPolicySet { .. }
+            | AdminRequest::PolicyShow => AdminAnswer::Policy(from_value(doc)?),
+        })
+    }
+}
+
+/// `{"ok": true, "changed": …, "user": {…}}`: the user after the change
+/// (before it, for `user delete`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserChanged {
+    /// Always `true`: a refused change is an error, not an answer.
+    pub ok: bool,
+    /// `false` when the user already was as asked.
+    pub changed: bool,
+    pub user: UserView,
+}
+
+impl UserChanged {
+    pub fn new(changed: bool, user: UserView) -> UserChanged {
+        UserChanged {
+            ok: true,
+            changed,
+            user,
+        }
+    }
+}
+
+/// `{"ok": true, "changed": …, "group": {…}}`: the group after the change
+/// (before it, for `group delete`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupChanged {
+    /// Always `true`: a refused change is an error, not an answer.
+    pub ok: bool,
+    /// `false` when the group already was as asked.
+    pub changed: bool,
+    pub group: GroupView,
+}
+
+impl GroupChanged {
+    pub fn new(changed: bool, group: GroupView) -> GroupChanged {
+        GroupChanged {
+            ok: true,
+            changed,
+            group,
+        }
+    }
+}
+
+/// `{"ok": true, "changed": true, "id": …}`: a device or app password was
+/// removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    /// Always `true`.
+    pub ok: bool,
+    /// Always `true`: removing what is not there is an error.
+    pub changed: bool,
+    pub id: String,
+}
+
+impl Removed {
+    pub fn new(id: String) -> Removed {
+        Removed {
+            ok: true,
+            changed: true,
+            id,
+        }
+    }
+}
+
+/// A timestamp as RFC 3339 text, e.g. `2025-01-31T12:00:00Z`; `None` when
+/// it is out of range.
+pub(super) fn rfc3339(ts: Timestamp) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+}
