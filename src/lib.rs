@@ -14,8 +14,10 @@
 //!   and changes nothing.
 //! - `account`: every rule about changing an account, written once: the
 //!   acting party and what it may change, the password policy, the admin
-//!   set and the last-enabled-admin guard, LDAP writes, password changes.
-//!   `ldap`, `admin` and (next) the portal call it for every change.
+//!   set and the last-enabled-admin guard, LDAP writes, password changes,
+//!   users and groups, MFA enrolment, app passwords, policies, bootstrap;
+//!   typed views of what it answers. `ldap`, `admin` and (next) the
+//!   portal call it for every change.
 //! - `auth`: bind decisions: password hashing and verification off the
 //!   reactor, credential parsing, TOTP and static tokens, app passwords,
 //!   bind policies, throttling, the server key. Clock and randomness are
@@ -23,8 +25,8 @@
 //!   settings types (`config` converts into them).
 //! - `ldap`: the protocol layer: listener, connection loop, operation
 //!   handlers (bind, search, compare, extended, root DSE, paging).
-//! - `admin`: the admin requests the CLI sends, their execution, and the
-//!   Unix socket through which a running server takes them.
+//! - `admin`: the admin requests the CLI sends, the Unix socket through
+//!   which a running server takes them, and their dispatch to `account`.
 //! - `config`: settings from file, environment and flags.
 //! - `cli`: the command line (clap) and the commands behind it.
 //! - `server`: `serve`: store, bootstrap, listeners, admin socket, shutdown.

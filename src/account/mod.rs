@@ -8,11 +8,21 @@
 //! last-enabled-admin guard.
 //!
 //! Layout:
-//! - this file: [`Accounts`] (the service the protocol layer holds),
-//!   [`Actor`], [`AccountError`].
-//! - `password`: the password policy (length limits, generated passwords).
-//! - `passwd`: a password change, from any front end.
-//! - `admins`: who administers the directory; the guard that keeps one.
+//! - this file: [`Accounts`] (the service the LDAP handler holds),
+//!   [`AdminContext`] (what the operator's operations need), [`Actor`],
+//!   [`AccountError`].
+//! - `password`: the password policy (length limits, hashing, generated
+//!   passwords).
+//! - `passwd`: a password change over LDAP (and next the portal).
+//! - `records`: users and groups as the operator changes them (create,
+//!   password, enable/disable, attributes, delete, memberships, nesting).
+//! - `mfa`: MFA enrolment, app passwords and bind policies.
+//! - `admins`: the guard that keeps an enabled admin (who is one:
+//!   `directory::admins`).
+//! - `bootstrap`: the first start, as the server itself.
+//! - `view`: the typed answers (`AdminAnswer`, user, group, device, app
+//!   password and policy views), which the CLI prints and the JSON API
+//!   will serve.
 //! - `write`: LDAP add, modify, delete and modify DN mapped onto store
 //!   changes, with the write access rules.
 //!
@@ -21,11 +31,19 @@
 //! `admin`, `cli`, `server`, which never change the store themselves.
 
 pub mod admins;
+pub mod bootstrap;
+pub mod mfa;
 pub mod passwd;
 pub mod password;
+pub mod records;
+pub mod view;
 pub mod write;
 
+use crate::auth::keys::ServerKey;
+use crate::auth::password::Hasher;
+use crate::auth::policy::PolicyDefaults;
 use crate::auth::Authenticator;
+use crate::config::Config;
 use crate::directory::{Directory, Dn, Identity};
 use crate::store::{Store, StoreError, UserId};
 
@@ -46,6 +64,18 @@ pub enum Actor {
 impl From<crate::blocking::TaskFailed> for AccountError {
     fn from(e: crate::blocking::TaskFailed) -> AccountError {
         AccountError::Internal(e.to_string())
+    }
+}
+
+impl Actor {
+    /// Today every operation of `records` and `mfa` is the operator's (or
+    /// the server's); a bound client is refused until the portal brings
+    /// its self-service rules.
+    pub fn require_operator(&self) -> Result<(), AccountError> {
+        match self {
+            Actor::Operator | Actor::System => Ok(()),
+            Actor::Bound(_) => Err(AccountError::Denied("only the operator may do this".into())),
+        }
     }
 }
 
@@ -118,5 +148,53 @@ impl Accounts {
             Actor::Bound(Identity::User { id, username }) => Some((*id, username.as_str())),
             _ => None,
         }
+    }
+}
+
+/// What the operator's account operations need (the admin requests of the
+/// CLI and the admin socket). The server builds one and shares it (in an
+/// `Arc`) with the admin socket; the CLI builds one when it opens the store
+/// itself.
+#[derive(Clone)]
+pub struct AdminContext {
+    pub store: Store,
+    pub hasher: Hasher,
+    /// Suffix used to show DNs.
+    pub base_dn: String,
+    /// `ldap.admin_group`: cannot be deleted, and is never left without an
+    /// enabled user.
+    pub admin_group: String,
+    /// `ldap.search_group`: cannot be deleted.
+    pub search_group: String,
+    /// Keys the hashes of app passwords and static tokens; see
+    /// [`AdminContext::with_server_key`].
+    pub server_key: ServerKey,
+    /// `bind.totp_issuer`.
+    pub totp_issuer: String,
+    /// `bind.mfa` and `bind.app_passwords`, for `policy show`.
+    pub policy_defaults: PolicyDefaults,
+}
+
+impl AdminContext {
+    pub fn new(store: Store, hasher: Hasher, config: &Config) -> AdminContext {
+        AdminContext {
+            store,
+            hasher,
+            base_dn: config.base_dn.to_string(),
+            admin_group: config.ldap.admin_group.clone(),
+            search_group: config.ldap.search_group.clone(),
+            // Throw-away until `with_server_key`: what it hashes never
+            // matches at bind (fails closed).
+            server_key: ServerKey::generate(),
+            totp_issuer: config.bind.totp_issuer.clone(),
+            policy_defaults: config.auth_settings().policy,
+        }
+    }
+
+    /// Uses the server's key (`<data_dir>/server.key`): required for app
+    /// passwords and static tokens that bind.
+    pub fn with_server_key(mut self, key: ServerKey) -> AdminContext {
+        self.server_key = key;
+        self
     }
 }

@@ -5,6 +5,9 @@
 
 use rand::distributions::{Alphanumeric, DistString};
 
+use super::AccountError;
+use crate::auth::password::Hasher;
+
 /// Longest password accepted, in bytes. The CLI reads at most this much
 /// from standard input; LDAP refuses longer ones with constraintViolation.
 pub const MAX_PASSWORD_LEN: usize = 4096;
@@ -37,7 +40,18 @@ pub fn check_len(len: usize) -> Result<(), PasswordRefusal> {
     }
 }
 
-/// A new random password, for a change that names none.
+/// Checks a new password against the policy and hashes it (argon2id, on
+/// the calling thread: blocking, for the CLI, the admin socket's blocking
+/// pool and bootstrap).
+pub fn hash_blocking(hasher: &Hasher, password: &str) -> Result<String, AccountError> {
+    check_new(password)?;
+    hasher
+        .hash_blocking(password)
+        .map_err(|e| AccountError::Internal(e.to_string()))
+}
+
+/// A new random password, for a change that names none (Password Modify)
+/// and for the first admin.
 pub fn generate() -> String {
     Alphanumeric.sample_string(&mut rand::rngs::OsRng, GENERATED_LEN)
 }

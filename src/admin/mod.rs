@@ -1,46 +1,38 @@
-//! Admin requests: what the `user` and `group` commands ask for, and their
-//! execution against the store.
+//! Admin requests: what the `user`, `group`, `mfa` and `app-password`
+//! commands ask for, and their dispatch to the account layer.
 //!
 //! The CLI builds an [`AdminRequest`]; it is either sent over the admin
 //! socket to a running server (`socket`), which runs [`execute`] on its
 //! blocking pool, or executed in the CLI's own process when no server runs.
-//! Either way the result is an [`AdminAnswer`]: its JSON document is what
-//! the socket carries and `--json` prints; the CLI renders its human output
-//! from the typed views in it.
+//! Either way each request is one call into `crate::account` as the
+//! operator, and the result is an [`AdminAnswer`] (`account::view`): its
+//! JSON document is what the socket carries and `--json` prints; the CLI
+//! renders its human output from the typed views in it.
 //!
 //! Layout:
-//! - this file: [`AdminRequest`], [`AdminError`], [`AdminContext`], [`execute`].
-//! - `view`: [`AdminAnswer`] and the views in it (users, groups, devices,
-//!   policies; secrets only in the answers that create them).
-//! - `mfa`: MFA devices, app passwords and bind policies.
-//! - `bootstrap`: the first start (admin user, required groups).
+//! - this file: [`AdminRequest`], [`Password`], [`AdminError`], [`execute`].
+//! - `answer`: a socket answer read back into its typed form.
 //! - `socket`: the Unix socket server and client.
 //!
-//! This module speaks store records and knows nothing of LDAP or clap.
+//! No rule lives here: who may change what, the password policy and the
+//! admin guard are the account layer's. Knows nothing of LDAP or clap.
 
-pub mod bootstrap;
-mod mfa;
+mod answer;
 pub mod socket;
 #[cfg(test)]
 mod tests_store;
-pub mod view;
 
-pub use bootstrap::bootstrap;
-pub use mfa::MAX_EXPIRY_SECS;
-pub use view::AdminAnswer;
+pub use crate::account::bootstrap::{self, bootstrap};
+pub use crate::account::mfa::MAX_EXPIRY_SECS;
+pub use crate::account::view::{self, AdminAnswer};
+pub use crate::account::AdminContext;
+pub use answer::answer_from_json;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::account::admins::{ensure_admins_remain, Removal};
-use crate::account::{password, AccountError};
-use crate::auth::keys::ServerKey;
-use crate::auth::password::Hasher;
-use crate::auth::policy::PolicyDefaults;
-use crate::config::Config;
-use crate::directory::schema;
-use crate::store::{Group, GroupId, Member, NewUser, Store, StoreError, User};
-use view::{GroupChanged, UserChanged};
+use crate::account::{mfa, records, AccountError, Actor};
+use crate::store::StoreError;
 
 /// A password in transit. Its `Debug` never shows it, so a request can be
 /// logged.
@@ -287,404 +279,104 @@ impl From<AccountError> for AdminError {
     }
 }
 
-/// What [`execute`] needs. The server builds one and shares it (in an `Arc`)
-/// with the admin socket; the CLI builds one when it opens the store itself.
-#[derive(Clone)]
-pub struct AdminContext {
-    pub store: Store,
-    pub hasher: Hasher,
-    /// Suffix used to show DNs.
-    pub base_dn: String,
-    /// `ldap.admin_group`: cannot be deleted, and is never left without an
-    /// enabled user.
-    pub admin_group: String,
-    /// `ldap.search_group`: cannot be deleted.
-    pub search_group: String,
-    /// Keys the hashes of app passwords and static tokens; see
-    /// [`AdminContext::with_server_key`].
-    pub server_key: ServerKey,
-    /// `bind.totp_issuer`.
-    pub totp_issuer: String,
-    /// `bind.mfa` and `bind.app_passwords`, for `policy show`.
-    pub policy_defaults: PolicyDefaults,
-}
-
-impl AdminContext {
-    pub fn new(store: Store, hasher: Hasher, config: &Config) -> AdminContext {
-        AdminContext {
-            store,
-            hasher,
-            base_dn: config.base_dn.to_string(),
-            admin_group: config.ldap.admin_group.clone(),
-            search_group: config.ldap.search_group.clone(),
-            // Throw-away until `with_server_key`: what it hashes never
-            // matches at bind (fails closed).
-            server_key: ServerKey::generate(),
-            totp_issuer: config.bind.totp_issuer.clone(),
-            policy_defaults: config.auth_settings().policy,
-        }
-    }
-
-    /// Uses the server's key (`<data_dir>/server.key`): required for app
-    /// passwords and static tokens that bind.
-    pub fn with_server_key(mut self, key: ServerKey) -> AdminContext {
-        self.server_key = key;
-        self
-    }
-}
-
 /// Runs one request. Blocking (it may hash a password and it waits on the
 /// store): async callers run it inside `tokio::task::spawn_blocking`.
 ///
 /// Reads answer with the view (`user show`, `group show`) or a list of them
-/// (`user list`, `group list`). Changes answer with a [`UserChanged`] or
-/// [`GroupChanged`] holding the view after the change (before it, for
+/// (`user list`, `group list`). Changes answer with a [`view::UserChanged`] or
+/// [`view::GroupChanged`] holding the view after the change (before it, for
 /// deletions).
 pub fn execute(ctx: &AdminContext, req: AdminRequest) -> Result<AdminAnswer, AdminError> {
+    dispatch(ctx, &Actor::Operator, req).map_err(AdminError::from)
+}
+
+/// Each request is one call into the account layer, as the operator.
+fn dispatch(
+    ctx: &AdminContext,
+    actor: &Actor,
+    req: AdminRequest,
+) -> Result<AdminAnswer, AccountError> {
     match req {
         AdminRequest::UserAdd {
             username,
             full_name,
             email,
             password,
-        } => user_add(ctx, username, full_name, email, password),
-        AdminRequest::UserPasswd { username, password } => user_passwd(ctx, &username, &password),
-        AdminRequest::UserShow { username } => {
-            let user = find_user(ctx, &username)?;
-            view::Names::new(ctx).user(&user).map(AdminAnswer::User)
+        } => records::user_add(
+            ctx,
+            actor,
+            username,
+            full_name,
+            email,
+            password.as_ref().map(Password::expose),
+        ),
+        AdminRequest::UserPasswd { username, password } => {
+            records::user_passwd(ctx, actor, &username, password.expose())
         }
-        AdminRequest::UserList => {
-            let mut names = view::Names::new(ctx);
-            let users = ctx.store.users()?;
-            let list = users
-                .iter()
-                .map(|u| names.user(u))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(AdminAnswer::Users(list))
+        AdminRequest::UserShow { username } => records::user_show(ctx, actor, &username),
+        AdminRequest::UserList => records::user_list(ctx, actor),
+        AdminRequest::UserEnable { username } => {
+            records::set_disabled(ctx, actor, &username, false)
         }
-        AdminRequest::UserEnable { username } => set_disabled(ctx, &username, false),
-        AdminRequest::UserDisable { username } => set_disabled(ctx, &username, true),
-        AdminRequest::UserDelete { username } => user_delete(ctx, &username),
+        AdminRequest::UserDisable { username } => {
+            records::set_disabled(ctx, actor, &username, true)
+        }
+        AdminRequest::UserDelete { username } => records::user_delete(ctx, actor, &username),
         AdminRequest::UserSetAttr {
             username,
             key,
             value,
-        } => user_set_attr(ctx, &username, &key, Some(value)),
-        AdminRequest::UserUnsetAttr { username, key } => user_set_attr(ctx, &username, &key, None),
-        AdminRequest::GroupAdd { name, description } => group_add(ctx, &name, description),
-        AdminRequest::GroupDelete { name } => group_delete(ctx, &name),
-        AdminRequest::GroupShow { name } => {
-            let group = find_group(ctx, &name)?;
-            view::Names::new(ctx).group(&group).map(AdminAnswer::Group)
+        } => records::user_set_attr(ctx, actor, &username, &key, Some(value)),
+        AdminRequest::UserUnsetAttr { username, key } => {
+            records::user_set_attr(ctx, actor, &username, &key, None)
         }
-        AdminRequest::GroupList => {
-            let mut names = view::Names::new(ctx);
-            let groups = ctx.store.groups()?;
-            let list = groups
-                .iter()
-                .map(|g| names.group(g))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(AdminAnswer::Groups(list))
+        AdminRequest::GroupAdd { name, description } => {
+            records::group_add(ctx, actor, &name, description)
         }
+        AdminRequest::GroupDelete { name } => records::group_delete(ctx, actor, &name),
+        AdminRequest::GroupShow { name } => records::group_show(ctx, actor, &name),
+        AdminRequest::GroupList => records::group_list(ctx, actor),
         AdminRequest::GroupAddMember { group, user } => {
-            let group = find_group(ctx, &group)?;
-            let user = find_user(ctx, &user)?;
-            let changed = ctx.store.add_member(group.id, Member::User(user.id))?;
-            group_changed(ctx, group.id, changed)
+            records::add_member(ctx, actor, &group, &user)
         }
         AdminRequest::GroupRemoveMember { group, user } => {
-            let group = find_group(ctx, &group)?;
-            let user = find_user(ctx, &user)?;
-            let member = Member::User(user.id);
-            ensure_admin_remains(ctx, Removal::Edge(group.id, member))?;
-            let changed = ctx.store.remove_member(group.id, member)?;
-            group_changed(ctx, group.id, changed)
+            records::remove_member(ctx, actor, &group, &user)
         }
         AdminRequest::GroupAddChild { parent, child } => {
-            let parent = find_group(ctx, &parent)?;
-            let child = find_group(ctx, &child)?;
-            if parent.id == child.id {
-                return Err(AdminError::Invalid(format!(
-                    "group {} cannot be a member of itself",
-                    parent.name
-                )));
-            }
-            let changed = ctx.store.add_member(parent.id, Member::Group(child.id))?;
-            group_changed(ctx, parent.id, changed)
+            records::add_child(ctx, actor, &parent, &child)
         }
         AdminRequest::GroupRemoveChild { parent, child } => {
-            let parent = find_group(ctx, &parent)?;
-            let child = find_group(ctx, &child)?;
-            let member = Member::Group(child.id);
-            ensure_admin_remains(ctx, Removal::Edge(parent.id, member))?;
-            let changed = ctx.store.remove_member(parent.id, member)?;
-            group_changed(ctx, parent.id, changed)
+            records::remove_child(ctx, actor, &parent, &child)
         }
         AdminRequest::MfaTotpAdd {
             username,
             digits,
             label,
-        } => mfa::totp_add(ctx, &username, digits, label),
+        } => mfa::totp_add(ctx, actor, &username, digits, label),
         AdminRequest::MfaStaticAdd {
             username,
             count,
             label,
-        } => mfa::static_add(ctx, &username, count, label),
-        AdminRequest::MfaList { username } => mfa::list(ctx, &username),
-        AdminRequest::MfaRemove { username, device } => mfa::remove(ctx, &username, &device),
+        } => mfa::static_add(ctx, actor, &username, count, label),
+        AdminRequest::MfaList { username } => mfa::list(ctx, actor, &username),
+        AdminRequest::MfaRemove { username, device } => mfa::remove(ctx, actor, &username, &device),
         AdminRequest::MfaPolicySet { group, policy } => {
-            mfa::mfa_policy_set(ctx, group.as_deref(), &policy)
+            mfa::mfa_policy_set(ctx, actor, group.as_deref(), &policy)
         }
-        AdminRequest::PolicyShow => mfa::policy_show(ctx),
+        AdminRequest::PolicyShow => mfa::policy_show(ctx, actor),
         AdminRequest::AppPasswordAdd {
             username,
             name,
             expires_in_secs,
-        } => mfa::app_password_add(ctx, &username, &name, expires_in_secs),
-        AdminRequest::AppPasswordList { username } => mfa::app_password_list(ctx, &username),
+        } => mfa::app_password_add(ctx, actor, &username, &name, expires_in_secs),
+        AdminRequest::AppPasswordList { username } => mfa::app_password_list(ctx, actor, &username),
         AdminRequest::AppPasswordRevoke { username, id } => {
-            mfa::app_password_revoke(ctx, &username, &id)
+            mfa::app_password_revoke(ctx, actor, &username, &id)
         }
         AdminRequest::AppPasswordPolicySet { group, setting } => {
-            mfa::app_password_policy_set(ctx, group.as_deref(), &setting)
+            mfa::app_password_policy_set(ctx, actor, group.as_deref(), &setting)
         }
     }
-}
-
-fn find_user(ctx: &AdminContext, username: &str) -> Result<User, AdminError> {
-    ctx.store
-        .user_by_name(username)?
-        .ok_or_else(|| AdminError::NotFound(format!("user {username} not found")))
-}
-
-fn find_group(ctx: &AdminContext, name: &str) -> Result<Group, AdminError> {
-    ctx.store
-        .group_by_name(name)?
-        .ok_or_else(|| AdminError::NotFound(format!("group {name} not found")))
-}
-
-fn internal(e: impl fmt::Display) -> AdminError {
-    AdminError::Internal(e.to_string())
-}
-
-fn user_changed(ctx: &AdminContext, user: &User, changed: bool) -> Result<AdminAnswer, AdminError> {
-    let view = view::Names::new(ctx).user(user)?;
-    Ok(AdminAnswer::UserChanged(UserChanged::new(changed, view)))
-}
-
-fn group_changed(
-    ctx: &AdminContext,
-    id: GroupId,
-    changed: bool,
-) -> Result<AdminAnswer, AdminError> {
-    let group = ctx
-        .store
-        .group(id)?
-        .ok_or_else(|| AdminError::NotFound("the group was deleted meanwhile".into()))?;
-    let view = view::Names::new(ctx).group(&group)?;
-    Ok(AdminAnswer::GroupChanged(GroupChanged::new(changed, view)))
-}
-
-/// A text field given by the operator: trimmed, and refused when empty.
-fn non_empty(what: &str, value: Option<String>) -> Result<Option<String>, AdminError> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.trim().is_empty() => {
-            Err(AdminError::Invalid(format!("{what} must not be empty")))
-        }
-        Some(v) => Ok(Some(v.trim().to_string())),
-    }
-}
-
-fn hash(ctx: &AdminContext, password: &Password) -> Result<String, AdminError> {
-    let p = password.expose();
-    password::check_new(p).map_err(AccountError::from)?;
-    ctx.hasher.hash_blocking(p).map_err(internal)
-}
-
-fn user_add(
-    ctx: &AdminContext,
-    username: String,
-    full_name: Option<String>,
-    email: Option<String>,
-    password: Option<Password>,
-) -> Result<AdminAnswer, AdminError> {
-    let full_name = non_empty("the full name", full_name)?;
-    // The store validates names and addresses.
-    let email = non_empty("the email address", email)?;
-    // Fail fast, before spending a hash; the store checks again atomically.
-    if ctx.store.user_by_name(&username)?.is_some() {
-        return Err(AdminError::AlreadyExists(format!(
-            "user {username} already exists"
-        )));
-    }
-    let phc = password.as_ref().map(|p| hash(ctx, p)).transpose()?;
-    let user = ctx.store.create_user(NewUser {
-        username,
-        full_name,
-        email,
-    })?;
-    if let Some(phc) = phc {
-        if let Err(e) = ctx.store.set_password_hash(user.id, &phc) {
-            // Do not leave behind a user the operator believes has a password.
-            if let Err(undo) = ctx.store.delete_user(user.id) {
-                tracing::error!(user = %user.username, error = %undo,
-                    "could not remove a user whose password could not be stored");
-            }
-            return Err(e.into());
-        }
-    }
-    let user = ctx.store.user(user.id)?.unwrap_or(user);
-    user_changed(ctx, &user, true)
-}
-
-fn user_passwd(
-    ctx: &AdminContext,
-    username: &str,
-    password: &Password,
-) -> Result<AdminAnswer, AdminError> {
-    let user = find_user(ctx, username)?;
-    let phc = hash(ctx, password)?;
-    ctx.store.set_password_hash(user.id, &phc)?;
-    let user = ctx.store.user(user.id)?.unwrap_or(user);
-    user_changed(ctx, &user, true)
-}
-
-fn set_disabled(
-    ctx: &AdminContext,
-    username: &str,
-    disabled: bool,
-) -> Result<AdminAnswer, AdminError> {
-    let user = find_user(ctx, username)?;
-    if user.disabled == disabled {
-        return user_changed(ctx, &user, false);
-    }
-    if disabled {
-        ensure_admin_remains(ctx, Removal::User(user.id))?;
-    }
-    // The store bumps `cred_generation` itself when `disabled` changes, so
-    // caches keyed on it drop the old status at once.
-    let user = ctx.store.update_user(user.id, &|u: &mut User| {
-        u.disabled = disabled;
-        Ok(())
-    })?;
-    user_changed(ctx, &user, true)
-}
-
-fn user_delete(ctx: &AdminContext, username: &str) -> Result<AdminAnswer, AdminError> {
-    let user = find_user(ctx, username)?;
-    ensure_admin_remains(ctx, Removal::User(user.id))?;
-    // Render before deleting: the answer shows what was removed.
-    let view = view::Names::new(ctx).user(&user)?;
-    ctx.store.delete_user(user.id)?;
-    Ok(AdminAnswer::UserChanged(UserChanged::new(true, view)))
-}
-
-/// `user set-attr` (`value` is `Some`) and `user unset-attr` (`None`).
-fn user_set_attr(
-    ctx: &AdminContext,
-    username: &str,
-    key: &str,
-    value: Option<String>,
-) -> Result<AdminAnswer, AdminError> {
-    let user = find_user(ctx, username)?;
-    let target = match schema::user_settable(key) {
-        Some(attr) if attr.name.eq_ignore_ascii_case("displayName") => Target::FullName,
-        Some(attr) if attr.name.eq_ignore_ascii_case("mail") => Target::Email,
-        Some(attr) => Target::Attr(attr.name.to_string()),
-        // Unsetting a stored attribute that is no longer settable is allowed,
-        // so nothing can get stuck on a user.
-        None if value.is_none() && stored_attr_key(&user, key).is_some() => {
-            Target::Attr(key.to_string())
-        }
-        None => {
-            return Err(AdminError::Invalid(format!(
-                "attribute {key} cannot be set with set-attr (unknown, or computed by the server)"
-            )))
-        }
-    };
-    let value = match value {
-        Some(v) if v.is_empty() => {
-            return Err(AdminError::Invalid(format!(
-                "the value of {key} must not be empty; use unset-attr to remove it"
-            )))
-        }
-        Some(v) => Some(v),
-        None => None,
-    };
-    let before = user.clone();
-    let updated = ctx.store.update_user(user.id, &|u: &mut User| {
-        match &target {
-            Target::FullName => u.full_name = value.clone(),
-            Target::Email => u.email = value.clone(),
-            Target::Attr(name) => {
-                // Keys are canonical names; drop any differently-cased copy.
-                if let Some(old) = stored_attr_key(u, name) {
-                    u.attrs.remove(&old);
-                }
-                if let Some(v) = &value {
-                    u.attrs.insert(name.clone(), v.clone());
-                }
-            }
-        }
-        Ok(())
-    })?;
-    let changed = updated.full_name != before.full_name
-        || updated.email != before.email
-        || updated.attrs != before.attrs;
-    user_changed(ctx, &updated, changed)
-}
-
-enum Target {
-    FullName,
-    Email,
-    Attr(String),
-}
-
-fn stored_attr_key(user: &User, key: &str) -> Option<String> {
-    user.attrs
-        .keys()
-        .find(|k| k.eq_ignore_ascii_case(key))
-        .cloned()
-}
-
-fn group_add(
-    ctx: &AdminContext,
-    name: &str,
-    description: Option<String>,
-) -> Result<AdminAnswer, AdminError> {
-    let description = non_empty("the description", description)?;
-    let group = ctx.store.create_group(name, description)?;
-    let view = view::Names::new(ctx).group(&group)?;
-    Ok(AdminAnswer::GroupChanged(GroupChanged::new(true, view)))
-}
-
-fn group_delete(ctx: &AdminContext, name: &str) -> Result<AdminAnswer, AdminError> {
-    let group = find_group(ctx, name)?;
-    for required in [&ctx.admin_group, &ctx.search_group] {
-        if group.name.eq_ignore_ascii_case(required) {
-            return Err(AdminError::Invalid(format!(
-                "group {} is required by the server",
-                group.name
-            )));
-        }
-    }
-    ensure_admin_remains(ctx, Removal::Group(group.id))?;
-    let view = view::Names::new(ctx).group(&group)?;
-    ctx.store.delete_group(group.id)?;
-    Ok(AdminAnswer::GroupChanged(GroupChanged::new(true, view)))
-}
-
-/// Refuses a change that would leave the admin group without any enabled
-/// user (directly or through child groups), so the directory always keeps
-/// someone who can administer it over LDAP. A directory that already has no
-/// admin is not blocked by this.
-fn ensure_admin_remains(ctx: &AdminContext, removal: Removal) -> Result<(), AdminError> {
-    Ok(ensure_admins_remain(
-        &ctx.store,
-        &ctx.admin_group,
-        &[removal],
-    )?)
 }
 
 #[cfg(test)]

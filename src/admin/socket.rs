@@ -273,7 +273,7 @@ impl AdminClient {
             Ok(document) => document,
             Err(e) => return Ok(Err(e)),
         };
-        match AdminAnswer::from_json(req, document) {
+        match super::answer_from_json(req, document) {
             Ok(answer) => Ok(Ok(answer)),
             Err(e) => Err(io::Error::new(
                 io::ErrorKind::InvalidData,

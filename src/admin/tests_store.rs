@@ -1,8 +1,9 @@
 //! `execute` and `bootstrap` against a real (temporary) store.
 
 use super::*;
-use crate::auth::password::HashConfig;
+use crate::auth::password::{HashConfig, Hasher};
 use crate::config::Config;
+use crate::store::Store;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 

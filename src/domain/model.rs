@@ -2,7 +2,7 @@
 //!
 //! These are plain data types shared by every module. They carry no secrets:
 //! password hashes live in their own tree and are reached only through
-//! [`crate::store::Store::password_hash`], so nothing that turns a record into
+//! [`crate::store::Backend::password_hash`], so nothing that turns a record into
 //! an LDAP entry can leak one.
 
 use serde::{Deserialize, Serialize};

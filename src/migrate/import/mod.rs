@@ -5,7 +5,7 @@
 //! tree's DNs were, and collects every problem with the line it comes
 //! from. It reads nothing but its input, so `--dry-run` is just
 //! [`ImportPlan::report`]. [`apply`] hashes cleartext passwords, then hands
-//! the whole plan to [`Store::apply_batch`], which writes it in one sled
+//! the whole plan to [`crate::store::Backend::apply_batch`], which writes it in one
 //! transaction: either everything lands or nothing does, and a second run
 //! of the same file finds everything in place and changes nothing.
 //!

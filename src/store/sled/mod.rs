@@ -34,7 +34,7 @@
 //! async callers run them on the blocking pool; debug builds panic when
 //! one runs inside an LDAP operation on a reactor ([`crate::blocking`]).
 //! The one exception is bookkeeping that no answer depends on
-//! ([`Store::touch_app_password`]), written at once and flushed with
+//! ([`crate::store::Backend::touch_app_password`]), written at once and flushed with
 //! sled's next periodic flush.
 //!
 //! # Transactions
@@ -50,7 +50,7 @@
 //! cycle between them. Reads outside transactions (`members`,
 //! `transitive_*`, `users`, …) see each key's latest value, not a snapshot
 //! across keys. Readers that key caches on the epoch read an in-memory
-//! copy ([`Store::membership_epoch`]), advanced by `settle` after each
+//! copy ([`crate::store::Backend::membership_epoch`]), advanced by `settle` after each
 //! committed transaction that advanced the stored one.
 //!
 //! # Decoded records

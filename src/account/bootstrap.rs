@@ -3,16 +3,15 @@
 //!
 //! Runs before anything else touches a fresh store, both in `serve` and in
 //! the CLI when it opens the store itself. Safe to repeat after a crash
-//! midway: nothing is marked done until everything is.
+//! midway: nothing is marked done until everything is. The server itself
+//! acts here (`Actor::System`), under the same password rules as anyone.
 
 use anyhow::Context;
-use rand::distributions::Alphanumeric;
-use rand::rngs::OsRng;
-use rand::Rng;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use super::password;
 use crate::auth::password::Hasher;
 use crate::config::Config;
 use crate::store::{now, Group, Member, NewUser, Store};
@@ -21,8 +20,6 @@ use crate::store::{now, Group, Member, NewUser, Store};
 pub const BOOTSTRAPPED: &str = "bootstrapped";
 /// The user created on the first start.
 pub const ADMIN_USER: &str = "admin";
-/// Length of the generated password (alphanumeric: about 143 bits).
-const PASSWORD_LEN: usize = 24;
 
 /// On a store that was never bootstrapped: creates the admin and search
 /// groups (`ldap.admin_group`, `ldap.search_group`) if missing, creates user
@@ -65,10 +62,9 @@ pub fn bootstrap(
             })
             .context("while creating the admin user")?,
     };
-    let password = random_password();
-    let phc = hasher
-        .hash_blocking(&password)
-        .context("while hashing the admin password")?;
+    let password = password::generate();
+    let phc =
+        password::hash_blocking(hasher, &password).context("while hashing the admin password")?;
     store
         .set_password_hash(admin.id, &phc)
         .context("while storing the admin password")?;
@@ -94,13 +90,6 @@ fn ensure_group(store: &Store, name: &str, description: &str) -> anyhow::Result<
     store
         .create_group(name, Some(description.into()))
         .with_context(|| format!("while creating group {name}"))
-}
-
-/// 24 characters from `[A-Za-z0-9]`, from the operating system's generator.
-fn random_password() -> String {
-    (0..PASSWORD_LEN)
-        .map(|_| char::from(OsRng.sample(Alphanumeric)))
-        .collect()
 }
 
 /// Writes `secret` and a newline to a new file readable by the owner only.
@@ -130,15 +119,6 @@ fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn passwords_are_long_alphanumeric_and_differ() {
-        let a = random_password();
-        let b = random_password();
-        assert_eq!(a.len(), PASSWORD_LEN);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
-        assert_ne!(a, b);
-    }
 
     #[test]
     fn secret_file_is_private_and_replaced() {

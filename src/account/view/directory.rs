@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 use super::rfc3339;
-use crate::admin::{AdminContext, AdminError};
+use crate::account::{AccountError, AdminContext};
 use crate::store::{Group, GroupId, Member, User, UserId};
 
 /// A user: `user show`, an element of `user list`, and the `user` of a
@@ -60,14 +60,14 @@ pub struct GroupView {
 
 /// Resolves ids to names, remembering them, so a list costs one lookup per
 /// distinct group or user rather than one per membership.
-pub(in crate::admin) struct Names<'a> {
+pub(in crate::account) struct Names<'a> {
     ctx: &'a AdminContext,
     users: HashMap<UserId, Option<String>>,
     groups: HashMap<GroupId, Option<String>>,
 }
 
 impl<'a> Names<'a> {
-    pub(in crate::admin) fn new(ctx: &'a AdminContext) -> Names<'a> {
+    pub(in crate::account) fn new(ctx: &'a AdminContext) -> Names<'a> {
         Names {
             ctx,
             users: HashMap::new(),
@@ -75,7 +75,7 @@ impl<'a> Names<'a> {
         }
     }
 
-    fn username(&mut self, id: UserId) -> Result<Option<String>, AdminError> {
+    fn username(&mut self, id: UserId) -> Result<Option<String>, AccountError> {
         if let Some(name) = self.users.get(&id) {
             return Ok(name.clone());
         }
@@ -84,7 +84,7 @@ impl<'a> Names<'a> {
         Ok(name)
     }
 
-    fn group_name(&mut self, id: GroupId) -> Result<Option<String>, AdminError> {
+    fn group_name(&mut self, id: GroupId) -> Result<Option<String>, AccountError> {
         if let Some(name) = self.groups.get(&id) {
             return Ok(name.clone());
         }
@@ -94,7 +94,7 @@ impl<'a> Names<'a> {
     }
 
     /// Names of the groups `member` is a direct member of, sorted.
-    fn parents(&mut self, member: Member) -> Result<Vec<String>, AdminError> {
+    fn parents(&mut self, member: Member) -> Result<Vec<String>, AccountError> {
         let mut names = Vec::new();
         for id in self.ctx.store.groups_of(member)? {
             // A group deleted meanwhile is simply not shown.
@@ -106,7 +106,7 @@ impl<'a> Names<'a> {
         Ok(names)
     }
 
-    pub(in crate::admin) fn user(&mut self, user: &User) -> Result<UserView, AdminError> {
+    pub(in crate::account) fn user(&mut self, user: &User) -> Result<UserView, AccountError> {
         let groups = self.parents(Member::User(user.id))?;
         Ok(UserView {
             id: user.id.to_string(),
@@ -125,7 +125,7 @@ impl<'a> Names<'a> {
         })
     }
 
-    pub(in crate::admin) fn group(&mut self, group: &Group) -> Result<GroupView, AdminError> {
+    pub(in crate::account) fn group(&mut self, group: &Group) -> Result<GroupView, AccountError> {
         let mut members = Vec::new();
         let mut children = Vec::new();
         for member in self.ctx.store.members(group.id)? {

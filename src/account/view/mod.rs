@@ -1,10 +1,11 @@
 //! What admin requests answer: [`AdminAnswer`] and the views in it.
 //!
-//! [`execute`](super::execute) returns an [`AdminAnswer`]; the admin socket
-//! carries it as a JSON document ([`AdminAnswer::to_json`]), the CLI prints
-//! that document with `--json` and renders its text from the typed views.
-//! A client turns the document back into the answer with
-//! [`AdminAnswer::from_json`], knowing the request it sent.
+//! The account operations answer with an [`AdminAnswer`]; the admin
+//! socket carries it as a JSON document ([`AdminAnswer::to_json`]), the CLI
+//! prints that document with `--json` and renders its text from the typed
+//! views, and (next) the portal's JSON API serves the same views. A client
+//! of the admin socket turns the document back into the answer knowing the
+//! request it sent (`crate::admin::answer_from_json`).
 //!
 //! Layout:
 //! - this file: [`AdminAnswer`], the answers of changes ([`UserChanged`],
@@ -14,10 +15,8 @@
 
 mod directory;
 mod mfa;
-#[cfg(test)]
-mod tests;
 
-pub(super) use directory::Names;
+pub(in crate::account) use directory::Names;
 pub use directory::{GroupView, UserView};
 pub use mfa::{
     AppPasswordAdded, AppPasswordView, DeviceKindView, DeviceView, GroupPolicyView, PolicySource,
@@ -27,15 +26,14 @@ pub use mfa::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::AdminRequest;
 use crate::store::Timestamp;
 
-/// The answer to one [`AdminRequest`]. Serialized as the bare view (no
+/// The answer to one admin request (`crate::admin::AdminRequest`). Serialized as the bare view (no
 /// tag): the JSON document is the same one the admin socket always carried.
 ///
 /// There is no `Deserialize`: guessing the kind from the document would be
 /// ambiguous (an empty list of users is an empty list of devices too), so
-/// [`AdminAnswer::from_json`] takes it from the request.
+/// `crate::admin::answer_from_json` takes it from the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum AdminAnswer {
@@ -74,41 +72,6 @@ impl AdminAnswer {
     /// views' fields.
     pub fn to_json(&self) -> serde_json::Result<Value> {
         serde_json::to_value(self)
-    }
-
-    /// Reads the document [`AdminAnswer::to_json`] made for `req`.
-    pub fn from_json(req: &AdminRequest, doc: Value) -> serde_json::Result<AdminAnswer> {
-        use serde_json::from_value;
-        Ok(match req {
-            AdminRequest::UserShow { .. } => AdminAnswer::User(from_value(doc)?),
-            AdminRequest::UserList => AdminAnswer::Users(from_value(doc)?),
-            AdminRequest::UserAdd { .. }
-            | AdminRequest::UserPasswd { .. }
-            | AdminRequest::UserEnable { .. }
-            | AdminRequest::UserDisable { .. }
-            | AdminRequest::UserDelete { .. }
-            | AdminRequest::UserSetAttr { .. }
-            | AdminRequest::UserUnsetAttr { .. } => AdminAnswer::UserChanged(from_value(doc)?),
-            AdminRequest::GroupShow { .. } => AdminAnswer::Group(from_value(doc)?),
-            AdminRequest::GroupList => AdminAnswer::Groups(from_value(doc)?),
-            AdminRequest::GroupAdd { .. }
-            | AdminRequest::GroupDelete { .. }
-            | AdminRequest::GroupAddMember { .. }
-            | AdminRequest::GroupRemoveMember { .. }
-            | AdminRequest::GroupAddChild { .. }
-            | AdminRequest::GroupRemoveChild { .. } => AdminAnswer::GroupChanged(from_value(doc)?),
-            AdminRequest::MfaTotpAdd { .. } => AdminAnswer::TotpAdded(from_value(doc)?),
-            AdminRequest::MfaStaticAdd { .. } => AdminAnswer::StaticAdded(from_value(doc)?),
-            AdminRequest::MfaList { .. } => AdminAnswer::Devices(from_value(doc)?),
-            AdminRequest::MfaRemove { .. } | AdminRequest::AppPasswordRevoke { .. } => {
-                AdminAnswer::Removed(from_value(doc)?)
-            }
-            AdminRequest::AppPasswordAdd { .. } => AdminAnswer::AppPasswordAdded(from_value(doc)?),
-            AdminRequest::AppPasswordList { .. } => AdminAnswer::AppPasswords(from_value(doc)?),
-            AdminRequest::MfaPolicySet { .. }
-            | AdminRequest::AppPasswordPolicySet { .. }
-            | AdminRequest::PolicyShow => AdminAnswer::Policy(from_value(doc)?),
-        })
     }
 }
 
@@ -177,11 +140,26 @@ impl Removed {
 
 /// A timestamp as RFC 3339 text, e.g. `2025-01-31T12:00:00Z`; `None` when
 /// it is out of range.
-pub(super) fn rfc3339(ts: Timestamp) -> Option<String> {
+pub(in crate::account) fn rfc3339(ts: Timestamp) -> Option<String> {
     time::OffsetDateTime::from_unix_timestamp(ts)
         .ok()
         .and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339() {
+        assert_eq!(rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            rfc3339(1_700_000_000).as_deref(),
+            Some("2023-11-14T22:13:20Z")
+        );
+        assert_eq!(rfc3339(i64::MAX), None);
+    }
 }

@@ -1,4 +1,5 @@
-//! Admin requests for second factors, app passwords and bind policies.
+//! Second factors, app passwords and bind policies as the operator
+//! manages them (MFA enrolment lives here, for every front end).
 //!
 //! Secrets (a TOTP secret, static tokens, an app password) appear in
 //! exactly one answer: the one that creates them. Listings show ids,
@@ -6,11 +7,13 @@
 
 use uuid::Uuid;
 
+use super::records::{find_group, find_user};
+use super::view::AdminAnswer;
 use super::view::{
     rfc3339, AppPasswordAdded, AppPasswordView, DeviceKindView, DeviceView, GroupPolicyView,
     PolicySource, PolicyView, Removed, Secret, StaticAdded, TotpAdded,
 };
-use super::{find_group, find_user, AdminAnswer, AdminContext, AdminError};
+use super::{AccountError, Actor, AdminContext};
 use crate::auth::{app_password, policy, static_tokens, totp};
 use crate::store::mfa::{SETTING_APP_PASSWORDS, SETTING_MFA_POLICY};
 use crate::store::{
@@ -21,19 +24,21 @@ use crate::store::{
 /// Longest expiry accepted (ten years), so the timestamp cannot overflow.
 pub const MAX_EXPIRY_SECS: u64 = 10 * 365 * 24 * 3600;
 
-fn parse_id(what: &str, id: &str) -> Result<Uuid, AdminError> {
+fn parse_id(what: &str, id: &str) -> Result<Uuid, AccountError> {
     Uuid::parse_str(id.trim())
-        .map_err(|_| AdminError::Invalid(format!("{id:?} is not a {what} id")))
+        .map_err(|_| AccountError::Invalid(format!("{id:?} is not a {what} id")))
 }
 
-pub(super) fn totp_add(
+pub fn totp_add(
     ctx: &AdminContext,
+    actor: &Actor,
     username: &str,
     digits: u8,
     label: Option<String>,
-) -> Result<AdminAnswer, AdminError> {
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
     if !matches!(digits, 6 | 8) {
-        return Err(AdminError::Invalid("--digits must be 6 or 8".into()));
+        return Err(AccountError::Invalid("--digits must be 6 or 8".into()));
     }
     let user = find_user(ctx, username)?;
     let secret = TotpSecret(totp::generate_secret());
@@ -56,15 +61,17 @@ pub(super) fn totp_add(
     }))
 }
 
-pub(super) fn static_add(
+pub fn static_add(
     ctx: &AdminContext,
+    actor: &Actor,
     username: &str,
     count: u8,
     label: Option<String>,
-) -> Result<AdminAnswer, AdminError> {
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
     let max = crate::store::mfa::MAX_STATIC_TOKENS;
     if count == 0 || usize::from(count) > max {
-        return Err(AdminError::Invalid(format!(
+        return Err(AccountError::Invalid(format!(
             "--count must be between 1 and {max}"
         )));
     }
@@ -82,7 +89,7 @@ pub(super) fn static_add(
     }))
 }
 
-fn device_view(ctx: &AdminContext, user: UserId, d: &Device) -> Result<DeviceView, AdminError> {
+fn device_view(ctx: &AdminContext, user: UserId, d: &Device) -> Result<DeviceView, AccountError> {
     let kind = match d.kind {
         DeviceKind::Totp { digits } => DeviceKindView::Totp { digits },
         DeviceKind::Static => DeviceKindView::Static {
@@ -98,7 +105,12 @@ fn device_view(ctx: &AdminContext, user: UserId, d: &Device) -> Result<DeviceVie
     })
 }
 
-pub(super) fn list(ctx: &AdminContext, username: &str) -> Result<AdminAnswer, AdminError> {
+pub fn list(
+    ctx: &AdminContext,
+    actor: &Actor,
+    username: &str,
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
     let user = find_user(ctx, username)?;
     let devices = ctx.store.devices(user.id)?;
     let list = devices
@@ -108,15 +120,17 @@ pub(super) fn list(ctx: &AdminContext, username: &str) -> Result<AdminAnswer, Ad
     Ok(AdminAnswer::Devices(list))
 }
 
-pub(super) fn remove(
+pub fn remove(
     ctx: &AdminContext,
+    actor: &Actor,
     username: &str,
     device: &str,
-) -> Result<AdminAnswer, AdminError> {
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
     let user = find_user(ctx, username)?;
     let id = DeviceId(parse_id("device", device)?);
     if !ctx.store.remove_device(user.id, id)? {
-        return Err(AdminError::NotFound(format!(
+        return Err(AccountError::NotFound(format!(
             "user {} has no device {id}",
             user.username
         )));
@@ -136,18 +150,20 @@ fn app_password_view(ap: &AppPassword, at: i64) -> AppPasswordView {
     }
 }
 
-pub(super) fn app_password_add(
+pub fn app_password_add(
     ctx: &AdminContext,
+    actor: &Actor,
     username: &str,
     name: &str,
     expires_in_secs: Option<u64>,
-) -> Result<AdminAnswer, AdminError> {
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
     let user = find_user(ctx, username)?;
     let expires = match expires_in_secs {
         None => None,
-        Some(0) => return Err(AdminError::Invalid("--expires must be positive".into())),
+        Some(0) => return Err(AccountError::Invalid("--expires must be positive".into())),
         Some(s) if s > MAX_EXPIRY_SECS => {
-            return Err(AdminError::Invalid(
+            return Err(AccountError::Invalid(
                 "--expires is longer than ten years".into(),
             ))
         }
@@ -165,10 +181,12 @@ pub(super) fn app_password_add(
 }
 
 /// Lists the user's app passwords after removing expired ones.
-pub(super) fn app_password_list(
+pub fn app_password_list(
     ctx: &AdminContext,
+    actor: &Actor,
     username: &str,
-) -> Result<AdminAnswer, AdminError> {
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
     let user = find_user(ctx, username)?;
     let at = now();
     ctx.store.purge_expired_app_passwords(user.id, at)?;
@@ -181,15 +199,17 @@ pub(super) fn app_password_list(
     Ok(AdminAnswer::AppPasswords(list))
 }
 
-pub(super) fn app_password_revoke(
+pub fn app_password_revoke(
     ctx: &AdminContext,
+    actor: &Actor,
     username: &str,
     id: &str,
-) -> Result<AdminAnswer, AdminError> {
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
     let user = find_user(ctx, username)?;
     let id = AppPasswordId(parse_id("app password", id)?);
     if !ctx.store.revoke_app_password(user.id, id)? {
-        return Err(AdminError::NotFound(format!(
+        return Err(AccountError::NotFound(format!(
             "user {} has no app password {id}",
             user.username
         )));
@@ -198,33 +218,35 @@ pub(super) fn app_password_revoke(
 }
 
 /// `Some(policy)` to set, `None` for `inherit`.
-fn parse_mfa_policy(text: &str) -> Result<Option<MfaPolicy>, AdminError> {
+fn parse_mfa_policy(text: &str) -> Result<Option<MfaPolicy>, AccountError> {
     if text == "inherit" {
         return Ok(None);
     }
     MfaPolicy::parse(text).map(Some).ok_or_else(|| {
-        AdminError::Invalid(format!(
+        AccountError::Invalid(format!(
             "unknown MFA policy {text:?} (if-enrolled, required, off or inherit)"
         ))
     })
 }
 
-fn parse_switch(text: &str) -> Result<Option<bool>, AdminError> {
+fn parse_switch(text: &str) -> Result<Option<bool>, AccountError> {
     match text {
         "on" => Ok(Some(true)),
         "off" => Ok(Some(false)),
         "inherit" => Ok(None),
-        _ => Err(AdminError::Invalid(format!(
+        _ => Err(AccountError::Invalid(format!(
             "unknown setting {text:?} (on, off or inherit)"
         ))),
     }
 }
 
-pub(super) fn mfa_policy_set(
+pub fn mfa_policy_set(
     ctx: &AdminContext,
+    actor: &Actor,
     group: Option<&str>,
     policy: &str,
-) -> Result<AdminAnswer, AdminError> {
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
     let policy = parse_mfa_policy(policy)?;
     match group {
         Some(name) => {
@@ -240,14 +262,16 @@ pub(super) fn mfa_policy_set(
             }
         },
     }
-    policy_show(ctx)
+    policy_show(ctx, actor)
 }
 
-pub(super) fn app_password_policy_set(
+pub fn app_password_policy_set(
     ctx: &AdminContext,
+    actor: &Actor,
     group: Option<&str>,
     setting: &str,
-) -> Result<AdminAnswer, AdminError> {
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
     let setting = parse_switch(setting)?;
     match group {
         Some(name) => {
@@ -265,12 +289,13 @@ pub(super) fn app_password_policy_set(
             }
         },
     }
-    policy_show(ctx)
+    policy_show(ctx, actor)
 }
 
 /// The global policy (config, override, in force) and every group that
 /// sets its own.
-pub(super) fn policy_show(ctx: &AdminContext) -> Result<AdminAnswer, AdminError> {
+pub fn policy_show(ctx: &AdminContext, actor: &Actor) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
     let d = ctx.policy_defaults;
     let (mfa, app) = policy::overrides(&ctx.store)?;
     let global = policy::global(d, mfa, app);
