@@ -3,6 +3,7 @@
 //! rules, with a [`Problem`] for everything dropped or changed.
 
 use super::{problem, ImportOptions, PlannedGroup, PlannedUser, Problem, Severity};
+use crate::account::password;
 use crate::auth::legacy::{self, StoredPassword};
 use crate::directory::dn::Dn;
 use crate::directory::schema;
@@ -256,6 +257,18 @@ fn user_password(e: &LdifEntry, problems: &mut Vec<Problem>) -> Option<StoredPas
     let mut passwords = e.values("userPassword");
     if let Some(pw) = passwords.next() {
         match legacy::parse_user_password(&pw.value) {
+            // A password in clear obeys the same policy as one set by the
+            // CLI or over LDAP (account::password).
+            Ok(StoredPassword::Cleartext(secret)) => match password::check_new(&secret.0) {
+                Ok(()) => password = Some(StoredPassword::Cleartext(secret)),
+                Err(refusal) => problem(
+                    problems,
+                    pw.line,
+                    &e.dn,
+                    Severity::Warning,
+                    format!("userPassword: {refusal}; the user is imported without a password"),
+                ),
+            },
             Ok(p) => password = Some(p),
             Err(err) => problem(
                 problems,
