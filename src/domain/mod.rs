@@ -9,11 +9,14 @@
 //! - `mfa`: devices, TOTP secrets, keyed hashes, app passwords, the raw
 //!   second-factor records of a backup, MFA and group policies.
 //! - `batch`: import and restore batches and their report.
+//! - `rules`: number allocation, nesting without cycles, merge imports:
+//!   the rules every backend enforces inside its transactions.
 //! - `validate`: the rules for names, emails and free texts.
 
 pub mod batch;
 pub mod mfa;
 pub mod model;
+pub mod rules;
 pub mod validate;
 
 pub use mfa::{

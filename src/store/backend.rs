@@ -43,6 +43,12 @@ use super::{Group, GroupId, GroupSnapshot, Member, NewUser, Result, Timestamp, U
 ///   a row and tells other instances through a notification.
 /// - **Reads** see every write that returned before them. They see each
 ///   record's latest committed value, not a snapshot across records.
+/// - **The domain's rules, enforced atomically.** The rules themselves live
+///   above every backend, in `crate::domain`: names, emails and texts
+///   (`validate`), number allocation, nesting without cycles and what a
+///   merge import changes (`rules`). A backend calls them inside its
+///   transaction, so the check and the write are one step for every
+///   process that shares it; it adds no rule of its own.
 /// - **Errors**: `NotFound`, `AlreadyExists` and `Invalid` describe the
 ///   request; `Backend` is a failure of the storage itself, whose detail
 ///   is for the log.

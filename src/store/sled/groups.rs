@@ -315,7 +315,7 @@ impl SledStore {
 
     /// `group` and every group nested in it at any depth, each once.
     pub(super) fn descendant_groups(&self, group: GroupId) -> Result<Vec<GroupId>> {
-        walk(group, |g| self.child_groups(g))
+        crate::domain::rules::walk(group, |g| self.child_groups(g))
     }
 
     /// Every group `member` belongs to, directly or through nested groups,
@@ -359,25 +359,4 @@ impl SledStore {
         }
         Ok(out)
     }
-}
-
-/// Breadth-first walk from `start` over `next`, visiting each node once
-/// (so cycles end the walk); returns the nodes in visiting order,
-/// `start` first.
-fn walk(
-    start: GroupId,
-    mut next: impl FnMut(GroupId) -> Result<Vec<GroupId>>,
-) -> Result<Vec<GroupId>> {
-    let mut seen = HashSet::from([start]);
-    let mut out = vec![start];
-    let mut i = 0;
-    while let Some(&g) = out.get(i) {
-        i += 1;
-        for n in next(g)? {
-            if seen.insert(n) {
-                out.push(n);
-            }
-        }
-    }
-    Ok(out)
 }

@@ -20,25 +20,6 @@ fn conflict(msg: String) -> sled::transaction::ConflictableTransactionError<supe
     abort(StoreError::AlreadyExists(format!("import conflict: {msg}")))
 }
 
-/// The fields a merge may change on an existing user, compared to decide
-/// between "updated" and "unchanged".
-fn merged_user(existing: &User, incoming: &User) -> User {
-    let mut u = existing.clone();
-    if incoming.full_name.is_some() {
-        u.full_name.clone_from(&incoming.full_name);
-    }
-    if incoming.email.is_some() {
-        u.email.clone_from(&incoming.email);
-    }
-    if incoming.gid_number != 0 {
-        u.gid_number = incoming.gid_number;
-    }
-    for (k, v) in &incoming.attrs {
-        u.attrs.insert(k.clone(), v.clone());
-    }
-    u
-}
-
 impl SledStore {
     /// Every setting, ordered by key.
     pub fn settings(&self) -> Result<Vec<(String, String)>> {
@@ -117,48 +98,13 @@ impl SledStore {
                     .insert(child.to_ascii_lowercase());
             }
         }
-        // Depth-first search with colours; iterative to bound the stack.
-        let mut state: HashMap<&str, u8> = HashMap::new();
-        for start in edges.keys() {
-            if state.contains_key(start.as_str()) {
-                continue;
-            }
-            let mut stack: Vec<(&str, Vec<&str>)> = vec![(
-                start.as_str(),
-                edges
-                    .get(start)
-                    .map(|s| s.iter().map(String::as_str).collect())
-                    .unwrap_or_default(),
-            )];
-            state.insert(start.as_str(), 1);
-            while let Some((node, children)) = stack.last_mut() {
-                let node = *node;
-                match children.pop() {
-                    Some(c) => match state.get(c) {
-                        Some(1) => {
-                            return Err(StoreError::Invalid(format!(
-                                "import conflict: adding group {c} under {node} would create a \
-                                 cycle of nested groups"
-                            )))
-                        }
-                        Some(_) => {}
-                        None => {
-                            state.insert(c, 1);
-                            let next = edges
-                                .get(c)
-                                .map(|s| s.iter().map(String::as_str).collect())
-                                .unwrap_or_default();
-                            stack.push((c, next));
-                        }
-                    },
-                    None => {
-                        state.insert(node, 2);
-                        stack.pop();
-                    }
-                }
-            }
+        match crate::domain::rules::nesting_cycle(&edges) {
+            Some((node, c)) => Err(StoreError::Invalid(format!(
+                "import conflict: adding group {c} under {node} would create a cycle of nested \
+                 groups"
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes a whole batch in one transaction over every tree involved.
@@ -488,7 +434,7 @@ impl<'a> BatchTx<'a> {
         let mut after = if self.restore {
             u.clone()
         } else {
-            merged_user(&ex, u)
+            crate::domain::rules::merged_user(&ex, u)
         };
         tx_reindex_email(v.idx_email, &ex, &after, |after| {
             conflict(format!(

@@ -338,9 +338,10 @@ fn tx_check_and_bump_epoch(meta: &TransactionalTree, seen: Option<u64>) -> TxRes
     Ok(())
 }
 
-/// Hands out the next number from the counter at `counter`, skipping any
-/// number already used in `taken_a` or `taken_b`, and advances the counter
-/// past it. Numbers are never handed out twice, even after deletes.
+/// Hands out the next number by the domain's rule
+/// ([`crate::domain::rules::allocate_number`]) from the counter at
+/// `counter`, with `taken_a` and `taken_b` saying what is used, and
+/// advances the counter past it, inside the caller's transaction.
 fn tx_allocate(
     meta: &TransactionalTree,
     counter: &[u8],
@@ -349,19 +350,16 @@ fn tx_allocate(
     taken_b: &TransactionalTree,
     what: &str,
 ) -> TxResult<u32> {
-    let mut n = tx_counter(meta, counter, first)?.max(first);
-    loop {
-        let key = keys::number_key(n);
-        if taken_a.get(key)?.is_none() && taken_b.get(key)?.is_none() {
-            break;
-        }
-        n = n
-            .checked_add(1)
-            .ok_or_else(|| abort(StoreError::Invalid(format!("{what} numbers are exhausted"))))?;
-    }
-    let next = n
-        .checked_add(1)
-        .ok_or_else(|| abort(StoreError::Invalid(format!("{what} numbers are exhausted"))))?;
+    let current = tx_counter(meta, counter, first)?;
+    let (n, next) = crate::domain::rules::allocate_number(
+        current,
+        first,
+        |n| {
+            let key = keys::number_key(n);
+            Ok(taken_a.get(key)?.is_some() || taken_b.get(key)?.is_some())
+        },
+        || abort(StoreError::Invalid(format!("{what} numbers are exhausted"))),
+    )?;
     meta.insert(counter, &keys::number_key(next))?;
     Ok(n)
 }
