@@ -61,6 +61,90 @@ pub fn totp_add(
     }))
 }
 
+/// Self-service TOTP enrolment, step 1: a pending device and its secret
+/// (shown once, with the otpauth URI for a QR code). The device counts for
+/// nothing until [`totp_confirm`]. The user themself or the operator.
+pub fn totp_begin(
+    ctx: &AdminContext,
+    actor: &Actor,
+    username: &str,
+    digits: u8,
+    label: Option<String>,
+) -> Result<AdminAnswer, AccountError> {
+    actor.may_manage(username)?;
+    if !matches!(digits, 6 | 8) {
+        return Err(AccountError::Invalid("a code has 6 or 8 digits".into()));
+    }
+    let user = find_user(ctx, username)?;
+    let secret = TotpSecret(totp::generate_secret());
+    let label = label.unwrap_or_else(|| "authenticator".into());
+    let device = ctx
+        .store
+        .add_pending_totp_device(user.id, &label, digits, &secret)?;
+    Ok(AdminAnswer::TotpAdded(TotpAdded {
+        id: device.id.to_string(),
+        secret: Secret::new(totp::secret_base32(&secret.0)),
+        uri: Secret::new(totp::otpauth_uri(
+            &ctx.totp_issuer,
+            &user.username,
+            &secret.0,
+            digits,
+        )),
+        digits,
+        period: totp::PERIOD,
+        algorithm: "SHA1".into(),
+    }))
+}
+
+/// Self-service TOTP enrolment, step 2: a current code from the
+/// authenticator confirms the pending device. The code's step is used up
+/// (the same code cannot bind afterwards). Answers with the device.
+pub fn totp_confirm(
+    ctx: &AdminContext,
+    actor: &Actor,
+    username: &str,
+    device: &str,
+    code: &str,
+    now: std::time::SystemTime,
+) -> Result<AdminAnswer, AccountError> {
+    actor.may_manage(username)?;
+    let user = find_user(ctx, username)?;
+    let id = DeviceId(parse_id("device", device)?);
+    let found = ctx.store.devices(user.id)?.into_iter().find(|d| d.id == id);
+    let Some(found) = found else {
+        return Err(AccountError::NotFound(format!("device {device} not found")));
+    };
+    if found.confirmed {
+        return Err(AccountError::Invalid(format!(
+            "device {device} is confirmed already"
+        )));
+    }
+    let DeviceKind::Totp { digits } = found.kind else {
+        return Err(AccountError::Invalid(
+            "only an authenticator device is confirmed with a code".into(),
+        ));
+    };
+    let secret = ctx
+        .store
+        .totp_secret(user.id, id)?
+        .ok_or_else(|| AccountError::NotFound(format!("device {device} not found")))?;
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let step = totp::matching_step(&secret.0, digits, code.trim(), secs).ok_or_else(|| {
+        AccountError::Invalid("the code does not match; check the authenticator's clock".into())
+    })?;
+    if !ctx.store.advance_totp_step(user.id, id, step)? {
+        return Err(AccountError::Invalid("this code was used already".into()));
+    }
+    ctx.store.confirm_device(user.id, id)?;
+    let mut confirmed = found;
+    confirmed.confirmed = true;
+    Ok(AdminAnswer::Devices(vec![device_view(
+        ctx, user.id, &confirmed,
+    )?]))
+}
+
 pub fn static_add(
     ctx: &AdminContext,
     actor: &Actor,
@@ -330,4 +414,131 @@ pub fn policy_show(ctx: &AdminContext, actor: &Actor) -> Result<AdminAnswer, Acc
                      (nested included) the strictest wins; the global override beats the config"
             .to_string(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::auth::password::Hasher;
+    use crate::auth::{Authenticator, BindOutcome, Refusal, Secret as BindSecret};
+    use crate::config::Config;
+    use crate::directory::Identity;
+    use crate::store::{NewUser, Store};
+
+    fn setup() -> (AdminContext, Authenticator) {
+        let store = Store::temporary().expect("store");
+        let hasher = Hasher::for_tests();
+        for name in ["alice", "bob"] {
+            let u = store
+                .create_user(NewUser {
+                    username: name.into(),
+                    ..NewUser::default()
+                })
+                .expect("user");
+            let phc = hasher.hash_blocking("pw").expect("hash");
+            store.set_password_hash(u.id, &phc).expect("password");
+        }
+        let ctx = AdminContext::new(store.clone(), hasher.clone(), &Config::default());
+        let auth = Authenticator::new(store, hasher);
+        (ctx, auth)
+    }
+
+    fn bound(ctx: &AdminContext, name: &str) -> Actor {
+        let user = find_user(ctx, name).expect("user");
+        Actor::Bound(Identity::User {
+            id: user.id,
+            username: user.username,
+        })
+    }
+
+    /// A user enrols their own authenticator: the device counts for
+    /// nothing until a right code confirms it, only its owner (or the
+    /// operator) may do it, and the code used to confirm cannot bind.
+    #[tokio::test]
+    async fn self_service_enrolment_confirms_with_a_code_used_once() {
+        let (ctx, auth) = setup();
+        let alice = bound(&ctx, "alice");
+        let AdminAnswer::TotpAdded(added) =
+            totp_begin(&ctx, &alice, "alice", 6, Some("phone".into())).expect("begin")
+        else {
+            panic!("a TOTP answer");
+        };
+        assert!(matches!(
+            totp_begin(&ctx, &bound(&ctx, "bob"), "alice", 6, None),
+            Err(AccountError::Denied(_))
+        ));
+        let user = find_user(&ctx, "alice").expect("user");
+        let secret = ctx
+            .store
+            .totp_secret(
+                user.id,
+                DeviceId(parse_id("device", &added.id).expect("id")),
+            )
+            .expect("read")
+            .expect("secret");
+        let now = SystemTime::now();
+        let step = totp::step_of(
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .expect("time")
+                .as_secs(),
+        );
+        let code = totp::code_at_step(&secret.0, 6, step);
+        let peer = IpAddr::from([127, 0, 0, 1]);
+
+        // Pending: the password alone still binds, no code is asked for.
+        let outcome = auth
+            .authenticate("alice", &BindSecret("pw".into()), peer, now)
+            .await;
+        assert!(matches!(outcome, BindOutcome::Success { .. }));
+
+        let wrong = totp::code_at_step(&secret.0, 6, step + 100);
+        assert!(matches!(
+            totp_confirm(&ctx, &alice, "alice", &added.id, &wrong, now),
+            Err(AccountError::Invalid(_))
+        ));
+        assert!(matches!(
+            totp_confirm(&ctx, &bound(&ctx, "bob"), "alice", &added.id, &code, now),
+            Err(AccountError::Denied(_))
+        ));
+        let AdminAnswer::Devices(devices) =
+            totp_confirm(&ctx, &alice, "alice", &added.id, &code, now).expect("confirm")
+        else {
+            panic!("a device answer");
+        };
+        assert!(devices[0].confirmed);
+        assert!(matches!(
+            totp_confirm(&ctx, &alice, "alice", &added.id, &code, now),
+            Err(AccountError::Invalid(_))
+        ));
+
+        // Confirmed: a code is required now, and the confirming one is used.
+        let outcome = auth
+            .authenticate("alice", &BindSecret("pw".into()), peer, now)
+            .await;
+        assert!(matches!(
+            outcome,
+            BindOutcome::Refused {
+                reason: Refusal::CodeMissing,
+                ..
+            }
+        ));
+        let replay = BindSecret(format!("pw;{code}"));
+        let outcome = auth.authenticate("alice", &replay, peer, now).await;
+        assert!(matches!(
+            outcome,
+            BindOutcome::Refused {
+                reason: Refusal::CodeReplayed,
+                ..
+            }
+        ));
+        let next = totp::code_at_step(&secret.0, 6, step + 1);
+        let later = now + Duration::from_secs(totp::PERIOD);
+        let outcome = auth
+            .authenticate("alice", &BindSecret(format!("pw;{next}")), peer, later)
+            .await;
+        assert!(matches!(outcome, BindOutcome::Success { .. }));
+    }
 }

@@ -79,6 +79,23 @@ impl Actor {
     }
 }
 
+impl Actor {
+    /// The user `username` themself, or the operator (or the server).
+    pub fn may_manage(&self, username: &str) -> Result<(), AccountError> {
+        match self {
+            Actor::Operator | Actor::System => Ok(()),
+            Actor::Bound(Identity::User { username: own, .. })
+                if own.eq_ignore_ascii_case(username) =>
+            {
+                Ok(())
+            }
+            Actor::Bound(_) => Err(AccountError::Denied(
+                "only the user themself or the operator may do this".into(),
+            )),
+        }
+    }
+}
+
 /// Why an account operation was refused, in terms each front end maps to
 /// its own answer (an LDAP result code, an admin error kind).
 #[derive(Debug, thiserror::Error)]

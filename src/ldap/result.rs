@@ -4,7 +4,7 @@
 use ldap3_proto::proto::{LdapResult, LdapResultCode};
 
 use crate::directory::DirectoryError;
-use crate::store::StoreError;
+use crate::domain::StoreError;
 
 /// An LDAPResult with an empty matchedDN and no referrals.
 pub fn ldap_result(code: LdapResultCode, message: &str) -> LdapResult {

@@ -322,7 +322,7 @@ mod tests {
         });
         assert_eq!(r.code, LdapResultCode::NoSuchObject);
         assert_eq!(r.matcheddn, "ou=users,dc=example,dc=com");
-        let r = from_write(&WriteError::Store(crate::store::StoreError::Backend(
+        let r = from_write(&WriteError::Store(crate::domain::StoreError::Backend(
             "disk on fire at /secret/path".into(),
         )));
         assert_eq!(r.code, LdapResultCode::Unavailable);

@@ -267,6 +267,21 @@ pub trait Backend: Send + Sync {
         digits: u8,
         secret: &TotpSecret,
     ) -> Result<Device>;
+    /// Adds a TOTP device that counts for nothing (no bind needs or
+    /// accepts its codes) until [`Backend::confirm_device`]: the first step
+    /// of a self-service enrolment. It counts against the device limit.
+    fn add_pending_totp_device(
+        &self,
+        user: UserId,
+        device_label: &str,
+        digits: u8,
+        secret: &TotpSecret,
+    ) -> Result<Device>;
+
+    /// Confirms a pending device; from then on it counts for bind. Bumps
+    /// the user's credential generation. `Ok(false)` when it was confirmed
+    /// already; `NotFound` when the user has no such device.
+    fn confirm_device(&self, user: UserId, device: DeviceId) -> Result<bool>;
 
     /// Adds a confirmed static token device holding the given token hashes.
     fn add_static_device(

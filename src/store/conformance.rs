@@ -353,6 +353,39 @@ pub fn codes_consumed_exactly_once(h: &mut impl Harness) {
         .expect("next step"));
 }
 
+/// A pending device counts for nothing until confirmed, and confirming
+/// it moves the user's credential generation (caches drop what they knew).
+pub fn pending_devices_until_confirmed(h: &mut impl Harness) {
+    let s = h.fresh();
+    let alice = user(&s, "alice", None);
+    let device = s
+        .add_pending_totp_device(alice.id, "phone", 6, &TotpSecret(vec![5; 20]))
+        .expect("pending");
+    assert!(!device.confirmed);
+    assert_eq!(s.devices(alice.id).expect("read"), vec![device.clone()]);
+    let generation = s
+        .user(alice.id)
+        .expect("read")
+        .expect("user")
+        .cred_generation;
+    assert!(s.confirm_device(alice.id, device.id).expect("confirm"));
+    assert!(s.devices(alice.id).expect("read")[0].confirmed);
+    let after = s
+        .user(alice.id)
+        .expect("read")
+        .expect("user")
+        .cred_generation;
+    assert_ne!(after, generation, "confirming changes the credentials");
+    assert!(!s.confirm_device(alice.id, device.id).expect("again"));
+    let bob = user(&s, "bob", None);
+    assert!(matches!(
+        s.confirm_device(bob.id, device.id),
+        Err(StoreError::NotFound(_))
+    ));
+    let s = h.reopen(s);
+    assert!(s.devices(alice.id).expect("read")[0].confirmed);
+}
+
 /// The epoch moves with every change to memberships or names, and only
 /// forward.
 pub fn membership_epoch(h: &mut impl Harness) {
@@ -410,6 +443,10 @@ macro_rules! conformance {
             #[test]
             fn codes_consumed_exactly_once() {
                 super::codes_consumed_exactly_once(&mut $harness());
+            }
+            #[test]
+            fn pending_devices_until_confirmed() {
+                super::pending_devices_until_confirmed(&mut $harness());
             }
             #[test]
             fn membership_epoch() {

@@ -223,6 +223,20 @@ impl Backend for SledStore {
         SledStore::add_totp_device(self, user, device_label, digits, secret)
     }
 
+    fn add_pending_totp_device(
+        &self,
+        user: UserId,
+        device_label: &str,
+        digits: u8,
+        secret: &TotpSecret,
+    ) -> Result<Device> {
+        SledStore::add_pending_totp_device(self, user, device_label, digits, secret)
+    }
+
+    fn confirm_device(&self, user: UserId, device: DeviceId) -> Result<bool> {
+        SledStore::confirm_device(self, user, device)
+    }
+
     fn add_static_device(
         &self,
         user: UserId,

@@ -320,6 +320,57 @@ impl SledStore {
         digits: u8,
         secret: &TotpSecret,
     ) -> Result<Device> {
+        self.add_totp(user, device_label, digits, secret, true)
+    }
+
+    /// Adds a TOTP device that counts for nothing until
+    /// [`SledStore::confirm_device`] (a self-service enrolment's first step).
+    pub fn add_pending_totp_device(
+        &self,
+        user: UserId,
+        device_label: &str,
+        digits: u8,
+        secret: &TotpSecret,
+    ) -> Result<Device> {
+        self.committed(self.add_totp(user, device_label, digits, secret, false))
+    }
+
+    /// Confirms a pending device: from now on it counts for bind. `Ok(false)`
+    /// when it was confirmed already.
+    pub fn confirm_device(&self, user: UserId, device: DeviceId) -> Result<bool> {
+        self.committed(self.confirm_device_uncommitted(user, device))
+    }
+
+    fn confirm_device_uncommitted(&self, user: UserId, device: DeviceId) -> Result<bool> {
+        let m = self.mfa();
+        let key = pair_key(user.0, device.0);
+        once(
+            &self.t,
+            (&self.t.users, &m.devices).transaction(|(users, devices)| {
+                let bytes = devices
+                    .get(&key[..])?
+                    .ok_or_else(|| abort(StoreError::NotFound(format!("device {device}"))))?;
+                let mut d: Device = decode("device", &bytes).map_err(abort)?;
+                if d.confirmed {
+                    return Ok(false);
+                }
+                d.confirmed = true;
+                let bytes = encode("device", &d).map_err(abort)?;
+                devices.insert(&key[..], bytes)?;
+                tx_bump_generation(users, user)?;
+                Ok(true)
+            }),
+        )
+    }
+
+    fn add_totp(
+        &self,
+        user: UserId,
+        device_label: &str,
+        digits: u8,
+        secret: &TotpSecret,
+        confirmed: bool,
+    ) -> Result<Device> {
         if !matches!(digits, 6 | 8) {
             return Err(StoreError::Invalid("TOTP codes have 6 or 8 digits".into()));
         }
@@ -329,7 +380,8 @@ impl SledStore {
             ));
         }
         self.check_device_room(user)?;
-        let device = new_device(DeviceKind::Totp { digits }, device_label)?;
+        let mut device = new_device(DeviceKind::Totp { digits }, device_label)?;
+        device.confirmed = confirmed;
         let m = self.mfa();
         let key = pair_key(user.0, device.id.0);
         let bytes = encode("device", &device)?;
