@@ -20,6 +20,7 @@
 //! - `admins`: the guard that keeps an enabled admin (who is one:
 //!   `directory::admins`).
 //! - `bootstrap`: the first start, as the server itself.
+//! - `import`: import and restore batches, as the operator.
 //! - `view`: the typed answers (`AdminAnswer`, user, group, device, app
 //!   password and policy views), which the CLI prints and the JSON API
 //!   will serve.
@@ -32,6 +33,7 @@
 
 pub mod admins;
 pub mod bootstrap;
+pub mod import;
 pub mod mfa;
 pub mod passwd;
 pub mod password;

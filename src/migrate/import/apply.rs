@@ -2,6 +2,7 @@
 //! first, then everything written in one store batch.
 
 use super::{ImportError, ImportPlan, ImportReport, Progress, PROGRESS_EVERY};
+use crate::account::{self, Actor};
 use crate::auth::legacy::StoredPassword;
 use crate::auth::password::Hasher;
 use crate::store::import::{Batch, BatchGroup, BatchMode, BatchUser};
@@ -95,7 +96,7 @@ pub fn apply_with_progress(
         done: 0,
         total: Some(batch.users.len() + batch.groups.len()),
     });
-    let report = store.apply_batch(&batch)?;
+    let report = account::import::write_batch(store, &Actor::Operator, &batch)?;
     Ok(ImportReport {
         batch: report,
         problems: plan.problems.len(),

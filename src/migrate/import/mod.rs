@@ -52,6 +52,9 @@ pub enum ImportError {
     Ldif(#[from] LdifError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// Refused by the account layer (the actor may not import).
+    #[error("{0}")]
+    Refused(String),
     #[error("hashing a cleartext password: {0}")]
     Hash(#[from] PasswordError),
     #[error("reading the JSON backup: {0}")]
@@ -287,5 +290,14 @@ impl ImportPlan {
             "skipped": self.skipped,
             "problems": self.problems,
         })
+    }
+}
+
+impl From<crate::account::AccountError> for ImportError {
+    fn from(e: crate::account::AccountError) -> ImportError {
+        match e {
+            crate::account::AccountError::Store(e) => ImportError::Store(e),
+            e => ImportError::Refused(e.to_string()),
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! number, hash and second factor it carries.
 
 use super::{ImportError, MAX_JSON_BACKUP};
+use crate::account::{self, Actor};
 use crate::auth::keys::ServerKey;
 use crate::auth::totp;
 use crate::migrate;
@@ -256,7 +257,7 @@ pub fn restore(
         });
     }
     Ok(RestoreReport {
-        batch: store.apply_batch(&batch)?,
+        batch: account::import::write_batch(store, &Actor::Operator, &batch)?,
         devices_skipped: skipped.0,
         app_passwords_skipped: skipped.1,
     })
