@@ -15,7 +15,7 @@ use ldap3_proto::proto::{
 use super::handler::{Handler, Outcome, Session};
 use super::result::{from_store, ldap_result, success};
 use crate::account::write::{AttrValues, ModKind, Modification, Progress, WriteError};
-use crate::account::Accounts;
+use crate::account::{Accounts, Actor};
 use crate::directory::{Dn, Identity};
 
 /// One write, as the blocking pool runs it.
@@ -105,10 +105,10 @@ impl Handler {
         let mut hashed: Option<String> = None;
         for _ in 0..2 {
             let accounts = self.accounts.clone();
-            let identity = session.identity.clone();
+            let actor = Actor::Bound(session.identity.clone());
             let (dn2, write2, hashed2) = (dn.clone(), write.clone(), hashed.clone());
             let pass = tokio::task::spawn_blocking(move || {
-                run(&accounts, &identity, &dn2, &write2, hashed2.as_deref())
+                run(&accounts, &actor, &dn2, &write2, hashed2.as_deref())
             })
             .await;
             match pass {
@@ -140,20 +140,20 @@ impl Handler {
 }
 
 fn run(
-    directory: &Accounts,
-    who: &Identity,
+    accounts: &Accounts,
+    who: &Actor,
     dn: &Dn,
     write: &Write,
     hashed: Option<&str>,
 ) -> Result<Progress, WriteError> {
     match write {
-        Write::Add(attrs) => directory.add(who, dn, attrs, hashed),
-        Write::Modify(changes) => directory.modify(who, dn, changes, hashed),
-        Write::Delete => directory.delete(who, dn),
+        Write::Add(attrs) => accounts.add(who, dn, attrs, hashed),
+        Write::Modify(changes) => accounts.modify(who, dn, changes, hashed),
+        Write::Delete => accounts.delete(who, dn),
         Write::Rename {
             new_rdn,
             new_superior,
-        } => directory.rename(who, dn, new_rdn, new_superior.as_deref()),
+        } => accounts.rename(who, dn, new_rdn, new_superior.as_deref()),
     }
 }
 

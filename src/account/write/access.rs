@@ -4,8 +4,14 @@
 use super::*;
 
 impl Accounts {
-    pub(super) fn writer(&self, who: &Identity) -> Result<Writer> {
-        let Identity::User { id, .. } = who else {
+    /// What `who` may write: the operator and the server write as admins;
+    /// a bound client by the access rules.
+    pub(super) fn writer(&self, who: &Actor) -> Result<Writer> {
+        let identity = match who {
+            Actor::Operator | Actor::System => return Ok(Writer::Admin),
+            Actor::Bound(identity) => identity,
+        };
+        let Identity::User { id, .. } = identity else {
             return Err(access("anonymous clients may not write; bind first"));
         };
         // A user deleted or disabled since binding writes nothing.
@@ -13,14 +19,14 @@ impl Accounts {
             Some(u) if !u.disabled => u,
             _ => return Err(access("no write access")),
         };
-        if self.is_admin(who)? {
+        if self.is_admin(identity)? {
             Ok(Writer::Admin)
         } else {
             Ok(Writer::SelfService(user))
         }
     }
 
-    pub(super) fn admin_only(&self, who: &Identity, what: &str) -> Result<()> {
+    pub(super) fn admin_only(&self, who: &Actor, what: &str) -> Result<()> {
         match self.writer(who)? {
             Writer::Admin => Ok(()),
             Writer::SelfService(_) => Err(access(&format!("only admins may {what}"))),

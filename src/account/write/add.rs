@@ -9,7 +9,7 @@ impl Accounts {
     /// of the cleartext password that a previous call asked for.
     pub fn add(
         &self,
-        who: &Identity,
+        who: &Actor,
         dn: &Dn,
         attrs: &[AttrValues],
         hashed: Option<&str>,

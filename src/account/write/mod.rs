@@ -61,7 +61,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 use super::admins::{ensure_admins_remain, Removal};
-use super::{AccountError, Accounts};
+use super::{AccountError, Accounts, Actor};
 use crate::auth::legacy::{parse_user_password, StoredPassword};
 use crate::auth::Secret;
 use crate::directory::schema::{self, AttributeType, Syntax};

@@ -9,7 +9,7 @@ impl Accounts {
     /// `hashed` as for [`Accounts::add`].
     pub fn modify(
         &self,
-        who: &Identity,
+        who: &Actor,
         dn: &Dn,
         changes: &[Modification],
         hashed: Option<&str>,

@@ -6,7 +6,7 @@ impl Accounts {
     /// Renames a user or group within its container (RFC 4511 §4.9).
     pub fn rename(
         &self,
-        who: &Identity,
+        who: &Actor,
         dn: &Dn,
         new_rdn: &str,
         new_superior: Option<&str>,

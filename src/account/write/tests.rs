@@ -10,8 +10,8 @@ const BASE: &str = "dc=example,dc=com";
 
 struct Fixture {
     dir: Accounts,
-    admin: Identity,
-    alice: Identity,
+    admin: Actor,
+    alice: Actor,
 }
 
 fn setup() -> Fixture {
@@ -27,10 +27,10 @@ fn setup() -> Fixture {
                 ..NewUser::default()
             })
             .expect("user");
-        ids.push(Identity::User {
+        ids.push(Actor::Bound(Identity::User {
             id: u.id,
             username: name.into(),
-        });
+        }));
         if name == "root" {
             store
                 .add_member(admins.id, Member::User(u.id))
@@ -257,7 +257,7 @@ fn add_refusals_have_their_codes() {
 #[test]
 fn only_admins_add_delete_and_rename() {
     let f = setup();
-    for who in [&Identity::Anonymous, &f.alice] {
+    for who in [&Actor::Bound(Identity::Anonymous), &f.alice] {
         assert!(matches!(
             f.dir.add(who, &dn("cn=x,ou=users"), &person(&[]), None),
             Err(WriteError::InsufficientAccess(_))
@@ -272,6 +272,29 @@ fn only_admins_add_delete_and_rename() {
             Err(WriteError::InsufficientAccess(_))
         ));
     }
+}
+
+/// The operator (the CLI and the admin socket) and the server write as
+/// admins do, with the same rules: the last admin still cannot go.
+#[test]
+fn the_operator_writes_as_an_admin() {
+    let f = setup();
+    for who in [Actor::Operator, Actor::System] {
+        assert!(matches!(
+            f.dir.delete(&who, &dn("cn=root,ou=users")),
+            Err(WriteError::UnwillingToPerform(_))
+        ));
+    }
+    assert!(matches!(
+        f.dir
+            .add(&Actor::Operator, &dn("cn=x,ou=users"), &person(&[]), None),
+        Ok(Progress::Done(_))
+    ));
+    assert!(matches!(
+        f.dir.delete(&Actor::Operator, &dn("cn=alice,ou=users")),
+        Ok(Progress::Done(_))
+    ));
+    assert!(f.dir.store().user_by_name("alice").expect("read").is_none());
 }
 
 #[test]
@@ -495,7 +518,7 @@ fn self_service_rules() {
     );
     assert!(matches!(r, Err(WriteError::InsufficientAccess(_))), "{r:?}");
     let r = f.dir.modify(
-        &Identity::Anonymous,
+        &Actor::Bound(Identity::Anonymous),
         &own,
         &[m(ModKind::Replace, "displayName", &["x"])],
         None,
