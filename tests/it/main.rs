@@ -9,6 +9,7 @@ mod bindcache;
 mod cli;
 mod clients;
 mod corpus;
+mod disclosure;
 mod groupread;
 mod hardening;
 mod hashpool;

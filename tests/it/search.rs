@@ -484,15 +484,18 @@ fn access(s: &Server) {
         dns,
         HashSet::from([user_dn("bob"), group_dn("ops"), group_dn("staff")])
     );
-    let (rc, e) = search(
-        &mut bob,
-        &user_dn("user001"),
-        Scope::Base,
-        "(objectClass=*)",
-        &["1.1"],
-    );
-    assert_eq!(rc, 0);
-    assert!(e.is_empty());
+    // an entry bob may not read answers as a missing one (this asserted
+    // success with no entry, the leak of issue 16)
+    let res = bob
+        .search(
+            &user_dn("user001"),
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["1.1"],
+        )
+        .expect("search");
+    assert_eq!((res.1.rc, res.1.matched.as_str()), (32, ""));
+    assert!(res.0.is_empty());
 
     // the search group and admins see everything
     let mut admin = s.admin();

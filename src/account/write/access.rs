@@ -1,5 +1,15 @@
 //! Who writes: admins, or a user on their own entry; and what a refused
 //! write tells about the tree (matchedDN).
+//!
+//! A write never discloses an entry its writer may not read (the rule in
+//! `directory::search::access`): for a bound user who does not read
+//! everything, a write whose target (for an add, its parent) they may not
+//! read answers noSuchObject (32) "no such object" without matchedDN,
+//! exactly as a write to a missing entry does; where they read the entry
+//! but may not change it (their own entry beyond self-service, their
+//! groups, the containers), insufficientAccessRights (50). Admins get
+//! the real answers, matchedDN included; anonymous clients get 50 for
+//! every write, whatever exists.
 
 use super::*;
 
@@ -26,11 +36,30 @@ impl Accounts {
         }
     }
 
-    pub(super) fn admin_only(&self, who: &Actor, what: &str) -> Result<()> {
-        match self.writer(who)? {
+    /// Admits only admins to a write about `dn` (for an add, its parent):
+    /// others learn of `dn` only what they may read (see the module docs).
+    pub(super) fn admin_only(&self, who: &Actor, dn: &Dn, what: &str) -> Result<()> {
+        let writer = self.writer(who)?;
+        self.ensure_disclosed(who, &writer, dn)?;
+        match writer {
             Writer::Admin => Ok(()),
             Writer::SelfService(_) => Err(access(&format!("only admins may {what}"))),
         }
+    }
+
+    /// Refuses as a missing entry would be refused a write about `dn` by a
+    /// self-service writer who may not read it. Admins pass without a
+    /// look-up.
+    pub(super) fn ensure_disclosed(&self, who: &Actor, writer: &Writer, dn: &Dn) -> Result<()> {
+        if let (Writer::SelfService(_), Actor::Bound(identity)) = (writer, who) {
+            if !self.directory.discloses(identity, dn)? {
+                return Err(WriteError::NoSuchObject {
+                    matched: None,
+                    message: "no such object".into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The deepest existing ancestor of `dn` (for matchedDN).

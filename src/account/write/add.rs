@@ -14,7 +14,8 @@ impl Accounts {
         attrs: &[AttrValues],
         hashed: Option<&str>,
     ) -> Result<Progress> {
-        self.admin_only(who, "add entries")?;
+        let parent = dn.parent().unwrap_or_else(Dn::root);
+        self.admin_only(who, &parent, "add entries")?;
         match tree::classify(dn, self.base()) {
             Target::User(name) => self.add_user(&name, attrs, hashed),
             Target::Group(name) => self.add_group(&name, attrs),

@@ -6,7 +6,7 @@ use super::*;
 impl Accounts {
     /// Deletes a user or group (RFC 4511 §4.8).
     pub fn delete(&self, who: &Actor, dn: &Dn) -> Result<Progress> {
-        self.admin_only(who, "delete entries")?;
+        self.admin_only(who, dn, "delete entries")?;
         let (admin_group, _) = self.group_names();
         match tree::classify(dn, self.base()) {
             Target::User(name) => {

@@ -19,6 +19,7 @@ impl Accounts {
         for c in changes {
             types.push(known(&c.attr.name)?);
         }
+        self.ensure_disclosed(who, &writer, dn)?;
         let target = tree::classify(dn, self.base());
         if let Writer::SelfService(me) = &writer {
             let own = matches!(&target, Target::User(n) if n.eq_ignore_ascii_case(&me.username));

@@ -11,7 +11,7 @@ impl Accounts {
         new_rdn: &str,
         new_superior: Option<&str>,
     ) -> Result<Progress> {
-        self.admin_only(who, "rename entries")?;
+        self.admin_only(who, dn, "rename entries")?;
         let target = tree::classify(dn, self.base());
         match &target {
             Target::User(_) | Target::Group(_) => {}

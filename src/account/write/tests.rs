@@ -403,14 +403,26 @@ fn add_group_with_members_then_modify_them() {
         ),
         Err(WriteError::UnwillingToPerform(_))
     ));
-    // Ordinary users do not write groups.
-    assert!(matches!(
+    // Ordinary users do not write groups. alice has left staff, so she
+    // may not read it: it is missing for her (this asserted 50 before the
+    // no-disclosure rule, issue 16); back in it, she reads it: 50.
+    let alice_modifies = || {
         f.dir.modify(
             &f.alice,
             &target,
             &[m(ModKind::Replace, "description", &["x"])],
-            None
-        ),
+            None,
+        )
+    };
+    assert!(matches!(
+        alice_modifies(),
+        Err(WriteError::NoSuchObject { matched: None, .. })
+    ));
+    store
+        .add_member(staff.id, Member::User(alice.id))
+        .expect("member");
+    assert!(matches!(
+        alice_modifies(),
         Err(WriteError::InsufficientAccess(_))
     ));
 }
@@ -510,13 +522,18 @@ fn self_service_rules() {
         let r = f.dir.modify(&f.alice, &own, &[change], None);
         assert!(matches!(r, Err(WriteError::InsufficientAccess(_))), "{r:?}");
     }
+    // Someone else's entry, which alice may not read, is missing for her
+    // (this asserted 50 before the no-disclosure rule, issue 16).
     let r = f.dir.modify(
         &f.alice,
         &dn("cn=root,ou=users"),
         &[m(ModKind::Replace, "displayName", &["pwned"])],
         None,
     );
-    assert!(matches!(r, Err(WriteError::InsufficientAccess(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(WriteError::NoSuchObject { matched: None, .. })),
+        "{r:?}"
+    );
     let r = f.dir.modify(
         &Actor::Bound(Identity::Anonymous),
         &own,
@@ -608,4 +625,71 @@ fn delete_and_rename() {
     done(del("cn=developers,ou=groups"));
     done(del("cn=alice2,ou=users"));
     assert!(store.user_by_name("alice2").expect("read").is_none());
+}
+
+/// A write about an entry the writer may not read answers exactly as one
+/// about a missing entry; one about an entry they read but may not change
+/// is 50; admins get the real answers.
+#[test]
+fn writes_disclose_no_unreadable_entry() {
+    let f = setup();
+    let store = f.dir.store();
+    let team = store.create_group("team", None).expect("group");
+    let alice = store.user_by_name("alice").expect("read").expect("exists");
+    store
+        .add_member(team.id, Member::User(alice.id))
+        .expect("member");
+    let answers = |who: &Actor, target: &str| -> Vec<String> {
+        let d = dn(target);
+        let change = [m(ModKind::Replace, "description", &["x"])];
+        let below = dn(&format!("cn=y,{target}"));
+        [
+            f.dir.modify(who, &d, &change, None).map(|_| ()),
+            f.dir.delete(who, &d).map(|_| ()),
+            f.dir.rename(who, &d, "cn=renamed", None).map(|_| ()),
+            f.dir.add(who, &below, &person(&[]), None).map(|_| ()),
+        ]
+        .into_iter()
+        .map(|r| format!("{r:?}"))
+        .collect()
+    };
+    let missing = r#"Err(NoSuchObject { matched: None, message: "no such object" })"#;
+    for (hidden, absent) in [
+        ("cn=root,ou=users", "cn=nobody,ou=users"),
+        ("cn=admins,ou=groups", "cn=nobody,ou=groups"),
+    ] {
+        let got = answers(&f.alice, hidden);
+        assert_eq!(got, vec![missing.to_string(); 4], "{hidden}");
+        assert_eq!(got, answers(&f.alice, absent), "{hidden}");
+        // An admin learns that one exists and the other does not.
+        assert_ne!(answers(&f.admin, absent), answers(&f.admin, hidden));
+    }
+    assert!(matches!(
+        f.dir.delete(&f.admin, &dn("cn=nobody,ou=users")),
+        Err(WriteError::NoSuchObject {
+            matched: Some(_),
+            ..
+        })
+    ));
+    // Her own entry and her group: she reads them, so 50.
+    for readable in ["cn=alice,ou=users", "cn=team,ou=groups"] {
+        let d = dn(readable);
+        let r = f.dir.delete(&f.alice, &d);
+        assert!(matches!(r, Err(WriteError::InsufficientAccess(_))), "{r:?}");
+        let r = f.dir.rename(&f.alice, &d, "cn=renamed", None);
+        assert!(matches!(r, Err(WriteError::InsufficientAccess(_))), "{r:?}");
+    }
+    let r = f.dir.modify(
+        &f.alice,
+        &dn("cn=team,ou=groups"),
+        &[m(ModKind::Replace, "description", &["x"])],
+        None,
+    );
+    assert!(matches!(r, Err(WriteError::InsufficientAccess(_))), "{r:?}");
+    // Anonymous clients: 50 whatever exists.
+    let anon = Actor::Bound(Identity::Anonymous);
+    assert_eq!(
+        answers(&anon, "cn=root,ou=users"),
+        answers(&anon, "cn=nobody,ou=users")
+    );
 }

@@ -123,6 +123,8 @@ struct InScope<'a> {
     containers: Vec<&'a Entry>,
     users: Cands<UserId>,
     groups: Cands<GroupId>,
+    /// The user or group the base names, if it names one.
+    named: Option<Member>,
 }
 
 impl Directory {
@@ -303,7 +305,13 @@ impl Directory {
             containers,
             mut users,
             mut groups,
-        } = self.in_scope(q)?;
+            named,
+        } = self.in_scope(q).map_err(|e| access.hide(e))?;
+        // A base the identity may not read is missing for it, at every
+        // scope (see `access`).
+        if named.is_some_and(|m| !access.reads(m)) {
+            return Err(DirectoryError::NoSuchObject { matched: None });
+        }
         let base = &self.inner.base;
         let store = self.store();
 
@@ -396,6 +404,7 @@ impl Directory {
         let mut containers: Vec<&Entry> = Vec::new();
         let mut users: Cands<UserId> = Cands::Set(BTreeSet::new());
         let mut groups: Cands<GroupId> = Cands::Set(BTreeSet::new());
+        let mut named = None;
         let (base_scope, below) = match q.scope {
             Scope::Base => (true, false),
             Scope::One | Scope::Children => (false, true),
@@ -443,6 +452,7 @@ impl Directory {
                 if base_scope {
                     users = Cands::Set([user].into());
                 }
+                named = Some(Member::User(user));
             }
             Target::Group(name) => {
                 let group =
@@ -454,6 +464,7 @@ impl Directory {
                 if base_scope {
                     groups = Cands::Set([group].into());
                 }
+                named = Some(Member::Group(group));
             }
             Target::Missing => {
                 let matched = if q.base.ends_with(&tree::users_ou(base)) {
@@ -475,6 +486,7 @@ impl Directory {
             containers,
             users,
             groups,
+            named,
         })
     }
 

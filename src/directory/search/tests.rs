@@ -219,3 +219,120 @@ fn cached_access_and_group_entries_follow_changes() {
         Err(DirectoryError::InsufficientAccess(_))
     ));
 }
+
+fn at(d: &Directory, who: &Identity, base: &str, scope: Scope) -> Result<usize, String> {
+    let q = SearchQuery {
+        base: Dn::parse(base).expect("dn"),
+        scope,
+        filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())),
+        deadline: None,
+    };
+    match d.search(who, &q) {
+        Ok(r) => Ok(r.entries.len()),
+        Err(DirectoryError::NoSuchObject { matched }) => {
+            Err(format!("32 {:?}", matched.map(|m| m.to_string())))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+const SCOPES: [Scope; 4] = [Scope::Base, Scope::One, Scope::Sub, Scope::Children];
+
+#[test]
+fn unreadable_entries_answer_as_missing_ones() {
+    let fx = fixture();
+    let d = dir(&fx, false);
+    let users = format!("ou=users,{BASE}");
+    let groups = format!("ou=groups,{BASE}");
+    // alice reads neither root nor admins: each answers as a missing
+    // entry at the same place does, at every scope, without matchedDN.
+    for (hidden, missing) in [
+        (format!("cn=root,{users}"), format!("cn=nobody,{users}")),
+        (format!("cn=admins,{groups}"), format!("cn=nobody,{groups}")),
+    ] {
+        for scope in SCOPES {
+            let answer = at(&d, &fx.alice, &hidden, scope);
+            assert_eq!(answer, Err("32 None".into()), "{hidden} {scope:?}");
+            assert_eq!(answer, at(&d, &fx.alice, &missing, scope), "{scope:?}");
+        }
+        let read = |dn: &str| match d.read(&fx.alice, &Dn::parse(dn).expect("dn")) {
+            Err(DirectoryError::NoSuchObject { matched: None }) => true,
+            other => panic!("{other:?}"),
+        };
+        assert!(read(&hidden) && read(&missing));
+        // An admin gets the real answers: the entry, and matchedDN.
+        assert_eq!(at(&d, &fx.root, &hidden, Scope::Base), Ok(1));
+        let parent = if hidden.contains("ou=users") {
+            &users
+        } else {
+            &groups
+        };
+        assert_eq!(
+            at(&d, &fx.root, &missing, Scope::Base),
+            Err(format!("32 {:?}", Some(parent)))
+        );
+    }
+    // Below a readable entry or a container: no matchedDN for alice either.
+    let under_own = format!("cn=x,cn=alice,{users}");
+    assert_eq!(
+        at(&d, &fx.alice, &under_own, Scope::Sub),
+        Err("32 None".into())
+    );
+    // What alice reads answers as before.
+    assert_eq!(
+        at(&d, &fx.alice, &format!("cn=alice,{users}"), Scope::Base),
+        Ok(1)
+    );
+    assert_eq!(
+        at(&d, &fx.alice, &format!("cn=staff,{groups}"), Scope::Base),
+        Ok(1)
+    );
+    assert_eq!(
+        at(&d, &fx.alice, &format!("cn=alice,{users}"), Scope::One),
+        Ok(0)
+    );
+    assert_eq!(at(&d, &fx.alice, &users, Scope::Sub), Ok(1));
+    assert_eq!(at(&d, &fx.alice, BASE, Scope::Sub), Ok(3));
+}
+
+#[test]
+fn discloses_follows_the_read_rules() {
+    let fx = fixture();
+    let d = dir(&fx, false);
+    let says = |who: &Identity, dn: &str| {
+        d.discloses(who, &Dn::parse(dn).expect("dn"))
+            .expect("discloses")
+    };
+    let users = format!("ou=users,{BASE}");
+    let groups = format!("ou=groups,{BASE}");
+    let shown = [
+        String::new(),
+        "cn=subschema".into(),
+        BASE.into(),
+        users.clone(),
+        groups.clone(),
+        format!("cn=alice,{users}"),
+        format!("cn=devs,{groups}"),
+        format!("cn=staff,{groups}"),
+    ];
+    let hidden = [
+        format!("cn=root,{users}"),
+        format!("cn=nobody,{users}"),
+        format!("cn=admins,{groups}"),
+        format!("cn=nobody,{groups}"),
+        format!("cn=x,cn=alice,{users}"),
+        format!("ou=other,{BASE}"),
+        "dc=elsewhere,dc=org".into(),
+    ];
+    for dn in &shown {
+        assert!(says(&fx.alice, dn), "alice {dn}");
+        assert!(says(&fx.root, dn), "root {dn}");
+    }
+    for dn in &hidden {
+        assert!(!says(&fx.alice, dn), "alice {dn}");
+        assert!(says(&fx.root, dn), "root {dn}");
+        assert!(!says(&Identity::Anonymous, dn), "anonymous {dn}");
+    }
+    assert!(says(&Identity::Anonymous, ""));
+    assert!(!says(&Identity::Anonymous, &users));
+}
