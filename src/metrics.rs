@@ -81,6 +81,9 @@ struct Registry {
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
     throttled: AtomicU64,
+    code_failures: AtomicU64,
+    code_locks: AtomicU64,
+    code_throttled: AtomicU64,
     bind_cache_hits: AtomicU64,
     bind_cache_misses: AtomicU64,
     busy: AtomicU64,
@@ -95,6 +98,9 @@ static REGISTRY: Registry = Registry {
     connections_total: AtomicU64::new(0),
     connections_refused: AtomicU64::new(0),
     throttled: AtomicU64::new(0),
+    code_failures: AtomicU64::new(0),
+    code_locks: AtomicU64::new(0),
+    code_throttled: AtomicU64::new(0),
     bind_cache_hits: AtomicU64::new(0),
     bind_cache_misses: AtomicU64::new(0),
     busy: AtomicU64::new(0),
@@ -122,6 +128,23 @@ pub fn bind(method: &'static str, outcome: &'static str) {
 /// A bind attempt refused by throttling (the hook for `auth`'s throttle).
 pub fn throttled() {
     REGISTRY.throttled.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A wrong or replayed second factor after a right password.
+pub fn code_failure() {
+    REGISTRY.code_failures.fetch_add(1, Ordering::Relaxed);
+}
+
+/// An account's code binds locked by the code throttle (each time a
+/// failure sets a lock).
+pub fn code_lock() {
+    REGISTRY.code_locks.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A code bind refused because its account's code binds are locked (also
+/// counted by [`throttled`]).
+pub fn code_throttled() {
+    REGISTRY.code_throttled.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A password bind that looked in the bind cache: `hit` when argon2 was
@@ -254,6 +277,24 @@ pub fn render() -> String {
     );
     counter(
         &mut out,
+        "portcullis_bind_code_failures_total",
+        "Wrong or replayed codes after a right password.",
+        r.code_failures.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "portcullis_bind_code_locks_total",
+        "Times an account's code binds were locked by the code throttle.",
+        r.code_locks.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "portcullis_bind_code_throttled_total",
+        "Code binds refused because the account's code binds were locked.",
+        r.code_throttled.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
         "portcullis_bind_cache_hits_total",
         "Password binds answered from the bind cache (argon2 skipped).",
         r.bind_cache_hits.load(Ordering::Relaxed),
@@ -294,6 +335,9 @@ mod tests {
         bind("password", "success");
         observe(Op::Search, Duration::from_millis(3));
         throttled();
+        code_failure();
+        code_lock();
+        code_throttled();
         bind_cache(true);
         let _open = ConnectionGuard::open();
         let text = render();
@@ -303,6 +347,9 @@ mod tests {
             "portcullis_operation_duration_seconds_count{op=\"search\"}",
             "portcullis_open_connections ",
             "portcullis_bind_throttled_total ",
+            "portcullis_bind_code_failures_total ",
+            "portcullis_bind_code_locks_total ",
+            "portcullis_bind_code_throttled_total ",
             "portcullis_bind_cache_hits_total ",
             "portcullis_bind_cache_misses_total ",
         ] {

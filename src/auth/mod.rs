@@ -13,7 +13,8 @@
 //! - `totp`, `static_tokens`, `app_password`: the three kinds of secret.
 //! - `policy`: `mfa = off | if-enrolled | required`, app passwords on/off,
 //!   globally and per group.
-//! - `throttle`: per-account softlock and per-address limit.
+//! - `throttle`: per-account softlock, a separate one for an account's
+//!   wrong codes, and the per-address limit.
 //! - `legacy`: verification of hashes imported from other directories.
 //! - `cache`: the bind cache, which lets a repeated identical password bind
 //!   skip argon2.
@@ -239,10 +240,11 @@ impl Authenticator {
     /// 0. Throttled account or address: refused before any hashing.
     /// 1. One of the user's app passwords: success without a code.
     /// 2. A user with a confirmed device, MFA not `off`: `<password>;<code>`
-    ///    split at the last `;`; the password (argon2, off the reactor),
-    ///    then the code against TOTP devices (later than the last accepted
-    ///    step) and unused static tokens. The consumed code is flushed to
-    ///    disk before this returns success.
+    ///    split at the last `;`. Refused before any hashing while the
+    ///    account's code binds are locked (see below); else the password
+    ///    (argon2, off the reactor), then the code against TOTP devices
+    ///    (later than the last accepted step) and unused static tokens. The
+    ///    consumed code is flushed to disk before this returns success.
     /// 3. Otherwise the whole string is the password.
     ///
     /// In case 3 a password verified less than `[bind] cache_ttl_secs` ago
@@ -253,6 +255,14 @@ impl Authenticator {
     /// Every refusal that reaches step 2 or 3 — unknown user, no password,
     /// wrong-format MFA password — costs one argon2 verification, like a
     /// wrong password, so timing does not tell them apart.
+    ///
+    /// Wrong and replayed codes (after a right password) are also counted
+    /// on a second, per-account counter that only a bind with a correct
+    /// code resets: an app password's success resets the account's
+    /// softlock but not this one, so a mail client binding every minute
+    /// does not give a code guesser a fresh start. A missing code is no
+    /// guess (a client configured with the password alone) and is counted
+    /// only as an ordinary failure.
     pub async fn authenticate(
         &self,
         username: &str,
@@ -281,18 +291,39 @@ impl Authenticator {
                 };
             }
         };
-        match &outcome {
-            BindOutcome::Success { .. } => self.throttle.success(&account),
+        self.count(&outcome, username, peer, now);
+        outcome
+    }
+
+    /// Counts a decided bind on the throttle's keys.
+    fn count(&self, outcome: &BindOutcome, username: &str, peer: IpAddr, now: SystemTime) {
+        let account = Key::account(username);
+        let code = Key::code(username);
+        match outcome {
+            BindOutcome::Success { method, .. } => {
+                self.throttle.success(&account);
+                if matches!(method, Method::PasswordTotp | Method::PasswordStatic) {
+                    self.throttle.success(&code);
+                }
+            }
+            // Not decided, or refused by the code throttle (like the
+            // account throttle, a refusal that does not count again).
             BindOutcome::Refused {
-                reason: Refusal::Internal | Refusal::Busy,
+                reason: Refusal::Internal | Refusal::Busy | Refusal::Throttled,
                 ..
             } => {}
-            BindOutcome::Refused { .. } => {
+            BindOutcome::Refused { reason, .. } => {
                 self.throttle.failure(&account, now);
-                self.throttle.failure(&address, now);
+                self.throttle.failure(&Key::Address(peer), now);
+                if matches!(reason, Refusal::WrongCode | Refusal::CodeReplayed) {
+                    crate::metrics::code_failure();
+                    if let Some(lock) = self.throttle.failure(&code, now) {
+                        crate::metrics::code_lock();
+                        tracing::warn!(target: "portcullis::audit", user = %username, %peer, lock_ms = u64::try_from(lock.as_millis()).unwrap_or(u64::MAX), "code binds locked after repeated wrong codes");
+                    }
+                }
             }
         }
-        outcome
     }
 
     /// A refusal after spending one dummy argon2 verification.
@@ -345,7 +376,7 @@ impl Authenticator {
                 })
             }
         }
-        self.password_bind(user, effective.mfa, bind_password, now)
+        self.password_bind(user, username, effective.mfa, bind_password, now)
             .await
     }
 
@@ -394,10 +425,14 @@ impl Authenticator {
     }
 
     /// Steps 2 and 3 of a bind: the account's password, with a code when
-    /// the policy and the user's devices ask for one.
+    /// the policy and the user's devices ask for one. `username` is the
+    /// name as bound (the throttle's key). A bind that needs a code is
+    /// refused without hashing while the account's code binds are locked;
+    /// only someone who knew the password can have locked them.
     async fn password_bind(
         &self,
         user: User,
+        username: &str,
         mfa: MfaPolicy,
         bind_password: &str,
         now: SystemTime,
@@ -421,6 +456,17 @@ impl Authenticator {
             Some(c) if static_tokens::looks_like_token(c) => Method::PasswordStatic,
             Some(_) => Method::PasswordTotp,
         };
+        if rule == CodeRule::PasswordAndCode {
+            let key = Key::code(username);
+            if let Verdict::Throttled { .. } = self.throttle.check(&key, now) {
+                crate::metrics::throttled();
+                crate::metrics::code_throttled();
+                return Ok(BindOutcome::Refused {
+                    reason: Refusal::Throttled,
+                    method,
+                });
+            }
+        }
         let phc = self.store.password_hash(user.id)?;
         let has_password = phc.is_some();
         let stored = phc.clone();

@@ -20,6 +20,7 @@ fn fx() -> Fx {
         throttle: ThrottleConfig {
             // out of the way unless a test is about throttling
             account_failures: 1000,
+            code_failures: 1000,
             ..ThrottleConfig::default()
         },
         ..AuthSettings::default()
@@ -403,6 +404,156 @@ async fn throttling_refuses_then_forgives() {
         f.bind("nobody", "x", at(T0)).await.ok();
     }
     assert_eq!(f.bind("nobody", "x", at(T0)).await, Err(Refusal::Throttled));
+}
+
+/// A throttle whose code lock (3 wrong codes, 10 s) is what a test sees;
+/// the account softlock stays at its default (5).
+fn code_throttle_fx() -> Fx {
+    fx_with(AuthSettings {
+        throttle: ThrottleConfig {
+            code_failures: 3,
+            code_delay: Duration::from_secs(10),
+            ..ThrottleConfig::default()
+        },
+        ..AuthSettings::default()
+    })
+}
+
+/// A 6-digit code that matches no step near `secs`.
+fn wrong_code(secret: &[u8], secs: u64) -> String {
+    let near: Vec<String> = [secs - 30, secs, secs + 30]
+        .iter()
+        .map(|&s| code(secret, s))
+        .collect();
+    ["123456", "654321", "111111", "222222"]
+        .into_iter()
+        .find(|c| !near.iter().any(|n| n == c))
+        .expect("one of four is wrong")
+        .to_string()
+}
+
+#[tokio::test]
+async fn wrong_codes_between_app_password_binds_still_lock_code_binds() {
+    let f = code_throttle_fx();
+    let u = f.user("hana", "pw");
+    let secret = f.totp(u);
+    let ap = f.app_password(u, None);
+    let wrong = format!("pw;{}", wrong_code(&secret, T0));
+    // the mail client's app password binds between the guesses reset the
+    // account's softlock, never the count of wrong codes
+    for _ in 0..3 {
+        assert_eq!(
+            f.bind("hana", &wrong, at(T0)).await,
+            Err(Refusal::WrongCode)
+        );
+        assert_eq!(f.bind("hana", &ap, at(T0)).await, Ok(Method::AppPassword));
+    }
+    let good = format!("pw;{}", code(&secret, T0));
+    assert_eq!(
+        f.bind("hana", &good, at(T0 + 1)).await,
+        Err(Refusal::Throttled),
+        "a right code is refused while code binds are locked"
+    );
+    assert_eq!(
+        f.bind("hana", &wrong, at(T0 + 1)).await,
+        Err(Refusal::Throttled)
+    );
+    // app passwords keep working, and do not lift the lock
+    assert_eq!(
+        f.bind("hana", &ap, at(T0 + 1)).await,
+        Ok(Method::AppPassword)
+    );
+    assert_eq!(
+        f.bind("hana", &good, at(T0 + 9)).await,
+        Err(Refusal::Throttled)
+    );
+    // other accounts are unaffected
+    let v = f.user("ivan", "pw");
+    let other = f.totp(v);
+    assert_eq!(
+        f.bind("ivan", &format!("pw;{}", code(&other, T0)), at(T0 + 1))
+            .await,
+        Ok(Method::PasswordTotp)
+    );
+    // after the delay: the refused attempts consumed nothing
+    assert_eq!(
+        f.bind("hana", &good, at(T0 + 10)).await,
+        Ok(Method::PasswordTotp)
+    );
+}
+
+#[tokio::test]
+async fn only_a_correct_code_resets_the_count_of_wrong_codes() {
+    let f = code_throttle_fx();
+    let u = f.user("jo", "pw");
+    let secret = f.totp(u);
+    let ap = f.app_password(u, None);
+    let wrong = format!("pw;{}", wrong_code(&secret, T0));
+    for _ in 0..2 {
+        assert_eq!(f.bind("jo", &wrong, at(T0)).await, Err(Refusal::WrongCode));
+    }
+    assert_eq!(f.bind("jo", &ap, at(T0)).await, Ok(Method::AppPassword));
+    // a plain password success of a user without devices would not reset
+    // it either; a correct code does
+    let good = format!("pw;{}", code(&secret, T0));
+    assert_eq!(f.bind("jo", &good, at(T0)).await, Ok(Method::PasswordTotp));
+    for _ in 0..2 {
+        assert_eq!(f.bind("jo", &wrong, at(T0)).await, Err(Refusal::WrongCode));
+    }
+    let next = format!("pw;{}", code(&secret, T0 + 30));
+    assert_eq!(
+        f.bind("jo", &next, at(T0 + 30)).await,
+        Ok(Method::PasswordTotp),
+        "two wrong codes since the reset: not locked"
+    );
+    // a replayed code is a guess too
+    for _ in 0..2 {
+        assert_eq!(
+            f.bind("jo", &wrong, at(T0 + 30)).await,
+            Err(Refusal::WrongCode)
+        );
+    }
+    assert_eq!(
+        f.bind("jo", &next, at(T0 + 30)).await,
+        Err(Refusal::CodeReplayed)
+    );
+    let last = format!("pw;{}", code(&secret, T0 + 60));
+    assert_eq!(
+        f.bind("jo", &last, at(T0 + 31)).await,
+        Err(Refusal::Throttled)
+    );
+}
+
+#[tokio::test]
+async fn a_missing_code_or_a_wrong_password_is_no_code_guess() {
+    let f = fx_with(AuthSettings {
+        throttle: ThrottleConfig {
+            account_failures: 1000,
+            code_failures: 1,
+            code_delay: Duration::from_secs(10),
+            ..ThrottleConfig::default()
+        },
+        ..AuthSettings::default()
+    });
+    let u = f.user("kim", "pw");
+    let secret = f.totp(u);
+    for _ in 0..3 {
+        assert_eq!(f.bind("kim", "pw", at(T0)).await, Err(Refusal::CodeMissing));
+        assert_eq!(
+            f.bind("kim", "pw;", at(T0)).await,
+            Err(Refusal::CodeMissing)
+        );
+        let wrong_password = format!("px;{}", wrong_code(&secret, T0));
+        assert_eq!(
+            f.bind("kim", &wrong_password, at(T0)).await,
+            Err(Refusal::WrongPassword)
+        );
+    }
+    assert_eq!(
+        f.bind("kim", &format!("pw;{}", code(&secret, T0)), at(T0))
+            .await,
+        Ok(Method::PasswordTotp)
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,15 @@
 //!   after the N-th failure, doubling with each failure after it, capped at
 //!   `account_max_delay`. A success resets the count; so does a quiet
 //!   period of `account_max_delay` after the last failure.
+//! - Per account's second factor: wrong or replayed codes after a right
+//!   password (and only those) are counted apart, under the same rule with
+//!   `code_failures`, `code_delay` and `code_max_delay`. Only a bind with a
+//!   correct code resets this count (an app password's success does not:
+//!   otherwise a mail client binding every minute would reset it for a
+//!   code guesser), and it is forgotten only after a quiet period of
+//!   `code_max_delay` after its lock has ended, so waiting out each lock
+//!   does not start the count over. The caller refuses code binds (never
+//!   app passwords) while it is locked.
 //! - Per source address: at most `address_failures` failures in a window of
 //!   `address_window`; generous by default, since many users of one
 //!   application bind from one address. Successes do not reset it.
@@ -32,6 +41,11 @@ pub struct ThrottleConfig {
     pub account_failures: u32,
     pub account_delay: Duration,
     pub account_max_delay: Duration,
+    /// Wrong or replayed codes of one account before its code binds are
+    /// refused for a while.
+    pub code_failures: u32,
+    pub code_delay: Duration,
+    pub code_max_delay: Duration,
     /// 0 turns the per-address limit off.
     pub address_failures: u32,
     pub address_window: Duration,
@@ -43,6 +57,9 @@ impl Default for ThrottleConfig {
             account_failures: 5,
             account_delay: Duration::from_secs(1),
             account_max_delay: Duration::from_secs(300),
+            code_failures: 3,
+            code_delay: Duration::from_secs(1),
+            code_max_delay: Duration::from_secs(900),
             address_failures: 1000,
             address_window: Duration::from_secs(60),
         }
@@ -55,16 +72,27 @@ pub enum Key {
     /// An account, by lower-case username (also names that do not exist,
     /// so throttling does not tell them apart).
     Account(String),
+    /// The second factor of an account, by lower-case username: wrong and
+    /// replayed codes only.
+    Code(String),
     Address(IpAddr),
 }
 
 impl Key {
     pub fn account(username: &str) -> Key {
-        if username.len() > MAX_KEY_LEN {
-            return Key::Account(String::from("\u{0}too-long"));
-        }
-        Key::Account(username.to_ascii_lowercase())
+        Key::Account(account_name(username))
     }
+
+    pub fn code(username: &str) -> Key {
+        Key::Code(account_name(username))
+    }
+}
+
+fn account_name(username: &str) -> String {
+    if username.len() > MAX_KEY_LEN {
+        return String::from("\u{0}too-long");
+    }
+    username.to_ascii_lowercase()
 }
 
 /// The answer of [`Throttle::check`].
@@ -91,6 +119,7 @@ struct State {
 pub struct Throttle {
     config: ThrottleConfig,
     accounts: Mutex<HashMap<Key, State>>,
+    codes: Mutex<HashMap<Key, State>>,
     addresses: Mutex<HashMap<Key, State>>,
 }
 
@@ -116,6 +145,7 @@ impl Throttle {
         Throttle {
             config,
             accounts: Mutex::new(HashMap::new()),
+            codes: Mutex::new(HashMap::new()),
             addresses: Mutex::new(HashMap::new()),
         }
     }
@@ -123,7 +153,47 @@ impl Throttle {
     fn map(&self, key: &Key) -> &Mutex<HashMap<Key, State>> {
         match key {
             Key::Account(_) => &self.accounts,
+            Key::Code(_) => &self.codes,
             Key::Address(_) => &self.addresses,
+        }
+    }
+
+    /// The softlock rule of an account-like key: (failures before the
+    /// lock, first delay, cap). `None` for addresses.
+    fn softlock(&self, key: &Key) -> Option<(u32, u64, u64)> {
+        let c = &self.config;
+        match key {
+            Key::Account(_) => Some((
+                c.account_failures,
+                dur_ms(c.account_delay),
+                dur_ms(c.account_max_delay),
+            )),
+            Key::Code(_) => Some((
+                c.code_failures,
+                dur_ms(c.code_delay),
+                dur_ms(c.code_max_delay),
+            )),
+            Key::Address(_) => None,
+        }
+    }
+
+    /// Whether an account-like entry's count is forgotten at `now`: an
+    /// account after `account_max_delay` without failures (once its lock
+    /// is over); a second factor only `code_max_delay` after its lock has
+    /// ended.
+    fn forgotten(&self, key: &Key, s: &State, now: u64) -> bool {
+        let c = &self.config;
+        match key {
+            Key::Account(_) => {
+                now.saturating_sub(s.since_ms) >= dur_ms(c.account_max_delay) && now >= s.until_ms
+            }
+            Key::Code(_) => {
+                now >= s
+                    .since_ms
+                    .max(s.until_ms)
+                    .saturating_add(dur_ms(c.code_max_delay))
+            }
+            Key::Address(_) => now.saturating_sub(s.since_ms) >= dur_ms(c.address_window),
         }
     }
 
@@ -140,7 +210,7 @@ impl Throttle {
             return Verdict::Allowed;
         };
         let until = match key {
-            Key::Account(_) => state.until_ms,
+            Key::Account(_) | Key::Code(_) => state.until_ms,
             Key::Address(_) => {
                 let c = &self.config;
                 if c.address_failures == 0 || state.failures < c.address_failures {
@@ -158,53 +228,50 @@ impl Throttle {
         }
     }
 
-    /// Counts a failed attempt.
-    pub fn failure(&self, key: &Key, now: SystemTime) {
+    /// Counts a failed attempt. Returns the lock this failure set on an
+    /// account-like key, if it set one (for the caller's audit event).
+    pub fn failure(&self, key: &Key, now: SystemTime) -> Option<Duration> {
         let now = ms(now);
-        let c = &self.config;
         let Ok(mut map) = self.map(key).lock() else {
-            return;
+            return None;
         };
         if !map.contains_key(key) && map.len() >= MAX_ENTRIES {
             self.purge(&mut map, now);
             if map.len() >= MAX_ENTRIES {
                 tracing::warn!("bind throttle is tracking {MAX_ENTRIES} keys; not tracking more");
-                return;
+                return None;
             }
         }
         let state = map.entry(key.clone()).or_default();
-        match key {
-            Key::Account(_) => {
-                if state.failures > 0
-                    && now.saturating_sub(state.since_ms) >= dur_ms(c.account_max_delay)
-                    && now >= state.until_ms
-                {
-                    state.failures = 0;
-                }
-                state.failures = state.failures.saturating_add(1);
+        let forgotten = self.forgotten(key, state, now);
+        let Some((threshold, first, cap)) = self.softlock(key) else {
+            if forgotten {
+                state.failures = 0;
                 state.since_ms = now;
-                if state.failures >= c.account_failures {
-                    let doublings = (state.failures - c.account_failures).min(32);
-                    let delay = dur_ms(c.account_delay)
-                        .saturating_mul(1u64 << doublings)
-                        .min(dur_ms(c.account_max_delay));
-                    state.until_ms = now.saturating_add(delay);
-                }
             }
-            Key::Address(_) => {
-                if now.saturating_sub(state.since_ms) >= dur_ms(c.address_window) {
-                    state.failures = 0;
-                    state.since_ms = now;
-                }
-                state.failures = state.failures.saturating_add(1);
-            }
+            state.failures = state.failures.saturating_add(1);
+            return None;
+        };
+        if forgotten {
+            state.failures = 0;
         }
+        state.failures = state.failures.saturating_add(1);
+        state.since_ms = now;
+        if state.failures < threshold {
+            return None;
+        }
+        let doublings = (state.failures - threshold).min(32);
+        let delay = first.saturating_mul(1u64 << doublings).min(cap);
+        state.until_ms = now.saturating_add(delay);
+        Some(Duration::from_millis(delay))
     }
 
-    /// Counts a success: an account starts over; an address is unaffected.
+    /// Counts a success: an account (or its second factor) starts over;
+    /// an address is unaffected. Which successes reset which key is the
+    /// caller's rule.
     pub fn success(&self, key: &Key) {
-        if let Key::Account(_) = key {
-            if let Ok(mut map) = self.accounts.lock() {
+        if let Key::Account(_) | Key::Code(_) = key {
+            if let Ok(mut map) = self.map(key).lock() {
                 map.remove(key);
             }
         }
@@ -213,13 +280,7 @@ impl Throttle {
     /// Drops entries that no longer refuse anything and would be reset on
     /// their next failure anyway.
     fn purge(&self, map: &mut HashMap<Key, State>, now: u64) {
-        let c = &self.config;
-        map.retain(|key, s| match key {
-            Key::Account(_) => {
-                now < s.until_ms || now.saturating_sub(s.since_ms) < dur_ms(c.account_max_delay)
-            }
-            Key::Address(_) => now.saturating_sub(s.since_ms) < dur_ms(c.address_window),
-        });
+        map.retain(|key, s| !self.forgotten(key, s, now));
     }
 }
 
@@ -286,6 +347,35 @@ mod tests {
         assert_eq!(t.check(&k, at(0.0)), Verdict::Allowed, "count started over");
         t.failure(&k, at(0.0));
         assert!(throttled(t.check(&k, at(0.0))));
+    }
+
+    #[test]
+    fn code_failures_are_counted_apart_and_not_forgiven_by_waiting() {
+        let t = Throttle::new(ThrottleConfig {
+            code_failures: 2,
+            code_delay: Duration::from_secs(1),
+            code_max_delay: Duration::from_secs(4),
+            ..ThrottleConfig::default()
+        });
+        let code = Key::code("Alice");
+        let account = Key::account("alice");
+        assert_eq!(code, Key::code("alice"));
+        assert_eq!(t.failure(&code, at(0.0)), None, "below the threshold");
+        assert_eq!(t.failure(&code, at(0.0)), Some(Duration::from_secs(1)));
+        assert!(throttled(t.check(&code, at(0.5))));
+        assert_eq!(t.check(&account, at(0.5)), Verdict::Allowed, "apart");
+        t.success(&account);
+        assert!(throttled(t.check(&code, at(0.5))), "an account success");
+        // waiting out each lock does not start the count over
+        assert_eq!(t.failure(&code, at(1.0)), Some(Duration::from_secs(2)));
+        assert_eq!(t.failure(&code, at(3.0)), Some(Duration::from_secs(4)));
+        assert_eq!(t.failure(&code, at(7.0)), Some(Duration::from_secs(4)));
+        assert!(throttled(t.check(&code, at(10.9))));
+        // quiet for code_max_delay after the lock ended: forgotten
+        assert_eq!(t.failure(&code, at(15.0)), None);
+        t.failure(&code, at(15.0));
+        t.success(&code);
+        assert_eq!(t.check(&code, at(15.0)), Verdict::Allowed, "a code success");
     }
 
     #[test]

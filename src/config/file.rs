@@ -89,6 +89,9 @@ pub(super) struct RawThrottle {
     pub account_failures: u32,
     pub account_delay_ms: u64,
     pub account_max_delay_secs: u64,
+    pub code_failures: u32,
+    pub code_delay_ms: u64,
+    pub code_max_delay_secs: u64,
     pub address_failures: u32,
     pub address_window_secs: u64,
 }
@@ -176,6 +179,9 @@ impl Default for RawThrottle {
             account_failures: 5,
             account_delay_ms: 1000,
             account_max_delay_secs: 300,
+            code_failures: 3,
+            code_delay_ms: 1000,
+            code_max_delay_secs: 900,
             address_failures: 1000,
             address_window_secs: 60,
         }

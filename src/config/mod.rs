@@ -185,6 +185,16 @@ pub struct ThrottleSettings {
     pub account_delay: Duration,
     /// Cap of that lock (`account_max_delay_secs`).
     pub account_max_delay: Duration,
+    /// Wrong or replayed codes of one account (after a right password)
+    /// before its code binds are locked; app passwords keep working, and
+    /// only a bind with a correct code resets the count.
+    pub code_failures: u32,
+    /// Lock after the `code_failures`-th wrong code (`code_delay_ms`);
+    /// doubles with each further one.
+    pub code_delay: Duration,
+    /// Cap of that lock (`code_max_delay_secs`); the count is forgotten
+    /// this long after a lock has ended.
+    pub code_max_delay: Duration,
     /// Failures from one source address within the window before that
     /// address is refused until the window ends (0 = no limit).
     pub address_failures: u32,
@@ -401,6 +411,9 @@ impl Config {
                 account_failures: t.account_failures,
                 account_delay: t.account_delay,
                 account_max_delay: t.account_max_delay,
+                code_failures: t.code_failures,
+                code_delay: t.code_delay,
+                code_max_delay: t.code_max_delay,
                 address_failures: t.address_failures,
                 address_window: t.address_window,
             },

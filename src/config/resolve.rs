@@ -282,6 +282,23 @@ fn throttle(t: RawThrottle, o: &Origins) -> Result<ThrottleSettings, ConfigError
             "must be at least account_delay_ms and at most 86400 (one day)",
         ));
     }
+    if t.code_failures == 0 {
+        return Err(o.invalid("throttle.code_failures", "must be at least 1"));
+    }
+    if t.code_delay_ms == 0 || t.code_delay_ms > 3_600_000 {
+        return Err(o.invalid(
+            "throttle.code_delay_ms",
+            "must be between 1 and 3600000 (one hour)",
+        ));
+    }
+    if t.code_max_delay_secs.saturating_mul(1000) < t.code_delay_ms
+        || t.code_max_delay_secs > 86_400
+    {
+        return Err(o.invalid(
+            "throttle.code_max_delay_secs",
+            "must be at least code_delay_ms and at most 86400 (one day)",
+        ));
+    }
     if t.address_window_secs == 0 || t.address_window_secs > 86_400 {
         return Err(o.invalid(
             "throttle.address_window_secs",
@@ -292,6 +309,9 @@ fn throttle(t: RawThrottle, o: &Origins) -> Result<ThrottleSettings, ConfigError
         account_failures: t.account_failures,
         account_delay: Duration::from_millis(t.account_delay_ms),
         account_max_delay: Duration::from_secs(t.account_max_delay_secs),
+        code_failures: t.code_failures,
+        code_delay: Duration::from_millis(t.code_delay_ms),
+        code_max_delay: Duration::from_secs(t.code_max_delay_secs),
         address_failures: t.address_failures,
         address_window: Duration::from_secs(t.address_window_secs),
     })

@@ -142,6 +142,9 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_THROTTLE_ACCOUNT_FAILURES", "8"),
         ("PORTCULLIS_THROTTLE_ACCOUNT_DELAY_MS", "9"),
         ("PORTCULLIS_THROTTLE_ACCOUNT_MAX_DELAY_SECS", "10"),
+        ("PORTCULLIS_THROTTLE_CODE_FAILURES", "15"),
+        ("PORTCULLIS_THROTTLE_CODE_DELAY_MS", "16"),
+        ("PORTCULLIS_THROTTLE_CODE_MAX_DELAY_SECS", "17"),
         ("PORTCULLIS_THROTTLE_ADDRESS_FAILURES", "11"),
         ("PORTCULLIS_THROTTLE_ADDRESS_WINDOW_SECS", "12"),
         ("PORTCULLIS_LDAP_REACTOR_THREADS", "3"),
@@ -188,6 +191,9 @@ fn every_key_has_a_working_env_variable() {
             account_failures: 8,
             account_delay: Duration::from_millis(9),
             account_max_delay: Duration::from_secs(10),
+            code_failures: 15,
+            code_delay: Duration::from_millis(16),
+            code_max_delay: Duration::from_secs(17),
             address_failures: 11,
             address_window: Duration::from_secs(12),
         },
@@ -471,6 +477,21 @@ fn validation_rules() {
             "throttle.account_delay_ms",
         ),
         (
+            "PORTCULLIS_THROTTLE_CODE_FAILURES",
+            "0",
+            "throttle.code_failures",
+        ),
+        (
+            "PORTCULLIS_THROTTLE_CODE_DELAY_MS",
+            "0",
+            "throttle.code_delay_ms",
+        ),
+        (
+            "PORTCULLIS_THROTTLE_CODE_MAX_DELAY_SECS",
+            "86401",
+            "throttle.code_max_delay_secs",
+        ),
+        (
             "PORTCULLIS_THROTTLE_ADDRESS_WINDOW_SECS",
             "0",
             "throttle.address_window_secs",
@@ -529,6 +550,9 @@ fn typed_settings_from_the_raw_values() {
         settings.throttle.account_max_delay,
         Duration::from_secs(300)
     );
+    assert_eq!(settings.throttle.code_failures, 3);
+    assert_eq!(settings.throttle.code_delay, Duration::from_millis(1000));
+    assert_eq!(settings.throttle.code_max_delay, Duration::from_secs(900));
     assert_eq!(settings.cache.ttl, Duration::from_secs(60));
 
     let vars = [

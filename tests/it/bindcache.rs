@@ -28,7 +28,7 @@ fn bind_rc(s: &Server, user: &str, password: &str) -> u32 {
 }
 
 /// One counter of /metrics.
-fn metric(s: &Server, name: &str) -> u64 {
+pub(crate) fn metric(s: &Server, name: &str) -> u64 {
     let mut conn = TcpStream::connect(&s.http_addr).expect("connect to /metrics");
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");

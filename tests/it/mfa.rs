@@ -1,13 +1,15 @@
 //! MFA-aware bind against the real server: TOTP and static tokens over
 //! `ldapwhoami` and ldap3, replay and crash safety, concurrent use of one
-//! code, app passwords (revocation, expiry), throttling, and secrets that
-//! never show in listings or entries.
+//! code, app passwords (revocation, expiry), throttling (also of wrong codes
+//! apart from app passwords), and secrets that never show in listings or
+//! entries.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use totp_rs::{Algorithm, Secret, TOTP};
 
+use crate::bindcache::metric;
 use crate::harness::{search, tool, user_dn, Server, FAST_HASH_ENV};
 
 fn json(s: &Server, args: &[&str]) -> Value {
@@ -257,6 +259,59 @@ fn throttling_softlock_with_a_short_delay() {
     assert_eq!(locked.text, wrong.text);
     std::thread::sleep(Duration::from_millis(1600));
     assert_eq!(bind_rc(&s, "frank", "right"), 0, "accepted after the delay");
+}
+
+#[test]
+fn wrong_codes_lock_code_binds_while_app_passwords_keep_working() {
+    let mut env = FAST_HASH_ENV.to_vec();
+    env.extend_from_slice(&[
+        ("PORTCULLIS_THROTTLE_CODE_FAILURES", "3"),
+        ("PORTCULLIS_THROTTLE_CODE_DELAY_MS", "2000"),
+    ]);
+    let s = Server::start_with(&env);
+    s.add_user("hank", "pw");
+    let dev = json(&s, &["mfa", "totp", "add", "hank"]);
+    let secret = dev["secret"].as_str().expect("secret").to_string();
+    let ap = json(&s, &["app-password", "add", "hank", "--name", "mail"]);
+    let ap = ap["secret"].as_str().expect("secret").to_string();
+    let near: Vec<String> = (-2..=2).map(|o| totp_code(&secret, 6, o)).collect();
+    let guess = ["123456", "654321", "111111", "222222", "333333", "444444"]
+        .into_iter()
+        .find(|c| !near.iter().any(|n| n == c))
+        .expect("a wrong code");
+    // a guesser who knows the password, and the mail client binding with
+    // its app password in between (which resets the account's softlock)
+    let mut locked_at = std::time::Instant::now();
+    for _ in 0..3 {
+        locked_at = std::time::Instant::now();
+        assert_eq!(bind_rc(&s, "hank", &format!("pw;{guess}")), 49);
+        let (rc, out) = whoami(&s, "hank", &ap);
+        assert_eq!(rc, 0, "{out}");
+    }
+    assert_eq!(metric(&s, "portcullis_bind_code_failures_total"), 3);
+    assert_eq!(metric(&s, "portcullis_bind_code_locks_total"), 1);
+    // now even the right code is refused, with the text of any failure
+    let good = format!("pw;{}", totp_code(&secret, 6, 0));
+    let mut c = s.conn();
+    let locked = c.simple_bind(&user_dn("hank"), &good).expect("bind");
+    let wrong = c.simple_bind(&user_dn("nobody"), "x").expect("bind");
+    assert_eq!(locked.rc, 49);
+    assert_eq!(locked.text, wrong.text);
+    let (rc, _) = whoami(&s, "hank", &good);
+    assert_ne!(rc, 0);
+    assert_eq!(metric(&s, "portcullis_bind_code_throttled_total"), 2);
+    // while the app password keeps working
+    let (rc, out) = whoami(&s, "hank", &ap);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        locked_at.elapsed() < Duration::from_millis(2000),
+        "the checks above ran inside the lock"
+    );
+    // after the delay the right code binds: the refusals consumed nothing
+    std::thread::sleep(Duration::from_millis(2100).saturating_sub(locked_at.elapsed()));
+    let good = format!("pw;{}", totp_code(&secret, 6, 0));
+    let (rc, out) = whoami(&s, "hank", &good);
+    assert_eq!(rc, 0, "{out}");
 }
 
 #[test]
