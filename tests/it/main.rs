@@ -12,6 +12,7 @@ mod corpus;
 mod groupread;
 mod hardening;
 mod hashpool;
+mod http;
 mod mfa;
 mod migrate;
 mod ops;
