@@ -37,7 +37,8 @@
 //!   the Prometheus text format; knows no protocol.
 //! - `fuzz`: entry points for the fuzz targets and the corpus replay test.
 //! - `http`: the HTTP listener: `/metrics` and `/healthz` (the portal will
-//!   join it). Knows nothing of LDAP.
+//!   join it), served per connection with its own cap, header and idle
+//!   deadlines, body limit and bounded drain. Knows nothing of LDAP.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),

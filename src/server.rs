@@ -83,7 +83,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ListenerKind::Ldaps,
         ctx.clone(),
     ));
-    let http_task = tokio::spawn(crate::http::run(http_listener, shutdown.clone()));
+    let http_task = tokio::spawn(crate::http::run(
+        http_listener,
+        http_limits(&config),
+        shutdown.clone(),
+    ));
     let reload_task = tokio::spawn(reload_on_sighup(tls.clone(), shutdown.clone()));
     tracing::info!(addr = %http_local, "HTTP listening (/metrics, /healthz)");
     tracing::info!(addr = %ldaps_local, cert = %tls.cert_path().display(), "LDAPS listening");
@@ -110,6 +114,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     {
         tracing::warn!("connections still busy after {DRAIN_TIMEOUT:?}; closing them");
     }
+    // Bounded: the HTTP listener drops what is left after portal.drain_secs.
     let _ = http_task.await;
     // The reactor threads go last: every connection has ended (or been
     // given up on) by now. Joining them blocks, so not on the runtime.
@@ -212,6 +217,17 @@ fn conn_limits(config: &Config) -> ConnLimits {
         tls_handshake_timeout: config.ldap.tls_handshake_timeout,
         first_message_timeout: config.ldap.first_message_timeout,
         idle_timeout: config.ldap.idle_timeout,
+    }
+}
+
+fn http_limits(config: &Config) -> crate::http::HttpLimits {
+    let portal = &config.portal;
+    crate::http::HttpLimits {
+        max_connections: portal.max_connections,
+        header_timeout: portal.header_timeout,
+        idle_timeout: portal.idle_timeout,
+        max_body_bytes: portal.max_body_bytes,
+        drain: portal.drain,
     }
 }
 

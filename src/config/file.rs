@@ -68,6 +68,11 @@ pub(super) struct RawTls {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawPortal {
     pub addr: String,
+    pub max_connections: usize,
+    pub header_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_body_bytes: usize,
+    pub drain_secs: u64,
 }
 
 /// `[bind]`.
@@ -156,6 +161,11 @@ impl Default for RawPortal {
     fn default() -> Self {
         RawPortal {
             addr: "127.0.0.1:8080".into(),
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_body_bytes: 1024 * 1024,
+            drain_secs: 5,
         }
     }
 }

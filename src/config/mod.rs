@@ -152,6 +152,21 @@ pub struct TlsConfig {
 pub struct PortalConfig {
     /// Self-service portal listener (the portal itself is a later issue).
     pub addr: SocketAddr,
+    /// HTTP connections beyond this are closed at once; a cap of its own,
+    /// so an HTTP flood cannot take LDAP's connections or descriptors.
+    pub max_connections: usize,
+    /// How long a request's headers may take to arrive, also while a
+    /// kept-alive connection waits for its next request
+    /// (`header_timeout_secs`); a slower request is dropped.
+    pub header_timeout: Duration,
+    /// How long a connection may go without reading or writing a byte
+    /// before it is closed (`idle_timeout_secs`; `None`, never, when 0).
+    pub idle_timeout: Option<Duration>,
+    /// Largest request body accepted; a larger one gets 413.
+    pub max_body_bytes: usize,
+    /// How long requests in flight may take to finish after SIGTERM
+    /// before their connections are dropped (`drain_secs`).
+    pub drain: Duration,
 }
 
 /// MFA-aware bind (DESIGN.md section 4). A section of its own rather than

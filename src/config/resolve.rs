@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::file::{RawBind, RawConfig, RawImport, RawLdap, RawThrottle, RawTls};
+use super::file::{RawBind, RawConfig, RawImport, RawLdap, RawPortal, RawThrottle, RawTls};
 use super::{
     BindConfig, Config, ConfigError, ImportConfig, LdapConfig, LogConfig, Origins, PortalConfig,
     ThrottleSettings, TlsConfig,
@@ -25,6 +25,11 @@ pub const MAX_KEEP_ATTRIBUTES: usize = 64;
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Deepest `ldap.max_ber_depth`: the parsers recurse once per level.
 const MAX_BER_DEPTH: usize = 256;
+
+/// Largest `portal.max_body_bytes`: the portal takes forms, not uploads.
+const MAX_HTTP_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Longest `portal.header_timeout_secs` and `portal.drain_secs`.
+const MAX_HTTP_SECS: u64 = 3600;
 
 /// Upper bounds that catch a misplaced digit before it stalls every bind.
 const MAX_ARGON2_MEMORY_KIB: u32 = 4 * 1024 * 1024;
@@ -48,7 +53,7 @@ impl RawConfig {
         let base_dn = base_dn(&self.base_dn).map_err(|m| o.invalid("base_dn", m))?;
         let addr = socket_addr(o, "ldap.addr", &self.ldap.addr)?;
         let ldaps_addr = socket_addr(o, "ldap.ldaps_addr", &self.ldap.ldaps_addr)?;
-        let portal_addr = socket_addr(o, "portal.addr", &self.portal.addr)?;
+        let portal = portal(self.portal, o)?;
         check_ldap(&self.ldap, o)?;
         check_argon2(&self.auth, o)?;
         check_hardening(&self.ldap, o)?;
@@ -64,7 +69,7 @@ impl RawConfig {
             data_dir: self.data_dir,
             base_dn,
             ldap: ldap(self.ldap, addr, ldaps_addr),
-            portal: PortalConfig { addr: portal_addr },
+            portal,
             auth: self.auth,
             log: LogConfig {
                 level: self.log.level,
@@ -101,6 +106,40 @@ fn ldap(raw: RawLdap, addr: SocketAddr, ldaps_addr: SocketAddr) -> LdapConfig {
         transitive_member_of: raw.transitive_member_of,
         reactor_threads: raw.reactor_threads,
     }
+}
+
+/// `[portal]`: the HTTP listener and its limits.
+fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
+    let addr = socket_addr(o, "portal.addr", &raw.addr)?;
+    if raw.max_connections == 0 {
+        return Err(o.invalid("portal.max_connections", "must be at least 1"));
+    }
+    if !(1..=MAX_HTTP_SECS).contains(&raw.header_timeout_secs) {
+        return Err(o.invalid(
+            "portal.header_timeout_secs",
+            format!("must be between 1 and {MAX_HTTP_SECS}"),
+        ));
+    }
+    if !(1024..=MAX_HTTP_BODY_BYTES).contains(&raw.max_body_bytes) {
+        return Err(o.invalid(
+            "portal.max_body_bytes",
+            format!("must be between 1024 and {MAX_HTTP_BODY_BYTES}"),
+        ));
+    }
+    if raw.drain_secs > MAX_HTTP_SECS {
+        return Err(o.invalid(
+            "portal.drain_secs",
+            format!("must be at most {MAX_HTTP_SECS}"),
+        ));
+    }
+    Ok(PortalConfig {
+        addr,
+        max_connections: raw.max_connections,
+        header_timeout: Duration::from_secs(raw.header_timeout_secs),
+        idle_timeout: secs_or_none(raw.idle_timeout_secs),
+        max_body_bytes: raw.max_body_bytes,
+        drain: Duration::from_secs(raw.drain_secs),
+    })
 }
 
 /// A number of seconds where 0 means "no limit".

@@ -127,6 +127,11 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_LDAP_ADMIN_GROUP", "wheel"),
         ("PORTCULLIS_LDAP_TRANSITIVE_MEMBER_OF", "true"),
         ("PORTCULLIS_HTTP_ADDR", "127.0.0.1:6"),
+        ("PORTCULLIS_PORTAL_MAX_CONNECTIONS", "15"),
+        ("PORTCULLIS_PORTAL_HEADER_TIMEOUT_SECS", "16"),
+        ("PORTCULLIS_PORTAL_IDLE_TIMEOUT_SECS", "17"),
+        ("PORTCULLIS_PORTAL_MAX_BODY_BYTES", "18000"),
+        ("PORTCULLIS_PORTAL_DRAIN_SECS", "19"),
         ("PORTCULLIS_AUTH_ARGON2_MEMORY_KIB", "1024"),
         ("PORTCULLIS_AUTH_ARGON2_ITERATIONS", "3"),
         ("PORTCULLIS_AUTH_ARGON2_PARALLELISM", "2"),
@@ -168,6 +173,11 @@ fn every_key_has_a_working_env_variable() {
         },
         portal: PortalConfig {
             addr: addr("127.0.0.1:6"),
+            max_connections: 15,
+            header_timeout: Duration::from_secs(16),
+            idle_timeout: Some(Duration::from_secs(17)),
+            max_body_bytes: 18000,
+            drain: Duration::from_secs(19),
         },
         auth: HashConfig {
             argon2_memory_kib: 1024,
@@ -414,6 +424,26 @@ fn validation_rules() {
             "ldap.max_connections",
         ),
         ("PORTCULLIS_LDAP_SIZE_LIMIT", "ten", "ldap.size_limit"),
+        (
+            "PORTCULLIS_PORTAL_MAX_CONNECTIONS",
+            "0",
+            "portal.max_connections",
+        ),
+        (
+            "PORTCULLIS_PORTAL_HEADER_TIMEOUT_SECS",
+            "0",
+            "portal.header_timeout_secs",
+        ),
+        (
+            "PORTCULLIS_PORTAL_MAX_BODY_BYTES",
+            "10",
+            "portal.max_body_bytes",
+        ),
+        (
+            "PORTCULLIS_PORTAL_DRAIN_SECS",
+            "999999",
+            "portal.drain_secs",
+        ),
         ("PORTCULLIS_LDAP_ADMIN_GROUP", " ", "ldap.admin_group"),
         (
             "PORTCULLIS_AUTH_ARGON2_MEMORY_KIB",
@@ -508,6 +538,8 @@ fn validation_rules() {
         ("PORTCULLIS_BASE_DN", "o=Acme\\, Inc.,c=US"),
         ("PORTCULLIS_LDAP_ADDR", "[::]:389"),
         ("PORTCULLIS_AUTH_ARGON2_MEMORY_KIB", "64"),
+        ("PORTCULLIS_PORTAL_IDLE_TIMEOUT_SECS", "0"),
+        ("PORTCULLIS_PORTAL_DRAIN_SECS", "0"),
     ];
     for (var, value) in ok {
         Config::load(None, env(&[(var, value)]), &Overrides::default())

@@ -13,6 +13,7 @@ mod disclosure;
 mod groupread;
 mod hardening;
 mod hashpool;
+mod http;
 mod mfa;
 mod migrate;
 mod ops;

@@ -1,13 +1,22 @@
 //! The HTTP listener (`portal.addr`): `/metrics` (Prometheus text format,
 //! from [`crate::metrics`]) and `/healthz`. The self-service portal will
 //! join these routes later. Knows nothing of LDAP or the store's internals.
+//!
+//! Each accepted connection is served here with hyper's HTTP/1 builder,
+//! under limits of its own (`[portal]`): a connection cap (a semaphore
+//! apart from LDAP's; beyond it a new connection is closed at once), a
+//! deadline for a request's headers (which also bounds the wait for the
+//! next request on a kept-alive connection), an idle deadline, a body cap
+//! (413), and on shutdown a bounded drain after which connections are
+//! dropped.
+mod conn;
 
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+
+pub use conn::{run, HttpLimits};
 
 /// The routes served.
 pub fn router() -> Router {
@@ -32,14 +41,4 @@ async fn healthz() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         "ok\n",
     )
-}
-
-/// Serves until `shutdown` is cancelled.
-pub async fn run(listener: TcpListener, shutdown: CancellationToken) {
-    let served = axum::serve(listener, router())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "HTTP listener failed");
-    }
 }
