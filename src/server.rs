@@ -28,16 +28,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the server until SIGTERM or ctrl-c.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let (store, hasher, server_key) = open_state(&config)?;
-    first_start(&store, &hasher, &config).await?;
-
+    // The ports first: a port in use stops the start before anything is
+    // created (no store, no admin user, no initial password).
     let listener = TcpListener::bind(&config.ldap.addr)
         .await
         .with_context(|| format!("while binding the LDAP listener to {}", config.ldap.addr))?;
     let local = listener.local_addr()?;
-    let handler = Arc::new(ldap_handler(&config, &store, &hasher, &server_key, local));
-
-    let tls = Tls::new(&config).context("while setting up TLS")?;
     let ldaps_listener = TcpListener::bind(&config.ldap.ldaps_addr)
         .await
         .with_context(|| {
@@ -51,6 +47,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("while binding the HTTP listener to {}", config.portal.addr))?;
     let http_local = http_listener.local_addr()?;
+
+    let (store, hasher, server_key) = open_state(&config)?;
+    first_start(&store, &hasher, &config).await?;
+    let handler = Arc::new(ldap_handler(&config, &store, &hasher, &server_key, local));
+    let tls = Tls::new(&config).context("while setting up TLS")?;
     let admin_listener = admin::socket::bind_admin_socket(&config.data_dir)?;
 
     let shutdown = CancellationToken::new();
@@ -135,12 +136,10 @@ fn open_state(config: &Config) -> anyhow::Result<(Store, Hasher, ServerKey)> {
             config.data_dir.display()
         )
     })?;
-    let store = Store::open(&config.data_dir).with_context(|| {
-        format!(
-            "while opening the store in {} (is another portcullis running on it?)",
-            config.data_dir.display()
-        )
-    })?;
+    // A store held by another process says so itself; other failures get
+    // no guess about why.
+    let store = Store::open(&config.data_dir)
+        .with_context(|| format!("while opening the store in {}", config.data_dir.display()))?;
     let hasher = Hasher::new(&config.auth)
         .context("while setting up password hashing")?
         .with_queue_limit(config.ldap.max_queued_binds);

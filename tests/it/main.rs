@@ -19,5 +19,6 @@ mod migrate;
 mod ops;
 mod search;
 mod soak;
+mod startup;
 mod tls;
 mod write;

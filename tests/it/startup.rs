@@ -1,0 +1,56 @@
+//! Starting the server: failures stop it before it creates anything, and
+//! say what went wrong without guessing.
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use crate::harness::BIN;
+
+/// Runs `serve` to its end (it must fail) and answers its stderr.
+fn serve_fails(data: &std::path::Path, ldap_addr: &str) -> String {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--ldap-addr", ldap_addr])
+        .args(["--ldaps-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .env("PORTCULLIS_LOG_LEVEL", "warn")
+        .output()
+        .expect("run portcullis");
+    assert!(!out.status.success(), "serve must fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A port in use stops the start before the store, the server key, the
+/// admin user or the initial password exist: a second try on a free port
+/// is a first start like any other.
+#[test]
+fn a_port_in_use_stops_the_start_before_anything_is_created() {
+    let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let err = serve_fails(&data, &addr);
+    assert!(err.contains("LDAP listener"), "{err}");
+    assert!(!err.contains("another portcullis"), "{err}");
+    for left in ["db", "server.key", "initial-admin-password"] {
+        assert!(
+            !data.join(left).exists(),
+            "{left} was created before the port check"
+        );
+    }
+}
+
+/// A store that cannot be opened for a reason other than another process
+/// holding it gets no hint about another portcullis.
+#[test]
+fn only_a_locked_store_suggests_another_server() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    // The database directory is a file: opening fails, and nothing holds it.
+    std::fs::write(data.join("db"), b"not a database").expect("file");
+    let err = serve_fails(&data, "127.0.0.1:0");
+    assert!(err.contains("while opening the store"), "{err}");
+    assert!(!err.contains("another portcullis"), "{err}");
+    assert!(!err.contains("in use by another process"), "{err}");
+}
