@@ -205,6 +205,10 @@ fn ldap_handler(
         policy: config.ldap.require_tls_for_bind,
         plain_listener: local.ip(),
     };
+    handler.accounts = handler
+        .accounts
+        .clone()
+        .with_initial_password_file(config.initial_password_path());
     handler
 }
 

@@ -92,6 +92,27 @@ fn ensure_group(store: &Store, name: &str, description: &str) -> anyhow::Result<
         .with_context(|| format!("while creating group {name}"))
 }
 
+/// Once the first admin's password changes (by the CLI, Password Modify or
+/// an LDAP modify), the password written at the first start is no longer
+/// the admin's: its file goes, so nobody reads a stale secret from disk.
+/// Any other user, or no file, changes nothing. A failure to remove it is
+/// logged, never a failure of the password change.
+pub fn forget_initial_password(file: Option<&Path>, username: &str) {
+    let Some(file) = file else { return };
+    if !username.eq_ignore_ascii_case(ADMIN_USER) {
+        return;
+    }
+    match std::fs::remove_file(file) {
+        Ok(()) => {
+            tracing::info!(path = %file.display(), "the admin's password changed; removed the initial password file")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %file.display(), error = %e, "could not remove the initial password file")
+        }
+    }
+}
+
 /// Writes `secret` and a newline to a new file readable by the owner only.
 /// The file is created with mode 0600 (never wider, even briefly); an old
 /// file is removed first, since opening it would keep its old mode, and

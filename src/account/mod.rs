@@ -135,11 +135,30 @@ pub enum AccountError {
 pub struct Accounts {
     directory: Directory,
     auth: Authenticator,
+    /// `<data_dir>/initial-admin-password`, removed once the admin's
+    /// password changes (none in tests that have no data directory).
+    initial_password_file: Option<std::path::PathBuf>,
 }
 
 impl Accounts {
     pub fn new(directory: Directory, auth: Authenticator) -> Accounts {
-        Accounts { directory, auth }
+        Accounts {
+            directory,
+            auth,
+            initial_password_file: None,
+        }
+    }
+
+    /// Where the first start wrote the admin's password (see
+    /// [`bootstrap::forget_initial_password`]).
+    pub fn with_initial_password_file(mut self, file: std::path::PathBuf) -> Accounts {
+        self.initial_password_file = Some(file);
+        self
+    }
+
+    /// After a password change of `username`.
+    fn password_changed(&self, username: &str) {
+        bootstrap::forget_initial_password(self.initial_password_file.as_deref(), username);
     }
 
     fn store(&self) -> &Store {
@@ -192,6 +211,9 @@ pub struct AdminContext {
     pub totp_issuer: String,
     /// `bind.mfa` and `bind.app_passwords`, for `policy show`.
     pub policy_defaults: PolicyDefaults,
+    /// `<data_dir>/initial-admin-password`, removed once the admin's
+    /// password changes.
+    pub initial_password_file: Option<std::path::PathBuf>,
 }
 
 impl AdminContext {
@@ -207,6 +229,7 @@ impl AdminContext {
             server_key: ServerKey::generate(),
             totp_issuer: config.bind.totp_issuer.clone(),
             policy_defaults: config.auth_settings().policy,
+            initial_password_file: Some(config.initial_password_path()),
         }
     }
 

@@ -82,6 +82,7 @@ impl Accounts {
         off_reactor(move || set_password_hash(&store, id, &phc)).await?;
         let by = self_name;
         tracing::info!(target: "portcullis::audit", user = %user.username, by = %by, "password changed");
+        self.password_changed(&user.username);
         Ok(generated)
     }
 

@@ -107,6 +107,7 @@ pub fn user_passwd(
     let phc = hash(ctx, password)?;
     ctx.store.set_password_hash(user.id, &phc)?;
     let user = ctx.store.user(user.id)?.unwrap_or(user);
+    super::bootstrap::forget_initial_password(ctx.initial_password_file.as_deref(), &user.username);
     user_changed(ctx, &user, true)
 }
 

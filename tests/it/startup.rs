@@ -54,3 +54,79 @@ fn only_a_locked_store_suggests_another_server() {
     assert!(!err.contains("another portcullis"), "{err}");
     assert!(!err.contains("in use by another process"), "{err}");
 }
+
+/// The password the first start wrote to `initial-admin-password` is no
+/// secret worth keeping once the admin has another: the file goes when the
+/// admin's password changes, whichever way (Password Modify, the CLI, an
+/// LDAP modify), and stays while other users' passwords change.
+#[test]
+fn the_initial_password_file_goes_once_the_admin_changes_the_password() {
+    use crate::harness::{tool, user_dn, Server};
+    use ldap3::Mod;
+    use std::collections::HashSet;
+
+    // Password Modify (ldappasswd), the admin changing their own password.
+    let s = Server::start();
+    let file = s.data.join("initial-admin-password");
+    assert!(file.exists(), "the first start writes the file");
+    s.add_user("alice", "alice-pw-1");
+    let out = s.cli_stdin(
+        &["user", "passwd", "alice", "--password-stdin"],
+        Some("alice-pw-2"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(file.exists(), "another user's password leaves it");
+    let (code, _, err) = tool(
+        "ldappasswd",
+        &[
+            "-x",
+            "-H",
+            &s.url,
+            "-D",
+            &user_dn("admin"),
+            "-w",
+            &s.admin_password,
+            "-s",
+            "a-new-admin-password",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!file.exists(), "Password Modify of the admin removes it");
+    s.bound(&user_dn("admin"), "a-new-admin-password");
+
+    // The CLI.
+    let s = Server::start();
+    let file = s.data.join("initial-admin-password");
+    let out = s.cli_stdin(
+        &["user", "passwd", "admin", "--password-stdin"],
+        Some("another-one-2"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!file.exists(), "user passwd admin removes it");
+
+    // An LDAP modify of the admin's userPassword.
+    let s = Server::start();
+    let file = s.data.join("initial-admin-password");
+    let mut admin = s.admin();
+    let values: HashSet<&str> = HashSet::from(["a-third-password-3"]);
+    let res = admin
+        .modify(
+            &user_dn("admin"),
+            vec![Mod::Replace("userPassword", values)],
+        )
+        .expect("modify");
+    assert_eq!(res.rc, 0, "{}", res.text);
+    assert!(
+        !file.exists(),
+        "an LDAP modify of the admin's password removes it"
+    );
+}

@@ -108,6 +108,9 @@ impl Accounts {
                 .replace_user(&before, &after, password_hash.as_deref())
             {
                 Ok(Some(_)) => {
+                    if password_hash.is_some() {
+                        self.password_changed(name);
+                    }
                     let what = if password_hash.is_some() {
                         " (password set)"
                     } else {
