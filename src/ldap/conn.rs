@@ -470,7 +470,7 @@ where
             None => return ReadExit::Closed,
             Some(Err(e)) => {
                 tracing::info!(%peer, error = %e, "malformed request; closing the connection");
-                return malformed(&tx).await;
+                return malformed(&tx, &e).await;
             }
             Some(Ok(Incoming::Undecodable { msgid, op_tag })) => {
                 conn.first = false;
@@ -514,14 +514,20 @@ fn shutting_down() -> LdapMsg {
     notice_of_disconnection(LdapResultCode::Unavailable, "the server is shutting down")
 }
 
-/// A request that is not BER or not an LDAP message: the notice of
-/// disconnection, and the end of the connection.
-async fn malformed(tx: &mpsc::Sender<Outgoing>) -> ReadExit {
+/// A request that is not BER, not an LDAP message or not under a valid
+/// message ID: the notice of disconnection (protocolError, RFC 4511
+/// §4.1.1), and the end of the connection.
+async fn malformed(tx: &mpsc::Sender<Outgoing>, e: &io::Error) -> ReadExit {
     metrics::protocol_error();
+    let text = if e.to_string() == codec::INVALID_MESSAGE_ID {
+        codec::INVALID_MESSAGE_ID
+    } else {
+        "malformed request"
+    };
     let _ = tx
         .send(Outgoing::from(notice_of_disconnection(
             LdapResultCode::ProtocolError,
-            "malformed request",
+            text,
         )))
         .await;
     ReadExit::Closed
