@@ -24,7 +24,8 @@ use std::io;
 use bytes::{Buf, Bytes, BytesMut};
 use ldap3_lber::common::TagClass;
 use ldap3_lber::structure::{StructureTag, PL};
-use ldap3_proto::proto::{LdapMsg, LdapOp, LdapSearchResultEntry};
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::{LdapBindCred, LdapMsg, LdapOp, LdapSearchResultEntry};
 use ldap3_proto::LdapCodec;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -38,6 +39,22 @@ pub enum Incoming {
         msgid: i32,
         op_tag: u64,
     },
+    /// A simple bind whose password is not UTF-8, which ldap3_proto
+    /// cannot decode. No stored password is one, so it is a wrong
+    /// password, not a protocol error.
+    UnreadablePassword(UnreadableBind),
+}
+
+/// A simple bind request (RFC 4511 §4.2) without its password, which was
+/// not UTF-8 and so can match no password: everything else the handler
+/// needs to refuse it as a wrong password. It carries no password, so it
+/// cannot be mistaken for any bind that could succeed.
+#[derive(Debug)]
+pub struct UnreadableBind {
+    pub msgid: i32,
+    pub version: i64,
+    pub dn: String,
+    pub ctrl: Vec<LdapControl>,
 }
 
 /// Limits for the decoder.
@@ -149,6 +166,51 @@ fn check_message_id(tag: &StructureTag) -> io::Result<()> {
     }
 }
 
+/// A bind request that is well-formed except for a simple password that
+/// is not UTF-8: the message with a UTF-8 stand-in password goes through
+/// ldap3_proto (so every other field and the controls are checked as for
+/// any request), and the stand-in is dropped.
+fn unreadable_password(tag: &StructureTag) -> Option<UnreadableBind> {
+    let PL::C(items) = &tag.payload else {
+        return None;
+    };
+    let op = items.get(1)?;
+    if op.class != TagClass::Application || op.id != 0 {
+        return None;
+    }
+    let PL::C(fields) = &op.payload else {
+        return None;
+    };
+    let cred = fields.get(2)?;
+    let PL::P(password) = &cred.payload else {
+        return None;
+    };
+    if cred.class != TagClass::Context || cred.id != 0 || std::str::from_utf8(password).is_ok() {
+        return None;
+    }
+    let mut stand_in = tag.clone();
+    if let PL::C(items) = &mut stand_in.payload {
+        if let Some(PL::C(fields)) = items.get_mut(1).map(|op| &mut op.payload) {
+            if let Some(cred) = fields.get_mut(2) {
+                cred.payload = PL::P(Vec::new());
+            }
+        }
+    }
+    match LdapMsg::try_from(stand_in).ok()? {
+        LdapMsg {
+            msgid,
+            op: LdapOp::BindRequest(req),
+            ctrl,
+        } if matches!(req.cred, LdapBindCred::Simple(_)) => Some(UnreadableBind {
+            msgid,
+            version: req.version,
+            dn: req.dn,
+            ctrl,
+        }),
+        _ => None,
+    }
+}
+
 /// The message ID and operation tag of a parsed LDAPMessage, if it has
 /// them.
 fn recover(tag: &StructureTag) -> Option<(i32, u64)> {
@@ -201,11 +263,13 @@ impl Decoder for Codec {
         buf.advance(total);
         check_message_id(&tag)?;
         let recovered = recover(&tag);
+        let unreadable = unreadable_password(&tag);
         match LdapMsg::try_from(tag) {
             Ok(msg) => Ok(Some(Incoming::Msg(msg))),
-            Err(_) => match recovered {
-                Some((msgid, op_tag)) => Ok(Some(Incoming::Undecodable { msgid, op_tag })),
-                None => Err(invalid("not an LDAPMessage")),
+            Err(_) => match (unreadable, recovered) {
+                (Some(bind), _) => Ok(Some(Incoming::UnreadablePassword(bind))),
+                (None, Some((msgid, op_tag))) => Ok(Some(Incoming::Undecodable { msgid, op_tag })),
+                (None, None) => Err(invalid("not an LDAPMessage")),
             },
         }
     }
@@ -505,6 +569,53 @@ mod tests {
             .decode_slice(&[0x30, 0x05, 0x02, 0x01, 0x00, 0x5e, 0x00])
             .expect_err("refused");
         assert_eq!(e.to_string(), INVALID_MESSAGE_ID);
+    }
+
+    /// A simple bind request, message ID 3, as raw BER.
+    fn simple_bind(dn: &[u8], password: &[u8]) -> Vec<u8> {
+        let tlv = |tag: u8, content: &[u8]| {
+            let mut v = vec![tag, u8::try_from(content.len()).expect("short")];
+            v.extend_from_slice(content);
+            v
+        };
+        let mut op = tlv(0x02, &[3]);
+        op.extend(tlv(0x04, dn));
+        op.extend(tlv(0x80, password));
+        let mut msg = tlv(0x02, &[3]);
+        msg.extend(tlv(0x60, &op));
+        tlv(0x30, &msg)
+    }
+
+    #[test]
+    fn a_password_that_is_not_utf8_is_an_unreadable_bind() {
+        let dn = b"cn=alice,ou=users,dc=example,dc=com";
+        let (item, _) = codec()
+            .decode_slice(&simple_bind(dn, b"caf\xe9"))
+            .expect("ok")
+            .expect("item");
+        let Incoming::UnreadablePassword(b) = item else {
+            panic!("{item:?}");
+        };
+        assert_eq!((b.msgid, b.version, b.dn.as_bytes()), (3, 3, &dn[..]));
+        assert!(b.ctrl.is_empty());
+        // A UTF-8 password decodes as usual.
+        let (item, _) = codec()
+            .decode_slice(&simple_bind(dn, "café".as_bytes()))
+            .expect("ok")
+            .expect("item");
+        assert!(matches!(item, Incoming::Msg(m) if m.msgid == 3));
+        // A DN that is not UTF-8 stays a request not understood.
+        let (item, _) = codec()
+            .decode_slice(&simple_bind(b"cn=\xff", b"caf\xe9"))
+            .expect("ok")
+            .expect("item");
+        assert!(matches!(
+            item,
+            Incoming::Undecodable {
+                msgid: 3,
+                op_tag: 0
+            }
+        ));
     }
 
     #[test]
