@@ -113,6 +113,17 @@ pub fn messages(data: &[u8]) -> Vec<u8> {
             rest = rest.get(used..).unwrap_or(&[]);
             let msg: LdapMsg = match item {
                 Incoming::Msg(m) => m,
+                Incoming::UnreadablePassword(req) => {
+                    let outcome = fx
+                        .rt
+                        .block_on(fx.handler.unreadable_bind(&mut session, req));
+                    for response in outcome.responses {
+                        if codec.encode(response, &mut out).is_err() {
+                            return Vec::new();
+                        }
+                    }
+                    continue;
+                }
                 Incoming::Undecodable { msgid, op_tag } => {
                     match protocol_error_response(msgid, op_tag) {
                         Answer::Respond(response) => {

@@ -270,6 +270,31 @@ impl Authenticator {
         peer: IpAddr,
         now: SystemTime,
     ) -> BindOutcome {
+        self.throttled(username, peer, now, Some(password)).await
+    }
+
+    /// A bind whose password is not UTF-8: it can match no stored password
+    /// (they are all UTF-8), so it is refused as a wrong password after
+    /// the same throttle check and dummy hashing cost, and counts as a
+    /// failure for the throttle.
+    pub async fn authenticate_unreadable(
+        &self,
+        username: &str,
+        peer: IpAddr,
+        now: SystemTime,
+    ) -> BindOutcome {
+        self.throttled(username, peer, now, None).await
+    }
+
+    /// The throttle around a bind decision (`None`: a password that is not
+    /// UTF-8).
+    async fn throttled(
+        &self,
+        username: &str,
+        peer: IpAddr,
+        now: SystemTime,
+        password: Option<&Secret>,
+    ) -> BindOutcome {
         let account = Key::account(username);
         let address = Key::Address(peer);
         for key in [&account, &address] {
@@ -281,7 +306,13 @@ impl Authenticator {
                 };
             }
         }
-        let outcome = match self.decide(username, &password.0, peer, now).await {
+        let decision = match password {
+            Some(password) => self.decide(username, &password.0, peer, now).await,
+            None => Ok(self
+                .refuse_after_hashing(Refusal::WrongPassword, Method::Password)
+                .await),
+        };
+        let outcome = match decision {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::error!(error = %e, "store failure during bind");

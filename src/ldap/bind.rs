@@ -6,7 +6,8 @@ use ldap3_proto::proto::{
     LdapBindCred, LdapBindRequest, LdapBindResponse, LdapMsg, LdapOp, LdapResultCode,
 };
 
-use super::handler::{Handler, Outcome, Session};
+use super::codec::UnreadableBind;
+use super::handler::{reject, unsupported_critical, Handler, Outcome, Session};
 use super::result::{ldap_result, success};
 use crate::auth::{BindOutcome, Refusal, Secret};
 use crate::directory::{tree, Dn, Identity, Target};
@@ -14,12 +15,66 @@ use crate::directory::{tree, Dn, Identity, Target};
 /// The one text every refused bind gets (DESIGN.md section 4).
 const INVALID_CREDENTIALS: &str = "invalid credentials";
 
+/// The credentials of a bind request.
+enum Cred {
+    /// Simple (RFC 4511 §4.2): a password, possibly empty.
+    Password(Secret),
+    /// Simple, with a password that is not UTF-8: a wrong password.
+    Unreadable,
+    /// SASL or an unknown authentication choice.
+    Other,
+}
+
 impl Handler {
     pub(super) async fn bind(
         &self,
         session: &mut Session,
         msgid: i32,
         req: LdapBindRequest,
+    ) -> Outcome {
+        let cred = match req.cred {
+            LdapBindCred::Simple(pw) => Cred::Password(Secret(pw)),
+            LdapBindCred::SASL(_) | LdapBindCred::Unsupported => Cred::Other,
+        };
+        self.simple_bind(session, msgid, req.version, req.dn, cred)
+            .await
+    }
+
+    /// A simple bind whose password is not UTF-8: refused like any wrong
+    /// password (invalidCredentials, audited, throttled, after the same
+    /// hashing cost), not as a protocol error.
+    pub async fn unreadable_bind(&self, session: &mut Session, req: UnreadableBind) -> Outcome {
+        let op = LdapOp::BindRequest(LdapBindRequest {
+            version: req.version,
+            dn: String::new(),
+            cred: LdapBindCred::Unsupported,
+        });
+        if let Some(oid) = unsupported_critical(&req.ctrl, &op) {
+            tracing::debug!(%oid, "unsupported critical control");
+            return Outcome::one(reject(
+                req.msgid,
+                &op,
+                LdapResultCode::UnavailableCriticalExtension,
+                "critical control not supported",
+            ));
+        }
+        crate::blocking::on_reactor(self.simple_bind(
+            session,
+            req.msgid,
+            req.version,
+            req.dn,
+            Cred::Unreadable,
+        ))
+        .await
+    }
+
+    async fn simple_bind(
+        &self,
+        session: &mut Session,
+        msgid: i32,
+        version: i64,
+        dn: String,
+        cred: Cred,
     ) -> Outcome {
         // RFC 4511 §4.2.1: a failed or new bind leaves the connection
         // anonymous until it succeeds.
@@ -36,30 +91,36 @@ impl Handler {
         };
         // RFC 4513 §5.1.3 / `ldap.require_tls_for_bind`: no cleartext
         // passwords where the policy forbids them (anonymous binds pass).
-        if matches!(&req.cred, LdapBindCred::Simple(pw) if !pw.is_empty())
-            && self.confidentiality.refuses_cleartext(session.encrypted)
-        {
-            tracing::info!(target: "portcullis::audit", dn = ?req.dn, peer = %session.peer, method = "password", outcome = "refused", reason = "confidentiality required", "bind");
+        let cleartext = match &cred {
+            Cred::Password(pw) => !pw.0.is_empty(),
+            Cred::Unreadable => true,
+            Cred::Other => false,
+        };
+        if cleartext && self.confidentiality.refuses_cleartext(session.encrypted) {
+            tracing::info!(target: "portcullis::audit", dn = ?dn, peer = %session.peer, method = "password", outcome = "refused", reason = "confidentiality required", "bind");
             return respond(
                 LdapResultCode::ConfidentialityRequired,
                 "a password bind requires TLS (use LDAPS or StartTLS)",
             );
         }
-        if req.version != 3 {
+        if version != 3 {
             return respond(LdapResultCode::ProtocolError, "only LDAPv3 is supported");
         }
-        let password = match req.cred {
-            LdapBindCred::Simple(pw) => Secret(pw),
-            LdapBindCred::SASL(_) | LdapBindCred::Unsupported => {
+        // `None`: a password that is not UTF-8 (never empty).
+        let password = match cred {
+            Cred::Password(pw) => Some(pw),
+            Cred::Unreadable => None,
+            Cred::Other => {
                 return respond(
                     LdapResultCode::AuthMethodNotSupported,
                     "only simple bind is supported",
                 )
             }
         };
+        let empty = password.as_ref().is_some_and(|pw| pw.0.is_empty());
         let peer = session.peer;
-        if req.dn.is_empty() {
-            if password.0.is_empty() {
+        if dn.is_empty() {
+            if empty {
                 tracing::info!(target: "portcullis::audit", user = "", %peer, method = "anonymous", outcome = "success", "bind");
                 return Outcome::one(LdapMsg::new(
                     msgid,
@@ -72,34 +133,38 @@ impl Handler {
             tracing::info!(target: "portcullis::audit", user = "", %peer, method = "password", outcome = "refused", reason = "password without a DN", "bind");
             return respond(LdapResultCode::InvalidCredentials, INVALID_CREDENTIALS);
         }
-        if password.0.is_empty() {
+        if empty {
             // RFC 4513 §5.1.2: unauthenticated binds are refused.
-            tracing::info!(target: "portcullis::audit", dn = ?req.dn, %peer, method = "unauthenticated", outcome = "refused", reason = "empty password", "bind");
+            tracing::info!(target: "portcullis::audit", dn = ?dn, %peer, method = "unauthenticated", outcome = "refused", reason = "empty password", "bind");
             return respond(
                 LdapResultCode::UnwillingToPerform,
                 "unauthenticated bind (a DN with an empty password) is not allowed",
             );
         }
-        let dn = match Dn::parse(&req.dn) {
+        let parsed = match Dn::parse(&dn) {
             Ok(dn) => dn,
             Err(_) => return respond(LdapResultCode::InvalidDNSyntax, "invalid DN"),
         };
-        let username = match tree::classify(&dn, self.directory.base()) {
+        let username = match tree::classify(&parsed, self.directory.base()) {
             Target::User(name) => name,
             // A DN that cannot be a user costs the same as a wrong password.
             _ => String::new(),
         };
         // A DN that cannot be a user (empty name) goes through the same
         // decision as an unknown user: throttled, and costing one argon2.
-        let outcome = self
-            .auth
-            .authenticate(
-                &username,
-                &password,
-                peer.ip(),
-                std::time::SystemTime::now(),
-            )
-            .await;
+        let now = std::time::SystemTime::now();
+        let outcome = match &password {
+            Some(password) => {
+                self.auth
+                    .authenticate(&username, password, peer.ip(), now)
+                    .await
+            }
+            None => {
+                self.auth
+                    .authenticate_unreadable(&username, peer.ip(), now)
+                    .await
+            }
+        };
         match outcome {
             BindOutcome::Success {
                 user,
@@ -125,7 +190,7 @@ impl Handler {
                 respond(LdapResultCode::Busy, "the server is busy; try again")
             }
             BindOutcome::Refused { reason, method } => {
-                tracing::info!(target: "portcullis::audit", dn = ?req.dn, %peer, method = method.as_str(), outcome = "refused", reason = reason.as_str(), "bind");
+                tracing::info!(target: "portcullis::audit", dn = ?dn, %peer, method = method.as_str(), outcome = "refused", reason = reason.as_str(), "bind");
                 respond(LdapResultCode::InvalidCredentials, INVALID_CREDENTIALS)
             }
         }

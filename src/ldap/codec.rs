@@ -6,7 +6,11 @@
 //! BER parser. A well-formed message that ldap3_proto cannot turn into an
 //! `LdapMsg` (an operation or a field it does not know) is not a framing
 //! error: its message ID and operation tag are recovered, so the
-//! connection can answer it with protocolError and carry on. Encoding is
+//! connection can answer it with protocolError and carry on. A message ID
+//! outside 1..2^31−1 is a framing error (RFC 4511 §4.1.1): it is checked
+//! on the raw INTEGER, before ldap3_proto would truncate it to an `i32`
+//! (−5 as 251, 2^32+1 as 1) and the server would answer under an ID the
+//! client never sent. Encoding is
 //! ldap3_proto's, except for search result entries (most of the bytes a
 //! server sends), which are written straight into the output buffer: the
 //! generic path builds a tree of tags and copies every value once per
@@ -20,7 +24,8 @@ use std::io;
 use bytes::{Buf, Bytes, BytesMut};
 use ldap3_lber::common::TagClass;
 use ldap3_lber::structure::{StructureTag, PL};
-use ldap3_proto::proto::{LdapMsg, LdapOp, LdapSearchResultEntry};
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::{LdapBindCred, LdapMsg, LdapOp, LdapSearchResultEntry};
 use ldap3_proto::LdapCodec;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -34,6 +39,22 @@ pub enum Incoming {
         msgid: i32,
         op_tag: u64,
     },
+    /// A simple bind whose password is not UTF-8, which ldap3_proto
+    /// cannot decode. No stored password is one, so it is a wrong
+    /// password, not a protocol error.
+    UnreadablePassword(UnreadableBind),
+}
+
+/// A simple bind request (RFC 4511 §4.2) without its password, which was
+/// not UTF-8 and so can match no password: everything else the handler
+/// needs to refuse it as a wrong password. It carries no password, so it
+/// cannot be mistaken for any bind that could succeed.
+#[derive(Debug)]
+pub struct UnreadableBind {
+    pub msgid: i32,
+    pub version: i64,
+    pub dn: String,
+    pub ctrl: Vec<LdapControl>,
 }
 
 /// Limits for the decoder.
@@ -97,6 +118,99 @@ fn element_len(buf: &[u8]) -> io::Result<Option<usize>> {
     Ok(Some(2 + n + len))
 }
 
+/// The error for a message whose ID is not a request's (RFC 4511 §4.1.1):
+/// the connection answers it with a Notice of Disconnection.
+pub const INVALID_MESSAGE_ID: &str = "invalid message ID";
+
+/// RFC 4511 §4.1.1: `maxInt INTEGER ::= 2147483647 -- (2^^31 - 1) --`.
+const MAX_INT: u32 = 0x7fff_ffff;
+
+/// RFC 4511 §4.1.1: `MessageID ::= INTEGER (0 .. maxInt)`, maxInt being
+/// 2^31−1, and 0 is reserved for unsolicited notifications, which a client
+/// never sends. So a request's ID must be in 1..=maxInt; anything else
+/// (negative, 0, too large for 32 bits) is refused here, from the raw
+/// INTEGER's two's-complement content octets. A first element that is not
+/// an INTEGER is left to the decoder (not an LDAPMessage at all).
+fn check_message_id(tag: &StructureTag) -> io::Result<()> {
+    let PL::C(items) = &tag.payload else {
+        return Ok(());
+    };
+    let Some(id) = items.first() else {
+        return Ok(());
+    };
+    let (TagClass::Universal, 2, PL::P(bytes)) = (id.class, id.id, &id.payload) else {
+        return Ok(());
+    };
+    let valid = match bytes.first() {
+        // No content octets: not an INTEGER (X.690 §8.3.1).
+        None => false,
+        // The sign bit: negative.
+        Some(b) if b & 0x80 != 0 => false,
+        Some(_) => {
+            // Non-negative: leading zero octets (allowed by lenient
+            // encoders) do not change the value.
+            let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+            let digits = bytes.get(start..).unwrap_or_default();
+            digits.len() <= 4 && {
+                let value = digits
+                    .iter()
+                    .fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+                (1..=MAX_INT).contains(&value)
+            }
+        }
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(INVALID_MESSAGE_ID))
+    }
+}
+
+/// A bind request that is well-formed except for a simple password that
+/// is not UTF-8: the message with a UTF-8 stand-in password goes through
+/// ldap3_proto (so every other field and the controls are checked as for
+/// any request), and the stand-in is dropped.
+fn unreadable_password(tag: &StructureTag) -> Option<UnreadableBind> {
+    let PL::C(items) = &tag.payload else {
+        return None;
+    };
+    let op = items.get(1)?;
+    if op.class != TagClass::Application || op.id != 0 {
+        return None;
+    }
+    let PL::C(fields) = &op.payload else {
+        return None;
+    };
+    let cred = fields.get(2)?;
+    let PL::P(password) = &cred.payload else {
+        return None;
+    };
+    if cred.class != TagClass::Context || cred.id != 0 || std::str::from_utf8(password).is_ok() {
+        return None;
+    }
+    let mut stand_in = tag.clone();
+    if let PL::C(items) = &mut stand_in.payload {
+        if let Some(PL::C(fields)) = items.get_mut(1).map(|op| &mut op.payload) {
+            if let Some(cred) = fields.get_mut(2) {
+                cred.payload = PL::P(Vec::new());
+            }
+        }
+    }
+    match LdapMsg::try_from(stand_in).ok()? {
+        LdapMsg {
+            msgid,
+            op: LdapOp::BindRequest(req),
+            ctrl,
+        } if matches!(req.cred, LdapBindCred::Simple(_)) => Some(UnreadableBind {
+            msgid,
+            version: req.version,
+            dn: req.dn,
+            ctrl,
+        }),
+        _ => None,
+    }
+}
+
 /// The message ID and operation tag of a parsed LDAPMessage, if it has
 /// them.
 fn recover(tag: &StructureTag) -> Option<(i32, u64)> {
@@ -147,12 +261,15 @@ impl Decoder for Codec {
             _ => return Err(invalid("malformed BER")),
         };
         buf.advance(total);
+        check_message_id(&tag)?;
         let recovered = recover(&tag);
+        let unreadable = unreadable_password(&tag);
         match LdapMsg::try_from(tag) {
             Ok(msg) => Ok(Some(Incoming::Msg(msg))),
-            Err(_) => match recovered {
-                Some((msgid, op_tag)) => Ok(Some(Incoming::Undecodable { msgid, op_tag })),
-                None => Err(invalid("not an LDAPMessage")),
+            Err(_) => match (unreadable, recovered) {
+                (Some(bind), _) => Ok(Some(Incoming::UnreadablePassword(bind))),
+                (None, Some((msgid, op_tag))) => Ok(Some(Incoming::Undecodable { msgid, op_tag })),
+                (None, None) => Err(invalid("not an LDAPMessage")),
             },
         }
     }
@@ -399,6 +516,108 @@ mod tests {
         assert!(c.decode_slice(&[0x30, 0x02, 0x04, 0x00]).is_err());
     }
 
+    /// An unbind request whose messageID INTEGER has `id` as content.
+    fn unbind_with_id(id: &[u8]) -> Vec<u8> {
+        let mut msg = vec![0x30, u8::try_from(id.len() + 4).expect("short"), 0x02];
+        msg.push(u8::try_from(id.len()).expect("short"));
+        msg.extend_from_slice(id);
+        msg.extend_from_slice(&[0x42, 0x00]);
+        msg
+    }
+
+    #[test]
+    fn message_ids_outside_1_to_max_int_are_refused() {
+        // RFC 4511 §4.1.1: 0 is for unsolicited notifications; negative
+        // and > 2^31−1 are no message IDs. ldap3_proto alone would read
+        // −5 as 251 and 2^32+1 as 1.
+        for id in [
+            &[][..],                                           // no content octets
+            &[0x00],                                           // 0
+            &[0x00, 0x00],                                     // 0, padded
+            &[0xfb],                                           // −5
+            &[0xff, 0xff, 0xff, 0xff],                         // −1 in four octets
+            &[0x80, 0x00, 0x00, 0x00],                         // −2^31
+            &[0x00, 0x80, 0x00, 0x00, 0x00],                   // 2^31
+            &[0x00, 0xff, 0xff, 0xff, 0xff],                   // 2^32−1
+            &[0x01, 0x00, 0x00, 0x00, 0x01],                   // 2^32+1
+            &[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // 2^63−1
+        ] {
+            let e = codec()
+                .decode_slice(&unbind_with_id(id))
+                .expect_err("refused");
+            assert_eq!(e.to_string(), INVALID_MESSAGE_ID, "{id:02x?}");
+        }
+        for (id, want) in [
+            (&[0x01][..], 1),
+            (&[0x00, 0xfb], 251),
+            (&[0x7f, 0xff, 0xff, 0xff], i32::MAX),
+            // A redundant leading zero does not change the value.
+            (&[0x00, 0x00, 0x00, 0x00, 0x05], 5),
+        ] {
+            let (item, _) = codec()
+                .decode_slice(&unbind_with_id(id))
+                .expect("ok")
+                .expect("item");
+            assert!(
+                matches!(&item, Incoming::Msg(m) if m.msgid == want),
+                "{id:02x?}: {item:?}"
+            );
+        }
+        // The check comes before recovery: an undecodable operation under
+        // ID 0 is refused too, not answered under ID 0.
+        let e = codec()
+            .decode_slice(&[0x30, 0x05, 0x02, 0x01, 0x00, 0x5e, 0x00])
+            .expect_err("refused");
+        assert_eq!(e.to_string(), INVALID_MESSAGE_ID);
+    }
+
+    /// A simple bind request, message ID 3, as raw BER.
+    fn simple_bind(dn: &[u8], password: &[u8]) -> Vec<u8> {
+        let tlv = |tag: u8, content: &[u8]| {
+            let mut v = vec![tag, u8::try_from(content.len()).expect("short")];
+            v.extend_from_slice(content);
+            v
+        };
+        let mut op = tlv(0x02, &[3]);
+        op.extend(tlv(0x04, dn));
+        op.extend(tlv(0x80, password));
+        let mut msg = tlv(0x02, &[3]);
+        msg.extend(tlv(0x60, &op));
+        tlv(0x30, &msg)
+    }
+
+    #[test]
+    fn a_password_that_is_not_utf8_is_an_unreadable_bind() {
+        let dn = b"cn=alice,ou=users,dc=example,dc=com";
+        let (item, _) = codec()
+            .decode_slice(&simple_bind(dn, b"caf\xe9"))
+            .expect("ok")
+            .expect("item");
+        let Incoming::UnreadablePassword(b) = item else {
+            panic!("{item:?}");
+        };
+        assert_eq!((b.msgid, b.version, b.dn.as_bytes()), (3, 3, &dn[..]));
+        assert!(b.ctrl.is_empty());
+        // A UTF-8 password decodes as usual.
+        let (item, _) = codec()
+            .decode_slice(&simple_bind(dn, "café".as_bytes()))
+            .expect("ok")
+            .expect("item");
+        assert!(matches!(item, Incoming::Msg(m) if m.msgid == 3));
+        // A DN that is not UTF-8 stays a request not understood.
+        let (item, _) = codec()
+            .decode_slice(&simple_bind(b"cn=\xff", b"caf\xe9"))
+            .expect("ok")
+            .expect("item");
+        assert!(matches!(
+            item,
+            Incoming::Undecodable {
+                msgid: 3,
+                op_tag: 0
+            }
+        ));
+    }
+
     #[test]
     fn entries_encode_as_ldap3_proto_does() {
         use ldap3_proto::proto::LdapPartialAttribute;
@@ -458,7 +677,13 @@ mod tests {
                     )
                     .expect("encode");
                 assert_eq!(pre, theirs, "pre-encoded, msgid {msgid}");
-                // And it reads back as the same message.
+                // And it reads back as the same message, except under
+                // ID 0, which only the server may use (RFC 4511 §4.1.1).
+                if msgid == 0 {
+                    let e = codec().decode_slice(&ours).expect_err("ID 0");
+                    assert_eq!(e.to_string(), INVALID_MESSAGE_ID);
+                    continue;
+                }
                 let (back, used) = codec().decode_slice(&ours).expect("ok").expect("item");
                 assert_eq!(used, ours.len());
                 assert!(matches!(back, Incoming::Msg(m) if m == msg));

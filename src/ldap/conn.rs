@@ -35,7 +35,7 @@ use tokio_util::codec::{Encoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::codec::{self, Codec, Incoming, Outgoing};
+use super::codec::{self, Codec, Incoming, Outgoing, UnreadableBind};
 use super::handler::{notice_of_disconnection, reject, Handler, Next, Session};
 use super::reactors::Reactors;
 use super::result::{ldap_result, success};
@@ -397,7 +397,7 @@ where
 {
     let peer = conn.session.peer;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let mut pending_bind: Option<LdapMsg> = None;
+    let mut pending_bind: Option<PendingBind> = None;
     let mut draining = false;
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
@@ -411,8 +411,8 @@ where
                 return ReadExit::Closed;
             }
             // RFC 4511 §4.2.1: a bind runs once nothing else is in progress.
-            if let Some(msg) = pending_bind.take() {
-                bind(msg, conn, ctx, &tx).await;
+            if let Some(next) = pending_bind.take() {
+                bind(next, conn, ctx, &tx).await;
                 continue;
             }
         }
@@ -470,13 +470,18 @@ where
             None => return ReadExit::Closed,
             Some(Err(e)) => {
                 tracing::info!(%peer, error = %e, "malformed request; closing the connection");
-                return malformed(&tx).await;
+                return malformed(&tx, &e).await;
             }
             Some(Ok(Incoming::Undecodable { msgid, op_tag })) => {
                 conn.first = false;
                 if let Some(exit) = undecodable(&tx, peer, msgid, op_tag).await {
                     return exit;
                 }
+                continue;
+            }
+            Some(Ok(Incoming::UnreadablePassword(req))) => {
+                conn.first = false;
+                pending_bind = Some(PendingBind::Unreadable(req));
                 continue;
             }
             Some(Ok(Incoming::Msg(msg))) => msg,
@@ -494,7 +499,7 @@ where
             }
             // RFC 4511 §4.3: outstanding operations are abandoned.
             LdapOp::UnbindRequest => return ReadExit::Closed,
-            LdapOp::BindRequest(_) => pending_bind = Some(msg),
+            LdapOp::BindRequest(_) => pending_bind = Some(PendingBind::Msg(msg)),
             LdapOp::ExtendedRequest(req) if req.name == super::OID_STARTTLS => {
                 if let Some(exit) = start_tls(msgid, conn, ctx, &tx).await {
                     return exit;
@@ -514,14 +519,20 @@ fn shutting_down() -> LdapMsg {
     notice_of_disconnection(LdapResultCode::Unavailable, "the server is shutting down")
 }
 
-/// A request that is not BER or not an LDAP message: the notice of
-/// disconnection, and the end of the connection.
-async fn malformed(tx: &mpsc::Sender<Outgoing>) -> ReadExit {
+/// A request that is not BER, not an LDAP message or not under a valid
+/// message ID: the notice of disconnection (protocolError, RFC 4511
+/// §4.1.1), and the end of the connection.
+async fn malformed(tx: &mpsc::Sender<Outgoing>, e: &io::Error) -> ReadExit {
     metrics::protocol_error();
+    let text = if e.to_string() == codec::INVALID_MESSAGE_ID {
+        codec::INVALID_MESSAGE_ID
+    } else {
+        "malformed request"
+    };
     let _ = tx
         .send(Outgoing::from(notice_of_disconnection(
             LdapResultCode::ProtocolError,
-            "malformed request",
+            text,
         )))
         .await;
     ReadExit::Closed
@@ -708,17 +719,30 @@ fn spawn_op(
 }
 
 /// A bind, run by the reader itself once nothing else is in progress.
-async fn bind(msg: LdapMsg, conn: &mut Conn, ctx: &ConnContext, tx: &mpsc::Sender<Outgoing>) {
-    let method = match &msg.op {
-        LdapOp::BindRequest(req) => match &req.cred {
-            LdapBindCred::Simple(pw) if req.dn.is_empty() && pw.is_empty() => "anonymous",
-            LdapBindCred::Simple(_) => "simple",
-            _ => "sasl",
+/// A bind waiting for the operations in progress to end (RFC 4511 §4.2.1).
+enum PendingBind {
+    Msg(LdapMsg),
+    /// A simple bind whose password is not UTF-8.
+    Unreadable(UnreadableBind),
+}
+
+async fn bind(next: PendingBind, conn: &mut Conn, ctx: &ConnContext, tx: &mpsc::Sender<Outgoing>) {
+    let method = match &next {
+        PendingBind::Msg(msg) => match &msg.op {
+            LdapOp::BindRequest(req) => match &req.cred {
+                LdapBindCred::Simple(pw) if req.dn.is_empty() && pw.is_empty() => "anonymous",
+                LdapBindCred::Simple(_) => "simple",
+                _ => "sasl",
+            },
+            _ => "other",
         },
-        _ => "other",
+        PendingBind::Unreadable(_) => "simple",
     };
     let started = Instant::now();
-    let outcome = ctx.handler.handle(&mut conn.session, msg).await;
+    let outcome = match next {
+        PendingBind::Msg(msg) => ctx.handler.handle(&mut conn.session, msg).await,
+        PendingBind::Unreadable(req) => ctx.handler.unreadable_bind(&mut conn.session, req).await,
+    };
     metrics::observe(Op::Bind, started.elapsed());
     for response in outcome.responses {
         if let Outgoing::Msg(LdapMsg {

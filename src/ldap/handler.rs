@@ -212,7 +212,7 @@ impl Handler {
 
 /// The OID of the first critical control the server does not implement for
 /// this operation (RFC 4511 §4.1.11).
-fn unsupported_critical(ctrl: &[LdapControl], op: &LdapOp) -> Option<String> {
+pub(super) fn unsupported_critical(ctrl: &[LdapControl], op: &LdapOp) -> Option<String> {
     for c in ctrl {
         match c {
             LdapControl::SimplePagedResults { .. } if matches!(op, LdapOp::SearchRequest(_)) => {}

@@ -154,3 +154,48 @@ fn default_argon2_costs_and_initial_admin() {
         49
     );
 }
+
+/// A bind password that is not UTF-8 is a wrong password (49, the same
+/// text), not a protocol error: the connection stays, and it counts as a
+/// failure for the throttle like any other wrong password.
+#[test]
+fn a_password_that_is_not_utf8_is_a_wrong_password() {
+    use crate::raw::{self, Raw};
+    use ldap3_proto::proto::{LdapOp, LdapResultCode};
+
+    let mut env = crate::harness::FAST_HASH_ENV.to_vec();
+    env.extend_from_slice(&[
+        ("PORTCULLIS_THROTTLE_ACCOUNT_FAILURES", "3"),
+        ("PORTCULLIS_THROTTLE_ACCOUNT_DELAY_MS", "60000"),
+    ]);
+    let s = Server::start_with(&env);
+    s.add_user("nina", "right");
+    let dn = user_dn("nina");
+    let wrong = s.conn().simple_bind(&dn, "wrong").expect("bind");
+    assert_eq!(wrong.rc, 49);
+
+    // A simple bind whose password is "caf\xe9" (Latin-1, not UTF-8).
+    let mut op = raw::tlv(0x02, &[3]);
+    op.extend(raw::tlv(0x04, dn.as_bytes()));
+    op.extend(raw::tlv(0x80, b"caf\xe9"));
+    let mut c = Raw::connect(&s.addr);
+    for msgid in [1u8, 2] {
+        let mut msg = raw::tlv(0x02, &[msgid]);
+        msg.extend(raw::tlv(0x60, &op));
+        c.send_bytes(&raw::tlv(0x30, &msg));
+        let resp = c.msg();
+        assert_eq!(resp.msgid, i32::from(msgid));
+        let LdapOp::BindResponse(r) = &resp.op else {
+            panic!("not a bind response: {resp:?}");
+        };
+        assert_eq!(r.res.code, LdapResultCode::InvalidCredentials);
+        assert_eq!(r.res.message, wrong.text);
+    }
+    // The connection stays, anonymous.
+    c.send(raw::extended(3, raw::OID_WHOAMI));
+    assert_eq!(raw::code(&c.msg()), LdapResultCode::Success);
+    // One wrong password and two unreadable ones: the account is
+    // throttled, so even the right password is refused now.
+    let locked = s.conn().simple_bind(&dn, "right").expect("bind");
+    assert_eq!(locked.rc, 49);
+}

@@ -774,7 +774,7 @@ fn python_ldap_and_ldap3() {
         _ => {
             eprintln!(
                 "SKIPPED python_ldap_and_ldap3: {DEBIAN_PYTHON} cannot import ldap and ldap3 \
-                 (apt-get install python3-ldap python3-ldap3; .ci/run does)"
+                 (apt-get install python3-ldap python3-ldap3; scripts/test does)"
             );
             return;
         }
@@ -882,7 +882,7 @@ fn cannot_run(daemon: &str, files: &[&str]) -> Option<String> {
     }
     for f in files {
         if !have(f) {
-            return Some(format!("{f} is missing (.ci/run installs it)"));
+            return Some(format!("{f} is missing (scripts/test installs it)"));
         }
     }
     None

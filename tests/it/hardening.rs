@@ -2,6 +2,7 @@
 //! nested requests close only their own connection; the connection cap;
 //! idle and first-message timeouts; Abandon cutting a long search short;
 //! unsupported but well-formed requests answered without closing;
+//! invalid message IDs refused with a Notice of Disconnection;
 //! `/metrics` and `/healthz`.
 
 use std::io::{Read, Write};
@@ -79,6 +80,78 @@ fn hostile_input_closes_only_its_own_connection() {
     let mut fresh = s.admin();
     let (rc, _) = search(&mut fresh, BASE, Scope::Base, "(objectClass=*)", &["1.1"]);
     assert_eq!(rc, 0);
+}
+
+/// An LDAPMessage with `id` as the raw content of its messageID INTEGER.
+fn message_with_raw_id(id: &[u8], op: &[u8]) -> Vec<u8> {
+    let mut msg = raw::tlv(0x02, id);
+    msg.extend_from_slice(op);
+    raw::tlv(0x30, &msg)
+}
+
+/// RFC 4511 §4.1.1: a request under message ID 0, a negative one or one
+/// beyond 2^31−1 gets a Notice of Disconnection (protocolError) and the
+/// connection closes, as with slapd; it is never answered under the ID
+/// ldap3_proto would truncate it to (−5 as 251, 2^32+1 as 1).
+#[test]
+fn invalid_message_ids_get_a_notice_of_disconnection() {
+    let s = Server::start();
+    // An anonymous simple bind: version 3, empty name, empty password.
+    let mut bind = raw::tlv(0x02, &[3]);
+    bind.extend(raw::tlv(0x04, b""));
+    bind.extend(raw::tlv(0x80, b""));
+    let bind = raw::tlv(0x60, &bind);
+    // A base search of the root DSE.
+    let mut search = Vec::new();
+    search.extend(raw::tlv(0x04, b""));
+    search.extend(raw::tlv(0x0a, &[0]));
+    search.extend(raw::tlv(0x0a, &[0]));
+    search.extend(raw::tlv(0x02, &[0]));
+    search.extend(raw::tlv(0x02, &[0]));
+    search.extend(raw::tlv(0x01, &[0]));
+    search.extend(raw::tlv(0x87, b"objectClass"));
+    search.extend(raw::tlv(0x30, b""));
+    let search = raw::tlv(0x63, &search);
+
+    // The same bytes under valid IDs are answered under those IDs.
+    for (id, want) in [(&[0x01][..], 1), (&[0x7f, 0xff, 0xff, 0xff], i32::MAX)] {
+        let mut c = Raw::connect(&s.addr);
+        c.send_bytes(&message_with_raw_id(id, &bind));
+        let resp = c.msg();
+        assert_eq!(
+            (resp.msgid, raw::code(&resp)),
+            (want, LdapResultCode::Success)
+        );
+        c.send_bytes(&message_with_raw_id(id, &search));
+        let resp = c.msg();
+        assert_eq!(resp.msgid, want);
+        assert!(matches!(resp.op, LdapOp::SearchResultEntry(_)), "{resp:?}");
+    }
+
+    for id in [
+        &[0x00][..],                     // 0: only for notifications
+        &[0xfb],                         // −5 (read as 251 by ldap3_proto)
+        &[0xff, 0xff, 0xff, 0xff],       // −1
+        &[0x00, 0x80, 0x00, 0x00, 0x00], // 2^31
+        &[0x01, 0x00, 0x00, 0x00, 0x01], // 2^32+1 (read as 1)
+    ] {
+        for (what, op) in [("bind", &bind), ("search", &search)] {
+            let mut c = Raw::connect(&s.addr);
+            c.send_bytes(&message_with_raw_id(id, op));
+            let notice = c.msg();
+            assert_eq!(notice.msgid, 0, "{what} {id:02x?}: {notice:?}");
+            let LdapOp::ExtendedResponse(r) = &notice.op else {
+                panic!("{what} {id:02x?}: not a notice: {notice:?}");
+            };
+            assert_eq!(r.name.as_deref(), Some("1.3.6.1.4.1.1466.20036"));
+            assert_eq!(r.res.code, LdapResultCode::ProtocolError);
+            assert_eq!(r.res.message, "invalid message ID");
+            assert!(
+                matches!(c.recv(), Got::Eof),
+                "{what} {id:02x?}: the connection must close after the notice"
+            );
+        }
+    }
 }
 
 #[test]

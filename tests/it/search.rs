@@ -602,6 +602,49 @@ fn openldap_tools(s: &Server) {
     assert_eq!(code, 0);
     assert!(out.lines().any(|l| l.trim() == "mail:"), "{out}");
     assert!(!out.contains("user004@example.com"), "{out}");
+
+    // `dn` is no attribute: asking for it gives valid LDIF (RFC 2849: one
+    // `dn:` line, opening the record), and entryDN still gives the DN.
+    let dn = user_dn("user004");
+    for (attrs, entry_dn) in [
+        (&["dn"][..], false),
+        (&["DN", "uid"], false),
+        (&["dn", "entryDN"], true),
+    ] {
+        let mut args = vec![
+            "-x",
+            "-LLL",
+            "-H",
+            &s.url,
+            "-D",
+            &svc,
+            "-w",
+            SVC_PW,
+            "-b",
+            &dn,
+            "-s",
+            "base",
+            "(objectClass=*)",
+        ];
+        args.extend_from_slice(attrs);
+        let (code, out, err) = tool("ldapsearch", &args, &[]);
+        assert_eq!(code, 0, "{attrs:?}: {err}");
+        let records: Vec<&str> = out.split("\n\n").filter(|r| !r.trim().is_empty()).collect();
+        assert_eq!(records.len(), 1, "{attrs:?}: {out}");
+        let lines: Vec<&str> = records[0].lines().collect();
+        assert_eq!(lines[0], format!("dn: {dn}"), "{attrs:?}: {out}");
+        assert!(
+            !lines[1..]
+                .iter()
+                .any(|l| l.to_ascii_lowercase().starts_with("dn:")),
+            "{attrs:?}: a second dn: line: {out}"
+        );
+        assert_eq!(
+            lines.contains(&format!("entryDN: {dn}").as_str()),
+            entry_dn,
+            "{attrs:?}: {out}"
+        );
+    }
 }
 
 /// `ldap.transitive_member_of`: memberOf lists nested groups, and the

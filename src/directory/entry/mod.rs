@@ -120,8 +120,10 @@ impl Entry {
     /// an empty list or `*` gives every user attribute, `+` every
     /// operational one (the two combine); `1.1` alone gives none; other
     /// names (name, alias or OID, case-insensitive) give that attribute
-    /// under its canonical name; `dn` and `entryDN` give the entry's DN;
-    /// unknown names are ignored. With `types_only` the value lists are
+    /// under its canonical name; `entryDN` gives the entry's DN (RFC
+    /// 5020); unknown names are ignored, `dn` among them: the DN is the
+    /// entry's name, not an attribute, and an attribute called `dn` would
+    /// make LDIF output invalid (RFC 2849: `dn:` only opens a record). With `types_only` the value lists are
     /// empty. Attributes come in the entry's order.
     pub fn select(&self, requested: &[String], types_only: bool) -> Vec<(String, Vec<String>)> {
         let sel = self.selection(requested);
@@ -193,11 +195,7 @@ impl Entry {
         let entry_dn = req
             .entry_dn
             .filter(|entry_dn| self.attr_of(entry_dn).is_none());
-        Selection {
-            keep,
-            entry_dn,
-            dn: req.dn,
-        }
+        Selection { keep, entry_dn }
     }
 
     fn push_virtual(
@@ -210,9 +208,6 @@ impl Entry {
         if let Some(entry_dn) = sel.entry_dn {
             out.push((entry_dn.name.to_string(), values(self.dn.to_string())));
         }
-        if sel.dn {
-            out.push(("dn".to_string(), values(self.dn.to_string())));
-        }
     }
 }
 
@@ -223,8 +218,6 @@ pub struct Requested {
     named: Vec<&'static AttributeType>,
     /// entryDN named.
     entry_dn: Option<&'static AttributeType>,
-    /// The virtual `dn` named.
-    dn: bool,
 }
 
 impl Requested {
@@ -234,7 +227,6 @@ impl Requested {
             all_operational: false,
             named: Vec::new(),
             entry_dn: None,
-            dn: false,
         };
         for name in requested {
             match name.trim() {
@@ -242,7 +234,6 @@ impl Requested {
                 "+" => r.all_operational = true,
                 // "1.1" means no attributes; beside other names it is ignored.
                 "1.1" => {}
-                n if n.eq_ignore_ascii_case("dn") => r.dn = true,
                 n => {
                     if let Some(ty) = schema::attribute(n) {
                         r.named.push(ty);
@@ -262,8 +253,6 @@ struct Selection {
     keep: Vec<bool>,
     /// entryDN asked for by name and not stored.
     entry_dn: Option<&'static AttributeType>,
-    /// The virtual `dn` asked for.
-    dn: bool,
 }
 
 /// `TRUE` / `FALSE` (RFC 4517 §3.3.3).
