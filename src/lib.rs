@@ -33,6 +33,8 @@
 //! - `ldif`: RFC 2849 LDIF reading (bounded) and writing; knows no schema.
 //! - `migrate`: LDIF import (plan, then one all-or-nothing store batch),
 //!   LDIF export of the served entries, JSON backup and restore.
+//! - `quiet`: warnings a flood repeats, at most one line a second with a
+//!   count of the rest.
 //! - `metrics`: process-wide counters and histograms (atomics), rendered in
 //!   the Prometheus text format; knows no protocol.
 //! - `fuzz`: entry points for the fuzz targets and the corpus replay test.
@@ -59,5 +61,6 @@ pub mod ldap;
 pub mod ldif;
 pub mod metrics;
 pub mod migrate;
+pub mod quiet;
 pub mod server;
 pub mod store;

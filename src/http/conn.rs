@@ -94,7 +94,10 @@ async fn serve(
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max_connections = limits.max_connections, "HTTP connection limit reached; closing");
+            static FULL: crate::quiet::Every = crate::quiet::Every::new();
+            if let Some(left_out) = FULL.line() {
+                tracing::warn!(%peer, max_connections = limits.max_connections, left_out, "HTTP connection limit reached; closing (left_out: others since the last line)");
+            }
             drop(stream);
             continue;
         };

@@ -186,7 +186,10 @@ impl Handler {
                 reason: Refusal::Busy,
                 ..
             } => {
-                tracing::warn!(%peer, "password hashing queue full; bind answered busy");
+                static BUSY: crate::quiet::Every = crate::quiet::Every::new();
+                if let Some(left_out) = BUSY.line() {
+                    tracing::warn!(%peer, left_out, "password hashing queue full; bind answered busy (left_out: others since the last line)");
+                }
                 respond(LdapResultCode::Busy, "the server is busy; try again")
             }
             BindOutcome::Refused { reason, method } => {

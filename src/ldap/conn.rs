@@ -125,7 +125,10 @@ pub async fn run(listener: TcpListener, kind: ListenerKind, ctx: Arc<ConnContext
             }
         };
         let Ok(permit) = ctx.permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max_connections = ctx.max_connections, "connection limit reached; closing");
+            static FULL: crate::quiet::Every = crate::quiet::Every::new();
+            if let Some(left_out) = FULL.line() {
+                tracing::warn!(%peer, max_connections = ctx.max_connections, left_out, "connection limit reached; closing (left_out: others since the last line)");
+            }
             metrics::connection_refused();
             drop(stream);
             continue;
