@@ -46,19 +46,31 @@ pub fn totp_add(
     let device = ctx
         .store
         .add_totp_device(user.id, &label, digits, &secret)?;
-    Ok(AdminAnswer::TotpAdded(TotpAdded {
+    Ok(totp_added(ctx, &user.username, &device, &secret, digits))
+}
+
+/// The one answer that shows a new TOTP device's secret (and its otpauth
+/// URI, for a QR code).
+fn totp_added(
+    ctx: &AdminContext,
+    username: &str,
+    device: &Device,
+    secret: &TotpSecret,
+    digits: u8,
+) -> AdminAnswer {
+    AdminAnswer::TotpAdded(TotpAdded {
         id: device.id.to_string(),
         secret: Secret::new(totp::secret_base32(&secret.0)),
         uri: Secret::new(totp::otpauth_uri(
             &ctx.totp_issuer,
-            &user.username,
+            username,
             &secret.0,
             digits,
         )),
         digits,
         period: totp::PERIOD,
         algorithm: "SHA1".into(),
-    }))
+    })
 }
 
 /// Self-service TOTP enrolment, step 1: a pending device and its secret
@@ -81,19 +93,7 @@ pub fn totp_begin(
     let device = ctx
         .store
         .add_pending_totp_device(user.id, &label, digits, &secret)?;
-    Ok(AdminAnswer::TotpAdded(TotpAdded {
-        id: device.id.to_string(),
-        secret: Secret::new(totp::secret_base32(&secret.0)),
-        uri: Secret::new(totp::otpauth_uri(
-            &ctx.totp_issuer,
-            &user.username,
-            &secret.0,
-            digits,
-        )),
-        digits,
-        period: totp::PERIOD,
-        algorithm: "SHA1".into(),
-    }))
+    Ok(totp_added(ctx, &user.username, &device, &secret, digits))
 }
 
 /// Self-service TOTP enrolment, step 2: a current code from the
