@@ -372,10 +372,10 @@ impl Handler {
                 Ok(cookie) => cookie,
                 Err(OverBudget) => {
                     crate::metrics::paged_refused();
-                    tracing::warn!(
-                        peer = %session.peer,
-                        "paged search refused: ldap.paged_results_max_bytes reached"
-                    );
+                    static FULL: crate::quiet::Every = crate::quiet::Every::new();
+                    if let Some(left_out) = FULL.line() {
+                        tracing::warn!(peer = %session.peer, left_out, "paged search refused: ldap.paged_results_max_bytes reached (left_out: others since the last line)");
+                    }
                     return done(
                         msgid,
                         ldap_result(
