@@ -15,7 +15,7 @@ use crate::directory::filter::NoChain;
 use crate::directory::{Directory, Dn, Entry, Filter, Identity, Scope, SearchQuery};
 use crate::ldap::codec::{Codec, Incoming};
 use crate::ldap::conn::{protocol_error_response, Answer};
-use crate::ldap::handler::{Handler, Limits, Session};
+use crate::ldap::handler::{Handler, Limits};
 use crate::store::{Member, NewUser, Store};
 
 /// Requests handled per input at most.
@@ -102,7 +102,7 @@ pub fn messages(data: &[u8]) -> Vec<u8> {
             return Vec::new();
         };
         let mut codec = Codec::new(256 * 1024, 32);
-        let mut session = Session::new(SocketAddr::from(([127, 0, 0, 1], 1)));
+        let mut session = fx.handler.session(SocketAddr::from(([127, 0, 0, 1], 1)));
         let mut rest = data;
         let mut out = BytesMut::new();
         for _ in 0..MAX_MESSAGES {

@@ -89,6 +89,9 @@ struct Registry {
     busy: AtomicU64,
     abandoned: AtomicU64,
     closed_protocol_errors: AtomicU64,
+    /// Estimated bytes held by stored paged searches.
+    paged_bytes: AtomicI64,
+    paged_refused: AtomicU64,
 }
 
 static REGISTRY: Registry = Registry {
@@ -106,6 +109,8 @@ static REGISTRY: Registry = Registry {
     busy: AtomicU64::new(0),
     abandoned: AtomicU64::new(0),
     closed_protocol_errors: AtomicU64::new(0),
+    paged_bytes: AtomicI64::new(0),
+    paged_refused: AtomicU64::new(0),
 };
 
 /// Records the latency of one operation.
@@ -178,6 +183,24 @@ pub fn protocol_error() {
 /// A connection closed at once because the cap was reached.
 pub fn connection_refused() {
     REGISTRY.connections_refused.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Bytes reserved for a stored paged search.
+pub fn paged_bytes_add(bytes: usize) {
+    let n = i64::try_from(bytes).unwrap_or(i64::MAX);
+    REGISTRY.paged_bytes.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Bytes of stored paged searches given back.
+pub fn paged_bytes_sub(bytes: usize) {
+    let n = i64::try_from(bytes).unwrap_or(i64::MAX);
+    REGISTRY.paged_bytes.fetch_sub(n, Ordering::Relaxed);
+}
+
+/// A paged search refused because the paged results memory cap was
+/// reached.
+pub fn paged_refused() {
+    REGISTRY.paged_refused.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Counts an open connection until dropped.
@@ -323,6 +346,17 @@ pub fn render() -> String {
         "Connections closed for malformed or oversized requests.",
         r.closed_protocol_errors.load(Ordering::Relaxed),
     );
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_paged_results_bytes Estimated bytes held by open paged searches.\n# TYPE portcullis_paged_results_bytes gauge\nportcullis_paged_results_bytes {}",
+        r.paged_bytes.load(Ordering::Relaxed)
+    );
+    counter(
+        &mut out,
+        "portcullis_paged_results_refused_total",
+        "Paged searches refused because ldap.paged_results_max_bytes was reached.",
+        r.paged_refused.load(Ordering::Relaxed),
+    );
     out
 }
 
@@ -352,6 +386,8 @@ mod tests {
             "portcullis_bind_code_throttled_total ",
             "portcullis_bind_cache_hits_total ",
             "portcullis_bind_cache_misses_total ",
+            "portcullis_paged_results_bytes ",
+            "portcullis_paged_results_refused_total ",
         ] {
             assert!(text.contains(needle), "{needle} missing in\n{text}");
         }

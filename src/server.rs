@@ -21,6 +21,7 @@ use crate::ldap::conn::{ConnContext, ConnLimits, ListenerKind};
 use crate::ldap::handler::{Confidentiality, Handler, Limits};
 use crate::ldap::reactors::Reactors;
 use crate::ldap::tls::Tls;
+use crate::ldap::PagedBudget;
 use crate::store::Store;
 
 /// How long shutdown waits for connections to finish their operations.
@@ -200,6 +201,10 @@ fn ldap_handler(
             size_limit: config.ldap.size_limit,
             time_limit: config.ldap.time_limit,
         },
+    );
+    handler.paged = PagedBudget::new(
+        config.ldap.paged_results_max_bytes,
+        config.ldap.paged_results_idle,
     );
     handler.confidentiality = Confidentiality {
         policy: config.ldap.require_tls_for_bind,

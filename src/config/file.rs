@@ -52,6 +52,8 @@ pub(super) struct RawLdap {
     pub max_queued_binds: usize,
     pub transitive_member_of: bool,
     pub reactor_threads: usize,
+    pub paged_results_max_bytes: usize,
+    pub paged_results_idle_secs: u64,
 }
 
 /// `[tls]`; empty paths mean "not set".
@@ -153,6 +155,8 @@ impl Default for RawLdap {
             max_queued_binds: 256,
             transitive_member_of: false,
             reactor_threads: 0,
+            paged_results_max_bytes: 256 * 1024 * 1024,
+            paged_results_idle_secs: 300,
         }
     }
 }

@@ -107,6 +107,13 @@ pub struct LdapConfig {
     /// Threads that serve LDAP connections, each running its own
     /// single-threaded event loop (0 = number of cores).
     pub reactor_threads: usize,
+    /// Estimated bytes all open paged searches together may keep for
+    /// their later pages; beyond it a new paged search gets
+    /// adminLimitExceeded (11) (issue 16).
+    pub paged_results_max_bytes: usize,
+    /// A paged search whose next page is not asked for within this is
+    /// forgotten and its memory freed (`paged_results_idle_secs`).
+    pub paged_results_idle: Duration,
 }
 
 /// `ldap.require_tls_for_bind`: when a simple bind with a password must

@@ -105,6 +105,8 @@ fn ldap(raw: RawLdap, addr: SocketAddr, ldaps_addr: SocketAddr) -> LdapConfig {
         max_queued_binds: raw.max_queued_binds,
         transitive_member_of: raw.transitive_member_of,
         reactor_threads: raw.reactor_threads,
+        paged_results_max_bytes: raw.paged_results_max_bytes,
+        paged_results_idle: Duration::from_secs(raw.paged_results_idle_secs),
     }
 }
 
@@ -224,6 +226,11 @@ fn check_hardening(l: &RawLdap, o: &Origins) -> Result<(), ConfigError> {
             l.first_message_timeout_secs,
         ),
         ("ldap.max_queued_binds", l.max_queued_binds as u64),
+        (
+            "ldap.paged_results_max_bytes",
+            l.paged_results_max_bytes as u64,
+        ),
+        ("ldap.paged_results_idle_secs", l.paged_results_idle_secs),
     ] {
         if value == 0 {
             return Err(o.invalid(key, "must be at least 1"));

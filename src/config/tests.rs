@@ -240,6 +240,8 @@ const HARDENING_ENV: &[(&str, &str)] = &[
     ("PORTCULLIS_LDAP_FIRST_MESSAGE_TIMEOUT_SECS", "4"),
     ("PORTCULLIS_LDAP_IDLE_TIMEOUT_SECS", "0"),
     ("PORTCULLIS_LDAP_MAX_QUEUED_BINDS", "9"),
+    ("PORTCULLIS_LDAP_PAGED_RESULTS_MAX_BYTES", "65536"),
+    ("PORTCULLIS_LDAP_PAGED_RESULTS_IDLE_SECS", "30"),
     ("PORTCULLIS_TLS_CERT_FILE", "/c.pem"),
     ("PORTCULLIS_TLS_KEY_FILE", "/k.pem"),
     ("PORTCULLIS_TLS_HOSTNAME", "ldap.example.com"),
@@ -256,6 +258,8 @@ fn hardening_keys_from_the_environment() {
     assert_eq!(c.ldap.first_message_timeout, Duration::from_secs(4));
     assert_eq!(c.ldap.idle_timeout, None);
     assert_eq!(c.ldap.max_queued_binds, 9);
+    assert_eq!(c.ldap.paged_results_max_bytes, 65536);
+    assert_eq!(c.ldap.paged_results_idle, Duration::from_secs(30));
     assert_eq!(c.tls.cert_file, Some(PathBuf::from("/c.pem")));
     assert_eq!(c.tls.key_file, Some(PathBuf::from("/k.pem")));
     assert_eq!(c.tls.hostname, "ldap.example.com");

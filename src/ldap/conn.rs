@@ -196,7 +196,7 @@ pub async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut session = Session::new(peer);
+    let mut session = ctx.handler.session(peer);
     session.encrypted = encrypted;
     let mut conn = Conn {
         session,

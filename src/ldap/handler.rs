@@ -12,7 +12,7 @@ use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResultCode};
 use tokio_util::sync::CancellationToken;
 
 use super::codec::Outgoing;
-use super::paging::PagingStates;
+use super::paging::{PagedBudget, PagingStates};
 use super::result::ldap_result;
 use crate::account::Accounts;
 use crate::auth::Authenticator;
@@ -35,6 +35,8 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session whose paged searches have a budget of their own (tests);
+    /// connections get [`Handler::session`].
     pub fn new(peer: SocketAddr) -> Session {
         Session {
             identity: Identity::Anonymous,
@@ -135,6 +137,9 @@ pub struct Handler {
     pub accounts: Accounts,
     pub limits: Limits,
     pub confidentiality: Confidentiality,
+    /// What paged searches may keep, over all connections
+    /// (`ldap.paged_results_max_bytes`, `ldap.paged_results_idle_secs`).
+    pub paged: PagedBudget,
 }
 
 impl Handler {
@@ -149,6 +154,16 @@ impl Handler {
                 policy: RequireTls::Auto,
                 plain_listener: IpAddr::from([127, 0, 0, 1]),
             },
+            paged: PagedBudget::default(),
+        }
+    }
+
+    /// The state of a new connection from `peer`: anonymous, its paged
+    /// searches drawing on the server's budget.
+    pub fn session(&self, peer: SocketAddr) -> Session {
+        Session {
+            paging: self.paged.states(),
+            ..Session::new(peer)
         }
     }
 

@@ -29,6 +29,7 @@ mod write;
 
 pub use conn::run;
 pub use handler::{Confidentiality, Handler, Outcome, Session};
+pub use paging::PagedBudget;
 
 /// RFC 2696 Simple Paged Results.
 pub const OID_PAGED_RESULTS: &str = "1.2.840.113556.1.4.319";

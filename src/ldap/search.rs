@@ -13,7 +13,7 @@ use ldap3_proto::proto::{
 
 use super::codec::{encode_msg, entry_op, Outgoing};
 use super::handler::{Handler, Outcome, Session};
-use super::paging::PagedSearch;
+use super::paging::OverBudget;
 use super::result::{from_directory, ldap_result, success};
 use crate::directory::entry::{root_dse, subschema_entry, Requested, Wanted};
 use crate::directory::filter::NoChain;
@@ -187,7 +187,7 @@ impl Handler {
         size: i64,
         fingerprint: String,
     ) -> Outcome {
-        let Some(mut state) = session.paging.take(cookie) else {
+        let Some(mut state) = session.paging.take(cookie, Instant::now()) else {
             return done(
                 msgid,
                 ldap_result(
@@ -207,18 +207,18 @@ impl Handler {
                 None,
             );
         }
-        // RFC 2696 §3: a page size of zero abandons the search.
+        // RFC 2696 §3: a page size of zero abandons the search (dropping
+        // the state gives its memory back).
         if size <= 0 {
             return done(msgid, success(), Some(Vec::new()));
         }
-        self.page(
-            session,
-            msgid,
-            req,
-            state.remaining.drain(..).collect(),
-            size,
-            fingerprint,
-        )
+        let entries = state.next(page_len(size));
+        let cookie = if state.is_done() {
+            Vec::new()
+        } else {
+            session.paging.put_back(state, Instant::now())
+        };
+        page_answer(msgid, req, entries, cookie)
     }
 
     /// The answer when `base` is the root DSE or the subschema entry.
@@ -345,7 +345,10 @@ impl Handler {
         .await
     }
 
-    /// Sends up to `size` of `entries`; keeps the rest under a new cookie.
+    /// The first page of a paged search: up to `size` of `entries`; the
+    /// rest is kept under a new cookie, or, when the server-wide budget for
+    /// paged searches cannot hold it, the search is refused with
+    /// adminLimitExceeded and nothing is kept.
     fn page(
         &self,
         session: &mut Session,
@@ -356,28 +359,62 @@ impl Handler {
         fingerprint: String,
     ) -> Outcome {
         let mut remaining: VecDeque<Entry> = entries.into();
-        let take = usize::try_from(size)
-            .unwrap_or(usize::MAX)
-            .min(remaining.len());
-        let mut out: Vec<LdapMsg> = remaining
-            .drain(..take)
-            .map(|e| entry_msg(msgid, e, req))
+        let first: Vec<Entry> = remaining
+            .drain(..page_len(size).min(remaining.len()))
             .collect();
         let cookie = if remaining.is_empty() {
             Vec::new()
         } else {
-            session.paging.insert(PagedSearch {
-                fingerprint,
-                remaining,
-            })
+            match session
+                .paging
+                .insert(fingerprint, remaining, Instant::now())
+            {
+                Ok(cookie) => cookie,
+                Err(OverBudget) => {
+                    crate::metrics::paged_refused();
+                    static FULL: crate::quiet::Every = crate::quiet::Every::new();
+                    if let Some(left_out) = FULL.line() {
+                        tracing::warn!(peer = %session.peer, left_out, "paged search refused: ldap.paged_results_max_bytes reached (left_out: others since the last line)");
+                    }
+                    return done(
+                        msgid,
+                        ldap_result(
+                            LdapResultCode::AdminLimitExceeded,
+                            "too much is held by open paged searches on this server; \
+                             finish or abandon paged searches, or use a larger page size",
+                        ),
+                        None,
+                    );
+                }
+            }
         };
-        out.push(LdapMsg::new_with_ctrls(
-            msgid,
-            LdapOp::SearchResultDone(success()),
-            vec![paged_control(cookie)],
-        ));
-        Outcome::many(out)
+        page_answer(msgid, req, first, cookie)
     }
+}
+
+/// Entries a page of `size` may carry (`size` > 0).
+fn page_len(size: i64) -> usize {
+    usize::try_from(size).unwrap_or(usize::MAX)
+}
+
+/// One page: its entries, and the result with the cookie of the rest
+/// (empty on the last page).
+fn page_answer(
+    msgid: i32,
+    req: &LdapSearchRequest,
+    entries: Vec<Entry>,
+    cookie: Vec<u8>,
+) -> Outcome {
+    let mut out: Vec<LdapMsg> = entries
+        .into_iter()
+        .map(|e| entry_msg(msgid, e, req))
+        .collect();
+    out.push(LdapMsg::new_with_ctrls(
+        msgid,
+        LdapOp::SearchResultDone(success()),
+        vec![paged_control(cookie)],
+    ));
+    Outcome::many(out)
 }
 
 impl Handler {

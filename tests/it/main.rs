@@ -17,6 +17,7 @@ mod http;
 mod mfa;
 mod migrate;
 mod ops;
+mod paged;
 mod search;
 mod soak;
 mod startup;

@@ -1,0 +1,143 @@
+//! The server-wide cap on what open paged searches keep
+//! (`ldap.paged_results_max_bytes`): once it is reached a new paged search
+//! gets adminLimitExceeded (11), searches without paging never do, and the
+//! memory comes back when paged searches finish or their connections close.
+
+use std::time::{Duration, Instant};
+
+use ldap3::controls::{Control, PagedResults};
+use ldap3::{LdapConn, Scope};
+
+use crate::harness::{Server, BASE, FAST_HASH_ENV};
+
+const USERS: usize = 200;
+/// Room for a couple of searches over the users keeping one attribute
+/// (each keeps ~200 entries of some 300 estimated bytes).
+const CAP: &str = "150000";
+const ADMIN_LIMIT_EXCEEDED: u32 = 11;
+
+fn seed(data: &std::path::Path) {
+    let store = portcullis::store::Store::open(data).expect("store");
+    for i in 0..USERS {
+        store
+            .create_user(portcullis::store::NewUser {
+                username: format!("pg{i:03}"),
+                ..Default::default()
+            })
+            .expect("user");
+    }
+    store.flush().expect("flush");
+}
+
+/// One page of the search for every `pg*` user: (result code, entries,
+/// cookie of the rest).
+fn page(c: &mut LdapConn, size: i32, cookie: Vec<u8>) -> (u32, usize, Vec<u8>) {
+    let res = c
+        .with_controls(PagedResults { size, cookie })
+        .search(
+            &format!("ou=users,{BASE}"),
+            Scope::OneLevel,
+            "(uid=pg*)",
+            vec!["uid"],
+        )
+        .expect("paged search");
+    let ldap3::SearchResult(entries, result) = res;
+    let cookie = result
+        .ctrls
+        .iter()
+        .find(|Control(_, raw)| raw.ctype == "1.2.840.113556.1.4.319")
+        .map(|c| c.1.parse::<PagedResults>().cookie)
+        .unwrap_or_default();
+    if result.rc == ADMIN_LIMIT_EXCEEDED {
+        assert!(
+            result.text.contains("paged searches"),
+            "a clear message: {}",
+            result.text
+        );
+    }
+    (result.rc, entries.len(), cookie)
+}
+
+/// Every `pg*` user without paging.
+fn unpaged(c: &mut LdapConn) -> (u32, usize) {
+    let ldap3::SearchResult(entries, result) = c
+        .search(
+            &format!("ou=users,{BASE}"),
+            Scope::OneLevel,
+            "(uid=pg*)",
+            vec!["uid"],
+        )
+        .expect("search");
+    (result.rc, entries.len())
+}
+
+#[test]
+fn paged_searches_share_a_capped_budget() {
+    let mut env = FAST_HASH_ENV.to_vec();
+    env.push(("PORTCULLIS_LDAP_PAGED_RESULTS_MAX_BYTES", CAP));
+    let s = Server::start_seeded(&env, seed);
+
+    // Connections open paged searches (first page of 1 entry, the rest
+    // kept) until one is refused.
+    let mut holders = Vec::new();
+    let mut cookies = Vec::new();
+    let mut refused = loop {
+        assert!(holders.len() < 20, "the cap never refused a paged search");
+        let mut c = s.admin();
+        let (rc, n, cookie) = page(&mut c, 1, Vec::new());
+        if rc == ADMIN_LIMIT_EXCEEDED {
+            assert_eq!(n, 0, "a refused search sends no entries");
+            assert!(cookie.is_empty());
+            break c;
+        }
+        assert_eq!((rc, n), (0, 1));
+        assert!(!cookie.is_empty());
+        holders.push(c);
+        cookies.push(cookie);
+    };
+    // Room for two at least, so that one search besides `refused`'s fits
+    // once the holders are gone.
+    assert!(holders.len() >= 2, "CAP holds {} searches", holders.len());
+
+    // Searches that keep nothing are never refused: without paging, or
+    // paged with every entry on the first page.
+    assert_eq!(unpaged(&mut refused), (0, USERS));
+    let (rc, n, cookie) = page(&mut refused, 1000, Vec::new());
+    assert_eq!((rc, n), (0, USERS));
+    assert!(cookie.is_empty());
+
+    // A holder finishes its search: its bytes come back, so the same
+    // search fits again, and the budget is full once more.
+    let (rc, n, cookie) = page(&mut holders[0], 1000, cookies[0].clone());
+    assert_eq!((rc, n), (0, USERS - 1));
+    assert!(cookie.is_empty());
+    let (rc, n, refused_cookie) = page(&mut refused, 1, Vec::new());
+    assert_eq!((rc, n), (0, 1), "the finished search gave its bytes back");
+    assert!(!refused_cookie.is_empty());
+    let mut fresh = s.admin();
+    assert_eq!(page(&mut fresh, 1, Vec::new()).0, ADMIN_LIMIT_EXCEEDED);
+    assert_eq!(unpaged(&mut fresh), (0, USERS));
+
+    // The holders leave with their searches open: the server frees their
+    // bytes as it sees each connection close.
+    for mut c in holders {
+        c.unbind().expect("unbind");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (rc, n, _) = page(&mut fresh, 1, Vec::new());
+        if rc == 0 {
+            assert_eq!(n, 1);
+            break;
+        }
+        assert_eq!(rc, ADMIN_LIMIT_EXCEEDED);
+        assert!(
+            Instant::now() < deadline,
+            "closed connections did not give their paged bytes back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The search that started while the budget was full still pages on.
+    let (rc, n, _) = page(&mut refused, 1000, refused_cookie);
+    assert_eq!((rc, n), (0, USERS - 1));
+}
