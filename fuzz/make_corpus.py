@@ -134,7 +134,34 @@ dn = {
     "garbage": "\x00=\x01,=,==",
 }
 
-for target, items in (("message", message), ("filter", flt), ("dn", dn)):
+
+base = "dc=example,dc=com"
+def user(name, extra=""):
+    return (f"dn: uid={name},ou=people,{base}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n"
+            f"uid: {name}\ncn: {name.title()} Example\nsn: Example\nmail: {name}@example.com\n"
+            f"uidNumber: 2001\ngidNumber: 2001\nhomeDirectory: /home/{name}\n{extra}\n")
+ldif = {
+    "users-groups": "version: 1\n\n" + user("alice", "userPassword: secret-pass-1\n") + user("bob")
+        + f"dn: cn=staff,ou=groups,{base}\nobjectClass: groupOfNames\ncn: staff\nmember: uid=alice,ou=people,{base}\nmember: uid=bob,ou=people,{base}\n\n",
+    "posix-group": f"dn: cn=dev,ou=groups,{base}\nobjectClass: posixGroup\ncn: dev\ngidNumber: 3000\nmemberUid: alice\n\n",
+    "base64": f"dn:: {__import__('base64').b64encode(('uid=jürgen,ou=people,'+base).encode()).decode()}\nobjectClass: inetOrgPerson\nuid:: anVyZ2Vu\ncn: J\nsn: J\n\n",
+    "folded": f"dn: uid=carol,ou=peo\n ple,{base}\nobjectClass: inetOrgPerson\nuid: carol\ncn: Carol\n  Long\nsn: C\n\n",
+    "changetypes": f"dn: uid=dave,{base}\nchangetype: modify\nreplace: mail\nmail: d@x\n-\n\ndn: uid=erin,{base}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: erin\ncn: E\nsn: E\n\n",
+    "ssha-hash": user("frank", "userPassword: {SSHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n"),
+    "cycle": f"dn: cn=a,{base}\nobjectClass: groupOfNames\ncn: a\nmember: cn=b,{base}\n\ndn: cn=b,{base}\nobjectClass: groupOfNames\ncn: b\nmember: cn=a,{base}\n\n",
+    "duplicate": user("gina") + user("gina"),
+    "options": f"dn: uid=hal,{base}\nobjectClass: inetOrgPerson\nuid: hal\ncn;lang-de: Hal\ncn: Hal\nsn: H\nemployeeType: staff\nsshPublicKey: ssh-ed25519 AAAA\n\n",
+    "url-value": f"dn: uid=ivy,{base}\nobjectClass: inetOrgPerson\nuid: ivy\ncn: Ivy\nsn: I\njpegPhoto:< file:///etc/passwd\n\n",
+    "bad-base64": "dn:: !!!notbase64\nuid: x\n\n",
+    "no-dn": "uid: x\ncn: y\n\n",
+    "crlf": "version: 1\r\n\r\ndn: uid=jo," + base + "\r\nobjectClass: inetOrgPerson\r\nuid: jo\r\ncn: Jo\r\nsn: J\r\n\r\n",
+    "comments": "# a comment\n#  folded\n  comment\ndn: uid=kim," + base + "\nobjectClass: inetOrgPerson\nuid: kim\ncn: Kim\nsn: K\n\n",
+    "long-value": f"dn: uid=lee,{base}\nobjectClass: inetOrgPerson\nuid: lee\ncn: {'x'*5000}\nsn: L\n\n",
+    "garbage": "\x00\x01:::\n:\n dn\n\n\n",
+    "empty": "",
+}
+
+for target, items in (("message", message), ("filter", flt), ("dn", dn), ("ldif", ldif)):
     d = os.path.join("corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in items.items():

@@ -211,3 +211,61 @@ pub fn dn(data: &[u8]) -> Result<(), String> {
         )),
     }
 }
+
+/// Largest LDIF input given to the reader and planner.
+const MAX_LDIF_LEN: usize = 256 * 1024;
+
+/// Reads `data` as an LDIF file, plans its import (the dry run: entries
+/// mapped to users and groups, members resolved, cycles found) and renders
+/// the report, as `portcullis import --dry-run` does. Every entry read must
+/// also survive the writer: written out and read back, it is the same
+/// entry. Returns the number of entries read; `Err` describes a violation.
+pub fn ldif(data: &[u8]) -> Result<usize, String> {
+    use crate::ldif::{read_all, Writer};
+    use crate::migrate::import::{plan_ldif, ImportOptions};
+
+    if data.len() > MAX_LDIF_LEN {
+        return Ok(0);
+    }
+    let Ok(file) = read_all(data) else {
+        return Ok(0);
+    };
+    let plan = plan_ldif(
+        &file,
+        &ImportOptions {
+            keep_attributes: vec!["employeeType".into()],
+        },
+    );
+    let _ = plan.report();
+    let _ = plan.to_json();
+
+    let mut writer = Writer::new(Vec::new()).map_err(|e| e.to_string())?;
+    for entry in &file.entries {
+        writer.entry(entry).map_err(|e| e.to_string())?;
+    }
+    let written = writer.into_inner();
+    let again = read_all(written.as_slice()).map_err(|e| {
+        format!(
+            "written LDIF does not read back: {e}\n{}",
+            String::from_utf8_lossy(&written)
+        )
+    })?;
+    // Line numbers differ (the writer folds differently); nothing else may.
+    let strip = |entries: &[crate::ldif::LdifEntry]| {
+        let mut entries = entries.to_vec();
+        for e in &mut entries {
+            e.line = 0;
+            for a in &mut e.attrs {
+                a.line = 0;
+            }
+        }
+        entries
+    };
+    if strip(&file.entries) != strip(&again.entries) {
+        return Err(format!(
+            "entries changed by writing and reading back:\n{:?}\n{:?}",
+            file.entries, again.entries
+        ));
+    }
+    Ok(file.entries.len())
+}

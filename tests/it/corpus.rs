@@ -78,3 +78,18 @@ fn dn_corpus_replays() {
         }
     });
 }
+
+#[test]
+fn ldif_corpus_replays() {
+    on_small_stack(|| {
+        for (name, data) in corpus("ldif") {
+            let read = portcullis::fuzz::ldif(&data).unwrap_or_else(|v| panic!("{name}: {v}"));
+            match name.as_str() {
+                "users-groups" => assert_eq!(read, 3, "{name}"),
+                "duplicate" | "cycle" => assert_eq!(read, 2, "{name}"),
+                "bad-base64" | "garbage" | "empty" => assert_eq!(read, 0, "{name}"),
+                _ => {}
+            }
+        }
+    });
+}
