@@ -6,7 +6,8 @@
 //! it (a restart). Together they cover the contract in `backend.rs`:
 //! records and their indexes, atomic change sets refused when what they
 //! were planned from changed, durability across a restart, codes consumed
-//! exactly once under concurrency, and the membership epoch.
+//! exactly once under concurrency, the membership epoch, and snapshots
+//! that never hold half a change set.
 //!
 //! A crash (rather than a clean reopen) is checked with the real binary in
 //! `tests/it/mfa.rs` (`static_token_once_even_across_a_crash`).
@@ -416,6 +417,55 @@ pub fn membership_epoch(h: &mut impl Harness) {
     moved("deleting a member", &s);
 }
 
+/// A snapshot taken while another thread keeps changing users and
+/// memberships holds every change set completely or not at all: no member
+/// names a user or group missing from it, and the allocator is past every
+/// number it holds.
+pub fn snapshot_is_consistent(h: &mut impl Harness) {
+    const ROUNDS: usize = 60;
+    let s = h.fresh();
+    let staff = group(&s, "staff");
+    let writer = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let mut previous: Option<User> = None;
+            for i in 0..ROUNDS {
+                let u = user(&s, &format!("u{i}"), None);
+                s.add_member(staff.id, Member::User(u.id)).expect("add");
+                if let Some(p) = previous.take() {
+                    // The user and its memberships go in one change set.
+                    s.delete_user(p.id).expect("delete");
+                }
+                let child = group(&s, &format!("g{i}"));
+                s.add_member(staff.id, Member::Group(child.id))
+                    .expect("nest");
+                s.delete_group(child.id).expect("delete group");
+                previous = Some(u);
+            }
+        })
+    };
+    let mut taken = 0;
+    while !writer.is_finished() || taken == 0 {
+        let snap = s.snapshot().expect("snapshot");
+        assert_eq!(snap.dangling_members(), vec![], "snapshot {taken}");
+        let (next_uid, _) = snap.counters;
+        for u in &snap.users {
+            assert!(u.user.uid_number < next_uid, "counter behind a user");
+        }
+        assert!(snap.users.len() <= 2, "at most two users alive at a time");
+        taken += 1;
+    }
+    writer.join().expect("writer");
+    let last = s.snapshot().expect("snapshot");
+    assert_eq!(last.users.len(), 1);
+    let staff_now = last
+        .groups
+        .iter()
+        .find(|g| g.group.id == staff.id)
+        .expect("staff");
+    assert_eq!(staff_now.members, vec![Member::User(last.users[0].user.id)]);
+}
+
 /// Runs every check of the suite against one backend, each on a fresh
 /// store: `conformance!(name, Harness::default)` declares one test per
 /// check in a module `name`.
@@ -451,6 +501,10 @@ macro_rules! conformance {
             #[test]
             fn membership_epoch() {
                 super::membership_epoch(&mut $harness());
+            }
+            #[test]
+            fn snapshot_is_consistent() {
+                super::snapshot_is_consistent(&mut $harness());
             }
         }
     };
