@@ -62,7 +62,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let admin_task = tokio::spawn(admin::socket::serve_admin(
         admin_listener,
-        admin_ctx,
+        admin_ctx.clone(),
+        admin::socket::TransferSettings::of(&config),
         shutdown.clone(),
     ));
     let reactors = Arc::new(

@@ -21,6 +21,7 @@ mod answer;
 pub mod socket;
 #[cfg(test)]
 mod tests_store;
+pub mod transfer;
 
 pub use crate::account::bootstrap::{self, bootstrap};
 pub use crate::account::mfa::MAX_EXPIRY_SECS;

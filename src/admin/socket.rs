@@ -12,6 +12,17 @@
 //!
 //! The detail of an internal error is logged by the server and replaced by a
 //! generic message on the socket.
+//!
+//! `import` and `export` ([`TransferRequest`]) carry files, so their lines
+//! frame raw bytes:
+//! - an `import` line says `"length": N` and is followed by exactly N
+//!   bytes, the file (at most [`MAX_IMPORT_BYTES`]; a longer one is
+//!   refused, with the limit in the message, and the connection closed);
+//! - before its final `ok` or `error` line the server may send
+//!   `{"data": N}` lines, each followed by N raw bytes of the export (at
+//!   most [`MAX_CHUNK`]), and `{"progress": {"stage": …, "done": …,
+//!   "total": …}}` lines for a long import. An export is streamed as it is
+//!   written, so no limit bounds the size of the directory.
 
 use anyhow::{bail, Context};
 use futures::StreamExt;
@@ -28,7 +39,9 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::transfer::{self, Mode, TransferContext, TransferRequest, MAX_IMPORT_BYTES};
 use super::{execute, AdminAnswer, AdminContext, AdminError, AdminRequest};
+use crate::migrate::import::{ImportOptions, Progress};
 
 /// File name of the socket inside the data directory.
 pub const SOCKET_NAME: &str = "admin.sock";
@@ -43,6 +56,13 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the client waits for an answer (hashing may queue behind binds).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the client waits for the next line of an import or export
+/// (hashing a large import's passwords, or writing it, takes a while).
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long the server waits for an import's file to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Largest piece of an export in one `data` frame.
+pub const MAX_CHUNK: usize = 256 * 1024;
 /// Admin connections served at once; more wait in the listen queue.
 const MAX_CONNECTIONS: usize = 16;
 /// Shown instead of an internal error's detail.
@@ -96,26 +116,138 @@ pub fn bind_admin_socket(data_dir: &Path) -> anyhow::Result<UnixListener> {
     bound
 }
 
+/// What `import` and `export` need from the server's settings.
+#[derive(Clone, Debug, Default)]
+pub struct TransferSettings {
+    pub data_dir: PathBuf,
+    /// `import.keep_attributes`.
+    pub import: ImportOptions,
+}
+
+impl TransferSettings {
+    pub fn of(config: &crate::config::Config) -> TransferSettings {
+        TransferSettings {
+            data_dir: config.data_dir.clone(),
+            import: ImportOptions {
+                keep_attributes: config.import.keep_attributes.clone(),
+            },
+        }
+    }
+}
+
 /// Serves admin requests on `listener` until `shutdown` is cancelled, then
 /// waits for requests in progress to be answered. Each request runs
-/// [`execute`] on the blocking pool.
+/// [`execute`] (or, for `import` and `export`, `transfer`) on the blocking
+/// pool.
 pub async fn serve_admin(
     listener: UnixListener,
     ctx: Arc<AdminContext>,
+    settings: TransferSettings,
     shutdown: CancellationToken,
 ) {
     // Every answered change is on disk (the store's writes are durable
     // when they return): a crash after the CLI reports success never
     // loses it.
-    let handler = move |req| execute(&ctx, req);
-    serve_with(listener, Arc::new(handler), shutdown).await
+    let admin_ctx = ctx.clone();
+    let handler = move |req| execute(&admin_ctx, req);
+    let transfers = move |req: TransferRequest, body: Vec<u8>, interim: &Interim| {
+        let cx = TransferContext {
+            admin: &ctx,
+            mode: Mode::Serving,
+            data_dir: &settings.data_dir,
+            import: settings.import.clone(),
+        };
+        run_transfer(&cx, req, &body, interim)
+    };
+    let handlers = Handlers {
+        admin: Arc::new(handler),
+        transfer: Arc::new(transfers),
+    };
+    serve_with(listener, handlers, shutdown).await
+}
+
+/// Runs one transfer with its file (`body`), streaming through `interim`.
+pub fn run_transfer(
+    cx: &TransferContext<'_>,
+    req: TransferRequest,
+    body: &[u8],
+    interim: &Interim,
+) -> Result<Value, AdminError> {
+    let answer = match req {
+        TransferRequest::Export(r) => {
+            let mut out = interim.writer();
+            let done = transfer::export(cx, &r, &mut out)?;
+            serde_json::to_value(done)
+        }
+        TransferRequest::Import(r) => {
+            let mut input = body;
+            let done = transfer::import(cx, &r, &mut input, &mut |p| interim.progress(p))?;
+            serde_json::to_value(done)
+        }
+    };
+    answer.map_err(|e| AdminError::Internal(format!("cannot write the answer as JSON: {e}")))
 }
 
 type Handler = dyn Fn(AdminRequest) -> Result<AdminAnswer, AdminError> + Send + Sync;
+/// Runs an import or export: the request, the import's file, and where
+/// the export's bytes and the progress go.
+type TransferHandler =
+    dyn Fn(TransferRequest, Vec<u8>, &Interim) -> Result<Value, AdminError> + Send + Sync;
 
-/// [`serve_admin`] with the request handler as a parameter, so the protocol
-/// is tested without a store.
-async fn serve_with(listener: UnixListener, handler: Arc<Handler>, shutdown: CancellationToken) {
+#[derive(Clone)]
+struct Handlers {
+    admin: Arc<Handler>,
+    transfer: Arc<TransferHandler>,
+}
+
+/// What a transfer sends before its answer.
+enum InterimMessage {
+    Data(Vec<u8>),
+    Progress(Progress),
+}
+
+/// The way from a transfer running on the blocking pool to its
+/// connection: bounded, so a slow reader slows the export down rather than
+/// filling memory, and closed when the reader is gone, which stops it.
+pub struct Interim {
+    tx: tokio::sync::mpsc::Sender<InterimMessage>,
+}
+
+impl Interim {
+    /// Bytes of the export, sent in frames of at most [`MAX_CHUNK`].
+    pub fn writer(&self) -> InterimWriter<'_> {
+        InterimWriter { interim: self }
+    }
+
+    /// Progress of a long import. Blocking while the connection is busy.
+    pub fn progress(&self, p: Progress) {
+        let _ = self.tx.blocking_send(InterimMessage::Progress(p));
+    }
+}
+
+/// [`Interim::writer`].
+pub struct InterimWriter<'a> {
+    interim: &'a Interim,
+}
+
+impl Write for InterimWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(MAX_CHUNK);
+        self.interim
+            .tx
+            .blocking_send(InterimMessage::Data(buf[..n].to_vec()))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the admin client is gone"))?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`serve_admin`] with the request handlers as a parameter, so the
+/// protocol is tested without a store.
+async fn serve_with(listener: UnixListener, handler: Handlers, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let tracker = TaskTracker::new();
     loop {
@@ -150,7 +282,7 @@ async fn serve_with(listener: UnixListener, handler: Arc<Handler>, shutdown: Can
     tracker.wait().await;
 }
 
-async fn serve_connection<S>(stream: S, handler: Arc<Handler>, shutdown: CancellationToken)
+async fn serve_connection<S>(stream: S, handler: Handlers, shutdown: CancellationToken)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -182,9 +314,149 @@ where
             continue;
         }
         // Requests in progress are answered even during shutdown.
-        let response = handle_line(&handler, &line).await;
+        if let Some(req) = transfer_request(&line) {
+            let keep_going = match req {
+                Ok(req) => serve_transfer(&handler.transfer, req, &mut lines, &mut write).await,
+                Err(e) => write_line(&mut write, &error_response(&e)).await.is_ok(),
+            };
+            if !keep_going {
+                return;
+            }
+            continue;
+        }
+        let response = handle_line(&handler.admin, &line).await;
         if write_line(&mut write, &response).await.is_err() {
             return;
+        }
+    }
+}
+
+/// `Some` when the line asks for an import or an export.
+fn transfer_request(line: &str) -> Option<Result<TransferRequest, AdminError>> {
+    let value: Value = serde_json::from_str(line).ok()?;
+    let op = value.get("op")?.as_str()?;
+    if !TransferRequest::is_transfer_op(op) {
+        return None;
+    }
+    Some(
+        serde_json::from_value(value)
+            .map_err(|e| AdminError::Invalid(format!("malformed request: {e}"))),
+    )
+}
+
+/// Reads an import's file, runs the transfer on the blocking pool while
+/// streaming what it sends, then answers. False when the connection
+/// cannot go on (the client left, or its file was refused unread).
+async fn serve_transfer<R, W>(
+    handler: &Arc<TransferHandler>,
+    req: TransferRequest,
+    lines: &mut FramedRead<R, LinesCodec>,
+    write: &mut W,
+) -> bool
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let op = req.op();
+    let length = match &req {
+        TransferRequest::Import(i) => i.length,
+        TransferRequest::Export(_) => 0,
+    };
+    if length > MAX_IMPORT_BYTES {
+        let e = AdminError::Invalid(format!(
+            "the import is {length} bytes; the admin socket takes at most {MAX_IMPORT_BYTES}              bytes ({} MiB): split the file, or import it with the server stopped",
+            MAX_IMPORT_BYTES >> 20
+        ));
+        tracing::info!(op, error = %e, "admin request refused");
+        let _ = write_line(write, &error_response(&e)).await;
+        return false;
+    }
+    let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(lines, length as usize)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) | Err(_) => return false,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let handler = handler.clone();
+    let job = tokio::task::spawn_blocking(move || handler(req, body, &Interim { tx }));
+    let mut client_left = false;
+    while let Some(message) = rx.recv().await {
+        let sent = match message {
+            InterimMessage::Data(bytes) => write_data(write, &bytes).await,
+            InterimMessage::Progress(p) => {
+                write_line(
+                    write,
+                    &json!({"progress": {"stage": p.stage, "done": p.done, "total": p.total}}),
+                )
+                .await
+            }
+        };
+        if sent.is_err() {
+            client_left = true;
+            break;
+        }
+    }
+    // Closing the channel stops an export whose reader left.
+    drop(rx);
+    let result = match job.await {
+        Ok(result) => result,
+        Err(e) => Err(AdminError::Internal(format!("the request panicked: {e}"))),
+    };
+    let response = answer_response(op, result);
+    !client_left && write_line(write, &response).await.is_ok()
+}
+
+/// Exactly `length` bytes after the request line: first what the line
+/// reader holds already, then from the stream.
+async fn read_body<R: AsyncRead + Unpin>(
+    lines: &mut FramedRead<R, LinesCodec>,
+    length: usize,
+) -> io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut body = Vec::with_capacity(length);
+    let buffered = lines.read_buffer_mut();
+    let take = buffered.len().min(length);
+    body.extend_from_slice(&buffered.split_to(take));
+    if body.len() < length {
+        let rest = (length - body.len()) as u64;
+        (&mut *lines.get_mut())
+            .take(rest)
+            .read_to_end(&mut body)
+            .await?;
+    }
+    if body.len() != length {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the import ended early",
+        ));
+    }
+    Ok(body)
+}
+
+async fn write_data<W: AsyncWrite + Unpin>(write: &mut W, bytes: &[u8]) -> io::Result<()> {
+    let mut frame = serde_json::to_vec(&json!({ "data": bytes.len() }))?;
+    frame.push(b'\n');
+    frame.extend_from_slice(bytes);
+    tokio::time::timeout(WRITE_TIMEOUT, async {
+        write.write_all(&frame).await?;
+        write.flush().await
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "admin client did not read"))?
+}
+
+fn answer_response(op: &'static str, result: Result<Value, AdminError>) -> Value {
+    match result {
+        Ok(document) => {
+            tracing::info!(op, "admin request done");
+            json!({ "ok": document })
+        }
+        Err(AdminError::Internal(detail)) => {
+            tracing::error!(op, error = %detail, "admin request failed");
+            error_response(&AdminError::Internal(INTERNAL_MESSAGE.into()))
+        }
+        Err(e) => {
+            tracing::info!(op, error = %e, "admin request refused");
+            error_response(&e)
         }
     }
 }
@@ -207,20 +479,7 @@ async fn handle_line(handler: &Arc<Handler>, line: &str) -> Value {
             .to_json()
             .map_err(|e| AdminError::Internal(format!("cannot write the answer as JSON: {e}")))
     });
-    match document {
-        Ok(document) => {
-            tracing::info!(op, "admin request done");
-            json!({ "ok": document })
-        }
-        Err(AdminError::Internal(detail)) => {
-            tracing::error!(op, error = %detail, "admin request failed");
-            error_response(&AdminError::Internal(INTERNAL_MESSAGE.into()))
-        }
-        Err(e) => {
-            tracing::info!(op, error = %e, "admin request refused");
-            error_response(&e)
-        }
-    }
+    answer_response(op, document)
 }
 
 fn error_response(e: &AdminError) -> Value {
@@ -282,15 +541,54 @@ impl AdminClient {
         }
     }
 
-    /// Sends one request and waits for its answer, the JSON document as it
-    /// came. The outer error is the transport's; the inner one is the
-    /// server's answer.
-    pub fn call(&mut self, req: &AdminRequest) -> io::Result<Result<Value, AdminError>> {
+    /// Sends an import or export (with the import's file) and waits for
+    /// its answer, writing the export's bytes to `sink` and passing
+    /// progress (stage, done, total) to `progress` as they come.
+    pub fn transfer(
+        &mut self,
+        req: &TransferRequest,
+        body: &[u8],
+        sink: &mut dyn Write,
+        progress: &mut dyn FnMut(&str, usize, Option<usize>),
+    ) -> io::Result<Result<Value, AdminError>> {
+        self.stream.set_read_timeout(Some(TRANSFER_TIMEOUT))?;
+        self.stream.set_write_timeout(Some(TRANSFER_TIMEOUT))?;
         let mut line = serde_json::to_vec(req)?;
         line.push(b'\n');
         self.stream.write_all(&line)?;
+        // The server may refuse the file before it has read all of it.
+        match self.stream.write_all(body) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            other => other?,
+        }
         self.stream.flush()?;
+        loop {
+            let line = self.read_line()?;
+            let value: Value = serde_json::from_slice(&line).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidData, "the admin response is not JSON")
+            })?;
+            if let Some(n) = value.get("data") {
+                let n = n
+                    .as_u64()
+                    .filter(|n| *n as usize <= MAX_CHUNK)
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "bad data frame from the server")
+                    })?;
+                let mut chunk = vec![0; n as usize];
+                self.reader.read_exact(&mut chunk)?;
+                sink.write_all(&chunk)?;
+            } else if let Some(p) = value.get("progress") {
+                let stage = p.get("stage").and_then(Value::as_str).unwrap_or("working");
+                let count = |k: &str| p.get(k).and_then(Value::as_u64).map(|n| n as usize);
+                progress(stage, count("done").unwrap_or(0), count("total"));
+            } else {
+                return parse_response(&line);
+            }
+        }
+    }
 
+    /// One response line, with its newline.
+    fn read_line(&mut self) -> io::Result<Vec<u8>> {
         let mut buf = Vec::new();
         self.reader
             .by_ref()
@@ -306,6 +604,18 @@ impl AdminClient {
                 )
             });
         }
+        Ok(buf)
+    }
+
+    /// Sends one request and waits for its answer, the JSON document as it
+    /// came. The outer error is the transport's; the inner one is the
+    /// server's answer.
+    pub fn call(&mut self, req: &AdminRequest) -> io::Result<Result<Value, AdminError>> {
+        let mut line = serde_json::to_vec(req)?;
+        line.push(b'\n');
+        self.stream.write_all(&line)?;
+        self.stream.flush()?;
+        let buf = self.read_line()?;
         parse_response(&buf)
     }
 }
@@ -381,6 +691,110 @@ mod tests {
         }
     }
 
+    /// Export: three frames then a summary; import: echoes the file's
+    /// length after one progress line; an import of "bad" fails.
+    fn fake_transfer(
+        req: TransferRequest,
+        body: Vec<u8>,
+        interim: &Interim,
+    ) -> Result<Value, AdminError> {
+        match req {
+            TransferRequest::Export(_) => {
+                let mut w = interim.writer();
+                let big = vec![b'x'; MAX_CHUNK + 10];
+                w.write_all(b"dn: dc=example,dc=com\n").expect("write");
+                w.write_all(&big).expect("write");
+                Ok(json!({"entries": 1}))
+            }
+            TransferRequest::Import(_) if body == b"bad" => {
+                Err(AdminError::Invalid("line 1: bad".into()))
+            }
+            TransferRequest::Import(_) => {
+                interim.progress(Progress {
+                    stage: "hashing",
+                    done: 1000,
+                    total: Some(2000),
+                });
+                Ok(json!({"length": body.len()}))
+            }
+        }
+    }
+
+    fn fake_handlers() -> Handlers {
+        Handlers {
+            admin: Arc::new(fake),
+            transfer: Arc::new(fake_transfer),
+        }
+    }
+
+    #[tokio::test]
+    async fn transfers_stream_files_both_ways() {
+        use crate::admin::transfer::{ExportRequest, ImportRequest};
+        let server = start().await;
+        let path = socket_path(server.dir.path());
+        let (exported, out, imported, progress, bad, after, huge) = blocking(move || {
+            let mut client = AdminClient::connect(&path).expect("connect");
+            let mut out = Vec::new();
+            let exported = client
+                .transfer(
+                    &TransferRequest::Export(ExportRequest::default()),
+                    b"",
+                    &mut out,
+                    &mut |_, _, _| {},
+                )
+                .expect("io");
+            let body = vec![b'y'; 3 * 1024 * 1024];
+            let import = |length: usize| {
+                TransferRequest::Import(ImportRequest {
+                    length: length as u64,
+                    ..ImportRequest::default()
+                })
+            };
+            let mut progress = Vec::new();
+            let imported = client
+                .transfer(
+                    &import(body.len()),
+                    &body,
+                    &mut io::sink(),
+                    &mut |s, d, t| progress.push((s.to_string(), d, t)),
+                )
+                .expect("io");
+            let bad = client
+                .transfer(&import(3), b"bad", &mut io::sink(), &mut |_, _, _| {})
+                .expect("io");
+            // The connection goes on after a transfer.
+            let after = client
+                .call(&AdminRequest::UserShow {
+                    username: "alice".into(),
+                })
+                .expect("io");
+            let mut client = AdminClient::connect(&path).expect("connect");
+            let huge = client
+                .transfer(
+                    &import(MAX_IMPORT_BYTES as usize + 1),
+                    b"",
+                    &mut io::sink(),
+                    &mut |_, _, _| {},
+                )
+                .expect("io");
+            (exported, out, imported, progress, bad, after, huge)
+        })
+        .await;
+        assert_eq!(exported, Ok(json!({"entries": 1})));
+        assert_eq!(out.len(), 22 + MAX_CHUNK + 10);
+        assert!(out.starts_with(b"dn: dc=example,dc=com\n"));
+        assert_eq!(imported, Ok(json!({"length": 3 * 1024 * 1024})));
+        assert_eq!(progress, vec![("hashing".to_string(), 1000, Some(2000))]);
+        assert_eq!(bad, Err(AdminError::Invalid("line 1: bad".into())));
+        assert_eq!(after, Ok(alice_document()));
+        let Err(AdminError::Invalid(message)) = huge else {
+            panic!("{huge:?}")
+        };
+        assert!(message.contains(&MAX_IMPORT_BYTES.to_string()), "{message}");
+        server.shutdown.cancel();
+        server.task.await.expect("serve");
+    }
+
     struct Running {
         dir: tempfile::TempDir,
         shutdown: CancellationToken,
@@ -391,7 +805,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = bind_admin_socket(dir.path()).expect("bind");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve_with(listener, Arc::new(fake), shutdown.clone()));
+        let task = tokio::spawn(serve_with(listener, fake_handlers(), shutdown.clone()));
         Running {
             dir,
             shutdown,
@@ -510,7 +924,7 @@ mod tests {
         assert!(std::fs::symlink_metadata(&path).is_ok());
         let listener = bind_admin_socket(server.dir.path()).expect("rebind over stale socket");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve_with(listener, Arc::new(fake), shutdown.clone()));
+        let task = tokio::spawn(serve_with(listener, fake_handlers(), shutdown.clone()));
         let answer = blocking(move || {
             call(
                 &path,
