@@ -113,6 +113,9 @@ pub const KEYS: &[Key] = &[
     key!("tls.key_file", "PORTCULLIS_TLS_KEY_FILE" => tls.key_file: text),
     key!("tls.hostname", "PORTCULLIS_TLS_HOSTNAME" => tls.hostname: text),
     key!("import.keep_attributes", "PORTCULLIS_IMPORT_KEEP_ATTRIBUTES" => import.keep_attributes: list),
+    key!("backup.dir", "PORTCULLIS_BACKUP_DIR" => backup.dir: text),
+    key!("backup.interval_secs", "PORTCULLIS_BACKUP_INTERVAL_SECS" => backup.interval_secs: number),
+    key!("backup.keep", "PORTCULLIS_BACKUP_KEEP" => backup.keep: number),
 ];
 
 /// The key an environment variable sets.

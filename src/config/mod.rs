@@ -58,6 +58,7 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     pub tls: TlsConfig,
     pub import: ImportConfig,
+    pub backup: BackupConfig,
 }
 
 /// `[ldap]`.
@@ -232,6 +233,20 @@ pub struct ImportConfig {
     /// when the schema knows them, instead of being reported and dropped.
     /// Case-insensitive.
     pub keep_attributes: Vec<String>,
+}
+
+/// `[backup]`: scheduled backups of a running server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupConfig {
+    /// Where the backups go (created with mode 0700 if missing); `None`
+    /// (the default): no scheduled backups.
+    pub dir: Option<PathBuf>,
+    /// Time between two backups (`interval_secs`); the first is written
+    /// one interval after the start.
+    pub interval: Duration,
+    /// How many of the newest backups are kept; older ones are removed
+    /// after each new one is written.
+    pub keep: usize,
 }
 
 /// `[log]`.
