@@ -134,7 +134,9 @@ fn stamp(at: time::OffsetDateTime) -> String {
 }
 
 /// Writes one backup into `dir` (created 0700 if missing) and removes all
-/// but the `keep` newest. Blocking.
+/// but the `keep` newest: once the new one is complete on disk, the oldest
+/// are removed down to `keep - 1`, then it takes its name, so never more
+/// than `keep` backups are there. Blocking.
 pub fn write_backup(
     dir: &Path,
     store: &Store,
@@ -157,29 +159,42 @@ pub fn write_backup(
     ));
     let mut snap = Some(snap);
     let mut failed = None;
-    write_private_with(&path, &mut |file| {
-        let Some(snap) = snap.take() else {
-            return Err(io::Error::other("the backup was written already"));
-        };
-        let mut out = BufWriter::new(file);
-        match export::json_of(snap, Secrets::Include(Some(server_key)), &mut out) {
-            Ok(_) => out.flush(),
-            Err(e) => {
-                let message = e.to_string();
-                failed = Some(e);
-                Err(io::Error::other(message))
+    let mut pruned = None;
+    write_private_with(
+        &path,
+        &mut |file| {
+            let Some(snap) = snap.take() else {
+                return Err(io::Error::other("the backup was written already"));
+            };
+            let mut out = BufWriter::new(file);
+            match export::json_of(snap, Secrets::Include(Some(server_key)), &mut out) {
+                Ok(_) => out.flush(),
+                Err(e) => {
+                    let message = e.to_string();
+                    failed = Some(e);
+                    Err(io::Error::other(message))
+                }
             }
-        }
-    })
-    .map_err(|err| match failed.take() {
-        Some(e) => BackupError::Export(e),
-        None => BackupError::Io {
+        },
+        // The new backup is complete on disk: make room for it, so no
+        // more than `keep` backups are ever there at once.
+        &mut || {
+            prune(dir, keep.saturating_sub(1)).map_err(|e| {
+                let message = e.to_string();
+                pruned = Some(e);
+                io::Error::other(message)
+            })
+        },
+    )
+    .map_err(|err| match (failed.take(), pruned.take()) {
+        (Some(e), _) => BackupError::Export(e),
+        (None, Some(e)) => e,
+        (None, None) => BackupError::Io {
             what: "writing",
             path: path.clone(),
             err,
         },
     })?;
-    prune(dir, keep)?;
     Ok(path)
 }
 

@@ -393,13 +393,16 @@ fn install_server_key(
 /// synced, so a crash leaves the old file or the new one, never half of
 /// one.
 pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_private_with(path, &mut |f| f.write_all(bytes))
+    write_private_with(path, &mut |f| f.write_all(bytes), &mut || Ok(()))
 }
 
-/// [`write_private_atomically`] with the content written by `fill`.
+/// [`write_private_atomically`] with the content written by `fill`;
+/// `before_rename` runs once the content is on disk, just before it takes
+/// its name (an error there leaves `path` as it was).
 pub fn write_private_with(
     path: &Path,
     fill: &mut dyn FnMut(&mut std::fs::File) -> io::Result<()>,
+    before_rename: &mut dyn FnMut() -> io::Result<()>,
 ) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -417,6 +420,7 @@ pub fn write_private_with(
             .open(&tmp)?;
         fill(&mut f)?;
         f.sync_all()?;
+        before_rename()?;
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(dir)?.sync_all()
     })();
