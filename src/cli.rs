@@ -839,6 +839,24 @@ mod tests {
     }
 
     #[test]
+    fn import_and_export_flags() {
+        let Command::Export(args) = parse(&["export", "--with-secrets", "--force"]).command else {
+            panic!("not export")
+        };
+        assert!(args.with_secrets && args.force && args.output.is_none());
+        let Command::Export(args) = parse(&["export", "--format", "json", "-o", "b.json"]).command
+        else {
+            panic!("not export")
+        };
+        assert!(!args.force && args.format == migrate::Format::Json);
+        assert_eq!(args.output, Some(PathBuf::from("b.json")));
+        let Command::Import(args) = parse(&["import", "-", "--dry-run", "--force"]).command else {
+            panic!("not import")
+        };
+        assert!(args.dry_run && args.force && args.file == Path::new("-"));
+    }
+
+    #[test]
     fn request_from_command() {
         let mut stdin = io::Cursor::new(b"pw\n".to_vec());
         let req = user_request(
