@@ -331,7 +331,10 @@ fn import_while_serving_is_seen_at_once_and_all_or_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let good = tmp.path().join("good.ldif");
     std::fs::write(&good, GOOD_LDIF).expect("write");
-    // An LDAP client connected before the import, as an application is.
+    // An LDAP client connected before the import, as an application is,
+    // that has read the group the import fills (the server keeps built
+    // group entries between searches).
+    s.ok(&["group", "add", "imported"]);
     let mut admin = s.admin();
     let (_, before) = search(
         &mut admin,
@@ -341,11 +344,23 @@ fn import_while_serving_is_seen_at_once_and_all_or_nothing() {
         &["cn"],
     );
     assert!(before.is_empty());
+    for _ in 0..2 {
+        let (rc, g) = search(
+            &mut admin,
+            &group_dn("imported"),
+            Scope::Base,
+            "(objectClass=*)",
+            &["member"],
+        );
+        assert_eq!(rc, 0);
+        assert!(!g[0].attrs.contains_key("member"));
+    }
 
     let out = s.cli(&["import", good.to_str().expect("path")]);
     ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("users: 2 created"), "{text}");
+    assert!(text.contains("2 memberships added"), "{text}");
     // Right after the command returns: entries, memberships, and a bind
     // with the imported password.
     let (rc, e) = search(

@@ -46,7 +46,9 @@ impl SledStore {
     /// copied (see the module documentation).
     pub fn snapshot(&self) -> Result<Snapshot> {
         crate::blocking::assert_may_block("a store snapshot");
+        let waited = std::time::Instant::now();
         let _quiet = self.exclusive();
+        let started = std::time::Instant::now();
         let mut users = Vec::new();
         for user in self.users()? {
             let id = user.id;
@@ -67,11 +69,19 @@ impl SledStore {
                 group,
             });
         }
-        Ok(Snapshot {
+        let snap = Snapshot {
             users,
             groups,
             settings: self.settings()?,
             counters: self.counters()?,
-        })
+        };
+        tracing::info!(
+            users = snap.users.len(),
+            groups = snap.groups.len(),
+            waited_ms = started.duration_since(waited).as_millis() as u64,
+            writes_held_ms = started.elapsed().as_millis() as u64,
+            "store snapshot taken"
+        );
+        Ok(snap)
     }
 }
