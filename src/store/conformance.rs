@@ -425,6 +425,13 @@ pub fn snapshot_is_consistent(h: &mut impl Harness) {
     const ROUNDS: usize = 60;
     let s = h.fresh();
     let staff = group(&s, "staff");
+    let carol = user(&s, "carol", None);
+    s.add_totp_device(carol.id, "phone", 6, &TotpSecret(vec![7; 20]))
+        .expect("totp");
+    s.add_app_password(carol.id, "mail", None, &[4; 32])
+        .expect("app password");
+    s.set_password_hash(carol.id, "$argon2id$fake")
+        .expect("hash");
     let writer = {
         let s = s.clone();
         std::thread::spawn(move || {
@@ -452,18 +459,31 @@ pub fn snapshot_is_consistent(h: &mut impl Harness) {
         for u in &snap.users {
             assert!(u.user.uid_number < next_uid, "counter behind a user");
         }
-        assert!(snap.users.len() <= 2, "at most two users alive at a time");
+        assert!(snap.users.len() <= 3, "at most two writer users at a time");
         taken += 1;
     }
     writer.join().expect("writer");
     let last = s.snapshot().expect("snapshot");
-    assert_eq!(last.users.len(), 1);
+    assert_eq!(last.users.len(), 2);
+    let (carols, writers): (Vec<_>, Vec<_>) =
+        last.users.iter().partition(|u| u.user.id == carol.id);
     let staff_now = last
         .groups
         .iter()
         .find(|g| g.group.id == staff.id)
         .expect("staff");
-    assert_eq!(staff_now.members, vec![Member::User(last.users[0].user.id)]);
+    assert_eq!(staff_now.members, vec![Member::User(writers[0].user.id)]);
+    // Credentials and second factors come with their user.
+    let carol_now = carols[0];
+    assert_eq!(carol_now.password_hash.as_deref(), Some("$argon2id$fake"));
+    assert_eq!(carol_now.second_factors.devices.len(), 1);
+    assert_eq!(
+        carol_now.second_factors.devices[0].totp_secret,
+        Some(TotpSecret(vec![7; 20]))
+    );
+    assert_eq!(carol_now.second_factors.app_passwords.len(), 1);
+    assert!(writers[0].second_factors.devices.is_empty());
+    assert!(last.has_keyed_hashes());
 }
 
 /// Runs every check of the suite against one backend, each on a fresh

@@ -49,15 +49,21 @@ impl SledStore {
         let waited = std::time::Instant::now();
         let _quiet = self.exclusive();
         let started = std::time::Instant::now();
+        let with_factors = self.users_with_second_factors()?;
         let mut users = Vec::new();
         for user in self.users()? {
             let id = user.id;
-            users.push(SnapshotUser {
-                password_hash: self.password_hash(id)?,
-                second_factors: RawSecondFactors {
+            let second_factors = if with_factors.contains(&id) {
+                RawSecondFactors {
                     devices: self.raw_devices(id)?,
                     app_passwords: self.raw_app_passwords(id)?,
-                },
+                }
+            } else {
+                RawSecondFactors::default()
+            };
+            users.push(SnapshotUser {
+                password_hash: self.password_hash(id)?,
+                second_factors,
                 user,
             });
         }
