@@ -429,3 +429,104 @@ pub fn write_private_with(
     }
     written
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wire_format() {
+        let req = TransferRequest::Import(ImportRequest {
+            format: DataFormat::Json,
+            dry_run: false,
+            force: true,
+            length: 12,
+        });
+        assert_eq!(
+            serde_json::to_value(&req).expect("json"),
+            json!({"op": "import", "format": "json", "dry_run": false, "force": true, "length": 12})
+        );
+        let back: TransferRequest =
+            serde_json::from_str(r#"{"op":"export","with_secrets":true}"#).expect("parse");
+        assert_eq!(
+            back,
+            TransferRequest::Export(ExportRequest {
+                format: DataFormat::Ldif,
+                with_secrets: true
+            })
+        );
+        for bad in [
+            r#"{"op":"export","secrets":true}"#,
+            r#"{"op":"import","length":-1}"#,
+            r#"{"op":"import","format":"xml"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<TransferRequest>(bad).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(TransferRequest::is_transfer_op("import"));
+        assert!(!TransferRequest::is_transfer_op("user_list"));
+    }
+
+    fn context(store: crate::store::Store) -> AdminContext {
+        let config = crate::config::Config::default();
+        let hasher =
+            crate::auth::password::Hasher::new(&crate::auth::password::HashConfig::default())
+                .expect("hasher");
+        AdminContext::new(store, hasher, &config)
+    }
+
+    #[test]
+    fn import_is_planned_refused_or_written_whole() {
+        let store = crate::store::Store::temporary().expect("store");
+        let ctx = context(store.clone());
+        let dir = tempfile::tempdir().expect("tmp");
+        let cx = TransferContext {
+            admin: &ctx,
+            mode: Mode::Serving,
+            data_dir: dir.path(),
+            import: ImportOptions::default(),
+        };
+        let ldif = "dn: uid=ann,ou=people,dc=x\nobjectClass: inetOrgPerson\nuid: ann\ncn: Ann\nsn: A\n\n\
+                    dn: uid=b d,ou=people,dc=x\nobjectClass: inetOrgPerson\nuid: b d\ncn: B\nsn: D\n";
+        let mut progress = |_: Progress| {};
+        let dry = ImportRequest {
+            dry_run: true,
+            ..ImportRequest::default()
+        };
+        let done = import(&cx, &dry, &mut ldif.as_bytes(), &mut progress).expect("plan");
+        assert!(done.text.contains("ann") && done.refused.is_none());
+        let real = ImportRequest::default();
+        let done = import(&cx, &real, &mut ldif.as_bytes(), &mut progress).expect("refusal");
+        let report = done.refused.expect("refused");
+        assert!(report.contains("line      9  error"), "{report}");
+        assert!(store.user_by_name("ann").expect("read").is_none());
+        let forced = ImportRequest {
+            force: true,
+            ..ImportRequest::default()
+        };
+        let done = import(&cx, &forced, &mut ldif.as_bytes(), &mut progress).expect("import");
+        assert_eq!(done.document["users_created"], json!(["ann"]));
+        assert!(store.user_by_name("ann").expect("read").is_some());
+
+        // The export of what is there, in both formats.
+        let mut out = Vec::new();
+        let sent = export(&cx, &ExportRequest::default(), &mut out).expect("ldif");
+        assert_eq!(sent.entries, 4, "base, two OUs, ann");
+        assert!(String::from_utf8_lossy(&out).contains("dn: cn=ann,ou=users,"));
+        let mut out = Vec::new();
+        let json_req = ExportRequest {
+            format: DataFormat::Json,
+            with_secrets: true,
+        };
+        export(&cx, &json_req, &mut out).expect("json");
+        let backup: crate::migrate::Backup = serde_json::from_slice(&out).expect("backup");
+        assert_eq!(
+            backup.server_key.map(|k| k.0),
+            Some(ctx.server_key.to_hex()),
+            "a serving export carries the server's own key"
+        );
+    }
+}
