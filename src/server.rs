@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::account::AccountSettings;
 use crate::admin::{self, AdminContext};
 use crate::auth::keys::ServerKey;
 use crate::auth::password::Hasher;
@@ -213,7 +214,8 @@ fn ldap_handler(
     handler.accounts = handler
         .accounts
         .clone()
-        .with_initial_password_file(config.initial_password_path());
+        .with_initial_password_file(config.initial_password_path())
+        .with_settings(AccountSettings::from_config(config));
     handler
 }
 

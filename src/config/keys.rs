@@ -113,6 +113,9 @@ pub const KEYS: &[Key] = &[
     key!("tls.key_file", "PORTCULLIS_TLS_KEY_FILE" => tls.key_file: text),
     key!("tls.hostname", "PORTCULLIS_TLS_HOSTNAME" => tls.hostname: text),
     key!("import.keep_attributes", "PORTCULLIS_IMPORT_KEEP_ATTRIBUTES" => import.keep_attributes: list),
+    key!("password.min_length", "PORTCULLIS_PASSWORD_MIN_LENGTH" => password.min_length: number),
+    key!("password.min_strength", "PORTCULLIS_PASSWORD_MIN_STRENGTH" => password.min_strength: number),
+    key!("accounts.login_shells", "PORTCULLIS_ACCOUNTS_LOGIN_SHELLS" => accounts.login_shells: list),
 ];
 
 /// The key an environment variable sets.

@@ -58,6 +58,8 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     pub tls: TlsConfig,
     pub import: ImportConfig,
+    pub password: PasswordConfig,
+    pub accounts: AccountsConfig,
 }
 
 /// `[ldap]`.
@@ -232,6 +234,24 @@ pub struct ImportConfig {
     /// when the schema knows them, instead of being reported and dropped.
     /// Case-insensitive.
     pub keep_attributes: Vec<String>,
+}
+
+/// `[password]`: the policy for new passwords in clear (see
+/// `account::password::PasswordPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordConfig {
+    /// Fewest characters.
+    pub min_length: usize,
+    /// Lowest zxcvbn score, 0 (off) to 4.
+    pub min_strength: u8,
+}
+
+/// `[accounts]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountsConfig {
+    /// The shells a user may choose for themself (an LDAP modify of their
+    /// own loginShell). Admins may set any absolute path.
+    pub login_shells: Vec<String>,
 }
 
 /// `[log]`.

@@ -9,10 +9,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::file::{RawBind, RawConfig, RawImport, RawLdap, RawPortal, RawThrottle, RawTls};
+use super::file::{
+    RawAccounts, RawBind, RawConfig, RawImport, RawLdap, RawPassword, RawPortal, RawThrottle,
+    RawTls,
+};
 use super::{
-    BindConfig, Config, ConfigError, ImportConfig, LdapConfig, LogConfig, Origins, PortalConfig,
-    ThrottleSettings, TlsConfig,
+    AccountsConfig, BindConfig, Config, ConfigError, ImportConfig, LdapConfig, LogConfig, Origins,
+    PasswordConfig, PortalConfig, ThrottleSettings, TlsConfig,
 };
 use crate::auth::password::HashConfig;
 use crate::directory::Dn;
@@ -65,6 +68,8 @@ impl RawConfig {
         let bind = bind(self.bind, o)?;
         let throttle = throttle(self.throttle, o)?;
         check_import(&self.import, o)?;
+        check_password(&self.password, o)?;
+        check_accounts(&self.accounts, o)?;
         Ok(Config {
             data_dir: self.data_dir,
             base_dn,
@@ -80,6 +85,13 @@ impl RawConfig {
             tls,
             import: ImportConfig {
                 keep_attributes: self.import.keep_attributes,
+            },
+            password: PasswordConfig {
+                min_length: self.password.min_length,
+                min_strength: self.password.min_strength,
+            },
+            accounts: AccountsConfig {
+                login_shells: self.accounts.login_shells,
             },
         })
     }
@@ -361,6 +373,43 @@ fn throttle(t: RawThrottle, o: &Origins) -> Result<ThrottleSettings, ConfigError
         address_failures: t.address_failures,
         address_window: Duration::from_secs(t.address_window_secs),
     })
+}
+
+/// Longest `password.min_length`: a minimum above this would refuse
+/// passphrases people can type.
+const MAX_MIN_PASSWORD_LENGTH: usize = 256;
+/// Most shells `accounts.login_shells` may list.
+const MAX_LOGIN_SHELLS: usize = 64;
+
+fn check_password(p: &RawPassword, o: &Origins) -> Result<(), ConfigError> {
+    if !(1..=MAX_MIN_PASSWORD_LENGTH).contains(&p.min_length) {
+        return Err(o.invalid(
+            "password.min_length",
+            format!("must be between 1 and {MAX_MIN_PASSWORD_LENGTH}"),
+        ));
+    }
+    if p.min_strength > 4 {
+        return Err(o.invalid(
+            "password.min_strength",
+            "must be a zxcvbn score from 0 (no strength check) to 4",
+        ));
+    }
+    Ok(())
+}
+
+fn check_accounts(a: &RawAccounts, o: &Origins) -> Result<(), ConfigError> {
+    if a.login_shells.len() > MAX_LOGIN_SHELLS {
+        return Err(o.invalid(
+            "accounts.login_shells",
+            format!("lists more than {MAX_LOGIN_SHELLS} shells"),
+        ));
+    }
+    for shell in &a.login_shells {
+        if let Err(e) = crate::domain::validate::path("shell", shell) {
+            return Err(o.invalid("accounts.login_shells", e.to_string()));
+        }
+    }
+    Ok(())
 }
 
 fn check_import(import: &RawImport, o: &Origins) -> Result<(), ConfigError> {
