@@ -62,6 +62,9 @@ pub enum Command {
     /// Manage app passwords (for systems that cannot send a code).
     #[command(subcommand)]
     AppPassword(mfa::AppPasswordCommand),
+    /// Manage API tokens (`Authorization: Bearer` on the portal's JSON API).
+    #[command(subcommand)]
+    Token(mfa::TokenCommand),
     /// Import users and groups from LDIF (e.g. slapcat output) or a JSON
     /// backup. The server must be stopped.
     Import(migrate::ImportArgs),
@@ -273,6 +276,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::AppPassword(cmd) => {
             let config = load_config(cli.config.as_deref(), &overrides)?;
             admin(&config, mfa::app_password_request(cmd), cli.json)
+        }
+        Command::Token(cmd) => {
+            let config = load_config(cli.config.as_deref(), &overrides)?;
+            admin(&config, mfa::token_request(cmd), cli.json)
         }
         Command::Import(args) => {
             let config = load_config(cli.config.as_deref(), &overrides)?;
@@ -802,8 +809,12 @@ mod tests {
             ErrorKind::MissingRequiredArgument
         );
         assert_eq!(parse_err(&["user", "frob"]), ErrorKind::InvalidSubcommand);
+        assert_eq!(
+            parse_err(&["token", "add", "alice"]),
+            ErrorKind::MissingRequiredArgument
+        );
         // Later issues' commands are not there yet.
-        assert_eq!(parse_err(&["token"]), ErrorKind::InvalidSubcommand);
+        assert_eq!(parse_err(&["session"]), ErrorKind::InvalidSubcommand);
         assert_eq!(parse_err(&["import"]), ErrorKind::MissingRequiredArgument);
         assert_eq!(
             parse_err(&["user", "show", "alice", "--ldap-addr", "x"]),

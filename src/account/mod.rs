@@ -16,7 +16,8 @@
 //! - `passwd`: a password change over LDAP (and next the portal).
 //! - `records`: users and groups as the operator changes them (create,
 //!   password, enable/disable, attributes, delete, memberships, nesting).
-//! - `mfa`: MFA enrolment, app passwords and bind policies.
+//! - `mfa`: MFA enrolment and bind policies.
+//! - `credentials`: app passwords and API tokens (labelled secrets).
 //! - `admins`: the guard that keeps an enabled admin (who is one:
 //!   `directory::admins`).
 //! - `bootstrap`: the first start, as the server itself.
@@ -33,6 +34,7 @@
 
 pub mod admins;
 pub mod bootstrap;
+pub mod credentials;
 pub mod import;
 pub mod mfa;
 pub mod passwd;

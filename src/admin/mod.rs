@@ -31,7 +31,8 @@ pub use answer::answer_from_json;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::account::{mfa, records, AccountError, Actor};
+use crate::account::{credentials, mfa, records, AccountError, Actor};
+use crate::store::CredentialKind::{ApiToken, AppPassword};
 use crate::store::StoreError;
 
 /// A password in transit. Its `Debug` never shows it, so a request can be
@@ -177,6 +178,21 @@ pub enum AdminRequest {
         group: Option<String>,
         setting: String,
     },
+    /// `token add`: an API token, answered with the secret once.
+    TokenAdd {
+        username: String,
+        name: String,
+        /// Seconds from now; `None` never expires.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_in_secs: Option<u64>,
+    },
+    TokenList {
+        username: String,
+    },
+    TokenRevoke {
+        username: String,
+        id: String,
+    },
 }
 
 impl AdminRequest {
@@ -210,6 +226,9 @@ impl AdminRequest {
             AdminRequest::AppPasswordList { .. } => "app_password_list",
             AdminRequest::AppPasswordRevoke { .. } => "app_password_revoke",
             AdminRequest::AppPasswordPolicySet { .. } => "app_password_policy_set",
+            AdminRequest::TokenAdd { .. } => "token_add",
+            AdminRequest::TokenList { .. } => "token_list",
+            AdminRequest::TokenRevoke { .. } => "token_revoke",
         }
     }
 }
@@ -368,10 +387,21 @@ fn dispatch(
             username,
             name,
             expires_in_secs,
-        } => mfa::app_password_add(ctx, actor, &username, &name, expires_in_secs),
-        AdminRequest::AppPasswordList { username } => mfa::app_password_list(ctx, actor, &username),
+        } => credentials::add(ctx, actor, AppPassword, &username, &name, expires_in_secs),
+        AdminRequest::AppPasswordList { username } => {
+            credentials::list(ctx, actor, AppPassword, &username)
+        }
         AdminRequest::AppPasswordRevoke { username, id } => {
-            mfa::app_password_revoke(ctx, actor, &username, &id)
+            credentials::revoke(ctx, actor, AppPassword, &username, &id)
+        }
+        AdminRequest::TokenAdd {
+            username,
+            name,
+            expires_in_secs,
+        } => credentials::add(ctx, actor, ApiToken, &username, &name, expires_in_secs),
+        AdminRequest::TokenList { username } => credentials::list(ctx, actor, ApiToken, &username),
+        AdminRequest::TokenRevoke { username, id } => {
+            credentials::revoke(ctx, actor, ApiToken, &username, &id)
         }
         AdminRequest::AppPasswordPolicySet { group, setting } => {
             mfa::app_password_policy_set(ctx, actor, group.as_deref(), &setting)
@@ -491,6 +521,18 @@ mod tests {
                 group: None,
                 setting: s("off"),
             },
+            AdminRequest::TokenAdd {
+                username: s("alice"),
+                name: s("backup script"),
+                expires_in_secs: None,
+            },
+            AdminRequest::TokenList {
+                username: s("alice"),
+            },
+            AdminRequest::TokenRevoke {
+                username: s("alice"),
+                id: s("0000"),
+            },
         ]
     }
 
@@ -505,7 +547,7 @@ mod tests {
             assert_eq!(value["op"], req.op(), "{text}");
             ops.insert(req.op());
         }
-        assert_eq!(ops.len(), 27, "every variant covered");
+        assert_eq!(ops.len(), 30, "every variant covered");
     }
 
     #[test]

@@ -208,6 +208,7 @@ pub fn backup(store: &Store, with: Secrets<'_>) -> Result<Backup, ExportError> {
             .into_iter()
             .map(|a| BackupAppPassword {
                 id: a.record.id.0,
+                kind: a.record.kind,
                 name: a.record.name,
                 created: a.record.created,
                 expires: a.record.expires,

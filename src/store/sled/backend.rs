@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::SledStore;
 use crate::store::import::{Batch, BatchReport};
 use crate::store::mfa::{
-    AppPassword, AppPasswordId, Device, DeviceId, GroupPolicy, KeyedHash, RawAppPassword,
-    RawDevice, TotpSecret,
+    AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, GroupPolicy, KeyedHash,
+    RawAppPassword, RawDevice, TotpSecret,
 };
 use crate::store::{
     Backend, Group, GroupId, GroupSnapshot, Member, NewUser, Result, Timestamp, User, UserId,
@@ -274,11 +274,12 @@ impl Backend for SledStore {
     fn add_app_password(
         &self,
         user: UserId,
+        kind: CredentialKind,
         name: &str,
         expires: Option<Timestamp>,
         hash: &KeyedHash,
     ) -> Result<AppPassword> {
-        SledStore::add_app_password(self, user, name, expires, hash)
+        SledStore::add_app_password(self, user, kind, name, expires, hash)
     }
 
     fn app_passwords(&self, user: UserId) -> Result<Vec<AppPassword>> {
