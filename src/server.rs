@@ -58,9 +58,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let admin_ctx = Arc::new(
-        AdminContext::new(store.clone(), hasher.clone(), &config).with_server_key(server_key),
-    );
+    let mut admin_ctx =
+        AdminContext::new(store.clone(), hasher.clone(), &config).with_server_key(server_key);
+    // `session list|end` see the LDAP listener's connections.
+    admin_ctx.connections = handler.accounts.connections().clone();
+    let admin_ctx = Arc::new(admin_ctx);
     let admin_task = tokio::spawn(admin::socket::serve_admin(
         admin_listener,
         admin_ctx,

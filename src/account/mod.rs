@@ -18,6 +18,8 @@
 //!   password, enable/disable, attributes, delete, memberships, nesting).
 //! - `mfa`: MFA enrolment and bind policies.
 //! - `credentials`: app passwords and API tokens (labelled secrets).
+//! - `connections`: the open LDAP connections (who is bound where), listed
+//!   and ended by `session list|end` and the portal.
 //! - `admins`: the guard that keeps an enabled admin (who is one:
 //!   `directory::admins`).
 //! - `bootstrap`: the first start, as the server itself.
@@ -34,6 +36,7 @@
 
 pub mod admins;
 pub mod bootstrap;
+pub mod connections;
 pub mod credentials;
 pub mod import;
 pub mod mfa;
@@ -180,6 +183,8 @@ pub struct Accounts {
     /// password changes (none in tests that have no data directory).
     initial_password_file: Option<std::path::PathBuf>,
     settings: AccountSettings,
+    /// The open LDAP connections of this process.
+    connections: connections::Connections,
 }
 
 impl Accounts {
@@ -189,7 +194,13 @@ impl Accounts {
             auth,
             initial_password_file: None,
             settings: AccountSettings::defaults(),
+            connections: connections::Connections::default(),
         }
+    }
+
+    /// The registry the LDAP listener registers its connections in.
+    pub fn connections(&self) -> &connections::Connections {
+        &self.connections
     }
 
     /// The configured password policy and shells.
@@ -269,6 +280,9 @@ pub struct AdminContext {
     pub initial_password_file: Option<std::path::PathBuf>,
     /// `[password]` and `[accounts]`.
     pub settings: AccountSettings,
+    /// The server's open LDAP connections (`session list|end`); empty
+    /// when the CLI opens the store itself (no server, no connections).
+    pub connections: connections::Connections,
 }
 
 impl AdminContext {
@@ -286,6 +300,7 @@ impl AdminContext {
             policy_defaults: config.auth_settings().policy,
             initial_password_file: Some(config.initial_password_path()),
             settings: AccountSettings::from_config(config),
+            connections: connections::Connections::default(),
         }
     }
 

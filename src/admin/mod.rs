@@ -31,7 +31,7 @@ pub use answer::answer_from_json;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::account::{credentials, mfa, records, AccountError, Actor};
+use crate::account::{connections, credentials, mfa, records, AccountError, Actor};
 use crate::store::CredentialKind::{ApiToken, AppPassword};
 use crate::store::StoreError;
 
@@ -193,6 +193,15 @@ pub enum AdminRequest {
         username: String,
         id: String,
     },
+    /// `session list [USER]`.
+    SessionList {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+    },
+    /// `session end ID`.
+    SessionEnd {
+        id: String,
+    },
 }
 
 impl AdminRequest {
@@ -229,6 +238,8 @@ impl AdminRequest {
             AdminRequest::TokenAdd { .. } => "token_add",
             AdminRequest::TokenList { .. } => "token_list",
             AdminRequest::TokenRevoke { .. } => "token_revoke",
+            AdminRequest::SessionList { .. } => "session_list",
+            AdminRequest::SessionEnd { .. } => "session_end",
         }
     }
 }
@@ -403,6 +414,10 @@ fn dispatch(
         AdminRequest::TokenRevoke { username, id } => {
             credentials::revoke(ctx, actor, ApiToken, &username, &id)
         }
+        AdminRequest::SessionList { username } => {
+            connections::session_list(ctx, actor, username.as_deref())
+        }
+        AdminRequest::SessionEnd { id } => connections::session_end(ctx, actor, &id),
         AdminRequest::AppPasswordPolicySet { group, setting } => {
             mfa::app_password_policy_set(ctx, actor, group.as_deref(), &setting)
         }
@@ -533,6 +548,8 @@ mod tests {
                 username: s("alice"),
                 id: s("0000"),
             },
+            AdminRequest::SessionList { username: None },
+            AdminRequest::SessionEnd { id: s("0000") },
         ]
     }
 
@@ -547,7 +564,7 @@ mod tests {
             assert_eq!(value["op"], req.op(), "{text}");
             ops.insert(req.op());
         }
-        assert_eq!(ops.len(), 30, "every variant covered");
+        assert_eq!(ops.len(), 32, "every variant covered");
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod ops;
 mod paged;
 mod policy;
 mod search;
+mod sessions;
 mod soak;
 mod startup;
 mod tls;
