@@ -62,6 +62,12 @@ pub enum Command {
     /// Manage app passwords (for systems that cannot send a code).
     #[command(subcommand)]
     AppPassword(mfa::AppPasswordCommand),
+    /// Manage API tokens (`Authorization: Bearer` on the portal's JSON API).
+    #[command(subcommand)]
+    Token(mfa::TokenCommand),
+    /// List and end sessions: LDAP connections bound as a user.
+    #[command(subcommand)]
+    Session(SessionCommand),
     /// Import users and groups from LDIF (e.g. slapcat output) or a JSON
     /// backup, as one all-or-nothing change (through the running server,
     /// or into the store when none runs).
@@ -161,6 +167,22 @@ pub enum UserCommand {
         /// Attribute name, e.g. loginShell.
         #[arg(value_name = "KEY")]
         key: String,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum SessionCommand {
+    /// LDAP connections bound as a user (any user, or USER's), with their
+    /// address, bind time and last request.
+    List {
+        #[arg(value_name = "USER")]
+        username: Option<String>,
+    },
+    /// Close a session: the LDAP connection is dropped at once.
+    End {
+        /// Session id, as `session list` shows it.
+        #[arg(value_name = "ID")]
+        id: String,
     },
 }
 
@@ -275,6 +297,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::AppPassword(cmd) => {
             let config = load_config(cli.config.as_deref(), &overrides)?;
             admin(&config, mfa::app_password_request(cmd), cli.json)
+        }
+        Command::Token(cmd) => {
+            let config = load_config(cli.config.as_deref(), &overrides)?;
+            admin(&config, mfa::token_request(cmd), cli.json)
+        }
+        Command::Session(cmd) => {
+            let config = load_config(cli.config.as_deref(), &overrides)?;
+            let req = match cmd {
+                SessionCommand::List { username } => AdminRequest::SessionList { username },
+                SessionCommand::End { id } => AdminRequest::SessionEnd { id },
+            };
+            admin(&config, req, cli.json)
         }
         Command::Import(args) => {
             let config = load_config(cli.config.as_deref(), &overrides)?;
@@ -822,8 +856,14 @@ mod tests {
             ErrorKind::MissingRequiredArgument
         );
         assert_eq!(parse_err(&["user", "frob"]), ErrorKind::InvalidSubcommand);
-        // Later issues' commands are not there yet.
-        assert_eq!(parse_err(&["token"]), ErrorKind::InvalidSubcommand);
+        assert_eq!(
+            parse_err(&["token", "add", "alice"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            parse_err(&["session", "end"]),
+            ErrorKind::MissingRequiredArgument
+        );
         assert_eq!(parse_err(&["import"]), ErrorKind::MissingRequiredArgument);
         assert_eq!(
             parse_err(&["user", "show", "alice", "--ldap-addr", "x"]),

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::account::AccountSettings;
 use crate::admin::{self, AdminContext};
 use crate::auth::keys::ServerKey;
 use crate::auth::password::Hasher;
@@ -57,9 +58,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let admin_ctx = Arc::new(
-        AdminContext::new(store.clone(), hasher.clone(), &config).with_server_key(server_key),
-    );
+    let mut admin_ctx =
+        AdminContext::new(store.clone(), hasher.clone(), &config).with_server_key(server_key);
+    // `session list|end` see the LDAP listener's connections.
+    admin_ctx.connections = handler.accounts.connections().clone();
+    let admin_ctx = Arc::new(admin_ctx);
     let admin_task = tokio::spawn(admin::socket::serve_admin(
         admin_listener,
         admin_ctx.clone(),
@@ -222,7 +225,8 @@ fn ldap_handler(
     handler.accounts = handler
         .accounts
         .clone()
-        .with_initial_password_file(config.initial_password_path());
+        .with_initial_password_file(config.initial_password_path())
+        .with_settings(AccountSettings::from_config(config));
     handler
 }
 

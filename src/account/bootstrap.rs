@@ -63,8 +63,14 @@ pub fn bootstrap(
             .context("while creating the admin user")?,
     };
     let password = password::generate();
-    let phc =
-        password::hash_blocking(hasher, &password).context("while hashing the admin password")?;
+    // A generated password passes any policy (24 random alphanumerics).
+    let phc = password::hash_blocking(
+        hasher,
+        &password::PasswordPolicy::default(),
+        &password,
+        &[ADMIN_USER],
+    )
+    .context("while hashing the admin password")?;
     store
         .set_password_hash(admin.id, &phc)
         .context("while storing the admin password")?;

@@ -10,21 +10,18 @@ use uuid::Uuid;
 use super::records::{find_group, find_user};
 use super::view::AdminAnswer;
 use super::view::{
-    rfc3339, AppPasswordAdded, AppPasswordView, DeviceKindView, DeviceView, GroupPolicyView,
-    PolicySource, PolicyView, Removed, Secret, StaticAdded, TotpAdded,
+    rfc3339, DeviceKindView, DeviceView, GroupPolicyView, PolicySource, PolicyView, Removed,
+    Secret, StaticAdded, TotpAdded,
 };
 use super::{AccountError, Actor, AdminContext};
-use crate::auth::{app_password, policy, static_tokens, totp};
+use crate::auth::{policy, static_tokens, totp};
 use crate::store::mfa::{SETTING_APP_PASSWORDS, SETTING_MFA_POLICY};
-use crate::store::{
-    now, AppPassword, AppPasswordId, Device, DeviceId, DeviceKind, GroupPolicy, MfaPolicy,
-    TotpSecret, UserId,
-};
+use crate::store::{Device, DeviceId, DeviceKind, GroupPolicy, MfaPolicy, TotpSecret, UserId};
 
 /// Longest expiry accepted (ten years), so the timestamp cannot overflow.
 pub const MAX_EXPIRY_SECS: u64 = 10 * 365 * 24 * 3600;
 
-fn parse_id(what: &str, id: &str) -> Result<Uuid, AccountError> {
+pub(super) fn parse_id(what: &str, id: &str) -> Result<Uuid, AccountError> {
     Uuid::parse_str(id.trim())
         .map_err(|_| AccountError::Invalid(format!("{id:?} is not a {what} id")))
 }
@@ -216,85 +213,6 @@ pub fn remove(
     if !ctx.store.remove_device(user.id, id)? {
         return Err(AccountError::NotFound(format!(
             "user {} has no device {id}",
-            user.username
-        )));
-    }
-    Ok(AdminAnswer::Removed(Removed::new(id.to_string())))
-}
-
-fn app_password_view(ap: &AppPassword, at: i64) -> AppPasswordView {
-    AppPasswordView {
-        id: ap.id.to_string(),
-        name: ap.name.clone(),
-        created: rfc3339(ap.created),
-        expires: ap.expires.and_then(rfc3339),
-        expired: ap.expired(at),
-        last_used: ap.last_used.and_then(rfc3339),
-        last_used_from: ap.last_used_from.clone(),
-    }
-}
-
-pub fn app_password_add(
-    ctx: &AdminContext,
-    actor: &Actor,
-    username: &str,
-    name: &str,
-    expires_in_secs: Option<u64>,
-) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
-    let user = find_user(ctx, username)?;
-    let expires = match expires_in_secs {
-        None => None,
-        Some(0) => return Err(AccountError::Invalid("--expires must be positive".into())),
-        Some(s) if s > MAX_EXPIRY_SECS => {
-            return Err(AccountError::Invalid(
-                "--expires is longer than ten years".into(),
-            ))
-        }
-        Some(s) => Some(now().saturating_add(i64::try_from(s).unwrap_or(i64::MAX))),
-    };
-    let secret = app_password::generate();
-    let hash = app_password::hash(&ctx.server_key, &secret);
-    let ap = ctx.store.add_app_password(user.id, name, expires, &hash)?;
-    Ok(AdminAnswer::AppPasswordAdded(AppPasswordAdded {
-        id: ap.id.to_string(),
-        name: ap.name,
-        secret: Secret::new(secret),
-        expires: ap.expires.and_then(rfc3339),
-    }))
-}
-
-/// Lists the user's app passwords after removing expired ones.
-pub fn app_password_list(
-    ctx: &AdminContext,
-    actor: &Actor,
-    username: &str,
-) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
-    let user = find_user(ctx, username)?;
-    let at = now();
-    ctx.store.purge_expired_app_passwords(user.id, at)?;
-    let list = ctx
-        .store
-        .app_passwords(user.id)?
-        .iter()
-        .map(|ap| app_password_view(ap, at))
-        .collect();
-    Ok(AdminAnswer::AppPasswords(list))
-}
-
-pub fn app_password_revoke(
-    ctx: &AdminContext,
-    actor: &Actor,
-    username: &str,
-    id: &str,
-) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
-    let user = find_user(ctx, username)?;
-    let id = AppPasswordId(parse_id("app password", id)?);
-    if !ctx.store.revoke_app_password(user.id, id)? {
-        return Err(AccountError::NotFound(format!(
-            "user {} has no app password {id}",
             user.username
         )));
     }

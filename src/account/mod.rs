@@ -11,12 +11,15 @@
 //! - this file: [`Accounts`] (the service the LDAP handler holds),
 //!   [`AdminContext`] (what the operator's operations need), [`Actor`],
 //!   [`AccountError`].
-//! - `password`: the password policy (length limits, hashing, generated
-//!   passwords).
+//! - `password`: the password policy (length, zxcvbn strength, hashing,
+//!   generated passwords); [`AccountSettings`] carries the configured one.
 //! - `passwd`: a password change over LDAP (and next the portal).
 //! - `records`: users and groups as the operator changes them (create,
 //!   password, enable/disable, attributes, delete, memberships, nesting).
-//! - `mfa`: MFA enrolment, app passwords and bind policies.
+//! - `mfa`: MFA enrolment and bind policies.
+//! - `credentials`: app passwords and API tokens (labelled secrets).
+//! - `connections`: the open LDAP connections (who is bound where), listed
+//!   and ended by `session list|end` and the portal.
 //! - `admins`: the guard that keeps an enabled admin (who is one:
 //!   `directory::admins`).
 //! - `bootstrap`: the first start, as the server itself.
@@ -33,6 +36,8 @@
 
 pub mod admins;
 pub mod bootstrap;
+pub mod connections;
+pub mod credentials;
 pub mod import;
 pub mod mfa;
 pub mod passwd;
@@ -128,6 +133,45 @@ pub enum AccountError {
     Internal(String),
 }
 
+/// The account rules that come from the configuration (`[password]`,
+/// `[accounts]`). Cheap to clone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountSettings {
+    /// The policy for new passwords in clear.
+    pub password: password::PasswordPolicy,
+    /// The shells a user may choose for themself.
+    pub login_shells: std::sync::Arc<[String]>,
+}
+
+impl AccountSettings {
+    pub fn from_config(config: &Config) -> AccountSettings {
+        AccountSettings {
+            password: password::PasswordPolicy {
+                min_length: config.password.min_length,
+                min_strength: config.password.min_strength,
+            },
+            login_shells: config.accounts.login_shells.clone().into(),
+        }
+    }
+
+    /// The default policy, and the usual shells (tests and fuzzing; the
+    /// server takes [`AccountSettings::from_config`]).
+    pub fn defaults() -> AccountSettings {
+        AccountSettings {
+            password: password::PasswordPolicy::default(),
+            login_shells: ["/bin/sh", "/bin/bash", "/bin/zsh", "/usr/sbin/nologin"]
+                .map(String::from)
+                .to_vec()
+                .into(),
+        }
+    }
+
+    /// True when a user may choose `shell` for themself.
+    pub fn allows_shell(&self, shell: &str) -> bool {
+        self.login_shells.iter().any(|s| s == shell)
+    }
+}
+
 /// The account service the LDAP layer holds: the read model (for DNs and
 /// the admin set), the authenticator (for old passwords, and its hasher
 /// for new ones) and the store they share. Cheap to clone.
@@ -138,6 +182,9 @@ pub struct Accounts {
     /// `<data_dir>/initial-admin-password`, removed once the admin's
     /// password changes (none in tests that have no data directory).
     initial_password_file: Option<std::path::PathBuf>,
+    settings: AccountSettings,
+    /// The open LDAP connections of this process.
+    connections: connections::Connections,
 }
 
 impl Accounts {
@@ -146,7 +193,24 @@ impl Accounts {
             directory,
             auth,
             initial_password_file: None,
+            settings: AccountSettings::defaults(),
+            connections: connections::Connections::default(),
         }
+    }
+
+    /// The registry the LDAP listener registers its connections in.
+    pub fn connections(&self) -> &connections::Connections {
+        &self.connections
+    }
+
+    /// The configured password policy and shells.
+    pub fn with_settings(mut self, settings: AccountSettings) -> Accounts {
+        self.settings = settings;
+        self
+    }
+
+    pub fn settings(&self) -> &AccountSettings {
+        &self.settings
     }
 
     /// Where the first start wrote the admin's password (see
@@ -214,6 +278,11 @@ pub struct AdminContext {
     /// `<data_dir>/initial-admin-password`, removed once the admin's
     /// password changes.
     pub initial_password_file: Option<std::path::PathBuf>,
+    /// `[password]` and `[accounts]`.
+    pub settings: AccountSettings,
+    /// The server's open LDAP connections (`session list|end`); empty
+    /// when the CLI opens the store itself (no server, no connections).
+    pub connections: connections::Connections,
 }
 
 impl AdminContext {
@@ -230,6 +299,8 @@ impl AdminContext {
             totp_issuer: config.bind.totp_issuer.clone(),
             policy_defaults: config.auth_settings().policy,
             initial_password_file: Some(config.initial_password_path()),
+            settings: AccountSettings::from_config(config),
+            connections: connections::Connections::default(),
         }
     }
 

@@ -4,7 +4,7 @@
 //! - a user changes their own password with the old one, which must be
 //!   the account's password (an app password manages no account);
 //! - an admin sets anyone's password without the old one;
-//! - the new password passes [`password::check_new`]; none given, the
+//! - the new password passes the configured [`password::PasswordPolicy`]; none given, the
 //!   server generates one and answers with it;
 //! - hashing runs on the hashing pool and the write on the blocking pool,
 //!   never on the caller's reactor; `Ok` means the new hash is durable.
@@ -72,7 +72,14 @@ impl Accounts {
                 (p.clone(), Some(p))
             }
         };
-        password::check_new(&new)?;
+        self.settings.password.check(
+            &new,
+            &[
+                user.username.as_str(),
+                user.full_name.as_deref().unwrap_or(""),
+                user.email.as_deref().unwrap_or(""),
+            ],
+        )?;
         let phc = self.auth.hasher().hash(new).await.map_err(|e| {
             tracing::error!(error = %e, "hashing a new password");
             AccountError::Internal("password change failed".into())

@@ -54,8 +54,10 @@ fn non_empty(what: &str, value: Option<String>) -> Result<Option<String>, Accoun
     }
 }
 
-fn hash(ctx: &AdminContext, p: &str) -> Result<String, AccountError> {
-    password::hash_blocking(&ctx.hasher, p)
+/// Checks `p` against the policy (`context`: the account's name, full
+/// name and email) and hashes it.
+fn hash(ctx: &AdminContext, p: &str, context: &[&str]) -> Result<String, AccountError> {
+    password::hash_blocking(&ctx.hasher, &ctx.settings.password, p, context)
 }
 
 pub fn user_add(
@@ -76,7 +78,12 @@ pub fn user_add(
             "user {username} already exists"
         )));
     }
-    let phc = password.map(|p| hash(ctx, p)).transpose()?;
+    let context = [
+        username.as_str(),
+        full_name.as_deref().unwrap_or(""),
+        email.as_deref().unwrap_or(""),
+    ];
+    let phc = password.map(|p| hash(ctx, p, &context)).transpose()?;
     let user = ctx.store.create_user(NewUser {
         username,
         full_name,
@@ -104,7 +111,12 @@ pub fn user_passwd(
 ) -> Result<AdminAnswer, AccountError> {
     actor.require_operator()?;
     let user = find_user(ctx, username)?;
-    let phc = hash(ctx, password)?;
+    let context = [
+        user.username.as_str(),
+        user.full_name.as_deref().unwrap_or(""),
+        user.email.as_deref().unwrap_or(""),
+    ];
+    let phc = hash(ctx, password, &context)?;
     ctx.store.set_password_hash(user.id, &phc)?;
     let user = ctx.store.user(user.id)?.unwrap_or(user);
     super::bootstrap::forget_initial_password(ctx.initial_password_file.as_deref(), &user.username);
@@ -182,6 +194,10 @@ pub fn user_set_attr(
         Some(v) => Some(v),
         None => None,
     };
+    if let (Target::Attr(name), Some(v)) = (&target, &value) {
+        crate::domain::validate::attribute(name, v)
+            .map_err(|e| AccountError::Invalid(e.to_string()))?;
+    }
     let before = user.clone();
     let updated = ctx.store.update_user(user.id, &|u: &mut User| {
         match &target {

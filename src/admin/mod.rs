@@ -35,7 +35,8 @@ pub use answer::answer_from_json;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::account::{mfa, records, AccountError, Actor};
+use crate::account::{connections, credentials, mfa, records, AccountError, Actor};
+use crate::store::CredentialKind::{ApiToken, AppPassword};
 use crate::store::StoreError;
 
 /// A password in transit. Its `Debug` never shows it, so a request can be
@@ -181,6 +182,30 @@ pub enum AdminRequest {
         group: Option<String>,
         setting: String,
     },
+    /// `token add`: an API token, answered with the secret once.
+    TokenAdd {
+        username: String,
+        name: String,
+        /// Seconds from now; `None` never expires.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_in_secs: Option<u64>,
+    },
+    TokenList {
+        username: String,
+    },
+    TokenRevoke {
+        username: String,
+        id: String,
+    },
+    /// `session list [USER]`.
+    SessionList {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+    },
+    /// `session end ID`.
+    SessionEnd {
+        id: String,
+    },
 }
 
 impl AdminRequest {
@@ -214,6 +239,11 @@ impl AdminRequest {
             AdminRequest::AppPasswordList { .. } => "app_password_list",
             AdminRequest::AppPasswordRevoke { .. } => "app_password_revoke",
             AdminRequest::AppPasswordPolicySet { .. } => "app_password_policy_set",
+            AdminRequest::TokenAdd { .. } => "token_add",
+            AdminRequest::TokenList { .. } => "token_list",
+            AdminRequest::TokenRevoke { .. } => "token_revoke",
+            AdminRequest::SessionList { .. } => "session_list",
+            AdminRequest::SessionEnd { .. } => "session_end",
         }
     }
 }
@@ -372,11 +402,26 @@ fn dispatch(
             username,
             name,
             expires_in_secs,
-        } => mfa::app_password_add(ctx, actor, &username, &name, expires_in_secs),
-        AdminRequest::AppPasswordList { username } => mfa::app_password_list(ctx, actor, &username),
-        AdminRequest::AppPasswordRevoke { username, id } => {
-            mfa::app_password_revoke(ctx, actor, &username, &id)
+        } => credentials::add(ctx, actor, AppPassword, &username, &name, expires_in_secs),
+        AdminRequest::AppPasswordList { username } => {
+            credentials::list(ctx, actor, AppPassword, &username)
         }
+        AdminRequest::AppPasswordRevoke { username, id } => {
+            credentials::revoke(ctx, actor, AppPassword, &username, &id)
+        }
+        AdminRequest::TokenAdd {
+            username,
+            name,
+            expires_in_secs,
+        } => credentials::add(ctx, actor, ApiToken, &username, &name, expires_in_secs),
+        AdminRequest::TokenList { username } => credentials::list(ctx, actor, ApiToken, &username),
+        AdminRequest::TokenRevoke { username, id } => {
+            credentials::revoke(ctx, actor, ApiToken, &username, &id)
+        }
+        AdminRequest::SessionList { username } => {
+            connections::session_list(ctx, actor, username.as_deref())
+        }
+        AdminRequest::SessionEnd { id } => connections::session_end(ctx, actor, &id),
         AdminRequest::AppPasswordPolicySet { group, setting } => {
             mfa::app_password_policy_set(ctx, actor, group.as_deref(), &setting)
         }
@@ -495,6 +540,20 @@ mod tests {
                 group: None,
                 setting: s("off"),
             },
+            AdminRequest::TokenAdd {
+                username: s("alice"),
+                name: s("backup script"),
+                expires_in_secs: None,
+            },
+            AdminRequest::TokenList {
+                username: s("alice"),
+            },
+            AdminRequest::TokenRevoke {
+                username: s("alice"),
+                id: s("0000"),
+            },
+            AdminRequest::SessionList { username: None },
+            AdminRequest::SessionEnd { id: s("0000") },
         ]
     }
 
@@ -509,7 +568,7 @@ mod tests {
             assert_eq!(value["op"], req.op(), "{text}");
             ops.insert(req.op());
         }
-        assert_eq!(ops.len(), 27, "every variant covered");
+        assert_eq!(ops.len(), 32, "every variant covered");
     }
 
     #[test]

@@ -156,7 +156,7 @@ fn user_json_shape_and_no_secrets() {
             username: "alice".into(),
             full_name: Some("Alice Liddell".into()),
             email: Some("alice@example.com".into()),
-            password: Some(Password::new("s3cret;x".into())),
+            password: Some(Password::new("s3cret-Dormouse;x".into())),
         },
     );
     assert_eq!(added["ok"], true);
@@ -188,7 +188,7 @@ fn user_json_shape_and_no_secrets() {
     assert!(user["uid_number"].as_u64().expect("uid") >= 2000);
     assert!(user["pwd_changed"].is_string());
     assert!(user["created"].as_str().expect("created").ends_with('Z'));
-    assert!(verifies(&f, "alice", "s3cret;x"));
+    assert!(verifies(&f, "alice", "s3cret-Dormouse;x"));
 
     let text = serde_json::to_string(&ok(&f, AdminRequest::UserList)).expect("json");
     assert!(!text.contains("argon2"), "{text}");
@@ -230,14 +230,29 @@ fn user_json_shape_and_no_secrets() {
         ),
         Err(AdminError::Invalid(_))
     ));
+    // The password policy: too short, blank, common, or built from the
+    // user's own name.
+    for weak in ["x", "        ", "password", "12345678", "bob12345"] {
+        match run(
+            &f,
+            AdminRequest::UserPasswd {
+                username: "bob".into(),
+                password: Password::new(weak.into()),
+            },
+        ) {
+            Err(AdminError::Invalid(m)) => assert!(m.contains("the password"), "{weak}: {m}"),
+            other => panic!("{weak:?}: {other:?}"),
+        }
+        assert!(!verifies(&f, "bob", weak), "{weak:?}");
+    }
     ok(
         &f,
         AdminRequest::UserPasswd {
             username: "bob".into(),
-            password: Password::new("new-pw".into()),
+            password: Password::new("new-Cheshire-pw".into()),
         },
     );
-    assert!(verifies(&f, "bob", "new-pw"));
+    assert!(verifies(&f, "bob", "new-Cheshire-pw"));
 
     let list = ok(&f, AdminRequest::UserList);
     let names: Vec<&str> = list
@@ -304,7 +319,7 @@ fn attributes() {
 #[test]
 fn enable_disable_delete() {
     let (f, _) = bootstrapped();
-    add_user(&f, "alice", Some("pw"));
+    add_user(&f, "alice", Some("Dormouse-Teapot-9"));
     let generation = |f: &Fixture| {
         f.ctx
             .store

@@ -18,9 +18,15 @@ const BASE32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// A new secret.
 pub fn generate() -> String {
+    generate_with(PREFIX)
+}
+
+/// `prefix` and 160 random bits in lower-case base32 (API tokens share the
+/// shape with their own prefix).
+pub(super) fn generate_with(prefix: &str) -> String {
     let bytes: [u8; RANDOM_BYTES] = rand::random();
-    let mut out = String::with_capacity(PREFIX.len() + BODY_LEN);
-    out.push_str(PREFIX);
+    let mut out = String::with_capacity(prefix.len() + BODY_LEN);
+    out.push_str(prefix);
     // 20 bytes = 160 bits = 32 groups of 5 bits.
     let mut acc: u32 = 0;
     let mut bits = 0;
@@ -38,9 +44,14 @@ pub fn generate() -> String {
 /// Whether `candidate` has the shape of an app password; anything else
 /// is not looked up at all.
 pub fn looks_like_app_password(candidate: &str) -> bool {
-    candidate.len() == PREFIX.len() + BODY_LEN
-        && candidate.starts_with(PREFIX)
-        && candidate[PREFIX.len()..]
+    has_shape(PREFIX, candidate)
+}
+
+/// `candidate` is `prefix` and a body of the generated shape.
+pub(super) fn has_shape(prefix: &str, candidate: &str) -> bool {
+    candidate.len() == prefix.len() + BODY_LEN
+        && candidate.starts_with(prefix)
+        && candidate[prefix.len()..]
             .bytes()
             .all(|b| BASE32.contains(&b))
 }

@@ -19,6 +19,7 @@
 //! - `cache`: the bind cache, which lets a repeated identical password bind
 //!   skip argon2.
 
+pub mod api_token;
 pub mod app_password;
 pub mod cache;
 pub mod keys;
@@ -36,7 +37,9 @@ use std::time::SystemTime;
 
 use crate::blocking::off_reactor;
 use crate::domain::MfaPolicy;
-use crate::store::{Device, DeviceKind, Store, StoreError, Timestamp, User, UserId};
+use crate::store::{
+    CredentialKind, Device, DeviceKind, Store, StoreError, Timestamp, User, UserId,
+};
 use cache::{BindCache, CacheConfig};
 use keys::ServerKey;
 use password::{Busy, Hasher};
@@ -223,6 +226,11 @@ impl Authenticator {
                 .enabled
                 .then(|| Arc::new(BindCache::new(settings.cache))),
         }
+    }
+
+    /// The key that hashes app passwords, static tokens and API tokens.
+    pub fn server_key(&self) -> &ServerKey {
+        &self.key
     }
 
     pub fn hasher(&self) -> &Hasher {
@@ -429,7 +437,9 @@ impl Authenticator {
         let Some((owner, ap)) = self.store.app_password_by_hash(&hash)? else {
             return Ok(AppPasswordCheck::NotOne);
         };
-        if owner != user.id {
+        // An API token never binds (its prefix and hashing domain differ
+        // too: this holds even for a record restored under the wrong kind).
+        if owner != user.id || ap.kind != CredentialKind::AppPassword {
             return Ok(AppPasswordCheck::NotOne);
         }
         let at = timestamp(now);

@@ -74,6 +74,7 @@ impl Fx {
         self.store
             .add_app_password(
                 user,
+                crate::store::CredentialKind::AppPassword,
                 "mail",
                 expires,
                 &app_password::hash(&self.key, &secret),

@@ -123,6 +123,37 @@ pub enum AppPasswordCommand {
 }
 
 #[derive(Debug, Subcommand, PartialEq)]
+pub enum TokenCommand {
+    /// Create an API token; prints it once.
+    Add {
+        /// Username.
+        #[arg(value_name = "USER")]
+        username: String,
+        /// What it is for, e.g. "backup script".
+        #[arg(long = "name", value_name = "LABEL", required = true)]
+        name: String,
+        /// Lifetime such as 90m, 12h, 30d, 2w (default: no expiry).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<u64>,
+    },
+    /// List a user's API tokens (never the secrets).
+    List {
+        /// Username.
+        #[arg(value_name = "USER")]
+        username: String,
+    },
+    /// Revoke an API token; refused from the next request on.
+    Revoke {
+        /// Username.
+        #[arg(value_name = "USER")]
+        username: String,
+        /// Token id, as `token list` shows it.
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq)]
 pub enum AppPasswordPolicyCommand {
     /// Show the global setting, where it comes from, and group settings.
     Show,
@@ -188,6 +219,22 @@ pub fn mfa_request(cmd: MfaCommand) -> AdminRequest {
         MfaCommand::Policy(MfaPolicyCommand::Set { group, policy }) => {
             AdminRequest::MfaPolicySet { group, policy }
         }
+    }
+}
+
+pub fn token_request(cmd: TokenCommand) -> AdminRequest {
+    match cmd {
+        TokenCommand::Add {
+            username,
+            name,
+            expires,
+        } => AdminRequest::TokenAdd {
+            username,
+            name,
+            expires_in_secs: expires,
+        },
+        TokenCommand::List { username } => AdminRequest::TokenList { username },
+        TokenCommand::Revoke { username, id } => AdminRequest::TokenRevoke { username, id },
     }
 }
 
@@ -264,11 +311,30 @@ pub(super) fn render(req: &AdminRequest, answer: &AdminAnswer) -> Option<String>
                 text(a.secret.expose()),
             )
         }
-        (AdminRequest::AppPasswordList { .. }, AdminAnswer::AppPasswords(list)) => {
-            render_app_passwords(list)
+        (AdminRequest::TokenAdd { username, .. }, AdminAnswer::AppPasswordAdded(a)) => {
+            format!(
+                "created API token {} ({}) for {}, expires {}:\n  {}\nSend it as \
+                 `Authorization: Bearer <token>` to /api/v1; it does not bind over LDAP. \
+                 This is the only time it is shown.\n",
+                text(&a.id),
+                text(&a.name),
+                safe(username),
+                match a.expires.as_deref() {
+                    None | Some("") => "never".to_string(),
+                    Some(t) => safe(t),
+                },
+                text(a.secret.expose()),
+            )
         }
+        (
+            AdminRequest::AppPasswordList { .. } | AdminRequest::TokenList { .. },
+            AdminAnswer::AppPasswords(list),
+        ) => render_app_passwords(list),
         (AdminRequest::AppPasswordRevoke { id, .. }, AdminAnswer::Removed(_)) => {
             format!("revoked app password {}\n", safe(id))
+        }
+        (AdminRequest::TokenRevoke { id, .. }, AdminAnswer::Removed(_)) => {
+            format!("revoked API token {}\n", safe(id))
         }
         (
             AdminRequest::PolicyShow
@@ -408,6 +474,7 @@ mod tests {
         let req = |args: &[&str]| match parse(args).command {
             Command::Mfa(cmd) => mfa_request(cmd),
             Command::AppPassword(cmd) => app_password_request(cmd),
+            Command::Token(cmd) => token_request(cmd),
             other => panic!("{args:?}: {other:?}"),
         };
         assert_eq!(
@@ -468,6 +535,25 @@ mod tests {
         assert_eq!(
             req(&["app-password", "revoke", "bob", "x"]),
             AdminRequest::AppPasswordRevoke {
+                username: s("bob"),
+                id: s("x")
+            }
+        );
+        assert_eq!(
+            req(&["token", "add", "bob", "--name", "ci", "--expires", "12h"]),
+            AdminRequest::TokenAdd {
+                username: s("bob"),
+                name: s("ci"),
+                expires_in_secs: Some(12 * 3600)
+            }
+        );
+        assert_eq!(
+            req(&["token", "list", "bob"]),
+            AdminRequest::TokenList { username: s("bob") }
+        );
+        assert_eq!(
+            req(&["token", "revoke", "bob", "x"]),
+            AdminRequest::TokenRevoke {
                 username: s("bob"),
                 id: s("x")
             }

@@ -26,8 +26,29 @@ pub(super) fn render(req: &AdminRequest, answer: &AdminAnswer) -> String {
         | AdminAnswer::AppPasswordAdded(_)
         | AdminAnswer::AppPasswords(_)
         | AdminAnswer::Policy(_) => mfa::render(req, answer),
+        AdminAnswer::Sessions(list) => Some(render_sessions(list)),
     };
     text.unwrap_or_else(|| unexpected(answer))
+}
+
+fn render_sessions(list: &[crate::admin::view::SessionView]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            vec![
+                text(&s.id),
+                text(&s.kind),
+                text(&s.username),
+                text(&s.address),
+                opt(s.created.as_deref()),
+                opt(s.last_seen.as_deref()),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "KIND", "USER", "ADDRESS", "SINCE", "LAST SEEN"],
+        &rows,
+    )
 }
 
 /// An answer that does not fit the request (which `AdminAnswer::from_json`

@@ -30,6 +30,8 @@ pub(super) struct RawConfig {
     pub tls: RawTls,
     pub import: RawImport,
     pub backup: RawBackup,
+    pub password: RawPassword,
+    pub accounts: RawAccounts,
 }
 
 /// `[ldap]`; see [`LdapConfig`](super::LdapConfig) for what each key does.
@@ -130,6 +132,59 @@ impl Default for RawBackup {
     }
 }
 
+/// `[password]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawPassword {
+    pub min_length: usize,
+    pub min_strength: u8,
+}
+
+impl Default for RawPassword {
+    fn default() -> Self {
+        RawPassword {
+            min_length: 8,
+            min_strength: 2,
+        }
+    }
+}
+
+/// `[accounts]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawAccounts {
+    pub login_shells: Vec<String>,
+}
+
+impl Default for RawAccounts {
+    fn default() -> Self {
+        RawAccounts {
+            login_shells: [
+                "/bin/sh",
+                "/bin/bash",
+                "/usr/bin/bash",
+                "/bin/dash",
+                "/usr/bin/dash",
+                "/bin/zsh",
+                "/usr/bin/zsh",
+                "/bin/fish",
+                "/usr/bin/fish",
+                "/bin/ksh",
+                "/usr/bin/ksh",
+                "/bin/tcsh",
+                "/usr/bin/tcsh",
+                "/bin/csh",
+                "/usr/bin/csh",
+                "/usr/sbin/nologin",
+                "/sbin/nologin",
+                "/bin/false",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -152,6 +207,8 @@ impl Default for RawConfig {
             tls: RawTls::default(),
             import: RawImport::default(),
             backup: RawBackup::default(),
+            password: RawPassword::default(),
+            accounts: RawAccounts::default(),
         }
     }
 }

@@ -116,6 +116,9 @@ pub const KEYS: &[Key] = &[
     key!("backup.dir", "PORTCULLIS_BACKUP_DIR" => backup.dir: text),
     key!("backup.interval_secs", "PORTCULLIS_BACKUP_INTERVAL_SECS" => backup.interval_secs: number),
     key!("backup.keep", "PORTCULLIS_BACKUP_KEEP" => backup.keep: number),
+    key!("password.min_length", "PORTCULLIS_PASSWORD_MIN_LENGTH" => password.min_length: number),
+    key!("password.min_strength", "PORTCULLIS_PASSWORD_MIN_STRENGTH" => password.min_strength: number),
+    key!("accounts.login_shells", "PORTCULLIS_ACCOUNTS_LOGIN_SHELLS" => accounts.login_shells: list),
 ];
 
 /// The key an environment variable sets.

@@ -59,6 +59,8 @@ pub struct Config {
     pub tls: TlsConfig,
     pub import: ImportConfig,
     pub backup: BackupConfig,
+    pub password: PasswordConfig,
+    pub accounts: AccountsConfig,
 }
 
 /// `[ldap]`.
@@ -247,6 +249,24 @@ pub struct BackupConfig {
     /// How many of the newest backups are kept; older ones are removed
     /// after each new one is written.
     pub keep: usize,
+}
+
+/// `[password]`: the policy for new passwords in clear (see
+/// `account::password::PasswordPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordConfig {
+    /// Fewest characters.
+    pub min_length: usize,
+    /// Lowest zxcvbn score, 0 (off) to 4.
+    pub min_strength: u8,
+}
+
+/// `[accounts]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountsConfig {
+    /// The shells a user may choose for themself (an LDAP modify of their
+    /// own loginShell). Admins may set any absolute path.
+    pub login_shells: Vec<String>,
 }
 
 /// `[log]`.

@@ -10,11 +10,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::file::{
-    RawBackup, RawBind, RawConfig, RawImport, RawLdap, RawPortal, RawThrottle, RawTls,
+    RawAccounts, RawBackup, RawBind, RawConfig, RawImport, RawLdap, RawPassword, RawPortal,
+    RawThrottle, RawTls,
 };
 use super::{
-    BackupConfig, BindConfig, Config, ConfigError, ImportConfig, LdapConfig, LogConfig, Origins,
-    PortalConfig, ThrottleSettings, TlsConfig,
+    AccountsConfig, BackupConfig, BindConfig, Config, ConfigError, ImportConfig, LdapConfig,
+    LogConfig, Origins, PasswordConfig, PortalConfig, ThrottleSettings, TlsConfig,
 };
 use crate::auth::password::HashConfig;
 use crate::directory::Dn;
@@ -68,6 +69,8 @@ impl RawConfig {
         let throttle = throttle(self.throttle, o)?;
         check_import(&self.import, o)?;
         let backup = backup(self.backup, o)?;
+        check_password(&self.password, o)?;
+        check_accounts(&self.accounts, o)?;
         Ok(Config {
             data_dir: self.data_dir,
             base_dn,
@@ -85,6 +88,13 @@ impl RawConfig {
                 keep_attributes: self.import.keep_attributes,
             },
             backup,
+            password: PasswordConfig {
+                min_length: self.password.min_length,
+                min_strength: self.password.min_strength,
+            },
+            accounts: AccountsConfig {
+                login_shells: self.accounts.login_shells,
+            },
         })
     }
 }
@@ -389,6 +399,43 @@ fn backup(raw: RawBackup, o: &Origins) -> Result<BackupConfig, ConfigError> {
         interval: Duration::from_secs(raw.interval_secs),
         keep: raw.keep,
     })
+}
+
+/// Longest `password.min_length`: a minimum above this would refuse
+/// passphrases people can type.
+const MAX_MIN_PASSWORD_LENGTH: usize = 256;
+/// Most shells `accounts.login_shells` may list.
+const MAX_LOGIN_SHELLS: usize = 64;
+
+fn check_password(p: &RawPassword, o: &Origins) -> Result<(), ConfigError> {
+    if !(1..=MAX_MIN_PASSWORD_LENGTH).contains(&p.min_length) {
+        return Err(o.invalid(
+            "password.min_length",
+            format!("must be between 1 and {MAX_MIN_PASSWORD_LENGTH}"),
+        ));
+    }
+    if p.min_strength > 4 {
+        return Err(o.invalid(
+            "password.min_strength",
+            "must be a zxcvbn score from 0 (no strength check) to 4",
+        ));
+    }
+    Ok(())
+}
+
+fn check_accounts(a: &RawAccounts, o: &Origins) -> Result<(), ConfigError> {
+    if a.login_shells.len() > MAX_LOGIN_SHELLS {
+        return Err(o.invalid(
+            "accounts.login_shells",
+            format!("lists more than {MAX_LOGIN_SHELLS} shells"),
+        ));
+    }
+    for shell in &a.login_shells {
+        if let Err(e) = crate::domain::validate::path("shell", shell) {
+            return Err(o.invalid("accounts.login_shells", e.to_string()));
+        }
+    }
+    Ok(())
 }
 
 fn check_import(import: &RawImport, o: &Origins) -> Result<(), ConfigError> {

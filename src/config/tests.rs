@@ -156,6 +156,9 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_BACKUP_DIR", "/b"),
         ("PORTCULLIS_BACKUP_INTERVAL_SECS", "18"),
         ("PORTCULLIS_BACKUP_KEEP", "19"),
+        ("PORTCULLIS_PASSWORD_MIN_LENGTH", "20"),
+        ("PORTCULLIS_PASSWORD_MIN_STRENGTH", "4"),
+        ("PORTCULLIS_ACCOUNTS_LOGIN_SHELLS", "/bin/zsh"),
     ];
     assert_eq!(vars.len() + HARDENING_ENV.len() + 1, KEYS.len());
     let c = Config::load(None, env(&vars), &Overrides::default()).expect("load");
@@ -217,6 +220,13 @@ fn every_key_has_a_working_env_variable() {
             interval: Duration::from_secs(18),
             keep: 19,
         },
+        password: PasswordConfig {
+            min_length: 20,
+            min_strength: 4,
+        },
+        accounts: AccountsConfig {
+            login_shells: vec!["/bin/zsh".into()],
+        },
     };
     assert_eq!(c, expected);
     assert_eq!(c.base_dn.to_string(), "o=x");
@@ -236,6 +246,50 @@ fn import_keep_attributes_from_file_and_env() {
     let bad = [("PORTCULLIS_IMPORT_KEEP_ATTRIBUTES", "cn;lang-en")];
     let err = Config::load(None, env(&bad), &Overrides::default()).expect_err("invalid");
     assert!(err.to_string().contains("import.keep_attributes"), "{err}");
+}
+
+#[test]
+fn password_policy_and_shells() {
+    let c = Config::default();
+    // The defaults in the raw layer are the account layer's.
+    let policy = crate::account::AccountSettings::from_config(&c).password;
+    assert_eq!(policy, crate::account::password::PasswordPolicy::default());
+    assert!(c.accounts.login_shells.iter().any(|s| s == "/bin/bash"));
+
+    let f = toml_file("[password]\nmin_length = 12\nmin_strength = 3\n[accounts]\nlogin_shells = [\"/bin/zsh\"]\n");
+    let c = Config::load(Some(f.path()), env(&[]), &Overrides::default()).expect("load");
+    assert_eq!((c.password.min_length, c.password.min_strength), (12, 3));
+    assert_eq!(c.accounts.login_shells, ["/bin/zsh"]);
+    let vars = [
+        ("PORTCULLIS_PASSWORD_MIN_LENGTH", "10"),
+        ("PORTCULLIS_PASSWORD_MIN_STRENGTH", "0"),
+        ("PORTCULLIS_ACCOUNTS_LOGIN_SHELLS", "/bin/sh, /usr/bin/fish"),
+    ];
+    let c = Config::load(Some(f.path()), env(&vars), &Overrides::default()).expect("load");
+    assert_eq!((c.password.min_length, c.password.min_strength), (10, 0));
+    assert_eq!(c.accounts.login_shells, ["/bin/sh", "/usr/bin/fish"]);
+
+    for (var, value, key) in [
+        ("PORTCULLIS_PASSWORD_MIN_LENGTH", "0", "password.min_length"),
+        (
+            "PORTCULLIS_PASSWORD_MIN_STRENGTH",
+            "5",
+            "password.min_strength",
+        ),
+        (
+            "PORTCULLIS_ACCOUNTS_LOGIN_SHELLS",
+            "bash",
+            "accounts.login_shells",
+        ),
+        (
+            "PORTCULLIS_ACCOUNTS_LOGIN_SHELLS",
+            "/bin/x:0:0",
+            "accounts.login_shells",
+        ),
+    ] {
+        let err = Config::load(None, env(&[(var, value)]), &Overrides::default()).expect_err(value);
+        assert!(err.to_string().contains(key), "{err}");
+    }
 }
 
 /// The keys of issue 4 (TLS and hardening), with a non-default value.

@@ -17,7 +17,7 @@ pub type KeyedHash = [u8; HASH_LEN];
 
 /// Most devices one user may have; bounds every per-bind loop over them.
 pub const MAX_DEVICES: usize = 16;
-/// Most app passwords one user may have.
+/// Most app passwords and API tokens one user may have, together.
 pub const MAX_APP_PASSWORDS: usize = 64;
 /// Most tokens one static device may hold.
 pub const MAX_STATIC_TOKENS: usize = 32;
@@ -75,11 +75,42 @@ impl fmt::Debug for TotpSecret {
     }
 }
 
-/// An app password's record. The secret itself is never stored; its keyed
-/// hash lives in its own tree.
+/// What a labelled secret is for. Both kinds are kept alike (a label, an
+/// optional expiry, the last use, a keyed hash), as authentik keeps app
+/// passwords as tokens with an intent; what they open differs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// Binds over LDAP without a code; nothing else.
+    #[default]
+    AppPassword,
+    /// `Authorization: Bearer` on the portal's `/api/v1`; never an LDAP
+    /// bind or the sign-in page.
+    ApiToken,
+}
+
+impl CredentialKind {
+    pub fn is_app_password(&self) -> bool {
+        *self == CredentialKind::AppPassword
+    }
+
+    /// "app password" or "API token", for messages.
+    pub fn noun(&self) -> &'static str {
+        match self {
+            CredentialKind::AppPassword => "app password",
+            CredentialKind::ApiToken => "API token",
+        }
+    }
+}
+
+/// An app password's (or API token's) record. The secret itself is never
+/// stored; its keyed hash lives in its own tree.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AppPassword {
     pub id: AppPasswordId,
+    /// Absent in records written before API tokens existed: app passwords.
+    #[serde(default)]
+    pub kind: CredentialKind,
     /// What it is for (`--name`), shown in listings and audit logs.
     pub name: String,
     pub created: Timestamp,

@@ -22,8 +22,8 @@ pub mod snapshot;
 pub mod validate;
 
 pub use mfa::{
-    AppPassword, AppPasswordId, Device, DeviceId, DeviceKind, GroupPolicy, KeyedHash, MfaPolicy,
-    TotpSecret,
+    AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, DeviceKind, GroupPolicy,
+    KeyedHash, MfaPolicy, TotpSecret,
 };
 pub use model::{now, Group, GroupId, GroupSnapshot, Member, NewUser, Timestamp, User, UserId};
 

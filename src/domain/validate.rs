@@ -88,6 +88,81 @@ fn text(what: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// Longest path (loginShell, homeDirectory).
+const MAX_PATH: usize = 255;
+/// Longest telephone number.
+const MAX_TELEPHONE: usize = 32;
+/// Longest value of another attribute kept in a user's `attrs`.
+const MAX_ATTR_TEXT: usize = 1024;
+
+/// One value of an attribute kept in a user's `attrs` (set with
+/// `set-attr`, an LDAP add or modify, or imported), checked against its
+/// syntax. NSS clients (nslcd, SSSD) copy loginShell, homeDirectory and
+/// gecos into passwd lines, so a `:` or a line break there would forge
+/// fields: those are paths or text without `:`.
+pub fn attribute(name: &str, value: &str) -> Result<()> {
+    match name {
+        "loginShell" | "homeDirectory" => path(name, value),
+        "telephoneNumber" | "mobile" => telephone(name, value),
+        "gecos" if value.contains(':') => Err(StoreError::Invalid(format!(
+            "invalid {name}: ':' is not allowed (it separates passwd fields)"
+        ))),
+        _ => text(name, value, MAX_ATTR_TEXT),
+    }
+}
+
+/// An absolute path: `/` then letters, digits and `._+-/`, at most 255
+/// characters (no spaces, `:`, or control characters).
+pub fn path(what: &str, value: &str) -> Result<()> {
+    let invalid = |why: &str| {
+        Err(StoreError::Invalid(format!(
+            "invalid {what} {value:?}: {why}"
+        )))
+    };
+    if !value.starts_with('/') {
+        return invalid("it must be an absolute path");
+    }
+    if value.len() > MAX_PATH {
+        return invalid("it is longer than 255 characters");
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '+' | '-')))
+    {
+        return invalid(&format!(
+            "{c:?} is not allowed (letters, digits and '/._+-' are)"
+        ));
+    }
+    Ok(())
+}
+
+/// A telephone number (RFC 4517 §3.3.31: a PrintableString, ideally in
+/// E.123 form): at most 32 characters of letters, digits, space and
+/// `'()+,-./:?`, with at least one digit.
+pub fn telephone(what: &str, value: &str) -> Result<()> {
+    let invalid = |why: &str| {
+        Err(StoreError::Invalid(format!(
+            "invalid {what} {value:?}: {why}"
+        )))
+    };
+    if value.chars().count() > MAX_TELEPHONE {
+        return invalid("it is longer than 32 characters");
+    }
+    if !value.chars().any(|c| c.is_ascii_digit()) {
+        return invalid("it has no digit");
+    }
+    if let Some(c) = value.chars().find(|&c| {
+        !(c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                ' ' | '\'' | '(' | ')' | '+' | ',' | '-' | '.' | '/' | ':' | '?'
+            ))
+    }) {
+        return invalid(&format!("{c:?} is not allowed in a telephone number"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +209,38 @@ mod tests {
         assert!(full_name("tab\there").is_err());
         assert!(full_name("").is_err());
         assert!(description("Everyone who may read the tree").is_ok());
+    }
+
+    #[test]
+    fn attribute_values() {
+        for (name, ok) in [
+            ("loginShell", "/bin/bash"),
+            ("loginShell", "/usr/local/bin/fish"),
+            ("homeDirectory", "/home/alice.smith"),
+            ("telephoneNumber", "+49 30 1234-567"),
+            ("mobile", "(555) 010-9999"),
+            ("gecos", "Alice Liddell,Room 1"),
+            ("title", "Chief Rabbit-Hole Officer"),
+        ] {
+            assert!(attribute(name, ok).is_ok(), "{name}: {ok}");
+        }
+        for (name, bad) in [
+            ("loginShell", "x:0:0"),
+            ("loginShell", "bash"),
+            ("loginShell", "/bin/sh\n/bin/evil"),
+            ("loginShell", "/bin/my shell"),
+            ("homeDirectory", "/home/a:b"),
+            ("telephoneNumber", "call me"),
+            ("telephoneNumber", "+1 555 <script>"),
+            ("mobile", &"1".repeat(33)),
+            ("gecos", "Alice:0:0"),
+            ("title", "a\u{7}b"),
+            ("title", ""),
+        ] {
+            assert!(
+                matches!(attribute(name, bad), Err(StoreError::Invalid(_))),
+                "{name}: {bad:?}"
+            );
+        }
     }
 }

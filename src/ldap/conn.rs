@@ -40,6 +40,7 @@ use super::handler::{notice_of_disconnection, reject, Handler, Next, Session};
 use super::reactors::Reactors;
 use super::result::{ldap_result, success};
 use super::tls::Tls;
+use crate::account::connections::LiveConnection;
 use crate::metrics::{self, ConnectionGuard, Op};
 
 /// Responses queued for the writer of one connection; an operation that
@@ -202,6 +203,7 @@ pub async fn serve_connection<S>(
         session,
         ops: HashMap::new(),
         first: true,
+        live: ctx.handler.accounts.connections().open(peer),
     };
     tracing::debug!(%peer, encrypted, "connection opened");
     if let Exit::StartTls(stream) = drive(stream, &mut conn, &ctx).await {
@@ -230,6 +232,9 @@ struct Conn {
     ops: HashMap<i32, CancellationToken>,
     /// No request received yet.
     first: bool,
+    /// This connection in the registry `session list|end` read; dropped
+    /// (unregistered) with the connection.
+    live: LiveConnection,
 }
 
 impl Drop for Conn {
@@ -399,6 +404,7 @@ where
     R: AsyncRead + Unpin,
 {
     let peer = conn.session.peer;
+    let ended = conn.live.ended();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut pending_bind: Option<PendingBind> = None;
     let mut draining = false;
@@ -416,6 +422,7 @@ where
             // RFC 4511 §4.2.1: a bind runs once nothing else is in progress.
             if let Some(next) = pending_bind.take() {
                 bind(next, conn, ctx, &tx).await;
+                conn.live.set_identity(&conn.session.identity);
                 continue;
             }
         }
@@ -447,6 +454,10 @@ where
                 continue;
             }
             _ = write_failed.cancelled() => return ReadExit::Closed,
+            _ = ended.cancelled() => {
+                tracing::info!(%peer, "connection ended by `session end` or the portal; closing");
+                return ReadExit::Closed;
+            }
             Some(done) = done_rx.recv() => {
                 conn.ops.remove(&done.msgid);
                 if done.close {
@@ -490,6 +501,7 @@ where
             Some(Ok(Incoming::Msg(msg))) => msg,
         };
         conn.first = false;
+        conn.live.touch();
         let msgid = msg.msgid;
         match &msg.op {
             // RFC 4511 §4.11: cancel, never answer.

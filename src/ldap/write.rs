@@ -270,7 +270,7 @@ mod tests {
                 dn: "cn=carol,ou=users,dc=example,dc=com".into(),
                 attributes: vec![
                     attr("objectClass", "inetOrgPerson"),
-                    attr("userPassword", "carol-pw"),
+                    attr("userPassword", "Carol-Tea-Party-9"),
                 ],
             }),
         );
@@ -289,7 +289,7 @@ mod tests {
         let out = h
             .handle(
                 &mut s,
-                bind("cn=carol,ou=users,dc=example,dc=com", "carol-pw"),
+                bind("cn=carol,ou=users,dc=example,dc=com", "Carol-Tea-Party-9"),
             )
             .await;
         assert_eq!(code(&out), LdapResultCode::Success);

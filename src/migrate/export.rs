@@ -240,6 +240,7 @@ pub fn backup_of(snap: Snapshot, with: Secrets<'_>) -> Result<Backup, ExportErro
             .into_iter()
             .map(|a| BackupAppPassword {
                 id: a.record.id.0,
+                kind: a.record.kind,
                 name: a.record.name,
                 created: a.record.created,
                 expires: a.record.expires,

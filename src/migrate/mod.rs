@@ -13,7 +13,7 @@
 pub mod export;
 pub mod import;
 
-use crate::store::{Group, GroupPolicy, User};
+use crate::store::{CredentialKind, Group, GroupPolicy, User};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -119,6 +119,9 @@ pub enum BackupDeviceKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BackupAppPassword {
     pub id: Uuid,
+    /// Omitted for app passwords (and absent from older backups).
+    #[serde(default, skip_serializing_if = "CredentialKind::is_app_password")]
+    pub kind: CredentialKind,
     pub name: String,
     pub created: i64,
     #[serde(default)]

@@ -367,6 +367,7 @@ fn store_with_second_factors(key: &ServerKey) -> (Store, UserId) {
     store
         .add_app_password(
             alice.id,
+            crate::store::CredentialKind::AppPassword,
             "mail",
             Some(4_000_000_000),
             &app_password::hash(key, "pca_secret"),

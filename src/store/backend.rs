@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::import::{Batch, BatchReport};
 use super::mfa::{
-    AppPassword, AppPasswordId, Device, DeviceId, GroupPolicy, KeyedHash, RawAppPassword,
-    RawDevice, TotpSecret,
+    AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, GroupPolicy, KeyedHash,
+    RawAppPassword, RawDevice, TotpSecret,
 };
 use super::{
     Group, GroupId, GroupSnapshot, Member, NewUser, Result, Snapshot, Timestamp, User, UserId,
@@ -326,16 +326,19 @@ pub trait Backend: Send + Sync {
         token_hash: &KeyedHash,
     ) -> Result<bool>;
 
-    /// Stores a new app password given as its keyed hash.
+    /// Stores a new app password or API token given as its keyed hash.
+    /// At most [`crate::domain::mfa::MAX_APP_PASSWORDS`] of both kinds per
+    /// user.
     fn add_app_password(
         &self,
         user: UserId,
+        kind: CredentialKind,
         name: &str,
         expires: Option<Timestamp>,
         hash: &KeyedHash,
     ) -> Result<AppPassword>;
 
-    /// The user's app passwords, oldest first.
+    /// The user's app passwords and API tokens, oldest first.
     fn app_passwords(&self, user: UserId) -> Result<Vec<AppPassword>>;
 
     /// The app password with this keyed hash: one index lookup, no scan.

@@ -428,8 +428,14 @@ pub fn snapshot_is_consistent(h: &mut impl Harness) {
     let carol = user(&s, "carol", None);
     s.add_totp_device(carol.id, "phone", 6, &TotpSecret(vec![7; 20]))
         .expect("totp");
-    s.add_app_password(carol.id, "mail", None, &[4; 32])
-        .expect("app password");
+    s.add_app_password(
+        carol.id,
+        crate::domain::mfa::CredentialKind::AppPassword,
+        "mail",
+        None,
+        &[4; 32],
+    )
+    .expect("app password");
     s.set_password_hash(carol.id, "$argon2id$fake")
         .expect("hash");
     let writer = {

@@ -43,6 +43,22 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// Servers and CLI runs of these tests keep only the password length
+/// bounds (no minimum length, no strength check), so tests about other
+/// things can use short passwords; set before the test's own variables, so
+/// the password policy's tests (`policy.rs`) give the defaults back with
+/// [`DEFAULT_PASSWORD_POLICY`].
+const LENGTH_ONLY_PASSWORDS: &[(&str, &str)] = &[
+    ("PORTCULLIS_PASSWORD_MIN_LENGTH", "1"),
+    ("PORTCULLIS_PASSWORD_MIN_STRENGTH", "0"),
+];
+
+/// The shipped password policy (`[password]` defaults).
+pub const DEFAULT_PASSWORD_POLICY: &[(&str, &str)] = &[
+    ("PORTCULLIS_PASSWORD_MIN_LENGTH", "8"),
+    ("PORTCULLIS_PASSWORD_MIN_STRENGTH", "2"),
+];
+
 impl Server {
     /// A fresh server with fast hashing.
     pub fn start() -> Server {
@@ -68,6 +84,7 @@ impl Server {
             .args(["serve", "--ldap-addr", "127.0.0.1:0"])
             .args(["--ldaps-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .env("PORTCULLIS_LOG_LEVEL", "warn")
+            .envs(LENGTH_ONLY_PASSWORDS.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -264,6 +281,7 @@ pub fn run_cli(
 ) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.arg("--data-dir").arg(data).args(args);
+    cmd.envs(LENGTH_ONLY_PASSWORDS.iter().copied());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -318,4 +336,14 @@ pub fn tool(name: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, St
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The resident memory of process `pid` (VmRSS), in KiB.
+pub fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
 }

@@ -3,7 +3,7 @@
 //! (below the reactor), and memory stays bounded by the workers after a
 //! bind burst.
 
-use crate::harness::{user_dn, Server};
+use crate::harness::{user_dn, vm_rss_kib, Server};
 use std::thread;
 
 /// One thread of a process, from /proc.
@@ -69,15 +69,6 @@ fn can_leave_sched_idle() -> bool {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     cap_eff & (1 << CAP_SYS_NICE) != 0 || rlimit_nice >= 10
-}
-
-fn vm_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! MFA-aware bind against the real server: TOTP and static tokens over
 //! `ldapwhoami` and ldap3, replay and crash safety, concurrent use of one
 //! code, app passwords (revocation, expiry), throttling (also of wrong codes
-//! apart from app passwords), and secrets that never show in listings or
-//! entries.
+//! apart from app passwords), API tokens (which never bind), and secrets
+//! that never show in listings or entries.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -377,4 +377,66 @@ fn secrets_never_in_entries_or_listings() {
             assert!(!text.contains(secret.as_str()), "{secret} in {text}");
         }
     }
+}
+
+#[test]
+fn api_tokens_are_listed_apart_and_never_bind() {
+    let s = Server::start();
+    s.add_user("tess", "pw");
+    let token = json(
+        &s,
+        &[
+            "token",
+            "add",
+            "tess",
+            "--name",
+            "backup script",
+            "--expires",
+            "30d",
+        ],
+    );
+    let secret = token["secret"].as_str().expect("secret").to_string();
+    assert!(secret.starts_with("pctk_"), "{secret}");
+    assert_eq!(token["name"], "backup script");
+    assert!(token["expires"].is_string());
+    let token_id = token["id"].as_str().expect("id").to_string();
+    // Not an LDAP credential, with or without a code.
+    assert_eq!(bind_rc(&s, "tess", &secret), 49);
+    assert_eq!(whoami(&s, "tess", &secret).0, 49);
+
+    let ap = json(&s, &["app-password", "add", "tess", "--name", "mail"]);
+    let ap_id = ap["id"].as_str().expect("id").to_string();
+    // Each listing shows its own kind, and never a secret.
+    let tokens = json(&s, &["token", "list", "tess"]);
+    assert_eq!(tokens.as_array().expect("list").len(), 1);
+    assert_eq!(tokens[0]["id"], token_id.as_str());
+    assert!(!tokens.to_string().contains(&secret));
+    let aps = json(&s, &["app-password", "list", "tess"]);
+    assert_eq!(aps.as_array().expect("list").len(), 1);
+    assert_eq!(aps[0]["id"], ap_id.as_str());
+    // Neither command revokes the other kind.
+    assert!(!s
+        .cli(&["app-password", "revoke", "tess", &token_id])
+        .status
+        .success());
+    assert!(!s.cli(&["token", "revoke", "tess", &ap_id]).status.success());
+    assert_eq!(
+        json(&s, &["token", "list", "tess"])
+            .as_array()
+            .expect("list")
+            .len(),
+        1
+    );
+
+    let out = s.ok(&["token", "revoke", "tess", &token_id]);
+    assert!(out.contains("revoked API token"), "{out}");
+    assert!(json(&s, &["token", "list", "tess"])
+        .as_array()
+        .expect("list")
+        .is_empty());
+    // The app password is untouched and still binds.
+    assert_eq!(
+        bind_rc(&s, "tess", ap["secret"].as_str().expect("secret")),
+        0
+    );
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ldap3::controls::{Control, PagedResults};
 use ldap3::{LdapConn, Scope};
 
-use crate::harness::{Server, BASE, FAST_HASH_ENV};
+use crate::harness::{vm_rss_kib, Server, BASE, FAST_HASH_ENV};
 
 const USERS: usize = 200;
 /// Room for a couple of searches over the users keeping one attribute
@@ -140,4 +140,108 @@ fn paged_searches_share_a_capped_budget() {
     // The search that started while the budget was full still pages on.
     let (rc, n, _) = page(&mut refused, 1000, refused_cookie);
     assert_eq!((rc, n), (0, USERS - 1));
+}
+
+const MANY_USERS: usize = 10_000;
+const CONNECTIONS: usize = 100;
+/// The server's resident memory may grow by at most the shipped cap on
+/// paged searches (256 MiB, `ldap.paged_results_max_bytes`) plus this much
+/// for everything else that 100 connections and 10,000 decoded entries cost
+/// (caches, buffers, allocator slack).
+const SLACK_MIB: u64 = 128;
+const DEFAULT_CAP_MIB: u64 = 256;
+
+/// 10,000 users as an LDAP import would write them (name, mail, full name),
+/// in one batch.
+fn seed_many(data: &std::path::Path) {
+    let store = portcullis::store::Store::open(data).expect("store");
+    let mut ldif = String::from("version: 1\n\n");
+    for i in 0..MANY_USERS {
+        ldif.push_str(&format!(
+            "dn: uid=m{i:05},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: m{i:05}\n\
+             cn: Member Number {i}\nsn: Number {i}\ndisplayName: Member Number {i}\n\
+             mail: m{i:05}@example.com\ntelephoneNumber: +1 555 {i:05}\n\n"
+        ));
+    }
+    let file = portcullis::ldif::parse_str(&ldif).expect("ldif");
+    let plan = portcullis::migrate::import::plan_ldif(&file, &Default::default());
+    assert!(!plan.has_errors(), "{}", plan.report());
+    portcullis::migrate::import::apply(
+        &store,
+        &plan,
+        &portcullis::auth::password::Hasher::for_tests(),
+    )
+    .expect("import");
+    store.flush().expect("flush");
+}
+
+/// 100 connections each hold a paged search over 10,000 users with every
+/// attribute (first page of one entry, the rest kept), as many as the
+/// shipped budget lets them: those beyond it are refused with 11, and the
+/// server's memory stays within the budget plus a stated slack.
+#[test]
+fn many_connections_holding_paged_searches_stay_within_the_budget() {
+    let s = Server::start_seeded(FAST_HASH_ENV, seed_many);
+    let base = format!("ou=users,{BASE}");
+    // Warm: every entry decoded and cached once, so the growth measured
+    // below is what the paged searches hold.
+    let mut warm = s.admin();
+    let ldap3::SearchResult(entries, result) = warm
+        .search(&base, Scope::OneLevel, "(uid=m*)", vec!["*"])
+        .expect("search");
+    assert_eq!((result.rc, entries.len()), (0, MANY_USERS));
+    drop(entries);
+    let before = vm_rss_kib(s.pid());
+
+    let mut holders = Vec::with_capacity(CONNECTIONS);
+    let (mut held, mut refused) = (0, 0);
+    for _ in 0..CONNECTIONS {
+        let mut c = s.admin();
+        let ldap3::SearchResult(entries, result) = c
+            .with_controls(PagedResults {
+                size: 1,
+                cookie: Vec::new(),
+            })
+            .search(&base, Scope::OneLevel, "(uid=m*)", vec!["*"])
+            .expect("paged search");
+        match result.rc {
+            0 => {
+                assert_eq!(entries.len(), 1);
+                held += 1;
+            }
+            ADMIN_LIMIT_EXCEEDED => refused += 1,
+            rc => panic!("paged search answered {rc}: {}", result.text),
+        }
+        holders.push(c);
+    }
+    let after = vm_rss_kib(s.pid());
+    let grown_mib = after.saturating_sub(before) / 1024;
+    eprintln!(
+        "{held} paged searches held, {refused} refused; VmRSS {} -> {} MiB",
+        before / 1024,
+        after / 1024
+    );
+    assert!(held >= 1, "no paged search fitted the default budget");
+    assert!(
+        refused >= 1,
+        "100 searches over 10,000 entries never reached the budget"
+    );
+    assert!(
+        grown_mib <= DEFAULT_CAP_MIB + SLACK_MIB,
+        "VmRSS grew by {grown_mib} MiB with {held} paged searches held"
+    );
+    // A search without paging still answers in full meanwhile.
+    assert_eq!(unpaged_many(&mut warm), (0, MANY_USERS));
+}
+
+fn unpaged_many(c: &mut LdapConn) -> (u32, usize) {
+    let ldap3::SearchResult(entries, result) = c
+        .search(
+            &format!("ou=users,{BASE}"),
+            Scope::OneLevel,
+            "(uid=m*)",
+            vec!["uid"],
+        )
+        .expect("search");
+    (result.rc, entries.len())
 }

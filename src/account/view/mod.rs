@@ -63,6 +63,25 @@ pub enum AdminAnswer {
     AppPasswords(Vec<AppPasswordView>),
     /// `mfa policy show|set` and `app-password policy show|set`.
     Policy(PolicyView),
+    /// `session list`.
+    Sessions(Vec<SessionView>),
+}
+
+/// One session of `session list`: an LDAP connection bound as a user (and,
+/// with the portal, a signed-in browser).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// What `session end` takes.
+    pub id: String,
+    /// `ldap` (or `portal`).
+    pub kind: String,
+    pub username: String,
+    /// The client's address.
+    pub address: String,
+    /// When it bound (or signed in), RFC 3339.
+    pub created: Option<String>,
+    /// Its last request, RFC 3339.
+    pub last_seen: Option<String>,
 }
 
 impl AdminAnswer {

@@ -126,6 +126,9 @@ impl Accounts {
                 }
             }
         }
+        if let Some(NewPassword::Clear(secret)) = &password {
+            self.check_password_policy(&secret.0, &user)?;
+        }
         let password_hash = match password.map(|p| resolve_password(p, hashed)).transpose() {
             Ok(h) => h,
             Err(secret) => return Ok(Progress::NeedsHash(secret)),

@@ -193,6 +193,45 @@ enum Writer {
     SelfService(User),
 }
 
+impl Accounts {
+    /// A new password in clear for `user` (as the change leaves it) against
+    /// the configured policy: constraintViolation (19) when refused.
+    fn check_password_policy(&self, secret: &str, user: &User) -> Result<()> {
+        let context = [
+            user.username.as_str(),
+            user.full_name.as_deref().unwrap_or(""),
+            user.email.as_deref().unwrap_or(""),
+        ];
+        self.settings
+            .password
+            .check(secret, &context)
+            .map_err(|r| WriteError::ConstraintViolation(format!("userPassword: {r}")))
+    }
+
+    /// A user changing their own loginShell may pick only a shell of
+    /// `accounts.login_shells` (constraintViolation otherwise); admins may
+    /// set any path the syntax allows.
+    fn check_own_shell(&self, before: &User, after: &User) -> Result<()> {
+        let shell = |u: &User| {
+            u.attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("loginShell"))
+                .map(|(_, v)| v.clone())
+        };
+        match shell(after) {
+            Some(new)
+                if shell(before).as_ref() != Some(&new) && !self.settings.allows_shell(&new) =>
+            {
+                Err(WriteError::ConstraintViolation(format!(
+                    "loginShell: {new} is not one of the shells users may choose ({})",
+                    self.settings.login_shells.join(", ")
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 fn access(msg: &str) -> WriteError {
     WriteError::InsufficientAccess(msg.to_string())
 }

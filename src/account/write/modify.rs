@@ -83,6 +83,12 @@ impl Accounts {
                 let values = texts(&c.attr)?;
                 apply_user_change(&mut after, ty, c.kind, &values)?;
             }
+            if self_id.is_some() {
+                self.check_own_shell(&before, &after)?;
+            }
+            if let Some(NewPassword::Clear(secret)) = &password {
+                self.check_password_policy(&secret.0, &after)?;
+            }
             let password_hash = match password.map(|p| resolve_password(p, hashed)).transpose() {
                 Ok(h) => h,
                 Err(secret) => return Ok(Progress::NeedsHash(secret)),

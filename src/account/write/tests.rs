@@ -130,10 +130,10 @@ fn add_user_with_numbers_and_hash() {
 #[test]
 fn add_user_in_clear_asks_for_a_hash() {
     let f = setup();
-    let attrs = person(&[a("userPassword", &["s3cret"])]);
+    let attrs = person(&[a("userPassword", &["Erin-s3cret-Garden"])]);
     let target = dn("cn=erin,ou=users");
     match f.dir.add(&f.admin, &target, &attrs, None) {
-        Ok(Progress::NeedsHash(secret)) => assert_eq!(secret.0, "s3cret"),
+        Ok(Progress::NeedsHash(secret)) => assert_eq!(secret.0, "Erin-s3cret-Garden"),
         other => panic!("{other:?}"),
     }
     // Nothing was written by the first pass.
@@ -492,7 +492,7 @@ fn modify_user_semantics() {
     );
 
     // An admin sets the password: hashed by the caller, generation bumped.
-    let pw = [m(ModKind::Replace, "userPassword", &["n3w"])];
+    let pw = [m(ModKind::Replace, "userPassword", &["n3w-Looking-Glass"])];
     assert!(matches!(modify(&pw), Ok(Progress::NeedsHash(_))));
     done(f.dir.modify(&f.admin, &target, &pw, Some("$argon2id$fake")));
     let after = store.user_by_name("alice").expect("read").expect("exists");

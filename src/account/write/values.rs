@@ -79,6 +79,11 @@ pub(super) fn check_value(ty: &AttributeType, v: &str) -> Result<()> {
         "description" => Store::check_description(v)
             .map_err(|e| WriteError::InvalidAttributeSyntax(format!("description: {e}"))),
         "uidNumber" | "gidNumber" => parse_number(ty, v).map(|_| ()),
+        "loginShell" | "homeDirectory" | "telephoneNumber" | "mobile" | "gecos" => {
+            check_text(ty, v)?;
+            crate::domain::validate::attribute(ty.name, v)
+                .map_err(|e| WriteError::InvalidAttributeSyntax(e.to_string()))
+        }
         _ => check_text(ty, v),
     }
 }

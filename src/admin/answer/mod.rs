@@ -32,11 +32,17 @@ pub fn answer_from_json(req: &AdminRequest, doc: Value) -> serde_json::Result<Ad
         AdminRequest::MfaTotpAdd { .. } => AdminAnswer::TotpAdded(from_value(doc)?),
         AdminRequest::MfaStaticAdd { .. } => AdminAnswer::StaticAdded(from_value(doc)?),
         AdminRequest::MfaList { .. } => AdminAnswer::Devices(from_value(doc)?),
-        AdminRequest::MfaRemove { .. } | AdminRequest::AppPasswordRevoke { .. } => {
-            AdminAnswer::Removed(from_value(doc)?)
+        AdminRequest::MfaRemove { .. }
+        | AdminRequest::AppPasswordRevoke { .. }
+        | AdminRequest::TokenRevoke { .. }
+        | AdminRequest::SessionEnd { .. } => AdminAnswer::Removed(from_value(doc)?),
+        AdminRequest::AppPasswordAdd { .. } | AdminRequest::TokenAdd { .. } => {
+            AdminAnswer::AppPasswordAdded(from_value(doc)?)
         }
-        AdminRequest::AppPasswordAdd { .. } => AdminAnswer::AppPasswordAdded(from_value(doc)?),
-        AdminRequest::AppPasswordList { .. } => AdminAnswer::AppPasswords(from_value(doc)?),
+        AdminRequest::AppPasswordList { .. } | AdminRequest::TokenList { .. } => {
+            AdminAnswer::AppPasswords(from_value(doc)?)
+        }
+        AdminRequest::SessionList { .. } => AdminAnswer::Sessions(from_value(doc)?),
         AdminRequest::MfaPolicySet { .. }
         | AdminRequest::AppPasswordPolicySet { .. }
         | AdminRequest::PolicyShow => AdminAnswer::Policy(from_value(doc)?),

@@ -257,8 +257,9 @@ fn user_password(e: &LdifEntry, problems: &mut Vec<Problem>) -> Option<StoredPas
     let mut passwords = e.values("userPassword");
     if let Some(pw) = passwords.next() {
         match legacy::parse_user_password(&pw.value) {
-            // A password in clear obeys the same policy as one set by the
-            // CLI or over LDAP (account::password).
+            // A password in clear keeps the bounds of every password
+            // (account::password::check_new); the strength policy is for
+            // new passwords, not for the users a migration brings along.
             Ok(StoredPassword::Cleartext(secret)) => match password::check_new(&secret.0) {
                 Ok(()) => password = Some(StoredPassword::Cleartext(secret)),
                 Err(refusal) => problem(
@@ -359,6 +360,16 @@ fn other_attributes(
             continue;
         };
         if value.trim().is_empty() {
+            continue;
+        }
+        if let Err(invalid) = crate::domain::validate::attribute(&key, value) {
+            problem(
+                problems,
+                a.line,
+                &e.dn,
+                Severity::Warning,
+                format!("{invalid}; value ignored"),
+            );
             continue;
         }
         if attrs.contains_key(&key) {

@@ -163,6 +163,7 @@ fn second_factors(
         out.app_passwords.push(RawAppPassword {
             record: AppPassword {
                 id: AppPasswordId(a.id),
+                kind: a.kind,
                 name: a.name.clone(),
                 created: a.created,
                 expires: a.expires,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use super::SledStore;
 use crate::store::import::{Batch, BatchReport};
 use crate::store::mfa::{
-    AppPassword, AppPasswordId, Device, DeviceId, GroupPolicy, KeyedHash, RawAppPassword,
-    RawDevice, TotpSecret,
+    AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, GroupPolicy, KeyedHash,
+    RawAppPassword, RawDevice, TotpSecret,
 };
 use crate::store::{
     Backend, Group, GroupId, GroupSnapshot, Member, NewUser, Result, Snapshot, Timestamp, User,
@@ -297,12 +297,13 @@ impl Backend for SledStore {
     fn add_app_password(
         &self,
         user: UserId,
+        kind: CredentialKind,
         name: &str,
         expires: Option<Timestamp>,
         hash: &KeyedHash,
     ) -> Result<AppPassword> {
         let _w = self.writing();
-        SledStore::add_app_password(self, user, name, expires, hash)
+        SledStore::add_app_password(self, user, kind, name, expires, hash)
     }
 
     fn app_passwords(&self, user: UserId) -> Result<Vec<AppPassword>> {

@@ -584,16 +584,18 @@ impl SledStore {
     pub fn add_app_password(
         &self,
         user: UserId,
+        kind: CredentialKind,
         name: &str,
         expires: Option<Timestamp>,
         hash: &KeyedHash,
     ) -> Result<AppPassword> {
-        self.committed(self.add_app_password_uncommitted(user, name, expires, hash))
+        self.committed(self.add_app_password_uncommitted(user, kind, name, expires, hash))
     }
 
     fn add_app_password_uncommitted(
         &self,
         user: UserId,
+        kind: CredentialKind,
         name: &str,
         expires: Option<Timestamp>,
         hash: &KeyedHash,
@@ -605,12 +607,14 @@ impl SledStore {
             .count();
         if n >= MAX_APP_PASSWORDS {
             return Err(StoreError::Invalid(format!(
-                "a user may have at most {MAX_APP_PASSWORDS} app passwords; revoke one first"
+                "a user may have at most {MAX_APP_PASSWORDS} app passwords and API tokens; \
+                 revoke one first"
             )));
         }
         let record = AppPassword {
             id: AppPasswordId(Uuid::new_v4()),
-            name: label("app password name", name)?,
+            kind,
+            name: label(&format!("{} name", kind.noun()), name)?,
             created: super::now(),
             expires,
             last_used: None,

@@ -1,0 +1,285 @@
+//! The open LDAP connections, so that a user (the portal's sessions page)
+//! and the operator (`portcullis session list|end`) can see who is bound
+//! where and end a connection.
+//!
+//! The LDAP layer registers each connection when it opens
+//! ([`Connections::open`]) and keeps the returned [`LiveConnection`] for its
+//! lifetime: a bind sets the identity, every request stamps the time of the
+//! last operation (one atomic store, no lock), and dropping it removes the
+//! entry. The registry's lock is taken on open, close, listing and ending
+//! only, never per request. Ending a connection cancels its token; the
+//! connection loop watches it and closes the socket at once.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::records::find_user;
+use super::view::{rfc3339, AdminAnswer, Removed, SessionView};
+use super::{AccountError, Actor, AdminContext};
+use crate::directory::Identity;
+use crate::store::{now, Timestamp, UserId};
+
+/// `session list [USER]`: the LDAP connections bound as a user (as
+/// `username`, when given), oldest first.
+pub fn session_list(
+    ctx: &AdminContext,
+    actor: &Actor,
+    username: Option<&str>,
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
+    let user = username.map(|name| find_user(ctx, name)).transpose()?;
+    let list = ctx
+        .connections
+        .bound(user.map(|u| u.id))
+        .into_iter()
+        .map(|c| SessionView {
+            id: c.id.to_string(),
+            kind: "ldap".into(),
+            username: c.username,
+            address: c.peer.ip().to_string(),
+            created: rfc3339(c.bound_at),
+            last_seen: rfc3339(c.last_op),
+        })
+        .collect();
+    Ok(AdminAnswer::Sessions(list))
+}
+
+/// `session end ID`: closes that LDAP connection (within a moment: its task
+/// sees the request and closes the socket).
+pub fn session_end(
+    ctx: &AdminContext,
+    actor: &Actor,
+    id: &str,
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
+    let missing = || AccountError::NotFound(format!("no open session {id}"));
+    let uuid = Uuid::parse_str(id.trim()).map_err(|_| missing())?;
+    if !ctx.connections.end(uuid, None) {
+        return Err(missing());
+    }
+    tracing::info!(target: "portcullis::audit", session = %uuid, kind = "ldap", "session ended");
+    Ok(AdminAnswer::Removed(Removed::new(uuid.to_string())))
+}
+
+/// Every open LDAP connection of this process. Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct Connections {
+    inner: Arc<Mutex<HashMap<Uuid, Arc<Entry>>>>,
+}
+
+struct Entry {
+    peer: SocketAddr,
+    opened: Timestamp,
+    last_op: AtomicI64,
+    /// Who the connection is bound as, and since when.
+    bound: Mutex<Option<Bound>>,
+    end: CancellationToken,
+}
+
+#[derive(Clone)]
+struct Bound {
+    user: UserId,
+    username: String,
+    at: Timestamp,
+}
+
+/// One open connection as listings show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub id: Uuid,
+    pub user: UserId,
+    pub username: String,
+    pub peer: SocketAddr,
+    pub opened: Timestamp,
+    pub bound_at: Timestamp,
+    pub last_op: Timestamp,
+}
+
+impl Connections {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Arc<Entry>>> {
+        // A panic while holding this lock leaves a consistent map (each
+        // change is one insert or remove): keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new connection from `peer`, anonymous until it binds.
+    pub fn open(&self, peer: SocketAddr) -> LiveConnection {
+        let at = now();
+        let entry = Arc::new(Entry {
+            peer,
+            opened: at,
+            last_op: AtomicI64::new(at),
+            bound: Mutex::new(None),
+            end: CancellationToken::new(),
+        });
+        let id = Uuid::new_v4();
+        self.lock().insert(id, entry.clone());
+        LiveConnection {
+            id,
+            entry,
+            registry: self.clone(),
+        }
+    }
+
+    /// The connections bound as a user (as `user`, when given), oldest
+    /// first. Anonymous connections are not listed: they act for nobody.
+    pub fn bound(&self, user: Option<UserId>) -> Vec<ConnectionInfo> {
+        let entries: Vec<(Uuid, Arc<Entry>)> =
+            self.lock().iter().map(|(id, e)| (*id, e.clone())).collect();
+        let mut out: Vec<ConnectionInfo> = entries
+            .into_iter()
+            .filter_map(|(id, e)| {
+                let bound = e.bound.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+                if user.is_some_and(|u| u != bound.user) {
+                    return None;
+                }
+                Some(ConnectionInfo {
+                    id,
+                    user: bound.user,
+                    username: bound.username,
+                    peer: e.peer,
+                    opened: e.opened,
+                    bound_at: bound.at,
+                    last_op: e.last_op.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.bound_at.cmp(&b.bound_at).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Closes the connection `id` if it is open and bound as `user` (any
+    /// user, when `None`). Returns whether one was ended; its socket is
+    /// closed by its own task right after.
+    pub fn end(&self, id: Uuid, user: Option<UserId>) -> bool {
+        let Some(entry) = self.lock().get(&id).cloned() else {
+            return false;
+        };
+        if let Some(user) = user {
+            let owner = entry
+                .bound
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|b| b.user);
+            if owner != Some(user) {
+                return false;
+            }
+        }
+        entry.end.cancel();
+        true
+    }
+
+    /// Closes every connection bound as `user` (a disabled or deleted
+    /// account); returns how many.
+    pub fn end_all_of(&self, user: UserId) -> usize {
+        self.bound(Some(user))
+            .into_iter()
+            .filter(|c| self.end(c.id, Some(user)))
+            .count()
+    }
+
+    /// How many connections are open (bound or not).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A registered connection; dropping it unregisters.
+pub struct LiveConnection {
+    id: Uuid,
+    entry: Arc<Entry>,
+    registry: Connections,
+}
+
+impl LiveConnection {
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// After a bind: who the connection now acts for.
+    pub fn set_identity(&self, identity: &Identity) {
+        let bound = match identity {
+            Identity::User { id, username } => Some(Bound {
+                user: *id,
+                username: username.clone(),
+                at: now(),
+            }),
+            Identity::Anonymous => None,
+        };
+        *self.entry.bound.lock().unwrap_or_else(|p| p.into_inner()) = bound;
+    }
+
+    /// A request arrived.
+    pub fn touch(&self) {
+        self.entry.last_op.store(now(), Ordering::Relaxed);
+    }
+
+    /// Cancelled when someone ends this connection.
+    pub fn ended(&self) -> CancellationToken {
+        self.entry.end.clone()
+    }
+}
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> Identity {
+        Identity::User {
+            id: UserId(Uuid::from_u128(1)),
+            username: "alice".into(),
+        }
+    }
+
+    #[test]
+    fn bound_connections_are_listed_ended_and_forgotten() {
+        let reg = Connections::default();
+        let peer: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
+        let anon = reg.open(peer);
+        let a = reg.open(peer);
+        assert_eq!(reg.len(), 2);
+        assert!(
+            reg.bound(None).is_empty(),
+            "anonymous connections are not listed"
+        );
+        a.set_identity(&alice());
+        let listed = reg.bound(None);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, a.id());
+        assert_eq!(listed[0].username, "alice");
+        assert_eq!(listed[0].peer, peer);
+        let other = UserId(Uuid::from_u128(2));
+        assert!(reg.bound(Some(other)).is_empty());
+
+        // Only the owner (or the operator, `None`) ends it.
+        assert!(!reg.end(a.id(), Some(other)));
+        assert!(!a.ended().is_cancelled());
+        assert!(!reg.end(anon.id(), Some(UserId(Uuid::from_u128(1)))));
+        assert!(reg.end(a.id(), Some(UserId(Uuid::from_u128(1)))));
+        assert!(a.ended().is_cancelled());
+
+        // A bind as anonymous again unlists it; closing forgets it.
+        a.set_identity(&Identity::Anonymous);
+        assert!(reg.bound(None).is_empty());
+        drop(a);
+        drop(anon);
+        assert!(reg.is_empty());
+        assert!(!reg.end(Uuid::from_u128(9), None));
+    }
+}
