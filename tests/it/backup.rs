@@ -501,6 +501,43 @@ fn scheduled_backups_are_private_pruned_and_measured() {
     ok(&out);
 }
 
+#[test]
+fn scheduled_backup_failures_are_counted() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // A file where the directory should be: every backup fails.
+    let not_a_dir = tmp.path().join("backups");
+    std::fs::write(&not_a_dir, "").expect("write");
+    let dir_text = not_a_dir.to_str().expect("path").to_string();
+    let mut env: Vec<(&str, &str)> = FAST_HASH_ENV.to_vec();
+    env.extend([
+        ("PORTCULLIS_BACKUP_DIR", dir_text.as_str()),
+        ("PORTCULLIS_BACKUP_INTERVAL_SECS", "1"),
+    ]);
+    let s = Server::start_with(&env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&s.http_addr, "portcullis_backup_failures_total").unwrap_or(0.0) < 1.0 {
+        assert!(Instant::now() < deadline, "no failure counted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        metric(
+            &s.http_addr,
+            "portcullis_backup_last_success_timestamp_seconds"
+        ),
+        Some(0.0)
+    );
+    // The server goes on serving.
+    let mut admin = s.admin();
+    let (rc, _) = search(
+        &mut admin,
+        &user_dn("admin"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["cn"],
+    );
+    assert_eq!(rc, 0);
+}
+
 /// Runs `export --with-secrets` (plus `extra`) with standard output
 /// redirected to `file`.
 fn export_to(s: &Server, file: &Path, extra: &[&str]) -> std::process::Output {
@@ -542,6 +579,23 @@ fn secrets_refused_on_a_readable_stdout_unless_forced() {
     ok(&out);
     let text = std::fs::read_to_string(&file).expect("read");
     assert!(text.contains("userPassword: {ARGON2}"), "{text}");
+
+    // A terminal is refused too (`script` gives the command one).
+    let command = format!(
+        "{BIN} --data-dir {} export --with-secrets",
+        s.data.to_str().expect("path")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    assert!(!out.status.success());
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("terminal") && !shown.contains("userPassword"),
+        "{shown}"
+    );
 
     // A private file needs no --force; nor does export without secrets.
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
