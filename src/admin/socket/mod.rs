@@ -417,9 +417,14 @@ impl AdminClient {
         let mut line = serde_json::to_vec(req)?;
         line.push(b'\n');
         self.stream.write_all(&line)?;
-        // The server may refuse the file before it has read all of it.
+        // The server may refuse the file before it has read all of it;
+        // its answer says why.
         match self.stream.write_all(body) {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) => {}
             other => other?,
         }
         self.stream.flush()?;

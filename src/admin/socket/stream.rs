@@ -17,6 +17,10 @@ use crate::admin::transfer::{TransferRequest, MAX_IMPORT_BYTES};
 use crate::admin::AdminError;
 use crate::migrate::import::Progress;
 
+/// Imports and exports that run at once (per process); more wait.
+const MAX_TRANSFERS: usize = 2;
+static TRANSFERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_TRANSFERS);
+
 /// What a transfer sends before its answer.
 pub(super) enum InterimMessage {
     Data(Vec<u8>),
@@ -49,6 +53,9 @@ pub struct InterimWriter<'a> {
 
 impl Write for InterimWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         let n = buf.len().min(MAX_CHUNK);
         self.interim
             .tx
@@ -82,13 +89,19 @@ where
     };
     if length > MAX_IMPORT_BYTES {
         let e = AdminError::Invalid(format!(
-            "the import is {length} bytes; the admin socket takes at most {MAX_IMPORT_BYTES}              bytes ({} MiB): split the file, or import it with the server stopped",
+            "the import is {length} bytes; the admin socket takes at most {MAX_IMPORT_BYTES} \
+             bytes ({} MiB): split the file, or import it with the server stopped",
             MAX_IMPORT_BYTES >> 20
         ));
         tracing::info!(op, error = %e, "admin request refused");
         let _ = write_line(write, &error_response(&e)).await;
         return false;
     }
+    // Each transfer holds a directory's worth of memory (a snapshot, an
+    // import's plan): a few at a time, the others wait their turn.
+    let Ok(_turn) = TRANSFERS.acquire().await else {
+        return false;
+    };
     let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(lines, length as usize)).await {
         Ok(Ok(body)) => body,
         Ok(Err(_)) | Err(_) => return false,
