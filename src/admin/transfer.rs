@@ -405,7 +405,11 @@ pub fn write_private_with(
     before_rename: &mut dyn FnMut() -> io::Result<()>,
 ) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // `backup.json` has the parent `""`, which is the current directory.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -434,6 +438,36 @@ pub fn write_private_with(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn atomic_writes_replace_whole_files_and_keep_them_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("b.json");
+        std::fs::write(&path, "old").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        // A failure while writing leaves the old file and no temporary one.
+        let failed = write_private_with(
+            &path,
+            &mut |f| {
+                f.write_all(b"half")?;
+                Err(io::Error::other("disk full"))
+            },
+            &mut || Ok(()),
+        );
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "old");
+        assert_eq!(std::fs::read_dir(tmp.path()).expect("dir").count(), 1);
+        write_private_atomically(&path, b"new").expect("write");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "new");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A bare file name is in the current directory.
+        let cwd = std::env::current_dir().expect("cwd");
+        let name = format!("portcullis-atomic-test-{}.json", std::process::id());
+        write_private_atomically(Path::new(&name), b"x").expect("relative path");
+        std::fs::remove_file(cwd.join(&name)).expect("written where asked");
+    }
 
     #[test]
     fn wire_format() {

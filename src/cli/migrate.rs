@@ -68,7 +68,8 @@ pub struct ExportArgs {
     /// passwords restore too; the output is then a secret file.
     #[arg(long)]
     pub with_secrets: bool,
-    /// Write to this file (created with mode 0600) instead of stdout.
+    /// Write to this file (mode 0600; written beside it and renamed into
+    /// place, so a failed export leaves the old file) instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Write --with-secrets output to standard output even when it is a
@@ -200,38 +201,101 @@ pub fn run_export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
         format: args.format.into(),
         with_secrets: args.with_secrets,
     };
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => {
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("while creating {}", path.display()))?;
-            // `mode` only applies to a new file: tighten an existing one.
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("while making {} private", path.display()))?;
-            Box::new(file)
-        }
-        None => Box::new(io::stdout().lock()),
-    };
+    // The server or the store first: an output file is touched only once
+    // the export can run.
+    let mut reached = Some(reach(config)?);
     if args.with_secrets && args.format == Format::Json {
         eprintln!(
             "warning: the backup holds TOTP secrets, token and app password hashes and \
              the server key: keep it as secret as the data directory"
         );
     }
-    let done: Exported = match reach(config)? {
+    let mut export_to = |out: &mut dyn Write| -> anyhow::Result<Exported> {
+        let reached = reached
+            .take()
+            .ok_or_else(|| anyhow!("the export ran already"))?;
+        export_with(config, reached, &req, out)
+    };
+    let done = match &args.output {
+        Some(path) if replaceable(path) => {
+            // A new file beside the old one, renamed over it once complete:
+            // a failed export leaves an earlier backup as it was.
+            let mut done = None;
+            let mut failed = None;
+            let written = transfer::write_private_with(
+                path,
+                &mut |file| match export_to(file) {
+                    Ok(d) => {
+                        done = Some(d);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let text = format!("{e:#}");
+                        failed = Some(e);
+                        Err(io::Error::other(text))
+                    }
+                },
+                &mut || Ok(()),
+            );
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            written.with_context(|| format!("while writing {}", path.display()))?;
+            done.ok_or_else(|| anyhow!("the export wrote nothing"))?
+        }
+        Some(path) => {
+            // A device or a pipe (e.g. /dev/stdout): written in place.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("while opening {}", path.display()))?;
+            let done = export_to(&mut file)?;
+            file.flush().context("while writing the export")?;
+            done
+        }
+        None => {
+            let mut out = io::stdout().lock();
+            let done = export_to(&mut out)?;
+            out.flush().context("while writing the export")?;
+            done
+        }
+    };
+    match args.format {
+        Format::Ldif if args.output.is_some() => eprintln!("exported {} entries", done.entries),
+        Format::Ldif => {}
+        Format::Json => {
+            if done.devices_without_secrets + done.app_passwords_without_secrets > 0 {
+                eprintln!(
+                    "note: {} MFA devices and {} app passwords are listed without their secrets; \
+                     a restore cannot recreate them (export --with-secrets to include them)",
+                    done.devices_without_secrets, done.app_passwords_without_secrets
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True when `path` is missing or a regular file (not a symlink, device or
+/// pipe): it may be replaced by a new file (mode 0600) renamed over it.
+fn replaceable(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta.file_type().is_file(),
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
+}
+
+/// Runs the export through the server or on the store, into `out`.
+fn export_with(
+    config: &Config,
+    reached: Reach,
+    req: &ExportRequest,
+    out: &mut dyn Write,
+) -> anyhow::Result<Exported> {
+    Ok(match reached {
         Reach::Server(mut client) => {
             let answer = client
-                .transfer(
-                    &TransferRequest::Export(req),
-                    b"",
-                    &mut out,
-                    &mut |_, _, _| {},
-                )
+                .transfer(&TransferRequest::Export(*req), b"", out, &mut |_, _, _| {})
                 .with_context(|| {
                     format!(
                         "while talking to the server over {}",
@@ -249,24 +313,9 @@ pub fn run_export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
                 data_dir: &config.data_dir,
                 import: import_options(config),
             };
-            transfer::export(&cx, &req, &mut out).map_err(|e| anyhow!(e))?
+            transfer::export(&cx, req, out).map_err(|e| anyhow!(e))?
         }
-    };
-    out.flush().context("while writing the export")?;
-    match args.format {
-        Format::Ldif if args.output.is_some() => eprintln!("exported {} entries", done.entries),
-        Format::Ldif => {}
-        Format::Json => {
-            if done.devices_without_secrets + done.app_passwords_without_secrets > 0 {
-                eprintln!(
-                    "note: {} MFA devices and {} app passwords are listed without their secrets; \
-                     a restore cannot recreate them (export --with-secrets to include them)",
-                    done.devices_without_secrets, done.app_passwords_without_secrets
-                );
-            }
-        }
-    }
-    Ok(())
+    })
 }
 
 /// Secrets go to standard output only when it is neither a terminal (a
