@@ -213,7 +213,11 @@ fn ldap_handler(
     handler.accounts = handler
         .accounts
         .clone()
-        .with_initial_password_file(config.initial_password_path());
+        .with_initial_password_file(config.initial_password_path())
+        .with_session_settings(crate::account::sessions::SessionSettings {
+            idle: config.portal.session_idle,
+            absolute: config.portal.session_max,
+        });
     handler
 }
 

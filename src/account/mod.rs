@@ -17,6 +17,8 @@
 //! - `records`: users and groups as the operator changes them (create,
 //!   password, enable/disable, attributes, delete, memberships, nesting).
 //! - `mfa`: MFA enrolment, app passwords and bind policies.
+//! - `sessions`: portal sessions (opened after a sign-in `auth` decided,
+//!   found by the hash of their id, expired, listed, ended).
 //! - `admins`: the guard that keeps an enabled admin (who is one:
 //!   `directory::admins`).
 //! - `bootstrap`: the first start, as the server itself.
@@ -38,6 +40,7 @@ pub mod mfa;
 pub mod passwd;
 pub mod password;
 pub mod records;
+pub mod sessions;
 pub mod view;
 pub mod write;
 
@@ -138,6 +141,8 @@ pub struct Accounts {
     /// `<data_dir>/initial-admin-password`, removed once the admin's
     /// password changes (none in tests that have no data directory).
     initial_password_file: Option<std::path::PathBuf>,
+    /// How long portal sessions live (`[portal]`).
+    sessions: sessions::SessionSettings,
 }
 
 impl Accounts {
@@ -146,7 +151,15 @@ impl Accounts {
             directory,
             auth,
             initial_password_file: None,
+            sessions: sessions::SessionSettings::default(),
         }
+    }
+
+    /// How long portal sessions live (`[portal] session_idle_secs`,
+    /// `session_max_secs`).
+    pub fn with_session_settings(mut self, settings: sessions::SessionSettings) -> Accounts {
+        self.sessions = settings;
+        self
     }
 
     /// Where the first start wrote the admin's password (see

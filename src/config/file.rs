@@ -75,6 +75,8 @@ pub(super) struct RawPortal {
     pub idle_timeout_secs: u64,
     pub max_body_bytes: usize,
     pub drain_secs: u64,
+    pub session_idle_secs: u64,
+    pub session_max_secs: u64,
 }
 
 /// `[bind]`.
@@ -170,6 +172,8 @@ impl Default for RawPortal {
             idle_timeout_secs: 60,
             max_body_bytes: 1024 * 1024,
             drain_secs: 5,
+            session_idle_secs: 2 * 3600,
+            session_max_secs: 24 * 3600,
         }
     }
 }

@@ -132,6 +132,8 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_PORTAL_IDLE_TIMEOUT_SECS", "17"),
         ("PORTCULLIS_PORTAL_MAX_BODY_BYTES", "18000"),
         ("PORTCULLIS_PORTAL_DRAIN_SECS", "19"),
+        ("PORTCULLIS_PORTAL_SESSION_IDLE_SECS", "600"),
+        ("PORTCULLIS_PORTAL_SESSION_MAX_SECS", "6000"),
         ("PORTCULLIS_AUTH_ARGON2_MEMORY_KIB", "1024"),
         ("PORTCULLIS_AUTH_ARGON2_ITERATIONS", "3"),
         ("PORTCULLIS_AUTH_ARGON2_PARALLELISM", "2"),
@@ -178,6 +180,8 @@ fn every_key_has_a_working_env_variable() {
             idle_timeout: Some(Duration::from_secs(17)),
             max_body_bytes: 18000,
             drain: Duration::from_secs(19),
+            session_idle: Duration::from_secs(600),
+            session_max: Duration::from_secs(6000),
         },
         auth: HashConfig {
             argon2_memory_kib: 1024,
@@ -447,6 +451,11 @@ fn validation_rules() {
             "PORTCULLIS_PORTAL_DRAIN_SECS",
             "999999",
             "portal.drain_secs",
+        ),
+        (
+            "PORTCULLIS_PORTAL_SESSION_IDLE_SECS",
+            "5",
+            "portal.session_idle_secs",
         ),
         ("PORTCULLIS_LDAP_ADMIN_GROUP", " ", "ldap.admin_group"),
         (

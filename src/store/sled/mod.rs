@@ -23,6 +23,7 @@
 //! | `member_of` | kind ++ member id ++ group id | empty |
 //! | `meta` | `schema_version`, `next_uid`, `next_gid`, `membership_epoch`, `setting/<key>` | |
 //! | `mfa_*`, `app_password*`, `idx_app_password`, `group_policies` | see `mfa.rs` | |
+//! | `portal_sessions`, `idx_portal_session_user` | see `sessions.rs` | |
 //!
 //! Ids are the 16 bytes of their UUID; kind is `u` (user) or `g` (group).
 //! See `keys.rs` for the encoders.
@@ -63,6 +64,7 @@ mod import;
 mod keys;
 mod mfa;
 mod records;
+mod sessions;
 mod users;
 mod write;
 
@@ -124,6 +126,8 @@ struct Trees {
     meta: Tree,
     /// Second factors, app passwords and group policies (`mfa.rs`).
     mfa: mfa::MfaTrees,
+    /// Portal sessions (`sessions.rs`).
+    sessions: sessions::SessionTrees,
     /// What [`SledStore::membership_epoch`] answers: advanced after every
     /// committed transaction that advanced the stored epoch (see
     /// [`settle`]), so readers get it without a database read.
@@ -405,6 +409,7 @@ impl SledStore {
             member_of: tree("member_of")?,
             meta: tree("meta")?,
             mfa: mfa::MfaTrees::open(&db)?,
+            sessions: sessions::SessionTrees::open(&db)?,
             epoch: AtomicU64::new(0),
             user_records: records::Records::new(),
             group_records: records::Records::new(),
