@@ -17,6 +17,8 @@
 //! - `records`: users and groups as the operator changes them (create,
 //!   password, enable/disable, attributes, delete, memberships, nesting).
 //! - `mfa`: MFA enrolment, app passwords and bind policies.
+//! - `profile`: a user's own details (username, name, email, locale) and
+//!   the rule of which the user may change.
 //! - `sessions`: portal sessions (opened after a sign-in `auth` decided,
 //!   found by the hash of their id, expired, listed, ended).
 //! - `admins`: the guard that keeps an enabled admin (who is one:
@@ -39,6 +41,7 @@ pub mod import;
 pub mod mfa;
 pub mod passwd;
 pub mod password;
+pub mod profile;
 pub mod records;
 pub mod sessions;
 pub mod view;
@@ -143,6 +146,9 @@ pub struct Accounts {
     initial_password_file: Option<std::path::PathBuf>,
     /// How long portal sessions live (`[portal]`).
     sessions: sessions::SessionSettings,
+    /// `[portal] can_change_*`: what users may change of their details
+    /// unless attributes say otherwise.
+    profile_defaults: profile::CanChange,
 }
 
 impl Accounts {
@@ -152,7 +158,15 @@ impl Accounts {
             auth,
             initial_password_file: None,
             sessions: sessions::SessionSettings::default(),
+            profile_defaults: profile::CanChange::default(),
         }
+    }
+
+    /// What users may change of their details by default
+    /// (`[portal] can_change_*`).
+    pub fn with_profile_defaults(mut self, defaults: profile::CanChange) -> Accounts {
+        self.profile_defaults = defaults;
+        self
     }
 
     /// How long portal sessions live (`[portal] session_idle_secs`,

@@ -66,6 +66,12 @@ impl SessionToken {
         SessionToken(random_text())
     }
 
+    /// 256 random bits as text, for tokens that are not session ids (the
+    /// sign-in form's CSRF token).
+    pub fn random_text() -> String {
+        random_text()
+    }
+
     /// A cookie value that has the shape of a session id; `None` for
     /// anything else (which then costs no store read).
     pub fn parse(text: &str) -> Option<SessionToken> {

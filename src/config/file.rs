@@ -77,6 +77,9 @@ pub(super) struct RawPortal {
     pub drain_secs: u64,
     pub session_idle_secs: u64,
     pub session_max_secs: u64,
+    pub can_change_username: bool,
+    pub can_change_name: bool,
+    pub can_change_email: bool,
 }
 
 /// `[bind]`.
@@ -174,6 +177,9 @@ impl Default for RawPortal {
             drain_secs: 5,
             session_idle_secs: 2 * 3600,
             session_max_secs: 24 * 3600,
+            can_change_username: false,
+            can_change_name: true,
+            can_change_email: false,
         }
     }
 }

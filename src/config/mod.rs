@@ -180,6 +180,10 @@ pub struct PortalConfig {
     /// A portal session ends this long after sign-in, however used
     /// (`session_max_secs`).
     pub session_max: Duration,
+    /// What users may change of their own details unless the attributes
+    /// `goauthentik.io/user/can-change-*` of their groups or their own say
+    /// otherwise (`can_change_username|name|email`).
+    pub can_change: crate::account::profile::CanChange,
 }
 
 /// MFA-aware bind (DESIGN.md section 4). A section of its own rather than

@@ -157,6 +157,11 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
         drain: Duration::from_secs(raw.drain_secs),
         session_idle: Duration::from_secs(raw.session_idle_secs),
         session_max: Duration::from_secs(raw.session_max_secs),
+        can_change: crate::account::profile::CanChange {
+            username: raw.can_change_username,
+            name: raw.can_change_name,
+            email: raw.can_change_email,
+        },
     })
 }
 

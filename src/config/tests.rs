@@ -134,6 +134,9 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_PORTAL_DRAIN_SECS", "19"),
         ("PORTCULLIS_PORTAL_SESSION_IDLE_SECS", "600"),
         ("PORTCULLIS_PORTAL_SESSION_MAX_SECS", "6000"),
+        ("PORTCULLIS_PORTAL_CAN_CHANGE_USERNAME", "true"),
+        ("PORTCULLIS_PORTAL_CAN_CHANGE_NAME", "false"),
+        ("PORTCULLIS_PORTAL_CAN_CHANGE_EMAIL", "true"),
         ("PORTCULLIS_AUTH_ARGON2_MEMORY_KIB", "1024"),
         ("PORTCULLIS_AUTH_ARGON2_ITERATIONS", "3"),
         ("PORTCULLIS_AUTH_ARGON2_PARALLELISM", "2"),
@@ -182,6 +185,11 @@ fn every_key_has_a_working_env_variable() {
             drain: Duration::from_secs(19),
             session_idle: Duration::from_secs(600),
             session_max: Duration::from_secs(6000),
+            can_change: crate::account::profile::CanChange {
+                username: true,
+                name: false,
+                email: true,
+            },
         },
         auth: HashConfig {
             argon2_memory_kib: 1024,

@@ -1,7 +1,7 @@
 //! The store interface: what every backend implements, and the contract
 //! callers rely on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::import::{Batch, BatchReport};
@@ -174,8 +174,17 @@ pub trait Backend: Send + Sync {
     /// All groups, ordered by lowercase name.
     fn groups(&self) -> Result<Vec<Group>>;
 
-    /// Removes the group and every membership to and from it.
+    /// Removes the group, its attributes and every membership to and
+    /// from it.
     fn delete_group(&self, id: GroupId) -> Result<()>;
+
+    /// The group's attributes (keys such as
+    /// `goauthentik.io/user/can-change-name`), empty when none is set.
+    fn group_attrs(&self, id: GroupId) -> Result<BTreeMap<String, String>>;
+
+    /// Sets (`Some`) or removes (`None`) one attribute of a group;
+    /// `Ok(false)` when nothing changed, `NotFound` without the group.
+    fn set_group_attr(&self, id: GroupId, key: &str, value: Option<&str>) -> Result<bool>;
 
     /// Adds a direct member. `Ok(false)` if it already was one. Refuses a
     /// child group that would create a cycle with `StoreError::Invalid`.

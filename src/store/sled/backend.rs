@@ -1,7 +1,7 @@
 //! The sled store as a [`Backend`]: each method is the one of the same
 //! name on [`SledStore`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::SledStore;
@@ -358,5 +358,13 @@ impl Backend for SledStore {
 
     fn delete_sessions_of(&self, user: UserId, keep: Option<&SessionHash>) -> Result<usize> {
         SledStore::delete_sessions_of(self, user, keep)
+    }
+
+    fn group_attrs(&self, id: GroupId) -> Result<BTreeMap<String, String>> {
+        SledStore::group_attrs(self, id)
+    }
+
+    fn set_group_attr(&self, id: GroupId, key: &str, value: Option<&str>) -> Result<bool> {
+        SledStore::set_group_attr(self, id, key, value)
     }
 }

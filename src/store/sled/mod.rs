@@ -23,6 +23,7 @@
 //! | `member_of` | kind ++ member id ++ group id | empty |
 //! | `meta` | `schema_version`, `next_uid`, `next_gid`, `membership_epoch`, `setting/<key>` | |
 //! | `mfa_*`, `app_password*`, `idx_app_password`, `group_policies` | see `mfa.rs` | |
+//! | `group_attrs` | group id | the group's attributes (`group set-attr`) as a JSON map |
 //! | `portal_sessions`, `idx_portal_session_user` | see `sessions.rs` | |
 //!
 //! Ids are the 16 bytes of their UUID; kind is `u` (user) or `g` (group).
@@ -124,6 +125,8 @@ struct Trees {
     members: Tree,
     member_of: Tree,
     meta: Tree,
+    /// Attributes of groups that steer the portal (`group set-attr`).
+    group_attrs: Tree,
     /// Second factors, app passwords and group policies (`mfa.rs`).
     mfa: mfa::MfaTrees,
     /// Portal sessions (`sessions.rs`).
@@ -408,6 +411,7 @@ impl SledStore {
             members: tree("members")?,
             member_of: tree("member_of")?,
             meta: tree("meta")?,
+            group_attrs: tree("group_attrs")?,
             mfa: mfa::MfaTrees::open(&db)?,
             sessions: sessions::SessionTrees::open(&db)?,
             epoch: AtomicU64::new(0),
