@@ -262,3 +262,113 @@ fn find(store: &Store, name: &str) -> Result<User, AccountError> {
         .user_by_name(name)?
         .ok_or_else(|| AccountError::NotFound(format!("user {name} not found")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::records;
+    use crate::account::AdminContext;
+    use crate::auth::password::Hasher;
+    use crate::auth::Authenticator;
+    use crate::config::Config;
+    use crate::directory::{Directory, Dn};
+    use crate::store::NewUser;
+
+    /// `user set-attr` and `group set-attr` take the portal's keys (and
+    /// only true/false), and the rule follows them: group, then user.
+    #[test]
+    fn set_attr_takes_the_portal_keys_and_the_rule_follows_them() {
+        let store = Store::temporary().expect("store");
+        let ctx = AdminContext::new(store.clone(), Hasher::for_tests(), &Config::default());
+        let op = Actor::Operator;
+        let alice = store
+            .create_user(NewUser {
+                username: "alice".into(),
+                ..NewUser::default()
+            })
+            .expect("user");
+        let staff = store.create_group("staff", None).expect("group");
+        store
+            .add_member(staff.id, Member::User(alice.id))
+            .expect("member");
+        let accounts = Accounts::new(
+            Directory::new(
+                store.clone(),
+                Dn::parse("dc=example,dc=com").expect("dn"),
+                "admins",
+                "ldap-search",
+            ),
+            Authenticator::new(store.clone(), Hasher::for_tests()),
+        );
+        let rule = || {
+            let user = store.user(alice.id).expect("r").expect("alice");
+            accounts.can_change(&user).expect("rule")
+        };
+        assert_eq!(rule(), CanChange::default());
+
+        records::group_set_attr(&ctx, &op, "staff", CAN_CHANGE_EMAIL, Some("true".into()))
+            .expect("group set-attr");
+        records::group_set_attr(&ctx, &op, "STAFF", CAN_CHANGE_NAME, Some("false".into()))
+            .expect("group set-attr");
+        assert!(matches!(
+            records::group_set_attr(&ctx, &op, "staff", CAN_CHANGE_NAME, Some("yes".into())),
+            Err(AccountError::Invalid(_))
+        ));
+        assert!(matches!(
+            records::group_set_attr(&ctx, &op, "staff", "loginShell", Some("/bin/sh".into())),
+            Err(AccountError::Invalid(_))
+        ));
+        assert_eq!(
+            rule(),
+            CanChange {
+                username: false,
+                name: false,
+                email: true
+            }
+        );
+        records::user_set_attr(&ctx, &op, "alice", CAN_CHANGE_NAME, Some("true".into()))
+            .expect("user set-attr");
+        records::user_set_attr(
+            &ctx,
+            &op,
+            "alice",
+            "goauthentik.io/user/can-change-USERNAME",
+            Some("true".into()),
+        )
+        .expect("user set-attr, any case");
+        assert!(matches!(
+            records::user_set_attr(&ctx, &op, "alice", CAN_CHANGE_NAME, Some("maybe".into())),
+            Err(AccountError::Invalid(_))
+        ));
+        assert_eq!(
+            rule(),
+            CanChange {
+                username: true,
+                name: true,
+                email: true
+            }
+        );
+        records::group_set_attr(&ctx, &op, "staff", CAN_CHANGE_EMAIL, None).expect("unset");
+        records::user_set_attr(&ctx, &op, "alice", CAN_CHANGE_NAME, None).expect("unset");
+        assert_eq!(
+            rule(),
+            CanChange {
+                username: true,
+                name: false,
+                email: false
+            }
+        );
+        // A bound user may not set them.
+        let me = Actor::Bound(crate::directory::Identity::User {
+            id: alice.id,
+            username: "alice".into(),
+        });
+        assert!(matches!(
+            records::group_set_attr(&ctx, &me, "staff", CAN_CHANGE_EMAIL, Some("true".into())),
+            Err(AccountError::Denied(_))
+        ));
+        // The attributes go with their group.
+        records::group_delete(&ctx, &op, "staff").expect("delete");
+        assert!(store.group_attrs(staff.id).expect("attrs").is_empty());
+    }
+}
