@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{AccountError, Accounts, Actor};
 use crate::blocking::off_reactor;
@@ -52,7 +52,7 @@ pub fn check_portal_attr_value(key: &str, value: &str) -> Result<(), AccountErro
 }
 
 /// Which details a user may change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CanChange {
     pub username: bool,
     pub name: bool,

@@ -21,34 +21,18 @@ pub struct Me {
     pub dn: String,
     /// `null`: auto-detect.
     pub locale: Option<String>,
-    pub can_change: MeCanChange,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MeCanChange {
-    pub username: bool,
-    pub name: bool,
-    pub email: bool,
+    pub can_change: CanChange,
 }
 
 impl From<Profile> for Me {
     fn from(p: Profile) -> Me {
-        let CanChange {
-            username,
-            name,
-            email,
-        } = p.can_change;
         Me {
             username: p.username,
             name: p.name,
             email: p.email,
             dn: p.dn,
             locale: p.locale,
-            can_change: MeCanChange {
-                username,
-                name,
-                email,
-            },
+            can_change: p.can_change,
         }
     }
 }

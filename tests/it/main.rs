@@ -18,6 +18,7 @@ mod mfa;
 mod migrate;
 mod ops;
 mod paged;
+mod portal;
 mod search;
 mod soak;
 mod startup;
