@@ -744,3 +744,98 @@ async fn sessions_survive_a_restart() {
     assert!(home.body.contains("Alice Liddell"));
     assert_eq!(fx.store.sessions_of(alice).expect("list").len(), 1);
 }
+
+#[tokio::test]
+async fn an_unused_static_token_works_once_at_the_portal_then_not_over_ldap() {
+    let fx = fixture();
+    let bob = fx.store.user_by_name("bob").expect("r").expect("bob");
+    let token = crate::auth::static_tokens::generate();
+    fx.store
+        .add_static_device(
+            bob.id,
+            "paper",
+            &[crate::auth::static_tokens::hash(&fx.key, &token)],
+        )
+        .expect("static");
+    let (_, pending) = password_step(&fx.app, "bob", "bob-pw").await;
+    let step = send(&fx.app, get("/login", &pending)).await;
+    let done = send(
+        &fx.app,
+        post(
+            "/login",
+            &pending,
+            &[("csrf", &step.csrf()), ("code", &token)],
+        ),
+    )
+    .await;
+    assert_eq!(done.location(), "/", "{}", done.body);
+    let ldap = fx
+        .auth
+        .authenticate(
+            "bob",
+            &Secret(format!("bob-pw;{token}")),
+            PEER.ip(),
+            SystemTime::now(),
+        )
+        .await;
+    assert!(
+        matches!(
+            ldap,
+            BindOutcome::Refused {
+                reason: Refusal::WrongCode,
+                ..
+            }
+        ),
+        "{ldap:?}"
+    );
+    // And the other way round: a TOTP code used over LDAP is refused here.
+    let code = code_now();
+    let ldap = fx
+        .auth
+        .authenticate(
+            "bob",
+            &Secret(format!("bob-pw;{code}")),
+            PEER.ip(),
+            SystemTime::now(),
+        )
+        .await;
+    assert!(matches!(ldap, BindOutcome::Success { .. }), "{ldap:?}");
+    let (_, pending) = password_step(&fx.app, "bob", "bob-pw").await;
+    let step = send(&fx.app, get("/login", &pending)).await;
+    let again = send(
+        &fx.app,
+        post(
+            "/login",
+            &pending,
+            &[("csrf", &step.csrf()), ("code", &code)],
+        ),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert!(again.body.contains("Invalid username or password"));
+}
+
+#[tokio::test]
+async fn among_groups_false_wins_and_a_pending_code_step_is_no_sign_in_for_the_api() {
+    let fx = fixture();
+    let alice = fx.store.user_by_name("alice").expect("r").expect("alice");
+    let key = crate::account::profile::CAN_CHANGE_EMAIL;
+    for (name, value) in [("yes", "true"), ("no", "false")] {
+        let g = fx.store.create_group(name, None).expect("group");
+        fx.store
+            .add_member(g.id, Member::User(alice.id))
+            .expect("member");
+        fx.store
+            .set_group_attr(g.id, key, Some(value))
+            .expect("attr");
+    }
+    let session = sign_in(&fx.app, "alice", "alice-pw").await;
+    let me = send(&fx.app, get("/api/v1/me", &session)).await;
+    let me: api::Me = serde_json::from_str(&me.body).expect("json");
+    assert!(!me.can_change.email);
+    assert!(me.can_change.name && !me.can_change.username);
+
+    let (_, pending) = password_step(&fx.app, "bob", "bob-pw").await;
+    let api = send(&fx.app, get("/api/v1/me", &pending)).await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+}
