@@ -156,14 +156,15 @@ impl Accounts {
                     return Err(AccountError::Invalid(format!("unknown locale {l}")));
                 }
             }
+            let invalid = |e: StoreError| AccountError::Invalid(e.to_string());
             if let Some(Some(n)) = &new_name {
-                Store::check_full_name(n)?;
+                Store::check_full_name(n).map_err(invalid)?;
             }
             if let Some(Some(e)) = &new_email {
-                Store::check_email(e)?;
+                Store::check_email(e).map_err(invalid)?;
             }
             if let Some(new) = &new_username {
-                Store::check_user_name(new)?;
+                Store::check_user_name(new).map_err(invalid)?;
             }
             let mut user = store.update_user(user.id, &|u: &mut User| {
                 if let Some(n) = &new_name {

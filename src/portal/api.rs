@@ -95,9 +95,7 @@ fn error(e: AccountError) -> Response {
         AccountError::Denied(_) => StatusCode::FORBIDDEN,
         AccountError::NotFound(_) => StatusCode::NOT_FOUND,
         AccountError::AlreadyExists(_) => StatusCode::CONFLICT,
-        AccountError::Invalid(_)
-        | AccountError::Password(_)
-        | AccountError::Store(crate::store::StoreError::Invalid(_)) => StatusCode::BAD_REQUEST,
+        AccountError::Invalid(_) | AccountError::Password(_) => StatusCode::BAD_REQUEST,
         AccountError::InvalidCredentials => StatusCode::UNAUTHORIZED,
         AccountError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         AccountError::Store(_) | AccountError::Internal(_) => {

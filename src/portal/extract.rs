@@ -64,7 +64,7 @@ impl FromRequestParts<Portal> for Ctx {
         let session = match cookie_value(&parts.headers, SESSION_COOKIE) {
             Some(cookie) => portal
                 .accounts
-                .current_session(&cookie, crate::store::now())
+                .current_session(&cookie, crate::domain::now())
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "reading a portal session");

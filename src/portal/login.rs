@@ -25,7 +25,7 @@ use crate::account::sessions::{CurrentSession, SessionToken};
 use crate::account::Actor;
 use crate::auth::portal::SignIn;
 use crate::auth::{Refusal, Secret};
-use crate::store::User;
+use crate::domain::User;
 
 /// `GET /login`.
 pub async fn form(State(portal): State<Portal>, ctx: Ctx) -> Response {
@@ -162,7 +162,7 @@ async fn open(
             user,
             pending,
             &ctx.client(),
-            crate::store::now(),
+            crate::domain::now(),
         )
         .await;
     match opened {

@@ -73,11 +73,7 @@ pub async fn save_settings(State(portal): State<Portal>, posted: Posted<DetailsF
             Some(me.ctx.lang.t("not-allowed")),
             None,
         ),
-        Err(
-            e @ (AccountError::Invalid(_)
-            | AccountError::AlreadyExists(_)
-            | AccountError::Store(crate::store::StoreError::Invalid(_))),
-        ) => {
+        Err(e @ (AccountError::Invalid(_) | AccountError::AlreadyExists(_))) => {
             let reason = e.to_string();
             (
                 StatusCode::BAD_REQUEST,

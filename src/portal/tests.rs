@@ -663,6 +663,23 @@ async fn may_change_rules_defaults_groups_then_user_and_tampered_forms() {
     .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 
+    // A change the data model refuses: 400 with the reason, nothing saved.
+    let bad = send(
+        &fx.app,
+        post(
+            "/settings",
+            &session,
+            &[("csrf", &csrf), ("email", "not an address")],
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert!(
+        bad.body
+            .contains("<p role=\"alert\">The details were not saved: "),
+        "{}",
+        bad.body
+    );
     // A rename keeps the id, uidNumber and memberships; the session goes on.
     let saved = send(
         &fx.app,
