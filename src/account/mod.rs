@@ -2,8 +2,8 @@
 //!
 //! LDAP writes and Password Modify (`ldap`), the admin requests of the CLI
 //! and the admin socket (`admin`), bootstrap and import call this module
-//! rather than the store for anything that changes an account; the portal
-//! will too. It decides who may change what (the acting party is always
+//! rather than the store for anything that changes an account, and so
+//! does the portal. It decides who may change what (the acting party is always
 //! named: see [`Actor`]), the password policy, the admin set and the
 //! last-enabled-admin guard.
 //!
@@ -59,7 +59,8 @@ use crate::store::{Store, StoreError, UserId};
 /// permission check happens in this module, not in the front end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
-    /// A client of the LDAP listener (or, next, the portal), as it bound.
+    /// A client of the LDAP listener as it bound, or a user signed in at
+    /// the portal.
     /// Whether it is an admin is decided here, from the directory.
     Bound(Identity),
     /// The local operator: the CLI and the admin socket (whoever can open
