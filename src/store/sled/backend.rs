@@ -1,7 +1,7 @@
 //! The sled store as a [`Backend`]: each method is the one of the same
 //! name on [`SledStore`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::SledStore;
@@ -11,7 +11,8 @@ use crate::store::mfa::{
     RawAppPassword, RawDevice, TotpSecret,
 };
 use crate::store::{
-    Backend, Group, GroupId, GroupSnapshot, Member, NewUser, Result, Timestamp, User, UserId,
+    Backend, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash,
+    Timestamp, User, UserId,
 };
 
 impl Backend for SledStore {
@@ -334,5 +335,37 @@ impl Backend for SledStore {
 
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
         SledStore::apply_batch(self, batch)
+    }
+
+    fn create_session(&self, hash: &SessionHash, session: &PortalSession) -> Result<()> {
+        SledStore::create_session(self, hash, session)
+    }
+
+    fn session(&self, hash: &SessionHash) -> Result<Option<PortalSession>> {
+        SledStore::session(self, hash)
+    }
+
+    fn touch_session(&self, hash: &SessionHash, at: Timestamp) -> Result<bool> {
+        SledStore::touch_session(self, hash, at)
+    }
+
+    fn delete_session(&self, hash: &SessionHash) -> Result<bool> {
+        SledStore::delete_session(self, hash)
+    }
+
+    fn sessions_of(&self, user: UserId) -> Result<Vec<(SessionHash, PortalSession)>> {
+        SledStore::sessions_of(self, user)
+    }
+
+    fn delete_sessions_of(&self, user: UserId, keep: Option<&SessionHash>) -> Result<usize> {
+        SledStore::delete_sessions_of(self, user, keep)
+    }
+
+    fn group_attrs(&self, id: GroupId) -> Result<BTreeMap<String, String>> {
+        SledStore::group_attrs(self, id)
+    }
+
+    fn set_group_attr(&self, id: GroupId, key: &str, value: Option<&str>) -> Result<bool> {
+        SledStore::set_group_attr(self, id, key, value)
     }
 }
