@@ -147,7 +147,8 @@ pub enum UserCommand {
         #[arg(value_name = "NAME")]
         username: String,
     },
-    /// Set an attribute (displayName, mail, sn, givenName, loginShell, …).
+    /// Set an attribute (displayName, mail, sn, givenName, loginShell, …,
+    /// or goauthentik.io/user/can-change-username|name|email true|false).
     SetAttr {
         /// Username.
         #[arg(value_name = "NAME")]
@@ -246,6 +247,28 @@ pub enum GroupCommand {
         /// The member group.
         #[arg(value_name = "CHILD")]
         child: String,
+    },
+    /// Set an attribute that steers the portal for the group's members:
+    /// goauthentik.io/user/can-change-username|name|email true|false.
+    SetAttr {
+        /// Group name.
+        #[arg(value_name = "GROUP")]
+        group: String,
+        /// Attribute name.
+        #[arg(value_name = "KEY")]
+        key: String,
+        /// Attribute value.
+        #[arg(value_name = "VALUE")]
+        value: String,
+    },
+    /// Remove an attribute of the group.
+    UnsetAttr {
+        /// Group name.
+        #[arg(value_name = "GROUP")]
+        group: String,
+        /// Attribute name.
+        #[arg(value_name = "KEY")]
+        key: String,
     },
 }
 
@@ -404,6 +427,10 @@ fn group_request(cmd: GroupCommand) -> AdminRequest {
             AdminRequest::GroupRemoveMember { group, user }
         }
         GroupCommand::AddChild { parent, child } => AdminRequest::GroupAddChild { parent, child },
+        GroupCommand::SetAttr { group, key, value } => {
+            AdminRequest::GroupSetAttr { group, key, value }
+        }
+        GroupCommand::UnsetAttr { group, key } => AdminRequest::GroupUnsetAttr { group, key },
         GroupCommand::RemoveChild { parent, child } => {
             AdminRequest::GroupRemoveChild { parent, child }
         }

@@ -16,8 +16,8 @@
 //!   acting party and what it may change, the password policy, the admin
 //!   set and the last-enabled-admin guard, LDAP writes, password changes,
 //!   users and groups, MFA enrolment, app passwords, policies, bootstrap;
-//!   typed views of what it answers. `ldap`, `admin` and (next) the
-//!   portal call it for every change.
+//!   typed views of what it answers. `ldap`, `admin` and the portal call
+//!   it for every change.
 //! - `auth`: bind decisions: password hashing and verification off the
 //!   reactor, credential parsing, TOTP and static tokens, app passwords,
 //!   bind policies, throttling, the server key. Clock and randomness are
@@ -40,8 +40,10 @@
 //! - `metrics`: process-wide counters and histograms (atomics), rendered in
 //!   the Prometheus text format; knows no protocol.
 //! - `fuzz`: entry points for the fuzz targets and the corpus replay test.
-//! - `http`: the HTTP listener: `/metrics` and `/healthz` (the portal will
-//!   join it), served per connection with its own cap, header and idle
+//! - `portal`: the self-service portal (pages and `/api/v1`): translates
+//!   HTTP into calls on `account` and `auth`; never touches the store.
+//! - `http`: the HTTP listener: `/metrics` and `/healthz` (the portal
+//!   joins it), served per connection with its own cap, header and idle
 //!   deadlines, body limit and bounded drain. Knows nothing of LDAP.
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -64,6 +66,7 @@ pub mod ldap;
 pub mod ldif;
 pub mod metrics;
 pub mod migrate;
+pub mod portal;
 pub mod quiet;
 pub mod server;
 pub mod store;

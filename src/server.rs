@@ -53,6 +53,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (store, hasher, server_key) = open_state(&config)?;
     first_start(&store, &hasher, &config).await?;
     let handler = Arc::new(ldap_handler(&config, &store, &hasher, &server_key, local));
+    // The portal shares the LDAP handler's account service and
+    // authenticator: one throttle, one set of codes.
+    let portal = crate::portal::Portal::new(handler.accounts.clone(), handler.auth.clone());
     let tls = Tls::new(&config).context("while setting up TLS")?;
     let admin_listener = admin::socket::bind_admin_socket(&config.data_dir)?;
 
@@ -91,6 +94,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     let http_task = tokio::spawn(crate::http::run(
         http_listener,
+        crate::http::router().merge(crate::portal::router(portal)),
         http_limits(&config),
         shutdown.clone(),
     ));
@@ -102,7 +106,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         admin_ctx.server_key.clone(),
         shutdown.clone(),
     ));
-    tracing::info!(addr = %http_local, "HTTP listening (/metrics, /healthz)");
+    tracing::info!(addr = %http_local, "HTTP listening (portal, /api/v1, /metrics, /healthz)");
     tracing::info!(addr = %ldaps_local, cert = %tls.cert_path().display(), "LDAPS listening");
     tracing::info!(addr = %local, base = %config.base_dn, "LDAP listening");
     // SIGTERM is handled from here on, before the lines below announce the
@@ -226,7 +230,12 @@ fn ldap_handler(
         .accounts
         .clone()
         .with_initial_password_file(config.initial_password_path())
-        .with_settings(AccountSettings::from_config(config));
+        .with_settings(AccountSettings::from_config(config))
+        .with_session_settings(crate::account::sessions::SessionSettings {
+            idle: config.portal.session_idle,
+            absolute: config.portal.session_max,
+        })
+        .with_profile_defaults(config.portal.can_change);
     handler
 }
 

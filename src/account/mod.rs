@@ -2,8 +2,8 @@
 //!
 //! LDAP writes and Password Modify (`ldap`), the admin requests of the CLI
 //! and the admin socket (`admin`), bootstrap and import call this module
-//! rather than the store for anything that changes an account; the portal
-//! will too. It decides who may change what (the acting party is always
+//! rather than the store for anything that changes an account, and so
+//! does the portal. It decides who may change what (the acting party is always
 //! named: see [`Actor`]), the password policy, the admin set and the
 //! last-enabled-admin guard.
 //!
@@ -20,6 +20,10 @@
 //! - `credentials`: app passwords and API tokens (labelled secrets).
 //! - `connections`: the open LDAP connections (who is bound where), listed
 //!   and ended by `session list|end` and the portal.
+//! - `profile`: a user's own details (username, name, email, locale) and
+//!   the rule of which the user may change.
+//! - `sessions`: portal sessions (opened after a sign-in `auth` decided,
+//!   found by the hash of their id, expired, listed, ended).
 //! - `admins`: the guard that keeps an enabled admin (who is one:
 //!   `directory::admins`).
 //! - `bootstrap`: the first start, as the server itself.
@@ -42,7 +46,9 @@ pub mod import;
 pub mod mfa;
 pub mod passwd;
 pub mod password;
+pub mod profile;
 pub mod records;
+pub mod sessions;
 pub mod view;
 pub mod write;
 
@@ -58,7 +64,8 @@ use crate::store::{Store, StoreError, UserId};
 /// permission check happens in this module, not in the front end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
-    /// A client of the LDAP listener (or, next, the portal), as it bound.
+    /// A client of the LDAP listener as it bound, or a user signed in at
+    /// the portal.
     /// Whether it is an admin is decided here, from the directory.
     Bound(Identity),
     /// The local operator: the CLI and the admin socket (whoever can open
@@ -185,6 +192,11 @@ pub struct Accounts {
     settings: AccountSettings,
     /// The open LDAP connections of this process.
     connections: connections::Connections,
+    /// How long portal sessions live (`[portal]`).
+    sessions: sessions::SessionSettings,
+    /// `[portal] can_change_*`: what users may change of their details
+    /// unless attributes say otherwise.
+    profile_defaults: profile::CanChange,
 }
 
 impl Accounts {
@@ -195,6 +207,8 @@ impl Accounts {
             initial_password_file: None,
             settings: AccountSettings::defaults(),
             connections: connections::Connections::default(),
+            sessions: sessions::SessionSettings::default(),
+            profile_defaults: profile::CanChange::default(),
         }
     }
 
@@ -211,6 +225,20 @@ impl Accounts {
 
     pub fn settings(&self) -> &AccountSettings {
         &self.settings
+    }
+
+    /// What users may change of their details by default
+    /// (`[portal] can_change_*`).
+    pub fn with_profile_defaults(mut self, defaults: profile::CanChange) -> Accounts {
+        self.profile_defaults = defaults;
+        self
+    }
+
+    /// How long portal sessions live (`[portal] session_idle_secs`,
+    /// `session_max_secs`).
+    pub fn with_session_settings(mut self, settings: sessions::SessionSettings) -> Accounts {
+        self.sessions = settings;
+        self
     }
 
     /// Where the first start wrote the admin's password (see

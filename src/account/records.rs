@@ -5,7 +5,7 @@
 
 use super::admins::{ensure_admins_remain, Removal};
 use super::view::{self, AdminAnswer, GroupChanged, UserChanged};
-use super::{password, AccountError, Actor, AdminContext};
+use super::{password, profile, AccountError, Actor, AdminContext};
 use crate::directory::schema;
 use crate::store::{Group, GroupId, Member, NewUser, User};
 
@@ -170,7 +170,14 @@ pub fn user_set_attr(
 ) -> Result<AdminAnswer, AccountError> {
     actor.require_operator()?;
     let user = find_user(ctx, username)?;
+    if let (Some(portal_key), Some(v)) = (profile::portal_attr(key), value.as_deref()) {
+        profile::check_portal_attr_value(portal_key, v)?;
+    }
     let target = match schema::user_settable(key) {
+        // The attributes that steer the portal (`account::profile`).
+        None if profile::portal_attr(key).is_some() => {
+            Target::Attr(profile::portal_attr(key).unwrap_or(key).to_string())
+        }
         Some(attr) if attr.name.eq_ignore_ascii_case("displayName") => Target::FullName,
         Some(attr) if attr.name.eq_ignore_ascii_case("mail") => Target::Email,
         Some(attr) => Target::Attr(attr.name.to_string()),
@@ -232,6 +239,31 @@ fn stored_attr_key(user: &User, key: &str) -> Option<String> {
         .keys()
         .find(|k| k.eq_ignore_ascii_case(key))
         .cloned()
+}
+
+/// `group set-attr` (`value` is `Some`) and `group unset-attr` (`None`):
+/// only the attributes that steer the portal
+/// (`goauthentik.io/user/can-change-*`, `true` or `false`).
+pub fn group_set_attr(
+    ctx: &AdminContext,
+    actor: &Actor,
+    name: &str,
+    key: &str,
+    value: Option<String>,
+) -> Result<AdminAnswer, AccountError> {
+    actor.require_operator()?;
+    let group = find_group(ctx, name)?;
+    let Some(key) = profile::portal_attr(key) else {
+        return Err(AccountError::Invalid(format!(
+            "attribute {key} cannot be set on a group (known: {})",
+            profile::PORTAL_ATTRS.join(", ")
+        )));
+    };
+    if let Some(v) = &value {
+        profile::check_portal_attr_value(key, v)?;
+    }
+    let changed = ctx.store.set_group_attr(group.id, key, value.as_deref())?;
+    group_changed(ctx, group.id, changed)
 }
 
 pub fn group_add(

@@ -126,6 +126,15 @@ pub enum AdminRequest {
         parent: String,
         child: String,
     },
+    GroupSetAttr {
+        group: String,
+        key: String,
+        value: String,
+    },
+    GroupUnsetAttr {
+        group: String,
+        key: String,
+    },
     GroupRemoveChild {
         parent: String,
         child: String,
@@ -227,6 +236,8 @@ impl AdminRequest {
             AdminRequest::GroupList => "group_list",
             AdminRequest::GroupAddMember { .. } => "group_add_member",
             AdminRequest::GroupRemoveMember { .. } => "group_remove_member",
+            AdminRequest::GroupSetAttr { .. } => "group_set_attr",
+            AdminRequest::GroupUnsetAttr { .. } => "group_unset_attr",
             AdminRequest::GroupAddChild { .. } => "group_add_child",
             AdminRequest::GroupRemoveChild { .. } => "group_remove_child",
             AdminRequest::MfaTotpAdd { .. } => "mfa_totp_add",
@@ -375,6 +386,12 @@ fn dispatch(
         }
         AdminRequest::GroupRemoveMember { group, user } => {
             records::remove_member(ctx, actor, &group, &user)
+        }
+        AdminRequest::GroupSetAttr { group, key, value } => {
+            records::group_set_attr(ctx, actor, &group, &key, Some(value))
+        }
+        AdminRequest::GroupUnsetAttr { group, key } => {
+            records::group_set_attr(ctx, actor, &group, &key, None)
         }
         AdminRequest::GroupAddChild { parent, child } => {
             records::add_child(ctx, actor, &parent, &child)

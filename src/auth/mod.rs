@@ -13,6 +13,8 @@
 //! - `totp`, `static_tokens`, `app_password`: the three kinds of secret.
 //! - `policy`: `mfa = off | if-enrolled | required`, app passwords on/off,
 //!   globally and per group.
+//! - `portal`: the portal's two-step sign-in (password, then a code), on
+//!   the same checks, codes and throttle as a bind.
 //! - `throttle`: per-account softlock, a separate one for an account's
 //!   wrong codes, and the per-address limit.
 //! - `legacy`: verification of hashes imported from other directories.
@@ -26,6 +28,7 @@ pub mod keys;
 pub mod legacy;
 pub mod password;
 pub mod policy;
+pub mod portal;
 pub mod static_tokens;
 pub mod throttle;
 pub mod totp;

@@ -155,6 +155,18 @@ fn group_changed(req: &AdminRequest, c: &GroupChanged) -> Option<String> {
             text(&group.dn)
         ),
         AdminRequest::GroupDelete { .. } => format!("deleted group {name}"),
+        AdminRequest::GroupSetAttr { key, .. } if c.changed => {
+            format!("set {} of group {name}", safe(key))
+        }
+        AdminRequest::GroupSetAttr { key, .. } => {
+            format!("{} of group {name} already had that value", safe(key))
+        }
+        AdminRequest::GroupUnsetAttr { key, .. } if c.changed => {
+            format!("removed {} from group {name}", safe(key))
+        }
+        AdminRequest::GroupUnsetAttr { key, .. } => {
+            format!("group {name} has no {}", safe(key))
+        }
         AdminRequest::GroupAddMember { user, .. } if c.changed => {
             format!("added {} to {name}", safe(user))
         }

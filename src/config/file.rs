@@ -78,6 +78,11 @@ pub(super) struct RawPortal {
     pub idle_timeout_secs: u64,
     pub max_body_bytes: usize,
     pub drain_secs: u64,
+    pub session_idle_secs: u64,
+    pub session_max_secs: u64,
+    pub can_change_username: bool,
+    pub can_change_name: bool,
+    pub can_change_email: bool,
 }
 
 /// `[bind]`.
@@ -248,6 +253,11 @@ impl Default for RawPortal {
             idle_timeout_secs: 60,
             max_body_bytes: 1024 * 1024,
             drain_secs: 5,
+            session_idle_secs: 2 * 3600,
+            session_max_secs: 24 * 3600,
+            can_change_username: false,
+            can_change_name: true,
+            can_change_email: false,
         }
     }
 }

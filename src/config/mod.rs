@@ -160,7 +160,7 @@ pub struct TlsConfig {
 /// `[portal]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PortalConfig {
-    /// Self-service portal listener (the portal itself is a later issue).
+    /// The HTTP listener: the self-service portal, `/metrics`, `/healthz`.
     pub addr: SocketAddr,
     /// HTTP connections beyond this are closed at once; a cap of its own,
     /// so an HTTP flood cannot take LDAP's connections or descriptors.
@@ -177,6 +177,16 @@ pub struct PortalConfig {
     /// How long requests in flight may take to finish after SIGTERM
     /// before their connections are dropped (`drain_secs`).
     pub drain: Duration,
+    /// A portal session without a request for this long ends
+    /// (`session_idle_secs`).
+    pub session_idle: Duration,
+    /// A portal session ends this long after sign-in, however used
+    /// (`session_max_secs`).
+    pub session_max: Duration,
+    /// What users may change of their own details unless the attributes
+    /// `goauthentik.io/user/can-change-*` of their groups or their own say
+    /// otherwise (`can_change_username|name|email`).
+    pub can_change: crate::account::profile::CanChange,
 }
 
 /// MFA-aware bind (DESIGN.md section 4). A section of its own rather than

@@ -29,6 +29,8 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Deepest `ldap.max_ber_depth`: the parsers recurse once per level.
 const MAX_BER_DEPTH: usize = 256;
 
+/// Longest portal session (idle or absolute): 90 days.
+const MAX_SESSION_SECS: u64 = 90 * 24 * 3600;
 /// Largest `portal.max_body_bytes`: the portal takes forms, not uploads.
 const MAX_HTTP_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Longest `portal.header_timeout_secs` and `portal.drain_secs`.
@@ -148,6 +150,18 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
             format!("must be at most {MAX_HTTP_SECS}"),
         ));
     }
+    if !(60..=MAX_SESSION_SECS).contains(&raw.session_idle_secs) {
+        return Err(o.invalid(
+            "portal.session_idle_secs",
+            format!("must be between 60 and {MAX_SESSION_SECS}"),
+        ));
+    }
+    if !(raw.session_idle_secs..=MAX_SESSION_SECS).contains(&raw.session_max_secs) {
+        return Err(o.invalid(
+            "portal.session_max_secs",
+            format!("must be between portal.session_idle_secs and {MAX_SESSION_SECS}"),
+        ));
+    }
     Ok(PortalConfig {
         addr,
         max_connections: raw.max_connections,
@@ -155,6 +169,13 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
         idle_timeout: secs_or_none(raw.idle_timeout_secs),
         max_body_bytes: raw.max_body_bytes,
         drain: Duration::from_secs(raw.drain_secs),
+        session_idle: Duration::from_secs(raw.session_idle_secs),
+        session_max: Duration::from_secs(raw.session_max_secs),
+        can_change: crate::account::profile::CanChange {
+            username: raw.can_change_username,
+            name: raw.can_change_name,
+            email: raw.can_change_email,
+        },
     })
 }
 

@@ -132,6 +132,11 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_PORTAL_IDLE_TIMEOUT_SECS", "17"),
         ("PORTCULLIS_PORTAL_MAX_BODY_BYTES", "18000"),
         ("PORTCULLIS_PORTAL_DRAIN_SECS", "19"),
+        ("PORTCULLIS_PORTAL_SESSION_IDLE_SECS", "600"),
+        ("PORTCULLIS_PORTAL_SESSION_MAX_SECS", "6000"),
+        ("PORTCULLIS_PORTAL_CAN_CHANGE_USERNAME", "true"),
+        ("PORTCULLIS_PORTAL_CAN_CHANGE_NAME", "false"),
+        ("PORTCULLIS_PORTAL_CAN_CHANGE_EMAIL", "true"),
         ("PORTCULLIS_AUTH_ARGON2_MEMORY_KIB", "1024"),
         ("PORTCULLIS_AUTH_ARGON2_ITERATIONS", "3"),
         ("PORTCULLIS_AUTH_ARGON2_PARALLELISM", "2"),
@@ -184,6 +189,13 @@ fn every_key_has_a_working_env_variable() {
             idle_timeout: Some(Duration::from_secs(17)),
             max_body_bytes: 18000,
             drain: Duration::from_secs(19),
+            session_idle: Duration::from_secs(600),
+            session_max: Duration::from_secs(6000),
+            can_change: crate::account::profile::CanChange {
+                username: true,
+                name: false,
+                email: true,
+            },
         },
         auth: HashConfig {
             argon2_memory_kib: 1024,
@@ -509,6 +521,11 @@ fn validation_rules() {
             "PORTCULLIS_PORTAL_DRAIN_SECS",
             "999999",
             "portal.drain_secs",
+        ),
+        (
+            "PORTCULLIS_PORTAL_SESSION_IDLE_SECS",
+            "5",
+            "portal.session_idle_secs",
         ),
         ("PORTCULLIS_LDAP_ADMIN_GROUP", " ", "ldap.admin_group"),
         (

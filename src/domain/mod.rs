@@ -8,6 +8,7 @@
 //! - `model`: users, groups, members, ids, timestamps, group snapshots.
 //! - `mfa`: devices, TOTP secrets, keyed hashes, app passwords, the raw
 //!   second-factor records of a backup, MFA and group policies.
+//! - `session`: portal sessions, keyed by the hash of their secret id.
 //! - `batch`: import and restore batches and their report.
 //! - `rules`: number allocation, nesting without cycles, merge imports:
 //!   the rules every backend enforces inside its transactions.
@@ -18,6 +19,7 @@ pub mod batch;
 pub mod mfa;
 pub mod model;
 pub mod rules;
+pub mod session;
 pub mod snapshot;
 pub mod validate;
 
@@ -26,6 +28,7 @@ pub use mfa::{
     KeyedHash, MfaPolicy, TotpSecret,
 };
 pub use model::{now, Group, GroupId, GroupSnapshot, Member, NewUser, Timestamp, User, UserId};
+pub use session::{PortalSession, SessionHash, SessionId};
 
 /// First uidNumber handed out (DESIGN.md section 3).
 pub const FIRST_UID_NUMBER: u32 = 2000;

@@ -55,11 +55,18 @@ impl Default for HttpLimits {
     }
 }
 
-/// Serves until `shutdown` is cancelled, then gives the connections still
-/// open `limits.drain` to finish their requests and drops the rest. Returns
-/// when every connection has ended, so the caller may flush the store.
-pub async fn run(listener: TcpListener, limits: HttpLimits, shutdown: CancellationToken) {
-    serve(listener, super::router(), limits, shutdown).await;
+/// Serves `router` until `shutdown` is cancelled, then gives the
+/// connections still open `limits.drain` to finish their requests and
+/// drops the rest. Returns when every connection has ended, so the caller
+/// may flush the store. Each request carries its client's address as a
+/// [`super::Peer`] extension.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: CancellationToken,
+) {
+    serve(listener, router, limits, shutdown).await;
 }
 
 /// [`run`] with the routes given.
@@ -107,7 +114,7 @@ async fn serve(
         };
         let (router, limits) = (router.clone(), limits.clone());
         tracker.spawn(async move {
-            serve_connection(stream, router, &limits, ends).await;
+            serve_connection(stream, peer, router, &limits, ends).await;
             drop(permit);
         });
     }
@@ -136,7 +143,13 @@ struct Ends {
 
 /// Serves one connection until the client closes it, a deadline passes,
 /// or shutdown ends it.
-async fn serve_connection(stream: TcpStream, router: Router, limits: &HttpLimits, ends: Ends) {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    router: Router,
+    limits: &HttpLimits,
+    ends: Ends,
+) {
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
@@ -144,7 +157,8 @@ async fn serve_connection(stream: TcpStream, router: Router, limits: &HttpLimits
         activity: activity.clone(),
     });
     let max_body = limits.max_body_bytes;
-    let service = hyper::service::service_fn(move |req| answer(router.clone(), req, max_body));
+    let service =
+        hyper::service::service_fn(move |req| answer(router.clone(), req, peer, max_body));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -199,9 +213,11 @@ async fn serve_connection(stream: TcpStream, router: Router, limits: &HttpLimits
 /// without a declared length is cut off at the limit as it is read.
 async fn answer(
     router: Router,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
+    peer: std::net::SocketAddr,
     max_body: usize,
 ) -> Result<Response, Infallible> {
+    req.extensions_mut().insert(super::Peer(peer));
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -1,6 +1,7 @@
 //! The HTTP listener (`portal.addr`): `/metrics` (Prometheus text format,
-//! from [`crate::metrics`]) and `/healthz`. The self-service portal will
-//! join these routes later. Knows nothing of LDAP or the store's internals.
+//! from [`crate::metrics`]) and `/healthz`; `serve` merges the portal's
+//! routes (`crate::portal`) into [`router`] and hands the result to
+//! [`run`]. Knows nothing of LDAP, the portal or the store.
 //!
 //! Each accepted connection is served here with hyper's HTTP/1 builder,
 //! under limits of its own (`[portal]`): a connection cap (a semaphore
@@ -18,7 +19,11 @@ use axum::Router;
 
 pub use conn::{run, HttpLimits};
 
-/// The routes served.
+/// The client's address, put on every request as an extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
+/// The listener's own routes.
 pub fn router() -> Router {
     Router::new()
         .route("/metrics", get(metrics))

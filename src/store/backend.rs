@@ -1,7 +1,7 @@
 //! The store interface: what every backend implements, and the contract
 //! callers rely on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::import::{Batch, BatchReport};
@@ -10,7 +10,8 @@ use super::mfa::{
     RawAppPassword, RawDevice, TotpSecret,
 };
 use super::{
-    Group, GroupId, GroupSnapshot, Member, NewUser, Result, Snapshot, Timestamp, User, UserId,
+    Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash, Snapshot,
+    Timestamp, User, UserId,
 };
 
 /// The store interface. `sled` (embedded, the default) implements it; a
@@ -20,8 +21,9 @@ use super::{
 /// # Contract
 /// - **Durable on `Ok`.** A write that returns `Ok` is durable: it
 ///   survives a crash or a restart the moment it returns, so no caller
-///   ever flushes. ([`Backend::touch_app_password`] is the one exception:
-///   bookkeeping that no answer depends on.) Writes may wait for the disk
+///   ever flushes. ([`Backend::touch_app_password`] and
+///   [`Backend::touch_session`] are the exceptions: bookkeeping that no
+///   answer depends on.) Writes may wait for the disk
 ///   or the network: async callers run them on the blocking pool, and the
 ///   LDAP reactors never call them (debug builds check this,
 ///   `crate::blocking`).
@@ -51,7 +53,8 @@ use super::{
 ///   change set is in it completely or not at all, so every member names
 ///   a user or group of the same snapshot. Reads go on while it is taken;
 ///   writes may wait for it (sled) or not (a database's REPEATABLE READ
-///   transaction), but never see it fail because of them.
+///   transaction), but never see it fail because of them. Portal sessions
+///   are not part of a snapshot.
 /// - **The domain's rules, enforced atomically.** The rules themselves live
 ///   above every backend, in `crate::domain`: names, emails and texts
 ///   (`validate`), number allocation, nesting without cycles and what a
@@ -179,8 +182,17 @@ pub trait Backend: Send + Sync {
     /// All groups, ordered by lowercase name.
     fn groups(&self) -> Result<Vec<Group>>;
 
-    /// Removes the group and every membership to and from it.
+    /// Removes the group, its attributes and every membership to and
+    /// from it.
     fn delete_group(&self, id: GroupId) -> Result<()>;
+
+    /// The group's attributes (keys such as
+    /// `goauthentik.io/user/can-change-name`), empty when none is set.
+    fn group_attrs(&self, id: GroupId) -> Result<BTreeMap<String, String>>;
+
+    /// Sets (`Some`) or removes (`None`) one attribute of a group;
+    /// `Ok(false)` when nothing changed, `NotFound` without the group.
+    fn set_group_attr(&self, id: GroupId, key: &str, value: Option<&str>) -> Result<bool>;
 
     /// Adds a direct member. `Ok(false)` if it already was one. Refuses a
     /// child group that would create a cycle with `StoreError::Invalid`.
@@ -370,6 +382,31 @@ pub trait Backend: Send + Sync {
 
     /// Sets a group's policies; an empty policy removes the entry.
     fn set_group_policy(&self, group: GroupId, policy: GroupPolicy) -> Result<()>;
+
+    // --- Portal sessions ---
+
+    /// Stores a new portal session under `hash`, the hash of its secret
+    /// id (the id itself is never stored). `AlreadyExists` if the hash is
+    /// taken.
+    fn create_session(&self, hash: &SessionHash, session: &PortalSession) -> Result<()>;
+
+    /// The session stored under `hash`, if any (expired ones too: expiry
+    /// is the caller's rule).
+    fn session(&self, hash: &SessionHash) -> Result<Option<PortalSession>>;
+
+    /// Records a request made with the session. Not flushed (bookkeeping,
+    /// like [`Backend::touch_app_password`]); `Ok(false)` if it is gone.
+    fn touch_session(&self, hash: &SessionHash, at: Timestamp) -> Result<bool>;
+
+    /// Removes a session; `Ok(false)` if it did not exist.
+    fn delete_session(&self, hash: &SessionHash) -> Result<bool>;
+
+    /// The user's sessions, oldest first, with the hashes they are kept
+    /// under.
+    fn sessions_of(&self, user: UserId) -> Result<Vec<(SessionHash, PortalSession)>>;
+
+    /// Removes every session of the user but `keep`; returns how many.
+    fn delete_sessions_of(&self, user: UserId, keep: Option<&SessionHash>) -> Result<usize>;
 
     // --- Batches (import and restore), settings listing, counters ---
 

@@ -6,8 +6,8 @@
 //! it (a restart). Together they cover the contract in `backend.rs`:
 //! records and their indexes, atomic change sets refused when what they
 //! were planned from changed, durability across a restart, codes consumed
-//! exactly once under concurrency, the membership epoch, and snapshots
-//! that never hold half a change set.
+//! exactly once under concurrency, the membership epoch, portal
+//! sessions, and snapshots that never hold half a change set.
 //!
 //! A crash (rather than a clean reopen) is checked with the real binary in
 //! `tests/it/mfa.rs` (`static_token_once_even_across_a_crash`).
@@ -16,7 +16,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 
 use super::mfa::{KeyedHash, TotpSecret};
-use super::{Group, Member, NewUser, Store, StoreError, User, FIRST_GID_NUMBER, FIRST_UID_NUMBER};
+use super::{
+    Group, Member, NewUser, PortalSession, SessionHash, SessionId, Store, StoreError, User, UserId,
+    FIRST_GID_NUMBER, FIRST_UID_NUMBER,
+};
 
 /// A backend under test.
 pub trait Harness {
@@ -492,6 +495,91 @@ pub fn snapshot_is_consistent(h: &mut impl Harness) {
     assert!(last.has_keyed_hashes());
 }
 
+fn session(user: UserId, created: i64, csrf: &str) -> PortalSession {
+    PortalSession {
+        id: SessionId(uuid::Uuid::new_v4()),
+        user,
+        created,
+        last_seen: created,
+        address: "192.0.2.1".into(),
+        user_agent: "Test/1.0".into(),
+        csrf: csrf.into(),
+        pending_code: false,
+    }
+}
+
+/// Portal sessions: kept under the hash of their id, found, touched,
+/// listed per user, ended one by one or all but one, kept across a
+/// restart, and gone with their user.
+pub fn portal_sessions(h: &mut impl Harness) {
+    let s = h.fresh();
+    let alice = user(&s, "alice", None);
+    let bob = user(&s, "bob", None);
+    let (a1, a2, a3, b1): (SessionHash, SessionHash, SessionHash, SessionHash) =
+        ([1; 32], [2; 32], [3; 32], [4; 32]);
+    let first = session(alice.id, 100, "t1");
+    s.create_session(&a1, &first).expect("create");
+    s.create_session(&a2, &session(alice.id, 200, "t2"))
+        .expect("create");
+    s.create_session(&a3, &session(alice.id, 300, "t3"))
+        .expect("create");
+    s.create_session(&b1, &session(bob.id, 150, "t4"))
+        .expect("create");
+    assert!(matches!(
+        s.create_session(&a1, &session(bob.id, 1, "x")),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(s.session(&a1).expect("read"), Some(first.clone()));
+    assert_eq!(s.session(&[9; 32]).expect("read"), None);
+
+    assert!(s.touch_session(&a1, 500).expect("touch"));
+    assert!(!s.touch_session(&[9; 32], 500).expect("touch"));
+    assert_eq!(
+        s.session(&a1).expect("read").map(|x| x.last_seen),
+        Some(500)
+    );
+
+    let listed: Vec<SessionHash> = s
+        .sessions_of(alice.id)
+        .expect("list")
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(listed, vec![a1, a2, a3], "oldest first, only alice's");
+
+    assert!(s.delete_session(&a2).expect("delete"));
+    assert!(!s.delete_session(&a2).expect("delete twice"));
+    assert_eq!(s.session(&a2).expect("read"), None);
+
+    let s = h.reopen(s);
+    assert_eq!(
+        s.session(&a1).expect("read").map(|x| x.last_seen),
+        Some(500)
+    );
+    assert_eq!(s.sessions_of(alice.id).expect("list").len(), 2);
+
+    assert_eq!(
+        s.delete_sessions_of(alice.id, Some(&a3)).expect("others"),
+        1
+    );
+    assert_eq!(
+        s.sessions_of(alice.id)
+            .expect("list")
+            .into_iter()
+            .map(|(h, _)| h)
+            .collect::<Vec<_>>(),
+        vec![a3]
+    );
+    assert_eq!(
+        s.sessions_of(bob.id).expect("list").len(),
+        1,
+        "bob untouched"
+    );
+
+    s.delete_user(bob.id).expect("delete bob");
+    assert_eq!(s.session(&b1).expect("read"), None, "gone with its user");
+}
+
 /// Runs every check of the suite against one backend, each on a fresh
 /// store: `conformance!(name, Harness::default)` declares one test per
 /// check in a module `name`.
@@ -531,6 +619,10 @@ macro_rules! conformance {
             #[test]
             fn snapshot_is_consistent() {
                 super::snapshot_is_consistent(&mut $harness());
+            }
+            #[test]
+            fn portal_sessions() {
+                super::portal_sessions(&mut $harness());
             }
         }
     };

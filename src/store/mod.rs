@@ -27,8 +27,9 @@ pub use crate::domain::snapshot::{Snapshot, SnapshotGroup, SnapshotUser};
 pub use crate::domain::{mfa, model, validate};
 pub use crate::domain::{
     now, AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, DeviceKind, Group, GroupId,
-    GroupPolicy, GroupSnapshot, KeyedHash, Member, MfaPolicy, NewUser, Result, StoreError,
-    Timestamp, TotpSecret, User, UserId, FIRST_GID_NUMBER, FIRST_UID_NUMBER,
+    GroupPolicy, GroupSnapshot, KeyedHash, Member, MfaPolicy, NewUser, PortalSession, Result,
+    SessionHash, SessionId, StoreError, Timestamp, TotpSecret, User, UserId, FIRST_GID_NUMBER,
+    FIRST_UID_NUMBER,
 };
 pub use backend::Backend;
 

@@ -421,6 +421,8 @@ fn metrics_and_health() {
     ] {
         assert!(body.contains(needle), "{needle} missing in\n{body}");
     }
+    // Any other path belongs to the portal: signed out, it sends the
+    // browser to its sign-in page.
     let (status, _) = http_get(&s.http_addr, "/nothing");
-    assert_eq!(status, 404);
+    assert_eq!(status, 303);
 }

@@ -20,6 +20,7 @@ mod migrate;
 mod ops;
 mod paged;
 mod policy;
+mod portal;
 mod search;
 mod sessions;
 mod soak;

@@ -28,7 +28,9 @@ pub fn answer_from_json(req: &AdminRequest, doc: Value) -> serde_json::Result<Ad
         | AdminRequest::GroupAddMember { .. }
         | AdminRequest::GroupRemoveMember { .. }
         | AdminRequest::GroupAddChild { .. }
-        | AdminRequest::GroupRemoveChild { .. } => AdminAnswer::GroupChanged(from_value(doc)?),
+        | AdminRequest::GroupRemoveChild { .. }
+        | AdminRequest::GroupSetAttr { .. }
+        | AdminRequest::GroupUnsetAttr { .. } => AdminAnswer::GroupChanged(from_value(doc)?),
         AdminRequest::MfaTotpAdd { .. } => AdminAnswer::TotpAdded(from_value(doc)?),
         AdminRequest::MfaStaticAdd { .. } => AdminAnswer::StaticAdded(from_value(doc)?),
         AdminRequest::MfaList { .. } => AdminAnswer::Devices(from_value(doc)?),

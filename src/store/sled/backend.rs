@@ -2,7 +2,7 @@
 //! name on [`SledStore`]. Every write holds the snapshot lock shared
 //! (`SledStore::writing`, see `snapshot.rs`) for its whole duration.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::SledStore;
@@ -12,8 +12,8 @@ use crate::store::mfa::{
     RawAppPassword, RawDevice, TotpSecret,
 };
 use crate::store::{
-    Backend, Group, GroupId, GroupSnapshot, Member, NewUser, Result, Snapshot, Timestamp, User,
-    UserId,
+    Backend, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash,
+    Snapshot, Timestamp, User, UserId,
 };
 
 impl Backend for SledStore {
@@ -368,5 +368,37 @@ impl Backend for SledStore {
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
         let _w = self.writing();
         SledStore::apply_batch(self, batch)
+    }
+
+    fn create_session(&self, hash: &SessionHash, session: &PortalSession) -> Result<()> {
+        SledStore::create_session(self, hash, session)
+    }
+
+    fn session(&self, hash: &SessionHash) -> Result<Option<PortalSession>> {
+        SledStore::session(self, hash)
+    }
+
+    fn touch_session(&self, hash: &SessionHash, at: Timestamp) -> Result<bool> {
+        SledStore::touch_session(self, hash, at)
+    }
+
+    fn delete_session(&self, hash: &SessionHash) -> Result<bool> {
+        SledStore::delete_session(self, hash)
+    }
+
+    fn sessions_of(&self, user: UserId) -> Result<Vec<(SessionHash, PortalSession)>> {
+        SledStore::sessions_of(self, user)
+    }
+
+    fn delete_sessions_of(&self, user: UserId, keep: Option<&SessionHash>) -> Result<usize> {
+        SledStore::delete_sessions_of(self, user, keep)
+    }
+
+    fn group_attrs(&self, id: GroupId) -> Result<BTreeMap<String, String>> {
+        SledStore::group_attrs(self, id)
+    }
+
+    fn set_group_attr(&self, id: GroupId, key: &str, value: Option<&str>) -> Result<bool> {
+        SledStore::set_group_attr(self, id, key, value)
     }
 }

@@ -1,7 +1,7 @@
 //! Groups and memberships in sled: records, their indexes (name,
 //! gidNumber), both membership trees, nesting without cycles.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use sled::transaction::Transactional;
@@ -179,7 +179,62 @@ impl SledStore {
             )
         });
         deleted?;
-        self.forget_group_policy(id)
+        self.forget_group_policy(id)?;
+        self.t
+            .group_attrs
+            .remove(keys::group_key(id))
+            .map(|_| ())
+            .map_err(super::backend)
+    }
+
+    /// The group's portal attributes (`group set-attr`).
+    pub fn group_attrs(&self, id: GroupId) -> Result<BTreeMap<String, String>> {
+        match self
+            .t
+            .group_attrs
+            .get(keys::group_key(id))
+            .map_err(super::backend)?
+        {
+            Some(b) => super::decode(format_args!("attributes of group {id}"), &b),
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) one attribute of an existing
+    /// group; `Ok(false)` when nothing changed.
+    pub fn set_group_attr(&self, id: GroupId, key: &str, value: Option<&str>) -> Result<bool> {
+        let t = &self.t;
+        let written = (&t.groups, &t.group_attrs).transaction(|(groups, attrs)| {
+            if groups.get(keys::group_key(id))?.is_none() {
+                return Err(abort(StoreError::NotFound(format!("group {id}"))));
+            }
+            let mut map: BTreeMap<String, String> = match attrs.get(keys::group_key(id))? {
+                Some(b) => {
+                    super::decode(format_args!("attributes of group {id}"), &b).map_err(abort)?
+                }
+                None => BTreeMap::new(),
+            };
+            let before = map.clone();
+            match value {
+                Some(v) => {
+                    map.insert(key.to_string(), v.to_string());
+                }
+                None => {
+                    map.remove(key);
+                }
+            }
+            if map == before {
+                return Ok(false);
+            }
+            if map.is_empty() {
+                attrs.remove(&keys::group_key(id))?;
+            } else {
+                let bytes = super::encode("group attributes", &map).map_err(abort)?;
+                attrs.insert(&keys::group_key(id), bytes)?;
+            }
+            Ok(true)
+        });
+        self.committed(super::once(&self.t, written))
     }
 
     /// Adds a direct member. `Ok(false)` if it already was one. Refuses a

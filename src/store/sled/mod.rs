@@ -23,6 +23,8 @@
 //! | `member_of` | kind ++ member id ++ group id | empty |
 //! | `meta` | `schema_version`, `next_uid`, `next_gid`, `membership_epoch`, `setting/<key>` | |
 //! | `mfa_*`, `app_password*`, `idx_app_password`, `group_policies` | see `mfa.rs` | |
+//! | `group_attrs` | group id | the group's attributes (`group set-attr`) as a JSON map |
+//! | `portal_sessions`, `idx_portal_session_user` | see `sessions.rs` | |
 //!
 //! Ids are the 16 bytes of their UUID; kind is `u` (user) or `g` (group).
 //! See `keys.rs` for the encoders.
@@ -69,6 +71,7 @@ mod import;
 mod keys;
 mod mfa;
 mod records;
+mod sessions;
 mod snapshot;
 mod users;
 mod write;
@@ -129,8 +132,12 @@ struct Trees {
     members: Tree,
     member_of: Tree,
     meta: Tree,
+    /// Attributes of groups that steer the portal (`group set-attr`).
+    group_attrs: Tree,
     /// Second factors, app passwords and group policies (`mfa.rs`).
     mfa: mfa::MfaTrees,
+    /// Portal sessions (`sessions.rs`).
+    sessions: sessions::SessionTrees,
     /// What [`SledStore::membership_epoch`] answers: advanced after every
     /// committed transaction that advanced the stored epoch (see
     /// [`settle`]), so readers get it without a database read.
@@ -413,7 +420,9 @@ impl SledStore {
             members: tree("members")?,
             member_of: tree("member_of")?,
             meta: tree("meta")?,
+            group_attrs: tree("group_attrs")?,
             mfa: mfa::MfaTrees::open(&db)?,
+            sessions: sessions::SessionTrees::open(&db)?,
             epoch: AtomicU64::new(0),
             user_records: records::Records::new(),
             group_records: records::Records::new(),

@@ -7,7 +7,9 @@
 //! its own, [`SledStore::writing`] / [`SledStore::snapshot`]:
 //! - every write through the store interface holds it **shared** for the
 //!   whole write (scan, transaction, flush); writes never wait for each
-//!   other on it, and reads never take it;
+//!   other on it, and reads never take it. Portal sessions are the one
+//!   exception: no snapshot holds them (a backup restores accounts, not
+//!   sign-ins), so signing in never waits for a backup;
 //! - a snapshot holds it **exclusively** while it copies every record into
 //!   memory, so no write is half done while it reads, and none starts.
 //!

@@ -328,8 +328,9 @@ impl SledStore {
         });
         deleted?;
         // Unreachable once the user is gone (ids are never reused); removed
-        // so no secret outlives its user.
-        self.forget_second_factors(id)
+        // so no secret outlives its user, and no session either.
+        self.forget_second_factors(id)?;
+        self.delete_sessions_of(id, None).map(|_| ())
     }
 
     /// The PHC string of the user's password hash, if a password is set.

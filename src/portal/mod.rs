@@ -1,0 +1,174 @@
+//! The self-service portal (issue 13, `shared/PORTAL.md`): server-rendered
+//! pages and the JSON API under `/api/v1`, mounted by `serve` on the HTTP
+//! listener next to `/metrics` and `/healthz`.
+//!
+//! The portal translates HTTP into calls on the account layer
+//! (`crate::account::Accounts`, with an `Actor`) and the auth layer
+//! (`crate::auth::Authenticator`, the same one LDAP binds use, so codes
+//! and throttling are shared). It never touches the store.
+//!
+//! Layout:
+//! - this file: the state ([`Portal`]), the router, the headers every
+//!   response carries, cookies.
+//! - `extract`: the request's context (language, client, session) and the
+//!   extractors a handler cannot forget: the signed-in user (else 303 to
+//!   `/login`, or 401 for the API) and the CSRF-checked form (else 403).
+//! - `login`: sign-in (password, then a code when the user has a device)
+//!   and sign-out.
+//! - `pages`: "My applications" and the user's details.
+//! - `api`: `/api/v1`.
+//! - `views`: the HTML (maud); `i18n`: the message catalogues.
+//!
+//! Not yet here (seams): the password, MFA, tokens and sessions pages,
+//! the admin page, bearer tokens, HTTPS on the portal (cookies get
+//! `Secure` once it serves TLS: [`Portal::secure_cookies`]) and
+//! `X-Forwarded-*` from trusted proxies.
+
+mod api;
+mod extract;
+pub mod i18n;
+mod login;
+mod pages;
+mod views;
+
+#[cfg(test)]
+mod tests;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::account::Accounts;
+use crate::auth::Authenticator;
+
+pub use extract::{Ctx, SignedIn};
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "portcullis_session";
+/// The cookie that pairs with the sign-in form's CSRF token (the form is
+/// posted before any session exists).
+pub const LOGIN_COOKIE: &str = "portcullis_login";
+
+/// The policy every portal response carries: nothing but our own
+/// stylesheet (and, later, our own scripts); no inline script, no frames.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// What the portal's handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct Portal {
+    accounts: Accounts,
+    auth: Authenticator,
+    /// Cookies get `Secure`: set when the portal is served over TLS.
+    secure_cookies: bool,
+}
+
+impl Portal {
+    /// `auth` must be the authenticator LDAP binds use (shared throttle).
+    pub fn new(accounts: Accounts, auth: Authenticator) -> Portal {
+        Portal {
+            accounts,
+            auth,
+            secure_cookies: false,
+        }
+    }
+
+    /// Marks cookies `Secure` (the portal is reached over HTTPS).
+    pub fn secure_cookies(mut self, secure: bool) -> Portal {
+        self.secure_cookies = secure;
+        self
+    }
+
+    /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure over
+    /// TLS; `None` removes the cookie.
+    fn cookie(&self, name: &str, value: Option<&str>) -> HeaderValue {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        let text = match value {
+            Some(v) => format!("{name}={v}; HttpOnly; SameSite=Lax; Path=/{secure}"),
+            None => format!("{name}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}"),
+        };
+        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+/// The portal's routes, to be merged with the listener's own.
+pub fn router(portal: Portal) -> Router {
+    Router::new()
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", get(login::confirm).post(login::sign_out))
+        .route("/", get(pages::home))
+        .route("/settings", get(pages::settings).post(pages::save_settings))
+        .route("/api/v1/me", get(api::me).patch(api::patch_me))
+        .route("/static/portal.css", get(stylesheet))
+        .fallback(pages::fallback)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(portal)
+}
+
+/// The stylesheet, compiled in.
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("portal.css"),
+    )
+        .into_response()
+}
+
+/// The headers of every portal response: the CSP, nosniff, no referrer,
+/// and `Cache-Control: no-store` unless the handler chose (pages may hold
+/// personal data; only the stylesheet is cached).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// A page as a response.
+fn html(markup: maud::Markup) -> Response {
+    axum::response::Html(markup.into_string()).into_response()
+}
+
+/// A 303 to `to`.
+fn see_other(to: &'static str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// Equal without telling by timing how much of it matched.
+fn same_token(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    !a.is_empty() && a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
