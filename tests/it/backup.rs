@@ -615,3 +615,42 @@ fn secrets_refused_on_a_readable_stdout_unless_forced() {
         .expect("run");
     ok(&out);
 }
+
+/// A backup of the running server restored into it (a rollback): the
+/// deleted user comes back with its password and app password, and binds
+/// at once.
+#[test]
+fn backup_restores_into_the_running_server() {
+    let s = Server::start();
+    s.add_user("bob", "Zebra-Quartz-91!");
+    let out = s.ok(&["app-password", "add", "bob", "--name", "mail", "--json"]);
+    let ap: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let secret = ap["secret"].as_str().expect("secret").to_string();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("b.json");
+    let path = file.to_str().expect("path");
+    ok(&s.cli(&[
+        "export",
+        "--format",
+        "json",
+        "--with-secrets",
+        "--output",
+        path,
+    ]));
+    s.ok(&["user", "delete", "bob"]);
+    let mut c = s.conn();
+    assert_eq!(
+        c.simple_bind(&user_dn("bob"), &secret).expect("bind").rc,
+        49
+    );
+
+    let out = s.cli(&["import", "--format", "json", path]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 app passwords"));
+    for password in ["Zebra-Quartz-91!", secret.as_str()] {
+        assert_eq!(
+            c.simple_bind(&user_dn("bob"), password).expect("bind").rc,
+            0
+        );
+    }
+}
