@@ -253,8 +253,9 @@ pub struct BackupConfig {
     /// Where the backups go (created with mode 0700 if missing); `None`
     /// (the default): no scheduled backups.
     pub dir: Option<PathBuf>,
-    /// Time between two backups (`interval_secs`); the first is written
-    /// one interval after the start.
+    /// Time between two backups (`interval_secs`); the first is due one
+    /// interval after the newest backup already in `dir`, or at start when
+    /// there is none.
     pub interval: Duration,
     /// How many of the newest backups are kept; older ones are removed
     /// after each new one is written.
