@@ -103,6 +103,9 @@ pub fn router(portal: Portal) -> Router {
         .route("/settings", get(pages::settings).post(pages::save_settings))
         .route("/api/v1/me", get(api::me).patch(api::patch_me))
         .route("/static/portal.css", get(stylesheet))
+        // Browsers ask for it on every page; no icon (and no redirect to
+        // the sign-in page, which a browser would follow for nothing).
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(pages::fallback)
         .layer(middleware::from_fn(security_headers))
         .with_state(portal)

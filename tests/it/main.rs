@@ -7,6 +7,7 @@ mod raw;
 mod backup;
 mod bind;
 mod bindcache;
+mod browser;
 mod cli;
 mod clients;
 mod corpus;
