@@ -29,6 +29,7 @@ pub(super) struct RawConfig {
     pub throttle: RawThrottle,
     pub tls: RawTls,
     pub import: RawImport,
+    pub backup: RawBackup,
     pub password: RawPassword,
     pub accounts: RawAccounts,
 }
@@ -117,6 +118,25 @@ pub(super) struct RawImport {
     pub keep_attributes: Vec<String>,
 }
 
+/// `[backup]`; an empty `dir` means no scheduled backups.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawBackup {
+    pub dir: String,
+    pub interval_secs: u64,
+    pub keep: usize,
+}
+
+impl Default for RawBackup {
+    fn default() -> Self {
+        RawBackup {
+            dir: String::new(),
+            interval_secs: 86_400,
+            keep: 7,
+        }
+    }
+}
+
 /// `[password]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -191,6 +211,7 @@ impl Default for RawConfig {
             throttle: RawThrottle::default(),
             tls: RawTls::default(),
             import: RawImport::default(),
+            backup: RawBackup::default(),
             password: RawPassword::default(),
             accounts: RawAccounts::default(),
         }

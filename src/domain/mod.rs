@@ -12,6 +12,7 @@
 //! - `batch`: import and restore batches and their report.
 //! - `rules`: number allocation, nesting without cycles, merge imports:
 //!   the rules every backend enforces inside its transactions.
+//! - `snapshot`: a whole directory at one instant (backups, exports).
 //! - `validate`: the rules for names, emails and free texts.
 
 pub mod batch;
@@ -19,6 +20,7 @@ pub mod mfa;
 pub mod model;
 pub mod rules;
 pub mod session;
+pub mod snapshot;
 pub mod validate;
 
 pub use mfa::{

@@ -4,6 +4,7 @@
 mod harness;
 mod raw;
 
+mod backup;
 mod bind;
 mod bindcache;
 mod browser;

@@ -12,6 +12,17 @@
 //!
 //! The detail of an internal error is logged by the server and replaced by a
 //! generic message on the socket.
+//!
+//! `import` and `export` ([`TransferRequest`]) carry files, so their lines
+//! frame raw bytes:
+//! - an `import` line says `"length": N` and is followed by exactly N
+//!   bytes, the file (at most [`transfer::MAX_IMPORT_BYTES`]; a longer one is
+//!   refused, with the limit in the message, and the connection closed);
+//! - before its final `ok` or `error` line the server may send
+//!   `{"data": N}` lines, each followed by N raw bytes of the export (at
+//!   most [`MAX_CHUNK`]), and `{"progress": {"stage": …, "done": …,
+//!   "total": …}}` lines for a long import. An export is streamed as it is
+//!   written, so no limit bounds the size of the directory.
 
 use anyhow::{bail, Context};
 use futures::StreamExt;
@@ -28,7 +39,13 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod stream;
+
+pub use stream::{Interim, InterimWriter};
+
+use super::transfer::{self, Mode, TransferContext, TransferRequest};
 use super::{execute, AdminAnswer, AdminContext, AdminError, AdminRequest};
+use crate::migrate::import::ImportOptions;
 
 /// File name of the socket inside the data directory.
 pub const SOCKET_NAME: &str = "admin.sock";
@@ -43,6 +60,13 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the client waits for an answer (hashing may queue behind binds).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the client waits for the next line of an import or export
+/// (hashing a large import's passwords, or writing it, takes a while).
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long the server waits for an import's file to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Largest piece of an export in one `data` frame.
+pub const MAX_CHUNK: usize = 256 * 1024;
 /// Admin connections served at once; more wait in the listen queue.
 const MAX_CONNECTIONS: usize = 16;
 /// Shown instead of an internal error's detail.
@@ -96,26 +120,93 @@ pub fn bind_admin_socket(data_dir: &Path) -> anyhow::Result<UnixListener> {
     bound
 }
 
+/// What `import` and `export` need from the server's settings.
+#[derive(Clone, Debug, Default)]
+pub struct TransferSettings {
+    pub data_dir: PathBuf,
+    /// `import.keep_attributes`.
+    pub import: ImportOptions,
+}
+
+impl TransferSettings {
+    pub fn of(config: &crate::config::Config) -> TransferSettings {
+        TransferSettings {
+            data_dir: config.data_dir.clone(),
+            import: ImportOptions {
+                keep_attributes: config.import.keep_attributes.clone(),
+            },
+        }
+    }
+}
+
 /// Serves admin requests on `listener` until `shutdown` is cancelled, then
 /// waits for requests in progress to be answered. Each request runs
-/// [`execute`] on the blocking pool.
+/// [`execute`] (or, for `import` and `export`, `transfer`) on the blocking
+/// pool.
 pub async fn serve_admin(
     listener: UnixListener,
     ctx: Arc<AdminContext>,
+    settings: TransferSettings,
     shutdown: CancellationToken,
 ) {
     // Every answered change is on disk (the store's writes are durable
     // when they return): a crash after the CLI reports success never
     // loses it.
-    let handler = move |req| execute(&ctx, req);
-    serve_with(listener, Arc::new(handler), shutdown).await
+    let admin_ctx = ctx.clone();
+    let handler = move |req| execute(&admin_ctx, req);
+    let transfers = move |req: TransferRequest, body: Vec<u8>, interim: &Interim| {
+        let cx = TransferContext {
+            admin: &ctx,
+            mode: Mode::Serving,
+            data_dir: &settings.data_dir,
+            import: settings.import.clone(),
+        };
+        run_transfer(&cx, req, &body, interim)
+    };
+    let handlers = Handlers {
+        admin: Arc::new(handler),
+        transfer: Arc::new(transfers),
+    };
+    serve_with(listener, handlers, shutdown).await
+}
+
+/// Runs one transfer with its file (`body`), streaming through `interim`.
+pub fn run_transfer(
+    cx: &TransferContext<'_>,
+    req: TransferRequest,
+    body: &[u8],
+    interim: &Interim,
+) -> Result<Value, AdminError> {
+    let answer = match req {
+        TransferRequest::Export(r) => {
+            let mut out = interim.writer();
+            let done = transfer::export(cx, &r, &mut out)?;
+            serde_json::to_value(done)
+        }
+        TransferRequest::Import(r) => {
+            let mut input = body;
+            let done = transfer::import(cx, &r, &mut input, &mut |p| interim.progress(p))?;
+            serde_json::to_value(done)
+        }
+    };
+    answer.map_err(|e| AdminError::Internal(format!("cannot write the answer as JSON: {e}")))
 }
 
 type Handler = dyn Fn(AdminRequest) -> Result<AdminAnswer, AdminError> + Send + Sync;
+/// Runs an import or export: the request, the import's file, and where
+/// the export's bytes and the progress go.
+type TransferHandler =
+    dyn Fn(TransferRequest, Vec<u8>, &Interim) -> Result<Value, AdminError> + Send + Sync;
 
-/// [`serve_admin`] with the request handler as a parameter, so the protocol
-/// is tested without a store.
-async fn serve_with(listener: UnixListener, handler: Arc<Handler>, shutdown: CancellationToken) {
+#[derive(Clone)]
+struct Handlers {
+    admin: Arc<Handler>,
+    transfer: Arc<TransferHandler>,
+}
+
+/// [`serve_admin`] with the request handlers as a parameter, so the
+/// protocol is tested without a store.
+async fn serve_with(listener: UnixListener, handler: Handlers, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let tracker = TaskTracker::new();
     loop {
@@ -150,7 +241,7 @@ async fn serve_with(listener: UnixListener, handler: Arc<Handler>, shutdown: Can
     tracker.wait().await;
 }
 
-async fn serve_connection<S>(stream: S, handler: Arc<Handler>, shutdown: CancellationToken)
+async fn serve_connection<S>(stream: S, handler: Handlers, shutdown: CancellationToken)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -182,9 +273,51 @@ where
             continue;
         }
         // Requests in progress are answered even during shutdown.
-        let response = handle_line(&handler, &line).await;
+        if let Some(req) = transfer_request(&line) {
+            let keep_going = match req {
+                Ok(req) => {
+                    stream::serve_transfer(&handler.transfer, req, &mut lines, &mut write).await
+                }
+                Err(e) => write_line(&mut write, &error_response(&e)).await.is_ok(),
+            };
+            if !keep_going {
+                return;
+            }
+            continue;
+        }
+        let response = handle_line(&handler.admin, &line).await;
         if write_line(&mut write, &response).await.is_err() {
             return;
+        }
+    }
+}
+
+/// `Some` when the line asks for an import or an export.
+fn transfer_request(line: &str) -> Option<Result<TransferRequest, AdminError>> {
+    let value: Value = serde_json::from_str(line).ok()?;
+    let op = value.get("op")?.as_str()?;
+    if !TransferRequest::is_transfer_op(op) {
+        return None;
+    }
+    Some(
+        serde_json::from_value(value)
+            .map_err(|e| AdminError::Invalid(format!("malformed request: {e}"))),
+    )
+}
+
+fn answer_response(op: &'static str, result: Result<Value, AdminError>) -> Value {
+    match result {
+        Ok(document) => {
+            tracing::info!(op, "admin request done");
+            json!({ "ok": document })
+        }
+        Err(AdminError::Internal(detail)) => {
+            tracing::error!(op, error = %detail, "admin request failed");
+            error_response(&AdminError::Internal(INTERNAL_MESSAGE.into()))
+        }
+        Err(e) => {
+            tracing::info!(op, error = %e, "admin request refused");
+            error_response(&e)
         }
     }
 }
@@ -207,20 +340,7 @@ async fn handle_line(handler: &Arc<Handler>, line: &str) -> Value {
             .to_json()
             .map_err(|e| AdminError::Internal(format!("cannot write the answer as JSON: {e}")))
     });
-    match document {
-        Ok(document) => {
-            tracing::info!(op, "admin request done");
-            json!({ "ok": document })
-        }
-        Err(AdminError::Internal(detail)) => {
-            tracing::error!(op, error = %detail, "admin request failed");
-            error_response(&AdminError::Internal(INTERNAL_MESSAGE.into()))
-        }
-        Err(e) => {
-            tracing::info!(op, error = %e, "admin request refused");
-            error_response(&e)
-        }
-    }
+    answer_response(op, document)
 }
 
 fn error_response(e: &AdminError) -> Value {
@@ -282,15 +402,59 @@ impl AdminClient {
         }
     }
 
-    /// Sends one request and waits for its answer, the JSON document as it
-    /// came. The outer error is the transport's; the inner one is the
-    /// server's answer.
-    pub fn call(&mut self, req: &AdminRequest) -> io::Result<Result<Value, AdminError>> {
+    /// Sends an import or export (with the import's file) and waits for
+    /// its answer, writing the export's bytes to `sink` and passing
+    /// progress (stage, done, total) to `progress` as they come.
+    pub fn transfer(
+        &mut self,
+        req: &TransferRequest,
+        body: &[u8],
+        sink: &mut dyn Write,
+        progress: &mut dyn FnMut(&str, usize, Option<usize>),
+    ) -> io::Result<Result<Value, AdminError>> {
+        self.stream.set_read_timeout(Some(TRANSFER_TIMEOUT))?;
+        self.stream.set_write_timeout(Some(TRANSFER_TIMEOUT))?;
         let mut line = serde_json::to_vec(req)?;
         line.push(b'\n');
         self.stream.write_all(&line)?;
+        // The server may refuse the file before it has read all of it;
+        // its answer says why.
+        match self.stream.write_all(body) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) => {}
+            other => other?,
+        }
         self.stream.flush()?;
+        loop {
+            let line = self.read_line()?;
+            let value: Value = serde_json::from_slice(&line).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidData, "the admin response is not JSON")
+            })?;
+            if let Some(n) = value.get("data") {
+                let n = n
+                    .as_u64()
+                    .filter(|n| *n as usize <= MAX_CHUNK)
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "bad data frame from the server")
+                    })?;
+                let mut chunk = vec![0; n as usize];
+                self.reader.read_exact(&mut chunk)?;
+                sink.write_all(&chunk)?;
+            } else if let Some(p) = value.get("progress") {
+                let stage = p.get("stage").and_then(Value::as_str).unwrap_or("working");
+                let count = |k: &str| p.get(k).and_then(Value::as_u64).map(|n| n as usize);
+                progress(stage, count("done").unwrap_or(0), count("total"));
+            } else {
+                return parse_response(&line);
+            }
+        }
+    }
 
+    /// One response line, with its newline.
+    fn read_line(&mut self) -> io::Result<Vec<u8>> {
         let mut buf = Vec::new();
         self.reader
             .by_ref()
@@ -306,6 +470,18 @@ impl AdminClient {
                 )
             });
         }
+        Ok(buf)
+    }
+
+    /// Sends one request and waits for its answer, the JSON document as it
+    /// came. The outer error is the transport's; the inner one is the
+    /// server's answer.
+    pub fn call(&mut self, req: &AdminRequest) -> io::Result<Result<Value, AdminError>> {
+        let mut line = serde_json::to_vec(req)?;
+        line.push(b'\n');
+        self.stream.write_all(&line)?;
+        self.stream.flush()?;
+        let buf = self.read_line()?;
         parse_response(&buf)
     }
 }
@@ -338,215 +514,4 @@ fn parse_response(bytes: &[u8]) -> io::Result<Result<Value, AdminError>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::admin::view::UserView;
-    use std::os::unix::fs::FileTypeExt;
-
-    fn alice() -> UserView {
-        UserView {
-            id: "00000000-0000-0000-0000-000000000001".into(),
-            username: "alice".into(),
-            dn: "cn=alice,ou=users,dc=example,dc=com".into(),
-            full_name: None,
-            email: None,
-            uid_number: 2001,
-            gid_number: 2001,
-            disabled: false,
-            groups: vec![],
-            attrs: Default::default(),
-            created: None,
-            modified: None,
-            pwd_changed: None,
-        }
-    }
-
-    fn alice_document() -> Value {
-        AdminAnswer::User(alice()).to_json().expect("json")
-    }
-
-    /// Answers `user_show` for "alice" only; `user_list` fails internally;
-    /// `group_show` gets an answer that does not fit it.
-    fn fake(req: AdminRequest) -> Result<AdminAnswer, AdminError> {
-        match req {
-            AdminRequest::UserShow { username } if username == "alice" => {
-                Ok(AdminAnswer::User(alice()))
-            }
-            AdminRequest::GroupShow { .. } => Ok(AdminAnswer::User(alice())),
-            AdminRequest::UserShow { username } => {
-                Err(AdminError::NotFound(format!("user {username} not found")))
-            }
-            AdminRequest::UserList => Err(AdminError::Internal("disk on fire".into())),
-            _ => Err(AdminError::Invalid("unsupported".into())),
-        }
-    }
-
-    struct Running {
-        dir: tempfile::TempDir,
-        shutdown: CancellationToken,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    async fn start() -> Running {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let listener = bind_admin_socket(dir.path()).expect("bind");
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve_with(listener, Arc::new(fake), shutdown.clone()));
-        Running {
-            dir,
-            shutdown,
-            task,
-        }
-    }
-
-    async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        tokio::task::spawn_blocking(f).await.expect("join")
-    }
-
-    #[tokio::test]
-    async fn requests_and_answers() {
-        let server = start().await;
-        let path = socket_path(server.dir.path());
-        let answers = blocking(move || {
-            let mut client = AdminClient::connect(&path).expect("connect");
-            let show = |u: &str| AdminRequest::UserShow { username: u.into() };
-            let a = client.call(&show("alice")).expect("io");
-            let b = client.call(&show("bob")).expect("io");
-            let c = client.call(&AdminRequest::UserList).expect("io");
-            let d = call(&path, &show("alice")).expect("io");
-            let e = client.call_typed(&show("alice")).expect("io");
-            let f = client.call_typed(&show("bob")).expect("io");
-            let g = client
-                .call_typed(&AdminRequest::GroupShow {
-                    name: "staff".into(),
-                })
-                .expect_err("a user is no answer to group show");
-            (a, b, c, d, e, f, g)
-        })
-        .await;
-        assert_eq!(answers.0, Ok(alice_document()));
-        assert_eq!(
-            answers.1,
-            Err(AdminError::NotFound("user bob not found".into()))
-        );
-        // The internal detail stays in the server.
-        assert_eq!(
-            answers.2,
-            Err(AdminError::Internal(INTERNAL_MESSAGE.into()))
-        );
-        assert_eq!(answers.3, Ok(alice_document()));
-        // The typed call reads the document into the answer to the request.
-        assert_eq!(answers.4, Ok(AdminAnswer::User(alice())));
-        assert_eq!(
-            answers.5,
-            Err(AdminError::NotFound("user bob not found".into()))
-        );
-        assert_eq!(answers.6.kind(), io::ErrorKind::InvalidData);
-        server.shutdown.cancel();
-        server.task.await.expect("serve");
-    }
-
-    #[tokio::test]
-    async fn socket_is_private() {
-        let server = start().await;
-        let meta = std::fs::symlink_metadata(socket_path(server.dir.path())).expect("stat");
-        assert!(meta.file_type().is_socket());
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        // No temporary directory is left behind.
-        let entries: Vec<_> = std::fs::read_dir(server.dir.path())
-            .expect("read_dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(entries, vec![std::ffi::OsString::from(SOCKET_NAME)]);
-        server.shutdown.cancel();
-        server.task.await.expect("serve");
-    }
-
-    #[tokio::test]
-    async fn malformed_and_oversized_requests() {
-        let server = start().await;
-        let path = socket_path(server.dir.path());
-        let (malformed, oversized) = blocking(move || {
-            let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
-            s.write_all(b"{\"op\":\"nope\"}\n").expect("write");
-            let mut r = BufReader::new(s.try_clone().expect("clone"));
-            let mut first = String::new();
-            r.read_line(&mut first).expect("read");
-
-            let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
-            let big = vec![b'x'; MAX_REQUEST_LINE + 10];
-            // The server may close before all of it is written.
-            let _ = s.write_all(&big);
-            let _ = s.write_all(b"\n");
-            let mut r = BufReader::new(s);
-            let mut second = String::new();
-            r.read_line(&mut second).expect("read");
-            (first, second)
-        })
-        .await;
-        let malformed: Value = serde_json::from_str(&malformed).expect("json");
-        assert_eq!(malformed["error"]["kind"], "invalid");
-        let oversized: Value = serde_json::from_str(&oversized).expect("json");
-        assert_eq!(oversized["error"]["kind"], "invalid");
-        assert!(oversized["error"]["message"]
-            .as_str()
-            .expect("message")
-            .contains("longer"));
-        server.shutdown.cancel();
-        server.task.await.expect("serve");
-    }
-
-    #[tokio::test]
-    async fn stale_socket_is_replaced_live_one_is_not() {
-        let server = start().await;
-        // A second server on the same data directory is refused.
-        let err = bind_admin_socket(server.dir.path()).expect_err("live socket");
-        assert!(err.to_string().contains("already listening"), "{err}");
-        server.shutdown.cancel();
-        server.task.await.expect("serve");
-
-        // The first server's listener is gone; its file is stale now.
-        let path = socket_path(server.dir.path());
-        assert!(std::fs::symlink_metadata(&path).is_ok());
-        let listener = bind_admin_socket(server.dir.path()).expect("rebind over stale socket");
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve_with(listener, Arc::new(fake), shutdown.clone()));
-        let answer = blocking(move || {
-            call(
-                &path,
-                &AdminRequest::UserShow {
-                    username: "alice".into(),
-                },
-            )
-        })
-        .await
-        .expect("io");
-        assert_eq!(answer, Ok(alice_document()));
-        shutdown.cancel();
-        task.await.expect("serve");
-    }
-
-    #[tokio::test]
-    async fn no_server_means_connection_fails() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let err = AdminClient::connect(&socket_path(dir.path()))
-            .err()
-            .expect("no socket");
-        assert_eq!(err.kind(), io::ErrorKind::NotFound);
-    }
-
-    #[test]
-    fn responses_parse() {
-        assert_eq!(
-            parse_response(b"{\"ok\":[1]}\n").expect("io"),
-            Ok(json!([1]))
-        );
-        assert_eq!(
-            parse_response(b"{\"error\":{\"kind\":\"already_exists\",\"message\":\"m\"}}\n")
-                .expect("io"),
-            Err(AdminError::AlreadyExists("m".into()))
-        );
-        assert!(parse_response(b"nope\n").is_err());
-        assert!(parse_response(b"{}\n").is_err());
-    }
-}
+mod tests;
