@@ -67,6 +67,12 @@ const STORED_OPERATIONAL: &[&str] = &[
 /// by default (the `admin_group` setting's default).
 pub const DEFAULT_ADMIN_GROUP: &str = "admins";
 
+/// RFC 4512 §1.4 keystring: a letter, then letters, digits and `-`.
+fn is_keystring(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 fn to_ldif(e: &Entry) -> LdifEntry {
     let mut requested: Vec<String> = vec!["*".into()];
     requested.extend(STORED_OPERATIONAL.iter().map(|s| (*s).to_string()));
@@ -155,7 +161,11 @@ pub fn ldif_of(
         let e = entry::user_entry(base, u, &direct, admins.contains(&u.id));
         let mut le = to_ldif(&e);
         for (k, v) in &u.attrs {
-            if schema::attribute(k).is_none() && !v.trim().is_empty() {
+            // Kept attributes the schema does not know (import's
+            // keep_attributes). The portal's settings (`portcullis/locale`,
+            // `goauthentik.io/user/…`) are no attribute names, so no LDIF
+            // reader would take them: only the JSON backup carries those.
+            if schema::attribute(k).is_none() && is_keystring(k) && !v.trim().is_empty() {
                 le.push(k, v.as_str());
             }
         }
@@ -269,6 +279,7 @@ pub fn backup_of(snap: Snapshot, with: Secrets<'_>) -> Result<Backup, ExportErro
                 })
                 .collect(),
             policy: sg.policy,
+            attrs: sg.attrs,
             group: sg.group,
         })
         .collect();
