@@ -8,7 +8,7 @@
 //! snapshot is as it was at the same moment, so each member refers to a
 //! user or group of the same snapshot.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use super::mfa::{GroupPolicy, RawSecondFactors};
@@ -59,6 +59,8 @@ pub struct SnapshotGroup {
     /// (as [`crate::store::Backend::members`]).
     pub members: Vec<Member>,
     pub policy: GroupPolicy,
+    /// `group set-attr` values (the portal's may-change settings).
+    pub attrs: BTreeMap<String, String>,
 }
 
 impl Snapshot {

@@ -399,6 +399,7 @@ impl Backend for SledStore {
     }
 
     fn set_group_attr(&self, id: GroupId, key: &str, value: Option<&str>) -> Result<bool> {
+        let _w = self.writing();
         SledStore::set_group_attr(self, id, key, value)
     }
 }

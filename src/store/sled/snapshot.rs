@@ -74,6 +74,7 @@ impl SledStore {
             groups.push(SnapshotGroup {
                 members: self.members(group.id)?,
                 policy: self.group_policy(group.id)?,
+                attrs: self.group_attrs(group.id)?,
                 group,
             });
         }
