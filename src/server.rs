@@ -55,7 +55,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let handler = Arc::new(ldap_handler(&config, &store, &hasher, &server_key, local));
     // The portal shares the LDAP handler's account service and
     // authenticator: one throttle, one set of codes.
-    let portal = crate::portal::Portal::new(handler.accounts.clone(), handler.auth.clone());
+    let portal = crate::portal::Portal::new(handler.accounts.clone(), handler.auth.clone())
+        .secure_cookies(config.portal.tls);
     let tls = Tls::new(&config).context("while setting up TLS")?;
     let admin_listener = admin::socket::bind_admin_socket(&config.data_dir)?;
 
@@ -96,6 +97,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         http_listener,
         crate::http::router().merge(crate::portal::router(portal)),
         http_limits(&config),
+        crate::http::Front {
+            tls: config.portal.tls.then(|| tls.acceptor().clone()),
+            trusted_proxies: config.portal.trusted_proxies.clone().into(),
+        },
         shutdown.clone(),
     ));
     let reload_task = tokio::spawn(reload_on_sighup(tls.clone(), shutdown.clone()));

@@ -83,6 +83,8 @@ pub(super) struct RawPortal {
     pub can_change_username: bool,
     pub can_change_name: bool,
     pub can_change_email: bool,
+    pub tls: bool,
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[bind]`.
@@ -258,6 +260,8 @@ impl Default for RawPortal {
             can_change_username: false,
             can_change_name: true,
             can_change_email: false,
+            tls: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }

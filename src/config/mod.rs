@@ -187,6 +187,12 @@ pub struct PortalConfig {
     /// `goauthentik.io/user/can-change-*` of their groups or their own say
     /// otherwise (`can_change_username|name|email`).
     pub can_change: crate::account::profile::CanChange,
+    /// Serve HTTPS with the LDAPS certificate (`tls`); session cookies are
+    /// then `Secure`.
+    pub tls: bool,
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed
+    /// (`trusted_proxies`); from anyone else they are ignored.
+    pub trusted_proxies: Vec<crate::domain::net::Cidr>,
 }
 
 /// MFA-aware bind (DESIGN.md section 4). A section of its own rather than

@@ -162,6 +162,13 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
             format!("must be between portal.session_idle_secs and {MAX_SESSION_SECS}"),
         ));
     }
+    let mut trusted_proxies = Vec::with_capacity(raw.trusted_proxies.len());
+    for text in &raw.trusted_proxies {
+        match text.parse::<crate::domain::net::Cidr>() {
+            Ok(cidr) => trusted_proxies.push(cidr),
+            Err(why) => return Err(o.invalid("portal.trusted_proxies", why)),
+        }
+    }
     Ok(PortalConfig {
         addr,
         max_connections: raw.max_connections,
@@ -176,6 +183,8 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
             name: raw.can_change_name,
             email: raw.can_change_email,
         },
+        tls: raw.tls,
+        trusted_proxies,
     })
 }
 

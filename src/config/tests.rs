@@ -131,6 +131,8 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_PORTAL_HEADER_TIMEOUT_SECS", "16"),
         ("PORTCULLIS_PORTAL_IDLE_TIMEOUT_SECS", "17"),
         ("PORTCULLIS_PORTAL_MAX_BODY_BYTES", "18000"),
+        ("PORTCULLIS_PORTAL_TLS", "true"),
+        ("PORTCULLIS_PORTAL_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
         ("PORTCULLIS_PORTAL_DRAIN_SECS", "19"),
         ("PORTCULLIS_PORTAL_SESSION_IDLE_SECS", "600"),
         ("PORTCULLIS_PORTAL_SESSION_MAX_SECS", "6000"),
@@ -196,6 +198,11 @@ fn every_key_has_a_working_env_variable() {
                 name: false,
                 email: true,
             },
+            tls: true,
+            trusted_proxies: vec![
+                "10.0.0.0/8".parse().expect("cidr"),
+                "::1".parse().expect("ip"),
+            ],
         },
         auth: HashConfig {
             argon2_memory_kib: 1024,
@@ -699,4 +706,13 @@ fn backup_settings() {
     assert_eq!(c.backup.dir, Some(PathBuf::from("/srv/b")));
     assert_eq!(c.backup.interval, Duration::from_secs(60));
     assert_eq!(c.backup.keep, 2);
+}
+
+#[test]
+fn trusted_proxies_must_be_addresses() {
+    for bad in ["proxy.example", "10.0.0.0/40"] {
+        let vars = [("PORTCULLIS_PORTAL_TRUSTED_PROXIES", bad)];
+        let err = Config::load(None, env(&vars), &Overrides::default()).expect_err(bad);
+        assert!(err.to_string().contains("portal.trusted_proxies"), "{err}");
+    }
 }

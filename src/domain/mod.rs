@@ -14,10 +14,12 @@
 //!   the rules every backend enforces inside its transactions.
 //! - `snapshot`: a whole directory at one instant (backups, exports).
 //! - `validate`: the rules for names, emails and free texts.
+//! - `net`: address ranges (trusted proxies).
 
 pub mod batch;
 pub mod mfa;
 pub mod model;
+pub mod net;
 pub mod rules;
 pub mod session;
 pub mod snapshot;

@@ -16,6 +16,7 @@ mod groupread;
 mod hardening;
 mod hashpool;
 mod http;
+mod https;
 mod mfa;
 mod migrate;
 mod ops;
