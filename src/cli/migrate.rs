@@ -152,35 +152,24 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
         Reach::Server(mut client) => {
             let body = read_for_socket(&args.file)?;
             req.length = body.len() as u64;
-            let answer = client
-                .transfer(
-                    &TransferRequest::Import(req),
-                    &body,
-                    &mut io::sink(),
-                    &mut print_progress,
-                )
-                .with_context(|| {
-                    format!(
-                        "while talking to the server over {}",
-                        config.admin_socket_path().display()
-                    )
-                })?
-                .map_err(|e| anyhow!(e))?;
-            serde_json::from_value(answer).context("the server's answer to the import")?
+            let req = TransferRequest::Import(req);
+            let mut sink = io::sink();
+            over_socket(
+                config,
+                &mut client,
+                &req,
+                &body,
+                &mut sink,
+                &mut print_progress,
+            )?
         }
         Reach::Store(store) => {
-            let ctx = offline(config, store)?;
-            let cx = TransferContext {
-                admin: &ctx,
-                mode: Mode::Offline,
-                data_dir: &config.data_dir,
-                import: import_options(config),
-            };
             let mut input = open_input(&args.file)?;
-            transfer::import(&cx, &req, &mut input, &mut |p| {
-                print_progress(p.stage, p.done, p.total)
-            })
-            .map_err(|e| anyhow!(e))?
+            on_store(config, store, |cx| {
+                transfer::import(cx, &req, &mut input, &mut |p| {
+                    print_progress(p.stage, p.done, p.total)
+                })
+            })?
         }
     };
     for note in &done.notes {
@@ -294,28 +283,50 @@ fn export_with(
 ) -> anyhow::Result<Exported> {
     Ok(match reached {
         Reach::Server(mut client) => {
-            let answer = client
-                .transfer(&TransferRequest::Export(*req), b"", out, &mut |_, _, _| {})
-                .with_context(|| {
-                    format!(
-                        "while talking to the server over {}",
-                        config.admin_socket_path().display()
-                    )
-                })?
-                .map_err(|e| anyhow!(e))?;
-            serde_json::from_value(answer).context("the server's answer to the export")?
+            let req = TransferRequest::Export(*req);
+            over_socket(config, &mut client, &req, b"", out, &mut |_, _, _| {})?
         }
-        Reach::Store(store) => {
-            let ctx = offline(config, store)?;
-            let cx = TransferContext {
-                admin: &ctx,
-                mode: Mode::Offline,
-                data_dir: &config.data_dir,
-                import: import_options(config),
-            };
-            transfer::export(&cx, req, out).map_err(|e| anyhow!(e))?
-        }
+        Reach::Store(store) => on_store(config, store, |cx| transfer::export(cx, req, out))?,
     })
+}
+
+/// An import or export through the running server: `body` goes out after
+/// the request, the file's frames come back into `sink`, and the answer
+/// is read as `T`.
+fn over_socket<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    client: &mut crate::admin::socket::AdminClient,
+    req: &TransferRequest,
+    body: &[u8],
+    sink: &mut dyn Write,
+    progress: &mut dyn FnMut(&str, usize, Option<usize>),
+) -> anyhow::Result<T> {
+    let answer = client
+        .transfer(req, body, sink, progress)
+        .with_context(|| {
+            format!(
+                "while talking to the server over {}",
+                config.admin_socket_path().display()
+            )
+        })?
+        .map_err(|e| anyhow!(e))?;
+    serde_json::from_value(answer).context("the server's answer")
+}
+
+/// An import or export on the store the CLI opened itself (no server).
+fn on_store<T, E: std::fmt::Display>(
+    config: &Config,
+    store: Store,
+    run: impl FnOnce(&TransferContext<'_>) -> Result<T, E>,
+) -> anyhow::Result<T> {
+    let ctx = offline(config, store)?;
+    let cx = TransferContext {
+        admin: &ctx,
+        mode: Mode::Offline,
+        data_dir: &config.data_dir,
+        import: import_options(config),
+    };
+    run(&cx).map_err(|e| anyhow!("{e}"))
 }
 
 /// Secrets go to standard output only when it is neither a terminal (a
