@@ -1,7 +1,28 @@
 //! The search planner: which users and groups a filter can match, from
-//! the store's indexes (equality on uid/cn, mail, uidNumber, gidNumber,
-//! memberOf, member, memberUid and objectClass), and which attribute
-//! types the filter reads.
+//! the store's indexes, and which attribute types the filter reads.
+//!
+//! Rules (each has a test in `search/tests.rs`, which also checks that a
+//! planned search finds exactly what a full scan finds):
+//! - AND intersects what its terms can match, OR unites them (and gives up
+//!   as soon as one term can match anything); NOT and the other terms
+//!   (ranges, substrings, presence, approx) can match anything, so they
+//!   narrow nothing and are left to the filter.
+//! - Users: equality on `uid`/`cn` (the name index), `mail` (email
+//!   index), `uidNumber` (number index); `memberOf` equality (the group's
+//!   direct users, or all of its users through nesting with
+//!   `ldap.transitive_member_of`); `memberOf` with the in-chain rule (all
+//!   of the group's users through nesting). Terms only groups have
+//!   (`member`, `uniqueMember`, `memberUid`, group object classes) match
+//!   no user.
+//! - Groups: equality on `cn` (name index), `gidNumber` (number index),
+//!   `memberUid` and `member`/`uniqueMember` (the groups the user or child
+//!   group is a direct member of), `memberOf` (a group's direct child
+//!   groups, or all nested ones with `ldap.transitive_member_of`); `member` with the in-chain rule (every group the member is
+//!   in through nesting) and `memberOf` with it (every group nested under
+//!   the group). Terms only users have (`uid`, `mail`, `uidNumber`, user
+//!   object classes) match no group.
+//! - An object class every user (or group) has costs nothing: it narrows
+//!   nothing and is checked by the filter.
 
 use super::Directory;
 use crate::directory::dn::Dn;
@@ -76,9 +97,18 @@ impl Directory {
                         None => Cands::Set(BTreeSet::new()),
                     },
                     "objectClass" if is_group_class(value) => Cands::Set(BTreeSet::new()),
+                    "member" | "uniqueMember" | "memberUid" => Cands::Set(BTreeSet::new()),
                     _ => Cands::All,
                 }
             }
+            Filter::InChain { attr, dn } => match attr.name {
+                "memberOf" => match self.group_at(dn)? {
+                    Some(g) => Cands::Set(store.transitive_user_members(g)?.into_iter().collect()),
+                    None => Cands::Set(BTreeSet::new()),
+                },
+                // Users have no members.
+                _ => Cands::Set(BTreeSet::new()),
+            },
             _ => Cands::All,
         })
     }
@@ -122,13 +152,61 @@ impl Directory {
                         },
                         Err(_) => Cands::Set(BTreeSet::new()),
                     },
+                    // Its child groups: direct ones, or all of them with
+                    // transitive memberOf (as group entries list it).
+                    "memberOf" => match self.group_of_dn(value)? {
+                        Some(g) if self.inner.options.transitive_member_of => {
+                            Cands::Set(self.nested_under(g)?)
+                        }
+                        Some(g) => Cands::Set(
+                            store
+                                .members(g)?
+                                .into_iter()
+                                .filter_map(|m| match m {
+                                    Member::Group(child) => Some(child),
+                                    Member::User(_) => None,
+                                })
+                                .collect(),
+                        ),
+                        None => Cands::Set(BTreeSet::new()),
+                    },
                     "uid" | "mail" | "uidNumber" => Cands::Set(BTreeSet::new()),
                     "objectClass" if is_user_class(value) => Cands::Set(BTreeSet::new()),
                     _ => Cands::All,
                 }
             }
+            Filter::InChain { attr, dn } => match attr.name {
+                // Every group the member is in, through nesting.
+                "member" => match self.member_of_dn(dn)? {
+                    Some(m) => Cands::Set(store.transitive_groups_of(m)?.into_iter().collect()),
+                    None => Cands::Set(BTreeSet::new()),
+                },
+                // Every group nested under the group.
+                "memberOf" => match self.group_at(dn)? {
+                    Some(g) => Cands::Set(self.nested_under(g)?),
+                    None => Cands::Set(BTreeSet::new()),
+                },
+                _ => Cands::All,
+            },
             _ => Cands::All,
         })
+    }
+
+    /// The groups nested under `group`, at any depth (not `group` itself,
+    /// unless a cycle the store refuses were there).
+    fn nested_under(&self, group: GroupId) -> Result<BTreeSet<GroupId>, StoreError> {
+        let mut seen = BTreeSet::new();
+        let mut next = vec![group];
+        while let Some(g) = next.pop() {
+            for m in self.store().members(g)? {
+                if let Member::Group(child) = m {
+                    if seen.insert(child) {
+                        next.push(child);
+                    }
+                }
+            }
+        }
+        Ok(seen)
     }
 }
 

@@ -336,3 +336,182 @@ fn discloses_follows_the_read_rules() {
     assert!(says(&Identity::Anonymous, ""));
     assert!(!says(&Identity::Anonymous, &users));
 }
+
+/// The fixture plus `ops` nested in devs (staff ⊃ devs ⊃ ops) holding bob.
+fn deeper() -> (Fx, UserId, GroupId) {
+    let fx = fixture();
+    let ops = fx.store.create_group("ops", None).expect("group");
+    let bob = fx
+        .store
+        .create_user(NewUser {
+            username: "bob".into(),
+            ..NewUser::default()
+        })
+        .expect("user");
+    fx.store
+        .add_member(ops.id, Member::User(bob.id))
+        .expect("member");
+    fx.store
+        .add_member(fx.devs, Member::Group(ops.id))
+        .expect("member");
+    (fx, bob.id, ops.id)
+}
+
+fn chain(attr: &str, dn: &str) -> LdapFilter {
+    LdapFilter::Extensible(ldap3_proto::proto::LdapMatchingRuleAssertion {
+        matching_rule: Some("1.2.840.113556.1.4.1941".into()),
+        type_: Some(attr.into()),
+        match_value: dn.into(),
+        dn_attributes: false,
+    })
+}
+
+/// Which index each filter shape uses: the candidates the planner names
+/// (`Set`) or none (`All`, a scan checked by the filter).
+#[test]
+fn planner_rules() {
+    let (fx, bob, ops) = deeper();
+    let d = dir(&fx, false);
+    let alice = fx.store.user_id_by_name("alice").unwrap().unwrap();
+    let users = |f: LdapFilter| match d.plan_users(&Filter::from_ldap(&f)).expect("plan") {
+        Cands::All => None,
+        Cands::Set(s) => Some(s.into_iter().collect::<Vec<_>>()),
+    };
+    let groups = |f: LdapFilter| match d.plan_groups(&Filter::from_ldap(&f)).expect("plan") {
+        Cands::All => None,
+        Cands::Set(s) => Some(s.into_iter().collect::<Vec<_>>()),
+    };
+    fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+        v.sort();
+        v
+    }
+    // Users.
+    assert_eq!(users(eq("uid", "alice")), Some(vec![alice]));
+    assert_eq!(users(eq("cn", "nobody")), Some(vec![]));
+    assert_eq!(
+        users(eq("memberOf", DEVS)),
+        Some(vec![alice]),
+        "direct only"
+    );
+    assert_eq!(
+        users(chain("memberOf", STAFF)),
+        Some(sorted(vec![alice, bob])),
+        "in-chain: through nesting"
+    );
+    assert_eq!(
+        users(eq("member", ALICE)),
+        Some(vec![]),
+        "users have no members"
+    );
+    assert_eq!(users(eq("objectClass", "posixGroup")), Some(vec![]));
+    assert_eq!(
+        users(eq("objectClass", "inetOrgPerson")),
+        None,
+        "costs nothing"
+    );
+    assert_eq!(
+        users(LdapFilter::And(vec![
+            eq("objectClass", "inetOrgPerson"),
+            eq("memberOf", DEVS)
+        ])),
+        Some(vec![alice]),
+        "AND: the index term wherever it stands"
+    );
+    assert_eq!(
+        users(LdapFilter::Or(vec![eq("uid", "alice"), eq("uid", "bob")])),
+        Some(sorted(vec![alice, bob])),
+        "OR: united"
+    );
+    assert_eq!(
+        users(LdapFilter::Or(vec![
+            eq("uid", "alice"),
+            LdapFilter::Present("mail".into())
+        ])),
+        None,
+        "OR with a term that can match anything"
+    );
+    assert_eq!(users(LdapFilter::Not(Box::new(eq("uid", "alice")))), None);
+    // Groups.
+    assert_eq!(groups(eq("cn", "devs")), Some(vec![fx.devs]));
+    assert_eq!(groups(eq("memberUid", "alice")), Some(vec![fx.devs]));
+    assert_eq!(groups(eq("member", ALICE)), Some(vec![fx.devs]));
+    assert_eq!(
+        groups(eq("memberOf", STAFF)),
+        Some(vec![fx.devs]),
+        "direct children"
+    );
+    assert_eq!(
+        groups(chain("memberOf", STAFF)),
+        Some(sorted(vec![fx.devs, ops])),
+        "in-chain: every nested group"
+    );
+    assert_eq!(
+        groups(chain("member", "cn=bob,ou=users,dc=example,dc=com")),
+        Some(sorted(vec![fx.staff, fx.devs, ops])),
+        "in-chain: every group bob is in"
+    );
+    assert_eq!(groups(eq("uid", "alice")), Some(vec![]));
+    assert_eq!(groups(eq("objectClass", "groupOfNames")), None);
+    // With transitive memberOf, a group's memberOf lists its ancestors.
+    let t = dir(&fx, true);
+    match t
+        .plan_groups(&Filter::from_ldap(&eq("memberOf", STAFF)))
+        .expect("plan")
+    {
+        Cands::Set(s) => assert_eq!(
+            s.into_iter().collect::<Vec<_>>(),
+            sorted(vec![fx.devs, ops])
+        ),
+        Cands::All => panic!("memberOf is indexed"),
+    }
+}
+
+/// A planned search finds exactly what a scan finds: `(!(!F))` plans
+/// nothing (NOT narrows nothing) and evaluates like F.
+#[test]
+fn planned_searches_find_what_a_scan_finds() {
+    let (fx, _, _) = deeper();
+    let bob = "cn=bob,ou=users,dc=example,dc=com";
+    let shapes = vec![
+        eq("uid", "alice"),
+        eq("cn", "devs"),
+        eq("memberOf", DEVS),
+        eq("memberOf", STAFF),
+        eq("member", ALICE),
+        eq("member", DEVS),
+        eq("memberUid", "bob"),
+        eq("objectClass", "inetOrgPerson"),
+        eq("objectClass", "posixGroup"),
+        chain("memberOf", STAFF),
+        chain("memberOf", DEVS),
+        chain("member", bob),
+        chain("member", DEVS),
+        chain("memberOf", "cn=missing,ou=groups,dc=example,dc=com"),
+        LdapFilter::And(vec![
+            eq("objectClass", "inetOrgPerson"),
+            chain("memberOf", STAFF),
+        ]),
+        LdapFilter::And(vec![eq("objectClass", "posixGroup"), eq("memberOf", STAFF)]),
+        LdapFilter::Or(vec![
+            eq("uid", "bob"),
+            eq("cn", "staff"),
+            chain("member", bob),
+        ]),
+        LdapFilter::Or(vec![eq("memberOf", STAFF), eq("memberUid", "alice")]),
+    ];
+    for transitive in [false, true] {
+        let d = dir(&fx, transitive);
+        for f in &shapes {
+            let planned = found(&d, &fx.root, f.clone());
+            let scanned = found(
+                &d,
+                &fx.root,
+                LdapFilter::Not(Box::new(LdapFilter::Not(Box::new(f.clone())))),
+            );
+            assert_eq!(
+                planned, scanned,
+                "{f:?} (transitive memberOf: {transitive})"
+            );
+        }
+    }
+}
