@@ -160,6 +160,19 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
             format!("must be between portal.session_idle_secs and {MAX_SESSION_SECS}"),
         ));
     }
+    let max_expiry = crate::account::mfa::MAX_EXPIRY_SECS;
+    if !(60..=max_expiry).contains(&raw.token_max_lifetime_secs) {
+        return Err(o.invalid(
+            "portal.token_max_lifetime_secs",
+            format!("must be between 60 and {max_expiry}"),
+        ));
+    }
+    if !(60..=raw.token_max_lifetime_secs).contains(&raw.token_default_lifetime_secs) {
+        return Err(o.invalid(
+            "portal.token_default_lifetime_secs",
+            "must be between 60 and portal.token_max_lifetime_secs",
+        ));
+    }
     Ok(PortalConfig {
         addr,
         max_connections: raw.max_connections,
@@ -173,6 +186,11 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
             username: raw.can_change_username,
             name: raw.can_change_name,
             email: raw.can_change_email,
+        },
+        end_sessions_on_password_change: raw.end_sessions_on_password_change,
+        token_lifetimes: crate::account::credentials::Lifetimes {
+            default_secs: raw.token_default_lifetime_secs,
+            max_secs: raw.token_max_lifetime_secs,
         },
     })
 }

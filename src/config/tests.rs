@@ -137,6 +137,9 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_PORTAL_CAN_CHANGE_USERNAME", "true"),
         ("PORTCULLIS_PORTAL_CAN_CHANGE_NAME", "false"),
         ("PORTCULLIS_PORTAL_CAN_CHANGE_EMAIL", "true"),
+        ("PORTCULLIS_PORTAL_END_SESSIONS_ON_PASSWORD_CHANGE", "false"),
+        ("PORTCULLIS_PORTAL_TOKEN_DEFAULT_LIFETIME_SECS", "3600"),
+        ("PORTCULLIS_PORTAL_TOKEN_MAX_LIFETIME_SECS", "7200"),
         ("PORTCULLIS_AUTH_ARGON2_MEMORY_KIB", "1024"),
         ("PORTCULLIS_AUTH_ARGON2_ITERATIONS", "3"),
         ("PORTCULLIS_AUTH_ARGON2_PARALLELISM", "2"),
@@ -192,6 +195,11 @@ fn every_key_has_a_working_env_variable() {
                 username: true,
                 name: false,
                 email: true,
+            },
+            end_sessions_on_password_change: false,
+            token_lifetimes: crate::account::credentials::Lifetimes {
+                default_secs: 3600,
+                max_secs: 7200,
             },
         },
         auth: HashConfig {
