@@ -23,6 +23,8 @@
 //! - `own`: what a user manages of their own account at the portal (second
 //!   factors, app passwords and API tokens, sessions), as [`Accounts`]
 //!   methods over the rules of `mfa`, `credentials` and `sessions`.
+//! - `manage`: what an admin does at the portal (users enabled or
+//!   disabled, group memberships), over the rules of `records`.
 //! - `profile`: a user's own details (username, name, email, locale) and
 //!   the rule of which the user may change.
 //! - `sessions`: portal sessions (opened after a sign-in `auth` decided,
@@ -46,6 +48,7 @@ pub mod bootstrap;
 pub mod connections;
 pub mod credentials;
 pub mod import;
+pub mod manage;
 pub mod mfa;
 pub mod own;
 pub mod passwd;
@@ -98,6 +101,21 @@ impl Actor {
 }
 
 impl Actor {
+    /// The operator (or the server), or a bound admin: a member of the
+    /// admin group, enabled (the portal's admin page and API). Blocking.
+    pub fn require_admin(&self, ctx: &AdminContext) -> Result<(), AccountError> {
+        match self {
+            Actor::Operator | Actor::System => Ok(()),
+            Actor::Bound(who) => {
+                if crate::directory::admins::is_admin_in(&ctx.store, &ctx.admin_group, who)? {
+                    Ok(())
+                } else {
+                    Err(AccountError::Denied("only admins may do this".into()))
+                }
+            }
+        }
+    }
+
     /// The user `username` themself, or the operator (or the server).
     pub fn may_manage(&self, username: &str) -> Result<(), AccountError> {
         match self {

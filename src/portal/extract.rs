@@ -260,6 +260,15 @@ pub fn forbidden(lang: Lang, me: Option<&SignedIn>) -> Response {
         .into_response()
 }
 
+/// 403: a signed-in user asked for what only others may do.
+pub fn forbidden_page(lang: Lang, me: &SignedIn, text: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        super::html(views::message(lang, Some(&me.nav()), text)),
+    )
+        .into_response()
+}
+
 pub fn server_error(lang: Lang) -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,

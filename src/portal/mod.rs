@@ -20,6 +20,7 @@
 //! - `mfa`: MFA devices: list, TOTP enrolment, static tokens, delete.
 //! - `tokens`: app passwords and API tokens.
 //! - `sessions`: the user's portal sessions and LDAP connections.
+//! - `admin`: the minimal admin page and `/api/v1/users|groups`.
 //! - `api`: `/api/v1` (`/me`; the other areas' API handlers sit with
 //!   their pages).
 //! - `views`: the HTML (maud); `i18n`: the message catalogues.
@@ -28,6 +29,7 @@
 //! `Secure` once it serves TLS: [`Portal::secure_cookies`]) and
 //! `X-Forwarded-*` from trusted proxies.
 
+mod admin;
 mod api;
 mod extract;
 pub mod i18n;
@@ -132,6 +134,23 @@ pub fn router(portal: Portal) -> Router {
         .route("/settings/tokens/{id}/revoke", post(tokens::revoke))
         .route("/settings/sessions", get(sessions::list))
         .route("/settings/sessions/{id}/delete", post(sessions::delete))
+        .route("/admin", get(admin::show))
+        .route("/admin/users/{username}/{action}", post(admin::set_enabled))
+        .route("/admin/groups/{name}/members", post(admin::add_member))
+        .route(
+            "/admin/groups/{name}/members/{username}/remove",
+            post(admin::remove_member),
+        )
+        .route("/api/v1/users", get(admin::api_users))
+        .route(
+            "/api/v1/users/{username}",
+            get(admin::api_user).patch(admin::api_patch_user),
+        )
+        .route("/api/v1/groups", get(admin::api_groups))
+        .route(
+            "/api/v1/groups/{name}/members/{username}",
+            post(admin::api_add_member).delete(admin::api_remove_member),
+        )
         .route("/api/v1/me", get(api::me).patch(api::patch_me))
         .route("/api/v1/me/password", post(password::api_change))
         .route("/api/v1/me/sessions", get(sessions::api_list))

@@ -22,6 +22,8 @@ use crate::store::{Member, NewUser, Store, TotpSecret, UserId};
 const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), 4000);
 const SECRET: [u8; 20] = [7; 20];
 
+#[path = "tests_admin.rs"]
+mod admin;
 #[path = "tests_own.rs"]
 mod own;
 

@@ -130,12 +130,13 @@ pub fn message(lang: Lang, nav: Option<&Nav<'_>>, text: &str) -> Markup {
 }
 
 /// `GET /`: "My applications".
-pub fn home(lang: Lang, nav: &Nav<'_>, display_name: &str) -> Markup {
+pub fn home(lang: Lang, nav: &Nav<'_>, display_name: &str, admin: bool) -> Markup {
     let body = html! {
         h1 { (lang.t("my-applications")) }
         p { (lang.t_with("signed-in-as", &[("name", display_name)])) }
         p.hint { (lang.t("no-applications")) }
         p { a href="/settings" { (lang.t("settings")) } }
+        @if admin { p { a href="/admin" { (lang.t("admin-title")) } } }
     };
     page(lang, &lang.t("my-applications"), Some(nav), body)
 }

@@ -96,3 +96,16 @@ current-session = Aktuelle Sitzung
 browser = Browser
 bound-at = Gebunden seit
 last-seen = Zuletzt aktiv
+# Verwaltung
+admin-title = Verwaltung
+admins-only = Nur Admins dürfen diese Seite öffnen.
+admin-refused = Die Änderung wurde abgelehnt: { $reason }
+users = Benutzer
+groups = Gruppen
+user-disabled = Deaktiviert
+enable = Aktivieren
+disable = Deaktivieren
+no-members = Keine Mitglieder.
+remove = Entfernen
+add-member-to = Mitglied zu { $group } hinzufügen (Benutzername)
+add-member = Mitglied hinzufügen

@@ -97,3 +97,16 @@ current-session = Current session
 browser = Browser
 bound-at = Bound at
 last-seen = Last seen
+# Administration
+admin-title = Administration
+admins-only = Only admins may open this page.
+admin-refused = The change was refused: { $reason }
+users = Users
+groups = Groups
+user-disabled = Disabled
+enable = Enable
+disable = Disable
+no-members = No members.
+remove = Remove
+add-member-to = Add a member to { $group } (username)
+add-member = Add member
