@@ -28,17 +28,32 @@ use crate::auth::{Refusal, Secret};
 use crate::domain::User;
 
 /// `GET /login`.
-pub async fn form(State(portal): State<Portal>, ctx: Ctx) -> Response {
+pub async fn form(State(portal): State<Portal>, ctx: Ctx, headers: HeaderMap) -> Response {
     match &ctx.session {
         Some(s) if !s.session.pending_code => see_other("/"),
         Some(s) => html(views::code(ctx.lang, &s.session.csrf)),
-        None => password_form(&portal, ctx.lang, None, ""),
+        None => {
+            let kept = cookie_value(&headers, LOGIN_COOKIE);
+            password_form(&portal, ctx.lang, None, "", kept.as_deref())
+        }
     }
 }
 
-/// The first step's form, with a fresh token and its cookie.
-fn password_form(portal: &Portal, lang: Lang, error: Option<&str>, username: &str) -> Response {
-    let token = SessionToken::random_text();
+/// The first step's form and its token's cookie. A token the browser
+/// already holds is kept: every other request of the page (its favicon,
+/// another tab, a reload) would otherwise replace the cookie under the form
+/// being filled in, and its first submission would fail.
+fn password_form(
+    portal: &Portal,
+    lang: Lang,
+    error: Option<&str>,
+    username: &str,
+    kept: Option<&str>,
+) -> Response {
+    let token = match kept.filter(|t| SessionToken::parse(t).is_some()) {
+        Some(t) => t.to_string(),
+        None => SessionToken::random_text(),
+    };
     let mut res = html(views::login(lang, &token, error, username));
     res.headers_mut().append(
         header::SET_COOKIE,
@@ -48,8 +63,14 @@ fn password_form(portal: &Portal, lang: Lang, error: Option<&str>, username: &st
 }
 
 /// The one answer to every refused sign-in.
-fn refused(portal: &Portal, lang: Lang, username: &str) -> Response {
-    let mut res = password_form(portal, lang, Some(&lang.t("login-error")), username);
+fn refused(portal: &Portal, lang: Lang, username: &str, login_token: Option<&str>) -> Response {
+    let mut res = password_form(
+        portal,
+        lang,
+        Some(&lang.t("login-error")),
+        username,
+        login_token,
+    );
     *res.status_mut() = StatusCode::UNAUTHORIZED;
     res
 }
@@ -89,12 +110,18 @@ pub async fn submit(
             if !paired {
                 return forbidden(ctx.lang, None);
             }
-            password_step(&portal, &ctx, &form.username, form.password).await
+            password_step(&portal, &ctx, &form.username, form.password, &form.csrf).await
         }
     }
 }
 
-async fn password_step(portal: &Portal, ctx: &Ctx, username: &str, password: String) -> Response {
+async fn password_step(
+    portal: &Portal,
+    ctx: &Ctx,
+    username: &str,
+    password: String,
+    login_token: &str,
+) -> Response {
     let username = username.trim();
     let decided = portal
         .auth
@@ -112,7 +139,7 @@ async fn password_step(portal: &Portal, ctx: &Ctx, username: &str, password: Str
         SignIn::NeedsCode { user } => open(portal, ctx, &user, true, "/login").await,
         SignIn::Refused { reason } => {
             audit_refusal(username, ctx, "password", reason);
-            refused(portal, ctx.lang, username)
+            refused(portal, ctx.lang, username, Some(login_token))
         }
     }
 }
@@ -139,10 +166,10 @@ async fn code_step(portal: &Portal, ctx: &Ctx, pending: &CurrentSession, code: &
             audit_success(&user, ctx, method.as_str());
             open(portal, ctx, &user, false, "/").await
         }
-        SignIn::NeedsCode { .. } => refused(portal, ctx.lang, ""),
+        SignIn::NeedsCode { .. } => refused(portal, ctx.lang, "", None),
         SignIn::Refused { reason } => {
             audit_refusal(&user.username, ctx, "code", reason);
-            refused(portal, ctx.lang, "")
+            refused(portal, ctx.lang, "", None)
         }
     }
 }

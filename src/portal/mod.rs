@@ -178,6 +178,9 @@ pub fn router(portal: Portal) -> Router {
         .route("/api/v1/me/tokens/{id}", delete(tokens::api_revoke_token))
         .route("/static/portal.css", get(stylesheet))
         .route("/static/portal.js", get(script))
+        // Browsers ask for it on every page; no icon (and no redirect to
+        // the sign-in page, which a browser would follow for nothing).
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(pages::fallback)
         .layer(middleware::from_fn(security_headers))
         .with_state(portal)

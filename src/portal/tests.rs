@@ -864,3 +864,55 @@ async fn among_groups_false_wins_and_a_pending_code_step_is_no_sign_in_for_the_a
     let api = send(&fx.app, get("/api/v1/me", &pending)).await;
     assert_eq!(api.status, StatusCode::UNAUTHORIZED);
 }
+
+/// A browser loads other things while the sign-in form is open (its
+/// favicon, another tab, a reload): the form's token and its cookie stay
+/// paired, so the first submission signs in.
+#[tokio::test]
+async fn the_sign_in_form_survives_other_requests_of_the_browser() {
+    let fx = fixture();
+    let page = send(&fx.app, get("/login", "")).await;
+    let login = page.set_cookie(LOGIN_COOKIE).expect("login cookie");
+    let cookies = format!("{LOGIN_COOKIE}={login}");
+    // The favicon is no page: no redirect, no new cookie.
+    let icon = send(&fx.app, get("/favicon.ico", &cookies)).await;
+    assert_eq!(icon.status, StatusCode::NO_CONTENT);
+    assert!(icon.set_cookie(LOGIN_COOKIE).is_none());
+    // Another tab's sign-in page keeps the token the browser holds.
+    let again = send(&fx.app, get("/login", &cookies)).await;
+    assert_eq!(again.csrf(), page.csrf());
+    // A wrong password keeps it too, so the corrected form goes through.
+    let wrong = send(
+        &fx.app,
+        post(
+            "/login",
+            &cookies,
+            &[
+                ("csrf", &page.csrf()),
+                ("username", "alice"),
+                ("password", "nope"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.csrf(), page.csrf());
+    let res = send(
+        &fx.app,
+        post(
+            "/login",
+            &cookies,
+            &[
+                ("csrf", &page.csrf()),
+                ("username", "alice"),
+                ("password", "alice-pw"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.location(), "/");
+    // A cookie of another shape is not taken as a token.
+    let odd = send(&fx.app, get("/login", &format!("{LOGIN_COOKIE}=x"))).await;
+    assert_ne!(odd.csrf(), "x");
+}

@@ -6,6 +6,7 @@ mod raw;
 
 mod bind;
 mod bindcache;
+mod browser;
 mod cli;
 mod clients;
 mod corpus;
