@@ -26,6 +26,8 @@ const SECRET: [u8; 20] = [7; 20];
 mod admin;
 #[path = "tests_own.rs"]
 mod own;
+#[path = "tests_sessions.rs"]
+mod sessions;
 
 struct Fx {
     store: Store,
