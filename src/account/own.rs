@@ -236,6 +236,44 @@ impl Accounts {
         .await
     }
 
+    /// Gives one of the user's confirmed devices a new name.
+    pub async fn rename_own_device(
+        &self,
+        actor: &Actor,
+        username: &str,
+        device: &str,
+        name: &str,
+    ) -> Result<DeviceView, AccountError> {
+        let (actor, username, device) = (actor.clone(), username.to_string(), device.to_string());
+        let name = name.trim().to_string();
+        self.with_ctx(move |ctx| {
+            actor.may_manage(&username)?;
+            let user = find_user(ctx, &username)?;
+            let id = DeviceId(mfa::parse_id("device", &device)?);
+            let missing = || AccountError::NotFound(format!("device {device} not found"));
+            let found = ctx
+                .store
+                .devices(user.id)?
+                .into_iter()
+                .find(|d| d.id == id && d.confirmed)
+                .ok_or_else(missing)?;
+            match ctx.store.rename_device(user.id, id, &name) {
+                Ok(true) => {}
+                Ok(false) => return Err(missing()),
+                Err(crate::store::StoreError::Invalid(reason)) => {
+                    return Err(AccountError::Invalid(reason))
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(target: "portcullis::audit", user = %user.username, device = %device,
+                "MFA device renamed");
+            let mut renamed = found;
+            renamed.label = name;
+            mfa::device_view(ctx, user.id, &renamed)
+        })
+        .await
+    }
+
     /// The user's app passwords or API tokens (never the secrets).
     pub async fn own_credentials(
         &self,

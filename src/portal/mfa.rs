@@ -51,8 +51,13 @@ fn list_page(lang: Lang, nav: &Nav<'_>, devices: &[DeviceView]) -> Markup {
                                 }
                             }
                         }
-                        form.inline method="get" action=(format!("/settings/mfa/{}/delete", d.id)) {
-                            button.danger type="submit" { (lang.t("delete")) }
+                        div.button-row {
+                            form.inline method="get" action=(format!("/settings/mfa/{}/rename", d.id)) {
+                                button type="submit" { (lang.t("rename")) }
+                            }
+                            form.inline method="get" action=(format!("/settings/mfa/{}/delete", d.id)) {
+                                button.danger type="submit" { (lang.t("delete")) }
+                            }
                         }
                     }
                 }
@@ -362,7 +367,98 @@ pub async fn delete(
     }
 }
 
+fn rename_page(lang: Lang, nav: &Nav<'_>, device: &DeviceView, error: Option<&str>) -> Markup {
+    let body = html! {
+        h1 { (lang.t("rename-device")) }
+        div.card {
+            (alert(error))
+            form method="post" action=(format!("/settings/mfa/{}/rename", device.id)) {
+                input type="hidden" name="csrf" value=(nav.csrf);
+                label for="name" { (lang.t("device-name")) }
+                input #name type="text" name="name" value=(device.label) maxlength="128" required autofocus;
+                div.actions {
+                    button type="submit" { (lang.t("save")) }
+                    a href="/settings/mfa" { (lang.t("cancel")) }
+                }
+            }
+        }
+    };
+    page(lang, &lang.t("rename-device"), Some(nav), body)
+}
+
+/// `GET /settings/mfa/{id}/rename`.
+pub async fn rename_form(
+    State(portal): State<Portal>,
+    me: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    match find_device(&portal, &me, &id).await {
+        Ok(Some(d)) => html(rename_page(me.ctx.lang, &me.nav(), &d, None)),
+        Ok(None) => not_found(&me),
+        Err(e) => fault(me.ctx.lang, e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /settings/mfa/{id}/rename`.
+pub async fn rename(
+    State(portal): State<Portal>,
+    Path(id): Path<String>,
+    posted: Posted<RenameForm>,
+) -> Response {
+    let (me, f) = (posted.me, posted.form);
+    let lang = me.ctx.lang;
+    match portal
+        .accounts
+        .rename_own_device(&me.actor(), &me.current.user.username, &id, &f.name)
+        .await
+    {
+        Ok(_) => see_other_to("/settings/mfa"),
+        Err(AccountError::Invalid(reason)) => match find_device(&portal, &me, &id).await {
+            Ok(Some(d)) => (
+                StatusCode::BAD_REQUEST,
+                html(rename_page(lang, &me.nav(), &d, Some(&reason))),
+            )
+                .into_response(),
+            _ => not_found(&me),
+        },
+        Err(AccountError::NotFound(_)) => not_found(&me),
+        Err(e) => fault(lang, e),
+    }
+}
+
 // ---- API ----
+
+/// `PATCH /api/v1/me/mfa/{id}` `{"name"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRename {
+    pub name: String,
+}
+
+pub async fn api_rename(
+    State(portal): State<Portal>,
+    me: ApiUser,
+    Path(id): Path<String>,
+    body: Result<Json<DeviceRename>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(req)) = body else {
+        return api_error(StatusCode::BAD_REQUEST, "the body must be {\"name\": …}");
+    };
+    match portal
+        .accounts
+        .rename_own_device(&me.actor(), me.username(), &id, &req.name)
+        .await
+    {
+        Ok(view) => Json(view).into_response(),
+        Err(e) => super::api::error(e),
+    }
+}
 
 /// `GET /api/v1/me/mfa`.
 pub async fn api_list(State(portal): State<Portal>, me: ApiUser) -> Response {

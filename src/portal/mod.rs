@@ -126,6 +126,10 @@ pub fn router(portal: Portal) -> Router {
             "/settings/mfa/{id}/delete",
             get(mfa::confirm_delete).post(mfa::delete),
         )
+        .route(
+            "/settings/mfa/{id}/rename",
+            get(mfa::rename_form).post(mfa::rename),
+        )
         .route("/settings/tokens", get(tokens::list))
         .route(
             "/settings/tokens/new",
@@ -162,7 +166,10 @@ pub fn router(portal: Portal) -> Router {
             post(mfa::api_confirm_totp),
         )
         .route("/api/v1/me/mfa/static", post(mfa::api_add_static))
-        .route("/api/v1/me/mfa/{id}", delete(mfa::api_delete))
+        .route(
+            "/api/v1/me/mfa/{id}",
+            delete(mfa::api_delete).patch(mfa::api_rename),
+        )
         .route(
             "/api/v1/me/app-passwords",
             get(tokens::api_list_app_passwords).post(tokens::api_create_app_password),

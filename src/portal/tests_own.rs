@@ -249,6 +249,32 @@ async fn totp_enrolment_keeps_the_secret_after_a_wrong_code_and_delete_takes_the
     assert_eq!(res.location(), "/login");
     assert!(res.set_cookie(SESSION_COOKIE).is_some());
 
+    // Rename: a page with "Name"; an empty name is refused.
+    let rename = format!("/settings/mfa/{}/rename", device.id);
+    let form = send(&fx.app, get(&rename, &session)).await;
+    assert!(form.body.contains("<label for=\"name\">Name</label>"));
+    let res = send(
+        &fx.app,
+        post(&rename, &session, &[("csrf", &csrf), ("name", "  ")]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert!(res.body.contains("role=\"alert\""));
+    let res = send(
+        &fx.app,
+        post(
+            &rename,
+            &session,
+            &[("csrf", &csrf), ("name", "work phone")],
+        ),
+    )
+    .await;
+    assert_eq!(res.location(), "/settings/mfa");
+    assert!(send(&fx.app, get("/settings/mfa", &session))
+        .await
+        .body
+        .contains("work phone"));
+
     // Delete: a confirmation with "Password"; the wrong one changes nothing.
     let delete = format!("/settings/mfa/{}/delete", device.id);
     let ask = send(&fx.app, get(&delete, &session)).await;
@@ -436,6 +462,25 @@ async fn mfa_api_enrols_lists_and_deletes_only_the_callers_devices() {
     )
     .await;
     assert_eq!(res.status, StatusCode::NOT_FOUND, "{}", res.body);
+    let res = send(
+        &fx.app,
+        json_req(
+            "PATCH",
+            &path,
+            &bob,
+            Some(&bob_csrf),
+            r#"{"name":"mine now"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "not bob's to rename");
+    let res = send(
+        &fx.app,
+        json_req("PATCH", &path, &alice, Some(&csrf), r#"{"name":"desk"}"#),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert!(res.body.contains("\"label\":\"desk\""));
     let res = send(
         &fx.app,
         json_req("DELETE", &path, &alice, None, r#"{"password":"alice-pw"}"#),

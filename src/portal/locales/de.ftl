@@ -66,6 +66,8 @@ static-once = Schreib diese Tokens jetzt auf oder drucke die Seite: Sie werden n
 static-print = Bewahre sie sicher und getrennt von deinem Passwort auf.
 back-to-devices = Zurück zu den MFA-Geräten
 delete-device = MFA-Gerät löschen
+rename = Umbenennen
+rename-device = MFA-Gerät umbenennen
 delete-device-question = „{ $name }“ löschen? Gib zur Bestätigung dein Passwort ein.
 # Tokens und App-Passwörter
 tokens-hint = Mit App-Passwörtern meldet sich eine Anwendung ohne Code über LDAP an. Mit API-Tokens nutzen Skripte die API in deinem Namen (als Authorization: Bearer).

@@ -67,6 +67,8 @@ static-once = Write these tokens down or print this page now: they are shown onl
 static-print = Keep them somewhere safe, away from your password.
 back-to-devices = Back to MFA devices
 delete-device = Delete MFA device
+rename = Rename
+rename-device = Rename MFA device
 delete-device-question = Delete “{ $name }”? Enter your password to confirm.
 # Tokens and app passwords
 tokens-hint = App passwords let an application sign in over LDAP without a code. API tokens let scripts use the API as you (as Authorization: Bearer).
