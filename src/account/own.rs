@@ -6,7 +6,8 @@
 //! the operator anyone's), off the reactor. The rules that only
 //! self-service has are here: deleting a device takes the account's
 //! password, a new set of static tokens replaces the old one, a TOTP
-//! enrolment keeps one pending device at a time.
+//! enrolment keeps one pending device at a time; admins may also list and
+//! end anyone's sessions.
 
 use std::net::IpAddr;
 
@@ -29,6 +30,16 @@ pub const STATIC_TOKENS: u8 = 6;
 pub enum EndedSession {
     Portal,
     Ldap,
+}
+
+/// The user themself, the operator, or an admin (who may see and end
+/// anyone's sessions). Blocking.
+fn self_or_admin(ctx: &AdminContext, actor: &Actor, username: &str) -> Result<(), AccountError> {
+    match actor.may_manage(username) {
+        Ok(()) => Ok(()),
+        Err(AccountError::Denied(_)) => actor.require_admin(ctx),
+        Err(e) => Err(e),
+    }
 }
 
 fn unexpected(answer: AdminAnswer) -> AccountError {
@@ -329,15 +340,15 @@ impl Accounts {
     }
 
     /// The user's signed-in portal sessions, then the LDAP connections
-    /// bound as the user.
+    /// bound as the user: for the user, an admin or the operator.
     pub async fn own_sessions(
         &self,
         actor: &Actor,
         username: &str,
     ) -> Result<Vec<SessionView>, AccountError> {
-        actor.may_manage(username)?;
-        let name = username.to_string();
+        let (actor, name) = (actor.clone(), username.to_string());
         self.with_ctx(move |ctx| {
+            self_or_admin(ctx, &actor, &name)?;
             let user = find_user(ctx, &name)?;
             let mut list =
                 sessions::portal_session_views(&ctx.store, ctx.sessions, Some(&user), now())?;
@@ -350,16 +361,16 @@ impl Accounts {
     /// Ends one of the user's sessions: a portal session (its browser is
     /// signed out at its next request) or an LDAP connection bound as the
     /// user (closed at once). `NotFound` for anything else, also another
-    /// user's session.
+    /// user's session. For the user, an admin or the operator.
     pub async fn end_own_session(
         &self,
         actor: &Actor,
         username: &str,
         id: &str,
     ) -> Result<EndedSession, AccountError> {
-        actor.may_manage(username)?;
-        let (name, id) = (username.to_string(), id.to_string());
+        let (actor, name, id) = (actor.clone(), username.to_string(), id.to_string());
         self.with_ctx(move |ctx| {
+            self_or_admin(ctx, &actor, &name)?;
             let user = find_user(ctx, &name)?;
             let missing = || AccountError::NotFound(format!("no session {id}"));
             let uuid = Uuid::parse_str(id.trim()).map_err(|_| missing())?;

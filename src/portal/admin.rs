@@ -273,3 +273,29 @@ pub async fn api_remove_member(
             .await,
     )
 }
+
+/// `GET /api/v1/users/{username}/sessions`: that user's portal sessions
+/// and LDAP connections (admins; the user themself too).
+pub async fn api_user_sessions(
+    State(portal): State<Portal>,
+    me: ApiUser,
+    Path(username): Path<String>,
+) -> Response {
+    answer(portal.accounts.own_sessions(&me.actor(), &username).await)
+}
+
+/// `DELETE /api/v1/users/{username}/sessions/{id}`: 204.
+pub async fn api_end_user_session(
+    State(portal): State<Portal>,
+    me: ApiUser,
+    Path((username, id)): Path<(String, String)>,
+) -> Response {
+    match portal
+        .accounts
+        .end_own_session(&me.actor(), &username, &id)
+        .await
+    {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => super::api::error(e),
+    }
+}

@@ -150,6 +150,14 @@ pub fn router(portal: Portal) -> Router {
             "/api/v1/users/{username}",
             get(admin::api_user).patch(admin::api_patch_user),
         )
+        .route(
+            "/api/v1/users/{username}/sessions",
+            get(admin::api_user_sessions),
+        )
+        .route(
+            "/api/v1/users/{username}/sessions/{id}",
+            delete(admin::api_end_user_session),
+        )
         .route("/api/v1/groups", get(admin::api_groups))
         .route(
             "/api/v1/groups/{name}/members/{username}",

@@ -241,3 +241,45 @@ async fn admins_disable_enable_and_change_memberships_within_the_guard() {
     .await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn admins_list_and_end_anyones_sessions_others_do_not() {
+    let (fx, alice, bob) = setup().await;
+    let bob_csrf = csrf_of(&fx.app, &bob).await;
+    let res = send(&fx.app, get("/api/v1/users/alice/sessions", &bob)).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let res = send(&fx.app, get("/api/v1/users/bob/sessions", &alice)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let rows: serde_json::Value = serde_json::from_str(&res.body).expect("json");
+    let id = rows[0]["id"].as_str().expect("id").to_string();
+    let alice_rows = send(&fx.app, get("/api/v1/me/sessions", &alice)).await;
+    let mine: serde_json::Value = serde_json::from_str(&alice_rows.body).expect("json");
+    let alice_id = mine[0]["id"].as_str().expect("id").to_string();
+    let res = send(
+        &fx.app,
+        json_req(
+            "DELETE",
+            &format!("/api/v1/users/alice/sessions/{alice_id}"),
+            &bob,
+            &bob_csrf,
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let csrf = csrf_of(&fx.app, &alice).await;
+    let res = send(
+        &fx.app,
+        json_req(
+            "DELETE",
+            &format!("/api/v1/users/bob/sessions/{id}"),
+            &alice,
+            &csrf,
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+    assert_eq!(send(&fx.app, get("/", &bob)).await.location(), "/login");
+    assert_eq!(send(&fx.app, get("/", &alice)).await.status, StatusCode::OK);
+}
