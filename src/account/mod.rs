@@ -89,9 +89,12 @@ impl From<crate::blocking::TaskFailed> for AccountError {
 }
 
 impl Actor {
-    /// Today every operation of `records` and `mfa` is the operator's (or
-    /// the server's); a bound client is refused until the portal brings
-    /// its self-service rules.
+    /// Operations only the operator (or the server) makes: creating and
+    /// deleting users and groups, setting attributes and policies, TOTP
+    /// devices confirmed at once. A bound client is refused. (Users manage
+    /// their own devices, credentials and sessions under
+    /// [`Actor::may_manage`]; admins at the portal what
+    /// [`Actor::require_admin`] allows.)
     pub fn require_operator(&self) -> Result<(), AccountError> {
         match self {
             Actor::Operator | Actor::System => Ok(()),
