@@ -167,10 +167,10 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
             format!("must be between 60 and {max_expiry}"),
         ));
     }
-    if !(60..=raw.token_max_lifetime_secs).contains(&raw.token_default_lifetime_secs) {
+    if !(60..=max_expiry).contains(&raw.token_default_lifetime_secs) {
         return Err(o.invalid(
             "portal.token_default_lifetime_secs",
-            "must be between 60 and portal.token_max_lifetime_secs",
+            format!("must be between 60 and {max_expiry}"),
         ));
     }
     Ok(PortalConfig {
@@ -189,7 +189,11 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
         },
         end_sessions_on_password_change: raw.end_sessions_on_password_change,
         token_lifetimes: crate::account::credentials::Lifetimes {
-            default_secs: raw.token_default_lifetime_secs,
+            // A default above the maximum is cut to it (lowering only the
+            // maximum is enough).
+            default_secs: raw
+                .token_default_lifetime_secs
+                .min(raw.token_max_lifetime_secs),
             max_secs: raw.token_max_lifetime_secs,
         },
     })

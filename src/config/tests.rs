@@ -481,6 +481,19 @@ fn validation_names_key_and_source() {
     assert!(msg.contains("--http-addr"), "{msg}");
 }
 
+/// Lowering only the maximum token lifetime cuts the default to it.
+#[test]
+fn a_default_token_lifetime_above_the_maximum_is_cut_to_it() {
+    let c = Config::load(
+        None,
+        env(&[("PORTCULLIS_PORTAL_TOKEN_MAX_LIFETIME_SECS", "604800")]),
+        &Overrides::default(),
+    )
+    .expect("load");
+    assert_eq!(c.portal.token_lifetimes.max_secs, 604800);
+    assert_eq!(c.portal.token_lifetimes.default_secs, 604800);
+}
+
 #[test]
 fn validation_rules() {
     let bad: &[(&str, &str, &str)] = &[
@@ -516,6 +529,16 @@ fn validation_rules() {
             "PORTCULLIS_PORTAL_MAX_BODY_BYTES",
             "10",
             "portal.max_body_bytes",
+        ),
+        (
+            "PORTCULLIS_PORTAL_TOKEN_MAX_LIFETIME_SECS",
+            "59",
+            "portal.token_max_lifetime_secs",
+        ),
+        (
+            "PORTCULLIS_PORTAL_TOKEN_DEFAULT_LIFETIME_SECS",
+            "0",
+            "portal.token_default_lifetime_secs",
         ),
         (
             "PORTCULLIS_PORTAL_DRAIN_SECS",
