@@ -69,10 +69,12 @@ pub enum Command {
     #[command(subcommand)]
     Session(SessionCommand),
     /// Import users and groups from LDIF (e.g. slapcat output) or a JSON
-    /// backup. The server must be stopped.
+    /// backup, as one all-or-nothing change (through the running server,
+    /// or into the store when none runs).
     Import(migrate::ImportArgs),
-    /// Export the directory as LDIF or as a JSON backup. The server must be
-    /// stopped.
+    /// Export the directory as LDIF or as a JSON backup, from one
+    /// consistent snapshot (of the running server, or of the store when
+    /// none runs).
     Export(migrate::ExportArgs),
 }
 
@@ -469,20 +471,22 @@ fn read_password(input: &mut impl BufRead) -> anyhow::Result<Password> {
 /// or finishing (another command, or `serve` before its socket is up).
 const STORE_BUSY_WAIT: Duration = Duration::from_secs(3);
 
-/// Sends `req` to the running server, or executes it on the store opened
-/// here when no server runs; then prints the answer.
-fn admin(config: &Config, req: AdminRequest, json: bool) -> anyhow::Result<()> {
-    // Store warnings and the like; the answer itself goes to stdout.
-    let _ = init_logging("warn", config.log.json);
+/// How a command reaches the directory: the running server's admin
+/// socket, or, when no server runs, the store opened in this process.
+enum Reach {
+    Server(AdminClient),
+    Store(Store),
+}
+
+/// Connects to the running server, or opens the store when none runs
+/// (waiting a little for a store held by a process that is starting or
+/// finishing).
+fn reach(config: &Config) -> anyhow::Result<Reach> {
     let socket = config.admin_socket_path();
     let deadline = Instant::now() + STORE_BUSY_WAIT;
-    let answer = loop {
+    loop {
         match AdminClient::connect(&socket) {
-            Ok(mut client) => {
-                break client.call_typed(&req).with_context(|| {
-                    format!("while talking to the server over {}", socket.display())
-                })?;
-            }
+            Ok(client) => return Ok(Reach::Server(client)),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -500,7 +504,7 @@ fn admin(config: &Config, req: AdminRequest, json: bool) -> anyhow::Result<()> {
             }
         }
         match Store::open(&config.data_dir) {
-            Ok(store) => break execute_locally(config, store, req.clone())?,
+            Ok(store) => return Ok(Reach::Store(store)),
             Err(e) if looks_locked(&e) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -517,6 +521,22 @@ fn admin(config: &Config, req: AdminRequest, json: bool) -> anyhow::Result<()> {
                 )
             }
         }
+    }
+}
+
+/// Sends `req` to the running server, or executes it on the store opened
+/// here when no server runs; then prints the answer.
+fn admin(config: &Config, req: AdminRequest, json: bool) -> anyhow::Result<()> {
+    // Store warnings and the like; the answer itself goes to stdout.
+    let _ = init_logging("warn", config.log.json);
+    let answer = match reach(config)? {
+        Reach::Server(mut client) => client.call_typed(&req).with_context(|| {
+            format!(
+                "while talking to the server over {}",
+                config.admin_socket_path().display()
+            )
+        })?,
+        Reach::Store(store) => execute_locally(config, store, req.clone())?,
     };
     let answer = answer.map_err(|e: AdminError| anyhow!(e))?;
     let text = if json {
@@ -883,6 +903,24 @@ mod tests {
         // Usage errors exit with 2.
         let err = Cli::try_parse_from(["portcullis", "user"]).expect_err("must fail");
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn import_and_export_flags() {
+        let Command::Export(args) = parse(&["export", "--with-secrets", "--force"]).command else {
+            panic!("not export")
+        };
+        assert!(args.with_secrets && args.force && args.output.is_none());
+        let Command::Export(args) = parse(&["export", "--format", "json", "-o", "b.json"]).command
+        else {
+            panic!("not export")
+        };
+        assert!(!args.force && args.format == migrate::Format::Json);
+        assert_eq!(args.output, Some(PathBuf::from("b.json")));
+        let Command::Import(args) = parse(&["import", "-", "--dry-run", "--force"]).command else {
+            panic!("not import")
+        };
+        assert!(args.dry_run && args.force && args.file == Path::new("-"));
     }
 
     #[test]

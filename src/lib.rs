@@ -33,6 +33,8 @@
 //! - `ldif`: RFC 2849 LDIF reading (bounded) and writing; knows no schema.
 //! - `migrate`: LDIF import (plan, then one all-or-nothing store batch),
 //!   LDIF export of the served entries, JSON backup and restore.
+//! - `backup`: scheduled backups (`[backup]`): the JSON backup with
+//!   secrets from one snapshot, written atomically, the newest kept.
 //! - `quiet`: warnings a flood repeats, at most one line a second with a
 //!   count of the rest.
 //! - `metrics`: process-wide counters and histograms (atomics), rendered in
@@ -52,6 +54,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod backup;
 pub mod blocking;
 pub mod cli;
 pub mod config;

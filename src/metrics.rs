@@ -92,6 +92,9 @@ struct Registry {
     /// Estimated bytes held by stored paged searches.
     paged_bytes: AtomicI64,
     paged_refused: AtomicU64,
+    /// Unix time of the last scheduled backup written (0: none yet).
+    backup_last_success: AtomicI64,
+    backup_failures: AtomicU64,
 }
 
 static REGISTRY: Registry = Registry {
@@ -111,6 +114,8 @@ static REGISTRY: Registry = Registry {
     closed_protocol_errors: AtomicU64::new(0),
     paged_bytes: AtomicI64::new(0),
     paged_refused: AtomicU64::new(0),
+    backup_last_success: AtomicI64::new(0),
+    backup_failures: AtomicU64::new(0),
 };
 
 /// Records the latency of one operation.
@@ -221,6 +226,16 @@ impl Drop for ConnectionGuard {
 }
 
 /// Every series in the Prometheus text format (version 0.0.4).
+/// A scheduled backup was written at `at` (unix seconds).
+pub fn backup_written(at: i64) {
+    REGISTRY.backup_last_success.store(at, Ordering::Relaxed);
+}
+
+/// A scheduled backup failed.
+pub fn backup_failed() {
+    REGISTRY.backup_failures.fetch_add(1, Ordering::Relaxed);
+}
+
 pub fn render() -> String {
     let r = &REGISTRY;
     let mut out = String::new();
@@ -356,6 +371,17 @@ pub fn render() -> String {
         "portcullis_paged_results_refused_total",
         "Paged searches refused because ldap.paged_results_max_bytes was reached.",
         r.paged_refused.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_backup_last_success_timestamp_seconds Unix time of the last scheduled backup written (0: none yet).\n# TYPE portcullis_backup_last_success_timestamp_seconds gauge\nportcullis_backup_last_success_timestamp_seconds {}",
+        r.backup_last_success.load(Ordering::Relaxed)
+    );
+    counter(
+        &mut out,
+        "portcullis_backup_failures_total",
+        "Scheduled backups that failed (see the WARN log).",
+        r.backup_failures.load(Ordering::Relaxed),
     );
     out
 }

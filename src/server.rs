@@ -55,7 +55,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let handler = Arc::new(ldap_handler(&config, &store, &hasher, &server_key, local));
     // The portal shares the LDAP handler's account service and
     // authenticator: one throttle, one set of codes.
-    let portal = crate::portal::Portal::new(handler.accounts.clone(), handler.auth.clone());
+    let portal = crate::portal::Portal::new(handler.accounts.clone(), handler.auth.clone())
+        .secure_cookies(config.portal.tls);
     let tls = Tls::new(&config).context("while setting up TLS")?;
     let admin_listener = admin::socket::bind_admin_socket(&config.data_dir)?;
 
@@ -68,7 +69,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let admin_ctx = Arc::new(admin_ctx);
     let admin_task = tokio::spawn(admin::socket::serve_admin(
         admin_listener,
-        admin_ctx,
+        admin_ctx.clone(),
+        admin::socket::TransferSettings::of(&config),
         shutdown.clone(),
     ));
     let reactors = Arc::new(
@@ -95,9 +97,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         http_listener,
         crate::http::router().merge(crate::portal::router(portal)),
         http_limits(&config),
+        crate::http::Front {
+            tls: config.portal.tls.then(|| tls.acceptor().clone()),
+            trusted_proxies: config.portal.trusted_proxies.clone().into(),
+        },
         shutdown.clone(),
     ));
     let reload_task = tokio::spawn(reload_on_sighup(tls.clone(), shutdown.clone()));
+    // Finishes a backup in progress at shutdown, before the final flush.
+    let backup_task = tokio::spawn(crate::backup::run(
+        config.backup.clone(),
+        store.clone(),
+        admin_ctx.server_key.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(addr = %http_local, "HTTP listening (portal, /api/v1, /metrics, /healthz)");
     tracing::info!(addr = %ldaps_local, cert = %tls.cert_path().display(), "LDAPS listening");
     tracing::info!(addr = %local, base = %config.base_dn, "LDAP listening");
@@ -116,6 +129,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = ldaps_task.await;
     let _ = admin_task.await;
     let _ = reload_task.await;
+    let _ = backup_task.await;
     tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
         .await

@@ -1,12 +1,13 @@
 //! Imports and restores land through here: one batch, all or nothing, as
-//! the operator (the `import` command). The planner (`crate::migrate`)
+//! the operator (the `import` command); exports and scheduled backups read
+//! one snapshot through here, as the operator or the server. The planner (`crate::migrate`)
 //! has already applied the account layer's password policy to cleartext
 //! passwords; the backend checks the domain's rules (names, numbers,
 //! nesting, merges) inside the batch's transaction.
 
 use super::{AccountError, Actor};
 use crate::store::import::{Batch, BatchReport};
-use crate::store::Store;
+use crate::store::{Snapshot, Store};
 
 /// Writes an import or restore batch as `actor` (the operator or the
 /// server). Durable when it returns.
@@ -17,4 +18,12 @@ pub fn write_batch(
 ) -> Result<BatchReport, AccountError> {
     actor.require_operator()?;
     Ok(store.apply_batch(batch)?)
+}
+
+/// Every record at one instant, for an export or a backup, as `actor`
+/// (the operator or the server): it holds password hashes and, for
+/// backups with secrets, second-factor secrets. Blocking.
+pub fn snapshot(store: &Store, actor: &Actor) -> Result<Snapshot, AccountError> {
+    actor.require_operator()?;
+    Ok(store.snapshot()?)
 }

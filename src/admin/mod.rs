@@ -1,5 +1,6 @@
-//! Admin requests: what the `user`, `group`, `mfa` and `app-password`
-//! commands ask for, and their dispatch to the account layer.
+//! Admin requests: what the `user`, `group`, `mfa`, `app-password`,
+//! `import` and `export` commands ask for, and their dispatch to the
+//! account layer.
 //!
 //! The CLI builds an [`AdminRequest`]; it is either sent over the admin
 //! socket to a running server (`socket`), which runs [`execute`] on its
@@ -13,6 +14,8 @@
 //! - this file: [`AdminRequest`], [`Password`], [`AdminError`], [`execute`].
 //! - `answer`: a socket answer read back into its typed form.
 //! - `socket`: the Unix socket server and client.
+//! - `transfer`: `import` and `export` (files that travel with the request
+//!   or stream back), the same code in the server and in the CLI.
 //!
 //! No rule lives here: who may change what, the password policy and the
 //! admin guard are the account layer's. Knows nothing of LDAP or clap.
@@ -21,6 +24,7 @@ mod answer;
 pub mod socket;
 #[cfg(test)]
 mod tests_store;
+pub mod transfer;
 
 pub use crate::account::bootstrap::{self, bootstrap};
 pub use crate::account::mfa::MAX_EXPIRY_SECS;

@@ -3,7 +3,7 @@
 //! code drawn in the terminal for a new TOTP device).
 
 use anyhow::bail;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 
@@ -88,20 +88,35 @@ pub enum MfaPolicyCommand {
     },
 }
 
+/// `app-password add` and `token add`.
+#[derive(Debug, Args, PartialEq)]
+pub struct CredentialAdd {
+    /// Username.
+    #[arg(value_name = "USER")]
+    pub username: String,
+    /// What it is for, e.g. "mail on phone" or "backup script".
+    #[arg(long = "name", value_name = "LABEL", required = true)]
+    pub name: String,
+    /// Lifetime such as 90m, 12h, 30d, 2w (default: no expiry).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires: Option<u64>,
+}
+
+/// `app-password revoke` and `token revoke`.
+#[derive(Debug, Args, PartialEq)]
+pub struct CredentialRevoke {
+    /// Username.
+    #[arg(value_name = "USER")]
+    pub username: String,
+    /// Its id, as the `list` command shows it.
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum AppPasswordCommand {
     /// Create an app password; prints it once.
-    Add {
-        /// Username.
-        #[arg(value_name = "USER")]
-        username: String,
-        /// What it is for, e.g. "mail on phone".
-        #[arg(long = "name", value_name = "LABEL", required = true)]
-        name: String,
-        /// Lifetime such as 90m, 12h, 30d, 2w (default: no expiry).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        expires: Option<u64>,
-    },
+    Add(CredentialAdd),
     /// List a user's app passwords (never the secrets).
     List {
         /// Username.
@@ -109,14 +124,7 @@ pub enum AppPasswordCommand {
         username: String,
     },
     /// Revoke an app password; takes effect on the next bind.
-    Revoke {
-        /// Username.
-        #[arg(value_name = "USER")]
-        username: String,
-        /// App password id, as `app-password list` shows it.
-        #[arg(value_name = "ID")]
-        id: String,
-    },
+    Revoke(CredentialRevoke),
     /// Show or set whether app passwords bind (globally or per group).
     #[command(subcommand)]
     Policy(AppPasswordPolicyCommand),
@@ -125,17 +133,7 @@ pub enum AppPasswordCommand {
 #[derive(Debug, Subcommand, PartialEq)]
 pub enum TokenCommand {
     /// Create an API token; prints it once.
-    Add {
-        /// Username.
-        #[arg(value_name = "USER")]
-        username: String,
-        /// What it is for, e.g. "backup script".
-        #[arg(long = "name", value_name = "LABEL", required = true)]
-        name: String,
-        /// Lifetime such as 90m, 12h, 30d, 2w (default: no expiry).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        expires: Option<u64>,
-    },
+    Add(CredentialAdd),
     /// List a user's API tokens (never the secrets).
     List {
         /// Username.
@@ -143,14 +141,7 @@ pub enum TokenCommand {
         username: String,
     },
     /// Revoke an API token; refused from the next request on.
-    Revoke {
-        /// Username.
-        #[arg(value_name = "USER")]
-        username: String,
-        /// Token id, as `token list` shows it.
-        #[arg(value_name = "ID")]
-        id: String,
-    },
+    Revoke(CredentialRevoke),
 }
 
 #[derive(Debug, Subcommand, PartialEq)]
@@ -224,33 +215,35 @@ pub fn mfa_request(cmd: MfaCommand) -> AdminRequest {
 
 pub fn token_request(cmd: TokenCommand) -> AdminRequest {
     match cmd {
-        TokenCommand::Add {
+        TokenCommand::Add(CredentialAdd {
             username,
             name,
             expires,
-        } => AdminRequest::TokenAdd {
+        }) => AdminRequest::TokenAdd {
             username,
             name,
             expires_in_secs: expires,
         },
         TokenCommand::List { username } => AdminRequest::TokenList { username },
-        TokenCommand::Revoke { username, id } => AdminRequest::TokenRevoke { username, id },
+        TokenCommand::Revoke(CredentialRevoke { username, id }) => {
+            AdminRequest::TokenRevoke { username, id }
+        }
     }
 }
 
 pub fn app_password_request(cmd: AppPasswordCommand) -> AdminRequest {
     match cmd {
-        AppPasswordCommand::Add {
+        AppPasswordCommand::Add(CredentialAdd {
             username,
             name,
             expires,
-        } => AdminRequest::AppPasswordAdd {
+        }) => AdminRequest::AppPasswordAdd {
             username,
             name,
             expires_in_secs: expires,
         },
         AppPasswordCommand::List { username } => AdminRequest::AppPasswordList { username },
-        AppPasswordCommand::Revoke { username, id } => {
+        AppPasswordCommand::Revoke(CredentialRevoke { username, id }) => {
             AdminRequest::AppPasswordRevoke { username, id }
         }
         AppPasswordCommand::Policy(AppPasswordPolicyCommand::Show) => AdminRequest::PolicyShow,

@@ -1,19 +1,27 @@
 //! `import` and `export`: moving a directory in and out (LDIF, JSON backup).
 //!
-//! Both open the store directly, so the server must be stopped: sled lets one
-//! process own the database, and an import is one all-or-nothing batch.
+//! Like every other command, both go through the admin socket while the
+//! server runs (the import's file travels with the request, the export
+//! streams back) and open the store themselves when it does not; the work
+//! is `crate::admin::transfer` either way. An export is one consistent
+//! snapshot; an import is one all-or-nothing change.
 
 use std::fs::File;
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::{Args, ValueEnum};
 
-use crate::auth::keys::{self, ServerKey};
+use super::{reach, Reach};
+use crate::admin::transfer::{
+    self, DataFormat, ExportRequest, Exported, ImportRequest, Imported, Mode, TransferContext,
+    TransferRequest, MAX_IMPORT_BYTES, PLAN_HAS_ERRORS,
+};
+use crate::admin::AdminContext;
 use crate::auth::password::Hasher;
 use crate::config::Config;
-use crate::migrate::{export, import};
+use crate::migrate::import::{ImportOptions, PROGRESS_EVERY};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -23,6 +31,15 @@ pub enum Format {
     Ldif,
     /// Portcullis's JSON backup (complete: ids, hashes, settings).
     Json,
+}
+
+impl From<Format> for DataFormat {
+    fn from(f: Format) -> DataFormat {
+        match f {
+            Format::Ldif => DataFormat::Ldif,
+            Format::Json => DataFormat::Json,
+        }
+    }
 }
 
 #[derive(Debug, Args, PartialEq)]
@@ -51,229 +68,295 @@ pub struct ExportArgs {
     /// passwords restore too; the output is then a secret file.
     #[arg(long)]
     pub with_secrets: bool,
-    /// Write to this file (created with mode 0600) instead of stdout.
+    /// Write to this file (mode 0600; written beside it and renamed into
+    /// place, so a failed export leaves the old file) instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write --with-secrets output to standard output even when it is a
+    /// terminal or a file that others can read.
+    #[arg(long)]
+    pub force: bool,
 }
 
-/// Import and export open the store directly, which a running server holds.
-fn refuse_if_serving(config: &Config) -> anyhow::Result<()> {
-    if std::os::unix::net::UnixStream::connect(config.admin_socket_path()).is_ok() {
-        bail!(
-            "the server is running on {}; stop it first (import and export open the store directly)",
-            config.data_dir.display()
-        );
+/// The context of a transfer run in this process (no server runs). No
+/// bootstrap: a restore goes into a fresh data directory as it is, and an
+/// export changes nothing. The server key is the data directory's, if it
+/// has one (a restore installs the backup's).
+fn offline(config: &Config, store: Store) -> anyhow::Result<AdminContext> {
+    let hasher = Hasher::new(&config.auth).context("while setting up password hashing")?;
+    let ctx = AdminContext::new(store, hasher, config);
+    Ok(
+        match transfer::read_server_key(&config.data_dir).map_err(|e| anyhow!(e))? {
+            Some(key) => ctx.with_server_key(key),
+            None => ctx,
+        },
+    )
+}
+
+fn import_options(config: &Config) -> ImportOptions {
+    ImportOptions {
+        keep_attributes: config.import.keep_attributes.clone(),
     }
-    Ok(())
 }
 
-fn open_store(config: &Config) -> anyhow::Result<Store> {
-    refuse_if_serving(config)?;
-    Store::open(&config.data_dir)
-        .with_context(|| format!("while opening the store at {}", config.data_dir.display()))
+/// Progress on stderr, every [`PROGRESS_EVERY`] items and at the end.
+fn print_progress(stage: &str, done: usize, total: Option<usize>) {
+    if done.is_multiple_of(PROGRESS_EVERY) || Some(done) == total {
+        match total {
+            Some(total) => eprintln!("{stage}: {done}/{total}"),
+            None => eprintln!("{stage}: {done}"),
+        }
+    }
 }
 
-pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Result<()> {
-    refuse_if_serving(config)?;
-    let input: Box<dyn io::BufRead> = if args.file == Path::new("-") {
+fn open_input(file: &Path) -> anyhow::Result<Box<dyn io::BufRead>> {
+    Ok(if file == Path::new("-") {
         Box::new(io::stdin().lock())
     } else {
-        Box::new(BufReader::new(File::open(&args.file).with_context(
-            || format!("while opening {}", args.file.display()),
-        )?))
-    };
-    if args.format == Format::Json {
-        if args.dry_run {
-            bail!("--dry-run is for LDIF imports");
-        }
-        let backup = import::read_backup(input)?;
-        let key = import::backup_server_key(&backup)?;
-        if import::needs_server_key(&backup) && key.is_none() {
-            bail!("the backup holds app password or static token hashes but no server_key");
-        }
-        let store = open_store(config)?;
-        if let (Some(key), true) = (&key, import::needs_server_key(&backup)) {
-            install_server_key(&config.data_dir, &store, key)?;
-        }
-        let report = import::restore(&store, &backup, args.force)?;
-        if report.devices_skipped + report.app_passwords_skipped > 0 {
-            eprintln!(
-                "warning: {} MFA devices and {} app passwords were not restored: the backup has \
-                 no secrets for them",
-                report.devices_skipped, report.app_passwords_skipped
-            );
-        }
-        let b = &report.batch;
-        return print(json, &serde_json::to_value(&report)?, || {
-            format!(
-                "restored {} users, {} groups, {} MFA devices, {} app passwords\n",
-                b.users_created.len() + b.users_updated.len(),
-                b.groups_created.len() + b.groups_updated.len(),
-                b.devices_restored,
-                b.app_passwords_restored
-            )
-        });
-    }
-    let mut progress = |p: import::Progress| {
-        if p.done.is_multiple_of(1000) || Some(p.done) == p.total {
-            match p.total {
-                Some(total) => eprintln!("{}: {}/{}", p.stage, p.done, total),
-                None => eprintln!("{}: {}", p.stage, p.done),
-            }
-        }
-    };
-    let opts = import::ImportOptions {
-        keep_attributes: config.import.keep_attributes.clone(),
-    };
-    for name in import::unserved_kept_attributes(&opts) {
-        eprintln!(
-            "note: kept attribute {name} is stored and exported but not served over LDAP (the \
-             server's schema does not know it)"
-        );
-    }
-    let plan = import::read_and_plan(input, &opts, &mut progress)?;
-    if args.dry_run {
-        return print(json, &plan.to_json(), || plan.report());
-    }
-    if plan.has_errors() && !args.force {
-        eprint!("{}", plan.report());
-        bail!("the import has errors (listed above); nothing was written. Fix them, or pass --force to leave those entries out");
-    }
-    let store = open_store(config)?;
-    let hasher = Hasher::new(&config.auth).context("while setting up password hashing")?;
-    let report = import::apply_with_progress(&store, &plan, &hasher, &mut progress)?;
-    let b = &report.batch;
-    print(json, &serde_json::to_value(&report)?, || {
-        format!(
-            "users: {} created, {} updated, {} unchanged; groups: {} created, {} updated, {} unchanged; {} memberships added\n",
-            b.users_created.len(),
-            b.users_updated.len(),
-            b.users_unchanged.len(),
-            b.groups_created.len(),
-            b.groups_updated.len(),
-            b.groups_unchanged.len(),
-            b.memberships_added
-        )
+        Box::new(BufReader::new(
+            File::open(file).with_context(|| format!("while opening {}", file.display()))?,
+        ))
     })
 }
 
-pub fn run_export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
-    let store = open_store(config)?;
-    let base = config.base_dn.clone();
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => {
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("while creating {}", path.display()))?;
-            // `mode` only applies to a new file: tighten an existing one.
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("while making {} private", path.display()))?;
-            Box::new(file)
+/// The whole input, for the admin socket, refused beyond what it takes.
+fn read_for_socket(file: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    open_input(file)?
+        .take(MAX_IMPORT_BYTES + 1)
+        .read_to_end(&mut body)
+        .with_context(|| format!("while reading {}", file.display()))?;
+    if body.len() as u64 > MAX_IMPORT_BYTES {
+        bail!(
+            "{} is larger than the {} bytes ({} MiB) the running server takes over its admin \
+             socket; split it, or stop the server and import it then",
+            file.display(),
+            MAX_IMPORT_BYTES,
+            MAX_IMPORT_BYTES >> 20
+        );
+    }
+    Ok(body)
+}
+
+pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Result<()> {
+    let mut req = ImportRequest {
+        format: args.format.into(),
+        dry_run: args.dry_run,
+        force: args.force,
+        length: 0,
+    };
+    if req.format == DataFormat::Json && req.dry_run {
+        bail!("--dry-run is for LDIF imports");
+    }
+    let done: Imported = match reach(config)? {
+        Reach::Server(mut client) => {
+            let body = read_for_socket(&args.file)?;
+            req.length = body.len() as u64;
+            let req = TransferRequest::Import(req);
+            let mut sink = io::sink();
+            over_socket(
+                config,
+                &mut client,
+                &req,
+                &body,
+                &mut sink,
+                &mut print_progress,
+            )?
         }
-        None => Box::new(io::stdout().lock()),
+        Reach::Store(store) => {
+            let mut input = open_input(&args.file)?;
+            on_store(config, store, |cx| {
+                transfer::import(cx, &req, &mut input, &mut |p| {
+                    print_progress(p.stage, p.done, p.total)
+                })
+            })?
+        }
+    };
+    for note in &done.notes {
+        eprintln!("{note}");
+    }
+    if let Some(report) = &done.refused {
+        eprint!("{report}");
+        bail!("{PLAN_HAS_ERRORS}");
+    }
+    print(json, &done.document, || done.text.clone())
+}
+
+pub fn run_export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
+    if args.with_secrets && args.output.is_none() && !args.force {
+        refuse_unsafe_stdout()?;
+    }
+    let req = ExportRequest {
+        format: args.format.into(),
+        with_secrets: args.with_secrets,
+    };
+    // The server or the store first: an output file is touched only once
+    // the export can run.
+    let mut reached = Some(reach(config)?);
+    if args.with_secrets && args.format == Format::Json {
+        eprintln!(
+            "warning: the backup holds TOTP secrets, token and app password hashes and \
+             the server key: keep it as secret as the data directory"
+        );
+    }
+    let mut export_to = |out: &mut dyn Write| -> anyhow::Result<Exported> {
+        let reached = reached
+            .take()
+            .ok_or_else(|| anyhow!("the export ran already"))?;
+        export_with(config, reached, &req, out)
+    };
+    let done = match &args.output {
+        Some(path) if replaceable(path) => {
+            // A new file beside the old one, renamed over it once complete:
+            // a failed export leaves an earlier backup as it was.
+            let mut done = None;
+            let mut failed = None;
+            let written = transfer::write_private_with(
+                path,
+                &mut |file| match export_to(file) {
+                    Ok(d) => {
+                        done = Some(d);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let text = format!("{e:#}");
+                        failed = Some(e);
+                        Err(io::Error::other(text))
+                    }
+                },
+                &mut || Ok(()),
+            );
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            written.with_context(|| format!("while writing {}", path.display()))?;
+            done.ok_or_else(|| anyhow!("the export wrote nothing"))?
+        }
+        Some(path) => {
+            // A device or a pipe (e.g. /dev/stdout): written in place.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("while opening {}", path.display()))?;
+            let done = export_to(&mut file)?;
+            file.flush().context("while writing the export")?;
+            done
+        }
+        None => {
+            let mut out = io::stdout().lock();
+            let done = export_to(&mut out)?;
+            out.flush().context("while writing the export")?;
+            done
+        }
     };
     match args.format {
-        Format::Ldif => {
-            let n = export::ldif_with(
-                &store,
-                &base,
-                &config.ldap.admin_group,
-                args.with_secrets,
-                &mut out,
-            )?;
-            if args.output.is_some() {
-                eprintln!("exported {n} entries");
-            }
-        }
+        Format::Ldif if args.output.is_some() => eprintln!("exported {} entries", done.entries),
+        Format::Ldif => {}
         Format::Json => {
-            let key = if args.with_secrets {
-                read_server_key(&config.data_dir)?
-            } else {
-                None
-            };
-            let secrets = if args.with_secrets {
-                eprintln!(
-                    "warning: the backup holds TOTP secrets, token and app password hashes and \
-                     the server key: keep it as secret as the data directory"
-                );
-                export::Secrets::Include(key.as_ref())
-            } else {
-                export::Secrets::Omit
-            };
-            let left_out = export::json(&store, secrets, &mut out)?;
-            if left_out.devices + left_out.app_passwords > 0 {
+            if done.devices_without_secrets + done.app_passwords_without_secrets > 0 {
                 eprintln!(
                     "note: {} MFA devices and {} app passwords are listed without their secrets; \
                      a restore cannot recreate them (export --with-secrets to include them)",
-                    left_out.devices, left_out.app_passwords
+                    done.devices_without_secrets, done.app_passwords_without_secrets
                 );
             }
         }
     }
-    out.flush().context("while writing the export")?;
     Ok(())
 }
 
-/// `<data>/server.key` if it exists (an export never creates one).
-fn read_server_key(data_dir: &Path) -> anyhow::Result<Option<ServerKey>> {
-    let path = data_dir.join(keys::FILE_NAME);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(ServerKey::from_hex(&text).with_context(|| {
-            format!("while reading the server key {}", path.display())
-        })?)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("while reading {}", path.display())),
+/// True when `path` is missing or a regular file (not a symlink, device or
+/// pipe): it may be replaced by a new file (mode 0600) renamed over it.
+fn replaceable(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta.file_type().is_file(),
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
     }
 }
 
-/// Makes `key` the data directory's server key, which the restored app
-/// password and static token hashes are keyed with. Refuses when the
-/// directory already has another key and hashes keyed with it; replaces a
-/// key that keys nothing yet. Written (0600) to a temporary file, then
-/// renamed into place, before the store batch: if the batch then fails,
-/// the key keys nothing and is harmless.
-fn install_server_key(data_dir: &Path, store: &Store, key: &ServerKey) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(current) = read_server_key(data_dir)? {
-        if current == *key {
-            return Ok(());
+/// Runs the export through the server or on the store, into `out`.
+fn export_with(
+    config: &Config,
+    reached: Reach,
+    req: &ExportRequest,
+    out: &mut dyn Write,
+) -> anyhow::Result<Exported> {
+    Ok(match reached {
+        Reach::Server(mut client) => {
+            let req = TransferRequest::Export(*req);
+            over_socket(config, &mut client, &req, b"", out, &mut |_, _, _| {})?
         }
-        if store.has_keyed_hashes()? {
-            bail!(
-                "{} has its own server key and app passwords or static tokens keyed with it; \
-                 restore into a fresh data directory",
-                data_dir.display()
-            );
-        }
+        Reach::Store(store) => on_store(config, store, |cx| transfer::export(cx, req, out))?,
+    })
+}
+
+/// An import or export through the running server: `body` goes out after
+/// the request, the file's frames come back into `sink`, and the answer
+/// is read as `T`.
+fn over_socket<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    client: &mut crate::admin::socket::AdminClient,
+    req: &TransferRequest,
+    body: &[u8],
+    sink: &mut dyn Write,
+    progress: &mut dyn FnMut(&str, usize, Option<usize>),
+) -> anyhow::Result<T> {
+    let answer = client
+        .transfer(req, body, sink, progress)
+        .with_context(|| {
+            format!(
+                "while talking to the server over {}",
+                config.admin_socket_path().display()
+            )
+        })?
+        .map_err(|e| anyhow!(e))?;
+    serde_json::from_value(answer).context("the server's answer")
+}
+
+/// An import or export on the store the CLI opened itself (no server).
+fn on_store<T, E: std::fmt::Display>(
+    config: &Config,
+    store: Store,
+    run: impl FnOnce(&TransferContext<'_>) -> Result<T, E>,
+) -> anyhow::Result<T> {
+    let ctx = offline(config, store)?;
+    let cx = TransferContext {
+        admin: &ctx,
+        mode: Mode::Offline,
+        data_dir: &config.data_dir,
+        import: import_options(config),
+    };
+    run(&cx).map_err(|e| anyhow!("{e}"))
+}
+
+/// Secrets go to standard output only when it is neither a terminal (a
+/// screen, a scrollback, a recorded session) nor a regular file that
+/// others can read; pipes are fine (`| gpg -c`). `--force` skips this.
+fn refuse_unsafe_stdout() -> anyhow::Result<()> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    let stdout = io::stdout();
+    if stdout.is_terminal() {
+        bail!(
+            "refusing to print secrets to a terminal: use --output FILE (created with mode \
+             0600), or pass --force"
+        );
     }
-    let path = data_dir.join(keys::FILE_NAME);
-    let tmp = data_dir.join(format!(
-        "{}.{}.restore",
-        keys::FILE_NAME,
-        std::process::id()
-    ));
-    let written = (|| -> io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(key.to_hex().as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let fd = stdout
+        .as_fd()
+        .try_clone_to_owned()
+        .context("while checking standard output")?;
+    let meta = File::from(fd)
+        .metadata()
+        .context("while checking standard output")?;
+    let mode = meta.permissions().mode() & 0o777;
+    if meta.file_type().is_file() && mode & 0o044 != 0 {
+        bail!(
+            "refusing to write secrets to standard output: it is a file that others can read \
+             (mode {mode:04o}); use --output FILE (created with mode 0600), make the file \
+             private first, or pass --force"
+        );
     }
-    written.with_context(|| format!("while writing the server key {}", path.display()))?;
-    eprintln!("installed the backup's server key as {}", path.display());
     Ok(())
 }
 

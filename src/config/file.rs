@@ -29,6 +29,7 @@ pub(super) struct RawConfig {
     pub throttle: RawThrottle,
     pub tls: RawTls,
     pub import: RawImport,
+    pub backup: RawBackup,
     pub password: RawPassword,
     pub accounts: RawAccounts,
 }
@@ -85,6 +86,8 @@ pub(super) struct RawPortal {
     pub end_sessions_on_password_change: bool,
     pub token_default_lifetime_secs: u64,
     pub token_max_lifetime_secs: u64,
+    pub tls: bool,
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[bind]`.
@@ -118,6 +121,25 @@ pub(super) struct RawThrottle {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawImport {
     pub keep_attributes: Vec<String>,
+}
+
+/// `[backup]`; an empty `dir` means no scheduled backups.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawBackup {
+    pub dir: String,
+    pub interval_secs: u64,
+    pub keep: usize,
+}
+
+impl Default for RawBackup {
+    fn default() -> Self {
+        RawBackup {
+            dir: String::new(),
+            interval_secs: 86_400,
+            keep: 7,
+        }
+    }
 }
 
 /// `[password]`.
@@ -194,6 +216,7 @@ impl Default for RawConfig {
             throttle: RawThrottle::default(),
             tls: RawTls::default(),
             import: RawImport::default(),
+            backup: RawBackup::default(),
             password: RawPassword::default(),
             accounts: RawAccounts::default(),
         }
@@ -243,6 +266,8 @@ impl Default for RawPortal {
             end_sessions_on_password_change: true,
             token_default_lifetime_secs: 30 * 24 * 3600,
             token_max_lifetime_secs: 365 * 24 * 3600,
+            tls: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }

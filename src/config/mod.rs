@@ -58,6 +58,7 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     pub tls: TlsConfig,
     pub import: ImportConfig,
+    pub backup: BackupConfig,
     pub password: PasswordConfig,
     pub accounts: AccountsConfig,
 }
@@ -195,6 +196,12 @@ pub struct PortalConfig {
     /// attribute `goauthentik.io/user/token-maximum-lifetime` lowers the
     /// maximum for a user.
     pub token_lifetimes: crate::account::credentials::Lifetimes,
+    /// Serve HTTPS with the LDAPS certificate (`tls`); session cookies are
+    /// then `Secure`.
+    pub tls: bool,
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed
+    /// (`trusted_proxies`); from anyone else they are ignored.
+    pub trusted_proxies: Vec<crate::domain::net::Cidr>,
 }
 
 /// MFA-aware bind (DESIGN.md section 4). A section of its own rather than
@@ -253,6 +260,21 @@ pub struct ImportConfig {
     /// when the schema knows them, instead of being reported and dropped.
     /// Case-insensitive.
     pub keep_attributes: Vec<String>,
+}
+
+/// `[backup]`: scheduled backups of a running server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupConfig {
+    /// Where the backups go (created with mode 0700 if missing); `None`
+    /// (the default): no scheduled backups.
+    pub dir: Option<PathBuf>,
+    /// Time between two backups (`interval_secs`); the first is due one
+    /// interval after the newest backup already in `dir`, or at start when
+    /// there is none.
+    pub interval: Duration,
+    /// How many of the newest backups are kept; older ones are removed
+    /// after each new one is written.
+    pub keep: usize,
 }
 
 /// `[password]`: the policy for new passwords in clear (see

@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::file::{
-    RawAccounts, RawBind, RawConfig, RawImport, RawLdap, RawPassword, RawPortal, RawThrottle,
-    RawTls,
+    RawAccounts, RawBackup, RawBind, RawConfig, RawImport, RawLdap, RawPassword, RawPortal,
+    RawThrottle, RawTls,
 };
 use super::{
-    AccountsConfig, BindConfig, Config, ConfigError, ImportConfig, LdapConfig, LogConfig, Origins,
-    PasswordConfig, PortalConfig, ThrottleSettings, TlsConfig,
+    AccountsConfig, BackupConfig, BindConfig, Config, ConfigError, ImportConfig, LdapConfig,
+    LogConfig, Origins, PasswordConfig, PortalConfig, ThrottleSettings, TlsConfig,
 };
 use crate::auth::password::HashConfig;
 use crate::directory::Dn;
@@ -70,6 +70,7 @@ impl RawConfig {
         let bind = bind(self.bind, o)?;
         let throttle = throttle(self.throttle, o)?;
         check_import(&self.import, o)?;
+        let backup = backup(self.backup, o)?;
         check_password(&self.password, o)?;
         check_accounts(&self.accounts, o)?;
         Ok(Config {
@@ -88,6 +89,7 @@ impl RawConfig {
             import: ImportConfig {
                 keep_attributes: self.import.keep_attributes,
             },
+            backup,
             password: PasswordConfig {
                 min_length: self.password.min_length,
                 min_strength: self.password.min_strength,
@@ -173,6 +175,13 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
             format!("must be between 60 and {max_expiry}"),
         ));
     }
+    let mut trusted_proxies = Vec::with_capacity(raw.trusted_proxies.len());
+    for text in &raw.trusted_proxies {
+        match text.parse::<crate::domain::net::Cidr>() {
+            Ok(cidr) => trusted_proxies.push(cidr),
+            Err(why) => return Err(o.invalid("portal.trusted_proxies", why)),
+        }
+    }
     Ok(PortalConfig {
         addr,
         max_connections: raw.max_connections,
@@ -196,6 +205,8 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
                 .min(raw.token_max_lifetime_secs),
             max_secs: raw.token_max_lifetime_secs,
         },
+        tls: raw.tls,
+        trusted_proxies,
     })
 }
 
@@ -415,6 +426,30 @@ fn throttle(t: RawThrottle, o: &Origins) -> Result<ThrottleSettings, ConfigError
         code_max_delay: Duration::from_secs(t.code_max_delay_secs),
         address_failures: t.address_failures,
         address_window: Duration::from_secs(t.address_window_secs),
+    })
+}
+
+/// Longest interval between scheduled backups (a year), so the timer's
+/// arithmetic never overflows.
+const MAX_BACKUP_INTERVAL_SECS: u64 = 366 * 86_400;
+
+fn backup(raw: RawBackup, o: &Origins) -> Result<BackupConfig, ConfigError> {
+    if raw.interval_secs == 0 || raw.interval_secs > MAX_BACKUP_INTERVAL_SECS {
+        return Err(o.invalid(
+            "backup.interval_secs",
+            format!("must be between 1 and {MAX_BACKUP_INTERVAL_SECS} seconds"),
+        ));
+    }
+    if raw.keep == 0 {
+        return Err(o.invalid(
+            "backup.keep",
+            "must be at least 1 (the newest backup is always kept)",
+        ));
+    }
+    Ok(BackupConfig {
+        dir: (!raw.dir.trim().is_empty()).then(|| PathBuf::from(raw.dir)),
+        interval: Duration::from_secs(raw.interval_secs),
+        keep: raw.keep,
     })
 }
 

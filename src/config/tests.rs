@@ -131,6 +131,8 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_PORTAL_HEADER_TIMEOUT_SECS", "16"),
         ("PORTCULLIS_PORTAL_IDLE_TIMEOUT_SECS", "17"),
         ("PORTCULLIS_PORTAL_MAX_BODY_BYTES", "18000"),
+        ("PORTCULLIS_PORTAL_TLS", "true"),
+        ("PORTCULLIS_PORTAL_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
         ("PORTCULLIS_PORTAL_DRAIN_SECS", "19"),
         ("PORTCULLIS_PORTAL_SESSION_IDLE_SECS", "600"),
         ("PORTCULLIS_PORTAL_SESSION_MAX_SECS", "6000"),
@@ -161,6 +163,9 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_THROTTLE_ADDRESS_FAILURES", "11"),
         ("PORTCULLIS_THROTTLE_ADDRESS_WINDOW_SECS", "12"),
         ("PORTCULLIS_LDAP_REACTOR_THREADS", "3"),
+        ("PORTCULLIS_BACKUP_DIR", "/b"),
+        ("PORTCULLIS_BACKUP_INTERVAL_SECS", "18"),
+        ("PORTCULLIS_BACKUP_KEEP", "19"),
         ("PORTCULLIS_PASSWORD_MIN_LENGTH", "20"),
         ("PORTCULLIS_PASSWORD_MIN_STRENGTH", "4"),
         ("PORTCULLIS_ACCOUNTS_LOGIN_SHELLS", "/bin/zsh"),
@@ -201,6 +206,11 @@ fn every_key_has_a_working_env_variable() {
                 default_secs: 3600,
                 max_secs: 7200,
             },
+            tls: true,
+            trusted_proxies: vec![
+                "10.0.0.0/8".parse().expect("cidr"),
+                "::1".parse().expect("ip"),
+            ],
         },
         auth: HashConfig {
             argon2_memory_kib: 1024,
@@ -232,6 +242,11 @@ fn every_key_has_a_working_env_variable() {
         },
         tls: TlsConfig::default(),
         import: ImportConfig::default(),
+        backup: BackupConfig {
+            dir: Some("/b".into()),
+            interval: Duration::from_secs(18),
+            keep: 19,
+        },
         password: PasswordConfig {
             min_length: 20,
             min_strength: 4,
@@ -700,4 +715,35 @@ fn typed_settings_from_the_raw_values() {
     let c = Config::load(None, env(&vars), &Overrides::default()).expect("load");
     assert_eq!(c.ldap.time_limit, Some(Duration::from_secs(7)));
     assert_eq!(c.auth_settings().policy.mfa, MfaPolicy::Off);
+}
+
+#[test]
+fn backup_settings() {
+    let c = Config::default();
+    assert_eq!(c.backup.dir, None, "off unless a directory is set");
+    assert_eq!(c.backup.interval, Duration::from_secs(86_400));
+    assert_eq!(c.backup.keep, 7);
+    for (var, value) in [
+        ("PORTCULLIS_BACKUP_INTERVAL_SECS", "0"),
+        ("PORTCULLIS_BACKUP_KEEP", "0"),
+        ("PORTCULLIS_BACKUP_INTERVAL_SECS", "1h"),
+    ] {
+        let err =
+            Config::load(None, env(&[(var, value)]), &Overrides::default()).expect_err("refused");
+        assert!(err.to_string().contains(var), "{var}={value}: {err}");
+    }
+    let f = toml_file("[backup]\ndir = \"/srv/b\"\ninterval_secs = 60\nkeep = 2\n");
+    let c = Config::load(Some(f.path()), env(&[]), &Overrides::default()).expect("load");
+    assert_eq!(c.backup.dir, Some(PathBuf::from("/srv/b")));
+    assert_eq!(c.backup.interval, Duration::from_secs(60));
+    assert_eq!(c.backup.keep, 2);
+}
+
+#[test]
+fn trusted_proxies_must_be_addresses() {
+    for bad in ["proxy.example", "10.0.0.0/40"] {
+        let vars = [("PORTCULLIS_PORTAL_TRUSTED_PROXIES", bad)];
+        let err = Config::load(None, env(&vars), &Overrides::default()).expect_err(bad);
+        assert!(err.to_string().contains("portal.trusted_proxies"), "{err}");
+    }
 }

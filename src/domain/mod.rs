@@ -12,13 +12,17 @@
 //! - `batch`: import and restore batches and their report.
 //! - `rules`: number allocation, nesting without cycles, merge imports:
 //!   the rules every backend enforces inside its transactions.
+//! - `snapshot`: a whole directory at one instant (backups, exports).
 //! - `validate`: the rules for names, emails and free texts.
+//! - `net`: address ranges (trusted proxies).
 
 pub mod batch;
 pub mod mfa;
 pub mod model;
+pub mod net;
 pub mod rules;
 pub mod session;
+pub mod snapshot;
 pub mod validate;
 
 pub use mfa::{

@@ -19,12 +19,15 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+
+use crate::domain::net::Cidr;
 
 /// The HTTP listener's limits (`[portal]` settings).
 #[derive(Debug, Clone)]
@@ -64,9 +67,20 @@ pub async fn run(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    front: Front,
     shutdown: CancellationToken,
 ) {
-    serve(listener, router, limits, shutdown).await;
+    serve(listener, router, limits, front, shutdown).await;
+}
+
+/// How the listener meets its clients: TLS or not, and which peers are
+/// proxies whose forwarding headers are believed.
+#[derive(Clone, Default)]
+pub struct Front {
+    /// HTTPS with this acceptor (`portal.tls`).
+    pub tls: Option<TlsAcceptor>,
+    /// `portal.trusted_proxies`.
+    pub trusted_proxies: Arc<[Cidr]>,
 }
 
 /// [`run`] with the routes given.
@@ -74,6 +88,7 @@ async fn serve(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    front: Front,
     shutdown: CancellationToken,
 ) {
     let limits = Arc::new(limits);
@@ -112,9 +127,23 @@ async fn serve(
             shutdown: shutdown.clone(),
             dropped: dropped.clone(),
         };
-        let (router, limits) = (router.clone(), limits.clone());
+        let (router, limits, front) = (router.clone(), limits.clone(), front.clone());
         tracker.spawn(async move {
-            serve_connection(stream, peer, router, &limits, ends).await;
+            let _ = stream.set_nodelay(true);
+            match &front.tls {
+                None => serve_connection(stream, peer, false, router, &limits, &front, ends).await,
+                Some(acceptor) => {
+                    // The handshake gets the time a request's headers get.
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(limits.header_timeout, handshake).await {
+                        Ok(Ok(tls)) => {
+                            serve_connection(tls, peer, true, router, &limits, &front, ends).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTPS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -143,22 +172,27 @@ struct Ends {
 
 /// Serves one connection until the client closes it, a deadline passes,
 /// or shutdown ends it.
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     peer: std::net::SocketAddr,
+    https: bool,
     router: Router,
     limits: &HttpLimits,
+    front: &Front,
     ends: Ends,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: activity.clone(),
     });
     let max_body = limits.max_body_bytes;
-    let service =
-        hyper::service::service_fn(move |req| answer(router.clone(), req, peer, max_body));
+    let trusted = front.trusted_proxies.clone();
+    let service = hyper::service::service_fn(move |req| {
+        answer(router.clone(), req, peer, https, trusted.clone(), max_body)
+    });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -215,9 +249,14 @@ async fn answer(
     router: Router,
     mut req: Request<Incoming>,
     peer: std::net::SocketAddr,
+    https: bool,
+    trusted: Arc<[Cidr]>,
     max_body: usize,
 ) -> Result<Response, Infallible> {
-    req.extensions_mut().insert(super::Peer(peer));
+    let (client, forwarded_https) = super::forwarded(peer, req.headers(), &trusted);
+    req.extensions_mut().insert(super::Peer(client));
+    req.extensions_mut()
+        .insert(super::Https(https || forwarded_https));
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -264,12 +303,12 @@ impl Activity {
 
 /// A stream that notes in its [`Activity`] each read or write that moved
 /// bytes.
-struct Watched {
-    inner: TcpStream,
+struct Watched<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -284,7 +323,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -327,6 +366,7 @@ mod tests {
     use super::*;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     /// A request whose handler never finishes does not hold shutdown up:
     /// after the drain time its connection is dropped and `serve` returns.
@@ -350,7 +390,13 @@ mod tests {
             ..HttpLimits::default()
         };
         let shutdown = CancellationToken::new();
-        let served = tokio::spawn(serve(listener, router, limits, shutdown.clone()));
+        let served = tokio::spawn(serve(
+            listener,
+            router,
+            limits,
+            Front::default(),
+            shutdown.clone(),
+        ));
 
         let mut client = TcpStream::connect(addr).await.expect("connect");
         client

@@ -17,11 +17,57 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-pub use conn::{run, HttpLimits};
+pub use conn::{run, Front, HttpLimits};
 
-/// The client's address, put on every request as an extension.
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::HeaderMap;
+
+use crate::domain::net::Cidr;
+
+/// The client's address, put on every request as an extension: the TCP
+/// peer, or the address a trusted proxy forwarded (port 0 then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer(pub std::net::SocketAddr);
+pub struct Peer(pub SocketAddr);
+
+/// Whether the client's request reached us over HTTPS (ours, or a trusted
+/// proxy's), put on every request as an extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Https(pub bool);
+
+/// The client of a request from `peer`, and whether a trusted proxy says
+/// it spoke HTTPS. Forwarding headers count only when `peer` is a trusted
+/// proxy: then the client is the right-most `X-Forwarded-For` address that
+/// is not itself a trusted proxy (each proxy appends the address it saw,
+/// so addresses left of it are the client's word). An unreadable entry
+/// stops the walk at the last trusted hop.
+pub fn forwarded(peer: SocketAddr, headers: &HeaderMap, trusted: &[Cidr]) -> (SocketAddr, bool) {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer.ip()) {
+        return (peer, false);
+    }
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer.ip();
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else { break };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    (SocketAddr::new(client, 0), https)
+}
 
 /// The listener's own routes.
 pub fn router() -> Router {
@@ -46,4 +92,56 @@ async fn healthz() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         "ok\n",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn forwarding_headers_count_only_from_trusted_proxies() {
+        let trusted: Vec<Cidr> = vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+        let proxy: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let stranger: SocketAddr = "192.0.2.9:5000".parse().unwrap();
+        let xff = h(&[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        // From a stranger: ignored.
+        assert_eq!(forwarded(stranger, &xff, &trusted), (stranger, false));
+        // From the proxy: believed.
+        let (client, https) = forwarded(proxy, &xff, &trusted);
+        assert_eq!(client.ip().to_string(), "198.51.100.7");
+        assert!(https);
+        // A client that forges the header gets it appended to by the proxy:
+        // the right-most untrusted address wins, not the forged one.
+        let chain = h(&[("x-forwarded-for", "1.1.1.1, 203.0.113.5, 10.1.2.3")]);
+        let (client, https) = forwarded(proxy, &chain, &trusted);
+        assert_eq!(client.ip().to_string(), "203.0.113.5");
+        assert!(!https);
+        // Several header lines read as one list; junk stops the walk.
+        let lines = h(&[
+            ("x-forwarded-for", "203.0.113.5"),
+            ("x-forwarded-for", "10.0.0.1"),
+        ]);
+        assert_eq!(
+            forwarded(proxy, &lines, &trusted).0.ip().to_string(),
+            "203.0.113.5"
+        );
+        let junk = h(&[("x-forwarded-for", "203.0.113.5, garbage")]);
+        assert_eq!(forwarded(proxy, &junk, &trusted).0.ip(), proxy.ip());
+        // No proxies configured: nothing is believed.
+        assert_eq!(forwarded(proxy, &xff, &[]), (proxy, false));
+    }
 }

@@ -12,6 +12,10 @@
 //! Extra attributes kept at import that the schema does not serve are
 //! written too, so an export/import round trip keeps them.
 //!
+//! Both read one [`Snapshot`] of the store (`ldif_of`, `json_of`), so an
+//! export of a live server holds every change completely or not at all;
+//! writing it out holds no lock.
+//!
 //! [`json`] writes a [`super::Backup`]: everything a fresh server needs to
 //! restore completely with [`super::import::json`]. Password hashes are
 //! always in it; second-factor secrets (TOTP secrets, the keyed hashes of
@@ -31,7 +35,7 @@ use crate::directory::entry::{self, Entry};
 use crate::directory::schema;
 use crate::ldif::{LdifEntry, Writer};
 use crate::store::mfa::RawDevice;
-use crate::store::{now, DeviceKind, Member, Store, StoreError};
+use crate::store::{now, DeviceKind, Group, Member, Snapshot, Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
@@ -63,6 +67,12 @@ const STORED_OPERATIONAL: &[&str] = &[
 /// by default (the `admin_group` setting's default).
 pub const DEFAULT_ADMIN_GROUP: &str = "admins";
 
+/// RFC 4512 §1.4 keystring: a letter, then letters, digits and `-`.
+fn is_keystring(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 fn to_ldif(e: &Entry) -> LdifEntry {
     let mut requested: Vec<String> = vec!["*".into()];
     requested.extend(STORED_OPERATIONAL.iter().map(|s| (*s).to_string()));
@@ -86,9 +96,22 @@ pub fn ldif(
     ldif_with(store, base, DEFAULT_ADMIN_GROUP, with_secrets, out)
 }
 
-/// [`ldif`] with the configured admin group (for `ak-superuser`).
+/// [`ldif`] with the configured admin group (for `ak-superuser`), from
+/// one snapshot of the store.
 pub fn ldif_with(
     store: &Store,
+    base: &Dn,
+    admin_group: &str,
+    with_secrets: bool,
+    out: &mut impl Write,
+) -> Result<usize, ExportError> {
+    ldif_of(&store.snapshot()?, base, admin_group, with_secrets, out)
+}
+
+/// Writes the served tree of `snap` as LDIF; see the module docs. Returns
+/// the number of entries written.
+pub fn ldif_of(
+    snap: &Snapshot,
     base: &Dn,
     admin_group: &str,
     with_secrets: bool,
@@ -112,30 +135,46 @@ pub fn ldif_with(
         w.entry(&to_ldif(&e))?;
         count += 1;
     }
-    let groups = store.groups()?;
-    let by_id: HashMap<_, _> = groups.iter().map(|g| (g.id, g.clone())).collect();
-    let admins = crate::directory::admins::admin_group_members(store, admin_group)?;
-    let users = store.users()?;
-    let users_by_id: HashMap<_, _> = users.iter().map(|u| (u.id, u.clone())).collect();
-    for u in &users {
-        let direct: Vec<_> = store
-            .groups_of(Member::User(u.id))?
+    let by_id: HashMap<_, _> = snap
+        .groups
+        .iter()
+        .map(|g| (g.group.id, g.group.clone()))
+        .collect();
+    let users_by_id: HashMap<_, _> = snap
+        .users
+        .iter()
+        .map(|u| (u.user.id, u.user.clone()))
+        .collect();
+    let parents = snap.parents();
+    let parents_of = |m: Member| -> Vec<Group> {
+        parents
+            .get(&m)
             .into_iter()
-            .filter_map(|g| by_id.get(&g).cloned())
-            .collect();
+            .flatten()
+            .filter_map(|g| by_id.get(g).cloned())
+            .collect()
+    };
+    let admins = snap.transitive_user_members(admin_group);
+    for su in &snap.users {
+        let u = &su.user;
+        let direct = parents_of(Member::User(u.id));
         let e = entry::user_entry(base, u, &direct, admins.contains(&u.id));
         let mut le = to_ldif(&e);
         for (k, v) in &u.attrs {
-            if schema::attribute(k).is_none() && !v.trim().is_empty() {
+            // Kept attributes the schema does not know (import's
+            // keep_attributes). The portal's settings (`portcullis/locale`,
+            // `goauthentik.io/user/…`) are no attribute names, so no LDIF
+            // reader would take them: only the JSON backup carries those.
+            if schema::attribute(k).is_none() && is_keystring(k) && !v.trim().is_empty() {
                 le.push(k, v.as_str());
             }
         }
         if with_secrets {
-            if let Some(hash) = store.password_hash(u.id)? {
+            if let Some(hash) = &su.password_hash {
                 let value = if hash.starts_with("$argon2") {
                     format!("{{ARGON2}}{hash}")
                 } else {
-                    hash
+                    hash.clone()
                 };
                 le.push("userPassword", value);
             }
@@ -143,20 +182,17 @@ pub fn ldif_with(
         w.entry(&le)?;
         count += 1;
     }
-    for g in &groups {
+    for sg in &snap.groups {
+        let g = &sg.group;
         let mut member_users = Vec::new();
         let mut children = Vec::new();
-        for m in store.members(g.id)? {
+        for m in &sg.members {
             match m {
-                Member::User(id) => member_users.extend(users_by_id.get(&id).cloned()),
-                Member::Group(id) => children.extend(by_id.get(&id).cloned()),
+                Member::User(id) => member_users.extend(users_by_id.get(id).cloned()),
+                Member::Group(id) => children.extend(by_id.get(id).cloned()),
             }
         }
-        let parents: Vec<_> = store
-            .groups_of(Member::Group(g.id))?
-            .into_iter()
-            .filter_map(|p| by_id.get(&p).cloned())
-            .collect();
+        let parents = parents_of(Member::Group(g.id));
         let e = entry::group_entry(base, g, &member_users, &children, &parents);
         w.entry(&to_ldif(&e))?;
         count += 1;
@@ -188,23 +224,29 @@ pub enum Secrets<'a> {
 /// with [`Secrets::Omit`] devices and app passwords are listed without
 /// secrets.
 pub fn backup(store: &Store, with: Secrets<'_>) -> Result<Backup, ExportError> {
+    backup_of(store.snapshot()?, with)
+}
+
+/// [`backup`] of one snapshot (consumed: its records move into the
+/// document).
+pub fn backup_of(snap: Snapshot, with: Secrets<'_>) -> Result<Backup, ExportError> {
     let (secrets, server_key) = match with {
         Secrets::Omit => (false, None),
         Secrets::Include(key) => (true, key),
     };
-    if secrets && server_key.is_none() && store.has_keyed_hashes()? {
+    if secrets && server_key.is_none() && snap.has_keyed_hashes() {
         return Err(ExportError::MissingKey);
     }
-    let mut users = Vec::new();
-    for u in store.users()? {
-        let password_hash = store.password_hash(u.id)?;
-        let mfa_devices = store
-            .raw_devices(u.id)?
+    let mut users = Vec::with_capacity(snap.users.len());
+    for su in snap.users {
+        let factors = su.second_factors;
+        let mfa_devices = factors
+            .devices
             .into_iter()
             .map(|d| backup_device(d, secrets))
             .collect();
-        let app_passwords = store
-            .raw_app_passwords(u.id)?
+        let app_passwords = factors
+            .app_passwords
             .into_iter()
             .map(|a| BackupAppPassword {
                 id: a.record.id.0,
@@ -218,31 +260,31 @@ pub fn backup(store: &Store, with: Secrets<'_>) -> Result<Backup, ExportError> {
             })
             .collect();
         users.push(BackupUser {
-            user: u,
-            password_hash,
+            user: su.user,
+            password_hash: su.password_hash,
             mfa_devices,
             app_passwords,
         });
     }
-    let mut groups = Vec::new();
-    for g in store.groups()? {
-        let members = store
-            .members(g.id)?
-            .into_iter()
-            .map(|m| match m {
-                Member::User(u) => BackupMember::User(u.0),
-                Member::Group(c) => BackupMember::Group(c.0),
-            })
-            .collect();
-        let policy = store.group_policy(g.id)?;
-        groups.push(BackupGroup {
-            group: g,
-            members,
-            policy,
-        });
-    }
-    let settings: BTreeMap<String, String> = store.settings()?.into_iter().collect();
-    let (next_uid, next_gid) = store.counters()?;
+    let groups = snap
+        .groups
+        .into_iter()
+        .map(|sg| BackupGroup {
+            members: sg
+                .members
+                .into_iter()
+                .map(|m| match m {
+                    Member::User(u) => BackupMember::User(u.0),
+                    Member::Group(c) => BackupMember::Group(c.0),
+                })
+                .collect(),
+            policy: sg.policy,
+            attrs: sg.attrs,
+            group: sg.group,
+        })
+        .collect();
+    let settings: BTreeMap<String, String> = snap.settings.into_iter().collect();
+    let (next_uid, next_gid) = snap.counters;
     Ok(Backup {
         format: BACKUP_FORMAT.into(),
         version: BACKUP_VERSION,
@@ -314,7 +356,16 @@ pub fn json(
     with: Secrets<'_>,
     out: &mut impl Write,
 ) -> Result<WithoutSecrets, ExportError> {
-    let b = backup(store, with)?;
+    json_of(store.snapshot()?, with, out)
+}
+
+/// [`json`] of one snapshot.
+pub fn json_of(
+    snap: Snapshot,
+    with: Secrets<'_>,
+    out: &mut impl Write,
+) -> Result<WithoutSecrets, ExportError> {
+    let b = backup_of(snap, with)?;
     serde_json::to_writer_pretty(&mut *out, &b).map_err(|e| ExportError::Json(e.to_string()))?;
     out.write_all(b"\n")?;
     Ok(b.without_secrets())

@@ -173,6 +173,9 @@ pub struct BackupGroup {
     /// are settings).
     #[serde(default, skip_serializing_if = "GroupPolicy::is_empty")]
     pub policy: GroupPolicy,
+    /// `group set-attr` values (absent in older backups).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attrs: BTreeMap<String, String>,
 }
 
 /// A direct member by id.

@@ -10,8 +10,8 @@ use super::mfa::{
     RawAppPassword, RawDevice, TotpSecret,
 };
 use super::{
-    Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash, Timestamp,
-    User, UserId,
+    Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash, Snapshot,
+    Timestamp, User, UserId,
 };
 
 /// The store interface. `sled` (embedded, the default) implements it; a
@@ -47,6 +47,14 @@ use super::{
 ///   a row and tells other instances through a notification.
 /// - **Reads** see every write that returned before them. They see each
 ///   record's latest committed value, not a snapshot across records.
+/// - **One consistent snapshot.** [`Backend::snapshot`] answers every
+///   record (users with credentials and second factors, groups with
+///   members and policies, settings, counters) as of one instant: each
+///   change set is in it completely or not at all, so every member names
+///   a user or group of the same snapshot. Reads go on while it is taken;
+///   writes may wait for it (sled) or not (a database's REPEATABLE READ
+///   transaction), but never see it fail because of them. Portal sessions
+///   are not part of a snapshot.
 /// - **The domain's rules, enforced atomically.** The rules themselves live
 ///   above every backend, in `crate::domain`: names, emails and texts
 ///   (`validate`), number allocation, nesting without cycles and what a
@@ -417,6 +425,17 @@ pub trait Backend: Send + Sync {
     /// is the same, only its hash is upgraded (legacy → argon2id after a
     /// successful bind). `Ok(false)` if the hash changed meanwhile.
     fn rehash_password(&self, id: UserId, old: &str, new: &str) -> Result<bool>;
+
+    /// Every record as of one instant, copied into memory (see the
+    /// contract above): what backups and exports are written from, so a
+    /// backup of a live server restores to a directory that existed.
+    ///
+    /// sled holds off writes while it copies (a store-level lock that
+    /// every write holds shared and the snapshot exclusively); a SQL
+    /// backend reads everything in one `REPEATABLE READ` (read only)
+    /// transaction and holds off nobody. Blocking and O(records): callers
+    /// run it on the blocking pool, never per request.
+    fn snapshot(&self) -> Result<Snapshot>;
 
     /// Writes a whole batch in one transaction over every tree involved.
     /// Either all of it lands or, on any conflict or failure, none of it.

@@ -6,8 +6,8 @@
 //! it (a restart). Together they cover the contract in `backend.rs`:
 //! records and their indexes, atomic change sets refused when what they
 //! were planned from changed, durability across a restart, codes consumed
-//! exactly once under concurrency, the membership epoch, and portal
-//! sessions.
+//! exactly once under concurrency, the membership epoch, portal
+//! sessions, and snapshots that never hold half a change set.
 //!
 //! A crash (rather than a clean reopen) is checked with the real binary in
 //! `tests/it/mfa.rs` (`static_token_once_even_across_a_crash`).
@@ -429,6 +429,81 @@ pub fn membership_epoch(h: &mut impl Harness) {
     moved("deleting a member", &s);
 }
 
+/// A snapshot taken while another thread keeps changing users and
+/// memberships holds every change set completely or not at all: no member
+/// names a user or group missing from it, and the allocator is past every
+/// number it holds.
+pub fn snapshot_is_consistent(h: &mut impl Harness) {
+    const ROUNDS: usize = 60;
+    let s = h.fresh();
+    let staff = group(&s, "staff");
+    let carol = user(&s, "carol", None);
+    s.add_totp_device(carol.id, "phone", 6, &TotpSecret(vec![7; 20]))
+        .expect("totp");
+    s.add_app_password(
+        carol.id,
+        crate::domain::mfa::CredentialKind::AppPassword,
+        "mail",
+        None,
+        &[4; 32],
+    )
+    .expect("app password");
+    s.set_password_hash(carol.id, "$argon2id$fake")
+        .expect("hash");
+    let writer = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let mut previous: Option<User> = None;
+            for i in 0..ROUNDS {
+                let u = user(&s, &format!("u{i}"), None);
+                s.add_member(staff.id, Member::User(u.id)).expect("add");
+                if let Some(p) = previous.take() {
+                    // The user and its memberships go in one change set.
+                    s.delete_user(p.id).expect("delete");
+                }
+                let child = group(&s, &format!("g{i}"));
+                s.add_member(staff.id, Member::Group(child.id))
+                    .expect("nest");
+                s.delete_group(child.id).expect("delete group");
+                previous = Some(u);
+            }
+        })
+    };
+    let mut taken = 0;
+    while !writer.is_finished() || taken == 0 {
+        let snap = s.snapshot().expect("snapshot");
+        assert_eq!(snap.dangling_members(), vec![], "snapshot {taken}");
+        let (next_uid, _) = snap.counters;
+        for u in &snap.users {
+            assert!(u.user.uid_number < next_uid, "counter behind a user");
+        }
+        assert!(snap.users.len() <= 3, "at most two writer users at a time");
+        taken += 1;
+    }
+    writer.join().expect("writer");
+    let last = s.snapshot().expect("snapshot");
+    assert_eq!(last.users.len(), 2);
+    let (carols, writers): (Vec<_>, Vec<_>) =
+        last.users.iter().partition(|u| u.user.id == carol.id);
+    let staff_now = last
+        .groups
+        .iter()
+        .find(|g| g.group.id == staff.id)
+        .expect("staff");
+    assert_eq!(staff_now.members, vec![Member::User(writers[0].user.id)]);
+    // Credentials and second factors come with their user.
+    let carol_now = carols[0];
+    assert_eq!(carol_now.password_hash.as_deref(), Some("$argon2id$fake"));
+    assert_eq!(carol_now.second_factors.devices.len(), 1);
+    assert_eq!(
+        carol_now.second_factors.devices[0].totp_secret,
+        Some(TotpSecret(vec![7; 20]))
+    );
+    assert_eq!(carol_now.second_factors.app_passwords.len(), 1);
+    assert!(writers[0].second_factors.devices.is_empty());
+    assert!(last.has_keyed_hashes());
+}
+
 fn session(user: UserId, created: i64, csrf: &str) -> PortalSession {
     PortalSession {
         id: SessionId(uuid::Uuid::new_v4()),
@@ -549,6 +624,10 @@ macro_rules! conformance {
             #[test]
             fn membership_epoch() {
                 super::membership_epoch(&mut $harness());
+            }
+            #[test]
+            fn snapshot_is_consistent() {
+                super::snapshot_is_consistent(&mut $harness());
             }
             #[test]
             fn portal_sessions() {

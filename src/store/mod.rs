@@ -23,6 +23,7 @@ mod conformance;
 pub mod sled;
 
 pub use crate::domain::batch as import;
+pub use crate::domain::snapshot::{Snapshot, SnapshotGroup, SnapshotUser};
 pub use crate::domain::{mfa, model, validate};
 pub use crate::domain::{
     now, AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, DeviceKind, Group, GroupId,

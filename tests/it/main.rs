@@ -4,6 +4,7 @@
 mod harness;
 mod raw;
 
+mod backup;
 mod bind;
 mod bindcache;
 mod browser;
@@ -15,6 +16,7 @@ mod groupread;
 mod hardening;
 mod hashpool;
 mod http;
+mod https;
 mod mfa;
 mod migrate;
 mod ops;

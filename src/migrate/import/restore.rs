@@ -257,8 +257,16 @@ pub fn restore(
             allocate_gid: false,
         });
     }
+    let report = account::import::write_batch(store, &Actor::Operator, &batch)?;
+    // Group attributes after the batch, which does not carry them: a
+    // restore that stops in between is completed by running it again.
+    for g in backup.groups.iter().filter(|g| !g.attrs.is_empty()) {
+        for (key, value) in &g.attrs {
+            store.set_group_attr(g.group.id, key, Some(value))?;
+        }
+    }
     Ok(RestoreReport {
-        batch: account::import::write_batch(store, &Actor::Operator, &batch)?,
+        batch: report,
         devices_skipped: skipped.0,
         app_passwords_skipped: skipped.1,
     })

@@ -1,5 +1,6 @@
 //! The sled store as a [`Backend`]: each method is the one of the same
-//! name on [`SledStore`].
+//! name on [`SledStore`]. Every write holds the snapshot lock shared
+//! (`SledStore::writing`, see `snapshot.rs`) for its whole duration.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use crate::store::mfa::{
 };
 use crate::store::{
     Backend, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash,
-    Timestamp, User, UserId,
+    Snapshot, Timestamp, User, UserId,
 };
 
 impl Backend for SledStore {
@@ -25,6 +26,7 @@ impl Backend for SledStore {
     }
 
     fn create_user(&self, new: NewUser) -> Result<User> {
+        let _w = self.writing();
         SledStore::create_user(self, new)
     }
 
@@ -77,10 +79,12 @@ impl Backend for SledStore {
     }
 
     fn update_user(&self, id: UserId, change: &dyn Fn(&mut User) -> Result<()>) -> Result<User> {
+        let _w = self.writing();
         SledStore::update_user(self, id, change)
     }
 
     fn delete_user(&self, id: UserId) -> Result<()> {
+        let _w = self.writing();
         SledStore::delete_user(self, id)
     }
 
@@ -89,10 +93,12 @@ impl Backend for SledStore {
     }
 
     fn set_password_hash(&self, id: UserId, phc: &str) -> Result<()> {
+        let _w = self.writing();
         SledStore::set_password_hash(self, id, phc)
     }
 
     fn create_group(&self, name: &str, description: Option<String>) -> Result<Group> {
+        let _w = self.writing();
         SledStore::create_group(self, name, description)
     }
 
@@ -125,14 +131,17 @@ impl Backend for SledStore {
     }
 
     fn delete_group(&self, id: GroupId) -> Result<()> {
+        let _w = self.writing();
         SledStore::delete_group(self, id)
     }
 
     fn add_member(&self, group: GroupId, member: Member) -> Result<bool> {
+        let _w = self.writing();
         SledStore::add_member(self, group, member)
     }
 
     fn remove_member(&self, group: GroupId, member: Member) -> Result<bool> {
+        let _w = self.writing();
         SledStore::remove_member(self, group, member)
     }
 
@@ -157,10 +166,12 @@ impl Backend for SledStore {
     }
 
     fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        let _w = self.writing();
         SledStore::set_setting(self, key, value)
     }
 
     fn remove_setting(&self, key: &str) -> Result<bool> {
+        let _w = self.writing();
         SledStore::remove_setting(self, key)
     }
 
@@ -170,14 +181,17 @@ impl Backend for SledStore {
         after: &User,
         password_hash: Option<&str>,
     ) -> Result<Option<User>> {
+        let _w = self.writing();
         SledStore::replace_user(self, before, after, password_hash)
     }
 
     fn rename_user(&self, id: UserId, new_name: &str) -> Result<User> {
+        let _w = self.writing();
         SledStore::rename_user(self, id, new_name)
     }
 
     fn rename_group(&self, id: GroupId, new_name: &str) -> Result<Group> {
+        let _w = self.writing();
         SledStore::rename_group(self, id, new_name)
     }
 
@@ -191,6 +205,7 @@ impl Backend for SledStore {
         after: &Group,
         members: &BTreeSet<Member>,
     ) -> Result<Option<Group>> {
+        let _w = self.writing();
         SledStore::replace_group(self, snapshot, after, members)
     }
 
@@ -221,6 +236,7 @@ impl Backend for SledStore {
         digits: u8,
         secret: &TotpSecret,
     ) -> Result<Device> {
+        let _w = self.writing();
         SledStore::add_totp_device(self, user, device_label, digits, secret)
     }
 
@@ -231,10 +247,12 @@ impl Backend for SledStore {
         digits: u8,
         secret: &TotpSecret,
     ) -> Result<Device> {
+        let _w = self.writing();
         SledStore::add_pending_totp_device(self, user, device_label, digits, secret)
     }
 
     fn confirm_device(&self, user: UserId, device: DeviceId) -> Result<bool> {
+        let _w = self.writing();
         SledStore::confirm_device(self, user, device)
     }
 
@@ -244,6 +262,7 @@ impl Backend for SledStore {
         device_label: &str,
         token_hashes: &[KeyedHash],
     ) -> Result<Device> {
+        let _w = self.writing();
         SledStore::add_static_device(self, user, device_label, token_hashes)
     }
 
@@ -252,6 +271,7 @@ impl Backend for SledStore {
     }
 
     fn remove_device(&self, user: UserId, device: DeviceId) -> Result<bool> {
+        let _w = self.writing();
         SledStore::remove_device(self, user, device)
     }
 
@@ -264,6 +284,7 @@ impl Backend for SledStore {
     }
 
     fn advance_totp_step(&self, user: UserId, device: DeviceId, step: u64) -> Result<bool> {
+        let _w = self.writing();
         SledStore::advance_totp_step(self, user, device, step)
     }
 
@@ -273,6 +294,7 @@ impl Backend for SledStore {
         device: DeviceId,
         token_hash: &KeyedHash,
     ) -> Result<bool> {
+        let _w = self.writing();
         SledStore::consume_static_token(self, user, device, token_hash)
     }
 
@@ -284,6 +306,7 @@ impl Backend for SledStore {
         expires: Option<Timestamp>,
         hash: &KeyedHash,
     ) -> Result<AppPassword> {
+        let _w = self.writing();
         SledStore::add_app_password(self, user, kind, name, expires, hash)
     }
 
@@ -296,10 +319,12 @@ impl Backend for SledStore {
     }
 
     fn revoke_app_password(&self, user: UserId, id: AppPasswordId) -> Result<bool> {
+        let _w = self.writing();
         SledStore::revoke_app_password(self, user, id)
     }
 
     fn purge_expired_app_passwords(&self, user: UserId, now: Timestamp) -> Result<usize> {
+        let _w = self.writing();
         SledStore::purge_expired_app_passwords(self, user, now)
     }
 
@@ -310,6 +335,7 @@ impl Backend for SledStore {
         at: Timestamp,
         from: &str,
     ) -> Result<()> {
+        let _w = self.writing();
         SledStore::touch_app_password(self, user, id, at, from)
     }
 
@@ -322,6 +348,7 @@ impl Backend for SledStore {
     }
 
     fn set_group_policy(&self, group: GroupId, policy: GroupPolicy) -> Result<()> {
+        let _w = self.writing();
         SledStore::set_group_policy(self, group, policy)
     }
 
@@ -334,10 +361,16 @@ impl Backend for SledStore {
     }
 
     fn rehash_password(&self, id: UserId, old: &str, new: &str) -> Result<bool> {
+        let _w = self.writing();
         SledStore::rehash_password(self, id, old, new)
     }
 
+    fn snapshot(&self) -> Result<Snapshot> {
+        SledStore::snapshot(self)
+    }
+
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
+        let _w = self.writing();
         SledStore::apply_batch(self, batch)
     }
 
@@ -370,6 +403,7 @@ impl Backend for SledStore {
     }
 
     fn set_group_attr(&self, id: GroupId, key: &str, value: Option<&str>) -> Result<bool> {
+        let _w = self.writing();
         SledStore::set_group_attr(self, id, key, value)
     }
 }

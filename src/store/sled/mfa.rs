@@ -34,6 +34,7 @@
 
 use sled::transaction::{Transactional, TransactionalTree};
 use sled::Tree;
+use std::collections::HashSet;
 use uuid::Uuid;
 
 use crate::store::mfa::*;
@@ -217,6 +218,18 @@ impl SledStore {
     }
 
     // --- backups ---
+
+    /// The users that have a device or an app password: one pass over
+    /// two trees' keys, so a snapshot reads second factors only for them.
+    pub(super) fn users_with_second_factors(&self) -> Result<HashSet<UserId>> {
+        let m = self.mfa();
+        let mut out = HashSet::new();
+        for key in m.devices.iter().keys().chain(m.app_passwords.iter().keys()) {
+            let key = key.map_err(backend)?;
+            out.insert(UserId(keys::uuid(key.get(..16).unwrap_or_default())?));
+        }
+        Ok(out)
+    }
 
     /// The user's devices with their secrets, last accepted steps and
     /// unused static token hashes, for a backup.

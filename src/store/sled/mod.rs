@@ -55,6 +55,12 @@
 //! copy ([`crate::store::Backend::membership_epoch`]), advanced by `settle` after each
 //! committed transaction that advanced the stored one.
 //!
+//! # Snapshots
+//! Every write through the store interface holds a store-level lock
+//! shared; a snapshot (backups, exports) holds it exclusively while it
+//! copies the records, so it never sees half a transaction
+//! (`snapshot.rs`).
+//!
 //! # Decoded records
 //! User and group records are decoded from JSON once per stored version
 //! (`records.rs`); every read still fetches the stored bytes.
@@ -66,6 +72,7 @@ mod keys;
 mod mfa;
 mod records;
 mod sessions;
+mod snapshot;
 mod users;
 mod write;
 
@@ -138,6 +145,8 @@ struct Trees {
     /// Decoded user and group records (`records.rs`).
     user_records: records::Records<UserId, User>,
     group_records: records::Records<GroupId, Group>,
+    /// Writes hold it shared, a snapshot exclusively (`snapshot.rs`).
+    snapshot_lock: std::sync::RwLock<()>,
 }
 
 thread_local! {
@@ -417,6 +426,7 @@ impl SledStore {
             epoch: AtomicU64::new(0),
             user_records: records::Records::new(),
             group_records: records::Records::new(),
+            snapshot_lock: std::sync::RwLock::new(()),
             db,
         };
         let store = SledStore { t: Arc::new(t) };

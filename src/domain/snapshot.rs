@@ -1,0 +1,142 @@
+//! A whole directory at one instant: what [`crate::store::Backend::snapshot`]
+//! answers and what backups and exports are written from.
+//!
+//! Plain data, in memory, owned by the caller: once a backend has handed
+//! it over, rendering it (LDIF, JSON) holds no lock and no transaction,
+//! however slowly the output is consumed. Consistency is the backend's
+//! promise: every record, membership, credential and counter in one
+//! snapshot is as it was at the same moment, so each member refers to a
+//! user or group of the same snapshot.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use super::mfa::{GroupPolicy, RawSecondFactors};
+use super::model::{Group, GroupId, Member, User, UserId};
+
+/// Every record of a store at one instant.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Ordered by lowercase username.
+    pub users: Vec<SnapshotUser>,
+    /// Ordered by lowercase name.
+    pub groups: Vec<SnapshotGroup>,
+    /// Every setting, ordered by key.
+    pub settings: Vec<(String, String)>,
+    /// The allocators: (next uidNumber, next gidNumber).
+    pub counters: (u32, u32),
+}
+
+/// A user with its credentials.
+#[derive(Clone)]
+pub struct SnapshotUser {
+    pub user: User,
+    /// The stored PHC (or scheme-tagged legacy) string.
+    pub password_hash: Option<String>,
+    /// Devices (with secrets, last steps, unused tokens) and app passwords
+    /// (with their keyed hashes).
+    pub second_factors: RawSecondFactors,
+}
+
+impl fmt::Debug for SnapshotUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotUser")
+            .field("user", &self.user)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "********"),
+            )
+            .field("second_factors", &self.second_factors)
+            .finish()
+    }
+}
+
+/// A group with its direct members and explicit policy.
+#[derive(Clone, Debug)]
+pub struct SnapshotGroup {
+    pub group: Group,
+    /// Direct members: child groups first, then users, each in id order
+    /// (as [`crate::store::Backend::members`]).
+    pub members: Vec<Member>,
+    pub policy: GroupPolicy,
+    /// `group set-attr` values (the portal's may-change settings).
+    pub attrs: BTreeMap<String, String>,
+}
+
+impl Snapshot {
+    /// True when some app password or unused static token is held: their
+    /// hashes are keyed with the server key.
+    pub fn has_keyed_hashes(&self) -> bool {
+        self.users.iter().any(|u| {
+            !u.second_factors.app_passwords.is_empty()
+                || u.second_factors
+                    .devices
+                    .iter()
+                    .any(|d| !d.static_tokens.is_empty())
+        })
+    }
+
+    /// The groups each member is a direct member of, in the order of
+    /// [`Snapshot::groups`].
+    pub fn parents(&self) -> HashMap<Member, Vec<GroupId>> {
+        let mut out: HashMap<Member, Vec<GroupId>> = HashMap::new();
+        for g in &self.groups {
+            for m in &g.members {
+                out.entry(*m).or_default().push(g.group.id);
+            }
+        }
+        out
+    }
+
+    /// The users in the group named `name` (case-insensitive) or in any
+    /// group nested in it; empty when there is no such group.
+    pub fn transitive_user_members(&self, name: &str) -> HashSet<UserId> {
+        let by_id: HashMap<GroupId, &SnapshotGroup> =
+            self.groups.iter().map(|g| (g.group.id, g)).collect();
+        let mut users = HashSet::new();
+        let Some(root) = self
+            .groups
+            .iter()
+            .find(|g| g.group.name.eq_ignore_ascii_case(name))
+        else {
+            return users;
+        };
+        let mut seen = HashSet::from([root.group.id]);
+        let mut todo = vec![root];
+        while let Some(g) = todo.pop() {
+            for m in &g.members {
+                match m {
+                    Member::User(u) => {
+                        users.insert(*u);
+                    }
+                    Member::Group(c) => {
+                        if seen.insert(*c) {
+                            todo.extend(by_id.get(c).copied());
+                        }
+                    }
+                }
+            }
+        }
+        users
+    }
+
+    /// Members that name no user or group of the snapshot: always empty
+    /// for a snapshot a backend took (the conformance suite checks it).
+    pub fn dangling_members(&self) -> Vec<(GroupId, Member)> {
+        let users: HashSet<UserId> = self.users.iter().map(|u| u.user.id).collect();
+        let groups: HashSet<GroupId> = self.groups.iter().map(|g| g.group.id).collect();
+        let mut out = Vec::new();
+        for g in &self.groups {
+            for m in &g.members {
+                let known = match m {
+                    Member::User(u) => users.contains(u),
+                    Member::Group(c) => groups.contains(c),
+                };
+                if !known {
+                    out.push((g.group.id, *m));
+                }
+            }
+        }
+        out
+    }
+}

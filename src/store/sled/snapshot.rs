@@ -1,0 +1,96 @@
+//! A consistent snapshot of the sled store, and the lock that makes it so.
+//!
+//! sled has no read view across trees: a transaction cannot iterate, and
+//! a plain iteration may see half of a transaction that commits while it
+//! runs (a new membership without its group's touched record, a deleted
+//! user whose memberships are still there). So the store has one lock of
+//! its own, [`SledStore::writing`] / [`SledStore::snapshot`]:
+//! - every write through the store interface holds it **shared** for the
+//!   whole write (scan, transaction, flush); writes never wait for each
+//!   other on it, and reads never take it. Portal sessions are the one
+//!   exception: no snapshot holds them (a backup restores accounts, not
+//!   sign-ins), so signing in never waits for a backup;
+//! - a snapshot holds it **exclusively** while it copies every record into
+//!   memory, so no write is half done while it reads, and none starts.
+//!
+//! Searches and binds go on meanwhile; a bind that writes (a TOTP step, a
+//! static token, an app password's last use) and every other write wait
+//! for the copy, which is one pass over the records with no encoding and
+//! no I/O beyond sled's page cache. Rendering the snapshot (LDIF, JSON)
+//! happens after the lock is released.
+
+use std::sync::{RwLockReadGuard, RwLockWriteGuard};
+
+use super::SledStore;
+use crate::domain::mfa::RawSecondFactors;
+use crate::store::{Result, Snapshot, SnapshotGroup, SnapshotUser};
+
+impl SledStore {
+    /// Held (shared) by every write for its whole duration; see the module
+    /// documentation. Never held across a call that takes it again.
+    pub(super) fn writing(&self) -> RwLockReadGuard<'_, ()> {
+        // A writer that panicked left no half-written record behind in
+        // sled (its transaction did not commit): the lock's state is fine.
+        self.t
+            .snapshot_lock
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.t
+            .snapshot_lock
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every record at one instant: writes are held off while it is
+    /// copied (see the module documentation).
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        crate::blocking::assert_may_block("a store snapshot");
+        let waited = std::time::Instant::now();
+        let _quiet = self.exclusive();
+        let started = std::time::Instant::now();
+        let with_factors = self.users_with_second_factors()?;
+        let mut users = Vec::new();
+        for user in self.users()? {
+            let id = user.id;
+            let second_factors = if with_factors.contains(&id) {
+                RawSecondFactors {
+                    devices: self.raw_devices(id)?,
+                    app_passwords: self.raw_app_passwords(id)?,
+                }
+            } else {
+                RawSecondFactors::default()
+            };
+            users.push(SnapshotUser {
+                password_hash: self.password_hash(id)?,
+                second_factors,
+                user,
+            });
+        }
+        let mut groups = Vec::new();
+        for group in self.groups()? {
+            groups.push(SnapshotGroup {
+                members: self.members(group.id)?,
+                policy: self.group_policy(group.id)?,
+                attrs: self.group_attrs(group.id)?,
+                group,
+            });
+        }
+        let snap = Snapshot {
+            users,
+            groups,
+            settings: self.settings()?,
+            counters: self.counters()?,
+        };
+        tracing::info!(
+            users = snap.users.len(),
+            groups = snap.groups.len(),
+            waited_ms = started.duration_since(waited).as_millis() as u64,
+            writes_held_ms = started.elapsed().as_millis() as u64,
+            "store snapshot taken"
+        );
+        Ok(snap)
+    }
+}
