@@ -21,6 +21,7 @@
 //! - `tokens`: app passwords and API tokens.
 //! - `sessions`: the user's portal sessions and LDAP connections.
 //! - `admin`: the minimal admin page and `/api/v1/users|groups`.
+//! - `openapi`: the API's description, `/api/v1/openapi.json`.
 //! - `api`: `/api/v1` (`/me`; the other areas' API handlers sit with
 //!   their pages).
 //! - `views`: the HTML (maud); `i18n`: the message catalogues.
@@ -35,6 +36,7 @@ mod extract;
 pub mod i18n;
 mod login;
 mod mfa;
+mod openapi;
 mod pages;
 mod password;
 mod sessions;
@@ -163,6 +165,7 @@ pub fn router(portal: Portal) -> Router {
             "/api/v1/groups/{name}/members/{username}",
             post(admin::api_add_member).delete(admin::api_remove_member),
         )
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/me", get(api::me).patch(api::patch_me))
         .route("/api/v1/me/password", post(password::api_change))
         .route("/api/v1/me/sessions", get(sessions::api_list))

@@ -283,3 +283,43 @@ async fn admins_list_and_end_anyones_sessions_others_do_not() {
     assert_eq!(send(&fx.app, get("/", &bob)).await.location(), "/login");
     assert_eq!(send(&fx.app, get("/", &alice)).await.status, StatusCode::OK);
 }
+
+/// The OpenAPI description is served without a session, and every
+/// operation it lists exists in the router and asks for authentication
+/// (401 signed out, never 404 or 405); the API routes of the router are
+/// all in it.
+#[tokio::test]
+async fn the_openapi_description_names_only_real_routes() {
+    let fx = fixture();
+    let res = send(&fx.app, get("/api/v1/openapi.json", "")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.header("content-type").starts_with("application/json"));
+    let doc: serde_json::Value = serde_json::from_str(&res.body).expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, _) in item.as_object().expect("item") {
+            let concrete = path
+                .replace("{id}", "00000000-0000-0000-0000-000000000000")
+                .replace("{username}", "alice")
+                .replace("{name}", "admins");
+            let req = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&concrete)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .expect("request");
+            let res = send(&fx.app, req).await;
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, 25, "every API operation of the router");
+    // Every schema it refers to is defined.
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for name in res.body.split("#/components/schemas/").skip(1) {
+        let name = &name[..name.find('"').expect("end")];
+        assert!(schemas.contains_key(name), "{name}");
+    }
+}
