@@ -240,7 +240,12 @@ fn ldap_handler(
             idle: config.portal.session_idle,
             absolute: config.portal.session_max,
         })
-        .with_profile_defaults(config.portal.can_change);
+        .with_profile_defaults(config.portal.can_change)
+        .with_portal_rules(
+            &config.bind.totp_issuer,
+            config.portal.token_lifetimes,
+            config.portal.end_sessions_on_password_change,
+        );
     handler
 }
 

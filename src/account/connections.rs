@@ -24,8 +24,9 @@ use super::{AccountError, Actor, AdminContext};
 use crate::directory::Identity;
 use crate::store::{now, Timestamp, UserId};
 
-/// `session list [USER]`: the LDAP connections bound as a user (as
-/// `username`, when given), oldest first.
+/// `session list [USER]`: the signed-in portal sessions and the LDAP
+/// connections bound as a user (as `username`, when given), each oldest
+/// first.
 pub fn session_list(
     ctx: &AdminContext,
     actor: &Actor,
@@ -33,9 +34,16 @@ pub fn session_list(
 ) -> Result<AdminAnswer, AccountError> {
     actor.require_operator()?;
     let user = username.map(|name| find_user(ctx, name)).transpose()?;
-    let list = ctx
-        .connections
-        .bound(user.map(|u| u.id))
+    let mut list =
+        super::sessions::portal_session_views(&ctx.store, ctx.sessions, user.as_ref(), now())?;
+    list.extend(ldap_rows(&ctx.connections, user.map(|u| u.id)));
+    Ok(AdminAnswer::Sessions(list))
+}
+
+/// The LDAP connections bound as a user (as `user`, when given).
+pub(super) fn ldap_rows(connections: &Connections, user: Option<UserId>) -> Vec<SessionView> {
+    connections
+        .bound(user)
         .into_iter()
         .map(|c| SessionView {
             id: c.id.to_string(),
@@ -44,13 +52,14 @@ pub fn session_list(
             address: c.peer.ip().to_string(),
             created: rfc3339(c.bound_at),
             last_seen: rfc3339(c.last_op),
+            user_agent: None,
         })
-        .collect();
-    Ok(AdminAnswer::Sessions(list))
+        .collect()
 }
 
-/// `session end ID`: closes that LDAP connection (within a moment: its task
-/// sees the request and closes the socket).
+/// `session end ID`: closes that LDAP connection (within a moment: its
+/// task sees the request and closes the socket), or ends that portal
+/// session (its browser is signed out at its next request).
 pub fn session_end(
     ctx: &AdminContext,
     actor: &Actor,
@@ -59,10 +68,14 @@ pub fn session_end(
     actor.require_operator()?;
     let missing = || AccountError::NotFound(format!("no open session {id}"));
     let uuid = Uuid::parse_str(id.trim()).map_err(|_| missing())?;
-    if !ctx.connections.end(uuid, None) {
+    let kind = if ctx.connections.end(uuid, None) {
+        "ldap"
+    } else if super::sessions::end_portal_session(&ctx.store, uuid, None)? {
+        "portal"
+    } else {
         return Err(missing());
-    }
-    tracing::info!(target: "portcullis::audit", session = %uuid, kind = "ldap", "session ended");
+    };
+    tracing::info!(target: "portcullis::audit", session = %uuid, kind, by = "operator", "session ended");
     Ok(AdminAnswer::Removed(Removed::new(uuid.to_string())))
 }
 

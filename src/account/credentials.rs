@@ -1,17 +1,114 @@
 //! App passwords and API tokens: labelled secrets with an optional expiry,
 //! shown once, kept as keyed hashes ([`CredentialKind`]). The operator
-//! manages them (`app-password …`, `token …`); the portal will let users
-//! manage their own through the same functions. An API token opens the
-//! portal's JSON API ([`Accounts::api_token_user`]); an app password an LDAP
-//! bind (`auth`).
+//! manages them (`app-password …`, `token …`); users manage their own at
+//! the portal through the same functions (`account::own`). An API token
+//! opens the portal's JSON API ([`Accounts::api_token_user`]); an app
+//! password an LDAP bind (`auth`).
+//!
+//! Lifetimes: what a user makes for themself always expires, by default
+//! after [`Lifetimes::default_secs`] and at the latest after the user's
+//! maximum: [`Lifetimes::max_secs`], lowered by the attribute
+//! `goauthentik.io/user/token-maximum-lifetime` (the user's own value, else
+//! the shortest among their groups). The operator is bound by neither.
 
 use super::mfa::{parse_id, MAX_EXPIRY_SECS};
+use super::profile::TOKEN_MAX_LIFETIME;
 use super::records::find_user;
 use super::view::{rfc3339, AdminAnswer, AppPasswordAdded, AppPasswordView, Removed, Secret};
 use super::{AccountError, Accounts, Actor, AdminContext};
 use crate::auth::{api_token, app_password};
 use crate::blocking::off_reactor;
-use crate::store::{now, AppPassword, AppPasswordId, CredentialKind, User};
+use crate::store::{now, AppPassword, AppPasswordId, CredentialKind, Member, Store, User};
+
+/// The lifetimes of what users make for themselves (`[portal]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// When the user names no expiry.
+    pub default_secs: u64,
+    /// The longest a user may choose.
+    pub max_secs: u64,
+}
+
+impl Default for Lifetimes {
+    /// 30 days by default, a year at most.
+    fn default() -> Lifetimes {
+        Lifetimes {
+            default_secs: 30 * 86400,
+            max_secs: 365 * 86400,
+        }
+    }
+}
+
+/// `90m`, `12h`, `30d`, `2w`, `45s` → seconds (positive, at most ten
+/// years); `None` for anything else.
+pub fn parse_lifetime(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    let unit_secs = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => return None,
+    };
+    n.checked_mul(unit_secs).filter(|s| *s <= MAX_EXPIRY_SECS)
+}
+
+/// An expiry as people give it: a duration (`30d`) or a day (`2027-01-31`,
+/// which ends at that day's end, UTC), as seconds from `at`; `None` when
+/// it is neither or not in the future.
+pub fn parse_expiry(text: &str, at: i64) -> Option<u64> {
+    if let Some(secs) = parse_lifetime(text) {
+        return Some(secs);
+    }
+    let mut parts = text.trim().splitn(3, '-');
+    let mut next = || {
+        parts
+            .next()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let (year, month, day) = (next()?, next()?, next()?);
+    if year.len() != 4 || month.len() != 2 || day.len() != 2 {
+        return None;
+    }
+    let month = time::Month::try_from(month.parse::<u8>().ok()?).ok()?;
+    let day = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
+    let end = day.with_hms(23, 59, 59).ok()?.assume_utc().unix_timestamp();
+    u64::try_from(end.checked_sub(at)?).ok().filter(|s| *s > 0)
+}
+
+/// The longest lifetime `user` may give what they make: the configured
+/// maximum, lowered by the attribute (own value, else the shortest among
+/// the user's groups, nested included). Blocking.
+fn max_lifetime(store: &Store, lifetimes: Lifetimes, user: &User) -> Result<u64, AccountError> {
+    let own = user
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(TOKEN_MAX_LIFETIME))
+        .and_then(|(_, v)| parse_lifetime(v));
+    let attr = match own {
+        Some(secs) => Some(secs),
+        None => {
+            let mut shortest: Option<u64> = None;
+            for group in store.transitive_groups_of(Member::User(user.id))? {
+                for (k, v) in store.group_attrs(group)? {
+                    if k.eq_ignore_ascii_case(TOKEN_MAX_LIFETIME) {
+                        if let Some(secs) = parse_lifetime(&v) {
+                            shortest = Some(shortest.map_or(secs, |s| s.min(secs)));
+                        }
+                    }
+                }
+            }
+            shortest
+        }
+    };
+    Ok(attr.map_or(lifetimes.max_secs, |a| a.min(lifetimes.max_secs)))
+}
 
 fn view(ap: &AppPassword, at: i64) -> AppPasswordView {
     AppPasswordView {
@@ -35,8 +132,21 @@ pub fn add(
     name: &str,
     expires_in_secs: Option<u64>,
 ) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.may_manage(username)?;
     let user = find_user(ctx, username)?;
+    let expires_in_secs = if matches!(actor, Actor::Operator | Actor::System) {
+        expires_in_secs
+    } else {
+        let max = max_lifetime(&ctx.store, ctx.token_lifetimes, &user)?;
+        let secs = expires_in_secs.unwrap_or(ctx.token_lifetimes.default_secs.min(max));
+        if secs > max {
+            return Err(AccountError::Invalid(format!(
+                "the expiry is too far away: at most {} from now",
+                describe_secs(max)
+            )));
+        }
+        Some(secs)
+    };
     let expires = match expires_in_secs {
         None => None,
         Some(0) => return Err(AccountError::Invalid("--expires must be positive".into())),
@@ -72,6 +182,16 @@ pub fn add(
     }))
 }
 
+/// A lifetime in words: `30 days`, `12 hours`, `90 minutes`.
+fn describe_secs(secs: u64) -> String {
+    match secs {
+        s if s % 86400 == 0 => format!("{} days", s / 86400),
+        s if s % 3600 == 0 => format!("{} hours", s / 3600),
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
+
 /// `app-password list` and `token list`: the user's secrets of `kind`
 /// (never the secrets themselves), after removing expired ones.
 pub fn list(
@@ -80,7 +200,7 @@ pub fn list(
     kind: CredentialKind,
     username: &str,
 ) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.may_manage(username)?;
     let user = find_user(ctx, username)?;
     let at = now();
     ctx.store.purge_expired_app_passwords(user.id, at)?;
@@ -102,7 +222,7 @@ pub fn revoke(
     username: &str,
     id: &str,
 ) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.may_manage(username)?;
     let user = find_user(ctx, username)?;
     let id = AppPasswordId(parse_id(kind.noun(), id)?);
     let missing = || {
@@ -265,14 +385,100 @@ mod tests {
             .await
             .expect("lookup")
             .is_none());
-        // A bound user cannot manage tokens through the operator's calls.
+        // A bound user manages only their own.
         let bound = Actor::Bound(crate::directory::Identity::User {
             id: tess.id,
             username: "tess".into(),
         });
         assert!(matches!(
-            add(&ctx, &bound, CredentialKind::ApiToken, "tess", "x", None),
+            add(&ctx, &bound, CredentialKind::ApiToken, "admin", "x", None),
             Err(AccountError::Denied(_))
         ));
+        assert!(matches!(
+            revoke(&ctx, &bound, CredentialKind::ApiToken, "admin", &id),
+            Err(AccountError::Denied(_))
+        ));
+    }
+
+    /// What a user makes for themself always expires: by default after
+    /// the default lifetime, never later than the maximum, which the
+    /// attribute lowers (the user's own value, else the shortest among
+    /// groups). The operator is bound by neither.
+    #[test]
+    fn lifetimes_default_and_cap_with_the_attribute() {
+        let (_, mut ctx) = setup();
+        ctx.token_lifetimes = Lifetimes {
+            default_secs: 7 * 86400,
+            max_secs: 30 * 86400,
+        };
+        let tess = ctx.store.user_by_name("tess").unwrap().unwrap();
+        let me = Actor::Bound(crate::directory::Identity::User {
+            id: tess.id,
+            username: "tess".into(),
+        });
+        let expires_in = |answer: AdminAnswer| match answer {
+            AdminAnswer::AppPasswordAdded(a) => {
+                let text = a.expires.expect("expires");
+                let at = time::OffsetDateTime::parse(
+                    &text,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .expect("rfc3339")
+                .unix_timestamp();
+                at - now()
+            }
+            other => panic!("{other:?}"),
+        };
+        let kind = CredentialKind::AppPassword;
+        let d = expires_in(add(&ctx, &me, kind, "tess", "a", None).expect("add"));
+        assert!((7 * 86400 - 5..=7 * 86400).contains(&d), "{d}");
+        assert!(matches!(
+            add(&ctx, &me, kind, "tess", "b", Some(31 * 86400)),
+            Err(AccountError::Invalid(_))
+        ));
+        let staff = ctx.store.create_group("staff", None).expect("group");
+        ctx.store
+            .add_member(staff.id, Member::User(tess.id))
+            .expect("member");
+        ctx.store
+            .set_group_attr(staff.id, TOKEN_MAX_LIFETIME, Some("2d"))
+            .expect("attr");
+        assert!(matches!(
+            add(&ctx, &me, kind, "tess", "c", Some(3 * 86400)),
+            Err(AccountError::Invalid(_))
+        ));
+        // The default is cut to the maximum.
+        let d = expires_in(add(&ctx, &me, kind, "tess", "d", None).expect("add"));
+        assert!((2 * 86400 - 5..=2 * 86400).contains(&d), "{d}");
+        // The user's own value wins over the group's.
+        ctx.store
+            .update_user(tess.id, &|u| {
+                u.attrs.insert(TOKEN_MAX_LIFETIME.into(), "10d".into());
+                Ok(())
+            })
+            .expect("attr");
+        add(&ctx, &me, kind, "tess", "e", Some(9 * 86400)).expect("within the user's own");
+        // The operator is not bound.
+        add(&ctx, &Actor::Operator, kind, "tess", "f", Some(300 * 86400)).expect("operator");
+        add(&ctx, &Actor::Operator, kind, "tess", "g", None).expect("never expires");
+    }
+
+    #[test]
+    fn lifetimes_and_expiries_parse() {
+        assert_eq!(parse_lifetime("30d"), Some(30 * 86400));
+        assert_eq!(parse_lifetime(" 12h "), Some(12 * 3600));
+        assert_eq!(parse_lifetime("2w"), Some(14 * 86400));
+        for bad in ["", "0d", "d", "12", "3y", "-1d", "99999999w"] {
+            assert_eq!(parse_lifetime(bad), None, "{bad}");
+        }
+        let at = 1_800_000_000; // 2027-01-15T08:00:00Z
+        assert_eq!(parse_expiry("1h", at), Some(3600));
+        let end_of_day = 1_800_057_599; // 2027-01-15T23:59:59Z
+        assert_eq!(
+            parse_expiry("2027-01-15", at),
+            Some((end_of_day - at) as u64)
+        );
+        assert_eq!(parse_expiry("2027-01-14", at), None);
+        assert_eq!(parse_expiry("tomorrow", at), None);
     }
 }

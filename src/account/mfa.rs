@@ -149,7 +149,7 @@ pub fn static_add(
     count: u8,
     label: Option<String>,
 ) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.may_manage(username)?;
     let max = crate::store::mfa::MAX_STATIC_TOKENS;
     if count == 0 || usize::from(count) > max {
         return Err(AccountError::Invalid(format!(
@@ -170,18 +170,33 @@ pub fn static_add(
     }))
 }
 
-fn device_view(ctx: &AdminContext, user: UserId, d: &Device) -> Result<DeviceView, AccountError> {
+pub(super) fn device_view(
+    ctx: &AdminContext,
+    user: UserId,
+    d: &Device,
+) -> Result<DeviceView, AccountError> {
     let kind = match d.kind {
         DeviceKind::Totp { digits } => DeviceKindView::Totp { digits },
         DeviceKind::Static => DeviceKindView::Static {
             tokens_left: ctx.store.static_tokens_left(user, d.id)?,
         },
     };
+    // A TOTP device's last accepted step tells when it was last used;
+    // static tokens keep no time.
+    let last_used = match d.kind {
+        DeviceKind::Totp { .. } => ctx
+            .store
+            .totp_last_step(user, d.id)?
+            .and_then(|step| i64::try_from(step.saturating_mul(totp::PERIOD)).ok())
+            .and_then(rfc3339),
+        DeviceKind::Static => None,
+    };
     Ok(DeviceView {
         id: d.id.to_string(),
         label: d.label.clone(),
         created: rfc3339(d.created),
         confirmed: d.confirmed,
+        last_used,
         kind,
     })
 }
@@ -191,7 +206,7 @@ pub fn list(
     actor: &Actor,
     username: &str,
 ) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.may_manage(username)?;
     let user = find_user(ctx, username)?;
     let devices = ctx.store.devices(user.id)?;
     let list = devices
@@ -207,7 +222,7 @@ pub fn remove(
     username: &str,
     device: &str,
 ) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.may_manage(username)?;
     let user = find_user(ctx, username)?;
     let id = DeviceId(parse_id("device", device)?);
     if !ctx.store.remove_device(user.id, id)? {

@@ -20,6 +20,11 @@
 //! - `credentials`: app passwords and API tokens (labelled secrets).
 //! - `connections`: the open LDAP connections (who is bound where), listed
 //!   and ended by `session list|end` and the portal.
+//! - `own`: what a user manages of their own account at the portal (second
+//!   factors, app passwords and API tokens, sessions), as [`Accounts`]
+//!   methods over the rules of `mfa`, `credentials` and `sessions`.
+//! - `manage`: what an admin does at the portal (users enabled or
+//!   disabled, group memberships), over the rules of `records`.
 //! - `profile`: a user's own details (username, name, email, locale) and
 //!   the rule of which the user may change.
 //! - `sessions`: portal sessions (opened after a sign-in `auth` decided,
@@ -43,7 +48,9 @@ pub mod bootstrap;
 pub mod connections;
 pub mod credentials;
 pub mod import;
+pub mod manage;
 pub mod mfa;
+pub mod own;
 pub mod passwd;
 pub mod password;
 pub mod profile;
@@ -82,9 +89,12 @@ impl From<crate::blocking::TaskFailed> for AccountError {
 }
 
 impl Actor {
-    /// Today every operation of `records` and `mfa` is the operator's (or
-    /// the server's); a bound client is refused until the portal brings
-    /// its self-service rules.
+    /// Operations only the operator (or the server) makes: creating and
+    /// deleting users and groups, setting attributes and policies, TOTP
+    /// devices confirmed at once. A bound client is refused. (Users manage
+    /// their own devices, credentials and sessions under
+    /// [`Actor::may_manage`]; admins at the portal what
+    /// [`Actor::require_admin`] allows.)
     pub fn require_operator(&self) -> Result<(), AccountError> {
         match self {
             Actor::Operator | Actor::System => Ok(()),
@@ -94,6 +104,21 @@ impl Actor {
 }
 
 impl Actor {
+    /// The operator (or the server), or a bound admin: a member of the
+    /// admin group, enabled (the portal's admin page and API). Blocking.
+    pub fn require_admin(&self, ctx: &AdminContext) -> Result<(), AccountError> {
+        match self {
+            Actor::Operator | Actor::System => Ok(()),
+            Actor::Bound(who) => {
+                if crate::directory::admins::is_admin_in(&ctx.store, &ctx.admin_group, who)? {
+                    Ok(())
+                } else {
+                    Err(AccountError::Denied("only admins may do this".into()))
+                }
+            }
+        }
+    }
+
     /// The user `username` themself, or the operator (or the server).
     pub fn may_manage(&self, username: &str) -> Result<(), AccountError> {
         match self {
@@ -197,6 +222,12 @@ pub struct Accounts {
     /// `[portal] can_change_*`: what users may change of their details
     /// unless attributes say otherwise.
     profile_defaults: profile::CanChange,
+    /// `bind.totp_issuer`, named in the otpauth URI of a new device.
+    totp_issuer: String,
+    /// `[portal] token_*_lifetime_secs`.
+    token_lifetimes: credentials::Lifetimes,
+    /// `[portal] end_sessions_on_password_change`.
+    end_sessions_on_password_change: bool,
 }
 
 impl Accounts {
@@ -209,6 +240,44 @@ impl Accounts {
             connections: connections::Connections::default(),
             sessions: sessions::SessionSettings::default(),
             profile_defaults: profile::CanChange::default(),
+            totp_issuer: "Portcullis".into(),
+            token_lifetimes: credentials::Lifetimes::default(),
+            end_sessions_on_password_change: true,
+        }
+    }
+
+    /// The portal's rules from `[portal]` and `[bind]`: the TOTP issuer,
+    /// token lifetimes, whether a password change ends the other sessions.
+    pub fn with_portal_rules(
+        mut self,
+        totp_issuer: &str,
+        token_lifetimes: credentials::Lifetimes,
+        end_sessions_on_password_change: bool,
+    ) -> Accounts {
+        self.totp_issuer = totp_issuer.to_string();
+        self.token_lifetimes = token_lifetimes;
+        self.end_sessions_on_password_change = end_sessions_on_password_change;
+        self
+    }
+
+    /// What the operator's functions (`mfa`, `credentials`) need, from
+    /// this service's parts, so that self-service calls the same rules.
+    fn admin_context(&self) -> AdminContext {
+        let (admin_group, search_group) = self.group_names();
+        AdminContext {
+            store: self.store().clone(),
+            hasher: self.auth.hasher().clone(),
+            base_dn: self.base().to_string(),
+            admin_group: admin_group.to_string(),
+            search_group: search_group.to_string(),
+            server_key: self.auth.server_key().clone(),
+            totp_issuer: self.totp_issuer.clone(),
+            policy_defaults: PolicyDefaults::default(),
+            initial_password_file: self.initial_password_file.clone(),
+            settings: self.settings.clone(),
+            connections: self.connections.clone(),
+            token_lifetimes: self.token_lifetimes,
+            sessions: self.sessions,
         }
     }
 
@@ -311,6 +380,11 @@ pub struct AdminContext {
     /// The server's open LDAP connections (`session list|end`); empty
     /// when the CLI opens the store itself (no server, no connections).
     pub connections: connections::Connections,
+    /// `[portal] token_*_lifetime_secs`: the lifetimes of what a user
+    /// makes for themself (the operator is not bound by them).
+    pub token_lifetimes: credentials::Lifetimes,
+    /// `[portal] session_*_secs`: which stored portal sessions are alive.
+    pub sessions: sessions::SessionSettings,
 }
 
 impl AdminContext {
@@ -329,6 +403,11 @@ impl AdminContext {
             initial_password_file: Some(config.initial_password_path()),
             settings: AccountSettings::from_config(config),
             connections: connections::Connections::default(),
+            token_lifetimes: config.portal.token_lifetimes,
+            sessions: sessions::SessionSettings {
+                idle: config.portal.session_idle,
+                absolute: config.portal.session_max,
+            },
         }
     }
 

@@ -1,5 +1,7 @@
 //! A password change, whoever asks: Password Modify (RFC 3062) over LDAP,
-//! and (next) the portal's change-password form. The rules:
+//! and the portal's change-password form ([`Accounts::change_own_password`]:
+//! the current password alone, since the portal's sign-in took the second
+//! factor). The rules:
 //! - an anonymous client may change nothing;
 //! - a user changes their own password with the old one, which must be
 //!   the account's password (an app password manages no account);
@@ -13,6 +15,7 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use super::{password, AccountError, Accounts, Actor};
+use crate::auth::portal::SignIn;
 use crate::auth::{BindOutcome, Method, Refusal, Secret};
 use crate::blocking::off_reactor;
 use crate::directory::Identity;
@@ -72,6 +75,82 @@ impl Accounts {
                 (p.clone(), Some(p))
             }
         };
+        self.store_new_password(&user, new, self_name).await?;
+        Ok(generated)
+    }
+
+    /// A user's change of their own password at the portal, whose sign-in
+    /// already took the second factor: `current` is the account's password
+    /// alone, checked with the same throttling as a bind. With
+    /// `[portal] end_sessions_on_password_change` the user's other portal
+    /// sessions end (all but `keep`, the browser that asks); answers how
+    /// many ended. Nothing changes when any check fails.
+    pub async fn change_own_password(
+        &self,
+        actor: &Actor,
+        current: &Secret,
+        new: Secret,
+        peer: IpAddr,
+        keep: Option<&super::sessions::SessionToken>,
+    ) -> Result<usize, AccountError> {
+        let Some((_, username)) = Self::bound_user(actor) else {
+            return Err(AccountError::Denied("sign in to change a password".into()));
+        };
+        let user = self.verify_own_password(actor, current, peer).await?;
+        if new.0.is_empty() {
+            return Err(AccountError::Invalid("the new password is required".into()));
+        }
+        self.store_new_password(&user, new.0, username).await?;
+        if !self.end_sessions_on_password_change {
+            return Ok(0);
+        }
+        let ended = self.end_other_sessions(actor, username, keep).await?;
+        if ended > 0 {
+            tracing::info!(target: "portcullis::audit", user = %username, ended, kind = "portal",
+                reason = "password changed", "session ended");
+        }
+        Ok(ended)
+    }
+
+    /// The account's password alone (never an app password, an API token
+    /// or a code), for a signed-in user who confirms a change with it;
+    /// counted on the same throttle as binds and sign-ins. Answers with
+    /// the user.
+    pub async fn verify_own_password(
+        &self,
+        actor: &Actor,
+        password: &Secret,
+        peer: IpAddr,
+    ) -> Result<crate::store::User, AccountError> {
+        let Some((id, username)) = Self::bound_user(actor) else {
+            return Err(AccountError::Denied("sign in first".into()));
+        };
+        if password.0.is_empty() {
+            return Err(AccountError::InvalidCredentials);
+        }
+        match self
+            .auth
+            .sign_in_password(username, password, peer, SystemTime::now())
+            .await
+        {
+            SignIn::Done { user, .. } | SignIn::NeedsCode { user } if user.id == id => Ok(*user),
+            SignIn::Refused {
+                reason: Refusal::Busy,
+            } => Err(AccountError::Busy),
+            _ => Err(AccountError::InvalidCredentials),
+        }
+    }
+
+    /// The shared end of every password change: the policy, argon2id on
+    /// the hashing pool, the durable write (which moves the user's
+    /// credential generation, so the bind cache forgets the old password),
+    /// the audit event.
+    async fn store_new_password(
+        &self,
+        user: &crate::store::User,
+        new: String,
+        by: &str,
+    ) -> Result<(), AccountError> {
         self.settings.password.check(
             &new,
             &[
@@ -87,10 +166,9 @@ impl Accounts {
         let store = self.store().clone();
         let id = user.id;
         off_reactor(move || set_password_hash(&store, id, &phc)).await?;
-        let by = self_name;
         tracing::info!(target: "portcullis::audit", user = %user.username, by = %by, "password changed");
         self.password_changed(&user.username);
-        Ok(generated)
+        Ok(())
     }
 
     /// The old password of a self-service change: the account's own

@@ -28,12 +28,21 @@ pub const CAN_CHANGE_EMAIL: &str = "goauthentik.io/user/can-change-email";
 /// The user's portal language (`en`, `de`); none means auto-detect.
 pub const LOCALE_ATTR: &str = "portcullis/locale";
 
+/// The longest lifetime the user may give an app password or API token
+/// (a duration such as `30d`): see [`crate::account::credentials`].
+pub const TOKEN_MAX_LIFETIME: &str = "goauthentik.io/user/token-maximum-lifetime";
 /// Portal attributes `user set-attr` and `group set-attr` accept, with
 /// the values each takes.
-pub const PORTAL_ATTRS: &[&str] = &[CAN_CHANGE_USERNAME, CAN_CHANGE_NAME, CAN_CHANGE_EMAIL];
+pub const PORTAL_ATTRS: &[&str] = &[
+    CAN_CHANGE_USERNAME,
+    CAN_CHANGE_NAME,
+    CAN_CHANGE_EMAIL,
+    TOKEN_MAX_LIFETIME,
+];
 
 /// The canonical name of a portal attribute (case-insensitive), if `key`
-/// is one; its value must be `true` or `false`.
+/// is one; its value must be `true` or `false` (a duration for
+/// [`TOKEN_MAX_LIFETIME`]).
 pub fn portal_attr(key: &str) -> Option<&'static str> {
     PORTAL_ATTRS
         .iter()
@@ -43,6 +52,15 @@ pub fn portal_attr(key: &str) -> Option<&'static str> {
 
 /// Checks the value given for a portal attribute.
 pub fn check_portal_attr_value(key: &str, value: &str) -> Result<(), AccountError> {
+    if key == TOKEN_MAX_LIFETIME {
+        return super::credentials::parse_lifetime(value)
+            .map(|_| ())
+            .ok_or_else(|| {
+                AccountError::Invalid(format!(
+                    "{key} takes a duration such as 12h, 30d or 2w, not {value:?}"
+                ))
+            });
+    }
     match value {
         "true" | "false" => Ok(()),
         _ => Err(AccountError::Invalid(format!(

@@ -129,7 +129,7 @@ pub fn set_disabled(
     username: &str,
     disabled: bool,
 ) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.require_admin(ctx)?;
     let user = find_user(ctx, username)?;
     if user.disabled == disabled {
         return user_changed(ctx, &user, false);
@@ -314,14 +314,14 @@ pub fn user_show(
     actor: &Actor,
     username: &str,
 ) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.require_admin(ctx)?;
     let user = find_user(ctx, username)?;
     view::Names::new(ctx).user(&user).map(AdminAnswer::User)
 }
 
 /// `user list`.
 pub fn user_list(ctx: &AdminContext, actor: &Actor) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.require_admin(ctx)?;
     let mut names = view::Names::new(ctx);
     let users = ctx.store.users()?;
     let list = users
@@ -337,14 +337,14 @@ pub fn group_show(
     actor: &Actor,
     name: &str,
 ) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.require_admin(ctx)?;
     let group = find_group(ctx, name)?;
     view::Names::new(ctx).group(&group).map(AdminAnswer::Group)
 }
 
 /// `group list`.
 pub fn group_list(ctx: &AdminContext, actor: &Actor) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.require_admin(ctx)?;
     let mut names = view::Names::new(ctx);
     let groups = ctx.store.groups()?;
     let list = groups
@@ -361,7 +361,7 @@ pub fn add_member(
     group: &str,
     user: &str,
 ) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.require_admin(ctx)?;
     let group = find_group(ctx, group)?;
     let user = find_user(ctx, user)?;
     let changed = ctx.store.add_member(group.id, Member::User(user.id))?;
@@ -375,7 +375,7 @@ pub fn remove_member(
     group: &str,
     user: &str,
 ) -> Result<AdminAnswer, AccountError> {
-    actor.require_operator()?;
+    actor.require_admin(ctx)?;
     let group = find_group(ctx, group)?;
     let user = find_user(ctx, user)?;
     let member = Member::User(user.id);

@@ -18,10 +18,11 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::view::{rfc3339, SessionView};
 use super::{AccountError, Accounts, Actor};
 use crate::blocking::off_reactor;
 use crate::domain::session::{bounded, MAX_ADDRESS_LEN, MAX_USER_AGENT_LEN};
-use crate::store::{PortalSession, SessionHash, SessionId, Timestamp, User};
+use crate::store::{PortalSession, SessionHash, SessionId, Store, Timestamp, User, UserId};
 
 /// How long the code step of a sign-in may take.
 pub const PENDING_CODE_SECS: i64 = 300;
@@ -235,6 +236,64 @@ impl Accounts {
         })
         .await
     }
+}
+
+/// The live, signed-in portal sessions (of `user`, or of everyone) as
+/// `session list` and the sessions page show them, oldest first. Blocking.
+pub(super) fn portal_session_views(
+    store: &Store,
+    limits: SessionSettings,
+    user: Option<&User>,
+    at: Timestamp,
+) -> Result<Vec<SessionView>, AccountError> {
+    let users = match user {
+        Some(u) => vec![u.clone()],
+        None => store.users()?,
+    };
+    let mut out = Vec::new();
+    for user in users.iter().filter(|u| !u.disabled) {
+        let mut own: Vec<PortalSession> = store
+            .sessions_of(user.id)?
+            .into_iter()
+            .map(|(_, s)| s)
+            .filter(|s| !s.pending_code && !expired(s, limits, at))
+            .collect();
+        own.sort_by_key(|s| s.created);
+        out.extend(own.into_iter().map(|s| SessionView {
+            id: s.id.0.to_string(),
+            kind: "portal".into(),
+            username: user.username.clone(),
+            address: s.address,
+            created: rfc3339(s.created),
+            last_seen: rfc3339(s.last_seen),
+            user_agent: Some(s.user_agent),
+        }));
+    }
+    Ok(out)
+}
+
+/// Ends the portal session whose (public) id is `id`, of `user` when
+/// given, of anyone otherwise; `false` when there is none. Its browser is
+/// signed out at its next request. Blocking.
+pub(super) fn end_portal_session(
+    store: &Store,
+    id: Uuid,
+    user: Option<UserId>,
+) -> Result<bool, AccountError> {
+    let owners = match user {
+        Some(u) => vec![u],
+        None => store.users()?.into_iter().map(|u| u.id).collect(),
+    };
+    for owner in owners {
+        if let Some((hash, _)) = store
+            .sessions_of(owner)?
+            .into_iter()
+            .find(|(_, s)| s.id.0 == id)
+        {
+            return Ok(store.delete_session(&hash)?);
+        }
+    }
+    Ok(false)
 }
 
 /// True when `session` has ended by time at `now`.

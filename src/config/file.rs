@@ -83,6 +83,9 @@ pub(super) struct RawPortal {
     pub can_change_username: bool,
     pub can_change_name: bool,
     pub can_change_email: bool,
+    pub end_sessions_on_password_change: bool,
+    pub token_default_lifetime_secs: u64,
+    pub token_max_lifetime_secs: u64,
     pub tls: bool,
     pub trusted_proxies: Vec<String>,
 }
@@ -260,6 +263,9 @@ impl Default for RawPortal {
             can_change_username: false,
             can_change_name: true,
             can_change_email: false,
+            end_sessions_on_password_change: true,
+            token_default_lifetime_secs: 30 * 24 * 3600,
+            token_max_lifetime_secs: 365 * 24 * 3600,
             tls: false,
             trusted_proxies: Vec::new(),
         }

@@ -187,6 +187,15 @@ pub struct PortalConfig {
     /// `goauthentik.io/user/can-change-*` of their groups or their own say
     /// otherwise (`can_change_username|name|email`).
     pub can_change: crate::account::profile::CanChange,
+    /// A password change at the portal ends the user's other portal
+    /// sessions (`end_sessions_on_password_change`).
+    pub end_sessions_on_password_change: bool,
+    /// How long an app password or API token made at the portal lives
+    /// when its form leaves "Expires" empty, and the longest it may live
+    /// (`token_default_lifetime_secs`, `token_max_lifetime_secs`); the
+    /// attribute `goauthentik.io/user/token-maximum-lifetime` lowers the
+    /// maximum for a user.
+    pub token_lifetimes: crate::account::credentials::Lifetimes,
     /// Serve HTTPS with the LDAPS certificate (`tls`); session cookies are
     /// then `Secure`.
     pub tls: bool,

@@ -162,6 +162,19 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
             format!("must be between portal.session_idle_secs and {MAX_SESSION_SECS}"),
         ));
     }
+    let max_expiry = crate::account::mfa::MAX_EXPIRY_SECS;
+    if !(60..=max_expiry).contains(&raw.token_max_lifetime_secs) {
+        return Err(o.invalid(
+            "portal.token_max_lifetime_secs",
+            format!("must be between 60 and {max_expiry}"),
+        ));
+    }
+    if !(60..=max_expiry).contains(&raw.token_default_lifetime_secs) {
+        return Err(o.invalid(
+            "portal.token_default_lifetime_secs",
+            format!("must be between 60 and {max_expiry}"),
+        ));
+    }
     let mut trusted_proxies = Vec::with_capacity(raw.trusted_proxies.len());
     for text in &raw.trusted_proxies {
         match text.parse::<crate::domain::net::Cidr>() {
@@ -182,6 +195,15 @@ fn portal(raw: RawPortal, o: &Origins) -> Result<PortalConfig, ConfigError> {
             username: raw.can_change_username,
             name: raw.can_change_name,
             email: raw.can_change_email,
+        },
+        end_sessions_on_password_change: raw.end_sessions_on_password_change,
+        token_lifetimes: crate::account::credentials::Lifetimes {
+            // A default above the maximum is cut to it (lowering only the
+            // maximum is enough).
+            default_secs: raw
+                .token_default_lifetime_secs
+                .min(raw.token_max_lifetime_secs),
+            max_secs: raw.token_max_lifetime_secs,
         },
         tls: raw.tls,
         trusted_proxies,

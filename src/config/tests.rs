@@ -139,6 +139,9 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_PORTAL_CAN_CHANGE_USERNAME", "true"),
         ("PORTCULLIS_PORTAL_CAN_CHANGE_NAME", "false"),
         ("PORTCULLIS_PORTAL_CAN_CHANGE_EMAIL", "true"),
+        ("PORTCULLIS_PORTAL_END_SESSIONS_ON_PASSWORD_CHANGE", "false"),
+        ("PORTCULLIS_PORTAL_TOKEN_DEFAULT_LIFETIME_SECS", "3600"),
+        ("PORTCULLIS_PORTAL_TOKEN_MAX_LIFETIME_SECS", "7200"),
         ("PORTCULLIS_AUTH_ARGON2_MEMORY_KIB", "1024"),
         ("PORTCULLIS_AUTH_ARGON2_ITERATIONS", "3"),
         ("PORTCULLIS_AUTH_ARGON2_PARALLELISM", "2"),
@@ -197,6 +200,11 @@ fn every_key_has_a_working_env_variable() {
                 username: true,
                 name: false,
                 email: true,
+            },
+            end_sessions_on_password_change: false,
+            token_lifetimes: crate::account::credentials::Lifetimes {
+                default_secs: 3600,
+                max_secs: 7200,
             },
             tls: true,
             trusted_proxies: vec![
@@ -488,6 +496,19 @@ fn validation_names_key_and_source() {
     assert!(msg.contains("--http-addr"), "{msg}");
 }
 
+/// Lowering only the maximum token lifetime cuts the default to it.
+#[test]
+fn a_default_token_lifetime_above_the_maximum_is_cut_to_it() {
+    let c = Config::load(
+        None,
+        env(&[("PORTCULLIS_PORTAL_TOKEN_MAX_LIFETIME_SECS", "604800")]),
+        &Overrides::default(),
+    )
+    .expect("load");
+    assert_eq!(c.portal.token_lifetimes.max_secs, 604800);
+    assert_eq!(c.portal.token_lifetimes.default_secs, 604800);
+}
+
 #[test]
 fn validation_rules() {
     let bad: &[(&str, &str, &str)] = &[
@@ -523,6 +544,16 @@ fn validation_rules() {
             "PORTCULLIS_PORTAL_MAX_BODY_BYTES",
             "10",
             "portal.max_body_bytes",
+        ),
+        (
+            "PORTCULLIS_PORTAL_TOKEN_MAX_LIFETIME_SECS",
+            "59",
+            "portal.token_max_lifetime_secs",
+        ),
+        (
+            "PORTCULLIS_PORTAL_TOKEN_DEFAULT_LIFETIME_SECS",
+            "0",
+            "portal.token_default_lifetime_secs",
         ),
         (
             "PORTCULLIS_PORTAL_DRAIN_SECS",

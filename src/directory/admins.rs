@@ -27,23 +27,29 @@ pub fn admin_group_members(
     })
 }
 
+/// The rule of [`Directory::is_admin`] over a store and the name of the
+/// admin group, for callers that hold no `Directory` (the account layer's
+/// operator context). Blocking.
+pub fn is_admin_in(store: &Store, admin_group: &str, who: &Identity) -> Result<bool, StoreError> {
+    let Identity::User { id, .. } = who else {
+        return Ok(false);
+    };
+    if !store.user_is_active(*id)? {
+        return Ok(false);
+    }
+    let Some(admins) = store.group_by_name(admin_group)? else {
+        return Ok(false);
+    };
+    Ok(store
+        .transitive_groups_of(Member::User(*id))?
+        .contains(&admins.id))
+}
+
 impl Directory {
     /// True when `who` is an admin: a bound user, enabled now (a user
     /// disabled since binding is no admin), in the admin group at any
     /// depth. Blocking (store reads).
     pub fn is_admin(&self, who: &Identity) -> Result<bool, StoreError> {
-        let Identity::User { id, .. } = who else {
-            return Ok(false);
-        };
-        if !self.store().user_is_active(*id)? {
-            return Ok(false);
-        }
-        let Some(admins) = self.store().group_by_name(self.group_names().0)? else {
-            return Ok(false);
-        };
-        Ok(self
-            .store()
-            .transitive_groups_of(Member::User(*id))?
-            .contains(&admins.id))
+        is_admin_in(self.store(), self.group_names().0, who)
     }
 }

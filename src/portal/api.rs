@@ -49,19 +49,14 @@ pub struct MePatch {
 }
 
 /// `GET /api/v1/me`.
-pub async fn me(State(portal): State<Portal>, ApiUser(me): ApiUser) -> Response {
-    answer(
-        portal
-            .accounts
-            .profile(&me.actor(), &me.current.user.username)
-            .await,
-    )
+pub async fn me(State(portal): State<Portal>, me: ApiUser) -> Response {
+    answer(portal.accounts.profile(&me.actor(), me.username()).await)
 }
 
 /// `PATCH /api/v1/me`.
 pub async fn patch_me(
     State(portal): State<Portal>,
-    ApiUser(me): ApiUser,
+    me: ApiUser,
     body: Result<Json<MePatch>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(patch)) = body else {
@@ -76,7 +71,7 @@ pub async fn patch_me(
     answer(
         portal
             .accounts
-            .update_profile(&me.actor(), &me.current.user.username, change)
+            .update_profile(&me.actor(), me.username(), change)
             .await,
     )
 }
@@ -90,7 +85,7 @@ fn answer(result: Result<Profile, AccountError>) -> Response {
 
 /// An account refusal as an API error: the text of refusals the caller
 /// can act on, a generic text (and a log line) for the rest.
-fn error(e: AccountError) -> Response {
+pub(super) fn error(e: AccountError) -> Response {
     let status = match &e {
         AccountError::Denied(_) => StatusCode::FORBIDDEN,
         AccountError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -1,8 +1,8 @@
 //! What a handler gets from a request: its context ([`Ctx`]: language,
 //! client, session), the signed-in user ([`SignedIn`], else 303 to
 //! `/login`), a form checked against the session's CSRF token
-//! ([`Posted`], else 403), and the API's caller ([`ApiUser`], else 401;
-//! its writes need `X-CSRF-Token`).
+//! ([`Posted`], else 403), and the API's caller ([`ApiUser`]: a session,
+//! whose writes need `X-CSRF-Token`, or a Bearer API token; else 401).
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -19,6 +19,7 @@ use super::{cookie_value, same_token, see_other, views, Portal, SESSION_COOKIE};
 use crate::account::sessions::{Client, CurrentSession};
 use crate::account::Actor;
 use crate::directory::Identity;
+use crate::domain::User;
 use crate::http::Peer;
 
 pub use crate::account::profile::LOCALE_ATTR;
@@ -154,23 +155,70 @@ impl<T: DeserializeOwned> FromRequest<Portal> for Posted<T> {
 }
 
 /// The caller of an API request: a signed-in session (its writes carry
-/// `X-CSRF-Token`). Without one: 401 `{"error": …}`. Bearer API tokens
-/// come with the tokens page.
-pub struct ApiUser(pub SignedIn);
+/// `X-CSRF-Token`) or an API token as `Authorization: Bearer` (no CSRF:
+/// a browser never adds that header by itself). Without either, or with a
+/// bearer value that is not a live API token (an app password, a revoked
+/// or expired token): 401 `{"error": …}`.
+pub struct ApiUser {
+    pub ctx: Ctx,
+    pub user: User,
+    /// The browser's session, when the cookie authenticated.
+    pub session: Option<CurrentSession>,
+}
+
+impl ApiUser {
+    /// The acting party for the account layer: the user themself.
+    pub fn actor(&self) -> Actor {
+        Actor::Bound(Identity::User {
+            id: self.user.id,
+            username: self.user.username.clone(),
+        })
+    }
+
+    pub fn username(&self) -> &str {
+        &self.user.username
+    }
+}
+
+/// The value of `Authorization: Bearer <value>`, if the request has one.
+fn bearer(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
 
 impl FromRequestParts<Portal> for ApiUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, portal: &Portal) -> Result<ApiUser, Response> {
+        let unauthorized = || api_error(StatusCode::UNAUTHORIZED, "authentication required");
         let mut ctx = Ctx::from_request_parts(parts, portal).await?;
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            let Some(token) = bearer(parts) else {
+                return Err(unauthorized());
+            };
+            let found = portal.accounts.api_token_user(&token, ctx.peer).await;
+            return match found {
+                Ok(Some(user)) => Ok(ApiUser {
+                    ctx,
+                    user,
+                    session: None,
+                }),
+                Ok(None) => Err(unauthorized()),
+                Err(e) => {
+                    tracing::error!(error = %e, "checking an API token");
+                    Err(api_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error",
+                    ))
+                }
+            };
+        }
         let current = match ctx.session.take() {
             Some(current) if !current.session.pending_code => current,
-            _ => {
-                return Err(api_error(
-                    StatusCode::UNAUTHORIZED,
-                    "authentication required",
-                ))
-            }
+            _ => return Err(unauthorized()),
         };
         if parts.method != Method::GET && parts.method != Method::HEAD {
             let token = parts
@@ -185,7 +233,11 @@ impl FromRequestParts<Portal> for ApiUser {
                 ));
             }
         }
-        Ok(ApiUser(SignedIn { ctx, current }))
+        Ok(ApiUser {
+            ctx,
+            user: current.user.clone(),
+            session: Some(current),
+        })
     }
 }
 
@@ -204,6 +256,15 @@ pub fn forbidden(lang: Lang, me: Option<&SignedIn>) -> Response {
     (
         StatusCode::FORBIDDEN,
         super::html(views::message(lang, nav.as_ref(), &lang.t("forbidden"))),
+    )
+        .into_response()
+}
+
+/// 403: a signed-in user asked for what only others may do.
+pub fn forbidden_page(lang: Lang, me: &SignedIn, text: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        super::html(views::message(lang, Some(&me.nav()), text)),
     )
         .into_response()
 }

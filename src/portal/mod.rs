@@ -16,19 +16,31 @@
 //! - `login`: sign-in (password, then a code when the user has a device)
 //!   and sign-out.
 //! - `pages`: "My applications" and the user's details.
-//! - `api`: `/api/v1`.
+//! - `password`: change password (page and API).
+//! - `mfa`: MFA devices: list, TOTP enrolment, static tokens, delete.
+//! - `tokens`: app passwords and API tokens.
+//! - `sessions`: the user's portal sessions and LDAP connections.
+//! - `admin`: the minimal admin page and `/api/v1/users|groups`.
+//! - `openapi`: the API's description, `/api/v1/openapi.json`.
+//! - `api`: `/api/v1` (`/me`; the other areas' API handlers sit with
+//!   their pages).
 //! - `views`: the HTML (maud); `i18n`: the message catalogues.
 //!
-//! Not yet here (seams): the password, MFA, tokens and sessions pages,
-//! the admin page, bearer tokens, HTTPS on the portal (cookies get
+//! Not yet here (seams): HTTPS on the portal (cookies get
 //! `Secure` once it serves TLS: [`Portal::secure_cookies`]) and
 //! `X-Forwarded-*` from trusted proxies.
 
+mod admin;
 mod api;
 mod extract;
 pub mod i18n;
 mod login;
+mod mfa;
+mod openapi;
 mod pages;
+mod password;
+mod sessions;
+mod tokens;
 mod views;
 
 #[cfg(test)]
@@ -38,7 +50,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::account::Accounts;
@@ -101,8 +113,89 @@ pub fn router(portal: Portal) -> Router {
         .route("/logout", get(login::confirm).post(login::sign_out))
         .route("/", get(pages::home))
         .route("/settings", get(pages::settings).post(pages::save_settings))
+        .route(
+            "/settings/password",
+            get(password::show).post(password::change),
+        )
+        .route("/settings/mfa", get(mfa::list))
+        .route("/settings/mfa/totp", post(mfa::begin_totp))
+        .route(
+            "/settings/mfa/totp/{id}",
+            get(mfa::show_totp).post(mfa::confirm_totp),
+        )
+        .route("/settings/mfa/static", post(mfa::add_static))
+        .route(
+            "/settings/mfa/{id}/delete",
+            get(mfa::confirm_delete).post(mfa::delete),
+        )
+        .route(
+            "/settings/mfa/{id}/rename",
+            get(mfa::rename_form).post(mfa::rename),
+        )
+        .route("/settings/tokens", get(tokens::list))
+        .route(
+            "/settings/tokens/new",
+            get(tokens::new_form).post(tokens::create),
+        )
+        .route("/settings/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/settings/sessions", get(sessions::list))
+        .route("/settings/sessions/{id}/delete", post(sessions::delete))
+        .route("/admin", get(admin::show))
+        .route("/admin/users/{username}/{action}", post(admin::set_enabled))
+        .route("/admin/groups/{name}/members", post(admin::add_member))
+        .route(
+            "/admin/groups/{name}/members/{username}/remove",
+            post(admin::remove_member),
+        )
+        .route("/api/v1/users", get(admin::api_users))
+        .route(
+            "/api/v1/users/{username}",
+            get(admin::api_user).patch(admin::api_patch_user),
+        )
+        .route(
+            "/api/v1/users/{username}/sessions",
+            get(admin::api_user_sessions),
+        )
+        .route(
+            "/api/v1/users/{username}/sessions/{id}",
+            delete(admin::api_end_user_session),
+        )
+        .route("/api/v1/groups", get(admin::api_groups))
+        .route(
+            "/api/v1/groups/{name}/members/{username}",
+            post(admin::api_add_member).delete(admin::api_remove_member),
+        )
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/me", get(api::me).patch(api::patch_me))
+        .route("/api/v1/me/password", post(password::api_change))
+        .route("/api/v1/me/sessions", get(sessions::api_list))
+        .route("/api/v1/me/sessions/{id}", delete(sessions::api_delete))
+        .route("/api/v1/me/mfa", get(mfa::api_list))
+        .route("/api/v1/me/mfa/totp", post(mfa::api_begin_totp))
+        .route(
+            "/api/v1/me/mfa/totp/{id}/confirm",
+            post(mfa::api_confirm_totp),
+        )
+        .route("/api/v1/me/mfa/static", post(mfa::api_add_static))
+        .route(
+            "/api/v1/me/mfa/{id}",
+            delete(mfa::api_delete).patch(mfa::api_rename),
+        )
+        .route(
+            "/api/v1/me/app-passwords",
+            get(tokens::api_list_app_passwords).post(tokens::api_create_app_password),
+        )
+        .route(
+            "/api/v1/me/app-passwords/{id}",
+            delete(tokens::api_revoke_app_password),
+        )
+        .route(
+            "/api/v1/me/tokens",
+            get(tokens::api_list_tokens).post(tokens::api_create_token),
+        )
+        .route("/api/v1/me/tokens/{id}", delete(tokens::api_revoke_token))
         .route("/static/portal.css", get(stylesheet))
+        .route("/static/portal.js", get(script))
         // Browsers ask for it on every page; no icon (and no redirect to
         // the sign-in page, which a browser would follow for nothing).
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
@@ -119,6 +212,18 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("portal.css"),
+    )
+        .into_response()
+}
+
+/// The pages' one script (the "Copy" button), compiled in.
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("portal.js"),
     )
         .into_response()
 }
@@ -156,6 +261,14 @@ fn html(markup: maud::Markup) -> Response {
 /// A 303 to `to`.
 fn see_other(to: &'static str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+/// A 303 to a path made at run time.
+fn see_other_to(to: &str) -> Response {
+    match HeaderValue::from_str(to) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => see_other("/"),
+    }
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.

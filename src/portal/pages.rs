@@ -12,11 +12,18 @@ use super::{html, see_other, views, Portal};
 use crate::account::profile::ProfileChange;
 use crate::account::AccountError;
 
-/// `GET /`.
-pub async fn home(me: SignedIn) -> Response {
+/// `GET /`: admins also get a link to the admin page.
+pub async fn home(State(portal): State<Portal>, me: SignedIn) -> Response {
     let user = &me.current.user;
     let name = user.full_name.as_deref().unwrap_or(&user.username);
-    html(views::home(me.ctx.lang, &me.nav(), name))
+    let admin = match portal.accounts.may_administer(&me.actor()).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            tracing::error!(error = %e, "deciding whether a user is an admin");
+            false
+        }
+    };
+    html(views::home(me.ctx.lang, &me.nav(), name, admin))
 }
 
 /// `GET /settings`.
@@ -117,6 +124,19 @@ pub async fn save_settings(State(portal): State<Portal>, posted: Posted<DetailsF
         },
     );
     (status, html(page)).into_response()
+}
+
+/// 404 for a signed-in browser.
+pub fn fallback_for(me: &SignedIn) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        html(views::message(
+            me.ctx.lang,
+            Some(&me.nav()),
+            &me.ctx.lang.t("not-found"),
+        )),
+    )
+        .into_response()
 }
 
 /// Any other path: signed out, to `/login`; signed in, 404.

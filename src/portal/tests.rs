@@ -22,11 +22,19 @@ use crate::store::{Member, NewUser, Store, TotpSecret, UserId};
 const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), 4000);
 const SECRET: [u8; 20] = [7; 20];
 
+#[path = "tests_admin.rs"]
+mod admin;
+#[path = "tests_own.rs"]
+mod own;
+#[path = "tests_sessions.rs"]
+mod sessions;
+
 struct Fx {
     store: Store,
     auth: Authenticator,
     key: ServerKey,
     app: Router,
+    accounts: Accounts,
 }
 
 fn fixture() -> Fx {
@@ -64,12 +72,13 @@ fn fixture_on(store: Store, users: bool) -> Fx {
         "ldap-search",
     );
     let accounts = Accounts::new(dir, auth.clone());
-    let app = crate::http::router().merge(router(Portal::new(accounts, auth.clone())));
+    let app = crate::http::router().merge(router(Portal::new(accounts.clone(), auth.clone())));
     Fx {
         store,
         auth,
         key,
         app,
+        accounts,
     }
 }
 

@@ -130,12 +130,13 @@ pub fn message(lang: Lang, nav: Option<&Nav<'_>>, text: &str) -> Markup {
 }
 
 /// `GET /`: "My applications".
-pub fn home(lang: Lang, nav: &Nav<'_>, display_name: &str) -> Markup {
+pub fn home(lang: Lang, nav: &Nav<'_>, display_name: &str, admin: bool) -> Markup {
     let body = html! {
         h1 { (lang.t("my-applications")) }
         p { (lang.t_with("signed-in-as", &[("name", display_name)])) }
         p.hint { (lang.t("no-applications")) }
         p { a href="/settings" { (lang.t("settings")) } }
+        @if admin { p { a href="/admin" { (lang.t("admin-title")) } } }
     };
     page(lang, &lang.t("my-applications"), Some(nav), body)
 }
@@ -184,4 +185,49 @@ pub fn settings(lang: Lang, nav: &Nav<'_>, v: &SettingsView<'_>) -> Markup {
         }
     };
     page(lang, &lang.t("settings"), Some(nav), body)
+}
+
+/// An RFC 3339 time as the pages show it (`2026-12-03 10:58 UTC`); a
+/// dash when there is none.
+pub fn when(time: Option<&str>) -> String {
+    match time {
+        Some(t) if t.len() >= 16 => format!("{} UTC", t[..16].replacen('T', " ", 1)),
+        Some(t) => t.to_string(),
+        None => "—".to_string(),
+    }
+}
+
+/// A QR code of `text` as an inline SVG (drawn by the server: one path of
+/// dark modules, a quiet zone of four), labelled for screen readers.
+pub fn qr_svg(text: &str, label: &str) -> Markup {
+    let Ok(code) = qrcode::QrCode::new(text.as_bytes()) else {
+        return html! {};
+    };
+    let width = code.width();
+    let size = width + 8;
+    let mut path = String::new();
+    for (i, color) in code.to_colors().into_iter().enumerate() {
+        if color == qrcode::Color::Dark {
+            let (x, y) = (i % width + 4, i / width + 4);
+            path.push_str(&format!("M{x} {y}h1v1h-1z"));
+        }
+    }
+    html! {
+        svg.qr xmlns="http://www.w3.org/2000/svg" viewBox=(format!("0 0 {size} {size}"))
+            role="img" aria-label=(label) shape-rendering="crispEdges" {
+            rect width=(size) height=(size) fill="#fff" {}
+            path d=(path) fill="#000" {}
+        }
+    }
+}
+
+/// A small form with one button that posts to `action` (with the CSRF
+/// token), for the rows' Delete/Revoke and the pages' Add buttons.
+pub fn post_button(action: &str, csrf: &str, text: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            button type="submit" { (text) }
+        }
+    }
 }

@@ -313,6 +313,10 @@ pub trait Backend: Send + Sync {
     ) -> Result<Device>;
 
     /// Removes a device and its secrets; `Ok(false)` if it did not exist.
+    /// Gives a device a new label (checked like a new one); `Ok(false)`
+    /// when the user has no such device.
+    fn rename_device(&self, user: UserId, device: DeviceId, label: &str) -> Result<bool>;
+
     fn remove_device(&self, user: UserId, device: DeviceId) -> Result<bool>;
 
     /// The secret of a TOTP device, if it exists.

@@ -386,8 +386,17 @@ pub fn pending_devices_until_confirmed(h: &mut impl Harness) {
         s.confirm_device(bob.id, device.id),
         Err(StoreError::NotFound(_))
     ));
+    assert!(s
+        .rename_device(alice.id, device.id, "tablet")
+        .expect("rename"));
+    assert!(!s.rename_device(bob.id, device.id, "x").expect("not bob's"));
+    assert!(matches!(
+        s.rename_device(alice.id, device.id, "  "),
+        Err(StoreError::Invalid(_))
+    ));
     let s = h.reopen(s);
     assert!(s.devices(alice.id).expect("read")[0].confirmed);
+    assert_eq!(s.devices(alice.id).expect("read")[0].label, "tablet");
 }
 
 /// The epoch moves with every change to memberships or names, and only

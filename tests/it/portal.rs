@@ -1,7 +1,10 @@
 //! The portal on the real server: sign-in over HTTP, the details page
 //! steered by `group set-attr` while the server runs, a rename that LDAP
-//! sees at once, and a session that survives a restart. (Handler-level
-//! checks of every rule are in `src/portal/tests.rs`.)
+//! sees at once, a session that survives a restart; an app password made
+//! at the portal that binds with ldapwhoami and ldap3 until revoked, an
+//! LDAP connection closed from the sessions page, and a password changed
+//! at the portal that LDAP takes at once. (Handler-level checks of every
+//! rule are in `src/portal/tests.rs` and `src/portal/tests_own.rs`.)
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,7 +12,9 @@ use std::time::Duration;
 
 use ldap3::Scope;
 
-use crate::harness::{search, user_dn, Server, BASE};
+use std::time::Instant;
+
+use crate::harness::{search, tool, user_dn, Server, BASE};
 
 struct Answer {
     status: u16,
@@ -200,4 +205,151 @@ fn sign_in_rename_seen_by_ldap_and_a_session_across_a_restart() {
     let home = http(&s.http_addr, "GET", "/", &session, &[]);
     assert_eq!(home.status, 200, "{}", home.head);
     assert!(home.body.contains("Alice Liddell"));
+}
+
+/// The value of the read-only input `id="secret"` on the page that shows
+/// a new app password or token.
+fn shown_secret(body: &str) -> String {
+    let at = body.find("id=\"secret\"").expect("the secret's input");
+    let rest = &body[at..];
+    let rest = &rest[rest.find("value=\"").expect("value") + 7..];
+    rest[..rest.find('"').expect("end")].to_string()
+}
+
+fn ldap_bind_rc(s: &Server, user: &str, password: &str) -> u32 {
+    let mut c = s.conn();
+    c.simple_bind(&user_dn(user), password).expect("bind").rc
+}
+
+#[test]
+fn an_app_password_from_the_portal_binds_and_an_ldap_row_ended_there_closes() {
+    let s = Server::start();
+    s.add_user("alice", "alice-secret-1");
+    let session = sign_in(&s, "alice", "alice-secret-1");
+
+    // Create an app password on the tokens page.
+    let form = http(
+        &s.http_addr,
+        "GET",
+        "/settings/tokens/new?kind=app-password",
+        &session,
+        &[],
+    );
+    assert_eq!(form.status, 200);
+    let made = http(
+        &s.http_addr,
+        "POST",
+        "/settings/tokens/new",
+        &session,
+        &[
+            ("csrf", &form.csrf()),
+            ("kind", "app-password"),
+            ("label", "mail"),
+            ("expires", ""),
+        ],
+    );
+    assert_eq!(made.status, 200, "{}", made.body);
+    let secret = shown_secret(&made.body);
+    assert!(secret.len() > 20);
+
+    // ldapwhoami binds with it, and so does ldap3 (no code needed).
+    let (code, out, err) = tool(
+        "ldapwhoami",
+        &["-x", "-H", &s.url, "-D", &user_dn("alice"), "-w", &secret],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("dn:{}", user_dn("alice"))), "{out}");
+    let mut conn = s.bound(&user_dn("alice"), &secret);
+
+    // The sessions page lists the LDAP connection; ending it there closes it.
+    let page = http(&s.http_addr, "GET", "/settings/sessions", &session, &[]);
+    assert!(page.body.contains("LDAP"), "{}", page.body);
+    assert!(page.body.contains("Current session"));
+    let listed = http(&s.http_addr, "GET", "/api/v1/me/sessions", &session, &[]);
+    let rows: serde_json::Value = serde_json::from_str(&listed.body).expect("json");
+    let ldap_id = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["kind"] == "ldap")
+        .expect("an LDAP row")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // The CLI sees the portal session too.
+    let cli = s.ok(&["session", "list", "alice", "--json"]);
+    let cli: serde_json::Value = serde_json::from_str(&cli).expect("json");
+    assert!(
+        cli.as_array()
+            .expect("list")
+            .iter()
+            .any(|r| r["kind"] == "portal" && r["username"] == "alice"),
+        "{cli}"
+    );
+    let ended = http(
+        &s.http_addr,
+        "POST",
+        &format!("/settings/sessions/{ldap_id}/delete"),
+        &session,
+        &[("csrf", &page.csrf())],
+    );
+    assert_eq!(ended.status, 303, "{}", ended.body);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while conn
+        .search(BASE, Scope::Base, "(objectClass=*)", vec!["1.1"])
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the ended connection still answers"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Revoked on the page: refused at once.
+    let list = http(
+        &s.http_addr,
+        "GET",
+        "/api/v1/me/app-passwords",
+        &session,
+        &[],
+    );
+    let items: serde_json::Value = serde_json::from_str(&list.body).expect("json");
+    let id = items[0]["id"].as_str().expect("id").to_string();
+    assert!(!list.body.contains(&secret));
+    let revoked = http(
+        &s.http_addr,
+        "POST",
+        &format!("/settings/tokens/{id}/revoke"),
+        &session,
+        &[("csrf", &page.csrf()), ("kind", "app-password")],
+    );
+    assert_eq!(revoked.status, 303);
+    assert_eq!(ldap_bind_rc(&s, "alice", &secret), 49);
+
+    // A password changed at the portal: LDAP takes the new one and
+    // refuses the old one at once (bind cache included).
+    assert_eq!(ldap_bind_rc(&s, "alice", "alice-secret-1"), 0);
+    let form = http(&s.http_addr, "GET", "/settings/password", &session, &[]);
+    let changed = http(
+        &s.http_addr,
+        "POST",
+        "/settings/password",
+        &session,
+        &[
+            ("csrf", &form.csrf()),
+            ("current", "alice-secret-1"),
+            ("new", "alice-secret-2"),
+            ("confirm", "alice-secret-2"),
+        ],
+    );
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(ldap_bind_rc(&s, "alice", "alice-secret-1"), 49);
+    assert_eq!(ldap_bind_rc(&s, "alice", "alice-secret-2"), 0);
+    assert_eq!(
+        http(&s.http_addr, "GET", "/", &session, &[]).status,
+        200,
+        "this browser stays signed in"
+    );
 }

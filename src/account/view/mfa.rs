@@ -61,6 +61,9 @@ pub struct DeviceView {
     pub created: Option<String>,
     /// Only confirmed devices count for bind.
     pub confirmed: bool,
+    /// When a code of it was last accepted (TOTP only), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<String>,
     /// `"kind": "totp", "digits": …` or `"kind": "static", "tokens_left": …`.
     #[serde(flatten)]
     pub kind: DeviceKindView,

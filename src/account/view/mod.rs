@@ -82,6 +82,9 @@ pub struct SessionView {
     pub created: Option<String>,
     /// Its last request, RFC 3339.
     pub last_seen: Option<String>,
+    /// The browser of a portal session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 impl AdminAnswer {

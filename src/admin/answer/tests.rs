@@ -247,6 +247,7 @@ fn mfa_answers() -> Vec<Pinned> {
                     label: s("authenticator"),
                     created: t(T0),
                     confirmed: true,
+                    last_used: None,
                     kind: DeviceKindView::Totp { digits: 6 },
                 },
                 DeviceView {
@@ -254,6 +255,7 @@ fn mfa_answers() -> Vec<Pinned> {
                     label: s("recovery tokens"),
                     created: t(T0),
                     confirmed: true,
+                    last_used: None,
                     kind: DeviceKindView::Static { tokens_left: 2 },
                 },
             ]),

@@ -266,6 +266,10 @@ impl Backend for SledStore {
         SledStore::add_static_device(self, user, device_label, token_hashes)
     }
 
+    fn rename_device(&self, user: UserId, device: DeviceId, label: &str) -> Result<bool> {
+        SledStore::rename_device(self, user, device, label)
+    }
+
     fn remove_device(&self, user: UserId, device: DeviceId) -> Result<bool> {
         let _w = self.writing();
         SledStore::remove_device(self, user, device)

@@ -376,6 +376,27 @@ impl SledStore {
         )
     }
 
+    /// Gives a device a new label. `Ok(false)` when the user has no such
+    /// device.
+    pub fn rename_device(&self, user: UserId, device: DeviceId, new_label: &str) -> Result<bool> {
+        let new_label = crate::domain::mfa::label("device label", new_label)?;
+        let m = self.mfa();
+        let key = pair_key(user.0, device.0);
+        self.committed(once(
+            &self.t,
+            m.devices.transaction(|devices| {
+                let Some(bytes) = devices.get(&key[..])? else {
+                    return Ok(false);
+                };
+                let mut d: Device = decode("device", &bytes).map_err(abort)?;
+                d.label = new_label.clone();
+                let bytes = encode("device", &d).map_err(abort)?;
+                devices.insert(&key[..], bytes)?;
+                Ok(true)
+            }),
+        ))
+    }
+
     fn add_totp(
         &self,
         user: UserId,
