@@ -7,7 +7,7 @@
 //! overflow and unlabelled inputs, and photographed.
 //!
 //! Screenshots go to `target/screenshots/`; with
-//! `PORTCULLIS_UPDATE_SCREENSHOTS=1` also to `docs/screenshots/`, the ones
+//! `UPDATE_SCREENSHOTS=1` also to `docs/screenshots/`, the ones
 //! the README shows.
 
 use std::net::TcpListener;
@@ -190,6 +190,123 @@ async fn role_text(c: &Client, role: &str) -> Option<String> {
     v.as_str().map(str::to_string)
 }
 
+/// The text of the element labelled `label` (PORTAL.md: a read-only
+/// input its `<label>` points at, or `<dt>label</dt><dd>…</dd>`, or an
+/// element with that `aria-label`), spaces for grouping removed.
+async fn labelled_text(c: &Client, label: &str) -> String {
+    let v = c
+        .execute(
+            r#"
+const norm = s => (s || '').replace(/\s+/g, ' ').trim().replace(/[:*]$/, '').trim().toLowerCase();
+const want = norm(arguments[0]);
+for (const l of document.querySelectorAll('label')) {
+  if (norm(l.textContent) !== want) continue;
+  const el = l.htmlFor ? document.getElementById(l.htmlFor) : l.querySelector('input,textarea,output,code');
+  if (el) return el.value !== undefined && el.tagName !== 'OUTPUT' ? el.value : el.textContent;
+}
+for (const dt of document.querySelectorAll('dt')) {
+  if (norm(dt.textContent) === want && dt.nextElementSibling) return dt.nextElementSibling.textContent;
+}
+const el = [...document.querySelectorAll('[aria-label]')].find(e => norm(e.getAttribute('aria-label')) === want);
+return el ? (el.value || el.textContent) : null;
+"#,
+            vec![json!(label)],
+        )
+        .await
+        .expect("script");
+    v.as_str()
+        .unwrap_or_else(|| panic!("nothing labelled {label:?}"))
+        .chars()
+        .filter(|ch| !ch.is_whitespace())
+        .collect()
+}
+
+/// Clicks the button `button` inside the row (PORTAL.md: `tr`, `li`,
+/// `article`, `role=row|listitem`) whose text contains `row_text`.
+async fn click_in_row(c: &Client, row_text: &str, buttons: &[&str]) {
+    let found = c
+        .execute(
+            r#"
+const [rowText, names] = arguments;
+const norm = s => (s || '').replace(/\s+/g, ' ').trim().toLowerCase();
+const rows = [...document.querySelectorAll('tr,li,article,[role=row],[role=listitem]')]
+  .filter(r => norm(r.textContent).includes(norm(rowText)));
+document.querySelectorAll('[data-e2e]').forEach(el => el.removeAttribute('data-e2e'));
+for (const row of rows.reverse()) {
+  const b = [...row.querySelectorAll('button,a,input[type=submit]')]
+    .find(el => names.some(n => [el.textContent, el.value, el.getAttribute('aria-label')].some(t => norm(t) === norm(n))));
+  if (b) { b.setAttribute('data-e2e', '1'); return true; }
+}
+return false;
+"#,
+            vec![json!(row_text), json!(buttons)],
+        )
+        .await
+        .expect("script");
+    assert_eq!(found, json!(true), "no row {row_text:?} with {buttons:?}");
+    c.execute("window.__e2eOld = true;", vec![])
+        .await
+        .expect("mark");
+    c.find(Locator::Css("[data-e2e]"))
+        .await
+        .expect("marked")
+        .click()
+        .await
+        .expect("click");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// After a Delete: confirms in an open `<dialog>`, or on a confirmation
+/// page (any page but `list`, the list the row was on), whose button is
+/// "Delete" / "Revoke" / "Sign out" again. The navigation's own "Sign
+/// out" is never the one clicked.
+async fn confirm_if_asked(c: &Client, list: &str, buttons: &[&str]) {
+    let on_list = path(c).await == list;
+    for name in buttons {
+        let asked = c
+            .execute(
+                r#"
+const [name, onList] = arguments;
+const norm = s => (s || '').replace(/\s+/g, ' ').trim().toLowerCase();
+const scope = document.querySelector('dialog[open]')
+  || (onList ? null : (document.querySelector('main') || document.body));
+if (!scope) return false;
+const b = [...scope.querySelectorAll('button,input[type=submit]')]
+  .filter(el => !el.closest('nav,header'))
+  .find(el => [el.textContent, el.value].some(t => norm(t) === norm(name)));
+document.querySelectorAll('[data-e2e]').forEach(el => el.removeAttribute('data-e2e'));
+if (b) b.setAttribute('data-e2e', '1');
+return !!b;
+"#,
+                vec![json!(name), json!(on_list)],
+            )
+            .await
+            .expect("script");
+        if asked == json!(true) {
+            c.execute("window.__e2eOld = true;", vec![])
+                .await
+                .expect("mark");
+            c.find(Locator::Css("[data-e2e]"))
+                .await
+                .expect("marked")
+                .click()
+                .await
+                .expect("click");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return;
+        }
+    }
+}
+
+async fn body_text(c: &Client) -> String {
+    c.find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .text()
+        .await
+        .expect("text")
+}
+
 async fn path(c: &Client) -> String {
     c.current_url().await.expect("url").path().to_string()
 }
@@ -240,7 +357,7 @@ return {scroll: d.scrollWidth, client: d.clientWidth, unlabelled,
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot dir");
     std::fs::write(dir.join(&name), &png).expect("screenshot");
-    if std::env::var_os("PORTCULLIS_UPDATE_SCREENSHOTS").is_some() {
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
         let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
         std::fs::create_dir_all(&docs).expect("docs/screenshots");
         std::fs::write(docs.join(&name), &png).expect("screenshot");
@@ -347,5 +464,146 @@ async fn a_person_signs_in_changes_details_and_signs_out() {
         c.goto(&format!("{base}/")).await.expect("goto");
         assert_eq!(path(&c).await, "/login", "the old session still works");
     }
+    c.close().await.expect("close");
+}
+
+async fn sign_in(c: &Client, base: &str, user: &str, password: &str) {
+    c.goto(&format!("{base}/login")).await.expect("goto");
+    fill(c, "Username", user).await;
+    fill(c, "Password", password).await;
+    click(c, "Sign in").await;
+}
+
+/// The flow of issue 13's browser test: TOTP enrolment from the page's
+/// secret, a sign-in with a code, an app password that binds over LDAP,
+/// an LDAP connection ended from the sessions page, and screenshots of
+/// every page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_enrolls_totp_makes_an_app_password_and_ends_an_ldap_connection() {
+    let s = tokio::task::spawn_blocking(Server::start)
+        .await
+        .expect("server");
+    let driver = Driver::start();
+    let c = browser(&driver).await;
+    let base = format!("http://{}", s.http_addr);
+    sign_in(&c, &base, "admin", &s.admin_password).await;
+    assert_eq!(path(&c).await, "/");
+
+    // TOTP: the secret from the page, a wrong code keeps it, the right
+    // one activates the device.
+    click(&c, "MFA devices").await;
+    assert_eq!(path(&c).await, "/settings/mfa");
+    layouts(&c, "mfa").await;
+    click(&c, "Add TOTP device").await;
+    let secret = labelled_text(&c, "Secret").await;
+    assert!(secret.len() >= 16, "{secret}");
+    let page = body_text(&c).await;
+    assert!(
+        page.contains("password;123456") || page.contains("password;code"),
+        "the page explains LDAP use"
+    );
+    let has_qr = c
+        .execute(
+            "return !!document.querySelector('svg') || [...document.images].some(i => /qr/i.test(i.alt));",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(has_qr, json!(true), "no QR code");
+    layouts(&c, "totp").await;
+    fill(&c, "Code", "000000").await;
+    click(&c, "Continue").await;
+    assert!(
+        role_text(&c, "alert").await.is_some(),
+        "a wrong code is an error"
+    );
+    assert_eq!(
+        labelled_text(&c, "Secret").await,
+        secret,
+        "a wrong code keeps the secret"
+    );
+    fill(&c, "Code", &crate::mfa::totp_code(&secret, 6, 0)).await;
+    click(&c, "Continue").await;
+    assert_eq!(path(&c).await, "/settings/mfa");
+    assert!(body_text(&c).await.contains("TOTP"));
+
+    // Signed out and in again: now with a code (a later step than the one
+    // used to enrol, which is spent).
+    click(&c, "Sign out").await;
+    sign_in(&c, &base, "admin", &s.admin_password).await;
+    let code_step = find(&c, "field", "Code").await;
+    drop(code_step);
+    let next_step = crate::mfa::totp_code(&secret, 6, 1);
+    fill(&c, "Code", &next_step).await;
+    for name in ["Continue", "Sign in", "Verify"] {
+        let present = c
+            .execute(FIND_JS, vec![json!("button"), json!(name)])
+            .await
+            .expect("script");
+        if present == json!(true) {
+            click(&c, name).await;
+            break;
+        }
+    }
+    assert_eq!(path(&c).await, "/", "{}", body_text(&c).await);
+
+    // An app password, shown once, binds over LDAP without a code.
+    click(&c, "Tokens and app passwords").await;
+    assert_eq!(path(&c).await, "/settings/tokens");
+    layouts(&c, "tokens").await;
+    click(&c, "Create app password").await;
+    fill(&c, "Label", "mail on phone").await;
+    click(&c, "Create").await;
+    let app_password = labelled_text(&c, "Secret").await;
+    assert!(app_password.starts_with("pcap_"), "{app_password}");
+    find(&c, "button", "Copy").await;
+    layouts(&c, "app-password").await;
+    let url = s.url.clone();
+    let dn = crate::harness::user_dn("admin");
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        crate::harness::tool(
+            "ldapwhoami",
+            &["-x", "-H", &url, "-D", &dn, "-w", &app_password],
+            &[],
+        )
+    });
+    assert_eq!(code, 0, "ldapwhoami with the app password: {out} {err}");
+
+    // An LDAP connection of the user, ended from the sessions page.
+    let mut ldap = tokio::task::block_in_place(|| s.bound(&dn, &app_password));
+    click(&c, "Sessions").await;
+    assert_eq!(path(&c).await, "/settings/sessions");
+    let page = body_text(&c).await;
+    assert!(page.contains("Current session"), "{page}");
+    assert!(page.contains("LDAP"), "{page}");
+    layouts(&c, "sessions").await;
+    click_in_row(&c, "LDAP", &["Delete", "Sign out"]).await;
+    confirm_if_asked(&c, "/settings/sessions", &["Delete", "Sign out"]).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let closed = tokio::task::block_in_place(|| {
+            ldap.search(&dn, ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"])
+                .is_err()
+        });
+        if closed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ended LDAP connection still answers"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The sync client owns a runtime of its own: drop it where it may block.
+    tokio::task::block_in_place(|| drop(ldap));
+
+    // The password page, for its layout.
+    c.goto(&format!("{base}/settings/password"))
+        .await
+        .expect("goto");
+    find(&c, "field", "Current password").await;
+    find(&c, "field", "New password").await;
+    find(&c, "field", "Confirm new password").await;
+    layouts(&c, "password").await;
     c.close().await.expect("close");
 }

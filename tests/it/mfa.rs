@@ -21,7 +21,7 @@ fn json(s: &Server, args: &[&str]) -> Value {
 
 /// The code of the step `offset` steps from now, computed from the base32
 /// secret as an authenticator app would.
-fn totp_code(secret_b32: &str, digits: usize, offset: i64) -> String {
+pub fn totp_code(secret_b32: &str, digits: usize, offset: i64) -> String {
     let secret = Secret::Encoded(secret_b32.to_string())
         .to_bytes()
         .expect("base32 secret");
