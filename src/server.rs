@@ -55,8 +55,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let handler = Arc::new(ldap_handler(&config, &store, &hasher, &server_key, local));
     // The portal shares the LDAP handler's account service and
     // authenticator: one throttle, one set of codes.
-    let portal = crate::portal::Portal::new(handler.accounts.clone(), handler.auth.clone())
-        .secure_cookies(config.portal.tls);
+    let portal = crate::portal::Portal::new(handler.accounts.clone(), handler.auth.clone());
     let tls = Tls::new(&config).context("while setting up TLS")?;
     let admin_listener = admin::socket::bind_admin_socket(&config.data_dir)?;
 

@@ -35,6 +35,9 @@ pub struct Ctx {
     /// The `Accept-Language` header, for a language re-chosen after a
     /// change of locale.
     pub accept_language: Option<String>,
+    /// The request came over HTTPS (ours, or a trusted proxy's): cookies
+    /// are then `Secure`.
+    pub https: bool,
 }
 
 impl Ctx {
@@ -82,6 +85,10 @@ impl FromRequestParts<Portal> for Ctx {
             user_agent: header_text(header::USER_AGENT).unwrap_or_default(),
             session,
             accept_language,
+            https: parts
+                .extensions
+                .get::<crate::http::Https>()
+                .is_some_and(|h| h.0),
         })
     }
 }

@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::extract::{bad_request, forbidden, server_error, Ctx, Posted, SignedIn};
-use super::i18n::Lang;
 use super::{
     cookie_value, html, same_token, see_other, views, Portal, LOGIN_COOKIE, SESSION_COOKIE,
 };
@@ -34,7 +33,7 @@ pub async fn form(State(portal): State<Portal>, ctx: Ctx, headers: HeaderMap) ->
         Some(s) => html(views::code(ctx.lang, &s.session.csrf)),
         None => {
             let kept = cookie_value(&headers, LOGIN_COOKIE);
-            password_form(&portal, ctx.lang, None, "", kept.as_deref())
+            password_form(&portal, &ctx, None, "", kept.as_deref())
         }
     }
 }
@@ -45,7 +44,7 @@ pub async fn form(State(portal): State<Portal>, ctx: Ctx, headers: HeaderMap) ->
 /// being filled in, and its first submission would fail.
 fn password_form(
     portal: &Portal,
-    lang: Lang,
+    ctx: &Ctx,
     error: Option<&str>,
     username: &str,
     kept: Option<&str>,
@@ -54,20 +53,20 @@ fn password_form(
         Some(t) => t.to_string(),
         None => SessionToken::random_text(),
     };
-    let mut res = html(views::login(lang, &token, error, username));
+    let mut res = html(views::login(ctx.lang, &token, error, username));
     res.headers_mut().append(
         header::SET_COOKIE,
-        portal.cookie(LOGIN_COOKIE, Some(&token)),
+        portal.cookie(ctx, LOGIN_COOKIE, Some(&token)),
     );
     res
 }
 
 /// The one answer to every refused sign-in.
-fn refused(portal: &Portal, lang: Lang, username: &str, login_token: Option<&str>) -> Response {
+fn refused(portal: &Portal, ctx: &Ctx, username: &str, login_token: Option<&str>) -> Response {
     let mut res = password_form(
         portal,
-        lang,
-        Some(&lang.t("login-error")),
+        ctx,
+        Some(&ctx.lang.t("login-error")),
         username,
         login_token,
     );
@@ -139,7 +138,7 @@ async fn password_step(
         SignIn::NeedsCode { user } => open(portal, ctx, &user, true, "/login").await,
         SignIn::Refused { reason } => {
             audit_refusal(username, ctx, "password", reason);
-            refused(portal, ctx.lang, username, Some(login_token))
+            refused(portal, ctx, username, Some(login_token))
         }
     }
 }
@@ -166,10 +165,10 @@ async fn code_step(portal: &Portal, ctx: &Ctx, pending: &CurrentSession, code: &
             audit_success(&user, ctx, method.as_str());
             open(portal, ctx, &user, false, "/").await
         }
-        SignIn::NeedsCode { .. } => refused(portal, ctx.lang, "", None),
+        SignIn::NeedsCode { .. } => refused(portal, ctx, "", None),
         SignIn::Refused { reason } => {
             audit_refusal(&user.username, ctx, "code", reason);
-            refused(portal, ctx.lang, "", None)
+            refused(portal, ctx, "", None)
         }
     }
 }
@@ -198,9 +197,9 @@ async fn open(
             let h = res.headers_mut();
             h.append(
                 header::SET_COOKIE,
-                portal.cookie(SESSION_COOKIE, Some(token.as_str())),
+                portal.cookie(ctx, SESSION_COOKIE, Some(token.as_str())),
             );
-            h.append(header::SET_COOKIE, portal.cookie(LOGIN_COOKIE, None));
+            h.append(header::SET_COOKIE, portal.cookie(ctx, LOGIN_COOKIE, None));
             res
         }
         Err(e) => {
@@ -235,7 +234,9 @@ pub async fn sign_out(
     }
     tracing::info!(target: "portcullis::audit", user = %me.current.user.username, peer = %me.ctx.peer, "portal sign-out");
     let mut res = see_other("/login");
-    res.headers_mut()
-        .append(header::SET_COOKIE, portal.cookie(SESSION_COOKIE, None));
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        portal.cookie(&me.ctx, SESSION_COOKIE, None),
+    );
     res.into_response()
 }

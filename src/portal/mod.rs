@@ -27,7 +27,7 @@
 //! - `views`: the HTML (maud); `i18n`: the message catalogues.
 //!
 //! Not yet here (seams): HTTPS on the portal (cookies get
-//! `Secure` once it serves TLS: [`Portal::secure_cookies`]) and
+//! `Secure` over HTTPS: [`Ctx::https`]) and
 //! `X-Forwarded-*` from trusted proxies.
 
 mod admin;
@@ -74,30 +74,19 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub struct Portal {
     accounts: Accounts,
     auth: Authenticator,
-    /// Cookies get `Secure`: set when the portal is served over TLS.
-    secure_cookies: bool,
 }
 
 impl Portal {
     /// `auth` must be the authenticator LDAP binds use (shared throttle).
     pub fn new(accounts: Accounts, auth: Authenticator) -> Portal {
-        Portal {
-            accounts,
-            auth,
-            secure_cookies: false,
-        }
+        Portal { accounts, auth }
     }
 
-    /// Marks cookies `Secure` (the portal is reached over HTTPS).
-    pub fn secure_cookies(mut self, secure: bool) -> Portal {
-        self.secure_cookies = secure;
-        self
-    }
-
-    /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure over
-    /// TLS; `None` removes the cookie.
-    fn cookie(&self, name: &str, value: Option<&str>) -> HeaderValue {
-        let secure = if self.secure_cookies { "; Secure" } else { "" };
+    /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, and Secure
+    /// when the request came over HTTPS (`portal.tls`, or a trusted proxy
+    /// that says so: [`Ctx::https`]); `None` removes the cookie.
+    fn cookie(&self, ctx: &Ctx, name: &str, value: Option<&str>) -> HeaderValue {
+        let secure = if ctx.https { "; Secure" } else { "" };
         let text = match value {
             Some(v) => format!("{name}={v}; HttpOnly; SameSite=Lax; Path=/{secure}"),
             None => format!("{name}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}"),

@@ -85,8 +85,10 @@ pub async fn delete(
     {
         Ok(EndedSession::Portal) if is_current => {
             let mut res = see_other("/login");
-            res.headers_mut()
-                .append(header::SET_COOKIE, portal.cookie(SESSION_COOKIE, None));
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                portal.cookie(&me.ctx, SESSION_COOKIE, None),
+            );
             res
         }
         Ok(_) | Err(AccountError::NotFound(_)) => see_other_to("/settings/sessions"),

@@ -74,6 +74,23 @@ fn forwarded_addresses_count_only_from_trusted_proxies() {
         let (status, _, _) = curl(&["-c", jar, "-b", jar, "-H", &xff, "--data", &form, &login]);
         status
     };
+    // A proxy that terminated HTTPS says so: the cookies are Secure.
+    let login = format!("http://{}/login", s.http_addr);
+    let cookie_line = |extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.push(&login);
+        let (_, head, _) = curl(&args);
+        head.lines()
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("set-cookie: portcullis_login=")
+            })
+            .expect("login cookie")
+            .to_string()
+    };
+    assert!(cookie_line(&["-H", "X-Forwarded-Proto: https"]).contains("; Secure"));
+    assert!(!cookie_line(&[]).contains("Secure"));
+
     // The proxy forwards for 203.0.113.1, which fails twice...
     assert_eq!(sign_in("203.0.113.1", "wrong"), 401);
     assert_eq!(sign_in("203.0.113.1", "wrong"), 401);
