@@ -143,6 +143,11 @@ pub fn set_disabled(
         u.disabled = disabled;
         Ok(())
     })?;
+    if disabled {
+        // Its binds are refused from now on; connections already bound as
+        // it are closed too (its portal sessions end at their next request).
+        ctx.connections.end_all_of(user.id);
+    }
     user_changed(ctx, &user, true)
 }
 
@@ -157,6 +162,7 @@ pub fn user_delete(
     // Render before deleting: the answer shows what was removed.
     let view = view::Names::new(ctx).user(&user)?;
     ctx.store.delete_user(user.id)?;
+    ctx.connections.end_all_of(user.id);
     Ok(AdminAnswer::UserChanged(UserChanged::new(true, view)))
 }
 

@@ -84,3 +84,30 @@ fn bound_ldap_connections_are_listed_and_ended() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Disabling or deleting a user closes the LDAP connections bound as it,
+/// not only its next binds.
+#[test]
+fn disabling_or_deleting_a_user_closes_its_connections() {
+    let s = Server::start();
+    s.add_user("carol", "carol-pw");
+    s.add_user("dave", "dave-pw");
+    let mut carol = s.bound(&user_dn("carol"), "carol-pw");
+    let mut dave = s.bound(&user_dn("dave"), "dave-pw");
+    s.ok(&["user", "disable", "carol"]);
+    s.ok(&["user", "delete", "dave"]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for (name, conn) in [("carol", &mut carol), ("dave", &mut dave)] {
+        while conn
+            .search(BASE, Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .is_ok()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{name}'s connection still answers"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(sessions(&s, None).is_empty());
+}
