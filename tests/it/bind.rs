@@ -86,6 +86,17 @@ fn disable_while_serving_takes_effect_on_next_bind() {
         0
     );
     s.ok(&["user", "disable", "carol"]);
+    // The connection bound as carol is closed...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while c.simple_bind(&user_dn("carol"), "carol-pw-1").is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "carol's connection still answers"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // ...and the next bind, on a new one, is refused.
+    let mut c = s.conn();
     assert_eq!(
         c.simple_bind(&user_dn("carol"), "carol-pw-1")
             .expect("bind")
@@ -128,8 +139,9 @@ fn disable_while_serving_takes_effect_on_next_bind() {
         0
     );
 
-    // a deleted user cannot bind
+    // a deleted user cannot bind (its open connection is closed too)
     s.ok(&["user", "delete", "carol"]);
+    let mut c = s.conn();
     assert_eq!(
         c.simple_bind(&user_dn("carol"), "carol-pw-2")
             .expect("bind")
