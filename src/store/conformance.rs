@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 
 use super::mfa::{KeyedHash, TotpSecret};
+use super::postgres::testing::PgHarness;
 use super::{
     Group, Member, NewUser, PortalSession, SessionHash, SessionId, Store, StoreError, User, UserId,
     FIRST_GID_NUMBER, FIRST_UID_NUMBER,
@@ -629,3 +630,4 @@ macro_rules! conformance {
 }
 
 conformance!(sled, SledHarness::default);
+conformance!(postgres, PgHarness::default);

@@ -12,6 +12,8 @@
 //!   here (`store::model`, `store::mfa`, `store::import`) for callers.
 //! - `sled`: the embedded backend, the default; the only module that knows
 //!   sled.
+//! - `postgres`: the PostgreSQL backend (issue 14, in progress: not yet
+//!   selectable by configuration); the only module that knows PostgreSQL.
 //! - `conformance` (tests): the suite every backend passes.
 //!
 //! Callers hold a [`Store`], a cheap handle on one backend that derefs to
@@ -20,6 +22,7 @@
 mod backend;
 #[cfg(test)]
 mod conformance;
+pub mod postgres;
 pub mod sled;
 
 pub use crate::domain::batch as import;
