@@ -72,7 +72,7 @@ pub(super) async fn insert_group(c: &impl GenericClient, g: &Group) -> TxResult<
     Ok(())
 }
 
-async fn update_group_row(c: &impl GenericClient, g: &Group) -> TxResult<()> {
+pub(super) async fn update_group_row(c: &impl GenericClient, g: &Group) -> TxResult<()> {
     c.execute(
         "UPDATE groups SET name = $2, name_key = $3, gid_number = $4, description = $5, \
          created = $6, modified = $7 WHERE id = $1",

@@ -2,12 +2,12 @@
 //! Portcullis instances share one database. The only module that knows
 //! PostgreSQL.
 //!
-//! **Work in progress** (branch `i14-postgres`): not yet selectable by
-//! configuration. What is implemented passes the conformance suite
-//! (`store::conformance`, `conformance!(postgres, PgHarness::default)`);
-//! these methods answer `StoreError::Backend("not implemented for
-//! postgres yet: <name>")`:
-//! - `apply_batch` (imports and restores).
+//! **Work in progress** (branch `i14-postgres`): every method of the
+//! interface is implemented and the conformance suite passes
+//! (`store::conformance`, `conformance!(postgres, PgHarness::default)`),
+//! but the backend is not yet selectable by configuration, and the
+//! cross-instance parts of issue 14 (the change feed, the server key's
+//! fingerprint, bootstrap under the lock) are still to come.
 //!
 //! # Driver, pool and the synchronous interface
 //! [`Backend`](super::Backend) is synchronous: writes run on the blocking
@@ -30,8 +30,9 @@
 //! `portcullis_schema`: two instances starting together migrate once.
 //!
 //! # Transactions
-//! Every write is one transaction ([`PgStore::write`]), READ COMMITTED,
-//! retried whole on a serialization failure or deadlock. Atomic steps are
+//! Every write of several statements is one READ COMMITTED transaction
+//! ([`PgStore::write`]), retried whole on a serialization failure or a
+//! deadlock; a write that is one statement runs alone ([`PgStore::read`]). Atomic steps are
 //! decided by the database, so they hold across instances:
 //! - Consuming a static token is one `DELETE … RETURNING`; advancing a
 //!   TOTP step one `UPDATE … WHERE last_step < $1`.
@@ -56,6 +57,7 @@
 //! One `REPEATABLE READ, READ ONLY` transaction: consistent, and it holds
 //! off no writer.
 
+mod batch;
 mod groups;
 mod mfa;
 mod sessions;

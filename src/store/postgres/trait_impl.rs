@@ -13,14 +13,8 @@ use crate::store::mfa::{
 };
 use crate::store::{
     Backend, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash,
-    Snapshot, StoreError, Timestamp, User, UserId,
+    Snapshot, Timestamp, User, UserId,
 };
-
-fn not_implemented<T>(name: &str) -> Result<T> {
-    Err(StoreError::Backend(format!(
-        "not implemented for postgres yet: {name}"
-    )))
-}
 
 impl Backend for PgStore {
     /// Every write commits before it returns; nothing is left to flush.
@@ -377,7 +371,7 @@ impl Backend for PgStore {
         PgStore::snapshot(self)
     }
 
-    fn apply_batch(&self, _batch: &Batch) -> Result<BatchReport> {
-        not_implemented("apply_batch")
+    fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
+        PgStore::apply_batch(self, batch)
     }
 }
