@@ -62,6 +62,8 @@ mod groups;
 mod mfa;
 mod sessions;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 mod trait_impl;
 mod users;
 
