@@ -503,7 +503,7 @@ fn reach(config: &Config) -> anyhow::Result<Reach> {
                 })
             }
         }
-        match Store::open(&config.data_dir) {
+        match crate::server::open_store(config) {
             Ok(store) => return Ok(Reach::Store(store)),
             Err(e) if looks_locked(&e) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100));

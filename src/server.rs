@@ -16,7 +16,7 @@ use crate::admin::{self, AdminContext};
 use crate::auth::keys::ServerKey;
 use crate::auth::password::Hasher;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, DatabaseUrl, StoreConfig};
 use crate::directory::{Directory, DirectoryOptions};
 use crate::ldap::conn::{ConnContext, ConnLimits, ListenerKind};
 use crate::ldap::handler::{Confidentiality, Handler, Limits};
@@ -160,8 +160,10 @@ fn open_state(config: &Config) -> anyhow::Result<(Store, Hasher, ServerKey)> {
     })?;
     // A store held by another process says so itself; other failures get
     // no guess about why.
-    let store = Store::open(&config.data_dir)
-        .with_context(|| format!("while opening the store in {}", config.data_dir.display()))?;
+    let store = open_store(config).with_context(|| match &config.store {
+        StoreConfig::Sled => format!("while opening the store in {}", config.data_dir.display()),
+        StoreConfig::Postgres(_) => "while opening the PostgreSQL store".to_string(),
+    })?;
     let hasher = Hasher::new(&config.auth)
         .context("while setting up password hashing")?
         .with_queue_limit(config.ldap.max_queued_binds);
@@ -172,6 +174,38 @@ fn open_state(config: &Config) -> anyhow::Result<(Store, Hasher, ServerKey)> {
         )
     })?;
     Ok((store, hasher, server_key))
+}
+
+/// The configured store: sled in the data directory, or PostgreSQL with
+/// the URL from `store.url` or `store.url_file`. No error names the URL.
+pub fn open_store(config: &Config) -> crate::store::Result<Store> {
+    match &config.store {
+        StoreConfig::Sled => Store::open(&config.data_dir),
+        StoreConfig::Postgres(pg) => {
+            let url = match &pg.url {
+                DatabaseUrl::Text(url) => url.clone(),
+                DatabaseUrl::File(path) => std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        crate::store::StoreError::Backend(format!(
+                            "reading store.url_file {}: {e}",
+                            path.display()
+                        ))
+                    })?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            };
+            tracing::warn!(
+                "the PostgreSQL store is work in progress (issue 14): bootstrap does not yet \
+                 run under the migration lock (start one instance first), the server key's \
+                 fingerprint is not checked (copy server.key to every instance), and there is \
+                 no change feed (LISTEN/NOTIFY) yet"
+            );
+            Store::connect_postgres(&url, pg.pool_size, pg.statement_timeout)
+        }
+    }
 }
 
 /// Bootstrap on the blocking pool; prints the initial admin password the

@@ -12,8 +12,8 @@
 //!   here (`store::model`, `store::mfa`, `store::import`) for callers.
 //! - `sled`: the embedded backend, the default; the only module that knows
 //!   sled.
-//! - `postgres`: the PostgreSQL backend (issue 14, in progress: not yet
-//!   selectable by configuration); the only module that knows PostgreSQL.
+//! - `postgres`: the PostgreSQL backend (`[store] backend = "postgres"`,
+//!   issue 14, in progress); the only module that knows PostgreSQL.
 //! - `conformance` (tests): the suite every backend passes.
 //!
 //! Callers hold a [`Store`], a cheap handle on one backend that derefs to
@@ -60,6 +60,17 @@ impl Store {
         Ok(Store::with_backend(Arc::new(self::sled::SledStore::open(
             dir,
         )?)))
+    }
+
+    /// Connects to a PostgreSQL database (see [`postgres::PgStore::connect`]).
+    pub fn connect_postgres(
+        url: &str,
+        pool_size: usize,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> Result<Store> {
+        Ok(Store::with_backend(Arc::new(
+            self::postgres::PgStore::connect(url, pool_size, statement_timeout)?,
+        )))
     }
 
     /// A throw-away in-memory database, for tests and fuzzing.

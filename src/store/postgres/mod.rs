@@ -4,10 +4,12 @@
 //!
 //! **Work in progress** (branch `i14-postgres`): every method of the
 //! interface is implemented and the conformance suite passes
-//! (`store::conformance`, `conformance!(postgres, PgHarness::default)`),
-//! but the backend is not yet selectable by configuration, and the
-//! cross-instance parts of issue 14 (the change feed, the server key's
-//! fingerprint, bootstrap under the lock) are still to come.
+//! (`store::conformance`, `conformance!(postgres, PgHarness::default)`);
+//! `[store] backend = "postgres"` selects it (`server::open_store`). Still
+//! to come for several instances (issue 14): bootstrap under the migration
+//! lock, the server key's fingerprint in the database, the change feed
+//! (LISTEN/NOTIFY) for read models and cross-instance invalidation, and
+//! shared failure counters.
 //!
 //! # Driver, pool and the synchronous interface
 //! [`Backend`](super::Backend) is synchronous: writes run on the blocking
@@ -193,11 +195,24 @@ pub(super) fn from_u64(v: u64, what: &str) -> TxResult<i64> {
 impl PgStore {
     /// Connects to the database at `url` (a `postgres://…` URL or a
     /// key=value connection string) with at most `pool_size` connections,
-    /// and brings its schema up to date.
-    pub fn connect(url: &str, pool_size: usize) -> Result<PgStore> {
+    /// each cancelling statements that run longer than `statement_timeout`,
+    /// and brings its schema up to date. No error repeats the URL.
+    pub fn connect(
+        url: &str,
+        pool_size: usize,
+        statement_timeout: Option<Duration>,
+    ) -> Result<PgStore> {
         // tokio-postgres' parse errors do not repeat the URL.
-        let config = tokio_postgres::Config::from_str(url)
+        let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+        if let Some(timeout) = statement_timeout {
+            let options = format!(
+                "{} -c statement_timeout={}",
+                config.get_options().unwrap_or_default(),
+                timeout.as_millis()
+            );
+            config.options(options.trim());
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("portcullis-pg")
@@ -322,14 +337,22 @@ async fn migrate(client: &mut tokio_postgres::Client) -> Result<()> {
 }
 
 async fn apply_migrations(client: &mut tokio_postgres::Client) -> TxResult<()> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS portcullis_schema (
-                 version integer PRIMARY KEY,
-                 applied bigint NOT NULL
-             )",
-        )
-        .await?;
+    // Under the lock, so no one creates it between the check and the
+    // create (IF NOT EXISTS would log a NOTICE on every later start).
+    let exists: bool = client
+        .query_one("SELECT to_regclass('portcullis_schema') IS NOT NULL", &[])
+        .await?
+        .try_get(0)?;
+    if !exists {
+        client
+            .batch_execute(
+                "CREATE TABLE portcullis_schema (
+                     version integer PRIMARY KEY,
+                     applied bigint NOT NULL
+                 )",
+            )
+            .await?;
+    }
     let current: Option<i32> = client
         .query_one("SELECT max(version) FROM portcullis_schema", &[])
         .await?

@@ -220,7 +220,7 @@ impl Harness for PgHarness {
     fn fresh(&mut self) -> Store {
         let cluster = Cluster::get();
         let url = cluster.url(&cluster.create_database());
-        let store = PgStore::connect(&url, POOL_SIZE).expect("connect");
+        let store = PgStore::connect(&url, POOL_SIZE, None).expect("connect");
         self.url = Some(url);
         Store::with_backend(std::sync::Arc::new(store))
     }
@@ -229,7 +229,7 @@ impl Harness for PgHarness {
         drop(store);
         let url = self.url.as_ref().expect("a fresh store first");
         Store::with_backend(std::sync::Arc::new(
-            PgStore::connect(url, POOL_SIZE).expect("reconnect"),
+            PgStore::connect(url, POOL_SIZE, None).expect("reconnect"),
         ))
     }
 }
@@ -245,13 +245,13 @@ mod tests {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let url = url.clone();
-                std::thread::spawn(move || PgStore::connect(&url, 1).map(|_| ()))
+                std::thread::spawn(move || PgStore::connect(&url, 1, None).map(|_| ()))
             })
             .collect();
         for h in handles {
             h.join().expect("thread").expect("connect and migrate");
         }
-        let store = PgStore::connect(&url, 1).expect("connect");
+        let store = PgStore::connect(&url, 1, None).expect("connect");
         let versions: Vec<i32> = store
             .read(async |c| {
                 Ok(c.query("SELECT version FROM portcullis_schema", &[])

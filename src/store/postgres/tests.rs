@@ -17,8 +17,8 @@ fn two_instances() -> (PgStore, PgStore) {
     let cluster = Cluster::get();
     let url = cluster.url(&cluster.create_database());
     (
-        PgStore::connect(&url, 8).expect("instance A"),
-        PgStore::connect(&url, 8).expect("instance B"),
+        PgStore::connect(&url, 8, None).expect("instance A"),
+        PgStore::connect(&url, 8, None).expect("instance B"),
     )
 }
 
