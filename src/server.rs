@@ -51,7 +51,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let http_local = http_listener.local_addr()?;
 
     let (store, hasher, server_key) = open_state(&config)?;
+    // Other instances sharing the store wait here until this one checked
+    // its key and bootstrapped (PostgreSQL; sled holds nothing).
+    let startup = {
+        let (store, key, config) = (store.clone(), server_key.clone(), config.clone());
+        tokio::task::spawn_blocking(move || start_up(&store, &key, &config))
+            .await
+            .context("start-up task failed")??
+    };
     first_start(&store, &hasher, &config).await?;
+    drop(startup);
     let handler = Arc::new(ldap_handler(&config, &store, &hasher, &server_key, local));
     // The portal shares the LDAP handler's account service and
     // authenticator: one throttle, one set of codes.
@@ -198,14 +207,37 @@ pub fn open_store(config: &Config) -> crate::store::Result<Store> {
                     .to_string(),
             };
             tracing::warn!(
-                "the PostgreSQL store is work in progress (issue 14): bootstrap does not yet \
-                 run under the migration lock (start one instance first), the server key's \
-                 fingerprint is not checked (copy server.key to every instance), and there is \
-                 no change feed (LISTEN/NOTIFY) yet"
+                "the PostgreSQL store is work in progress (issue 14): there is no change feed \
+                 (LISTEN/NOTIFY) for other instances' changes yet, and failure counters are \
+                 kept per instance"
             );
             Store::connect_postgres(&url, pg.pool_size, pg.statement_timeout)
         }
     }
+}
+
+/// The start-up steps every process that opens the store runs before it
+/// bootstraps: it waits for the store's start-up lock (other instances on
+/// the same PostgreSQL database go on once it is dropped; sled holds
+/// nothing) and checks that its server key is the one the store's keyed
+/// hashes were made with. Blocking: run it off the reactor.
+pub fn start_up(
+    store: &Store,
+    key: &ServerKey,
+    config: &Config,
+) -> anyhow::Result<crate::store::StartupLock> {
+    let lock = store
+        .startup_lock()
+        .context("while waiting for the store's start-up lock")?;
+    store
+        .check_key_fingerprint(&key.fingerprint())
+        .with_context(|| {
+            format!(
+                "the server key {} does not fit the store",
+                config.data_dir.join(crate::auth::keys::FILE_NAME).display()
+            )
+        })?;
+    Ok(lock)
 }
 
 /// Bootstrap on the blocking pool; prints the initial admin password the

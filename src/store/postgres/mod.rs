@@ -5,11 +5,12 @@
 //! **Work in progress** (branch `i14-postgres`): every method of the
 //! interface is implemented and the conformance suite passes
 //! (`store::conformance`, `conformance!(postgres, PgHarness::default)`);
-//! `[store] backend = "postgres"` selects it (`server::open_store`). Still
-//! to come for several instances (issue 14): bootstrap under the migration
-//! lock, the server key's fingerprint in the database, the change feed
-//! (LISTEN/NOTIFY) for read models and cross-instance invalidation, and
-//! shared failure counters.
+//! `[store] backend = "postgres"` selects it (`server::open_store`), and
+//! every process runs its key check and bootstrap under the migration
+//! lock (`server::start_up`, [`PgStore::startup_lock`]; the first key's
+//! fingerprint is kept in `server_key`, migration 2). Still to come for
+//! several instances (issue 14): the change feed (LISTEN/NOTIFY) for read
+//! models and cross-instance invalidation, and shared failure counters.
 //!
 //! # Driver, pool and the synchronous interface
 //! [`Backend`](super::Backend) is synchronous: writes run on the blocking
@@ -83,7 +84,10 @@ use tokio_postgres::{IsolationLevel, NoTls};
 use super::{Result, StoreError};
 
 /// The migrations, in order: (version, SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_server_key.sql")),
+];
 
 /// The key of the session advisory lock migrations (and, later, bootstrap)
 /// run under: "portcull" in ASCII.
@@ -317,6 +321,48 @@ impl PgStore {
     ) -> Result<T> {
         let client = self.client()?;
         futures::executor::block_on(body(&client)).map_err(to_store)
+    }
+}
+
+impl PgStore {
+    /// A connection of its own (out of the pool: it closes when the
+    /// guard is dropped, which ends its session and so its lock) holding
+    /// the session advisory lock migrations run under.
+    pub(super) fn startup_lock(&self) -> Result<super::StartupLock> {
+        crate::blocking::assert_may_block("waiting for the start-up lock");
+        let client = self.client()?;
+        futures::executor::block_on(
+            client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]),
+        )
+        .map_err(|e| db_error(&e))?;
+        Ok(super::StartupLock::holding(
+            deadpool_postgres::Object::take(client),
+        ))
+    }
+
+    /// The fingerprint of the first key is kept in `server_key`; a later
+    /// different one is refused.
+    pub(super) fn check_key_fingerprint(&self, fingerprint: &str) -> Result<()> {
+        let recorded = self.read(async |c| {
+            c.execute(
+                "INSERT INTO server_key (fingerprint, recorded) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+                &[&fingerprint, &crate::domain::now()],
+            )
+            .await?;
+            let row = c
+                .query_one("SELECT fingerprint FROM server_key", &[])
+                .await?;
+            Ok(row.try_get::<_, String>("fingerprint")?)
+        })?;
+        if recorded != fingerprint {
+            return Err(StoreError::Invalid(format!(
+                "this server key (fingerprint {fingerprint}) is not the one the database's app \
+                 passwords, API tokens and static tokens are hashed with (fingerprint \
+                 {recorded}): copy server.key from an instance that uses this database"
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -254,14 +254,17 @@ mod tests {
         let store = PgStore::connect(&url, 1, None).expect("connect");
         let versions: Vec<i32> = store
             .read(async |c| {
-                Ok(c.query("SELECT version FROM portcullis_schema", &[])
-                    .await?
-                    .iter()
-                    .map(|r| r.get::<_, i32>(0))
-                    .collect())
+                Ok(c.query(
+                    "SELECT version FROM portcullis_schema ORDER BY version",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get::<_, i32>(0))
+                .collect())
             })
             .expect("versions");
-        assert_eq!(versions, vec![1]);
+        assert_eq!(versions, vec![1, 2]);
     }
 
     #[test]

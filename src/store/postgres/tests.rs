@@ -193,3 +193,44 @@ fn the_store_is_shareable_across_threads() {
     assert_send_sync::<PgStore>();
     let _: Arc<dyn Backend> = Arc::new(two_instances().0);
 }
+
+#[test]
+fn the_first_key_fingerprint_is_kept_and_another_refused() {
+    let (a, b) = two_instances();
+    a.check_key_fingerprint("aa").expect("first");
+    a.check_key_fingerprint("aa").expect("same again");
+    b.check_key_fingerprint("aa").expect("same on B");
+    assert!(matches!(
+        b.check_key_fingerprint("bb"),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[test]
+fn one_instance_at_a_time_holds_the_startup_lock() {
+    let (a, b) = two_instances();
+    let held = a.startup_lock().expect("lock");
+    let try_lock = || {
+        b.read(async |c| {
+            Ok(
+                c.query_one("SELECT pg_try_advisory_lock($1)", &[&super::MIGRATION_LOCK])
+                    .await?
+                    .get::<_, bool>(0),
+            )
+        })
+        .expect("try")
+    };
+    assert!(!try_lock(), "held by A");
+    drop(held);
+    // The session of A's lock ends with its connection; the server
+    // notices at once, but asynchronously.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut got = false;
+    while !got && std::time::Instant::now() < deadline {
+        got = try_lock();
+        if !got {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    assert!(got, "released when A's guard is dropped");
+}

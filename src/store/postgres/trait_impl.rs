@@ -13,7 +13,7 @@ use crate::store::mfa::{
 };
 use crate::store::{
     Backend, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash,
-    Snapshot, Timestamp, User, UserId,
+    Snapshot, StartupLock, Timestamp, User, UserId,
 };
 
 impl Backend for PgStore {
@@ -373,5 +373,13 @@ impl Backend for PgStore {
 
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
         PgStore::apply_batch(self, batch)
+    }
+
+    fn startup_lock(&self) -> Result<StartupLock> {
+        PgStore::startup_lock(self)
+    }
+
+    fn check_key_fingerprint(&self, fingerprint: &str) -> Result<()> {
+        PgStore::check_key_fingerprint(self, fingerprint)
     }
 }
