@@ -381,6 +381,12 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
             let before = text.get(..span.start).unwrap_or("");
             let number = before.matches('\n').count() + 1;
             let line = text.lines().nth(number - 1).unwrap_or("").trim();
+            // `store.url` may hold a password: its line is not repeated.
+            let line = if line.split('=').next().is_some_and(|k| k.trim() == "url") {
+                "url = ********"
+            } else {
+                line
+            };
             format!("line {number} (`{line}`): {message}")
         }
         _ => message,

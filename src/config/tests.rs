@@ -781,3 +781,13 @@ fn store_settings_and_their_refusals() {
         "Debug shows no password"
     );
 }
+
+#[test]
+fn a_broken_url_line_is_not_repeated() {
+    let f = toml_file("[store]\nbackend = \"postgres\"\nurl = postgres://p:hunter2@db/x\n");
+    let err = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("line 3"), "{err}");
+    assert!(!err.contains("hunter2"), "the password leaked: {err}");
+}
