@@ -503,7 +503,7 @@ fn reach(config: &Config) -> anyhow::Result<Reach> {
                 })
             }
         }
-        match Store::open(&config.data_dir) {
+        match crate::server::open_store(config) {
             Ok(store) => return Ok(Reach::Store(store)),
             Err(e) if looks_locked(&e) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100));
@@ -577,12 +577,6 @@ fn execute_locally(
     req: AdminRequest,
 ) -> anyhow::Result<Result<AdminAnswer, AdminError>> {
     let hasher = Hasher::new(&config.auth).context("while setting up password hashing")?;
-    if let Some(password) = bootstrap(&store, &hasher, config)? {
-        eprintln!(
-            "initial admin password: {password} (also written to {})",
-            config.initial_password_path().display()
-        );
-    }
     let key =
         crate::auth::keys::ServerKey::load_or_create(&config.data_dir).with_context(|| {
             format!(
@@ -590,6 +584,16 @@ fn execute_locally(
                 config.data_dir.display()
             )
         })?;
+    // As `serve` does: one process at a time bootstraps a shared store,
+    // and only with the store's key.
+    let startup = crate::server::start_up(&store, &key, config)?;
+    if let Some(password) = bootstrap(&store, &hasher, config)? {
+        eprintln!(
+            "initial admin password: {password} (also written to {})",
+            config.initial_password_path().display()
+        );
+    }
+    drop(startup);
     let ctx = AdminContext::new(store, hasher, config).with_server_key(key);
     Ok(execute(&ctx, req))
 }

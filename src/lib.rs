@@ -8,7 +8,9 @@
 //!   on `Ok`, atomic change sets checked against what was read, codes
 //!   consumed once, the membership epoch), the records it speaks, and its
 //!   backends: `store::sled` (the embedded default, the only module that
-//!   knows sled). A conformance suite runs against every backend.
+//!   knows sled) and `store::postgres` (several instances on one
+//!   PostgreSQL database; in progress, the only module that knows
+//!   PostgreSQL). A conformance suite runs against every backend.
 //! - `directory`: the read model: DNs, schema, records → entries, filters,
 //!   access rules and the search planner. Knows nothing of sockets or BER
 //!   and changes nothing.

@@ -16,7 +16,7 @@ use crate::admin::{self, AdminContext};
 use crate::auth::keys::ServerKey;
 use crate::auth::password::Hasher;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, DatabaseUrl, StoreConfig};
 use crate::directory::{Directory, DirectoryOptions};
 use crate::ldap::conn::{ConnContext, ConnLimits, ListenerKind};
 use crate::ldap::handler::{Confidentiality, Handler, Limits};
@@ -51,7 +51,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let http_local = http_listener.local_addr()?;
 
     let (store, hasher, server_key) = open_state(&config)?;
+    // Other instances sharing the store wait here until this one checked
+    // its key and bootstrapped (PostgreSQL; sled holds nothing).
+    let startup = {
+        let (store, key, config) = (store.clone(), server_key.clone(), config.clone());
+        tokio::task::spawn_blocking(move || start_up(&store, &key, &config))
+            .await
+            .context("start-up task failed")??
+    };
     first_start(&store, &hasher, &config).await?;
+    drop(startup);
     let handler = Arc::new(ldap_handler(&config, &store, &hasher, &server_key, local));
     // The portal shares the LDAP handler's account service and
     // authenticator: one throttle, one set of codes.
@@ -159,8 +168,10 @@ fn open_state(config: &Config) -> anyhow::Result<(Store, Hasher, ServerKey)> {
     })?;
     // A store held by another process says so itself; other failures get
     // no guess about why.
-    let store = Store::open(&config.data_dir)
-        .with_context(|| format!("while opening the store in {}", config.data_dir.display()))?;
+    let store = open_store(config).with_context(|| match &config.store {
+        StoreConfig::Sled => format!("while opening the store in {}", config.data_dir.display()),
+        StoreConfig::Postgres(_) => "while opening the PostgreSQL store".to_string(),
+    })?;
     let hasher = Hasher::new(&config.auth)
         .context("while setting up password hashing")?
         .with_queue_limit(config.ldap.max_queued_binds);
@@ -171,6 +182,61 @@ fn open_state(config: &Config) -> anyhow::Result<(Store, Hasher, ServerKey)> {
         )
     })?;
     Ok((store, hasher, server_key))
+}
+
+/// The configured store: sled in the data directory, or PostgreSQL with
+/// the URL from `store.url` or `store.url_file`. No error names the URL.
+pub fn open_store(config: &Config) -> crate::store::Result<Store> {
+    match &config.store {
+        StoreConfig::Sled => Store::open(&config.data_dir),
+        StoreConfig::Postgres(pg) => {
+            let url = match &pg.url {
+                DatabaseUrl::Text(url) => url.clone(),
+                DatabaseUrl::File(path) => std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        crate::store::StoreError::Backend(format!(
+                            "reading store.url_file {}: {e}",
+                            path.display()
+                        ))
+                    })?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            };
+            tracing::warn!(
+                "the PostgreSQL store is work in progress (issue 14): there is no change feed \
+                 (LISTEN/NOTIFY) for other instances' changes yet, and failure counters are \
+                 kept per instance"
+            );
+            Store::connect_postgres(&url, pg.pool_size, pg.statement_timeout)
+        }
+    }
+}
+
+/// The start-up steps every process that opens the store runs before it
+/// bootstraps: it waits for the store's start-up lock (other instances on
+/// the same PostgreSQL database go on once it is dropped; sled holds
+/// nothing) and checks that its server key is the one the store's keyed
+/// hashes were made with. Blocking: run it off the reactor.
+pub fn start_up(
+    store: &Store,
+    key: &ServerKey,
+    config: &Config,
+) -> anyhow::Result<crate::store::StartupLock> {
+    let lock = store
+        .startup_lock()
+        .context("while waiting for the store's start-up lock")?;
+    store
+        .check_key_fingerprint(&key.fingerprint())
+        .with_context(|| {
+            format!(
+                "the server key {} does not fit the store",
+                config.data_dir.join(crate::auth::keys::FILE_NAME).display()
+            )
+        })?;
+    Ok(lock)
 }
 
 /// Bootstrap on the blocking pool; prints the initial admin password the

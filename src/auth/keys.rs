@@ -82,6 +82,13 @@ impl ServerKey {
         parse(Path::new(FILE_NAME), text)
     }
 
+    /// A fingerprint of the key (64 hex digits of a keyed hash of nothing):
+    /// tells two keys apart without revealing either. A store shared by
+    /// several instances records it (`Backend::check_key_fingerprint`).
+    pub fn fingerprint(&self) -> String {
+        hex(&self.keyed_hash("portcullis server key fingerprint", &[]))
+    }
+
     /// HMAC-SHA256 of `data` under this key, with a domain label so a
     /// static token can never be mistaken for an app password.
     pub fn keyed_hash(&self, domain: &str, data: &[u8]) -> [u8; 32] {

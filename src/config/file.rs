@@ -32,6 +32,7 @@ pub(super) struct RawConfig {
     pub backup: RawBackup,
     pub password: RawPassword,
     pub accounts: RawAccounts,
+    pub store: RawStore,
 }
 
 /// `[ldap]`; see [`LdapConfig`](super::LdapConfig) for what each key does.
@@ -142,6 +143,42 @@ impl Default for RawBackup {
     }
 }
 
+/// `[store]`; empty texts mean "not set". Its `Debug` never shows the
+/// URL, which may hold a password.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawStore {
+    pub backend: String,
+    pub url: String,
+    pub url_file: String,
+    pub pool_size: usize,
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            backend: "sled".into(),
+            url: String::new(),
+            url_file: String::new(),
+            pool_size: 16,
+            statement_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for RawStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawStore")
+            .field("backend", &self.backend)
+            .field("url", &if self.url.is_empty() { "" } else { "********" })
+            .field("url_file", &self.url_file)
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish()
+    }
+}
+
 /// `[password]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -217,6 +254,7 @@ impl Default for RawConfig {
             tls: RawTls::default(),
             import: RawImport::default(),
             backup: RawBackup::default(),
+            store: RawStore::default(),
             password: RawPassword::default(),
             accounts: RawAccounts::default(),
         }
@@ -349,6 +387,12 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
             let before = text.get(..span.start).unwrap_or("");
             let number = before.matches('\n').count() + 1;
             let line = text.lines().nth(number - 1).unwrap_or("").trim();
+            // `store.url` may hold a password: its line is not repeated.
+            let line = if line.split('=').next().is_some_and(|k| k.trim() == "url") {
+                "url = ********"
+            } else {
+                line
+            };
             format!("line {number} (`{line}`): {message}")
         }
         _ => message,

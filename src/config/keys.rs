@@ -129,6 +129,11 @@ pub const KEYS: &[Key] = &[
     key!("password.min_length", "PORTCULLIS_PASSWORD_MIN_LENGTH" => password.min_length: number),
     key!("password.min_strength", "PORTCULLIS_PASSWORD_MIN_STRENGTH" => password.min_strength: number),
     key!("accounts.login_shells", "PORTCULLIS_ACCOUNTS_LOGIN_SHELLS" => accounts.login_shells: list),
+    key!("store.backend", "PORTCULLIS_STORE_BACKEND" => store.backend: text),
+    key!("store.url", "PORTCULLIS_STORE_URL" => store.url: text),
+    key!("store.url_file", "PORTCULLIS_STORE_URL_FILE" => store.url_file: text),
+    key!("store.pool_size", "PORTCULLIS_STORE_POOL_SIZE" => store.pool_size: number),
+    key!("store.statement_timeout_ms", "PORTCULLIS_STORE_STATEMENT_TIMEOUT_MS" => store.statement_timeout_ms: number),
 ];
 
 /// The key an environment variable sets.

@@ -61,6 +61,7 @@ pub struct Config {
     pub backup: BackupConfig,
     pub password: PasswordConfig,
     pub accounts: AccountsConfig,
+    pub store: StoreConfig,
 }
 
 /// `[ldap]`.
@@ -260,6 +261,47 @@ pub struct ImportConfig {
     /// when the schema knows them, instead of being reported and dropped.
     /// Case-insensitive.
     pub keep_attributes: Vec<String>,
+}
+
+/// `[store]`: where the directory lives.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum StoreConfig {
+    /// The embedded sled database in the data directory (the default).
+    #[default]
+    Sled,
+    /// A PostgreSQL database that several instances may share (issue 14).
+    Postgres(PostgresConfig),
+}
+
+/// `[store] backend = "postgres"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostgresConfig {
+    /// Where the connection URL comes from: `url`, or the file named by
+    /// `url_file` (read when the store opens), so the password stays off
+    /// command lines and out of the environment.
+    pub url: DatabaseUrl,
+    /// Most connections one instance holds.
+    pub pool_size: usize,
+    /// A statement running longer is cancelled by the server (`None`: 0,
+    /// no limit).
+    pub statement_timeout: Option<Duration>,
+}
+
+/// A PostgreSQL URL as configured. Its `Debug` never shows the text, which
+/// may hold a password.
+#[derive(Clone, PartialEq)]
+pub enum DatabaseUrl {
+    Text(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Text(_) => f.write_str("Text(********)"),
+            DatabaseUrl::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
 }
 
 /// `[backup]`: scheduled backups of a running server.

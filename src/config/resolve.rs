@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use super::file::{
     RawAccounts, RawBackup, RawBind, RawConfig, RawImport, RawLdap, RawPassword, RawPortal,
-    RawThrottle, RawTls,
+    RawStore, RawThrottle, RawTls,
 };
 use super::{
-    AccountsConfig, BackupConfig, BindConfig, Config, ConfigError, ImportConfig, LdapConfig,
-    LogConfig, Origins, PasswordConfig, PortalConfig, ThrottleSettings, TlsConfig,
+    AccountsConfig, BackupConfig, BindConfig, Config, ConfigError, DatabaseUrl, ImportConfig,
+    LdapConfig, LogConfig, Origins, PasswordConfig, PortalConfig, PostgresConfig, StoreConfig,
+    ThrottleSettings, TlsConfig,
 };
 use crate::auth::password::HashConfig;
 use crate::directory::Dn;
@@ -73,6 +74,7 @@ impl RawConfig {
         let backup = backup(self.backup, o)?;
         check_password(&self.password, o)?;
         check_accounts(&self.accounts, o)?;
+        let store = store(self.store, o)?;
         Ok(Config {
             data_dir: self.data_dir,
             base_dn,
@@ -97,6 +99,7 @@ impl RawConfig {
             accounts: AccountsConfig {
                 login_shells: self.accounts.login_shells,
             },
+            store,
         })
     }
 }
@@ -451,6 +454,60 @@ fn backup(raw: RawBackup, o: &Origins) -> Result<BackupConfig, ConfigError> {
         interval: Duration::from_secs(raw.interval_secs),
         keep: raw.keep,
     })
+}
+
+/// Most connections `store.pool_size` may ask for.
+const MAX_POOL_SIZE: usize = 1024;
+
+/// `[store]`. Messages name keys, never the URL's text (it may hold a
+/// password).
+fn store(raw: RawStore, o: &Origins) -> Result<StoreConfig, ConfigError> {
+    let url = raw.url.trim();
+    let url_file = raw.url_file.trim();
+    match raw.backend.as_str() {
+        "sled" => {
+            for (key, set) in [
+                ("store.url", !url.is_empty()),
+                ("store.url_file", !url_file.is_empty()),
+            ] {
+                if set {
+                    return Err(o.invalid(key, "is only for backend = \"postgres\""));
+                }
+            }
+            Ok(StoreConfig::Sled)
+        }
+        "postgres" => {
+            let url = match (url.is_empty(), url_file.is_empty()) {
+                (false, true) => DatabaseUrl::Text(url.to_string()),
+                (true, false) => DatabaseUrl::File(PathBuf::from(url_file)),
+                (false, false) => {
+                    return Err(o.invalid("store.url", "set store.url or store.url_file, not both"))
+                }
+                (true, true) => {
+                    return Err(o.invalid(
+                        "store.url",
+                        "backend = \"postgres\" needs store.url or store.url_file",
+                    ))
+                }
+            };
+            if raw.pool_size == 0 || raw.pool_size > MAX_POOL_SIZE {
+                return Err(o.invalid(
+                    "store.pool_size",
+                    format!("must be between 1 and {MAX_POOL_SIZE}"),
+                ));
+            }
+            Ok(StoreConfig::Postgres(PostgresConfig {
+                url,
+                pool_size: raw.pool_size,
+                statement_timeout: (raw.statement_timeout_ms > 0)
+                    .then(|| Duration::from_millis(raw.statement_timeout_ms)),
+            }))
+        }
+        other => Err(o.invalid(
+            "store.backend",
+            format!("{other:?} is not a backend (\"sled\" or \"postgres\")"),
+        )),
+    }
 }
 
 /// Longest `password.min_length`: a minimum above this would refuse

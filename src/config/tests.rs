@@ -169,8 +169,14 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_PASSWORD_MIN_LENGTH", "20"),
         ("PORTCULLIS_PASSWORD_MIN_STRENGTH", "4"),
         ("PORTCULLIS_ACCOUNTS_LOGIN_SHELLS", "/bin/zsh"),
+        ("PORTCULLIS_STORE_BACKEND", "postgres"),
+        ("PORTCULLIS_STORE_URL", "postgres://p:secret@db/portcullis"),
+        ("PORTCULLIS_STORE_POOL_SIZE", "21"),
+        ("PORTCULLIS_STORE_STATEMENT_TIMEOUT_MS", "22"),
     ];
-    assert_eq!(vars.len() + HARDENING_ENV.len() + 1, KEYS.len());
+    // PORTCULLIS_STORE_URL_FILE excludes PORTCULLIS_STORE_URL: see
+    // store_settings_and_their_refusals.
+    assert_eq!(vars.len() + HARDENING_ENV.len() + 2, KEYS.len());
     let c = Config::load(None, env(&vars), &Overrides::default()).expect("load");
     let expected = Config {
         data_dir: "/d".into(),
@@ -254,6 +260,11 @@ fn every_key_has_a_working_env_variable() {
         accounts: AccountsConfig {
             login_shells: vec!["/bin/zsh".into()],
         },
+        store: StoreConfig::Postgres(PostgresConfig {
+            url: DatabaseUrl::Text("postgres://p:secret@db/portcullis".into()),
+            pool_size: 21,
+            statement_timeout: Some(Duration::from_millis(22)),
+        }),
     };
     assert_eq!(c, expected);
     assert_eq!(c.base_dn.to_string(), "o=x");
@@ -746,4 +757,68 @@ fn trusted_proxies_must_be_addresses() {
         let err = Config::load(None, env(&vars), &Overrides::default()).expect_err(bad);
         assert!(err.to_string().contains("portal.trusted_proxies"), "{err}");
     }
+}
+
+#[test]
+fn store_settings_and_their_refusals() {
+    let load = |vars: &[(&str, &str)]| Config::load(None, env(vars), &Overrides::default());
+    assert_eq!(load(&[]).expect("load").store, StoreConfig::Sled);
+    let c = load(&[
+        ("PORTCULLIS_STORE_BACKEND", "postgres"),
+        ("PORTCULLIS_STORE_URL_FILE", "/run/secrets/db-url"),
+    ])
+    .expect("load");
+    assert_eq!(
+        c.store,
+        StoreConfig::Postgres(PostgresConfig {
+            url: DatabaseUrl::File("/run/secrets/db-url".into()),
+            pool_size: 16,
+            statement_timeout: Some(Duration::from_secs(5)),
+        })
+    );
+    let secret = "postgres://p:hunter2@db/x";
+    for (vars, key) in [
+        (vec![("PORTCULLIS_STORE_BACKEND", "postgres")], "store.url"),
+        (
+            vec![
+                ("PORTCULLIS_STORE_BACKEND", "postgres"),
+                ("PORTCULLIS_STORE_URL", secret),
+                ("PORTCULLIS_STORE_URL_FILE", "/f"),
+            ],
+            "store.url",
+        ),
+        (vec![("PORTCULLIS_STORE_URL", secret)], "store.url"),
+        (vec![("PORTCULLIS_STORE_BACKEND", "mysql")], "store.backend"),
+        (
+            vec![
+                ("PORTCULLIS_STORE_BACKEND", "postgres"),
+                ("PORTCULLIS_STORE_URL", secret),
+                ("PORTCULLIS_STORE_POOL_SIZE", "0"),
+            ],
+            "store.pool_size",
+        ),
+    ] {
+        let err = load(&vars).expect_err("refused").to_string();
+        assert!(err.contains(key), "{key}: {err}");
+        assert!(!err.contains("hunter2"), "the password leaked: {err}");
+    }
+    let c = load(&[
+        ("PORTCULLIS_STORE_BACKEND", "postgres"),
+        ("PORTCULLIS_STORE_URL", secret),
+    ])
+    .expect("load");
+    assert!(
+        !format!("{c:?}").contains("hunter2"),
+        "Debug shows no password"
+    );
+}
+
+#[test]
+fn a_broken_url_line_is_not_repeated() {
+    let f = toml_file("[store]\nbackend = \"postgres\"\nurl = postgres://p:hunter2@db/x\n");
+    let err = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("line 3"), "{err}");
+    assert!(!err.contains("hunter2"), "the password leaked: {err}");
 }

@@ -440,4 +440,36 @@ pub trait Backend: Send + Sync {
     /// Writes a whole batch in one transaction over every tree involved.
     /// Either all of it lands or, on any conflict or failure, none of it.
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport>;
+
+    // --- Start-up of one of several processes sharing the backend ---
+
+    /// Holds off every other process sharing the backend from its own
+    /// start-up steps (the key check, bootstrap) until the answered guard
+    /// is dropped; waits for one that holds it. sled: no other process can
+    /// open the store, so the guard holds nothing.
+    fn startup_lock(&self) -> Result<StartupLock>;
+
+    /// Records `fingerprint` (of the server key that keys app password,
+    /// token and static token hashes) the first time, and from then on
+    /// refuses another with `Invalid`: every process sharing the backend
+    /// must hash with the same key. sled keeps no fingerprint (one process
+    /// with its own data directory): always `Ok`.
+    fn check_key_fingerprint(&self, fingerprint: &str) -> Result<()>;
+}
+
+/// Held while a process runs its start-up steps
+/// ([`Backend::startup_lock`]); dropping it lets the next process go on.
+pub struct StartupLock(#[allow(dead_code)] Option<Box<dyn std::any::Any + Send>>);
+
+impl StartupLock {
+    /// A guard that holds nothing (a backend only one process opens).
+    pub fn none() -> StartupLock {
+        StartupLock(None)
+    }
+
+    /// A guard that keeps `held` (a connection holding a lock) until it
+    /// is dropped.
+    pub fn holding(held: impl std::any::Any + Send) -> StartupLock {
+        StartupLock(Some(Box::new(held)))
+    }
 }

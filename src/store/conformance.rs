@@ -1,13 +1,15 @@
 //! The conformance suite of the store interface: what every [`Backend`]
-//! must do, written once and run against each backend (today sled, below;
-//! a networked backend adds its own [`Harness`] and one line).
+//! must do, written once and run against each backend (sled and
+//! PostgreSQL, at the end of this file: a backend adds its own [`Harness`]
+//! and one line).
 //!
 //! Each check takes a [`Harness`], which creates an empty store and reopens
 //! it (a restart). Together they cover the contract in `backend.rs`:
 //! records and their indexes, atomic change sets refused when what they
 //! were planned from changed, durability across a restart, codes consumed
 //! exactly once under concurrency, the membership epoch, portal
-//! sessions, and snapshots that never hold half a change set.
+//! sessions, snapshots that never hold half a change set, and import and
+//! restore batches that land whole or not at all.
 //!
 //! A crash (rather than a clean reopen) is checked with the real binary in
 //! `tests/it/mfa.rs` (`static_token_once_even_across_a_crash`).
@@ -15,7 +17,9 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 
+use super::import::{Batch, BatchGroup, BatchMember, BatchMode, BatchUser};
 use super::mfa::{KeyedHash, TotpSecret};
+use super::postgres::testing::PgHarness;
 use super::{
     Group, Member, NewUser, PortalSession, SessionHash, SessionId, Store, StoreError, User, UserId,
     FIRST_GID_NUMBER, FIRST_UID_NUMBER,
@@ -504,6 +508,238 @@ pub fn snapshot_is_consistent(h: &mut impl Harness) {
     assert!(last.has_keyed_hashes());
 }
 
+fn batch_user(name: &str, uid_number: Option<u32>, password_hash: Option<&str>) -> BatchUser {
+    let at = crate::store::now();
+    BatchUser {
+        user: User {
+            id: UserId(uuid::Uuid::new_v4()),
+            username: name.into(),
+            full_name: None,
+            email: Some(format!("{name}@example.com")),
+            uid_number: uid_number.unwrap_or(0),
+            gid_number: 0,
+            disabled: false,
+            attrs: Default::default(),
+            created: at,
+            modified: at,
+            pwd_changed: None,
+            cred_generation: 0,
+        },
+        allocate_uid: uid_number.is_none(),
+        password_hash: password_hash.map(str::to_string),
+    }
+}
+
+fn batch_group(name: &str) -> BatchGroup {
+    let at = crate::store::now();
+    BatchGroup {
+        group: Group {
+            id: crate::store::GroupId(uuid::Uuid::new_v4()),
+            name: name.into(),
+            gid_number: 0,
+            description: None,
+            created: at,
+            modified: at,
+        },
+        allocate_gid: true,
+    }
+}
+
+/// An import lands whole or not at all: a second run of the same batch
+/// changes nothing, a conflict or a cycle anywhere leaves no trace, and
+/// the allocators move past every imported number.
+pub fn imports_land_whole_or_not_at_all(h: &mut impl Harness) {
+    let s = h.fresh();
+    let batch = Batch {
+        mode: BatchMode::Merge,
+        users: vec![
+            batch_user("alice", Some(1001), Some("$argon2id$alice")),
+            batch_user("bob", None, None),
+        ],
+        groups: vec![batch_group("staff")],
+        memberships: vec![
+            ("staff".into(), BatchMember::User("alice".into())),
+            ("staff".into(), BatchMember::User("Bob".into())),
+        ],
+        settings: vec![("mfa_policy".into(), "required".into())],
+        ..Batch::default()
+    };
+    let epoch = s.membership_epoch().expect("epoch");
+    let report = s.apply_batch(&batch).expect("import");
+    assert_eq!(report.users_created, ["alice", "bob"]);
+    assert_eq!(report.groups_created, ["staff"]);
+    assert_eq!(report.memberships_added, 2);
+    assert_eq!(report.passwords_set, ["alice"]);
+    assert_eq!(report.settings_set, 1);
+    assert!(s.membership_epoch().expect("epoch") > epoch);
+    let alice = s.user_by_name("alice").expect("read").expect("alice");
+    let bob = s.user_by_name("bob").expect("read").expect("bob");
+    assert_eq!(alice.uid_number, 1001);
+    assert!(bob.uid_number >= FIRST_UID_NUMBER);
+    assert_eq!(bob.gid_number, bob.uid_number);
+    assert_eq!(
+        s.password_hash(alice.id).expect("read").as_deref(),
+        Some("$argon2id$alice")
+    );
+    let staff = s.group_by_name("staff").expect("read").expect("staff");
+    assert!(staff.gid_number >= FIRST_GID_NUMBER);
+    let mut members = s.members(staff.id).expect("read");
+    members.sort();
+    let mut expected = vec![Member::User(alice.id), Member::User(bob.id)];
+    expected.sort();
+    assert_eq!(members, expected);
+    assert_eq!(
+        s.setting("mfa_policy").expect("read").as_deref(),
+        Some("required")
+    );
+
+    let again = s.apply_batch(&batch).expect("import again");
+    assert_eq!(again.users_unchanged, ["alice", "bob"]);
+    assert_eq!(again.groups_unchanged, ["staff"]);
+    assert_eq!(again.memberships_added, 0);
+    assert!(again.passwords_set.is_empty());
+
+    // A uidNumber held by someone else: nothing of the batch lands.
+    let clash = Batch {
+        users: vec![
+            batch_user("carol", None, None),
+            batch_user("dave", Some(1001), None),
+        ],
+        groups: vec![batch_group("ops")],
+        ..Batch::default()
+    };
+    assert!(matches!(
+        s.apply_batch(&clash),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(s.user_id_by_name("carol").expect("read"), None);
+    assert_eq!(s.group_id_by_name("ops").expect("read"), None);
+
+    // A cycle through an existing nesting: refused whole.
+    let devs = group(&s, "devs");
+    s.add_member(staff.id, Member::Group(devs.id))
+        .expect("nest");
+    let cycle = Batch {
+        groups: vec![batch_group("qa")],
+        memberships: vec![
+            ("devs".into(), BatchMember::Group("qa".into())),
+            ("qa".into(), BatchMember::Group("staff".into())),
+        ],
+        ..Batch::default()
+    };
+    assert!(matches!(s.apply_batch(&cycle), Err(StoreError::Invalid(_))));
+    assert_eq!(s.group_id_by_name("qa").expect("read"), None);
+}
+
+/// A restore batch built from a snapshot writes every record with its id,
+/// credentials and second factors into an empty store: used codes stay
+/// used, unused ones still work once, and a second restore changes
+/// nothing.
+pub fn restores_keep_ids_and_second_factors(h: &mut impl Harness) {
+    let s = h.fresh();
+    let alice = user(&s, "alice", Some("alice@example.com"));
+    let staff = group(&s, "staff");
+    s.add_member(staff.id, Member::User(alice.id)).expect("add");
+    s.set_password_hash(alice.id, "$argon2id$alice")
+        .expect("hash");
+    let totp = s
+        .add_totp_device(alice.id, "phone", 6, &TotpSecret(vec![7; 20]))
+        .expect("totp");
+    assert!(s.advance_totp_step(alice.id, totp.id, 77).expect("step"));
+    let tokens: [KeyedHash; 2] = [[1; 32], [2; 32]];
+    let paper = s
+        .add_static_device(alice.id, "paper", &tokens)
+        .expect("static");
+    assert!(s
+        .consume_static_token(alice.id, paper.id, &tokens[0])
+        .expect("use"));
+    s.add_app_password(
+        alice.id,
+        crate::domain::mfa::CredentialKind::ApiToken,
+        "ci",
+        None,
+        &[5; 32],
+    )
+    .expect("token");
+    let policy = crate::domain::mfa::GroupPolicy {
+        mfa: Some(crate::domain::mfa::MfaPolicy::Required),
+        app_passwords: Some(false),
+    };
+    s.set_group_policy(staff.id, policy).expect("policy");
+    let snap = s.snapshot().expect("snapshot");
+    drop(s);
+
+    let batch = Batch {
+        mode: BatchMode::Restore,
+        users: snap
+            .users
+            .iter()
+            .map(|u| BatchUser {
+                user: u.user.clone(),
+                allocate_uid: false,
+                password_hash: u.password_hash.clone(),
+            })
+            .collect(),
+        groups: snap
+            .groups
+            .iter()
+            .map(|g| BatchGroup {
+                group: g.group.clone(),
+                allocate_gid: false,
+            })
+            .collect(),
+        memberships: vec![("staff".into(), BatchMember::User("alice".into()))],
+        next_uid: Some(snap.counters.0),
+        next_gid: Some(snap.counters.1),
+        second_factors: snap
+            .users
+            .iter()
+            .map(|u| (u.user.username.clone(), u.second_factors.clone()))
+            .collect(),
+        group_policies: vec![("staff".into(), policy)],
+        ..Batch::default()
+    };
+    let t = h.fresh();
+    let report = t.apply_batch(&batch).expect("restore");
+    assert_eq!(report.devices_restored, 2);
+    assert_eq!(report.app_passwords_restored, 1);
+    assert_eq!(report.group_policies_set, 1);
+    assert_eq!(
+        t.user(alice.id).expect("read"),
+        Some(snap.users[0].user.clone())
+    );
+    assert_eq!(t.counters().expect("counters"), snap.counters);
+    assert_eq!(
+        t.password_hash(alice.id).expect("read").as_deref(),
+        Some("$argon2id$alice")
+    );
+    assert_eq!(
+        t.members(staff.id).expect("read"),
+        vec![Member::User(alice.id)]
+    );
+    assert_eq!(t.group_policy(staff.id).expect("read"), policy);
+    assert_eq!(t.devices(alice.id).expect("read").len(), 2);
+    assert!(!t.advance_totp_step(alice.id, totp.id, 77).expect("replay"));
+    assert!(!t
+        .consume_static_token(alice.id, paper.id, &tokens[0])
+        .expect("used"));
+    assert!(t
+        .consume_static_token(alice.id, paper.id, &tokens[1])
+        .expect("unused"));
+    let (owner, token) = t
+        .app_password_by_hash(&[5; 32])
+        .expect("read")
+        .expect("token");
+    assert_eq!((owner, token.name.as_str()), (alice.id, "ci"));
+
+    let again = t.apply_batch(&batch).expect("restore again");
+    assert_eq!(
+        (again.app_passwords_restored, again.group_policies_set),
+        (0, 0),
+        "a second restore rewrites no app password or policy"
+    );
+}
+
 fn session(user: UserId, created: i64, csrf: &str) -> PortalSession {
     PortalSession {
         id: SessionId(uuid::Uuid::new_v4()),
@@ -630,6 +866,14 @@ macro_rules! conformance {
                 super::snapshot_is_consistent(&mut $harness());
             }
             #[test]
+            fn imports_land_whole_or_not_at_all() {
+                super::imports_land_whole_or_not_at_all(&mut $harness());
+            }
+            #[test]
+            fn restores_keep_ids_and_second_factors() {
+                super::restores_keep_ids_and_second_factors(&mut $harness());
+            }
+            #[test]
             fn portal_sessions() {
                 super::portal_sessions(&mut $harness());
             }
@@ -638,3 +882,4 @@ macro_rules! conformance {
 }
 
 conformance!(sled, SledHarness::default);
+conformance!(postgres, PgHarness::default);

@@ -12,6 +12,8 @@
 //!   here (`store::model`, `store::mfa`, `store::import`) for callers.
 //! - `sled`: the embedded backend, the default; the only module that knows
 //!   sled.
+//! - `postgres`: the PostgreSQL backend (`[store] backend = "postgres"`,
+//!   issue 14, in progress); the only module that knows PostgreSQL.
 //! - `conformance` (tests): the suite every backend passes.
 //!
 //! Callers hold a [`Store`], a cheap handle on one backend that derefs to
@@ -20,6 +22,7 @@
 mod backend;
 #[cfg(test)]
 mod conformance;
+pub mod postgres;
 pub mod sled;
 
 pub use crate::domain::batch as import;
@@ -31,7 +34,7 @@ pub use crate::domain::{
     SessionHash, SessionId, StoreError, Timestamp, TotpSecret, User, UserId, FIRST_GID_NUMBER,
     FIRST_UID_NUMBER,
 };
-pub use backend::Backend;
+pub use backend::{Backend, StartupLock};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -57,6 +60,17 @@ impl Store {
         Ok(Store::with_backend(Arc::new(self::sled::SledStore::open(
             dir,
         )?)))
+    }
+
+    /// Connects to a PostgreSQL database (see [`postgres::PgStore::connect`]).
+    pub fn connect_postgres(
+        url: &str,
+        pool_size: usize,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> Result<Store> {
+        Ok(Store::with_backend(Arc::new(
+            self::postgres::PgStore::connect(url, pool_size, statement_timeout)?,
+        )))
     }
 
     /// A throw-away in-memory database, for tests and fuzzing.

@@ -13,7 +13,7 @@ use crate::store::mfa::{
 };
 use crate::store::{
     Backend, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash,
-    Snapshot, Timestamp, User, UserId,
+    Snapshot, StartupLock, Timestamp, User, UserId,
 };
 
 impl Backend for SledStore {
@@ -405,5 +405,15 @@ impl Backend for SledStore {
     fn set_group_attr(&self, id: GroupId, key: &str, value: Option<&str>) -> Result<bool> {
         let _w = self.writing();
         SledStore::set_group_attr(self, id, key, value)
+    }
+
+    /// One process owns the database (sled's file lock): nothing to hold.
+    fn startup_lock(&self) -> Result<StartupLock> {
+        Ok(StartupLock::none())
+    }
+
+    /// The key lives beside the database in the data directory.
+    fn check_key_fingerprint(&self, _fingerprint: &str) -> Result<()> {
+        Ok(())
     }
 }

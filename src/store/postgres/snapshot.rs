@@ -1,0 +1,203 @@
+//! Settings, counters and the consistent snapshot in PostgreSQL.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tokio_postgres::{GenericClient, IsolationLevel};
+
+use super::groups::{group_row, GROUP_COLUMNS};
+use super::mfa::{raw_app_passwords_of, raw_devices_of};
+use super::users::{user_row, USER_COLUMNS};
+use super::{to_u32, to_u64, PgStore, TxResult};
+use crate::domain::mfa::{GroupPolicy, MfaPolicy, RawSecondFactors};
+use crate::store::{
+    GroupId, Member, Result, Snapshot, SnapshotGroup, SnapshotUser, UserId, FIRST_GID_NUMBER,
+    FIRST_UID_NUMBER,
+};
+
+async fn counters_of(c: &impl GenericClient) -> TxResult<(u32, u32)> {
+    let (mut uid, mut gid) = (FIRST_UID_NUMBER, FIRST_GID_NUMBER);
+    for row in c
+        .query(
+            "SELECT name, value FROM counters WHERE name IN ('next_uid', 'next_gid')",
+            &[],
+        )
+        .await?
+    {
+        let name: &str = row.try_get("name")?;
+        let value = to_u32(row.try_get("value")?, name)?;
+        if name == "next_uid" {
+            uid = value;
+        } else {
+            gid = value;
+        }
+    }
+    Ok((uid, gid))
+}
+
+async fn settings_of(c: &impl GenericClient) -> TxResult<Vec<(String, String)>> {
+    c.query("SELECT key, value FROM settings ORDER BY key", &[])
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+        .collect()
+}
+
+impl PgStore {
+    /// The membership epoch as stored (one round trip; see the module
+    /// documentation).
+    pub(super) fn membership_epoch(&self) -> Result<u64> {
+        self.read(async |c| {
+            let v: i64 = c
+                .query_one(
+                    "SELECT value FROM counters WHERE name = 'membership_epoch'",
+                    &[],
+                )
+                .await?
+                .try_get("value")?;
+            to_u64(v, "membership epoch")
+        })
+    }
+
+    pub(super) fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.read(async |c| {
+            let row = c
+                .query_opt("SELECT value FROM settings WHERE key = $1", &[&key])
+                .await?;
+            Ok(row.map(|r| r.try_get("value")).transpose()?)
+        })
+    }
+
+    pub(super) fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        crate::blocking::assert_may_block("setting a setting");
+        self.read(async |c| {
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn remove_setting(&self, key: &str) -> Result<bool> {
+        crate::blocking::assert_may_block("removing a setting");
+        self.read(async |c| {
+            Ok(c.execute("DELETE FROM settings WHERE key = $1", &[&key])
+                .await?
+                == 1)
+        })
+    }
+
+    pub(super) fn settings(&self) -> Result<Vec<(String, String)>> {
+        self.read(async |c| settings_of(c).await)
+    }
+
+    pub(super) fn counters(&self) -> Result<(u32, u32)> {
+        self.read(async |c| counters_of(c).await)
+    }
+
+    /// Every record in one `REPEATABLE READ, READ ONLY` transaction.
+    pub(super) fn snapshot(&self) -> Result<Snapshot> {
+        crate::blocking::assert_may_block("a store snapshot");
+        self.transaction(IsolationLevel::RepeatableRead, true, async |tx| {
+            let mut users = Vec::new();
+            for row in tx
+                .query(
+                    &format!(
+                        "SELECT {USER_COLUMNS}, c.phc FROM users \
+                         LEFT JOIN credentials c ON c.user_id = users.id ORDER BY username_key"
+                    ),
+                    &[],
+                )
+                .await?
+            {
+                let user = user_row(&row)?;
+                let id = user.id;
+                users.push(SnapshotUser {
+                    password_hash: row.try_get("phc")?,
+                    second_factors: RawSecondFactors {
+                        devices: raw_devices_of(tx, id).await?,
+                        app_passwords: raw_app_passwords_of(tx, id).await?,
+                    },
+                    user,
+                });
+            }
+            let mut members: HashMap<GroupId, Vec<Member>> = HashMap::new();
+            for row in tx
+                .query(
+                    "SELECT group_id, child_id FROM group_members ORDER BY group_id, child_id",
+                    &[],
+                )
+                .await?
+            {
+                members
+                    .entry(GroupId(row.try_get("group_id")?))
+                    .or_default()
+                    .push(Member::Group(GroupId(row.try_get("child_id")?)));
+            }
+            for row in tx
+                .query(
+                    "SELECT group_id, user_id FROM user_members ORDER BY group_id, user_id",
+                    &[],
+                )
+                .await?
+            {
+                members
+                    .entry(GroupId(row.try_get("group_id")?))
+                    .or_default()
+                    .push(Member::User(UserId(row.try_get("user_id")?)));
+            }
+            let mut policies: HashMap<GroupId, GroupPolicy> = HashMap::new();
+            for row in tx
+                .query(
+                    "SELECT group_id, mfa, app_passwords FROM group_policies",
+                    &[],
+                )
+                .await?
+            {
+                let mfa: Option<&str> = row.try_get("mfa")?;
+                policies.insert(
+                    GroupId(row.try_get("group_id")?),
+                    GroupPolicy {
+                        mfa: mfa.and_then(MfaPolicy::parse),
+                        app_passwords: row.try_get("app_passwords")?,
+                    },
+                );
+            }
+            let mut attrs: HashMap<GroupId, BTreeMap<String, String>> = HashMap::new();
+            for row in tx
+                .query("SELECT group_id, key, value FROM group_attrs", &[])
+                .await?
+            {
+                attrs
+                    .entry(GroupId(row.try_get("group_id")?))
+                    .or_default()
+                    .insert(row.try_get("key")?, row.try_get("value")?);
+            }
+            let mut groups = Vec::new();
+            for row in tx
+                .query(
+                    &format!("SELECT {GROUP_COLUMNS} FROM groups ORDER BY name_key"),
+                    &[],
+                )
+                .await?
+            {
+                let group = group_row(&row)?;
+                let id = group.id;
+                groups.push(SnapshotGroup {
+                    members: members.remove(&id).unwrap_or_default(),
+                    policy: policies.remove(&id).unwrap_or_default(),
+                    attrs: attrs.remove(&id).unwrap_or_default(),
+                    group,
+                });
+            }
+            Ok(Snapshot {
+                users,
+                groups,
+                settings: settings_of(tx).await?,
+                counters: counters_of(tx).await?,
+            })
+        })
+    }
+}

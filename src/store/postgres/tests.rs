@@ -1,0 +1,236 @@
+//! What only a shared database can show: two instances (two `PgStore`s
+//! on one database, as two Portcullis processes would have) deciding
+//! atomic steps together. The single-instance contract is the
+//! conformance suite's (`store::conformance`).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier};
+
+use super::testing::Cluster;
+use super::PgStore;
+use crate::store::import::Batch;
+use crate::store::mfa::{KeyedHash, TotpSecret};
+use crate::store::{Backend, Member, NewUser, StoreError, User};
+
+/// Two instances on one new database.
+fn two_instances() -> (PgStore, PgStore) {
+    let cluster = Cluster::get();
+    let url = cluster.url(&cluster.create_database());
+    (
+        PgStore::connect(&url, 8, None).expect("instance A"),
+        PgStore::connect(&url, 8, None).expect("instance B"),
+    )
+}
+
+fn user(s: &PgStore, name: &str) -> User {
+    s.create_user(NewUser {
+        username: name.into(),
+        ..NewUser::default()
+    })
+    .expect("user")
+}
+
+/// Runs `attempt(i)` on `n` threads released together; how many won.
+fn race(n: usize, attempt: impl Fn(usize) -> bool + Send + Sync) -> usize {
+    let barrier = Barrier::new(n);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (attempt, barrier) = (&attempt, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    attempt(i)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("racer"))
+            .filter(|won| *won)
+            .count()
+    })
+}
+
+#[test]
+fn a_code_is_consumed_once_across_instances() {
+    let (a, b) = two_instances();
+    let alice = user(&a, "alice");
+    let token: KeyedHash = [9; 32];
+    let paper = a
+        .add_static_device(alice.id, "paper", &[token])
+        .expect("static");
+    let totp = a
+        .add_totp(alice.id, "phone", 6, &TotpSecret(vec![3; 20]), true)
+        .expect("totp");
+    let on = |i: usize| if i.is_multiple_of(2) { &a } else { &b };
+    let uses = race(16, |i| {
+        on(i)
+            .consume_static_token(alice.id, paper.id, &token)
+            .expect("consume")
+    });
+    assert_eq!(uses, 1, "one static token, one use over both instances");
+    let uses = race(16, |i| {
+        on(i)
+            .advance_totp_step(alice.id, totp.id, 5000)
+            .expect("advance")
+    });
+    assert_eq!(uses, 1, "one TOTP step, one use over both instances");
+    assert!(!b
+        .advance_totp_step(alice.id, totp.id, 5000)
+        .expect("replay"));
+    assert_eq!(
+        b.totp_last_step(alice.id, totp.id).expect("read"),
+        Some(5000)
+    );
+}
+
+#[test]
+fn opposite_nesting_through_two_instances_cannot_build_a_cycle() {
+    let (a, b) = two_instances();
+    for round in 0..20 {
+        let x = a.create_group(&format!("x{round}"), None).expect("group");
+        let y = a.create_group(&format!("y{round}"), None).expect("group");
+        let results: Vec<bool> = std::thread::scope(|scope| {
+            let one = scope.spawn(|| a.add_member(x.id, Member::Group(y.id)).is_ok());
+            let two = scope.spawn(|| b.add_member(y.id, Member::Group(x.id)).is_ok());
+            vec![one.join().expect("thread"), two.join().expect("thread")]
+        });
+        assert_eq!(
+            results.iter().filter(|ok| **ok).count(),
+            1,
+            "round {round}: {results:?}"
+        );
+    }
+}
+
+#[test]
+fn a_delete_and_an_add_through_two_instances_leave_nothing_dangling() {
+    let (a, b) = two_instances();
+    let staff = a.create_group("staff", None).expect("group");
+    for round in 0..20 {
+        let u = user(&a, &format!("u{round}"));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _ = a.add_member(staff.id, Member::User(u.id));
+            });
+            scope.spawn(|| b.delete_user(u.id).expect("delete"));
+        });
+        assert_eq!(b.groups_of(Member::User(u.id)).expect("read"), vec![]);
+    }
+    assert!(a.members(staff.id).expect("read").is_empty());
+}
+
+/// Users created through A and groups through B at once, with both
+/// allocators at the same number: every uidNumber and gidNumber is handed
+/// out once, and no user's private group number is a group's.
+#[test]
+fn numbers_allocated_through_two_instances_never_collide() {
+    let (a, b) = two_instances();
+    a.apply_batch(&Batch {
+        next_uid: Some(4000),
+        next_gid: Some(4000),
+        ..Batch::default()
+    })
+    .expect("counters");
+    let numbers: Vec<u32> = std::thread::scope(|scope| {
+        let users = scope.spawn(|| {
+            (0..15)
+                .map(|i| user(&a, &format!("u{i}")).uid_number)
+                .collect::<Vec<_>>()
+        });
+        let groups = scope.spawn(|| {
+            (0..15)
+                .map(|i| {
+                    b.create_group(&format!("g{i}"), None)
+                        .expect("group")
+                        .gid_number
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut all = users.join().expect("users");
+        all.extend(groups.join().expect("groups"));
+        all
+    });
+    let distinct: HashSet<u32> = numbers.iter().copied().collect();
+    assert_eq!(distinct.len(), numbers.len(), "{numbers:?}");
+}
+
+#[test]
+fn the_membership_epoch_is_shared() {
+    let (a, b) = two_instances();
+    let staff = a.create_group("staff", None).expect("group");
+    let alice = user(&a, "alice");
+    let before = b.membership_epoch().expect("epoch");
+    a.add_member(staff.id, Member::User(alice.id)).expect("add");
+    assert!(b.membership_epoch().expect("epoch") > before);
+}
+
+#[test]
+fn a_stale_change_set_is_refused_across_instances() {
+    let (a, b) = two_instances();
+    let alice = user(&a, "alice");
+    let mut planned = alice.clone();
+    planned.full_name = Some("Alice".into());
+    b.update_user(alice.id, &|u: &mut User| {
+        u.email = Some("alice@example.com".into());
+        Ok(())
+    })
+    .expect("update through B");
+    assert_eq!(
+        a.replace_user(&alice, &planned, None).expect("replace"),
+        None
+    );
+    let err = a.create_user(NewUser {
+        username: "ALICE".into(),
+        ..NewUser::default()
+    });
+    assert!(matches!(err, Err(StoreError::AlreadyExists(_))), "{err:?}");
+}
+
+#[test]
+fn the_store_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<PgStore>();
+    let _: Arc<dyn Backend> = Arc::new(two_instances().0);
+}
+
+#[test]
+fn the_first_key_fingerprint_is_kept_and_another_refused() {
+    let (a, b) = two_instances();
+    a.check_key_fingerprint("aa").expect("first");
+    a.check_key_fingerprint("aa").expect("same again");
+    b.check_key_fingerprint("aa").expect("same on B");
+    assert!(matches!(
+        b.check_key_fingerprint("bb"),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[test]
+fn one_instance_at_a_time_holds_the_startup_lock() {
+    let (a, b) = two_instances();
+    let held = a.startup_lock().expect("lock");
+    let try_lock = || {
+        b.read(async |c| {
+            Ok(
+                c.query_one("SELECT pg_try_advisory_lock($1)", &[&super::MIGRATION_LOCK])
+                    .await?
+                    .get::<_, bool>(0),
+            )
+        })
+        .expect("try")
+    };
+    assert!(!try_lock(), "held by A");
+    drop(held);
+    // The session of A's lock ends with its connection; the server
+    // notices at once, but asynchronously.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut got = false;
+    while !got && std::time::Instant::now() < deadline {
+        got = try_lock();
+        if !got {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    assert!(got, "released when A's guard is dropped");
+}
