@@ -312,11 +312,12 @@ pub trait Backend: Send + Sync {
         token_hashes: &[KeyedHash],
     ) -> Result<Device>;
 
-    /// Removes a device and its secrets; `Ok(false)` if it did not exist.
     /// Gives a device a new label (checked like a new one); `Ok(false)`
-    /// when the user has no such device.
+    /// when the user has no such device. Not a credential change: the
+    /// generation stays.
     fn rename_device(&self, user: UserId, device: DeviceId, label: &str) -> Result<bool>;
 
+    /// Removes a device and its secrets; `Ok(false)` if it did not exist.
     fn remove_device(&self, user: UserId, device: DeviceId) -> Result<bool>;
 
     /// The secret of a TOTP device, if it exists.

@@ -330,6 +330,24 @@ impl PgStore {
         })
     }
 
+    pub(super) fn rename_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        new_label: &str,
+    ) -> Result<bool> {
+        let new_label = label("device label", new_label)?;
+        self.write("renaming an MFA device", async |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE mfa_devices SET label = $3 WHERE user_id = $1 AND id = $2",
+                    &[&user.0, &device.0, &new_label],
+                )
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
     pub(super) fn remove_device(&self, user: UserId, device: DeviceId) -> Result<bool> {
         self.write("removing an MFA device", async |tx| {
             let n = tx

@@ -248,6 +248,10 @@ impl Backend for PgStore {
         PgStore::confirm_device(self, user, device)
     }
 
+    fn rename_device(&self, user: UserId, device: DeviceId, label: &str) -> Result<bool> {
+        PgStore::rename_device(self, user, device, label)
+    }
+
     fn add_static_device(
         &self,
         user: UserId,

@@ -267,6 +267,7 @@ impl Backend for SledStore {
     }
 
     fn rename_device(&self, user: UserId, device: DeviceId, label: &str) -> Result<bool> {
+        let _w = self.writing();
         SledStore::rename_device(self, user, device, label)
     }
 
