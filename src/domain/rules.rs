@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{GroupId, User};
+use super::{validate, Group, GroupId, Result, StoreError, Timestamp, User};
 
 /// The next uidNumber or gidNumber: the counter's value (never below
 /// `first`), moved past every number `taken` reports as used by a user or
@@ -85,6 +85,83 @@ pub fn nesting_cycle(edges: &HashMap<String, HashSet<String>>) -> Option<(String
         }
     }
     None
+}
+
+/// The checks of a user update (`Backend::update_user`): the id, name,
+/// uidNumber and credential generation never change through it, and the
+/// email and full name keep their rules. Then the bookkeeping every backend
+/// does: a changed `disabled` moves the credential generation (so caches
+/// keyed on it drop the old status), and `modified` becomes `now`.
+pub fn checked_user_update(before: &User, after: &mut User, now: Timestamp) -> Result<()> {
+    let immutable = |what: &str| {
+        Err(StoreError::Invalid(format!(
+            "the {what} of user {} cannot be changed",
+            before.username
+        )))
+    };
+    if after.id != before.id {
+        return immutable("id");
+    }
+    if after.username != before.username {
+        return immutable("username");
+    }
+    if after.uid_number != before.uid_number {
+        return immutable("uidNumber");
+    }
+    if after.cred_generation != before.cred_generation {
+        return immutable("credential generation");
+    }
+    if let Some(email) = &after.email {
+        validate::email(email)?;
+    }
+    if let Some(full_name) = &after.full_name {
+        validate::full_name(full_name)?;
+    }
+    if after.disabled != before.disabled {
+        after.cred_generation = before.cred_generation.wrapping_add(1);
+    }
+    after.modified = now;
+    Ok(())
+}
+
+/// A batch group whose name exists already (`Backend::apply_batch`): a
+/// restore overwrites it (same id only), an import merges its description;
+/// a given gidNumber must match. `Ok(None)` when nothing changes.
+pub fn merged_group(
+    existing: &Group,
+    incoming: &Group,
+    allocate_gid: bool,
+    restore: bool,
+    now: Timestamp,
+) -> Result<Option<Group>> {
+    let conflict = |msg: String| Err(StoreError::AlreadyExists(format!("import conflict: {msg}")));
+    if restore && existing.id != incoming.id {
+        return conflict(format!(
+            "group {} already exists with another id; restore into a fresh data directory",
+            incoming.name
+        ));
+    }
+    if !allocate_gid && existing.gid_number != incoming.gid_number {
+        return conflict(format!(
+            "group {} exists with gidNumber {}, the import has {}",
+            incoming.name, existing.gid_number, incoming.gid_number
+        ));
+    }
+    let mut after = if restore {
+        incoming.clone()
+    } else {
+        existing.clone()
+    };
+    if !restore && incoming.description.is_some() {
+        after.description.clone_from(&incoming.description);
+    }
+    if after == *existing {
+        return Ok(None);
+    }
+    if !restore {
+        after.modified = now;
+    }
+    Ok(Some(after))
 }
 
 /// An existing user after a merge import: the import's name, email,

@@ -217,26 +217,9 @@ impl BatchRun<'_, '_> {
     /// (restore, same id only).
     async fn merge_group(&mut self, bg: &BatchGroup, ex: crate::store::Group) -> TxResult<()> {
         let g = &bg.group;
-        if self.restore && ex.id != g.id {
-            return Err(conflict(format!(
-                "group {} already exists with another id; restore into a fresh data directory",
-                g.name
-            )));
-        }
-        if !bg.allocate_gid && ex.gid_number != g.gid_number {
-            return Err(conflict(format!(
-                "group {} exists with gidNumber {}, the import has {}",
-                g.name, ex.gid_number, g.gid_number
-            )));
-        }
-        let mut after = if self.restore { g.clone() } else { ex.clone() };
-        if !self.restore && g.description.is_some() {
-            after.description.clone_from(&g.description);
-        }
-        if after != ex {
-            if !self.restore {
-                after.modified = self.at;
-            }
+        let merged =
+            crate::domain::rules::merged_group(&ex, g, bg.allocate_gid, self.restore, self.at)?;
+        if let Some(after) = merged {
             update_group_row(self.tx, &after).await?;
             self.report.groups_updated.push(g.name.clone());
         } else {

@@ -358,34 +358,7 @@ impl PgStore {
             let before = lock_user(tx, id).await?.ok_or_else(|| not_found(id))?;
             let mut after = before.clone();
             change(&mut after)?;
-            let immutable = |what: &str| {
-                TxError::Store(StoreError::Invalid(format!(
-                    "the {what} of user {} cannot be changed",
-                    before.username
-                )))
-            };
-            if after.id != before.id {
-                return Err(immutable("id"));
-            }
-            if after.username != before.username {
-                return Err(immutable("username"));
-            }
-            if after.uid_number != before.uid_number {
-                return Err(immutable("uidNumber"));
-            }
-            if after.cred_generation != before.cred_generation {
-                return Err(immutable("credential generation"));
-            }
-            if let Some(email) = &after.email {
-                validate::email(email)?;
-            }
-            if let Some(full_name) = &after.full_name {
-                validate::full_name(full_name)?;
-            }
-            if after.disabled != before.disabled {
-                after.cred_generation = before.cred_generation.wrapping_add(1);
-            }
-            after.modified = now();
+            crate::domain::rules::checked_user_update(&before, &mut after, now())?;
             update_user_row(tx, &after).await?;
             Ok(after)
         })

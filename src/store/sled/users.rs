@@ -225,37 +225,9 @@ impl SledStore {
                     .ok_or_else(|| abort(StoreError::NotFound(format!("user {id}"))))?;
                 let mut after = before.clone();
                 change(&mut after).map_err(abort)?;
-                let immutable = |what: &str| {
-                    abort(StoreError::Invalid(format!(
-                        "the {what} of user {} cannot be changed",
-                        before.username
-                    )))
-                };
-                if after.id != before.id {
-                    return Err(immutable("id"));
-                }
-                if after.username != before.username {
-                    return Err(immutable("username"));
-                }
-                if after.uid_number != before.uid_number {
-                    return Err(immutable("uidNumber"));
-                }
-                if after.cred_generation != before.cred_generation {
-                    return Err(immutable("credential generation"));
-                }
-                if let Some(email) = &after.email {
-                    validate::email(email).map_err(abort)?;
-                }
-                if let Some(full_name) = &after.full_name {
-                    validate::full_name(full_name).map_err(abort)?;
-                }
-
+                crate::domain::rules::checked_user_update(&before, &mut after, now())
+                    .map_err(abort)?;
                 tx_reindex_email(idx_email, &before, &after, email_taken)?;
-
-                if after.disabled != before.disabled {
-                    after.cred_generation = before.cred_generation.wrapping_add(1);
-                }
-                after.modified = now();
                 tx_put_user(users, &after)?;
                 Ok(after)
             }),
