@@ -207,8 +207,7 @@ pub fn open_store(config: &Config) -> crate::store::Result<Store> {
             };
             tracing::warn!(
                 "the PostgreSQL store is work in progress (issue 14): there is no change feed \
-                 (LISTEN/NOTIFY) for other instances' changes yet, and failure counters are \
-                 kept per instance"
+                 (LISTEN/NOTIFY) for other instances' changes yet"
             );
             Store::connect_postgres(&url, pg.pool_size, pg.statement_timeout)
         }

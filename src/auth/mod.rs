@@ -218,12 +218,14 @@ impl Authenticator {
         key: ServerKey,
         settings: AuthSettings,
     ) -> Self {
+        // Several instances on one store count failures together.
+        let shared = store.failure_counters();
         Authenticator {
             store,
             hasher,
             key,
             policy: settings.policy,
-            throttle: Arc::new(Throttle::new(settings.throttle)),
+            throttle: Arc::new(Throttle::new(settings.throttle).with_shared(shared)),
             cache: settings
                 .cache
                 .enabled

@@ -61,6 +61,7 @@
 //! off no writer.
 
 mod batch;
+mod counters;
 mod groups;
 mod mfa;
 mod sessions;
@@ -90,6 +91,7 @@ use super::{Result, StoreError};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_server_key.sql")),
+    (3, include_str!("migrations/0003_failure_counters.sql")),
 ];
 
 /// The key of the session advisory lock migrations (and, later, bootstrap)

@@ -421,7 +421,7 @@ mod tests {
                 .collect())
             })
             .expect("versions");
-        assert_eq!(versions, vec![1, 2]);
+        assert_eq!(versions, vec![1, 2, 3]);
     }
 
     #[test]

@@ -234,3 +234,110 @@ fn one_instance_at_a_time_holds_the_startup_lock() {
     }
     assert!(got, "released when A's guard is dropped");
 }
+
+/// A throttle counting in `store`'s shared failure counters.
+fn shared_throttle(
+    store: &PgStore,
+    config: crate::auth::throttle::ThrottleConfig,
+) -> crate::auth::throttle::Throttle {
+    crate::auth::throttle::Throttle::new(config).with_shared(Backend::failure_counters(store))
+}
+
+#[test]
+fn the_throttle_rules_hold_with_shared_counters() {
+    for (name, scenario) in crate::auth::throttle::tests::SCENARIOS {
+        let (a, _) = two_instances();
+        eprintln!("scenario {name}");
+        scenario(&|config| shared_throttle(&a, config));
+    }
+}
+
+#[test]
+fn failures_through_two_instances_add_up_to_one_softlock() {
+    use crate::auth::throttle::{Key, ThrottleConfig, Verdict};
+    use std::time::{Duration, SystemTime};
+    let (a, b) = two_instances();
+    let config = ThrottleConfig {
+        account_delay: Duration::from_secs(60),
+        ..ThrottleConfig::default()
+    };
+    let (ta, tb) = (
+        shared_throttle(&a, config.clone()),
+        shared_throttle(&b, config),
+    );
+    let key = Key::account("Alice");
+    let now = SystemTime::now();
+    for _ in 0..4 {
+        assert_eq!(ta.failure(&key, now), None);
+    }
+    assert_eq!(tb.check(&key, now), Verdict::Allowed, "four so far");
+    assert_eq!(tb.failure(&key, now), Some(Duration::from_secs(60)));
+    for t in [&ta, &tb] {
+        assert!(matches!(t.check(&key, now), Verdict::Throttled { .. }));
+    }
+    // A success through B resets the count for A too.
+    tb.success(&key);
+    assert_eq!(ta.check(&key, now), Verdict::Allowed);
+
+    // Concurrent failures through both instances each count.
+    let bob = Key::account("bob");
+    let lenient = ThrottleConfig {
+        account_failures: 1000,
+        ..ThrottleConfig::default()
+    };
+    let (ta, tb) = (
+        shared_throttle(&a, lenient.clone()),
+        shared_throttle(&b, lenient),
+    );
+    let failed = race(40, |i| {
+        let t = if i % 2 == 0 { &ta } else { &tb };
+        t.failure(&bob, now).is_none()
+    });
+    assert_eq!(failed, 40);
+    let counted = a
+        .read(async |c| {
+            Ok(c.query_one(
+                "SELECT failures FROM failure_counters WHERE key = $1",
+                &[&b"abob".to_vec()],
+            )
+            .await?
+            .get::<_, i32>(0))
+        })
+        .expect("count");
+    assert_eq!(counted, 40);
+}
+
+#[test]
+fn an_unreachable_database_falls_back_to_the_instances_own_count() {
+    use crate::auth::throttle::{Key, ThrottleConfig, Verdict};
+    use std::time::{Duration, Instant, SystemTime};
+    let cluster = Cluster::start_own(&[], &[]);
+    let store =
+        PgStore::connect(&cluster.url(&cluster.create_database()), 4, None).expect("connect");
+    let t = shared_throttle(&store, ThrottleConfig::default());
+    let key = Key::account("alice");
+    let now = SystemTime::now();
+    for _ in 0..3 {
+        t.failure(&key, now);
+    }
+    cluster.stop();
+    let started = Instant::now();
+    // Three counted in the database, now unreachable: the instance
+    // counts on alone and locks after its own five; nothing hangs.
+    for _ in 0..4 {
+        assert_eq!(t.check(&key, now), Verdict::Allowed);
+        assert_eq!(t.failure(&key, now), None);
+    }
+    assert!(
+        t.failure(&key, now).is_some(),
+        "the fifth local failure locks"
+    );
+    assert!(matches!(t.check(&key, now), Verdict::Throttled { .. }));
+    assert!(started.elapsed() < Duration::from_secs(30), "bounded");
+    // Back again: the database's count (3) and the memory's lock both
+    // hold until a success.
+    cluster.start_again().expect("start again");
+    assert!(matches!(t.check(&key, now), Verdict::Throttled { .. }));
+    t.success(&key);
+    assert_eq!(t.check(&key, now), Verdict::Allowed);
+}

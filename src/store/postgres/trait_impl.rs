@@ -12,8 +12,8 @@ use crate::store::mfa::{
     RawAppPassword, RawDevice, TotpSecret,
 };
 use crate::store::{
-    Backend, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash,
-    Snapshot, StartupLock, Timestamp, User, UserId,
+    Backend, FailureCounters, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession,
+    Result, SessionHash, Snapshot, StartupLock, Timestamp, User, UserId,
 };
 
 impl Backend for PgStore {
@@ -385,5 +385,10 @@ impl Backend for PgStore {
 
     fn check_key_fingerprint(&self, fingerprint: &str) -> Result<()> {
         PgStore::check_key_fingerprint(self, fingerprint)
+    }
+
+    /// The `failure_counters` table (`counters.rs`).
+    fn failure_counters(&self) -> Option<Arc<dyn FailureCounters>> {
+        Some(Arc::new(self.clone()))
     }
 }
