@@ -103,7 +103,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     let http_task = tokio::spawn(crate::http::run(
         http_listener,
-        crate::http::router().merge(crate::portal::router(portal)),
+        crate::http::router(health(&config, &store)).merge(crate::portal::router(portal)),
         http_limits(&config),
         crate::http::Front {
             tls: config.portal.tls.then(|| tls.acceptor().clone()),
@@ -155,6 +155,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(config.data_dir.join("admin.sock"));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What `/healthz` reports of the store: its backend, and for
+/// PostgreSQL whether the database answers a bounded probe.
+fn health(config: &Config, store: &Store) -> crate::http::Health {
+    match &config.store {
+        StoreConfig::Sled => crate::http::Health::embedded("sled"),
+        StoreConfig::Postgres(_) => {
+            let store = store.clone();
+            crate::http::Health::with_database("postgres", move || match store.ping() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "/healthz: the database does not answer");
+                    false
+                }
+            })
+        }
+    }
 }
 
 /// The store, the password hasher and the server key of the data

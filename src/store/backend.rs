@@ -462,6 +462,11 @@ pub trait Backend: Send + Sync {
     /// owns the backend (sled): then the throttle's memory is the whole
     /// truth. Not a write itself: nothing to hold for sled.
     fn failure_counters(&self) -> Option<Arc<dyn FailureCounters>>;
+
+    /// Whether the backend answers: for a networked one, a round trip
+    /// bounded by a short deadline (it fails rather than hangs), for
+    /// `/healthz`. sled: always `Ok` (it is this process).
+    fn ping(&self) -> Result<()>;
 }
 
 /// The softlock rule a failure is counted under: `auth::throttle`'s rule,

@@ -6,7 +6,8 @@
 //! locks, so concurrent failures through several instances each count.
 //!
 //! The throttle asks from the LDAP reactors, so every call here is
-//! bounded ([`DEADLINE`]) and runs on the store's runtime: a slow or
+//! bounded ([`DEADLINE`], [`PgStore::bounded`]) and runs on the store's
+//! runtime: a slow or
 //! unreachable database answers an error within the deadline, and the
 //! throttle falls back to its own memory (`auth::throttle`), never to
 //! "allowed".
@@ -15,12 +16,11 @@
 //! (every [`PURGE_EVERY`]-th failure of this process), once the rule
 //! would forget them anyway.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{db_error, PgStore};
-use crate::store::{FailureCounters, Result, SoftlockRule, StoreError};
+use super::PgStore;
+use crate::store::{FailureCounters, Result, SoftlockRule};
 
 /// The longest a call waits for a connection and its statement.
 const DEADLINE: Duration = Duration::from_secs(2);
@@ -39,37 +39,6 @@ fn to_u64(v: i64) -> u64 {
 }
 
 impl PgStore {
-    /// Runs `query` with a pooled connection on the store's runtime,
-    /// within [`DEADLINE`] (waiting for the connection included).
-    fn bounded<T, F>(
-        &self,
-        query: impl FnOnce(deadpool_postgres::Object) -> F + Send + 'static,
-    ) -> Result<T>
-    where
-        T: Send + 'static,
-        F: Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
-    {
-        let pool = self.inner.pool.clone();
-        let task = self.runtime()?.spawn(async move {
-            tokio::time::timeout(DEADLINE, async move {
-                let client = pool.get().await.map_err(|e| match e {
-                    deadpool_postgres::PoolError::Backend(e) => db_error(&e),
-                    e => StoreError::Backend(format!("PostgreSQL pool: {e}")),
-                })?;
-                query(client).await.map_err(|e| db_error(&e))
-            })
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Backend(format!(
-                    "PostgreSQL: no answer within {} s",
-                    DEADLINE.as_secs()
-                )))
-            })
-        });
-        futures::executor::block_on(task)
-            .map_err(|e| StoreError::Backend(format!("PostgreSQL task: {e}")))?
-    }
-
     /// Deletes the rows of `key`'s kind whose count `rule` has forgotten
     /// (both rules forget a row once `cap_ms` has passed since its last
     /// failure and its lock). In the background: nobody waits for it.
@@ -102,7 +71,7 @@ impl PgStore {
 impl FailureCounters for PgStore {
     fn locked_until(&self, key: &[u8]) -> Result<u64> {
         let key = key.to_vec();
-        let until = self.bounded(async move |c| {
+        let until = self.bounded(DEADLINE, async move |c| {
             c.query_opt(
                 "SELECT until_ms FROM failure_counters WHERE key = $1",
                 &[&key],
@@ -122,7 +91,7 @@ impl FailureCounters for PgStore {
             to_i64(rule.cap_ms),
             rule.forget_after_lock,
         );
-        let (failures, until) = self.bounded(async move |c| {
+        let (failures, until) = self.bounded(DEADLINE, async move |c| {
             let row = c
                 .query_one(
                     "INSERT INTO failure_counters AS f (key, failures, since_ms, until_ms) \
@@ -149,7 +118,7 @@ impl FailureCounters for PgStore {
 
     fn reset(&self, key: &[u8]) -> Result<()> {
         let key = key.to_vec();
-        self.bounded(async move |c| {
+        self.bounded(DEADLINE, async move |c| {
             c.execute("DELETE FROM failure_counters WHERE key = $1", &[&key])
                 .await
                 .map(|_| ())

@@ -77,6 +77,7 @@ mod users;
 #[doc(hidden)]
 pub mod testing;
 
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +102,10 @@ const MIGRATION_LOCK: i64 = 0x706f_7274_6375_6c6c;
 /// How often a transaction is run again after a serialization failure or
 /// a deadlock before the error is reported.
 const MAX_ATTEMPTS: usize = 16;
+
+/// How long `ping` (for `/healthz`) waits for an answer; below
+/// `http::PROBE_DEADLINE`, so the probe's own error is what is reported.
+const PING_DEADLINE: Duration = Duration::from_millis(1500);
 
 /// How long a call waits for a free connection (or a new one).
 const POOL_WAIT: Duration = Duration::from_secs(10);
@@ -152,7 +157,16 @@ pub(super) type TxResult<T> = std::result::Result<T, TxError>;
 /// A database error for the log: tokio-postgres' text names the failed
 /// statement's error, never the connection's password.
 pub(super) fn db_error(e: &tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(format!("PostgreSQL: {e}"))
+    // The server's own message (a DbError) is only in the source chain.
+    match e.as_db_error() {
+        Some(db) => StoreError::Backend(format!(
+            "PostgreSQL: {} {}: {}",
+            db.severity(),
+            db.code().code(),
+            db.message()
+        )),
+        None => StoreError::Backend(format!("PostgreSQL: {e}")),
+    }
 }
 
 fn to_store(e: TxError) -> StoreError {
@@ -315,6 +329,46 @@ impl PgStore {
                     other => return other.map_err(to_store),
                 }
             }
+        })
+    }
+
+    /// Runs `query` with a pooled connection on the store's runtime,
+    /// within `deadline` (waiting for the connection included): for
+    /// callers that must not hang (the reactors, `/healthz`).
+    pub(super) fn bounded<T, F>(
+        &self,
+        deadline: Duration,
+        query: impl FnOnce(deadpool_postgres::Object) -> F + Send + 'static,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
+    {
+        let pool = self.inner.pool.clone();
+        let task = self.runtime()?.spawn(async move {
+            tokio::time::timeout(deadline, async move {
+                let client = pool.get().await.map_err(|e| match e {
+                    deadpool_postgres::PoolError::Backend(e) => db_error(&e),
+                    e => StoreError::Backend(format!("PostgreSQL pool: {e}")),
+                })?;
+                query(client).await.map_err(|e| db_error(&e))
+            })
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Backend(format!(
+                    "PostgreSQL: no answer within {} ms",
+                    deadline.as_millis()
+                )))
+            })
+        });
+        futures::executor::block_on(task)
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL task: {e}")))?
+    }
+
+    /// Whether the database answers `SELECT 1` within `deadline`.
+    pub(super) fn ping(&self, deadline: Duration) -> Result<()> {
+        self.bounded(deadline, async |c| {
+            c.execute("SELECT 1", &[]).await.map(|_| ())
         })
     }
 

@@ -56,11 +56,12 @@ static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 /// The settings of every test cluster: nothing here must survive a
-/// machine crash; enough connections for several instances' pools.
+/// machine crash (a crash of the server is another matter: see
+/// [`Cluster::start_own`]); enough connections for several instances'
+/// pools.
 const BASE_SETTINGS: &[(&str, &str)] = &[
     ("listen_addresses", "127.0.0.1"),
     ("fsync", "off"),
-    ("synchronous_commit", "off"),
     ("full_page_writes", "off"),
     ("max_connections", "300"),
 ];
@@ -121,7 +122,10 @@ impl Cluster {
 
     /// The cluster of this test process, started on first use.
     pub fn get() -> &'static Cluster {
-        match CLUSTER.get_or_init(|| Cluster::start(&[], &[], false)) {
+        // Never stopped while in use, so commits need not wait for the
+        // WAL.
+        let settings = [("synchronous_commit", "off")];
+        match CLUSTER.get_or_init(|| Cluster::start(&settings, &[], false)) {
             Ok(c) => c,
             Err(e) => panic!(
                 "cannot start the test PostgreSQL cluster: {e}\n\
@@ -134,7 +138,9 @@ impl Cluster {
     /// A cluster of the caller's own, with server `settings` on top of
     /// the usual ones and `files` (name, content) written into its data
     /// directory first (mode 0600, e.g. `server.crt` and `server.key`
-    /// for `ssl=on`). Stopped and removed when dropped.
+    /// for `ssl=on`). Stopped and removed when dropped. Commits are in
+    /// the WAL when they return, so [`Cluster::stop`] (immediate, like a
+    /// crash of the server) loses none.
     pub fn start_own(settings: &[(&str, &str)], files: &[(&str, &[u8])]) -> Cluster {
         Cluster::start(settings, files, true)
             .unwrap_or_else(|e| panic!("cannot start a PostgreSQL cluster: {e}"))

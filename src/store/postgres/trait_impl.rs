@@ -391,4 +391,9 @@ impl Backend for PgStore {
     fn failure_counters(&self) -> Option<Arc<dyn FailureCounters>> {
         Some(Arc::new(self.clone()))
     }
+
+    /// `SELECT 1`, within [`PING_DEADLINE`](super::PING_DEADLINE).
+    fn ping(&self) -> Result<()> {
+        PgStore::ping(self, super::PING_DEADLINE)
+    }
 }
