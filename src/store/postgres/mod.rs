@@ -68,6 +68,7 @@ mod sessions;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod trait_impl;
 mod users;
 
@@ -84,7 +85,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{IsolationLevel, NoTls};
+use tokio_postgres::IsolationLevel;
 
 use super::{Result, StoreError};
 
@@ -165,7 +166,17 @@ pub(super) fn db_error(e: &tokio_postgres::Error) -> StoreError {
             db.code().code(),
             db.message()
         )),
-        None => StoreError::Backend(format!("PostgreSQL: {e}")),
+        None => {
+            // The cause (a refused connection, a certificate the TLS
+            // check refused) is in the source chain too.
+            let mut text = format!("PostgreSQL: {e}");
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            StoreError::Backend(text)
+        }
     }
 }
 
@@ -225,8 +236,9 @@ impl PgStore {
         pool_size: usize,
         statement_timeout: Option<Duration>,
     ) -> Result<PgStore> {
-        // tokio-postgres' parse errors do not repeat the URL.
-        let mut config = tokio_postgres::Config::from_str(url)
+        // tokio-postgres' parse errors do not repeat the URL, nor do ours.
+        let (url, tls) = tls::split(url)?;
+        let mut config = tokio_postgres::Config::from_str(&url)
             .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
         if let Some(timeout) = statement_timeout {
             let options = format!(
@@ -244,7 +256,7 @@ impl PgStore {
             .map_err(|e| StoreError::Backend(format!("starting the PostgreSQL runtime: {e}")))?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls::connector(&tls)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

@@ -341,3 +341,102 @@ fn an_unreachable_database_falls_back_to_the_instances_own_count() {
     t.success(&key);
     assert_eq!(t.check(&key, now), Verdict::Allowed);
 }
+
+/// A CA named `ca_name` and a certificate it signed for `localhost` (DNS
+/// name only): the CA's PEM, the server's certificate and key.
+fn tls_material(ca_name: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca = ca.self_signed(&ca_key).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("certificate");
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// Whether the connection `store` uses is encrypted.
+fn encrypted(store: &PgStore) -> bool {
+    store
+        .read(async |c| {
+            Ok(c.query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await?
+            .get::<_, bool>(0))
+        })
+        .expect("pg_stat_ssl")
+}
+
+#[test]
+fn tls_to_the_database_with_each_sslmode() {
+    let (ca, cert, key) = tls_material("database CA");
+    let (other_ca, _, _) = tls_material("another CA");
+    let cluster = Cluster::start_own(
+        &[("ssl", "on")],
+        &[
+            ("server.crt", cert.as_bytes()),
+            ("server.key", key.as_bytes()),
+        ],
+    );
+    let db = cluster.create_database();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, wrong_root) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&root, &ca).expect("write");
+    std::fs::write(&wrong_root, &other_ca).expect("write");
+    let port = cluster.port();
+    // A password in the URL (the cluster trusts loopback and ignores it),
+    // to check that no error repeats it.
+    let url = |host: &str, params: &str| {
+        format!("postgres://postgres:n0t-the-s3cret@{host}:{port}/{db}?hostaddr=127.0.0.1&{params}")
+    };
+    let connect = |url: String| PgStore::connect(&url, 2, None);
+    let root = root.display();
+    let wrong_root = wrong_root.display();
+
+    for (host, params) in [
+        ("127.0.0.1", "sslmode=require".to_string()),
+        ("127.0.0.1", "sslmode=prefer".to_string()),
+        (
+            "localhost",
+            format!("sslmode=verify-full&sslrootcert={root}"),
+        ),
+        // verify-ca checks the chain, not the name.
+        ("127.0.0.1", format!("sslmode=verify-ca&sslrootcert={root}")),
+    ] {
+        let store = connect(url(host, &params)).unwrap_or_else(|e| panic!("{params}: {e}"));
+        assert!(encrypted(&store), "{params}");
+    }
+    let plain = connect(url("127.0.0.1", "sslmode=disable")).expect("disable");
+    assert!(!encrypted(&plain));
+
+    for (host, params, why) in [
+        (
+            "localhost",
+            format!("sslmode=verify-full&sslrootcert={wrong_root}"),
+            "UnknownIssuer",
+        ),
+        (
+            "127.0.0.1",
+            format!("sslmode=verify-full&sslrootcert={root}"),
+            "not valid for name",
+        ),
+        (
+            "localhost",
+            format!("sslmode=verify-ca&sslrootcert={wrong_root}"),
+            "UnknownIssuer",
+        ),
+    ] {
+        let e = match connect(url(host, &params)) {
+            Ok(_) => panic!("{params} through {host} connected"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("TLS") && e.contains(why), "{params}: {e}");
+        assert!(!e.contains("n0t-the-s3cret"), "{e}");
+    }
+}
