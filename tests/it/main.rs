@@ -21,6 +21,7 @@ mod mfa;
 mod migrate;
 mod ops;
 mod paged;
+mod pgops;
 mod policy;
 mod portal;
 mod scaleout;

@@ -2,12 +2,7 @@
 //! the harness's `postgres_servers`, real processes, real clients.
 //! Skipped (with a message) where PostgreSQL is not installed.
 
-use std::time::{Duration, Instant};
-
-use portcullis::store::postgres::testing::Cluster;
-
 use crate::harness::*;
-use crate::https::curl;
 use crate::mfa::{bind_rc, json, totp_code};
 
 #[test]
@@ -164,50 +159,4 @@ fn failed_binds_through_both_instances_add_up_to_one_softlock() {
         assert_eq!((locked.rc, &locked.text), (49, &wrong.text));
         assert_eq!(bind_rc(s, "fred", "right"), 0);
     }
-}
-
-#[test]
-fn healthz_reports_the_database_and_never_hangs() {
-    if !Cluster::installed() {
-        let _ = Cluster::shared(); // says why the test is skipped
-        return;
-    }
-    // A cluster of this test's own: it is stopped below.
-    let cluster = Cluster::start_own(&[], &[]);
-    let s = Server::start_postgres(
-        &cluster.url(&cluster.create_database()),
-        FAST_HASH_ENV,
-        None,
-    );
-    let healthz = |query: &str| {
-        let (status, _, body) = curl(&[&format!("http://{}/healthz{query}", s.http_addr)]);
-        let body: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
-        (status, body)
-    };
-    let up = serde_json::json!({"status": "ok", "store": "postgres", "database": "up"});
-    assert_eq!(healthz(""), (200, up.clone()));
-    assert_eq!(healthz("?strict").0, 200);
-
-    cluster.stop();
-    let asked = Instant::now();
-    let degraded =
-        serde_json::json!({"status": "degraded", "store": "postgres", "database": "unreachable"});
-    // Degraded, not dead (the module documentation of src/http says why);
-    // `?strict` asks for 503 instead.
-    assert_eq!(healthz(""), (200, degraded.clone()));
-    assert_eq!(healthz("?strict"), (503, degraded));
-    assert!(
-        asked.elapsed() < Duration::from_secs(15),
-        "answered within the probe's deadline, not hung: {:?}",
-        asked.elapsed()
-    );
-
-    // The database back: the instance reconnects by itself.
-    cluster.start_again().expect("start the database again");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while healthz("") != (200, up.clone()) {
-        assert!(Instant::now() < deadline, "still not up: {:?}", healthz(""));
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(bind_rc(&s, "admin", &s.admin_password), 0);
 }

@@ -146,6 +146,26 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("cannot start a PostgreSQL cluster: {e}"))
     }
 
+    /// A cluster of the caller's own with `ssl=on` and a certificate for
+    /// `localhost` (DNS name only, so connecting to 127.0.0.1 by address
+    /// does not match it), with two PEM files beside it: the CA that
+    /// signed it, and another CA that signed nothing of it.
+    pub fn start_tls() -> (Cluster, PathBuf, PathBuf) {
+        let (ca, cert, key) = tls_material("database CA");
+        let (other_ca, _, _) = tls_material("another CA");
+        let cluster = Cluster::start_own(
+            &[("ssl", "on")],
+            &[
+                ("server.crt", cert.as_bytes()),
+                ("server.key", key.as_bytes()),
+            ],
+        );
+        let (root, wrong_root) = (cluster.dir.join("ca.pem"), cluster.dir.join("other-ca.pem"));
+        std::fs::write(&root, ca).expect("write ca.pem");
+        std::fs::write(&wrong_root, other_ca).expect("write other-ca.pem");
+        (cluster, root, wrong_root)
+    }
+
     fn program(&self, name: &str) -> String {
         match &self.bindir {
             Some(d) => d.join(name).display().to_string(),
@@ -362,6 +382,24 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A CA named `ca_name` and a certificate it signed for `localhost` (DNS
+/// name only): the CA's PEM, the server's certificate and key (for
+/// [`Cluster::start_own`] with `ssl=on`: `server.crt`, `server.key`).
+fn tls_material(ca_name: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca = ca.self_signed(&ca_key).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("certificate");
+    (ca.pem(), cert.pem(), key.serialize_pem())
 }
 
 /// The PostgreSQL backend, each fresh store in a new database of the

@@ -342,23 +342,6 @@ fn an_unreachable_database_falls_back_to_the_instances_own_count() {
     assert_eq!(t.check(&key, now), Verdict::Allowed);
 }
 
-/// A CA named `ca_name` and a certificate it signed for `localhost` (DNS
-/// name only): the CA's PEM, the server's certificate and key.
-fn tls_material(ca_name: &str) -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, ca_name);
-    let ca = ca.self_signed(&ca_key).expect("CA");
-    let key = KeyPair::generate().expect("key");
-    let cert = CertificateParams::new(vec!["localhost".to_string()])
-        .expect("params")
-        .signed_by(&key, &ca, &ca_key)
-        .expect("certificate");
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
-
 /// Whether the connection `store` uses is encrypted.
 fn encrypted(store: &PgStore) -> bool {
     store
@@ -375,20 +358,8 @@ fn encrypted(store: &PgStore) -> bool {
 
 #[test]
 fn tls_to_the_database_with_each_sslmode() {
-    let (ca, cert, key) = tls_material("database CA");
-    let (other_ca, _, _) = tls_material("another CA");
-    let cluster = Cluster::start_own(
-        &[("ssl", "on")],
-        &[
-            ("server.crt", cert.as_bytes()),
-            ("server.key", key.as_bytes()),
-        ],
-    );
+    let (cluster, root, wrong_root) = Cluster::start_tls();
     let db = cluster.create_database();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (root, wrong_root) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
-    std::fs::write(&root, &ca).expect("write");
-    std::fs::write(&wrong_root, &other_ca).expect("write");
     let port = cluster.port();
     // A password in the URL (the cluster trusts loopback and ignores it),
     // to check that no error repeats it.
