@@ -8,9 +8,12 @@
 //! `[store] backend = "postgres"` selects it (`server::open_store`), and
 //! every process runs its key check and bootstrap under the migration
 //! lock (`server::start_up`, [`PgStore::startup_lock`]; the first key's
-//! fingerprint is kept in `server_key`, migration 2). Still to come for
-//! several instances (issue 14): the change feed (LISTEN/NOTIFY) for read
-//! models and cross-instance invalidation, and shared failure counters.
+//! fingerprint is kept in `server_key`, migration 2). Failure counters
+//! are shared (`counters`, migration 3), TLS to the database follows
+//! `sslmode` in the URL (`tls`), and [`Backend::ping`](super::Backend::ping)
+//! answers `/healthz` within a deadline. Still to come for several
+//! instances (issue 14): the change feed (LISTEN/NOTIFY) for read models
+//! and cross-instance invalidation.
 //!
 //! # Driver, pool and the synchronous interface
 //! [`Backend`](super::Backend) is synchronous: writes run on the blocking

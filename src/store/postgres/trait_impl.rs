@@ -392,7 +392,7 @@ impl Backend for PgStore {
         Some(Arc::new(self.clone()))
     }
 
-    /// `SELECT 1`, within [`PING_DEADLINE`](super::PING_DEADLINE).
+    /// `SELECT 1`, within `PING_DEADLINE`.
     fn ping(&self) -> Result<()> {
         PgStore::ping(self, super::PING_DEADLINE)
     }
