@@ -163,6 +163,15 @@ impl std::fmt::Debug for Throttle {
     }
 }
 
+/// Warns that the shared counters failed: while the database is away,
+/// every bind would, so at most a line a second (`crate::quiet`).
+fn shared_failed(e: &crate::store::StoreError, what: &str) {
+    static FAILED: crate::quiet::Every = crate::quiet::Every::new();
+    if let Some(left_out) = FAILED.line() {
+        tracing::warn!(error = %e, left_out, "shared failure counters {what} (left_out: failures since the last line)");
+    }
+}
+
 fn ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -265,7 +274,7 @@ impl Throttle {
         let until = match shared.locked_until(&id) {
             Ok(until) => until,
             Err(e) => {
-                tracing::warn!(error = %e, "shared failure counters unreadable: this instance's own count decides");
+                shared_failed(&e, "unreadable: this instance's own count decides");
                 0
             }
         };
@@ -323,9 +332,7 @@ impl Throttle {
                     return (failures >= rule.threshold)
                         .then(|| Duration::from_millis(until.saturating_sub(now_ms)));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "shared failure counters unwritable: counted by this instance alone");
-                }
+                Err(e) => shared_failed(&e, "unwritable: counted by this instance alone"),
             }
         }
         self.failure_local(key, now)
@@ -373,7 +380,7 @@ impl Throttle {
     pub fn success(&self, key: &Key) {
         if let Some((shared, id)) = self.shared_for(key) {
             if let Err(e) = shared.reset(&id) {
-                tracing::warn!(error = %e, "shared failure counters: could not reset after a success");
+                shared_failed(&e, "not reset after a success");
             }
         }
         if let Key::Account(_) | Key::Code(_) = key {
