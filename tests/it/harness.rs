@@ -337,14 +337,19 @@ pub fn postgres_database() -> Option<String> {
 /// documentation); `None` when PostgreSQL is not installed (the test is
 /// skipped then).
 pub fn postgres_servers(n: usize, env: &[(&str, &str)]) -> Option<Vec<Server>> {
-    let url = postgres_database()?;
-    let first = Server::start_postgres(&url, env, None);
+    Some(servers_on(&postgres_database()?, n, env))
+}
+
+/// `n` instances on the (new, empty) database at `url`, e.g. of a
+/// cluster of the test's own.
+pub fn servers_on(url: &str, n: usize, env: &[(&str, &str)]) -> Vec<Server> {
+    let first = Server::start_postgres(url, env, None);
     let mut servers = Vec::with_capacity(n);
     for _ in 1..n {
-        servers.push(Server::start_postgres(&url, env, Some(&first)));
+        servers.push(Server::start_postgres(url, env, Some(&first)));
     }
     servers.insert(0, first);
-    Some(servers)
+    servers
 }
 
 pub fn run_cli(

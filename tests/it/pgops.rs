@@ -218,3 +218,55 @@ fn tls_to_the_database_through_the_binary() {
         "{stderr}"
     );
 }
+
+#[test]
+fn both_instances_recover_from_a_database_restart_under_load() {
+    if !installed() {
+        return;
+    }
+    let cluster = Cluster::start_own(&[], &[]);
+    let servers = servers_on(&cluster.url(&cluster.create_database()), 2, FAST_HASH_ENV);
+    servers[0].add_user("alice", "pw");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // Binds through both instances all along, on new connections.
+        let load: Vec<_> = servers
+            .iter()
+            .map(|s| {
+                let stop = &stop;
+                scope.spawn(move || {
+                    let mut answered = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let mut c = s.conn();
+                        if c.simple_bind(&user_dn("alice"), "pw").is_ok() {
+                            answered += 1;
+                        }
+                    }
+                    answered
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        cluster.stop();
+        std::thread::sleep(Duration::from_secs(1));
+        cluster.start_again().expect("start the database again");
+        // Both serve binds again by themselves, within a generous bound.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for s in &servers {
+            while bind_rc(s, "alice", "pw") != 0 {
+                assert!(Instant::now() < deadline, "{} did not recover", s.url);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for handle in load {
+            assert!(
+                handle.join().expect("load thread") > 0,
+                "answered under load"
+            );
+        }
+    });
+    // A write through one is seen by the other.
+    servers[1].add_user("bob", "pw2");
+    assert_eq!(bind_rc(&servers[0], "bob", "pw2"), 0);
+}
