@@ -199,6 +199,12 @@ impl Throttle {
         self
     }
 
+    /// Whether `key` is counted in shared counters (so asking about it is
+    /// a database round trip: blocking).
+    pub fn asks_shared(&self, key: &Key) -> bool {
+        self.shared.is_some() && !matches!(key, Key::Address(_))
+    }
+
     /// The rule of an account-like key, for the shared counters.
     fn shared_rule(&self, key: &Key) -> Option<SoftlockRule> {
         let (threshold, first_ms, cap_ms) = self.softlock(key)?;
