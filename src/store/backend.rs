@@ -489,8 +489,9 @@ pub struct SoftlockRule {
 /// Failure counters shared by every process on one backend, keyed by the
 /// throttle's account keys (opaque bytes). Each call is one atomic step
 /// in the backend, so failures counted through any process add up.
-/// Called from the LDAP reactors: an implementation bounds its own wait
-/// (and fails rather than hangs).
+/// Blocking (callers run it on the blocking pool), on the path of every
+/// bind: an implementation bounds its own wait (and fails rather than
+/// hangs).
 pub trait FailureCounters: Send + Sync {
     /// Until when `key` is locked (ms since the epoch); 0 if it never
     /// was, or was reset.

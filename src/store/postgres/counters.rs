@@ -5,12 +5,12 @@
 //! applies the throttle's rule (migration 3's functions) to the row it
 //! locks, so concurrent failures through several instances each count.
 //!
-//! The throttle asks from the LDAP reactors, so every call here is
-//! bounded ([`DEADLINE`], [`PgStore::bounded`]) and runs on the store's
-//! runtime: a slow or
-//! unreachable database answers an error within the deadline, and the
-//! throttle falls back to its own memory (`auth::throttle`), never to
-//! "allowed".
+//! The throttle asks on the path of every bind (from the blocking pool:
+//! `auth::Authenticator::throttle_check`), so every call here is bounded
+//! ([`DEADLINE`], [`PgStore::bounded`]) and runs on the store's runtime:
+//! a slow or unreachable database answers an error within the deadline,
+//! and the throttle falls back to its own memory (`auth::throttle`),
+//! never to "allowed".
 //!
 //! Rows of names that were never used again are purged now and then
 //! (every [`PURGE_EVERY`]-th failure of this process), once the rule
