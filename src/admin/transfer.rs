@@ -188,7 +188,7 @@ pub fn export(
                 .map_err(|e| AdminError::Internal(format!("the base DN: {e}")))?;
             let mut out = io::BufWriter::with_capacity(64 << 10, out);
             done.entries =
-                export::ldif_of(&snap, &base, &ctx.admin_group, req.with_secrets, &mut out)
+                export::ldif_of(snap, &base, &ctx.admin_group, req.with_secrets, &mut out)
                     .map_err(export_error)?;
             out.flush()
                 .map_err(|e| AdminError::Internal(format!("writing the export: {e}")))?;
