@@ -78,12 +78,14 @@ pub enum Command {
     /// consistent snapshot (of the running server, or of the store when
     /// none runs).
     Export(migrate::ExportArgs),
-    /// Copy the whole store (users, credentials, second factors, app
-    /// passwords, tokens, portal sessions, settings) into an empty
-    /// PostgreSQL database (`--to postgres://…`) or a new sled data
-    /// directory (`--to sled:PATH`), then check the counts per kind. A sled
-    /// source must be stopped. Every instance of the target then needs
-    /// this data directory's server.key.
+    /// Copy the whole store into an empty PostgreSQL database or a new
+    /// sled data directory, and check the counts per kind.
+    ///
+    /// Everything is copied with its credentials: users with password
+    /// hashes, groups, memberships, settings, MFA devices (a used code stays
+    /// used), app passwords, API tokens and portal sessions. A sled source
+    /// must be stopped. Every instance of the target then needs this data
+    /// directory's server.key. `--json` prints the counts as one object.
     MigrateStore(migrate_store::MigrateStoreArgs),
 }
 

@@ -257,6 +257,12 @@ fn bad_targets_are_refused_without_showing_the_password() {
     s.add_user("alice", "alice-pw");
     let mut s = s;
     s.stop();
+    let help = run_cli(&s.data, &[], &["--help"], None);
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("migrate-store  Copy the whole store"),
+        "{}",
+        text(&help)
+    );
     // Not a target at all: a usage error (2) that does not repeat it.
     let out = migrate(
         &s.data,
