@@ -235,16 +235,21 @@ fn to_sled(
     })?;
     copier::ensure_empty(&target)?;
     let key_path = path.join(keys::FILE_NAME);
+    let new_key = !key_path.exists();
     let copied = write_key(&key_path, key).and_then(|()| Ok(copier::copy(source, &target, key)?));
     if copied.is_err() && created {
         // Nothing but this copy was in it: leave the directory as it was.
         drop(target);
         let _ = std::fs::remove_dir_all(&db);
+        if new_key {
+            let _ = std::fs::remove_file(&key_path);
+        }
     }
     copied
 }
 
-/// `<PATH>/server.key` as the source's (mode 0600), unless it is already.
+/// `<PATH>/server.key` as the source's (mode 0600), unless it is there
+/// already (checked to be the same by the caller).
 fn write_key(path: &Path, key: &ServerKey) -> anyhow::Result<()> {
     if path.exists() {
         return Ok(());
