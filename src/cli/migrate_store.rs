@@ -84,12 +84,7 @@ impl Target {
 pub fn run(config: &Config, args: MigrateStoreArgs, json: bool) -> anyhow::Result<()> {
     let target = Target::parse(&args.to.0)?;
     let source = open_source(config)?;
-    let key = ServerKey::load_or_create(&config.data_dir).with_context(|| {
-        format!(
-            "while loading the server key in {}",
-            config.data_dir.display()
-        )
-    })?;
+    let key = source_key(config, &source)?;
     // The keyed hashes are copied as they are: they must be this key's.
     source
         .check_key_fingerprint(&key.fingerprint())
@@ -126,6 +121,27 @@ pub fn run(config: &Config, args: MigrateStoreArgs, json: bool) -> anyhow::Resul
         out.write_all(report(&copied, landed, &note).as_bytes())?;
     }
     out.flush().context("while writing to standard output")
+}
+
+/// The data directory's server key. Made when missing only if the source
+/// holds no hash keyed with one: a new key would not fit those hashes.
+fn source_key(config: &Config, source: &Store) -> anyhow::Result<ServerKey> {
+    if let Some(key) = read_server_key(&config.data_dir).map_err(|e| anyhow::anyhow!(e))? {
+        return Ok(key);
+    }
+    if source.has_keyed_hashes()? {
+        bail!(
+            "the source holds app passwords, API tokens or static tokens but {} has no {},              which keys their hashes; put the key back first",
+            config.data_dir.display(),
+            keys::FILE_NAME
+        );
+    }
+    ServerKey::load_or_create(&config.data_dir).with_context(|| {
+        format!(
+            "while creating the server key in {}",
+            config.data_dir.display()
+        )
+    })
 }
 
 /// The text report: one line per kind, then the note about the key.

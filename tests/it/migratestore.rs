@@ -253,9 +253,9 @@ fn round_trip_sled_postgres_sled_keeps_every_credential() {
 
 #[test]
 fn bad_targets_are_refused_without_showing_the_password() {
-    let s = Server::start();
+    let mut s = Server::start();
     s.add_user("alice", "alice-pw");
-    let mut s = s;
+    json(&s, &["app-password", "add", "alice", "--name", "mail"]);
     s.stop();
     let help = run_cli(&s.data, &[], &["--help"], None);
     assert!(
@@ -308,6 +308,14 @@ fn bad_targets_are_refused_without_showing_the_password() {
         String::from_utf8_lossy(&users.stdout).contains("zed"),
         "left as it was"
     );
+    // Without the key that made the source's app password hash, no copy
+    // (a new key would not fit it).
+    std::fs::remove_file(s.data.join("server.key")).expect("remove key");
+    let fresh = other.path().join("fresh");
+    let out = migrate(&s.data, &[], &format!("sled:{}", fresh.display()), false);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("has no server.key"), "{}", text(&out));
+    assert!(!fresh.exists(), "nothing made");
 }
 
 /// The JSON backup of a sled server restores into PostgreSQL (offline,
