@@ -216,9 +216,9 @@ fn round_trip_sled_postgres_sled_keeps_every_credential() {
         "an unused static token"
     );
     assert_eq!(ldif(&p), before, "the LDIF is byte-identical");
-    p.stop();
 
-    // PostgreSQL → sled, into a new data directory, served.
+    // PostgreSQL → sled, into a new data directory, served. A PostgreSQL
+    // source may keep serving meanwhile (the copy is one snapshot).
     let pg_env = vec![
         (
             "PORTCULLIS_STORE_BACKEND".to_string(),
@@ -231,6 +231,7 @@ fn round_trip_sled_postgres_sled_keeps_every_credential() {
     let target = format!("sled:{}", back_data.display());
     let out = migrate(&p.data, &pg_env, &target, false);
     assert!(out.status.success(), "{}", text(&out));
+    p.stop();
     assert!(text(&out).contains("every count matches"), "{}", text(&out));
     let f = Server::start_in(back_data, &env, &s.admin_password);
     check_common(&f, &c, "sled after");
