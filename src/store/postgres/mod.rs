@@ -59,6 +59,11 @@
 //! # Snapshots
 //! One `REPEATABLE READ, READ ONLY` transaction: consistent, and it holds
 //! off no writer.
+//!
+//! # Order
+//! Names and setting keys are listed `COLLATE "C"` (bytewise, as sled's
+//! keys), whatever collation the database was created with: the
+//! interface's "ordered by lowercase name" does not depend on the locale.
 
 mod batch;
 mod groups;
@@ -70,8 +75,11 @@ mod tests;
 mod trait_impl;
 mod users;
 
-#[cfg(test)]
-pub(crate) mod testing;
+/// The throw-away cluster of the tests; the integration tests reach it
+/// through the `test-cluster` feature (the crate's self dev-dependency).
+#[cfg(any(test, feature = "test-cluster"))]
+#[doc(hidden)]
+pub mod testing;
 
 use std::str::FromStr;
 use std::sync::Arc;
