@@ -7,10 +7,12 @@
 //! when none runs, executed against the store opened in this process. Their
 //! answer is an [`AdminAnswer`]: its JSON document is printed with `--json`,
 //! or its views are rendered as short text (`render`). Errors are one line
-//! on stderr and exit code 1; usage errors exit with 2 (clap's convention).
+//! on stderr and exit code 1; usage errors exit with 2 (clap's convention,
+//! and [`UsageError`] for those found after parsing).
 
 mod mfa;
 mod migrate;
+mod migrate_store;
 mod render;
 
 use anyhow::{anyhow, bail, Context};
@@ -76,6 +78,15 @@ pub enum Command {
     /// consistent snapshot (of the running server, or of the store when
     /// none runs).
     Export(migrate::ExportArgs),
+    /// Copy the whole store into an empty PostgreSQL database or a new
+    /// sled data directory, and check the counts per kind.
+    ///
+    /// Everything is copied with its credentials: users with password
+    /// hashes, groups, memberships, settings, MFA devices (a used code stays
+    /// used), app passwords, API tokens and portal sessions. A sled source
+    /// must be stopped. Every instance of the target then needs this data
+    /// directory's server.key. `--json` prints the counts as one object.
+    MigrateStore(migrate_store::MigrateStoreArgs),
 }
 
 #[derive(Debug, Args, Default, PartialEq)]
@@ -280,10 +291,21 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(e) => {
             let text = format!("{e:#}").replace(['\n', '\r'], " ");
             eprintln!("error: {text}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
+
+/// A command line that parsed but says something impossible, found after
+/// clap (which would repeat the value, e.g. a URL with its password):
+/// exit code 2, as clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let mut overrides = Overrides {
@@ -342,6 +364,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(cli.config.as_deref(), &overrides)?;
             let _ = init_logging("warn", config.log.json);
             migrate::run_export(&config, args)
+        }
+        Command::MigrateStore(args) => {
+            let config = load_config(cli.config.as_deref(), &overrides)?;
+            let _ = init_logging("warn", config.log.json);
+            migrate_store::run(&config, args, cli.json)
         }
     }
 }

@@ -188,7 +188,7 @@ pub fn export(
                 .map_err(|e| AdminError::Internal(format!("the base DN: {e}")))?;
             let mut out = io::BufWriter::with_capacity(64 << 10, out);
             done.entries =
-                export::ldif_of(&snap, &base, &ctx.admin_group, req.with_secrets, &mut out)
+                export::ldif_of(snap, &base, &ctx.admin_group, req.with_secrets, &mut out)
                     .map_err(export_error)?;
             out.flush()
                 .map_err(|e| AdminError::Internal(format!("writing the export: {e}")))?;
@@ -301,6 +301,13 @@ fn restore(
             }
             Mode::Serving => {}
             Mode::Offline => {
+                // A shared store (PostgreSQL) records the key its hashes
+                // are made with: one that has another is refused here,
+                // before anything is written, not at the next start.
+                cx.admin
+                    .store
+                    .check_key_fingerprint(&key.fingerprint())
+                    .map_err(|e| AdminError::Invalid(format!("the backup's server key: {e}")))?;
                 if let Some(note) = install_server_key(cx.data_dir, cx.admin, key)? {
                     done.notes.push(note);
                 }
@@ -376,6 +383,11 @@ fn install_server_key(
     let path = data_dir.join(keys::FILE_NAME);
     let mut text = key.to_hex();
     text.push('\n');
+    // A PostgreSQL store lives elsewhere: nothing else has made the data
+    // directory yet. It holds the key only its owner may read.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(data_dir)
+        .map_err(|e| AdminError::Internal(format!("while creating {}: {e}", data_dir.display())))?;
     write_private_atomically(&path, text.as_bytes()).map_err(|e| {
         AdminError::Internal(format!(
             "while writing the server key {}: {e}",

@@ -14,7 +14,9 @@
 //!
 //! Both read one [`Snapshot`] of the store (`ldif_of`, `json_of`), so an
 //! export of a live server holds every change completely or not at all;
-//! writing it out holds no lock.
+//! writing it out holds no lock. Both write it in its canonical order
+//! ([`Snapshot::sort_canonically`]; LDIF by DN), so two exports of one
+//! directory are byte-identical, also across backends.
 //!
 //! [`json`] writes a [`super::Backup`]: everything a fresh server needs to
 //! restore completely with [`super::import::json`]. Password hashes are
@@ -105,18 +107,28 @@ pub fn ldif_with(
     with_secrets: bool,
     out: &mut impl Write,
 ) -> Result<usize, ExportError> {
-    ldif_of(&store.snapshot()?, base, admin_group, with_secrets, out)
+    ldif_of(store.snapshot()?, base, admin_group, with_secrets, out)
 }
 
 /// Writes the served tree of `snap` as LDIF; see the module docs. Returns
 /// the number of entries written.
+///
+/// Ordered by DN, so two exports of one directory are byte-identical
+/// (also across backends): the base, the two OUs, then the users and the
+/// groups, each by lowercase DN. `snap` is put in its canonical order
+/// first ([`Snapshot::sort_canonically`]): names are letters, digits, `.`,
+/// `_` and `-`, which all sort after the `,` that ends the RDN, so the
+/// order of lowercase names is the order of lowercase DNs. Multi-valued
+/// attributes follow the same order (`memberOf` by group name, `member`
+/// by id).
 pub fn ldif_of(
-    snap: &Snapshot,
+    mut snap: Snapshot,
     base: &Dn,
     admin_group: &str,
     with_secrets: bool,
     out: &mut impl Write,
 ) -> Result<usize, ExportError> {
+    snap.sort_canonically();
     let mut w = Writer::new(out)?;
     w.comment(&format!(
         "portcullis export of {base}{}",
@@ -229,7 +241,10 @@ pub fn backup(store: &Store, with: Secrets<'_>) -> Result<Backup, ExportError> {
 
 /// [`backup`] of one snapshot (consumed: its records move into the
 /// document).
-pub fn backup_of(snap: Snapshot, with: Secrets<'_>) -> Result<Backup, ExportError> {
+pub fn backup_of(mut snap: Snapshot, with: Secrets<'_>) -> Result<Backup, ExportError> {
+    // The canonical order, so a backup's lists do not depend on the
+    // backend it was taken from.
+    snap.sort_canonically();
     let (secrets, server_key) = match with {
         Secrets::Omit => (false, None),
         Secrets::Include(key) => (true, key),

@@ -6,12 +6,15 @@
 //!   apply ([`import::apply`]), plus the JSON restore ([`import::json`]).
 //! - `export`: [`export::ldif`] (what `slapcat` would give for the served
 //!   tree) and [`export::json`] (the backup).
+//! - `store`: [`store::copy`], the whole store into another backend
+//!   (`migrate-store`), as a backup restored without a file.
 //!
 //! Only the store's batch API writes: this module never touches sled, and
 //! the LDIF layer ([`crate::ldif`]) never sees a store record.
 
 pub mod export;
 pub mod import;
+pub mod store;
 
 use crate::store::{CredentialKind, Group, GroupPolicy, User};
 use serde::{Deserialize, Serialize};

@@ -89,6 +89,14 @@ pub trait Backend: Send + Sync {
     /// see either state of the data.
     fn membership_epoch(&self) -> Result<u64>;
 
+    /// Moves the membership epoch up to at least `at_least` (never down)
+    /// and answers [`Backend::membership_epoch`] after the move: a store
+    /// that takes over from another (`migrate-store`) continues its epoch,
+    /// so nothing keyed on an epoch the old store handed out is taken for
+    /// current. sled raises its stored epoch and its in-memory copy (which
+    /// a later process starts at 0 again, as always).
+    fn raise_membership_epoch(&self, at_least: u64) -> Result<u64>;
+
     /// Creates a user, allocating id, uidNumber (= gidNumber) and timestamps.
     ///
     /// The uidNumber comes from a counter that only goes up, and skips any
@@ -412,6 +420,11 @@ pub trait Backend: Send + Sync {
 
     /// Removes every session of the user but `keep`; returns how many.
     fn delete_sessions_of(&self, user: UserId, keep: Option<&SessionHash>) -> Result<usize>;
+
+    /// Every portal session with the hash it is kept under, ordered by
+    /// hash: what `migrate-store` copies (sessions are not part of a
+    /// [`Backend::snapshot`]). O(sessions).
+    fn all_sessions(&self) -> Result<Vec<(SessionHash, PortalSession)>>;
 
     // --- Batches (import and restore), settings listing, counters ---
 

@@ -431,6 +431,14 @@ pub fn membership_epoch(h: &mut impl Harness) {
     moved("renaming a group", &s);
     s.delete_user(alice.id).expect("delete");
     moved("deleting a member", &s);
+
+    // Raised (a store taking over from another), never lowered, and the
+    // next change goes on from there.
+    assert_eq!(s.raise_membership_epoch(1000).expect("raise"), 1000);
+    assert_eq!(s.membership_epoch().expect("epoch"), 1000);
+    assert_eq!(s.raise_membership_epoch(3).expect("not lowered"), 1000);
+    s.add_member(staff.id, Member::Group(ops.id)).expect("nest");
+    assert!(s.membership_epoch().expect("epoch") > 1000);
 }
 
 /// A snapshot taken while another thread keeps changing users and
@@ -821,8 +829,17 @@ pub fn portal_sessions(h: &mut impl Harness) {
         "bob untouched"
     );
 
+    let all: Vec<SessionHash> = s
+        .all_sessions()
+        .expect("all")
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(all, vec![a3, b1], "every user's, by hash");
+
     s.delete_user(bob.id).expect("delete bob");
     assert_eq!(s.session(&b1).expect("read"), None, "gone with its user");
+    assert_eq!(s.all_sessions().expect("all").len(), 1);
 }
 
 /// Runs every check of the suite against one backend, each on a fresh

@@ -21,7 +21,7 @@
 
 mod backend;
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 pub mod postgres;
 pub mod sled;
 

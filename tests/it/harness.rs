@@ -163,6 +163,17 @@ impl Server {
         s
     }
 
+    /// A server on an existing data directory whose store already holds
+    /// the admin (with `admin_password`): e.g. one `migrate-store` filled.
+    /// The caller keeps the directory.
+    pub fn start_in(data: PathBuf, env: &[(&str, &str)], admin_password: &str) -> Server {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Server::launch(data, env, Some(admin_password.to_string()))
+    }
+
     /// A server on the PostgreSQL database at `url`, in a new data
     /// directory. With `sibling` (an instance already on that database),
     /// its `server.key` is copied in first and its admin password is the

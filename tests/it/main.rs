@@ -19,6 +19,7 @@ mod http;
 mod https;
 mod mfa;
 mod migrate;
+mod migratestore;
 mod ops;
 mod paged;
 mod pgops;

@@ -16,10 +16,10 @@ use std::time::Instant;
 
 use crate::harness::{search, tool, user_dn, Server, BASE};
 
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     head: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Answer {
@@ -52,7 +52,13 @@ impl Answer {
     }
 }
 
-fn http(addr: &str, method: &str, path: &str, cookie: &str, form: &[(&str, &str)]) -> Answer {
+pub(crate) fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    form: &[(&str, &str)],
+) -> Answer {
     let body: String = form
         .iter()
         .map(|(k, v)| format!("{k}={}", encode(v)))
@@ -92,7 +98,7 @@ fn encode(v: &str) -> String {
         .collect()
 }
 
-fn sign_in(s: &Server, user: &str, password: &str) -> String {
+pub(crate) fn sign_in(s: &Server, user: &str, password: &str) -> String {
     let page = http(&s.http_addr, "GET", "/login", "", &[]);
     assert_eq!(page.status, 200);
     let login = page.cookie("portcullis_login");

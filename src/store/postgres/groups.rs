@@ -302,7 +302,7 @@ impl PgStore {
     pub(super) fn groups(&self) -> Result<Vec<Group>> {
         self.read(async |c| {
             c.query(
-                &format!("SELECT {GROUP_COLUMNS} FROM groups ORDER BY name_key"),
+                &format!("SELECT {GROUP_COLUMNS} FROM groups ORDER BY name_key COLLATE \"C\""),
                 &[],
             )
             .await?

@@ -62,6 +62,11 @@
 //! # Snapshots
 //! One `REPEATABLE READ, READ ONLY` transaction: consistent, and it holds
 //! off no writer.
+//!
+//! # Order
+//! Names and setting keys are listed `COLLATE "C"` (bytewise, as sled's
+//! keys), whatever collation the database was created with: the
+//! interface's "ordered by lowercase name" does not depend on the locale.
 
 mod batch;
 mod counters;

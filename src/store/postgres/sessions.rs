@@ -112,6 +112,20 @@ impl PgStore {
         })
     }
 
+    /// Every session, by hash (bytea orders bytewise, as sled's keys).
+    pub(super) fn all_sessions(&self) -> Result<Vec<(SessionHash, PortalSession)>> {
+        self.read(async |c| {
+            c.query(
+                &format!("SELECT {SESSION_COLUMNS} FROM portal_sessions ORDER BY hash"),
+                &[],
+            )
+            .await?
+            .iter()
+            .map(session_row)
+            .collect()
+        })
+    }
+
     pub(super) fn delete_sessions_of(
         &self,
         user: UserId,

@@ -7,7 +7,7 @@ use tokio_postgres::{GenericClient, IsolationLevel};
 use super::groups::{group_row, GROUP_COLUMNS};
 use super::mfa::{raw_app_passwords_of, raw_devices_of};
 use super::users::{user_row, USER_COLUMNS};
-use super::{to_u32, to_u64, PgStore, TxResult};
+use super::{from_u64, to_u32, to_u64, PgStore, TxResult};
 use crate::domain::mfa::{GroupPolicy, MfaPolicy, RawSecondFactors};
 use crate::store::{
     GroupId, Member, Result, Snapshot, SnapshotGroup, SnapshotUser, UserId, FIRST_GID_NUMBER,
@@ -35,11 +35,14 @@ async fn counters_of(c: &impl GenericClient) -> TxResult<(u32, u32)> {
 }
 
 async fn settings_of(c: &impl GenericClient) -> TxResult<Vec<(String, String)>> {
-    c.query("SELECT key, value FROM settings ORDER BY key", &[])
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
-        .collect()
+    c.query(
+        "SELECT key, value FROM settings ORDER BY key COLLATE \"C\"",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+    .collect()
 }
 
 impl PgStore {
@@ -51,6 +54,23 @@ impl PgStore {
                 .query_one(
                     "SELECT value FROM counters WHERE name = 'membership_epoch'",
                     &[],
+                )
+                .await?
+                .try_get("value")?;
+            to_u64(v, "membership epoch")
+        })
+    }
+
+    /// One statement: `GREATEST` keeps the row's value when it is higher
+    /// already, so the epoch never goes back.
+    pub(super) fn raise_membership_epoch(&self, at_least: u64) -> Result<u64> {
+        crate::blocking::assert_may_block("raising the membership epoch");
+        self.read(async |c| {
+            let v: i64 = c
+                .query_one(
+                    "UPDATE counters SET value = GREATEST(value, $1) \
+                     WHERE name = 'membership_epoch' RETURNING value",
+                    &[&from_u64(at_least, "membership epoch")?],
                 )
                 .await?
                 .try_get("value")?;
@@ -106,7 +126,7 @@ impl PgStore {
                 .query(
                     &format!(
                         "SELECT {USER_COLUMNS}, c.phc FROM users \
-                         LEFT JOIN credentials c ON c.user_id = users.id ORDER BY username_key"
+                         LEFT JOIN credentials c ON c.user_id = users.id ORDER BY username_key COLLATE \"C\""
                     ),
                     &[],
                 )
@@ -178,7 +198,7 @@ impl PgStore {
             let mut groups = Vec::new();
             for row in tx
                 .query(
-                    &format!("SELECT {GROUP_COLUMNS} FROM groups ORDER BY name_key"),
+                    &format!("SELECT {GROUP_COLUMNS} FROM groups ORDER BY name_key COLLATE \"C\""),
                     &[],
                 )
                 .await?

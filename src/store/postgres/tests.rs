@@ -411,3 +411,53 @@ fn tls_to_the_database_with_each_sslmode() {
         assert!(!e.contains("n0t-the-s3cret"), "{e}");
     }
 }
+
+/// A database created with a linguistic collation (ICU's en-US sorts `_`
+/// before digits) still lists users, groups and settings bytewise by
+/// their lowercase names, as sled does: exports do not depend on how the
+/// database was created.
+#[test]
+fn names_are_listed_bytewise_whatever_the_collation() {
+    let cluster = Cluster::get();
+    let name = cluster.create_database();
+    let icu = format!("{name}_icu");
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE DATABASE {icu} TEMPLATE template0 ENCODING 'UTF8' \
+             LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"
+        ),
+    );
+    let s = PgStore::connect(&cluster.url(&icu), 2, None).expect("connect");
+    for n in ["a_b", "a1", "ab"] {
+        user(&s, n);
+        s.create_group(&format!("g{n}"), None).expect("group");
+        s.set_setting(&format!("k{n}"), "v").expect("setting");
+    }
+    let bytewise = ["a1", "a_b", "ab"];
+    let users: Vec<String> = s
+        .users()
+        .expect("users")
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(users, bytewise);
+    let snap = s.snapshot().expect("snapshot");
+    let snap_users: Vec<&str> = snap
+        .users
+        .iter()
+        .map(|u| u.user.username.as_str())
+        .collect();
+    assert_eq!(snap_users, bytewise);
+    let groups: Vec<String> = snap.groups.iter().map(|g| g.group.name.clone()).collect();
+    assert_eq!(groups, ["ga1", "ga_b", "gab"]);
+    let groups: Vec<String> = s
+        .groups()
+        .expect("groups")
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    assert_eq!(groups, ["ga1", "ga_b", "gab"]);
+    let keys: Vec<String> = snap.settings.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["ka1", "ka_b", "kab"]);
+}

@@ -26,6 +26,10 @@ impl Backend for PgStore {
         PgStore::membership_epoch(self)
     }
 
+    fn raise_membership_epoch(&self, at_least: u64) -> Result<u64> {
+        PgStore::raise_membership_epoch(self, at_least)
+    }
+
     fn create_user(&self, new: NewUser) -> Result<User> {
         PgStore::create_user(self, new)
     }
@@ -357,6 +361,10 @@ impl Backend for PgStore {
 
     fn delete_sessions_of(&self, user: UserId, keep: Option<&SessionHash>) -> Result<usize> {
         PgStore::delete_sessions_of(self, user, keep)
+    }
+
+    fn all_sessions(&self) -> Result<Vec<(SessionHash, PortalSession)>> {
+        PgStore::all_sessions(self)
     }
 
     fn settings(&self) -> Result<Vec<(String, String)>> {

@@ -329,7 +329,7 @@ impl PgStore {
     pub(super) fn users(&self) -> Result<Vec<User>> {
         self.read(async |c| {
             c.query(
-                &format!("SELECT {USER_COLUMNS} FROM users ORDER BY username_key"),
+                &format!("SELECT {USER_COLUMNS} FROM users ORDER BY username_key COLLATE \"C\""),
                 &[],
             )
             .await?

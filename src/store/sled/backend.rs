@@ -25,6 +25,11 @@ impl Backend for SledStore {
         SledStore::membership_epoch(self)
     }
 
+    fn raise_membership_epoch(&self, at_least: u64) -> Result<u64> {
+        let _w = self.writing();
+        SledStore::raise_membership_epoch(self, at_least)
+    }
+
     fn create_user(&self, new: NewUser) -> Result<User> {
         let _w = self.writing();
         SledStore::create_user(self, new)
@@ -397,6 +402,10 @@ impl Backend for SledStore {
 
     fn delete_sessions_of(&self, user: UserId, keep: Option<&SessionHash>) -> Result<usize> {
         SledStore::delete_sessions_of(self, user, keep)
+    }
+
+    fn all_sessions(&self) -> Result<Vec<(SessionHash, PortalSession)>> {
+        SledStore::all_sessions(self)
     }
 
     fn group_attrs(&self, id: GroupId) -> Result<BTreeMap<String, String>> {

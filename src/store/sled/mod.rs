@@ -511,6 +511,20 @@ impl SledStore {
         Ok(self.t.epoch.load(Ordering::Acquire))
     }
 
+    /// Raises the stored epoch (in a transaction on `meta`, so it
+    /// conflicts with every membership transaction) and the in-memory copy.
+    pub fn raise_membership_epoch(&self, at_least: u64) -> Result<u64> {
+        let raised = self.t.meta.transaction(|meta| {
+            if tx_epoch(meta)? < at_least {
+                meta.insert(META_MEMBERSHIP_EPOCH, &at_least.to_be_bytes())?;
+            }
+            Ok(())
+        });
+        self.committed(once(&self.t, raised))?;
+        let before = self.t.epoch.fetch_max(at_least, Ordering::AcqRel);
+        Ok(before.max(at_least))
+    }
+
     /// The epoch as stored, for transactions that abort when it moved
     /// since their scan ([`tx_check_and_bump_epoch`]).
     fn stored_epoch(&self) -> Result<u64> {

@@ -115,6 +115,19 @@ impl SledStore {
         Ok(out)
     }
 
+    /// Every session, in key (hash) order.
+    pub fn all_sessions(&self) -> Result<Vec<(SessionHash, PortalSession)>> {
+        let mut out = Vec::new();
+        for entry in self.session_trees().sessions.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let hash: SessionHash = key[..]
+                .try_into()
+                .map_err(|_| StoreError::Backend("corrupt session key".into()))?;
+            out.push((hash, decode("session", &value)?));
+        }
+        Ok(out)
+    }
+
     pub fn delete_sessions_of(&self, user: UserId, keep: Option<&SessionHash>) -> Result<usize> {
         let mut removed = 0;
         for (hash, _) in self.sessions_of(user)? {
