@@ -103,7 +103,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     let http_task = tokio::spawn(crate::http::run(
         http_listener,
-        crate::http::router().merge(crate::portal::router(portal)),
+        crate::http::router(health(&config, &store)).merge(crate::portal::router(portal)),
         http_limits(&config),
         crate::http::Front {
             tls: config.portal.tls.then(|| tls.acceptor().clone()),
@@ -157,6 +157,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `/healthz` reports of the store: its backend, and for
+/// PostgreSQL whether the database answers a bounded probe.
+fn health(config: &Config, store: &Store) -> crate::http::Health {
+    match &config.store {
+        StoreConfig::Sled => crate::http::Health::embedded("sled"),
+        StoreConfig::Postgres(_) => {
+            let store = store.clone();
+            crate::http::Health::with_database("postgres", move || match store.ping() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "/healthz: the database does not answer");
+                    false
+                }
+            })
+        }
+    }
+}
+
 /// The store, the password hasher and the server key of the data
 /// directory (created on first start).
 fn open_state(config: &Config) -> anyhow::Result<(Store, Hasher, ServerKey)> {
@@ -207,8 +225,7 @@ pub fn open_store(config: &Config) -> crate::store::Result<Store> {
             };
             tracing::warn!(
                 "the PostgreSQL store is work in progress (issue 14): there is no change feed \
-                 (LISTEN/NOTIFY) for other instances' changes yet, and failure counters are \
-                 kept per instance"
+                 (LISTEN/NOTIFY) for other instances' changes yet"
             );
             Store::connect_postgres(&url, pg.pool_size, pg.statement_timeout)
         }

@@ -191,6 +191,61 @@ enum AppPasswordCheck {
     Accepted(String),
 }
 
+/// What a decided bind counts on the throttle.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    /// Not decided, or refused by a throttle (a refusal that does not
+    /// count again).
+    Nothing,
+    /// A success; `code`: with a code (resets the code counter too).
+    Success { code: bool },
+    /// A failure; `code`: a wrong or replayed code (counted apart too).
+    Failure { code: bool },
+}
+
+impl Counted {
+    fn of(outcome: &BindOutcome) -> Counted {
+        match outcome {
+            BindOutcome::Success { method, .. } => Counted::Success {
+                code: matches!(method, Method::PasswordTotp | Method::PasswordStatic),
+            },
+            BindOutcome::Refused {
+                reason: Refusal::Internal | Refusal::Busy | Refusal::Throttled,
+                ..
+            } => Counted::Nothing,
+            BindOutcome::Refused { reason, .. } => Counted::Failure {
+                code: matches!(reason, Refusal::WrongCode | Refusal::CodeReplayed),
+            },
+        }
+    }
+
+    /// Counts on `throttle` (which may ask the database: blocking).
+    fn apply(self, throttle: &Throttle, username: &str, peer: IpAddr, now: SystemTime) {
+        let account = Key::account(username);
+        let code = Key::code(username);
+        match self {
+            Counted::Nothing => {}
+            Counted::Success { code: with_code } => {
+                throttle.success(&account);
+                if with_code {
+                    throttle.success(&code);
+                }
+            }
+            Counted::Failure { code: with_code } => {
+                throttle.failure(&account, now);
+                throttle.failure(&Key::Address(peer), now);
+                if with_code {
+                    crate::metrics::code_failure();
+                    if let Some(lock) = throttle.failure(&code, now) {
+                        crate::metrics::code_lock();
+                        tracing::warn!(target: "portcullis::audit", user = %username, %peer, lock_ms = u64::try_from(lock.as_millis()).unwrap_or(u64::MAX), "code binds locked after repeated wrong codes");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// What a code matched.
 enum CodeCheck {
     Totp,
@@ -218,12 +273,14 @@ impl Authenticator {
         key: ServerKey,
         settings: AuthSettings,
     ) -> Self {
+        // Several instances on one store count failures together.
+        let shared = store.failure_counters();
         Authenticator {
             store,
             hasher,
             key,
             policy: settings.policy,
-            throttle: Arc::new(Throttle::new(settings.throttle)),
+            throttle: Arc::new(Throttle::new(settings.throttle).with_shared(shared)),
             cache: settings
                 .cache
                 .enabled
@@ -309,7 +366,7 @@ impl Authenticator {
         let account = Key::account(username);
         let address = Key::Address(peer);
         for key in [&account, &address] {
-            if let Verdict::Throttled { .. } = self.throttle.check(key, now) {
+            if let Verdict::Throttled { .. } = self.throttle_check(key, now).await {
                 crate::metrics::throttled();
                 return BindOutcome::Refused {
                     reason: Refusal::Throttled,
@@ -333,38 +390,39 @@ impl Authenticator {
                 };
             }
         };
-        self.count(&outcome, username, peer, now);
+        self.count(&outcome, username, peer, now).await;
         outcome
     }
 
-    /// Counts a decided bind on the throttle's keys.
-    fn count(&self, outcome: &BindOutcome, username: &str, peer: IpAddr, now: SystemTime) {
-        let account = Key::account(username);
-        let code = Key::code(username);
-        match outcome {
-            BindOutcome::Success { method, .. } => {
-                self.throttle.success(&account);
-                if matches!(method, Method::PasswordTotp | Method::PasswordStatic) {
-                    self.throttle.success(&code);
-                }
-            }
-            // Not decided, or refused by the code throttle (like the
-            // account throttle, a refusal that does not count again).
-            BindOutcome::Refused {
-                reason: Refusal::Internal | Refusal::Busy | Refusal::Throttled,
-                ..
-            } => {}
-            BindOutcome::Refused { reason, .. } => {
-                self.throttle.failure(&account, now);
-                self.throttle.failure(&Key::Address(peer), now);
-                if matches!(reason, Refusal::WrongCode | Refusal::CodeReplayed) {
-                    crate::metrics::code_failure();
-                    if let Some(lock) = self.throttle.failure(&code, now) {
-                        crate::metrics::code_lock();
-                        tracing::warn!(target: "portcullis::audit", user = %username, %peer, lock_ms = u64::try_from(lock.as_millis()).unwrap_or(u64::MAX), "code binds locked after repeated wrong codes");
-                    }
-                }
-            }
+    /// Whether an attempt for `key` may go ahead. Off the reactor when the
+    /// throttle asks the shared failure counters: a database round trip
+    /// must not hold up the other connections this reactor serves. A
+    /// task that fails refuses (never fails open).
+    async fn throttle_check(&self, key: &Key, now: SystemTime) -> Verdict {
+        if !self.throttle.asks_shared(key) {
+            return self.throttle.check(key, now);
+        }
+        let (throttle, key) = (self.throttle.clone(), key.clone());
+        tokio::task::spawn_blocking(move || throttle.check(&key, now))
+            .await
+            .unwrap_or(Verdict::Throttled {
+                retry_after: std::time::Duration::from_secs(1),
+            })
+    }
+
+    /// Counts a decided bind on the throttle's keys; off the reactor when
+    /// they are shared (see [`Authenticator::throttle_check`]).
+    async fn count(&self, outcome: &BindOutcome, username: &str, peer: IpAddr, now: SystemTime) {
+        let counted = Counted::of(outcome);
+        if !self.throttle.asks_shared(&Key::account(username)) {
+            return counted.apply(&self.throttle, username, peer, now);
+        }
+        let (throttle, username) = (self.throttle.clone(), username.to_string());
+        if let Err(e) =
+            tokio::task::spawn_blocking(move || counted.apply(&throttle, &username, peer, now))
+                .await
+        {
+            tracing::error!(error = %e, "counting a bind on the throttle failed");
         }
     }
 
@@ -502,7 +560,7 @@ impl Authenticator {
         };
         if rule == CodeRule::PasswordAndCode {
             let key = Key::code(username);
-            if let Verdict::Throttled { .. } = self.throttle.check(&key, now) {
+            if let Verdict::Throttled { .. } = self.throttle_check(&key, now).await {
                 crate::metrics::throttled();
                 crate::metrics::code_throttled();
                 return Ok(BindOutcome::Refused {

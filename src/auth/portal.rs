@@ -37,7 +37,10 @@ impl Authenticator {
         peer: IpAddr,
         now: SystemTime,
     ) -> SignIn {
-        if let Some(refused) = self.portal_throttled(&[Key::account(username)], peer, now) {
+        if let Some(refused) = self
+            .portal_throttled(&[Key::account(username)], peer, now)
+            .await
+        {
             return refused;
         }
         let decided = match self.password_step(username, &password.0, now).await {
@@ -49,7 +52,8 @@ impl Authenticator {
                 };
             }
         };
-        self.count_sign_in(&decided, Method::Password, username, peer, now);
+        self.count_sign_in(&decided, Method::Password, username, peer, now)
+            .await;
         decided
     }
 
@@ -64,7 +68,7 @@ impl Authenticator {
         now: SystemTime,
     ) -> SignIn {
         let keys = [Key::account(username), Key::code(username)];
-        if let Some(refused) = self.portal_throttled(&keys, peer, now) {
+        if let Some(refused) = self.portal_throttled(&keys, peer, now).await {
             return refused;
         }
         let method = if static_tokens::looks_like_token(code.0.trim()) {
@@ -81,16 +85,22 @@ impl Authenticator {
                 };
             }
         };
-        self.count_sign_in(&decided, method, username, peer, now);
+        self.count_sign_in(&decided, method, username, peer, now)
+            .await;
         decided
     }
 
     /// Refused before any work while one of `keys` or the address is
     /// throttled.
-    fn portal_throttled(&self, keys: &[Key], peer: IpAddr, now: SystemTime) -> Option<SignIn> {
+    async fn portal_throttled(
+        &self,
+        keys: &[Key],
+        peer: IpAddr,
+        now: SystemTime,
+    ) -> Option<SignIn> {
         let address = Key::Address(peer);
         for key in keys.iter().chain([&address]) {
-            if let Verdict::Throttled { .. } = self.throttle.check(key, now) {
+            if let Verdict::Throttled { .. } = self.throttle_check(key, now).await {
                 crate::metrics::throttled();
                 return Some(SignIn::Refused {
                     reason: Refusal::Throttled,
@@ -102,7 +112,7 @@ impl Authenticator {
 
     /// Counts a decided step on the throttle, as a bind with `method`
     /// would be: a step that asks for a code counts neither way.
-    fn count_sign_in(
+    async fn count_sign_in(
         &self,
         decided: &SignIn,
         method: Method,
@@ -123,7 +133,7 @@ impl Authenticator {
                 method,
             },
         };
-        self.count(&outcome, username, peer, now);
+        self.count(&outcome, username, peer, now).await;
     }
 
     async fn password_step(
@@ -158,7 +168,8 @@ impl Authenticator {
         if !devices.is_empty() {
             // As for a bind that needs a code: locked code binds refuse
             // before any hashing.
-            if let Verdict::Throttled { .. } = self.throttle.check(&Key::code(username), now) {
+            if let Verdict::Throttled { .. } = self.throttle_check(&Key::code(username), now).await
+            {
                 crate::metrics::throttled();
                 crate::metrics::code_throttled();
                 return Ok(SignIn::Refused {

@@ -22,11 +22,26 @@
 //! attempt costs nothing. The clock is a parameter. Memory is bounded: at
 //! most [`MAX_ENTRIES`] keys per kind are tracked; stale ones are dropped
 //! first when the map is full.
+//!
+//! # Several instances (PostgreSQL)
+//! When the store is shared ([`Throttle::with_shared`], from
+//! `Backend::failure_counters`), account and code keys are counted in
+//! the database, one atomic statement per failure, so failures through
+//! any instance add up and a softlock holds on every instance; address
+//! keys stay per instance. The database decides while it answers. When
+//! it does not (an error, or no answer within the store's bound), the
+//! failure is counted in this instance's memory instead, and a check
+//! refuses while either the database or the memory says locked: an
+//! outage falls back to the per-instance softlock, never to none, and an
+//! attacker gains nothing by making the database slow. A success resets
+//! both.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+use crate::store::{FailureCounters, SoftlockRule};
 
 /// Keys tracked per kind before stale entries are purged (and, if none is
 /// stale, new keys are not tracked until some are).
@@ -86,6 +101,20 @@ impl Key {
     pub fn code(username: &str) -> Key {
         Key::Code(account_name(username))
     }
+
+    /// The key of an account-like entry in shared counters: a kind byte,
+    /// then the name. `None` for addresses (counted per instance).
+    fn shared_id(&self) -> Option<Vec<u8>> {
+        let (kind, name) = match self {
+            Key::Account(name) => (b'a', name),
+            Key::Code(name) => (b'c', name),
+            Key::Address(_) => return None,
+        };
+        let mut id = Vec::with_capacity(name.len() + 1);
+        id.push(kind);
+        id.extend_from_slice(name.as_bytes());
+        Some(id)
+    }
 }
 
 fn account_name(username: &str) -> String {
@@ -121,6 +150,9 @@ pub struct Throttle {
     accounts: Mutex<HashMap<Key, State>>,
     codes: Mutex<HashMap<Key, State>>,
     addresses: Mutex<HashMap<Key, State>>,
+    /// The counters of account and code keys shared with other
+    /// instances, if the store is shared.
+    shared: Option<Arc<dyn FailureCounters>>,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -128,6 +160,15 @@ impl std::fmt::Debug for Throttle {
         f.debug_struct("Throttle")
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// Warns that the shared counters failed: while the database is away,
+/// every bind would, so at most a line a second (`crate::quiet`).
+fn shared_failed(e: &crate::store::StoreError, what: &str) {
+    static FAILED: crate::quiet::Every = crate::quiet::Every::new();
+    if let Some(left_out) = FAILED.line() {
+        tracing::warn!(error = %e, left_out, "shared failure counters {what} (left_out: failures since the last line)");
     }
 }
 
@@ -147,7 +188,38 @@ impl Throttle {
             accounts: Mutex::new(HashMap::new()),
             codes: Mutex::new(HashMap::new()),
             addresses: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// Counts account and code keys in `shared` (see the module
+    /// documentation); `None` keeps them in memory.
+    pub fn with_shared(mut self, shared: Option<Arc<dyn FailureCounters>>) -> Throttle {
+        self.shared = shared;
+        self
+    }
+
+    /// Whether `key` is counted in shared counters (so asking about it is
+    /// a database round trip: blocking).
+    pub fn asks_shared(&self, key: &Key) -> bool {
+        self.shared.is_some() && !matches!(key, Key::Address(_))
+    }
+
+    /// The rule of an account-like key, for the shared counters.
+    fn shared_rule(&self, key: &Key) -> Option<SoftlockRule> {
+        let (threshold, first_ms, cap_ms) = self.softlock(key)?;
+        Some(SoftlockRule {
+            threshold,
+            first_ms,
+            cap_ms,
+            forget_after_lock: matches!(key, Key::Code(_)),
+        })
+    }
+
+    /// The shared counters and `key`'s id in them, when `key` is counted
+    /// there.
+    fn shared_for(&self, key: &Key) -> Option<(&dyn FailureCounters, Vec<u8>)> {
+        Some((self.shared.as_deref()?, key.shared_id()?))
     }
 
     fn map(&self, key: &Key) -> &Mutex<HashMap<Key, State>> {
@@ -197,8 +269,34 @@ impl Throttle {
         }
     }
 
-    /// Whether an attempt for `key` may go ahead at `now`.
+    /// Whether an attempt for `key` may go ahead at `now`: refused while
+    /// the shared counters (if any) or this instance's memory lock it.
     pub fn check(&self, key: &Key, now: SystemTime) -> Verdict {
+        let local = self.check_local(key, now);
+        let Some((shared, id)) = self.shared_for(key) else {
+            return local;
+        };
+        let now_ms = ms(now);
+        let until = match shared.locked_until(&id) {
+            Ok(until) => until,
+            Err(e) => {
+                shared_failed(&e, "unreadable: this instance's own count decides");
+                0
+            }
+        };
+        let local_wait = match local {
+            Verdict::Throttled { retry_after } => dur_ms(retry_after),
+            Verdict::Allowed => 0,
+        };
+        match until.saturating_sub(now_ms).max(local_wait) {
+            0 => Verdict::Allowed,
+            wait => Verdict::Throttled {
+                retry_after: Duration::from_millis(wait),
+            },
+        }
+    }
+
+    fn check_local(&self, key: &Key, now: SystemTime) -> Verdict {
         let now = ms(now);
         let Ok(map) = self.map(key).lock() else {
             // A poisoned lock means a panic elsewhere: refuse, never fail open.
@@ -228,9 +326,25 @@ impl Throttle {
         }
     }
 
-    /// Counts a failed attempt. Returns the lock this failure set on an
-    /// account-like key, if it set one (for the caller's audit event).
+    /// Counts a failed attempt: in the shared counters if `key` is
+    /// counted there and they answer, else in memory. Returns the lock
+    /// this failure set on an account-like key, if it set one (for the
+    /// caller's audit event).
     pub fn failure(&self, key: &Key, now: SystemTime) -> Option<Duration> {
+        if let (Some((shared, id)), Some(rule)) = (self.shared_for(key), self.shared_rule(key)) {
+            let now_ms = ms(now);
+            match shared.count_failure(&id, now_ms, &rule) {
+                Ok((failures, until)) => {
+                    return (failures >= rule.threshold)
+                        .then(|| Duration::from_millis(until.saturating_sub(now_ms)));
+                }
+                Err(e) => shared_failed(&e, "unwritable: counted by this instance alone"),
+            }
+        }
+        self.failure_local(key, now)
+    }
+
+    fn failure_local(&self, key: &Key, now: SystemTime) -> Option<Duration> {
         let now = ms(now);
         let Ok(mut map) = self.map(key).lock() else {
             return None;
@@ -270,6 +384,11 @@ impl Throttle {
     /// an address is unaffected. Which successes reset which key is the
     /// caller's rule.
     pub fn success(&self, key: &Key) {
+        if let Some((shared, id)) = self.shared_for(key) {
+            if let Err(e) = shared.reset(&id) {
+                shared_failed(&e, "not reset after a success");
+            }
+        }
         if let Key::Account(_) | Key::Code(_) = key {
             if let Ok(mut map) = self.map(key).lock() {
                 map.remove(key);
@@ -285,8 +404,37 @@ impl Throttle {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A test body that makes its throttles with the function it is given.
+    pub(crate) type Scenario = fn(&dyn Fn(ThrottleConfig) -> Throttle);
+
+    /// The scenarios every way of counting must pass (the shared
+    /// counters run them too: `store::postgres::tests`).
+    pub(crate) const SCENARIOS: &[(&str, Scenario)] = &[
+        (
+            "account_delay_grows_doubles_and_caps",
+            account_delay_grows_doubles_and_caps,
+        ),
+        ("success_resets_the_account", success_resets_the_account),
+        (
+            "code_failures_are_counted_apart_and_not_forgiven_by_waiting",
+            code_failures_are_counted_apart_and_not_forgiven_by_waiting,
+        ),
+        (
+            "quiet_period_forgets_old_failures",
+            quiet_period_forgets_old_failures,
+        ),
+        ("address_limit_is_a_window", address_limit_is_a_window),
+    ];
+
+    #[test]
+    fn scenarios_in_memory() {
+        for (_, scenario) in SCENARIOS {
+            scenario(&Throttle::new);
+        }
+    }
 
     fn at(secs: f64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_secs_f64(secs)
@@ -296,9 +444,8 @@ mod tests {
         matches!(v, Verdict::Throttled { .. })
     }
 
-    #[test]
-    fn account_delay_grows_doubles_and_caps() {
-        let t = Throttle::new(ThrottleConfig {
+    pub(crate) fn account_delay_grows_doubles_and_caps(make: &dyn Fn(ThrottleConfig) -> Throttle) {
+        let t = make(ThrottleConfig {
             account_failures: 3,
             account_delay: Duration::from_secs(1),
             account_max_delay: Duration::from_secs(5),
@@ -334,9 +481,8 @@ mod tests {
         assert_eq!(t.check(&Key::account("bob"), at(7.5)), Verdict::Allowed);
     }
 
-    #[test]
-    fn success_resets_the_account() {
-        let t = Throttle::new(ThrottleConfig {
+    pub(crate) fn success_resets_the_account(make: &dyn Fn(ThrottleConfig) -> Throttle) {
+        let t = make(ThrottleConfig {
             account_failures: 2,
             ..ThrottleConfig::default()
         });
@@ -349,9 +495,10 @@ mod tests {
         assert!(throttled(t.check(&k, at(0.0))));
     }
 
-    #[test]
-    fn code_failures_are_counted_apart_and_not_forgiven_by_waiting() {
-        let t = Throttle::new(ThrottleConfig {
+    pub(crate) fn code_failures_are_counted_apart_and_not_forgiven_by_waiting(
+        make: &dyn Fn(ThrottleConfig) -> Throttle,
+    ) {
+        let t = make(ThrottleConfig {
             code_failures: 2,
             code_delay: Duration::from_secs(1),
             code_max_delay: Duration::from_secs(4),
@@ -378,9 +525,8 @@ mod tests {
         assert_eq!(t.check(&code, at(15.0)), Verdict::Allowed, "a code success");
     }
 
-    #[test]
-    fn quiet_period_forgets_old_failures() {
-        let t = Throttle::new(ThrottleConfig {
+    pub(crate) fn quiet_period_forgets_old_failures(make: &dyn Fn(ThrottleConfig) -> Throttle) {
+        let t = make(ThrottleConfig {
             account_failures: 2,
             account_max_delay: Duration::from_secs(60),
             ..ThrottleConfig::default()
@@ -391,9 +537,8 @@ mod tests {
         assert_eq!(t.check(&k, at(61.0)), Verdict::Allowed);
     }
 
-    #[test]
-    fn address_limit_is_a_window() {
-        let t = Throttle::new(ThrottleConfig {
+    pub(crate) fn address_limit_is_a_window(make: &dyn Fn(ThrottleConfig) -> Throttle) {
+        let t = make(ThrottleConfig {
             address_failures: 3,
             address_window: Duration::from_secs(10),
             ..ThrottleConfig::default()
@@ -409,7 +554,7 @@ mod tests {
         assert_eq!(t.check(&k, at(11.0)), Verdict::Allowed);
         t.failure(&k, at(11.0));
         assert_eq!(t.check(&k, at(11.0)), Verdict::Allowed, "new window");
-        let off = Throttle::new(ThrottleConfig {
+        let off = make(ThrottleConfig {
             address_failures: 0,
             ..ThrottleConfig::default()
         });

@@ -10,9 +10,29 @@
 //! next request on a kept-alive connection), an idle deadline, a body cap
 //! (413), and on shutdown a bounded drain after which connections are
 //! dropped.
+//!
+//! # `/healthz`
+//! A short JSON body: `{"status":"ok","store":"sled"}`, and with a
+//! database (`[store] backend = "postgres"`) whether it answered a
+//! bounded probe: `{"status":"ok","store":"postgres","database":"up"}`, or
+//! `"status":"degraded"` with `"database":"unreachable"`. The probe runs
+//! off the reactor and gives up after a deadline ([`Health`]), so
+//! `/healthz` never hangs.
+//!
+//! The status code is 200 while the process serves, degraded or not: an
+//! instance whose database is briefly unreachable keeps answering
+//! searches from its read model and plain password binds, and when the
+//! shared database is down for every instance, a load balancer that took
+//! them all out would turn a partial outage into a full one. An operator
+//! who prefers to drain an instance that lost its database asks
+//! `/healthz?strict`, which answers 503 while degraded.
 mod conn;
 
-use axum::http::header;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::RawQuery;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -69,11 +89,56 @@ pub fn forwarded(peer: SocketAddr, headers: &HeaderMap, trusted: &[Cidr]) -> (So
     (SocketAddr::new(client, 0), https)
 }
 
+/// What `/healthz` reports (see the module documentation): the store
+/// backend's name and, for a store with a database, how to ask whether
+/// it answers.
+#[derive(Clone)]
+pub struct Health {
+    store: &'static str,
+    /// Blocking and bounded by itself; run off the reactor, under
+    /// [`PROBE_DEADLINE`] too.
+    database: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+}
+
+/// The longest `/healthz` waits for the database probe.
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(2);
+
+impl Health {
+    /// A store without a database to reach (sled, embedded).
+    pub fn embedded(store: &'static str) -> Health {
+        Health {
+            store,
+            database: None,
+        }
+    }
+
+    /// A store whose database `probe` reaches (`true`: it answered).
+    pub fn with_database(
+        store: &'static str,
+        probe: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Health {
+        Health {
+            store,
+            database: Some(Arc::new(probe)),
+        }
+    }
+
+    /// `None` without a database; else whether it answered in time.
+    async fn database_up(&self) -> Option<bool> {
+        let probe = self.database.clone()?;
+        let answer =
+            tokio::time::timeout(PROBE_DEADLINE, tokio::task::spawn_blocking(move || probe()))
+                .await;
+        Some(matches!(answer, Ok(Ok(true))))
+    }
+}
+
 /// The listener's own routes.
-pub fn router() -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
+pub fn router(health: Health) -> Router {
+    Router::new().route("/metrics", get(metrics)).route(
+        "/healthz",
+        get(move |RawQuery(query): RawQuery| healthz(health.clone(), query)),
+    )
 }
 
 async fn metrics() -> impl IntoResponse {
@@ -86,12 +151,28 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
-/// The process is up and its listeners accept: liveness and readiness.
-async fn healthz() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "ok\n",
-    )
+/// The process is up and its listeners accept, and whether its database
+/// answers (see the module documentation for the status code).
+async fn healthz(health: Health, query: Option<String>) -> impl IntoResponse {
+    let strict = query.as_deref().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "strict" || p.starts_with("strict="))
+    });
+    let database = health.database_up().await;
+    let degraded = database == Some(false);
+    let mut body = serde_json::json!({
+        "status": if degraded { "degraded" } else { "ok" },
+        "store": health.store,
+    });
+    if let Some(up) = database {
+        body["database"] = (if up { "up" } else { "unreachable" }).into();
+    }
+    let status = if degraded && strict {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, axum::Json(body))
 }
 
 #[cfg(test)]

@@ -72,7 +72,8 @@ fn fixture_on(store: Store, users: bool) -> Fx {
         "ldap-search",
     );
     let accounts = Accounts::new(dir, auth.clone());
-    let app = crate::http::router().merge(router(Portal::new(accounts.clone(), auth.clone())));
+    let app = crate::http::router(crate::http::Health::embedded("sled"))
+        .merge(router(Portal::new(accounts.clone(), auth.clone())));
     Fx {
         store,
         auth,
@@ -205,7 +206,10 @@ async fn signed_out_pages_redirect_to_login_and_metrics_stay() {
     }
     let res = send(&fx.app, post("/settings", "", &[("name", "x")])).await;
     assert_eq!(res.location(), "/login");
-    assert_eq!(send(&fx.app, get("/healthz", "")).await.body, "ok\n");
+    assert_eq!(
+        send(&fx.app, get("/healthz", "")).await.body,
+        r#"{"status":"ok","store":"sled"}"#
+    );
     assert_eq!(
         send(&fx.app, get("/metrics", "")).await.status,
         StatusCode::OK

@@ -469,6 +469,53 @@ pub trait Backend: Send + Sync {
     /// must hash with the same key. sled keeps no fingerprint (one process
     /// with its own data directory): always `Ok`.
     fn check_key_fingerprint(&self, fingerprint: &str) -> Result<()>;
+
+    /// The per-account failure counters every process sharing the
+    /// backend counts on (`auth::throttle`), or `None` when one process
+    /// owns the backend (sled): then the throttle's memory is the whole
+    /// truth. Not a write itself: nothing to hold for sled.
+    fn failure_counters(&self) -> Option<Arc<dyn FailureCounters>>;
+
+    /// Whether the backend answers: for a networked one, a round trip
+    /// bounded by a short deadline (it fails rather than hangs), for
+    /// `/healthz`. sled: always `Ok` (it is this process).
+    fn ping(&self) -> Result<()>;
+}
+
+/// The softlock rule a failure is counted under: `auth::throttle`'s rule,
+/// handed to a backend that applies it in one atomic step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoftlockRule {
+    /// Failures before the lock.
+    pub threshold: u32,
+    /// The lock after the `threshold`-th failure, doubled with each
+    /// further failure, in ms.
+    pub first_ms: u64,
+    /// The longest lock, in ms; also the quiet period that forgets.
+    pub cap_ms: u64,
+    /// Forgotten only `cap_ms` after the lock has ended (an account's
+    /// second factor), rather than `cap_ms` after the last failure once
+    /// the lock is over (an account).
+    pub forget_after_lock: bool,
+}
+
+/// Failure counters shared by every process on one backend, keyed by the
+/// throttle's account keys (opaque bytes). Each call is one atomic step
+/// in the backend, so failures counted through any process add up.
+/// Blocking (callers run it on the blocking pool), on the path of every
+/// bind: an implementation bounds its own wait (and fails rather than
+/// hangs).
+pub trait FailureCounters: Send + Sync {
+    /// Until when `key` is locked (ms since the epoch); 0 if it never
+    /// was, or was reset.
+    fn locked_until(&self, key: &[u8]) -> Result<u64>;
+
+    /// Counts a failure at `now_ms` under `rule`: (failures counted,
+    /// locked until in ms). A count that `rule` forgets starts over.
+    fn count_failure(&self, key: &[u8], now_ms: u64, rule: &SoftlockRule) -> Result<(u32, u64)>;
+
+    /// Forgets `key`'s failures (a success).
+    fn reset(&self, key: &[u8]) -> Result<()>;
 }
 
 /// Held while a process runs its start-up steps

@@ -409,7 +409,7 @@ fn metrics_and_health() {
     let mut c = s.conn();
     let _ = c.simple_bind(&user_dn("admin"), "wrong");
     let (status, body) = http_get(&s.http_addr, "/healthz");
-    assert_eq!((status, body.trim()), (200, "ok"));
+    assert_eq!((status, body.trim()), (200, crate::http::HEALTHY));
     let (status, body) = http_get(&s.http_addr, "/metrics");
     assert_eq!(status, 200);
     for needle in [

@@ -179,15 +179,28 @@ impl Server {
     /// its `server.key` is copied in first and its admin password is the
     /// one to use: the first instance bootstrapped the database.
     pub fn start_postgres(url: &str, env: &[(&str, &str)], sibling: Option<&Server>) -> Server {
+        let store = [
+            ("PORTCULLIS_STORE_BACKEND", "postgres"),
+            ("PORTCULLIS_STORE_URL", url),
+        ];
+        Server::start_on_store(&store, env, sibling)
+    }
+
+    /// [`Server::start_postgres`] with the store's settings in `store`
+    /// (e.g. `PORTCULLIS_STORE_URL_FILE`), kept for the CLI too.
+    pub fn start_on_store(
+        store: &[(&str, &str)],
+        env: &[(&str, &str)],
+        sibling: Option<&Server>,
+    ) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
         std::fs::create_dir_all(&data).expect("data dir");
-        let mut env: Vec<(String, String)> = env
+        let env: Vec<(String, String)> = env
             .iter()
+            .chain(store)
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        env.push(("PORTCULLIS_STORE_BACKEND".into(), "postgres".into()));
-        env.push(("PORTCULLIS_STORE_URL".into(), url.into()));
         let admin_password = sibling.map(|s| {
             std::fs::copy(s.data.join("server.key"), data.join("server.key"))
                 .expect("copy server.key");
@@ -335,14 +348,19 @@ pub fn postgres_database() -> Option<String> {
 /// documentation); `None` when PostgreSQL is not installed (the test is
 /// skipped then).
 pub fn postgres_servers(n: usize, env: &[(&str, &str)]) -> Option<Vec<Server>> {
-    let url = postgres_database()?;
-    let first = Server::start_postgres(&url, env, None);
+    Some(servers_on(&postgres_database()?, n, env))
+}
+
+/// `n` instances on the (new, empty) database at `url`, e.g. of a
+/// cluster of the test's own.
+pub fn servers_on(url: &str, n: usize, env: &[(&str, &str)]) -> Vec<Server> {
+    let first = Server::start_postgres(url, env, None);
     let mut servers = Vec::with_capacity(n);
     for _ in 1..n {
-        servers.push(Server::start_postgres(&url, env, Some(&first)));
+        servers.push(Server::start_postgres(url, env, Some(&first)));
     }
     servers.insert(0, first);
-    Some(servers)
+    servers
 }
 
 pub fn run_cli(

@@ -70,6 +70,9 @@ fn get(addr: &str, path: &str) -> u16 {
     until_closed(&mut s, READ_BOUND).map_or(0, |r| status(&r))
 }
 
+/// The body of `/healthz` from a healthy sled-backed server.
+pub const HEALTHY: &str = r#"{"status":"ok","store":"sled"}"#;
+
 /// One full keep-alive request on `s`, its response read to its end.
 fn keep_alive_healthz(s: &mut TcpStream) -> u16 {
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: portcullis\r\n\r\n")
@@ -77,8 +80,8 @@ fn keep_alive_healthz(s: &mut TcpStream) -> u16 {
     s.set_read_timeout(Some(READ_BOUND)).expect("read timeout");
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
-    // The answer of /healthz is "ok\n" after the headers.
-    while !got.ends_with(b"\r\n\r\nok\n") {
+    // The answer of /healthz is its JSON body after the headers.
+    while !got.ends_with(format!("\r\n\r\n{HEALTHY}").as_bytes()) {
         let n = s.read(&mut buf).expect("read response");
         assert!(n > 0, "closed mid-response: {got:?}");
         got.extend_from_slice(&buf[..n]);

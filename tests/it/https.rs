@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::harness::{Server, FAST_HASH_ENV};
 
 /// `curl -i` with `args`; answers (status, head, body).
-fn curl(args: &[&str]) -> (u16, String, String) {
+pub fn curl(args: &[&str]) -> (u16, String, String) {
     let out = Command::new("curl")
         .args(["-s", "-i", "--max-time", "20"])
         .args(args)
@@ -37,7 +37,7 @@ fn the_portal_speaks_https_with_the_ldaps_certificate_and_secure_cookies() {
     let url = |path: &str| format!("https://{}{path}", s.http_addr);
 
     let (status, _, body) = curl(&["--cacert", ca, &url("/healthz")]);
-    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    assert_eq!((status, body.as_str()), (200, crate::http::HEALTHY));
     let (status, head, _) = curl(&["--cacert", ca, &url("/login")]);
     assert_eq!(status, 200, "{head}");
     let cookie = head

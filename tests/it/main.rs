@@ -22,6 +22,7 @@ mod migrate;
 mod migratestore;
 mod ops;
 mod paged;
+mod pgops;
 mod policy;
 mod portal;
 mod scaleout;

@@ -130,3 +130,33 @@ fn kill_9_after_a_code_bind_loses_nothing_and_the_other_instance_serves_on() {
     assert_eq!(bind_rc(&a, "dave", &t1), 49);
     assert_eq!(bind_rc(&a, "dave", &format!("pw;{}", tokens[2])), 0);
 }
+
+#[test]
+fn failed_binds_through_both_instances_add_up_to_one_softlock() {
+    // A long lock, so no slow machine sees it end during the test; that
+    // it ends after the configured delay is the throttle's rule, run
+    // against the shared counters in store::postgres::tests.
+    let mut env = FAST_HASH_ENV.to_vec();
+    env.push(("PORTCULLIS_THROTTLE_ACCOUNT_DELAY_MS", "300000"));
+    let Some(servers) = postgres_servers(2, &env) else {
+        return;
+    };
+    let (a, b) = (&servers[0], &servers[1]);
+    a.add_user("erin", "right");
+    a.add_user("fred", "right");
+    for _ in 0..4 {
+        assert_eq!(bind_rc(a, "erin", "wrong"), 49);
+    }
+    // Four are not enough, on either instance.
+    assert_eq!(bind_rc(b, "fred", "right"), 0);
+    assert_eq!(bind_rc(b, "erin", "wrong"), 49, "the fifth, through B");
+    // The right password is refused on both, with the text of a wrong
+    // one; other accounts bind.
+    for s in [a, b] {
+        let mut c = s.conn();
+        let locked = c.simple_bind(&user_dn("erin"), "right").expect("bind");
+        let wrong = c.simple_bind(&user_dn("nobody"), "x").expect("bind");
+        assert_eq!((locked.rc, &locked.text), (49, &wrong.text));
+        assert_eq!(bind_rc(s, "fred", "right"), 0);
+    }
+}

@@ -8,9 +8,12 @@
 //! `[store] backend = "postgres"` selects it (`server::open_store`), and
 //! every process runs its key check and bootstrap under the migration
 //! lock (`server::start_up`, [`PgStore::startup_lock`]; the first key's
-//! fingerprint is kept in `server_key`, migration 2). Still to come for
-//! several instances (issue 14): the change feed (LISTEN/NOTIFY) for read
-//! models and cross-instance invalidation, and shared failure counters.
+//! fingerprint is kept in `server_key`, migration 2). Failure counters
+//! are shared (`counters`, migration 3), TLS to the database follows
+//! `sslmode` in the URL (`tls`), and [`Backend::ping`](super::Backend::ping)
+//! answers `/healthz` within a deadline. Still to come for several
+//! instances (issue 14): the change feed (LISTEN/NOTIFY) for read models
+//! and cross-instance invalidation.
 //!
 //! # Driver, pool and the synchronous interface
 //! [`Backend`](super::Backend) is synchronous: writes run on the blocking
@@ -66,12 +69,14 @@
 //! interface's "ordered by lowercase name" does not depend on the locale.
 
 mod batch;
+mod counters;
 mod groups;
 mod mfa;
 mod sessions;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod trait_impl;
 mod users;
 
@@ -81,13 +86,14 @@ mod users;
 #[doc(hidden)]
 pub mod testing;
 
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{IsolationLevel, NoTls};
+use tokio_postgres::IsolationLevel;
 
 use super::{Result, StoreError};
 
@@ -95,6 +101,7 @@ use super::{Result, StoreError};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_server_key.sql")),
+    (3, include_str!("migrations/0003_failure_counters.sql")),
 ];
 
 /// The key of the session advisory lock migrations (and, later, bootstrap)
@@ -104,6 +111,10 @@ const MIGRATION_LOCK: i64 = 0x706f_7274_6375_6c6c;
 /// How often a transaction is run again after a serialization failure or
 /// a deadlock before the error is reported.
 const MAX_ATTEMPTS: usize = 16;
+
+/// How long `ping` (for `/healthz`) waits for an answer; below
+/// `http::PROBE_DEADLINE`, so the probe's own error is what is reported.
+const PING_DEADLINE: Duration = Duration::from_millis(1500);
 
 /// How long a call waits for a free connection (or a new one).
 const POOL_WAIT: Duration = Duration::from_secs(10);
@@ -155,7 +166,26 @@ pub(super) type TxResult<T> = std::result::Result<T, TxError>;
 /// A database error for the log: tokio-postgres' text names the failed
 /// statement's error, never the connection's password.
 pub(super) fn db_error(e: &tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(format!("PostgreSQL: {e}"))
+    // The server's own message (a DbError) is only in the source chain.
+    match e.as_db_error() {
+        Some(db) => StoreError::Backend(format!(
+            "PostgreSQL: {} {}: {}",
+            db.severity(),
+            db.code().code(),
+            db.message()
+        )),
+        None => {
+            // The cause (a refused connection, a certificate the TLS
+            // check refused) is in the source chain too.
+            let mut text = format!("PostgreSQL: {e}");
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            StoreError::Backend(text)
+        }
+    }
 }
 
 fn to_store(e: TxError) -> StoreError {
@@ -214,8 +244,9 @@ impl PgStore {
         pool_size: usize,
         statement_timeout: Option<Duration>,
     ) -> Result<PgStore> {
-        // tokio-postgres' parse errors do not repeat the URL.
-        let mut config = tokio_postgres::Config::from_str(url)
+        // tokio-postgres' parse errors do not repeat the URL, nor do ours.
+        let (url, tls) = tls::split(url)?;
+        let mut config = tokio_postgres::Config::from_str(&url)
             .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
         if let Some(timeout) = statement_timeout {
             let options = format!(
@@ -233,7 +264,7 @@ impl PgStore {
             .map_err(|e| StoreError::Backend(format!("starting the PostgreSQL runtime: {e}")))?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls::connector(&tls)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -318,6 +349,46 @@ impl PgStore {
                     other => return other.map_err(to_store),
                 }
             }
+        })
+    }
+
+    /// Runs `query` with a pooled connection on the store's runtime,
+    /// within `deadline` (waiting for the connection included): for
+    /// callers that must not hang (the reactors, `/healthz`).
+    pub(super) fn bounded<T, F>(
+        &self,
+        deadline: Duration,
+        query: impl FnOnce(deadpool_postgres::Object) -> F + Send + 'static,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
+    {
+        let pool = self.inner.pool.clone();
+        let task = self.runtime()?.spawn(async move {
+            tokio::time::timeout(deadline, async move {
+                let client = pool.get().await.map_err(|e| match e {
+                    deadpool_postgres::PoolError::Backend(e) => db_error(&e),
+                    e => StoreError::Backend(format!("PostgreSQL pool: {e}")),
+                })?;
+                query(client).await.map_err(|e| db_error(&e))
+            })
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Backend(format!(
+                    "PostgreSQL: no answer within {} ms",
+                    deadline.as_millis()
+                )))
+            })
+        });
+        futures::executor::block_on(task)
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL task: {e}")))?
+    }
+
+    /// Whether the database answers `SELECT 1` within `deadline`.
+    pub(super) fn ping(&self, deadline: Duration) -> Result<()> {
+        self.bounded(deadline, async |c| {
+            c.execute("SELECT 1", &[]).await.map(|_| ())
         })
     }
 

@@ -56,11 +56,12 @@ static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 /// The settings of every test cluster: nothing here must survive a
-/// machine crash; enough connections for several instances' pools.
+/// machine crash (a crash of the server is another matter: see
+/// [`Cluster::start_own`]); enough connections for several instances'
+/// pools.
 const BASE_SETTINGS: &[(&str, &str)] = &[
     ("listen_addresses", "127.0.0.1"),
     ("fsync", "off"),
-    ("synchronous_commit", "off"),
     ("full_page_writes", "off"),
     ("max_connections", "300"),
 ];
@@ -121,7 +122,10 @@ impl Cluster {
 
     /// The cluster of this test process, started on first use.
     pub fn get() -> &'static Cluster {
-        match CLUSTER.get_or_init(|| Cluster::start(&[], &[], false)) {
+        // Never stopped while in use, so commits need not wait for the
+        // WAL.
+        let settings = [("synchronous_commit", "off")];
+        match CLUSTER.get_or_init(|| Cluster::start(&settings, &[], false)) {
             Ok(c) => c,
             Err(e) => panic!(
                 "cannot start the test PostgreSQL cluster: {e}\n\
@@ -134,10 +138,32 @@ impl Cluster {
     /// A cluster of the caller's own, with server `settings` on top of
     /// the usual ones and `files` (name, content) written into its data
     /// directory first (mode 0600, e.g. `server.crt` and `server.key`
-    /// for `ssl=on`). Stopped and removed when dropped.
+    /// for `ssl=on`). Stopped and removed when dropped. Commits are in
+    /// the WAL when they return, so [`Cluster::stop`] (immediate, like a
+    /// crash of the server) loses none.
     pub fn start_own(settings: &[(&str, &str)], files: &[(&str, &[u8])]) -> Cluster {
         Cluster::start(settings, files, true)
             .unwrap_or_else(|e| panic!("cannot start a PostgreSQL cluster: {e}"))
+    }
+
+    /// A cluster of the caller's own with `ssl=on` and a certificate for
+    /// `localhost` (DNS name only, so connecting to 127.0.0.1 by address
+    /// does not match it), with two PEM files beside it: the CA that
+    /// signed it, and another CA that signed nothing of it.
+    pub fn start_tls() -> (Cluster, PathBuf, PathBuf) {
+        let (ca, cert, key) = tls_material("database CA");
+        let (other_ca, _, _) = tls_material("another CA");
+        let cluster = Cluster::start_own(
+            &[("ssl", "on")],
+            &[
+                ("server.crt", cert.as_bytes()),
+                ("server.key", key.as_bytes()),
+            ],
+        );
+        let (root, wrong_root) = (cluster.dir.join("ca.pem"), cluster.dir.join("other-ca.pem"));
+        std::fs::write(&root, ca).expect("write ca.pem");
+        std::fs::write(&wrong_root, other_ca).expect("write other-ca.pem");
+        (cluster, root, wrong_root)
     }
 
     fn program(&self, name: &str) -> String {
@@ -358,6 +384,24 @@ impl Drop for Cluster {
     }
 }
 
+/// A CA named `ca_name` and a certificate it signed for `localhost` (DNS
+/// name only): the CA's PEM, the server's certificate and key (for
+/// [`Cluster::start_own`] with `ssl=on`: `server.crt`, `server.key`).
+fn tls_material(ca_name: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca = ca.self_signed(&ca_key).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("certificate");
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
 /// The PostgreSQL backend, each fresh store in a new database of the
 /// test cluster.
 #[cfg(test)]
@@ -421,7 +465,7 @@ mod tests {
                 .collect())
             })
             .expect("versions");
-        assert_eq!(versions, vec![1, 2]);
+        assert_eq!(versions, vec![1, 2, 3]);
     }
 
     #[test]

@@ -235,6 +235,183 @@ fn one_instance_at_a_time_holds_the_startup_lock() {
     assert!(got, "released when A's guard is dropped");
 }
 
+/// A throttle counting in `store`'s shared failure counters.
+fn shared_throttle(
+    store: &PgStore,
+    config: crate::auth::throttle::ThrottleConfig,
+) -> crate::auth::throttle::Throttle {
+    crate::auth::throttle::Throttle::new(config).with_shared(Backend::failure_counters(store))
+}
+
+#[test]
+fn the_throttle_rules_hold_with_shared_counters() {
+    for (name, scenario) in crate::auth::throttle::tests::SCENARIOS {
+        let (a, _) = two_instances();
+        eprintln!("scenario {name}");
+        scenario(&|config| shared_throttle(&a, config));
+    }
+}
+
+#[test]
+fn failures_through_two_instances_add_up_to_one_softlock() {
+    use crate::auth::throttle::{Key, ThrottleConfig, Verdict};
+    use std::time::{Duration, SystemTime};
+    let (a, b) = two_instances();
+    let config = ThrottleConfig {
+        account_delay: Duration::from_secs(60),
+        ..ThrottleConfig::default()
+    };
+    let (ta, tb) = (
+        shared_throttle(&a, config.clone()),
+        shared_throttle(&b, config),
+    );
+    let key = Key::account("Alice");
+    let now = SystemTime::now();
+    for _ in 0..4 {
+        assert_eq!(ta.failure(&key, now), None);
+    }
+    assert_eq!(tb.check(&key, now), Verdict::Allowed, "four so far");
+    assert_eq!(tb.failure(&key, now), Some(Duration::from_secs(60)));
+    for t in [&ta, &tb] {
+        assert!(matches!(t.check(&key, now), Verdict::Throttled { .. }));
+    }
+    // A success through B resets the count for A too.
+    tb.success(&key);
+    assert_eq!(ta.check(&key, now), Verdict::Allowed);
+
+    // Concurrent failures through both instances each count.
+    let bob = Key::account("bob");
+    let lenient = ThrottleConfig {
+        account_failures: 1000,
+        ..ThrottleConfig::default()
+    };
+    let (ta, tb) = (
+        shared_throttle(&a, lenient.clone()),
+        shared_throttle(&b, lenient),
+    );
+    let failed = race(40, |i| {
+        let t = if i % 2 == 0 { &ta } else { &tb };
+        t.failure(&bob, now).is_none()
+    });
+    assert_eq!(failed, 40);
+    let counted = a
+        .read(async |c| {
+            Ok(c.query_one(
+                "SELECT failures FROM failure_counters WHERE key = $1",
+                &[&b"abob".to_vec()],
+            )
+            .await?
+            .get::<_, i32>(0))
+        })
+        .expect("count");
+    assert_eq!(counted, 40);
+}
+
+#[test]
+fn an_unreachable_database_falls_back_to_the_instances_own_count() {
+    use crate::auth::throttle::{Key, ThrottleConfig, Verdict};
+    use std::time::{Duration, Instant, SystemTime};
+    let cluster = Cluster::start_own(&[], &[]);
+    let store =
+        PgStore::connect(&cluster.url(&cluster.create_database()), 4, None).expect("connect");
+    let t = shared_throttle(&store, ThrottleConfig::default());
+    let key = Key::account("alice");
+    let now = SystemTime::now();
+    for _ in 0..3 {
+        t.failure(&key, now);
+    }
+    cluster.stop();
+    let started = Instant::now();
+    // Three counted in the database, now unreachable: the instance
+    // counts on alone and locks after its own five; nothing hangs.
+    for _ in 0..4 {
+        assert_eq!(t.check(&key, now), Verdict::Allowed);
+        assert_eq!(t.failure(&key, now), None);
+    }
+    assert!(
+        t.failure(&key, now).is_some(),
+        "the fifth local failure locks"
+    );
+    assert!(matches!(t.check(&key, now), Verdict::Throttled { .. }));
+    assert!(started.elapsed() < Duration::from_secs(30), "bounded");
+    // Back again: the database's count (3) and the memory's lock both
+    // hold until a success.
+    cluster.start_again().expect("start again");
+    assert!(matches!(t.check(&key, now), Verdict::Throttled { .. }));
+    t.success(&key);
+    assert_eq!(t.check(&key, now), Verdict::Allowed);
+}
+
+/// Whether the connection `store` uses is encrypted.
+fn encrypted(store: &PgStore) -> bool {
+    store
+        .read(async |c| {
+            Ok(c.query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await?
+            .get::<_, bool>(0))
+        })
+        .expect("pg_stat_ssl")
+}
+
+#[test]
+fn tls_to_the_database_with_each_sslmode() {
+    let (cluster, root, wrong_root) = Cluster::start_tls();
+    let db = cluster.create_database();
+    let port = cluster.port();
+    // A password in the URL (the cluster trusts loopback and ignores it),
+    // to check that no error repeats it.
+    let url = |host: &str, params: &str| {
+        format!("postgres://postgres:n0t-the-s3cret@{host}:{port}/{db}?hostaddr=127.0.0.1&{params}")
+    };
+    let connect = |url: String| PgStore::connect(&url, 2, None);
+    let root = root.display();
+    let wrong_root = wrong_root.display();
+
+    for (host, params) in [
+        ("127.0.0.1", "sslmode=require".to_string()),
+        ("127.0.0.1", "sslmode=prefer".to_string()),
+        (
+            "localhost",
+            format!("sslmode=verify-full&sslrootcert={root}"),
+        ),
+        // verify-ca checks the chain, not the name.
+        ("127.0.0.1", format!("sslmode=verify-ca&sslrootcert={root}")),
+    ] {
+        let store = connect(url(host, &params)).unwrap_or_else(|e| panic!("{params}: {e}"));
+        assert!(encrypted(&store), "{params}");
+    }
+    let plain = connect(url("127.0.0.1", "sslmode=disable")).expect("disable");
+    assert!(!encrypted(&plain));
+
+    for (host, params, why) in [
+        (
+            "localhost",
+            format!("sslmode=verify-full&sslrootcert={wrong_root}"),
+            "UnknownIssuer",
+        ),
+        (
+            "127.0.0.1",
+            format!("sslmode=verify-full&sslrootcert={root}"),
+            "not valid for name",
+        ),
+        (
+            "localhost",
+            format!("sslmode=verify-ca&sslrootcert={wrong_root}"),
+            "UnknownIssuer",
+        ),
+    ] {
+        let e = match connect(url(host, &params)) {
+            Ok(_) => panic!("{params} through {host} connected"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("TLS") && e.contains(why), "{params}: {e}");
+        assert!(!e.contains("n0t-the-s3cret"), "{e}");
+    }
+}
+
 /// A database created with a linguistic collation (ICU's en-US sorts `_`
 /// before digits) still lists users, groups and settings bytewise by
 /// their lowercase names, as sled does: exports do not depend on how the

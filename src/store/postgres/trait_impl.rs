@@ -12,8 +12,8 @@ use crate::store::mfa::{
     RawAppPassword, RawDevice, TotpSecret,
 };
 use crate::store::{
-    Backend, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash,
-    Snapshot, StartupLock, Timestamp, User, UserId,
+    Backend, FailureCounters, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession,
+    Result, SessionHash, Snapshot, StartupLock, Timestamp, User, UserId,
 };
 
 impl Backend for PgStore {
@@ -393,5 +393,15 @@ impl Backend for PgStore {
 
     fn check_key_fingerprint(&self, fingerprint: &str) -> Result<()> {
         PgStore::check_key_fingerprint(self, fingerprint)
+    }
+
+    /// The `failure_counters` table (`counters.rs`).
+    fn failure_counters(&self) -> Option<Arc<dyn FailureCounters>> {
+        Some(Arc::new(self.clone()))
+    }
+
+    /// `SELECT 1`, within `PING_DEADLINE`.
+    fn ping(&self) -> Result<()> {
+        PgStore::ping(self, super::PING_DEADLINE)
     }
 }

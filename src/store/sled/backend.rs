@@ -12,8 +12,8 @@ use crate::store::mfa::{
     RawAppPassword, RawDevice, TotpSecret,
 };
 use crate::store::{
-    Backend, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash,
-    Snapshot, StartupLock, Timestamp, User, UserId,
+    Backend, FailureCounters, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession,
+    Result, SessionHash, Snapshot, StartupLock, Timestamp, User, UserId,
 };
 
 impl Backend for SledStore {
@@ -424,6 +424,16 @@ impl Backend for SledStore {
 
     /// The key lives beside the database in the data directory.
     fn check_key_fingerprint(&self, _fingerprint: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// One process owns the database: the throttle counts in memory.
+    fn failure_counters(&self) -> Option<Arc<dyn FailureCounters>> {
+        None
+    }
+
+    /// The database is this process.
+    fn ping(&self) -> Result<()> {
         Ok(())
     }
 }
