@@ -392,6 +392,13 @@ impl Authenticator {
         let user = if username.is_empty() {
             None
         } else {
+            // Several instances: what follows (the record, its disabled
+            // flag, password hash, devices, policies) must be as current
+            // as the shared database. Unreachable, it answers as of the
+            // last catch-up, and binds that need no write go on.
+            if let Err(e) = self.store.refresh() {
+                tracing::debug!(error = %e, "bind decided on the read model as it is");
+            }
             self.store.user_by_name(username)?
         };
         let Some(user) = user else {

@@ -89,6 +89,17 @@ pub trait Backend: Send + Sync {
     /// see either state of the data.
     fn membership_epoch(&self) -> Result<u64>;
 
+    /// Brings what this process reads up to every change committed,
+    /// through any process sharing the backend, before the call. Bind
+    /// calls it before it reads a user's record, password hash, devices
+    /// and policies, so a password changed or an account disabled through
+    /// another process is refused at the very next bind here. A backend
+    /// whose reads always go to the shared storage (sled, the database
+    /// layer of PostgreSQL) has nothing to do. An error means the shared
+    /// storage did not answer in time: reads then answer as of the last
+    /// catch-up, and the caller may go on with them.
+    fn refresh(&self) -> Result<()>;
+
     /// Creates a user, allocating id, uidNumber (= gidNumber) and timestamps.
     ///
     /// The uidNumber comes from a counter that only goes up, and skips any

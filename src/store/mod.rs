@@ -62,14 +62,17 @@ impl Store {
         )?)))
     }
 
-    /// Connects to a PostgreSQL database (see [`postgres::PgStore::connect`]).
+    /// Connects to a PostgreSQL database (see [`postgres::PgStore::connect`])
+    /// and serves reads from this instance's read model, fed by the
+    /// database's change feed ([`postgres::PgInstance`]).
     pub fn connect_postgres(
         url: &str,
         pool_size: usize,
         statement_timeout: Option<std::time::Duration>,
     ) -> Result<Store> {
+        let db = self::postgres::PgStore::connect(url, pool_size, statement_timeout)?;
         Ok(Store::with_backend(Arc::new(
-            self::postgres::PgStore::connect(url, pool_size, statement_timeout)?,
+            self::postgres::PgInstance::start(db)?,
         )))
     }
 

@@ -61,8 +61,11 @@
 //! off no writer.
 
 mod batch;
+mod feed;
 mod groups;
+mod instance;
 mod mfa;
+mod model;
 mod sessions;
 mod snapshot;
 #[cfg(test)]
@@ -81,12 +84,15 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
+pub use instance::PgInstance;
+
 use super::{Result, StoreError};
 
 /// The migrations, in order: (version, SQL).
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_server_key.sql")),
+    (3, include_str!("migrations/0003_changes.sql")),
 ];
 
 /// The key of the session advisory lock migrations (and, later, bootstrap)
@@ -111,6 +117,9 @@ struct Inner {
     /// `None` only while dropping.
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// What every connection is made from (the change feed's listener
+    /// makes its own). Never printed: it holds the password.
+    config: tokio_postgres::Config,
 }
 
 impl Drop for Inner {
@@ -150,7 +159,15 @@ pub(super) fn db_error(e: &tokio_postgres::Error) -> StoreError {
     StoreError::Backend(format!("PostgreSQL: {e}"))
 }
 
-fn to_store(e: TxError) -> StoreError {
+/// A failure to get a pooled connection.
+pub(super) fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => db_error(&e),
+        e => StoreError::Backend(format!("PostgreSQL pool: {e}")),
+    }
+}
+
+pub(super) fn to_store(e: TxError) -> StoreError {
     match e {
         TxError::Store(e) => e,
         TxError::Db(e) => db_error(&e),
@@ -224,7 +241,7 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Backend(format!("starting the PostgreSQL runtime: {e}")))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -238,7 +255,11 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Backend(format!("PostgreSQL pool: {e}")))?;
         let store = PgStore {
-            inner: Arc::new(Inner { rt: Some(rt), pool }),
+            inner: Arc::new(Inner {
+                rt: Some(rt),
+                pool,
+                config,
+            }),
         };
         let mut client = store.client()?;
         futures::executor::block_on(migrate(&mut client))?;
@@ -259,10 +280,7 @@ impl PgStore {
         let got =
             futures::executor::block_on(self.runtime()?.spawn(async move { pool.get().await }))
                 .map_err(|e| StoreError::Backend(format!("PostgreSQL connection task: {e}")))?;
-        got.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => db_error(&e),
-            e => StoreError::Backend(format!("PostgreSQL pool: {e}")),
-        })
+        got.map_err(pool_error)
     }
 
     /// Runs `body` as one READ COMMITTED transaction and commits it;

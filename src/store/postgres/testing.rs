@@ -234,6 +234,35 @@ impl Harness for PgHarness {
     }
 }
 
+/// The PostgreSQL backend as an instance serves it: the read model
+/// over the database layer ([`super::PgInstance`]).
+#[derive(Default)]
+pub(crate) struct PgInstanceHarness {
+    url: Option<String>,
+}
+
+fn instance(url: &str) -> Store {
+    let db = PgStore::connect(url, POOL_SIZE, None).expect("connect");
+    Store::with_backend(std::sync::Arc::new(
+        super::PgInstance::start(db).expect("read model"),
+    ))
+}
+
+impl Harness for PgInstanceHarness {
+    fn fresh(&mut self) -> Store {
+        let cluster = Cluster::get();
+        let url = cluster.url(&cluster.create_database());
+        let store = instance(&url);
+        self.url = Some(url);
+        store
+    }
+
+    fn reopen(&mut self, store: Store) -> Store {
+        drop(store);
+        instance(self.url.as_ref().expect("a fresh store first"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,7 +293,7 @@ mod tests {
                 .collect())
             })
             .expect("versions");
-        assert_eq!(versions, vec![1, 2]);
+        assert_eq!(versions, vec![1, 2, 3]);
     }
 
     #[test]

@@ -22,6 +22,11 @@ impl Backend for PgStore {
         Ok(())
     }
 
+    /// Every read goes to the database: always current.
+    fn refresh(&self) -> Result<()> {
+        Ok(())
+    }
+
     fn membership_epoch(&self) -> Result<u64> {
         PgStore::membership_epoch(self)
     }

@@ -21,6 +21,11 @@ impl Backend for SledStore {
         SledStore::flush(self)
     }
 
+    /// One process owns the store: every read is current.
+    fn refresh(&self) -> Result<()> {
+        Ok(())
+    }
+
     fn membership_epoch(&self) -> Result<u64> {
         SledStore::membership_epoch(self)
     }
