@@ -1,5 +1,12 @@
 //! Starts the real `portcullis` binary on free loopback ports with a
 //! temporary data directory, and drives it with real clients.
+//!
+//! With the PostgreSQL backend ([`postgres_servers`]): one throw-away
+//! cluster per test process (the lib's own starter,
+//! `portcullis::store::postgres::testing`), a new database per test, and
+//! N instances on it, each with a data directory of its own holding the
+//! same `server.key` (copied from the first, as an operator would). The
+//! CLI helpers talk to each instance through its own admin socket.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -156,6 +163,38 @@ impl Server {
         s
     }
 
+    /// A server on the PostgreSQL database at `url`, in a new data
+    /// directory. With `sibling` (an instance already on that database),
+    /// its `server.key` is copied in first and its admin password is the
+    /// one to use: the first instance bootstrapped the database.
+    pub fn start_postgres(url: &str, env: &[(&str, &str)], sibling: Option<&Server>) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push(("PORTCULLIS_STORE_BACKEND".into(), "postgres".into()));
+        env.push(("PORTCULLIS_STORE_URL".into(), url.into()));
+        let admin_password = sibling.map(|s| {
+            std::fs::copy(s.data.join("server.key"), data.join("server.key"))
+                .expect("copy server.key");
+            s.admin_password.clone()
+        });
+        let mut s = Server::launch(data, env, admin_password);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Kills with SIGKILL (no flush, no cleanup) and waits for the end.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The process ID of the server.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
@@ -271,6 +310,28 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A new, empty database in this test process's PostgreSQL cluster
+/// (started on first use), as a URL; `None`, with a message saying the
+/// test is skipped, when PostgreSQL is not installed.
+pub fn postgres_database() -> Option<String> {
+    let cluster = portcullis::store::postgres::testing::Cluster::shared()?;
+    Some(cluster.url(&cluster.create_database()))
+}
+
+/// `n` instances on one new PostgreSQL database (see the module
+/// documentation); `None` when PostgreSQL is not installed (the test is
+/// skipped then).
+pub fn postgres_servers(n: usize, env: &[(&str, &str)]) -> Option<Vec<Server>> {
+    let url = postgres_database()?;
+    let first = Server::start_postgres(&url, env, None);
+    let mut servers = Vec::with_capacity(n);
+    for _ in 1..n {
+        servers.push(Server::start_postgres(&url, env, Some(&first)));
+    }
+    servers.insert(0, first);
+    Some(servers)
 }
 
 pub fn run_cli(

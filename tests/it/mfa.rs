@@ -12,7 +12,7 @@ use totp_rs::{Algorithm, Secret, TOTP};
 use crate::bindcache::metric;
 use crate::harness::{search, tool, user_dn, Server, FAST_HASH_ENV};
 
-fn json(s: &Server, args: &[&str]) -> Value {
+pub fn json(s: &Server, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
     let out = s.ok(&all);
@@ -33,7 +33,7 @@ pub fn totp_code(secret_b32: &str, digits: usize, offset: i64) -> String {
     totp.generate((now + offset * 30) as u64)
 }
 
-fn bind_rc(s: &Server, user: &str, password: &str) -> u32 {
+pub fn bind_rc(s: &Server, user: &str, password: &str) -> u32 {
     let mut c = s.conn();
     c.simple_bind(&user_dn(user), password).expect("bind").rc
 }

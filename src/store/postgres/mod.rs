@@ -73,8 +73,11 @@ mod tests;
 mod trait_impl;
 mod users;
 
-#[cfg(test)]
-pub(crate) mod testing;
+/// The throw-away cluster of the tests; the integration tests reach it
+/// through the `test-cluster` feature (the crate's self dev-dependency).
+#[cfg(any(test, feature = "test-cluster"))]
+#[doc(hidden)]
+pub mod testing;
 
 use std::str::FromStr;
 use std::sync::Arc;
