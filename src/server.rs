@@ -206,8 +206,7 @@ pub fn open_store(config: &Config) -> crate::store::Result<Store> {
                     .to_string(),
             };
             tracing::warn!(
-                "the PostgreSQL store is work in progress (issue 14): there is no change feed \
-                 (LISTEN/NOTIFY) for other instances' changes yet, and failure counters are \
+                "the PostgreSQL store is work in progress (issue 14): failure counters are \
                  kept per instance"
             );
             Store::connect_postgres(&url, pg.pool_size, pg.statement_timeout)

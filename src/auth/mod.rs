@@ -559,7 +559,7 @@ impl Authenticator {
             return refused(Refusal::MfaNotEnrolled);
         }
         if let Some(stored) = stored.filter(|s| legacy::needs_rehash(s)) {
-            self.rehash(user.id, &stored, password_part).await;
+            self.rehash(user.id, &stored, password_part).await?;
         }
         let Some(code) = code else {
             if let Some((cache, digest)) = cache_digest.filter(|_| !cached) {
@@ -595,21 +595,23 @@ impl Authenticator {
 
     /// Replaces a hash imported from another directory (or an argon2 hash
     /// with other costs) by argon2id, now that the password is known to be
-    /// right. A failure is logged and never fails the bind.
-    async fn rehash(&self, user: UserId, stored: &str, password: &str) {
+    /// right. A hashing failure is logged and does not fail the bind; a
+    /// store that cannot take the write (a shared database unreachable)
+    /// does: the bind is answered `unavailable` and tried again later,
+    /// rather than leaving the weak hash in place unnoticed.
+    async fn rehash(&self, user: UserId, stored: &str, password: &str) -> Result<(), StoreError> {
         let new = match self.hasher.hash(password.to_string()).await {
             Ok(new) => new,
             Err(e) => {
                 tracing::warn!(%user, error = %e, "could not rehash the password");
-                return;
+                return Ok(());
             }
         };
         let (store, stored) = (self.store.clone(), stored.to_string());
-        match off_reactor(move || store.rehash_password(user, &stored, &new)).await {
-            Ok(true) => tracing::info!(%user, "password rehashed to argon2id"),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(%user, error = %e, "could not store the rehashed password"),
+        if off_reactor(move || store.rehash_password(user, &stored, &new)).await? {
+            tracing::info!(%user, "password rehashed to argon2id");
         }
+        Ok(())
     }
 
     /// Checks `code` against the user's TOTP devices and unused static

@@ -186,7 +186,7 @@ impl Authenticator {
             return Ok(SignIn::Refused { reason });
         }
         if let Some(stored) = stored.filter(|s| super::legacy::needs_rehash(s)) {
-            self.rehash(user.id, &stored, password).await;
+            let _ = self.rehash(user.id, &stored, password).await;
         }
         Ok(if devices.is_empty() {
             SignIn::Done {

@@ -25,8 +25,10 @@
 //!
 //! # Full loads
 //! At start, after more than [`FULL_LOAD_AFTER`] changes at once (an
-//! import), and when no catch-up succeeded for [`PRUNE_AGE`]/2 (rows it
-//! needed may be pruned), the model is read whole in one `REPEATABLE
+//! import), when the listener connects again after losing the database
+//! (a failover to a replica that lacks the last commits takes numbers
+//! again; rows may have been pruned meanwhile), and when no catch-up
+//! succeeded for [`PRUNE_AGE`]/2, the model is read whole in one `REPEATABLE
 //! READ` transaction together with the feed's position, and swapped in:
 //! readers keep the old model meanwhile.
 
@@ -309,6 +311,13 @@ async fn session(
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await
         .map_err(text)?;
+    if *failing {
+        // Back after an outage: the database may be another one now (a
+        // replica promoted without the last commits, so numbers taken
+        // again) or have pruned rows this instance never read. Read it
+        // whole rather than trust the position.
+        feed.pos().last = None;
+    }
     step("catching up after connecting").await?;
     feed.connected.store(true, Ordering::Relaxed);
     if *failing {

@@ -391,20 +391,23 @@ impl crate::store::conformance::Harness for PgHarness {
 
 /// The PostgreSQL backend as an instance serves it: the read model
 /// over the database layer ([`super::PgInstance`]).
+#[cfg(test)]
 #[derive(Default)]
 pub(crate) struct PgInstanceHarness {
     url: Option<String>,
 }
 
-fn instance(url: &str) -> Store {
-    let db = PgStore::connect(url, POOL_SIZE, None).expect("connect");
-    Store::with_backend(std::sync::Arc::new(
+#[cfg(test)]
+fn instance(url: &str) -> crate::store::Store {
+    let db = super::PgStore::connect(url, POOL_SIZE, None).expect("connect");
+    crate::store::Store::with_backend(std::sync::Arc::new(
         super::PgInstance::start(db).expect("read model"),
     ))
 }
 
-impl Harness for PgInstanceHarness {
-    fn fresh(&mut self) -> Store {
+#[cfg(test)]
+impl crate::store::conformance::Harness for PgInstanceHarness {
+    fn fresh(&mut self) -> crate::store::Store {
         let cluster = Cluster::get();
         let url = cluster.url(&cluster.create_database());
         let store = instance(&url);
@@ -412,7 +415,7 @@ impl Harness for PgInstanceHarness {
         store
     }
 
-    fn reopen(&mut self, store: Store) -> Store {
+    fn reopen(&mut self, store: crate::store::Store) -> crate::store::Store {
         drop(store);
         instance(self.url.as_ref().expect("a fresh store first"))
     }
