@@ -467,6 +467,60 @@ pub trait Backend: Send + Sync {
     /// must hash with the same key. sled keeps no fingerprint (one process
     /// with its own data directory): always `Ok`.
     fn check_key_fingerprint(&self, fingerprint: &str) -> Result<()>;
+
+    /// The LDAP connections of every process sharing the backend, when
+    /// several can ([`ConnectionBoard`]); `None` for a backend only one
+    /// process opens (sled), whose connections are all in that process.
+    fn connection_board(&self) -> Option<Arc<dyn ConnectionBoard>>;
+}
+
+/// The LDAP connections bound on every process sharing a backend: each
+/// process publishes its own, lists the others', and asks the process
+/// that holds one to close it (`session list|end`, the portal's sessions
+/// page). Closing is done by the holder's own registry
+/// (`account::connections`), told through [`ConnectionBoard::subscribe`].
+pub trait ConnectionBoard: Send + Sync {
+    /// This process's connection `id` is now bound as shown, or not bound
+    /// any more (`None`: closed, or anonymous again). Never blocks (an
+    /// LDAP reactor calls it): it is written in the background.
+    fn publish(&self, id: uuid::Uuid, bound: Option<BoardEntry>);
+
+    /// The connections bound on the other live processes (as `user`,
+    /// when given).
+    fn others(&self, user: Option<UserId>) -> Result<Vec<BoardEntry>>;
+
+    /// Asks the process holding connection `id` (bound as `user`, when
+    /// given) to close it; `Ok(false)` when no other process holds such a
+    /// connection. It closes within a moment (the change feed's delay).
+    fn end(&self, id: uuid::Uuid, user: Option<UserId>) -> Result<bool>;
+
+    /// Calls `on` for every event of the other processes that must close
+    /// connections here.
+    fn subscribe(&self, on: Box<dyn Fn(BoardEvent) + Send + Sync>);
+}
+
+/// One bound connection on a [`ConnectionBoard`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoardEntry {
+    pub id: uuid::Uuid,
+    pub user: UserId,
+    pub username: String,
+    /// The client's IP address.
+    pub address: String,
+    pub bound_at: Timestamp,
+    /// The last request as of the publication (other processes' entries
+    /// are not republished on every request).
+    pub last_op: Timestamp,
+}
+
+/// What a [`ConnectionBoard`] tells its subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoardEvent {
+    /// Close this connection (asked through another process).
+    End(uuid::Uuid),
+    /// This user was disabled or deleted (through any process): close
+    /// every connection bound as the user.
+    UserGone(UserId),
 }
 
 /// Held while a process runs its start-up steps

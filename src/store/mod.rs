@@ -34,7 +34,7 @@ pub use crate::domain::{
     SessionHash, SessionId, StoreError, Timestamp, TotpSecret, User, UserId, FIRST_GID_NUMBER,
     FIRST_UID_NUMBER,
 };
-pub use backend::{Backend, StartupLock};
+pub use backend::{Backend, BoardEntry, BoardEvent, ConnectionBoard, StartupLock};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -258,3 +258,70 @@ fn with_the_database_stopped_searches_and_plain_binds_go_on_and_a_code_bind_is_u
         "the code binds once the database is back"
     );
 }
+
+/// `session list --json` on `s` (as `user`, when given).
+fn sessions(s: &Server, user: Option<&str>) -> Vec<serde_json::Value> {
+    let mut args = vec!["session", "list"];
+    args.extend(user);
+    json(s, &args).as_array().expect("a list").clone()
+}
+
+/// Whether `c`'s connection is closed within a second (a request fails).
+fn closed_within_a_second(c: &mut ldap3::LdapConn) -> bool {
+    within(Duration::from_secs(1), || {
+        c.search(BASE, ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .is_err()
+    })
+}
+
+#[test]
+fn an_ldap_connection_ended_through_one_instance_is_closed_on_the_other() {
+    let Some(servers) = postgres_servers(2, FAST_HASH_ENV) else {
+        return;
+    };
+    let (a, b) = (&servers[0], &servers[1]);
+    a.add_user("alice", "alice-pw");
+    a.add_user("bob", "bob-pw");
+    assert!(within(Duration::from_secs(1), || found(b, "(uid=bob)") == 1));
+    let mut alice_on_b = b.bound(&user_dn("alice"), "alice-pw");
+    let mut bob_on_b = b.bound(&user_dn("bob"), "bob-pw");
+    // A lists B's connections (published in the background).
+    assert!(
+        within(Duration::from_secs(2), || sessions(a, Some("alice")).len()
+            == 1),
+        "A lists alice's connection on B"
+    );
+    let listed = sessions(a, Some("alice"));
+    assert_eq!(listed[0]["kind"], "ldap");
+    assert_eq!(listed[0]["address"], "127.0.0.1");
+    let id = listed[0]["id"].as_str().expect("id").to_string();
+    assert_eq!(sessions(a, None).len(), 2, "{:?}", sessions(a, None));
+
+    let out = a.ok(&["session", "end", &id]);
+    assert!(out.contains(&id), "{out}");
+    assert!(
+        closed_within_a_second(&mut alice_on_b),
+        "ended through A, closed on B"
+    );
+    assert!(bob_on_b
+        .search(
+            &user_dn("bob"),
+            ldap3::Scope::Base,
+            "(objectClass=*)",
+            vec!["1.1"]
+        )
+        .is_ok());
+    assert!(within(Duration::from_secs(2), || sessions(
+        a,
+        Some("alice")
+    )
+    .is_empty()));
+    assert!(!a.cli(&["session", "end", &id]).status.success(), "gone");
+
+    // Disabling a user through A closes its connections on B.
+    a.ok(&["user", "disable", "bob"]);
+    assert!(
+        closed_within_a_second(&mut bob_on_b),
+        "disabled through A, closed on B"
+    );
+}

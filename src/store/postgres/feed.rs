@@ -34,7 +34,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::model::{Data, Loaded, Wanted};
 use super::TxResult;
+use crate::store::BoardEvent;
 
 /// The channel the triggers notify.
 pub(super) const CHANNEL: &str = "portcullis_changes";
@@ -85,7 +86,12 @@ pub(super) struct Feed {
     served: AtomicU64,
     /// Whether the listener is connected and caught up.
     connected: AtomicBool,
+    /// Told of connections to end and users disabled or gone
+    /// (`board`).
+    subscribers: Mutex<Vec<Subscriber>>,
 }
+
+type Subscriber = Arc<dyn Fn(BoardEvent) + Send + Sync>;
 
 struct Position {
     /// The highest number applied; `None` before the first full load.
@@ -109,6 +115,32 @@ impl Feed {
             requested: AtomicU64::new(0),
             served: AtomicU64::new(0),
             connected: AtomicBool::new(false),
+            subscribers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Calls `on` with every event the feed brings from now on.
+    pub fn subscribe(&self, on: Subscriber) {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(on);
+    }
+
+    /// Tells the subscribers, outside every lock of the model.
+    fn emit(&self, events: Vec<BoardEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for event in events {
+            for on in &subscribers {
+                on(event);
+            }
         }
     }
 
@@ -170,9 +202,13 @@ impl Feed {
         }
         let mut wanted = Wanted::default();
         let mut seen = BTreeSet::new();
+        let mut events = Vec::new();
         for row in &rows {
             let kind: &str = row.try_get("kind")?;
             let key: &str = row.try_get("key")?;
+            if kind == "end" {
+                events.extend(uuid::Uuid::parse_str(key).ok().map(BoardEvent::End));
+            }
             wanted.note(kind, key);
             seen.insert(row.try_get::<_, i64>("seq")?);
         }
@@ -183,8 +219,10 @@ impl Feed {
         };
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         if let Some(loaded) = loaded {
-            data.apply(loaded);
+            events.extend(data.apply(loaded).into_iter().map(BoardEvent::UserGone));
         }
+        drop(data);
+        self.emit(events);
         let mut p = self.pos();
         let now = Instant::now();
         let mut top = p.last.unwrap_or(last);
@@ -228,7 +266,13 @@ impl Feed {
         let (top, present, data) = read?;
         ended?;
         let now = Instant::now();
-        *self.data.write().unwrap_or_else(|e| e.into_inner()) = data;
+        let gone = {
+            let mut held = self.data.write().unwrap_or_else(|e| e.into_inner());
+            let gone = held.gone_in(&data);
+            *held = data;
+            gone
+        };
+        self.emit(gone.into_iter().map(BoardEvent::UserGone).collect());
         let mut p = self.pos();
         p.holes = ((top - HOLE_WINDOW).max(0) + 1..=top)
             .filter(|s| !present.contains(s))
@@ -246,7 +290,7 @@ impl Feed {
 /// reconnect; reconnects by itself with a backoff. Runs until `stop`.
 pub(super) async fn listen(
     config: tokio_postgres::Config,
-    feed: std::sync::Arc<Feed>,
+    feed: Arc<Feed>,
     stop: CancellationToken,
 ) {
     const FIRST_BACKOFF: Duration = Duration::from_millis(50);

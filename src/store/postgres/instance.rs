@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::board::PgBoard;
 use super::feed::{self, Feed};
 use super::{pool_error, to_store, PgStore};
 use crate::store::import::{Batch, BatchReport};
@@ -37,8 +38,8 @@ use crate::store::mfa::{
     RawAppPassword, RawDevice, TotpSecret,
 };
 use crate::store::{
-    Backend, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash,
-    Snapshot, StartupLock, StoreError, Timestamp, User, UserId,
+    Backend, ConnectionBoard, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession,
+    Result, SessionHash, Snapshot, StartupLock, StoreError, Timestamp, User, UserId,
 };
 
 /// The longest a caller waits for a catch-up before it goes on with the
@@ -56,6 +57,9 @@ struct Inner {
     db: PgStore,
     feed: Arc<Feed>,
     stop: CancellationToken,
+    /// Started by the first caller that asks (the server's connection
+    /// registry; a CLI that lists sessions).
+    board: std::sync::Mutex<Option<Arc<PgBoard>>>,
 }
 
 impl Drop for Inner {
@@ -91,6 +95,7 @@ impl PgInstance {
                 db,
                 feed: Arc::new(Feed::new()),
                 stop: CancellationToken::new(),
+                board: std::sync::Mutex::new(None),
             }),
         };
         instance.catch_up()?;
@@ -593,5 +598,20 @@ impl Backend for PgInstance {
 
     fn check_key_fingerprint(&self, fingerprint: &str) -> Result<()> {
         self.inner.db.check_key_fingerprint(fingerprint)
+    }
+
+    fn connection_board(&self) -> Option<Arc<dyn ConnectionBoard>> {
+        let mut board = self.inner.board.lock().unwrap_or_else(|e| e.into_inner());
+        if board.is_none() {
+            match PgBoard::start(
+                self.inner.db.clone(),
+                self.inner.feed.clone(),
+                self.inner.stop.clone(),
+            ) {
+                Ok(started) => *board = Some(Arc::new(started)),
+                Err(e) => tracing::warn!(error = %e, "could not start the connection board"),
+            }
+        }
+        board.clone().map(|b| b as Arc<dyn ConnectionBoard>)
     }
 }

@@ -61,6 +61,7 @@
 //! off no writer.
 
 mod batch;
+mod board;
 mod feed;
 mod groups;
 mod instance;

@@ -350,14 +350,34 @@ impl Data {
         self.members.insert(group, list);
     }
 
+    /// Whether the user exists and is enabled.
+    fn active(&self, id: UserId) -> bool {
+        self.users.get(&id).is_some_and(|u| !u.disabled)
+    }
+
+    /// The users active in `self` and not in `newer` (disabled or gone).
+    pub fn gone_in(&self, newer: &Data) -> Vec<UserId> {
+        self.users
+            .keys()
+            .copied()
+            .filter(|&id| self.active(id) && !newer.active(id))
+            .collect()
+    }
+
     /// Applies records read again: each replaces (or removes) what the
-    /// model held.
-    pub fn apply(&mut self, loaded: Loaded) {
+    /// model held. Answers the users that were active and are disabled
+    /// or gone now.
+    pub fn apply(&mut self, loaded: Loaded) -> Vec<UserId> {
+        let mut gone = Vec::new();
         if let Some(epoch) = loaded.epoch {
             // The epoch only grows; a read racing a newer one keeps the newer.
             self.epoch = self.epoch.max(epoch);
         }
         for (id, user) in loaded.users {
+            let active = user.as_ref().is_some_and(|(u, _)| !u.disabled);
+            if self.active(id) && !active {
+                gone.push(id);
+            }
             match user {
                 Some((user, phc)) => self.put_user(user, phc),
                 None => {
@@ -404,6 +424,7 @@ impl Data {
                 None => self.settings.remove(&key),
             };
         }
+        gone
     }
 
     pub fn members_of(&self, group: GroupId) -> Vec<Member> {

@@ -391,4 +391,10 @@ impl Backend for PgStore {
     fn check_key_fingerprint(&self, fingerprint: &str) -> Result<()> {
         PgStore::check_key_fingerprint(self, fingerprint)
     }
+
+    /// The database layer alone is not an instance: no board (see
+    /// [`super::PgInstance`]).
+    fn connection_board(&self) -> Option<Arc<dyn crate::store::ConnectionBoard>> {
+        None
+    }
 }

@@ -422,4 +422,9 @@ impl Backend for SledStore {
     fn check_key_fingerprint(&self, _fingerprint: &str) -> Result<()> {
         Ok(())
     }
+
+    /// One process opens the store: its registry holds every connection.
+    fn connection_board(&self) -> Option<std::sync::Arc<dyn crate::store::ConnectionBoard>> {
+        None
+    }
 }

@@ -62,3 +62,27 @@ CREATE TRIGGER mfa_devices_changed AFTER INSERT OR DELETE OR UPDATE OF label, co
 CREATE TRIGGER epoch_changed AFTER UPDATE ON counters
     FOR EACH ROW WHEN (NEW.name = 'membership_epoch')
     EXECUTE FUNCTION portcullis_changed('epoch', 'name');
+
+-- The LDAP connections bound on every instance, so `session list` on one
+-- shows them all (`store::postgres::board`). Each running instance has a
+-- row in `instances` under an id of its own, refreshed every few seconds;
+-- the rows of an instance not seen for a while (killed) are removed with
+-- its connections. Ending a connection held elsewhere is a change row of
+-- kind 'end' (key: the connection's id), which its instance sees
+-- through the feed and closes.
+CREATE TABLE instances (
+    id   uuid PRIMARY KEY,
+    seen timestamptz NOT NULL
+);
+
+CREATE TABLE ldap_connections (
+    id       uuid PRIMARY KEY,
+    instance uuid NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    user_id  uuid NOT NULL,
+    username text NOT NULL,
+    address  text NOT NULL,
+    bound_at bigint NOT NULL,
+    last_op  bigint NOT NULL
+);
+CREATE INDEX ldap_connections_by_instance ON ldap_connections (instance);
+CREATE INDEX ldap_connections_by_user ON ldap_connections (user_id);
