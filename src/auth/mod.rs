@@ -396,7 +396,9 @@ impl Authenticator {
             // flag, password hash, devices, policies) must be as current
             // as the shared database. Unreachable, it answers as of the
             // last catch-up, and binds that need no write go on.
-            if let Err(e) = self.store.refresh() {
+            // A round trip, bounded but maybe long: off the reactor.
+            let store = self.store.clone();
+            if let Err(e) = off_reactor(move || store.refresh()).await {
                 tracing::debug!(error = %e, "bind decided on the read model as it is");
             }
             self.store.user_by_name(username)?

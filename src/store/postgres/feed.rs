@@ -66,9 +66,19 @@ const PRUNE_AGE: Duration = Duration::from_secs(900);
 /// How often the listener prunes.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// Longest wait for one catch-up on the listener's connection before it
-/// is dropped and made again (a silent network).
+/// Longest wait for one incremental catch-up on the listener's
+/// connection before it is dropped and made again (a silent network).
 const LISTENER_WAIT: Duration = Duration::from_secs(5);
+
+/// Longest wait for a full load.
+const FULL_LOAD_WAIT: Duration = Duration::from_secs(600);
+
+/// A catch-up that did not finish in time (the model stays as it was).
+fn late(what: &str) -> super::TxError {
+    super::TxError::Store(crate::store::StoreError::Backend(format!(
+        "PostgreSQL change feed: {what} took too long"
+    )))
+}
 
 /// The longest the listener waits between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -162,20 +172,36 @@ impl Feed {
     }
 
     /// Brings the model up to every change committed before the call.
-    pub async fn catch_up(&self, c: &impl GenericClient) -> TxResult<()> {
+    /// `wait` bounds the wait for another catch-up in progress and an
+    /// incremental one; a full load (only when `whole`: a bind never
+    /// waits for one, it goes on with the model as it is) is bounded by
+    /// [`FULL_LOAD_WAIT`].
+    pub async fn catch_up(
+        &self,
+        c: &impl GenericClient,
+        whole: bool,
+        wait: Duration,
+    ) -> TxResult<()> {
         let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let _one = self.serial.lock().await;
+        let _one = tokio::time::timeout(wait, self.serial.lock())
+            .await
+            .map_err(|_| late("another catch-up is still running"))?;
         if self.served.load(Ordering::SeqCst) >= ticket {
             return Ok(());
         }
         // Every request up to here was made before the reads below begin.
         let covering = self.requested.load(Ordering::SeqCst);
-        self.catch_up_alone(c).await?;
+        self.catch_up_alone(c, whole, wait).await?;
         self.served.store(covering, Ordering::SeqCst);
         Ok(())
     }
 
-    async fn catch_up_alone(&self, c: &impl GenericClient) -> TxResult<()> {
+    async fn catch_up_alone(
+        &self,
+        c: &impl GenericClient,
+        whole: bool,
+        wait: Duration,
+    ) -> TxResult<()> {
         let (last, holes, stale) = {
             let mut p = self.pos();
             let now = Instant::now();
@@ -187,18 +213,34 @@ impl Feed {
                 p.succeeded.elapsed() > PRUNE_AGE / 2,
             )
         };
-        let Some(last) = last.filter(|_| !stale) else {
-            return self.full_load(c).await;
+        let full = async || {
+            if !whole {
+                return Err(late("the read model is being loaded whole"));
+            }
+            match tokio::time::timeout(FULL_LOAD_WAIT, self.full_load(c)).await {
+                Ok(done) => done,
+                Err(_) => {
+                    // Dropped inside its transaction: end it.
+                    let _ = c.batch_execute("ROLLBACK").await;
+                    Err(late("loading the read model whole"))
+                }
+            }
         };
-        let rows = c
-            .query(
+        let Some(last) = last.filter(|_| !stale) else {
+            return full().await;
+        };
+        let rows = tokio::time::timeout(
+            wait,
+            c.query(
                 "SELECT seq, kind, key FROM changes WHERE seq > $1 OR seq = ANY($2) \
                  ORDER BY seq LIMIT $3",
                 &[&last, &holes, &(FULL_LOAD_AFTER + 1)],
-            )
-            .await?;
+            ),
+        )
+        .await
+        .map_err(|_| late("reading the change feed"))??;
         if rows.len() as i64 > FULL_LOAD_AFTER {
-            return self.full_load(c).await;
+            return full().await;
         }
         let mut wanted = Wanted::default();
         let mut seen = BTreeSet::new();
@@ -215,7 +257,11 @@ impl Feed {
         let loaded = if wanted.is_empty() {
             None
         } else {
-            Some(Loaded::read(c, &wanted).await?)
+            Some(
+                tokio::time::timeout(wait, Loaded::read(c, &wanted))
+                    .await
+                    .map_err(|_| late("reading changed records"))??,
+            )
         };
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         if let Some(loaded) = loaded {
@@ -344,12 +390,10 @@ async fn session(
             }
         }
     });
-    let step = async |what: &str| -> Result<(), String> {
-        match tokio::time::timeout(LISTENER_WAIT, feed.catch_up(&client)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(super::to_store(e).to_string()),
-            Err(_) => Err(format!("{what} took longer than {LISTENER_WAIT:?}")),
-        }
+    let step = async || -> Result<(), String> {
+        feed.catch_up(&client, true, LISTENER_WAIT)
+            .await
+            .map_err(|e| super::to_store(e).to_string())
     };
     client
         .batch_execute(&format!("LISTEN {CHANNEL}"))
@@ -362,7 +406,7 @@ async fn session(
         // whole rather than trust the position.
         feed.pos().last = None;
     }
-    step("catching up after connecting").await?;
+    step().await?;
     feed.connected.store(true, Ordering::Relaxed);
     if *failing {
         tracing::info!("PostgreSQL change feed connected again");
@@ -377,7 +421,7 @@ async fn session(
             },
             () = tokio::time::sleep(POLL) => {}
         }
-        step("a catch-up").await?;
+        step().await?;
         if pruned.elapsed() > PRUNE_EVERY {
             pruned = Instant::now();
             client

@@ -46,6 +46,10 @@ use crate::store::{
 /// model as it is (the database is slow or unreachable).
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
+/// The same while the listener has lost the database: a bind during an
+/// outage should not wait long for an answer that is not coming.
+const CATCH_UP_WAIT_OUTAGE: Duration = Duration::from_millis(250);
+
 /// A [`PgStore`] with the read model of this instance and the listener
 /// that feeds it. Cheap to clone; the listener stops with the last handle.
 #[derive(Clone)]
@@ -86,6 +90,12 @@ impl PgInstance {
         Ok(instance)
     }
 
+    /// The database layer beneath (tests write around the model with it).
+    #[cfg(test)]
+    pub(super) fn db(&self) -> &PgStore {
+        &self.inner.db
+    }
+
     /// An instance whose model is loaded but followed by no listener:
     /// it moves only on its own writes and [`Backend::refresh`] (tests of
     /// the catch-up alone use it directly).
@@ -98,7 +108,7 @@ impl PgInstance {
                 board: std::sync::Mutex::new(None),
             }),
         };
-        instance.catch_up()?;
+        instance.catch_up(true)?;
         Ok(instance)
     }
 
@@ -107,32 +117,28 @@ impl PgInstance {
         self.inner.feed.connected()
     }
 
-    /// One catch-up on a pooled connection, run on the store's runtime
-    /// and bounded by [`CATCH_UP_WAIT`].
-    fn catch_up(&self) -> Result<()> {
+    /// One catch-up on a pooled connection, run on the store's runtime.
+    /// For a bind (`whole` false): each wait bounded by [`CATCH_UP_WAIT`]
+    /// ([`CATCH_UP_WAIT_OUTAGE`] while the listener is disconnected), and
+    /// never a full load. After a write, at start: a full load if one is
+    /// due.
+    fn catch_up(&self, whole: bool) -> Result<()> {
         let (pool, feed) = (self.inner.db.inner.pool.clone(), self.inner.feed.clone());
+        let wait = if whole || feed.connected() {
+            CATCH_UP_WAIT
+        } else {
+            CATCH_UP_WAIT_OUTAGE
+        };
         let task = self.inner.db.runtime()?.spawn(async move {
-            let run = async {
-                let client = pool.get().await.map_err(pool_error)?;
-                match tokio::time::timeout(CATCH_UP_WAIT, feed.catch_up(&**client)).await {
-                    Ok(done) => done.map_err(to_store),
-                    Err(_) => {
-                        // Stopped half way, maybe inside a transaction:
-                        // the connection must not go back to the pool.
-                        drop(deadpool_postgres::Object::take(client));
-                        Err(StoreError::Backend(
-                            "PostgreSQL did not answer a catch-up in time".into(),
-                        ))
-                    }
-                }
-            };
-            tokio::time::timeout(CATCH_UP_WAIT, run)
+            let client = tokio::time::timeout(wait, pool.get())
                 .await
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Backend(
-                        "no PostgreSQL connection for a catch-up in time".into(),
-                    ))
-                })
+                .map_err(|_| {
+                    StoreError::Backend("no PostgreSQL connection for a catch-up in time".into())
+                })?
+                .map_err(pool_error)?;
+            feed.catch_up(&**client, whole, wait)
+                .await
+                .map_err(to_store)
         });
         futures::executor::block_on(task)
             .map_err(|e| StoreError::Backend(format!("PostgreSQL catch-up task: {e}")))?
@@ -143,7 +149,7 @@ impl PgInstance {
     /// catch-up is logged and the listener brings the change shortly.
     fn wrote<T>(&self, result: Result<T>) -> Result<T> {
         if result.is_ok() {
-            if let Err(e) = self.catch_up() {
+            if let Err(e) = self.catch_up(true) {
                 tracing::warn!(error = %e, "could not read back a write into the read model");
             }
         }
@@ -155,7 +161,7 @@ impl PgInstance {
     fn planned<T>(&self, result: Result<Option<T>>) -> Result<Option<T>> {
         match result {
             Ok(None) => {
-                let _ = self.catch_up();
+                let _ = self.catch_up(true);
                 Ok(None)
             }
             other => self.wrote(other),
@@ -187,7 +193,7 @@ impl Backend for PgInstance {
     }
 
     fn refresh(&self) -> Result<()> {
-        self.catch_up()
+        self.catch_up(false)
     }
 
     fn membership_epoch(&self) -> Result<u64> {

@@ -2,20 +2,60 @@
 //! Portcullis instances share one database. The only module that knows
 //! PostgreSQL.
 //!
-//! **Work in progress** (branch `i14-postgres`): every method of the
-//! interface is implemented and the conformance suite passes
-//! (`store::conformance`, `conformance!(postgres, PgHarness::default)`);
-//! `[store] backend = "postgres"` selects it (`server::open_store`), and
-//! every process runs its key check and bootstrap under the migration
-//! lock (`server::start_up`, [`PgStore::startup_lock`]; the first key's
-//! fingerprint is kept in `server_key`, migration 2). Still to come for
-//! several instances (issue 14): the change feed (LISTEN/NOTIFY) for read
-//! models and cross-instance invalidation, and shared failure counters.
+//! Two layers:
+//! - [`PgStore`], the database layer: every method of the interface as
+//!   SQL, each read a round trip (`users`, `groups`, `mfa`, `sessions`,
+//!   `snapshot`, `batch`; `trait_impl` makes it a `Backend`, which the
+//!   conformance suite runs as `postgres`).
+//! - [`PgInstance`], what a server (or the CLI) opens
+//!   (`Store::connect_postgres`): the same interface answered from this
+//!   instance's read model (`model`) for reads and by [`PgStore`] for
+//!   writes, each followed by a catch-up, so the instance that wrote sees
+//!   its write at once (`instance`; the suite runs it as
+//!   `postgres_instance`). The change feed (`feed`, migration 3) keeps
+//!   the model in step with what other instances write: triggers add a
+//!   row to `changes` for every write and notify at commit; one listener
+//!   connection per instance catches up on each notification, every
+//!   250 ms and after each reconnect. A change is seen everywhere within
+//!   a second (measured on a loopback database with
+//!   `propagation_delay_between_two_instances`: p50 2 ms, p99 11 ms from
+//!   the write's call; p99 2.3 ms after it returned).
 //!
+//! # What is never stale
+//! Bind calls [`Backend::refresh`](super::Backend::refresh) first: a
+//! catch-up, after which the record it reads (the disabled flag), the
+//! password hash, devices, policies and settings are as current as the
+//! database. TOTP secrets and steps, static tokens, app passwords and API
+//! tokens (revocation, expiry) are read from the database at every bind,
+//! and portal sessions at every request, so a session ended through one
+//! instance is dead on every other at once. The bind cache keys on the
+//! password hash and the credential generation, which the catch-up has
+//! just read: a password changed or an account disabled elsewhere misses.
+//!
+//! # The database unreachable
+//! A bind's catch-up gives up after a bound (2 s, 250 ms once the
+//! listener lost the database) and the model answers as of its last
+//! catch-up: searches go on, and so do plain password binds of users in
+//! the model (the hash is in the model). What must read or write the
+//! database (a code, an app password, a rehash, every write) fails with a
+//! backend error, which LDAP answers `unavailable` (52). Statements are
+//! bounded by `statement_timeout`, pool waits by [`POOL_WAIT`]. The
+//! listener reconnects by itself (backoff up to 2 s) and then reads the
+//! model whole: a failover to a replica may have lost the last commits,
+//! and their change numbers are taken again.
+//!
+//! # LDAP connections of every instance
+//! `board` publishes each instance's bound connections (`instances`,
+//! `ldap_connections`), lists the others' and delivers a `session end`
+//! to the instance holding the connection through the feed
+//! ([`Backend::connection_board`](super::Backend::connection_board)).
+//!
+//! Shared failure counters are not built here (see the README).
+
 //! # Driver, pool and the synchronous interface
 //! [`Backend`](super::Backend) is synchronous: writes run on the blocking
-//! pool, and reads are also made from the LDAP reactors (until the read
-//! model of issue 14 serves them). The driver is tokio-postgres, pooled by
+//! pool; reads are made from the LDAP reactors too, and [`PgInstance`]
+//! answers those from memory (bind's catch-up runs on the blocking pool). The driver is tokio-postgres, pooled by
 //! deadpool-postgres. The store owns a small runtime of its own
 //! ([`Inner::rt`]) on which every connection task runs and every
 //! connection is made; a call waits for its queries with
@@ -53,8 +93,9 @@
 //! - Lock order, where a transaction takes several counter rows:
 //!   `membership_epoch`, `next_gid`, `next_uid`.
 //!
-//! The membership epoch is read from its row on every call (a round trip;
-//! the in-memory copy fed by LISTEN/NOTIFY is the next step).
+//! [`PgStore`] reads the membership epoch from its row on every call;
+//! [`PgInstance`] keeps a copy in its model, which moves with the row's
+//! change (a trigger on `counters`).
 //!
 //! # Snapshots
 //! One `REPEATABLE READ, READ ONLY` transaction: consistent, and it holds

@@ -391,4 +391,69 @@ mod read_model {
             writer.users().expect("users").len()
         );
     }
+
+    #[test]
+    fn a_portal_session_ended_through_one_instance_is_gone_on_the_other_at_once() {
+        let url = database();
+        let a = PgInstance::start(PgStore::connect(&url, 4, None).expect("db")).expect("A");
+        let b = PgInstance::start(PgStore::connect(&url, 4, None).expect("db")).expect("B");
+        let alice = user(a.db(), "alice");
+        let session = crate::store::PortalSession {
+            id: crate::store::SessionId(uuid::Uuid::new_v4()),
+            user: alice.id,
+            created: 1,
+            last_seen: 1,
+            address: "192.0.2.1".into(),
+            user_agent: "Test/1.0".into(),
+            csrf: "t".into(),
+            pending_code: false,
+        };
+        a.create_session(&[7; 32], &session).expect("sign in on A");
+        assert_eq!(b.session(&[7; 32]).expect("read"), Some(session));
+        assert!(a.delete_session(&[7; 32]).expect("sign out on A"));
+        // Sessions are read from the database: no feed delay.
+        assert_eq!(b.session(&[7; 32]).expect("read"), None);
+    }
+
+    /// How long a change made through one instance takes to be seen by
+    /// another's model (a measurement, not a check: run it with
+    /// `cargo test --release --lib propagation -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn propagation_delay_between_two_instances() {
+        let url = database();
+        let a = PgInstance::start(PgStore::connect(&url, 4, None).expect("db")).expect("A");
+        let b = PgInstance::start(PgStore::connect(&url, 4, None).expect("db")).expect("B");
+        let (mut after_return, mut after_call) = (Vec::new(), Vec::new());
+        for i in 0..300 {
+            let name = format!("p{i}");
+            let called = Instant::now();
+            let made = a
+                .create_user(crate::store::NewUser {
+                    username: name.clone(),
+                    ..crate::store::NewUser::default()
+                })
+                .expect("user");
+            let returned = Instant::now();
+            while b.user_id_by_name(&name).expect("read") != Some(made.id) {
+                std::thread::yield_now();
+            }
+            after_return.push(returned.elapsed());
+            after_call.push(called.elapsed());
+        }
+        for (what, mut delays) in [
+            ("after the write returned", after_return),
+            ("after the write was called", after_call),
+        ] {
+            delays.sort();
+            let at = |q: f64| delays[((delays.len() as f64 * q) as usize).min(delays.len() - 1)];
+            eprintln!(
+                "change seen by the other instance {what}: p50 {:?}, p99 {:?}, max {:?} ({} changes)",
+                at(0.5),
+                at(0.99),
+                delays[delays.len() - 1],
+                delays.len()
+            );
+        }
+    }
 }
