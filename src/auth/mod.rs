@@ -368,6 +368,20 @@ impl Authenticator {
         }
     }
 
+    /// Several instances: what a decision reads next (the record, its
+    /// disabled flag, password hash, devices, policies) must be as
+    /// current as the shared database, so the read model catches up
+    /// first (a bounded round trip, off the reactor). Unreachable, it
+    /// answers as of its last catch-up, and what needs no write goes on.
+    pub(super) async fn current(&self) {
+        if self.store.has_read_model() {
+            let store = self.store.clone();
+            if let Err(e) = off_reactor(move || store.refresh()).await {
+                tracing::debug!(error = %e, "deciding on the read model as it is");
+            }
+        }
+    }
+
     /// A refusal after spending one dummy argon2 verification.
     async fn refuse_after_hashing(&self, reason: Refusal, method: Method) -> BindOutcome {
         let reason = match self.hasher.try_verify(String::new(), None).await {
@@ -392,15 +406,7 @@ impl Authenticator {
         let user = if username.is_empty() {
             None
         } else {
-            // Several instances: what follows (the record, its disabled
-            // flag, password hash, devices, policies) must be as current
-            // as the shared database. Unreachable, it answers as of the
-            // last catch-up, and binds that need no write go on.
-            // A round trip, bounded but maybe long: off the reactor.
-            let store = self.store.clone();
-            if let Err(e) = off_reactor(move || store.refresh()).await {
-                tracing::debug!(error = %e, "bind decided on the read model as it is");
-            }
+            self.current().await;
             self.store.user_by_name(username)?
         };
         let Some(user) = user else {

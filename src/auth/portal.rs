@@ -146,7 +146,10 @@ impl Authenticator {
         }
         let user = match username.is_empty() {
             true => None,
-            false => self.store.user_by_name(username)?,
+            false => {
+                self.current().await;
+                self.store.user_by_name(username)?
+            }
         };
         let Some(user) = user else {
             return Ok(refuse(
@@ -207,6 +210,7 @@ impl Authenticator {
         now: SystemTime,
     ) -> Result<SignIn, StoreError> {
         let refused = |reason| Ok(SignIn::Refused { reason });
+        self.current().await;
         let Some(record) = self.store.user(user)? else {
             return refused(Refusal::UnknownUser);
         };

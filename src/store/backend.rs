@@ -100,6 +100,11 @@ pub trait Backend: Send + Sync {
     /// catch-up, and the caller may go on with them.
     fn refresh(&self) -> Result<()>;
 
+    /// Whether [`Backend::refresh`] has anything to do (a read model fed
+    /// from a shared database): callers skip the hop to the blocking pool
+    /// it would need otherwise. sled and the database layer: `false`.
+    fn has_read_model(&self) -> bool;
+
     /// Creates a user, allocating id, uidNumber (= gidNumber) and timestamps.
     ///
     /// The uidNumber comes from a counter that only goes up, and skips any

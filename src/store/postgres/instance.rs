@@ -196,6 +196,10 @@ impl Backend for PgInstance {
         self.catch_up(false)
     }
 
+    fn has_read_model(&self) -> bool {
+        true
+    }
+
     fn membership_epoch(&self) -> Result<u64> {
         Ok(self.data().epoch)
     }

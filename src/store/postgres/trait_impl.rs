@@ -27,6 +27,10 @@ impl Backend for PgStore {
         Ok(())
     }
 
+    fn has_read_model(&self) -> bool {
+        false
+    }
+
     fn membership_epoch(&self) -> Result<u64> {
         PgStore::membership_epoch(self)
     }

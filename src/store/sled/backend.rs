@@ -26,6 +26,10 @@ impl Backend for SledStore {
         Ok(())
     }
 
+    fn has_read_model(&self) -> bool {
+        false
+    }
+
     fn membership_epoch(&self) -> Result<u64> {
         SledStore::membership_epoch(self)
     }
