@@ -1,6 +1,6 @@
 //! The LDAP connections of every instance ([`ConnectionBoard`]) in
 //! PostgreSQL: `instances` (one row per running instance, refreshed every
-//! [`HEARTBEAT`]) and `ldap_connections` (migration 3).
+//! [`HEARTBEAT`]) and `ldap_connections` (migration 4).
 //!
 //! An instance publishes its own bound connections in the background (a
 //! task on the store's runtime writes what `mine` holds, so a bind never

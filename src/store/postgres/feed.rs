@@ -1,7 +1,7 @@
 //! The change feed: how an instance's read model ([`model::Data`]) follows
 //! the database.
 //!
-//! Triggers (migration 3) add a row to `changes` for every write to the
+//! Triggers (migration 4) add a row to `changes` for every write to the
 //! tables the model holds, in the writing transaction, and notify the
 //! channel `portcullis_changes` at commit. [`Feed::catch_up`] reads the
 //! rows past the instance's position and reads again the records they

@@ -12,7 +12,7 @@
 //!   instance's read model (`model`) for reads and by [`PgStore`] for
 //!   writes, each followed by a catch-up, so the instance that wrote sees
 //!   its write at once (`instance`; the suite runs it as
-//!   `postgres_instance`). The change feed (`feed`, migration 3) keeps
+//!   `postgres_instance`). The change feed (`feed`, migration 4) keeps
 //!   the model in step with what other instances write: triggers add a
 //!   row to `changes` for every write and notify at commit; one listener
 //!   connection per instance catches up on each notification, every
@@ -137,7 +137,7 @@ use super::{Result, StoreError};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_server_key.sql")),
-    (3, include_str!("migrations/0003_changes.sql")),
+    (4, include_str!("migrations/0004_changes.sql")),
 ];
 
 /// The key of the session advisory lock migrations (and, later, bootstrap)

@@ -453,7 +453,7 @@ mod tests {
                 .collect())
             })
             .expect("versions");
-        assert_eq!(versions, vec![1, 2, 3]);
+        assert_eq!(versions, vec![1, 2, 4]);
     }
 
     #[test]

@@ -1,4 +1,5 @@
--- Schema version 3: the change feed (issue 14).
+-- Schema version 4: the change feed (issue 14). (Version 3, the shared
+-- failure counters, comes from the branch i14-ops.)
 --
 -- Every instance serves reads from an in-process read model. Triggers on
 -- the tables that model holds record, in the writing transaction itself,
