@@ -126,6 +126,29 @@ fn a_disabled_account_and_a_revoked_app_password_are_refused_at_the_next_bind_el
     assert_eq!(bind_rc(b, "bob", &secret), 49, "revoked through A");
 }
 
+#[test]
+fn a_policy_changed_or_a_device_added_through_one_instance_applies_at_the_next_bind_elsewhere() {
+    let Some(servers) = postgres_servers(2, FAST_HASH_ENV) else {
+        return;
+    };
+    let (a, b) = (&servers[0], &servers[1]);
+    a.add_user("cat", "cat-pw-1");
+    assert!(within(Duration::from_secs(1), || found(b, "(uid=cat)") == 1));
+    bind_cached(b, "cat", "cat-pw-1");
+    a.ok(&["mfa", "policy", "set", "required"]);
+    assert_eq!(bind_rc(b, "cat", "cat-pw-1"), 49, "mfa required through A");
+    a.ok(&["mfa", "policy", "set", "if-enrolled"]);
+    assert_eq!(bind_rc(b, "cat", "cat-pw-1"), 0);
+    // A device added through A: B asks for a code at once.
+    let secret = json(a, &["mfa", "totp", "add", "cat"])["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    assert_eq!(bind_rc(b, "cat", "cat-pw-1"), 49, "needs a code");
+    let code = format!("cat-pw-1;{}", totp_code(&secret, 6, 0));
+    assert_eq!(bind_rc(b, "cat", &code), 0);
+}
+
 /// Runs searches and binds against every server until `stop`; counts
 /// the answers (any result code: what matters is that none hangs).
 fn load(servers: &[&Server], stop: &AtomicBool, answered: &AtomicUsize) {
