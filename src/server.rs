@@ -223,10 +223,6 @@ pub fn open_store(config: &Config) -> crate::store::Result<Store> {
                     .trim()
                     .to_string(),
             };
-            tracing::warn!(
-                "the PostgreSQL store is work in progress (issue 14): there is no change feed \
-                 (LISTEN/NOTIFY) for other instances' changes yet"
-            );
             Store::connect_postgres(&url, pg.pool_size, pg.statement_timeout)
         }
     }

@@ -9,11 +9,18 @@
 //! entry. The registry's lock is taken on open, close, listing and ending
 //! only, never per request. Ending a connection cancels its token; the
 //! connection loop watches it and closes the socket at once.
+//!
+//! Several instances on one database (issue 14): the registry publishes
+//! its bound connections on the store's [`ConnectionBoard`] (in the
+//! background: a bind never waits for it), lists and ends the other
+//! instances' through it, and closes its own when the board says so (a
+//! `session end` through another instance, a user disabled or deleted
+//! there). A store only one process opens has no board.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -22,7 +29,7 @@ use super::records::find_user;
 use super::view::{rfc3339, AdminAnswer, Removed, SessionView};
 use super::{AccountError, Actor, AdminContext};
 use crate::directory::Identity;
-use crate::store::{now, Timestamp, UserId};
+use crate::store::{now, BoardEntry, BoardEvent, ConnectionBoard, Store, Timestamp, UserId};
 
 /// `session list [USER]`: the signed-in portal sessions and the LDAP
 /// connections bound as a user (as `username`, when given), each oldest
@@ -40,9 +47,11 @@ pub fn session_list(
     Ok(AdminAnswer::Sessions(list))
 }
 
-/// The LDAP connections bound as a user (as `user`, when given).
+/// The LDAP connections bound as a user (as `user`, when given): this
+/// process's, then the other instances' (when the store is shared; left
+/// out, with a warning, while the database cannot be reached).
 pub(super) fn ldap_rows(connections: &Connections, user: Option<UserId>) -> Vec<SessionView> {
-    connections
+    let mut rows: Vec<SessionView> = connections
         .bound(user)
         .into_iter()
         .map(|c| SessionView {
@@ -54,7 +63,24 @@ pub(super) fn ldap_rows(connections: &Connections, user: Option<UserId>) -> Vec<
             last_seen: rfc3339(c.last_op),
             user_agent: None,
         })
-        .collect()
+        .collect();
+    if let Some(board) = connections.board() {
+        match board.others(user) {
+            Ok(others) => rows.extend(others.into_iter().map(|c| SessionView {
+                id: c.id.to_string(),
+                kind: "ldap".into(),
+                username: c.username,
+                address: c.address,
+                created: rfc3339(c.bound_at),
+                last_seen: rfc3339(c.last_op),
+                user_agent: None,
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list other instances' LDAP connections")
+            }
+        }
+    }
+    rows
 }
 
 /// `session end ID`: closes that LDAP connection (within a moment: its
@@ -72,6 +98,8 @@ pub fn session_end(
         "ldap"
     } else if super::sessions::end_portal_session(&ctx.store, uuid, None)? {
         "portal"
+    } else if ctx.connections.end_elsewhere(uuid, None)? {
+        "ldap"
     } else {
         return Err(missing());
     };
@@ -83,6 +111,39 @@ pub fn session_end(
 #[derive(Clone, Default)]
 pub struct Connections {
     inner: Arc<Mutex<HashMap<Uuid, Arc<Entry>>>>,
+    /// The store's board, when several processes share it.
+    board: Arc<OnceLock<Arc<dyn ConnectionBoard>>>,
+}
+
+type Registry = Mutex<HashMap<Uuid, Arc<Entry>>>;
+
+fn lock_registry(r: &Registry) -> MutexGuard<'_, HashMap<Uuid, Arc<Entry>>> {
+    // A panic while holding this lock leaves a consistent map (each
+    // change is one insert or remove): keep serving.
+    r.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Closes what a board's event names, in the registry `weak` (if it is
+/// still there).
+fn on_board_event(weak: &Weak<Registry>, event: BoardEvent) {
+    let Some(registry) = weak.upgrade() else {
+        return;
+    };
+    let entries: Vec<Arc<Entry>> = match event {
+        BoardEvent::End(id) => lock_registry(&registry)
+            .get(&id)
+            .cloned()
+            .into_iter()
+            .collect(),
+        BoardEvent::UserGone(user) => lock_registry(&registry)
+            .values()
+            .filter(|e| e.bound_user() == Some(user))
+            .cloned()
+            .collect(),
+    };
+    for e in entries {
+        e.end.cancel();
+    }
 }
 
 struct Entry {
@@ -113,11 +174,45 @@ pub struct ConnectionInfo {
     pub last_op: Timestamp,
 }
 
+impl Entry {
+    fn bound_user(&self) -> Option<UserId> {
+        self.bound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|b| b.user)
+    }
+}
+
 impl Connections {
+    /// A registry for a server (or CLI) on `store`: shares its
+    /// connections through the store's board when it has one.
+    pub fn for_store(store: &Store) -> Connections {
+        let connections = Connections::default();
+        if let Some(board) = store.connection_board() {
+            let weak = Arc::downgrade(&connections.inner);
+            board.subscribe(Box::new(move |event| on_board_event(&weak, event)));
+            let _ = connections.board.set(board);
+        }
+        connections
+    }
+
+    fn board(&self) -> Option<&Arc<dyn ConnectionBoard>> {
+        self.board.get()
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Arc<Entry>>> {
-        // A panic while holding this lock leaves a consistent map (each
-        // change is one insert or remove): keep serving.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock_registry(&self.inner)
+    }
+
+    /// Asks the instance holding connection `id` (bound as `user`, when
+    /// given) to close it; `Ok(false)` when no other instance holds one
+    /// (or the store is not shared). Blocking (a database write).
+    pub fn end_elsewhere(&self, id: Uuid, user: Option<UserId>) -> crate::store::Result<bool> {
+        match self.board() {
+            Some(board) => board.end(id, user),
+            None => Ok(false),
+        }
     }
 
     /// Registers a new connection from `peer`, anonymous until it binds.
@@ -229,6 +324,19 @@ impl LiveConnection {
             }),
             Identity::Anonymous => None,
         };
+        if let Some(board) = self.registry.board() {
+            board.publish(
+                self.id,
+                bound.as_ref().map(|b| BoardEntry {
+                    id: self.id,
+                    user: b.user,
+                    username: b.username.clone(),
+                    address: self.entry.peer.ip().to_string(),
+                    bound_at: b.at,
+                    last_op: b.at,
+                }),
+            );
+        }
         *self.entry.bound.lock().unwrap_or_else(|p| p.into_inner()) = bound;
     }
 
@@ -246,6 +354,11 @@ impl LiveConnection {
 impl Drop for LiveConnection {
     fn drop(&mut self) {
         self.registry.lock().remove(&self.id);
+        if let Some(board) = self.registry.board() {
+            if self.entry.bound_user().is_some() {
+                board.publish(self.id, None);
+            }
+        }
     }
 }
 

@@ -233,11 +233,11 @@ pub struct Accounts {
 impl Accounts {
     pub fn new(directory: Directory, auth: Authenticator) -> Accounts {
         Accounts {
+            connections: connections::Connections::for_store(directory.store()),
             directory,
             auth,
             initial_password_file: None,
             settings: AccountSettings::defaults(),
-            connections: connections::Connections::default(),
             sessions: sessions::SessionSettings::default(),
             profile_defaults: profile::CanChange::default(),
             totp_issuer: "Portcullis".into(),
@@ -377,8 +377,9 @@ pub struct AdminContext {
     pub initial_password_file: Option<std::path::PathBuf>,
     /// `[password]` and `[accounts]`.
     pub settings: AccountSettings,
-    /// The server's open LDAP connections (`session list|end`); empty
-    /// when the CLI opens the store itself (no server, no connections).
+    /// The server's open LDAP connections (`session list|end`); when the
+    /// CLI opens the store itself, none of its own, but those of the
+    /// instances sharing the store (PostgreSQL).
     pub connections: connections::Connections,
     /// `[portal] token_*_lifetime_secs`: the lifetimes of what a user
     /// makes for themself (the operator is not bound by them).
@@ -390,6 +391,7 @@ pub struct AdminContext {
 impl AdminContext {
     pub fn new(store: Store, hasher: Hasher, config: &Config) -> AdminContext {
         AdminContext {
+            connections: connections::Connections::for_store(&store),
             store,
             hasher,
             base_dn: config.base_dn.to_string(),
@@ -402,7 +404,6 @@ impl AdminContext {
             policy_defaults: config.auth_settings().policy,
             initial_password_file: Some(config.initial_password_path()),
             settings: AccountSettings::from_config(config),
-            connections: connections::Connections::default(),
             token_lifetimes: config.portal.token_lifetimes,
             sessions: sessions::SessionSettings {
                 idle: config.portal.session_idle,

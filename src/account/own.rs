@@ -376,7 +376,9 @@ impl Accounts {
             let uuid = Uuid::parse_str(id.trim()).map_err(|_| missing())?;
             let kind = if sessions::end_portal_session(&ctx.store, uuid, Some(user.id))? {
                 EndedSession::Portal
-            } else if ctx.connections.end(uuid, Some(user.id)) {
+            } else if ctx.connections.end(uuid, Some(user.id))
+                || ctx.connections.end_elsewhere(uuid, Some(user.id))?
+            {
                 EndedSession::Ldap
             } else {
                 return Err(missing());

@@ -426,6 +426,20 @@ impl Authenticator {
         }
     }
 
+    /// Several instances: what a decision reads next (the record, its
+    /// disabled flag, password hash, devices, policies) must be as
+    /// current as the shared database, so the read model catches up
+    /// first (a bounded round trip, off the reactor). Unreachable, it
+    /// answers as of its last catch-up, and what needs no write goes on.
+    pub(super) async fn current(&self) {
+        if self.store.has_read_model() {
+            let store = self.store.clone();
+            if let Err(e) = off_reactor(move || store.refresh()).await {
+                tracing::debug!(error = %e, "deciding on the read model as it is");
+            }
+        }
+    }
+
     /// A refusal after spending one dummy argon2 verification.
     async fn refuse_after_hashing(&self, reason: Refusal, method: Method) -> BindOutcome {
         let reason = match self.hasher.try_verify(String::new(), None).await {
@@ -450,6 +464,7 @@ impl Authenticator {
         let user = if username.is_empty() {
             None
         } else {
+            self.current().await;
             self.store.user_by_name(username)?
         };
         let Some(user) = user else {
@@ -610,7 +625,7 @@ impl Authenticator {
             return refused(Refusal::MfaNotEnrolled);
         }
         if let Some(stored) = stored.filter(|s| legacy::needs_rehash(s)) {
-            self.rehash(user.id, &stored, password_part).await;
+            self.rehash(user.id, &stored, password_part).await?;
         }
         let Some(code) = code else {
             if let Some((cache, digest)) = cache_digest.filter(|_| !cached) {
@@ -646,21 +661,23 @@ impl Authenticator {
 
     /// Replaces a hash imported from another directory (or an argon2 hash
     /// with other costs) by argon2id, now that the password is known to be
-    /// right. A failure is logged and never fails the bind.
-    async fn rehash(&self, user: UserId, stored: &str, password: &str) {
+    /// right. A hashing failure is logged and does not fail the bind; a
+    /// store that cannot take the write (a shared database unreachable)
+    /// does: the bind is answered `unavailable` and tried again later,
+    /// rather than leaving the weak hash in place unnoticed.
+    async fn rehash(&self, user: UserId, stored: &str, password: &str) -> Result<(), StoreError> {
         let new = match self.hasher.hash(password.to_string()).await {
             Ok(new) => new,
             Err(e) => {
                 tracing::warn!(%user, error = %e, "could not rehash the password");
-                return;
+                return Ok(());
             }
         };
         let (store, stored) = (self.store.clone(), stored.to_string());
-        match off_reactor(move || store.rehash_password(user, &stored, &new)).await {
-            Ok(true) => tracing::info!(%user, "password rehashed to argon2id"),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(%user, error = %e, "could not store the rehashed password"),
+        if off_reactor(move || store.rehash_password(user, &stored, &new)).await? {
+            tracing::info!(%user, "password rehashed to argon2id");
         }
+        Ok(())
     }
 
     /// Checks `code` against the user's TOTP devices and unused static

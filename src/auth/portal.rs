@@ -156,7 +156,10 @@ impl Authenticator {
         }
         let user = match username.is_empty() {
             true => None,
-            false => self.store.user_by_name(username)?,
+            false => {
+                self.current().await;
+                self.store.user_by_name(username)?
+            }
         };
         let Some(user) = user else {
             return Ok(refuse(
@@ -197,7 +200,7 @@ impl Authenticator {
             return Ok(SignIn::Refused { reason });
         }
         if let Some(stored) = stored.filter(|s| super::legacy::needs_rehash(s)) {
-            self.rehash(user.id, &stored, password).await;
+            let _ = self.rehash(user.id, &stored, password).await;
         }
         Ok(if devices.is_empty() {
             SignIn::Done {
@@ -218,6 +221,7 @@ impl Authenticator {
         now: SystemTime,
     ) -> Result<SignIn, StoreError> {
         let refused = |reason| Ok(SignIn::Refused { reason });
+        self.current().await;
         let Some(record) = self.store.user(user)? else {
             return refused(Refusal::UnknownUser);
         };

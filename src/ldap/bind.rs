@@ -192,6 +192,20 @@ impl Handler {
                 }
                 respond(LdapResultCode::Busy, "the server is busy; try again")
             }
+            // The store could not decide (a shared database unreachable
+            // for a bind that must read or write it: a code, an app
+            // password): refused, but as a failure of the server, so a
+            // client tries again rather than believing the password wrong.
+            BindOutcome::Refused {
+                reason: Refusal::Internal,
+                method,
+            } => {
+                tracing::info!(target: "portcullis::audit", dn = ?dn, %peer, method = method.as_str(), outcome = "refused", reason = Refusal::Internal.as_str(), "bind");
+                respond(
+                    LdapResultCode::Unavailable,
+                    "the directory is unavailable; try again",
+                )
+            }
             BindOutcome::Refused { reason, method } => {
                 tracing::info!(target: "portcullis::audit", dn = ?dn, %peer, method = method.as_str(), outcome = "refused", reason = reason.as_str(), "bind");
                 respond(LdapResultCode::InvalidCredentials, INVALID_CREDENTIALS)

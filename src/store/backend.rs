@@ -97,6 +97,22 @@ pub trait Backend: Send + Sync {
     /// a later process starts at 0 again, as always).
     fn raise_membership_epoch(&self, at_least: u64) -> Result<u64>;
 
+    /// Brings what this process reads up to every change committed,
+    /// through any process sharing the backend, before the call. Bind
+    /// calls it before it reads a user's record, password hash, devices
+    /// and policies, so a password changed or an account disabled through
+    /// another process is refused at the very next bind here. A backend
+    /// whose reads always go to the shared storage (sled, the database
+    /// layer of PostgreSQL) has nothing to do. An error means the shared
+    /// storage did not answer in time: reads then answer as of the last
+    /// catch-up, and the caller may go on with them.
+    fn refresh(&self) -> Result<()>;
+
+    /// Whether [`Backend::refresh`] has anything to do (a read model fed
+    /// from a shared database): callers skip the hop to the blocking pool
+    /// it would need otherwise. sled and the database layer: `false`.
+    fn has_read_model(&self) -> bool;
+
     /// Creates a user, allocating id, uidNumber (= gidNumber) and timestamps.
     ///
     /// The uidNumber comes from a counter that only goes up, and skips any
@@ -470,6 +486,11 @@ pub trait Backend: Send + Sync {
     /// with its own data directory): always `Ok`.
     fn check_key_fingerprint(&self, fingerprint: &str) -> Result<()>;
 
+    /// The LDAP connections of every process sharing the backend, when
+    /// several can ([`ConnectionBoard`]); `None` for a backend only one
+    /// process opens (sled), whose connections are all in that process.
+    fn connection_board(&self) -> Option<Arc<dyn ConnectionBoard>>;
+
     /// The per-account failure counters every process sharing the
     /// backend counts on (`auth::throttle`), or `None` when one process
     /// owns the backend (sled): then the throttle's memory is the whole
@@ -516,6 +537,55 @@ pub trait FailureCounters: Send + Sync {
 
     /// Forgets `key`'s failures (a success).
     fn reset(&self, key: &[u8]) -> Result<()>;
+}
+
+/// The LDAP connections bound on every process sharing a backend: each
+/// process publishes its own, lists the others', and asks the process
+/// that holds one to close it (`session list|end`, the portal's sessions
+/// page). Closing is done by the holder's own registry
+/// (`account::connections`), told through [`ConnectionBoard::subscribe`].
+pub trait ConnectionBoard: Send + Sync {
+    /// This process's connection `id` is now bound as shown, or not bound
+    /// any more (`None`: closed, or anonymous again). Never blocks (an
+    /// LDAP reactor calls it): it is written in the background.
+    fn publish(&self, id: uuid::Uuid, bound: Option<BoardEntry>);
+
+    /// The connections bound on the other live processes (as `user`,
+    /// when given).
+    fn others(&self, user: Option<UserId>) -> Result<Vec<BoardEntry>>;
+
+    /// Asks the process holding connection `id` (bound as `user`, when
+    /// given) to close it; `Ok(false)` when no other process holds such a
+    /// connection. It closes within a moment (the change feed's delay).
+    fn end(&self, id: uuid::Uuid, user: Option<UserId>) -> Result<bool>;
+
+    /// Calls `on` for every event of the other processes that must close
+    /// connections here.
+    fn subscribe(&self, on: Box<dyn Fn(BoardEvent) + Send + Sync>);
+}
+
+/// One bound connection on a [`ConnectionBoard`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoardEntry {
+    pub id: uuid::Uuid,
+    pub user: UserId,
+    pub username: String,
+    /// The client's IP address.
+    pub address: String,
+    pub bound_at: Timestamp,
+    /// The last request as of the publication (other processes' entries
+    /// are not republished on every request).
+    pub last_op: Timestamp,
+}
+
+/// What a [`ConnectionBoard`] tells its subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoardEvent {
+    /// Close this connection (asked through another process).
+    End(uuid::Uuid),
+    /// This user was disabled or deleted (through any process): close
+    /// every connection bound as the user.
+    UserGone(UserId),
 }
 
 /// Held while a process runs its start-up steps

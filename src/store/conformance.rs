@@ -19,7 +19,7 @@ use std::sync::{Arc, Barrier};
 
 use super::import::{Batch, BatchGroup, BatchMember, BatchMode, BatchUser};
 use super::mfa::{KeyedHash, TotpSecret};
-use super::postgres::testing::PgHarness;
+use super::postgres::testing::{PgHarness, PgInstanceHarness};
 use super::{
     Group, Member, NewUser, PortalSession, SessionHash, SessionId, Store, StoreError, User, UserId,
     FIRST_GID_NUMBER, FIRST_UID_NUMBER,
@@ -900,3 +900,4 @@ macro_rules! conformance {
 
 conformance!(sled, SledHarness::default);
 conformance!(postgres, PgHarness::default);
+conformance!(postgres_instance, PgInstanceHarness::default);

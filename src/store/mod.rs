@@ -34,7 +34,9 @@ pub use crate::domain::{
     SessionHash, SessionId, StoreError, Timestamp, TotpSecret, User, UserId, FIRST_GID_NUMBER,
     FIRST_UID_NUMBER,
 };
-pub use backend::{Backend, FailureCounters, SoftlockRule, StartupLock};
+pub use backend::{
+    Backend, BoardEntry, BoardEvent, ConnectionBoard, FailureCounters, SoftlockRule, StartupLock,
+};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -62,14 +64,17 @@ impl Store {
         )?)))
     }
 
-    /// Connects to a PostgreSQL database (see [`postgres::PgStore::connect`]).
+    /// Connects to a PostgreSQL database (see [`postgres::PgStore::connect`])
+    /// and serves reads from this instance's read model, fed by the
+    /// database's change feed ([`postgres::PgInstance`]).
     pub fn connect_postgres(
         url: &str,
         pool_size: usize,
         statement_timeout: Option<std::time::Duration>,
     ) -> Result<Store> {
+        let db = self::postgres::PgStore::connect(url, pool_size, statement_timeout)?;
         Ok(Store::with_backend(Arc::new(
-            self::postgres::PgStore::connect(url, pool_size, statement_timeout)?,
+            self::postgres::PgInstance::start(db)?,
         )))
     }
 

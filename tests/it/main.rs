@@ -12,6 +12,7 @@ mod cli;
 mod clients;
 mod corpus;
 mod disclosure;
+mod feed;
 mod groupread;
 mod hardening;
 mod hashpool;

@@ -10,11 +10,11 @@ use crate::domain::mfa::{label, new_device};
 use crate::store::mfa::*;
 use crate::store::{GroupId, Result, StoreError, Timestamp, UserId};
 
-const DEVICE_COLUMNS: &str = "id, kind, digits, label, created, confirmed";
+pub(super) const DEVICE_COLUMNS: &str = "id, kind, digits, label, created, confirmed";
 const APP_PASSWORD_COLUMNS: &str =
     "user_id, id, kind, name, created, expires, last_used, last_used_from";
 
-fn device_row(row: &Row) -> TxResult<Device> {
+pub(super) fn device_row(row: &Row) -> TxResult<Device> {
     let kind: &str = row.try_get("kind")?;
     let kind = match kind {
         "totp" => {
@@ -164,7 +164,7 @@ pub(super) async fn policy_of(c: &impl GenericClient, group: GroupId) -> TxResul
         .map(Option::unwrap_or_default)
 }
 
-fn policy_row(row: &Row) -> TxResult<GroupPolicy> {
+pub(super) fn policy_row(row: &Row) -> TxResult<GroupPolicy> {
     let mfa: Option<&str> = row.try_get("mfa")?;
     Ok(GroupPolicy {
         mfa: mfa.and_then(MfaPolicy::parse),

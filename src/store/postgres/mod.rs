@@ -2,23 +2,65 @@
 //! Portcullis instances share one database. The only module that knows
 //! PostgreSQL.
 //!
-//! **Work in progress** (branch `i14-postgres`): every method of the
-//! interface is implemented and the conformance suite passes
-//! (`store::conformance`, `conformance!(postgres, PgHarness::default)`);
-//! `[store] backend = "postgres"` selects it (`server::open_store`), and
-//! every process runs its key check and bootstrap under the migration
-//! lock (`server::start_up`, [`PgStore::startup_lock`]; the first key's
-//! fingerprint is kept in `server_key`, migration 2). Failure counters
-//! are shared (`counters`, migration 3), TLS to the database follows
-//! `sslmode` in the URL (`tls`), and [`Backend::ping`](super::Backend::ping)
-//! answers `/healthz` within a deadline. Still to come for several
-//! instances (issue 14): the change feed (LISTEN/NOTIFY) for read models
-//! and cross-instance invalidation.
+//! Two layers:
+//! - [`PgStore`], the database layer: every method of the interface as
+//!   SQL, each read a round trip (`users`, `groups`, `mfa`, `sessions`,
+//!   `snapshot`, `batch`; `trait_impl` makes it a `Backend`, which the
+//!   conformance suite runs as `postgres`).
+//! - [`PgInstance`], what a server (or the CLI) opens
+//!   (`Store::connect_postgres`): the same interface answered from this
+//!   instance's read model (`model`) for reads and by [`PgStore`] for
+//!   writes, each followed by a catch-up, so the instance that wrote sees
+//!   its write at once (`instance`; the suite runs it as
+//!   `postgres_instance`). The change feed (`feed`, migration 4) keeps
+//!   the model in step with what other instances write: triggers add a
+//!   row to `changes` for every write and notify at commit; one listener
+//!   connection per instance catches up on each notification, every
+//!   250 ms and after each reconnect. A change is seen everywhere within
+//!   a second (measured on a loopback database with
+//!   `propagation_delay_between_two_instances`: p50 2 ms, p99 11 ms from
+//!   the write's call; p99 2.3 ms after it returned).
 //!
+//! # What is never stale
+//! Bind calls [`Backend::refresh`](super::Backend::refresh) first: a
+//! catch-up, after which the record it reads (the disabled flag), the
+//! password hash, devices, policies and settings are as current as the
+//! database. TOTP secrets and steps, static tokens, app passwords and API
+//! tokens (revocation, expiry) are read from the database at every bind,
+//! and portal sessions at every request, so a session ended through one
+//! instance is dead on every other at once. The bind cache keys on the
+//! password hash and the credential generation, which the catch-up has
+//! just read: a password changed or an account disabled elsewhere misses.
+//!
+//! # The database unreachable
+//! A bind's catch-up gives up after a bound (2 s, 250 ms once the
+//! listener lost the database) and the model answers as of its last
+//! catch-up: searches go on, and so do plain password binds of users in
+//! the model (the hash is in the model). What must read or write the
+//! database (a code, an app password, a rehash, every write) fails with a
+//! backend error, which LDAP answers `unavailable` (52). Statements are
+//! bounded by `statement_timeout`, pool waits by [`POOL_WAIT`]. The
+//! listener reconnects by itself (backoff up to 2 s) and then reads the
+//! model whole: a failover to a replica may have lost the last commits,
+//! and their change numbers are taken again.
+//!
+//! # LDAP connections of every instance
+//! `board` publishes each instance's bound connections (`instances`,
+//! `ldap_connections`), lists the others' and delivers a `session end`
+//! to the instance holding the connection through the feed
+//! ([`Backend::connection_board`](super::Backend::connection_board)).
+//!
+//! # Failure counters, TLS, health
+//! Failure counters are shared (`counters`, migration 3), TLS to the
+//! database follows `sslmode` in the URL (`tls`; the feed's listener
+//! connects the same way as the pool), and
+//! [`Backend::ping`](super::Backend::ping) answers `/healthz` within a
+//! deadline.
+
 //! # Driver, pool and the synchronous interface
 //! [`Backend`](super::Backend) is synchronous: writes run on the blocking
-//! pool, and reads are also made from the LDAP reactors (until the read
-//! model of issue 14 serves them). The driver is tokio-postgres, pooled by
+//! pool; reads are made from the LDAP reactors too, and [`PgInstance`]
+//! answers those from memory (bind's catch-up runs on the blocking pool). The driver is tokio-postgres, pooled by
 //! deadpool-postgres. The store owns a small runtime of its own
 //! ([`Inner::rt`]) on which every connection task runs and every
 //! connection is made; a call waits for its queries with
@@ -56,8 +98,9 @@
 //! - Lock order, where a transaction takes several counter rows:
 //!   `membership_epoch`, `next_gid`, `next_uid`.
 //!
-//! The membership epoch is read from its row on every call (a round trip;
-//! the in-memory copy fed by LISTEN/NOTIFY is the next step).
+//! [`PgStore`] reads the membership epoch from its row on every call;
+//! [`PgInstance`] keeps a copy in its model, which moves with the row's
+//! change (a trigger on `counters`).
 //!
 //! # Snapshots
 //! One `REPEATABLE READ, READ ONLY` transaction: consistent, and it holds
@@ -69,9 +112,13 @@
 //! interface's "ordered by lowercase name" does not depend on the locale.
 
 mod batch;
+mod board;
 mod counters;
+mod feed;
 mod groups;
+mod instance;
 mod mfa;
+mod model;
 mod sessions;
 mod snapshot;
 #[cfg(test)]
@@ -95,6 +142,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::IsolationLevel;
 
+pub use instance::PgInstance;
+
 use super::{Result, StoreError};
 
 /// The migrations, in order: (version, SQL).
@@ -102,6 +151,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_server_key.sql")),
     (3, include_str!("migrations/0003_failure_counters.sql")),
+    (4, include_str!("migrations/0004_changes.sql")),
 ];
 
 /// The key of the session advisory lock migrations (and, later, bootstrap)
@@ -130,6 +180,11 @@ struct Inner {
     /// `None` only while dropping.
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// What every connection is made from (the change feed's listener
+    /// makes its own). Never printed: it holds the password.
+    config: tokio_postgres::Config,
+    /// How every connection is made, the listener's too: `sslmode`.
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl Drop for Inner {
@@ -188,7 +243,15 @@ pub(super) fn db_error(e: &tokio_postgres::Error) -> StoreError {
     }
 }
 
-fn to_store(e: TxError) -> StoreError {
+/// A failure to get a pooled connection.
+pub(super) fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => db_error(&e),
+        e => StoreError::Backend(format!("PostgreSQL pool: {e}")),
+    }
+}
+
+pub(super) fn to_store(e: TxError) -> StoreError {
     match e {
         TxError::Store(e) => e,
         TxError::Db(e) => db_error(&e),
@@ -262,9 +325,10 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Backend(format!("starting the PostgreSQL runtime: {e}")))?;
+        let connector = tls::connector(&tls)?;
         let manager = Manager::from_config(
-            config,
-            tls::connector(&tls)?,
+            config.clone(),
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -277,7 +341,12 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Backend(format!("PostgreSQL pool: {e}")))?;
         let store = PgStore {
-            inner: Arc::new(Inner { rt: Some(rt), pool }),
+            inner: Arc::new(Inner {
+                rt: Some(rt),
+                pool,
+                config,
+                tls: connector,
+            }),
         };
         let mut client = store.client()?;
         futures::executor::block_on(migrate(&mut client))?;
@@ -298,10 +367,7 @@ impl PgStore {
         let got =
             futures::executor::block_on(self.runtime()?.spawn(async move { pool.get().await }))
                 .map_err(|e| StoreError::Backend(format!("PostgreSQL connection task: {e}")))?;
-        got.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => db_error(&e),
-            e => StoreError::Backend(format!("PostgreSQL pool: {e}")),
-        })
+        got.map_err(pool_error)
     }
 
     /// Runs `body` as one READ COMMITTED transaction and commits it;

@@ -34,7 +34,7 @@ async fn counters_of(c: &impl GenericClient) -> TxResult<(u32, u32)> {
     Ok((uid, gid))
 }
 
-async fn settings_of(c: &impl GenericClient) -> TxResult<Vec<(String, String)>> {
+pub(super) async fn settings_of(c: &impl GenericClient) -> TxResult<Vec<(String, String)>> {
     c.query(
         "SELECT key, value FROM settings ORDER BY key COLLATE \"C\"",
         &[],

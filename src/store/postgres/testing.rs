@@ -433,6 +433,38 @@ impl crate::store::conformance::Harness for PgHarness {
     }
 }
 
+/// The PostgreSQL backend as an instance serves it: the read model
+/// over the database layer ([`super::PgInstance`]).
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct PgInstanceHarness {
+    url: Option<String>,
+}
+
+#[cfg(test)]
+fn instance(url: &str) -> crate::store::Store {
+    let db = super::PgStore::connect(url, POOL_SIZE, None).expect("connect");
+    crate::store::Store::with_backend(std::sync::Arc::new(
+        super::PgInstance::start(db).expect("read model"),
+    ))
+}
+
+#[cfg(test)]
+impl crate::store::conformance::Harness for PgInstanceHarness {
+    fn fresh(&mut self) -> crate::store::Store {
+        let cluster = Cluster::get();
+        let url = cluster.url(&cluster.create_database());
+        let store = instance(&url);
+        self.url = Some(url);
+        store
+    }
+
+    fn reopen(&mut self, store: crate::store::Store) -> crate::store::Store {
+        drop(store);
+        instance(self.url.as_ref().expect("a fresh store first"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::PgStore;
@@ -465,7 +497,7 @@ mod tests {
                 .collect())
             })
             .expect("versions");
-        assert_eq!(versions, vec![1, 2, 3]);
+        assert_eq!(versions, vec![1, 2, 3, 4]);
     }
 
     #[test]

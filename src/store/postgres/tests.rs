@@ -461,3 +461,226 @@ fn names_are_listed_bytewise_whatever_the_collation() {
     let keys: Vec<String> = snap.settings.into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["ka1", "ka_b", "kab"]);
 }
+
+// --- The read model and the change feed (`feed`, `model`, `instance`) ---
+
+mod read_model {
+    use std::sync::{Arc, Barrier};
+    use std::time::{Duration, Instant};
+
+    use super::super::testing::Cluster;
+    use super::super::{PgInstance, PgStore};
+    use super::user;
+    use crate::store::{Backend, Member};
+
+    fn database() -> String {
+        let cluster = Cluster::get();
+        cluster.url(&cluster.create_database())
+    }
+
+    /// Polls `check` until it holds or `limit` passes.
+    fn within(limit: Duration, check: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if check() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_write_elsewhere_reaches_the_model_through_the_listener() {
+        let url = database();
+        let writer = PgStore::connect(&url, 4, None).expect("writer");
+        let reader =
+            PgInstance::start(PgStore::connect(&url, 4, None).expect("db")).expect("reader");
+        let admins = writer.create_group("admins", None).expect("group");
+        let alice = user(&writer, "alice");
+        writer
+            .add_member(admins.id, Member::User(alice.id))
+            .expect("member");
+        writer
+            .set_password_hash(alice.id, "$argon2id$new")
+            .expect("hash");
+        assert!(
+            within(Duration::from_secs(1), || {
+                reader.user_id_by_name("ALICE").ok().flatten() == Some(alice.id)
+                    && reader.groups_of(Member::User(alice.id)).ok() == Some(vec![admins.id])
+                    && reader.password_hash(alice.id).ok().flatten().as_deref()
+                        == Some("$argon2id$new")
+            }),
+            "the listener brings a write made elsewhere within a second"
+        );
+        assert_eq!(
+            reader.membership_epoch().expect("epoch"),
+            writer.membership_epoch().expect("epoch")
+        );
+        writer.delete_user(alice.id).expect("delete");
+        assert!(within(Duration::from_secs(1), || {
+            reader.user(alice.id).ok() == Some(None)
+                && reader.members(admins.id).ok() == Some(vec![])
+        }));
+        assert!(reader.feed_connected());
+    }
+
+    #[test]
+    fn refresh_catches_up_without_any_notification() {
+        let url = database();
+        let writer = PgStore::connect(&url, 4, None).expect("writer");
+        // No listener: only a catch-up can move this model.
+        let reader =
+            PgInstance::loaded(PgStore::connect(&url, 4, None).expect("db")).expect("reader");
+        let alice = user(&writer, "alice");
+        writer
+            .update_user(alice.id, &|u| {
+                u.disabled = true;
+                Ok(())
+            })
+            .expect("disable");
+        assert_eq!(reader.user(alice.id).expect("read"), None, "not yet");
+        reader.refresh().expect("catch up");
+        let seen = reader.user(alice.id).expect("read").expect("alice");
+        assert!(seen.disabled);
+        assert!(!reader.user_is_active(alice.id).expect("active"));
+    }
+
+    /// A transaction that took its change number first but commits last
+    /// is not skipped: the number is a hole asked for again.
+    #[test]
+    fn a_change_committed_out_of_order_is_not_lost() {
+        let url = database();
+        let writer = PgStore::connect(&url, 4, None).expect("writer");
+        let reader =
+            PgInstance::loaded(PgStore::connect(&url, 4, None).expect("db")).expect("reader");
+        let alice = user(&writer, "alice");
+        reader.refresh().expect("catch up");
+        let (taken, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let slow = {
+            let (writer, taken, release) = (writer.clone(), taken.clone(), release.clone());
+            std::thread::spawn(move || {
+                writer
+                    .write("a slow write", async |tx| {
+                        tx.execute(
+                            "UPDATE users SET full_name = 'Alice Slow' WHERE id = $1",
+                            &[&alice.id.0],
+                        )
+                        .await?;
+                        taken.wait();
+                        release.wait();
+                        Ok(())
+                    })
+                    .expect("slow write")
+            })
+        };
+        taken.wait();
+        let bob = user(&writer, "bob");
+        reader.refresh().expect("catch up");
+        assert!(reader.user(bob.id).expect("read").is_some());
+        assert_eq!(
+            reader
+                .user(alice.id)
+                .expect("read")
+                .expect("alice")
+                .full_name,
+            None
+        );
+        release.wait();
+        slow.join().expect("thread");
+        reader.refresh().expect("catch up");
+        assert_eq!(
+            reader
+                .user(alice.id)
+                .expect("read")
+                .expect("alice")
+                .full_name
+                .as_deref(),
+            Some("Alice Slow")
+        );
+    }
+
+    #[test]
+    fn many_changes_at_once_are_all_taken_in() {
+        let url = database();
+        let writer = PgStore::connect(&url, 4, None).expect("writer");
+        let reader =
+            PgInstance::loaded(PgStore::connect(&url, 4, None).expect("db")).expect("reader");
+        for i in 0..40 {
+            user(&writer, &format!("u{i}"));
+        }
+        reader.refresh().expect("catch up");
+        assert_eq!(reader.user_count().expect("count"), 40);
+        assert_eq!(
+            reader.users().expect("users").len(),
+            writer.users().expect("users").len()
+        );
+    }
+
+    #[test]
+    fn a_portal_session_ended_through_one_instance_is_gone_on_the_other_at_once() {
+        let url = database();
+        let a = PgInstance::start(PgStore::connect(&url, 4, None).expect("db")).expect("A");
+        let b = PgInstance::start(PgStore::connect(&url, 4, None).expect("db")).expect("B");
+        let alice = user(a.db(), "alice");
+        let session = crate::store::PortalSession {
+            id: crate::store::SessionId(uuid::Uuid::new_v4()),
+            user: alice.id,
+            created: 1,
+            last_seen: 1,
+            address: "192.0.2.1".into(),
+            user_agent: "Test/1.0".into(),
+            csrf: "t".into(),
+            pending_code: false,
+        };
+        a.create_session(&[7; 32], &session).expect("sign in on A");
+        assert_eq!(b.session(&[7; 32]).expect("read"), Some(session));
+        assert!(a.delete_session(&[7; 32]).expect("sign out on A"));
+        // Sessions are read from the database: no feed delay.
+        assert_eq!(b.session(&[7; 32]).expect("read"), None);
+    }
+
+    /// How long a change made through one instance takes to be seen by
+    /// another's model (a measurement, not a check: run it with
+    /// `cargo test --release --lib propagation -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn propagation_delay_between_two_instances() {
+        let url = database();
+        let a = PgInstance::start(PgStore::connect(&url, 4, None).expect("db")).expect("A");
+        let b = PgInstance::start(PgStore::connect(&url, 4, None).expect("db")).expect("B");
+        let (mut after_return, mut after_call) = (Vec::new(), Vec::new());
+        for i in 0..300 {
+            let name = format!("p{i}");
+            let called = Instant::now();
+            let made = a
+                .create_user(crate::store::NewUser {
+                    username: name.clone(),
+                    ..crate::store::NewUser::default()
+                })
+                .expect("user");
+            let returned = Instant::now();
+            while b.user_id_by_name(&name).expect("read") != Some(made.id) {
+                std::thread::yield_now();
+            }
+            after_return.push(returned.elapsed());
+            after_call.push(called.elapsed());
+        }
+        for (what, mut delays) in [
+            ("after the write returned", after_return),
+            ("after the write was called", after_call),
+        ] {
+            delays.sort();
+            let at = |q: f64| delays[((delays.len() as f64 * q) as usize).min(delays.len() - 1)];
+            eprintln!(
+                "change seen by the other instance {what}: p50 {:?}, p99 {:?}, max {:?} ({} changes)",
+                at(0.5),
+                at(0.99),
+                delays[delays.len() - 1],
+                delays.len()
+            );
+        }
+    }
+}

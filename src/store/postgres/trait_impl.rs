@@ -22,6 +22,15 @@ impl Backend for PgStore {
         Ok(())
     }
 
+    /// Every read goes to the database: always current.
+    fn refresh(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn has_read_model(&self) -> bool {
+        false
+    }
+
     fn membership_epoch(&self) -> Result<u64> {
         PgStore::membership_epoch(self)
     }
@@ -403,5 +412,11 @@ impl Backend for PgStore {
     /// `SELECT 1`, within `PING_DEADLINE`.
     fn ping(&self) -> Result<()> {
         PgStore::ping(self, super::PING_DEADLINE)
+    }
+
+    /// The database layer alone is not an instance: no board (see
+    /// [`super::PgInstance`]).
+    fn connection_board(&self) -> Option<Arc<dyn crate::store::ConnectionBoard>> {
+        None
     }
 }

@@ -21,6 +21,15 @@ impl Backend for SledStore {
         SledStore::flush(self)
     }
 
+    /// One process owns the store: every read is current.
+    fn refresh(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn has_read_model(&self) -> bool {
+        false
+    }
+
     fn membership_epoch(&self) -> Result<u64> {
         SledStore::membership_epoch(self)
     }
@@ -435,5 +444,10 @@ impl Backend for SledStore {
     /// The database is this process.
     fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// One process opens the store: its registry holds every connection.
+    fn connection_board(&self) -> Option<std::sync::Arc<dyn crate::store::ConnectionBoard>> {
+        None
     }
 }
