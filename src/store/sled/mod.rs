@@ -66,6 +66,7 @@
 //! (`records.rs`); every read still fetches the stored bytes.
 
 mod backend;
+mod bulk;
 mod groups;
 mod import;
 mod keys;
@@ -431,6 +432,8 @@ impl SledStore {
         };
         let store = SledStore { t: Arc::new(t) };
         store.check_schema()?;
+        // A bulk import cut short by a crash is undone before anyone reads.
+        store.recover_import()?;
         // The epoch never goes back across a restart (the interface's
         // contract): the in-memory copy starts where the stored one is.
         store
