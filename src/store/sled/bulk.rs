@@ -11,8 +11,9 @@
 //!    noted in the `import_journal` tree.
 //! 2. Each chunk first notes in the journal every key it will create
 //!    (all of them absent before: a key that exists is a merge, done in
-//!    step 3) and flushes the journal, then writes the chunk. So the
-//!    journal always covers what is on disk.
+//!    step 3), one journal entry per user, group or membership, and
+//!    flushes the journal, then writes the chunk. So the journal always
+//!    covers what is on disk.
 //! 3. What touches records that existed before (merges of existing users
 //!    and groups, memberships added to existing groups, settings) runs as
 //!    the ordinary batch transaction, which also bumps the membership
@@ -78,32 +79,73 @@ impl Tag {
 
 /// Journal value of a key that did not exist before the import.
 const ABSENT: &[u8] = &[0];
+/// First byte of the journal key of a created entity's keys (the others
+/// start with the [`Tag`] of the one key they note).
+const CREATED: u8 = 0xff;
 
 /// One chunk of writes: the journal entries first, then per tree.
 struct Chunk {
     journal: sled::Batch,
     writes: Vec<sled::Batch>,
+    /// The keys of the entity being written: (tag, length, key) each.
+    entity: Vec<u8>,
+    /// Number of the next journal entry (they never repeat in one import).
+    seq: u64,
     len: usize,
 }
 
 impl Chunk {
-    fn new() -> Chunk {
+    fn new(seq: u64) -> Chunk {
         Chunk {
             journal: sled::Batch::default(),
             writes: Tag::ALL.iter().map(|_| sled::Batch::default()).collect(),
+            entity: Vec::new(),
+            seq,
             len: 0,
         }
     }
 
-    /// Creates `key` in the tree of `tag` (absent before).
+    /// Creates `key` in the tree of `tag` (absent before), as part of the
+    /// entity that [`Chunk::end_entity`] ends.
     fn create(&mut self, tag: Tag, key: &[u8], value: &[u8]) {
-        let mut jkey = Vec::with_capacity(1 + key.len());
-        jkey.push(tag as u8);
-        jkey.extend_from_slice(key);
-        self.journal.insert(jkey, ABSENT);
+        self.entity.push(tag as u8);
+        // Keys are ids, names and addresses: far below 64 KiB.
+        self.entity
+            .extend_from_slice(&u16::try_from(key.len()).unwrap_or(u16::MAX).to_be_bytes());
+        self.entity.extend_from_slice(key);
         self.writes[tag as usize - 1].insert(key, value);
         self.len += 1;
     }
+
+    /// Notes the keys of one user, group or membership as one journal
+    /// entry.
+    fn end_entity(&mut self) {
+        let mut jkey = [CREATED; 9];
+        jkey[1..].copy_from_slice(&self.seq.to_be_bytes());
+        self.seq += 1;
+        self.journal.insert(&jkey, std::mem::take(&mut self.entity));
+    }
+}
+
+/// The (tag, key) pairs of a journal entry written by
+/// [`Chunk::end_entity`].
+fn entity_keys(mut v: &[u8]) -> Result<Vec<(Tag, &[u8])>> {
+    let corrupt = || StoreError::Backend("corrupt import journal".into());
+    let mut out = Vec::new();
+    while let [tag, a, b, rest @ ..] = v {
+        let len = usize::from(u16::from_be_bytes([*a, *b]));
+        let tag = *Tag::ALL
+            .iter()
+            .find(|t| **t as u8 == *tag)
+            .ok_or_else(corrupt)?;
+        let key = rest.get(..len).ok_or_else(corrupt)?;
+        out.push((tag, key));
+        v = &rest[len..];
+    }
+    if !v.is_empty() {
+        return Err(corrupt());
+    }
+    Ok(out)
 }
 
 /// What the bulk phase learned, for the transaction that finishes it.
@@ -144,7 +186,7 @@ impl SledStore {
         if chunk.len == 0 {
             return Ok(());
         }
-        let done = std::mem::replace(chunk, Chunk::new());
+        let done = std::mem::replace(chunk, Chunk::new(chunk.seq));
         self.journal()?.apply_batch(done.journal).map_err(backend)?;
         self.t.db.flush().map_err(backend)?;
         for (tag, writes) in Tag::ALL.iter().zip(done.writes) {
@@ -174,7 +216,7 @@ impl SledStore {
             .and_then(|(rest, created)| self.finish_bulk(&rest, created));
         match out {
             Ok(report) => {
-                self.journal()?.clear().map_err(backend)?;
+                self.drop_journal()?;
                 self.committed(Ok(report))
             }
             Err(e) => {
@@ -204,8 +246,14 @@ impl SledStore {
             self.undo_import()?;
         } else if !self.journal()?.is_empty() {
             // Committed; only the journal's clean-up was cut short.
-            self.journal()?.clear().map_err(backend)?;
+            self.drop_journal()?;
         }
+        Ok(())
+    }
+
+    /// Removes the journal (faster than deleting its entries one by one).
+    fn drop_journal(&self) -> Result<()> {
+        self.t.db.drop_tree(JOURNAL_TREE).map_err(backend)?;
         Ok(())
     }
 
@@ -217,6 +265,12 @@ impl SledStore {
             let Some((&tag, key)) = k.split_first() else {
                 continue;
             };
+            if tag == CREATED {
+                for (tag, key) in entity_keys(&old)? {
+                    self.tree_of(tag).remove(key).map_err(backend)?;
+                }
+                continue;
+            }
             let Some(tag) = Tag::ALL.iter().find(|t| **t as u8 == tag) else {
                 return Err(StoreError::Backend("corrupt import journal".into()));
             };
@@ -229,7 +283,8 @@ impl SledStore {
         }
         self.t.meta.remove(META_IMPORT_PENDING).map_err(backend)?;
         self.t.db.flush().map_err(backend)?;
-        journal.clear().map_err(backend)?;
+        drop(journal);
+        self.drop_journal()?;
         self.t.db.flush().map_err(backend)?;
         Ok(())
     }
@@ -237,8 +292,8 @@ impl SledStore {
     /// Notes the current values of the counters in the journal, sets the
     /// marker, and flushes both.
     fn begin_bulk(&self) -> Result<()> {
+        self.drop_journal()?;
         let journal = self.journal()?;
-        journal.clear().map_err(backend)?;
         for key in [META_NEXT_UID, META_NEXT_GID, META_MEMBERSHIP_EPOCH] {
             let old = self.t.meta.get(key).map_err(backend)?;
             let value = match old {
@@ -306,7 +361,7 @@ impl SledStore {
             .max(batch.next_gid.unwrap_or(0))
             .max(max_gid.unwrap_or(0));
 
-        let mut chunk = Chunk::new();
+        let mut chunk = Chunk::new(0);
         let mut pending_gids: HashSet<u32> = HashSet::new();
         for bg in &batch.groups {
             let key = name_key(&bg.group.name);
@@ -346,6 +401,7 @@ impl SledStore {
             chunk.create(Tag::Groups, &id, &encode("group", &g)?);
             chunk.create(Tag::IdxGroupName, &key, &id);
             chunk.create(Tag::IdxGid, &keys::number_key(g.gid_number), &id);
+            chunk.end_entity();
             created.groups.insert(key, g.id);
             created.report.groups_created.push(g.name.clone());
         }
@@ -394,6 +450,7 @@ impl SledStore {
             }
             chunk.create(Tag::Members, &key, EMPTY);
             chunk.create(Tag::MemberOf, &keys::member_of_key(m, gid), EMPTY);
+            chunk.end_entity();
             pending_members.insert(key);
             created.report.memberships_added += 1;
             if chunk.len >= CHUNK_KEYS {
@@ -523,6 +580,7 @@ impl SledStore {
             created.pending_emails.insert(ek);
         }
         chunk.create(Tag::IdxUid, &keys::number_key(u.uid_number), &id);
+        chunk.end_entity();
         created.pending_uids.insert(u.uid_number);
         created.users.insert(key, u.id);
         created.report.users_created.push(u.username);
