@@ -23,6 +23,7 @@ mod ops;
 mod paged;
 mod policy;
 mod portal;
+mod recordcache;
 mod search;
 mod sessions;
 mod soak;
