@@ -530,7 +530,7 @@ fn reach(config: &Config) -> anyhow::Result<Reach> {
                 })
             }
         }
-        match crate::server::open_store(config) {
+        match crate::server::open_store_as(config, true) {
             Ok(store) => return Ok(Reach::Store(store)),
             Err(e) if looks_locked(&e) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100));

@@ -161,7 +161,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// PostgreSQL whether the database answers a bounded probe.
 fn health(config: &Config, store: &Store) -> crate::http::Health {
     match &config.store {
-        StoreConfig::Sled => crate::http::Health::embedded("sled"),
+        StoreConfig::Sled(_) => crate::http::Health::embedded("sled"),
         StoreConfig::Postgres(_) => {
             let store = store.clone();
             crate::http::Health::with_database("postgres", move || match store.ping() {
@@ -187,7 +187,7 @@ fn open_state(config: &Config) -> anyhow::Result<(Store, Hasher, ServerKey)> {
     // A store held by another process says so itself; other failures get
     // no guess about why.
     let store = open_store(config).with_context(|| match &config.store {
-        StoreConfig::Sled => format!("while opening the store in {}", config.data_dir.display()),
+        StoreConfig::Sled(_) => format!("while opening the store in {}", config.data_dir.display()),
         StoreConfig::Postgres(_) => "while opening the PostgreSQL store".to_string(),
     })?;
     let hasher = Hasher::new(&config.auth)
@@ -205,8 +205,17 @@ fn open_state(config: &Config) -> anyhow::Result<(Store, Hasher, ServerKey)> {
 /// The configured store: sled in the data directory, or PostgreSQL with
 /// the URL from `store.url` or `store.url_file`. No error names the URL.
 pub fn open_store(config: &Config) -> crate::store::Result<Store> {
+    open_store_as(config, false)
+}
+
+/// [`open_store`] for the CLI with the server stopped (`offline`): sled
+/// opens with a smaller page cache ([`Store::open_sled_offline`]).
+pub fn open_store_as(config: &Config, offline: bool) -> crate::store::Result<Store> {
     match &config.store {
-        StoreConfig::Sled => Store::open(&config.data_dir),
+        StoreConfig::Sled(sled) if offline => {
+            Store::open_sled_offline(&config.data_dir, sled.record_cache_bytes())
+        }
+        StoreConfig::Sled(sled) => Store::open_sled(&config.data_dir, sled.record_cache_bytes()),
         StoreConfig::Postgres(pg) => {
             let url = match &pg.url {
                 DatabaseUrl::Text(url) => url.clone(),

@@ -6,7 +6,7 @@
 //! nesting, merges) inside the batch's transaction.
 
 use super::{AccountError, Actor};
-use crate::store::import::{Batch, BatchReport};
+use crate::store::import::{Batch, BatchReport, BatchUser};
 use crate::store::{Snapshot, Store};
 
 /// Writes an import or restore batch as `actor` (the operator or the
@@ -18,6 +18,19 @@ pub fn write_batch(
 ) -> Result<BatchReport, AccountError> {
     actor.require_operator()?;
     Ok(store.apply_batch(batch)?)
+}
+
+/// [`write_batch`] of an import whose users come from `users` (read once,
+/// in order), for a store only this process uses (the offline import);
+/// see [`crate::store::Backend::apply_batch_streamed`].
+pub fn write_batch_streamed(
+    store: &Store,
+    actor: &Actor,
+    batch: &Batch,
+    users: &mut dyn Iterator<Item = crate::store::Result<BatchUser>>,
+) -> Result<BatchReport, AccountError> {
+    actor.require_operator()?;
+    Ok(store.apply_batch_streamed(batch, users)?)
 }
 
 /// Every record at one instant, for an export or a backup, as `actor`

@@ -245,6 +245,26 @@ fn import_ldif(
              server's schema does not know it)"
         ));
     }
+    if cx.mode == Mode::Offline && !req.dry_run {
+        // Nobody else uses the store: the bounded-memory import.
+        let streamed = import::import_streamed(
+            &cx.admin.store,
+            input,
+            &cx.import,
+            &cx.admin.hasher,
+            cx.data_dir,
+            req.force,
+            progress,
+        )
+        .map_err(import_error)?;
+        return match streamed {
+            import::Streamed::Refused(plan) => {
+                done.refused = Some(plan.report());
+                Ok(done)
+            }
+            import::Streamed::Done(report) => imported(done, &report),
+        };
+    }
     let plan = import::read_and_plan(input, &cx.import, progress).map_err(import_error)?;
     if req.dry_run {
         done.document = plan.to_json();
@@ -257,6 +277,11 @@ fn import_ldif(
     }
     let report = import::apply_with_progress(&cx.admin.store, &plan, &cx.admin.hasher, progress)
         .map_err(import_error)?;
+    imported(done, &report)
+}
+
+/// The answer of an import that was written.
+fn imported(mut done: Imported, report: &import::ImportReport) -> Result<Imported, AdminError> {
     let b = &report.batch;
     done.text = format!(
         "users: {} created, {} updated, {} unchanged; groups: {} created, {} updated, {} unchanged; {} memberships added\n",
@@ -268,7 +293,7 @@ fn import_ldif(
         b.groups_unchanged.len(),
         b.memberships_added
     );
-    done.document = to_document(&report)?;
+    done.document = to_document(report)?;
     Ok(done)
 }
 

@@ -161,7 +161,7 @@ fn report(copied: &Copied, landed: &str, note: &str) -> String {
 
 /// The configured store, refused while a server runs on a sled one.
 fn open_source(config: &Config) -> anyhow::Result<Store> {
-    if matches!(config.store, StoreConfig::Sled) {
+    if matches!(config.store, StoreConfig::Sled(_)) {
         let socket = config.admin_socket_path();
         if AdminClient::connect(&socket).is_ok() {
             bail!(
@@ -218,7 +218,7 @@ fn to_sled(
     path: &Path,
     key: &ServerKey,
 ) -> anyhow::Result<Copied> {
-    if matches!(config.store, StoreConfig::Sled) && same_dir(path, &config.data_dir) {
+    if matches!(config.store, StoreConfig::Sled(_)) && same_dir(path, &config.data_dir) {
         bail!(
             "the target {} is the source's own data directory",
             path.display()

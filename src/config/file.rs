@@ -153,6 +153,7 @@ pub(super) struct RawStore {
     pub url_file: String,
     pub pool_size: usize,
     pub statement_timeout_ms: u64,
+    pub record_cache_mib: usize,
 }
 
 impl Default for RawStore {
@@ -163,6 +164,7 @@ impl Default for RawStore {
             url_file: String::new(),
             pool_size: 16,
             statement_timeout_ms: 5_000,
+            record_cache_mib: crate::store::DEFAULT_RECORD_CACHE_MIB,
         }
     }
 }

@@ -264,13 +264,41 @@ pub struct ImportConfig {
 }
 
 /// `[store]`: where the directory lives.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StoreConfig {
     /// The embedded sled database in the data directory (the default).
-    #[default]
-    Sled,
+    Sled(SledConfig),
     /// A PostgreSQL database that several instances may share (issue 14).
     Postgres(PostgresConfig),
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::Sled(SledConfig::default())
+    }
+}
+
+/// `[store] backend = "sled"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SledConfig {
+    /// Most memory the decoded user and group records may take
+    /// (`record_cache_mib`, in MiB; 0 keeps none). The cache grows with
+    /// what is read, so a small directory never reaches it.
+    pub record_cache_mib: usize,
+}
+
+impl Default for SledConfig {
+    fn default() -> Self {
+        SledConfig {
+            record_cache_mib: crate::store::DEFAULT_RECORD_CACHE_MIB,
+        }
+    }
+}
+
+impl SledConfig {
+    pub fn record_cache_bytes(&self) -> usize {
+        self.record_cache_mib.saturating_mul(1 << 20)
+    }
 }
 
 /// `[store] backend = "postgres"`.

@@ -15,8 +15,8 @@ use super::file::{
 };
 use super::{
     AccountsConfig, BackupConfig, BindConfig, Config, ConfigError, DatabaseUrl, ImportConfig,
-    LdapConfig, LogConfig, Origins, PasswordConfig, PortalConfig, PostgresConfig, StoreConfig,
-    ThrottleSettings, TlsConfig,
+    LdapConfig, LogConfig, Origins, PasswordConfig, PortalConfig, PostgresConfig, SledConfig,
+    StoreConfig, ThrottleSettings, TlsConfig,
 };
 use crate::auth::password::HashConfig;
 use crate::directory::Dn;
@@ -456,6 +456,9 @@ fn backup(raw: RawBackup, o: &Origins) -> Result<BackupConfig, ConfigError> {
     })
 }
 
+/// Largest `store.record_cache_mib` (1 TiB).
+const MAX_RECORD_CACHE_MIB: usize = 1 << 20;
+
 /// Most connections `store.pool_size` may ask for.
 const MAX_POOL_SIZE: usize = 1024;
 
@@ -474,7 +477,15 @@ fn store(raw: RawStore, o: &Origins) -> Result<StoreConfig, ConfigError> {
                     return Err(o.invalid(key, "is only for backend = \"postgres\""));
                 }
             }
-            Ok(StoreConfig::Sled)
+            if raw.record_cache_mib > MAX_RECORD_CACHE_MIB {
+                return Err(o.invalid(
+                    "store.record_cache_mib",
+                    format!("must be at most {MAX_RECORD_CACHE_MIB} (MiB)"),
+                ));
+            }
+            Ok(StoreConfig::Sled(SledConfig {
+                record_cache_mib: raw.record_cache_mib,
+            }))
         }
         "postgres" => {
             let url = match (url.is_empty(), url_file.is_empty()) {

@@ -173,6 +173,8 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_STORE_URL", "postgres://p:secret@db/portcullis"),
         ("PORTCULLIS_STORE_POOL_SIZE", "21"),
         ("PORTCULLIS_STORE_STATEMENT_TIMEOUT_MS", "22"),
+        // Read, and unused by the postgres backend.
+        ("PORTCULLIS_STORE_RECORD_CACHE_MIB", "23"),
     ];
     // PORTCULLIS_STORE_URL_FILE excludes PORTCULLIS_STORE_URL: see
     // store_settings_and_their_refusals.
@@ -762,7 +764,22 @@ fn trusted_proxies_must_be_addresses() {
 #[test]
 fn store_settings_and_their_refusals() {
     let load = |vars: &[(&str, &str)]| Config::load(None, env(vars), &Overrides::default());
-    assert_eq!(load(&[]).expect("load").store, StoreConfig::Sled);
+    assert_eq!(
+        load(&[]).expect("load").store,
+        StoreConfig::Sled(SledConfig {
+            record_cache_mib: 512
+        })
+    );
+    assert_eq!(
+        load(&[("PORTCULLIS_STORE_RECORD_CACHE_MIB", "0")])
+            .expect("load")
+            .store,
+        StoreConfig::Sled(SledConfig {
+            record_cache_mib: 0
+        })
+    );
+    let e = load(&[("PORTCULLIS_STORE_RECORD_CACHE_MIB", "2000000")]).expect_err("too large");
+    assert!(e.to_string().contains("store.record_cache_mib"), "{e}");
     let c = load(&[
         ("PORTCULLIS_STORE_BACKEND", "postgres"),
         ("PORTCULLIS_STORE_URL_FILE", "/run/secrets/db-url"),

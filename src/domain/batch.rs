@@ -32,7 +32,7 @@ use super::{Group, User};
 /// A user to write. In [`BatchMode::Merge`] only `username`, `full_name`,
 /// `email`, `gid_number`, `disabled` and `attrs` of an existing user are
 /// looked at; a new user is written as given (its `id`, timestamps…).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BatchUser {
     pub user: User,
     /// Allocate `uid_number` from the counter instead of using the given

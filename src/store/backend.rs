@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::import::{Batch, BatchReport};
+use super::import::{Batch, BatchReport, BatchUser};
 use super::mfa::{
     AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, GroupPolicy, KeyedHash,
     RawAppPassword, RawDevice, TotpSecret,
@@ -470,6 +470,22 @@ pub trait Backend: Send + Sync {
     /// Writes a whole batch in one transaction over every tree involved.
     /// Either all of it lands or, on any conflict or failure, none of it.
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport>;
+
+    /// [`Backend::apply_batch`] for an import too large to hold in memory
+    /// (the offline `import`): the users come from `users`, read once, in
+    /// order; `batch.users` must be empty and `batch.next_uid` past every
+    /// fixed uidNumber of the stream. All or nothing as `apply_batch`.
+    ///
+    /// sled writes the new records in chunks behind an undo journal and
+    /// one commit marker (`store/sled/bulk.rs`), so only a store that
+    /// nobody else reads or writes meanwhile may be given to it: the
+    /// offline CLI, which holds sled's file lock. PostgreSQL writes the
+    /// users as one transaction (not bounded in memory yet).
+    fn apply_batch_streamed(
+        &self,
+        batch: &Batch,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+    ) -> Result<BatchReport>;
 
     // --- Start-up of one of several processes sharing the backend ---
 

@@ -26,6 +26,7 @@ mod paged;
 mod pgops;
 mod policy;
 mod portal;
+mod recordcache;
 mod scaleout;
 mod search;
 mod sessions;

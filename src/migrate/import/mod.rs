@@ -20,15 +20,20 @@
 //!   resolution, nested-group cycles).
 //! - `apply`: an [`ImportPlan`] → one store batch (password hashing first).
 //! - `restore`: a JSON backup → one store batch.
+//! - `stream`: the offline import in bounded memory (users spilled to a
+//!   file while planning, then streamed into
+//!   [`crate::store::Backend::apply_batch_streamed`]).
 
 mod apply;
 mod entry;
 mod plan;
 mod restore;
+mod stream;
 
 pub use apply::{apply, apply_with_progress};
 pub use plan::{plan, plan_ldif, read_and_plan};
 pub use restore::{backup_server_key, json, needs_server_key, read_backup, restore, RestoreReport};
+pub use stream::{import_streamed, Streamed};
 
 use crate::auth::legacy::StoredPassword;
 use crate::auth::password::PasswordError;
@@ -147,6 +152,9 @@ pub struct ImportPlan {
     pub groups: Vec<PlannedGroup>,
     pub skipped: Vec<SkippedEntry>,
     pub problems: Vec<Problem>,
+    /// Users planned but not kept in `users` (a streamed import,
+    /// [`import_streamed`], writes them away as it reads them).
+    pub users_streamed: usize,
 }
 
 /// What [`apply`] did.
@@ -198,13 +206,20 @@ impl ImportPlan {
         let _ = writeln!(
             s,
             "import plan: {} users, {} groups, {} entries skipped, {} problems",
-            self.users.len(),
+            self.users.len() + self.users_streamed,
             self.groups.len(),
             self.skipped.len(),
             self.problems.len()
         );
         if !self.users.is_empty() {
             let _ = writeln!(s, "\nusers:");
+        }
+        if self.users_streamed > 0 {
+            let _ = writeln!(
+                s,
+                "\n{} users not listed (a streamed import; --dry-run lists them)",
+                self.users_streamed
+            );
         }
         for u in &self.users {
             let num = |n: Option<u32>| n.map_or_else(|| "new".to_string(), |n| n.to_string());

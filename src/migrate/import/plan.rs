@@ -9,7 +9,7 @@ use super::{
     Severity, SkippedEntry, PROGRESS_EVERY,
 };
 use crate::directory::dn::Dn;
-use crate::ldif::{self, Ldif, LdifEntry};
+use crate::ldif::{self, Ldif, LdifEntry, SkippedRecord};
 use crate::store::import::BatchMember;
 use std::collections::{BTreeSet, HashMap};
 use std::io::BufRead;
@@ -104,13 +104,62 @@ impl Admitted {
 /// Plans an import of the entries of an LDIF file. Pure: reads nothing
 /// but its arguments.
 pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
-    let mut p = ImportPlan::default();
-    let mut raw_members: Vec<Vec<RawMember>> = Vec::new();
-    let mut users = Admitted::default();
-    let mut groups = Admitted::default();
-    let mut emails: HashMap<String, String> = HashMap::new();
-
+    let mut planner = Planner::new(opts);
+    let mut users = Vec::new();
     for e in entries {
+        users.extend(planner.entry(e));
+    }
+    let mut p = planner.finish();
+    p.users = users;
+    p
+}
+
+/// The planner, one entry at a time: a user is final as soon as it is
+/// admitted (duplicates are refused in file order), so the caller may
+/// write it away instead of keeping it ([`super::import_streamed`]); groups
+/// stay until [`Planner::finish`] resolves their members. What it keeps
+/// per user is its name, DN, numbers and mail (for duplicates and member
+/// references), not the planned record.
+pub struct Planner<'o> {
+    opts: &'o ImportOptions,
+    p: ImportPlan,
+    raw_members: Vec<Vec<RawMember>>,
+    users: Admitted,
+    groups: Admitted,
+    emails: HashMap<String, String>,
+    /// Username of each admitted user, by plan index.
+    user_names: Vec<String>,
+    /// The highest uidNumber kept from the source.
+    max_uid: Option<u32>,
+}
+
+impl<'o> Planner<'o> {
+    pub fn new(opts: &'o ImportOptions) -> Planner<'o> {
+        Planner {
+            opts,
+            p: ImportPlan::default(),
+            raw_members: Vec::new(),
+            users: Admitted::default(),
+            groups: Admitted::default(),
+            emails: HashMap::new(),
+            user_names: Vec::new(),
+            max_uid: None,
+        }
+    }
+
+    /// Users admitted so far.
+    pub fn users(&self) -> usize {
+        self.user_names.len()
+    }
+
+    /// The highest uidNumber of an admitted user that keeps its number.
+    pub fn max_uid(&self) -> Option<u32> {
+        self.max_uid
+    }
+
+    /// Plans one entry; an admitted user is returned to the caller.
+    pub fn entry(&mut self, e: &LdifEntry) -> Option<PlannedUser> {
+        let p = &mut self.p;
         let classes = object_classes(e);
         let is_user = classes.iter().any(|c| USER_CLASSES.contains(&c.as_str()));
         let is_group = classes.iter().any(|c| GROUP_CLASSES.contains(&c.as_str()));
@@ -122,7 +171,7 @@ pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
                 Severity::Error,
                 "the DN is not a valid RFC 4514 DN; entry skipped".into(),
             );
-            continue;
+            return None;
         }
         if is_user {
             if is_group {
@@ -134,23 +183,21 @@ pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
                     "entry has both user and group object classes; imported as a user".into(),
                 );
             }
-            let Some(mut u) = plan_user(e, opts, &mut p.problems) else {
-                continue;
-            };
+            let mut u = plan_user(e, self.opts, &mut p.problems)?;
             let name = u.username.clone();
-            if !users.admit(
+            if !self.users.admit(
                 &USER_KIND,
                 e,
                 &name,
                 &mut u.uid_number,
-                p.users.len(),
+                self.user_names.len(),
                 &mut p.problems,
             ) {
-                continue;
+                return None;
             }
             if let Some(mail) = &u.email {
                 let k = mail.to_lowercase();
-                if let Some(owner) = emails.get(&k) {
+                if let Some(owner) = self.emails.get(&k) {
                     problem(
                         &mut p.problems,
                         e.line,
@@ -160,16 +207,17 @@ pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
                     );
                     u.email = None;
                 } else {
-                    emails.insert(k, u.username.clone());
+                    self.emails.insert(k, u.username.clone());
                 }
             }
-            p.users.push(u);
-        } else if is_group {
-            let Some((mut g, raw)) = plan_group(e, &mut p.problems) else {
-                continue;
-            };
+            self.max_uid = self.max_uid.max(u.uid_number);
+            self.user_names.push(name);
+            return Some(u);
+        }
+        if is_group {
+            let (mut g, raw) = plan_group(e, &mut p.problems)?;
             let name = g.name.clone();
-            if !groups.admit(
+            if !self.groups.admit(
                 &GROUP_KIND,
                 e,
                 &name,
@@ -177,27 +225,52 @@ pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
                 p.groups.len(),
                 &mut p.problems,
             ) {
-                continue;
+                return None;
             }
             p.groups.push(g);
-            raw_members.push(raw);
-        } else {
-            let shown = if classes.is_empty() {
-                "no objectClass".to_string()
-            } else {
-                format!("objectClass {}", classes.join(", "))
-            };
-            p.skipped.push(SkippedEntry {
-                line: e.line,
-                dn: e.dn.clone(),
-                reason: format!("not a user or group ({shown})"),
-            });
+            self.raw_members.push(raw);
+            return None;
         }
+        let shown = if classes.is_empty() {
+            "no objectClass".to_string()
+        } else {
+            format!("objectClass {}", classes.join(", "))
+        };
+        p.skipped.push(SkippedEntry {
+            line: e.line,
+            dn: e.dn.clone(),
+            reason: format!("not a user or group ({shown})"),
+        });
+        None
     }
 
-    resolve_members(&mut p, raw_members, &users, &groups);
-    drop_cycles(&mut p);
-    p
+    /// Notes a change record that is not imported.
+    pub fn skipped_record(&mut self, s: &SkippedRecord) {
+        self.p.problems.push(Problem {
+            line: s.line,
+            dn: s.dn.clone(),
+            severity: Severity::Error,
+            message: format!(
+                "change record of type {} is not imported (only content and changetype: add are)",
+                s.changetype
+            ),
+        });
+    }
+
+    /// The plan: groups with their members resolved and cycles dropped;
+    /// `users` is left empty (the caller has them).
+    pub fn finish(mut self) -> ImportPlan {
+        let raw = std::mem::take(&mut self.raw_members);
+        resolve_members(
+            &mut self.p,
+            raw,
+            &self.user_names,
+            &self.users,
+            &self.groups,
+        );
+        drop_cycles(&mut self.p);
+        self.p
+    }
 }
 
 /// Resolves the members of every planned group (`raw_members[i]` are
@@ -206,6 +279,7 @@ pub fn plan(entries: &[LdifEntry], opts: &ImportOptions) -> ImportPlan {
 fn resolve_members(
     p: &mut ImportPlan,
     raw_members: Vec<Vec<RawMember>>,
+    user_names: &[String],
     users: &Admitted,
     groups: &Admitted,
 ) {
@@ -214,7 +288,7 @@ fn resolve_members(
         let mut seen = BTreeSet::new();
         let mut members = Vec::new();
         for r in raw {
-            let resolved = resolve(&r, &p.users, &p.groups, users, groups);
+            let resolved = resolve(&r, user_names, &p.groups, users, groups);
             let (shown, line, kind) = match &r {
                 RawMember::Dn(d, l) => (d.clone(), *l, "member"),
                 RawMember::Uid(u, l) => (u.clone(), *l, "memberUid"),
@@ -252,12 +326,12 @@ fn resolve_members(
 /// layout does not matter).
 fn resolve(
     r: &RawMember,
-    planned_users: &[PlannedUser],
+    user_names: &[String],
     planned_groups: &[PlannedGroup],
     users: &Admitted,
     groups: &Admitted,
 ) -> Option<BatchMember> {
-    let user = |i: usize| BatchMember::User(planned_users[i].username.clone());
+    let user = |i: usize| BatchMember::User(user_names[i].clone());
     let group = |i: usize| BatchMember::Group(planned_groups[i].name.clone());
     match r {
         RawMember::Uid(uid, _) => users.index(uid).map(user),
@@ -351,18 +425,16 @@ fn drop_cycles(p: &mut ImportPlan) {
 
 /// [`plan`] for a whole file, with its skipped change records reported.
 pub fn plan_ldif(ldif: &Ldif, opts: &ImportOptions) -> ImportPlan {
-    let mut p = plan(&ldif.entries, opts);
-    for s in &ldif.skipped {
-        p.problems.push(Problem {
-            line: s.line,
-            dn: s.dn.clone(),
-            severity: Severity::Error,
-            message: format!(
-                "change record of type {} is not imported (only content and changetype: add are)",
-                s.changetype
-            ),
-        });
+    let mut planner = Planner::new(opts);
+    let mut users = Vec::new();
+    for e in &ldif.entries {
+        users.extend(planner.entry(e));
     }
+    for s in &ldif.skipped {
+        planner.skipped_record(s);
+    }
+    let mut p = planner.finish();
+    p.users = users;
     p.problems.sort_by_key(|pr| pr.line);
     p
 }

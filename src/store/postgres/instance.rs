@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::board::PgBoard;
 use super::feed::{self, Feed};
 use super::{pool_error, to_store, PgStore};
-use crate::store::import::{Batch, BatchReport};
+use crate::store::import::{Batch, BatchReport, BatchUser};
 use crate::store::mfa::{
     AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, GroupPolicy, KeyedHash,
     RawAppPassword, RawDevice, TotpSecret,
@@ -609,6 +609,14 @@ impl Backend for PgInstance {
 
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
         self.wrote(self.inner.db.apply_batch(batch))
+    }
+
+    fn apply_batch_streamed(
+        &self,
+        batch: &Batch,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+    ) -> Result<BatchReport> {
+        self.wrote(self.inner.db.apply_batch_streamed(batch, users))
     }
 
     fn startup_lock(&self) -> Result<StartupLock> {

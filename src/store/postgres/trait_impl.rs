@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::PgStore;
-use crate::store::import::{Batch, BatchReport};
+use crate::store::import::{Batch, BatchReport, BatchUser};
 use crate::store::mfa::{
     AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, GroupPolicy, KeyedHash,
     RawAppPassword, RawDevice, TotpSecret,
@@ -394,6 +394,18 @@ impl Backend for PgStore {
 
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
         PgStore::apply_batch(self, batch)
+    }
+
+    fn apply_batch_streamed(
+        &self,
+        batch: &Batch,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+    ) -> Result<BatchReport> {
+        let mut whole = batch.clone();
+        for u in users {
+            whole.users.push(u?);
+        }
+        PgStore::apply_batch(self, &whole)
     }
 
     fn startup_lock(&self) -> Result<StartupLock> {

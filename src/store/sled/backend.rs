@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::SledStore;
-use crate::store::import::{Batch, BatchReport};
+use crate::store::import::{Batch, BatchReport, BatchUser};
 use crate::store::mfa::{
     AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, GroupPolicy, KeyedHash,
     RawAppPassword, RawDevice, TotpSecret,
@@ -387,6 +387,15 @@ impl Backend for SledStore {
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
         let _w = self.writing();
         SledStore::apply_batch(self, batch)
+    }
+
+    fn apply_batch_streamed(
+        &self,
+        batch: &Batch,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+    ) -> Result<BatchReport> {
+        let _w = self.writing();
+        SledStore::apply_batch_streamed(self, batch, users)
     }
 
     fn create_session(&self, hash: &SessionHash, session: &PortalSession) -> Result<()> {

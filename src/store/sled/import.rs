@@ -75,7 +75,7 @@ impl SledStore {
 
     /// Group → child-group edges by lowercase name, existing ones plus
     /// those the batch adds; refuses a batch that would close a cycle.
-    fn check_batch_cycles(&self, batch: &Batch) -> Result<()> {
+    pub(super) fn check_batch_cycles(&self, batch: &Batch) -> Result<()> {
         let mut edges: HashMap<String, HashSet<String>> = HashMap::new();
         let mut names: HashMap<GroupId, String> = HashMap::new();
         for g in self.groups()? {
@@ -114,6 +114,16 @@ impl SledStore {
     }
 
     fn apply_batch_uncommitted(&self, batch: &Batch) -> Result<BatchReport> {
+        self.batch_transaction(batch, false)
+    }
+
+    /// The transaction that finishes a bulk import (`bulk.rs`): the
+    /// batch's merges, and the removal of the import's marker.
+    pub(super) fn apply_batch_committing_import(&self, batch: &Batch) -> Result<BatchReport> {
+        self.batch_transaction(batch, true)
+    }
+
+    fn batch_transaction(&self, batch: &Batch, commits_import: bool) -> Result<BatchReport> {
         crate::store::Store::check_batch(batch)?;
         let t = &self.t;
         let mut trees: Vec<&Tree> = vec![
@@ -137,11 +147,20 @@ impl SledStore {
         }
         retrying("importing", || {
             let seen = self.stored_epoch()?;
-            self.check_batch_cycles(batch)?;
+            // A bulk import checked the whole batch before it wrote
+            // anything, and nobody else writes meanwhile.
+            if !commits_import {
+                self.check_batch_cycles(batch)?;
+            }
             settle(
                 &self.t,
                 trees[..].transaction(|views: &Vec<TransactionalTree>| {
-                    self.tx_batch(batch, seen, views)
+                    let report = self.tx_batch(batch, seen, views)?;
+                    if commits_import {
+                        // views[10] is `meta` (the order of `trees` above).
+                        views[10].remove(super::bulk::META_IMPORT_PENDING)?;
+                    }
+                    Ok(report)
                 }),
             )
         })

@@ -63,9 +63,11 @@
 //!
 //! # Decoded records
 //! User and group records are decoded from JSON once per stored version
-//! (`records.rs`); every read still fetches the stored bytes.
+//! (`records.rs`), within a memory budget (`store.record_cache_mib`);
+//! every read still fetches the stored bytes.
 
 mod backend;
+mod bulk;
 mod groups;
 mod import;
 mod keys;
@@ -381,8 +383,26 @@ fn tx_allocate(
 }
 
 impl SledStore {
-    /// Opens (creating if needed) the database in `dir`.
+    /// Opens (creating if needed) the database in `dir`, with the default
+    /// record cache.
     pub fn open(dir: &Path) -> Result<SledStore> {
+        SledStore::open_with_cache(dir, crate::store::DEFAULT_RECORD_CACHE_MIB << 20)
+    }
+
+    /// [`SledStore::open`] keeping at most `record_cache` bytes of decoded
+    /// records (`records.rs`): seven eighths for users, the rest for
+    /// groups.
+    pub fn open_with_cache(dir: &Path, record_cache: usize) -> Result<SledStore> {
+        SledStore::open_with(dir, record_cache, None)
+    }
+
+    /// [`SledStore::open_with_cache`] with sled's page cache at most
+    /// `page_cache` bytes (`None`: sled's default, 1 GiB).
+    pub fn open_with(
+        dir: &Path,
+        record_cache: usize,
+        page_cache: Option<u64>,
+    ) -> Result<SledStore> {
         let path = dir.join("db");
         std::fs::create_dir_all(&path)
             .map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
@@ -393,8 +413,8 @@ impl SledStore {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| StoreError::Backend(format!("securing {}: {e}", path.display())))?;
         }
-        let db = open_waiting_for_lock(&path)?;
-        SledStore::from_db(db)
+        let db = open_waiting_for_lock(&path, page_cache)?;
+        SledStore::from_db(db, record_cache)
     }
 
     /// A throw-away in-memory database, for tests and fuzzing.
@@ -403,10 +423,10 @@ impl SledStore {
             .temporary(true)
             .open()
             .map_err(backend)?;
-        SledStore::from_db(db)
+        SledStore::from_db(db, crate::store::DEFAULT_RECORD_CACHE_MIB << 20)
     }
 
-    fn from_db(db: sled::Db) -> Result<SledStore> {
+    fn from_db(db: sled::Db, record_cache: usize) -> Result<SledStore> {
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         let t = Trees {
             users: tree("users")?,
@@ -424,13 +444,15 @@ impl SledStore {
             mfa: mfa::MfaTrees::open(&db)?,
             sessions: sessions::SessionTrees::open(&db)?,
             epoch: AtomicU64::new(0),
-            user_records: records::Records::new(),
-            group_records: records::Records::new(),
+            user_records: records::Records::new(record_cache - record_cache / 8),
+            group_records: records::Records::new(record_cache / 8),
             snapshot_lock: std::sync::RwLock::new(()),
             db,
         };
         let store = SledStore { t: Arc::new(t) };
         store.check_schema()?;
+        // A bulk import cut short by a crash is undone before anyone reads.
+        store.recover_import()?;
         // The epoch never goes back across a restart (the interface's
         // contract): the in-memory copy starts where the stored one is.
         store
@@ -583,10 +605,14 @@ const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// opening it again at once (a restart in-process, the CLI right after the
 /// server stopped) can find it still held. sled reports that only as an
 /// `Other` I/O error with a fixed message, hence the text match.
-fn open_waiting_for_lock(path: &Path) -> Result<sled::Db> {
+fn open_waiting_for_lock(path: &Path, page_cache: Option<u64>) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
-        match sled::Config::new().path(path).open() {
+        let mut cfg = sled::Config::new().path(path);
+        if let Some(bytes) = page_cache {
+            cfg = cfg.cache_capacity(bytes);
+        }
+        match cfg.open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
                 if std::time::Instant::now() >= deadline {

@@ -41,21 +41,41 @@ impl RecordId for GroupId {
 /// Shards, so that threads reading different users rarely share a lock.
 const SHARDS: usize = 16;
 
-/// Beyond this many records a shard is emptied rather than grown: at most
-/// 16 × 4096 = 65,536 records are kept (some 20 MiB at 300 bytes each,
-/// bytes and record), whatever the size of the directory.
-const MAX_PER_SHARD: usize = 4096;
+/// The memory a kept record is counted for: its stored bytes, the decoded
+/// record (its strings are about as long as the JSON) and the map's slot.
+fn cost(stored: &IVec) -> usize {
+    2 * stored.len() + 96
+}
 
-type Shard<K, V> = HashMap<K, (IVec, Arc<V>)>;
+/// One shard's records and the memory they are counted for.
+struct Shard<K, V> {
+    map: HashMap<K, (IVec, Arc<V>)>,
+    bytes: usize,
+}
 
+/// The decoded records of one tree, within a memory budget: the cache
+/// grows with the records read until the budget
+/// (`store.record_cache_mib`), so a small directory is kept whole and a
+/// large one up to the budget. A shard over its share drops an eighth of
+/// its records (arbitrary ones), not all of them, so a directory larger
+/// than the budget keeps most of what it read.
 pub(super) struct Records<K, V> {
     shards: [Mutex<Shard<K, V>>; SHARDS],
+    /// Bytes each shard may hold; 0 keeps nothing.
+    shard_budget: usize,
 }
 
 impl<K: RecordId, V> Records<K, V> {
-    pub(super) fn new() -> Records<K, V> {
+    /// A cache of at most `budget` bytes (as [`cost`] counts them).
+    pub(super) fn new(budget: usize) -> Records<K, V> {
         Records {
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            shards: std::array::from_fn(|_| {
+                Mutex::new(Shard {
+                    map: HashMap::new(),
+                    bytes: 0,
+                })
+            }),
+            shard_budget: budget / SHARDS,
         }
     }
 
@@ -85,24 +105,46 @@ impl<K: RecordId, V> Records<K, V> {
 
     /// The record decoded from `stored`, if that is the version kept.
     fn get(&self, id: K, stored: &[u8]) -> Option<Arc<V>> {
-        match self.shard(id).get(&id) {
+        match self.shard(id).map.get(&id) {
             Some((bytes, record)) if bytes.as_ref() == stored => Some(record.clone()),
             _ => None,
         }
     }
 
-    /// Keeps `user`, decoded from `stored`, replacing an older version.
+    /// Keeps `record`, decoded from `stored`, replacing an older version;
+    /// makes room within the shard's budget first.
     fn put(&self, id: K, stored: IVec, record: Arc<V>) {
-        let mut shard = self.shard(id);
-        if shard.len() >= MAX_PER_SHARD && !shard.contains_key(&id) {
-            shard.clear();
+        let added = cost(&stored);
+        if added > self.shard_budget {
+            self.forget(id);
+            return;
         }
-        shard.insert(id, (stored, record));
+        let mut shard = self.shard(id);
+        if let Some((old, _)) = shard.map.remove(&id) {
+            shard.bytes -= cost(&old);
+        }
+        if shard.bytes + added > self.shard_budget {
+            let target = self.shard_budget - self.shard_budget / 8;
+            let mut bytes = shard.bytes;
+            shard.map.retain(|_, (b, _)| {
+                if bytes + added <= target {
+                    return true;
+                }
+                bytes -= cost(b);
+                false
+            });
+            shard.bytes = bytes;
+        }
+        shard.bytes += added;
+        shard.map.insert(id, (stored, record));
     }
 
     /// Drops the record of an id found gone.
     fn forget(&self, id: K) {
-        self.shard(id).remove(&id);
+        let mut shard = self.shard(id);
+        if let Some((old, _)) = shard.map.remove(&id) {
+            shard.bytes -= cost(&old);
+        }
     }
 }
 
@@ -133,7 +175,7 @@ mod tests {
 
     #[test]
     fn a_record_is_used_only_with_the_bytes_it_came_from() {
-        let records = Records::<UserId, User>::new();
+        let records = Records::<UserId, User>::new(1 << 20);
         let (id, alice) = record("alice");
         assert!(records.get(id, b"v1").is_none());
         records.put(id, IVec::from(&b"v1"[..]), alice.clone());
@@ -149,14 +191,31 @@ mod tests {
     }
 
     #[test]
-    fn records_stay_bounded() {
-        let records = Records::<UserId, User>::new();
-        for n in 0..3 * SHARDS * MAX_PER_SHARD {
+    fn records_stay_within_the_budget_and_keep_most_of_it() {
+        let budget = 1 << 20;
+        let records = Records::<UserId, User>::new(budget);
+        let stored = IVec::from(&[b'x'; 300][..]);
+        let fits = budget / cost(&stored);
+        for n in 0..3 * fits {
             let (id, user) = record(&format!("u{n}"));
-            records.put(id, IVec::from(&b"x"[..]), user);
+            records.put(id, stored.clone(), user);
+            // Written again: counted once.
+            records.put(id, stored.clone(), record("again").1);
         }
-        let kept: usize = records.shards.iter().map(|s| s.lock().unwrap().len()).sum();
-        assert!(kept <= SHARDS * MAX_PER_SHARD, "{kept}");
-        assert!(kept > 0);
+        let (kept, bytes) = records.shards.iter().fold((0, 0), |(k, b), s| {
+            let s = s.lock().unwrap();
+            assert_eq!(s.bytes, s.map.len() * cost(&stored));
+            (k + s.map.len(), b + s.bytes)
+        });
+        assert!(bytes <= budget, "{bytes}");
+        assert!(kept > fits / 2, "{kept} of {fits}");
+    }
+
+    #[test]
+    fn a_zero_budget_keeps_nothing() {
+        let records = Records::<UserId, User>::new(0);
+        let (id, alice) = record("alice");
+        records.put(id, IVec::from(&b"v1"[..]), alice);
+        assert!(records.get(id, b"v1").is_none());
     }
 }

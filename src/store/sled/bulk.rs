@@ -1,0 +1,904 @@
+//! Bulk import into a store nobody else uses (the offline `import`): the
+//! batch's new users, groups and memberships are written in chunks of
+//! plain sled batches, not in one transaction, so memory stays bounded
+//! whatever the size of the import (a sled transaction buffers every
+//! write; a million users needed 23 GiB).
+//!
+//! All or nothing still holds, through an undo journal and one commit
+//! marker:
+//!
+//! 1. `meta/import_pending` is set, and the counters the import moves are
+//!    noted in the `import_journal` tree.
+//! 2. Each chunk first notes in the journal every key it will create
+//!    (all of them absent before: a key that exists is a merge, done in
+//!    step 3), one journal entry per user, group or membership, and
+//!    flushes the journal, then writes the chunk. So the journal always
+//!    covers what is on disk.
+//! 3. What touches records that existed before (merges of existing users
+//!    and groups, memberships added to existing groups, settings) runs as
+//!    the ordinary batch transaction, which also bumps the membership
+//!    epoch and removes the marker: that commit makes the import whole.
+//!
+//! Into a store without users, groups or memberships (a first load),
+//! nothing but the counters is journaled: the marker says the store was
+//! empty, and an undo empties the trees.
+//!
+//! Any error before step 3 commits, and a crash (found by
+//! [`SledStore::recover_import`] when the store opens), undoes the journal:
+//! the created keys are removed and the counters restored. The journal is
+//! emptied once the marker is gone.
+//!
+//! Nothing else may read or write the store meanwhile: readers would see
+//! the import's first chunks before it commits. The offline CLI holds sled's
+//! file lock, so no server runs; the running server imports through
+//! [`SledStore::apply_batch`] instead.
+
+use super::{
+    backend, email_key, encode, keys, name_key, GroupId, Member, Result, SledStore, StoreError,
+    UserId, EMPTY, FIRST_GID_NUMBER, FIRST_UID_NUMBER, META_MEMBERSHIP_EPOCH, META_NEXT_GID,
+    META_NEXT_UID,
+};
+use crate::store::import::{Batch, BatchMember, BatchReport, BatchUser};
+use std::collections::{HashMap, HashSet};
+
+/// Set in `meta` from the first bulk write until the commit.
+pub(super) const META_IMPORT_PENDING: &[u8] = b"import_pending";
+/// Name of the undo journal's tree.
+const JOURNAL_TREE: &str = "import_journal";
+/// Keys per chunk (some 2,000 users). sled's memory grows with the size
+/// of the batches it applies: measured at 100k users, chunks of 100,000
+/// keys peaked at 870 MiB and took 15 s, chunks of 10,000 keys 380 MiB
+/// and 9 s (2,000 and 5,000 were no better).
+const CHUNK_KEYS: usize = 10_000;
+
+/// Which tree a journal entry undoes (its key's first byte).
+#[derive(Clone, Copy)]
+enum Tag {
+    Users = 1,
+    Groups,
+    Credentials,
+    IdxUsername,
+    IdxEmail,
+    IdxUid,
+    IdxGroupName,
+    IdxGid,
+    Members,
+    MemberOf,
+    Meta,
+}
+
+impl Tag {
+    const ALL: [Tag; 11] = [
+        Tag::Users,
+        Tag::Groups,
+        Tag::Credentials,
+        Tag::IdxUsername,
+        Tag::IdxEmail,
+        Tag::IdxUid,
+        Tag::IdxGroupName,
+        Tag::IdxGid,
+        Tag::Members,
+        Tag::MemberOf,
+        Tag::Meta,
+    ];
+}
+
+/// Journal value of a key that did not exist before the import.
+const ABSENT: &[u8] = &[0];
+/// The marker's value when the store held no user, group or membership
+/// before the import.
+const WAS_EMPTY: &[u8] = b"empty";
+/// First byte of the journal key of a created entity's keys (the others
+/// start with the [`Tag`] of the one key they note).
+const CREATED: u8 = 0xff;
+
+/// One chunk of writes: the journal entries first, then per tree.
+struct Chunk {
+    /// False when the store held no user, group or membership before the
+    /// import: an undo then empties the trees, and no entry is noted.
+    journaled: bool,
+    journal: sled::Batch,
+    writes: Vec<sled::Batch>,
+    /// The keys of the entity being written: (tag, length, key) each.
+    entity: Vec<u8>,
+    /// Number of the next journal entry (they never repeat in one import).
+    seq: u64,
+    len: usize,
+}
+
+impl Chunk {
+    fn new(journaled: bool, seq: u64) -> Chunk {
+        Chunk {
+            journaled,
+            journal: sled::Batch::default(),
+            writes: Tag::ALL.iter().map(|_| sled::Batch::default()).collect(),
+            entity: Vec::new(),
+            seq,
+            len: 0,
+        }
+    }
+
+    /// Creates `key` in the tree of `tag` (absent before), as part of the
+    /// entity that [`Chunk::end_entity`] ends.
+    fn create(&mut self, tag: Tag, key: &[u8], value: &[u8]) {
+        self.writes[tag as usize - 1].insert(key, value);
+        self.len += 1;
+        if !self.journaled {
+            return;
+        }
+        self.entity.push(tag as u8);
+        // Keys are ids, names and addresses: far below 64 KiB.
+        self.entity
+            .extend_from_slice(&u16::try_from(key.len()).unwrap_or(u16::MAX).to_be_bytes());
+        self.entity.extend_from_slice(key);
+    }
+
+    /// Notes the keys of one user, group or membership as one journal
+    /// entry.
+    fn end_entity(&mut self) {
+        if !self.journaled {
+            return;
+        }
+        let mut jkey = [CREATED; 9];
+        jkey[1..].copy_from_slice(&self.seq.to_be_bytes());
+        self.seq += 1;
+        self.journal.insert(&jkey, std::mem::take(&mut self.entity));
+    }
+}
+
+/// The (tag, key) pairs of a journal entry written by
+/// [`Chunk::end_entity`].
+fn entity_keys(mut v: &[u8]) -> Result<Vec<(Tag, &[u8])>> {
+    let corrupt = || StoreError::Backend("corrupt import journal".into());
+    let mut out = Vec::new();
+    while let [tag, a, b, rest @ ..] = v {
+        let len = usize::from(u16::from_be_bytes([*a, *b]));
+        let tag = *Tag::ALL
+            .iter()
+            .find(|t| **t as u8 == *tag)
+            .ok_or_else(corrupt)?;
+        let key = rest.get(..len).ok_or_else(corrupt)?;
+        out.push((tag, key));
+        v = &rest[len..];
+    }
+    if !v.is_empty() {
+        return Err(corrupt());
+    }
+    Ok(out)
+}
+
+/// What the bulk phase learned, for the transaction that finishes it.
+struct Created {
+    users: HashMap<Vec<u8>, UserId>,
+    groups: HashMap<Vec<u8>, GroupId>,
+    /// Numbers written by this import not yet visible in the index trees
+    /// (the current chunk), for the uniqueness checks.
+    pending_uids: HashSet<u32>,
+    pending_emails: HashSet<Vec<u8>>,
+    report: BatchReport,
+}
+
+impl SledStore {
+    fn tree_of(&self, tag: Tag) -> &sled::Tree {
+        let t = &self.t;
+        match tag {
+            Tag::Users => &t.users,
+            Tag::Groups => &t.groups,
+            Tag::Credentials => &t.credentials,
+            Tag::IdxUsername => &t.idx_username,
+            Tag::IdxEmail => &t.idx_email,
+            Tag::IdxUid => &t.idx_uid,
+            Tag::IdxGroupName => &t.idx_group_name,
+            Tag::IdxGid => &t.idx_gid,
+            Tag::Members => &t.members,
+            Tag::MemberOf => &t.member_of,
+            Tag::Meta => &t.meta,
+        }
+    }
+
+    fn journal(&self) -> Result<sled::Tree> {
+        self.t.db.open_tree(JOURNAL_TREE).map_err(backend)
+    }
+
+    /// Writes a chunk: journal, flush, then the records.
+    fn write_chunk(&self, chunk: &mut Chunk) -> Result<()> {
+        if chunk.len == 0 {
+            return Ok(());
+        }
+        let done = std::mem::replace(chunk, Chunk::new(chunk.journaled, chunk.seq));
+        if done.journaled {
+            self.journal()?.apply_batch(done.journal).map_err(backend)?;
+            self.t.db.flush().map_err(backend)?;
+        }
+        for (tag, writes) in Tag::ALL.iter().zip(done.writes) {
+            self.tree_of(*tag).apply_batch(writes).map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// An import whose users come from `users` (read once, in order); see
+    /// the module documentation. `batch.users` must be empty, and
+    /// `batch.next_uid` past every fixed uidNumber of the stream.
+    pub fn apply_batch_streamed(
+        &self,
+        batch: &Batch,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+    ) -> Result<BatchReport> {
+        if !batch.users.is_empty() {
+            return Err(StoreError::Invalid(
+                "a streamed batch takes its users from the stream".into(),
+            ));
+        }
+        crate::store::Store::check_batch(batch)?;
+        self.recover_import()?;
+        self.check_batch_cycles(batch)?;
+        let out = self
+            .bulk(batch, users)
+            .and_then(|(rest, created)| self.finish_bulk(&rest, created));
+        match out {
+            Ok(report) => {
+                self.drop_journal()?;
+                self.committed(Ok(report))
+            }
+            Err(e) => {
+                if let Err(undo) = self.undo_import() {
+                    return Err(StoreError::Backend(format!(
+                        "{e}; undoing the partial import failed too ({undo}); it is undone \
+                         when the store is opened next"
+                    )));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Undoes an import that did not commit (a crash during a bulk
+    /// import), if any. Called when the store opens and before a bulk
+    /// import.
+    pub(super) fn recover_import(&self) -> Result<()> {
+        if self
+            .t
+            .meta
+            .get(META_IMPORT_PENDING)
+            .map_err(backend)?
+            .is_some()
+        {
+            tracing::warn!("undoing an import that did not finish");
+            self.undo_import()?;
+        } else if !self.journal()?.is_empty() {
+            // Committed; only the journal's clean-up was cut short.
+            self.drop_journal()?;
+        }
+        Ok(())
+    }
+
+    /// Removes the journal (faster than deleting its entries one by one).
+    fn drop_journal(&self) -> Result<()> {
+        self.t.db.drop_tree(JOURNAL_TREE).map_err(backend)?;
+        Ok(())
+    }
+
+    /// Restores every journaled key, then drops the marker and the journal.
+    fn undo_import(&self) -> Result<()> {
+        let was_empty = self
+            .t
+            .meta
+            .get(META_IMPORT_PENDING)
+            .map_err(backend)?
+            .as_deref()
+            == Some(WAS_EMPTY);
+        if was_empty {
+            for tag in Tag::ALL {
+                if !matches!(tag, Tag::Meta) {
+                    self.tree_of(tag).clear().map_err(backend)?;
+                }
+            }
+        }
+        let journal = self.journal()?;
+        for entry in journal.iter() {
+            let (k, old) = entry.map_err(backend)?;
+            let Some((&tag, key)) = k.split_first() else {
+                continue;
+            };
+            if tag == CREATED {
+                for (tag, key) in entity_keys(&old)? {
+                    self.tree_of(tag).remove(key).map_err(backend)?;
+                }
+                continue;
+            }
+            let Some(tag) = Tag::ALL.iter().find(|t| **t as u8 == tag) else {
+                return Err(StoreError::Backend("corrupt import journal".into()));
+            };
+            let tree = self.tree_of(*tag);
+            match old.split_first() {
+                Some((1, before)) => tree.insert(key, before).map(|_| ()),
+                _ => tree.remove(key).map(|_| ()),
+            }
+            .map_err(backend)?;
+        }
+        self.t.meta.remove(META_IMPORT_PENDING).map_err(backend)?;
+        self.t.db.flush().map_err(backend)?;
+        drop(journal);
+        self.drop_journal()?;
+        self.t.db.flush().map_err(backend)?;
+        Ok(())
+    }
+
+    /// Notes the current values of the counters in the journal, sets the
+    /// marker, and flushes both. Returns whether created keys must be
+    /// journaled: not when the store holds no user, group or membership
+    /// (the marker says so, and an undo empties the trees instead).
+    fn begin_bulk(&self) -> Result<bool> {
+        let t = &self.t;
+        let empty = t.users.is_empty() && t.groups.is_empty() && t.members.is_empty();
+        self.drop_journal()?;
+        let journal = self.journal()?;
+        for key in [META_NEXT_UID, META_NEXT_GID, META_MEMBERSHIP_EPOCH] {
+            let old = self.t.meta.get(key).map_err(backend)?;
+            let value = match old {
+                Some(v) => [&[1u8][..], &v].concat(),
+                None => ABSENT.to_vec(),
+            };
+            journal
+                .insert([&[Tag::Meta as u8][..], key].concat(), value)
+                .map_err(backend)?;
+        }
+        self.t.db.flush().map_err(backend)?;
+        let marker = if empty { WAS_EMPTY } else { EMPTY };
+        self.t
+            .meta
+            .insert(META_IMPORT_PENDING, marker)
+            .map_err(backend)?;
+        self.t.db.flush().map_err(backend)?;
+        Ok(!empty)
+    }
+
+    fn counter(&self, key: &[u8], first: u32) -> Result<u32> {
+        match self.t.meta.get(key).map_err(backend)? {
+            Some(b) => keys::number(&b),
+            None => Ok(first),
+        }
+    }
+
+    /// The bulk phase: new groups, new users, memberships of new groups.
+    /// Returns what touches existing records (for the transaction) and
+    /// what was created.
+    fn bulk(
+        &self,
+        batch: &Batch,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+    ) -> Result<(Batch, Created)> {
+        let journaled = self.begin_bulk()?;
+        let t = &self.t;
+        let mut rest = Batch {
+            mode: batch.mode,
+            settings: batch.settings.clone(),
+            next_uid: batch.next_uid,
+            next_gid: batch.next_gid,
+            second_factors: batch.second_factors.clone(),
+            group_policies: batch.group_policies.clone(),
+            ..Batch::default()
+        };
+        let mut created = Created {
+            users: HashMap::new(),
+            groups: HashMap::new(),
+            pending_uids: HashSet::new(),
+            pending_emails: HashSet::new(),
+            report: BatchReport::default(),
+        };
+        // Counters past every fixed number, as the transaction does.
+        let max_gid = batch
+            .groups
+            .iter()
+            .filter(|g| !g.allocate_gid)
+            .map(|g| g.group.gid_number.saturating_add(1))
+            .max();
+        let mut next_uid = self
+            .counter(META_NEXT_UID, FIRST_UID_NUMBER)?
+            .max(batch.next_uid.unwrap_or(0));
+        let mut next_gid = self
+            .counter(META_NEXT_GID, FIRST_GID_NUMBER)?
+            .max(batch.next_gid.unwrap_or(0))
+            .max(max_gid.unwrap_or(0));
+
+        let mut chunk = Chunk::new(journaled, 0);
+        let mut pending_gids: HashSet<u32> = HashSet::new();
+        for bg in &batch.groups {
+            let key = name_key(&bg.group.name);
+            if created.groups.contains_key(&key) {
+                return Err(conflict(format!("group {} appears twice", bg.group.name)));
+            }
+            if t.idx_group_name.contains_key(&key).map_err(backend)? {
+                rest.groups.push(bg.clone());
+                continue;
+            }
+            let mut g = bg.group.clone();
+            if t.groups
+                .contains_key(keys::group_key(g.id))
+                .map_err(backend)?
+            {
+                return Err(conflict(format!(
+                    "group id {} of {} is already used by another group",
+                    g.id, g.name
+                )));
+            }
+            if bg.allocate_gid {
+                g.gid_number = self.allocate(&mut next_gid, FIRST_GID_NUMBER, "gid", |n| {
+                    pending_gids.contains(&n)
+                })?;
+            } else if pending_gids.contains(&g.gid_number)
+                || t.idx_gid
+                    .contains_key(keys::number_key(g.gid_number))
+                    .map_err(backend)?
+            {
+                return Err(conflict(format!(
+                    "gidNumber {} of group {} already belongs to another group",
+                    g.gid_number, g.name
+                )));
+            }
+            pending_gids.insert(g.gid_number);
+            let id = keys::group_key(g.id);
+            chunk.create(Tag::Groups, &id, &encode("group", &g)?);
+            chunk.create(Tag::IdxGroupName, &key, &id);
+            chunk.create(Tag::IdxGid, &keys::number_key(g.gid_number), &id);
+            chunk.end_entity();
+            created.groups.insert(key, g.id);
+            created.report.groups_created.push(g.name.clone());
+        }
+        self.write_chunk(&mut chunk)?;
+
+        let at = crate::store::now();
+        let restore = batch.mode == crate::store::import::BatchMode::Restore;
+        for bu in users {
+            let bu = bu?;
+            self.bulk_user(
+                bu,
+                &mut chunk,
+                &mut created,
+                &mut rest,
+                &mut next_uid,
+                at,
+                restore,
+            )?;
+            if chunk.len >= CHUNK_KEYS {
+                self.write_chunk(&mut chunk)?;
+                created.pending_uids.clear();
+                created.pending_emails.clear();
+            }
+        }
+        self.write_chunk(&mut chunk)?;
+        created.pending_uids.clear();
+        created.pending_emails.clear();
+
+        let mut pending_members: HashSet<Vec<u8>> = HashSet::new();
+        for (group, member) in &batch.memberships {
+            let gkey = name_key(group);
+            let Some(&gid) = created.groups.get(&gkey) else {
+                rest.memberships.push((group.clone(), member.clone()));
+                continue;
+            };
+            let m = self.bulk_member(member, &created)?;
+            if m == Member::Group(gid) {
+                return Err(StoreError::Invalid(format!(
+                    "import conflict: group {group} cannot contain itself"
+                )));
+            }
+            let key = keys::members_key(gid, m);
+            // A repeated membership in the batch: written once.
+            if pending_members.contains(&key) || t.members.contains_key(&key).map_err(backend)? {
+                continue;
+            }
+            chunk.create(Tag::Members, &key, EMPTY);
+            chunk.create(Tag::MemberOf, &keys::member_of_key(m, gid), EMPTY);
+            chunk.end_entity();
+            pending_members.insert(key);
+            created.report.memberships_added += 1;
+            if chunk.len >= CHUNK_KEYS {
+                self.write_chunk(&mut chunk)?;
+                pending_members.clear();
+            }
+        }
+        self.write_chunk(&mut chunk)?;
+        for (key, n) in [(META_NEXT_UID, next_uid), (META_NEXT_GID, next_gid)] {
+            t.meta.insert(key, &keys::number_key(n)).map_err(backend)?;
+        }
+        Ok((rest, created))
+    }
+
+    /// The next free number from `next` (not in either number index, nor
+    /// `pending`), advancing `next` past it.
+    fn allocate(
+        &self,
+        next: &mut u32,
+        first: u32,
+        what: &str,
+        pending: impl Fn(u32) -> bool,
+    ) -> Result<u32> {
+        let t = &self.t;
+        let (n, after) = crate::domain::rules::allocate_number(
+            *next,
+            first,
+            |n| {
+                let key = keys::number_key(n);
+                Ok(pending(n)
+                    || t.idx_uid.contains_key(key).map_err(backend)?
+                    || t.idx_gid.contains_key(key).map_err(backend)?)
+            },
+            || StoreError::Invalid(format!("{what} numbers are exhausted")),
+        )?;
+        *next = after;
+        Ok(n)
+    }
+
+    /// One streamed user: created in `chunk`, or (it exists) left to the
+    /// transaction in `rest`.
+    #[allow(clippy::too_many_arguments)]
+    fn bulk_user(
+        &self,
+        bu: BatchUser,
+        chunk: &mut Chunk,
+        created: &mut Created,
+        rest: &mut Batch,
+        next_uid: &mut u32,
+        at: crate::store::Timestamp,
+        restore: bool,
+    ) -> Result<()> {
+        let t = &self.t;
+        let u = &bu.user;
+        crate::store::validate::name("user", &u.username)?;
+        if let Some(e) = &u.email {
+            crate::store::validate::email(e)?;
+        }
+        if let Some(n) = &u.full_name {
+            crate::store::validate::full_name(n)?;
+        }
+        if bu.password_hash.as_deref() == Some("") {
+            return Err(StoreError::Invalid(format!(
+                "the password hash of {} is empty",
+                u.username
+            )));
+        }
+        let key = name_key(&u.username);
+        if created.users.contains_key(&key) {
+            return Err(conflict(format!("user {} appears twice", u.username)));
+        }
+        if t.idx_username.contains_key(&key).map_err(backend)? {
+            rest.users.push(bu);
+            return Ok(());
+        }
+        let mut u = bu.user;
+        if t.users
+            .contains_key(keys::user_key(u.id))
+            .map_err(backend)?
+        {
+            return Err(conflict(format!(
+                "user id {} of {} is already used by another user",
+                u.id, u.username
+            )));
+        }
+        if bu.allocate_uid {
+            let pending = &created.pending_uids;
+            u.uid_number =
+                self.allocate(next_uid, FIRST_UID_NUMBER, "uid", |n| pending.contains(&n))?;
+            if u.gid_number == 0 {
+                u.gid_number = u.uid_number;
+            }
+        } else if created.pending_uids.contains(&u.uid_number)
+            || t.idx_uid
+                .contains_key(keys::number_key(u.uid_number))
+                .map_err(backend)?
+        {
+            return Err(conflict(format!(
+                "uidNumber {} of user {} already belongs to another user",
+                u.uid_number, u.username
+            )));
+        }
+        let email = u.email.as_deref().map(email_key);
+        if let Some(ek) = &email {
+            if created.pending_emails.contains(ek)
+                || t.idx_email.contains_key(ek).map_err(backend)?
+            {
+                return Err(conflict(format!(
+                    "email {} of user {} already belongs to another user",
+                    u.email.as_deref().unwrap_or_default(),
+                    u.username
+                )));
+            }
+        }
+        let id = keys::user_key(u.id);
+        if let Some(hash) = &bu.password_hash {
+            chunk.create(Tag::Credentials, &id, hash.as_bytes());
+            if !restore {
+                u.pwd_changed = Some(u.pwd_changed.unwrap_or(at));
+            }
+            created.report.passwords_set.push(u.username.clone());
+        }
+        chunk.create(Tag::Users, &id, &encode("user", &u)?);
+        chunk.create(Tag::IdxUsername, &key, &id);
+        if let Some(ek) = email {
+            chunk.create(Tag::IdxEmail, &ek, &id);
+            created.pending_emails.insert(ek);
+        }
+        chunk.create(Tag::IdxUid, &keys::number_key(u.uid_number), &id);
+        chunk.end_entity();
+        created.pending_uids.insert(u.uid_number);
+        created.users.insert(key, u.id);
+        created.report.users_created.push(u.username);
+        Ok(())
+    }
+
+    /// A member of a new group: one the import created, or one stored.
+    fn bulk_member(&self, member: &BatchMember, created: &Created) -> Result<Member> {
+        let t = &self.t;
+        let (name, by_name, index) = match member {
+            BatchMember::User(n) => (n, None, &t.idx_username),
+            BatchMember::Group(n) => (n, Some(()), &t.idx_group_name),
+        };
+        let key = name_key(name);
+        let made = match by_name {
+            None => created.users.get(&key).map(|id| Member::User(*id)),
+            Some(()) => created.groups.get(&key).map(|id| Member::Group(*id)),
+        };
+        if let Some(m) = made {
+            return Ok(m);
+        }
+        let Some(id) = index.get(&key).map_err(backend)? else {
+            let what = if by_name.is_none() { "user" } else { "group" };
+            return Err(StoreError::NotFound(format!("{what} {name}")));
+        };
+        let id = keys::uuid(&id)?;
+        Ok(match by_name {
+            None => Member::User(UserId(id)),
+            Some(()) => Member::Group(GroupId(id)),
+        })
+    }
+
+    /// The transaction over what existed before; it removes the marker,
+    /// so its commit is the import's.
+    fn finish_bulk(&self, rest: &Batch, created: Created) -> Result<BatchReport> {
+        let mut report = self.apply_batch_committing_import(rest)?;
+        let mut c = created.report;
+        c.users_created.append(&mut report.users_created);
+        c.users_updated.append(&mut report.users_updated);
+        c.users_unchanged.append(&mut report.users_unchanged);
+        c.groups_created.append(&mut report.groups_created);
+        c.groups_updated.append(&mut report.groups_updated);
+        c.groups_unchanged.append(&mut report.groups_unchanged);
+        c.memberships_added += report.memberships_added;
+        c.passwords_set.append(&mut report.passwords_set);
+        c.passwords_kept.append(&mut report.passwords_kept);
+        c.settings_set += report.settings_set;
+        c.devices_restored += report.devices_restored;
+        c.app_passwords_restored += report.app_passwords_restored;
+        c.group_policies_set += report.group_policies_set;
+        Ok(c)
+    }
+}
+
+fn conflict(msg: String) -> StoreError {
+    StoreError::AlreadyExists(format!("import conflict: {msg}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::import::{BatchGroup, BatchMode};
+    use crate::store::{Group, NewUser, User};
+    use uuid::Uuid;
+
+    /// More users than two chunks hold (five keys each).
+    const MANY: usize = 2 * CHUNK_KEYS / 5 + 500;
+
+    fn batch_user(i: usize, uid: Option<u32>) -> BatchUser {
+        let at = crate::store::now();
+        BatchUser {
+            user: User {
+                id: UserId(Uuid::new_v4()),
+                username: format!("bulk{i:06}"),
+                full_name: Some(format!("Bulk {i}")),
+                email: Some(format!("bulk{i}@example.com")),
+                uid_number: uid.unwrap_or(0),
+                gid_number: uid.unwrap_or(0),
+                disabled: false,
+                attrs: Default::default(),
+                created: at,
+                modified: at,
+                pwd_changed: None,
+                cred_generation: 0,
+            },
+            allocate_uid: uid.is_none(),
+            password_hash: Some("{SSHA}aGFzaGhhc2g=".into()),
+        }
+    }
+
+    fn batch_group(name: &str) -> BatchGroup {
+        let at = crate::store::now();
+        BatchGroup {
+            group: Group {
+                id: GroupId(Uuid::new_v4()),
+                name: name.into(),
+                gid_number: 0,
+                description: None,
+                created: at,
+                modified: at,
+            },
+            allocate_gid: true,
+        }
+    }
+
+    /// A store holding user `old` (in group `staff`).
+    fn seeded(s: &SledStore) -> (User, Group) {
+        let old = s
+            .create_user(NewUser {
+                username: "old".into(),
+                ..NewUser::default()
+            })
+            .unwrap();
+        let staff = s.create_group("staff", None).unwrap();
+        s.add_member(staff.id, Member::User(old.id)).unwrap();
+        (old, staff)
+    }
+
+    fn nothing_pending(s: &SledStore) {
+        assert!(s.t.meta.get(META_IMPORT_PENDING).unwrap().is_none());
+        assert!(s.journal().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_streamed_import_writes_new_records_in_chunks_and_merges_the_rest() {
+        let s = SledStore::temporary().unwrap();
+        let (old, staff) = seeded(&s);
+        let epoch = s.stored_epoch().unwrap();
+        let batch = Batch {
+            mode: BatchMode::Merge,
+            groups: vec![batch_group("big"), batch_group("staff")],
+            memberships: vec![
+                ("big".into(), BatchMember::User("old".into())),
+                ("big".into(), BatchMember::User("bulk000001".into())),
+                ("big".into(), BatchMember::User(format!("bulk{MANY:06}"))),
+                ("big".into(), BatchMember::Group("staff".into())),
+                ("staff".into(), BatchMember::User("bulk000002".into())),
+            ],
+            ..Batch::default()
+        };
+        let mut users = (1..=MANY)
+            .map(|i| Ok(batch_user(i, None)))
+            .chain(std::iter::once(Ok(BatchUser {
+                user: User {
+                    username: "OLD".into(),
+                    ..batch_user(0, None).user
+                },
+                ..batch_user(0, None)
+            })));
+        let report = s.apply_batch_streamed(&batch, &mut users).unwrap();
+        assert_eq!(report.users_created.len(), MANY);
+        assert_eq!(report.users_unchanged.len() + report.users_updated.len(), 1);
+        assert_eq!(report.groups_created, vec!["big".to_string()]);
+        assert_eq!(report.memberships_added, 5);
+        nothing_pending(&s);
+        assert!(s.stored_epoch().unwrap() > epoch);
+
+        assert_eq!(s.users().unwrap().len(), MANY + 1);
+        let last = s.user_by_name(&format!("bulk{MANY:06}")).unwrap().unwrap();
+        let big = s.group_by_name("big").unwrap().unwrap();
+        assert_eq!(s.groups_of(Member::User(last.id)).unwrap(), vec![big.id]);
+        assert_eq!(s.members(big.id).unwrap().len(), 4);
+        let two = s.user_by_name("bulk000002").unwrap().unwrap();
+        assert_eq!(s.groups_of(Member::User(two.id)).unwrap(), vec![staff.id]);
+        assert_eq!(s.user_by_name("old").unwrap().unwrap().id, old.id);
+        // Allocated numbers are distinct and the counter moved past them.
+        let numbers: HashSet<u32> = s.users().unwrap().iter().map(|u| u.uid_number).collect();
+        assert_eq!(numbers.len(), MANY + 1);
+        let (next_uid, _) = s.counters().unwrap();
+        assert!(numbers.iter().all(|n| *n < next_uid));
+        assert!(s.password_hash(last.id).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_conflict_after_chunks_were_written_leaves_the_store_as_it_was() {
+        let s = SledStore::temporary().unwrap();
+        let (old, _) = seeded(&s);
+        let counters = s.counters().unwrap();
+        let epoch = s.stored_epoch().unwrap();
+        let batch = Batch {
+            groups: vec![batch_group("big")],
+            memberships: vec![("big".into(), BatchMember::User("bulk000001".into()))],
+            next_uid: Some(100_000),
+            ..Batch::default()
+        };
+        // The last user takes old's uidNumber.
+        let mut users = (1..=MANY).map(|i| {
+            let uid = if i == MANY {
+                old.uid_number
+            } else {
+                20_000 + i as u32
+            };
+            Ok(batch_user(i, Some(uid)))
+        });
+        let err = s.apply_batch_streamed(&batch, &mut users).unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyExists(_)), "{err}");
+        nothing_pending(&s);
+        assert_eq!(s.users().unwrap().len(), 1);
+        assert!(s.user_by_name("bulk000001").unwrap().is_none());
+        assert!(s.group_by_name("big").unwrap().is_none());
+        assert!(s.t.idx_uid.get(keys::number_key(20_001)).unwrap().is_none());
+        assert_eq!(s.t.idx_email.len(), 0);
+        assert_eq!(s.counters().unwrap(), counters);
+        assert_eq!(s.stored_epoch().unwrap(), epoch);
+    }
+
+    #[test]
+    fn an_import_cut_short_is_undone_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let counters = {
+            let s = SledStore::open(dir.path()).unwrap();
+            seeded(&s);
+            let counters = s.counters().unwrap();
+            let batch = Batch {
+                groups: vec![batch_group("big")],
+                memberships: vec![("big".into(), BatchMember::User("bulk000001".into()))],
+                ..Batch::default()
+            };
+            let mut users = (1..=MANY).map(|i| Ok(batch_user(i, None)));
+            // The bulk phase without the commit: as if the process died.
+            s.bulk(&batch, &mut users).unwrap();
+            assert_eq!(s.users().unwrap().len(), MANY + 1);
+            s.flush().unwrap();
+            counters
+        };
+        let s = SledStore::open(dir.path()).unwrap();
+        nothing_pending(&s);
+        assert_eq!(s.users().unwrap().len(), 1);
+        assert_eq!(s.groups().unwrap().len(), 1);
+        assert!(s.group_by_name("big").unwrap().is_none());
+        assert_eq!(s.t.members.len(), 1);
+        assert_eq!(s.t.member_of.len(), 1);
+        assert_eq!(s.t.credentials.len(), 0);
+        assert_eq!(s.counters().unwrap(), counters);
+    }
+
+    #[test]
+    fn a_first_load_journals_nothing_and_is_undone_by_emptying_the_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let counters = {
+            let s = SledStore::open(dir.path()).unwrap();
+            let counters = s.counters().unwrap();
+            let batch = Batch {
+                groups: vec![batch_group("big")],
+                memberships: vec![("big".into(), BatchMember::User("bulk000001".into()))],
+                ..Batch::default()
+            };
+            let mut users = (1..=MANY).map(|i| Ok(batch_user(i, None)));
+            s.bulk(&batch, &mut users).unwrap();
+            assert_eq!(s.journal().unwrap().len(), 3, "the counters only");
+            assert_eq!(s.users().unwrap().len(), MANY);
+            s.flush().unwrap();
+            counters
+        };
+        let s = SledStore::open(dir.path()).unwrap();
+        nothing_pending(&s);
+        assert!(s.users().unwrap().is_empty());
+        assert!(s.groups().unwrap().is_empty());
+        for tag in Tag::ALL {
+            if !matches!(tag, Tag::Meta) {
+                assert!(s.tree_of(tag).is_empty());
+            }
+        }
+        assert_eq!(s.counters().unwrap(), counters);
+
+        // And a first load that commits.
+        let batch = Batch {
+            groups: vec![batch_group("big")],
+            memberships: vec![("big".into(), BatchMember::User("bulk000001".into()))],
+            ..Batch::default()
+        };
+        let mut users = (1..=MANY).map(|i| Ok(batch_user(i, None)));
+        let report = s.apply_batch_streamed(&batch, &mut users).unwrap();
+        assert_eq!(
+            (report.users_created.len(), report.memberships_added),
+            (MANY, 1)
+        );
+        nothing_pending(&s);
+        assert_eq!(s.users().unwrap().len(), MANY);
+    }
+}
