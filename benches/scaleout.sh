@@ -15,9 +15,11 @@
 #   sled   -- C connections to S
 #   pg-1   -- C connections to A
 #   pg-2   -- C/2 connections to A and C/2 to B at the same time
-# Server CPU per operation counts the Portcullis processes measured and,
-# for the PostgreSQL set-ups, every process of the database cluster too
-# (the database is part of the cost of a PostgreSQL-backed instance).
+# Every set-up is driven by two load generators of C/2 connections each.
+# Server CPU per operation counts the Portcullis processes of the set-up
+# and, for the PostgreSQL set-ups, every process of the database cluster
+# (the database is part of the cost of a PostgreSQL-backed instance),
+# read from /proc around each run and scaled to its measured window.
 # Portcullis runs with its defaults (bind cache on).
 #
 # Usage: benches/scaleout.sh [options]
@@ -25,7 +27,7 @@
 #   --rounds R       rounds of every workload (default 3)
 #   --duration S     measured seconds per run (default 10)
 #   --warmup S       warm-up seconds per run (default 2)
-#   --connections C  connections per run, split over A and B for pg-2 (default 8)
+#   --connections C  connections per run, over two load generators (default 8)
 #   --workloads "W…" rows (default: search-uid bind-search-new-conn)
 #   --out DIR        where results are kept (default target/bench-results/scaleout-<date>)
 #   --keep           keep the temporary directory
@@ -52,11 +54,11 @@ while [ $# -gt 0 ]; do
         --workloads) WORKLOADS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-[ $(( CONNS % 2 )) = 0 ] || { echo "--connections must be even (pg-2 splits them)" >&2; exit 2; }
+[ $(( CONNS % 2 )) = 0 ] || { echo "--connections must be even (two load generators)" >&2; exit 2; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -195,37 +197,61 @@ start A "$WORK/a" postgres
 fact "PostgreSQL instance start to first answer (read model loaded): $(( $(now_ms) - T0 )) ms"
 start B "$WORK/b" postgres
 
+# Seconds of CPU used so far by the Portcullis processes named.
+cpu_of() {
+    local total=0 name
+    for name in "$@"; do
+        total=$(awk -v t="$total" -v hz="$(getconf CLK_TCK)" \
+            '{ sub(/.*\) /, ""); split($0, f, " "); print t + (f[12] + f[13]) / hz }' \
+            "/proc/${PID[$name]}/stat")
+    done
+    echo "$total"
+}
+
 # run SETUP ROW: one measured run, one JSON line (summed over instances).
+# Every set-up is driven by two load generators of C/2 connections each
+# (one generator's threads can be its bottleneck, so each set-up gets the
+# same client capacity): sled both to S, pg-1 both to A, pg-2 one to A and
+# one to B.
 run() {
-    local setup=$1 row=$2 targets cpu0 cpu1 files=() i=0
+    local setup=$1 row=$2 targets names cpu0 cpu1 db0=0 db1=0 files=() pids=() i=0
     case "$setup" in
-        sled) targets="S:$CONNS" ;;
-        pg-1) targets="A:$CONNS" ;;
-        pg-2) targets="A:$(( CONNS / 2 )) B:$(( CONNS / 2 ))" ;;
+        sled) targets="S S"; names="S" ;;
+        pg-1) targets="A A"; names="A" ;;
+        pg-2) targets="A B"; names="A B" ;;
     esac
-    [ "$setup" = sled ] || cpu0=$(pg_cpu)
-    for t in $targets; do
-        local name=${t%%:*} conns=${t##*:} f=$WORK/run.$i.json
-        "$BENCH" run --workload "$row" --url "${URL[$name]}" --server-pid "${PID[$name]}" \
-            --users "$USERS" --connections "$conns" --duration "$DURATION" --warmup "$WARMUP" \
+    # shellcheck disable=SC2086
+    cpu0=$(cpu_of $names)
+    [ "$setup" = sled ] || db0=$(pg_cpu)
+    for name in $targets; do
+        local f=$WORK/run.$i.json
+        "$BENCH" run --workload "$row" --url "${URL[$name]}" \
+            --users "$USERS" --connections "$(( CONNS / 2 ))" --duration "$DURATION" --warmup "$WARMUP" \
             --password "$PASSWORD" --base-dn "$BASE" --label "$setup" --row "$row" \
             --json > "$f" 2>>"$OUT/errors.txt" &
-        files+=("$f"); i=$(( i + 1 ))
+        pids+=($!); files+=("$f"); i=$(( i + 1 ))
     done
-    wait
-    [ "$setup" = sled ] && { cpu0=0; cpu1=0; } || cpu1=$(pg_cpu)
-    python3 - "$setup" "$row" "$cpu0" "$cpu1" "${files[@]}" >> "$RESULTS" <<'EOF'
+    # Only the load generators: the servers are children of this shell too.
+    wait "${pids[@]}"
+    # shellcheck disable=SC2086
+    cpu1=$(cpu_of $names)
+    [ "$setup" = sled ] || db1=$(pg_cpu)
+    python3 - "$setup" "$row" "$cpu0" "$cpu1" "$db0" "$db1" "$DURATION" "$WARMUP" "${files[@]}" >> "$RESULTS" <<'EOF'
 import json, sys
-setup, row, cpu0, cpu1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-reports = [json.loads(open(f).read().strip().splitlines()[-1]) for f in sys.argv[5:]]
+setup, row = sys.argv[1], sys.argv[2]
+cpu0, cpu1, db0, db1, duration, warmup = map(float, sys.argv[3:9])
+reports = [json.loads(open(f).read().strip().splitlines()[-1]) for f in sys.argv[9:]]
 sections = [s for r in reports for s in r["sections"]]
 ops = sum(s["ops"] for s in sections)
 secs = max(r["measured_secs"] for r in reports)
-inst = sum(r["server_cpu_secs"] or 0 for r in reports)
+# The CPU was read around the whole run (warm-up included): scale it to
+# the measured window.
+share = duration / (duration + warmup)
 print(json.dumps({
     "setup": setup, "row": row, "ops_per_sec": ops / secs, "errors": sum(s["errors"] for s in sections),
     "p50_ms": max(s["p50_ms"] for s in sections), "p99_ms": max(s["p99_ms"] for s in sections),
-    "instance_cpu_ms_per_op": inst * 1000 / ops, "db_cpu_ms_per_op": (cpu1 - cpu0) * 1000 / ops,
+    "instance_cpu_ms_per_op": (cpu1 - cpu0) * share * 1000 / ops,
+    "db_cpu_ms_per_op": (db1 - db0) * share * 1000 / ops,
 }))
 EOF
     tail -1 "$RESULTS" >&2
