@@ -5,13 +5,18 @@
 //! An instance publishes its own bound connections in the background (a
 //! task on the store's runtime writes what `mine` holds, so a bind never
 //! waits for the database) and, after an outage, writes them all again.
+//! A publication is written once it has [`SETTLE`]d: a connection that
+//! binds, searches and closes within that time (a web application's
+//! login, the commonest LDAP connection there is) never touches the
+//! database, and one that lives on is listed everywhere within
+//! [`SETTLE`] plus a write.
 //! Instances not seen for [`GONE_AFTER_SECS`] (killed) are removed with their
 //! connections by any other. Ending a connection held elsewhere is a
 //! change row of kind `end`, which the holder's feed turns into
 //! [`BoardEvent::End`]; a user disabled or deleted anywhere reaches every
 //! instance's feed as [`BoardEvent::UserGone`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +27,10 @@ use uuid::Uuid;
 use super::feed::{Feed, CHANNEL};
 use super::{pool_error, PgStore, TxResult};
 use crate::store::{BoardEntry, BoardEvent, ConnectionBoard, Result, UserId};
+
+/// How long a publication waits before it is written (what `mine` holds
+/// then is written, or nothing if the connection came and went).
+const SETTLE: Duration = Duration::from_millis(300);
 
 /// How often an instance says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -69,6 +78,7 @@ impl PgBoard {
             pool: board.db.inner.pool.clone(),
             mine: board.mine.clone(),
             dirty: board.dirty.clone(),
+            written: Mutex::default(),
         };
         board.db.runtime()?.spawn(writer.run(rx, stop));
         Ok(board)
@@ -156,17 +166,35 @@ struct Writer {
     pool: deadpool_postgres::Pool,
     mine: Mine,
     dirty: Arc<AtomicBool>,
+    /// The connections whose row is in the database (so a closed one
+    /// that was never written costs no DELETE).
+    written: Mutex<HashSet<Uuid>>,
 }
 
 impl Writer {
     async fn run(self, mut rx: tokio::sync::mpsc::Receiver<Uuid>, stop: CancellationToken) {
         let mut beat = tokio::time::interval(HEARTBEAT);
+        // Publications waiting to settle, oldest first (one entry per
+        // connection: a later publication is read when the first is due).
+        let mut settling: VecDeque<(tokio::time::Instant, Uuid)> = VecDeque::new();
+        let mut queued: HashSet<Uuid> = HashSet::new();
         loop {
+            let due = settling.front().map(|(at, _)| *at);
             tokio::select! {
                 () = stop.cancelled() => break,
                 _ = beat.tick() => self.heartbeat().await,
+                () = async { tokio::time::sleep_until(due.expect("guarded")).await }, if due.is_some() => {
+                    if let Some((_, id)) = settling.pop_front() {
+                        queued.remove(&id);
+                        self.write(id).await;
+                    }
+                }
                 got = rx.recv() => match got {
-                    Some(id) => self.write(id).await,
+                    Some(id) => {
+                        if queued.insert(id) {
+                            settling.push_back((tokio::time::Instant::now() + SETTLE, id));
+                        }
+                    }
                     None => break,
                 },
             }
@@ -178,6 +206,10 @@ impl Writer {
                 .execute("DELETE FROM instances WHERE id = $1", &[&self.instance])
                 .await;
         }
+    }
+
+    fn written(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn client(&self) -> Option<deadpool_postgres::Object> {
@@ -200,12 +232,19 @@ impl Writer {
             return;
         };
         let entry = lock(&self.mine).get(&id).cloned();
+        let was_written = self.written().contains(&id);
         let done = match entry {
-            Some(e) => upsert(&c, self.instance, &e).await,
+            Some(e) => upsert(&c, self.instance, &e).await.map(|()| {
+                self.written().insert(id);
+            }),
+            // Came and went before it settled: nothing to remove.
+            None if !was_written => Ok(()),
             None => c
                 .execute("DELETE FROM ldap_connections WHERE id = $1", &[&id])
                 .await
-                .map(|_| ()),
+                .map(|_| {
+                    self.written().remove(&id);
+                }),
         };
         if let Err(e) = done {
             tracing::debug!(error = %e, "connection board: a write failed");
@@ -242,6 +281,7 @@ impl Writer {
                 for e in &all {
                     upsert(&c, self.instance, e).await?;
                 }
+                *self.written() = ids.into_iter().collect();
             }
             Ok::<_, tokio_postgres::Error>(())
         };

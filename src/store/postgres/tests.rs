@@ -642,6 +642,100 @@ mod read_model {
         assert_eq!(b.session(&[7; 32]).expect("read"), None);
     }
 
+    /// A connection that binds and closes before it settles (a web
+    /// application's login) never reaches the database; one that stays
+    /// is listed on the other instance, and gone once it closes.
+    #[test]
+    fn only_connections_that_stay_are_written_to_the_board() {
+        use crate::store::BoardEntry;
+        let url = database();
+        let a = PgInstance::start(PgStore::connect(&url, 4, None).expect("db")).expect("A");
+        let b = PgInstance::start(PgStore::connect(&url, 4, None).expect("db")).expect("B");
+        let alice = user(a.db(), "alice");
+        let (board_a, board_b) = (
+            a.connection_board().expect("A's board"),
+            b.connection_board().expect("B's board"),
+        );
+        let entry = |id| BoardEntry {
+            id,
+            user: alice.id,
+            username: "alice".into(),
+            address: "192.0.2.1".into(),
+            bound_at: 1,
+            last_op: 1,
+        };
+        let rows = || {
+            a.db()
+                .read(async |c| {
+                    Ok(c.query_one("SELECT count(*) FROM ldap_connections", &[])
+                        .await?
+                        .get::<_, i64>(0))
+                })
+                .expect("count")
+        };
+        // Every row ever written is remembered, so a row written and
+        // removed again cannot hide.
+        a.db()
+            .read(async |c| {
+                c.batch_execute(
+                    "CREATE TABLE written (id uuid); \
+                     CREATE FUNCTION remember() RETURNS trigger LANGUAGE plpgsql AS \
+                       $$ BEGIN INSERT INTO written VALUES (NEW.id); RETURN NEW; END $$; \
+                     CREATE TRIGGER remember AFTER INSERT OR UPDATE ON ldap_connections \
+                       FOR EACH ROW EXECUTE FUNCTION remember();",
+                )
+                .await?;
+                Ok(())
+            })
+            .expect("trigger");
+        // Both boards have made their first heartbeat, which writes every
+        // connection held (as after an outage), settled or not.
+        let instances = || {
+            a.db()
+                .read(async |c| {
+                    Ok(c.query_one("SELECT count(*) FROM instances", &[])
+                        .await?
+                        .get::<_, i64>(0))
+                })
+                .expect("instances")
+        };
+        assert!(within(Duration::from_secs(3), || instances() == 2));
+        std::thread::sleep(Duration::from_millis(200));
+        let (brief, stays) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        board_a.publish(brief, Some(entry(brief)));
+        board_a.publish(stays, Some(entry(stays)));
+        // Closed well within the settling time (and after the writer has
+        // taken the publications in).
+        std::thread::sleep(Duration::from_millis(50));
+        board_a.publish(brief, None);
+        assert!(
+            within(Duration::from_secs(3), || board_b
+                .others(None)
+                .expect("list")
+                .iter()
+                .any(|e| e.id == stays)),
+            "the connection that stays is listed on B"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let ever: Vec<uuid::Uuid> = a
+            .db()
+            .read(async |c| {
+                Ok(c.query("SELECT DISTINCT id FROM written", &[])
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect())
+            })
+            .expect("written");
+        assert_eq!(ever, [stays], "the brief connection was never written");
+        assert_eq!(rows(), 1);
+        board_a.publish(stays, None);
+        assert!(
+            within(Duration::from_secs(3), || rows() == 0),
+            "removed once closed"
+        );
+    }
+
     /// How long a change made through one instance takes to be seen by
     /// another's model (a measurement, not a check: run it with
     /// `cargo test --release --lib propagation -- --ignored --nocapture`).
