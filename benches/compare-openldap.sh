@@ -17,7 +17,13 @@
 #   --duration S       measured seconds per run (default 10)
 #   --warmup S         warm-up seconds per run (default 2)
 #   --connections C    connections per run (default 8)
-#   --workloads "W…"   rows to run (default: all)
+#   --workloads "W…"   rows to run (default: all, the matrix included)
+#   --matrix           run only the matrix rows (issue 15, see below)
+#   --load L           how Portcullis gets the dataset: seed (admin socket,
+#                      argon2id for every password), import (`portcullis
+#                      import` of slapd's LDIF, server stopped: much faster
+#                      at 1M users, same uid/gidNumbers as slapd), or auto
+#                      (default: import unless a bind row is selected)
 #   --totp-users N     Portcullis users with a TOTP device for bind-totp
 #                      (default 1500; each bind uses a user at most once per
 #                      30 s step, so keep it above 30 x the bind rate)
@@ -26,6 +32,18 @@
 #
 # Rows: search-uid search-group-members search-memberof bind bind-ssha-ref
 #       bind-search-new-conn mixed-argon2-flood bind-repeat bind-totp
+#       and the matrix (see matrix_shape below).
+#
+# The matrix (issue 15): the searches applications and NSS clients send
+# (docs/clients/applications.md, sssd.md, nslcd.md), each as one
+# `portcullis-bench run --workload search-shape` row with the expected
+# entry count checked. Rows that return users run twice, the second time
+# (`<row>+memberOf`) with memberOf added to the requested attributes.
+# Lookups of a user's groups pick users from 1-500 (each is in group001
+# and one small group: 2 groups); the others pick from all users. The
+# enumeration rows expect the count each server reports at the start
+# (Portcullis also holds its admin account and admins group). Needs at
+# least 1,000 users (the small groups are then full).
 #
 # Portcullis's bind cache ([bind] cache, on by default) would answer the
 # repeated binds of the argon2 rows (bind, bind-ssha-ref,
@@ -43,7 +61,15 @@ ROUNDS=3
 DURATION=10
 WARMUP=2
 CONNS=8
-WORKLOADS="search-uid search-group-members search-memberof bind bind-ssha-ref bind-search-new-conn mixed-argon2-flood bind-repeat bind-totp"
+CLASSIC_ROWS="search-uid search-group-members search-memberof bind bind-ssha-ref bind-search-new-conn mixed-argon2-flood bind-repeat bind-totp"
+# Shapes returning users (run with and without memberOf), then groups.
+MATRIX_USER_SHAPES="nextcloud-login gitea-login gitea-admin-check grafana-login authelia-login jellyfin-members nss-user-uid nss-user-uid-base nss-user-uidnumber sssd-user-uid nss-enum-users"
+MATRIX_GROUP_SHAPES="grafana-groups authelia-groups nss-group-gidnumber nss-group-name nss-group-memberuid nss-initgroups sssd-initgroups nss-enum-groups"
+MATRIX_ROWS=""
+for shape in $MATRIX_USER_SHAPES; do MATRIX_ROWS="$MATRIX_ROWS $shape $shape+memberOf"; done
+MATRIX_ROWS="${MATRIX_ROWS# } $MATRIX_GROUP_SHAPES"
+WORKLOADS="$CLASSIC_ROWS $MATRIX_ROWS"
+LOAD=auto
 TOTP_USERS=1500
 OUT=""
 KEEP=0
@@ -59,12 +85,43 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift 2 ;;
         --connections) CONNS=$2; shift 2 ;;
         --workloads) WORKLOADS=$2; shift 2 ;;
+        --matrix) WORKLOADS=$MATRIX_ROWS; shift ;;
+        --load) LOAD=$2; shift 2 ;;
         --totp-users) TOTP_USERS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,55p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
+done
+
+# Rows that need the argon2id passwords (and TOTP devices) only `seed` makes.
+needs_seed() {
+    local row
+    for row in $WORKLOADS; do
+        case "$row" in
+            bind|bind-ssha-ref|bind-search-new-conn|mixed-argon2-flood|bind-repeat|bind-totp) return 0 ;;
+        esac
+    done
+    return 1
+}
+is_matrix_row() {
+    case " $MATRIX_ROWS " in *" $1 "*) return 0 ;; *) return 1 ;; esac
+}
+case "$LOAD" in
+    auto) if needs_seed; then LOAD=seed; else LOAD=import; fi ;;
+    seed) ;;
+    import) if needs_seed; then echo "--load import: the bind rows need --load seed" >&2; exit 2; fi ;;
+    *) echo "--load must be seed, import or auto" >&2; exit 2 ;;
+esac
+for row in $WORKLOADS; do
+    case " $CLASSIC_ROWS $MATRIX_ROWS " in
+        *" $row "*) ;;
+        *) echo "unknown row $row (see --help)" >&2; exit 2 ;;
+    esac
+    if is_matrix_row "$row" && [ "$USERS" -lt 1000 ]; then
+        echo "the matrix rows need --users 1000 or more" >&2; exit 2
+    fi
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -160,6 +217,7 @@ fact "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 fact "slapd: $("$SLAPD" -VV 2>&1 | head -1 | sed 's/.*slapd //; s/ (.*//')"
 fact "portcullis: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 fact "dataset: $USERS users, $NGROUPS groups (group001: 500 members), argon2id m=19456 t=2 p=1"
+fact "portcullis loaded by: $LOAD"
 fact "runs: $ROUNDS rounds x ${DURATION}s (+${WARMUP}s warm-up) per workload and server, $CONNS connections, alternating order"
 
 # --- dataset --------------------------------------------------------------
@@ -183,6 +241,9 @@ moduleload argon2
 pidfile $WORK/slapd/slapd.pid
 argsfile $WORK/slapd/slapd.args
 loglevel 0
+# The enumeration rows read every user in one search (Portcullis has no
+# size limit unless configured; slapd's default is 500 entries).
+sizelimit unlimited
 # The same rights as Portcullis gives: binds for everyone, reads for
 # authenticated users (Portcullis: own entry, or the whole tree for the
 # search group; here, the whole tree).
@@ -233,38 +294,138 @@ start_portcullis() {
     echo "portcullis did not report its listener" >&2
     return 1
 }
-start_portcullis
-log "seeding Portcullis through its admin socket (one connection)"
-T0=$(now_ms)
 TOTP_SEED=$WORK/totp-seed.jsonl
-TOTP_ARGS=()
-case " $WORKLOADS " in
-    *" bind-totp "*) TOTP_ARGS=(--totp-users "$TOTP_USERS" --totp-seed "$TOTP_SEED") ;;
-esac
-"$BENCH" seed --data-dir "$PDATA" "${DATASET[@]}" "${TOTP_ARGS[@]}"
-TOTP_NOTE=""
-if [ ${#TOTP_ARGS[@]} -gt 0 ]; then TOTP_NOTE="; $TOTP_USERS of the users with a TOTP device"; fi
-fact "portcullis load (admin socket, one request per user, group and membership; one argon2 hash per password$TOTP_NOTE): $(( $(now_ms) - T0 )) ms"
-# Restart, to measure start-up on a loaded store.
-stop_pid "$PORTCULLIS_PID"
+if [ "$LOAD" = seed ]; then
+    start_portcullis
+    log "seeding Portcullis through its admin socket (one connection)"
+    T0=$(now_ms)
+    TOTP_ARGS=()
+    case " $WORKLOADS " in
+        *" bind-totp "*) TOTP_ARGS=(--totp-users "$TOTP_USERS" --totp-seed "$TOTP_SEED") ;;
+    esac
+    "$BENCH" seed --data-dir "$PDATA" "${DATASET[@]}" "${TOTP_ARGS[@]}"
+    TOTP_NOTE=""
+    if [ ${#TOTP_ARGS[@]} -gt 0 ]; then TOTP_NOTE="; $TOTP_USERS of the users with a TOTP device"; fi
+    fact "portcullis load (admin socket, one request per user, group and membership; one argon2 hash per password$TOTP_NOTE): $(( $(now_ms) - T0 )) ms"
+    # Restart, to measure start-up on a loaded store.
+    stop_pid "$PORTCULLIS_PID"
+else
+    log "importing the LDIF into Portcullis (offline)"
+    T0=$(now_ms)
+    # --force: the LDIF's memberOf values and its base and OU entries are
+    # reported, not imported (Portcullis computes memberOf).
+    PORTCULLIS_LOG_LEVEL=warn "$BIN" --data-dir "$PDATA" import "$WORK/data.ldif" --force >"$WORK/import.out" 2>&1 \
+        || { cat "$WORK/import.out" >&2; exit 1; }
+    fact "portcullis load (portcullis import of the same LDIF, server stopped): $(( $(now_ms) - T0 )) ms"
+fi
+# Both servers hold the dataset now; at 1M users the LDIF is some 470 MB.
+if [ "$KEEP" != 1 ]; then rm -f "$WORK/data.ldif"; fi
 T0=$(now_ms)
 start_portcullis
 wait_answer "$PORTCULLIS_URL" "$PORTCULLIS_PID"
 fact "portcullis start to first answer: $(( $(now_ms) - T0 )) ms (pid $PORTCULLIS_PID, $PORTCULLIS_URL)"
 
+# --- the matrix: what each server numbers and counts ---------------------
+SEARCH_DN="cn=bench-search,ou=users,$BASE"
+# Values of attribute $4 in the entries of a search as the search account.
+values_of() {
+    local url=$1 base=$2 filter=$3 attr=$4
+    LDAPNOINIT=1 ldapsearch -x -H "$url" -D "$SEARCH_DN" -w "$PASSWORD" -LLL -o ldif-wrap=no \
+        -b "$base" "$filter" "$attr" | sed -n "s/^$attr: //p"
+}
+count_entries() {
+    LDAPNOINIT=1 ldapsearch -x -H "$1" -D "$SEARCH_DN" -w "$PASSWORD" -LLL -o ldif-wrap=no \
+        -b "$2" "$3" 1.1 | grep -c '^dn:'
+}
+declare -A UID_BASE GID_BASE ALL_USERS ALL_GROUPS
+if [ -n "$(for row in $WORKLOADS; do is_matrix_row "$row" && echo y; done)" ]; then
+    for server in portcullis slapd; do
+        if [ "$server" = portcullis ]; then url=$PORTCULLIS_URL; else url=$SLAPD_URL; fi
+        # user00001's uidNumber less 1, group001's gidNumber less 1: both
+        # loads number users and groups in order.
+        u=$(values_of "$url" "ou=users,$BASE" "(uid=user00001)" uidNumber)
+        g=$(values_of "$url" "ou=groups,$BASE" "(cn=group001)" gidNumber)
+        [ -n "$u" ] && [ -n "$g" ] || { echo "$server: no uidNumber of user00001 or gidNumber of group001" >&2; exit 1; }
+        UID_BASE[$server]=$(( u - 1 ))
+        GID_BASE[$server]=$(( g - 1 ))
+        ALL_USERS[$server]=$(count_entries "$url" "ou=users,$BASE" "(objectClass=posixAccount)")
+        ALL_GROUPS[$server]=$(count_entries "$url" "ou=groups,$BASE" "(objectClass=posixGroup)")
+        if [ "${ALL_USERS[$server]}" -le "$USERS" ] || [ "${ALL_GROUPS[$server]}" -le "$NGROUPS" ]; then
+            echo "$server holds ${ALL_USERS[$server]} users and ${ALL_GROUPS[$server]} groups, fewer than the dataset" >&2
+            exit 1
+        fi
+        fact "$server for the matrix: uidNumber = ${UID_BASE[$server]} + N, gidNumber = ${GID_BASE[$server]} + N, ${ALL_USERS[$server]} posixAccount entries, ${ALL_GROUPS[$server]} posixGroup entries"
+    done
+fi
+
+# Attributes the NSS clients ask for (nslcd's defaults; SSSD's rfc2307bis
+# user and group maps).
+NSS_USER_ATTRS="objectClass,uid,userPassword,uidNumber,gidNumber,cn,displayName,homeDirectory,loginShell"
+SSSD_USER_ATTRS="objectClass,uid,userPassword,uidNumber,gidNumber,displayName,homeDirectory,loginShell,modifyTimestamp,entryUUID"
+NSS_GROUP_ATTRS="objectClass,cn,userPassword,gidNumber,memberUid,member"
+
+# Sets SHAPE to the search-shape arguments of matrix shape $1 on server $2:
+# base, scope, filter, attributes, expected entries, users picked from.
+matrix_shape() {
+    local users="ou=users,{base}" groups="ou=groups,{base}"
+    case "$1" in
+        nextcloud-login) SHAPE=(--search-base "$users" --filter "(&(|(objectclass=inetOrgPerson))(|(uid={uid})(|(mailPrimaryAddress={uid})(mail={uid}))))" --attrs "uid,mail,displayName,entryUUID" --expect 1) ;;
+        gitea-login) SHAPE=(--search-base "$users" --filter "(&(objectClass=posixAccount)(|(uid={uid})(mail={uid}@example.com)))" --attrs "uid,givenName,sn,mail" --expect 1) ;;
+        # Gitea's admin filter, read as a base search on the user's entry.
+        gitea-admin-check) SHAPE=(--search-base "{userDn}" --scope base --filter "(memberOf=cn=group001,ou=groups,{base})" --attrs "uid" --expect 1 --pick-users 500) ;;
+        grafana-login) SHAPE=(--search-base "{base}" --filter "(cn={uid})" --attrs "cn,givenName,sn,mail" --expect 1) ;;
+        authelia-login) SHAPE=(--search-base "$users" --filter "(&(uid={uid})(objectClass=person))" --attrs "uid,mail,displayName" --expect 1) ;;
+        # The plugin lists the group's members at every login (group002: 20).
+        jellyfin-members) SHAPE=(--search-base "{base}" --filter "(memberOf=cn=group002,ou=groups,{base})" --attrs "uid,cn,mail,displayName" --expect 20) ;;
+        nss-user-uid) SHAPE=(--search-base "$users" --filter "(&(objectClass=posixAccount)(uid={uid}))" --attrs "$NSS_USER_ATTRS" --expect 1) ;;
+        # nslcd with only `base dc=…` configured.
+        nss-user-uid-base) SHAPE=(--search-base "{base}" --filter "(&(objectClass=posixAccount)(uid={uid}))" --attrs "$NSS_USER_ATTRS" --expect 1) ;;
+        nss-user-uidnumber) SHAPE=(--search-base "$users" --filter "(&(objectClass=posixAccount)(uidNumber={uidNumber}))" --attrs "$NSS_USER_ATTRS" --expect 1) ;;
+        sssd-user-uid) SHAPE=(--search-base "$users" --filter "(&(uid={uid})(objectclass=posixAccount)(uid=*)(&(uidNumber=*)(!(uidNumber=0))))" --attrs "$SSSD_USER_ATTRS" --expect 1) ;;
+        nss-enum-users) SHAPE=(--search-base "$users" --filter "(objectClass=posixAccount)" --attrs "$NSS_USER_ATTRS" --expect "${ALL_USERS[$2]}") ;;
+        grafana-groups) SHAPE=(--search-base "{base}" --filter "(&(objectClass=groupOfNames)(member={userDn}))" --attrs "cn" --expect 2 --pick-users 500) ;;
+        authelia-groups) SHAPE=(--search-base "$groups" --filter "(&(member={userDn})(objectClass=groupOfNames))" --attrs "cn" --expect 2 --pick-users 500) ;;
+        nss-group-gidnumber) SHAPE=(--search-base "$groups" --filter "(&(objectClass=posixGroup)(gidNumber={gidNumber}))" --attrs "$NSS_GROUP_ATTRS" --expect 1) ;;
+        nss-group-name) SHAPE=(--search-base "$groups" --filter "(&(objectClass=posixGroup)(cn={group}))" --attrs "$NSS_GROUP_ATTRS" --expect 1) ;;
+        # RFC 2307 initgroups (nslcd without member, Gitea's team sync).
+        nss-group-memberuid) SHAPE=(--search-base "$groups" --filter "(&(objectClass=posixGroup)(memberUid={uid}))" --attrs "cn,gidNumber" --expect 2 --pick-users 500) ;;
+        # nslcd's initgroups: memberUid or member.
+        nss-initgroups) SHAPE=(--search-base "$groups" --filter "(&(objectClass=posixGroup)(|(memberUid={uid})(member={userDn})))" --attrs "gidNumber" --expect 2 --pick-users 500) ;;
+        sssd-initgroups) SHAPE=(--search-base "$groups" --filter "(&(member={userDn})(objectClass=posixGroup)(cn=*))" --attrs "objectClass,cn,userPassword,gidNumber,modifyTimestamp" --expect 2 --pick-users 500) ;;
+        nss-enum-groups) SHAPE=(--search-base "$groups" --filter "(objectClass=posixGroup)" --attrs "$NSS_GROUP_ATTRS" --expect "${ALL_GROUPS[$2]}") ;;
+        *) echo "unknown matrix shape $1" >&2; return 1 ;;
+    esac
+    SHAPE+=(--groups "$NGROUPS" --uid-number-base "${UID_BASE[$2]}" --gid-number-base "${GID_BASE[$2]}"
+        --op-timeout 600)
+}
+
 # --- runs -----------------------------------------------------------------
-# Arguments of portcullis-bench run for a row.
+# Sets ARGS to the arguments of portcullis-bench run for row $1 on server $2.
 row_args() {
     case "$1" in
         search-uid|search-group-members|search-memberof|bind|bind-search-new-conn)
-            echo "--workload $1" ;;
+            ARGS=(--workload "$1") ;;
         # slapd's users 201-400 have {SSHA}; Portcullis's the same argon2id.
-        bind-ssha-ref) echo "--workload bind --user-offset 200" ;;
-        mixed-argon2-flood) echo "--workload mixed-argon2-flood --flood-connections $CONNS" ;;
+        bind-ssha-ref) ARGS=(--workload bind --user-offset 200) ;;
+        mixed-argon2-flood) ARGS=(--workload mixed-argon2-flood --flood-connections "$CONNS") ;;
         # One user per connection, among users 201-400 ({SSHA} in slapd).
-        bind-repeat) echo "--workload bind-repeat --user-offset 200" ;;
-        bind-totp) echo "--workload bind-totp --totp-seed $TOTP_SEED" ;;
-        *) echo "unknown row $1" >&2; return 1 ;;
+        bind-repeat) ARGS=(--workload bind-repeat --user-offset 200) ;;
+        bind-totp) ARGS=(--workload bind-totp --totp-seed "$TOTP_SEED") ;;
+        *+memberOf)
+            matrix_shape "${1%+memberOf}" "$2" || return 1
+            # The value after --attrs gets memberOf added.
+            local i
+            for i in "${!SHAPE[@]}"; do
+                if [ "${SHAPE[$i]}" = --attrs ]; then SHAPE[i+1]="${SHAPE[i+1]},memberOf"; fi
+            done
+            ARGS=(--workload search-shape "${SHAPE[@]}") ;;
+        *)
+            if is_matrix_row "$1"; then
+                matrix_shape "$1" "$2" || return 1
+                ARGS=(--workload search-shape "${SHAPE[@]}")
+            else
+                echo "unknown row $1" >&2; return 1
+            fi ;;
     esac
 }
 
@@ -286,8 +447,8 @@ run_one() {
         wait_answer "$PORTCULLIS_URL" "$PORTCULLIS_PID"
     fi
     if [ "$server" = portcullis ]; then url=$PORTCULLIS_URL; pid=$PORTCULLIS_PID; else url=$SLAPD_URL; pid=$SLAPD_PID; fi
-    # shellcheck disable=SC2046
-    if ! "$BENCH" run $(row_args "$row") --row "$row" --label "$server" --url "$url" \
+    row_args "$row" "$server"
+    if ! "$BENCH" run "${ARGS[@]}" --row "$row" --label "$server" --url "$url" \
         --server-pid "$pid" --users "$USERS" --connections "$CONNS" \
         --duration "$DURATION" --warmup "$WARMUP" --password "$PASSWORD" --base-dn "$BASE" \
         --json >> "$RESULTS" 2>>"$OUT/errors.txt"; then

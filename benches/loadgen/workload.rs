@@ -5,6 +5,10 @@
 //! application's connection pool does. Operations that start during the
 //! warm-up are not recorded; no operation starts after the end, and every
 //! operation has a timeout, so a run always stops by itself.
+//!
+//! `search-shape` runs any one search (base, scope, filter template,
+//! attributes, expected entry count) given on the command line: the query
+//! shapes of applications and NSS clients in compare-openldap.sh's matrix.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -46,6 +50,17 @@ pub enum Workload {
     MixedArgon2Flood,
     /// Bind with `password;TOTP`, codes computed from `seed --totp-seed`.
     BindTotp,
+    /// The search given by --filter, --search-base, --scope, --attrs and
+    /// --expect, its placeholders filled from a random user and group.
+    SearchShape,
+}
+
+/// The scope of `search-shape`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShapeScope {
+    Base,
+    One,
+    Sub,
 }
 
 impl Workload {
@@ -128,6 +143,97 @@ pub struct RunArgs {
     /// Row name in the comparison table (default: the workload).
     #[arg(long)]
     row: Option<String>,
+    #[command(flatten)]
+    shape: ShapeArgs,
+}
+
+/// The search of `search-shape`. Templates may hold `{uid}`, `{uidNumber}`
+/// and `{userDn}` of a random user, `{group}`, `{gidNumber}` and
+/// `{groupDn}` of a random group, and `{base}`, filled anew for every
+/// request from the dataset's naming (benches/loadgen/dataset.rs).
+#[derive(Args, Debug)]
+pub struct ShapeArgs {
+    /// The filter template, e.g. `(&(objectClass=posixAccount)(uid={uid}))`.
+    #[arg(long)]
+    filter: Option<String>,
+    /// The search base template (default: --base-dn).
+    #[arg(long)]
+    search_base: Option<String>,
+    #[arg(long, value_enum, default_value_t = ShapeScope::Sub)]
+    scope: ShapeScope,
+    /// Requested attributes, comma-separated (none: all user attributes).
+    #[arg(long, value_delimiter = ',')]
+    attrs: Vec<String>,
+    /// Entries every search must return; another count is an error, so a
+    /// wrong answer cannot pass for a fast one (unset: not checked).
+    #[arg(long)]
+    expect: Option<usize>,
+    /// Random users come from 1..=N (default: --users); 500 keeps them in
+    /// group001 and one small group, so their group count is known.
+    #[arg(long)]
+    pick_users: Option<usize>,
+    /// Random groups come from `group001` ..= this many.
+    #[arg(long, default_value_t = 50)]
+    groups: usize,
+    /// User N's uidNumber is this plus N (the LDIF's numbering; the script
+    /// reads each server's from user00001).
+    #[arg(long, default_value_t = 2001)]
+    uid_number_base: u64,
+    /// Group N's gidNumber is this plus N.
+    #[arg(long, default_value_t = 4000)]
+    gid_number_base: u64,
+}
+
+/// `search-shape`'s search, resolved once.
+struct Shape {
+    base: String,
+    scope: Scope,
+    filter: String,
+    attrs: Vec<String>,
+    expect: Option<usize>,
+    pick_users: usize,
+    groups: usize,
+    uid_number_base: u64,
+    gid_number_base: u64,
+}
+
+/// The values of one request's placeholders.
+struct Vars<'a> {
+    uid: &'a str,
+    uid_number: u64,
+    user_dn: &'a str,
+    group: &'a str,
+    gid_number: u64,
+    group_dn: &'a str,
+    base: &'a str,
+}
+
+/// `template` with its placeholders replaced; an unknown `{name}` is an
+/// error (checked once before the run, so a typo cannot become a filter
+/// that matches nothing quickly).
+fn fill(template: &str, v: &Vars) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("{template}: unclosed {{"))?;
+        match &after[..close] {
+            "uid" => out.push_str(v.uid),
+            "uidNumber" => out.push_str(&v.uid_number.to_string()),
+            "userDn" => out.push_str(v.user_dn),
+            "group" => out.push_str(v.group),
+            "gidNumber" => out.push_str(&v.gid_number.to_string()),
+            "groupDn" => out.push_str(v.group_dn),
+            "base" => out.push_str(v.base),
+            other => return Err(format!("{template}: unknown placeholder {{{other}}}")),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Everything a worker needs, resolved once.
@@ -149,6 +255,9 @@ struct Ctx {
     /// Next bind user, shared so connections do not bind the same user.
     next_user: AtomicUsize,
     totp: Option<TotpUsers>,
+    /// search-shape only.
+    shape: Option<Shape>,
+    base_dn: String,
 }
 
 impl Ctx {
@@ -163,6 +272,25 @@ impl Ctx {
     fn next_bind_user(&self) -> String {
         let n = self.next_user.fetch_add(1, Ordering::Relaxed);
         self.username(self.user_offset + 1 + n % self.bind_users.max(1))
+    }
+
+    /// Base and filter of one search-shape request, for user `i` and
+    /// group `j` (both from 1).
+    fn shape_request(&self, shape: &Shape, i: usize, j: usize) -> Result<(String, String), String> {
+        let uid = self.username(i);
+        let user_dn = self.user_dn(&uid);
+        let group = format!("group{j:03}");
+        let group_dn = format!("cn={group},ou=groups,{}", self.base_dn);
+        let vars = Vars {
+            uid: &uid,
+            uid_number: shape.uid_number_base + i as u64,
+            user_dn: &user_dn,
+            group: &group,
+            gid_number: shape.gid_number_base + j as u64,
+            group_dn: &group_dn,
+            base: &self.base_dn,
+        };
+        Ok((fill(&shape.base, &vars)?, fill(&shape.filter, &vars)?))
     }
 }
 
@@ -258,6 +386,29 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         (Workload::BindTotp, None) => return Err("bind-totp needs --totp-seed FILE".into()),
         _ => None,
     };
+    let shape = match (args.workload, &args.shape.filter) {
+        (Workload::SearchShape, Some(filter)) => Some(Shape {
+            base: args
+                .shape
+                .search_base
+                .clone()
+                .unwrap_or_else(|| base.clone()),
+            scope: match args.shape.scope {
+                ShapeScope::Base => Scope::Base,
+                ShapeScope::One => Scope::OneLevel,
+                ShapeScope::Sub => Scope::Subtree,
+            },
+            filter: filter.clone(),
+            attrs: args.shape.attrs.clone(),
+            expect: args.shape.expect,
+            pick_users: args.shape.pick_users.unwrap_or(args.users).max(1),
+            groups: args.shape.groups.max(1),
+            uid_number_base: args.shape.uid_number_base,
+            gid_number_base: args.shape.gid_number_base,
+        }),
+        (Workload::SearchShape, None) => return Err("search-shape needs --filter".into()),
+        _ => None,
+    };
     let start = Instant::now();
     let measure_start = start + Duration::from_secs_f64(args.warmup);
     let ctx = Arc::new(Ctx {
@@ -286,7 +437,13 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         end: measure_start + Duration::from_secs_f64(args.duration),
         next_user: AtomicUsize::new(0),
         totp,
+        shape,
+        base_dn: base.clone(),
     });
+    if let Some(shape) = &ctx.shape {
+        // Every placeholder known, before any load.
+        ctx.shape_request(shape, 1, 1)?;
+    }
 
     // (section name, operation, connections)
     let groups: Vec<(&str, Op, usize)> = match args.workload {
@@ -303,6 +460,7 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
             ("bind", Op::Bind, args.flood_connections),
         ],
         Workload::BindTotp => vec![("bind", Op::Totp, args.connections)],
+        Workload::SearchShape => vec![("search", Op::Shape, args.connections)],
     };
 
     let mut handles = Vec::new();
@@ -384,6 +542,7 @@ enum Op {
     BindRepeat,
     NewConn,
     Totp,
+    Shape,
 }
 
 impl Op {
@@ -391,7 +550,7 @@ impl Op {
     /// (`Some(true)`) or left anonymous for binds (`Some(false)`).
     fn persistent(self) -> Option<bool> {
         match self {
-            Op::SearchUid | Op::GroupMembers | Op::MemberOf => Some(true),
+            Op::SearchUid | Op::GroupMembers | Op::MemberOf | Op::Shape => Some(true),
             Op::Bind | Op::BindRepeat | Op::Totp => Some(false),
             Op::NewConn => None,
         }
@@ -566,6 +725,24 @@ async fn one(
                     let (user, code) = users.next().map_err(OpError::Wait)?;
                     let credential = format!("{};{}", user.password, code);
                     bind(ldap, &ctx.user_dn(&user.username), &credential).await
+                }
+                Op::Shape => {
+                    let shape = ctx
+                        .shape
+                        .as_ref()
+                        .ok_or_else(|| OpError::Result("no search shape".into()))?;
+                    let i = rng.gen_range(1..=shape.pick_users);
+                    let j = rng.gen_range(1..=shape.groups);
+                    let (base, filter) = ctx.shape_request(shape, i, j).map_err(OpError::Result)?;
+                    let attrs: Vec<&str> = shape.attrs.iter().map(String::as_str).collect();
+                    let (entries, _) = search(ldap, &base, shape.scope, &filter, &attrs).await?;
+                    match shape.expect {
+                        Some(want) if want != entries.len() => Err(OpError::Result(format!(
+                            "entries for {filter} under {base}: got {}, expected {want}",
+                            entries.len()
+                        ))),
+                        _ => Ok(()),
+                    }
                 }
                 Op::NewConn => Err(OpError::Result("unreachable".into())),
             }
@@ -752,7 +929,7 @@ impl TotpUsers {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_loopback, count_values};
+    use super::{check_loopback, count_values, fill, Vars};
     use ldap3::asn1::{StructureTag, TagClass, PL};
     use ldap3::{ResultEntry, SearchEntry};
 
@@ -797,6 +974,41 @@ mod tests {
         assert_eq!(count_values(&ResultEntry::new(entry.clone()), "mail"), 0);
         let built = SearchEntry::construct(ResultEntry::new(entry));
         assert_eq!(built.attrs["Member"].len(), 7);
+    }
+
+    #[test]
+    fn fills_every_placeholder_and_refuses_unknown_ones() {
+        let v = Vars {
+            uid: "user00042",
+            uid_number: 2043,
+            user_dn: "cn=user00042,ou=users,dc=example,dc=com",
+            group: "group007",
+            gid_number: 4007,
+            group_dn: "cn=group007,ou=groups,dc=example,dc=com",
+            base: "dc=example,dc=com",
+        };
+        let filled = fill(
+            "(&(uid={uid})(uidNumber={uidNumber})(member={userDn})(cn={group})\
+             (gidNumber={gidNumber})(memberOf={groupDn}))",
+            &v,
+        );
+        assert_eq!(
+            filled.as_deref(),
+            Ok(
+                "(&(uid=user00042)(uidNumber=2043)(member=cn=user00042,ou=users,dc=example,dc=com)\
+                (cn=group007)(gidNumber=4007)(memberOf=cn=group007,ou=groups,dc=example,dc=com))"
+            )
+        );
+        assert_eq!(
+            fill("ou=users,{base}", &v).as_deref(),
+            Ok("ou=users,dc=example,dc=com")
+        );
+        assert_eq!(
+            fill("(objectClass=*)", &v).as_deref(),
+            Ok("(objectClass=*)")
+        );
+        assert!(fill("(uid={user})", &v).is_err());
+        assert!(fill("(uid={uid)", &v).is_err());
     }
 
     #[test]
