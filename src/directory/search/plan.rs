@@ -23,6 +23,10 @@
 //!   object classes) match no group.
 //! - An object class every user (or group) has costs nothing: it narrows
 //!   nothing and is checked by the filter.
+//! - An item that is Undefined for every entry (an attribute type the
+//!   schema does not know, such as Nextcloud's `mailPrimaryAddress`)
+//!   matches nothing where it stands in AND and OR: it is never True.
+//!   Under NOT it narrows nothing (NOT is left to the filter whole).
 
 use super::Directory;
 use crate::directory::dn::Dn;
@@ -109,6 +113,7 @@ impl Directory {
                 // Users have no members.
                 _ => Cands::Set(BTreeSet::new()),
             },
+            Filter::Undefined => Cands::Set(BTreeSet::new()),
             _ => Cands::All,
         })
     }
@@ -188,6 +193,7 @@ impl Directory {
                 },
                 _ => Cands::All,
             },
+            Filter::Undefined => Cands::Set(BTreeSet::new()),
             _ => Cands::All,
         })
     }

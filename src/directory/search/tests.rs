@@ -404,6 +404,25 @@ fn planner_rules() {
         "users have no members"
     );
     assert_eq!(users(eq("objectClass", "posixGroup")), Some(vec![]));
+    // An attribute type the schema does not know is Undefined for every
+    // entry: never True, so it matches nothing in AND or OR (Nextcloud's
+    // login filter), and narrows nothing under NOT.
+    assert_eq!(users(eq("mailPrimaryAddress", "alice")), Some(vec![]));
+    assert_eq!(
+        users(LdapFilter::Or(vec![
+            eq("uid", "alice"),
+            eq("mailPrimaryAddress", "alice"),
+            eq("mail", "nobody@example.com"),
+        ])),
+        Some(vec![alice]),
+        "an unknown type in an OR leaves the other terms' candidates"
+    );
+    assert_eq!(
+        users(LdapFilter::Not(Box::new(eq("mailPrimaryAddress", "alice")))),
+        None,
+        "NOT narrows nothing"
+    );
+    assert_eq!(groups(eq("mailPrimaryAddress", "devs")), Some(vec![]));
     assert_eq!(
         users(eq("objectClass", "inetOrgPerson")),
         None,
@@ -498,6 +517,20 @@ fn planned_searches_find_what_a_scan_finds() {
             chain("member", bob),
         ]),
         LdapFilter::Or(vec![eq("memberOf", STAFF), eq("memberUid", "alice")]),
+        // Nextcloud's login filter: a type the schema does not know.
+        LdapFilter::And(vec![
+            eq("objectClass", "inetOrgPerson"),
+            LdapFilter::Or(vec![
+                eq("uid", "alice"),
+                eq("mailPrimaryAddress", "alice"),
+                eq("mail", "alice"),
+            ]),
+        ]),
+        LdapFilter::Not(Box::new(eq("mailPrimaryAddress", "alice"))),
+        LdapFilter::Or(vec![
+            eq("mailPrimaryAddress", "x"),
+            LdapFilter::Not(Box::new(eq("mailPrimaryAddress", "x"))),
+        ]),
     ];
     for transitive in [false, true] {
         let d = dir(&fx, transitive);
