@@ -16,7 +16,7 @@ use tokio_postgres::GenericClient;
 
 use super::groups::{group_row, members_of, GROUP_COLUMNS};
 use super::mfa::{device_row, policy_of, policy_row, DEVICE_COLUMNS};
-use super::snapshot::settings_of;
+use super::snapshot::{members_of_all, settings_of};
 use super::users::{email_key, name_key, user_row, USER_COLUMNS};
 use super::{to_u64, TxResult};
 use crate::store::mfa::{Device, GroupPolicy};
@@ -245,31 +245,7 @@ impl Data {
             d.policies
                 .insert(GroupId(row.try_get("group_id")?), policy_row(&row)?);
         }
-        let mut members: HashMap<GroupId, Vec<Member>> = HashMap::new();
-        for row in c
-            .query(
-                "SELECT group_id, child_id FROM group_members ORDER BY group_id, child_id",
-                &[],
-            )
-            .await?
-        {
-            members
-                .entry(GroupId(row.try_get("group_id")?))
-                .or_default()
-                .push(Member::Group(GroupId(row.try_get("child_id")?)));
-        }
-        for row in c
-            .query(
-                "SELECT group_id, user_id FROM user_members ORDER BY group_id, user_id",
-                &[],
-            )
-            .await?
-        {
-            members
-                .entry(GroupId(row.try_get("group_id")?))
-                .or_default()
-                .push(Member::User(UserId(row.try_get("user_id")?)));
-        }
+        let members = members_of_all(c).await?;
         for (group, list) in members {
             d.set_members(group, list);
         }

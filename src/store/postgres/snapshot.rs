@@ -45,6 +45,39 @@ pub(super) async fn settings_of(c: &impl GenericClient) -> TxResult<Vec<(String,
     .collect()
 }
 
+/// Every group's direct members: child groups first, then users, each in
+/// id order.
+pub(super) async fn members_of_all(
+    c: &impl GenericClient,
+) -> TxResult<HashMap<GroupId, Vec<Member>>> {
+    let mut members: HashMap<GroupId, Vec<Member>> = HashMap::new();
+    for row in c
+        .query(
+            "SELECT group_id, child_id FROM group_members ORDER BY group_id, child_id",
+            &[],
+        )
+        .await?
+    {
+        members
+            .entry(GroupId(row.try_get("group_id")?))
+            .or_default()
+            .push(Member::Group(GroupId(row.try_get("child_id")?)));
+    }
+    for row in c
+        .query(
+            "SELECT group_id, user_id FROM user_members ORDER BY group_id, user_id",
+            &[],
+        )
+        .await?
+    {
+        members
+            .entry(GroupId(row.try_get("group_id")?))
+            .or_default()
+            .push(Member::User(UserId(row.try_get("user_id")?)));
+    }
+    Ok(members)
+}
+
 impl PgStore {
     /// The membership epoch as stored (one round trip; see the module
     /// documentation).
@@ -143,31 +176,7 @@ impl PgStore {
                     user,
                 });
             }
-            let mut members: HashMap<GroupId, Vec<Member>> = HashMap::new();
-            for row in tx
-                .query(
-                    "SELECT group_id, child_id FROM group_members ORDER BY group_id, child_id",
-                    &[],
-                )
-                .await?
-            {
-                members
-                    .entry(GroupId(row.try_get("group_id")?))
-                    .or_default()
-                    .push(Member::Group(GroupId(row.try_get("child_id")?)));
-            }
-            for row in tx
-                .query(
-                    "SELECT group_id, user_id FROM user_members ORDER BY group_id, user_id",
-                    &[],
-                )
-                .await?
-            {
-                members
-                    .entry(GroupId(row.try_get("group_id")?))
-                    .or_default()
-                    .push(Member::User(UserId(row.try_get("user_id")?)));
-            }
+            let mut members = members_of_all(tx).await?;
             let mut policies: HashMap<GroupId, GroupPolicy> = HashMap::new();
             for row in tx
                 .query(
