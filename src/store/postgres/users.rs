@@ -73,38 +73,33 @@ pub(super) fn taken(e: TxError, user: &User) -> TxError {
 
 /// Inserts a whole user record.
 pub(super) async fn insert_user(c: &impl GenericClient, u: &User) -> TxResult<()> {
-    c.execute(
+    write_user_row(
+        c,
         "INSERT INTO users (id, username, username_key, full_name, email, email_key, \
          uid_number, gid_number, disabled, attrs, created, modified, pwd_changed, \
          cred_generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        &[
-            &u.id.0,
-            &u.username,
-            &name_key(&u.username),
-            &u.full_name,
-            &u.email,
-            &u.email.as_deref().map(email_key),
-            &i64::from(u.uid_number),
-            &i64::from(u.gid_number),
-            &u.disabled,
-            &attrs_json(u)?,
-            &u.created,
-            &u.modified,
-            &u.pwd_changed,
-            &from_u64(u.cred_generation, "credential generation")?,
-        ],
+        u,
     )
     .await
-    .map_err(|e| taken(e.into(), u))?;
-    Ok(())
 }
 
 /// Writes every field of an existing user record but its id.
 pub(super) async fn update_user_row(c: &impl GenericClient, u: &User) -> TxResult<()> {
-    c.execute(
+    write_user_row(
+        c,
         "UPDATE users SET username = $2, username_key = $3, full_name = $4, email = $5, \
          email_key = $6, uid_number = $7, gid_number = $8, disabled = $9, attrs = $10, \
          created = $11, modified = $12, pwd_changed = $13, cred_generation = $14 WHERE id = $1",
+        u,
+    )
+    .await
+}
+
+/// Runs `sql` (an INSERT or UPDATE of one user) with the record's fields
+/// as $1 (id) to $14 (credential generation), in the table's column order.
+async fn write_user_row(c: &impl GenericClient, sql: &str, u: &User) -> TxResult<()> {
+    c.execute(
+        sql,
         &[
             &u.id.0,
             &u.username,
