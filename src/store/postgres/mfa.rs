@@ -66,16 +66,22 @@ fn keyed_hash(bytes: &[u8]) -> TxResult<KeyedHash> {
 
 /// Bumps the user's credential generation; NotFound when the user is gone.
 async fn bump_generation(c: &impl GenericClient, user: UserId) -> TxResult<()> {
+    if !bump_generation_if_present(c, user).await? {
+        return Err(TxError::Store(StoreError::NotFound(format!("user {user}"))));
+    }
+    Ok(())
+}
+
+/// Bumps the user's credential generation if the user is still there
+/// (a credential removed with its user needs no bump): whether it was.
+async fn bump_generation_if_present(c: &impl GenericClient, user: UserId) -> TxResult<bool> {
     let n = c
         .execute(
             "UPDATE users SET cred_generation = cred_generation + 1 WHERE id = $1",
             &[&user.0],
         )
         .await?;
-    if n == 0 {
-        return Err(TxError::Store(StoreError::NotFound(format!("user {user}"))));
-    }
-    Ok(())
+    Ok(n > 0)
 }
 
 pub(super) async fn devices_of(c: &impl GenericClient, user: UserId) -> TxResult<Vec<Device>> {
@@ -360,11 +366,7 @@ impl PgStore {
                 return Ok(false);
             }
             // The user may be gone already (its devices went with it).
-            tx.execute(
-                "UPDATE users SET cred_generation = cred_generation + 1 WHERE id = $1",
-                &[&user.0],
-            )
-            .await?;
+            bump_generation_if_present(tx, user).await?;
             Ok(true)
         })
     }
@@ -549,11 +551,7 @@ impl PgStore {
             if n == 0 {
                 return Ok(false);
             }
-            tx.execute(
-                "UPDATE users SET cred_generation = cred_generation + 1 WHERE id = $1",
-                &[&user.0],
-            )
-            .await?;
+            bump_generation_if_present(tx, user).await?;
             Ok(true)
         })
     }
@@ -572,11 +570,7 @@ impl PgStore {
                 )
                 .await?;
             if n > 0 {
-                tx.execute(
-                    "UPDATE users SET cred_generation = cred_generation + 1 WHERE id = $1",
-                    &[&user.0],
-                )
-                .await?;
+                bump_generation_if_present(tx, user).await?;
             }
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
