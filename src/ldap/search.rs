@@ -434,7 +434,8 @@ impl Handler {
 
 /// True for a search the connection's reader may run itself: its filter
 /// pins a unique attribute (uid, cn, mail, uidNumber, gidNumber) by
-/// equality, at its top or in a top-level AND, so the directory answers it
+/// equality or names a type the schema does not know, in an AND or in
+/// every term of an OR, so the directory answers it
 /// from an index without a blocking thread ([`Directory::is_point_lookup`]
 /// says the same of the converted filter).
 ///
@@ -444,7 +445,8 @@ pub(super) fn runs_inline(req: &LdapSearchRequest) -> bool {
         match f {
             LdapFilter::Equality(attr, value) => {
                 match crate::directory::schema::attribute(attr).map(|t| t.name) {
-                    Some("uid" | "cn" | "mail") => true,
+                    // A type the schema does not know matches nothing.
+                    None | Some("uid" | "cn" | "mail") => true,
                     // A number that does not parse makes the item
                     // Undefined, and the search a scan.
                     Some("uidNumber" | "gidNumber") => value.trim().parse::<i64>().is_ok(),
@@ -452,6 +454,7 @@ pub(super) fn runs_inline(req: &LdapSearchRequest) -> bool {
                 }
             }
             LdapFilter::And(items) => items.iter().any(pins),
+            LdapFilter::Or(items) => items.iter().all(pins),
             _ => false,
         }
     }
@@ -594,10 +597,26 @@ mod tests {
             eq("objectClass", "person"),
             eq("mail", "a@example.com"),
         ]))));
+        // Gitea's and Nextcloud's logins: every OR term pins, or names a
+        // type the schema does not know (which matches nothing).
+        assert!(runs_inline(&req(LdapFilter::And(vec![
+            eq("objectClass", "posixAccount"),
+            LdapFilter::Or(vec![eq("uid", "a"), eq("mail", "a@example.com")]),
+        ]))));
+        assert!(runs_inline(&req(LdapFilter::And(vec![
+            LdapFilter::Or(vec![eq("objectclass", "inetOrgPerson")]),
+            LdapFilter::Or(vec![
+                eq("uid", "a"),
+                LdapFilter::Or(vec![eq("mailPrimaryAddress", "a"), eq("mail", "a")]),
+            ]),
+        ]))));
         // Scans, or may scan: to the blocking pool.
         assert!(!runs_inline(&req(eq("uidNumber", "abc"))));
         assert!(!runs_inline(&req(eq("memberOf", "cn=x"))));
-        assert!(!runs_inline(&req(LdapFilter::Or(vec![eq("uid", "a")]))));
+        assert!(!runs_inline(&req(LdapFilter::Or(vec![
+            eq("uid", "a"),
+            eq("objectClass", "person"),
+        ]))));
         assert!(!runs_inline(&req(LdapFilter::Not(Box::new(eq(
             "uid", "a"
         ))))));

@@ -382,3 +382,17 @@ pub(super) fn parse_generalized_time(s: &str) -> Option<i128> {
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_seconds;
     Some(i128::from(seconds) * 1_000_000_000 + fraction)
 }
+
+impl super::Value {
+    /// True when a stored `value` of `syntax` equals this assertion (what
+    /// an equality item says of one value), for callers that know which
+    /// values an entry holds without building it (the search planner).
+    pub fn equals_stored(&self, syntax: Syntax, value: &str) -> bool {
+        equal(syntax, value, &self.key) == Truth::True
+    }
+
+    /// True when the DN `dn` equals this assertion of a DN-syntax value.
+    pub fn equals_dn(&self, dn: &Dn) -> bool {
+        matches!(&self.key, Key::Dn(k) if dn.normalized_str() == k)
+    }
+}

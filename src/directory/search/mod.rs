@@ -195,7 +195,9 @@ impl Directory {
     /// of a user or of a group whose entry is cached for the current
     /// membership epoch ([`Directory::is_cached_base_read`]), or a filter
     /// that pins a unique attribute (uid, cn, mail, uidNumber, gidNumber)
-    /// by equality at its top or in a top-level AND. Such a search costs
+    /// by equality, or matches nothing (an unknown type), in an AND at any
+    /// depth or in every term of an OR (Gitea's and Nextcloud's login
+    /// filters: `(|(uid=X)(mail=X))`). Such a search costs
     /// microseconds, so the protocol layer runs it where it is instead of
     /// handing it to a blocking thread.
     pub fn is_point_lookup(&self, q: &SearchQuery) -> bool {
@@ -204,7 +206,10 @@ impl Directory {
                 Filter::Equality(ty, _) => {
                     matches!(ty.name, "uid" | "cn" | "mail" | "uidNumber" | "gidNumber")
                 }
+                // Matches nothing: no candidate at all.
+                Filter::Undefined => true,
                 Filter::And(items) => items.iter().any(pins),
+                Filter::Or(items) => items.iter().all(pins),
                 _ => false,
             }
         }
@@ -315,27 +320,39 @@ impl Directory {
         let base = &self.inner.base;
         let store = self.store();
 
-        // Narrow with the indexes the filter names. A lone
-        // `(memberOf=<group>)` is answered exactly by the membership index
-        // (the same memberships the entries list), so its users need no
-        // filter evaluation.
-        let mut users_exact = false;
-        if matches!(users, Cands::All) {
-            users = self.plan_users(&q.filter)?;
-            users_exact = matches!(&q.filter, Filter::Equality(ty, _) if ty.name == "memberOf");
-        }
-        let mut user_wanted = selected.clone();
-        if !users_exact {
-            add_filter_types(&q.filter, &mut user_wanted);
-        }
-        let mut group_wanted = selected.clone();
-        add_filter_types(&q.filter, &mut group_wanted);
-        if matches!(groups, Cands::All) {
-            groups = self.plan_groups(&q.filter)?;
-        }
+        // Narrow with the indexes the filter names; what they answer
+        // exactly is not evaluated again, and entries carry only what the
+        // client asked for and what is left to evaluate (see `plan`). A
+        // base that names one entry is checked against the whole filter.
+        let whole = vec![&q.filter];
+        let user_residual = match users {
+            Cands::All => {
+                let plan = self.plan_users(&q.filter)?;
+                users = plan.cands;
+                plan.residual
+            }
+            Cands::Set(_) => whole.clone(),
+        };
+        let group_residual = match groups {
+            Cands::All => {
+                let plan = self.plan_groups(&q.filter)?;
+                groups = plan.cands;
+                plan.residual
+            }
+            Cands::Set(_) => whole,
+        };
+        let wanted = |residual: &[&Filter]| {
+            let mut w = selected.clone();
+            residual.iter().for_each(|f| add_filter_types(f, &mut w));
+            w
+        };
+        let user_wanted = wanted(&user_residual);
+        let group_wanted = wanted(&group_residual);
+        let chain = Chain { dir: self };
+        let matches =
+            |residual: &[&Filter], e: &Entry| residual.iter().all(|f| f.matches(e, &chain));
 
         let mut ctx = BuildContext::new(self, epoch)?;
-        let chain = Chain { dir: self };
         let mut out = SearchResults::default();
         let over_time = |n: usize| {
             n.is_multiple_of(64) && (q.deadline.is_some_and(|d| Instant::now() >= d) || stop())
@@ -352,7 +369,7 @@ impl Directory {
         // A membership listing that asks for names only (cn, uid, the DN):
         // the entries come from the username cache, no user record is
         // read. Same entries, same (id) order as the general path below.
-        if users_exact && matches!(access, Access::All) && user_wanted.only_names() {
+        if user_residual.is_empty() && matches!(access, Access::All) && user_wanted.only_names() {
             if let Cands::Set(ids) = &users {
                 let ids: Vec<UserId> = ids.iter().copied().collect();
                 for (n, name) in ctx.usernames_in_order(&ids)?.iter().enumerate() {
@@ -375,7 +392,7 @@ impl Directory {
         };
         let stopped = scan(&user_list, &mut out, &over_time, visible, |u| {
             let e = ctx.user_entry(u, &user_wanted)?;
-            Ok((users_exact || q.filter.matches(&e, &chain)).then_some(e))
+            Ok(matches(&user_residual, &e).then_some(e))
         })?;
         if stopped {
             return Ok(out);
@@ -389,7 +406,7 @@ impl Directory {
         };
         scan(&group_list, &mut out, &over_time, visible, |g| {
             let e = ctx.group_entry(g, &group_wanted)?;
-            Ok(q.filter.matches(&e, &chain).then_some(e))
+            Ok(matches(&group_residual, &e).then_some(e))
         })?;
         Ok(out)
     }

@@ -27,12 +27,24 @@
 //!   schema does not know, such as Nextcloud's `mailPrimaryAddress`)
 //!   matches nothing where it stands in AND and OR: it is never True.
 //!   Under NOT it narrows nothing (NOT is left to the filter whole).
+//! - What the indexes answer exactly is not evaluated again: a term whose
+//!   candidates are exactly the entries it is True for (memberOf,
+//!   in-chain, `member` and `memberUid` spelled as the entries spell them,
+//!   an object class or a present type every user or group has, a term
+//!   that matches nothing) leaves nothing to check, an AND leaves what its
+//!   other terms leave, an OR leaves itself whole unless every term is
+//!   exact (or one is True for every candidate). The rest (the residual)
+//!   is evaluated on each candidate's entry, which is built only with the
+//!   attributes the client asked for and those the residual reads: a
+//!   group's 500 member DNs are neither copied nor compared to find the
+//!   groups of a user.
 
 use super::Directory;
 use crate::directory::dn::Dn;
 use crate::directory::entry::Wanted;
-use crate::directory::filter::Filter;
-use crate::directory::tree::{self, Target};
+use crate::directory::filter::{Filter, Value};
+use crate::directory::schema::AttributeType;
+use crate::directory::tree;
 use crate::store::{GroupId, Member, StoreError, UserId};
 use std::collections::BTreeSet;
 
@@ -44,6 +56,9 @@ pub(super) enum Cands<T> {
 }
 
 impl<T: Ord + Clone> Cands<T> {
+    fn is_none(&self) -> bool {
+        matches!(self, Cands::Set(s) if s.is_empty())
+    }
     fn and(self, other: Cands<T>) -> Cands<T> {
         match (self, other) {
             (Cands::All, x) | (x, Cands::All) => x,
@@ -61,140 +76,234 @@ impl<T: Ord + Clone> Cands<T> {
     }
 }
 
+/// What a filter can match, from the indexes, and what of it is left to
+/// check on each candidate's entry.
+#[derive(Debug)]
+pub(super) struct Plan<'f, T> {
+    pub(super) cands: Cands<T>,
+    /// The parts of the filter the indexes did not answer exactly; a
+    /// candidate matches when every one of them is True for its entry (none
+    /// left: every candidate matches).
+    pub(super) residual: Vec<&'f Filter>,
+}
+
+/// A filter item's candidates, and whether they are exactly the entries
+/// it is True for.
+type Leaf<T> = (Cands<T>, bool);
+
+/// The object classes every user entry has.
+const USER_CLASSES: &[&str] = &[
+    "top",
+    "person",
+    "organizationalPerson",
+    "inetOrgPerson",
+    "posixAccount",
+];
+
+/// The object classes every group entry has.
+const GROUP_CLASSES: &[&str] = &["top", "groupOfNames", "posixGroup"];
+
+/// True when `(objectClass=value)` holds for an entry with `classes`.
+fn has_class(ty: &AttributeType, value: &Value, classes: &[&str]) -> bool {
+    classes.iter().any(|c| value.equals_stored(ty.syntax, c))
+}
+
 impl Directory {
-    /// Users a filter can match, from the indexes; `All` when it names none.
-    pub(super) fn plan_users(&self, f: &Filter) -> Result<Cands<UserId>, StoreError> {
+    /// Users a filter can match, from the indexes (`All` when it names
+    /// none), and what is left to check.
+    pub(super) fn plan_users<'f>(&self, f: &'f Filter) -> Result<Plan<'f, UserId>, StoreError> {
         plan_tree(f, &mut |leaf| self.user_leaf(leaf))
     }
 
-    /// Users one non-boolean filter item can match.
-    fn user_leaf(&self, f: &Filter) -> Result<Cands<UserId>, StoreError> {
+    /// Users one non-boolean filter item can match, and whether exactly.
+    fn user_leaf(&self, f: &Filter) -> Result<Leaf<UserId>, StoreError> {
         let store = self.store();
         // Ids from the indexes only: the scan reads each record once.
-        let one = |u: Option<UserId>| Cands::Set(u.into_iter().collect());
+        let one = |u: Option<UserId>| (Cands::Set(u.into_iter().collect()), false);
+        let none = || (Cands::Set(BTreeSet::new()), true);
         Ok(match f {
-            Filter::Equality(ty, value) => {
-                let value = value.raw.as_str();
+            Filter::Equality(ty, v) => {
+                // Names hold no spaces: the matching rules ignore those around a value.
+                let value = v.raw.trim();
                 match ty.name {
                     "uid" | "cn" => one(store.user_id_by_name(value)?),
                     "mail" => one(store.user_id_by_email(value)?),
                     "uidNumber" => match value.trim().parse::<u32>() {
                         Ok(n) => one(store.user_id_by_uid_number(n)?),
-                        Err(_) => Cands::Set(BTreeSet::new()),
+                        Err(_) => none(),
                     },
                     // The users whose memberOf lists the group: its direct
-                    // users, or all of them through nesting.
+                    // users, or all of them through nesting (exactly what
+                    // the entries list).
                     "memberOf" => match self.group_of_dn(value)? {
-                        Some(g) if self.inner.options.transitive_member_of => {
-                            Cands::Set(store.transitive_user_members(g)?.into_iter().collect())
-                        }
-                        Some(g) => Cands::Set(
-                            store
-                                .members(g)?
-                                .into_iter()
-                                .filter_map(|m| match m {
-                                    Member::User(u) => Some(u),
-                                    Member::Group(_) => None,
-                                })
-                                .collect(),
+                        Some(g) if self.inner.options.transitive_member_of => (
+                            Cands::Set(store.transitive_user_members(g)?.into_iter().collect()),
+                            true,
                         ),
-                        None => Cands::Set(BTreeSet::new()),
+                        Some(g) => (
+                            Cands::Set(
+                                store
+                                    .members(g)?
+                                    .into_iter()
+                                    .filter_map(|m| match m {
+                                        Member::User(u) => Some(u),
+                                        Member::Group(_) => None,
+                                    })
+                                    .collect(),
+                            ),
+                            true,
+                        ),
+                        None => none(),
                     },
-                    "objectClass" if is_group_class(value) => Cands::Set(BTreeSet::new()),
-                    "member" | "uniqueMember" | "memberUid" => Cands::Set(BTreeSet::new()),
-                    _ => Cands::All,
+                    "objectClass" if has_class(ty, v, USER_CLASSES) => (Cands::All, true),
+                    "objectClass" if is_group_class(value) => none(),
+                    "member" | "uniqueMember" | "memberUid" => none(),
+                    _ => (Cands::All, false),
                 }
             }
+            Filter::Present(ty) => match ty.name {
+                "member" | "uniqueMember" | "memberUid" => none(),
+                name => (
+                    Cands::All,
+                    matches!(
+                        name,
+                        "objectClass" | "uid" | "cn" | "uidNumber" | "gidNumber"
+                    ),
+                ),
+            },
             Filter::InChain { attr, dn } => match attr.name {
                 "memberOf" => match self.group_at(dn)? {
-                    Some(g) => Cands::Set(store.transitive_user_members(g)?.into_iter().collect()),
-                    None => Cands::Set(BTreeSet::new()),
+                    Some(g) => (
+                        Cands::Set(store.transitive_user_members(g)?.into_iter().collect()),
+                        true,
+                    ),
+                    None => none(),
                 },
                 // Users have no members.
-                _ => Cands::Set(BTreeSet::new()),
+                _ => none(),
             },
-            Filter::Undefined => Cands::Set(BTreeSet::new()),
-            _ => Cands::All,
+            Filter::Undefined => none(),
+            _ => (Cands::All, false),
         })
     }
 
-    /// Groups a filter can match, from the indexes; `All` when it names none.
-    pub(super) fn plan_groups(&self, f: &Filter) -> Result<Cands<GroupId>, StoreError> {
+    /// Groups a filter can match, from the indexes (`All` when it names
+    /// none), and what is left to check.
+    pub(super) fn plan_groups<'f>(&self, f: &'f Filter) -> Result<Plan<'f, GroupId>, StoreError> {
         plan_tree(f, &mut |leaf| self.group_leaf(leaf))
     }
 
-    /// Groups one non-boolean filter item can match.
-    fn group_leaf(&self, f: &Filter) -> Result<Cands<GroupId>, StoreError> {
+    /// Groups one non-boolean filter item can match, and whether exactly.
+    fn group_leaf(&self, f: &Filter) -> Result<Leaf<GroupId>, StoreError> {
         let store = self.store();
         // Ids from the indexes only: the scan reads each record once.
-        let one = |g: Option<GroupId>| Cands::Set(g.into_iter().collect());
-        let of_user = |u: Option<UserId>| -> Result<Cands<GroupId>, StoreError> {
-            Ok(match u {
-                Some(u) => Cands::Set(store.groups_of(Member::User(u))?.into_iter().collect()),
-                None => Cands::Set(BTreeSet::new()),
-            })
+        let one = |g: Option<GroupId>| (Cands::Set(g.into_iter().collect()), false);
+        let none = || (Cands::Set(BTreeSet::new()), true);
+        let groups_of = |m: Member| -> Result<Cands<GroupId>, StoreError> {
+            Ok(Cands::Set(store.groups_of(m)?.into_iter().collect()))
         };
         Ok(match f {
-            Filter::Equality(ty, value) => {
-                let value = value.raw.as_str();
+            Filter::Equality(ty, v) => {
+                // Names hold no spaces: the matching rules ignore those around a value.
+                let value = v.raw.trim();
                 match ty.name {
                     "cn" => one(store.group_id_by_name(value)?),
                     "gidNumber" => match value.trim().parse::<u32>() {
                         Ok(n) => one(store.group_id_by_gid_number(n)?),
-                        Err(_) => Cands::Set(BTreeSet::new()),
+                        Err(_) => none(),
                     },
-                    "memberUid" => of_user(store.user_id_by_name(value)?)?,
+                    // The user's groups; exact when the value is the
+                    // username as memberUid lists it (it is case-exact).
+                    "memberUid" => match store.user_id_by_name(value)? {
+                        Some(u) => {
+                            let exact = store
+                                .user_shared(u)?
+                                .is_some_and(|user| v.equals_stored(ty.syntax, &user.username));
+                            (groups_of(Member::User(u))?, exact)
+                        }
+                        None => none(),
+                    },
+                    // The groups the user or child group is a direct member
+                    // of; exact when the value equals the DN the entries
+                    // list (`cn=<name>`, not `uid=<name>`).
                     "member" | "uniqueMember" => match Dn::parse(value) {
-                        Ok(dn) => match tree::classify(&dn, self.base()) {
-                            Target::User(name) => of_user(store.user_id_by_name(&name)?)?,
-                            Target::Group(name) => match store.group_id_by_name(&name)? {
-                                Some(child) => Cands::Set(
-                                    store.groups_of(Member::Group(child))?.into_iter().collect(),
-                                ),
-                                None => Cands::Set(BTreeSet::new()),
-                            },
-                            _ => Cands::Set(BTreeSet::new()),
+                        Ok(dn) => match self.member_of_dn(&dn)? {
+                            Some(m) => {
+                                let exact = ty.name == "member"
+                                    && self.listed_dn(m)?.is_some_and(|dn| v.equals_dn(&dn));
+                                (groups_of(m)?, exact)
+                            }
+                            None => none(),
                         },
-                        Err(_) => Cands::Set(BTreeSet::new()),
+                        Err(_) => none(),
                     },
                     // Its child groups: direct ones, or all of them with
                     // transitive memberOf (as group entries list it).
                     "memberOf" => match self.group_of_dn(value)? {
                         Some(g) if self.inner.options.transitive_member_of => {
-                            Cands::Set(self.nested_under(g)?)
+                            (Cands::Set(self.nested_under(g)?), true)
                         }
-                        Some(g) => Cands::Set(
-                            store
-                                .members(g)?
-                                .into_iter()
-                                .filter_map(|m| match m {
-                                    Member::Group(child) => Some(child),
-                                    Member::User(_) => None,
-                                })
-                                .collect(),
+                        Some(g) => (
+                            Cands::Set(
+                                store
+                                    .members(g)?
+                                    .into_iter()
+                                    .filter_map(|m| match m {
+                                        Member::Group(child) => Some(child),
+                                        Member::User(_) => None,
+                                    })
+                                    .collect(),
+                            ),
+                            true,
                         ),
-                        None => Cands::Set(BTreeSet::new()),
+                        None => none(),
                     },
-                    "uid" | "mail" | "uidNumber" => Cands::Set(BTreeSet::new()),
-                    "objectClass" if is_user_class(value) => Cands::Set(BTreeSet::new()),
-                    _ => Cands::All,
+                    "uid" | "mail" | "uidNumber" => none(),
+                    "objectClass" if has_class(ty, v, GROUP_CLASSES) => (Cands::All, true),
+                    "objectClass" if is_user_class(value) => none(),
+                    _ => (Cands::All, false),
                 }
             }
+            Filter::Present(ty) => match ty.name {
+                "uid" | "mail" | "uidNumber" => none(),
+                name => (
+                    Cands::All,
+                    matches!(name, "objectClass" | "cn" | "gidNumber"),
+                ),
+            },
             Filter::InChain { attr, dn } => match attr.name {
                 // Every group the member is in, through nesting.
                 "member" => match self.member_of_dn(dn)? {
-                    Some(m) => Cands::Set(store.transitive_groups_of(m)?.into_iter().collect()),
-                    None => Cands::Set(BTreeSet::new()),
+                    Some(m) => (
+                        Cands::Set(store.transitive_groups_of(m)?.into_iter().collect()),
+                        true,
+                    ),
+                    None => none(),
                 },
                 // Every group nested under the group.
                 "memberOf" => match self.group_at(dn)? {
-                    Some(g) => Cands::Set(self.nested_under(g)?),
-                    None => Cands::Set(BTreeSet::new()),
+                    Some(g) => (Cands::Set(self.nested_under(g)?), true),
+                    None => none(),
                 },
-                _ => Cands::All,
+                _ => (Cands::All, false),
             },
-            Filter::Undefined => Cands::Set(BTreeSet::new()),
-            _ => Cands::All,
+            Filter::Undefined => none(),
+            _ => (Cands::All, false),
+        })
+    }
+
+    /// The DN a group's `member` lists for `m` (`None` if it is gone).
+    fn listed_dn(&self, m: Member) -> Result<Option<Dn>, StoreError> {
+        let base = self.base();
+        Ok(match m {
+            Member::User(u) => self
+                .store()
+                .user_shared(u)?
+                .map(|u| tree::user_dn(base, &u.username)),
+            Member::Group(g) => self
+                .store()
+                .group_shared(g)?
+                .map(|g| tree::group_dn(base, &g.name)),
         })
     }
 
@@ -216,31 +325,56 @@ impl Directory {
     }
 }
 
-/// Combines the index answers of a filter's items: AND intersects, OR
-/// unites (or gives up as soon as one branch can match anything).
-fn plan_tree<T: Ord + Clone>(
-    f: &Filter,
-    leaf: &mut dyn FnMut(&Filter) -> Result<Cands<T>, StoreError>,
-) -> Result<Cands<T>, StoreError> {
+/// Combines the index answers of a filter's items: AND intersects and
+/// leaves what its terms leave; OR unites (or gives up as soon as one term
+/// can match anything) and leaves itself whole unless every term is exact.
+fn plan_tree<'f, T: Ord + Clone>(
+    f: &'f Filter,
+    leaf: &mut dyn FnMut(&Filter) -> Result<Leaf<T>, StoreError>,
+) -> Result<Plan<'f, T>, StoreError> {
     match f {
         Filter::And(fs) => {
-            let mut acc = Cands::All;
+            let mut cands = Cands::All;
+            let mut residual = Vec::new();
             for f in fs {
-                acc = acc.and(plan_tree(f, leaf)?);
+                let p = plan_tree(f, leaf)?;
+                cands = cands.and(p.cands);
+                residual.extend(p.residual);
             }
-            Ok(acc)
+            Ok(Plan { cands, residual })
         }
         Filter::Or(fs) => {
-            let mut acc = Cands::Set(BTreeSet::new());
+            let mut cands = Cands::Set(BTreeSet::new());
+            let mut exact = true;
             for f in fs {
-                acc = acc.or(plan_tree(f, leaf)?);
-                if matches!(acc, Cands::All) {
+                let p = plan_tree(f, leaf)?;
+                let all = matches!(p.cands, Cands::All);
+                if all && p.residual.is_empty() {
+                    // True for every candidate: so is the OR.
+                    return Ok(Plan {
+                        cands: Cands::All,
+                        residual: Vec::new(),
+                    });
+                }
+                exact &= p.residual.is_empty();
+                cands = cands.or(p.cands);
+                if all {
                     break;
                 }
             }
-            Ok(acc)
+            let residual = if exact { Vec::new() } else { vec![f] };
+            Ok(Plan { cands, residual })
         }
-        _ => leaf(f),
+        _ => {
+            let (cands, exact) = leaf(f)?;
+            // A term that matches nothing is exact: it is never True.
+            let residual = if exact || cands.is_none() {
+                Vec::new()
+            } else {
+                vec![f]
+            };
+            Ok(Plan { cands, residual })
+        }
     }
 }
 

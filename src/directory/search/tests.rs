@@ -373,11 +373,11 @@ fn planner_rules() {
     let (fx, bob, ops) = deeper();
     let d = dir(&fx, false);
     let alice = fx.store.user_id_by_name("alice").unwrap().unwrap();
-    let users = |f: LdapFilter| match d.plan_users(&Filter::from_ldap(&f)).expect("plan") {
+    let users = |f: LdapFilter| match d.plan_users(&Filter::from_ldap(&f)).expect("plan").cands {
         Cands::All => None,
         Cands::Set(s) => Some(s.into_iter().collect::<Vec<_>>()),
     };
-    let groups = |f: LdapFilter| match d.plan_groups(&Filter::from_ldap(&f)).expect("plan") {
+    let groups = |f: LdapFilter| match d.plan_groups(&Filter::from_ldap(&f)).expect("plan").cands {
         Cands::All => None,
         Cands::Set(s) => Some(s.into_iter().collect::<Vec<_>>()),
     };
@@ -476,6 +476,7 @@ fn planner_rules() {
     match t
         .plan_groups(&Filter::from_ldap(&eq("memberOf", STAFF)))
         .expect("plan")
+        .cands
     {
         Cands::Set(s) => assert_eq!(
             s.into_iter().collect::<Vec<_>>(),
@@ -483,6 +484,84 @@ fn planner_rules() {
         ),
         Cands::All => panic!("memberOf is indexed"),
     }
+}
+
+/// What each filter shape leaves to evaluate on the candidates' entries
+/// after the indexes: nothing where they answer exactly.
+#[test]
+fn exact_terms_leave_nothing_to_check() {
+    let (fx, _, _) = deeper();
+    let d = dir(&fx, false);
+    let left = |f: LdapFilter| {
+        let f = Filter::from_ldap(&f);
+        let users = d.plan_users(&f).expect("plan").residual.len();
+        let groups = d.plan_groups(&f).expect("plan").residual.len();
+        (users, groups)
+    };
+    let present = |a: &str| LdapFilter::Present(a.into());
+    // memberOf and in-chain terms are answered by the membership index.
+    assert_eq!(left(eq("memberOf", DEVS)), (0, 0));
+    assert_eq!(left(chain("memberOf", STAFF)), (0, 0));
+    assert_eq!(left(chain("member", ALICE)), (0, 0));
+    // member as the entries spell it; `uid=alice` names alice, but no
+    // entry lists that DN, so the filter decides.
+    assert_eq!(left(eq("member", ALICE)).1, 0);
+    assert_eq!(
+        left(eq("member", "CN=Alice, OU=users,DC=example,DC=com")).1,
+        0
+    );
+    assert_eq!(
+        left(eq("member", "uid=alice,ou=users,dc=example,dc=com")).1,
+        1
+    );
+    assert_eq!(
+        left(eq("uniqueMember", ALICE)).1,
+        1,
+        "groups list member only"
+    );
+    // memberUid as the entries list it (case-insensitive here).
+    assert_eq!(left(eq("memberUid", "alice")).1, 0);
+    assert_eq!(left(eq("memberUid", " ALICE ")).1, 0);
+    // Classes and types every user or group has cost nothing.
+    assert_eq!(left(eq("objectClass", "posixAccount")).0, 0);
+    assert_eq!(left(eq("objectClass", "INETORGPERSON")).0, 0);
+    assert_eq!(left(eq("objectClass", "posixGroup")).1, 0);
+    assert_eq!(left(eq("objectClass", "groupOfNames")), (0, 0));
+    assert_eq!(left(eq("objectClass", "device")), (1, 1));
+    assert_eq!(left(present("cn")), (0, 0));
+    assert_eq!(left(present("uidNumber")), (0, 0), "groups: matches none");
+    assert_eq!(left(present("mail")).0, 1, "not every user has a mail");
+    // uid, cn and numbers narrow to one candidate, checked by the filter.
+    assert_eq!(left(eq("uid", "alice")).0, 1);
+    assert_eq!(left(eq("cn", "devs")).1, 1);
+    // AND leaves what its terms leave; OR is exact only when every term is.
+    let sssd = LdapFilter::And(vec![
+        eq("member", ALICE),
+        eq("objectClass", "posixGroup"),
+        present("cn"),
+    ]);
+    assert_eq!(left(sssd).1, 0, "SSSD's initgroups");
+    let nslcd = LdapFilter::And(vec![
+        eq("objectClass", "posixGroup"),
+        LdapFilter::Or(vec![eq("memberUid", "alice"), eq("member", ALICE)]),
+    ]);
+    assert_eq!(left(nslcd).1, 0, "nslcd's initgroups");
+    let partly = LdapFilter::And(vec![
+        eq("objectClass", "posixAccount"),
+        LdapFilter::Or(vec![eq("uid", "alice"), eq("mail", "alice@example.com")]),
+    ]);
+    assert_eq!(left(partly).0, 1, "the OR is left whole");
+    let any = LdapFilter::Or(vec![eq("objectClass", "posixAccount"), eq("uid", "x")]);
+    assert_eq!(
+        left(any).0,
+        0,
+        "a term every user matches makes the OR true"
+    );
+    assert_eq!(
+        left(LdapFilter::Not(Box::new(eq("memberOf", DEVS)))),
+        (1, 1),
+        "NOT is left to the filter"
+    );
 }
 
 /// A planned search finds exactly what a scan finds: `(!(!F))` plans
@@ -531,6 +610,46 @@ fn planned_searches_find_what_a_scan_finds() {
             eq("mailPrimaryAddress", "x"),
             LdapFilter::Not(Box::new(eq("mailPrimaryAddress", "x"))),
         ]),
+        // Terms the indexes answer exactly, spelled every way.
+        eq("member", "CN=Alice, OU=users,DC=example,DC=com"),
+        eq("member", "uid=alice,ou=users,dc=example,dc=com"),
+        eq("member", "cn=ops,ou=groups,dc=example,dc=com"),
+        eq("member", "cn=nobody,ou=users,dc=example,dc=com"),
+        eq("uniqueMember", ALICE),
+        eq("memberUid", "ALICE"),
+        eq("memberUid", "alice"),
+        eq("memberUid", " alice "),
+        eq("objectClass", "TOP"),
+        eq("objectClass", " posixAccount "),
+        eq("objectClass", "2.5.6.6"),
+        eq("objectClass", "device"),
+        LdapFilter::Present("cn".into()),
+        LdapFilter::Present("uidNumber".into()),
+        LdapFilter::Present("gidNumber".into()),
+        LdapFilter::Present("mail".into()),
+        LdapFilter::Present("memberUid".into()),
+        LdapFilter::Present("uid".into()),
+        LdapFilter::And(vec![]),
+        LdapFilter::Or(vec![]),
+        LdapFilter::And(vec![
+            eq("objectClass", "groupOfNames"),
+            eq("member", "cn=bob,ou=users,dc=example,dc=com"),
+        ]),
+        LdapFilter::And(vec![
+            eq("member", ALICE),
+            eq("objectClass", "posixGroup"),
+            LdapFilter::Present("cn".into()),
+        ]),
+        LdapFilter::And(vec![
+            eq("objectClass", "posixGroup"),
+            LdapFilter::Or(vec![eq("memberUid", "bob"), eq("member", ALICE)]),
+        ]),
+        LdapFilter::Or(vec![eq("objectClass", "posixAccount"), eq("uid", "x")]),
+        LdapFilter::Or(vec![eq("memberOf", DEVS), eq("objectClass", "posixGroup")]),
+        LdapFilter::And(vec![
+            eq("objectClass", "posixAccount"),
+            LdapFilter::Or(vec![eq("uid", "bob"), eq("mail", "alice")]),
+        ]),
     ];
     for transitive in [false, true] {
         let d = dir(&fx, transitive);
@@ -547,4 +666,35 @@ fn planned_searches_find_what_a_scan_finds() {
             );
         }
     }
+}
+
+/// Searches the protocol layer may run where they are: a key pins the
+/// candidates (in an AND, or in every term of an OR), or nothing matches.
+#[test]
+fn point_lookups_pin_a_key() {
+    let fx = fixture();
+    let d = dir(&fx, false);
+    let point = |f: LdapFilter| {
+        d.is_point_lookup(&SearchQuery {
+            base: Dn::parse(BASE).expect("dn"),
+            scope: Scope::Sub,
+            filter: Filter::from_ldap(&f),
+            deadline: None,
+        })
+    };
+    assert!(point(eq("uid", "alice")));
+    assert!(point(LdapFilter::And(vec![
+        eq("objectClass", "posixAccount"),
+        LdapFilter::Or(vec![eq("uid", "alice"), eq("mail", "alice@example.com")]),
+    ])));
+    assert!(point(LdapFilter::Or(vec![
+        eq("uid", "alice"),
+        eq("mailPrimaryAddress", "alice"),
+    ])));
+    assert!(!point(LdapFilter::Or(vec![
+        eq("uid", "alice"),
+        eq("objectClass", "person"),
+    ])));
+    assert!(!point(eq("memberOf", DEVS)));
+    assert!(!point(LdapFilter::Present("uid".into())));
 }
