@@ -197,6 +197,13 @@ impl EpochCache {
         }
     }
 
+    /// True when an entry of the group `id` was built under `epoch` (see
+    /// [`EpochCache::has_group_entry_named`]).
+    pub fn has_group_entry(&self, epoch: u64, id: GroupId) -> bool {
+        self.at(epoch)
+            .is_some_and(|s| s.group_entries.contains_key(&id))
+    }
+
     /// True when an entry of the group `name` was built under `epoch`
     /// (whether the record it was built from is still current is checked
     /// by [`EpochCache::group_entry`] when it is used).

@@ -424,7 +424,9 @@ impl Handler {
     ///
     /// [`Directory::is_cached_base_read`]: crate::directory::Directory::is_cached_base_read
     pub(super) fn search_runs_inline(&self, req: &LdapSearchRequest) -> bool {
-        if runs_inline(req) {
+        if runs_inline(req, &|attr, value| {
+            self.directory.is_few_groups_lookup(attr, value)
+        }) {
             return true;
         }
         req.scope == LdapSearchScope::Base
@@ -434,31 +436,37 @@ impl Handler {
 
 /// True for a search the connection's reader may run itself: its filter
 /// pins a unique attribute (uid, cn, mail, uidNumber, gidNumber) by
-/// equality or names a type the schema does not know, in an AND or in
-/// every term of an OR, so the directory answers it
-/// from an index without a blocking thread ([`Directory::is_point_lookup`]
-/// says the same of the converted filter).
+/// equality, names a member of a few cached groups (`few_groups`, the
+/// directory's [`Directory::is_few_groups_lookup`]) or a type the schema
+/// does not know, in an AND or in every term of an OR, so the directory
+/// answers it from an index without a blocking thread
+/// ([`Directory::is_point_lookup`] says the same of the converted filter).
 ///
 /// [`Directory::is_point_lookup`]: crate::directory::Directory::is_point_lookup
-pub(super) fn runs_inline(req: &LdapSearchRequest) -> bool {
-    fn pins(f: &LdapFilter) -> bool {
+/// [`Directory::is_few_groups_lookup`]: crate::directory::Directory::is_few_groups_lookup
+pub(super) fn runs_inline(
+    req: &LdapSearchRequest,
+    few_groups: &dyn Fn(&str, &str) -> bool,
+) -> bool {
+    fn pins(f: &LdapFilter, few_groups: &dyn Fn(&str, &str) -> bool) -> bool {
         match f {
             LdapFilter::Equality(attr, value) => {
                 match crate::directory::schema::attribute(attr).map(|t| t.name) {
                     // A type the schema does not know matches nothing.
                     None | Some("uid" | "cn" | "mail") => true,
+                    Some(ty @ ("member" | "uniqueMember" | "memberUid")) => few_groups(ty, value),
                     // A number that does not parse makes the item
                     // Undefined, and the search a scan.
                     Some("uidNumber" | "gidNumber") => value.trim().parse::<i64>().is_ok(),
                     _ => false,
                 }
             }
-            LdapFilter::And(items) => items.iter().any(pins),
-            LdapFilter::Or(items) => items.iter().all(pins),
+            LdapFilter::And(items) => items.iter().any(|f| pins(f, few_groups)),
+            LdapFilter::Or(items) => items.iter().all(|f| pins(f, few_groups)),
             _ => false,
         }
     }
-    pins(&req.filter)
+    pins(&req.filter, few_groups)
 }
 
 fn paged_control(cookie: Vec<u8>) -> LdapControl {
@@ -590,6 +598,15 @@ mod tests {
             attrs: Vec::new(),
         };
         let eq = |a: &str, v: &str| LdapFilter::Equality(a.into(), v.into());
+        // A member of few cached groups (the directory says which).
+        let few = |ty: &str, _: &str| ty == "member";
+        let member = LdapFilter::And(vec![
+            eq("objectClass", "groupOfNames"),
+            eq("member", "cn=alice,ou=users,dc=example,dc=com"),
+        ]);
+        assert!(super::runs_inline(&req(member.clone()), &few));
+        assert!(!super::runs_inline(&req(member), &|_, _| false));
+        let runs_inline = |r: &LdapSearchRequest| super::runs_inline(r, &|_, _| false);
         assert!(runs_inline(&req(eq("uid", "alice"))));
         assert!(runs_inline(&req(eq("UIDNUMBER", " 2001 "))));
         assert!(runs_inline(&req(eq("2.5.4.3", "alice"))));

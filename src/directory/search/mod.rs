@@ -36,6 +36,10 @@ use super::filter::Filter;
 use super::tree::{self, Target};
 use crate::store::{Group, GroupId, Member, Store, StoreError, User, UserId};
 
+/// The most groups a member lookup may return and still run where it is
+/// asked ([`Directory::is_few_groups_lookup`]).
+pub const FEW_GROUPS: usize = 16;
+
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
@@ -195,25 +199,60 @@ impl Directory {
     /// of a user or of a group whose entry is cached for the current
     /// membership epoch ([`Directory::is_cached_base_read`]), or a filter
     /// that pins a unique attribute (uid, cn, mail, uidNumber, gidNumber)
-    /// by equality, or matches nothing (an unknown type), in an AND at any
-    /// depth or in every term of an OR (Gitea's and Nextcloud's login
-    /// filters: `(|(uid=X)(mail=X))`). Such a search costs
-    /// microseconds, so the protocol layer runs it where it is instead of
-    /// handing it to a blocking thread.
+    /// by equality, names a member of a few cached groups
+    /// ([`Directory::is_few_groups_lookup`]), or matches nothing (an
+    /// unknown type), in an AND at any depth or in every term of an OR
+    /// (Gitea's and Nextcloud's login filters: `(|(uid=X)(mail=X))`). Such
+    /// a search costs microseconds, so the protocol layer runs it where it
+    /// is instead of handing it to a blocking thread.
     pub fn is_point_lookup(&self, q: &SearchQuery) -> bool {
-        fn pins(f: &Filter) -> bool {
+        fn pins(d: &Directory, f: &Filter) -> bool {
             match f {
-                Filter::Equality(ty, _) => {
-                    matches!(ty.name, "uid" | "cn" | "mail" | "uidNumber" | "gidNumber")
-                }
+                Filter::Equality(ty, v) => match ty.name {
+                    "uid" | "cn" | "mail" | "uidNumber" | "gidNumber" => true,
+                    "member" | "uniqueMember" | "memberUid" => {
+                        d.is_few_groups_lookup(ty.name, &v.raw)
+                    }
+                    _ => false,
+                },
                 // Matches nothing: no candidate at all.
                 Filter::Undefined => true,
-                Filter::And(items) => items.iter().any(pins),
-                Filter::Or(items) => items.iter().all(pins),
+                Filter::And(items) => items.iter().any(|f| pins(d, f)),
+                Filter::Or(items) => items.iter().all(|f| pins(d, f)),
                 _ => false,
             }
         }
-        (q.scope == Scope::Base && self.is_cached_base_read(&q.base)) || pins(&q.filter)
+        (q.scope == Scope::Base && self.is_cached_base_read(&q.base)) || pins(self, &q.filter)
+    }
+
+    /// True when `(member=value)`, `(uniqueMember=value)` or
+    /// `(memberUid=value)` (`attr`) names a member of at most
+    /// [`FEW_GROUPS`] groups whose entries the epoch cache holds, or no
+    /// member at all: the answer is a few copies of cached entries (a
+    /// user's groups, as Grafana, Authelia and SSSD ask for them at every
+    /// login). A store error says false: the search then reports it.
+    pub fn is_few_groups_lookup(&self, attr: &str, value: &str) -> bool {
+        let store = self.store();
+        let few = || -> Result<bool, StoreError> {
+            let epoch = store.membership_epoch()?;
+            let member = if attr == "memberUid" {
+                store.user_id_by_name(value.trim())?.map(Member::User)
+            } else {
+                match Dn::parse(value.trim()) {
+                    Ok(dn) => self.member_of_dn(&dn)?,
+                    Err(_) => None,
+                }
+            };
+            let Some(member) = member else {
+                return Ok(true);
+            };
+            let groups = store.groups_of(member)?;
+            Ok(groups.len() <= FEW_GROUPS
+                && groups
+                    .iter()
+                    .all(|g| self.inner.cache.has_group_entry(epoch, *g)))
+        };
+        few().unwrap_or(false)
     }
 
     /// True when a base-scope read of `dn` costs a few key lookups: `dn`

@@ -697,4 +697,18 @@ fn point_lookups_pin_a_key() {
     ])));
     assert!(!point(eq("memberOf", DEVS)));
     assert!(!point(LdapFilter::Present("uid".into())));
+    // A user's groups run where asked once their entries are cached (a
+    // large group's first build stays off the reactor).
+    let groups_of_alice =
+        LdapFilter::And(vec![eq("objectClass", "groupOfNames"), eq("member", ALICE)]);
+    assert!(!point(groups_of_alice.clone()), "devs is not cached yet");
+    assert!(!d.is_few_groups_lookup("memberUid", "alice"));
+    assert_eq!(
+        found(&d, &fx.root, eq("cn", "devs")),
+        vec![DEVS.to_string()]
+    );
+    assert!(point(groups_of_alice));
+    assert!(d.is_few_groups_lookup("memberUid", " alice "));
+    assert!(d.is_few_groups_lookup("member", "cn=nobody,ou=users,dc=example,dc=com"));
+    assert!(d.is_few_groups_lookup("member", "not a DN"));
 }
