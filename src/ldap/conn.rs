@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::codec::{self, Codec, Incoming, Outgoing, UnreadableBind};
-use super::handler::{notice_of_disconnection, reject, Handler, Next, Session};
+use super::handler::{notice_of_disconnection, reject, Handler, Next, Outcome, Session};
 use super::reactors::Reactors;
 use super::result::{ldap_result, success};
 use super::tls::Tls;
@@ -671,13 +671,12 @@ async fn dispatch(
                 .handler
                 .handle_until(&mut conn.session, msg, &CancellationToken::new())
                 .await;
-            metrics::observe(Op::Search, started.elapsed());
-            for response in outcome.responses {
-                if tx.send(response).await.is_err() {
-                    return Some(ReadExit::Closed);
-                }
+            let close = outcome.next == Next::Close;
+            if !send_all(outcome, tx, &CancellationToken::new()).await {
+                return Some(ReadExit::Closed);
             }
-            return (outcome.next == Next::Close).then_some(ReadExit::Closed);
+            metrics::observe(Op::Search, started.elapsed());
+            return close.then_some(ReadExit::Closed);
         }
     }
     let token = CancellationToken::new();
@@ -719,18 +718,49 @@ fn spawn_op(
         let mut close = false;
         if let Some(outcome) = outcome {
             close = outcome.next == Next::Close;
-            for response in outcome.responses {
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    sent = tx.send(response) => if sent.is_err() { break },
-                }
-            }
+            send_all(outcome, &tx, &token).await;
         }
         metrics::observe(kind, started.elapsed());
         // The writer must not wait for this task's sender after it is done.
         drop(tx);
         let _ = done.send(Done { msgid, close });
     });
+}
+
+/// Sends an outcome's responses, then its stream as it comes, to the
+/// writer; stops when `token` is cancelled (Abandon: the rest is not worth
+/// sending, and dropping the stream ends the search behind it). False when
+/// the writer is gone.
+async fn send_all(
+    outcome: Outcome,
+    tx: &mpsc::Sender<Outgoing>,
+    token: &CancellationToken,
+) -> bool {
+    let Outcome {
+        responses, stream, ..
+    } = outcome;
+    for response in responses {
+        tokio::select! {
+            _ = token.cancelled() => return true,
+            sent = tx.send(response) => if sent.is_err() { return false },
+        }
+    }
+    let Some(mut stream) = stream else {
+        return true;
+    };
+    loop {
+        let response = tokio::select! {
+            _ = token.cancelled() => return true,
+            next = stream.recv() => match next {
+                Some(response) => response,
+                None => return true,
+            },
+        };
+        tokio::select! {
+            _ = token.cancelled() => return true,
+            sent = tx.send(response) => if sent.is_err() { return false },
+        }
+    }
 }
 
 /// A bind, run by the reader itself once nothing else is in progress.

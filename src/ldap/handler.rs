@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResultCode};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::codec::Outgoing;
@@ -59,6 +60,11 @@ pub enum Next {
 #[derive(Debug)]
 pub struct Outcome {
     pub responses: Vec<Outgoing>,
+    /// Responses still being produced, sent after `responses` as they
+    /// come (a search's entries, encoded in batches on the thread that
+    /// builds them, and its searchResultDone): a large answer is never
+    /// held whole.
+    pub stream: Option<mpsc::Receiver<Outgoing>>,
     pub next: Next,
 }
 
@@ -66,6 +72,7 @@ impl Outcome {
     pub fn one(msg: LdapMsg) -> Outcome {
         Outcome {
             responses: vec![msg.into()],
+            stream: None,
             next: Next::Continue,
         }
     }
@@ -76,20 +83,41 @@ impl Outcome {
     pub fn sending(responses: Vec<Outgoing>) -> Outcome {
         Outcome {
             responses,
+            stream: None,
             next: Next::Continue,
         }
     }
     pub fn none() -> Outcome {
         Outcome {
             responses: Vec::new(),
+            stream: None,
             next: Next::Continue,
         }
     }
     pub fn close(responses: Vec<LdapMsg>) -> Outcome {
         Outcome {
             responses: responses.into_iter().map(Outgoing::from).collect(),
+            stream: None,
             next: Next::Close,
         }
+    }
+    /// Responses produced by another thread as it goes.
+    pub fn streaming(stream: mpsc::Receiver<Outgoing>) -> Outcome {
+        Outcome {
+            responses: Vec::new(),
+            stream: Some(stream),
+            next: Next::Continue,
+        }
+    }
+    /// Waits for the rest of a streamed answer and appends it to
+    /// `responses`.
+    pub async fn collected(mut self) -> Outcome {
+        if let Some(mut stream) = self.stream.take() {
+            while let Some(response) = stream.recv().await {
+                self.responses.push(response);
+            }
+        }
+        self
     }
 }
 
@@ -167,9 +195,11 @@ impl Handler {
         }
     }
 
-    /// Handles one request.
+    /// Handles one request; its responses are all in `responses`.
     pub async fn handle(&self, session: &mut Session, msg: LdapMsg) -> Outcome {
         self.handle_until(session, msg, &CancellationToken::new())
+            .await
+            .collected()
             .await
     }
 

@@ -4,12 +4,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
     LdapFilter, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode,
     LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
 };
+use tokio::sync::mpsc;
 
 use super::codec::{encode_msg, entry_op, Outgoing};
 use super::handler::{Handler, Outcome, Session};
@@ -117,14 +118,7 @@ impl Handler {
             .await;
         let (entries, code) = match found {
             Ok(Ok(Found::Entries(results))) => limit(results, size_limit),
-            Ok(Ok(Found::Encoded(entries, code))) => {
-                let mut out = Vec::with_capacity(2);
-                if !entries.is_empty() {
-                    out.push(Outgoing::Encoded(entries));
-                }
-                out.push(LdapMsg::new(msgid, LdapOp::SearchResultDone(limit_result(code))).into());
-                return Outcome::sending(out);
-            }
+            Ok(Ok(Found::Stream(stream))) => return Outcome::streaming(stream),
             Ok(Err(e)) => return done(msgid, from_directory(&e), None),
             Err(e) => {
                 tracing::error!(error = %e, "search task failed");
@@ -319,28 +313,37 @@ impl Handler {
         let identity = session.identity.clone();
         let stop = stop.clone();
         // Without paging nothing keeps the entries: they are encoded on the
-        // thread that built them, which also frees them there (a free from
-        // another thread costs the allocator more), and only the encoded
-        // bodies travel to the connection.
-        let encode = encode_here.then(|| req.clone());
-        tokio::task::spawn_blocking(move || {
-            let results =
-                directory.search_selecting(&identity, &query, &wanted, &|| stop.is_cancelled())?;
-            Ok(match encode {
-                Some(req) => {
-                    let (entries, code) = limit(results, size_limit);
-                    let requested = Requested::parse(&req.attrs);
-                    let mut encoded = BytesMut::new();
-                    for e in entries {
-                        let entry = search_entry_as(e, &requested, req.typesonly);
-                        let msg = LdapMsg::new(msgid, LdapOp::SearchResultEntry(entry));
-                        // Encoding into memory does not fail.
-                        let _ = encode_msg(msg, &mut encoded);
-                    }
-                    Found::Encoded(encoded.freeze(), code)
+        // thread that builds them, which also frees them there (a free from
+        // another thread costs the allocator more), and sent to the
+        // connection in batches as they come, so a search over a million
+        // users never holds its answer whole.
+        if encode_here {
+            let (tx, rx) = mpsc::channel(STREAM_BATCHES);
+            let req = req.clone();
+            tokio::task::spawn_blocking(move || {
+                let search = Streamed {
+                    msgid,
+                    req: &req,
+                    size_limit,
+                    tx: &tx,
+                };
+                let run = std::panic::AssertUnwindSafe(|| {
+                    search.run(&directory, &identity, &query, &wanted, &stop)
+                });
+                if std::panic::catch_unwind(run).is_err() {
+                    // The client must not wait for a result that never
+                    // comes.
+                    let done = ldap_result(LdapResultCode::Other, "the search failed");
+                    let _ = tx
+                        .blocking_send(LdapMsg::new(msgid, LdapOp::SearchResultDone(done)).into());
                 }
-                None => Found::Entries(results),
-            })
+            });
+            return Ok(Ok(Found::Stream(rx)));
+        }
+        tokio::task::spawn_blocking(move || {
+            directory
+                .search_selecting(&identity, &query, &wanted, &|| stop.is_cancelled())
+                .map(Found::Entries)
         })
         .await
     }
@@ -487,8 +490,82 @@ fn done(msgid: i32, res: LdapResult, paged_cookie: Option<Vec<u8>>) -> Outcome {
 /// needs them, their encoded bodies and the result code.
 enum Found {
     Entries(SearchResults),
-    /// The entries' messages, one after the other.
-    Encoded(Bytes, LdapResultCode),
+    /// The entries' messages in batches, then the searchResultDone.
+    Stream(mpsc::Receiver<Outgoing>),
+}
+
+/// Encoded entries sent to the connection's writer at a time.
+const STREAM_BATCH_BYTES: usize = 64 * 1024;
+/// Batches in flight between a search's thread and the writer: a client
+/// that reads slowly holds the search back, not the server's memory.
+const STREAM_BATCHES: usize = 4;
+
+/// A search whose entries are encoded and sent as they are built.
+struct Streamed<'a> {
+    msgid: i32,
+    req: &'a LdapSearchRequest,
+    size_limit: Option<usize>,
+    tx: &'a mpsc::Sender<Outgoing>,
+}
+
+impl Streamed<'_> {
+    /// Runs the search on this (blocking) thread: entries in batches, then
+    /// the result. Ends early, sending nothing more, once the connection's
+    /// writer is gone (the client left, or abandoned the search).
+    fn run(
+        &self,
+        directory: &crate::directory::Directory,
+        identity: &crate::directory::Identity,
+        query: &SearchQuery,
+        wanted: &Wanted,
+        stop: &tokio_util::sync::CancellationToken,
+    ) {
+        let requested = Requested::parse(&self.req.attrs);
+        let mut encoded = BytesMut::new();
+        let mut sent = 0;
+        let mut over_size = false;
+        let mut gone = false;
+        let stopped = || stop.is_cancelled() || self.tx.is_closed();
+        let result = directory.search_each(identity, query, wanted, &stopped, &mut |e| {
+            if self.size_limit.is_some_and(|limit| sent >= limit) {
+                over_size = true;
+                return false;
+            }
+            sent += 1;
+            let entry = search_entry_as(e, &requested, self.req.typesonly);
+            let msg = LdapMsg::new(self.msgid, LdapOp::SearchResultEntry(entry));
+            // Encoding into memory does not fail.
+            let _ = encode_msg(msg, &mut encoded);
+            if encoded.len() >= STREAM_BATCH_BYTES
+                && self
+                    .tx
+                    .blocking_send(Outgoing::Encoded(encoded.split().freeze()))
+                    .is_err()
+            {
+                gone = true;
+                return false;
+            }
+            true
+        });
+        if gone
+            || (!encoded.is_empty()
+                && self
+                    .tx
+                    .blocking_send(Outgoing::Encoded(encoded.freeze()))
+                    .is_err())
+        {
+            return;
+        }
+        let done = match result {
+            Ok(_) if over_size => limit_result(LdapResultCode::SizeLimitExceeded),
+            Ok(end) if end.time_limit_exceeded => limit_result(LdapResultCode::TimeLimitExceeded),
+            Ok(_) => success(),
+            Err(e) => from_directory(&e),
+        };
+        let _ = self
+            .tx
+            .blocking_send(LdapMsg::new(self.msgid, LdapOp::SearchResultDone(done)).into());
+    }
 }
 
 /// The entries a search may send under `size_limit`, and the result code

@@ -155,6 +155,18 @@ pub trait Backend: Send + Sync {
     /// [`Backend::users`], each record shared ([`Backend::user_shared`]).
     fn users_shared(&self) -> Result<Vec<Arc<User>>>;
 
+    /// Calls `each` with every user in [`Backend::users`]'s order until it
+    /// returns false. A backend that can walks its records as it goes, so
+    /// a search over every user never lists a million of them first.
+    fn each_user_shared(&self, each: &mut dyn FnMut(Arc<User>) -> Result<bool>) -> Result<()> {
+        for user in self.users_shared()? {
+            if !each(user)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Number of users. Walks the user tree: O(users), meant for reports,
     /// not for every request.
     fn user_count(&self) -> Result<usize>;

@@ -84,3 +84,40 @@ fn searches_larger_than_the_record_cache_return_current_entries() {
     assert_eq!(mails(&mut c), expected);
     assert_eq!(mails(&mut c), expected);
 }
+
+/// A large answer leaves the server in batches as it is built (issue 15):
+/// every entry arrives, in username order, each with what was asked; a
+/// size limit cuts the answer at exactly the limit with sizeLimitExceeded.
+#[test]
+fn a_large_answer_arrives_whole_and_a_size_limit_cuts_it_exactly() {
+    let s = Server::start_seeded(FAST_HASH_ENV, seed);
+    let mut c = s.admin();
+    // Some 350 bytes an entry: many batches of 64 KiB.
+    let (rc, entries) = search(
+        &mut c,
+        &format!("ou=users,{BASE}"),
+        Scope::Subtree,
+        "(uid=c*)",
+        &["*"],
+    );
+    assert_eq!(rc, 0);
+    let uids: Vec<String> = entries.iter().map(|e| e.attrs["uid"][0].clone()).collect();
+    let expected: Vec<String> = (0..USERS).map(|i| format!("c{i:05}")).collect();
+    assert_eq!(uids, expected, "every entry, in username order");
+    assert!(entries
+        .iter()
+        .all(|e| e.attrs["sn"][0].starts_with("Number ") && e.attrs.contains_key("mail")));
+
+    let limited = c
+        .with_search_options(ldap3::SearchOptions::new().sizelimit(1500))
+        .search(
+            &format!("ou=users,{BASE}"),
+            Scope::Subtree,
+            "(uid=c*)",
+            vec!["uid"],
+        )
+        .expect("search");
+    let ldap3::SearchResult(entries, result) = limited;
+    assert_eq!(result.rc, 4, "sizeLimitExceeded");
+    assert_eq!(entries.len(), 1500);
+}

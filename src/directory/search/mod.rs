@@ -34,7 +34,7 @@ use super::dn::Dn;
 use super::entry::{self, Entry, Wanted};
 use super::filter::Filter;
 use super::tree::{self, Target};
-use crate::store::{Group, GroupId, Member, Store, StoreError, User, UserId};
+use crate::store::{GroupId, Member, Store, StoreError, User, UserId};
 
 /// The most groups a member lookup may return and still run where it is
 /// asked ([`Directory::is_few_groups_lookup`]).
@@ -64,6 +64,14 @@ pub struct SearchQuery {
     pub filter: Filter,
     /// Stop and report `time_limit_exceeded` after this instant.
     pub deadline: Option<Instant>,
+}
+
+/// How a search handing its entries out one by one ended
+/// ([`Directory::search_each`]).
+#[derive(Debug, Default)]
+pub struct SearchEnd {
+    /// The time limit (or a cancellation) stopped it.
+    pub time_limit_exceeded: bool,
 }
 
 /// Matching entries the identity may read, in tree order.
@@ -337,6 +345,30 @@ impl Directory {
         selected: &Wanted,
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<SearchResults, DirectoryError> {
+        let mut entries = Vec::new();
+        let end = self.search_each(who, q, selected, stop, &mut |e| {
+            entries.push(e);
+            true
+        })?;
+        Ok(SearchResults {
+            entries,
+            time_limit_exceeded: end.time_limit_exceeded,
+        })
+    }
+
+    /// [`Directory::search_selecting`] that hands each entry to `sink` as
+    /// soon as it is built, in the same order, instead of collecting them:
+    /// a search over a million users holds one user and one entry at a
+    /// time. `sink` returns false to end the search there (a size limit
+    /// reached, a client gone).
+    pub fn search_each(
+        &self,
+        who: &Identity,
+        q: &SearchQuery,
+        selected: &Wanted,
+        stop: &(dyn Fn() -> bool + Sync),
+        sink: &mut dyn FnMut(Entry) -> bool,
+    ) -> Result<SearchEnd, DirectoryError> {
         // Read before any membership or name (see `cache`).
         let epoch = self.store().membership_epoch()?;
         let access = self.access_at(who, epoch)?;
@@ -392,15 +424,15 @@ impl Directory {
             |residual: &[&Filter], e: &Entry| residual.iter().all(|f| f.matches(e, &chain));
 
         let mut ctx = BuildContext::new(self, epoch)?;
-        let mut out = SearchResults::default();
+        let mut end = SearchEnd::default();
         let over_time = |n: usize| {
             n.is_multiple_of(64) && (q.deadline.is_some_and(|d| Instant::now() >= d) || stop())
         };
 
         if matches!(access, Access::All) {
             for e in containers {
-                if q.filter.matches(e, &chain) {
-                    out.entries.push(e.clone());
+                if q.filter.matches(e, &chain) && !sink(e.clone()) {
+                    return Ok(end);
                 }
             }
         }
@@ -413,41 +445,84 @@ impl Directory {
                 let ids: Vec<UserId> = ids.iter().copied().collect();
                 for (n, name) in ctx.usernames_in_order(&ids)?.iter().enumerate() {
                     if over_time(n) {
-                        out.time_limit_exceeded = true;
-                        return Ok(out);
+                        end.time_limit_exceeded = true;
+                        return Ok(end);
                     }
-                    out.entries
-                        .push(entry::user_name_entry(base, name, &user_wanted));
+                    if !sink(entry::user_name_entry(base, name, &user_wanted)) {
+                        return Ok(end);
+                    }
                 }
                 users = Cands::Set(BTreeSet::new());
             }
         }
 
-        let user_list = load(users, || store.users_shared(), |id| store.user_shared(id))?;
-        let visible = |user: &Arc<User>| match &access {
-            Access::All => true,
-            Access::Own { user: me, .. } => *me == user.id,
-            Access::None => false,
+        // Users, one at a time: from the store's walk, or by id.
+        let mut n = 0;
+        let mut ended = false;
+        let mut each = |user: Arc<User>| -> Result<bool, StoreError> {
+            if over_time(n) {
+                end.time_limit_exceeded = true;
+                return Ok(false);
+            }
+            n += 1;
+            let visible = match &access {
+                Access::All => true,
+                Access::Own { user: me, .. } => *me == user.id,
+                Access::None => false,
+            };
+            if visible {
+                let e = ctx.user_entry(&user, &user_wanted)?;
+                if matches(&user_residual, &e) && !sink(e) {
+                    ended = true;
+                    return Ok(false);
+                }
+            }
+            Ok(true)
         };
-        let stopped = scan(&user_list, &mut out, &over_time, visible, |u| {
-            let e = ctx.user_entry(u, &user_wanted)?;
-            Ok(matches(&user_residual, &e).then_some(e))
-        })?;
-        if stopped {
-            return Ok(out);
+        match users {
+            Cands::All => store.each_user_shared(&mut each)?,
+            Cands::Set(ids) => {
+                for id in ids {
+                    if let Some(user) = store.user_shared(id)? {
+                        if !each(user)? {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if ended || end.time_limit_exceeded {
+            return Ok(end);
         }
 
-        let group_list = load(groups, || store.groups(), |id| ctx.group(id))?;
-        let visible = |group: &Group| match &access {
-            Access::All => true,
-            Access::Own { info, .. } => info.groups.contains(&group.id),
-            Access::None => false,
+        let group_list = match groups {
+            Cands::All => store.groups()?,
+            Cands::Set(ids) => {
+                let mut v = Vec::with_capacity(ids.len());
+                for id in ids {
+                    v.extend(ctx.group(id)?);
+                }
+                v
+            }
         };
-        scan(&group_list, &mut out, &over_time, visible, |g| {
-            let e = ctx.group_entry(g, &group_wanted)?;
-            Ok(matches(&group_residual, &e).then_some(e))
-        })?;
-        Ok(out)
+        for (n, group) in group_list.iter().enumerate() {
+            if over_time(n) {
+                end.time_limit_exceeded = true;
+                return Ok(end);
+            }
+            let visible = match &access {
+                Access::All => true,
+                Access::Own { info, .. } => info.groups.contains(&group.id),
+                Access::None => false,
+            };
+            if visible {
+                let e = ctx.group_entry(group, &group_wanted)?;
+                if matches(&group_residual, &e) && !sink(e) {
+                    return Ok(end);
+                }
+            }
+        }
+        Ok(end)
     }
 
     /// Which kinds of entry the scope of `q` covers: the containers it
@@ -567,45 +642,6 @@ impl Directory {
             _ => None,
         })
     }
-}
-
-/// The records a search considers: all of them, or those the indexes named.
-fn load<T, I>(
-    cands: Cands<I>,
-    all: impl FnOnce() -> Result<Vec<T>, StoreError>,
-    mut one: impl FnMut(I) -> Result<Option<T>, StoreError>,
-) -> Result<Vec<T>, StoreError> {
-    match cands {
-        Cands::All => all(),
-        Cands::Set(ids) => {
-            let mut v = Vec::with_capacity(ids.len());
-            for id in ids {
-                v.extend(one(id)?);
-            }
-            Ok(v)
-        }
-    }
-}
-
-/// Builds and keeps the entries of the visible `items` that `keep` accepts.
-/// Returns true when the time limit (or a cancellation) stopped the scan.
-fn scan<T>(
-    items: &[T],
-    out: &mut SearchResults,
-    over_time: &dyn Fn(usize) -> bool,
-    visible: impl Fn(&T) -> bool,
-    mut keep: impl FnMut(&T) -> Result<Option<Entry>, StoreError>,
-) -> Result<bool, StoreError> {
-    for (n, item) in items.iter().enumerate() {
-        if over_time(n) {
-            out.time_limit_exceeded = true;
-            return Ok(true);
-        }
-        if visible(item) {
-            out.entries.extend(keep(item)?);
-        }
-    }
-    Ok(false)
 }
 
 #[cfg(test)]

@@ -88,6 +88,10 @@ impl Backend for SledStore {
         SledStore::users_shared(self)
     }
 
+    fn each_user_shared(&self, each: &mut dyn FnMut(Arc<User>) -> Result<bool>) -> Result<()> {
+        SledStore::each_user_shared(self, each)
+    }
+
     fn user_count(&self) -> Result<usize> {
         SledStore::user_count(self)
     }

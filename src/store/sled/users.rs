@@ -181,13 +181,25 @@ impl SledStore {
     /// [`SledStore::users`], each record shared ([`SledStore::user_shared`]).
     pub fn users_shared(&self) -> Result<Vec<Arc<User>>> {
         let mut out = Vec::new();
+        self.each_user_shared(&mut |user| {
+            out.push(user);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `each` with every user in [`SledStore::users`]'s order, read
+    /// as the username index is walked, until it returns false.
+    pub fn each_user_shared(&self, each: &mut dyn FnMut(Arc<User>) -> Result<bool>) -> Result<()> {
         for entry in self.t.idx_username.iter() {
             let (_, id) = entry.map_err(backend)?;
             if let Some(user) = self.user_shared(UserId(keys::uuid(&id)?))? {
-                out.push(user);
+                if !each(user)? {
+                    break;
+                }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Number of users. Walks the user tree: O(users), meant for reports,
