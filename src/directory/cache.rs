@@ -79,8 +79,9 @@ struct State {
     /// Users in the admin group at any depth (`ak-superuser`).
     admins: Option<Arc<HashSet<UserId>>>,
     access: HashMap<UserId, Arc<AccessInfo>>,
-    /// Transitive groups of a user (transitive memberOf).
-    transitive: HashMap<UserId, Arc<Vec<GroupId>>>,
+    /// The groups a user's memberOf lists: direct ones, or every one
+    /// through nesting when the directory serves transitive memberOf.
+    member_of: HashMap<UserId, Arc<Vec<GroupId>>>,
     usernames: HashMap<UserId, Arc<str>>,
     /// A group's built entry, the record it was built from and what
     /// callers derived from the entry.
@@ -139,13 +140,13 @@ impl EpochCache {
         }
     }
 
-    pub fn transitive(&self, epoch: u64, user: UserId) -> Option<Arc<Vec<GroupId>>> {
-        self.at(epoch)?.transitive.get(&user).cloned()
+    pub fn member_of(&self, epoch: u64, user: UserId) -> Option<Arc<Vec<GroupId>>> {
+        self.at(epoch)?.member_of.get(&user).cloned()
     }
 
-    pub fn set_transitive(&self, epoch: u64, user: UserId, groups: Arc<Vec<GroupId>>) {
+    pub fn set_member_of(&self, epoch: u64, user: UserId, groups: Arc<Vec<GroupId>>) {
         if let Some(mut s) = self.at(epoch) {
-            bounded_insert(&mut s.transitive, user, groups);
+            bounded_insert(&mut s.member_of, user, groups);
         }
     }
 

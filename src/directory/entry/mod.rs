@@ -21,7 +21,7 @@ mod user;
 
 pub use fixed::{base_entry, groups_ou_entry, root_dse, subschema_entry, users_ou_entry};
 pub use group::{group_entry, group_entry_named};
-pub use user::{user_entry, user_entry_for, user_name_entry};
+pub use user::{user_entry, user_entry_for, user_entry_with, user_name_entry};
 
 use super::dn::Dn;
 use super::schema::{self, AttributeType};
@@ -288,7 +288,7 @@ fn strings(values: &[&str]) -> Vec<String> {
 
 /// `cn=<value>,<parent>` in the RFC 4514 string form that
 /// `parent.child("cn", value).to_string()` gives, without building the DN.
-fn child_dn_string(value: &str, parent: &str) -> String {
+pub(crate) fn child_dn_string(value: &str, parent: &str) -> String {
     let rdn = super::dn::Ava::new("cn", value).to_string();
     if parent.is_empty() {
         rdn

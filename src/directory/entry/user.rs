@@ -61,6 +61,27 @@ pub fn user_entry_for(
     superuser: bool,
     wanted: &Wanted,
 ) -> Entry {
+    let member_of = if wanted.wants_name("memberOf") {
+        let groups_ou = tree::groups_ou(base).to_string();
+        groups
+            .iter()
+            .map(|g| child_dn_string(&g.name, &groups_ou))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    user_entry_with(base, user, &member_of, superuser, wanted)
+}
+
+/// [`user_entry_for`] with memberOf given as the DNs it lists, in order
+/// (a search shares them between the entries of the users it returns).
+pub fn user_entry_with(
+    base: &Dn,
+    user: &User,
+    member_of: &[String],
+    superuser: bool,
+    wanted: &Wanted,
+) -> Entry {
     let want = |name: &str| wanted.wants_name(name);
     let name = user.username.as_str();
     let mut e = Entry::new(tree::user_dn(base, name));
@@ -104,15 +125,8 @@ pub fn user_entry_for(
             e.push_one("mail", mail);
         }
     }
-    if want("memberOf") && !groups.is_empty() {
-        let groups_ou = tree::groups_ou(base).to_string();
-        e.push(
-            "memberOf",
-            groups
-                .iter()
-                .map(|g| child_dn_string(&g.name, &groups_ou))
-                .collect(),
-        );
+    if want("memberOf") && !member_of.is_empty() {
+        e.push("memberOf", member_of.to_vec());
     }
     if want("uidNumber") {
         e.push_one("uidNumber", user.uid_number.to_string());

@@ -15,20 +15,25 @@ use std::sync::Arc;
 impl Directory {
     /// The groups `member`'s memberOf lists: direct ones, or with
     /// [`DirectoryOptions::transitive_member_of`] every group reached
-    /// through nesting (cached per epoch for users).
+    /// through nesting (a user's are cached per epoch: memberships change
+    /// only with it).
     fn member_of_ids(&self, epoch: u64, member: Member) -> Result<Arc<Vec<GroupId>>, StoreError> {
         let store = self.store();
-        if !self.inner.options.transitive_member_of {
-            return Ok(Arc::new(store.groups_of(member)?));
-        }
-        let Member::User(user) = member else {
-            return Ok(Arc::new(store.transitive_groups_of(member)?));
+        let read = || {
+            if self.inner.options.transitive_member_of {
+                store.transitive_groups_of(member)
+            } else {
+                store.groups_of(member)
+            }
         };
-        if let Some(groups) = self.inner.cache.transitive(epoch, user) {
+        let Member::User(user) = member else {
+            return Ok(Arc::new(read()?));
+        };
+        if let Some(groups) = self.inner.cache.member_of(epoch, user) {
             return Ok(groups);
         }
-        let groups = Arc::new(store.transitive_groups_of(member)?);
-        self.inner.cache.set_transitive(epoch, user, groups.clone());
+        let groups = Arc::new(read()?);
+        self.inner.cache.set_member_of(epoch, user, groups.clone());
         Ok(groups)
     }
 }
@@ -40,6 +45,9 @@ pub(super) struct BuildContext<'a> {
     /// The membership epoch read before this search's first read.
     epoch: u64,
     groups: HashMap<GroupId, Option<Group>>,
+    /// The lowercased name and the DN of each group a user entry of this
+    /// search lists in memberOf (`None`: the group is gone).
+    group_dns: HashMap<GroupId, Option<(String, String)>>,
     /// Users in the admin group at any depth, once asked for.
     admins: Option<Arc<HashSet<UserId>>>,
 }
@@ -50,6 +58,7 @@ impl<'a> BuildContext<'a> {
             dir,
             epoch,
             groups: HashMap::new(),
+            group_dns: HashMap::new(),
             admins: None,
         })
     }
@@ -135,17 +144,41 @@ impl<'a> BuildContext<'a> {
         Ok(out)
     }
 
+    /// The DNs `member`'s memberOf lists, sorted by group name
+    /// case-insensitively.
+    fn member_of_dns(&mut self, member: Member) -> Result<Vec<String>, StoreError> {
+        let ids = self.dir.member_of_ids(self.epoch, member)?;
+        for id in ids.iter() {
+            if !self.group_dns.contains_key(id) {
+                let groups_ou = tree::groups_ou(self.dir.base()).to_string();
+                let named = self.dir.store().group_shared(*id)?.map(|g| {
+                    (
+                        g.name.to_lowercase(),
+                        entry::child_dn_string(&g.name, &groups_ou),
+                    )
+                });
+                self.group_dns.insert(*id, named);
+            }
+        }
+        let mut named: Vec<&(String, String)> = ids
+            .iter()
+            .filter_map(|id| self.group_dns.get(id).and_then(Option::as_ref))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(named.into_iter().map(|(_, dn)| dn.clone()).collect())
+    }
+
     pub(super) fn user_entry(&mut self, user: &User, wanted: &Wanted) -> Result<Entry, StoreError> {
-        let groups = if wanted.wants_name("memberOf") {
-            self.member_of(Member::User(user.id))?
+        let member_of = if wanted.wants_name("memberOf") {
+            self.member_of_dns(Member::User(user.id))?
         } else {
             Vec::new()
         };
         let superuser = wanted.wants_name("ak-superuser") && self.admins()?.contains(&user.id);
-        Ok(entry::user_entry_for(
+        Ok(entry::user_entry_with(
             self.dir.base(),
             user,
-            &groups,
+            &member_of,
             superuser,
             wanted,
         ))
