@@ -457,7 +457,9 @@ pub(super) fn runs_inline(
                 match crate::directory::schema::attribute(attr).map(|t| t.name) {
                     // A type the schema does not know matches nothing.
                     None | Some("uid" | "cn" | "mail") => true,
-                    Some(ty @ ("member" | "uniqueMember" | "memberUid")) => few_groups(ty, value),
+                    Some(ty @ ("member" | "uniqueMember" | "memberUid" | "memberOf")) => {
+                        few_groups(ty, value)
+                    }
                     // A number that does not parse makes the item
                     // Undefined, and the search a scan.
                     Some("uidNumber" | "gidNumber") => value.trim().parse::<i64>().is_ok(),

@@ -40,6 +40,11 @@ use crate::store::{GroupId, Member, Store, StoreError, User, UserId};
 /// asked ([`Directory::is_few_groups_lookup`]).
 pub const FEW_GROUPS: usize = 16;
 
+/// The most members a `(memberOf=G)` lookup may return and still run where
+/// it is asked ([`Directory::is_few_groups_lookup`]): some microseconds an
+/// entry, so at most a few hundred on the reactor.
+pub const FEW_MEMBERS: usize = 32;
+
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
@@ -218,7 +223,7 @@ impl Directory {
             match f {
                 Filter::Equality(ty, v) => match ty.name {
                     "uid" | "cn" | "mail" | "uidNumber" | "gidNumber" => true,
-                    "member" | "uniqueMember" | "memberUid" => {
+                    "member" | "uniqueMember" | "memberUid" | "memberOf" => {
                         d.is_few_groups_lookup(ty.name, &v.raw)
                     }
                     _ => false,
@@ -238,11 +243,25 @@ impl Directory {
     /// [`FEW_GROUPS`] groups whose entries the epoch cache holds, or no
     /// member at all: the answer is a few copies of cached entries (a
     /// user's groups, as Grafana, Authelia and SSSD ask for them at every
-    /// login). A store error says false: the search then reports it.
+    /// login); or when `(memberOf=value)` names a group of at most
+    /// [`FEW_MEMBERS`] users (or none). A store error says false: the
+    /// search then reports it.
     pub fn is_few_groups_lookup(&self, attr: &str, value: &str) -> bool {
         let store = self.store();
         let few = || -> Result<bool, StoreError> {
             let epoch = store.membership_epoch()?;
+            if attr == "memberOf" {
+                // The group's users (memberOf=G): few, and cached records.
+                let Some(group) = self.group_of_dn(value.trim())? else {
+                    return Ok(true);
+                };
+                let users = if self.inner.options.transitive_member_of {
+                    store.transitive_user_members(group)?.len()
+                } else {
+                    store.members(group)?.len()
+                };
+                return Ok(users <= FEW_MEMBERS);
+            }
             let member = if attr == "memberUid" {
                 store.user_id_by_name(value.trim())?.map(Member::User)
             } else {

@@ -695,7 +695,28 @@ fn point_lookups_pin_a_key() {
         eq("uid", "alice"),
         eq("objectClass", "person"),
     ])));
-    assert!(!point(eq("memberOf", DEVS)));
+    assert!(point(eq("memberOf", DEVS)), "devs has one user");
+    assert!(point(eq(
+        "memberOf",
+        "cn=nothing,ou=groups,dc=example,dc=com"
+    )));
+    let big = fx.store.create_group("big", None).expect("group");
+    for i in 0..=FEW_MEMBERS {
+        let u = fx
+            .store
+            .create_user(NewUser {
+                username: format!("member{i}"),
+                ..NewUser::default()
+            })
+            .expect("user");
+        fx.store
+            .add_member(big.id, Member::User(u.id))
+            .expect("member");
+    }
+    assert!(
+        !point(eq("memberOf", "cn=big,ou=groups,dc=example,dc=com")),
+        "more users than FEW_MEMBERS go to the blocking pool"
+    );
     assert!(!point(LdapFilter::Present("uid".into())));
     // A user's groups run where asked once their entries are cached (a
     // large group's first build stays off the reactor).
