@@ -60,13 +60,15 @@ impl Entry {
     /// with values already present (duplicates dropped). Names the schema
     /// does not know, `userPassword`, and empty value lists are skipped.
     pub fn push(&mut self, name: &str, values: Vec<String>) {
-        if values.is_empty() {
-            return;
+        if let Some(ty) = schema::attribute(name) {
+            self.push_ty(ty, values);
         }
-        let Some(ty) = schema::attribute(name) else {
-            return;
-        };
-        if forbidden(ty) {
+    }
+
+    /// [`Entry::push`] of a type already resolved (entry builders resolve
+    /// theirs once, not for every entry).
+    pub fn push_ty(&mut self, ty: &'static AttributeType, values: Vec<String>) {
+        if values.is_empty() || forbidden(ty) {
             return;
         }
         match self.attrs.iter_mut().find(|a| std::ptr::eq(a.ty, ty)) {
