@@ -2,6 +2,7 @@
 //! same name on [`PgStore`], or (listed in the module documentation of
 //! `postgres`) not implemented yet.
 
+use crate::domain::snapshot::SnapshotSink;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -390,6 +391,12 @@ impl Backend for PgStore {
 
     fn snapshot(&self) -> Result<Snapshot> {
         PgStore::snapshot(self)
+    }
+
+    /// The whole snapshot in memory, then fed: one `REPEATABLE READ`
+    /// transaction as [`PgStore::snapshot`], not bounded in memory.
+    fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()> {
+        PgStore::snapshot(self)?.feed(sink)
     }
 
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {

@@ -21,9 +21,10 @@
 
 use std::sync::{RwLockReadGuard, RwLockWriteGuard};
 
-use super::SledStore;
+use super::{backend, keys, SledStore};
 use crate::domain::mfa::RawSecondFactors;
-use crate::store::{Result, Snapshot, SnapshotGroup, SnapshotUser};
+use crate::domain::snapshot::{sort_groups_canonically, SnapshotHead, SnapshotSink};
+use crate::store::{Result, Snapshot, SnapshotGroup, SnapshotUser, UserId};
 
 impl SledStore {
     /// Held (shared) by every write for its whole duration; see the module
@@ -44,31 +45,25 @@ impl SledStore {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every record at one instant: writes are held off while it is
-    /// copied (see the module documentation).
+    /// Every record at one instant, in memory: [`SledStore::snapshot_streamed`]
+    /// collected.
     pub fn snapshot(&self) -> Result<Snapshot> {
+        let mut snap = Snapshot::default();
+        self.snapshot_streamed(&mut snap)?;
+        Ok(snap)
+    }
+
+    /// Every record at one instant, handed to `sink` as it is read: writes
+    /// are held off from the first read until `sink` has taken the last
+    /// user (see the module documentation). The head (groups with their
+    /// members, settings, counters) is read first; the users follow in
+    /// the username index's order, which is the canonical one (lowercase
+    /// name, bytewise).
+    pub fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()> {
         crate::blocking::assert_may_block("a store snapshot");
         let waited = std::time::Instant::now();
         let _quiet = self.exclusive();
         let started = std::time::Instant::now();
-        let with_factors = self.users_with_second_factors()?;
-        let mut users = Vec::new();
-        for user in self.users()? {
-            let id = user.id;
-            let second_factors = if with_factors.contains(&id) {
-                RawSecondFactors {
-                    devices: self.raw_devices(id)?,
-                    app_passwords: self.raw_app_passwords(id)?,
-                }
-            } else {
-                RawSecondFactors::default()
-            };
-            users.push(SnapshotUser {
-                password_hash: self.password_hash(id)?,
-                second_factors,
-                user,
-            });
-        }
         let mut groups = Vec::new();
         for group in self.groups()? {
             groups.push(SnapshotGroup {
@@ -78,19 +73,45 @@ impl SledStore {
                 group,
             });
         }
-        let snap = Snapshot {
-            users,
+        sort_groups_canonically(&mut groups);
+        let group_count = groups.len();
+        sink.head(SnapshotHead {
             groups,
             settings: self.settings()?,
             counters: self.counters()?,
-        };
+        })?;
+        let with_factors = self.users_with_second_factors()?;
+        let mut users = 0usize;
+        for entry in self.t.idx_username.iter() {
+            let (_, id) = entry.map_err(backend)?;
+            let id = UserId(keys::uuid(&id)?);
+            let Some(user) = self.user(id)? else {
+                continue;
+            };
+            let second_factors = if with_factors.contains(&id) {
+                RawSecondFactors {
+                    devices: self.raw_devices(id)?,
+                    app_passwords: self.raw_app_passwords(id)?,
+                }
+            } else {
+                RawSecondFactors::default()
+            };
+            let mut su = SnapshotUser {
+                password_hash: self.password_hash(id)?,
+                second_factors,
+                user,
+            };
+            su.sort_canonically();
+            sink.user(su)?;
+            users += 1;
+        }
         tracing::info!(
-            users = snap.users.len(),
-            groups = snap.groups.len(),
+            users,
+            groups = group_count,
             waited_ms = started.duration_since(waited).as_millis() as u64,
             writes_held_ms = started.elapsed().as_millis() as u64,
             "store snapshot taken"
         );
-        Ok(snap)
+        Ok(())
     }
 }
