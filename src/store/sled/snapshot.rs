@@ -19,7 +19,7 @@
 //! no I/O beyond sled's page cache. Rendering the snapshot (LDIF, JSON)
 //! happens after the lock is released.
 
-use std::sync::{RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{backend, keys, SledStore};
 use crate::domain::mfa::RawSecondFactors;
@@ -85,9 +85,16 @@ impl SledStore {
         for entry in self.t.idx_username.iter() {
             let (_, id) = entry.map_err(backend)?;
             let id = UserId(keys::uuid(&id)?);
-            let Some(user) = self.user(id)? else {
+            // Not kept in the decoded-record cache: read once, and the
+            // searches' records stay.
+            let Some(user) =
+                self.t
+                    .user_records
+                    .peek(&self.t.users, &keys::user_key(id), id, "user")?
+            else {
                 continue;
             };
+            let user = Arc::unwrap_or_clone(user);
             let second_factors = if with_factors.contains(&id) {
                 RawSecondFactors {
                     devices: self.raw_devices(id)?,
