@@ -475,9 +475,9 @@ pub trait Backend: Send + Sync {
     ///
     /// sled holds off writes until `sink` has taken the last user, so the
     /// sink's own time counts: callers write to a local file, never to a
-    /// client that may read slowly. PostgreSQL reads the snapshot as
-    /// [`Backend::snapshot`] does and feeds it ([`Snapshot::feed`]):
-    /// consistent and holding off nobody, but not bounded in memory.
+    /// client that may read slowly. PostgreSQL reads in one `REPEATABLE
+    /// READ` transaction, the users through a cursor, and holds off
+    /// nobody. [`Backend::snapshot`] is this, collected.
     fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()>;
 
     /// Writes a whole batch in one transaction over every tree involved.

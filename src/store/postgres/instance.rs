@@ -610,7 +610,7 @@ impl Backend for PgInstance {
 
     /// From the database, never from the read model: one transaction.
     fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()> {
-        self.inner.db.snapshot()?.feed(sink)
+        self.inner.db.snapshot_streamed(sink)
     }
 
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {

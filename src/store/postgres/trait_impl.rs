@@ -393,10 +393,8 @@ impl Backend for PgStore {
         PgStore::snapshot(self)
     }
 
-    /// The whole snapshot in memory, then fed: one `REPEATABLE READ`
-    /// transaction as [`PgStore::snapshot`], not bounded in memory.
     fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()> {
-        PgStore::snapshot(self)?.feed(sink)
+        PgStore::snapshot_streamed(self, sink)
     }
 
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
