@@ -1,12 +1,15 @@
 //! A whole directory at one instant: what [`crate::store::Backend::snapshot`]
-//! answers and what backups and exports are written from.
+//! answers in memory, and what [`crate::store::Backend::snapshot_streamed`]
+//! hands to a [`SnapshotSink`] piece by piece (exports and backups, in
+//! bounded memory).
 //!
-//! Plain data, in memory, owned by the caller: once a backend has handed
-//! it over, rendering it (LDIF, JSON) holds no lock and no transaction,
-//! however slowly the output is consumed. Consistency is the backend's
-//! promise: every record, membership, credential and counter in one
-//! snapshot is as it was at the same moment, so each member refers to a
-//! user or group of the same snapshot.
+//! A [`Snapshot`] is plain data owned by the caller: once a backend has
+//! handed it over, using it holds no lock and no transaction. A streamed
+//! one holds the backend's snapshot (sled: its write lock) until the sink
+//! is done. Consistency is the backend's promise either way: every
+//! record, membership, credential and counter of one snapshot is as it
+//! was at the same moment, so each member refers to a user or group of
+//! the same snapshot.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

@@ -10,14 +10,26 @@
 //!   other on it, and reads never take it. Portal sessions are the one
 //!   exception: no snapshot holds them (a backup restores accounts, not
 //!   sign-ins), so signing in never waits for a backup;
-//! - a snapshot holds it **exclusively** while it copies every record into
-//!   memory, so no write is half done while it reads, and none starts.
+//! - a snapshot holds it **exclusively** from its first read until its
+//!   sink has taken the last user ([`SledStore::snapshot_streamed`]), so
+//!   no write is half done while it reads, and none starts.
 //!
 //! Searches and binds go on meanwhile; a bind that writes (a TOTP step, a
-//! static token, an app password's last use) and every other write wait
-//! for the copy, which is one pass over the records with no encoding and
-//! no I/O beyond sled's page cache. Rendering the snapshot (LDIF, JSON)
-//! happens after the lock is released.
+//! static token, an app password's last use) and every other write wait.
+//! Exports and backups are streamed: each user is written out as it is
+//! read, inside the lock, so memory stays bounded but writers wait for
+//! the writing too. Their sinks therefore write to a local file (a backup
+//! file, the CLI's output, a server's spool file), never to a client.
+//! Measured at 1,000,000 users and 50 groups of 50,000 (release build, 2
+//! cores shared, `export --with-secrets` through a running server's admin
+//! socket): writes are held 9.1 s for the JSON backup and 23.8 s for the
+//! LDIF export (a `group add` issued 1 s in answered after 8.1 s and
+//! 22.8 s). Before exports were streamed, every snapshot held writes for
+//! the copy into memory, 13.1 s at the same size, and the server peaked
+//! at 3.0 GB resident (now 1.2–1.4 GB, most of it sled's page cache).
+//! Users are decoded without entering the decoded-record cache
+//! (`records.rs`), which would otherwise fill with records read
+//! once. [`SledStore::snapshot`] is the same pass collected into memory.
 
 use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
