@@ -657,12 +657,14 @@ impl<W: Write> JsonSink<'_, W> {
             serde_json::to_vec_pretty(&skeleton).map_err(|e| ExportError::Json(e.to_string()))?;
         let u = find(&text, USERS_EMPTY)?;
         let g = find(&text, GROUPS_EMPTY)?;
-        let open = |at: usize, list: &[u8]| at + list.len() - 1;
-        self.out.write_all(&text[..open(u, USERS_EMPTY)])?;
+        // Where each empty list's `]` is: the text before it ends with
+        // the list's `[`.
+        let (u, g) = (u + USERS_EMPTY.len() - 1, g + GROUPS_EMPTY.len() - 1);
+        self.out.write_all(&text[..u])?;
         self.rest = Some(JsonRest {
             groups: head.groups,
-            between: text[u + USERS_EMPTY.len() - 1..open(g, GROUPS_EMPTY)].to_vec(),
-            tail: text[g + GROUPS_EMPTY.len() - 1..].to_vec(),
+            between: text[u..g].to_vec(),
+            tail: text[g..].to_vec(),
         });
         Ok(())
     }
@@ -684,7 +686,9 @@ impl<W: Write> JsonSink<'_, W> {
         Ok(())
     }
 
-    /// Ends a list of `n` elements (`]` alone when empty).
+    /// Ends a list of `n` elements: its `]` on a line of its own unless
+    /// the list is empty. The `]` itself begins the rest of the document
+    /// ([`JsonRest`]).
     fn close(&mut self, n: usize) -> Result<(), ExportError> {
         if n > 0 {
             self.out.write_all(b"\n  ")?;
