@@ -1,7 +1,7 @@
 //! Settings, counters and the consistent snapshot in PostgreSQL.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tokio_postgres::{GenericClient, IsolationLevel};
 
@@ -175,6 +175,18 @@ impl PgStore {
         self.transaction(IsolationLevel::RepeatableRead, true, async |tx| {
             let head = head_of(tx).await?;
             sink.borrow_mut().head(head)?;
+            // Second factors are asked for only where there are some: two
+            // round trips per user would be most of the time otherwise.
+            let mut with_factors = HashSet::new();
+            for row in tx
+                .query(
+                    "SELECT user_id FROM mfa_devices UNION SELECT user_id FROM app_passwords",
+                    &[],
+                )
+                .await?
+            {
+                with_factors.insert(UserId(row.try_get("user_id")?));
+            }
             let users = tx
                 .prepare(&format!(
                     "SELECT {USER_COLUMNS}, c.phc FROM users \
@@ -191,12 +203,17 @@ impl PgStore {
                 for row in rows {
                     let user = user_row(&row)?;
                     let id = user.id;
-                    let mut su = SnapshotUser {
-                        password_hash: row.try_get("phc")?,
-                        second_factors: RawSecondFactors {
+                    let second_factors = if with_factors.contains(&id) {
+                        RawSecondFactors {
                             devices: raw_devices_of(tx, id).await?,
                             app_passwords: raw_app_passwords_of(tx, id).await?,
-                        },
+                        }
+                    } else {
+                        RawSecondFactors::default()
+                    };
+                    let mut su = SnapshotUser {
+                        password_hash: row.try_get("phc")?,
+                        second_factors,
                         user,
                     };
                     su.sort_canonically();
