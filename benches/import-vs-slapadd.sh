@@ -6,7 +6,9 @@
 # Each run loads the same file into a fresh store of each server, in
 # alternating order, under /usr/bin/time -v (wall time, peak resident
 # memory); then the stores' sizes on disk. Prints one line per run and the
-# medians. Needs slapd, slapadd and /usr/bin/time (compare-openldap.sh
+# medians. Then the export the other way, once each from the last run's
+# stores: `portcullis export` as LDIF and as the JSON backup (both with
+# secrets, offline) and `slapcat`, with the same measures. Needs slapd, slapadd and /usr/bin/time (compare-openldap.sh
 # installs slapd; `apt-get install time`), and release builds of
 # portcullis and portcullis-bench (built here if missing).
 #
@@ -119,3 +121,20 @@ done
 echo "store on disk after the last run: portcullis $(du -sm "$WORK/portcullis" | cut -f1) MiB (sled), slapd $(du -sm "$WORK/slapd-db" | cut -f1) MiB (mdb, du of the sparse data.mdb)"
 echo "portcullis import output (last run):"
 cat "$WORK/out.log"
+
+# Export from the last run's stores (issue 15: bounded memory). Prints
+# "seconds peak_MiB output_MB".
+export_line() {
+    local out=$1
+    shift
+    echo "$(timed "$@") $(du -m "$out" | cut -f1)"
+}
+read -r t m mb <<<"$(PORTCULLIS_LOG_LEVEL=warn export_line "$WORK/export.ldif" \
+    "$BIN" --data-dir "$WORK/portcullis" export --format ldif --with-secrets --output "$WORK/export.ldif")"
+echo "portcullis export --format ldif --with-secrets: $t s, peak RSS $m MiB, $mb MB"
+read -r t m mb <<<"$(PORTCULLIS_LOG_LEVEL=warn export_line "$WORK/export.json" \
+    "$BIN" --data-dir "$WORK/portcullis" export --format json --with-secrets --output "$WORK/export.json")"
+echo "portcullis export --format json --with-secrets: $t s, peak RSS $m MiB, $mb MB"
+read -r t m mb <<<"$(export_line "$WORK/slapcat.ldif" slapcat -f "$WORK/slapd.conf" -l "$WORK/slapcat.ldif")"
+echo "slapcat: $t s, peak RSS $m MiB, $mb MB"
+rm -f "$WORK/export.ldif" "$WORK/export.json" "$WORK/slapcat.ldif"

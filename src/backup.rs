@@ -1,8 +1,10 @@
 //! Scheduled backups (`[backup]`): every `interval`, the complete JSON
 //! backup with secrets (what `portcullis import --format json` restores),
-//! taken from one consistent snapshot of the store while LDAP keeps
-//! serving, written atomically into `dir`, and all but the `keep` newest
-//! removed.
+//! streamed from one consistent snapshot of the store while LDAP keeps
+//! serving (each user written as it is read, so memory stays bounded; on
+//! sled, writes wait until the file is written, see
+//! `store/sled/snapshot.rs`), written atomically into `dir`, and all but
+//! the `keep` newest removed.
 //!
 //! The snapshot and the writing run on the blocking pool, never on a
 //! reactor. A failure is counted (`portcullis_backup_failures_total`) and
@@ -22,7 +24,7 @@ use crate::admin::transfer::write_private_with;
 use crate::auth::keys::ServerKey;
 use crate::config::BackupConfig;
 use crate::migrate::export::{self, Secrets};
-use crate::store::Store;
+use crate::store::{SnapshotSink, Store};
 
 /// Backups are named `portcullis-backup-<UTC time to the millisecond>.json`, so the names sort
 /// by age; only such files are ever removed.
@@ -151,23 +153,20 @@ pub fn write_backup(
             .create(dir)
             .map_err(io_error("creating", dir))?;
     }
-    let snap = account::import::snapshot(store, &Actor::System)
-        .map_err(|e| BackupError::Snapshot(e.to_string()))?;
     let path = dir.join(format!(
         "{PREFIX}{}{SUFFIX}",
         stamp(time::OffsetDateTime::now_utc())
     ));
-    let mut snap = Some(snap);
     let mut failed = None;
     let mut pruned = None;
     write_private_with(
         &path,
         &mut |file| {
-            let Some(snap) = snap.take() else {
-                return Err(io::Error::other("the backup was written already"));
+            let mut out = BufWriter::with_capacity(64 << 10, file);
+            let read = |sink: &mut dyn SnapshotSink| {
+                account::import::snapshot_streamed(store, &Actor::System, sink)
             };
-            let mut out = BufWriter::new(file);
-            match export::json_of(snap, Secrets::Include(Some(server_key)), &mut out) {
+            match export::json_from(read, Secrets::Include(Some(server_key)), &mut out) {
                 Ok(_) => out.flush(),
                 Err(e) => {
                     let message = e.to_string();

@@ -7,7 +7,7 @@
 
 use super::{AccountError, Actor};
 use crate::store::import::{Batch, BatchReport, BatchUser};
-use crate::store::{Snapshot, Store};
+use crate::store::{SnapshotSink, Store};
 
 /// Writes an import or restore batch as `actor` (the operator or the
 /// server). Durable when it returns.
@@ -34,9 +34,16 @@ pub fn write_batch_streamed(
 }
 
 /// Every record at one instant, for an export or a backup, as `actor`
-/// (the operator or the server): it holds password hashes and, for
-/// backups with secrets, second-factor secrets. Blocking.
-pub fn snapshot(store: &Store, actor: &Actor) -> Result<Snapshot, AccountError> {
+/// (the operator or the server), handed to `sink` as it is read
+/// ([`crate::store::Backend::snapshot_streamed`]), so exports and backups
+/// hold no whole directory in memory. It holds password hashes and
+/// second-factor secrets. Blocking; on sled, writes wait until `sink` is
+/// done.
+pub fn snapshot_streamed(
+    store: &Store,
+    actor: &Actor,
+    sink: &mut dyn SnapshotSink,
+) -> Result<(), AccountError> {
     actor.require_operator()?;
-    Ok(store.snapshot()?)
+    Ok(store.snapshot_streamed(sink)?)
 }

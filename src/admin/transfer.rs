@@ -2,10 +2,12 @@
 //! serving process (the request arrived on the admin socket) and in the
 //! CLI's own process when no server runs.
 //!
-//! - **Export** reads one snapshot of the store
-//!   ([`crate::store::Backend::snapshot`]) as the operator and writes it
-//!   (LDIF or the JSON backup) to a sink: the socket streams it to the
-//!   CLI in chunks, so no message limit bounds the size of a directory.
+//! - **Export** streams one snapshot of the store
+//!   ([`crate::store::Backend::snapshot_streamed`]) as the operator into
+//!   the LDIF or the JSON backup, entry by entry (bounded memory), and
+//!   writes it to a sink: the socket streams it to the CLI in chunks, so
+//!   no message limit bounds the size of a directory. A server spools it
+//!   in its data directory first ([`export`]).
 //! - **Import** plans the whole input first (line-numbered problems, the
 //!   dry-run report), then writes it as one all-or-nothing batch as the
 //!   operator; the batch moves the membership epoch, so searches see it
@@ -16,7 +18,7 @@
 //! The answers are rendered here ([`Imported`], [`Exported`]): the text
 //! and the JSON document the CLI prints are the same wherever the work ran.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,7 @@ use crate::account::{self, Actor};
 use crate::auth::keys::{self, ServerKey};
 use crate::migrate::export::{self, ExportError, Secrets};
 use crate::migrate::import::{self, ImportError, ImportOptions, Progress};
+use crate::store::SnapshotSink;
 
 /// Largest import the admin socket takes (bytes of the file as sent).
 /// Bigger files are imported with the server stopped, or split.
@@ -156,6 +159,7 @@ pub const PLAN_HAS_ERRORS: &str = "the import has errors (listed above); nothing
 fn export_error(e: ExportError) -> AdminError {
     match e {
         ExportError::Store(e) => AdminError::from(e),
+        ExportError::Account(e) => AdminError::from(e),
         ExportError::MissingKey => AdminError::Invalid(e.to_string()),
         ExportError::Io(e) => AdminError::Internal(format!("writing the export: {e}")),
         ExportError::Json(e) => AdminError::Internal(format!("encoding the backup: {e}")),
@@ -172,26 +176,72 @@ fn import_error(e: ImportError) -> AdminError {
     }
 }
 
-/// Writes the export to `out`, from one snapshot of the store taken as the
-/// operator. Blocking.
+/// Writes the export to `out`, streamed from one snapshot of the store
+/// taken as the operator. Blocking.
+///
+/// A serving process writes it to a spool file in the data directory
+/// first (mode 0600, unlinked at once) and sends that: on sled, writes
+/// wait for the snapshot until the export is written, so it is written
+/// at the speed of the local disk, never at that of a client reading the
+/// socket. Offline, it goes straight to `out`: nobody else writes.
 pub fn export(
     cx: &TransferContext<'_>,
     req: &ExportRequest,
     out: &mut dyn Write,
 ) -> Result<Exported, AdminError> {
+    if cx.mode == Mode::Offline {
+        return export_to(cx, req, out);
+    }
+    let spool_error = |e: io::Error| {
+        AdminError::Internal(format!(
+            "while spooling the export in {}: {e}",
+            cx.data_dir.display()
+        ))
+    };
+    let mut spool = spool_file(cx.data_dir).map_err(spool_error)?;
+    let done = export_to(cx, req, &mut spool)?;
+    spool.rewind().map_err(spool_error)?;
+    io::copy(&mut spool, out)
+        .map_err(|e| AdminError::Internal(format!("writing the export: {e}")))?;
+    Ok(done)
+}
+
+/// An anonymous file in `dir`: created 0600 under a fresh name, unlinked
+/// at once, so it disappears with the handle whatever happens.
+fn spool_file(dir: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!(".export.{}.{n}.tmp", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+/// [`export`] written straight to `out`.
+fn export_to(
+    cx: &TransferContext<'_>,
+    req: &ExportRequest,
+    out: &mut dyn Write,
+) -> Result<Exported, AdminError> {
     let ctx = cx.admin;
-    let snap = account::import::snapshot(&ctx.store, &Actor::Operator).map_err(AdminError::from)?;
+    let read = |sink: &mut dyn SnapshotSink| {
+        account::import::snapshot_streamed(&ctx.store, &Actor::Operator, sink)
+    };
+    let mut out = io::BufWriter::with_capacity(64 << 10, out);
     let mut done = Exported::default();
     match req.format {
         DataFormat::Ldif => {
             let base = crate::directory::Dn::parse(&ctx.base_dn)
                 .map_err(|e| AdminError::Internal(format!("the base DN: {e}")))?;
-            let mut out = io::BufWriter::with_capacity(64 << 10, out);
             done.entries =
-                export::ldif_of(snap, &base, &ctx.admin_group, req.with_secrets, &mut out)
+                export::ldif_from(read, &base, &ctx.admin_group, req.with_secrets, &mut out)
                     .map_err(export_error)?;
-            out.flush()
-                .map_err(|e| AdminError::Internal(format!("writing the export: {e}")))?;
         }
         DataFormat::Json => {
             let key = if !req.with_secrets {
@@ -207,14 +257,17 @@ pub fn export(
             } else {
                 Secrets::Omit
             };
-            let mut out = io::BufWriter::with_capacity(64 << 10, out);
-            let left_out = export::json_of(snap, secrets, &mut out).map_err(export_error)?;
-            out.flush()
-                .map_err(|e| AdminError::Internal(format!("writing the export: {e}")))?;
+            // Refused before a byte is written (the output may be a pipe).
+            if req.with_secrets && key.is_none() && ctx.store.has_keyed_hashes()? {
+                return Err(export_error(ExportError::MissingKey));
+            }
+            let left_out = export::json_from(read, secrets, &mut out).map_err(export_error)?;
             done.devices_without_secrets = left_out.devices;
             done.app_passwords_without_secrets = left_out.app_passwords;
         }
     }
+    out.flush()
+        .map_err(|e| AdminError::Internal(format!("writing the export: {e}")))?;
     Ok(done)
 }
 

@@ -1,18 +1,22 @@
 //! A whole directory at one instant: what [`crate::store::Backend::snapshot`]
-//! answers and what backups and exports are written from.
+//! answers in memory, and what [`crate::store::Backend::snapshot_streamed`]
+//! hands to a [`SnapshotSink`] piece by piece (exports and backups, in
+//! bounded memory).
 //!
-//! Plain data, in memory, owned by the caller: once a backend has handed
-//! it over, rendering it (LDIF, JSON) holds no lock and no transaction,
-//! however slowly the output is consumed. Consistency is the backend's
-//! promise: every record, membership, credential and counter in one
-//! snapshot is as it was at the same moment, so each member refers to a
-//! user or group of the same snapshot.
+//! A [`Snapshot`] is plain data owned by the caller: once a backend has
+//! handed it over, using it holds no lock and no transaction. A streamed
+//! one holds the backend's snapshot (sled: its write lock) until the sink
+//! is done. Consistency is the backend's promise either way: every
+//! record, membership, credential and counter of one snapshot is as it
+//! was at the same moment, so each member refers to a user or group of
+//! the same snapshot.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use super::mfa::{GroupPolicy, RawSecondFactors};
 use super::model::{Group, GroupId, Member, User, UserId};
+use super::Result;
 
 /// Every record of a store at one instant.
 #[derive(Clone, Debug, Default)]
@@ -51,6 +55,74 @@ impl fmt::Debug for SnapshotUser {
     }
 }
 
+impl SnapshotUser {
+    /// Where the user stands in a snapshot's canonical order: its
+    /// lowercase username, compared bytewise.
+    pub fn canonical_key(&self) -> String {
+        self.user.username.to_ascii_lowercase()
+    }
+
+    /// Devices and app passwords oldest first, then by id; static tokens
+    /// by hash (see [`Snapshot::sort_canonically`]).
+    pub fn sort_canonically(&mut self) {
+        let f = &mut self.second_factors;
+        f.devices.sort_by_key(|d| (d.device.created, d.device.id.0));
+        for d in &mut f.devices {
+            d.static_tokens.sort();
+        }
+        f.app_passwords
+            .sort_by_key(|a| (a.record.created, a.record.id.0));
+    }
+
+    /// True when it holds an app password or an unused static token:
+    /// hashes keyed with the server key.
+    pub fn has_keyed_hashes(&self) -> bool {
+        !self.second_factors.app_passwords.is_empty()
+            || self
+                .second_factors
+                .devices
+                .iter()
+                .any(|d| !d.static_tokens.is_empty())
+    }
+}
+
+/// Groups by lowercase name, each one's members child groups first, then
+/// users, each by id (see [`Snapshot::sort_canonically`]).
+pub fn sort_groups_canonically(groups: &mut [SnapshotGroup]) {
+    groups.sort_by_cached_key(|g| g.group.name.to_ascii_lowercase());
+    for g in groups {
+        g.members.sort_by_key(|m| match m {
+            Member::Group(id) => (0, id.0),
+            Member::User(id) => (1, id.0),
+        });
+    }
+}
+
+/// What a snapshot holds besides its users, handed over first by a
+/// streamed snapshot: small next to the users (a group's members are ids),
+/// and what rendering a user needs (its groups, whether it is an admin).
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotHead {
+    /// In canonical order ([`Snapshot::sort_canonically`]).
+    pub groups: Vec<SnapshotGroup>,
+    /// Ordered by key.
+    pub settings: Vec<(String, String)>,
+    /// (next uidNumber, next gidNumber).
+    pub counters: (u32, u32),
+}
+
+/// Receives one snapshot piece by piece
+/// ([`crate::store::Backend::snapshot_streamed`]): [`SnapshotSink::head`]
+/// once, then [`SnapshotSink::user`] for every user in canonical order
+/// (lowercase username, bytewise), each user's own lists in canonical
+/// order too. An error stops the snapshot and is returned by it; a sink
+/// that fails for a reason of its own (a full disk) keeps that reason and
+/// answers any error here.
+pub trait SnapshotSink {
+    fn head(&mut self, head: SnapshotHead) -> Result<()>;
+    fn user(&mut self, user: SnapshotUser) -> Result<()>;
+}
+
 /// A group with its direct members and explicit policy.
 #[derive(Clone, Debug)]
 pub struct SnapshotGroup {
@@ -73,82 +145,47 @@ impl Snapshot {
     /// the same directory are byte-identical, also across backends. Cheap
     /// on lists already in order.
     pub fn sort_canonically(&mut self) {
-        self.users
-            .sort_by_cached_key(|u| u.user.username.to_ascii_lowercase());
+        self.users.sort_by_cached_key(SnapshotUser::canonical_key);
         for u in &mut self.users {
-            let f = &mut u.second_factors;
-            f.devices.sort_by_key(|d| (d.device.created, d.device.id.0));
-            for d in &mut f.devices {
-                d.static_tokens.sort();
-            }
-            f.app_passwords
-                .sort_by_key(|a| (a.record.created, a.record.id.0));
+            u.sort_canonically();
         }
-        self.groups
-            .sort_by_cached_key(|g| g.group.name.to_ascii_lowercase());
-        for g in &mut self.groups {
-            g.members.sort_by_key(|m| match m {
-                Member::Group(id) => (0, id.0),
-                Member::User(id) => (1, id.0),
-            });
-        }
+        sort_groups_canonically(&mut self.groups);
         self.settings.sort();
+    }
+
+    /// Hands this snapshot to `sink` as a backend's
+    /// [`crate::store::Backend::snapshot_streamed`] would: in canonical
+    /// order, the head first, then the users. For a backend that reads
+    /// everything at once, and for exports of a snapshot already in memory.
+    pub fn feed(mut self, sink: &mut dyn SnapshotSink) -> Result<()> {
+        self.sort_canonically();
+        sink.head(SnapshotHead {
+            groups: self.groups,
+            settings: self.settings,
+            counters: self.counters,
+        })?;
+        for u in self.users {
+            sink.user(u)?;
+        }
+        Ok(())
     }
 
     /// True when some app password or unused static token is held: their
     /// hashes are keyed with the server key.
     pub fn has_keyed_hashes(&self) -> bool {
-        self.users.iter().any(|u| {
-            !u.second_factors.app_passwords.is_empty()
-                || u.second_factors
-                    .devices
-                    .iter()
-                    .any(|d| !d.static_tokens.is_empty())
-        })
+        self.users.iter().any(SnapshotUser::has_keyed_hashes)
     }
 
     /// The groups each member is a direct member of, in the order of
     /// [`Snapshot::groups`].
     pub fn parents(&self) -> HashMap<Member, Vec<GroupId>> {
-        let mut out: HashMap<Member, Vec<GroupId>> = HashMap::new();
-        for g in &self.groups {
-            for m in &g.members {
-                out.entry(*m).or_default().push(g.group.id);
-            }
-        }
-        out
+        parents(&self.groups)
     }
 
     /// The users in the group named `name` (case-insensitive) or in any
     /// group nested in it; empty when there is no such group.
     pub fn transitive_user_members(&self, name: &str) -> HashSet<UserId> {
-        let by_id: HashMap<GroupId, &SnapshotGroup> =
-            self.groups.iter().map(|g| (g.group.id, g)).collect();
-        let mut users = HashSet::new();
-        let Some(root) = self
-            .groups
-            .iter()
-            .find(|g| g.group.name.eq_ignore_ascii_case(name))
-        else {
-            return users;
-        };
-        let mut seen = HashSet::from([root.group.id]);
-        let mut todo = vec![root];
-        while let Some(g) = todo.pop() {
-            for m in &g.members {
-                match m {
-                    Member::User(u) => {
-                        users.insert(*u);
-                    }
-                    Member::Group(c) => {
-                        if seen.insert(*c) {
-                            todo.extend(by_id.get(c).copied());
-                        }
-                    }
-                }
-            }
-        }
-        users
+        transitive_user_members(&self.groups, name)
     }
 
     /// Members that name no user or group of the snapshot: always empty
@@ -169,5 +206,73 @@ impl Snapshot {
             }
         }
         out
+    }
+}
+
+impl SnapshotHead {
+    /// The groups each member is a direct member of, in the order of
+    /// [`SnapshotHead::groups`].
+    pub fn parents(&self) -> HashMap<Member, Vec<GroupId>> {
+        parents(&self.groups)
+    }
+
+    /// The users in the group named `name` (case-insensitive) or in any
+    /// group nested in it; empty when there is no such group.
+    pub fn transitive_user_members(&self, name: &str) -> HashSet<UserId> {
+        transitive_user_members(&self.groups, name)
+    }
+}
+
+fn parents(groups: &[SnapshotGroup]) -> HashMap<Member, Vec<GroupId>> {
+    let mut out: HashMap<Member, Vec<GroupId>> = HashMap::new();
+    for g in groups {
+        for m in &g.members {
+            out.entry(*m).or_default().push(g.group.id);
+        }
+    }
+    out
+}
+
+fn transitive_user_members(groups: &[SnapshotGroup], name: &str) -> HashSet<UserId> {
+    let by_id: HashMap<GroupId, &SnapshotGroup> = groups.iter().map(|g| (g.group.id, g)).collect();
+    let mut users = HashSet::new();
+    let Some(root) = groups
+        .iter()
+        .find(|g| g.group.name.eq_ignore_ascii_case(name))
+    else {
+        return users;
+    };
+    let mut seen = HashSet::from([root.group.id]);
+    let mut todo = vec![root];
+    while let Some(g) = todo.pop() {
+        for m in &g.members {
+            match m {
+                Member::User(u) => {
+                    users.insert(*u);
+                }
+                Member::Group(c) => {
+                    if seen.insert(*c) {
+                        todo.extend(by_id.get(c).copied());
+                    }
+                }
+            }
+        }
+    }
+    users
+}
+
+/// A streamed snapshot collected into memory (what
+/// [`crate::store::Backend::snapshot`] answers).
+impl SnapshotSink for Snapshot {
+    fn head(&mut self, head: SnapshotHead) -> Result<()> {
+        self.groups = head.groups;
+        self.settings = head.settings;
+        self.counters = head.counters;
+        Ok(())
+    }
+
+    fn user(&mut self, user: SnapshotUser) -> Result<()> {
+        self.users.push(user);
+        Ok(())
     }
 }

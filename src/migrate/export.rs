@@ -12,12 +12,20 @@
 //! Extra attributes kept at import that the schema does not serve are
 //! written too, so an export/import round trip keeps them.
 //!
-//! Both read one [`Snapshot`] of the store (`ldif_of`, `json_of`), so an
+//! Both are streamed from one snapshot of the store
+//! ([`crate::store::Backend::snapshot_streamed`]; [`ldif_from`],
+//! [`json_from`]): each user is written as it is read, so an export of a
+//! million users holds its groups (with member ids) and the names of group
+//! members in memory, never the whole directory or the whole output. An
 //! export of a live server holds every change completely or not at all;
-//! writing it out holds no lock. Both write it in its canonical order
+//! on sled, writes wait until it is written (see `store/sled/snapshot.rs`
+//! for how long), so callers write to a local file, never to a slow
+//! reader. Both are written in the snapshot's canonical order
 //! ([`Snapshot::sort_canonically`]; LDIF by DN), so two exports of one
-//! directory are byte-identical, also across backends.
-//!
+//! directory are byte-identical, also across backends, and identical to
+//! what the whole-snapshot path wrote before (a test keeps that path as
+//! the reference).
+
 //! [`json`] writes a [`super::Backup`]: everything a fresh server needs to
 //! restore completely with [`super::import::json`]. Password hashes are
 //! always in it; second-factor secrets (TOTP secrets, the keyed hashes of
@@ -30,6 +38,7 @@ use super::{
     hex, Backup, BackupAppPassword, BackupCounters, BackupDevice, BackupDeviceKind, BackupGroup,
     BackupMember, BackupUser, Hidden, BACKUP_FORMAT, BACKUP_VERSION,
 };
+use crate::account::AccountError;
 use crate::auth::keys::ServerKey;
 use crate::auth::totp;
 use crate::directory::dn::Dn;
@@ -37,8 +46,11 @@ use crate::directory::entry::{self, Entry};
 use crate::directory::schema;
 use crate::ldif::{LdifEntry, Writer};
 use crate::store::mfa::RawDevice;
-use crate::store::{now, DeviceKind, Group, Member, Snapshot, Store, StoreError};
-use std::collections::{BTreeMap, HashMap};
+use crate::store::{
+    now, DeviceKind, Group, GroupId, Member, Result as StoreResult, Snapshot, SnapshotGroup,
+    SnapshotHead, SnapshotSink, SnapshotUser, Store, StoreError, UserId,
+};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +61,8 @@ pub enum ExportError {
     Io(#[from] std::io::Error),
     #[error("encoding the backup: {0}")]
     Json(String),
+    #[error("{0}")]
+    Account(#[from] AccountError),
     #[error(
         "the store holds app passwords or static tokens but the data directory has no \
          server.key, which keys their hashes; the backup would not restore them"
@@ -98,8 +112,8 @@ pub fn ldif(
     ldif_with(store, base, DEFAULT_ADMIN_GROUP, with_secrets, out)
 }
 
-/// [`ldif`] with the configured admin group (for `ak-superuser`), from
-/// one snapshot of the store.
+/// [`ldif`] with the configured admin group (for `ak-superuser`), streamed
+/// from one snapshot of the store.
 pub fn ldif_with(
     store: &Store,
     base: &Dn,
@@ -107,70 +121,144 @@ pub fn ldif_with(
     with_secrets: bool,
     out: &mut impl Write,
 ) -> Result<usize, ExportError> {
-    ldif_of(store.snapshot()?, base, admin_group, with_secrets, out)
+    ldif_from(
+        |sink| store.snapshot_streamed(sink),
+        base,
+        admin_group,
+        with_secrets,
+        out,
+    )
 }
 
-/// Writes the served tree of `snap` as LDIF; see the module docs. Returns
-/// the number of entries written.
-///
-/// Ordered by DN, so two exports of one directory are byte-identical
-/// (also across backends): the base, the two OUs, then the users and the
-/// groups, each by lowercase DN. `snap` is put in its canonical order
-/// first ([`Snapshot::sort_canonically`]): names are letters, digits, `.`,
-/// `_` and `-`, which all sort after the `,` that ends the RDN, so the
-/// order of lowercase names is the order of lowercase DNs. Multi-valued
-/// attributes follow the same order (`memberOf` by group name, `member`
-/// by id).
+/// [`ldif_from`] of a snapshot already in memory.
 pub fn ldif_of(
-    mut snap: Snapshot,
+    snap: Snapshot,
     base: &Dn,
     admin_group: &str,
     with_secrets: bool,
     out: &mut impl Write,
 ) -> Result<usize, ExportError> {
-    snap.sort_canonically();
-    let mut w = Writer::new(out)?;
-    w.comment(&format!(
-        "portcullis export of {base}{}",
-        if with_secrets {
-            " (with password hashes)"
-        } else {
-            ""
-        }
-    ))?;
-    let mut count = 0;
-    for e in [
-        entry::base_entry(base),
-        entry::users_ou_entry(base),
-        entry::groups_ou_entry(base),
-    ] {
-        w.entry(&to_ldif(&e))?;
-        count += 1;
-    }
-    let by_id: HashMap<_, _> = snap
-        .groups
-        .iter()
-        .map(|g| (g.group.id, g.group.clone()))
-        .collect();
-    let users_by_id: HashMap<_, _> = snap
-        .users
-        .iter()
-        .map(|u| (u.user.id, u.user.clone()))
-        .collect();
-    let parents = snap.parents();
-    let parents_of = |m: Member| -> Vec<Group> {
-        parents
+    ldif_from(|sink| snap.feed(sink), base, admin_group, with_secrets, out)
+}
+
+/// Writes the served tree as LDIF while `read` streams one snapshot into
+/// it (e.g. [`crate::store::Backend::snapshot_streamed`]); see the module
+/// docs. Returns the number of entries written.
+///
+/// Ordered by DN, so two exports of one directory are byte-identical
+/// (also across backends): the base, the two OUs, then the users and the
+/// groups, each by lowercase DN. A streamed snapshot comes in its
+/// canonical order ([`SnapshotSink`]): names are letters, digits, `.`,
+/// `_` and `-`, which all sort after the `,` that ends the RDN, so the
+/// order of lowercase names is the order of lowercase DNs. Multi-valued
+/// attributes follow the same order (`memberOf` by group name, `member`
+/// by id).
+///
+/// Each user is written as it arrives; what is held meanwhile is the
+/// snapshot's head (groups with their member ids) and the names of the
+/// users that are members of a group, for the group entries written last.
+pub fn ldif_from<E: Into<ExportError>>(
+    read: impl FnOnce(&mut dyn SnapshotSink) -> Result<(), E>,
+    base: &Dn,
+    admin_group: &str,
+    with_secrets: bool,
+    out: &mut impl Write,
+) -> Result<usize, ExportError> {
+    let mut sink = LdifSink {
+        base,
+        admin_group,
+        with_secrets,
+        out: Some(out),
+        w: None,
+        head: None,
+        names: HashMap::new(),
+        order: CanonicalOrder::default(),
+        count: 0,
+        failed: None,
+    };
+    let read = read(&mut sink);
+    sink.finish(read.map_err(Into::into))
+}
+
+/// What [`ldif_from`] knows once the head has come.
+struct LdifHead {
+    groups: Vec<SnapshotGroup>,
+    by_id: HashMap<GroupId, Group>,
+    parents: HashMap<Member, Vec<GroupId>>,
+    admins: HashSet<UserId>,
+}
+
+impl LdifHead {
+    /// The groups `m` is a direct member of, by name.
+    fn parents_of(&self, m: Member) -> Vec<Group> {
+        self.parents
             .get(&m)
             .into_iter()
             .flatten()
-            .filter_map(|g| by_id.get(g).cloned())
+            .filter_map(|g| self.by_id.get(g).cloned())
             .collect()
-    };
-    let admins = snap.transitive_user_members(admin_group);
-    for su in &snap.users {
+    }
+}
+
+struct LdifSink<'a, W: Write> {
+    base: &'a Dn,
+    admin_group: &'a str,
+    with_secrets: bool,
+    /// Until the head comes: nothing is written before the snapshot
+    /// starts, so a store that cannot be read leaves the output empty.
+    out: Option<W>,
+    w: Option<Writer<W>>,
+    head: Option<LdifHead>,
+    /// Usernames of the users that are members of some group.
+    names: HashMap<UserId, String>,
+    order: CanonicalOrder,
+    count: usize,
+    failed: Option<ExportError>,
+}
+
+impl<W: Write> LdifSink<'_, W> {
+    fn start(&mut self, head: SnapshotHead) -> Result<(), ExportError> {
+        let out = self.out.take().ok_or_else(|| twice("head"))?;
+        let mut w = Writer::new(out)?;
+        w.comment(&format!(
+            "portcullis export of {}{}",
+            self.base,
+            if self.with_secrets {
+                " (with password hashes)"
+            } else {
+                ""
+            }
+        ))?;
+        for e in [
+            entry::base_entry(self.base),
+            entry::users_ou_entry(self.base),
+            entry::groups_ou_entry(self.base),
+        ] {
+            w.entry(&to_ldif(&e))?;
+            self.count += 1;
+        }
+        self.w = Some(w);
+        self.head = Some(LdifHead {
+            by_id: head
+                .groups
+                .iter()
+                .map(|g| (g.group.id, g.group.clone()))
+                .collect(),
+            parents: head.parents(),
+            admins: head.transitive_user_members(self.admin_group),
+            groups: head.groups,
+        });
+        Ok(())
+    }
+
+    fn write_user(&mut self, su: SnapshotUser) -> Result<(), ExportError> {
+        self.order.next(&su)?;
+        let (Some(w), Some(head)) = (self.w.as_mut(), self.head.as_ref()) else {
+            return Err(twice("user before the head"));
+        };
         let u = &su.user;
-        let direct = parents_of(Member::User(u.id));
-        let e = entry::user_entry(base, u, &direct, admins.contains(&u.id));
+        let direct = head.parents_of(Member::User(u.id));
+        let e = entry::user_entry(self.base, u, &direct, head.admins.contains(&u.id));
         let mut le = to_ldif(&e);
         for (k, v) in &u.attrs {
             // Kept attributes the schema does not know (import's
@@ -181,7 +269,7 @@ pub fn ldif_of(
                 le.push(k, v.as_str());
             }
         }
-        if with_secrets {
+        if self.with_secrets {
             if let Some(hash) = &su.password_hash {
                 let value = if hash.starts_with("$argon2") {
                     format!("{{ARGON2}}{hash}")
@@ -192,24 +280,85 @@ pub fn ldif_of(
             }
         }
         w.entry(&le)?;
-        count += 1;
-    }
-    for sg in &snap.groups {
-        let g = &sg.group;
-        let mut member_users = Vec::new();
-        let mut children = Vec::new();
-        for m in &sg.members {
-            match m {
-                Member::User(id) => member_users.extend(users_by_id.get(id).cloned()),
-                Member::Group(id) => children.extend(by_id.get(id).cloned()),
-            }
+        self.count += 1;
+        if !direct.is_empty() {
+            self.names.insert(u.id, su.user.username);
         }
-        let parents = parents_of(Member::Group(g.id));
-        let e = entry::group_entry(base, g, &member_users, &children, &parents);
-        w.entry(&to_ldif(&e))?;
-        count += 1;
+        Ok(())
     }
-    Ok(count)
+
+    /// The group entries, once every user has passed; or the error that
+    /// stopped the snapshot (the sink's own first: it says why).
+    fn finish(mut self, read: Result<(), ExportError>) -> Result<usize, ExportError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        read?;
+        let (Some(mut w), Some(head)) = (self.w.take(), self.head.take()) else {
+            return Err(twice("no head"));
+        };
+        for sg in &head.groups {
+            let g = &sg.group;
+            let mut usernames = Vec::new();
+            let mut children = Vec::new();
+            for m in &sg.members {
+                match m {
+                    Member::User(id) => usernames.extend(self.names.get(id).map(String::as_str)),
+                    Member::Group(id) => children.extend(head.by_id.get(id).cloned()),
+                }
+            }
+            let parents = head.parents_of(Member::Group(g.id));
+            let e = entry::group_entry_named(self.base, g, &usernames, &children, &parents);
+            w.entry(&to_ldif(&e))?;
+            self.count += 1;
+        }
+        Ok(self.count)
+    }
+}
+
+impl<W: Write> SnapshotSink for LdifSink<'_, W> {
+    fn head(&mut self, head: SnapshotHead) -> StoreResult<()> {
+        let started = self.start(head);
+        keep_failure(&mut self.failed, started)
+    }
+
+    fn user(&mut self, user: SnapshotUser) -> StoreResult<()> {
+        let written = self.write_user(user);
+        keep_failure(&mut self.failed, written)
+    }
+}
+
+/// Keeps a sink's own failure for its caller and stops the snapshot.
+fn keep_failure(failed: &mut Option<ExportError>, r: Result<(), ExportError>) -> StoreResult<()> {
+    r.map_err(|e| {
+        let stopped = StoreError::Backend(format!("the export stopped: {e}"));
+        *failed = Some(e);
+        stopped
+    })
+}
+
+/// A snapshot that broke the order of [`SnapshotSink`] (a backend's bug).
+fn twice(what: &str) -> ExportError {
+    ExportError::Store(StoreError::Backend(format!(
+        "the snapshot came out of order: {what}"
+    )))
+}
+
+/// Checks that users come in canonical order: an export out of order
+/// would differ from the same directory's other exports, so it fails
+/// instead.
+#[derive(Default)]
+struct CanonicalOrder(Option<String>);
+
+impl CanonicalOrder {
+    fn next(&mut self, u: &SnapshotUser) -> Result<(), ExportError> {
+        let key = u.canonical_key();
+        if self.0.as_ref().is_some_and(|last| *last >= key) {
+            return Err(twice("users not by lowercase name"));
+        }
+        self.0 = Some(key);
+        Ok(())
+    }
 }
 
 /// What a backup leaves out: second factors listed without their
@@ -230,11 +379,12 @@ pub enum Secrets<'a> {
     Include(Option<&'a ServerKey>),
 }
 
-/// Builds the backup document of the whole store. With
-/// [`Secrets::Include`] (`--with-secrets`) it holds TOTP secrets, the
-/// keyed hashes of static tokens and app passwords, and the server key;
-/// with [`Secrets::Omit`] devices and app passwords are listed without
-/// secrets.
+/// Builds the backup document of the whole store in memory (what
+/// `migrate-store` restores from). With [`Secrets::Include`]
+/// (`--with-secrets`) it holds TOTP secrets, the keyed hashes of static
+/// tokens and app passwords, and the server key; with [`Secrets::Omit`]
+/// devices and app passwords are listed without secrets. Files are
+/// written by [`json`], streamed.
 pub fn backup(store: &Store, with: Secrets<'_>) -> Result<Backup, ExportError> {
     backup_of(store.snapshot()?, with)
 }
@@ -245,62 +395,36 @@ pub fn backup_of(mut snap: Snapshot, with: Secrets<'_>) -> Result<Backup, Export
     // The canonical order, so a backup's lists do not depend on the
     // backend it was taken from.
     snap.sort_canonically();
-    let (secrets, server_key) = match with {
-        Secrets::Omit => (false, None),
-        Secrets::Include(key) => (true, key),
-    };
+    let (secrets, server_key) = with.split();
     if secrets && server_key.is_none() && snap.has_keyed_hashes() {
         return Err(ExportError::MissingKey);
     }
-    let mut users = Vec::with_capacity(snap.users.len());
-    for su in snap.users {
-        let factors = su.second_factors;
-        let mfa_devices = factors
-            .devices
-            .into_iter()
-            .map(|d| backup_device(d, secrets))
-            .collect();
-        let app_passwords = factors
-            .app_passwords
-            .into_iter()
-            .map(|a| BackupAppPassword {
-                id: a.record.id.0,
-                kind: a.record.kind,
-                name: a.record.name,
-                created: a.record.created,
-                expires: a.record.expires,
-                last_used: a.record.last_used,
-                last_used_from: a.record.last_used_from,
-                hash: secrets.then(|| Hidden(hex(&a.hash))),
-            })
-            .collect();
-        users.push(BackupUser {
-            user: su.user,
-            password_hash: su.password_hash,
-            mfa_devices,
-            app_passwords,
-        });
-    }
-    let groups = snap
-        .groups
+    let users = snap
+        .users
         .into_iter()
-        .map(|sg| BackupGroup {
-            members: sg
-                .members
-                .into_iter()
-                .map(|m| match m {
-                    Member::User(u) => BackupMember::User(u.0),
-                    Member::Group(c) => BackupMember::Group(c.0),
-                })
-                .collect(),
-            policy: sg.policy,
-            attrs: sg.attrs,
-            group: sg.group,
-        })
+        .map(|su| backup_user(su, secrets))
         .collect();
-    let settings: BTreeMap<String, String> = snap.settings.into_iter().collect();
-    let (next_uid, next_gid) = snap.counters;
-    Ok(Backup {
+    let groups = snap.groups.into_iter().map(backup_group).collect();
+    Ok(backup_document(
+        secrets,
+        server_key,
+        users,
+        groups,
+        snap.settings,
+        snap.counters,
+    ))
+}
+
+/// The document around the users and groups.
+fn backup_document(
+    secrets: bool,
+    server_key: Option<&ServerKey>,
+    users: Vec<BackupUser>,
+    groups: Vec<BackupGroup>,
+    settings: Vec<(String, String)>,
+    (next_uid, next_gid): (u32, u32),
+) -> Backup {
+    Backup {
         format: BACKUP_FORMAT.into(),
         version: BACKUP_VERSION,
         created: now(),
@@ -308,10 +432,65 @@ pub fn backup_of(mut snap: Snapshot, with: Secrets<'_>) -> Result<Backup, Export
         server_key: server_key.map(|k| Hidden(k.to_hex())),
         users,
         groups,
-        settings,
+        settings: settings.into_iter().collect(),
         counters: BackupCounters { next_uid, next_gid },
         extra: Vec::new(),
-    })
+    }
+}
+
+impl<'a> Secrets<'a> {
+    /// Whether secrets are written, and the key that goes with them.
+    fn split(self) -> (bool, Option<&'a ServerKey>) {
+        match self {
+            Secrets::Omit => (false, None),
+            Secrets::Include(key) => (true, key),
+        }
+    }
+}
+
+fn backup_user(su: SnapshotUser, secrets: bool) -> BackupUser {
+    let factors = su.second_factors;
+    let mfa_devices = factors
+        .devices
+        .into_iter()
+        .map(|d| backup_device(d, secrets))
+        .collect();
+    let app_passwords = factors
+        .app_passwords
+        .into_iter()
+        .map(|a| BackupAppPassword {
+            id: a.record.id.0,
+            kind: a.record.kind,
+            name: a.record.name,
+            created: a.record.created,
+            expires: a.record.expires,
+            last_used: a.record.last_used,
+            last_used_from: a.record.last_used_from,
+            hash: secrets.then(|| Hidden(hex(&a.hash))),
+        })
+        .collect();
+    BackupUser {
+        user: su.user,
+        password_hash: su.password_hash,
+        mfa_devices,
+        app_passwords,
+    }
+}
+
+fn backup_group(sg: SnapshotGroup) -> BackupGroup {
+    BackupGroup {
+        members: sg
+            .members
+            .into_iter()
+            .map(|m| match m {
+                Member::User(u) => BackupMember::User(u.0),
+                Member::Group(c) => BackupMember::Group(c.0),
+            })
+            .collect(),
+        policy: sg.policy,
+        attrs: sg.attrs,
+        group: sg.group,
+    }
 }
 
 fn backup_device(d: RawDevice, secrets: bool) -> BackupDevice {
@@ -346,42 +525,222 @@ impl Backup {
     pub fn without_secrets(&self) -> WithoutSecrets {
         let mut w = WithoutSecrets::default();
         for u in &self.users {
-            for d in &u.mfa_devices {
-                let missing = match &d.kind {
-                    BackupDeviceKind::Totp { secret, .. } => secret.is_none(),
-                    BackupDeviceKind::Static { token_hashes, .. } => token_hashes.is_none(),
-                };
-                if missing {
-                    w.devices += 1;
-                }
-            }
-            w.app_passwords += u.app_passwords.iter().filter(|a| a.hash.is_none()).count();
+            w.count(u);
         }
         w
     }
 }
 
-/// Writes the JSON backup (pretty-printed); see [`backup`]. It holds
-/// password hashes (and with [`Secrets::Include`] every second-factor
-/// secret):
-/// the caller creates the file with mode 0600. Returns what was listed
-/// without secrets.
+impl WithoutSecrets {
+    fn count(&mut self, u: &BackupUser) {
+        for d in &u.mfa_devices {
+            let missing = match &d.kind {
+                BackupDeviceKind::Totp { secret, .. } => secret.is_none(),
+                BackupDeviceKind::Static { token_hashes, .. } => token_hashes.is_none(),
+            };
+            if missing {
+                self.devices += 1;
+            }
+        }
+        self.app_passwords += u.app_passwords.iter().filter(|a| a.hash.is_none()).count();
+    }
+}
+
+/// Writes the JSON backup (pretty-printed), streamed from one snapshot
+/// of the store; see [`json_from`].
 pub fn json(
     store: &Store,
     with: Secrets<'_>,
     out: &mut impl Write,
 ) -> Result<WithoutSecrets, ExportError> {
-    json_of(store.snapshot()?, with, out)
+    json_from(|sink| store.snapshot_streamed(sink), with, out)
 }
 
-/// [`json`] of one snapshot.
+/// [`json_from`] of a snapshot already in memory.
 pub fn json_of(
     snap: Snapshot,
     with: Secrets<'_>,
     out: &mut impl Write,
 ) -> Result<WithoutSecrets, ExportError> {
-    let b = backup_of(snap, with)?;
-    serde_json::to_writer_pretty(&mut *out, &b).map_err(|e| ExportError::Json(e.to_string()))?;
-    out.write_all(b"\n")?;
-    Ok(b.without_secrets())
+    if matches!(with, Secrets::Include(None)) && snap.has_keyed_hashes() {
+        return Err(ExportError::MissingKey);
+    }
+    json_from(|sink| snap.feed(sink), with, out)
 }
+
+/// Writes the JSON backup while `read` streams one snapshot into it: the
+/// bytes `serde_json::to_writer_pretty` writes for the [`backup`] of the
+/// same snapshot, each user written as it arrives (the groups, settings
+/// and counters come first, in the head, and are written after the
+/// users, where the document has them). It holds password hashes (and
+/// with [`Secrets::Include`] every second-factor secret): the caller
+/// creates the file with mode 0600. Returns what was listed without
+/// secrets.
+///
+/// With [`Secrets::Include`]`(None)` a user holding a keyed hash stops the
+/// export with [`ExportError::MissingKey`] when it comes; callers that
+/// write where a failed export cannot be taken back (standard output)
+/// ask [`crate::store::Backend::has_keyed_hashes`] first.
+pub fn json_from<E: Into<ExportError>>(
+    read: impl FnOnce(&mut dyn SnapshotSink) -> Result<(), E>,
+    with: Secrets<'_>,
+    out: &mut impl Write,
+) -> Result<WithoutSecrets, ExportError> {
+    let (secrets, server_key) = with.split();
+    let mut sink = JsonSink {
+        out,
+        secrets,
+        server_key,
+        rest: None,
+        users: 0,
+        element: Vec::new(),
+        left_out: WithoutSecrets::default(),
+        order: CanonicalOrder::default(),
+        failed: None,
+    };
+    let read = read(&mut sink);
+    sink.finish(read.map_err(Into::into))
+}
+
+/// Where the document continues after the users.
+struct JsonRest {
+    groups: Vec<SnapshotGroup>,
+    /// From the users' `]` to the groups' `[`.
+    between: Vec<u8>,
+    /// From the groups' `]` to the end.
+    tail: Vec<u8>,
+}
+
+struct JsonSink<'a, W: Write> {
+    out: W,
+    secrets: bool,
+    server_key: Option<&'a ServerKey>,
+    rest: Option<JsonRest>,
+    users: usize,
+    /// One array element, reused.
+    element: Vec<u8>,
+    left_out: WithoutSecrets,
+    order: CanonicalOrder,
+    failed: Option<ExportError>,
+}
+
+/// Where an array sits in the pretty-printed document: its key at depth 1,
+/// on a line of its own (a string cannot hold a raw newline, so this is
+/// never inside a value).
+const USERS_EMPTY: &[u8] = b"\n  \"users\": []";
+const GROUPS_EMPTY: &[u8] = b"\n  \"groups\": []";
+
+fn find(haystack: &[u8], needle: &[u8]) -> Result<usize, ExportError> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .ok_or_else(|| ExportError::Json("the document has no place for a list".into()))
+}
+
+impl<W: Write> JsonSink<'_, W> {
+    /// Writes the document up to the users' `[`: the document of an empty
+    /// store with this head's settings and counters, pretty-printed by
+    /// serde_json and cut where the two lists go.
+    fn start(&mut self, head: SnapshotHead) -> Result<(), ExportError> {
+        if self.rest.is_some() {
+            return Err(twice("head"));
+        }
+        let skeleton = backup_document(
+            self.secrets,
+            self.server_key,
+            Vec::new(),
+            Vec::new(),
+            head.settings,
+            head.counters,
+        );
+        let text =
+            serde_json::to_vec_pretty(&skeleton).map_err(|e| ExportError::Json(e.to_string()))?;
+        let u = find(&text, USERS_EMPTY)?;
+        let g = find(&text, GROUPS_EMPTY)?;
+        // Where each empty list's `]` is: the text before it ends with
+        // the list's `[`.
+        let (u, g) = (u + USERS_EMPTY.len() - 1, g + GROUPS_EMPTY.len() - 1);
+        self.out.write_all(&text[..u])?;
+        self.rest = Some(JsonRest {
+            groups: head.groups,
+            between: text[u..g].to_vec(),
+            tail: text[g..].to_vec(),
+        });
+        Ok(())
+    }
+
+    /// Writes one element of a list at depth 1, as serde_json's pretty
+    /// printer would: on a line of its own, every line indented 4 spaces.
+    fn element(&mut self, first: bool, value: &impl serde::Serialize) -> Result<(), ExportError> {
+        self.element.clear();
+        serde_json::to_writer_pretty(&mut self.element, value)
+            .map_err(|e| ExportError::Json(e.to_string()))?;
+        self.out.write_all(if first { b"\n" } else { b",\n" })?;
+        for (i, line) in self.element.split(|b| *b == b'\n').enumerate() {
+            if i > 0 {
+                self.out.write_all(b"\n")?;
+            }
+            self.out.write_all(b"    ")?;
+            self.out.write_all(line)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a list of `n` elements: its `]` on a line of its own unless
+    /// the list is empty. The `]` itself begins the rest of the document
+    /// ([`JsonRest`]).
+    fn close(&mut self, n: usize) -> Result<(), ExportError> {
+        if n > 0 {
+            self.out.write_all(b"\n  ")?;
+        }
+        Ok(())
+    }
+
+    fn write_user(&mut self, su: SnapshotUser) -> Result<(), ExportError> {
+        self.order.next(&su)?;
+        if self.rest.is_none() {
+            return Err(twice("user before the head"));
+        }
+        if self.secrets && self.server_key.is_none() && su.has_keyed_hashes() {
+            return Err(ExportError::MissingKey);
+        }
+        let u = backup_user(su, self.secrets);
+        self.left_out.count(&u);
+        self.element(self.users == 0, &u)?;
+        self.users += 1;
+        Ok(())
+    }
+
+    fn finish(mut self, read: Result<(), ExportError>) -> Result<WithoutSecrets, ExportError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        read?;
+        let rest = self.rest.take().ok_or_else(|| twice("no head"))?;
+        self.close(self.users)?;
+        self.out.write_all(&rest.between)?;
+        let groups = rest.groups.len();
+        for (i, sg) in rest.groups.into_iter().enumerate() {
+            self.element(i == 0, &backup_group(sg))?;
+        }
+        self.close(groups)?;
+        self.out.write_all(&rest.tail)?;
+        self.out.write_all(b"\n")?;
+        Ok(self.left_out)
+    }
+}
+
+impl<W: Write> SnapshotSink for JsonSink<'_, W> {
+    fn head(&mut self, head: SnapshotHead) -> StoreResult<()> {
+        let started = self.start(head);
+        keep_failure(&mut self.failed, started)
+    }
+
+    fn user(&mut self, user: SnapshotUser) -> StoreResult<()> {
+        let written = self.write_user(user);
+        keep_failure(&mut self.failed, written)
+    }
+}
+
+#[cfg(test)]
+pub(super) mod reference;

@@ -545,3 +545,166 @@ fn version_1_backups_still_restore() {
     let newer = v1.replace("\"version\":1", "\"version\":3");
     assert!(import::json(&Store::temporary().expect("s"), newer.as_bytes()).is_err());
 }
+
+/// Some thousands of users (names in mixed case and with `.`, `_`, `-`,
+/// kept and set attributes, legacy and argon2 hashes, second factors),
+/// nested groups and an admin group with a nested member: the streamed
+/// exports are byte for byte what the whole-snapshot path wrote (LDIF)
+/// and what serde_json writes for the backup document (JSON), with and
+/// without secrets; and so for an empty store.
+#[test]
+fn streamed_exports_equal_the_snapshot_built_ones() {
+    use crate::store::import::{Batch, BatchGroup, BatchUser};
+    use crate::store::{Group, GroupId, User};
+    let store = Store::temporary().expect("store");
+    let at = crate::store::now();
+    let mut batch = Batch::default();
+    for i in 0..3000u32 {
+        let username = match i % 4 {
+            0 => format!("User{i:04}"),
+            1 => format!("u.{i}"),
+            2 => format!("u_{i}"),
+            _ => format!("u-{i}"),
+        };
+        let mut attrs = std::collections::BTreeMap::new();
+        if i % 7 == 0 {
+            attrs.insert("employeeType".into(), "staff".into());
+            attrs.insert("loginShell".into(), "/bin/zsh".into());
+        }
+        batch.users.push(BatchUser {
+            user: User {
+                id: UserId(uuid::Uuid::new_v4()),
+                email: (i % 5 != 0).then(|| format!("{username}@example.com")),
+                full_name: (i % 3 != 0).then(|| format!("Person Number {i}")),
+                username,
+                uid_number: 0,
+                gid_number: 0,
+                disabled: i % 13 == 0,
+                attrs,
+                created: at,
+                modified: at,
+                pwd_changed: None,
+                cred_generation: 0,
+            },
+            allocate_uid: true,
+            password_hash: match i % 3 {
+                0 => Some("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into()),
+                1 => Some("{SSHA}aGFzaGhhc2hoYXNoaGFzaHNhbHQ=".into()),
+                _ => None,
+            },
+        });
+    }
+    for name in ["admins", "staff", "Ops", "wheel", "empty"] {
+        batch.groups.push(BatchGroup {
+            group: Group {
+                id: GroupId(uuid::Uuid::new_v4()),
+                name: name.into(),
+                gid_number: 0,
+                description: Some(format!("the {name}")),
+                created: at,
+                modified: at,
+            },
+            allocate_gid: true,
+        });
+    }
+    let names: Vec<String> = batch
+        .users
+        .iter()
+        .map(|u| u.user.username.clone())
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let member = BatchMember::User(name.clone());
+        if i % 2 == 0 {
+            batch.memberships.push(("staff".into(), member.clone()));
+        }
+        if i % 5 == 0 {
+            batch.memberships.push(("Ops".into(), member.clone()));
+        }
+        if i % 500 == 0 {
+            batch.memberships.push(("wheel".into(), member));
+        }
+    }
+    batch
+        .memberships
+        .push(("admins".into(), BatchMember::Group("wheel".into())));
+    batch
+        .memberships
+        .push(("staff".into(), BatchMember::Group("Ops".into())));
+    store.apply_batch(&batch).expect("batch");
+    let key = ServerKey::generate();
+    for name in ["User0000", "u.1", "u_2"] {
+        let id = store.user_by_name(name).expect("read").expect("user").id;
+        store
+            .add_totp_device(id, "phone", 6, &TotpSecret(vec![7u8; 20]))
+            .expect("totp");
+        let tokens: Vec<_> = ["tok-one", "tok-two"]
+            .iter()
+            .map(|t| static_tokens::hash(&key, &format!("{t}-{name}")))
+            .collect();
+        store
+            .add_static_device(id, "paper", &tokens)
+            .expect("static");
+        store
+            .add_app_password(
+                id,
+                crate::store::CredentialKind::AppPassword,
+                "mail",
+                None,
+                &app_password::hash(&key, &format!("pca_secret_{name}")),
+            )
+            .expect("app password");
+    }
+    let base = Dn::parse("dc=example,dc=com").expect("dn");
+    let same = |what: &str, streamed: &[u8], reference: &[u8]| {
+        let at = streamed
+            .iter()
+            .zip(reference)
+            .position(|(a, b)| a != b)
+            .unwrap_or(streamed.len().min(reference.len()));
+        assert!(
+            streamed == reference,
+            "{what}: first difference at byte {at} of {} / {}: {:?} vs {:?}",
+            streamed.len(),
+            reference.len(),
+            String::from_utf8_lossy(
+                &streamed[at.saturating_sub(80)..(at + 80).min(streamed.len())]
+            ),
+            String::from_utf8_lossy(
+                &reference[at.saturating_sub(80)..(at + 80).min(reference.len())]
+            ),
+        );
+    };
+    let empty = Store::temporary().expect("empty store");
+    for (label, s) in [("3000 users", &store), ("empty", &empty)] {
+        for with_secrets in [false, true] {
+            let mut streamed = Vec::new();
+            let n = export::ldif(s, &base, with_secrets, &mut streamed).expect("export");
+            let mut reference = Vec::new();
+            let m = export::reference::ldif_of(
+                s.snapshot().expect("snapshot"),
+                &base,
+                export::DEFAULT_ADMIN_GROUP,
+                with_secrets,
+                &mut reference,
+            )
+            .expect("reference");
+            assert_eq!(n, m);
+            same(&format!("LDIF of {label}"), &streamed, &reference);
+        }
+        for with in [export::Secrets::Omit, export::Secrets::Include(Some(&key))] {
+            let mut streamed = Vec::new();
+            let left_out = export::json(s, with, &mut streamed).expect("export");
+            let written: super::Backup = serde_json::from_slice(&streamed).expect("reads back");
+            let mut reference = export::backup(s, with).expect("backup");
+            reference.created = written.created;
+            let mut bytes = serde_json::to_vec_pretty(&reference).expect("json");
+            bytes.push(b'\n');
+            same(&format!("JSON of {label}"), &streamed, &bytes);
+            assert_eq!(left_out, reference.without_secrets());
+        }
+    }
+    assert!(
+        store.snapshot().expect("snapshot").users.len() == 3000,
+        "the export changed nothing"
+    );
+}

@@ -13,6 +13,7 @@ use super::{
     Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession, Result, SessionHash, Snapshot,
     Timestamp, User, UserId,
 };
+use crate::domain::snapshot::SnapshotSink;
 
 /// The store interface. `sled` (embedded, the default) implements it; a
 /// networked backend implements the same methods and passes the same
@@ -478,6 +479,18 @@ pub trait Backend: Send + Sync {
     /// transaction and holds off nobody. Blocking and O(records): callers
     /// run it on the blocking pool, never per request.
     fn snapshot(&self) -> Result<Snapshot>;
+
+    /// [`Backend::snapshot`] handed to `sink` as it is read rather than
+    /// copied into memory first (see [`SnapshotSink`] for the order): what
+    /// exports and backups are written from, so a million users never sit
+    /// in memory at once. The same promise of one instant.
+    ///
+    /// sled holds off writes until `sink` has taken the last user, so the
+    /// sink's own time counts: callers write to a local file, never to a
+    /// client that may read slowly. PostgreSQL reads in one `REPEATABLE
+    /// READ` transaction, the users through a cursor, and holds off
+    /// nobody. [`Backend::snapshot`] is this, collected.
+    fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()>;
 
     /// Writes a whole batch in one transaction over every tree involved.
     /// Either all of it lands or, on any conflict or failure, none of it.

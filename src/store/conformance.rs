@@ -21,8 +21,8 @@ use super::import::{Batch, BatchGroup, BatchMember, BatchMode, BatchUser};
 use super::mfa::{KeyedHash, TotpSecret};
 use super::postgres::testing::{PgHarness, PgInstanceHarness};
 use super::{
-    Group, Member, NewUser, PortalSession, SessionHash, SessionId, Store, StoreError, User, UserId,
-    FIRST_GID_NUMBER, FIRST_UID_NUMBER,
+    Group, Member, NewUser, PortalSession, SessionHash, SessionId, SnapshotHead, SnapshotSink,
+    SnapshotUser, Store, StoreError, User, UserId, FIRST_GID_NUMBER, FIRST_UID_NUMBER,
 };
 
 /// A backend under test.
@@ -516,6 +516,92 @@ pub fn snapshot_is_consistent(h: &mut impl Harness) {
     assert!(last.has_keyed_hashes());
 }
 
+/// A streamed snapshot hands over what [`super::Backend::snapshot`]
+/// holds, in the order exports are written in: the head first, then each
+/// user by lowercase name compared bytewise, whatever case the names
+/// have, each with its credentials. A sink's error stops it and comes
+/// back, and the store takes writes again afterwards.
+pub fn streamed_snapshot_in_canonical_order(h: &mut impl Harness) {
+    #[derive(Default)]
+    struct Seen {
+        head: Option<SnapshotHead>,
+        users: Vec<SnapshotUser>,
+        user_before_head: bool,
+        fail_at: Option<usize>,
+    }
+    impl SnapshotSink for Seen {
+        fn head(&mut self, head: SnapshotHead) -> super::Result<()> {
+            self.head = Some(head);
+            Ok(())
+        }
+        fn user(&mut self, user: SnapshotUser) -> super::Result<()> {
+            self.user_before_head |= self.head.is_none();
+            if self.fail_at == Some(self.users.len()) {
+                return Err(StoreError::Backend("the sink is full".into()));
+            }
+            self.users.push(user);
+            Ok(())
+        }
+    }
+    let s = h.fresh();
+    let staff = group(&s, "staff");
+    let ops = group(&s, "Ops");
+    s.add_member(staff.id, Member::Group(ops.id)).expect("nest");
+    for name in ["bob", "Alice", "a.b", "a-b", "a_b", "Zed", "carol"] {
+        let u = user(&s, name, None);
+        s.add_member(staff.id, Member::User(u.id)).expect("add");
+        if name == "carol" {
+            s.set_password_hash(u.id, "$argon2id$fake").expect("hash");
+            s.add_totp_device(u.id, "phone", 6, &TotpSecret(vec![7; 20]))
+                .expect("totp");
+            s.add_app_password(
+                u.id,
+                crate::domain::mfa::CredentialKind::AppPassword,
+                "mail",
+                None,
+                &[4; 32],
+            )
+            .expect("app password");
+        }
+    }
+    let mut seen = Seen::default();
+    s.snapshot_streamed(&mut seen).expect("streamed");
+    assert!(!seen.user_before_head);
+    let names: Vec<&str> = seen
+        .users
+        .iter()
+        .map(|u| u.user.username.as_str())
+        .collect();
+    assert_eq!(names, ["a-b", "a.b", "a_b", "Alice", "bob", "carol", "Zed"]);
+    let head = seen.head.expect("head");
+    let groups: Vec<&str> = head.groups.iter().map(|g| g.group.name.as_str()).collect();
+    assert_eq!(groups, ["Ops", "staff"]);
+    let mut snap = s.snapshot().expect("snapshot");
+    snap.sort_canonically();
+    assert_eq!(format!("{:?}", head.groups), format!("{:?}", snap.groups));
+    assert_eq!(head.settings, snap.settings);
+    assert_eq!(head.counters, snap.counters);
+    assert_eq!(format!("{:?}", seen.users), format!("{:?}", snap.users));
+    let hashes = |users: &[SnapshotUser]| -> Vec<Option<String>> {
+        users.iter().map(|u| u.password_hash.clone()).collect()
+    };
+    assert_eq!(hashes(&seen.users), hashes(&snap.users));
+    let carol = &seen.users[5].second_factors;
+    assert_eq!((carol.devices.len(), carol.app_passwords.len()), (1, 1));
+
+    let mut failing = Seen {
+        fail_at: Some(2),
+        ..Seen::default()
+    };
+    assert!(s.snapshot_streamed(&mut failing).is_err());
+    assert_eq!(
+        failing.users.len(),
+        2,
+        "nothing handed over after the error"
+    );
+    user(&s, "after", None);
+}
+
 fn batch_user(name: &str, uid_number: Option<u32>, password_hash: Option<&str>) -> BatchUser {
     let at = crate::store::now();
     BatchUser {
@@ -881,6 +967,10 @@ macro_rules! conformance {
             #[test]
             fn snapshot_is_consistent() {
                 super::snapshot_is_consistent(&mut $harness());
+            }
+            #[test]
+            fn streamed_snapshot_in_canonical_order() {
+                super::streamed_snapshot_in_canonical_order(&mut $harness());
             }
             #[test]
             fn imports_land_whole_or_not_at_all() {

@@ -26,7 +26,9 @@ pub mod postgres;
 pub mod sled;
 
 pub use crate::domain::batch as import;
-pub use crate::domain::snapshot::{Snapshot, SnapshotGroup, SnapshotUser};
+pub use crate::domain::snapshot::{
+    Snapshot, SnapshotGroup, SnapshotHead, SnapshotSink, SnapshotUser,
+};
 pub use crate::domain::{mfa, model, validate};
 pub use crate::domain::{
     now, AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, DeviceKind, Group, GroupId,

@@ -23,6 +23,7 @@
 //! write (a code, an app password, a write) fails with a backend error,
 //! which LDAP answers as `unavailable` (52).
 
+use crate::domain::snapshot::SnapshotSink;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -605,6 +606,11 @@ impl Backend for PgInstance {
 
     fn snapshot(&self) -> Result<Snapshot> {
         self.inner.db.snapshot()
+    }
+
+    /// From the database, never from the read model: one transaction.
+    fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()> {
+        self.inner.db.snapshot_streamed(sink)
     }
 
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {

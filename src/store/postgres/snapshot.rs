@@ -1,6 +1,7 @@
 //! Settings, counters and the consistent snapshot in PostgreSQL.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tokio_postgres::{GenericClient, IsolationLevel};
 
@@ -9,6 +10,7 @@ use super::mfa::{raw_app_passwords_of, raw_devices_of};
 use super::users::{user_row, USER_COLUMNS};
 use super::{from_u64, to_u32, to_u64, PgStore, TxResult};
 use crate::domain::mfa::{GroupPolicy, MfaPolicy, RawSecondFactors};
+use crate::domain::snapshot::{sort_groups_canonically, SnapshotHead, SnapshotSink};
 use crate::store::{
     GroupId, Member, Result, Snapshot, SnapshotGroup, SnapshotUser, UserId, FIRST_GID_NUMBER,
     FIRST_UID_NUMBER,
@@ -150,83 +152,132 @@ impl PgStore {
         self.read(async |c| counters_of(c).await)
     }
 
-    /// Every record in one `REPEATABLE READ, READ ONLY` transaction.
+    /// Every record in one `REPEATABLE READ, READ ONLY` transaction:
+    /// [`PgStore::snapshot_streamed`] collected.
     pub(super) fn snapshot(&self) -> Result<Snapshot> {
+        let mut snap = Snapshot::default();
+        self.snapshot_streamed(&mut snap)?;
+        Ok(snap)
+    }
+
+    /// Every record in one `REPEATABLE READ, READ ONLY` transaction,
+    /// handed to `sink` as it is read: the head (groups with members,
+    /// settings, counters) first, then the users through a cursor in the
+    /// canonical order, [`USERS_PER_FETCH`] rows per round trip, so memory
+    /// holds one slice of the users table. Writers never wait for it; the
+    /// transaction stays open until `sink` has taken the last user.
+    pub(super) fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()> {
         crate::blocking::assert_may_block("a store snapshot");
+        // The body is an `AsyncFn` (it may run again on a retryable error,
+        // which a read-only transaction does not meet); the sink is only
+        // borrowed between awaits.
+        let sink = RefCell::new(sink);
         self.transaction(IsolationLevel::RepeatableRead, true, async |tx| {
-            let mut users = Vec::new();
+            let head = head_of(tx).await?;
+            sink.borrow_mut().head(head)?;
+            // Second factors are asked for only where there are some: two
+            // round trips per user would be most of the time otherwise.
+            let mut with_factors = HashSet::new();
             for row in tx
                 .query(
-                    &format!(
-                        "SELECT {USER_COLUMNS}, c.phc FROM users \
-                         LEFT JOIN credentials c ON c.user_id = users.id ORDER BY username_key COLLATE \"C\""
-                    ),
+                    "SELECT user_id FROM mfa_devices UNION SELECT user_id FROM app_passwords",
                     &[],
                 )
                 .await?
             {
-                let user = user_row(&row)?;
-                let id = user.id;
-                users.push(SnapshotUser {
-                    password_hash: row.try_get("phc")?,
-                    second_factors: RawSecondFactors {
-                        devices: raw_devices_of(tx, id).await?,
-                        app_passwords: raw_app_passwords_of(tx, id).await?,
-                    },
-                    user,
-                });
+                with_factors.insert(UserId(row.try_get("user_id")?));
             }
-            let mut members = members_of_all(tx).await?;
-            let mut policies: HashMap<GroupId, GroupPolicy> = HashMap::new();
-            for row in tx
-                .query(
-                    "SELECT group_id, mfa, app_passwords FROM group_policies",
-                    &[],
-                )
-                .await?
-            {
-                let mfa: Option<&str> = row.try_get("mfa")?;
-                policies.insert(
-                    GroupId(row.try_get("group_id")?),
-                    GroupPolicy {
-                        mfa: mfa.and_then(MfaPolicy::parse),
-                        app_passwords: row.try_get("app_passwords")?,
-                    },
-                );
+            let users = tx
+                .prepare(&format!(
+                    "SELECT {USER_COLUMNS}, c.phc FROM users \
+                     LEFT JOIN credentials c ON c.user_id = users.id \
+                     ORDER BY username_key COLLATE \"C\""
+                ))
+                .await?;
+            let cursor = tx.bind(&users, &[]).await?;
+            loop {
+                let rows = tx.query_portal(&cursor, USERS_PER_FETCH).await?;
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                for row in rows {
+                    let user = user_row(&row)?;
+                    let id = user.id;
+                    let second_factors = if with_factors.contains(&id) {
+                        RawSecondFactors {
+                            devices: raw_devices_of(tx, id).await?,
+                            app_passwords: raw_app_passwords_of(tx, id).await?,
+                        }
+                    } else {
+                        RawSecondFactors::default()
+                    };
+                    let mut su = SnapshotUser {
+                        password_hash: row.try_get("phc")?,
+                        second_factors,
+                        user,
+                    };
+                    su.sort_canonically();
+                    sink.borrow_mut().user(su)?;
+                }
             }
-            let mut attrs: HashMap<GroupId, BTreeMap<String, String>> = HashMap::new();
-            for row in tx
-                .query("SELECT group_id, key, value FROM group_attrs", &[])
-                .await?
-            {
-                attrs
-                    .entry(GroupId(row.try_get("group_id")?))
-                    .or_default()
-                    .insert(row.try_get("key")?, row.try_get("value")?);
-            }
-            let mut groups = Vec::new();
-            for row in tx
-                .query(
-                    &format!("SELECT {GROUP_COLUMNS} FROM groups ORDER BY name_key COLLATE \"C\""),
-                    &[],
-                )
-                .await?
-            {
-                let group = group_row(&row)?;
-                let id = group.id;
-                groups.push(SnapshotGroup {
-                    members: members.remove(&id).unwrap_or_default(),
-                    policy: policies.remove(&id).unwrap_or_default(),
-                    attrs: attrs.remove(&id).unwrap_or_default(),
-                    group,
-                });
-            }
-            Ok(Snapshot {
-                users,
-                groups,
-                settings: settings_of(tx).await?,
-                counters: counters_of(tx).await?,
-            })
         })
     }
+}
+
+/// Users fetched per round trip of a streamed snapshot's cursor.
+const USERS_PER_FETCH: i32 = 1000;
+
+/// Everything of a snapshot but the users, in canonical order.
+async fn head_of(tx: &tokio_postgres::Transaction<'_>) -> TxResult<SnapshotHead> {
+    let mut members = members_of_all(tx).await?;
+    let mut policies: HashMap<GroupId, GroupPolicy> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT group_id, mfa, app_passwords FROM group_policies",
+            &[],
+        )
+        .await?
+    {
+        let mfa: Option<&str> = row.try_get("mfa")?;
+        policies.insert(
+            GroupId(row.try_get("group_id")?),
+            GroupPolicy {
+                mfa: mfa.and_then(MfaPolicy::parse),
+                app_passwords: row.try_get("app_passwords")?,
+            },
+        );
+    }
+    let mut attrs: HashMap<GroupId, BTreeMap<String, String>> = HashMap::new();
+    for row in tx
+        .query("SELECT group_id, key, value FROM group_attrs", &[])
+        .await?
+    {
+        attrs
+            .entry(GroupId(row.try_get("group_id")?))
+            .or_default()
+            .insert(row.try_get("key")?, row.try_get("value")?);
+    }
+    let mut groups = Vec::new();
+    for row in tx
+        .query(
+            &format!("SELECT {GROUP_COLUMNS} FROM groups ORDER BY name_key COLLATE \"C\""),
+            &[],
+        )
+        .await?
+    {
+        let group = group_row(&row)?;
+        let id = group.id;
+        groups.push(SnapshotGroup {
+            members: members.remove(&id).unwrap_or_default(),
+            policy: policies.remove(&id).unwrap_or_default(),
+            attrs: attrs.remove(&id).unwrap_or_default(),
+            group,
+        });
+    }
+    sort_groups_canonically(&mut groups);
+    Ok(SnapshotHead {
+        groups,
+        settings: settings_of(tx).await?,
+        counters: counters_of(tx).await?,
+    })
 }

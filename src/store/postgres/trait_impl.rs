@@ -2,6 +2,7 @@
 //! same name on [`PgStore`], or (listed in the module documentation of
 //! `postgres`) not implemented yet.
 
+use crate::domain::snapshot::SnapshotSink;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -390,6 +391,10 @@ impl Backend for PgStore {
 
     fn snapshot(&self) -> Result<Snapshot> {
         PgStore::snapshot(self)
+    }
+
+    fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()> {
+        PgStore::snapshot_streamed(self, sink)
     }
 
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {

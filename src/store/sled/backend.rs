@@ -2,6 +2,7 @@
 //! name on [`SledStore`]. Every write holds the snapshot lock shared
 //! (`SledStore::writing`, see `snapshot.rs`) for its whole duration.
 
+use crate::domain::snapshot::SnapshotSink;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -386,6 +387,10 @@ impl Backend for SledStore {
 
     fn snapshot(&self) -> Result<Snapshot> {
         SledStore::snapshot(self)
+    }
+
+    fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()> {
+        SledStore::snapshot_streamed(self, sink)
     }
 
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {

@@ -58,8 +58,9 @@
 //! # Snapshots
 //! Every write through the store interface holds a store-level lock
 //! shared; a snapshot (backups, exports) holds it exclusively while it
-//! copies the records, so it never sees half a transaction
-//! (`snapshot.rs`).
+//! reads the records and hands them to the export that writes them, so it
+//! never sees half a transaction (`snapshot.rs`, with how long writes
+//! wait at 1M users).
 //!
 //! # Decoded records
 //! User and group records are decoded from JSON once per stored version

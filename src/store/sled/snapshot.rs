@@ -10,20 +10,33 @@
 //!   other on it, and reads never take it. Portal sessions are the one
 //!   exception: no snapshot holds them (a backup restores accounts, not
 //!   sign-ins), so signing in never waits for a backup;
-//! - a snapshot holds it **exclusively** while it copies every record into
-//!   memory, so no write is half done while it reads, and none starts.
+//! - a snapshot holds it **exclusively** from its first read until its
+//!   sink has taken the last user ([`SledStore::snapshot_streamed`]), so
+//!   no write is half done while it reads, and none starts.
 //!
 //! Searches and binds go on meanwhile; a bind that writes (a TOTP step, a
-//! static token, an app password's last use) and every other write wait
-//! for the copy, which is one pass over the records with no encoding and
-//! no I/O beyond sled's page cache. Rendering the snapshot (LDIF, JSON)
-//! happens after the lock is released.
+//! static token, an app password's last use) and every other write wait.
+//! Exports and backups are streamed: each user is written out as it is
+//! read, inside the lock, so memory stays bounded but writers wait for
+//! the writing too. Their sinks therefore write to a local file (a backup
+//! file, the CLI's output, a server's spool file), never to a client.
+//! Measured at 1,000,000 users and 50 groups of 50,000 (release build, 2
+//! cores shared, `export --with-secrets` through a running server's admin
+//! socket): writes are held 9.1 s for the JSON backup and 23.8 s for the
+//! LDIF export (a `group add` issued 1 s in answered after 8.1 s and
+//! 22.8 s). Before exports were streamed, every snapshot held writes for
+//! the copy into memory, 13.1 s at the same size, and the server peaked
+//! at 3.0 GB resident (now 1.2–1.4 GB, most of it sled's page cache).
+//! Users are decoded without entering the decoded-record cache
+//! (`records.rs`), which would otherwise fill with records read
+//! once. [`SledStore::snapshot`] is the same pass collected into memory.
 
-use std::sync::{RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
-use super::SledStore;
+use super::{backend, keys, SledStore};
 use crate::domain::mfa::RawSecondFactors;
-use crate::store::{Result, Snapshot, SnapshotGroup, SnapshotUser};
+use crate::domain::snapshot::{sort_groups_canonically, SnapshotHead, SnapshotSink};
+use crate::store::{Result, Snapshot, SnapshotGroup, SnapshotUser, UserId};
 
 impl SledStore {
     /// Held (shared) by every write for its whole duration; see the module
@@ -44,31 +57,25 @@ impl SledStore {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every record at one instant: writes are held off while it is
-    /// copied (see the module documentation).
+    /// Every record at one instant, in memory: [`SledStore::snapshot_streamed`]
+    /// collected.
     pub fn snapshot(&self) -> Result<Snapshot> {
+        let mut snap = Snapshot::default();
+        self.snapshot_streamed(&mut snap)?;
+        Ok(snap)
+    }
+
+    /// Every record at one instant, handed to `sink` as it is read: writes
+    /// are held off from the first read until `sink` has taken the last
+    /// user (see the module documentation). The head (groups with their
+    /// members, settings, counters) is read first; the users follow in
+    /// the username index's order, which is the canonical one (lowercase
+    /// name, bytewise).
+    pub fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()> {
         crate::blocking::assert_may_block("a store snapshot");
         let waited = std::time::Instant::now();
         let _quiet = self.exclusive();
         let started = std::time::Instant::now();
-        let with_factors = self.users_with_second_factors()?;
-        let mut users = Vec::new();
-        for user in self.users()? {
-            let id = user.id;
-            let second_factors = if with_factors.contains(&id) {
-                RawSecondFactors {
-                    devices: self.raw_devices(id)?,
-                    app_passwords: self.raw_app_passwords(id)?,
-                }
-            } else {
-                RawSecondFactors::default()
-            };
-            users.push(SnapshotUser {
-                password_hash: self.password_hash(id)?,
-                second_factors,
-                user,
-            });
-        }
         let mut groups = Vec::new();
         for group in self.groups()? {
             groups.push(SnapshotGroup {
@@ -78,19 +85,52 @@ impl SledStore {
                 group,
             });
         }
-        let snap = Snapshot {
-            users,
+        sort_groups_canonically(&mut groups);
+        let group_count = groups.len();
+        sink.head(SnapshotHead {
             groups,
             settings: self.settings()?,
             counters: self.counters()?,
-        };
+        })?;
+        let with_factors = self.users_with_second_factors()?;
+        let mut users = 0usize;
+        for entry in self.t.idx_username.iter() {
+            let (_, id) = entry.map_err(backend)?;
+            let id = UserId(keys::uuid(&id)?);
+            // Not kept in the decoded-record cache: read once, and the
+            // searches' records stay.
+            let Some(user) =
+                self.t
+                    .user_records
+                    .peek(&self.t.users, &keys::user_key(id), id, "user")?
+            else {
+                continue;
+            };
+            let user = Arc::unwrap_or_clone(user);
+            let second_factors = if with_factors.contains(&id) {
+                RawSecondFactors {
+                    devices: self.raw_devices(id)?,
+                    app_passwords: self.raw_app_passwords(id)?,
+                }
+            } else {
+                RawSecondFactors::default()
+            };
+            let mut su = SnapshotUser {
+                password_hash: self.password_hash(id)?,
+                second_factors,
+                user,
+            };
+            su.sort_canonically();
+            sink.user(su)?;
+            users += 1;
+        }
         tracing::info!(
-            users = snap.users.len(),
-            groups = snap.groups.len(),
+            users,
+            groups = group_count,
             waited_ms = started.duration_since(waited).as_millis() as u64,
             writes_held_ms = started.elapsed().as_millis() as u64,
             "store snapshot taken"
         );
-        Ok(snap)
+        Ok(())
     }
 }
