@@ -2,8 +2,12 @@
 //!
 //! A search first narrows the candidates with the store's indexes (equality
 //! on uid/cn, mail, uidNumber, gidNumber, memberOf, member, memberUid and
-//! objectClass), then builds each candidate's entry once, checks access and
-//! evaluates the filter. Access (DESIGN.md section 5): anonymous reads
+//! objectClass), then builds each candidate's entry once, with only the
+//! attributes asked for and those the filter still has to read, checks
+//! access and evaluates what the indexes did not answer exactly (see
+//! `plan`). Entries are handed out one by one as they are built
+//! ([`Directory::search_each`]): users are read as the store walks them,
+//! so a search over every user never lists them all first. Access (DESIGN.md section 5): anonymous reads
 //! nothing here (the root DSE and subschema are answered by the protocol
 //! layer); a bound user reads its own entry and its groups; members of the
 //! search group and admins read everything.
