@@ -92,6 +92,9 @@ const WAS_EMPTY: &[u8] = b"empty";
 /// start with the [`Tag`] of the one key they note).
 const CREATED: u8 = 0xff;
 
+/// The (key, value) pairs a chunk creates in one tree.
+type Writes = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One chunk of writes: the journal entries first, then per tree.
 struct Chunk {
     /// False when the store held no user, group or membership before the
@@ -100,7 +103,7 @@ struct Chunk {
     journal: sled::Batch,
     /// Per tree, the (key, value) pairs to create, in the order given;
     /// [`SledStore::write_chunk`] inserts each tree's in key order.
-    writes: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
+    writes: Vec<Writes>,
     /// The keys of the entity being written: (tag, length, key) each.
     entity: Vec<u8>,
     /// Number of the next journal entry (they never repeat in one import).
@@ -242,12 +245,40 @@ impl SledStore {
             self.journal()?.apply_batch(done.journal).map_err(backend)?;
             self.t.db.flush().map_err(backend)?;
         }
-        for (tag, mut writes) in Tag::ALL.iter().zip(done.writes) {
-            // Stable: of two writes of one key, the later one stays last.
-            writes.sort_by(|a, b| a.0.cmp(&b.0));
-            self.insert_sorted(*tag, writes.into_iter())?;
+        // Two writers, each with about half of the bytes: sled's inserts
+        // into different trees run side by side, and the import is bound
+        // by them.
+        let mut trees: Vec<(Tag, Writes)> = Tag::ALL.iter().copied().zip(done.writes).collect();
+        let weight = |w: &Writes| -> usize { w.iter().map(|(k, v)| k.len() + v.len() + 64).sum() };
+        trees.sort_by_cached_key(|(_, w)| std::cmp::Reverse(weight(w)));
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        let (mut w1, mut w2) = (0, 0);
+        for (tag, writes) in trees {
+            let w = weight(&writes);
+            if w1 <= w2 {
+                w1 += w;
+                one.push((tag, writes));
+            } else {
+                w2 += w;
+                two.push((tag, writes));
+            }
         }
-        Ok(())
+        let write = |set: Vec<(Tag, Writes)>| -> Result<()> {
+            for (tag, mut writes) in set {
+                // Stable: of two writes of one key, the later one stays last.
+                writes.sort_by(|a, b| a.0.cmp(&b.0));
+                self.insert_sorted(tag, writes.into_iter())?;
+            }
+            Ok(())
+        };
+        std::thread::scope(|s| {
+            let other = s.spawn(|| write(two));
+            let mine = write(one);
+            let theirs = other
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Backend("an import writer panicked".into())));
+            mine.and(theirs)
+        })
     }
 
     /// Inserts (key, value) pairs, in the order given, into the tree of
@@ -523,10 +554,44 @@ impl SledStore {
         created.pending_emails.clear();
 
         self.bulk_memberships(batch, &mut created, &mut rest, &mut chunk)?;
+        // Past the numbers now in use: an import often fills a range the
+        // other counter will walk (users numbered 2002.. up to a million,
+        // groups counted from 4000), and the next create_group would walk
+        // it inside a transaction (8 s on the first start after a
+        // million-user import, in the bootstrap).
         for (key, n) in [(META_NEXT_UID, next_uid), (META_NEXT_GID, next_gid)] {
+            let n = self.first_free(n)?;
             t.meta.insert(key, &keys::number_key(n)).map_err(backend)?;
         }
         Ok((rest, created))
+    }
+
+    /// The first number from `n` that neither number index holds (where
+    /// an allocation from `n` lands), found by walking both indexes in
+    /// order rather than by a lookup per number.
+    fn first_free(&self, mut n: u32) -> Result<u32> {
+        let t = &self.t;
+        let mut uids = t.idx_uid.range(keys::number_key(n)..);
+        let mut gids = t.idx_gid.range(keys::number_key(n)..);
+        let next = |it: &mut sled::Iter| -> Result<Option<u32>> {
+            match it.next() {
+                Some(kv) => Ok(Some(keys::number(&kv.map_err(backend)?.0)?)),
+                None => Ok(None),
+            }
+        };
+        let (mut u, mut g) = (next(&mut uids)?, next(&mut gids)?);
+        loop {
+            while u.is_some_and(|u| u < n) {
+                u = next(&mut uids)?;
+            }
+            while g.is_some_and(|g| g < n) {
+                g = next(&mut gids)?;
+            }
+            if (u != Some(n) && g != Some(n)) || n == u32::MAX {
+                return Ok(n);
+            }
+            n += 1;
+        }
     }
 
     /// The next free number from `next` (not in either number index, nor
@@ -712,11 +777,18 @@ impl SledStore {
             }
             self.write_chunk(chunk)?;
         }
-        self.insert_sorted(Tag::Members, members.iter().map(|k| (k, EMPTY)))?;
-        let mut member_of: Vec<_> = members.iter().map(keys::reversed).collect();
-        drop(members);
-        member_of.sort_unstable();
-        self.insert_sorted(Tag::MemberOf, member_of.iter().map(|k| (k, EMPTY)))
+        // The two trees side by side (see write_chunk).
+        std::thread::scope(|s| {
+            let other =
+                s.spawn(|| self.insert_sorted(Tag::Members, members.iter().map(|k| (k, EMPTY))));
+            let mut member_of: Vec<_> = members.iter().map(keys::reversed).collect();
+            member_of.sort_unstable();
+            let mine = self.insert_sorted(Tag::MemberOf, member_of.iter().map(|k| (k, EMPTY)));
+            let theirs = other
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Backend("an import writer panicked".into())));
+            mine.and(theirs)
+        })
     }
 
     /// A member of a new group: one the import created, or one stored.
@@ -884,6 +956,27 @@ mod tests {
         let (next_uid, _) = s.counters().unwrap();
         assert!(numbers.iter().all(|n| *n < next_uid));
         assert!(s.password_hash(last.id).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_counters_end_past_the_numbers_the_import_filled() {
+        let s = SledStore::temporary().unwrap();
+        // The group takes the first gidNumber; the users the next 100.
+        let last = FIRST_GID_NUMBER + 100;
+        let batch = Batch {
+            groups: vec![batch_group("big")],
+            next_uid: Some(last + 1),
+            ..Batch::default()
+        };
+        let mut users = (1..=100).map(|i| Ok(batch_user(i, Some(FIRST_GID_NUMBER + i as u32))));
+        s.apply_batch_streamed(&batch, &mut users).unwrap();
+        assert_eq!(
+            s.group_by_name("big").unwrap().unwrap().gid_number,
+            FIRST_GID_NUMBER
+        );
+        assert_eq!(s.counters().unwrap(), (last + 1, last + 1));
+        let after = s.create_group("after", None).unwrap();
+        assert_eq!(after.gid_number, last + 1);
     }
 
     #[test]
