@@ -1,8 +1,8 @@
 //! Bulk import into a store nobody else uses (the offline `import`): the
 //! batch's new users, groups and memberships are written in chunks of
-//! plain sled batches, not in one transaction, so memory stays bounded
-//! whatever the size of the import (a sled transaction buffers every
-//! write; a million users needed 23 GiB).
+//! plain inserts, each tree's in key order, not in one transaction, so
+//! memory stays bounded whatever the size of the import (a sled
+//! transaction buffers every write; a million users needed 23 GiB).
 //!
 //! All or nothing still holds, through an undo journal and one commit
 //! marker:
@@ -45,10 +45,12 @@ use std::collections::{HashMap, HashSet};
 pub(super) const META_IMPORT_PENDING: &[u8] = b"import_pending";
 /// Name of the undo journal's tree.
 const JOURNAL_TREE: &str = "import_journal";
-/// Keys per chunk (some 2,000 users). sled's memory grows with the size
-/// of the batches it applies: measured at 100k users, chunks of 100,000
-/// keys peaked at 870 MiB and took 15 s, chunks of 10,000 keys 380 MiB
-/// and 9 s (2,000 and 5,000 were no better).
+/// Keys per chunk (some 2,000 users). Measured at 100k users when chunks
+/// were sled batches (sled's memory grows with the size of a batch):
+/// chunks of 100,000 keys peaked at 870 MiB and took 15 s, chunks of
+/// 10,000 keys 380 MiB and 9 s (2,000 and 5,000 were no better). Chunks
+/// are plain inserts now; the size still bounds the journal's flushes and
+/// the memory a chunk holds.
 const CHUNK_KEYS: usize = 10_000;
 
 /// Which tree a journal entry undoes (its key's first byte).
