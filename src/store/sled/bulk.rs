@@ -1015,6 +1015,44 @@ mod tests {
     }
 
     #[test]
+    fn a_first_load_finds_duplicates_of_earlier_chunks_without_the_indexes() {
+        // Into an empty store the checks use the import's own sets: a
+        // repeated email, uidNumber or id chunks apart is still refused,
+        // and the store is left empty.
+        let clash: [fn(&mut BatchUser, &BatchUser); 3] = [
+            |u, first| u.user.email = first.user.email.clone(),
+            |u, first| u.user.uid_number = first.user.uid_number,
+            |u, first| u.user.id = first.user.id,
+        ];
+        for (n, clash) in clash.into_iter().enumerate() {
+            let s = SledStore::temporary().unwrap();
+            let first = batch_user(1, Some(30_000));
+            let mut users = (1..=MANY).map(|i| {
+                let mut u = batch_user(i, Some(30_000 + i as u32));
+                if i == 1 {
+                    u = first.clone();
+                }
+                if i == MANY {
+                    clash(&mut u, &first);
+                }
+                Ok(u)
+            });
+            let batch = Batch {
+                next_uid: Some(40_000),
+                ..Batch::default()
+            };
+            let err = s.apply_batch_streamed(&batch, &mut users).unwrap_err();
+            assert!(
+                matches!(err, StoreError::AlreadyExists(_)),
+                "case {n}: {err}"
+            );
+            nothing_pending(&s);
+            assert!(s.users().unwrap().is_empty(), "case {n}");
+            assert_eq!(s.t.idx_email.len(), 0, "case {n}");
+        }
+    }
+
+    #[test]
     fn an_import_cut_short_is_undone_when_the_store_opens() {
         let dir = tempfile::tempdir().unwrap();
         let counters = {
