@@ -568,34 +568,6 @@ impl SledStore {
         Ok((rest, created))
     }
 
-    /// The first number from `n` that neither number index holds (where
-    /// an allocation from `n` lands), found by walking both indexes in
-    /// order rather than by a lookup per number.
-    fn first_free(&self, mut n: u32) -> Result<u32> {
-        let t = &self.t;
-        let mut uids = t.idx_uid.range(keys::number_key(n)..);
-        let mut gids = t.idx_gid.range(keys::number_key(n)..);
-        let next = |it: &mut sled::Iter| -> Result<Option<u32>> {
-            match it.next() {
-                Some(kv) => Ok(Some(keys::number(&kv.map_err(backend)?.0)?)),
-                None => Ok(None),
-            }
-        };
-        let (mut u, mut g) = (next(&mut uids)?, next(&mut gids)?);
-        loop {
-            while u.is_some_and(|u| u < n) {
-                u = next(&mut uids)?;
-            }
-            while g.is_some_and(|g| g < n) {
-                g = next(&mut gids)?;
-            }
-            if (u != Some(n) && g != Some(n)) || n == u32::MAX {
-                return Ok(n);
-            }
-            n += 1;
-        }
-    }
-
     /// The next free number from `next` (not in either number index, nor
     /// `pending`), advancing `next` past it. `fresh`: the indexes hold
     /// only numbers `pending` knows (see [`Created::fresh`]).
@@ -979,6 +951,14 @@ mod tests {
         assert_eq!(s.counters().unwrap(), (last + 1, last + 1));
         let after = s.create_group("after", None).unwrap();
         assert_eq!(after.gid_number, last + 1);
+        // A counter left below the run (a store written before this fix):
+        // create_group starts from the first free number all the same.
+        s.t.meta
+            .insert(META_NEXT_GID, &keys::number_key(FIRST_GID_NUMBER))
+            .unwrap();
+        let later = s.create_group("later", None).unwrap();
+        assert_eq!(later.gid_number, last + 2);
+        assert_eq!(s.counters().unwrap().1, last + 3);
     }
 
     #[test]
