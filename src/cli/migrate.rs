@@ -165,11 +165,15 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
         }
         Reach::Store(store) => {
             let mut input = open_input(&args.file)?;
-            on_store(config, store, |cx| {
+            let done = on_store(config, store, |cx| {
                 transfer::import(cx, &req, &mut input, &mut |p| {
                     print_progress(p.stage, p.done, p.total)
                 })
-            })?
+            })?;
+            if !req.dry_run && done.refused.is_none() {
+                checkpoint(config)?;
+            }
+            done
         }
     };
     for note in &done.notes {
@@ -180,6 +184,18 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
         bail!("{PLAN_HAS_ERRORS}");
     }
     print(json, &done.document, || done.text.clone())
+}
+
+/// Opens the sled store once more after an offline import (the import's
+/// handle is closed by then), so that the log recovery a large import
+/// leaves behind (sled 0.34 writes its snapshot only when it opens) is paid
+/// here and not by the next `serve`: 2.2 s of a start after a
+/// million-user import. Nothing to do for PostgreSQL.
+fn checkpoint(config: &Config) -> anyhow::Result<()> {
+    if matches!(config.store, crate::config::StoreConfig::Sled(_)) {
+        drop(crate::server::open_store_as(config, true).context("while reopening the store")?);
+    }
+    Ok(())
 }
 
 pub fn run_export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {

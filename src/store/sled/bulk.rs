@@ -1,8 +1,8 @@
 //! Bulk import into a store nobody else uses (the offline `import`): the
 //! batch's new users, groups and memberships are written in chunks of
-//! plain sled batches, not in one transaction, so memory stays bounded
-//! whatever the size of the import (a sled transaction buffers every
-//! write; a million users needed 23 GiB).
+//! plain inserts, each tree's in key order, not in one transaction, so
+//! memory stays bounded whatever the size of the import (a sled
+//! transaction buffers every write; a million users needed 23 GiB).
 //!
 //! All or nothing still holds, through an undo journal and one commit
 //! marker:
@@ -45,10 +45,12 @@ use std::collections::{HashMap, HashSet};
 pub(super) const META_IMPORT_PENDING: &[u8] = b"import_pending";
 /// Name of the undo journal's tree.
 const JOURNAL_TREE: &str = "import_journal";
-/// Keys per chunk (some 2,000 users). sled's memory grows with the size
-/// of the batches it applies: measured at 100k users, chunks of 100,000
-/// keys peaked at 870 MiB and took 15 s, chunks of 10,000 keys 380 MiB
-/// and 9 s (2,000 and 5,000 were no better).
+/// Keys per chunk (some 2,000 users). Measured at 100k users when chunks
+/// were sled batches (sled's memory grows with the size of a batch):
+/// chunks of 100,000 keys peaked at 870 MiB and took 15 s, chunks of
+/// 10,000 keys 380 MiB and 9 s (2,000 and 5,000 were no better). Chunks
+/// are plain inserts now; the size still bounds the journal's flushes and
+/// the memory a chunk holds.
 const CHUNK_KEYS: usize = 10_000;
 
 /// Which tree a journal entry undoes (its key's first byte).
@@ -92,13 +94,18 @@ const WAS_EMPTY: &[u8] = b"empty";
 /// start with the [`Tag`] of the one key they note).
 const CREATED: u8 = 0xff;
 
+/// The (key, value) pairs a chunk creates in one tree.
+type Writes = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One chunk of writes: the journal entries first, then per tree.
 struct Chunk {
     /// False when the store held no user, group or membership before the
     /// import: an undo then empties the trees, and no entry is noted.
     journaled: bool,
     journal: sled::Batch,
-    writes: Vec<sled::Batch>,
+    /// Per tree, the (key, value) pairs to create, in the order given;
+    /// [`SledStore::write_chunk`] inserts each tree's in key order.
+    writes: Vec<Writes>,
     /// The keys of the entity being written: (tag, length, key) each.
     entity: Vec<u8>,
     /// Number of the next journal entry (they never repeat in one import).
@@ -111,7 +118,7 @@ impl Chunk {
         Chunk {
             journaled,
             journal: sled::Batch::default(),
-            writes: Tag::ALL.iter().map(|_| sled::Batch::default()).collect(),
+            writes: Tag::ALL.iter().map(|_| Vec::new()).collect(),
             entity: Vec::new(),
             seq,
             len: 0,
@@ -121,8 +128,14 @@ impl Chunk {
     /// Creates `key` in the tree of `tag` (absent before), as part of the
     /// entity that [`Chunk::end_entity`] ends.
     fn create(&mut self, tag: Tag, key: &[u8], value: &[u8]) {
-        self.writes[tag as usize - 1].insert(key, value);
+        self.writes[tag as usize - 1].push((key.to_vec(), value.to_vec()));
         self.len += 1;
+        self.note(tag, key);
+    }
+
+    /// Notes `key` of the tree of `tag` in the current journal entry
+    /// without writing it (the caller writes it after the chunk).
+    fn note(&mut self, tag: Tag, key: &[u8]) {
         if !self.journaled {
             return;
         }
@@ -143,6 +156,7 @@ impl Chunk {
         jkey[1..].copy_from_slice(&self.seq.to_be_bytes());
         self.seq += 1;
         self.journal.insert(&jkey, std::mem::take(&mut self.entity));
+        self.len += 1;
     }
 }
 
@@ -169,13 +183,33 @@ fn entity_keys(mut v: &[u8]) -> Result<Vec<(Tag, &[u8])>> {
 
 /// What the bulk phase learned, for the transaction that finishes it.
 struct Created {
+    /// The store held no user, group or membership when the import began:
+    /// every key found in the trees is one this import wrote, so the checks
+    /// below answer without a lookup in sled (a first load of a million
+    /// users spent some 4 million reads finding nothing).
+    fresh: bool,
     users: HashMap<Vec<u8>, UserId>,
     groups: HashMap<Vec<u8>, GroupId>,
-    /// Numbers written by this import not yet visible in the index trees
-    /// (the current chunk), for the uniqueness checks.
-    pending_uids: HashSet<u32>,
+    /// Ids and uidNumbers this import gave users (kept whole: 16 and 4
+    /// bytes a user), and gidNumbers it gave groups. Allocation avoids
+    /// both kinds of number, as the transaction does.
+    ids: HashSet<UserId>,
+    uids: HashSet<u32>,
+    gids: HashSet<u32>,
+    /// Hashes of the email keys this import wrote: a miss is exact; a hit
+    /// is checked against `pending_emails` and the index.
+    emails: HashSet<u64>,
+    email_hasher: std::collections::hash_map::RandomState,
+    /// Email keys of the current chunk (not yet in the index).
     pending_emails: HashSet<Vec<u8>>,
     report: BatchReport,
+}
+
+impl Created {
+    fn email_hash(&self, key: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.email_hasher.hash_one(key)
+    }
 }
 
 impl SledStore {
@@ -200,7 +234,10 @@ impl SledStore {
         self.t.db.open_tree(JOURNAL_TREE).map_err(backend)
     }
 
-    /// Writes a chunk: journal, flush, then the records.
+    /// Writes a chunk: journal, flush, then the records, each tree's in
+    /// key order. Plain inserts, not a sled batch: a batch is a hash map
+    /// (its keys land in random order, and it costs a copy of each), and
+    /// the journal, not the batch, makes the import all or nothing.
     fn write_chunk(&self, chunk: &mut Chunk) -> Result<()> {
         if chunk.len == 0 {
             return Ok(());
@@ -210,8 +247,52 @@ impl SledStore {
             self.journal()?.apply_batch(done.journal).map_err(backend)?;
             self.t.db.flush().map_err(backend)?;
         }
-        for (tag, writes) in Tag::ALL.iter().zip(done.writes) {
-            self.tree_of(*tag).apply_batch(writes).map_err(backend)?;
+        // Two writers, each with about half of the bytes: sled's inserts
+        // into different trees run side by side, and the import is bound
+        // by them.
+        let mut trees: Vec<(Tag, Writes)> = Tag::ALL.iter().copied().zip(done.writes).collect();
+        let weight = |w: &Writes| -> usize { w.iter().map(|(k, v)| k.len() + v.len() + 64).sum() };
+        trees.sort_by_cached_key(|(_, w)| std::cmp::Reverse(weight(w)));
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        let (mut w1, mut w2) = (0, 0);
+        for (tag, writes) in trees {
+            let w = weight(&writes);
+            if w1 <= w2 {
+                w1 += w;
+                one.push((tag, writes));
+            } else {
+                w2 += w;
+                two.push((tag, writes));
+            }
+        }
+        let write = |set: Vec<(Tag, Writes)>| -> Result<()> {
+            for (tag, mut writes) in set {
+                // Stable: of two writes of one key, the later one stays last.
+                writes.sort_by(|a, b| a.0.cmp(&b.0));
+                self.insert_sorted(tag, writes.into_iter())?;
+            }
+            Ok(())
+        };
+        std::thread::scope(|s| {
+            let other = s.spawn(|| write(two));
+            let mine = write(one);
+            let theirs = other
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Backend("an import writer panicked".into())));
+            mine.and(theirs)
+        })
+    }
+
+    /// Inserts (key, value) pairs, in the order given, into the tree of
+    /// `tag`.
+    fn insert_sorted<K: AsRef<[u8]>, V: Into<sled::IVec>>(
+        &self,
+        tag: Tag,
+        writes: impl Iterator<Item = (K, V)>,
+    ) -> Result<()> {
+        let tree = self.tree_of(tag);
+        for (k, v) in writes {
+            tree.insert(k, v).map_err(backend)?;
         }
         Ok(())
     }
@@ -380,9 +461,14 @@ impl SledStore {
             ..Batch::default()
         };
         let mut created = Created {
+            fresh: !journaled,
             users: HashMap::new(),
             groups: HashMap::new(),
-            pending_uids: HashSet::new(),
+            ids: HashSet::new(),
+            uids: HashSet::new(),
+            gids: HashSet::new(),
+            emails: HashSet::new(),
+            email_hasher: Default::default(),
             pending_emails: HashSet::new(),
             report: BatchReport::default(),
         };
@@ -402,7 +488,6 @@ impl SledStore {
             .max(max_gid.unwrap_or(0));
 
         let mut chunk = Chunk::new(journaled, 0);
-        let mut pending_gids: HashSet<u32> = HashSet::new();
         for bg in &batch.groups {
             let key = name_key(&bg.group.name);
             if created.groups.contains_key(&key) {
@@ -423,10 +508,12 @@ impl SledStore {
                 )));
             }
             if bg.allocate_gid {
-                g.gid_number = self.allocate(&mut next_gid, FIRST_GID_NUMBER, "gid", |n| {
-                    pending_gids.contains(&n)
-                })?;
-            } else if pending_gids.contains(&g.gid_number)
+                let gids = &created.gids;
+                g.gid_number =
+                    self.allocate(&mut next_gid, FIRST_GID_NUMBER, "gid", created.fresh, |n| {
+                        gids.contains(&n)
+                    })?;
+            } else if created.gids.contains(&g.gid_number)
                 || t.idx_gid
                     .contains_key(keys::number_key(g.gid_number))
                     .map_err(backend)?
@@ -436,7 +523,7 @@ impl SledStore {
                     g.gid_number, g.name
                 )));
             }
-            pending_gids.insert(g.gid_number);
+            created.gids.insert(g.gid_number);
             let id = keys::group_key(g.id);
             chunk.create(Tag::Groups, &id, &encode("group", &g)?);
             chunk.create(Tag::IdxGroupName, &key, &id);
@@ -462,56 +549,34 @@ impl SledStore {
             )?;
             if chunk.len >= CHUNK_KEYS {
                 self.write_chunk(&mut chunk)?;
-                created.pending_uids.clear();
                 created.pending_emails.clear();
             }
         }
         self.write_chunk(&mut chunk)?;
-        created.pending_uids.clear();
         created.pending_emails.clear();
 
-        let mut pending_members: HashSet<Vec<u8>> = HashSet::new();
-        for (group, member) in &batch.memberships {
-            let gkey = name_key(group);
-            let Some(&gid) = created.groups.get(&gkey) else {
-                rest.memberships.push((group.clone(), member.clone()));
-                continue;
-            };
-            let m = self.bulk_member(member, &created)?;
-            if m == Member::Group(gid) {
-                return Err(StoreError::Invalid(format!(
-                    "import conflict: group {group} cannot contain itself"
-                )));
-            }
-            let key = keys::members_key(gid, m);
-            // A repeated membership in the batch: written once.
-            if pending_members.contains(&key) || t.members.contains_key(&key).map_err(backend)? {
-                continue;
-            }
-            chunk.create(Tag::Members, &key, EMPTY);
-            chunk.create(Tag::MemberOf, &keys::member_of_key(m, gid), EMPTY);
-            chunk.end_entity();
-            pending_members.insert(key);
-            created.report.memberships_added += 1;
-            if chunk.len >= CHUNK_KEYS {
-                self.write_chunk(&mut chunk)?;
-                pending_members.clear();
-            }
-        }
-        self.write_chunk(&mut chunk)?;
+        self.bulk_memberships(batch, &mut created, &mut rest, &mut chunk)?;
+        // Past the numbers now in use: an import often fills a range the
+        // other counter will walk (users numbered 2002.. up to a million,
+        // groups counted from 4000), and the next create_group would walk
+        // it inside a transaction (8 s on the first start after a
+        // million-user import, in the bootstrap).
         for (key, n) in [(META_NEXT_UID, next_uid), (META_NEXT_GID, next_gid)] {
+            let n = self.first_free(n)?;
             t.meta.insert(key, &keys::number_key(n)).map_err(backend)?;
         }
         Ok((rest, created))
     }
 
     /// The next free number from `next` (not in either number index, nor
-    /// `pending`), advancing `next` past it.
+    /// `pending`), advancing `next` past it. `fresh`: the indexes hold
+    /// only numbers `pending` knows (see [`Created::fresh`]).
     fn allocate(
         &self,
         next: &mut u32,
         first: u32,
         what: &str,
+        fresh: bool,
         pending: impl Fn(u32) -> bool,
     ) -> Result<u32> {
         let t = &self.t;
@@ -519,9 +584,14 @@ impl SledStore {
             *next,
             first,
             |n| {
+                if pending(n) {
+                    return Ok(true);
+                }
+                if fresh {
+                    return Ok(false);
+                }
                 let key = keys::number_key(n);
-                Ok(pending(n)
-                    || t.idx_uid.contains_key(key).map_err(backend)?
+                Ok(t.idx_uid.contains_key(key).map_err(backend)?
                     || t.idx_gid.contains_key(key).map_err(backend)?)
             },
             || StoreError::Invalid(format!("{what} numbers are exhausted")),
@@ -562,14 +632,16 @@ impl SledStore {
         if created.users.contains_key(&key) {
             return Err(conflict(format!("user {} appears twice", u.username)));
         }
-        if t.idx_username.contains_key(&key).map_err(backend)? {
+        if !created.fresh && t.idx_username.contains_key(&key).map_err(backend)? {
             rest.users.push(bu);
             return Ok(());
         }
         let mut u = bu.user;
-        if t.users
-            .contains_key(keys::user_key(u.id))
-            .map_err(backend)?
+        if created.ids.contains(&u.id)
+            || (!created.fresh
+                && t.users
+                    .contains_key(keys::user_key(u.id))
+                    .map_err(backend)?)
         {
             return Err(conflict(format!(
                 "user id {} of {} is already used by another user",
@@ -577,16 +649,19 @@ impl SledStore {
             )));
         }
         if bu.allocate_uid {
-            let pending = &created.pending_uids;
+            let (uids, gids) = (&created.uids, &created.gids);
             u.uid_number =
-                self.allocate(next_uid, FIRST_UID_NUMBER, "uid", |n| pending.contains(&n))?;
+                self.allocate(next_uid, FIRST_UID_NUMBER, "uid", created.fresh, |n| {
+                    uids.contains(&n) || gids.contains(&n)
+                })?;
             if u.gid_number == 0 {
                 u.gid_number = u.uid_number;
             }
-        } else if created.pending_uids.contains(&u.uid_number)
-            || t.idx_uid
-                .contains_key(keys::number_key(u.uid_number))
-                .map_err(backend)?
+        } else if created.uids.contains(&u.uid_number)
+            || (!created.fresh
+                && t.idx_uid
+                    .contains_key(keys::number_key(u.uid_number))
+                    .map_err(backend)?)
         {
             return Err(conflict(format!(
                 "uidNumber {} of user {} already belongs to another user",
@@ -594,9 +669,14 @@ impl SledStore {
             )));
         }
         let email = u.email.as_deref().map(email_key);
-        if let Some(ek) = &email {
-            if created.pending_emails.contains(ek)
-                || t.idx_email.contains_key(ek).map_err(backend)?
+        let email_hash = email.as_deref().map(|ek| created.email_hash(ek));
+        if let (Some(ek), Some(h)) = (&email, email_hash) {
+            // Only a hash this import gave before, or a store that held
+            // users, needs the exact check.
+            let check = !created.fresh || created.emails.contains(&h);
+            if check
+                && (created.pending_emails.contains(ek)
+                    || t.idx_email.contains_key(ek).map_err(backend)?)
             {
                 return Err(conflict(format!(
                     "email {} of user {} already belongs to another user",
@@ -615,16 +695,74 @@ impl SledStore {
         }
         chunk.create(Tag::Users, &id, &encode("user", &u)?);
         chunk.create(Tag::IdxUsername, &key, &id);
-        if let Some(ek) = email {
+        if let (Some(ek), Some(h)) = (email, email_hash) {
             chunk.create(Tag::IdxEmail, &ek, &id);
+            created.emails.insert(h);
             created.pending_emails.insert(ek);
         }
         chunk.create(Tag::IdxUid, &keys::number_key(u.uid_number), &id);
         chunk.end_entity();
-        created.pending_uids.insert(u.uid_number);
+        created.uids.insert(u.uid_number);
+        created.ids.insert(u.id);
         created.users.insert(key, u.id);
         created.report.users_created.push(u.username);
         Ok(())
+    }
+
+    /// The memberships of the new groups, collected, sorted and written
+    /// tree by tree in key order: both membership trees are then built by
+    /// appending (in batch order, `member_of` took one pass over the users
+    /// per group). A new group has no stored members, so the sort also
+    /// drops the memberships the batch repeats, without a lookup. Those of
+    /// existing groups go to `rest`. Memory: 33 bytes a membership, twice.
+    fn bulk_memberships(
+        &self,
+        batch: &Batch,
+        created: &mut Created,
+        rest: &mut Batch,
+        chunk: &mut Chunk,
+    ) -> Result<()> {
+        let mut members = Vec::new();
+        for (group, member) in &batch.memberships {
+            let Some(&gid) = created.groups.get(&name_key(group)) else {
+                rest.memberships.push((group.clone(), member.clone()));
+                continue;
+            };
+            let m = self.bulk_member(member, created)?;
+            if m == Member::Group(gid) {
+                return Err(StoreError::Invalid(format!(
+                    "import conflict: group {group} cannot contain itself"
+                )));
+            }
+            members.push(keys::membership(gid, m));
+        }
+        members.sort_unstable();
+        members.dedup();
+        created.report.memberships_added += members.len();
+        // The journal first: it covers what is on disk.
+        if chunk.journaled {
+            for key in &members {
+                chunk.note(Tag::Members, key);
+                chunk.note(Tag::MemberOf, &keys::reversed(key));
+                chunk.end_entity();
+                if chunk.len >= CHUNK_KEYS {
+                    self.write_chunk(chunk)?;
+                }
+            }
+            self.write_chunk(chunk)?;
+        }
+        // The two trees side by side (see write_chunk).
+        std::thread::scope(|s| {
+            let other =
+                s.spawn(|| self.insert_sorted(Tag::Members, members.iter().map(|k| (k, EMPTY))));
+            let mut member_of: Vec<_> = members.iter().map(keys::reversed).collect();
+            member_of.sort_unstable();
+            let mine = self.insert_sorted(Tag::MemberOf, member_of.iter().map(|k| (k, EMPTY)));
+            let theirs = other
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Backend("an import writer panicked".into())));
+            mine.and(theirs)
+        })
     }
 
     /// A member of a new group: one the import created, or one stored.
@@ -795,6 +933,35 @@ mod tests {
     }
 
     #[test]
+    fn the_counters_end_past_the_numbers_the_import_filled() {
+        let s = SledStore::temporary().unwrap();
+        // The group takes the first gidNumber; the users the next 100.
+        let last = FIRST_GID_NUMBER + 100;
+        let batch = Batch {
+            groups: vec![batch_group("big")],
+            next_uid: Some(last + 1),
+            ..Batch::default()
+        };
+        let mut users = (1..=100).map(|i| Ok(batch_user(i, Some(FIRST_GID_NUMBER + i as u32))));
+        s.apply_batch_streamed(&batch, &mut users).unwrap();
+        assert_eq!(
+            s.group_by_name("big").unwrap().unwrap().gid_number,
+            FIRST_GID_NUMBER
+        );
+        assert_eq!(s.counters().unwrap(), (last + 1, last + 1));
+        let after = s.create_group("after", None).unwrap();
+        assert_eq!(after.gid_number, last + 1);
+        // A counter left below the run (a store written before this fix):
+        // create_group starts from the first free number all the same.
+        s.t.meta
+            .insert(META_NEXT_GID, &keys::number_key(FIRST_GID_NUMBER))
+            .unwrap();
+        let later = s.create_group("later", None).unwrap();
+        assert_eq!(later.gid_number, last + 2);
+        assert_eq!(s.counters().unwrap().1, last + 3);
+    }
+
+    #[test]
     fn a_conflict_after_chunks_were_written_leaves_the_store_as_it_was() {
         let s = SledStore::temporary().unwrap();
         let (old, _) = seeded(&s);
@@ -825,6 +992,44 @@ mod tests {
         assert_eq!(s.t.idx_email.len(), 0);
         assert_eq!(s.counters().unwrap(), counters);
         assert_eq!(s.stored_epoch().unwrap(), epoch);
+    }
+
+    #[test]
+    fn a_first_load_finds_duplicates_of_earlier_chunks_without_the_indexes() {
+        // Into an empty store the checks use the import's own sets: a
+        // repeated email, uidNumber or id chunks apart is still refused,
+        // and the store is left empty.
+        let clash: [fn(&mut BatchUser, &BatchUser); 3] = [
+            |u, first| u.user.email = first.user.email.clone(),
+            |u, first| u.user.uid_number = first.user.uid_number,
+            |u, first| u.user.id = first.user.id,
+        ];
+        for (n, clash) in clash.into_iter().enumerate() {
+            let s = SledStore::temporary().unwrap();
+            let first = batch_user(1, Some(30_000));
+            let mut users = (1..=MANY).map(|i| {
+                let mut u = batch_user(i, Some(30_000 + i as u32));
+                if i == 1 {
+                    u = first.clone();
+                }
+                if i == MANY {
+                    clash(&mut u, &first);
+                }
+                Ok(u)
+            });
+            let batch = Batch {
+                next_uid: Some(40_000),
+                ..Batch::default()
+            };
+            let err = s.apply_batch_streamed(&batch, &mut users).unwrap_err();
+            assert!(
+                matches!(err, StoreError::AlreadyExists(_)),
+                "case {n}: {err}"
+            );
+            nothing_pending(&s);
+            assert!(s.users().unwrap().is_empty(), "case {n}");
+            assert_eq!(s.t.idx_email.len(), 0, "case {n}");
+        }
     }
 
     #[test]

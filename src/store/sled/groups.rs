@@ -37,6 +37,7 @@ impl SledStore {
         let t = &self.t;
         let id = GroupId(Uuid::new_v4());
         let created = now();
+        let hint = self.allocation_hint(META_NEXT_GID, FIRST_GID_NUMBER)?;
         once(
             &self.t,
             (
@@ -63,6 +64,7 @@ impl SledStore {
                         idx_gid,
                         idx_uid,
                         "gid",
+                        hint,
                     )?;
                     let group = Group {
                         id,

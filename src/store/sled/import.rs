@@ -374,6 +374,7 @@ impl<'a> BatchTx<'a> {
                 v.idx_gid,
                 v.idx_uid,
                 "gid",
+                0,
             )?;
         }
         tx_put_group(v.groups, &g)?;
@@ -527,6 +528,7 @@ impl<'a> BatchTx<'a> {
                 v.idx_uid,
                 v.idx_gid,
                 "uid",
+                0,
             )?;
             if u.gid_number == 0 {
                 u.gid_number = u.uid_number;

@@ -64,6 +64,22 @@ pub(super) fn members_key(group: GroupId, member: Member) -> Vec<u8> {
     key
 }
 
+/// [`members_key`] as an array (for sorting many of them).
+pub(super) fn membership(group: GroupId, member: Member) -> [u8; MEMBERSHIP_LEN] {
+    let mut key = [0u8; MEMBERSHIP_LEN];
+    key[..ID_LEN].copy_from_slice(group.0.as_bytes());
+    key[ID_LEN..].copy_from_slice(&member_key(member));
+    key
+}
+
+/// The [`member_of_key`] of a [`membership`]: the member first.
+pub(super) fn reversed(members_key: &[u8; MEMBERSHIP_LEN]) -> [u8; MEMBERSHIP_LEN] {
+    let mut key = [0u8; MEMBERSHIP_LEN];
+    key[..MEMBER_LEN].copy_from_slice(&members_key[ID_LEN..]);
+    key[MEMBER_LEN..].copy_from_slice(&members_key[..ID_LEN]);
+    key
+}
+
 /// Key in the `member_of` tree (member → group direction).
 pub(super) fn member_of_key(member: Member, group: GroupId) -> Vec<u8> {
     let mut key = Vec::with_capacity(MEMBERSHIP_LEN);
@@ -137,6 +153,8 @@ mod tests {
             assert_eq!(parse_member_of_key(&member_of_key(m, g)).ok(), Some(g));
             assert!(member_of_key(m, g).starts_with(&member_key(m)));
             assert!(members_key(g, m).starts_with(&group_key(g)));
+            assert_eq!(membership(g, m)[..], members_key(g, m)[..]);
+            assert_eq!(reversed(&membership(g, m))[..], member_of_key(m, g)[..]);
         }
         assert!(members_key(g, c).starts_with(&members_prefix_of_kind(g, KIND_GROUP)));
         assert!(parse_members_key(b"short").is_err());

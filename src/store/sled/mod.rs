@@ -368,8 +368,15 @@ fn tx_allocate(
     taken_a: &TransactionalTree,
     taken_b: &TransactionalTree,
     what: &str,
+    hint: u32,
 ) -> TxResult<u32> {
-    let current = tx_counter(meta, counter, first)?;
+    // From the hint when it is ahead: the numbers between the counter and
+    // it were all taken when [`SledStore::first_free`] walked them, and
+    // skipping one freed since is allowed (numbers only go up). Without
+    // it, a counter lying below a long run of used numbers (a million
+    // imported users numbered across the gid counter) is walked here one
+    // transactional read per number.
+    let current = tx_counter(meta, counter, first)?.max(hint);
     let (n, next) = crate::domain::rules::allocate_number(
         current,
         first,
@@ -381,6 +388,47 @@ fn tx_allocate(
     )?;
     meta.insert(counter, &keys::number_key(next))?;
     Ok(n)
+}
+
+impl SledStore {
+    /// The first number from `n` that neither number index holds (where
+    /// an allocation from `n` lands), found by walking both indexes in
+    /// order rather than by a lookup per number. Outside a transaction:
+    /// a hint for [`tx_allocate`].
+    pub(super) fn first_free(&self, mut n: u32) -> Result<u32> {
+        let t = &self.t;
+        let mut uids = t.idx_uid.range(keys::number_key(n)..);
+        let mut gids = t.idx_gid.range(keys::number_key(n)..);
+        let next = |it: &mut sled::Iter| -> Result<Option<u32>> {
+            match it.next() {
+                Some(kv) => Ok(Some(keys::number(&kv.map_err(backend)?.0)?)),
+                None => Ok(None),
+            }
+        };
+        let (mut u, mut g) = (next(&mut uids)?, next(&mut gids)?);
+        loop {
+            while u.is_some_and(|u| u < n) {
+                u = next(&mut uids)?;
+            }
+            while g.is_some_and(|g| g < n) {
+                g = next(&mut gids)?;
+            }
+            if (u != Some(n) && g != Some(n)) || n == u32::MAX {
+                return Ok(n);
+            }
+            n += 1;
+        }
+    }
+
+    /// Where [`tx_allocate`] of `counter` may start: the first number
+    /// neither index holds from the counter's stored value.
+    pub(super) fn allocation_hint(&self, counter: &[u8], first: u32) -> Result<u32> {
+        let current = match self.t.meta.get(counter).map_err(backend)? {
+            Some(b) => keys::number(&b)?,
+            None => first,
+        };
+        self.first_free(current.max(first))
+    }
 }
 
 impl SledStore {

@@ -35,6 +35,7 @@ impl SledStore {
         let t = &self.t;
         let id = UserId(Uuid::new_v4());
         let created = now();
+        let hint = self.allocation_hint(META_NEXT_UID, FIRST_UID_NUMBER)?;
         once(
             &self.t,
             (
@@ -75,6 +76,7 @@ impl SledStore {
                             idx_uid,
                             idx_gid,
                             "uid",
+                            hint,
                         )?;
                         let user = User {
                             id,
