@@ -82,6 +82,8 @@ struct State {
     /// The groups a user's memberOf lists: direct ones, or every one
     /// through nesting when the directory serves transitive memberOf.
     member_of: HashMap<UserId, Arc<Vec<GroupId>>>,
+    /// How many users a group's `(memberOf=G)` returns.
+    users_in: HashMap<GroupId, usize>,
     usernames: HashMap<UserId, Arc<str>>,
     /// A group's built entry, the record it was built from and what
     /// callers derived from the entry.
@@ -147,6 +149,16 @@ impl EpochCache {
     pub fn set_member_of(&self, epoch: u64, user: UserId, groups: Arc<Vec<GroupId>>) {
         if let Some(mut s) = self.at(epoch) {
             bounded_insert(&mut s.member_of, user, groups);
+        }
+    }
+
+    pub fn users_in(&self, epoch: u64, group: GroupId) -> Option<usize> {
+        self.at(epoch)?.users_in.get(&group).copied()
+    }
+
+    pub fn set_users_in(&self, epoch: u64, group: GroupId, users: usize) {
+        if let Some(mut s) = self.at(epoch) {
+            bounded_insert(&mut s.users_in, group, users);
         }
     }
 

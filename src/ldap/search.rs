@@ -427,13 +427,13 @@ impl Handler {
     ///
     /// [`Directory::is_cached_base_read`]: crate::directory::Directory::is_cached_base_read
     pub(super) fn search_runs_inline(&self, req: &LdapSearchRequest) -> bool {
-        if runs_inline(req, &|attr, value| {
-            self.directory.is_few_groups_lookup(attr, value)
-        }) {
-            return true;
-        }
-        req.scope == LdapSearchScope::Base
-            && Dn::parse(&req.base).is_ok_and(|dn| self.directory.is_cached_base_read(&dn))
+        // The base read first: it costs one classification, where a
+        // membership filter may ask the store.
+        (req.scope == LdapSearchScope::Base
+            && Dn::parse(&req.base).is_ok_and(|dn| self.directory.is_cached_base_read(&dn)))
+            || runs_inline(req, &|attr, value| {
+                self.directory.is_few_groups_lookup(attr, value)
+            })
     }
 }
 

@@ -256,13 +256,26 @@ impl Directory {
             let epoch = store.membership_epoch()?;
             if attr == "memberOf" {
                 // The group's users (memberOf=G): few, and cached records.
+                // Counted once per epoch: a large group is not walked
+                // again to learn that it is large.
                 let Some(group) = self.group_of_dn(value.trim())? else {
                     return Ok(true);
                 };
-                let users = if self.inner.options.transitive_member_of {
-                    store.transitive_user_members(group)?.len()
-                } else {
-                    store.members(group)?.len()
+                let users = match self.inner.cache.users_in(epoch, group) {
+                    Some(n) => n,
+                    None => {
+                        let n = if self.inner.options.transitive_member_of {
+                            store.transitive_user_members(group)?.len()
+                        } else {
+                            store
+                                .members(group)?
+                                .iter()
+                                .filter(|m| matches!(m, Member::User(_)))
+                                .count()
+                        };
+                        self.inner.cache.set_users_in(epoch, group, n);
+                        n
+                    }
                 };
                 return Ok(users <= FEW_MEMBERS);
             }
