@@ -140,19 +140,7 @@ impl Directory {
                             Cands::Set(store.transitive_user_members(g)?.into_iter().collect()),
                             true,
                         ),
-                        Some(g) => (
-                            Cands::Set(
-                                store
-                                    .members(g)?
-                                    .into_iter()
-                                    .filter_map(|m| match m {
-                                        Member::User(u) => Some(u),
-                                        Member::Group(_) => None,
-                                    })
-                                    .collect(),
-                            ),
-                            true,
-                        ),
+                        Some(g) => (Cands::Set(self.direct_members(g)?.0), true),
                         None => none(),
                     },
                     "objectClass" if has_class(ty, v, USER_CLASSES) => (Cands::All, true),
@@ -243,19 +231,7 @@ impl Directory {
                         Some(g) if self.inner.options.transitive_member_of => {
                             (Cands::Set(self.nested_under(g)?), true)
                         }
-                        Some(g) => (
-                            Cands::Set(
-                                store
-                                    .members(g)?
-                                    .into_iter()
-                                    .filter_map(|m| match m {
-                                        Member::Group(child) => Some(child),
-                                        Member::User(_) => None,
-                                    })
-                                    .collect(),
-                            ),
-                            true,
-                        ),
+                        Some(g) => (Cands::Set(self.direct_members(g)?.1), true),
                         None => none(),
                     },
                     "uid" | "mail" | "uidNumber" => none(),
@@ -305,6 +281,22 @@ impl Directory {
                 .group_shared(g)?
                 .map(|g| tree::group_dn(base, &g.name)),
         })
+    }
+
+    /// The direct members of `group`: its users and its child groups.
+    fn direct_members(
+        &self,
+        group: GroupId,
+    ) -> Result<(BTreeSet<UserId>, BTreeSet<GroupId>), StoreError> {
+        let mut users = BTreeSet::new();
+        let mut groups = BTreeSet::new();
+        for m in self.store().members(group)? {
+            match m {
+                Member::User(u) => users.insert(u),
+                Member::Group(g) => groups.insert(g),
+            };
+        }
+        Ok((users, groups))
     }
 
     /// The groups nested under `group`, at any depth (not `group` itself,
