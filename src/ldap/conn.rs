@@ -667,10 +667,12 @@ async fn dispatch(
     if let LdapOp::SearchRequest(req) = &msg.op {
         if ctx.handler.search_runs_inline(req) {
             let started = Instant::now();
+            conn.session.on_reader = true;
             let outcome = ctx
                 .handler
                 .handle_until(&mut conn.session, msg, &CancellationToken::new())
                 .await;
+            conn.session.on_reader = false;
             let close = outcome.next == Next::Close;
             if !send_all(outcome, tx, &CancellationToken::new()).await {
                 return Some(ReadExit::Closed);

@@ -33,6 +33,10 @@ pub struct Session {
     pub paging: PagingStates,
     /// The connection is TLS (LDAPS, or after StartTLS).
     pub encrypted: bool,
+    /// The connection's reader runs the current operation itself (a
+    /// search [`Handler::search_runs_inline`] said costs microseconds): it
+    /// runs where it is, not on a blocking thread.
+    pub on_reader: bool,
 }
 
 impl Session {
@@ -44,6 +48,7 @@ impl Session {
             peer,
             paging: PagingStates::default(),
             encrypted: false,
+            on_reader: false,
         }
     }
 }

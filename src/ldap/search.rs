@@ -301,9 +301,10 @@ impl Handler {
         encode_here: bool,
         stop: &tokio_util::sync::CancellationToken,
     ) -> Result<Result<Found, crate::directory::DirectoryError>, tokio::task::JoinError> {
-        // A lookup by key runs here: handing it to a blocking thread and
-        // back costs more than the lookup (two thread wake-ups).
-        if self.directory.is_point_lookup(&query) {
+        // A lookup by key runs here, as the reader decided
+        // ([`Handler::search_runs_inline`]): handing it to a blocking
+        // thread and back costs more than the lookup (two wake-ups).
+        if session.on_reader {
             return Ok(self
                 .directory
                 .search_selecting(&session.identity, &query, &wanted, &|| stop.is_cancelled())
@@ -442,10 +443,8 @@ impl Handler {
 /// equality, names a member of a few cached groups (`few_groups`, the
 /// directory's [`Directory::is_few_groups_lookup`]) or a type the schema
 /// does not know, in an AND or in every term of an OR, so the directory
-/// answers it from an index without a blocking thread
-/// ([`Directory::is_point_lookup`] says the same of the converted filter).
+/// answers it from an index without a blocking thread.
 ///
-/// [`Directory::is_point_lookup`]: crate::directory::Directory::is_point_lookup
 /// [`Directory::is_few_groups_lookup`]: crate::directory::Directory::is_few_groups_lookup
 pub(super) fn runs_inline(
     req: &LdapSearchRequest,

@@ -212,36 +212,6 @@ impl Directory {
             .ok_or(DirectoryError::NoSuchObject { matched: None })
     }
 
-    /// True when `q` reads at most a few records by key: a base-scope read
-    /// of a user or of a group whose entry is cached for the current
-    /// membership epoch ([`Directory::is_cached_base_read`]), or a filter
-    /// that pins a unique attribute (uid, cn, mail, uidNumber, gidNumber)
-    /// by equality, names a member of a few cached groups
-    /// ([`Directory::is_few_groups_lookup`]), or matches nothing (an
-    /// unknown type), in an AND at any depth or in every term of an OR
-    /// (Gitea's and Nextcloud's login filters: `(|(uid=X)(mail=X))`). Such
-    /// a search costs microseconds, so the protocol layer runs it where it
-    /// is instead of handing it to a blocking thread.
-    pub fn is_point_lookup(&self, q: &SearchQuery) -> bool {
-        fn pins(d: &Directory, f: &Filter) -> bool {
-            match f {
-                Filter::Equality(ty, v) => match ty.name {
-                    "uid" | "cn" | "mail" | "uidNumber" | "gidNumber" => true,
-                    "member" | "uniqueMember" | "memberUid" | "memberOf" => {
-                        d.is_few_groups_lookup(ty.name, &v.raw)
-                    }
-                    _ => false,
-                },
-                // Matches nothing: no candidate at all.
-                Filter::Undefined => true,
-                Filter::And(items) => items.iter().any(|f| pins(d, f)),
-                Filter::Or(items) => items.iter().all(|f| pins(d, f)),
-                _ => false,
-            }
-        }
-        (q.scope == Scope::Base && self.is_cached_base_read(&q.base)) || pins(self, &q.filter)
-    }
-
     /// True when `(member=value)`, `(uniqueMember=value)` or
     /// `(memberUid=value)` (`attr`) names a member of at most
     /// [`FEW_GROUPS`] groups whose entries the epoch cache holds, or no
