@@ -343,8 +343,16 @@ pub fn entry_header(msgid: i32, op_len: usize, buf: &mut BytesMut) {
 /// SEQUENCE { objectName, attributes }`), the same bytes
 /// [`Codec`] writes inside a message.
 pub fn entry_op(entry: &LdapSearchResultEntry) -> Bytes {
+    let attrs: Vec<AttrRef<'_, Vec<u8>>> = entry
+        .attributes
+        .iter()
+        .map(|a| AttrRef {
+            atype: &a.atype,
+            vals: &a.vals,
+        })
+        .collect();
     let mut buf = BytesMut::new();
-    write_entry_op(entry, &mut buf);
+    write_entry_op(&entry.dn, &attrs, attrs_len(&attrs), &mut buf);
     buf.freeze()
 }
 
@@ -381,7 +389,35 @@ pub fn encode_msg(msg: LdapMsg, buf: &mut BytesMut) -> io::Result<()> {
 /// vals SET OF OCTET STRING } } }`. Lengths are summed first, so every
 /// byte is written once, in place.
 fn encode_entry(msgid: i32, entry: &LdapSearchResultEntry, buf: &mut BytesMut) {
-    let op_len = entry_op_len(entry);
+    let attrs: Vec<AttrRef<'_, Vec<u8>>> = entry
+        .attributes
+        .iter()
+        .map(|a| AttrRef {
+            atype: &a.atype,
+            vals: &a.vals,
+        })
+        .collect();
+    encode_entry_parts(msgid, &entry.dn, &attrs, buf);
+}
+
+/// One attribute of an entry being encoded, borrowed from wherever the
+/// entry lives (an [`LdapSearchResultEntry`], or a directory entry sent
+/// without first being copied into one).
+pub struct AttrRef<'a, V> {
+    pub atype: &'a str,
+    pub vals: &'a [V],
+}
+
+/// Appends a SearchResultEntry message of `dn` and `attrs` (the same
+/// bytes [`Codec`] writes for the equivalent [`LdapSearchResultEntry`]).
+pub fn encode_entry_parts<V: AsRef<[u8]>>(
+    msgid: i32,
+    dn: &str,
+    attrs: &[AttrRef<'_, V>],
+    buf: &mut BytesMut,
+) {
+    let attrs_len = attrs_len(attrs);
+    let op_len = tlv_len(dn.len()) + tlv_len(attrs_len);
     let id = int_bytes(msgid);
     let msg_len = tlv_len(id.len()) + tlv_len(op_len);
     buf.reserve(tlv_len(msg_len));
@@ -389,44 +425,42 @@ fn encode_entry(msgid: i32, entry: &LdapSearchResultEntry, buf: &mut BytesMut) {
     header(buf, 0x30, msg_len);
     header(buf, 0x02, id.len());
     buf.extend_from_slice(&id);
-    write_entry_op(entry, buf);
+    write_entry_op(dn, attrs, attrs_len, buf);
 }
 
-fn set_len(vals: &[Vec<u8>]) -> usize {
-    vals.iter().map(|v| tlv_len(v.len())).sum()
+fn set_len<V: AsRef<[u8]>>(vals: &[V]) -> usize {
+    vals.iter().map(|v| tlv_len(v.as_ref().len())).sum()
 }
 
-fn attr_len(atype: &str, vals: &[Vec<u8>]) -> usize {
-    tlv_len(atype.len()) + tlv_len(set_len(vals))
+fn attr_len<V: AsRef<[u8]>>(a: &AttrRef<'_, V>) -> usize {
+    tlv_len(a.atype.len()) + tlv_len(set_len(a.vals))
 }
 
-fn attrs_len(entry: &LdapSearchResultEntry) -> usize {
-    entry
-        .attributes
-        .iter()
-        .map(|a| tlv_len(attr_len(&a.atype, &a.vals)))
-        .sum()
+fn attrs_len<V: AsRef<[u8]>>(attrs: &[AttrRef<'_, V>]) -> usize {
+    attrs.iter().map(|a| tlv_len(attr_len(a))).sum()
 }
 
-/// The content length of the `[APPLICATION 4]` element.
-fn entry_op_len(entry: &LdapSearchResultEntry) -> usize {
-    tlv_len(entry.dn.len()) + tlv_len(attrs_len(entry))
-}
-
-fn write_entry_op(entry: &LdapSearchResultEntry, buf: &mut BytesMut) {
-    let attrs_len = attrs_len(entry);
-    let op_len = tlv_len(entry.dn.len()) + tlv_len(attrs_len);
+/// The `[APPLICATION 4]` element, `attrs_len` being [`attrs_len`] of
+/// `attrs`.
+fn write_entry_op<V: AsRef<[u8]>>(
+    dn: &str,
+    attrs: &[AttrRef<'_, V>],
+    attrs_len: usize,
+    buf: &mut BytesMut,
+) {
+    let op_len = tlv_len(dn.len()) + tlv_len(attrs_len);
     buf.reserve(tlv_len(op_len));
     header(buf, 0x64, op_len);
-    header(buf, 0x04, entry.dn.len());
-    buf.extend_from_slice(entry.dn.as_bytes());
+    header(buf, 0x04, dn.len());
+    buf.extend_from_slice(dn.as_bytes());
     header(buf, 0x30, attrs_len);
-    for a in &entry.attributes {
-        header(buf, 0x30, attr_len(&a.atype, &a.vals));
+    for a in attrs {
+        header(buf, 0x30, attr_len(a));
         header(buf, 0x04, a.atype.len());
         buf.extend_from_slice(a.atype.as_bytes());
-        header(buf, 0x31, set_len(&a.vals));
-        for v in &a.vals {
+        header(buf, 0x31, set_len(a.vals));
+        for v in a.vals {
+            let v = v.as_ref();
             header(buf, 0x04, v.len());
             buf.extend_from_slice(v);
         }

@@ -12,7 +12,7 @@ use ldap3_proto::proto::{
 };
 use tokio::sync::mpsc;
 
-use super::codec::{encode_msg, entry_op, Outgoing};
+use super::codec::{encode_entry_parts, entry_op, AttrRef, Outgoing};
 use super::handler::{Handler, Outcome, Session};
 use super::paging::OverBudget;
 use super::result::{from_directory, ldap_result, success};
@@ -155,17 +155,27 @@ impl Handler {
                 done(msgid, success(), Some(Vec::new()))
             }
             _ => {
-                let mut out: Vec<LdapMsg> = entries
-                    .into_iter()
-                    .map(|e| entry_msg(msgid, e, req))
-                    .collect();
+                // The entries go out as one run of encoded messages,
+                // written straight from the entries.
+                let mut out = Vec::with_capacity(2);
+                if !entries.is_empty() {
+                    let requested = Requested::parse(&req.attrs);
+                    let mut encoded = BytesMut::new();
+                    for e in &entries {
+                        encode_entry(msgid, e, &requested, req.typesonly, &mut encoded);
+                    }
+                    out.push(Outgoing::Encoded(encoded.freeze()));
+                }
                 let ctrl = paging.map(|_| paged_control(Vec::new()));
-                out.push(LdapMsg::new_with_ctrls(
-                    msgid,
-                    LdapOp::SearchResultDone(limit_result(code)),
-                    ctrl.into_iter().collect(),
-                ));
-                Outcome::many(out)
+                out.push(
+                    LdapMsg::new_with_ctrls(
+                        msgid,
+                        LdapOp::SearchResultDone(limit_result(code)),
+                        ctrl.into_iter().collect(),
+                    )
+                    .into(),
+                );
+                Outcome::sending(out)
             }
         }
     }
@@ -533,10 +543,7 @@ impl Streamed<'_> {
                 return false;
             }
             sent += 1;
-            let entry = search_entry_as(e, &requested, self.req.typesonly);
-            let msg = LdapMsg::new(self.msgid, LdapOp::SearchResultEntry(entry));
-            // Encoding into memory does not fail.
-            let _ = encode_msg(msg, &mut encoded);
+            encode_entry(self.msgid, &e, &requested, self.req.typesonly, &mut encoded);
             if encoded.len() >= STREAM_BATCH_BYTES
                 && self
                     .tx
@@ -605,6 +612,37 @@ fn search_entry(entry: Entry, req: &LdapSearchRequest) -> LdapSearchResultEntry 
     search_entry_as(entry, &Requested::parse(&req.attrs), req.typesonly)
 }
 
+/// Appends the searchResultEntry message of `entry` with the attributes
+/// `requested` selects, written straight from the entry (the same bytes
+/// as encoding [`search_entry_as`]'s result, without building it).
+fn encode_entry(
+    msgid: i32,
+    entry: &Entry,
+    requested: &Requested,
+    types_only: bool,
+    buf: &mut BytesMut,
+) {
+    let dn = entry.dn.to_string();
+    let (kept, entry_dn) = entry.selected_as(requested);
+    let no_values: &[String] = &[];
+    let dn_value = [dn];
+    let values = |v| if types_only { no_values } else { v };
+    let mut attrs: Vec<AttrRef<'_, String>> = kept
+        .iter()
+        .map(|&(atype, vals)| AttrRef {
+            atype,
+            vals: values(vals),
+        })
+        .collect();
+    if let Some(atype) = entry_dn {
+        attrs.push(AttrRef {
+            atype,
+            vals: values(&dn_value),
+        });
+    }
+    encode_entry_parts(msgid, &dn_value[0], &attrs, buf);
+}
+
 fn search_entry_as(entry: Entry, requested: &Requested, types_only: bool) -> LdapSearchResultEntry {
     let dn = entry.dn.to_string();
     let attributes = entry
@@ -661,6 +699,59 @@ fn effective_time_limit(client_secs: i32, server: Option<Duration>) -> Option<Du
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_written_straight_are_the_bytes_of_the_built_message() {
+        let dn = |s: &str| Dn::parse(s).expect("dn");
+        let mut user = Entry::new(dn("cn=al\\, ice,ou=users,dc=example,dc=com"));
+        user.push("objectClass", vec!["top".into(), "inetOrgPerson".into()]);
+        user.push("cn", vec!["al, ice".into()]);
+        user.push("mail", vec!["a@example.com".into()]);
+        user.push("description", vec!["x".repeat(300), String::new()]);
+        user.push(
+            "entryUUID",
+            vec!["0190b2c4-0000-7000-8000-000000000001".into()],
+        );
+        let mut group = Entry::new(dn("cn=devs,ou=groups,dc=example,dc=com"));
+        group.push(
+            "member",
+            (0..500)
+                .map(|i| format!("cn=user{i},ou=users,dc=example,dc=com"))
+                .collect(),
+        );
+        let empty = Entry::new(dn("dc=example,dc=com"));
+        let selections: [&[&str]; 9] = [
+            &[],
+            &["*"],
+            &["+"],
+            &["*", "+"],
+            &["1.1"],
+            &["CN", "mail", "entryDN"],
+            &["entryDN"],
+            &["member", "nosuchattr", "dn"],
+            &["2.5.4.3", "objectclass"],
+        ];
+        for entry in [&user, &group, &empty] {
+            for attrs in selections {
+                let attrs: Vec<String> = attrs.iter().map(|a| a.to_string()).collect();
+                let requested = Requested::parse(&attrs);
+                for types_only in [false, true] {
+                    for msgid in [1, 200, i32::MAX] {
+                        let mut straight = BytesMut::new();
+                        encode_entry(msgid, entry, &requested, types_only, &mut straight);
+                        let built = search_entry_as(entry.clone(), &requested, types_only);
+                        let mut expected = BytesMut::new();
+                        super::super::codec::encode_msg(
+                            LdapMsg::new(msgid, LdapOp::SearchResultEntry(built)),
+                            &mut expected,
+                        )
+                        .expect("encode");
+                        assert_eq!(straight, expected, "{} {attrs:?} {types_only}", entry.dn);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn only_lookups_by_key_run_inline() {

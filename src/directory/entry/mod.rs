@@ -175,6 +175,25 @@ impl Entry {
         out
     }
 
+    /// [`Entry::into_selected_as`] borrowed: the selected attributes in
+    /// the same order, each as its canonical name and values (for an
+    /// encoder that writes them straight from the entry), and the name of
+    /// entryDN when it is virtual, whose value is the entry's DN.
+    pub fn selected_as(
+        &self,
+        requested: &Requested,
+    ) -> (Vec<(&'static str, &[String])>, Option<&'static str>) {
+        let sel = self.selection_of(requested);
+        let kept = self
+            .attrs
+            .iter()
+            .zip(sel.keep)
+            .filter(|(_, keep)| *keep)
+            .map(|(a, _)| (a.ty.name, a.values.as_slice()))
+            .collect();
+        (kept, sel.entry_dn.map(|t| t.name))
+    }
+
     fn selection(&self, requested: &[String]) -> Selection {
         self.selection_of(&Requested::parse(requested))
     }
