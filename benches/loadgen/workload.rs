@@ -1,8 +1,8 @@
 //! The `run` command: workloads, workers and the measured window.
 //!
 //! Every worker owns one LDAP connection (or opens one per operation, for
-//! `bind-search-new-conn`) and runs one operation at a time, as an
-//! application's connection pool does. Operations that start during the
+//! `bind-search-new-conn` and `web-service`) and runs one operation at a
+//! time, as an application's connection pool does. Operations that start during the
 //! warm-up are not recorded; no operation starts after the end, and every
 //! operation has a timeout, so a run always stops by itself.
 //!
@@ -11,7 +11,7 @@
 //! shapes of applications and NSS clients in compare-openldap.sh's matrix.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,12 +21,21 @@ use hdrhistogram::Histogram;
 use ldap3::asn1::{StructureTag, PL};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope};
 use rand::{rngs::StdRng, Rng, SeedableRng};
+use rustls::client::Resumption;
+use rustls::ClientConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
 use crate::stats::{self, Errors, Report, Section};
 use crate::totp;
 
 /// Longest run accepted, so a typo cannot keep the machine busy for hours.
 const MAX_DURATION_SECS: f64 = 3600.0;
+/// web-service's default service account. Users 201-400 carry an {SSHA}
+/// hash in slapd's copy of the dataset (argon2id in Portcullis, which
+/// stores nothing else), so slapd is not charged an argon2 verification per
+/// bind; with an argon2 service account slapd would be slower still.
+const SERVICE_USER: &str = "user00201";
 /// A worker group stops after this many errors: the run is wrong anyway,
 /// and a fast failure loop would only burn the shared cores.
 const MAX_ERRORS: u64 = 1000;
@@ -44,8 +53,13 @@ pub enum Workload {
     /// The same bind again and again: each connection binds as one user of
     /// its own (Portcullis's bind cache answers all but the first).
     BindRepeat,
-    /// New connection, bind, search own entry, unbind (a web application).
+    /// New connection, bind as a rotating user, search own entry, unbind.
     BindSearchNewConn,
+    /// A pool-less web application's login lookup: new connection, bind as
+    /// one service account (--service-dn), search a random user by uid
+    /// (`(&(objectClass=inetOrgPerson)(uid=X))`, cn mail memberOf uid,
+    /// exactly one entry), unbind. Over ldaps:// with --tls-ca.
+    WebService,
     /// search-uid on --connections while --flood-connections bind.
     MixedArgon2Flood,
     /// Bind with `password;TOTP`, codes computed from `seed --totp-seed`.
@@ -75,9 +89,19 @@ impl Workload {
 pub struct RunArgs {
     #[arg(long, value_enum)]
     workload: Workload,
-    /// Server URL; only loopback addresses are accepted.
+    /// Server URL, ldap:// or ldaps://; only loopback addresses are accepted.
     #[arg(long, default_value = "ldap://127.0.0.1:3389")]
     url: String,
+    /// ldaps:// only: PEM file of the certificate(s) to trust (the CA that
+    /// signed the server's certificate). Nothing else is trusted, and the
+    /// client speaks TLS 1.3 only.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// ldaps:// only: let the client resume TLS sessions from earlier
+    /// connections (off: a full handshake per connection, as a pool-less
+    /// application's libldap does).
+    #[arg(long)]
+    tls_resume: bool,
     /// Concurrent connections (searchers, for mixed-argon2-flood).
     #[arg(long, default_value_t = 8)]
     connections: usize,
@@ -121,6 +145,10 @@ pub struct RunArgs {
     /// Account the search workloads bind as (default: bench-search via the template).
     #[arg(long)]
     search_dn: Option<String>,
+    /// The service account web-service binds as, every time (default: the
+    /// dataset's user00201 via the template; see SERVICE_USER).
+    #[arg(long)]
+    service_dn: Option<String>,
     /// Password of the bind users and of the search account.
     #[arg(long, default_value = "Bench-Passw0rd")]
     password: String,
@@ -248,8 +276,11 @@ struct Ctx {
     group_dn: String,
     expect_members: usize,
     search_dn: String,
+    service_dn: String,
     password: String,
     op_timeout: Duration,
+    /// ldaps:// URLs: the client configuration every connection shares.
+    tls: Option<Arc<ClientConfig>>,
     measure_start: Instant,
     end: Instant,
     /// Next bind user, shared so connections do not bind the same user.
@@ -311,7 +342,10 @@ impl From<ldap3::LdapError> for OpError {
 }
 
 pub fn run(args: RunArgs) -> Result<(), String> {
-    check_loopback(&args.url)?;
+    let ldaps = check_loopback(&args.url)?;
+    if !ldaps && (args.tls_ca.is_some() || args.tls_resume) {
+        return Err("--tls-ca and --tls-resume are for ldaps:// URLs".into());
+    }
     if !(args.duration > 0.0 && args.duration <= MAX_DURATION_SECS) {
         return Err(format!(
             "--duration must be in (0, {MAX_DURATION_SECS}] seconds"
@@ -348,11 +382,16 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     }
 }
 
-/// `ldap://host[:port]` whose host is a loopback address.
-fn check_loopback(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("ldap://")
-        .ok_or("only ldap:// URLs are supported")?;
+/// `ldap://` or `ldaps://host[:port]` whose host is a loopback address;
+/// whether it is ldaps.
+fn check_loopback(url: &str) -> Result<bool, String> {
+    let (rest, ldaps) = if let Some(rest) = url.strip_prefix("ldap://") {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix("ldaps://") {
+        (rest, true)
+    } else {
+        return Err("only ldap:// and ldaps:// URLs are supported".into());
+    };
     let hostport = rest.split('/').next().unwrap_or("");
     let host = if let Some(v6) = hostport.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
@@ -364,12 +403,39 @@ fn check_loopback(url: &str) -> Result<(), String> {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     if loopback {
-        Ok(())
+        Ok(ldaps)
     } else {
         Err(format!(
             "{url}: only loopback targets are allowed (127.0.0.0/8, ::1, localhost)"
         ))
     }
+}
+
+/// The TLS client of ldaps:// runs: TLS 1.3 only (what both servers are
+/// compared on), trusting only the certificates in `ca`, built once and
+/// shared, so no connection pays for building it. Without `resume` every
+/// connection makes a full handshake.
+fn tls_client_config(ca: &Path, resume: bool) -> Result<Arc<ClientConfig>, String> {
+    let read = |e: &dyn std::fmt::Display| format!("reading {}: {e}", ca.display());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| read(&e))? {
+        roots
+            .add(cert.map_err(|e| read(&e))?)
+            .map_err(|e| read(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{}: no certificate", ca.display()));
+    }
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| format!("TLS client setup: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    if !resume {
+        config.resumption = Resumption::disabled();
+    }
+    Ok(Arc::new(config))
 }
 
 async fn measure(args: &RunArgs) -> Result<Report, String> {
@@ -409,6 +475,15 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         (Workload::SearchShape, None) => return Err("search-shape needs --filter".into()),
         _ => None,
     };
+    let tls = if args.url.starts_with("ldaps://") {
+        let ca = args
+            .tls_ca
+            .as_deref()
+            .ok_or("ldaps:// needs --tls-ca FILE (the certificate to trust)")?;
+        Some(tls_client_config(ca, args.tls_resume)?)
+    } else {
+        None
+    };
     let start = Instant::now();
     let measure_start = start + Duration::from_secs_f64(args.warmup);
     let ctx = Arc::new(Ctx {
@@ -425,6 +500,10 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
             .search_dn
             .clone()
             .unwrap_or_else(|| template.replace("{}", crate::dataset::SEARCH_USER)),
+        service_dn: args
+            .service_dn
+            .clone()
+            .unwrap_or_else(|| template.replace("{}", SERVICE_USER)),
         bind_dn_template: template,
         group_dn: args
             .group_dn
@@ -433,6 +512,7 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         expect_members: args.expect_members,
         password: args.password.clone(),
         op_timeout: Duration::from_secs_f64(args.op_timeout),
+        tls,
         measure_start,
         end: measure_start + Duration::from_secs_f64(args.duration),
         next_user: AtomicUsize::new(0),
@@ -455,6 +535,7 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         Workload::Bind => vec![("bind", Op::Bind, args.connections)],
         Workload::BindRepeat => vec![("bind", Op::BindRepeat, args.connections)],
         Workload::BindSearchNewConn => vec![("session", Op::NewConn, args.connections)],
+        Workload::WebService => vec![("session", Op::WebService, args.connections)],
         Workload::MixedArgon2Flood => vec![
             ("search", Op::SearchUid, args.connections),
             ("bind", Op::Bind, args.flood_connections),
@@ -541,6 +622,7 @@ enum Op {
     Bind,
     BindRepeat,
     NewConn,
+    WebService,
     Totp,
     Shape,
 }
@@ -552,13 +634,16 @@ impl Op {
         match self {
             Op::SearchUid | Op::GroupMembers | Op::MemberOf | Op::Shape => Some(true),
             Op::Bind | Op::BindRepeat | Op::Totp => Some(false),
-            Op::NewConn => None,
+            Op::NewConn | Op::WebService => None,
         }
     }
 }
 
 async fn connect(ctx: &Ctx) -> Result<Ldap, OpError> {
-    let settings = LdapConnSettings::new().set_conn_timeout(ctx.op_timeout);
+    let mut settings = LdapConnSettings::new().set_conn_timeout(ctx.op_timeout);
+    if let Some(tls) = &ctx.tls {
+        settings = settings.set_config(tls.clone());
+    }
     let (conn, ldap) = LdapConnAsync::with_settings(settings, &ctx.url).await?;
     ldap3::drive!(conn);
     Ok(ldap)
@@ -670,6 +755,23 @@ async fn one(
             ldap.unbind().await?;
             Ok(())
         }
+        Op::WebService => {
+            let i = rng.gen_range(1..=ctx.users);
+            let filter = format!("(&(objectClass=inetOrgPerson)(uid={}))", ctx.username(i));
+            let mut ldap = connect(ctx).await?;
+            bind(&mut ldap, &ctx.service_dn, &ctx.password).await?;
+            search_count(
+                &mut ldap,
+                &ctx.users_base,
+                Scope::Subtree,
+                &filter,
+                &["cn", "mail", "memberOf", "uid"],
+                1,
+            )
+            .await?;
+            ldap.unbind().await?;
+            Ok(())
+        }
         _ => {
             let ldap = conn
                 .as_mut()
@@ -744,7 +846,7 @@ async fn one(
                         _ => Ok(()),
                     }
                 }
-                Op::NewConn => Err(OpError::Result("unreachable".into())),
+                Op::NewConn | Op::WebService => Err(OpError::Result("unreachable".into())),
             }
         }
     }
@@ -929,7 +1031,7 @@ impl TotpUsers {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_loopback, count_values, fill, Vars};
+    use super::{check_loopback, count_values, fill, tls_client_config, Vars};
     use ldap3::asn1::{StructureTag, TagClass, PL};
     use ldap3::{ResultEntry, SearchEntry};
 
@@ -1012,12 +1114,34 @@ mod tests {
     }
 
     #[test]
+    fn tls_client_trusts_the_given_certificates_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::default();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).expect("certificate");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).expect("write");
+        assert!(tls_client_config(&ca_file, false).is_ok());
+        assert!(tls_client_config(&ca_file, true).is_ok());
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").expect("write");
+        assert!(tls_client_config(&empty, false).is_err());
+        assert!(tls_client_config(&dir.path().join("missing.pem"), false).is_err());
+    }
+
+    #[test]
     fn only_loopback() {
         assert!(check_loopback("ldap://127.0.0.1:3389").is_ok());
         assert!(check_loopback("ldap://localhost:1389").is_ok());
         assert!(check_loopback("ldap://[::1]:1389").is_ok());
         assert!(check_loopback("ldap://10.0.0.1:389").is_err());
         assert!(check_loopback("ldap://example.com").is_err());
-        assert!(check_loopback("ldaps://127.0.0.1:636").is_err());
+        assert!(check_loopback("ldaps://10.0.0.1:636").is_err());
+        assert!(check_loopback("ldapi:///").is_err());
+        assert_eq!(check_loopback("ldap://127.0.0.1:3389"), Ok(false));
+        assert_eq!(check_loopback("ldaps://127.0.0.1:636"), Ok(true));
+        assert_eq!(check_loopback("ldaps://[::1]:636"), Ok(true));
     }
 }
