@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use ldap3::asn1::{StructureTag, PL};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, StdStream};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rustls::client::Resumption;
 use rustls::ClientConfig;
@@ -31,11 +31,6 @@ use crate::totp;
 
 /// Longest run accepted, so a typo cannot keep the machine busy for hours.
 const MAX_DURATION_SECS: f64 = 3600.0;
-/// web-service's default service account. Users 201-400 carry an {SSHA}
-/// hash in slapd's copy of the dataset (argon2id in Portcullis, which
-/// stores nothing else), so slapd is not charged an argon2 verification per
-/// bind; with an argon2 service account slapd would be slower still.
-const SERVICE_USER: &str = "user00201";
 /// A worker group stops after this many errors: the run is wrong anyway,
 /// and a fast failure loop would only burn the shared cores.
 const MAX_ERRORS: u64 = 1000;
@@ -56,7 +51,7 @@ pub enum Workload {
     /// New connection, bind as a rotating user, search own entry, unbind.
     BindSearchNewConn,
     /// A pool-less web application's login lookup: new connection, bind as
-    /// one service account (--service-dn), search a random user by uid
+    /// one service account (--service-dn, default bench-service), search a random user by uid
     /// (`(&(objectClass=inetOrgPerson)(uid=X))`, cn mail memberOf uid,
     /// exactly one entry), unbind. Over ldaps:// with --tls-ca.
     WebService,
@@ -145,8 +140,8 @@ pub struct RunArgs {
     /// Account the search workloads bind as (default: bench-search via the template).
     #[arg(long)]
     search_dn: Option<String>,
-    /// The service account web-service binds as, every time (default: the
-    /// dataset's user00201 via the template; see SERVICE_USER).
+    /// The service account web-service binds as, every time (default:
+    /// bench-service via the template; see dataset::SERVICE_USER).
     #[arg(long)]
     service_dn: Option<String>,
     /// Password of the bind users and of the search account.
@@ -267,6 +262,8 @@ fn fill(template: &str, v: &Vars) -> Result<String, String> {
 /// Everything a worker needs, resolved once.
 struct Ctx {
     url: String,
+    /// Where `url` points, for the socket opened before ldap3 takes it.
+    host_port: String,
     users: usize,
     user_prefix: String,
     bind_users: usize,
@@ -438,6 +435,25 @@ fn tls_client_config(ca: &Path, resume: bool) -> Result<Arc<ClientConfig>, Strin
     Ok(Arc::new(config))
 }
 
+/// `host:port` of an ldap:// or ldaps:// URL, with the scheme's port when
+/// the URL has none.
+fn host_port(url: &str) -> String {
+    let (rest, port) = match url.strip_prefix("ldaps://") {
+        Some(rest) => (rest, 636),
+        None => (url.strip_prefix("ldap://").unwrap_or(url), 389),
+    };
+    let hostport = rest.split('/').next().unwrap_or("");
+    let has_port = match hostport.rsplit_once(']') {
+        Some((_, after)) => after.starts_with(':'),
+        None => hostport.contains(':'),
+    };
+    if has_port {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:{port}")
+    }
+}
+
 async fn measure(args: &RunArgs) -> Result<Report, String> {
     let base = &args.base_dn;
     let template = args
@@ -488,6 +504,7 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
     let measure_start = start + Duration::from_secs_f64(args.warmup);
     let ctx = Arc::new(Ctx {
         url: args.url.clone(),
+        host_port: host_port(&args.url),
         users: args.users.max(1),
         user_prefix: args.user_prefix.clone(),
         bind_users: args.bind_users,
@@ -503,7 +520,7 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         service_dn: args
             .service_dn
             .clone()
-            .unwrap_or_else(|| template.replace("{}", SERVICE_USER)),
+            .unwrap_or_else(|| template.replace("{}", crate::dataset::SERVICE_USER)),
         bind_dn_template: template,
         group_dn: args
             .group_dn
@@ -639,8 +656,24 @@ impl Op {
     }
 }
 
+/// Opens a connection with TCP_NODELAY, as both servers set on their side.
+/// ldap3 leaves Nagle on, and then a request written right after the
+/// client's TLS Finished waits for the server's delayed ACK (40 ms) when
+/// the server has nothing to send in between (slapd sends no session
+/// tickets): that measured the client's socket, not the server.
 async fn connect(ctx: &Ctx) -> Result<Ldap, OpError> {
-    let mut settings = LdapConnSettings::new().set_conn_timeout(ctx.op_timeout);
+    let stream = tokio::net::TcpStream::connect(&ctx.host_port)
+        .await
+        .map_err(|e| OpError::Conn(format!("connecting to {}: {e}", ctx.host_port)))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| OpError::Conn(format!("setting up the socket: {e}")))?;
+    let stream = stream
+        .into_std()
+        .map_err(|e| OpError::Conn(format!("setting up the socket: {e}")))?;
+    let mut settings = LdapConnSettings::new()
+        .set_conn_timeout(ctx.op_timeout)
+        .set_std_stream(StdStream::Tcp(stream));
     if let Some(tls) = &ctx.tls {
         settings = settings.set_config(tls.clone());
     }
@@ -1031,7 +1064,7 @@ impl TotpUsers {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_loopback, count_values, fill, tls_client_config, Vars};
+    use super::{check_loopback, count_values, fill, host_port, tls_client_config, Vars};
     use ldap3::asn1::{StructureTag, TagClass, PL};
     use ldap3::{ResultEntry, SearchEntry};
 
@@ -1129,6 +1162,15 @@ mod tests {
         std::fs::write(&empty, "").expect("write");
         assert!(tls_client_config(&empty, false).is_err());
         assert!(tls_client_config(&dir.path().join("missing.pem"), false).is_err());
+    }
+
+    #[test]
+    fn host_and_port_with_the_scheme_default() {
+        assert_eq!(host_port("ldap://127.0.0.1:3389"), "127.0.0.1:3389");
+        assert_eq!(host_port("ldap://127.0.0.1"), "127.0.0.1:389");
+        assert_eq!(host_port("ldaps://localhost/"), "localhost:636");
+        assert_eq!(host_port("ldaps://[::1]:1636/dc=x"), "[::1]:1636");
+        assert_eq!(host_port("ldap://[::1]"), "[::1]:389");
     }
 
     #[test]
