@@ -11,7 +11,7 @@
 //! shapes of applications and NSS clients in compare-openldap.sh's matrix.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,12 +21,10 @@ use hdrhistogram::Histogram;
 use ldap3::asn1::{StructureTag, PL};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, StdStream};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use rustls::client::Resumption;
 use rustls::ClientConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 
 use crate::stats::{self, Errors, Report, Section};
+use crate::tls::tls_client_config;
 use crate::totp;
 
 /// Longest run accepted, so a typo cannot keep the machine busy for hours.
@@ -97,6 +95,11 @@ pub struct RunArgs {
     /// application's libldap does).
     #[arg(long)]
     tls_resume: bool,
+    /// ldaps:// only: verify the server's certificate chain on every
+    /// connection, as libldap does (default: once per distinct chain; the
+    /// handshake's signature is checked on every connection either way).
+    #[arg(long)]
+    tls_verify_every_chain: bool,
     /// Concurrent connections (searchers, for mixed-argon2-flood).
     #[arg(long, default_value_t = 8)]
     connections: usize,
@@ -340,8 +343,10 @@ impl From<ldap3::LdapError> for OpError {
 
 pub fn run(args: RunArgs) -> Result<(), String> {
     let ldaps = check_loopback(&args.url)?;
-    if !ldaps && (args.tls_ca.is_some() || args.tls_resume) {
-        return Err("--tls-ca and --tls-resume are for ldaps:// URLs".into());
+    if !ldaps && (args.tls_ca.is_some() || args.tls_resume || args.tls_verify_every_chain) {
+        return Err(
+            "--tls-ca, --tls-resume and --tls-verify-every-chain are for ldaps:// URLs".into(),
+        );
     }
     if !(args.duration > 0.0 && args.duration <= MAX_DURATION_SECS) {
         return Err(format!(
@@ -408,33 +413,6 @@ fn check_loopback(url: &str) -> Result<bool, String> {
     }
 }
 
-/// The TLS client of ldaps:// runs: TLS 1.3 only (what both servers are
-/// compared on), trusting only the certificates in `ca`, built once and
-/// shared, so no connection pays for building it. Without `resume` every
-/// connection makes a full handshake.
-fn tls_client_config(ca: &Path, resume: bool) -> Result<Arc<ClientConfig>, String> {
-    let read = |e: &dyn std::fmt::Display| format!("reading {}: {e}", ca.display());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| read(&e))? {
-        roots
-            .add(cert.map_err(|e| read(&e))?)
-            .map_err(|e| read(&e))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("{}: no certificate", ca.display()));
-    }
-    let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| format!("TLS client setup: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    if !resume {
-        config.resumption = Resumption::disabled();
-    }
-    Ok(Arc::new(config))
-}
-
 /// `host:port` of an ldap:// or ldaps:// URL, with the scheme's port when
 /// the URL has none.
 fn host_port(url: &str) -> String {
@@ -496,7 +474,11 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
             .tls_ca
             .as_deref()
             .ok_or("ldaps:// needs --tls-ca FILE (the certificate to trust)")?;
-        Some(tls_client_config(ca, args.tls_resume)?)
+        Some(tls_client_config(
+            ca,
+            args.tls_resume,
+            args.tls_verify_every_chain,
+        )?)
     } else {
         None
     };
@@ -1064,7 +1046,7 @@ impl TotpUsers {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_loopback, count_values, fill, host_port, tls_client_config, Vars};
+    use super::{check_loopback, count_values, fill, host_port, Vars};
     use ldap3::asn1::{StructureTag, TagClass, PL};
     use ldap3::{ResultEntry, SearchEntry};
 
@@ -1144,24 +1126,6 @@ mod tests {
         );
         assert!(fill("(uid={user})", &v).is_err());
         assert!(fill("(uid={uid)", &v).is_err());
-    }
-
-    #[test]
-    fn tls_client_trusts_the_given_certificates_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params = rcgen::CertificateParams::default();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = params.self_signed(&key).expect("certificate");
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, ca.pem()).expect("write");
-        assert!(tls_client_config(&ca_file, false).is_ok());
-        assert!(tls_client_config(&ca_file, true).is_ok());
-
-        let empty = dir.path().join("empty.pem");
-        std::fs::write(&empty, "").expect("write");
-        assert!(tls_client_config(&empty, false).is_err());
-        assert!(tls_client_config(&dir.path().join("missing.pem"), false).is_err());
     }
 
     #[test]
