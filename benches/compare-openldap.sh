@@ -49,7 +49,9 @@
 # by a CA made for the run (openssl), served by both servers (Portcullis:
 # [tls] cert_file/key_file; slapd: TLSCertificateFile, GnuTLS on Debian);
 # the load generator trusts only that CA and speaks TLS 1.3 only, with a
-# full handshake per connection (no session resumption, as libldap).
+# full handshake per connection (no session resumption, as libldap); it
+# keeps the chain's verdict after the first check, to spend less of the
+# shared cores (benches/loadgen/tls.rs), and sets TCP_NODELAY.
 #
 # The matrix (issue 15): the searches applications and NSS clients send
 # (docs/clients/applications.md, sssd.md, nslcd.md), each as one
