@@ -2,9 +2,10 @@
 # Side-by-side benchmark of Portcullis and OpenLDAP's slapd (issue 5).
 #
 # Builds Portcullis and portcullis-bench (release, feature bench-tools),
-# installs slapd and ldap-utils if missing, generates one dataset for both
-# servers, loads it into slapd (slapadd, mdb) and into Portcullis (through
-# its admin socket), starts both on loopback high ports, runs every workload
+# installs slapd, ldap-utils and openssl if missing, generates one dataset
+# for both servers, loads it into slapd (slapadd, mdb) and into Portcullis
+# (through its admin socket), starts both on loopback high ports (LDAP and
+# LDAPS, both serving one certificate made for the run), runs every workload
 # against both servers alternately for several rounds, and prints one table
 # of medians. Both servers and the load generator share the machine's cores
 # (nothing is pinned). Everything lives in a temporary directory that is
@@ -31,8 +32,26 @@
 #   --keep             keep the temporary directory (data of both servers)
 #
 # Rows: search-uid search-group-members search-memberof bind bind-ssha-ref
-#       bind-search-new-conn mixed-argon2-flood bind-repeat bind-totp
+#       bind-search-new-conn web-service web-service-ldaps
+#       mixed-argon2-flood bind-repeat bind-totp
 #       and the matrix (see matrix_shape below).
+#
+# web-service and web-service-ldaps (issue 15) are what a pool-less web
+# application (PHP's Nextcloud, many Python applications) does per request:
+# open a connection (ldap:// or ldaps://), bind as ONE service account,
+# search the logging-in user by uid ((&(objectClass=inetOrgPerson)(uid=X))
+# under ou=users, cn mail memberOf uid, exactly 1 entry), unbind. The
+# service account is the dataset's bench-service, in the search group (a
+# plain user may read only its own entry in Portcullis): {SSHA} in slapd,
+# so slapd is not charged an argon2 verification per bind (with an argon2
+# service account it would be slower still); Portcullis holds argon2id and
+# runs with its defaults, bind cache on. TLS: one P-256 certificate, signed
+# by a CA made for the run (openssl), served by both servers (Portcullis:
+# [tls] cert_file/key_file; slapd: TLSCertificateFile, GnuTLS on Debian);
+# the load generator trusts only that CA and speaks TLS 1.3 only, with a
+# full handshake per connection (no session resumption, as libldap); it
+# keeps the chain's verdict after the first check, to spend less of the
+# shared cores (benches/loadgen/tls.rs), and sets TCP_NODELAY.
 #
 # The matrix (issue 15): the searches applications and NSS clients send
 # (docs/clients/applications.md, sssd.md, nslcd.md), each as one
@@ -61,7 +80,7 @@ ROUNDS=3
 DURATION=10
 WARMUP=2
 CONNS=8
-CLASSIC_ROWS="search-uid search-group-members search-memberof bind bind-ssha-ref bind-search-new-conn mixed-argon2-flood bind-repeat bind-totp"
+CLASSIC_ROWS="search-uid search-group-members search-memberof bind bind-ssha-ref bind-search-new-conn web-service web-service-ldaps mixed-argon2-flood bind-repeat bind-totp"
 # Shapes returning users (run with and without memberOf), then groups.
 MATRIX_USER_SHAPES="nextcloud-login gitea-login gitea-admin-check grafana-login authelia-login jellyfin-members nss-user-uid nss-user-uid-base nss-user-uidnumber sssd-user-uid nss-enum-users"
 MATRIX_GROUP_SHAPES="grafana-groups authelia-groups nss-group-gidnumber nss-group-name nss-group-memberuid nss-initgroups sssd-initgroups nss-enum-groups"
@@ -90,7 +109,7 @@ while [ $# -gt 0 ]; do
         --totp-users) TOTP_USERS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,55p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo pipefail$/{/^set -euo/!p}' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -100,7 +119,7 @@ needs_seed() {
     local row
     for row in $WORKLOADS; do
         case "$row" in
-            bind|bind-ssha-ref|bind-search-new-conn|mixed-argon2-flood|bind-repeat|bind-totp) return 0 ;;
+            bind|bind-ssha-ref|bind-search-new-conn|web-service|web-service-ldaps|mixed-argon2-flood|bind-repeat|bind-totp) return 0 ;;
         esac
     done
     return 1
@@ -152,6 +171,11 @@ if ! command -v slapd >/dev/null || ! command -v slapadd >/dev/null || ! command
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slapd ldap-utils >&2
     if [ "$CREATED_POLICY" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
+if ! command -v openssl >/dev/null; then
+    log "installing openssl"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl >&2
 fi
 SLAPD=$(command -v slapd)
 SLAPADD=$(command -v slapadd)
@@ -220,6 +244,25 @@ fact "dataset: $USERS users, $NGROUPS groups (group001: 500 members), argon2id m
 fact "portcullis loaded by: $LOAD"
 fact "runs: $ROUNDS rounds x ${DURATION}s (+${WARMUP}s warm-up) per workload and server, $CONNS connections, alternating order"
 
+# --- TLS: one certificate for both servers -------------------------------
+# A CA made for this run signs a P-256 server certificate for 127.0.0.1 and
+# localhost; both servers serve it, the load generator trusts only the CA.
+# The CA's key is thrown away once it has signed.
+TLS=$WORK/tls
+mkdir -p "$TLS"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=Portcullis benchmark CA" -keyout "$TLS/ca.key" -out "$TLS/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    2>>"$TLS/openssl.log"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj "/CN=localhost" -keyout "$TLS/server.key" -out "$TLS/server.csr" 2>>"$TLS/openssl.log"
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
+    > "$TLS/server.ext"
+openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial \
+    -days 2 -extfile "$TLS/server.ext" -out "$TLS/server.pem" 2>>"$TLS/openssl.log"
+rm -f "$TLS/ca.key"
+chmod 600 "$TLS/server.key"
+
 # --- dataset --------------------------------------------------------------
 DATASET=(--users "$USERS" --groups "$NGROUPS" --password "$PASSWORD" --base-dn "$BASE")
 log "generating the LDIF"
@@ -228,6 +271,7 @@ log "generating the LDIF"
 # --- slapd ----------------------------------------------------------------
 SLAPD_PORT=$(free_port 20389)
 SLAPD_URL="ldap://127.0.0.1:$SLAPD_PORT"
+SLAPD_LDAPS_URL="ldaps://127.0.0.1:$(free_port $(( SLAPD_PORT + 1 )))"
 mkdir -p "$WORK/slapd/db"
 cat > "$WORK/slapd/slapd.conf" <<EOF
 include /etc/ldap/schema/core.schema
@@ -241,6 +285,8 @@ moduleload argon2
 pidfile $WORK/slapd/slapd.pid
 argsfile $WORK/slapd/slapd.args
 loglevel 0
+TLSCertificateFile $TLS/server.pem
+TLSCertificateKeyFile $TLS/server.key
 # The enumeration rows read every user in one search (Portcullis has no
 # size limit unless configured; slapd's default is 500 entries).
 sizelimit unlimited
@@ -267,28 +313,36 @@ T0=$(now_ms)
 fact "slapd load (slapadd -q): $(( $(now_ms) - T0 )) ms"
 
 T0=$(now_ms)
-"$SLAPD" -f "$WORK/slapd/slapd.conf" -h "$SLAPD_URL/" -d 0 >"$WORK/slapd/log" 2>&1 &
+"$SLAPD" -f "$WORK/slapd/slapd.conf" -h "$SLAPD_URL/ $SLAPD_LDAPS_URL/" -d 0 >"$WORK/slapd/log" 2>&1 &
 SLAPD_PID=$!
 wait_answer "$SLAPD_URL" "$SLAPD_PID"
-fact "slapd start to first answer: $(( $(now_ms) - T0 )) ms (pid $SLAPD_PID, $SLAPD_URL)"
+fact "slapd start to first answer: $(( $(now_ms) - T0 )) ms (pid $SLAPD_PID, $SLAPD_URL, $SLAPD_LDAPS_URL)"
 
 # --- Portcullis -----------------------------------------------------------
 PDATA=$WORK/portcullis
 # The bind cache setting Portcullis runs with now (see the header).
 PORTCULLIS_CACHE=true
-# Starts Portcullis on a free port; sets PORTCULLIS_PID and PORTCULLIS_URL.
+# Starts Portcullis on free ports; sets PORTCULLIS_PID, PORTCULLIS_URL and
+# PORTCULLIS_LDAPS_URL.
 start_portcullis() {
     local out=$WORK/portcullis.out
     : > "$out"
-    PORTCULLIS_BIND_CACHE=$PORTCULLIS_CACHE PORTCULLIS_LOG_LEVEL=warn "$BIN" --data-dir "$PDATA" serve \
+    PORTCULLIS_BIND_CACHE=$PORTCULLIS_CACHE PORTCULLIS_LOG_LEVEL=warn \
+        PORTCULLIS_TLS_CERT_FILE=$TLS/server.pem PORTCULLIS_TLS_KEY_FILE=$TLS/server.key \
+        "$BIN" --data-dir "$PDATA" serve \
         --ldap-addr 127.0.0.1:0 --ldaps-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
         >"$out" 2>"$WORK/portcullis.err" &
     PORTCULLIS_PID=$!
     for _ in $(seq 1 1200); do
         kill -0 "$PORTCULLIS_PID" 2>/dev/null || { cat "$WORK/portcullis.err" >&2; return 1; }
-        local addr
+        local addr tls_addr
         addr=$(sed -n 's/^listening ldap:\/\///p' "$out" | head -1)
-        if [ -n "$addr" ]; then PORTCULLIS_URL="ldap://$addr"; return 0; fi
+        tls_addr=$(sed -n 's/^listening ldaps:\/\///p' "$out" | head -1)
+        if [ -n "$addr" ] && [ -n "$tls_addr" ]; then
+            PORTCULLIS_URL="ldap://$addr"
+            PORTCULLIS_LDAPS_URL="ldaps://$tls_addr"
+            return 0
+        fi
         sleep 0.1
     done
     echo "portcullis did not report its listener" >&2
@@ -323,7 +377,16 @@ if [ "$KEEP" != 1 ]; then rm -f "$WORK/data.ldif"; fi
 T0=$(now_ms)
 start_portcullis
 wait_answer "$PORTCULLIS_URL" "$PORTCULLIS_PID"
-fact "portcullis start to first answer: $(( $(now_ms) - T0 )) ms (pid $PORTCULLIS_PID, $PORTCULLIS_URL)"
+fact "portcullis start to first answer: $(( $(now_ms) - T0 )) ms (pid $PORTCULLIS_PID, $PORTCULLIS_URL, $PORTCULLIS_LDAPS_URL)"
+
+# What a TLS 1.3 client negotiates with each (openssl s_client, which
+# offers its ciphersuites and groups in about the order rustls does).
+tls_summary() {
+    openssl s_client -connect "${1#ldaps://}" -tls1_3 -CAfile "$TLS/ca.pem" -brief </dev/null 2>&1 \
+        | sed -n 's/^Protocol version: //p; s/^Ciphersuite: //p; s/^Peer signature type: //p; s/^\(Server\|Peer\) Temp Key: //p; s/^Verification: //p' \
+        | paste -sd, -
+}
+fact "tls (P-256 certificate): portcullis $(tls_summary "$PORTCULLIS_LDAPS_URL"); slapd $(tls_summary "$SLAPD_LDAPS_URL")"
 
 # --- the matrix: what each server numbers and counts ---------------------
 SEARCH_DN="cn=bench-search,ou=users,$BASE"
@@ -405,6 +468,10 @@ row_args() {
     case "$1" in
         search-uid|search-group-members|search-memberof|bind|bind-search-new-conn)
             ARGS=(--workload "$1") ;;
+        # One service account, {SSHA} in slapd (see the header).
+        web-service) ARGS=(--workload web-service --service-dn "cn=bench-service,ou=users,$BASE") ;;
+        web-service-ldaps) ARGS=(--workload web-service --service-dn "cn=bench-service,ou=users,$BASE"
+            --tls-ca "$TLS/ca.pem") ;;
         # slapd's users 201-400 have {SSHA}; Portcullis's the same argon2id.
         bind-ssha-ref) ARGS=(--workload bind --user-offset 200) ;;
         mixed-argon2-flood) ARGS=(--workload mixed-argon2-flood --flood-connections "$CONNS") ;;
@@ -447,6 +514,9 @@ run_one() {
         wait_answer "$PORTCULLIS_URL" "$PORTCULLIS_PID"
     fi
     if [ "$server" = portcullis ]; then url=$PORTCULLIS_URL; pid=$PORTCULLIS_PID; else url=$SLAPD_URL; pid=$SLAPD_PID; fi
+    case "$row" in
+        *-ldaps) if [ "$server" = portcullis ]; then url=$PORTCULLIS_LDAPS_URL; else url=$SLAPD_LDAPS_URL; fi ;;
+    esac
     row_args "$row" "$server"
     if ! "$BENCH" run "${ARGS[@]}" --row "$row" --label "$server" --url "$url" \
         --server-pid "$pid" --users "$USERS" --connections "$CONNS" \

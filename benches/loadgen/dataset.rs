@@ -5,8 +5,10 @@
 //! Users `<prefix>00001…` (inetOrgPerson + posixAccount, a display name,
 //! mail); groups `group001…`, of which `group001` holds the first
 //! `big_group_size` users and every other group `small_group_size` users
-//! spread round-robin; the first `passwords` users and a search account
-//! (`bench-search`, member of the search group) have the bench password.
+//! spread round-robin; the first `passwords` users and two service
+//! accounts in the search group, `bench-search` and `bench-service`, have
+//! the bench password (bench-service's is `{SSHA}` in the LDIF, see
+//! SERVICE_USER).
 //! In the LDIF, users `passwords+1 … passwords+ssha_passwords` carry an
 //! `{SSHA}` hash of the same password, a cheap-hash reference point that
 //! Portcullis (which stores only argon2id) has no equivalent of: in
@@ -29,6 +31,12 @@ use sha1::{Digest, Sha1};
 
 /// The service account the search workloads bind as.
 pub const SEARCH_USER: &str = "bench-search";
+/// The service account web-service binds as on every new connection. It
+/// reads like bench-search (the search group), but its LDIF hash is
+/// `{SSHA}`, so slapd is not charged an argon2 verification per bind (with
+/// an argon2 service account it would be slower still); Portcullis, which
+/// stores nothing else, holds argon2id for it.
+pub const SERVICE_USER: &str = "bench-service";
 
 #[derive(Args, Debug, Clone)]
 pub struct Dataset {
@@ -193,6 +201,16 @@ pub fn seed(data_dir: &Path, d: &Dataset, totp: &TotpSeed) -> Result<(), String>
         group: d.search_group.clone(),
         user: SEARCH_USER.into(),
     })?;
+    call(AdminRequest::UserAdd {
+        username: SERVICE_USER.into(),
+        full_name: Some("Bench service account".into()),
+        email: None,
+        password: password(),
+    })?;
+    call(AdminRequest::GroupAddMember {
+        group: d.search_group.clone(),
+        user: SERVICE_USER.into(),
+    })?;
     for i in 1..=d.users {
         call(AdminRequest::UserAdd {
             username: d.username(i),
@@ -339,6 +357,19 @@ pub fn write_ldif(out: &mut impl Write, d: &Dataset) -> Result<(), String> {
             Some(&argon2),
         ),
     )?;
+    let service_dn = d.user_dn(SERVICE_USER);
+    w(
+        out,
+        user_ldif(
+            &service_dn,
+            SERVICE_USER,
+            "Bench service account",
+            None,
+            1998,
+            &[d.group_dn(&d.search_group)],
+            Some(&ssha),
+        ),
+    )?;
     for i in 1..=d.users {
         let name = d.username(i);
         let member_of: Vec<String> = d
@@ -371,8 +402,8 @@ pub fn write_ldif(out: &mut impl Write, d: &Dataset) -> Result<(), String> {
     let mut groups: Vec<(String, Vec<String>, Vec<String>, u32)> = Vec::new();
     groups.push((
         d.search_group.clone(),
-        vec![search_dn],
-        vec![SEARCH_USER.to_string()],
+        vec![search_dn, service_dn],
+        vec![SEARCH_USER.to_string(), SERVICE_USER.to_string()],
         3999,
     ));
     for j in 1..=d.groups {

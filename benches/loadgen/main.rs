@@ -14,6 +14,7 @@
 mod dataset;
 mod stats;
 mod table;
+mod tls;
 mod totp;
 mod workload;
 

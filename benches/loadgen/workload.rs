@@ -1,8 +1,8 @@
 //! The `run` command: workloads, workers and the measured window.
 //!
 //! Every worker owns one LDAP connection (or opens one per operation, for
-//! `bind-search-new-conn`) and runs one operation at a time, as an
-//! application's connection pool does. Operations that start during the
+//! `bind-search-new-conn` and `web-service`) and runs one operation at a
+//! time, as an application's connection pool does. Operations that start during the
 //! warm-up are not recorded; no operation starts after the end, and every
 //! operation has a timeout, so a run always stops by itself.
 //!
@@ -19,10 +19,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use ldap3::asn1::{StructureTag, PL};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, StdStream};
 use rand::{rngs::StdRng, Rng, SeedableRng};
+use rustls::ClientConfig;
 
 use crate::stats::{self, Errors, Report, Section};
+use crate::tls::tls_client_config;
 use crate::totp;
 
 /// Longest run accepted, so a typo cannot keep the machine busy for hours.
@@ -44,8 +46,13 @@ pub enum Workload {
     /// The same bind again and again: each connection binds as one user of
     /// its own (Portcullis's bind cache answers all but the first).
     BindRepeat,
-    /// New connection, bind, search own entry, unbind (a web application).
+    /// New connection, bind as a rotating user, search own entry, unbind.
     BindSearchNewConn,
+    /// A pool-less web application's login lookup: new connection, bind as
+    /// one service account (--service-dn, default bench-service), search a random user by uid
+    /// (`(&(objectClass=inetOrgPerson)(uid=X))`, cn mail memberOf uid,
+    /// exactly one entry), unbind. Over ldaps:// with --tls-ca.
+    WebService,
     /// search-uid on --connections while --flood-connections bind.
     MixedArgon2Flood,
     /// Bind with `password;TOTP`, codes computed from `seed --totp-seed`.
@@ -75,9 +82,24 @@ impl Workload {
 pub struct RunArgs {
     #[arg(long, value_enum)]
     workload: Workload,
-    /// Server URL; only loopback addresses are accepted.
+    /// Server URL, ldap:// or ldaps://; only loopback addresses are accepted.
     #[arg(long, default_value = "ldap://127.0.0.1:3389")]
     url: String,
+    /// ldaps:// only: PEM file of the certificate(s) to trust (the CA that
+    /// signed the server's certificate). Nothing else is trusted, and the
+    /// client speaks TLS 1.3 only.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// ldaps:// only: let the client resume TLS sessions from earlier
+    /// connections (off: a full handshake per connection, as a pool-less
+    /// application's libldap does).
+    #[arg(long)]
+    tls_resume: bool,
+    /// ldaps:// only: verify the server's certificate chain on every
+    /// connection, as libldap does (default: once per distinct chain; the
+    /// handshake's signature is checked on every connection either way).
+    #[arg(long)]
+    tls_verify_every_chain: bool,
     /// Concurrent connections (searchers, for mixed-argon2-flood).
     #[arg(long, default_value_t = 8)]
     connections: usize,
@@ -121,6 +143,10 @@ pub struct RunArgs {
     /// Account the search workloads bind as (default: bench-search via the template).
     #[arg(long)]
     search_dn: Option<String>,
+    /// The service account web-service binds as, every time (default:
+    /// bench-service via the template; see dataset::SERVICE_USER).
+    #[arg(long)]
+    service_dn: Option<String>,
     /// Password of the bind users and of the search account.
     #[arg(long, default_value = "Bench-Passw0rd")]
     password: String,
@@ -239,6 +265,8 @@ fn fill(template: &str, v: &Vars) -> Result<String, String> {
 /// Everything a worker needs, resolved once.
 struct Ctx {
     url: String,
+    /// Where `url` points, for the socket opened before ldap3 takes it.
+    host_port: String,
     users: usize,
     user_prefix: String,
     bind_users: usize,
@@ -248,8 +276,11 @@ struct Ctx {
     group_dn: String,
     expect_members: usize,
     search_dn: String,
+    service_dn: String,
     password: String,
     op_timeout: Duration,
+    /// ldaps:// URLs: the client configuration every connection shares.
+    tls: Option<Arc<ClientConfig>>,
     measure_start: Instant,
     end: Instant,
     /// Next bind user, shared so connections do not bind the same user.
@@ -311,7 +342,12 @@ impl From<ldap3::LdapError> for OpError {
 }
 
 pub fn run(args: RunArgs) -> Result<(), String> {
-    check_loopback(&args.url)?;
+    let ldaps = check_loopback(&args.url)?;
+    if !ldaps && (args.tls_ca.is_some() || args.tls_resume || args.tls_verify_every_chain) {
+        return Err(
+            "--tls-ca, --tls-resume and --tls-verify-every-chain are for ldaps:// URLs".into(),
+        );
+    }
     if !(args.duration > 0.0 && args.duration <= MAX_DURATION_SECS) {
         return Err(format!(
             "--duration must be in (0, {MAX_DURATION_SECS}] seconds"
@@ -348,11 +384,16 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     }
 }
 
-/// `ldap://host[:port]` whose host is a loopback address.
-fn check_loopback(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("ldap://")
-        .ok_or("only ldap:// URLs are supported")?;
+/// `ldap://` or `ldaps://host[:port]` whose host is a loopback address;
+/// whether it is ldaps.
+fn check_loopback(url: &str) -> Result<bool, String> {
+    let (rest, ldaps) = if let Some(rest) = url.strip_prefix("ldap://") {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix("ldaps://") {
+        (rest, true)
+    } else {
+        return Err("only ldap:// and ldaps:// URLs are supported".into());
+    };
     let hostport = rest.split('/').next().unwrap_or("");
     let host = if let Some(v6) = hostport.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
@@ -364,11 +405,30 @@ fn check_loopback(url: &str) -> Result<(), String> {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     if loopback {
-        Ok(())
+        Ok(ldaps)
     } else {
         Err(format!(
             "{url}: only loopback targets are allowed (127.0.0.0/8, ::1, localhost)"
         ))
+    }
+}
+
+/// `host:port` of an ldap:// or ldaps:// URL, with the scheme's port when
+/// the URL has none.
+fn host_port(url: &str) -> String {
+    let (rest, port) = match url.strip_prefix("ldaps://") {
+        Some(rest) => (rest, 636),
+        None => (url.strip_prefix("ldap://").unwrap_or(url), 389),
+    };
+    let hostport = rest.split('/').next().unwrap_or("");
+    let has_port = match hostport.rsplit_once(']') {
+        Some((_, after)) => after.starts_with(':'),
+        None => hostport.contains(':'),
+    };
+    if has_port {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:{port}")
     }
 }
 
@@ -409,10 +469,24 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         (Workload::SearchShape, None) => return Err("search-shape needs --filter".into()),
         _ => None,
     };
+    let tls = if args.url.starts_with("ldaps://") {
+        let ca = args
+            .tls_ca
+            .as_deref()
+            .ok_or("ldaps:// needs --tls-ca FILE (the certificate to trust)")?;
+        Some(tls_client_config(
+            ca,
+            args.tls_resume,
+            args.tls_verify_every_chain,
+        )?)
+    } else {
+        None
+    };
     let start = Instant::now();
     let measure_start = start + Duration::from_secs_f64(args.warmup);
     let ctx = Arc::new(Ctx {
         url: args.url.clone(),
+        host_port: host_port(&args.url),
         users: args.users.max(1),
         user_prefix: args.user_prefix.clone(),
         bind_users: args.bind_users,
@@ -425,6 +499,10 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
             .search_dn
             .clone()
             .unwrap_or_else(|| template.replace("{}", crate::dataset::SEARCH_USER)),
+        service_dn: args
+            .service_dn
+            .clone()
+            .unwrap_or_else(|| template.replace("{}", crate::dataset::SERVICE_USER)),
         bind_dn_template: template,
         group_dn: args
             .group_dn
@@ -433,6 +511,7 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         expect_members: args.expect_members,
         password: args.password.clone(),
         op_timeout: Duration::from_secs_f64(args.op_timeout),
+        tls,
         measure_start,
         end: measure_start + Duration::from_secs_f64(args.duration),
         next_user: AtomicUsize::new(0),
@@ -455,6 +534,7 @@ async fn measure(args: &RunArgs) -> Result<Report, String> {
         Workload::Bind => vec![("bind", Op::Bind, args.connections)],
         Workload::BindRepeat => vec![("bind", Op::BindRepeat, args.connections)],
         Workload::BindSearchNewConn => vec![("session", Op::NewConn, args.connections)],
+        Workload::WebService => vec![("session", Op::WebService, args.connections)],
         Workload::MixedArgon2Flood => vec![
             ("search", Op::SearchUid, args.connections),
             ("bind", Op::Bind, args.flood_connections),
@@ -541,6 +621,7 @@ enum Op {
     Bind,
     BindRepeat,
     NewConn,
+    WebService,
     Totp,
     Shape,
 }
@@ -552,13 +633,32 @@ impl Op {
         match self {
             Op::SearchUid | Op::GroupMembers | Op::MemberOf | Op::Shape => Some(true),
             Op::Bind | Op::BindRepeat | Op::Totp => Some(false),
-            Op::NewConn => None,
+            Op::NewConn | Op::WebService => None,
         }
     }
 }
 
+/// Opens a connection with TCP_NODELAY, as both servers set on their side.
+/// ldap3 leaves Nagle on, and then a request written right after the
+/// client's TLS Finished waits for the server's delayed ACK (40 ms) when
+/// the server has nothing to send in between (slapd sends no session
+/// tickets): that measured the client's socket, not the server.
 async fn connect(ctx: &Ctx) -> Result<Ldap, OpError> {
-    let settings = LdapConnSettings::new().set_conn_timeout(ctx.op_timeout);
+    let stream = tokio::net::TcpStream::connect(&ctx.host_port)
+        .await
+        .map_err(|e| OpError::Conn(format!("connecting to {}: {e}", ctx.host_port)))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| OpError::Conn(format!("setting up the socket: {e}")))?;
+    let stream = stream
+        .into_std()
+        .map_err(|e| OpError::Conn(format!("setting up the socket: {e}")))?;
+    let mut settings = LdapConnSettings::new()
+        .set_conn_timeout(ctx.op_timeout)
+        .set_std_stream(StdStream::Tcp(stream));
+    if let Some(tls) = &ctx.tls {
+        settings = settings.set_config(tls.clone());
+    }
     let (conn, ldap) = LdapConnAsync::with_settings(settings, &ctx.url).await?;
     ldap3::drive!(conn);
     Ok(ldap)
@@ -670,6 +770,23 @@ async fn one(
             ldap.unbind().await?;
             Ok(())
         }
+        Op::WebService => {
+            let i = rng.gen_range(1..=ctx.users);
+            let filter = format!("(&(objectClass=inetOrgPerson)(uid={}))", ctx.username(i));
+            let mut ldap = connect(ctx).await?;
+            bind(&mut ldap, &ctx.service_dn, &ctx.password).await?;
+            search_count(
+                &mut ldap,
+                &ctx.users_base,
+                Scope::Subtree,
+                &filter,
+                &["cn", "mail", "memberOf", "uid"],
+                1,
+            )
+            .await?;
+            ldap.unbind().await?;
+            Ok(())
+        }
         _ => {
             let ldap = conn
                 .as_mut()
@@ -744,7 +861,7 @@ async fn one(
                         _ => Ok(()),
                     }
                 }
-                Op::NewConn => Err(OpError::Result("unreachable".into())),
+                Op::NewConn | Op::WebService => Err(OpError::Result("unreachable".into())),
             }
         }
     }
@@ -929,7 +1046,7 @@ impl TotpUsers {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_loopback, count_values, fill, Vars};
+    use super::{check_loopback, count_values, fill, host_port, Vars};
     use ldap3::asn1::{StructureTag, TagClass, PL};
     use ldap3::{ResultEntry, SearchEntry};
 
@@ -1012,12 +1129,25 @@ mod tests {
     }
 
     #[test]
+    fn host_and_port_with_the_scheme_default() {
+        assert_eq!(host_port("ldap://127.0.0.1:3389"), "127.0.0.1:3389");
+        assert_eq!(host_port("ldap://127.0.0.1"), "127.0.0.1:389");
+        assert_eq!(host_port("ldaps://localhost/"), "localhost:636");
+        assert_eq!(host_port("ldaps://[::1]:1636/dc=x"), "[::1]:1636");
+        assert_eq!(host_port("ldap://[::1]"), "[::1]:389");
+    }
+
+    #[test]
     fn only_loopback() {
         assert!(check_loopback("ldap://127.0.0.1:3389").is_ok());
         assert!(check_loopback("ldap://localhost:1389").is_ok());
         assert!(check_loopback("ldap://[::1]:1389").is_ok());
         assert!(check_loopback("ldap://10.0.0.1:389").is_err());
         assert!(check_loopback("ldap://example.com").is_err());
-        assert!(check_loopback("ldaps://127.0.0.1:636").is_err());
+        assert!(check_loopback("ldaps://10.0.0.1:636").is_err());
+        assert!(check_loopback("ldapi:///").is_err());
+        assert_eq!(check_loopback("ldap://127.0.0.1:3389"), Ok(false));
+        assert_eq!(check_loopback("ldaps://127.0.0.1:636"), Ok(true));
+        assert_eq!(check_loopback("ldaps://[::1]:636"), Ok(true));
     }
 }
