@@ -533,3 +533,230 @@ impl Numbers {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::USER_CHUNK;
+    use crate::store::import::{Batch, BatchGroup, BatchMember, BatchUser};
+    use crate::store::postgres::testing::Cluster;
+    use crate::store::postgres::{PgInstance, PgStore};
+    use crate::store::{now, Backend, Group, GroupId, Member, NewUser, StoreError, User, UserId};
+    use uuid::Uuid;
+
+    /// More users than two chunks hold.
+    const MANY: usize = 2 * USER_CHUNK + 500;
+
+    /// Two instances on a new database, as the offline CLI and a running
+    /// server would have: the import goes through the first.
+    fn two_instances() -> (PgInstance, PgInstance) {
+        let cluster = Cluster::get();
+        let url = cluster.url(&cluster.create_database());
+        let start = || PgInstance::start(PgStore::connect(&url, 4, None).expect("connect"));
+        (start().expect("instance A"), start().expect("instance B"))
+    }
+
+    /// User `i`: every third one with a fixed uidNumber from 100,000 up,
+    /// the others allocated.
+    fn batch_user(i: usize) -> BatchUser {
+        let at = now();
+        let fixed = (i % 3 == 0).then(|| 100_000 + u32::try_from(i).expect("small"));
+        BatchUser {
+            user: User {
+                id: UserId(Uuid::new_v4()),
+                username: format!("bulk{i:05}"),
+                full_name: Some(format!("Bulk {i}")),
+                email: Some(format!("bulk{i}@example.com")),
+                uid_number: fixed.unwrap_or(0),
+                gid_number: fixed.unwrap_or(0),
+                disabled: false,
+                attrs: Default::default(),
+                created: at,
+                modified: at,
+                pwd_changed: None,
+                cred_generation: 0,
+            },
+            allocate_uid: fixed.is_none(),
+            password_hash: Some("{SSHA}aGFzaGhhc2g=".into()),
+        }
+    }
+
+    fn new_group(name: &str) -> BatchGroup {
+        let at = now();
+        BatchGroup {
+            group: Group {
+                id: GroupId(Uuid::new_v4()),
+                name: name.into(),
+                gid_number: 0,
+                description: None,
+                created: at,
+                modified: at,
+            },
+            allocate_gid: true,
+        }
+    }
+
+    /// A batch of a new group `big` holding every streamed user and the
+    /// stored user `old` (whose group `staff` gains the first ten), with
+    /// the allocator past the fixed numbers, as the importer makes it.
+    fn batch(staff: &Group) -> Batch {
+        let mut memberships: Vec<(String, BatchMember)> = (0..MANY)
+            .map(|i| ("big".into(), BatchMember::User(format!("bulk{i:05}"))))
+            .collect();
+        memberships.push(("big".into(), BatchMember::User("old".into())));
+        memberships
+            .extend((0..10).map(|i| ("staff".into(), BatchMember::User(format!("bulk{i:05}")))));
+        Batch {
+            groups: vec![
+                new_group("big"),
+                BatchGroup {
+                    group: staff.clone(),
+                    allocate_gid: false,
+                },
+            ],
+            memberships,
+            next_uid: Some(100_000 + u32::try_from(MANY).expect("small")),
+            ..Batch::default()
+        }
+    }
+
+    /// A store holding user `old` in group `staff`.
+    fn seed(s: &PgInstance) -> (User, Group) {
+        let old = s
+            .create_user(NewUser {
+                username: "old".into(),
+                ..NewUser::default()
+            })
+            .expect("user");
+        let staff = s.create_group("staff", None).expect("group");
+        s.add_member(staff.id, Member::User(old.id))
+            .expect("member");
+        (old, staff)
+    }
+
+    /// An import of more users than two chunks lands whole: every user
+    /// with its password hash and a distinct uidNumber, every membership,
+    /// the stored user merged, and the other instance sees all of it
+    /// after the commit.
+    #[test]
+    fn an_import_larger_than_a_chunk_lands_whole() {
+        let (a, b) = two_instances();
+        let (old, staff) = seed(&a);
+        let epoch = b.membership_epoch().expect("epoch");
+        let mut users = (0..MANY)
+            .map(batch_user)
+            .chain(std::iter::once(BatchUser {
+                user: old.clone(),
+                allocate_uid: true,
+                password_hash: Some("{SSHA}b2xkb2xkb2xk".into()),
+            }))
+            .map(Ok);
+        let report = a
+            .apply_batch_streamed(&batch(&staff), &mut users)
+            .expect("import");
+        assert_eq!(report.users_created.len(), MANY);
+        assert_eq!(report.users_updated, vec!["old".to_string()]);
+        assert_eq!(report.passwords_set.len(), MANY + 1);
+        assert_eq!(report.groups_created, vec!["big".to_string()]);
+        assert_eq!(report.memberships_added, MANY + 1 + 10);
+
+        b.refresh().expect("catch-up");
+        for s in [&a, &b] {
+            assert_eq!(s.user_count().expect("count"), MANY + 1);
+            let big = s.group_by_name("big").expect("read").expect("big");
+            assert_eq!(s.members(big.id).expect("members").len(), MANY + 1);
+            assert_eq!(s.members(staff.id).expect("members").len(), 11);
+            let last = s
+                .user_by_name(&format!("bulk{:05}", MANY - 1))
+                .expect("read")
+                .expect("last user");
+            assert_eq!(
+                s.password_hash(last.id).expect("hash").as_deref(),
+                Some("{SSHA}aGFzaGhhc2g=")
+            );
+            assert!(s.membership_epoch().expect("epoch") > epoch);
+        }
+        let numbers: std::collections::HashSet<u32> = a
+            .users()
+            .expect("users")
+            .iter()
+            .map(|u| u.uid_number)
+            .collect();
+        assert_eq!(numbers.len(), MANY + 1, "every uidNumber once");
+        assert!(a.counters().expect("counters").0 > *numbers.iter().max().expect("some"));
+        assert_eq!(
+            a.password_hash(old.id).expect("hash").as_deref(),
+            Some("{SSHA}b2xkb2xkb2xk")
+        );
+    }
+
+    /// A failure in a later chunk (a name twice, a stream that breaks, a
+    /// member that does not exist, after every user was written) leaves
+    /// nothing: the users, groups, memberships, counters and epoch are
+    /// those of before.
+    #[test]
+    fn a_failure_in_a_later_chunk_leaves_nothing() {
+        let (a, b) = two_instances();
+        let (_, staff) = seed(&a);
+        let before = |s: &PgInstance| {
+            (
+                s.user_count().expect("count"),
+                s.groups().expect("groups").len(),
+                s.members(staff.id).expect("members").len(),
+                s.counters().expect("counters"),
+                s.membership_epoch().expect("epoch"),
+            )
+        };
+        let was = before(&a);
+        let twice = || {
+            (0..MANY)
+                .map(batch_user)
+                .chain(std::iter::once(batch_user(1)))
+                .map(Ok)
+        };
+        let broken = || {
+            (0..MANY)
+                .map(batch_user)
+                .map(Ok)
+                .chain(std::iter::once(Err(StoreError::Backend(
+                    "reading the import spill: broken".into(),
+                ))))
+        };
+        let mut missing = batch(&staff);
+        missing
+            .memberships
+            .push(("big".into(), BatchMember::User("nobody".into())));
+
+        let e = a
+            .apply_batch_streamed(&batch(&staff), &mut twice())
+            .expect_err("a name twice");
+        assert!(
+            matches!(&e, StoreError::AlreadyExists(m) if m.contains("user bulk00001 appears twice")),
+            "{e}"
+        );
+        let e = a
+            .apply_batch_streamed(&batch(&staff), &mut broken())
+            .expect_err("a broken stream");
+        assert!(
+            matches!(&e, StoreError::Backend(m) if m.contains("broken")),
+            "{e}"
+        );
+        let e = a
+            .apply_batch_streamed(&missing, &mut (0..MANY).map(batch_user).map(Ok))
+            .expect_err("a missing member");
+        assert!(
+            matches!(&e, StoreError::NotFound(m) if m == "user nobody"),
+            "{e}"
+        );
+
+        b.refresh().expect("catch-up");
+        for s in [&a, &b] {
+            assert_eq!(before(s), was);
+            assert!(s.group_by_name("big").expect("read").is_none());
+            assert!(s.user_by_name("bulk00000").expect("read").is_none());
+        }
+        // And the same import, whole, still lands afterwards.
+        a.apply_batch_streamed(&batch(&staff), &mut (0..MANY).map(batch_user).map(Ok))
+            .expect("import");
+        assert_eq!(a.user_count().expect("count"), MANY + 1);
+    }
+}
