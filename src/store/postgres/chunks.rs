@@ -559,7 +559,9 @@ mod tests {
     /// the others allocated.
     fn batch_user(i: usize) -> BatchUser {
         let at = now();
-        let fixed = (i % 3 == 0).then(|| 100_000 + u32::try_from(i).expect("small"));
+        let fixed = i
+            .is_multiple_of(3)
+            .then(|| 100_000 + u32::try_from(i).expect("small"));
         BatchUser {
             user: User {
                 id: UserId(Uuid::new_v4()),
