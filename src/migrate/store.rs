@@ -501,4 +501,77 @@ mod tests {
         assert_eq!(target.user_count().expect("count"), 0);
         assert_eq!(target.settings().expect("settings").len(), 1);
     }
+
+    /// A copy of more users than the target's batches write per chunk
+    /// arrives whole, memberships included, and compares equal.
+    #[test]
+    fn a_copy_of_many_users_arrives_whole() {
+        const MANY: usize = 4500;
+        let key = ServerKey::generate();
+        let (mut a, mut b) = (SledHarness::default(), PgHarness::default());
+        let source = a.fresh();
+        fill(&source);
+        let all = source.create_group("all", None).expect("group");
+        let at = crate::store::now();
+        let batch = crate::store::import::Batch {
+            users: (0..MANY)
+                .map(|i| crate::store::import::BatchUser {
+                    user: crate::store::User {
+                        id: crate::store::UserId(uuid::Uuid::new_v4()),
+                        username: format!("many{i:05}"),
+                        full_name: None,
+                        email: Some(format!("many{i}@example.com")),
+                        uid_number: 0,
+                        gid_number: 0,
+                        disabled: false,
+                        attrs: Default::default(),
+                        created: at,
+                        modified: at,
+                        pwd_changed: None,
+                        cred_generation: 0,
+                    },
+                    allocate_uid: true,
+                    password_hash: Some("{SSHA}aGFzaGhhc2g=".into()),
+                })
+                .collect(),
+            memberships: (0..MANY)
+                .map(|i| {
+                    (
+                        "all".to_string(),
+                        crate::store::import::BatchMember::User(format!("many{i:05}")),
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        };
+        source.apply_batch(&batch).expect("users");
+        let target = b.fresh();
+        let copied = copy(&source, &target, &key).expect("copy");
+        assert_eq!(copied.source, copied.target);
+        assert_eq!(copied.target.0.get("users"), Some(&(MANY as u64 + 3)));
+        assert_eq!(
+            copied.target.0.get("user_memberships"),
+            Some(&(MANY as u64 + 2))
+        );
+        assert_eq!(target.members(all.id).expect("members").len(), MANY);
+        assert_eq!(ldif(&source), ldif(&target));
+    }
+
+    /// The comparison sees one field of one user changed: the digests of
+    /// two snapshots differ exactly when a user record does.
+    #[test]
+    fn a_changed_user_record_changes_the_digest() {
+        let s = SledHarness::default().fresh();
+        fill(&s);
+        let tally = |snap: Snapshot| {
+            let mut sink = stream::Sink::default();
+            snap.feed(&mut sink).expect("feed");
+            sink.finish().expect("tally").users_digest()
+        };
+        let snap = s.snapshot().expect("snapshot");
+        let mut changed = snap.clone();
+        changed.users[1].user.full_name = Some("Someone Else".into());
+        assert_eq!(tally(snap.clone()), tally(snap.clone()));
+        assert_ne!(tally(snap), tally(changed));
+    }
 }
