@@ -6,6 +6,11 @@
 //! rows first (the lock order of the module documentation), so the cycle
 //! check over existing and new nestings sees memberships nobody changes
 //! until the commit.
+//!
+//! The users and memberships are written in chunks (`chunks`), which is
+//! what lets a streamed import ([`PgStore::apply_batch_streamed`]) hold
+//! one chunk of users at a time; groups, settings and second factors are
+//! few and go one by one.
 
 use std::collections::{HashMap, HashSet};
 

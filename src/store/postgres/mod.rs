@@ -5,8 +5,8 @@
 //! Two layers:
 //! - [`PgStore`], the database layer: every method of the interface as
 //!   SQL, each read a round trip (`users`, `groups`, `mfa`, `sessions`,
-//!   `snapshot`, `batch`; `trait_impl` makes it a `Backend`, which the
-//!   conformance suite runs as `postgres`).
+//!   `snapshot`, `batch` with `chunks`; `trait_impl` makes it a
+//!   `Backend`, which the conformance suite runs as `postgres`).
 //! - [`PgInstance`], what a server (or the CLI) opens
 //!   (`Store::connect_postgres`): the same interface answered from this
 //!   instance's read model (`model`) for reads and by [`PgStore`] for
