@@ -106,6 +106,20 @@ impl Store {
         )))
     }
 
+    /// [`Store::connect_postgres`] without a read model ([`postgres::PgStore`]
+    /// alone): every read is a round trip. For a CLI that writes a
+    /// database and reads it back once (`migrate-store`), which a model
+    /// only costs: a million users' model is some 1.8 GiB, read whole
+    /// again after each large write.
+    pub fn connect_postgres_direct(
+        url: &str,
+        pool_size: usize,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> Result<Store> {
+        let db = self::postgres::PgStore::connect(url, pool_size, statement_timeout)?;
+        Ok(Store::with_backend(Arc::new(db)))
+    }
+
     /// A throw-away in-memory database, for tests and fuzzing.
     pub fn temporary() -> Result<Store> {
         Ok(Store::with_backend(Arc::new(
