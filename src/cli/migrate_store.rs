@@ -192,8 +192,10 @@ fn open_source(config: &Config) -> anyhow::Result<Store> {
 
 fn to_postgres(source: &Store, url: &str, key: &ServerKey) -> anyhow::Result<Copied> {
     // The store's errors never repeat the URL.
-    let target =
-        Store::connect_postgres(url, 4, None).context("while connecting to the target database")?;
+    // No read model: this process writes the database and reads it back
+    // once, and a model would be read whole after each batch.
+    let target = Store::connect_postgres_direct(url, 4, None)
+        .context("while connecting to the target database")?;
     // Held until the copy is done: an instance starting against the
     // database meanwhile waits, then finds it filled (no bootstrap).
     let _startup = target

@@ -448,7 +448,9 @@ impl<'a> Secrets<'a> {
     }
 }
 
-fn backup_user(su: SnapshotUser, secrets: bool) -> BackupUser {
+/// One user as the backup writes it (`migrate-store` compares and
+/// restores users one at a time from this).
+pub(crate) fn backup_user(su: SnapshotUser, secrets: bool) -> BackupUser {
     let factors = su.second_factors;
     let mfa_devices = factors
         .devices
@@ -477,7 +479,8 @@ fn backup_user(su: SnapshotUser, secrets: bool) -> BackupUser {
     }
 }
 
-fn backup_group(sg: SnapshotGroup) -> BackupGroup {
+/// One group as the backup writes it.
+pub(crate) fn backup_group(sg: SnapshotGroup) -> BackupGroup {
     BackupGroup {
         members: sg
             .members

@@ -3,9 +3,13 @@
 //! credentials and all, then counted on both sides.
 //!
 //! The copy is the JSON backup with secrets restored into the target,
-//! without a file in between: [`super::export::backup_of`] of one source
-//! snapshot, then [`super::import::restore`]. So `migrate-store` and a
-//! backup restore are one path, and what one carries the other does: users
+//! without a file in between and without holding either store: each user
+//! of one source snapshot ([`Backend::snapshot_streamed`]) becomes its
+//! backup record ([`super::export`]) and that record's restore
+//! ([`super::import`]), written in chunks as it comes
+//! ([`Backend::apply_batch_streamed`]; see `stream` for the two batches).
+//! So `migrate-store` and a backup restore write the same records, and
+//! what one carries the other does: users
 //! with password hashes and attributes, groups with attributes and
 //! policies, memberships, settings, the allocators, devices with their
 //! secrets, last accepted TOTP steps and unused static tokens (a used
@@ -21,17 +25,22 @@
 //!
 //! The target must be empty ([`ensure_empty`]); the copy ends with a count
 //! per kind on both sides ([`Counts`]) and a comparison of every record
-//! as the backup writes it, and any difference is an error.
+//! as the backup writes it (the users by a digest of both snapshots read
+//! in their canonical order), and any difference is an error.
 //!
 //! [`Backend::all_sessions`]: crate::store::Backend::all_sessions
+//! [`Backend::snapshot_streamed`]: crate::store::Backend::snapshot_streamed
+//! [`Backend::apply_batch_streamed`]: crate::store::Backend::apply_batch_streamed
 //! [`Backend::raise_membership_epoch`]: crate::store::Backend::raise_membership_epoch
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
-use super::export::{self, ExportError, Secrets};
-use super::import::{self, ImportError};
+use super::export::ExportError;
+use super::import::ImportError;
 use crate::auth::keys::ServerKey;
-use crate::store::{DeviceKind, Member, Snapshot, Store, StoreError};
+use crate::store::{DeviceKind, Member, Snapshot, SnapshotGroup, SnapshotUser, Store, StoreError};
+
+mod stream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -80,49 +89,11 @@ pub const KINDS: &[&str] = &[
 impl Counts {
     /// The counts of `snap` with `sessions` portal sessions.
     pub fn of(snap: &Snapshot, sessions: usize, epoch: u64) -> Counts {
-        let mut c: BTreeMap<&'static str, u64> = KINDS.iter().map(|k| (*k, 0)).collect();
-        let mut add = |kind: &'static str, n: usize| *c.entry(kind).or_default() += n as u64;
-        add("users", snap.users.len());
-        add("groups", snap.groups.len());
-        add("settings", snap.settings.len());
-        add("portal_sessions", sessions);
+        let mut c = Counter::new(&snap.groups, snap.settings.len());
         for u in &snap.users {
-            add("password_hashes", usize::from(u.password_hash.is_some()));
-            add("user_attributes", u.user.attrs.len());
-            for d in &u.second_factors.devices {
-                if !d.device.confirmed {
-                    add("pending_devices", 1);
-                }
-                match d.device.kind {
-                    DeviceKind::Totp { .. } => {
-                        add("totp_devices", 1);
-                        add("totp_used_steps", usize::from(d.totp_last_step.is_some()));
-                    }
-                    DeviceKind::Static => {
-                        add("static_devices", 1);
-                        add("static_tokens_left", d.static_tokens.len());
-                    }
-                }
-            }
-            for a in &u.second_factors.app_passwords {
-                let api = a.record.kind == crate::store::CredentialKind::ApiToken;
-                add(if api { "api_tokens" } else { "app_passwords" }, 1);
-            }
+            c.user(u);
         }
-        for g in &snap.groups {
-            add("group_attributes", g.attrs.len());
-            add("group_policies", usize::from(!g.policy.is_empty()));
-            for m in &g.members {
-                match m {
-                    Member::User(_) => add("user_memberships", 1),
-                    Member::Group(_) => add("group_memberships", 1),
-                }
-            }
-        }
-        c.insert("next_uid", u64::from(snap.counters.0));
-        c.insert("next_gid", u64::from(snap.counters.1));
-        c.insert("membership_epoch", epoch);
-        Counts(c)
+        c.finish(snap.counters, sessions, epoch)
     }
 
     fn get(&self, kind: &str) -> u64 {
@@ -153,6 +124,66 @@ impl Counts {
             ));
         }
         out
+    }
+}
+
+/// [`Counts`] added up record by record, as a snapshot streams by.
+struct Counter(BTreeMap<&'static str, u64>);
+
+impl Counter {
+    /// The counts of a snapshot's head: its groups and settings.
+    fn new(groups: &[SnapshotGroup], settings: usize) -> Counter {
+        let mut c = Counter(KINDS.iter().map(|k| (*k, 0)).collect());
+        c.add("groups", groups.len());
+        c.add("settings", settings);
+        for g in groups {
+            c.add("group_attributes", g.attrs.len());
+            c.add("group_policies", usize::from(!g.policy.is_empty()));
+            for m in &g.members {
+                match m {
+                    Member::User(_) => c.add("user_memberships", 1),
+                    Member::Group(_) => c.add("group_memberships", 1),
+                }
+            }
+        }
+        c
+    }
+
+    fn add(&mut self, kind: &'static str, n: usize) {
+        *self.0.entry(kind).or_default() += n as u64;
+    }
+
+    fn user(&mut self, u: &SnapshotUser) {
+        self.add("users", 1);
+        self.add("password_hashes", usize::from(u.password_hash.is_some()));
+        self.add("user_attributes", u.user.attrs.len());
+        for d in &u.second_factors.devices {
+            if !d.device.confirmed {
+                self.add("pending_devices", 1);
+            }
+            match d.device.kind {
+                DeviceKind::Totp { .. } => {
+                    self.add("totp_devices", 1);
+                    self.add("totp_used_steps", usize::from(d.totp_last_step.is_some()));
+                }
+                DeviceKind::Static => {
+                    self.add("static_devices", 1);
+                    self.add("static_tokens_left", d.static_tokens.len());
+                }
+            }
+        }
+        for a in &u.second_factors.app_passwords {
+            let api = a.record.kind == crate::store::CredentialKind::ApiToken;
+            self.add(if api { "api_tokens" } else { "app_passwords" }, 1);
+        }
+    }
+
+    fn finish(mut self, counters: (u32, u32), sessions: usize, epoch: u64) -> Counts {
+        self.add("portal_sessions", sessions);
+        self.0.insert("next_uid", u64::from(counters.0));
+        self.0.insert("next_gid", u64::from(counters.1));
+        self.0.insert("membership_epoch", epoch);
+        Counts(self.0)
     }
 }
 
@@ -187,42 +218,47 @@ pub struct Copied {
 }
 
 /// Copies every record of `source` into the empty `target` (see the
-/// module documentation); `key` is the server key the source's keyed
-/// hashes were made with, already the target's. Blocking, O(records) in
-/// memory. A failure part way leaves the target partly written: it is
-/// then not empty, and the caller says how to empty it.
-pub fn copy(source: &Store, target: &Store, key: &ServerKey) -> Result<Copied, CopyError> {
+/// module documentation); the server key the source's keyed hashes were
+/// made with must already be the target's (the hashes are copied as they
+/// are; the key is taken so no caller forgets that). Blocking. Streamed: the
+/// source's snapshot is read on a thread of its own and its users written
+/// as they come ([`write_streamed`]), then the target's snapshot is read
+/// the same way and compared with the source's count by count and record
+/// by record (a digest of the users as the backup writes them), so memory
+/// holds the groups, one chunk of users and a name per user, never a
+/// whole snapshot. A failure part way leaves the target partly written:
+/// it is then not empty, and the caller says how to empty it.
+pub fn copy(source: &Store, target: &Store, _key: &ServerKey) -> Result<Copied, CopyError> {
     ensure_empty(target)?;
     // Read before the data it guards (the epoch's contract).
     let epoch = source.membership_epoch()?;
-    let snap = source.snapshot()?;
-    let users: HashSet<_> = snap.users.iter().map(|u| u.user.id).collect();
+    let from = stream::copy_snapshot(source, target)?;
     // Sessions are no part of a snapshot: one whose user was deleted since
-    // (a PostgreSQL source that instances still serve) goes with its user.
-    let sessions: Vec<_> = source
-        .all_sessions()?
-        .into_iter()
-        .filter(|(_, s)| users.contains(&s.user))
-        .collect();
-    let source_counts = Counts::of(&snap, sessions.len(), epoch);
-
-    let backup = export::backup_of(snap, Secrets::Include(Some(key)))?;
-    import::restore(target, &backup, false)?;
+    // (a PostgreSQL source that instances still serve) goes with its user,
+    // and the target holds exactly the snapshot's users.
+    let mut sessions = Vec::new();
+    for (hash, session) in source.all_sessions()? {
+        if target.user(session.user)?.is_some() {
+            sessions.push((hash, session));
+        }
+    }
+    let source_counts = from.counts(sessions.len(), epoch);
     for (hash, session) in &sessions {
         target.create_session(hash, session)?;
     }
     target.raise_membership_epoch(epoch)?;
 
     let target_epoch = target.membership_epoch()?;
-    let target_snap = target.snapshot()?;
-    let target_counts = Counts::of(&target_snap, target.all_sessions()?.len(), target_epoch);
+    let mut to = stream::Sink::default();
+    target.snapshot_streamed(&mut to)?;
+    let to = to.finish()?;
+    let target_counts = to.counts(target.all_sessions()?.len(), target_epoch);
     let mut differences = source_counts.differences(&target_counts);
     // Beyond the counts, every record as the backup writes it.
-    let written = export::backup_of(target_snap, Secrets::Include(Some(key)))?;
     for (what, same) in [
-        ("user records", written.users == backup.users),
-        ("group records", written.groups == backup.groups),
-        ("settings", written.settings == backup.settings),
+        ("user records", from.users_digest() == to.users_digest()),
+        ("group records", from.groups == to.groups),
+        ("settings", from.settings == to.settings),
     ] {
         if !same {
             differences.push(format!("the {what} differ"));
@@ -241,6 +277,7 @@ pub fn copy(source: &Store, target: &Store, key: &ServerKey) -> Result<Copied, C
 mod tests {
     use super::*;
     use crate::directory::Dn;
+    use crate::migrate::export::{self, Secrets};
     use crate::store::conformance::{Harness, SledHarness};
     use crate::store::mfa::{GroupPolicy, MfaPolicy, TotpSecret};
     use crate::store::postgres::testing::PgHarness;
@@ -463,5 +500,78 @@ mod tests {
         );
         assert_eq!(target.user_count().expect("count"), 0);
         assert_eq!(target.settings().expect("settings").len(), 1);
+    }
+
+    /// A copy of more users than the target's batches write per chunk
+    /// arrives whole, memberships included, and compares equal.
+    #[test]
+    fn a_copy_of_many_users_arrives_whole() {
+        const MANY: usize = 4500;
+        let key = ServerKey::generate();
+        let (mut a, mut b) = (SledHarness::default(), PgHarness::default());
+        let source = a.fresh();
+        fill(&source);
+        let all = source.create_group("all", None).expect("group");
+        let at = crate::store::now();
+        let batch = crate::store::import::Batch {
+            users: (0..MANY)
+                .map(|i| crate::store::import::BatchUser {
+                    user: crate::store::User {
+                        id: crate::store::UserId(uuid::Uuid::new_v4()),
+                        username: format!("many{i:05}"),
+                        full_name: None,
+                        email: Some(format!("many{i}@example.com")),
+                        uid_number: 0,
+                        gid_number: 0,
+                        disabled: false,
+                        attrs: Default::default(),
+                        created: at,
+                        modified: at,
+                        pwd_changed: None,
+                        cred_generation: 0,
+                    },
+                    allocate_uid: true,
+                    password_hash: Some("{SSHA}aGFzaGhhc2g=".into()),
+                })
+                .collect(),
+            memberships: (0..MANY)
+                .map(|i| {
+                    (
+                        "all".to_string(),
+                        crate::store::import::BatchMember::User(format!("many{i:05}")),
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        };
+        source.apply_batch(&batch).expect("users");
+        let target = b.fresh();
+        let copied = copy(&source, &target, &key).expect("copy");
+        assert_eq!(copied.source, copied.target);
+        assert_eq!(copied.target.0.get("users"), Some(&(MANY as u64 + 3)));
+        assert_eq!(
+            copied.target.0.get("user_memberships"),
+            Some(&(MANY as u64 + 2))
+        );
+        assert_eq!(target.members(all.id).expect("members").len(), MANY);
+        assert_eq!(ldif(&source), ldif(&target));
+    }
+
+    /// The comparison sees one field of one user changed: the digests of
+    /// two snapshots differ exactly when a user record does.
+    #[test]
+    fn a_changed_user_record_changes_the_digest() {
+        let s = SledHarness::default().fresh();
+        fill(&s);
+        let tally = |snap: Snapshot| {
+            let mut sink = stream::Sink::default();
+            snap.feed(&mut sink).expect("feed");
+            sink.finish().expect("tally").users_digest()
+        };
+        let snap = s.snapshot().expect("snapshot");
+        let mut changed = snap.clone();
+        changed.users[1].user.full_name = Some("Someone Else".into());
+        assert_eq!(tally(snap.clone()), tally(snap.clone()));
+        assert_ne!(tally(snap), tally(changed));
     }
 }

@@ -505,7 +505,9 @@ pub trait Backend: Send + Sync {
     /// one commit marker (`store/sled/bulk.rs`), so only a store that
     /// nobody else reads or writes meanwhile may be given to it: the
     /// offline CLI, which holds sled's file lock. PostgreSQL writes the
-    /// users as one transaction (not bounded in memory yet).
+    /// users in chunks as they come, inside one transaction (so readers
+    /// see nothing until it commits); a serialization failure is reported
+    /// rather than retried, since the stream is read once.
     fn apply_batch_streamed(
         &self,
         batch: &Batch,

@@ -43,7 +43,7 @@ pub use backend::{
 use std::path::Path;
 use std::sync::Arc;
 
-use self::import::Batch;
+use self::import::{Batch, BatchUser};
 
 /// The default of `store.record_cache_mib`: the most memory (MiB) sled's
 /// decoded user and group records take. Some 600,000 users of the
@@ -106,6 +106,20 @@ impl Store {
         )))
     }
 
+    /// [`Store::connect_postgres`] without a read model ([`postgres::PgStore`]
+    /// alone): every read is a round trip. For a CLI that writes a
+    /// database and reads it back once (`migrate-store`), which a model
+    /// only costs: a million users' model is some 1.8 GiB, read whole
+    /// again after each large write.
+    pub fn connect_postgres_direct(
+        url: &str,
+        pool_size: usize,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> Result<Store> {
+        let db = self::postgres::PgStore::connect(url, pool_size, statement_timeout)?;
+        Ok(Store::with_backend(Arc::new(db)))
+    }
+
     /// A throw-away in-memory database, for tests and fuzzing.
     pub fn temporary() -> Result<Store> {
         Ok(Store::with_backend(Arc::new(
@@ -122,19 +136,7 @@ impl Store {
     /// (names, emails, full names, descriptions), without writing.
     pub fn check_batch(batch: &Batch) -> Result<()> {
         for u in &batch.users {
-            validate::name("user", &u.user.username)?;
-            if let Some(e) = &u.user.email {
-                validate::email(e)?;
-            }
-            if let Some(n) = &u.user.full_name {
-                validate::full_name(n)?;
-            }
-            if u.password_hash.as_deref() == Some("") {
-                return Err(StoreError::Invalid(format!(
-                    "the password hash of {} is empty",
-                    u.user.username
-                )));
-            }
+            Store::check_batch_user(u)?;
         }
         for g in &batch.groups {
             validate::name("group", &g.group.name)?;
@@ -146,6 +148,25 @@ impl Store {
             factors
                 .check()
                 .map_err(|e| StoreError::Invalid(format!("user {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The rules of [`Store::check_batch`] for one user, for a backend
+    /// that reads a batch's users from a stream.
+    pub fn check_batch_user(u: &BatchUser) -> Result<()> {
+        validate::name("user", &u.user.username)?;
+        if let Some(e) = &u.user.email {
+            validate::email(e)?;
+        }
+        if let Some(n) = &u.user.full_name {
+            validate::full_name(n)?;
+        }
+        if u.password_hash.as_deref() == Some("") {
+            return Err(StoreError::Invalid(format!(
+                "the password hash of {} is empty",
+                u.user.username
+            )));
         }
         Ok(())
     }

@@ -32,6 +32,7 @@ mod stream;
 
 pub use apply::{apply, apply_with_progress};
 pub use plan::{plan, plan_ldif, read_and_plan};
+pub(crate) use restore::second_factors;
 pub use restore::{backup_server_key, json, needs_server_key, read_backup, restore, RestoreReport};
 pub use stream::{import_streamed, Streamed};
 

@@ -88,7 +88,7 @@ fn keyed_hash(what: &str, text: &str) -> Result<KeyedHash, ImportError> {
 
 /// A backup user's devices and app passwords as store records; those
 /// listed without secrets are counted in `skipped` and left out.
-fn second_factors(
+pub(crate) fn second_factors(
     u: &migrate::BackupUser,
     skipped: &mut (usize, usize),
 ) -> Result<RawSecondFactors, ImportError> {

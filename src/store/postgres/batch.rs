@@ -6,70 +6,113 @@
 //! rows first (the lock order of the module documentation), so the cycle
 //! check over existing and new nestings sees memberships nobody changes
 //! until the commit.
+//!
+//! The users and memberships are written in chunks (`chunks`), which is
+//! what lets a streamed import ([`PgStore::apply_batch_streamed`]) hold
+//! one chunk of users at a time; groups, settings and second factors are
+//! few and go one by one.
 
 use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::Transaction;
 
 use super::groups::{group_row, insert_group, update_group_row, GROUP_COLUMNS};
-use super::users::{
-    allocate, bump_epoch, email_key, insert_user, lock_epoch, name_key, update_user_row, user_row,
-    USER_COLUMNS,
-};
+use super::users::{allocate, bump_epoch, lock_epoch, name_key, update_user_row};
 use super::{from_u64, to_u32, unique_violation, PgStore, TxError, TxResult};
 use crate::domain::mfa::{DeviceKind, GroupPolicy, MfaPolicy, RawSecondFactors};
 use crate::domain::rules;
 use crate::store::import::{Batch, BatchGroup, BatchMember, BatchMode, BatchReport, BatchUser};
 use crate::store::{
-    now, GroupId, Member, Result, Store, StoreError, Timestamp, User, UserId, FIRST_GID_NUMBER,
+    now, GroupId, Result, Store, StoreError, Timestamp, User, UserId, FIRST_GID_NUMBER,
     FIRST_UID_NUMBER,
 };
 
-fn conflict(msg: String) -> TxError {
+pub(super) fn conflict(msg: String) -> TxError {
     TxError::Store(StoreError::AlreadyExists(format!("import conflict: {msg}")))
 }
 
 impl PgStore {
     pub(super) fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {
         Store::check_batch(batch)?;
+        // Run again whole after a serialization failure: the users are
+        // read again from the batch.
         self.write("importing", async |tx| {
-            let mut run = BatchRun {
-                tx,
-                batch,
-                at: now(),
-                restore: batch.mode == BatchMode::Restore,
-                seen_users: HashSet::new(),
-                seen_groups: HashSet::new(),
-                existing_groups: HashSet::new(),
-                report: BatchReport::default(),
-            };
-            lock_epoch(tx).await?;
-            run.check_cycles().await?;
-            run.advance_counters().await?;
-            run.write_groups().await?;
-            run.write_users().await?;
-            run.write_memberships().await?;
-            bump_epoch(tx).await?;
-            run.write_settings().await?;
-            run.write_second_factors().await?;
-            Ok(run.report)
+            let mut users = batch.users.iter().cloned().map(Ok);
+            BatchRun::new(tx, batch).run(&mut users).await
+        })
+    }
+
+    /// [`PgStore::apply_batch`] with the users read from `users` as they
+    /// are written, in chunks (`chunks`): still one transaction, so still
+    /// all or nothing, but memory holds one chunk of users, not all of
+    /// them. Not run again after a serialization failure (the stream is
+    /// read once): the error is reported.
+    pub(super) fn apply_batch_streamed(
+        &self,
+        batch: &Batch,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+    ) -> Result<BatchReport> {
+        if !batch.users.is_empty() {
+            return Err(StoreError::Invalid(
+                "a streamed batch takes its users from the stream".into(),
+            ));
+        }
+        Store::check_batch(batch)?;
+        self.write_once("importing", async move |tx| {
+            BatchRun::new(tx, batch).run(users).await
         })
     }
 }
 
 /// One run of a batch transaction and what it learned so far.
-struct BatchRun<'a, 't> {
-    tx: &'a Transaction<'t>,
-    batch: &'a Batch,
-    at: Timestamp,
-    restore: bool,
-    /// Lowercase names the batch wrote (a name twice is a conflict).
-    seen_users: HashSet<String>,
+pub(super) struct BatchRun<'a, 't> {
+    pub(super) tx: &'a Transaction<'t>,
+    pub(super) batch: &'a Batch,
+    pub(super) at: Timestamp,
+    pub(super) restore: bool,
+    /// Users the batch created or merged: a name found again (stored by
+    /// an earlier chunk, or before) is a conflict when its row is one of
+    /// these. Ids rather than names: 16 bytes a user.
+    pub(super) users_written: HashSet<UserId>,
+    /// Lowercase names of the batch's groups (a name twice is a conflict).
     seen_groups: HashSet<String>,
     /// Groups that existed before the batch (their `modified` moves when
     /// they gain members, on an import).
-    existing_groups: HashSet<GroupId>,
-    report: BatchReport,
+    pub(super) existing_groups: HashSet<GroupId>,
+    pub(super) report: BatchReport,
+}
+
+impl<'a, 't> BatchRun<'a, 't> {
+    fn new(tx: &'a Transaction<'t>, batch: &'a Batch) -> BatchRun<'a, 't> {
+        BatchRun {
+            tx,
+            batch,
+            at: now(),
+            restore: batch.mode == BatchMode::Restore,
+            users_written: HashSet::new(),
+            seen_groups: HashSet::new(),
+            existing_groups: HashSet::new(),
+            report: BatchReport::default(),
+        }
+    }
+
+    /// The whole batch, in the lock order of the module documentation:
+    /// the epoch's row, then both allocators' rows.
+    async fn run(
+        mut self,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+    ) -> TxResult<BatchReport> {
+        lock_epoch(self.tx).await?;
+        self.check_cycles().await?;
+        self.advance_counters().await?;
+        self.write_groups().await?;
+        self.write_users(users).await?;
+        self.write_memberships().await?;
+        bump_epoch(self.tx).await?;
+        self.write_settings().await?;
+        self.write_second_factors().await?;
+        Ok(self.report)
+    }
 }
 
 impl BatchRun<'_, '_> {
@@ -171,19 +214,6 @@ impl BatchRun<'_, '_> {
         row.as_ref().map(group_row).transpose()
     }
 
-    async fn user_by_name(&self, name: &str) -> TxResult<Option<User>> {
-        let row = self
-            .tx
-            .query_opt(
-                &format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE username_key = $1 FOR NO KEY UPDATE"
-                ),
-                &[&name_key(name)],
-            )
-            .await?;
-        row.as_ref().map(user_row).transpose()
-    }
-
     /// Groups first: their numbers bound user allocation too.
     async fn write_groups(&mut self) -> TxResult<()> {
         let mut pending = Vec::new();
@@ -261,29 +291,9 @@ impl BatchRun<'_, '_> {
         Ok(())
     }
 
-    async fn write_users(&mut self) -> TxResult<()> {
-        let mut pending = Vec::new();
-        for bu in &self.batch.users {
-            if !self.seen_users.insert(name_key(&bu.user.username)) {
-                return Err(conflict(format!("user {} appears twice", bu.user.username)));
-            }
-            match self.user_by_name(&bu.user.username).await? {
-                Some(existing) => self.merge_user(bu, existing).await?,
-                None => {
-                    self.check_new_user(bu).await?;
-                    pending.push(bu);
-                }
-            }
-        }
-        for bu in pending {
-            self.create_user(bu).await?;
-        }
-        Ok(())
-    }
-
     /// A batch user whose name exists: merged (import: the password only
     /// where none is set) or overwritten (restore, same id only).
-    async fn merge_user(&mut self, bu: &BatchUser, ex: User) -> TxResult<()> {
+    pub(super) async fn merge_user(&mut self, bu: &BatchUser, ex: User) -> TxResult<()> {
         let u = &bu.user;
         if self.restore && ex.id != u.id {
             return Err(conflict(format!(
@@ -362,82 +372,6 @@ impl BatchRun<'_, '_> {
         Ok(())
     }
 
-    /// A new batch user must not reuse an id, a uidNumber or an email.
-    async fn check_new_user(&self, bu: &BatchUser) -> TxResult<()> {
-        let u = &bu.user;
-        if self
-            .tx
-            .query_opt("SELECT 1 FROM users WHERE id = $1", &[&u.id.0])
-            .await?
-            .is_some()
-        {
-            return Err(conflict(format!(
-                "user id {} of {} is already used by another user",
-                u.id, u.username
-            )));
-        }
-        if !bu.allocate_uid {
-            if let Some(row) = self
-                .tx
-                .query_opt(
-                    "SELECT username FROM users WHERE uid_number = $1",
-                    &[&i64::from(u.uid_number)],
-                )
-                .await?
-            {
-                let owner: String = row.try_get("username")?;
-                return Err(conflict(format!(
-                    "uidNumber {} of user {} already belongs to user {owner}",
-                    u.uid_number, u.username
-                )));
-            }
-        }
-        if let Some(email) = &u.email {
-            if self
-                .tx
-                .query_opt(
-                    "SELECT 1 FROM users WHERE email_key = $1",
-                    &[&email_key(email)],
-                )
-                .await?
-                .is_some()
-            {
-                return Err(conflict(format!(
-                    "email {email} of user {} already belongs to another user",
-                    u.username
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    async fn create_user(&mut self, bu: &BatchUser) -> TxResult<()> {
-        let mut u = bu.user.clone();
-        if bu.allocate_uid {
-            u.uid_number = allocate(self.tx, "next_uid", FIRST_UID_NUMBER, "uid").await?;
-            if u.gid_number == 0 {
-                u.gid_number = u.uid_number;
-            }
-        }
-        if bu.password_hash.is_some() && !self.restore {
-            u.pwd_changed = Some(u.pwd_changed.unwrap_or(self.at));
-        }
-        insert_user(self.tx, &u)
-            .await
-            .map_err(|e| email_conflict(e, &u))?;
-        if let Some(hash) = &bu.password_hash {
-            self.tx
-                .execute(
-                    "INSERT INTO credentials (user_id, phc) VALUES ($1, $2)",
-                    &[&u.id.0, hash],
-                )
-                .await?;
-            self.report.passwords_set.push(u.username.clone());
-        }
-        self.report.users_created.push(u.username.clone());
-        Ok(())
-    }
-
     async fn lookup_user(&self, name: &str) -> TxResult<Option<UserId>> {
         let row = self
             .tx
@@ -458,73 +392,6 @@ impl BatchRun<'_, '_> {
             )
             .await?;
         Ok(row.map(|r| r.try_get("id")).transpose()?.map(GroupId))
-    }
-
-    async fn member(&self, member: &BatchMember) -> TxResult<Member> {
-        Ok(match member {
-            BatchMember::User(n) => Member::User(
-                self.lookup_user(n)
-                    .await?
-                    .ok_or_else(|| TxError::Store(StoreError::NotFound(format!("user {n}"))))?,
-            ),
-            BatchMember::Group(n) => Member::Group(
-                self.lookup_group(n)
-                    .await?
-                    .ok_or_else(|| TxError::Store(StoreError::NotFound(format!("group {n}"))))?,
-            ),
-        })
-    }
-
-    /// Memberships are only added; an existing group that gains members
-    /// gets a new `modified` (import only).
-    async fn write_memberships(&mut self) -> TxResult<()> {
-        let mut touched: HashSet<GroupId> = HashSet::new();
-        for (group, member) in &self.batch.memberships {
-            let gid = self.lookup_group(group).await?.ok_or_else(|| {
-                TxError::Store(StoreError::NotFound(format!("group {group} (member list)")))
-            })?;
-            let m = self.member(member).await?;
-            if m == Member::Group(gid) {
-                return Err(conflict(format!("group {group} cannot contain itself")));
-            }
-            let n = match m {
-                Member::User(u) => {
-                    self.tx
-                        .execute(
-                            "INSERT INTO user_members (group_id, user_id) VALUES ($1, $2) \
-                             ON CONFLICT DO NOTHING",
-                            &[&gid.0, &u.0],
-                        )
-                        .await?
-                }
-                Member::Group(c) => {
-                    self.tx
-                        .execute(
-                            "INSERT INTO group_members (group_id, child_id) VALUES ($1, $2) \
-                             ON CONFLICT DO NOTHING",
-                            &[&gid.0, &c.0],
-                        )
-                        .await?
-                }
-            };
-            if n == 1 {
-                self.report.memberships_added += 1;
-                if self.existing_groups.contains(&gid) {
-                    touched.insert(gid);
-                }
-            }
-        }
-        if !self.restore {
-            for gid in touched {
-                self.tx
-                    .execute(
-                        "UPDATE groups SET modified = $2 WHERE id = $1",
-                        &[&gid.0, &self.at],
-                    )
-                    .await?;
-            }
-        }
-        Ok(())
     }
 
     async fn write_settings(&mut self) -> TxResult<()> {

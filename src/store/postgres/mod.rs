@@ -5,8 +5,8 @@
 //! Two layers:
 //! - [`PgStore`], the database layer: every method of the interface as
 //!   SQL, each read a round trip (`users`, `groups`, `mfa`, `sessions`,
-//!   `snapshot`, `batch`; `trait_impl` makes it a `Backend`, which the
-//!   conformance suite runs as `postgres`).
+//!   `snapshot`, `batch` with `chunks`; `trait_impl` makes it a
+//!   `Backend`, which the conformance suite runs as `postgres`).
 //! - [`PgInstance`], what a server (or the CLI) opens
 //!   (`Store::connect_postgres`): the same interface answered from this
 //!   instance's read model (`model`) for reads and by [`PgStore`] for
@@ -113,6 +113,7 @@
 
 mod batch;
 mod board;
+mod chunks;
 mod counters;
 mod feed;
 mod groups;
@@ -380,6 +381,33 @@ impl PgStore {
     ) -> Result<T> {
         crate::blocking::assert_may_block(what);
         self.transaction(IsolationLevel::ReadCommitted, false, body)
+    }
+
+    /// [`PgStore::write`] for a body that can run only once (it reads a
+    /// stream): a serialization failure or a deadlock is reported, not
+    /// run again.
+    pub(super) fn write_once<T>(
+        &self,
+        what: &str,
+        body: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> TxResult<T>,
+    ) -> Result<T> {
+        crate::blocking::assert_may_block(what);
+        let mut client = self.client()?;
+        futures::executor::block_on(async {
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::ReadCommitted)
+                .start()
+                .await
+                .map_err(|e| db_error(&e))?;
+            match body(&tx).await {
+                Ok(v) => tx.commit().await.map(|()| v).map_err(|e| db_error(&e)),
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    Err(to_store(e))
+                }
+            }
+        })
     }
 
     /// Runs `body` as one transaction of `isolation`; see [`PgStore::write`].

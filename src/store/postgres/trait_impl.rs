@@ -406,11 +406,7 @@ impl Backend for PgStore {
         batch: &Batch,
         users: &mut dyn Iterator<Item = Result<BatchUser>>,
     ) -> Result<BatchReport> {
-        let mut whole = batch.clone();
-        for u in users {
-            whole.users.push(u?);
-        }
-        PgStore::apply_batch(self, &whole)
+        PgStore::apply_batch_streamed(self, batch, users)
     }
 
     fn startup_lock(&self) -> Result<StartupLock> {
