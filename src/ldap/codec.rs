@@ -343,14 +343,7 @@ pub fn entry_header(msgid: i32, op_len: usize, buf: &mut BytesMut) {
 /// SEQUENCE { objectName, attributes }`), the same bytes
 /// [`Codec`] writes inside a message.
 pub fn entry_op(entry: &LdapSearchResultEntry) -> Bytes {
-    let attrs: Vec<AttrRef<'_, Vec<u8>>> = entry
-        .attributes
-        .iter()
-        .map(|a| AttrRef {
-            atype: &a.atype,
-            vals: &a.vals,
-        })
-        .collect();
+    let attrs = attr_refs(entry);
     let mut buf = BytesMut::new();
     write_entry_op(&entry.dn, &attrs, attrs_len(&attrs), &mut buf);
     buf.freeze()
@@ -389,14 +382,7 @@ pub fn encode_msg(msg: LdapMsg, buf: &mut BytesMut) -> io::Result<()> {
 /// vals SET OF OCTET STRING } } }`. Lengths are summed first, so every
 /// byte is written once, in place.
 fn encode_entry(msgid: i32, entry: &LdapSearchResultEntry, buf: &mut BytesMut) {
-    let attrs: Vec<AttrRef<'_, Vec<u8>>> = entry
-        .attributes
-        .iter()
-        .map(|a| AttrRef {
-            atype: &a.atype,
-            vals: &a.vals,
-        })
-        .collect();
+    let attrs = attr_refs(entry);
     encode_entry_parts(msgid, &entry.dn, &attrs, buf);
 }
 
@@ -406,6 +392,18 @@ fn encode_entry(msgid: i32, entry: &LdapSearchResultEntry, buf: &mut BytesMut) {
 pub struct AttrRef<'a, V> {
     pub atype: &'a str,
     pub vals: &'a [V],
+}
+
+/// The attributes of `entry`, borrowed for [`encode_entry_parts`].
+fn attr_refs(entry: &LdapSearchResultEntry) -> Vec<AttrRef<'_, Vec<u8>>> {
+    entry
+        .attributes
+        .iter()
+        .map(|a| AttrRef {
+            atype: &a.atype,
+            vals: &a.vals,
+        })
+        .collect()
 }
 
 /// Appends a SearchResultEntry message of `dn` and `attrs` (the same
