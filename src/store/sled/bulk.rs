@@ -40,6 +40,7 @@ use super::{
 };
 use crate::store::import::{Batch, BatchMember, BatchReport, BatchUser};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 
 /// Set in `meta` from the first bulk write until the commit.
 pub(super) const META_IMPORT_PENDING: &[u8] = b"import_pending";
@@ -273,14 +274,18 @@ impl SledStore {
             }
             Ok(())
         };
-        std::thread::scope(|s| {
+        let written = std::thread::scope(|s| {
             let other = s.spawn(|| write(two));
             let mine = write(one);
             let theirs = other
                 .join()
                 .unwrap_or_else(|_| Err(StoreError::Backend("an import writer panicked".into())));
             mine.and(theirs)
-        })
+        });
+        // Records kept before the chunk are checked again at their next
+        // read, even by this import's own reads.
+        self.t.writes.fetch_add(1, Ordering::SeqCst);
+        written
     }
 
     /// Inserts (key, value) pairs, in the order given, into the tree of
@@ -399,6 +404,7 @@ impl SledStore {
         }
         self.t.meta.remove(META_IMPORT_PENDING).map_err(backend)?;
         self.t.db.flush().map_err(backend)?;
+        self.t.writes.fetch_add(1, Ordering::SeqCst);
         drop(journal);
         self.drop_journal()?;
         self.t.db.flush().map_err(backend)?;

@@ -90,9 +90,13 @@ impl SledStore {
     /// The group's record as stored now, decoded once per stored version
     /// (see `records.rs`).
     pub fn group_shared(&self, id: GroupId) -> Result<Option<Arc<Group>>> {
-        self.t
-            .group_records
-            .read(&self.t.groups, &keys::group_key(id), id, "group")
+        self.t.group_records.read(
+            &self.t.groups,
+            &keys::group_key(id),
+            id,
+            "group",
+            self.writes(),
+        )
     }
 
     pub(super) fn group_by_index(&self, index: &Tree, key: &[u8]) -> Result<Option<Group>> {

@@ -64,8 +64,11 @@
 //!
 //! # Decoded records
 //! User and group records are decoded from JSON once per stored version
-//! (`records.rs`), within a memory budget (`store.record_cache_mib`);
-//! every read still fetches the stored bytes.
+//! (`records.rs`), within a memory budget (`store.record_cache_mib`). A
+//! kept record is used without reading sled while no write has finished
+//! since it was last found current: every write advances a count of
+//! writes when it is done ([`SledStore::writing`]'s guard, and [`settle`]
+//! after each committed transaction).
 
 mod backend;
 mod bulk;
@@ -145,6 +148,9 @@ struct Trees {
     /// committed transaction that advanced the stored epoch (see
     /// [`settle`]), so readers get it without a database read.
     epoch: AtomicU64,
+    /// Writes finished since the store opened: advanced after every write
+    /// (see [`SledStore::writes`]).
+    writes: AtomicU64,
     /// Decoded user and group records (`records.rs`).
     user_records: records::Records<UserId, User>,
     group_records: records::Records<GroupId, Group>,
@@ -188,6 +194,9 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 fn settle<T>(t: &Trees, r: TransactionResult<T, TxAbort>) -> Result<Option<T>> {
     if EPOCH_BUMPED.replace(false) && r.is_ok() {
         t.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+    if r.is_ok() {
+        t.writes.fetch_add(1, Ordering::SeqCst);
     }
     match r {
         Ok(v) => Ok(Some(v)),
@@ -493,6 +502,7 @@ impl SledStore {
             mfa: mfa::MfaTrees::open(&db)?,
             sessions: sessions::SessionTrees::open(&db)?,
             epoch: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             user_records: records::Records::new(record_cache - record_cache / 8),
             group_records: records::Records::new(record_cache / 8),
             snapshot_lock: std::sync::RwLock::new(()),

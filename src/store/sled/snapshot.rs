@@ -31,6 +31,7 @@
 //! (`records.rs`), which would otherwise fill with records read
 //! once. [`SledStore::snapshot`] is the same pass collected into memory.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{backend, keys, SledStore};
@@ -38,16 +39,42 @@ use crate::domain::mfa::RawSecondFactors;
 use crate::domain::snapshot::{sort_groups_canonically, SnapshotHead, SnapshotSink};
 use crate::store::{Result, Snapshot, SnapshotGroup, SnapshotUser, UserId};
 
+/// [`SledStore::writing`]'s guard: the snapshot lock held shared, and the
+/// count of finished writes advanced when the write is done.
+pub(super) struct Writing<'a> {
+    _shared: RwLockReadGuard<'a, ()>,
+    writes: &'a AtomicU64,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 impl SledStore {
     /// Held (shared) by every write for its whole duration; see the module
     /// documentation. Never held across a call that takes it again.
-    pub(super) fn writing(&self) -> RwLockReadGuard<'_, ()> {
+    /// When the guard is dropped, after the write, the count of finished
+    /// writes advances ([`SledStore::writes`]).
+    pub(super) fn writing(&self) -> Writing<'_> {
         // A writer that panicked left no half-written record behind in
         // sled (its transaction did not commit): the lock's state is fine.
-        self.t
-            .snapshot_lock
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        Writing {
+            _shared: self
+                .t
+                .snapshot_lock
+                .read()
+                .unwrap_or_else(|e| e.into_inner()),
+            writes: &self.t.writes,
+        }
+    }
+
+    /// The count of writes finished since the store opened. Read it before
+    /// a record: the decoded-record cache uses a record found current at
+    /// this count without reading sled (`records.rs`).
+    pub(super) fn writes(&self) -> u64 {
+        self.t.writes.load(Ordering::SeqCst)
     }
 
     fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
@@ -75,6 +102,8 @@ impl SledStore {
         crate::blocking::assert_may_block("a store snapshot");
         let waited = std::time::Instant::now();
         let _quiet = self.exclusive();
+        // No write finishes while the lock is held.
+        let written = self.writes();
         let started = std::time::Instant::now();
         let mut groups = Vec::new();
         for group in self.groups()? {
@@ -99,10 +128,13 @@ impl SledStore {
             let id = UserId(keys::uuid(&id)?);
             // Not kept in the decoded-record cache: read once, and the
             // searches' records stay.
-            let Some(user) =
-                self.t
-                    .user_records
-                    .peek(&self.t.users, &keys::user_key(id), id, "user")?
+            let Some(user) = self.t.user_records.peek(
+                &self.t.users,
+                &keys::user_key(id),
+                id,
+                "user",
+                written,
+            )?
             else {
                 continue;
             };

@@ -112,9 +112,13 @@ impl SledStore {
     /// The user's record as stored now, decoded once per stored version
     /// (see `records.rs`): the stored bytes are read on every call.
     pub fn user_shared(&self, id: UserId) -> Result<Option<Arc<User>>> {
-        self.t
-            .user_records
-            .read(&self.t.users, &keys::user_key(id), id, "user")
+        self.t.user_records.read(
+            &self.t.users,
+            &keys::user_key(id),
+            id,
+            "user",
+            self.writes(),
+        )
     }
 
     /// Whether the user exists and is enabled (the access check of every
