@@ -215,7 +215,11 @@ pub fn open_store_as(config: &Config, offline: bool) -> crate::store::Result<Sto
         StoreConfig::Sled(sled) if offline => {
             Store::open_sled_offline(&config.data_dir, sled.record_cache_bytes())
         }
-        StoreConfig::Sled(sled) => Store::open_sled(&config.data_dir, sled.record_cache_bytes()),
+        StoreConfig::Sled(sled) => Store::open_sled(
+            &config.data_dir,
+            sled.record_cache_bytes(),
+            sled.page_cache_bytes(),
+        ),
         StoreConfig::Postgres(pg) => {
             let url = match &pg.url {
                 DatabaseUrl::Text(url) => url.clone(),

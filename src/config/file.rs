@@ -154,6 +154,7 @@ pub(super) struct RawStore {
     pub pool_size: usize,
     pub statement_timeout_ms: u64,
     pub record_cache_mib: usize,
+    pub page_cache_mib: usize,
 }
 
 impl Default for RawStore {
@@ -165,6 +166,7 @@ impl Default for RawStore {
             pool_size: 16,
             statement_timeout_ms: 5_000,
             record_cache_mib: crate::store::DEFAULT_RECORD_CACHE_MIB,
+            page_cache_mib: crate::store::DEFAULT_PAGE_CACHE_MIB,
         }
     }
 }

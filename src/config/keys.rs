@@ -135,6 +135,7 @@ pub const KEYS: &[Key] = &[
     key!("store.pool_size", "PORTCULLIS_STORE_POOL_SIZE" => store.pool_size: number),
     key!("store.statement_timeout_ms", "PORTCULLIS_STORE_STATEMENT_TIMEOUT_MS" => store.statement_timeout_ms: number),
     key!("store.record_cache_mib", "PORTCULLIS_STORE_RECORD_CACHE_MIB" => store.record_cache_mib: number),
+    key!("store.page_cache_mib", "PORTCULLIS_STORE_PAGE_CACHE_MIB" => store.page_cache_mib: number),
 ];
 
 /// The key an environment variable sets.

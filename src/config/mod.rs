@@ -285,12 +285,16 @@ pub struct SledConfig {
     /// (`record_cache_mib`, in MiB; 0 keeps none). The cache grows with
     /// what is read, so a small directory never reaches it.
     pub record_cache_mib: usize,
+    /// Most memory sled's own cache of database pages may take
+    /// (`page_cache_mib`, in MiB).
+    pub page_cache_mib: usize,
 }
 
 impl Default for SledConfig {
     fn default() -> Self {
         SledConfig {
             record_cache_mib: crate::store::DEFAULT_RECORD_CACHE_MIB,
+            page_cache_mib: crate::store::DEFAULT_PAGE_CACHE_MIB,
         }
     }
 }
@@ -298,6 +302,10 @@ impl Default for SledConfig {
 impl SledConfig {
     pub fn record_cache_bytes(&self) -> usize {
         self.record_cache_mib.saturating_mul(1 << 20)
+    }
+
+    pub fn page_cache_bytes(&self) -> u64 {
+        (self.page_cache_mib as u64).saturating_mul(1 << 20)
     }
 }
 

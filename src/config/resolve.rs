@@ -458,6 +458,8 @@ fn backup(raw: RawBackup, o: &Origins) -> Result<BackupConfig, ConfigError> {
 
 /// Largest `store.record_cache_mib` (1 TiB).
 const MAX_RECORD_CACHE_MIB: usize = 1 << 20;
+/// Bounds of `store.page_cache_mib`: sled needs a few pages to work with.
+const PAGE_CACHE_MIB: std::ops::RangeInclusive<usize> = 8..=(1 << 20);
 
 /// Most connections `store.pool_size` may ask for.
 const MAX_POOL_SIZE: usize = 1024;
@@ -483,8 +485,19 @@ fn store(raw: RawStore, o: &Origins) -> Result<StoreConfig, ConfigError> {
                     format!("must be at most {MAX_RECORD_CACHE_MIB} (MiB)"),
                 ));
             }
+            if !PAGE_CACHE_MIB.contains(&raw.page_cache_mib) {
+                return Err(o.invalid(
+                    "store.page_cache_mib",
+                    format!(
+                        "must be from {} to {} (MiB)",
+                        PAGE_CACHE_MIB.start(),
+                        PAGE_CACHE_MIB.end()
+                    ),
+                ));
+            }
             Ok(StoreConfig::Sled(SledConfig {
                 record_cache_mib: raw.record_cache_mib,
+                page_cache_mib: raw.page_cache_mib,
             }))
         }
         "postgres" => {

@@ -175,6 +175,7 @@ fn every_key_has_a_working_env_variable() {
         ("PORTCULLIS_STORE_STATEMENT_TIMEOUT_MS", "22"),
         // Read, and unused by the postgres backend.
         ("PORTCULLIS_STORE_RECORD_CACHE_MIB", "23"),
+        ("PORTCULLIS_STORE_PAGE_CACHE_MIB", "24"),
     ];
     // PORTCULLIS_STORE_URL_FILE excludes PORTCULLIS_STORE_URL: see
     // store_settings_and_their_refusals.
@@ -767,7 +768,8 @@ fn store_settings_and_their_refusals() {
     assert_eq!(
         load(&[]).expect("load").store,
         StoreConfig::Sled(SledConfig {
-            record_cache_mib: 512
+            record_cache_mib: 512,
+            page_cache_mib: crate::store::DEFAULT_PAGE_CACHE_MIB,
         })
     );
     assert_eq!(
@@ -775,11 +777,25 @@ fn store_settings_and_their_refusals() {
             .expect("load")
             .store,
         StoreConfig::Sled(SledConfig {
-            record_cache_mib: 0
+            record_cache_mib: 0,
+            page_cache_mib: crate::store::DEFAULT_PAGE_CACHE_MIB,
         })
     );
     let e = load(&[("PORTCULLIS_STORE_RECORD_CACHE_MIB", "2000000")]).expect_err("too large");
     assert!(e.to_string().contains("store.record_cache_mib"), "{e}");
+    assert_eq!(
+        load(&[("PORTCULLIS_STORE_PAGE_CACHE_MIB", "64")])
+            .expect("load")
+            .store,
+        StoreConfig::Sled(SledConfig {
+            record_cache_mib: 512,
+            page_cache_mib: 64,
+        })
+    );
+    for refused in ["0", "7", "2000000"] {
+        let e = load(&[("PORTCULLIS_STORE_PAGE_CACHE_MIB", refused)]).expect_err(refused);
+        assert!(e.to_string().contains("store.page_cache_mib"), "{e}");
+    }
     let c = load(&[
         ("PORTCULLIS_STORE_BACKEND", "postgres"),
         ("PORTCULLIS_STORE_URL_FILE", "/run/secrets/db-url"),

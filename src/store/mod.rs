@@ -50,6 +50,14 @@ use self::import::{Batch, BatchUser};
 /// benchmark's size; a directory that fits is kept whole.
 pub const DEFAULT_RECORD_CACHE_MIB: usize = 512;
 
+/// The default of `store.page_cache_mib`: the most memory (MiB) sled's own
+/// cache of database pages takes in the server. Kept records are used
+/// without reading sled (`sled/records.rs`), so the pages serve the
+/// indexes and the records not kept: at 1,000,000 users, 256 MiB instead
+/// of sled's default 1 GiB saved some 220 MiB of resident memory for some
+/// 5% more CPU per lookup.
+pub const DEFAULT_PAGE_CACHE_MIB: usize = 256;
+
 /// sled's page cache (bytes) in the offline CLI; see
 /// [`Store::open_sled_offline`].
 pub const OFFLINE_PAGE_CACHE: u64 = 256 << 20;
@@ -71,14 +79,19 @@ impl Store {
     /// Opens (creating if needed) the embedded sled database in `dir`, with
     /// the default record cache.
     pub fn open(dir: &Path) -> Result<Store> {
-        Store::open_sled(dir, DEFAULT_RECORD_CACHE_MIB << 20)
+        Store::open_sled(
+            dir,
+            DEFAULT_RECORD_CACHE_MIB << 20,
+            (DEFAULT_PAGE_CACHE_MIB as u64) << 20,
+        )
     }
 
     /// [`Store::open`] with a record cache of at most `record_cache`
-    /// bytes (`store.record_cache_mib`).
-    pub fn open_sled(dir: &Path, record_cache: usize) -> Result<Store> {
+    /// bytes (`store.record_cache_mib`) and sled's page cache at most
+    /// `page_cache` bytes (`store.page_cache_mib`).
+    pub fn open_sled(dir: &Path, record_cache: usize, page_cache: u64) -> Result<Store> {
         Ok(Store::with_backend(Arc::new(
-            self::sled::SledStore::open_with_cache(dir, record_cache)?,
+            self::sled::SledStore::open_with(dir, record_cache, Some(page_cache))?,
         )))
     }
 
