@@ -132,6 +132,25 @@ impl Store {
         Store(backend)
     }
 
+    /// [`Backend::apply_batch_streamed`] behind the rule of its contract
+    /// that holds for every backend, checked here once: the users come
+    /// from the stream, so a batch with users of its own is refused (they
+    /// would be lost) before the backend starts. Callers holding a
+    /// [`Store`] reach the backend through this method, which takes
+    /// precedence over the trait's of the same name.
+    pub fn apply_batch_streamed(
+        &self,
+        batch: &Batch,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+    ) -> Result<import::BatchReport> {
+        if !batch.users.is_empty() {
+            return Err(StoreError::Invalid(
+                "a streamed batch takes its users from the stream".into(),
+            ));
+        }
+        self.0.apply_batch_streamed(batch, users)
+    }
+
     /// Checks a batch against the data-model rules every record obeys
     /// (names, emails, full names, descriptions), without writing.
     pub fn check_batch(batch: &Batch) -> Result<()> {
