@@ -108,9 +108,10 @@ impl Store {
 
     /// [`Store::connect_postgres`] without a read model ([`postgres::PgStore`]
     /// alone): every read is a round trip. For a CLI that writes a
-    /// database and reads it back once (`migrate-store`), which a model
-    /// only costs: a million users' model is some 1.8 GiB, read whole
-    /// again after each large write.
+    /// database or reads it once, streamed (`migrate-store`, the offline
+    /// `import` and `export`), which a model only costs: a million users'
+    /// model is some 1.8 GiB, read whole at the start and again after
+    /// each large write.
     pub fn connect_postgres_direct(
         url: &str,
         pool_size: usize,
