@@ -112,22 +112,7 @@ fn import_ldif_then_bind_and_export() {
     assert_eq!(c.simple_bind(&user_dn("frank"), PW).expect("bind").rc, 49);
     s.ok(&["user", "enable", "frank"]);
     assert_eq!(c.simple_bind(&user_dn("frank"), PW).expect("bind").rc, 0);
-    // uidNumbers kept; members resolved from the source tree's DNs
-    let mut admin = s.admin();
-    let (_, e) = search(
-        &mut admin,
-        &user_dn("alice"),
-        Scope::Base,
-        "(objectClass=*)",
-        &["uidNumber", "memberOf", "loginShell"],
-    );
-    assert_eq!(e[0].attrs["uidNumber"], vec!["1001"]);
-    assert_eq!(e[0].attrs["loginShell"], vec!["/bin/zsh"]);
-    assert!(
-        e[0].attrs["memberOf"].contains(&group_dn("staff")),
-        "{:?}",
-        e[0].attrs
-    );
+    alice_is_served_as_imported(&s);
 
     // After a successful bind a legacy hash is replaced by argon2id.
     let mut s = s;
@@ -176,6 +161,25 @@ fn import_ldif_then_bind_and_export() {
     );
     let carol: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(carol["username"], "carol");
+}
+
+/// The fixture's alice as `s` serves her: her uidNumber and login shell
+/// kept, her group resolved from the source tree's DN.
+fn alice_is_served_as_imported(s: &Server) {
+    let (_, e) = search(
+        &mut s.admin(),
+        &user_dn("alice"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["uidNumber", "memberOf", "loginShell"],
+    );
+    assert_eq!(e[0].attrs["uidNumber"], vec!["1001"]);
+    assert_eq!(e[0].attrs["loginShell"], vec!["/bin/zsh"]);
+    assert!(
+        e[0].attrs["memberOf"].contains(&group_dn("staff")),
+        "{:?}",
+        e[0].attrs
+    );
 }
 
 /// The offline import and export on a PostgreSQL store, which the CLI
@@ -236,16 +240,8 @@ fn offline_import_and_export_on_postgresql() {
 
     let mut c = s.conn();
     assert_eq!(c.simple_bind(&user_dn("alice"), PW).expect("bind").rc, 0);
+    alice_is_served_as_imported(&s);
     let mut admin = s.admin();
-    let (_, e) = search(
-        &mut admin,
-        &user_dn("alice"),
-        Scope::Base,
-        "(objectClass=*)",
-        &["uidNumber", "memberOf"],
-    );
-    assert_eq!(e[0].attrs["uidNumber"], vec!["1001"]);
-    assert!(e[0].attrs["memberOf"].contains(&group_dn("staff")));
     s.add_user("zed", "zed-pw");
     let (_, all) = search(
         &mut admin,
