@@ -216,12 +216,12 @@ pub enum Opening {
     Offline,
     /// The CLI moving the whole directory in or out with the server
     /// stopped (`import`, `export`, the source of `migrate-store`): as
-    /// [`Opening::Offline`], but
-    /// PostgreSQL without a read model ([`Store::connect_postgres_direct`]).
-    /// These commands read the directory once in a streamed snapshot and
-    /// write it in one streamed batch; a model would only be read whole
-    /// at the start and again after the commit (some 1.8 GiB at a
-    /// million users).
+    /// [`Opening::Offline`], but PostgreSQL without a read model
+    /// ([`Store::connect_postgres_direct`]). These commands read the
+    /// directory once (a streamed snapshot) or write it in one batch
+    /// (an LDIF import's streamed, a restore's); a model would only be
+    /// read whole at the start and again after the commit (some 1.8 GiB
+    /// at a million users).
     Transfer,
 }
 
