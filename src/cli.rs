@@ -29,6 +29,7 @@ use crate::admin::{
 };
 use crate::auth::password::Hasher;
 use crate::config::{Config, Overrides};
+use crate::server::Opening;
 use crate::store::{Store, StoreError};
 
 /// LDAP v3 directory server with MFA-aware bind.
@@ -505,10 +506,10 @@ enum Reach {
     Store(Store),
 }
 
-/// Connects to the running server, or opens the store when none runs
-/// (waiting a little for a store held by a process that is starting or
-/// finishing).
-fn reach(config: &Config) -> anyhow::Result<Reach> {
+/// Connects to the running server, or opens the store for `opening` when
+/// none runs (waiting a little for a store held by a process that is
+/// starting or finishing).
+fn reach(config: &Config, opening: Opening) -> anyhow::Result<Reach> {
     let socket = config.admin_socket_path();
     let deadline = Instant::now() + STORE_BUSY_WAIT;
     loop {
@@ -530,7 +531,7 @@ fn reach(config: &Config) -> anyhow::Result<Reach> {
                 })
             }
         }
-        match crate::server::open_store_as(config, true) {
+        match crate::server::open_store_as(config, opening) {
             Ok(store) => return Ok(Reach::Store(store)),
             Err(e) if looks_locked(&e) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100));
@@ -556,7 +557,7 @@ fn reach(config: &Config) -> anyhow::Result<Reach> {
 fn admin(config: &Config, req: AdminRequest, json: bool) -> anyhow::Result<()> {
     // Store warnings and the like; the answer itself goes to stdout.
     let _ = init_logging("warn", config.log.json);
-    let answer = match reach(config)? {
+    let answer = match reach(config, Opening::Offline)? {
         Reach::Server(mut client) => client.call_typed(&req).with_context(|| {
             format!(
                 "while talking to the server over {}",

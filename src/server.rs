@@ -202,24 +202,46 @@ fn open_state(config: &Config) -> anyhow::Result<(Store, Hasher, ServerKey)> {
     Ok((store, hasher, server_key))
 }
 
+/// What the process that opens the store does with it, which decides how
+/// much it keeps in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// `serve`: sled with its configured caches; PostgreSQL with this
+    /// instance's read model, fed by the change feed.
+    Serving,
+    /// The CLI with the server stopped: sled with a smaller page cache
+    /// ([`Store::open_sled_offline`]); PostgreSQL as for `serve` (a command
+    /// may read many users, which the model answers without a round trip
+    /// each).
+    Offline,
+    /// The CLI moving the whole directory in or out with the server
+    /// stopped (`import`, `export`, the source of `migrate-store`): as
+    /// [`Opening::Offline`], but PostgreSQL without a read model
+    /// ([`Store::connect_postgres_direct`]). These commands read the
+    /// directory once (a streamed snapshot) or write it in one batch
+    /// (an LDIF import's streamed, a restore's); a model would only be
+    /// read whole at the start and again after the commit (some 1.8 GiB
+    /// at a million users).
+    Transfer,
+}
+
 /// The configured store: sled in the data directory, or PostgreSQL with
 /// the URL from `store.url` or `store.url_file`. No error names the URL.
 pub fn open_store(config: &Config) -> crate::store::Result<Store> {
-    open_store_as(config, false)
+    open_store_as(config, Opening::Serving)
 }
 
-/// [`open_store`] for the CLI with the server stopped (`offline`): sled
-/// opens with a smaller page cache ([`Store::open_sled_offline`]).
-pub fn open_store_as(config: &Config, offline: bool) -> crate::store::Result<Store> {
+/// [`open_store`] for what `opening` does with it.
+pub fn open_store_as(config: &Config, opening: Opening) -> crate::store::Result<Store> {
     match &config.store {
-        StoreConfig::Sled(sled) if offline => {
-            Store::open_sled_offline(&config.data_dir, sled.record_cache_bytes())
-        }
-        StoreConfig::Sled(sled) => Store::open_sled(
+        StoreConfig::Sled(sled) if opening == Opening::Serving => Store::open_sled(
             &config.data_dir,
             sled.record_cache_bytes(),
             sled.page_cache_bytes(),
         ),
+        StoreConfig::Sled(sled) => {
+            Store::open_sled_offline(&config.data_dir, sled.record_cache_bytes())
+        }
         StoreConfig::Postgres(pg) => {
             let url = match &pg.url {
                 DatabaseUrl::Text(url) => url.clone(),
@@ -236,7 +258,11 @@ pub fn open_store_as(config: &Config, offline: bool) -> crate::store::Result<Sto
                     .trim()
                     .to_string(),
             };
-            Store::connect_postgres(&url, pg.pool_size, pg.statement_timeout)
+            if opening == Opening::Transfer {
+                Store::connect_postgres_direct(&url, pg.pool_size, pg.statement_timeout)
+            } else {
+                Store::connect_postgres(&url, pg.pool_size, pg.statement_timeout)
+            }
         }
     }
 }

@@ -4,7 +4,10 @@
 //! server runs (the import's file travels with the request, the export
 //! streams back) and open the store themselves when it does not; the work
 //! is `crate::admin::transfer` either way. An export is one consistent
-//! snapshot; an import is one all-or-nothing change.
+//! snapshot; an import is one all-or-nothing change. Opened here, a
+//! PostgreSQL store has no read model ([`Opening::Transfer`]): the
+//! export streams from one snapshot and the import writes one streamed
+//! batch, so memory does not hold the directory.
 
 use std::fs::File;
 use std::io::{self, BufReader, IsTerminal, Read, Write};
@@ -22,6 +25,7 @@ use crate::admin::AdminContext;
 use crate::auth::password::Hasher;
 use crate::config::Config;
 use crate::migrate::import::{ImportOptions, PROGRESS_EVERY};
+use crate::server::Opening;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -148,7 +152,7 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
     if req.format == DataFormat::Json && req.dry_run {
         bail!("--dry-run is for LDIF imports");
     }
-    let done: Imported = match reach(config)? {
+    let done: Imported = match reach(config, Opening::Transfer)? {
         Reach::Server(mut client) => {
             let body = read_for_socket(&args.file)?;
             req.length = body.len() as u64;
@@ -193,7 +197,10 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
 /// million-user import. Nothing to do for PostgreSQL.
 fn checkpoint(config: &Config) -> anyhow::Result<()> {
     if matches!(config.store, crate::config::StoreConfig::Sled(_)) {
-        drop(crate::server::open_store_as(config, true).context("while reopening the store")?);
+        drop(
+            crate::server::open_store_as(config, Opening::Offline)
+                .context("while reopening the store")?,
+        );
     }
     Ok(())
 }
@@ -208,7 +215,7 @@ pub fn run_export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
     };
     // The server or the store first: an output file is touched only once
     // the export can run.
-    let mut reached = Some(reach(config)?);
+    let mut reached = Some(reach(config, Opening::Transfer)?);
     if args.with_secrets && args.format == Format::Json {
         eprintln!(
             "warning: the backup holds TOTP secrets, token and app password hashes and \

@@ -179,7 +179,9 @@ fn open_source(config: &Config) -> anyhow::Result<Store> {
             );
         }
     }
-    match crate::server::open_store(config) {
+    // Read once, streamed: sled's page cache held to the offline CLI's,
+    // a PostgreSQL source without a read model.
+    match crate::server::open_store_as(config, crate::server::Opening::Transfer) {
         Ok(store) => Ok(store),
         Err(e) if looks_locked(&e) => bail!(
             "the store in {} is in use by another process (is `portcullis serve` running?): stop \

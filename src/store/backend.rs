@@ -498,8 +498,10 @@ pub trait Backend: Send + Sync {
 
     /// [`Backend::apply_batch`] for an import too large to hold in memory
     /// (the offline `import`): the users come from `users`, read once, in
-    /// order; `batch.users` must be empty and `batch.next_uid` past every
-    /// fixed uidNumber of the stream. All or nothing as `apply_batch`.
+    /// order; `batch.users` must be empty (callers go through
+    /// [`super::Store::apply_batch_streamed`], which refuses a batch with
+    /// users of its own) and `batch.next_uid` past every fixed uidNumber
+    /// of the stream. All or nothing as `apply_batch`.
     ///
     /// sled writes the new records in chunks behind an undo journal and
     /// one commit marker (`store/sled/bulk.rs`), so only a store that

@@ -602,7 +602,12 @@ pub fn streamed_snapshot_in_canonical_order(h: &mut impl Harness) {
     user(&s, "after", None);
 }
 
-fn batch_user(name: &str, uid_number: Option<u32>, password_hash: Option<&str>) -> BatchUser {
+/// A user of an import batch: a fixed `uid_number`, or one allocated.
+pub(crate) fn batch_user(
+    name: &str,
+    uid_number: Option<u32>,
+    password_hash: Option<&str>,
+) -> BatchUser {
     let at = crate::store::now();
     BatchUser {
         user: User {
@@ -624,7 +629,27 @@ fn batch_user(name: &str, uid_number: Option<u32>, password_hash: Option<&str>) 
     }
 }
 
-fn batch_group(name: &str) -> BatchGroup {
+/// The password hash of every [`bulk_user`].
+pub(crate) const BULK_HASH: &str = "{SSHA}aGFzaGhhc2g=";
+
+/// The name of [`bulk_user`] `i`.
+pub(crate) fn bulk_name(i: usize) -> String {
+    format!("bulk{i:06}")
+}
+
+/// User `i` of a large streamed import, as the importer makes it: a full
+/// name, an email, [`BULK_HASH`], and `uid` as its uidNumber and
+/// gidNumber (or both allocated). The backends' tests of their chunked
+/// writes (`sled/bulk.rs`, `postgres/chunks.rs`) stream these.
+pub(crate) fn bulk_user(i: usize, uid: Option<u32>) -> BatchUser {
+    let mut u = batch_user(&bulk_name(i), uid, Some(BULK_HASH));
+    u.user.full_name = Some(format!("Bulk {i}"));
+    u.user.gid_number = uid.unwrap_or(0);
+    u
+}
+
+/// A new group of an import batch, its gidNumber allocated.
+pub(crate) fn batch_group(name: &str) -> BatchGroup {
     let at = crate::store::now();
     BatchGroup {
         group: Group {
@@ -723,6 +748,45 @@ pub fn imports_land_whole_or_not_at_all(h: &mut impl Harness) {
     };
     assert!(matches!(s.apply_batch(&cycle), Err(StoreError::Invalid(_))));
     assert_eq!(s.group_id_by_name("qa").expect("read"), None);
+}
+
+/// A streamed import takes its users from the stream: they land with the
+/// batch's groups and memberships, and a batch that brings users of its
+/// own is refused before anything is written (its users would be lost).
+pub fn streamed_imports_take_users_from_the_stream(h: &mut impl Harness) {
+    let s = h.fresh();
+    let batch = Batch {
+        mode: BatchMode::Merge,
+        groups: vec![batch_group("big")],
+        memberships: (0..3)
+            .map(|i| ("big".into(), BatchMember::User(bulk_name(i))))
+            .collect(),
+        ..Batch::default()
+    };
+    let with_own = Batch {
+        users: vec![batch_user("own", None, None)],
+        ..batch.clone()
+    };
+    let mut stream = (0..3).map(|i| Ok(bulk_user(i, None)));
+    assert!(matches!(
+        s.apply_batch_streamed(&with_own, &mut stream),
+        Err(StoreError::Invalid(m)) if m.contains("takes its users from the stream")
+    ));
+    assert_eq!(s.user_count().expect("count"), 0);
+    assert_eq!(s.group_id_by_name("big").expect("read"), None);
+
+    let report = s
+        .apply_batch_streamed(&batch, &mut stream)
+        .expect("streamed import");
+    assert_eq!(report.users_created.len(), 3, "the stream was not consumed");
+    assert_eq!(report.memberships_added, 3);
+    let big = s.group_id_by_name("big").expect("read").expect("big");
+    assert_eq!(s.members(big).expect("members").len(), 3);
+    let last = s.user_by_name(&bulk_name(2)).expect("read").expect("user");
+    assert_eq!(
+        s.password_hash(last.id).expect("hash").as_deref(),
+        Some(BULK_HASH)
+    );
 }
 
 /// A restore batch built from a snapshot writes every record with its id,
@@ -975,6 +1039,10 @@ macro_rules! conformance {
             #[test]
             fn imports_land_whole_or_not_at_all() {
                 super::imports_land_whole_or_not_at_all(&mut $harness());
+            }
+            #[test]
+            fn streamed_imports_take_users_from_the_stream() {
+                super::streamed_imports_take_users_from_the_stream(&mut $harness());
             }
             #[test]
             fn restores_keep_ids_and_second_factors() {

@@ -121,9 +121,10 @@ impl Store {
 
     /// [`Store::connect_postgres`] without a read model ([`postgres::PgStore`]
     /// alone): every read is a round trip. For a CLI that writes a
-    /// database and reads it back once (`migrate-store`), which a model
-    /// only costs: a million users' model is some 1.8 GiB, read whole
-    /// again after each large write.
+    /// database or reads it once, streamed (`migrate-store`, the offline
+    /// `import` and `export`), which a model only costs: a million users'
+    /// model is some 1.8 GiB, read whole at the start and again after
+    /// each large write.
     pub fn connect_postgres_direct(
         url: &str,
         pool_size: usize,
@@ -143,6 +144,25 @@ impl Store {
     /// A handle on any backend.
     pub fn with_backend(backend: Arc<dyn Backend>) -> Store {
         Store(backend)
+    }
+
+    /// [`Backend::apply_batch_streamed`] behind the rule of its contract
+    /// that holds for every backend, checked here once: the users come
+    /// from the stream, so a batch with users of its own is refused (they
+    /// would be lost) before the backend starts. Callers holding a
+    /// [`Store`] reach the backend through this method, which takes
+    /// precedence over the trait's of the same name.
+    pub fn apply_batch_streamed(
+        &self,
+        batch: &Batch,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+    ) -> Result<import::BatchReport> {
+        if !batch.users.is_empty() {
+            return Err(StoreError::Invalid(
+                "a streamed batch takes its users from the stream".into(),
+            ));
+        }
+        self.0.apply_batch_streamed(batch, users)
     }
 
     /// Checks a batch against the data-model rules every record obeys

@@ -4,7 +4,9 @@
 
 use ldap3::Scope;
 
-use crate::harness::{group_dn, run_cli, search, user_dn, Server};
+use crate::harness::{
+    group_dn, postgres_database, run_cli, search, user_dn, Server, BASE, FAST_HASH_ENV,
+};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -110,22 +112,7 @@ fn import_ldif_then_bind_and_export() {
     assert_eq!(c.simple_bind(&user_dn("frank"), PW).expect("bind").rc, 49);
     s.ok(&["user", "enable", "frank"]);
     assert_eq!(c.simple_bind(&user_dn("frank"), PW).expect("bind").rc, 0);
-    // uidNumbers kept; members resolved from the source tree's DNs
-    let mut admin = s.admin();
-    let (_, e) = search(
-        &mut admin,
-        &user_dn("alice"),
-        Scope::Base,
-        "(objectClass=*)",
-        &["uidNumber", "memberOf", "loginShell"],
-    );
-    assert_eq!(e[0].attrs["uidNumber"], vec!["1001"]);
-    assert_eq!(e[0].attrs["loginShell"], vec!["/bin/zsh"]);
-    assert!(
-        e[0].attrs["memberOf"].contains(&group_dn("staff")),
-        "{:?}",
-        e[0].attrs
-    );
+    alice_is_served_as_imported(&s);
 
     // After a successful bind a legacy hash is replaced by argon2id.
     let mut s = s;
@@ -174,6 +161,104 @@ fn import_ldif_then_bind_and_export() {
     );
     let carol: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(carol["username"], "carol");
+}
+
+/// The fixture's alice as `s` serves her: her uidNumber and login shell
+/// kept, her group resolved from the source tree's DN.
+fn alice_is_served_as_imported(s: &Server) {
+    let (_, e) = search(
+        &mut s.admin(),
+        &user_dn("alice"),
+        Scope::Base,
+        "(objectClass=*)",
+        &["uidNumber", "memberOf", "loginShell"],
+    );
+    assert_eq!(e[0].attrs["uidNumber"], vec!["1001"]);
+    assert_eq!(e[0].attrs["loginShell"], vec!["/bin/zsh"]);
+    assert!(
+        e[0].attrs["memberOf"].contains(&group_dn("staff")),
+        "{:?}",
+        e[0].attrs
+    );
+}
+
+/// The offline import and export on a PostgreSQL store, which the CLI
+/// opens without a read model: the dry run and a refused import write
+/// nothing, the import lands once with its numbers, the allocator goes on
+/// past them, the server serves it, and the offline export is byte for
+/// byte the one the running server writes.
+#[test]
+fn offline_import_and_export_on_postgresql() {
+    let Some(url) = postgres_database() else {
+        return;
+    };
+    let mut s = Server::start_postgres(&url, FAST_HASH_ENV, None);
+    assert!(s.stop());
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    let out = s.cli(&["import", FIXTURE, "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("alice") && report.contains("line "),
+        "{report}"
+    );
+    let out = s.cli(&["import", FIXTURE]);
+    assert!(!out.status.success(), "the plan has errors");
+    assert!(
+        stderr(&out).contains("nothing was written"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !s.cli(&["user", "show", "alice"]).status.success(),
+        "nothing was imported"
+    );
+
+    let first: serde_json::Value =
+        serde_json::from_str(&s.ok(&["import", FIXTURE, "--force", "--json"])).expect("json");
+    assert_eq!(first["users_created"].as_array().map(Vec::len), Some(6));
+    let second: serde_json::Value =
+        serde_json::from_str(&s.ok(&["import", FIXTURE, "--force", "--json"])).expect("json");
+    assert_eq!(second["users_created"].as_array().map(Vec::len), Some(0));
+    assert_eq!(second["memberships_added"], 0);
+    let offline = s.ok(&["export", "--with-secrets", "--force"]);
+    let offline_json = s.ok(&["export", "--format", "json"]);
+
+    let s = s.restart();
+    // Before any bind (a bind replaces a legacy hash).
+    assert_eq!(
+        s.ok(&["export", "--with-secrets", "--force"]),
+        offline,
+        "the same LDIF offline and served"
+    );
+    let served_json = s.ok(&["export", "--format", "json"]);
+    let users = |backup: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(backup).expect("backup")["users"].clone()
+    };
+    assert_eq!(users(&served_json), users(&offline_json));
+
+    let mut c = s.conn();
+    assert_eq!(c.simple_bind(&user_dn("alice"), PW).expect("bind").rc, 0);
+    alice_is_served_as_imported(&s);
+    let mut admin = s.admin();
+    s.add_user("zed", "zed-pw");
+    let (_, all) = search(
+        &mut admin,
+        &format!("ou=users,{BASE}"),
+        Scope::OneLevel,
+        "(objectClass=posixAccount)",
+        &["uid", "uidNumber"],
+    );
+    let number =
+        |e: &ldap3::SearchEntry| -> u32 { e.attrs["uidNumber"][0].parse().expect("uidNumber") };
+    let zed = all
+        .iter()
+        .find(|e| e.attrs["uid"] == vec!["zed"])
+        .expect("zed");
+    for e in all.iter().filter(|e| e.attrs["uid"] != vec!["zed"]) {
+        assert_ne!(number(e), number(zed), "{:?} and zed", e.attrs["uid"]);
+    }
 }
 
 /// The TOTP code `offset` steps from now, computed from the base32 secret

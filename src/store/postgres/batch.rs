@@ -52,11 +52,6 @@ impl PgStore {
         batch: &Batch,
         users: &mut dyn Iterator<Item = Result<BatchUser>>,
     ) -> Result<BatchReport> {
-        if !batch.users.is_empty() {
-            return Err(StoreError::Invalid(
-                "a streamed batch takes its users from the stream".into(),
-            ));
-        }
         Store::check_batch(batch)?;
         self.write_once("importing", async move |tx| {
             BatchRun::new(tx, batch).run(users).await

@@ -537,11 +537,11 @@ impl Numbers {
 #[cfg(test)]
 mod tests {
     use super::USER_CHUNK;
+    use crate::store::conformance::{batch_group, bulk_name, bulk_user, BULK_HASH};
     use crate::store::import::{Batch, BatchGroup, BatchMember, BatchUser};
     use crate::store::postgres::testing::Cluster;
     use crate::store::postgres::{PgInstance, PgStore};
-    use crate::store::{now, Backend, Group, GroupId, Member, NewUser, StoreError, User, UserId};
-    use uuid::Uuid;
+    use crate::store::{Backend, Group, Member, NewUser, StoreError, User};
 
     /// More users than two chunks hold.
     const MANY: usize = 2 * USER_CHUNK + 500;
@@ -558,43 +558,10 @@ mod tests {
     /// User `i`: every third one with a fixed uidNumber from 100,000 up,
     /// the others allocated.
     fn batch_user(i: usize) -> BatchUser {
-        let at = now();
         let fixed = i
             .is_multiple_of(3)
             .then(|| 100_000 + u32::try_from(i).expect("small"));
-        BatchUser {
-            user: User {
-                id: UserId(Uuid::new_v4()),
-                username: format!("bulk{i:05}"),
-                full_name: Some(format!("Bulk {i}")),
-                email: Some(format!("bulk{i}@example.com")),
-                uid_number: fixed.unwrap_or(0),
-                gid_number: fixed.unwrap_or(0),
-                disabled: false,
-                attrs: Default::default(),
-                created: at,
-                modified: at,
-                pwd_changed: None,
-                cred_generation: 0,
-            },
-            allocate_uid: fixed.is_none(),
-            password_hash: Some("{SSHA}aGFzaGhhc2g=".into()),
-        }
-    }
-
-    fn new_group(name: &str) -> BatchGroup {
-        let at = now();
-        BatchGroup {
-            group: Group {
-                id: GroupId(Uuid::new_v4()),
-                name: name.into(),
-                gid_number: 0,
-                description: None,
-                created: at,
-                modified: at,
-            },
-            allocate_gid: true,
-        }
+        bulk_user(i, fixed)
     }
 
     /// A batch of a new group `big` holding every streamed user and the
@@ -602,14 +569,13 @@ mod tests {
     /// the allocator past the fixed numbers, as the importer makes it.
     fn batch(staff: &Group) -> Batch {
         let mut memberships: Vec<(String, BatchMember)> = (0..MANY)
-            .map(|i| ("big".into(), BatchMember::User(format!("bulk{i:05}"))))
+            .map(|i| ("big".into(), BatchMember::User(bulk_name(i))))
             .collect();
         memberships.push(("big".into(), BatchMember::User("old".into())));
-        memberships
-            .extend((0..10).map(|i| ("staff".into(), BatchMember::User(format!("bulk{i:05}")))));
+        memberships.extend((0..10).map(|i| ("staff".into(), BatchMember::User(bulk_name(i)))));
         Batch {
             groups: vec![
-                new_group("big"),
+                batch_group("big"),
                 BatchGroup {
                     group: staff.clone(),
                     allocate_gid: false,
@@ -668,12 +634,12 @@ mod tests {
             assert_eq!(s.members(big.id).expect("members").len(), MANY + 1);
             assert_eq!(s.members(staff.id).expect("members").len(), 11);
             let last = s
-                .user_by_name(&format!("bulk{:05}", MANY - 1))
+                .user_by_name(&bulk_name(MANY - 1))
                 .expect("read")
                 .expect("last user");
             assert_eq!(
                 s.password_hash(last.id).expect("hash").as_deref(),
-                Some("{SSHA}aGFzaGhhc2g=")
+                Some(BULK_HASH)
             );
             assert!(s.membership_epoch().expect("epoch") > epoch);
         }
@@ -732,7 +698,7 @@ mod tests {
             .apply_batch_streamed(&batch(&staff), &mut twice())
             .expect_err("a name twice");
         assert!(
-            matches!(&e, StoreError::AlreadyExists(m) if m.contains("user bulk00001 appears twice")),
+            matches!(&e, StoreError::AlreadyExists(m) if m.contains(&format!("user {} appears twice", bulk_name(1)))),
             "{e}"
         );
         let e = a
@@ -754,7 +720,7 @@ mod tests {
         for s in [&a, &b] {
             assert_eq!(before(s), was);
             assert!(s.group_by_name("big").expect("read").is_none());
-            assert!(s.user_by_name("bulk00000").expect("read").is_none());
+            assert!(s.user_by_name(&bulk_name(0)).expect("read").is_none());
         }
         // And the same import, whole, still lands afterwards.
         a.apply_batch_streamed(&batch(&staff), &mut (0..MANY).map(batch_user).map(Ok))

@@ -303,18 +303,14 @@ impl SledStore {
     }
 
     /// An import whose users come from `users` (read once, in order); see
-    /// the module documentation. `batch.users` must be empty, and
-    /// `batch.next_uid` past every fixed uidNumber of the stream.
+    /// the module documentation. `batch.users` must be empty (checked by
+    /// [`crate::store::Store::apply_batch_streamed`]), and `batch.next_uid`
+    /// past every fixed uidNumber of the stream.
     pub fn apply_batch_streamed(
         &self,
         batch: &Batch,
         users: &mut dyn Iterator<Item = Result<BatchUser>>,
     ) -> Result<BatchReport> {
-        if !batch.users.is_empty() {
-            return Err(StoreError::Invalid(
-                "a streamed batch takes its users from the stream".into(),
-            ));
-        }
         crate::store::Store::check_batch(batch)?;
         self.recover_import()?;
         self.check_batch_cycles(batch)?;
@@ -826,49 +822,12 @@ fn conflict(msg: String) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::import::{BatchGroup, BatchMode};
+    use crate::store::conformance::{batch_group, bulk_name, bulk_user};
+    use crate::store::import::BatchMode;
     use crate::store::{Group, NewUser, User};
-    use uuid::Uuid;
 
     /// More users than two chunks hold (five keys each).
     const MANY: usize = 2 * CHUNK_KEYS / 5 + 500;
-
-    fn batch_user(i: usize, uid: Option<u32>) -> BatchUser {
-        let at = crate::store::now();
-        BatchUser {
-            user: User {
-                id: UserId(Uuid::new_v4()),
-                username: format!("bulk{i:06}"),
-                full_name: Some(format!("Bulk {i}")),
-                email: Some(format!("bulk{i}@example.com")),
-                uid_number: uid.unwrap_or(0),
-                gid_number: uid.unwrap_or(0),
-                disabled: false,
-                attrs: Default::default(),
-                created: at,
-                modified: at,
-                pwd_changed: None,
-                cred_generation: 0,
-            },
-            allocate_uid: uid.is_none(),
-            password_hash: Some("{SSHA}aGFzaGhhc2g=".into()),
-        }
-    }
-
-    fn batch_group(name: &str) -> BatchGroup {
-        let at = crate::store::now();
-        BatchGroup {
-            group: Group {
-                id: GroupId(Uuid::new_v4()),
-                name: name.into(),
-                gid_number: 0,
-                description: None,
-                created: at,
-                modified: at,
-            },
-            allocate_gid: true,
-        }
-    }
 
     /// A store holding user `old` (in group `staff`).
     fn seeded(s: &SledStore) -> (User, Group) {
@@ -898,21 +857,21 @@ mod tests {
             groups: vec![batch_group("big"), batch_group("staff")],
             memberships: vec![
                 ("big".into(), BatchMember::User("old".into())),
-                ("big".into(), BatchMember::User("bulk000001".into())),
-                ("big".into(), BatchMember::User(format!("bulk{MANY:06}"))),
+                ("big".into(), BatchMember::User(bulk_name(1))),
+                ("big".into(), BatchMember::User(bulk_name(MANY))),
                 ("big".into(), BatchMember::Group("staff".into())),
-                ("staff".into(), BatchMember::User("bulk000002".into())),
+                ("staff".into(), BatchMember::User(bulk_name(2))),
             ],
             ..Batch::default()
         };
         let mut users = (1..=MANY)
-            .map(|i| Ok(batch_user(i, None)))
+            .map(|i| Ok(bulk_user(i, None)))
             .chain(std::iter::once(Ok(BatchUser {
                 user: User {
                     username: "OLD".into(),
-                    ..batch_user(0, None).user
+                    ..bulk_user(0, None).user
                 },
-                ..batch_user(0, None)
+                ..bulk_user(0, None)
             })));
         let report = s.apply_batch_streamed(&batch, &mut users).unwrap();
         assert_eq!(report.users_created.len(), MANY);
@@ -923,11 +882,11 @@ mod tests {
         assert!(s.stored_epoch().unwrap() > epoch);
 
         assert_eq!(s.users().unwrap().len(), MANY + 1);
-        let last = s.user_by_name(&format!("bulk{MANY:06}")).unwrap().unwrap();
+        let last = s.user_by_name(&bulk_name(MANY)).unwrap().unwrap();
         let big = s.group_by_name("big").unwrap().unwrap();
         assert_eq!(s.groups_of(Member::User(last.id)).unwrap(), vec![big.id]);
         assert_eq!(s.members(big.id).unwrap().len(), 4);
-        let two = s.user_by_name("bulk000002").unwrap().unwrap();
+        let two = s.user_by_name(&bulk_name(2)).unwrap().unwrap();
         assert_eq!(s.groups_of(Member::User(two.id)).unwrap(), vec![staff.id]);
         assert_eq!(s.user_by_name("old").unwrap().unwrap().id, old.id);
         // Allocated numbers are distinct and the counter moved past them.
@@ -948,7 +907,7 @@ mod tests {
             next_uid: Some(last + 1),
             ..Batch::default()
         };
-        let mut users = (1..=100).map(|i| Ok(batch_user(i, Some(FIRST_GID_NUMBER + i as u32))));
+        let mut users = (1..=100).map(|i| Ok(bulk_user(i, Some(FIRST_GID_NUMBER + i as u32))));
         s.apply_batch_streamed(&batch, &mut users).unwrap();
         assert_eq!(
             s.group_by_name("big").unwrap().unwrap().gid_number,
@@ -975,7 +934,7 @@ mod tests {
         let epoch = s.stored_epoch().unwrap();
         let batch = Batch {
             groups: vec![batch_group("big")],
-            memberships: vec![("big".into(), BatchMember::User("bulk000001".into()))],
+            memberships: vec![("big".into(), BatchMember::User(bulk_name(1)))],
             next_uid: Some(100_000),
             ..Batch::default()
         };
@@ -986,13 +945,13 @@ mod tests {
             } else {
                 20_000 + i as u32
             };
-            Ok(batch_user(i, Some(uid)))
+            Ok(bulk_user(i, Some(uid)))
         });
         let err = s.apply_batch_streamed(&batch, &mut users).unwrap_err();
         assert!(matches!(err, StoreError::AlreadyExists(_)), "{err}");
         nothing_pending(&s);
         assert_eq!(s.users().unwrap().len(), 1);
-        assert!(s.user_by_name("bulk000001").unwrap().is_none());
+        assert!(s.user_by_name(&bulk_name(1)).unwrap().is_none());
         assert!(s.group_by_name("big").unwrap().is_none());
         assert!(s.t.idx_uid.get(keys::number_key(20_001)).unwrap().is_none());
         assert_eq!(s.t.idx_email.len(), 0);
@@ -1012,9 +971,9 @@ mod tests {
         ];
         for (n, clash) in clash.into_iter().enumerate() {
             let s = SledStore::temporary().unwrap();
-            let first = batch_user(1, Some(30_000));
+            let first = bulk_user(1, Some(30_000));
             let mut users = (1..=MANY).map(|i| {
-                let mut u = batch_user(i, Some(30_000 + i as u32));
+                let mut u = bulk_user(i, Some(30_000 + i as u32));
                 if i == 1 {
                     u = first.clone();
                 }
@@ -1047,10 +1006,10 @@ mod tests {
             let counters = s.counters().unwrap();
             let batch = Batch {
                 groups: vec![batch_group("big")],
-                memberships: vec![("big".into(), BatchMember::User("bulk000001".into()))],
+                memberships: vec![("big".into(), BatchMember::User(bulk_name(1)))],
                 ..Batch::default()
             };
-            let mut users = (1..=MANY).map(|i| Ok(batch_user(i, None)));
+            let mut users = (1..=MANY).map(|i| Ok(bulk_user(i, None)));
             // The bulk phase without the commit: as if the process died.
             s.bulk(&batch, &mut users).unwrap();
             assert_eq!(s.users().unwrap().len(), MANY + 1);
@@ -1076,10 +1035,10 @@ mod tests {
             let counters = s.counters().unwrap();
             let batch = Batch {
                 groups: vec![batch_group("big")],
-                memberships: vec![("big".into(), BatchMember::User("bulk000001".into()))],
+                memberships: vec![("big".into(), BatchMember::User(bulk_name(1)))],
                 ..Batch::default()
             };
-            let mut users = (1..=MANY).map(|i| Ok(batch_user(i, None)));
+            let mut users = (1..=MANY).map(|i| Ok(bulk_user(i, None)));
             s.bulk(&batch, &mut users).unwrap();
             assert_eq!(s.journal().unwrap().len(), 3, "the counters only");
             assert_eq!(s.users().unwrap().len(), MANY);
@@ -1100,10 +1059,10 @@ mod tests {
         // And a first load that commits.
         let batch = Batch {
             groups: vec![batch_group("big")],
-            memberships: vec![("big".into(), BatchMember::User("bulk000001".into()))],
+            memberships: vec![("big".into(), BatchMember::User(bulk_name(1)))],
             ..Batch::default()
         };
-        let mut users = (1..=MANY).map(|i| Ok(batch_user(i, None)));
+        let mut users = (1..=MANY).map(|i| Ok(bulk_user(i, None)));
         let report = s.apply_batch_streamed(&batch, &mut users).unwrap();
         assert_eq!(
             (report.users_created.len(), report.memberships_added),
