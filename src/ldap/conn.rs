@@ -174,7 +174,10 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let task_ctx = ctx.clone();
-        let serve = async move {
+        // A connection's future is large (TLS state, codec, both loops):
+        // made on the heap once, it is not copied again into the wrapper,
+        // the tracker and the task (a copy per step showed in profiles).
+        let serve = Box::pin(async move {
             // Registers the socket with the runtime that serves it.
             match TcpStream::from_std(stream) {
                 Ok(stream) => serve_tcp(stream, peer, kind, task_ctx).await,
@@ -183,7 +186,7 @@ async fn accept_loop(
                 }
             }
             drop(permit);
-        };
+        });
         match (here, &ctx.reactors) {
             (Some(here), Some(reactors)) => {
                 // Mostly this reactor: spawned locally, no thread woken.
