@@ -1,8 +1,8 @@
 //! Listeners and the connection loop.
 //!
-//! `run` accepts on one listener (plain or LDAPS). The connection cap is a
-//! semaphore shared by both listeners: a connection beyond it is closed at
-//! once. `serve_connection` is generic over the stream, so plain LDAP,
+//! `listen` accepts on one listener (plain or LDAPS), on every reactor
+//! (`accept.rs`). The connection cap is a semaphore shared by both
+//! listeners and all reactors: a connection beyond it is closed at once. `serve_connection` is generic over the stream, so plain LDAP,
 //! LDAPS and the stream after StartTLS share it.
 //!
 //! Per connection, operations run concurrently (RFC 4511 §4.1.1.1): the
