@@ -10,6 +10,9 @@
 #       [--rounds 5] [--duration 10] [--warmup 2] [--users 10000] [--groups 50] \
 #       [--connections 8] [--workloads "search-uid search-memberof"] [--out DIR]
 #
+# Rows are portcullis-bench workloads, and web-service / web-service-ldaps
+# as compare-openldap.sh runs them (a new connection per request, bound as
+# bench-service; over LDAPS with a certificate made for the run).
 # The load generator is the one next to the second binary. Results (one JSON
 # line per run) and the table (medians per row, "after" against "before")
 # go to target/bench-results/before-after-<UTC timestamp>/ or --out.
@@ -66,16 +69,23 @@ trap 'stop; rm -rf "$WORK"' EXIT INT TERM
 start() {
     local bin=$1 data=$2 out=$WORK/server.out
     : > "$out"
-    PORTCULLIS_LOG_LEVEL=warn "$bin" --data-dir "$data" serve \
+    PORTCULLIS_LOG_LEVEL=warn \
+        PORTCULLIS_TLS_CERT_FILE=$TLS/server.pem PORTCULLIS_TLS_KEY_FILE=$TLS/server.key \
+        "$bin" --data-dir "$data" serve \
         --ldap-addr 127.0.0.1:0 --ldaps-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
         >"$out" 2>"$WORK/server.err" &
     PID=$!
     URL=""
     for _ in $(seq 1 1200); do
         kill -0 "$PID" 2>/dev/null || { cat "$WORK/server.err" >&2; return 1; }
-        local addr
+        local addr tls_addr
         addr=$(sed -n 's/^listening ldap:\/\///p' "$out" | head -1)
-        if [ -n "$addr" ]; then URL="ldap://$addr"; break; fi
+        tls_addr=$(sed -n 's/^listening ldaps:\/\///p' "$out" | head -1)
+        if [ -n "$addr" ] && [ -n "$tls_addr" ]; then
+            URL="ldap://$addr"
+            LDAPS_URL="ldaps://$tls_addr"
+            break
+        fi
         sleep 0.1
     done
     [ -n "$URL" ] || { echo "the server did not report its listener" >&2; return 1; }
@@ -88,6 +98,23 @@ start() {
     echo "the server did not answer" >&2
     return 1
 }
+
+# One P-256 certificate for both builds, signed by a CA made for the run
+# (as compare-openldap.sh); the CA's key is thrown away once it has signed.
+TLS=$WORK/tls
+mkdir -p "$TLS"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=Portcullis benchmark CA" -keyout "$TLS/ca.key" -out "$TLS/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    2>>"$TLS/openssl.log"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj "/CN=localhost" -keyout "$TLS/server.key" -out "$TLS/server.csr" 2>>"$TLS/openssl.log"
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
+    > "$TLS/server.ext"
+openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial \
+    -days 2 -extfile "$TLS/server.ext" -out "$TLS/server.pem" 2>>"$TLS/openssl.log"
+rm -f "$TLS/ca.key"
+chmod 600 "$TLS/server.key"
 
 log "seeding $USERS users and $NGROUPS groups with the second build"
 start "$AFTER" "$WORK/after"
@@ -109,7 +136,13 @@ for round in $(seq 1 "$ROUNDS"); do
         start "$bin" "$WORK/$label"
         for row in $WORKLOADS; do
             log "round $round/$ROUNDS: $row on $label"
-            "$BENCH" run --workload "$row" --row "$row" --label "$label" --url "$URL" \
+            case "$row" in
+                web-service) ARGS=(--workload web-service --service-dn "cn=bench-service,ou=users,$BASE") ; url=$URL ;;
+                web-service-ldaps) ARGS=(--workload web-service --service-dn "cn=bench-service,ou=users,$BASE"
+                    --tls-ca "$TLS/ca.pem") ; url=$LDAPS_URL ;;
+                *) ARGS=(--workload "$row") ; url=$URL ;;
+            esac
+            "$BENCH" run "${ARGS[@]}" --row "$row" --label "$label" --url "$url" \
                 --server-pid "$PID" --users "$USERS" --connections "$CONNS" \
                 --duration "$DURATION" --warmup "$WARMUP" --password "$PASSWORD" \
                 --base-dn "$BASE" --json >> "$RESULTS"

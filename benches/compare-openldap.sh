@@ -30,6 +30,9 @@
 #                      30 s step, so keep it above 30 x the bind rate)
 #   --out DIR          where results are kept (default target/bench-results/<date>)
 #   --keep             keep the temporary directory (data of both servers)
+#   --portcullis BIN   serve with this portcullis binary instead of the one
+#                      built here (the load generator is still built here):
+#                      a build kept from before a change, for a side-by-side
 #
 # Rows: search-uid search-group-members search-memberof bind bind-ssha-ref
 #       bind-search-new-conn web-service web-service-ldaps
@@ -92,6 +95,7 @@ LOAD=auto
 TOTP_USERS=1500
 OUT=""
 KEEP=0
+GIVEN_BIN=""
 PASSWORD="Bench-Passw0rd"
 BASE="dc=example,dc=com"
 
@@ -109,6 +113,7 @@ while [ $# -gt 0 ]; do
         --totp-users) TOTP_USERS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
+        --portcullis) GIVEN_BIN=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo pipefail$/{/^set -euo/!p}' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -145,7 +150,7 @@ done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET/release/portcullis
+BIN=${GIVEN_BIN:-$TARGET/release/portcullis}
 BENCH=$TARGET/release/portcullis-bench
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$TARGET/bench-results/$STAMP}
@@ -239,7 +244,11 @@ wait_answer() {
 fact "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 fact "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM; servers and load generator share all cores, nothing pinned"
 fact "slapd: $("$SLAPD" -VV 2>&1 | head -1 | sed 's/.*slapd //; s/ (.*//')"
-fact "portcullis: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$GIVEN_BIN" ]; then
+    fact "portcullis: $GIVEN_BIN (given with --portcullis; load generator from $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
+else
+    fact "portcullis: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+fi
 fact "dataset: $USERS users, $NGROUPS groups (group001: 500 members), argon2id m=19456 t=2 p=1"
 fact "portcullis loaded by: $LOAD"
 fact "runs: $ROUNDS rounds x ${DURATION}s (+${WARMUP}s warm-up) per workload and server, $CONNS connections, alternating order"

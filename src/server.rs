@@ -18,6 +18,7 @@ use crate::auth::password::Hasher;
 use crate::auth::Authenticator;
 use crate::config::{Config, DatabaseUrl, StoreConfig};
 use crate::directory::{Directory, DirectoryOptions};
+use crate::ldap::accept::Listener;
 use crate::ldap::conn::{ConnContext, ConnLimits, ListenerKind};
 use crate::ldap::handler::{Confidentiality, Handler, Limits};
 use crate::ldap::reactors::Reactors;
@@ -34,10 +35,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // created (no store, no admin user, no initial password).
     let listener = TcpListener::bind(&config.ldap.addr)
         .await
+        .and_then(Listener::new)
         .with_context(|| format!("while binding the LDAP listener to {}", config.ldap.addr))?;
     let local = listener.local_addr()?;
     let ldaps_listener = TcpListener::bind(&config.ldap.ldaps_addr)
         .await
+        .and_then(Listener::new)
         .with_context(|| {
             format!(
                 "while binding the LDAPS listener to {}",
@@ -95,12 +98,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracker: tracker.clone(),
         reactors: Some(reactors.clone()),
     });
-    let ldap_task = tokio::spawn(crate::ldap::run(listener, ListenerKind::Plain, ctx.clone()));
-    let ldaps_task = tokio::spawn(crate::ldap::run(
-        ldaps_listener,
-        ListenerKind::Ldaps,
-        ctx.clone(),
-    ));
+    let ldap_task = tokio::spawn(
+        crate::ldap::listen(listener, ListenerKind::Plain, ctx.clone())
+            .context("while setting up the LDAP listener")?,
+    );
+    let ldaps_task = tokio::spawn(
+        crate::ldap::listen(ldaps_listener, ListenerKind::Ldaps, ctx.clone())
+            .context("while setting up the LDAPS listener")?,
+    );
     let http_task = tokio::spawn(crate::http::run(
         http_listener,
         crate::http::router(health(&config, &store)).merge(crate::portal::router(portal)),

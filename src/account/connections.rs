@@ -225,7 +225,7 @@ impl Connections {
             bound: Mutex::new(None),
             end: CancellationToken::new(),
         });
-        let id = Uuid::new_v4();
+        let id = connection_id();
         self.lock().insert(id, entry.clone());
         LiveConnection {
             id,
@@ -300,6 +300,15 @@ impl Connections {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A new connection's id: a version 4 UUID, as `Uuid::new_v4` makes, its
+/// 122 random bits drawn from the thread's generator (rand's `ThreadRng`, a
+/// ChaCha stream seeded and reseeded from the OS) instead of a `getrandom`
+/// system call per connection. Ids stay unique across the instances that
+/// share a database's board, and as hard to guess as before.
+fn connection_id() -> Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
 }
 
 /// A registered connection; dropping it unregisters.
@@ -407,5 +416,34 @@ mod tests {
         drop(anon);
         assert!(reg.is_empty());
         assert!(!reg.end(Uuid::from_u128(9), None));
+    }
+
+    #[test]
+    fn connection_ids_are_distinct_version_4_uuids_that_end_their_connection() {
+        let reg = Connections::default();
+        let peer: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
+        let open: Vec<LiveConnection> = (0..10_000).map(|_| reg.open(peer)).collect();
+        let ids: std::collections::HashSet<Uuid> = open.iter().map(LiveConnection::id).collect();
+        assert_eq!(ids.len(), open.len(), "every connection has its own id");
+        assert!(open.iter().all(
+            |c| c.id().get_version_num() == 4 && c.id().get_variant() == uuid::Variant::RFC4122
+        ));
+        // Ids made on another thread (another reactor) do not repeat them.
+        let other = std::thread::spawn({
+            let reg = reg.clone();
+            move || (0..1_000).map(|_| reg.open(peer).id()).collect::<Vec<_>>()
+        })
+        .join()
+        .expect("thread");
+        assert!(other.iter().all(|id| !ids.contains(id)));
+        // `session end` finds one by the id listings show.
+        let chosen = &open[4_321];
+        chosen.set_identity(&alice());
+        let listed = reg.bound(None);
+        assert_eq!(listed.len(), 1);
+        let id = Uuid::parse_str(&listed[0].id.to_string()).expect("parses back");
+        assert!(reg.end(id, None));
+        assert!(chosen.ended().is_cancelled());
+        assert!(!open[0].ended().is_cancelled());
     }
 }

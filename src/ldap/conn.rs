@@ -1,8 +1,8 @@
 //! Listeners and the connection loop.
 //!
-//! `run` accepts on one listener (plain or LDAPS). The connection cap is a
-//! semaphore shared by both listeners: a connection beyond it is closed at
-//! once. `serve_connection` is generic over the stream, so plain LDAP,
+//! `listen` accepts on one listener (plain or LDAPS), on every reactor
+//! (`accept.rs`). The connection cap is a semaphore shared by both
+//! listeners and all reactors: a connection beyond it is closed at once. `serve_connection` is generic over the stream, so plain LDAP,
 //! LDAPS and the stream after StartTLS share it.
 //!
 //! Per connection, operations run concurrently (RFC 4511 §4.1.1.1): the
@@ -29,12 +29,13 @@ use ldap3_proto::proto::{
     LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapResultCode,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::codec::{Encoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::accept::{Accepting, Listener};
 use super::codec::{self, Codec, Incoming, Outgoing, UnreadableBind};
 use super::handler::{notice_of_disconnection, reject, Handler, Next, Outcome, Session};
 use super::reactors::Reactors;
@@ -103,9 +104,46 @@ pub enum ListenerKind {
     Ldaps,
 }
 
-/// Accepts connections until shutdown. Connection tasks are spawned on
-/// the context's tracker, so the caller can wait for them to drain.
-pub async fn run(listener: TcpListener, kind: ListenerKind, ctx: Arc<ConnContext>) {
+/// Registers `listener` with every reactor (with the current runtime when
+/// there are none) and returns what accepts on it until shutdown; the
+/// port closes when that is done. Connection tasks are spawned on the
+/// context's tracker, so the caller can wait for them to drain then.
+pub fn listen(
+    listener: Listener,
+    kind: ListenerKind,
+    ctx: Arc<ConnContext>,
+) -> io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let accepting: Vec<(Accepting, Option<usize>)> = match &ctx.reactors {
+        None => vec![(listener.register(None)?, None)],
+        Some(reactors) => (0..reactors.count())
+            .map(|i| Ok((listener.register(Some(reactors.handle(i)))?, Some(i))))
+            .collect::<io::Result<_>>()?,
+    };
+    Ok(async move {
+        let loops: Vec<_> = accepting
+            .into_iter()
+            .map(|(fd, here)| {
+                let task = accept_loop(fd, kind, here, ctx.clone());
+                match (here, &ctx.reactors) {
+                    (Some(i), Some(reactors)) => reactors.handle(i).spawn(task),
+                    _ => tokio::spawn(task),
+                }
+            })
+            .collect();
+        for accepting in loops {
+            let _ = accepting.await;
+        }
+    })
+}
+
+/// Accepts on one runtime (reactor `here`, or the runtime without
+/// reactors) until shutdown.
+async fn accept_loop(
+    listener: Accepting,
+    kind: ListenerKind,
+    here: Option<usize>,
+    ctx: Arc<ConnContext>,
+) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
@@ -136,35 +174,35 @@ pub async fn run(listener: TcpListener, kind: ListenerKind, ctx: Arc<ConnContext
         };
         let _ = stream.set_nodelay(true);
         let task_ctx = ctx.clone();
-        let Some(reactors) = &ctx.reactors else {
-            ctx.tracker.spawn(async move {
-                serve_tcp(stream, peer, kind, task_ctx).await;
-                drop(permit);
-            });
-            continue;
-        };
-        // The socket moves to the reactor's own I/O driver.
-        let stream = match stream.into_std() {
-            Ok(stream) => stream,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "could not hand the connection over; closing");
-                continue;
-            }
-        };
-        let (reactor, placement) = reactors.place();
-        ctx.tracker.spawn_on(
-            async move {
-                match TcpStream::from_std(stream) {
-                    Ok(stream) => serve_tcp(stream, peer, kind, task_ctx).await,
-                    Err(e) => {
-                        tracing::warn!(%peer, error = %e, "could not register the connection; closing")
-                    }
+        // A connection's future is large (TLS state, codec, both loops):
+        // made on the heap once, it is not copied again into the wrapper,
+        // the tracker and the task (a copy per step showed in profiles).
+        let serve = Box::pin(async move {
+            // Registers the socket with the runtime that serves it.
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve_tcp(stream, peer, kind, task_ctx).await,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "could not register the connection; closing")
                 }
-                drop(placement);
-                drop(permit);
-            },
-            reactor,
-        );
+            }
+            drop(permit);
+        });
+        match (here, &ctx.reactors) {
+            (Some(here), Some(reactors)) => {
+                // Mostly this reactor: spawned locally, no thread woken.
+                let (reactor, placement) = reactors.place_from(here);
+                ctx.tracker.spawn_on(
+                    async move {
+                        serve.await;
+                        drop(placement);
+                    },
+                    reactor,
+                );
+            }
+            _ => {
+                ctx.tracker.spawn(serve);
+            }
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 //! - `tls`: rustls configuration, certificates (generated or from files),
 //!   reload on SIGHUP.
 
+pub mod accept;
 mod bind;
 pub mod codec;
 mod compare;
@@ -27,7 +28,7 @@ mod search;
 pub mod tls;
 mod write;
 
-pub use conn::run;
+pub use conn::listen;
 pub use handler::{Confidentiality, Handler, Outcome, Session};
 pub use paging::PagedBudget;
 

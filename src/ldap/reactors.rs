@@ -1,10 +1,14 @@
 //! The threads that serve LDAP connections.
 //!
 //! Each reactor is an OS thread (`portcullis-ldap-N`) running a
-//! single-threaded tokio runtime with its own I/O driver. The listeners
-//! accept on the main runtime and hand every connection to the reactor
-//! that serves the fewest; the connection then stays there, so a request is
-//! read, answered and written by one thread. On the work-stealing runtime a
+//! single-threaded tokio runtime with its own I/O driver. Every reactor
+//! accepts on the listeners (see `accept.rs`) and serves what it accepted,
+//! unless it serves clearly more connections than another reactor; then
+//! it hands the connection to the least busy ([`Reactors::place_from`]).
+//! The connection then stays there, so a request is read, answered and
+//! written by one thread, and a short connection (a pool-less web
+//! application's, one per request) is accepted and served by one thread
+//! without waking another. On the work-stealing runtime a
 //! short search cost a cross-thread wake-up or two (the reader woke an idle
 //! worker to share work that was already done), which was a quarter of the
 //! server's CPU per search on two cores. What still needs other threads
@@ -18,6 +22,15 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
+
+/// A connection stays on the reactor that accepted it while that reactor
+/// serves at most this many more connections than the least busy one.
+/// Handing it over costs a wake-up of the other thread, which is most of
+/// what a short connection costs (a pool-less web application opens one
+/// per request); a few connections of imbalance cost nothing measurable,
+/// and beyond them connections still spread (an argon2 flood on one
+/// reactor delays the searches it serves).
+pub const HAND_OFF_SLACK: usize = 2;
 
 /// How long a reactor's runtime waits for its blocking tasks at the end.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -97,15 +110,33 @@ impl Reactors {
         })
     }
 
-    /// The reactor with the fewest open connections, and the count that
-    /// keeps the connection on its books until dropped.
-    pub fn place(&self) -> (&Handle, Placement) {
+    /// How many reactors there are.
+    pub fn count(&self) -> usize {
+        self.reactors.len()
+    }
+
+    /// The runtime of reactor `i` (< [`Reactors::count`]).
+    pub fn handle(&self, i: usize) -> &Handle {
+        &self.reactors[i].handle
+    }
+
+    /// Where a connection accepted on reactor `here` is served, and the
+    /// count that keeps it on that reactor's books until dropped: `here`,
+    /// unless another reactor serves more than [`HAND_OFF_SLACK`] fewer
+    /// connections; then the least busy (ties go round).
+    pub fn place_from(&self, here: usize) -> (&Handle, Placement) {
         let n = self.reactors.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let chosen = (0..n)
-            .map(|k| &self.reactors[(start + k) % n])
-            .min_by_key(|r| r.open.load(Ordering::Relaxed))
+        let least = (0..n)
+            .map(|k| (start + k) % n)
+            .min_by_key(|&i| self.reactors[i].open.load(Ordering::Relaxed))
             .expect("at least one reactor");
+        let load = |i: usize| self.reactors[i].open.load(Ordering::Relaxed);
+        let chosen = if load(here) <= load(least) + HAND_OFF_SLACK {
+            &self.reactors[here]
+        } else {
+            &self.reactors[least]
+        };
         chosen.open.fetch_add(1, Ordering::Relaxed);
         (
             &chosen.handle,
@@ -139,16 +170,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn connections_go_to_the_least_busy_reactor() {
+    fn connections_stay_where_accepted_until_the_imbalance_is_too_large() {
         let reactors = Reactors::start(3).expect("start");
-        assert_eq!(reactors.reactors.len(), 3);
-        let placed: Vec<_> = (0..6).map(|_| reactors.place().1).collect();
-        let counts: Vec<_> = reactors
-            .reactors
-            .iter()
-            .map(|r| r.open.load(Ordering::Relaxed))
-            .collect();
-        assert_eq!(counts, [2, 2, 2]);
+        assert_eq!(reactors.count(), 3);
+        let counts = || -> Vec<usize> {
+            reactors
+                .reactors
+                .iter()
+                .map(|r| r.open.load(Ordering::Relaxed))
+                .collect()
+        };
+        // All accepted on reactor 0: it keeps HAND_OFF_SLACK + 1, then
+        // the others get theirs as it runs ahead of them.
+        let placed: Vec<_> = (0..9).map(|_| reactors.place_from(0).1).collect();
+        let c = counts();
+        assert_eq!(c.iter().sum::<usize>(), 9);
+        let (max, min) = (c.iter().max().unwrap(), c.iter().min().unwrap());
+        assert!(max - min <= HAND_OFF_SLACK + 1, "{c:?}");
+        assert!(c[0] > HAND_OFF_SLACK, "{c:?}");
         drop(placed);
         assert!(reactors
             .reactors
@@ -159,7 +198,7 @@ mod tests {
     #[test]
     fn tasks_run_on_the_reactor_threads() {
         let reactors = Reactors::start(2).expect("start");
-        let (handle, _placement) = reactors.place();
+        let (handle, _placement) = reactors.place_from(1);
         let name = std::thread::spawn({
             let handle = handle.clone();
             move || {
