@@ -24,7 +24,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
-use sled::Tree;
+use sled::{IVec, Tree};
 
 use super::{backend, decode, Result};
 use crate::store::{GroupId, UserId};
@@ -69,6 +69,15 @@ struct Kept<V> {
     /// matched `digest`.
     checked: u64,
     cost: usize,
+}
+
+/// What [`Records::find`] found.
+enum Found<V> {
+    Kept(Arc<V>),
+    /// Nothing is stored under the key.
+    Gone,
+    /// Bytes that no kept record was decoded from, and their digest.
+    Stored(IVec, Digest),
 }
 
 /// One shard's records and the memory they are counted for.
@@ -131,20 +140,18 @@ impl<K: RecordId, V> Records<K, V> {
     where
         V: DeserializeOwned,
     {
-        if let Some(record) = self.current(id, written) {
-            return Ok(Some(record));
+        match self.find(tree, key, id, written)? {
+            Found::Kept(record) => Ok(Some(record)),
+            Found::Gone => {
+                self.forget(id);
+                Ok(None)
+            }
+            Found::Stored(stored, digest) => {
+                let record = Arc::new(decode::<V>(format_args!("{what} {id}"), &stored)?);
+                self.put(id, digest, cost(stored.len()), record.clone(), written);
+                Ok(Some(record))
+            }
         }
-        let Some(stored) = tree.get(key).map_err(backend)? else {
-            self.forget(id);
-            return Ok(None);
-        };
-        let digest = self.digest(&stored);
-        if let Some(record) = self.matching(id, digest, written) {
-            return Ok(Some(record));
-        }
-        let record = Arc::new(decode::<V>(format_args!("{what} {id}"), &stored)?);
-        self.put(id, digest, cost(stored.len()), record.clone(), written);
-        Ok(Some(record))
     }
 
     /// [`Records::read`] that keeps nothing new: for a pass over every
@@ -161,19 +168,30 @@ impl<K: RecordId, V> Records<K, V> {
     where
         V: DeserializeOwned,
     {
+        match self.find(tree, key, id, written)? {
+            Found::Kept(record) => Ok(Some(record)),
+            Found::Gone => Ok(None),
+            Found::Stored(stored, _) => Ok(Some(Arc::new(decode::<V>(
+                format_args!("{what} {id}"),
+                &stored,
+            )?))),
+        }
+    }
+
+    /// The kept record if it is current at `written` or matches the
+    /// stored bytes, else what is stored.
+    fn find(&self, tree: &Tree, key: &[u8], id: K, written: u64) -> Result<Found<V>> {
         if let Some(record) = self.current(id, written) {
-            return Ok(Some(record));
+            return Ok(Found::Kept(record));
         }
         let Some(stored) = tree.get(key).map_err(backend)? else {
-            return Ok(None);
+            return Ok(Found::Gone);
         };
-        if let Some(record) = self.matching(id, self.digest(&stored), written) {
-            return Ok(Some(record));
-        }
-        Ok(Some(Arc::new(decode::<V>(
-            format_args!("{what} {id}"),
-            &stored,
-        )?)))
+        let digest = self.digest(&stored);
+        Ok(match self.matching(id, digest, written) {
+            Some(record) => Found::Kept(record),
+            None => Found::Stored(stored, digest),
+        })
     }
 
     /// The kept record of `id` if it was found current at write count
