@@ -102,19 +102,9 @@ start() {
 # One P-256 certificate for both builds, signed by a CA made for the run
 # (as compare-openldap.sh); the CA's key is thrown away once it has signed.
 TLS=$WORK/tls
-mkdir -p "$TLS"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj "/CN=Portcullis benchmark CA" -keyout "$TLS/ca.key" -out "$TLS/ca.pem" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    2>>"$TLS/openssl.log"
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -subj "/CN=localhost" -keyout "$TLS/server.key" -out "$TLS/server.csr" 2>>"$TLS/openssl.log"
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
-    > "$TLS/server.ext"
-openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial \
-    -days 2 -extfile "$TLS/server.ext" -out "$TLS/server.pem" 2>>"$TLS/openssl.log"
-rm -f "$TLS/ca.key"
-chmod 600 "$TLS/server.key"
+# shellcheck source=benches/bench-tls.sh
+source "$(dirname "$0")/bench-tls.sh"
+make_bench_cert "$TLS"
 
 log "seeding $USERS users and $NGROUPS groups with the second build"
 start "$AFTER" "$WORK/after"
