@@ -172,7 +172,7 @@ fn import_error(e: ImportError) -> AdminError {
         ImportError::Ldif(_) | ImportError::Json(_) | ImportError::Refused(_) => {
             AdminError::Invalid(e.to_string())
         }
-        ImportError::Hash(_) => AdminError::Internal(e.to_string()),
+        ImportError::Hash(_) | ImportError::Output(_) => AdminError::Internal(e.to_string()),
     }
 }
 
@@ -291,13 +291,10 @@ fn import_ldif(
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Imported, AdminError> {
-    let mut done = Imported::default();
-    for name in import::unserved_kept_attributes(&cx.import) {
-        done.notes.push(format!(
-            "note: kept attribute {name} is stored and exported but not served over LDAP (the \
-             server's schema does not know it)"
-        ));
-    }
+    let mut done = Imported {
+        notes: import_notes(&cx.import),
+        ..Imported::default()
+    };
     if cx.mode == Mode::Offline && !req.dry_run {
         // Nobody else uses the store: the bounded-memory import.
         let streamed = import::import_streamed(
@@ -320,7 +317,9 @@ fn import_ldif(
     }
     let plan = import::read_and_plan(input, &cx.import, progress).map_err(import_error)?;
     if req.dry_run {
-        done.document = plan.to_json();
+        done.document = plan
+            .to_json()
+            .map_err(|e| AdminError::Internal(format!("cannot write the plan as JSON: {e}")))?;
         done.text = plan.report();
         return Ok(done);
     }
@@ -331,6 +330,34 @@ fn import_ldif(
     let report = import::apply_with_progress(&cx.admin.store, &plan, &cx.admin.hasher, progress)
         .map_err(import_error)?;
     imported(done, &report)
+}
+
+/// The notes an LDIF import with these settings prints first.
+pub fn import_notes(opts: &ImportOptions) -> Vec<String> {
+    import::unserved_kept_attributes(opts)
+        .into_iter()
+        .map(|name| {
+            format!(
+                "note: kept attribute {name} is stored and exported but not served over LDAP \
+                 (the server's schema does not know it)"
+            )
+        })
+        .collect()
+}
+
+/// A dry run of the LDIF import read from `input`, on the store the CLI
+/// opened itself: the listing (`listing`'s format only) goes to `out` as
+/// it is made, so memory does not hold the plan of every user, its
+/// rendering or the answer [`import`] gives over the socket. Writes
+/// nothing to the store; the spill goes to the data directory.
+pub fn dry_run(
+    cx: &TransferContext<'_>,
+    input: &mut dyn BufRead,
+    listing: import::Listing,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), AdminError> {
+    import::dry_run(input, &cx.import, listing, cx.data_dir, out, progress).map_err(import_error)
 }
 
 /// The answer of an import that was written.

@@ -24,7 +24,7 @@ use crate::admin::transfer::{
 use crate::admin::AdminContext;
 use crate::auth::password::Hasher;
 use crate::config::Config;
-use crate::migrate::import::{ImportOptions, PROGRESS_EVERY};
+use crate::migrate::import::{ImportOptions, Listing, PROGRESS_EVERY};
 use crate::server::Opening;
 use crate::store::Store;
 
@@ -167,6 +167,10 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
                 &mut print_progress,
             )?
         }
+        Reach::Store(store) if req.dry_run => {
+            let mut input = open_input(&args.file)?;
+            return dry_run_on_store(config, store, &mut input, json);
+        }
         Reach::Store(store) => {
             let mut input = open_input(&args.file)?;
             let done = on_store(config, store, |cx| {
@@ -188,6 +192,27 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
         bail!("{PLAN_HAS_ERRORS}");
     }
     print(json, &done.document, || done.text.clone())
+}
+
+/// A dry run on the store the CLI opened: the notes, then the listing
+/// written to standard output as it is made (bounded memory, see
+/// [`crate::migrate::import::dry_run`]), the same bytes the running server
+/// answers with.
+fn dry_run_on_store(
+    config: &Config,
+    store: Store,
+    input: &mut dyn io::BufRead,
+    json: bool,
+) -> anyhow::Result<()> {
+    let listing = if json { Listing::Json } else { Listing::Text };
+    on_store(config, store, |cx| {
+        for note in transfer::import_notes(&cx.import) {
+            eprintln!("{note}");
+        }
+        transfer::dry_run(cx, input, listing, &mut io::stdout().lock(), &mut |p| {
+            print_progress(p.stage, p.done, p.total)
+        })
+    })
 }
 
 /// Opens the sled store once more after an offline import (the import's
