@@ -148,9 +148,13 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
         dry_run: args.dry_run,
         force: args.force,
         length: 0,
+        listing: None,
     };
     if req.format == DataFormat::Json && req.dry_run {
         bail!("--dry-run is for LDIF imports");
+    }
+    if req.dry_run {
+        return dry_run(config, &args.file, req, json);
     }
     let done: Imported = match reach(config, Opening::Transfer)? {
         Reach::Server(mut client) => {
@@ -166,10 +170,6 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
                 &mut sink,
                 &mut print_progress,
             )?
-        }
-        Reach::Store(store) if req.dry_run => {
-            let mut input = open_input(&args.file)?;
-            return dry_run_on_store(config, store, &mut input, json);
         }
         Reach::Store(store) => {
             let mut input = open_input(&args.file)?;
@@ -194,25 +194,42 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
     print(json, &done.document, || done.text.clone())
 }
 
-/// A dry run on the store the CLI opened: the notes, then the listing
-/// written to standard output as it is made (bounded memory, see
-/// [`crate::migrate::import::dry_run`]), the same bytes the running server
-/// answers with.
-fn dry_run_on_store(
-    config: &Config,
-    store: Store,
-    input: &mut dyn io::BufRead,
-    json: bool,
-) -> anyhow::Result<()> {
+/// A dry run, through the running server or on the store: the listing
+/// goes to standard output as it is made (streamed back by the server),
+/// so neither process holds it whole (see
+/// [`crate::migrate::import::dry_run`]); the notes follow on stderr.
+fn dry_run(config: &Config, file: &Path, mut req: ImportRequest, json: bool) -> anyhow::Result<()> {
     let listing = if json { Listing::Json } else { Listing::Text };
-    on_store(config, store, |cx| {
-        for note in transfer::import_notes(&cx.import) {
-            eprintln!("{note}");
+    let mut out = io::BufWriter::with_capacity(64 << 10, io::stdout().lock());
+    let done: Imported = match reach(config, Opening::Transfer)? {
+        Reach::Server(mut client) => {
+            let body = read_for_socket(file)?;
+            req.length = body.len() as u64;
+            req.listing = Some(listing);
+            let req = TransferRequest::Import(req);
+            over_socket(
+                config,
+                &mut client,
+                &req,
+                &body,
+                &mut out,
+                &mut print_progress,
+            )?
         }
-        transfer::dry_run(cx, input, listing, &mut io::stdout().lock(), &mut |p| {
-            print_progress(p.stage, p.done, p.total)
-        })
-    })
+        Reach::Store(store) => {
+            let mut input = open_input(file)?;
+            on_store(config, store, |cx| {
+                transfer::dry_run(cx, &mut input, listing, &mut out, &mut |p| {
+                    print_progress(p.stage, p.done, p.total)
+                })
+            })?
+        }
+    };
+    out.flush().context("while writing to standard output")?;
+    for note in &done.notes {
+        eprintln!("{note}");
+    }
+    Ok(())
 }
 
 /// Opens the sled store once more after an offline import (the import's
