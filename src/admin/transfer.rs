@@ -96,6 +96,12 @@ pub struct ImportRequest {
     /// Bytes of the file that follow the request line.
     #[serde(default)]
     pub length: u64,
+    /// A dry run's listing in this format, streamed back as `data` frames
+    /// before the answer (whose `text` and `document` are then empty), so
+    /// neither side holds it whole. Without it the answer carries both
+    /// renderings, as it did for clients from before the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing: Option<import::Listing>,
 }
 
 /// Where a transfer runs, which decides what happens to the server key.
@@ -172,7 +178,7 @@ fn import_error(e: ImportError) -> AdminError {
         ImportError::Ldif(_) | ImportError::Json(_) | ImportError::Refused(_) => {
             AdminError::Invalid(e.to_string())
         }
-        ImportError::Hash(_) => AdminError::Internal(e.to_string()),
+        ImportError::Hash(_) | ImportError::Output(_) => AdminError::Internal(e.to_string()),
     }
 }
 
@@ -291,13 +297,10 @@ fn import_ldif(
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Imported, AdminError> {
-    let mut done = Imported::default();
-    for name in import::unserved_kept_attributes(&cx.import) {
-        done.notes.push(format!(
-            "note: kept attribute {name} is stored and exported but not served over LDAP (the \
-             server's schema does not know it)"
-        ));
-    }
+    let mut done = Imported {
+        notes: import_notes(&cx.import),
+        ..Imported::default()
+    };
     if cx.mode == Mode::Offline && !req.dry_run {
         // Nobody else uses the store: the bounded-memory import.
         let streamed = import::import_streamed(
@@ -320,7 +323,9 @@ fn import_ldif(
     }
     let plan = import::read_and_plan(input, &cx.import, progress).map_err(import_error)?;
     if req.dry_run {
-        done.document = plan.to_json();
+        done.document = plan
+            .to_json()
+            .map_err(|e| AdminError::Internal(format!("cannot write the plan as JSON: {e}")))?;
         done.text = plan.report();
         return Ok(done);
     }
@@ -331,6 +336,39 @@ fn import_ldif(
     let report = import::apply_with_progress(&cx.admin.store, &plan, &cx.admin.hasher, progress)
         .map_err(import_error)?;
     imported(done, &report)
+}
+
+/// The notes an LDIF import with these settings prints first.
+pub fn import_notes(opts: &ImportOptions) -> Vec<String> {
+    import::unserved_kept_attributes(opts)
+        .into_iter()
+        .map(|name| {
+            format!(
+                "note: kept attribute {name} is stored and exported but not served over LDAP \
+                 (the server's schema does not know it)"
+            )
+        })
+        .collect()
+}
+
+/// A dry run of the LDIF import read from `input`: the listing
+/// (`listing`'s format only) goes to `out` as it is made, so memory holds
+/// neither the plan of every user nor its rendering (see
+/// [`import::dry_run`]; its spill goes to the data directory). Writes
+/// nothing to the store. The answer has the notes only.
+pub fn dry_run(
+    cx: &TransferContext<'_>,
+    input: &mut dyn BufRead,
+    listing: import::Listing,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Imported, AdminError> {
+    import::dry_run(input, &cx.import, listing, cx.data_dir, out, progress)
+        .map_err(import_error)?;
+    Ok(Imported {
+        notes: import_notes(&cx.import),
+        ..Imported::default()
+    })
 }
 
 /// The answer of an import that was written.
@@ -566,10 +604,23 @@ mod tests {
             dry_run: false,
             force: true,
             length: 12,
+            listing: None,
         });
         assert_eq!(
             serde_json::to_value(&req).expect("json"),
             json!({"op": "import", "format": "json", "dry_run": false, "force": true, "length": 12})
+        );
+        let dry: TransferRequest =
+            serde_json::from_str(r#"{"op":"import","dry_run":true,"listing":"json","length":3}"#)
+                .expect("parse");
+        assert_eq!(
+            dry,
+            TransferRequest::Import(ImportRequest {
+                dry_run: true,
+                length: 3,
+                listing: Some(import::Listing::Json),
+                ..ImportRequest::default()
+            })
         );
         let back: TransferRequest =
             serde_json::from_str(r#"{"op":"export","with_secrets":true}"#).expect("parse");
@@ -584,6 +635,7 @@ mod tests {
             r#"{"op":"export","secrets":true}"#,
             r#"{"op":"import","length":-1}"#,
             r#"{"op":"import","format":"xml"}"#,
+            r#"{"op":"import","dry_run":true,"listing":"yaml"}"#,
         ] {
             assert!(
                 serde_json::from_str::<TransferRequest>(bad).is_err(),

@@ -24,7 +24,7 @@ use crate::admin::transfer::{
 use crate::admin::AdminContext;
 use crate::auth::password::Hasher;
 use crate::config::Config;
-use crate::migrate::import::{ImportOptions, PROGRESS_EVERY};
+use crate::migrate::import::{ImportOptions, Listing, PROGRESS_EVERY};
 use crate::server::Opening;
 use crate::store::Store;
 
@@ -148,9 +148,13 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
         dry_run: args.dry_run,
         force: args.force,
         length: 0,
+        listing: None,
     };
     if req.format == DataFormat::Json && req.dry_run {
         bail!("--dry-run is for LDIF imports");
+    }
+    if req.dry_run {
+        return dry_run(config, &args.file, req, json);
     }
     let done: Imported = match reach(config, Opening::Transfer)? {
         Reach::Server(mut client) => {
@@ -188,6 +192,44 @@ pub fn run_import(config: &Config, args: ImportArgs, json: bool) -> anyhow::Resu
         bail!("{PLAN_HAS_ERRORS}");
     }
     print(json, &done.document, || done.text.clone())
+}
+
+/// A dry run, through the running server or on the store: the listing
+/// goes to standard output as it is made (streamed back by the server),
+/// so neither process holds it whole (see
+/// [`crate::migrate::import::dry_run`]); the notes follow on stderr.
+fn dry_run(config: &Config, file: &Path, mut req: ImportRequest, json: bool) -> anyhow::Result<()> {
+    let listing = if json { Listing::Json } else { Listing::Text };
+    let mut out = io::BufWriter::with_capacity(64 << 10, io::stdout().lock());
+    let done: Imported = match reach(config, Opening::Transfer)? {
+        Reach::Server(mut client) => {
+            let body = read_for_socket(file)?;
+            req.length = body.len() as u64;
+            req.listing = Some(listing);
+            let req = TransferRequest::Import(req);
+            over_socket(
+                config,
+                &mut client,
+                &req,
+                &body,
+                &mut out,
+                &mut print_progress,
+            )?
+        }
+        Reach::Store(store) => {
+            let mut input = open_input(file)?;
+            on_store(config, store, |cx| {
+                transfer::dry_run(cx, &mut input, listing, &mut out, &mut |p| {
+                    print_progress(p.stage, p.done, p.total)
+                })
+            })?
+        }
+    };
+    out.flush().context("while writing to standard output")?;
+    for note in &done.notes {
+        eprintln!("{note}");
+    }
+    Ok(())
 }
 
 /// Opens the sled store once more after an offline import (the import's

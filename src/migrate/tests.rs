@@ -1,7 +1,7 @@
 //! Import, export and restore against temporary stores, with the
 //! slapcat-style fixture in `fixtures/openldap-slapcat.ldif`.
 
-use super::import::{self, ImportOptions, Severity};
+use super::import::{self, ImportOptions, Listing, Severity};
 use super::{export, BackupMember};
 use crate::auth::keys::ServerKey;
 use crate::auth::legacy;
@@ -707,4 +707,59 @@ fn streamed_exports_equal_the_snapshot_built_ones() {
         store.snapshot().expect("snapshot").users.len() == 3000,
         "the export changed nothing"
     );
+}
+
+const DRY_RUN_INPUT: &str = include_str!("../../fixtures/dry-run/input.ldif");
+
+fn dry_run(
+    input: &str,
+    opts: &ImportOptions,
+    listing: Listing,
+    dir: &std::path::Path,
+) -> Result<Vec<u8>, (import::ImportError, Vec<u8>)> {
+    let mut out = Vec::new();
+    match import::dry_run(input.as_bytes(), opts, listing, dir, &mut out, &mut |_| {}) {
+        Ok(()) => Ok(out),
+        Err(e) => Err((e, out)),
+    }
+}
+
+/// Issue 15: the streamed dry run (no planned user held) prints what the
+/// plan held whole renders (a refused import's report, the running
+/// server's answer), in both formats, and removes its spill.
+#[test]
+fn the_streamed_dry_run_lists_what_the_whole_plan_does() {
+    let dir = tempfile::tempdir().expect("dir");
+    for keep in [vec![], vec!["employeeType".to_string()]] {
+        let opts = ImportOptions {
+            keep_attributes: keep,
+        };
+        let plan = import::plan_ldif(&ldif::parse_str(DRY_RUN_INPUT).expect("parses"), &opts);
+        assert!(plan.users.len() > 200 && plan.has_errors());
+        let text = dry_run(DRY_RUN_INPUT, &opts, Listing::Text, dir.path()).expect("text");
+        assert_eq!(String::from_utf8(text).expect("utf-8"), plan.report());
+        let json = dry_run(DRY_RUN_INPUT, &opts, Listing::Json, dir.path()).expect("json");
+        let whole = serde_json::to_string_pretty(&plan.to_json().expect("json")).expect("json");
+        assert_eq!(
+            String::from_utf8(json).expect("utf-8"),
+            format!("{whole}\n")
+        );
+    }
+    let left = std::fs::read_dir(dir.path()).expect("dir").count();
+    assert_eq!(left, 0, "the spill is removed");
+}
+
+/// A dry run of input that cannot be read fails before it prints
+/// anything, and leaves no spill.
+#[test]
+fn a_dry_run_of_unreadable_ldif_prints_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = format!("{DRY_RUN_INPUT}\ndn: uid=x,dc=example,dc=org\nno colon here\n");
+    for listing in [Listing::Text, Listing::Json] {
+        let (e, out) =
+            dry_run(&bad, &ImportOptions::default(), listing, dir.path()).expect_err("unreadable");
+        assert!(matches!(e, import::ImportError::Ldif(_)), "{e}");
+        assert!(out.is_empty(), "printed {} bytes", out.len());
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
 }

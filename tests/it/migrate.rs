@@ -630,3 +630,96 @@ fn restore_refuses_to_replace_a_server_key_in_use() {
         "its own app password still binds"
     );
 }
+
+/// An LDIF of a few hundred users with every kind of problem, and the
+/// listings of its dry run as the build before the streamed dry run
+/// (8b495cc) printed them.
+const DRY_RUN_INPUT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/dry-run/input.ldif");
+const DRY_RUN_TEXT: &[u8] = include_bytes!("../../fixtures/dry-run/plan.txt");
+const DRY_RUN_JSON: &[u8] = include_bytes!("../../fixtures/dry-run/plan.json");
+
+/// A kept attribute the schema does not know (and the dry-run input does
+/// not have, so the listings stay the fixtures): its note goes to stderr.
+const KEEP_UNSERVED: (&str, &str) = ("PORTCULLIS_IMPORT_KEEP_ATTRIBUTES", "sshPublicKey");
+
+/// The dry run's text and JSON listings of `s`'s data directory (offline
+/// or through its running server) are byte for byte the fixtures, and
+/// the note on the kept attribute follows on stderr.
+fn assert_dry_run_listings(s: &Server, how: &str) {
+    for (args, expected) in [
+        (&["import", DRY_RUN_INPUT, "--dry-run"][..], DRY_RUN_TEXT),
+        (
+            &["import", DRY_RUN_INPUT, "--dry-run", "--json"][..],
+            DRY_RUN_JSON,
+        ),
+    ] {
+        let out = s.cli(args);
+        assert!(
+            out.status.success(),
+            "{how} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout == expected,
+            "{how} {args:?}: the listing differs from the fixture; it begins {:?}",
+            String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(300)])
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("note: kept attribute sshPublicKey is stored"),
+            "{how} {args:?}: {stderr}"
+        );
+    }
+}
+
+/// Nothing of a dry run stays: no user, no spill in the data directory.
+fn assert_nothing_written(s: &Server) {
+    assert!(
+        !s.cli(&["user", "show", "user00001"]).status.success(),
+        "a dry run imports nothing"
+    );
+    let left: Vec<_> = std::fs::read_dir(&s.data)
+        .expect("data dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("spill"))
+        .collect();
+    assert!(left.is_empty(), "spill files left: {left:?}");
+}
+
+/// Issue 15: the dry run streams its listing (bounded memory), offline and
+/// through the running server, and prints exactly what it printed when
+/// it held the whole plan, from a file or from standard input, and
+/// writes nothing.
+#[test]
+fn dry_run_listing_is_unchanged_offline_and_through_the_server() {
+    let mut s = Server::start_with(&[FAST_HASH_ENV, &[KEEP_UNSERVED]].concat());
+    assert_dry_run_listings(&s, "through the server");
+    assert!(s.stop());
+    assert_dry_run_listings(&s, "offline");
+    let input = std::fs::read_to_string(DRY_RUN_INPUT).expect("fixture");
+    let out = s.cli_stdin(&["import", "-", "--dry-run"], Some(&input));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == DRY_RUN_TEXT,
+        "the listing of standard input differs"
+    );
+    assert_nothing_written(&s);
+}
+
+/// The same on a PostgreSQL store opened offline.
+#[test]
+fn dry_run_listing_is_unchanged_on_postgresql() {
+    let Some(url) = postgres_database() else {
+        return;
+    };
+    let env = [FAST_HASH_ENV, &[KEEP_UNSERVED]].concat();
+    let mut s = Server::start_postgres(&url, &env, None);
+    assert!(s.stop());
+    assert_dry_run_listings(&s, "offline on PostgreSQL");
+    assert_nothing_written(&s);
+}

@@ -22,7 +22,9 @@
 //!   `{"data": N}` lines, each followed by N raw bytes of the export (at
 //!   most [`MAX_CHUNK`]), and `{"progress": {"stage": …, "done": …,
 //!   "total": …}}` lines for a long import. An export is streamed as it is
-//!   written, so no limit bounds the size of the directory.
+//!   written, so no limit bounds the size of the directory; so is the
+//!   listing of an import's dry run that asks for one (`"listing": "text"`
+//!   or `"json"`).
 
 use anyhow::{bail, Context};
 use futures::StreamExt;
@@ -43,7 +45,7 @@ mod stream;
 
 pub use stream::{Interim, InterimWriter};
 
-use super::transfer::{self, Mode, TransferContext, TransferRequest};
+use super::transfer::{self, DataFormat, ImportRequest, Mode, TransferContext, TransferRequest};
 use super::{execute, AdminAnswer, AdminContext, AdminError, AdminRequest};
 use crate::migrate::import::ImportOptions;
 
@@ -181,6 +183,19 @@ pub fn run_transfer(
         TransferRequest::Export(r) => {
             let mut out = interim.writer();
             let done = transfer::export(cx, &r, &mut out)?;
+            serde_json::to_value(done)
+        }
+        TransferRequest::Import(ImportRequest {
+            format: DataFormat::Ldif,
+            dry_run: true,
+            listing: Some(listing),
+            ..
+        }) => {
+            let mut input = body;
+            let mut out = interim.writer();
+            let done = transfer::dry_run(cx, &mut input, listing, &mut out, &mut |p| {
+                interim.progress(p)
+            })?;
             serde_json::to_value(done)
         }
         TransferRequest::Import(r) => {

@@ -3,9 +3,10 @@
 //! [`plan`] classifies entries (users, groups, skipped), maps attributes
 //! onto store records, resolves member references whatever the source
 //! tree's DNs were, and collects every problem with the line it comes
-//! from. It reads nothing but its input, so `--dry-run` is just
-//! [`ImportPlan::report`]. [`apply`] hashes cleartext passwords, then hands
-//! the whole plan to [`crate::store::Backend::apply_batch`], which writes it in one
+//! from. It reads nothing but its input, so `--dry-run` is just its
+//! listing ([`dry_run`], which holds no planned user). [`apply`] hashes
+//! cleartext passwords, then hands the whole plan to
+//! [`crate::store::Backend::apply_batch`], which writes it in one
 //! transaction: either everything lands or nothing does, and a second run
 //! of the same file finds everything in place and changes nothing.
 //!
@@ -13,7 +14,9 @@
 //!
 //! Layout:
 //! - this file: the plan's types (what an import will do, its problems,
-//!   progress) and the dry-run report.
+//!   progress).
+//! - `listing`: the dry run's listing, text or JSON, of a plan held whole
+//!   or streamed (users spilled as they are planned).
 //! - `entry`: one LDIF entry → a planned user or group (attribute mapping,
 //!   values checked against the store's rules).
 //! - `plan`: the whole file → an [`ImportPlan`] (duplicates, member
@@ -22,15 +25,18 @@
 //! - `restore`: a JSON backup → one store batch.
 //! - `stream`: the offline import in bounded memory (users spilled to a
 //!   file while planning, then streamed into
-//!   [`crate::store::Backend::apply_batch_streamed`]).
+//!   [`crate::store::Backend::apply_batch_streamed`]); its reading half
+//!   also plans the dry run.
 
 mod apply;
 mod entry;
+mod listing;
 mod plan;
 mod restore;
 mod stream;
 
 pub use apply::{apply, apply_with_progress};
+pub use listing::{dry_run, Listing};
 pub use plan::{plan, plan_ldif, read_and_plan};
 pub(crate) use restore::second_factors;
 pub use restore::{backup_server_key, json, needs_server_key, read_backup, restore, RestoreReport};
@@ -45,7 +51,6 @@ use crate::store::import::{BatchMember, BatchReport};
 use crate::store::Store;
 use crate::store::{StoreError, Timestamp};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// How often progress is reported (entries or users).
 pub const PROGRESS_EVERY: usize = 1000;
@@ -65,6 +70,9 @@ pub enum ImportError {
     Hash(#[from] PasswordError),
     #[error("reading the JSON backup: {0}")]
     Json(String),
+    /// Writing a dry run's listing to its output failed.
+    #[error("writing the import plan: {0}")]
+    Output(std::io::Error),
 }
 
 /// Settings of an import.
@@ -203,109 +211,12 @@ impl ImportPlan {
     /// problem with its line number. No secrets: passwords show their
     /// scheme only.
     pub fn report(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "import plan: {} users, {} groups, {} entries skipped, {} problems",
-            self.users.len() + self.users_streamed,
-            self.groups.len(),
-            self.skipped.len(),
-            self.problems.len()
-        );
-        if !self.users.is_empty() {
-            let _ = writeln!(s, "\nusers:");
-        }
-        if self.users_streamed > 0 {
-            let _ = writeln!(
-                s,
-                "\n{} users not listed (a streamed import; --dry-run lists them)",
-                self.users_streamed
-            );
-        }
-        for u in &self.users {
-            let num = |n: Option<u32>| n.map_or_else(|| "new".to_string(), |n| n.to_string());
-            let _ = writeln!(
-                s,
-                "  line {:>6}  {}  uidNumber {} gidNumber {}  password {}{}  ({})",
-                u.line,
-                u.username,
-                num(u.uid_number),
-                u.gid_number
-                    .map_or_else(|| "= uidNumber".to_string(), |n| n.to_string()),
-                u.password
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), StoredPassword::kind),
-                if u.disabled { "  disabled" } else { "" },
-                u.source_dn
-            );
-        }
-        if !self.groups.is_empty() {
-            let _ = writeln!(s, "\ngroups:");
-        }
-        for g in &self.groups {
-            let members: Vec<String> = g
-                .members
-                .iter()
-                .map(|m| match m {
-                    BatchMember::User(u) => u.clone(),
-                    BatchMember::Group(g) => format!("group {g}"),
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                "  line {:>6}  {}  gidNumber {}  members: {}  ({})",
-                g.line,
-                g.name,
-                g.gid_number
-                    .map_or_else(|| "new".to_string(), |n| n.to_string()),
-                if members.is_empty() {
-                    "none".to_string()
-                } else {
-                    members.join(", ")
-                },
-                g.source_dn
-            );
-        }
-        if !self.skipped.is_empty() {
-            let _ = writeln!(s, "\nskipped:");
-        }
-        for k in &self.skipped {
-            let _ = writeln!(s, "  line {:>6}  {}: {}", k.line, k.dn, k.reason);
-        }
-        if !self.problems.is_empty() {
-            let _ = writeln!(s, "\nproblems:");
-        }
-        for p in &self.problems {
-            let sev = match p.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            };
-            let _ = writeln!(s, "  line {:>6}  {sev:<7}  {}: {}", p.line, p.dn, p.message);
-        }
-        s
+        listing::report(self)
     }
 
     /// The plan as one JSON document (for `--dry-run --json`).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "users": self.users.iter().map(|u| serde_json::json!({
-                "line": u.line, "dn": u.source_dn, "username": u.username,
-                "full_name": u.full_name, "email": u.email,
-                "uid_number": u.uid_number, "gid_number": u.gid_number,
-                "disabled": u.disabled, "attrs": u.attrs,
-                "password": u.password.as_ref().map(StoredPassword::kind),
-            })).collect::<Vec<_>>(),
-            "groups": self.groups.iter().map(|g| serde_json::json!({
-                "line": g.line, "dn": g.source_dn, "name": g.name,
-                "gid_number": g.gid_number, "description": g.description,
-                "members": g.members.iter().map(|m| match m {
-                    BatchMember::User(u) => serde_json::json!({"user": u}),
-                    BatchMember::Group(g) => serde_json::json!({"group": g}),
-                }).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "skipped": self.skipped,
-            "problems": self.problems,
-        })
+    pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+        listing::to_json(self)
     }
 }
 

@@ -14,7 +14,9 @@
 
 use super::apply::{add_groups, batch_user};
 use super::plan::Planner;
-use super::{ImportError, ImportOptions, ImportPlan, ImportReport, Progress, PROGRESS_EVERY};
+use super::{
+    ImportError, ImportOptions, ImportPlan, ImportReport, PlannedUser, Progress, PROGRESS_EVERY,
+};
 use crate::account::{self, Actor};
 use crate::auth::password::Hasher;
 use crate::ldif::{Reader, Record};
@@ -34,12 +36,12 @@ pub enum Streamed {
 }
 
 /// The spill file, removed when dropped.
-struct Spill {
+pub(super) struct Spill {
     path: PathBuf,
 }
 
 impl Spill {
-    fn create(dir: &Path) -> Result<(Spill, File), ImportError> {
+    pub(super) fn create(dir: &Path) -> Result<(Spill, File), ImportError> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -56,6 +58,17 @@ impl Spill {
     }
 }
 
+impl Spill {
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// An I/O error on the spill, naming it.
+    pub(super) fn error(&self, e: std::io::Error) -> ImportError {
+        io_error(&self.path, e)
+    }
+}
+
 impl Drop for Spill {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
@@ -67,6 +80,57 @@ fn io_error(path: &Path, e: std::io::Error) -> ImportError {
         "import spill file {}: {e}",
         path.display()
     )))
+}
+
+/// What [`read_planned`] planned, the users aside.
+pub(super) struct Planned {
+    /// Groups, skipped entries and problems (in line order); no users.
+    pub plan: ImportPlan,
+    /// Users admitted (each handed to the caller).
+    pub users: usize,
+    /// The highest uidNumber kept from the source.
+    pub max_uid: Option<u32>,
+}
+
+/// Reads an LDIF stream one entry at a time and plans it, handing each
+/// admitted user to `admitted` instead of keeping it: the reading half of
+/// the streamed import and of the dry run.
+pub(super) fn read_planned(
+    input: impl BufRead,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(Progress),
+    admitted: &mut dyn FnMut(PlannedUser) -> Result<(), ImportError>,
+) -> Result<Planned, ImportError> {
+    let mut planner = Planner::new(opts);
+    let mut reader = Reader::new(input);
+    let mut entries = 0;
+    while let Some(record) = reader.next_record()? {
+        match record {
+            Record::Entry(e) => {
+                entries += 1;
+                if entries % PROGRESS_EVERY == 0 {
+                    progress(Progress {
+                        stage: "reading",
+                        done: entries,
+                        total: None,
+                    });
+                }
+                if let Some(u) = planner.entry(&e) {
+                    admitted(u)?;
+                }
+            }
+            Record::Skipped(s) => planner.skipped_record(&s),
+        }
+    }
+    let users = planner.users();
+    let max_uid = planner.max_uid();
+    let mut plan = planner.finish();
+    plan.problems.sort_by_key(|p| p.line);
+    Ok(Planned {
+        plan,
+        users,
+        max_uid,
+    })
 }
 
 /// Reads, plans and (unless refused) writes an LDIF import as the
@@ -86,36 +150,18 @@ pub fn import_streamed(
     let at = now();
     let (spill, file) = Spill::create(spill_dir)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut planner = Planner::new(opts);
-    let mut reader = Reader::new(input);
-    let mut entries = 0;
-    while let Some(record) = reader.next_record()? {
-        match record {
-            Record::Entry(e) => {
-                entries += 1;
-                if entries % PROGRESS_EVERY == 0 {
-                    progress(Progress {
-                        stage: "reading",
-                        done: entries,
-                        total: None,
-                    });
-                }
-                if let Some(u) = planner.entry(&e) {
-                    let bu = batch_user(store, hasher, &u, at)?;
-                    serde_json::to_writer(&mut out, &bu)
-                        .map_err(|e| io_error(&spill.path, e.into()))?;
-                    out.write_all(b"\n").map_err(|e| io_error(&spill.path, e))?;
-                }
-            }
-            Record::Skipped(s) => planner.skipped_record(&s),
-        }
-    }
-    out.flush().map_err(|e| io_error(&spill.path, e))?;
+    let planned = read_planned(input, opts, progress, &mut |u| {
+        let bu = batch_user(store, hasher, &u, at)?;
+        serde_json::to_writer(&mut out, &bu).map_err(|e| spill.error(e.into()))?;
+        out.write_all(b"\n").map_err(|e| spill.error(e))
+    })?;
+    out.flush().map_err(|e| spill.error(e))?;
     drop(out);
-    let users = planner.users();
-    let max_uid = planner.max_uid();
-    let mut plan = planner.finish();
-    plan.problems.sort_by_key(|p| p.line);
+    let Planned {
+        mut plan,
+        users,
+        max_uid,
+    } = planned;
     plan.users_streamed = users;
     if plan.has_errors() && !force {
         return Ok(Streamed::Refused(plan));
