@@ -171,6 +171,7 @@ pub struct Authenticator {
     throttle: Arc<Throttle>,
     /// `None` when `[bind] cache = false`.
     cache: Option<Arc<BindCache>>,
+    policies: Arc<policy::PolicyCache>,
 }
 
 fn unix_secs(now: SystemTime) -> u64 {
@@ -285,6 +286,7 @@ impl Authenticator {
                 .cache
                 .enabled
                 .then(|| Arc::new(BindCache::new(settings.cache))),
+            policies: Arc::default(),
         }
     }
 
@@ -472,7 +474,7 @@ impl Authenticator {
                 .refuse_after_hashing(Refusal::UnknownUser, Method::Password)
                 .await);
         };
-        let effective = policy::effective_for(&self.store, user.id, self.policy)?;
+        let effective = self.policies.effective(&self.store, user.id, self.policy)?;
         let method = Method::AppPassword;
         match self
             .check_app_password(&user, effective.app_passwords, bind_password, peer, now)

@@ -114,6 +114,16 @@ pub trait Backend: Send + Sync {
     /// it would need otherwise. sled and the database layer: `false`.
     fn has_read_model(&self) -> bool;
 
+    /// A count of the writes finished since the store opened, for caches
+    /// of values derived from several records: a value computed after
+    /// reading this count is current while the count has not moved,
+    /// since every write moves it once it is done. `None` for a backend
+    /// that keeps no such count (PostgreSQL, written by other instances
+    /// too): its callers compute every time.
+    fn finished_writes(&self) -> Option<u64> {
+        None
+    }
+
     /// Creates a user, allocating id, uidNumber (= gidNumber) and timestamps.
     ///
     /// The uidNumber comes from a counter that only goes up, and skips any

@@ -31,6 +31,10 @@ impl Backend for SledStore {
         false
     }
 
+    fn finished_writes(&self) -> Option<u64> {
+        Some(self.writes())
+    }
+
     fn membership_epoch(&self) -> Result<u64> {
         SledStore::membership_epoch(self)
     }
