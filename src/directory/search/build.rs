@@ -169,12 +169,7 @@ impl<'a> BuildContext<'a> {
     }
 
     pub(super) fn user_entry(&mut self, user: &User, wanted: &Wanted) -> Result<Entry, StoreError> {
-        let member_of = if wanted.wants_name("memberOf") {
-            self.member_of_dns(Member::User(user.id))?
-        } else {
-            Vec::new()
-        };
-        let superuser = wanted.wants_name("ak-superuser") && self.admins()?.contains(&user.id);
+        let (member_of, superuser) = self.user_shared_parts(user, wanted)?;
         Ok(entry::user_entry_with(
             self.dir.base(),
             user,
@@ -182,6 +177,23 @@ impl<'a> BuildContext<'a> {
             superuser,
             wanted,
         ))
+    }
+
+    /// What a user's entry takes from beyond its record: the DNs its
+    /// memberOf lists and whether it is a superuser (each only when
+    /// `wanted`).
+    pub(super) fn user_shared_parts(
+        &mut self,
+        user: &User,
+        wanted: &Wanted,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        let member_of = if wanted.wants_name("memberOf") {
+            self.member_of_dns(Member::User(user.id))?
+        } else {
+            Vec::new()
+        };
+        let superuser = wanted.wants_name("ak-superuser") && self.admins()?.contains(&user.id);
+        Ok((member_of, superuser))
     }
 
     /// The group's entry with (at least) the `wanted` attributes: copied
