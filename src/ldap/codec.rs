@@ -510,14 +510,17 @@ fn tlv_len(content: usize) -> usize {
     1 + len_len(content) + content
 }
 
+/// Appends a tag and a length, in one copy (an entry has a dozen of them).
 fn header(buf: &mut BytesMut, tag: u8, len: usize) {
-    buf.extend_from_slice(&[tag]);
     if len < 0x80 {
-        buf.extend_from_slice(&[len as u8]);
+        buf.extend_from_slice(&[tag, len as u8]);
     } else {
         let n = len_len(len) - 1;
-        buf.extend_from_slice(&[0x80 | n as u8]);
-        buf.extend_from_slice(&len.to_be_bytes()[std::mem::size_of::<usize>() - n..]);
+        let mut bytes = [0u8; 2 + std::mem::size_of::<usize>()];
+        bytes[0] = tag;
+        bytes[1] = 0x80 | n as u8;
+        bytes[2..2 + n].copy_from_slice(&len.to_be_bytes()[std::mem::size_of::<usize>() - n..]);
+        buf.extend_from_slice(&bytes[..2 + n]);
     }
 }
 

@@ -31,6 +31,8 @@ struct Types {
     create_timestamp: &'static AttributeType,
     modify_timestamp: &'static AttributeType,
     pwd_changed_time: &'static AttributeType,
+    /// [`USER_COMPUTED`], resolved.
+    computed: Vec<&'static AttributeType>,
 }
 
 static TYPES: LazyLock<Types> = LazyLock::new(|| {
@@ -55,6 +57,7 @@ static TYPES: LazyLock<Types> = LazyLock::new(|| {
         create_timestamp: ty("createTimestamp"),
         modify_timestamp: ty("modifyTimestamp"),
         pwd_changed_time: ty("pwdChangedTime"),
+        computed: USER_COMPUTED.iter().map(|name| ty(name)).collect(),
     }
 });
 
@@ -223,10 +226,11 @@ pub fn push_user_attrs(
         let Some(ty) = schema::attribute(key) else {
             continue;
         };
-        if ty.operational
-            || USER_COMPUTED.contains(&ty.name)
+        // Cheapest first: most extra attributes are not wanted.
+        if !wanted.wants(ty)
+            || ty.operational
+            || t.computed.iter().any(|c| std::ptr::eq(*c, ty))
             || value.trim().is_empty()
-            || !wanted.wants(ty)
         {
             continue;
         }
