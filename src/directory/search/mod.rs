@@ -560,6 +560,9 @@ impl Directory {
         }
 
         // Users, one at a time: from the store's walk, or by id.
+        if matches!(users, Cands::All) {
+            ctx.scanning();
+        }
         let users_ou = tree::users_ou(base).to_string();
         let mut dn = String::new();
         let mut n = 0;
