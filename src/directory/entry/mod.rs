@@ -339,11 +339,21 @@ pub(crate) fn push_child_dn(out: &mut String, value: &str, parent: &str) {
 pub trait AttrSink {
     /// Adds `values` of `ty`, as [`Entry::push_ty`] does.
     fn push(&mut self, ty: &'static AttributeType, values: &[&str]);
+
+    /// [`AttrSink::push`] of one value made for the entry (an entry takes
+    /// it as it is, instead of a copy).
+    fn push_owned(&mut self, ty: &'static AttributeType, value: String) {
+        self.push(ty, &[&value]);
+    }
 }
 
 impl AttrSink for Entry {
     fn push(&mut self, ty: &'static AttributeType, values: &[&str]) {
         self.push_ty(ty, values.iter().map(|v| (*v).to_string()).collect());
+    }
+
+    fn push_owned(&mut self, ty: &'static AttributeType, value: String) {
+        self.push_ty(ty, vec![value]);
     }
 }
 

@@ -207,15 +207,15 @@ pub fn push_user_attrs(
         sink.push(t.member_of, &dns);
     }
     if want(t.uid_number) {
-        sink.push(t.uid_number, &[&user.uid_number.to_string()]);
+        sink.push_owned(t.uid_number, user.uid_number.to_string());
     }
     if want(t.gid_number) {
-        sink.push(t.gid_number, &[&user.gid_number.to_string()]);
+        sink.push_owned(t.gid_number, user.gid_number.to_string());
     }
     if want(t.home_directory) {
         match user_attr(user, t.home_directory) {
             Some(home) => sink.push(t.home_directory, &[home]),
-            None => sink.push(t.home_directory, &[&format!("/home/{name}")]),
+            None => sink.push_owned(t.home_directory, format!("/home/{name}")),
         }
     }
     if want(t.login_shell) {
@@ -243,14 +243,14 @@ pub fn push_user_attrs(
         sink.push(t.superuser, &[boolean(superuser)]);
     }
     if want(t.entry_uuid) {
-        sink.push(t.entry_uuid, &[&user.id.0.hyphenated().to_string()]);
+        sink.push_owned(t.entry_uuid, user.id.0.hyphenated().to_string());
     }
     if want(t.create_timestamp) || want(t.modify_timestamp) {
         push_timestamps(sink, user.created, user.modified);
     }
     if want(t.pwd_changed_time) {
         if let Some(time) = user.pwd_changed.and_then(generalized_time) {
-            sink.push(t.pwd_changed_time, &[&time]);
+            sink.push_owned(t.pwd_changed_time, time);
         }
     }
     if wants_operational(wanted) {

@@ -196,6 +196,8 @@ struct Inner {
     /// The base entry, `ou=users` and `ou=groups`: built once, they never
     /// change.
     containers: [Entry; 3],
+    /// `ou=users,<base>` as a string, the tail of every user's DN.
+    users_ou: String,
 }
 
 /// How the directory serves entries, beyond the tree's shape.
@@ -256,6 +258,7 @@ impl Directory {
                     entry::users_ou_entry(&base),
                     entry::groups_ou_entry(&base),
                 ],
+                users_ou: tree::users_ou(&base).to_string(),
                 base,
             }),
         }
@@ -453,7 +456,9 @@ impl Directory {
         stop: &(dyn Fn() -> bool + Sync),
         sink: &mut dyn FnMut(Entry) -> bool,
     ) -> Result<SearchEnd, DirectoryError> {
-        self.search_items(who, q, selected, stop, &mut |item| sink(item.into_entry()))
+        self.search_with(who, q, selected, stop, false, &mut |item| {
+            sink(item.into_entry())
+        })
     }
 
     /// [`Directory::search_each`] that hands out the entries of users the
@@ -466,6 +471,21 @@ impl Directory {
         q: &SearchQuery,
         selected: &Wanted,
         stop: &(dyn Fn() -> bool + Sync),
+        sink: &mut dyn FnMut(SearchItem<'_>) -> bool,
+    ) -> Result<SearchEnd, DirectoryError> {
+        self.search_with(who, q, selected, stop, true, sink)
+    }
+
+    /// The search of [`Directory::search_items`]; with `parts` false every
+    /// item is an [`SearchItem::Entry`] (a caller that needs entries pays
+    /// nothing for the users' DN strings).
+    fn search_with(
+        &self,
+        who: &Identity,
+        q: &SearchQuery,
+        selected: &Wanted,
+        stop: &(dyn Fn() -> bool + Sync),
+        parts: bool,
         sink: &mut dyn FnMut(SearchItem<'_>) -> bool,
     ) -> Result<SearchEnd, DirectoryError> {
         // Read before any membership or name (see `cache`).
@@ -563,7 +583,7 @@ impl Directory {
         if matches!(users, Cands::All) {
             ctx.scanning();
         }
-        let users_ou = tree::users_ou(base).to_string();
+        let users_ou = &self.inner.users_ou;
         let mut dn = String::new();
         let mut n = 0;
         let mut ended = false;
@@ -579,10 +599,10 @@ impl Directory {
                 Access::None => false,
             };
             if visible {
-                let more = if user_residual.is_empty() {
+                let more = if parts && user_residual.is_empty() {
                     let (member_of, superuser) = ctx.user_shared_parts(&user, &user_wanted)?;
                     dn.clear();
-                    entry::push_child_dn(&mut dn, &user.username, &users_ou);
+                    entry::push_child_dn(&mut dn, &user.username, users_ou);
                     sink(SearchItem::User(UserEntry {
                         base,
                         dn: &dn,
