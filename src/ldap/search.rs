@@ -867,6 +867,8 @@ mod tests {
                 "carol",
                 &[("homeDirectory", "/srv/carol"), ("entryDN", "cn=x")],
             ),
+            // Never served, whatever a record holds.
+            user("dave", &[("userPassword", "s3cret-value")]),
         ];
         let member_of = [
             format!("cn=group001,ou=groups,{base}"),
@@ -914,6 +916,7 @@ mod tests {
                         encode_entry(7, &parts.build(), &requested, types_only, &mut expected);
                         encode_entry(8, &parts.build(), &requested, types_only, &mut expected);
                         assert_eq!(written, expected, "{} {attrs:?} {types_only}", u.username);
+                        assert!(!written.windows(12).any(|w| w == b"s3cret-value"));
                     }
                 }
             }
