@@ -152,6 +152,18 @@ impl EpochCache {
         }
     }
 
+    /// [`EpochCache::set_member_of`] only while the map has room: for a
+    /// search over every user, which would otherwise empty the map once
+    /// every [`MAX_ITEMS`] users of a large directory, and with it what
+    /// lookups keep.
+    pub fn set_member_of_if_room(&self, epoch: u64, user: UserId, groups: Arc<Vec<GroupId>>) {
+        if let Some(mut s) = self.at(epoch) {
+            if s.member_of.len() < MAX_ITEMS {
+                s.member_of.insert(user, groups);
+            }
+        }
+    }
+
     pub fn users_in(&self, epoch: u64, group: GroupId) -> Option<usize> {
         self.at(epoch)?.users_in.get(&group).copied()
     }
@@ -272,6 +284,27 @@ mod tests {
         // A membership change or a rename moves the epoch: forgotten.
         assert!(!c.has_group_entry_named(4, "devs"));
         assert!(!c.has_group_entry_named(3, "devs"));
+    }
+
+    #[test]
+    fn a_scan_keeps_memberships_only_in_room_left() {
+        let c = EpochCache::default();
+        let groups = Arc::new(vec![GroupId(uuid::Uuid::from_u128(1))]);
+        let n = u128::try_from(MAX_ITEMS).expect("fits");
+        for i in 0..n {
+            c.set_member_of(1, uid(i), groups.clone());
+        }
+        // Full: a scan stores nothing more and drops nothing.
+        c.set_member_of_if_room(1, uid(n), groups.clone());
+        assert!(c.member_of(1, uid(n)).is_none());
+        assert!(c.member_of(1, uid(0)).is_some());
+        // A lookup still makes room, as before.
+        c.set_member_of(1, uid(n + 1), groups.clone());
+        assert!(c.member_of(1, uid(n + 1)).is_some());
+        assert!(c.member_of(1, uid(0)).is_none());
+        // With room, a scan stores.
+        c.set_member_of_if_room(1, uid(n + 2), groups);
+        assert!(c.member_of(1, uid(n + 2)).is_some());
     }
 
     #[test]

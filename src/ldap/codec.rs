@@ -453,16 +453,47 @@ fn write_entry_op<V: AsRef<[u8]>>(
     buf.extend_from_slice(dn.as_bytes());
     header(buf, 0x30, attrs_len);
     for a in attrs {
-        header(buf, 0x30, attr_len(a));
-        header(buf, 0x04, a.atype.len());
-        buf.extend_from_slice(a.atype.as_bytes());
-        header(buf, 0x31, set_len(a.vals));
-        for v in a.vals {
-            let v = v.as_ref();
-            header(buf, 0x04, v.len());
-            buf.extend_from_slice(v);
-        }
+        write_attr(a, buf);
     }
+}
+
+/// One `PartialAttribute` (`SEQUENCE { type, vals SET OF OCTET STRING }`).
+fn write_attr<V: AsRef<[u8]>>(a: &AttrRef<'_, V>, buf: &mut BytesMut) {
+    header(buf, 0x30, attr_len(a));
+    header(buf, 0x04, a.atype.len());
+    buf.extend_from_slice(a.atype.as_bytes());
+    header(buf, 0x31, set_len(a.vals));
+    for v in a.vals {
+        let v = v.as_ref();
+        header(buf, 0x04, v.len());
+        buf.extend_from_slice(v);
+    }
+}
+
+/// Appends one attribute of an entry as [`encode_entry_parts`] writes it,
+/// for [`encode_entry_attrs_encoded`].
+pub fn encode_attr<V: AsRef<[u8]>>(atype: &str, vals: &[V], buf: &mut BytesMut) {
+    let a = AttrRef { atype, vals };
+    buf.reserve(tlv_len(attr_len(&a)));
+    write_attr(&a, buf);
+}
+
+/// [`encode_entry_parts`] of attributes already encoded, each by
+/// [`encode_attr`], in order: for an entry written as its attributes are
+/// made, without holding them.
+pub fn encode_entry_attrs_encoded(msgid: i32, dn: &str, attrs: &[u8], buf: &mut BytesMut) {
+    let op_len = tlv_len(dn.len()) + tlv_len(attrs.len());
+    let id = int_bytes(msgid);
+    let msg_len = tlv_len(id.len()) + tlv_len(op_len);
+    buf.reserve(tlv_len(msg_len));
+    header(buf, 0x30, msg_len);
+    header(buf, 0x02, id.len());
+    buf.extend_from_slice(&id);
+    header(buf, 0x64, op_len);
+    header(buf, 0x04, dn.len());
+    buf.extend_from_slice(dn.as_bytes());
+    header(buf, 0x30, attrs.len());
+    buf.extend_from_slice(attrs);
 }
 
 /// Bytes of a length in BER's definite form.
@@ -479,14 +510,17 @@ fn tlv_len(content: usize) -> usize {
     1 + len_len(content) + content
 }
 
+/// Appends a tag and a length, in one copy (an entry has a dozen of them).
 fn header(buf: &mut BytesMut, tag: u8, len: usize) {
-    buf.extend_from_slice(&[tag]);
     if len < 0x80 {
-        buf.extend_from_slice(&[len as u8]);
+        buf.extend_from_slice(&[tag, len as u8]);
     } else {
         let n = len_len(len) - 1;
-        buf.extend_from_slice(&[0x80 | n as u8]);
-        buf.extend_from_slice(&len.to_be_bytes()[std::mem::size_of::<usize>() - n..]);
+        let mut bytes = [0u8; 2 + std::mem::size_of::<usize>()];
+        bytes[0] = tag;
+        bytes[1] = 0x80 | n as u8;
+        bytes[2..2 + n].copy_from_slice(&len.to_be_bytes()[std::mem::size_of::<usize>() - n..]);
+        buf.extend_from_slice(&bytes[..2 + n]);
     }
 }
 

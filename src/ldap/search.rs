@@ -12,14 +12,19 @@ use ldap3_proto::proto::{
 };
 use tokio::sync::mpsc;
 
-use super::codec::{encode_entry_parts, entry_op, AttrRef, Outgoing};
+use super::codec::{
+    encode_attr, encode_entry_attrs_encoded, encode_entry_parts, entry_op, AttrRef, Outgoing,
+};
 use super::handler::{Handler, Outcome, Session};
 use super::paging::OverBudget;
 use super::result::{from_directory, ldap_result, success};
-use crate::directory::entry::{root_dse, subschema_entry, Requested, Wanted};
+use crate::directory::entry::{forbidden, root_dse, subschema_entry, AttrSink, Requested, Wanted};
 use crate::directory::filter::NoChain;
+use crate::directory::schema::AttributeType;
 use crate::directory::search::CachedGroup;
-use crate::directory::{Dn, Entry, Filter, Scope, SearchQuery, SearchResults, Target};
+use crate::directory::{
+    Dn, Entry, Filter, Scope, SearchItem, SearchQuery, SearchResults, Target, UserEntry,
+};
 
 /// Controls announced in the root DSE.
 pub const SUPPORTED_CONTROLS: &[&str] = &[super::OID_PAGED_RESULTS];
@@ -537,13 +542,19 @@ impl Streamed<'_> {
         let mut over_size = false;
         let mut gone = false;
         let stopped = || stop.is_cancelled() || self.tx.is_closed();
-        let result = directory.search_each(identity, query, wanted, &stopped, &mut |e| {
+        let mut writer = UserWriter::new(&requested, self.req.typesonly);
+        let result = directory.search_items(identity, query, wanted, &stopped, &mut |item| {
             if self.size_limit.is_some_and(|limit| sent >= limit) {
                 over_size = true;
                 return false;
             }
             sent += 1;
-            encode_entry(self.msgid, &e, &requested, self.req.typesonly, &mut encoded);
+            match item {
+                SearchItem::Entry(e) => {
+                    encode_entry(self.msgid, &e, &requested, self.req.typesonly, &mut encoded)
+                }
+                SearchItem::User(user) => writer.write(self.msgid, &user, &mut encoded),
+            }
             if encoded.len() >= STREAM_BATCH_BYTES
                 && self
                     .tx
@@ -573,6 +584,74 @@ impl Streamed<'_> {
         let _ = self
             .tx
             .blocking_send(LdapMsg::new(self.msgid, LdapOp::SearchResultDone(done)).into());
+    }
+}
+
+/// Writes a user's entry from its parts ([`UserEntry`]) as
+/// [`encode_entry`] writes the built entry, without building it: the
+/// attributes the request selects, in the entry's order, then entryDN when
+/// it is asked for by name and not held. An enumeration of a million users
+/// otherwise builds, copies and drops a million entries only to encode
+/// them.
+struct UserWriter<'a> {
+    requested: &'a Requested,
+    types_only: bool,
+    /// The selected attributes of the entry being written, encoded.
+    attrs: BytesMut,
+    /// The types pushed for it so far.
+    seen: Vec<&'static AttributeType>,
+    /// A type was pushed twice: a built entry merges the two, so that
+    /// entry is built and encoded instead.
+    repeated: bool,
+}
+
+impl<'a> UserWriter<'a> {
+    fn new(requested: &'a Requested, types_only: bool) -> UserWriter<'a> {
+        UserWriter {
+            requested,
+            types_only,
+            attrs: BytesMut::new(),
+            seen: Vec::new(),
+            repeated: false,
+        }
+    }
+
+    /// Appends the searchResultEntry message of `user` to `buf`.
+    fn write(&mut self, msgid: i32, user: &UserEntry<'_>, buf: &mut BytesMut) {
+        self.attrs.clear();
+        self.seen.clear();
+        self.repeated = false;
+        user.push_attrs(self);
+        if self.repeated {
+            let e = user.build();
+            encode_entry(msgid, &e, self.requested, self.types_only, buf);
+            return;
+        }
+        if let Some(entry_dn) = self.requested.entry_dn() {
+            if !self.seen.iter().any(|t| std::ptr::eq(*t, entry_dn)) {
+                let dn = [user.dn()];
+                let vals: &[&str] = if self.types_only { &[] } else { &dn };
+                encode_attr(entry_dn.name, vals, &mut self.attrs);
+            }
+        }
+        encode_entry_attrs_encoded(msgid, user.dn(), &self.attrs, buf);
+    }
+}
+
+impl AttrSink for UserWriter<'_> {
+    fn push(&mut self, ty: &'static AttributeType, values: &[&str]) {
+        if values.is_empty() || forbidden(ty) {
+            return;
+        }
+        if self.seen.iter().any(|t| std::ptr::eq(*t, ty)) {
+            self.repeated = true;
+            return;
+        }
+        self.seen.push(ty);
+        if self.requested.keeps(ty) {
+            let vals: &[&str] = if self.types_only { &[] } else { values };
+            encode_attr(ty.name, vals, &mut self.attrs);
+        }
     }
 }
 
@@ -747,6 +826,97 @@ mod tests {
                         )
                         .expect("encode");
                         assert_eq!(straight, expected, "{} {attrs:?} {types_only}", entry.dn);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn users_written_from_their_parts_are_the_bytes_of_the_built_entry() {
+        use crate::directory::entry::child_dn_string;
+        use crate::store::{User, UserId};
+        let base = Dn::parse("dc=example, DC=com").expect("dn");
+        let users_ou = crate::directory::tree::users_ou(&base).to_string();
+        let user = |name: &str, attrs: &[(&str, &str)]| User {
+            id: UserId(uuid::Uuid::new_v4()),
+            username: name.into(),
+            full_name: Some("Alice Liddell".into()),
+            email: Some("alice@example.com".into()),
+            uid_number: 2001,
+            gid_number: 2000,
+            disabled: false,
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            created: 1_700_000_000,
+            modified: 1_700_000_100,
+            pwd_changed: Some(1_700_000_050),
+            cred_generation: 0,
+        };
+        let users = [
+            user("alice", &[]),
+            user(
+                "al, ice",
+                &[("loginShell", "/bin/zsh"), ("description", "x"), ("sn", "")],
+            ),
+            // One type under two of its names: the built entry merges them.
+            user("bob", &[("description", "one"), ("2.5.4.13", "two")]),
+            user(
+                "carol",
+                &[("homeDirectory", "/srv/carol"), ("entryDN", "cn=x")],
+            ),
+            // Never served, whatever a record holds.
+            user("dave", &[("userPassword", "s3cret-value")]),
+        ];
+        let member_of = [
+            format!("cn=group001,ou=groups,{base}"),
+            format!(r"cn=team\, a,ou=groups,{base}"),
+        ];
+        let selections: [&[&str]; 10] = [
+            &[],
+            &["*"],
+            &["+"],
+            &["*", "+"],
+            &["1.1"],
+            &[
+                "objectClass",
+                "uid",
+                "userPassword",
+                "uidNumber",
+                "gidNumber",
+                "cn",
+                "displayName",
+                "homeDirectory",
+                "loginShell",
+                "memberOf",
+            ],
+            &["uid", "modifyTimestamp", "entryUUID", "ak-superuser"],
+            &["entryDN"],
+            &["description", "entryDN", "dn", "nosuchattr"],
+            &["*", "entryDN", "memberOf"],
+        ];
+        for u in &users {
+            let dn = child_dn_string(&u.username, &users_ou);
+            for attrs in selections {
+                let attrs: Vec<String> = attrs.iter().map(|a| a.to_string()).collect();
+                let requested = Requested::parse(&attrs);
+                let wanted = Wanted::selected(&attrs);
+                for (member_of, superuser) in [(&member_of[..], true), (&[][..], false)] {
+                    let parts = UserEntry::for_test(&base, &dn, u, member_of, superuser, &wanted);
+                    for types_only in [false, true] {
+                        let mut written = BytesMut::new();
+                        let mut writer = UserWriter::new(&requested, types_only);
+                        // Twice through one writer: nothing of an entry
+                        // stays for the next.
+                        writer.write(7, &parts, &mut written);
+                        writer.write(8, &parts, &mut written);
+                        let mut expected = BytesMut::new();
+                        encode_entry(7, &parts.build(), &requested, types_only, &mut expected);
+                        encode_entry(8, &parts.build(), &requested, types_only, &mut expected);
+                        assert_eq!(written, expected, "{} {attrs:?} {types_only}", u.username);
+                        assert!(!written.windows(12).any(|w| w == b"s3cret-value"));
                     }
                 }
             }

@@ -21,7 +21,7 @@ mod user;
 
 pub use fixed::{base_entry, groups_ou_entry, root_dse, subschema_entry, users_ou_entry};
 pub use group::{group_entry, group_entry_named};
-pub use user::{user_entry, user_entry_for, user_entry_with, user_name_entry};
+pub use user::{push_user_attrs, user_entry, user_entry_for, user_entry_with, user_name_entry};
 
 use super::dn::Dn;
 use super::schema::{self, AttributeType};
@@ -42,8 +42,9 @@ pub struct Entry {
     pub attrs: Vec<Attribute>,
 }
 
-/// The attribute types no entry may carry, whatever a caller pushes.
-fn forbidden(ty: &AttributeType) -> bool {
+/// The attribute types no entry may carry, whatever a caller pushes (an
+/// [`AttrSink`] that is not an [`Entry`] drops them too).
+pub fn forbidden(ty: &AttributeType) -> bool {
     ty.name == "userPassword"
 }
 
@@ -199,18 +200,7 @@ impl Entry {
     }
 
     fn selection_of(&self, req: &Requested) -> Selection {
-        let keep = self
-            .attrs
-            .iter()
-            .map(|a| {
-                let by_class = if a.ty.operational {
-                    req.all_operational
-                } else {
-                    req.all_user
-                };
-                by_class || req.named.iter().any(|n| std::ptr::eq(*n, a.ty))
-            })
-            .collect();
+        let keep = self.attrs.iter().map(|a| req.keeps(a.ty)).collect();
         // entryDN is virtual (RFC 5020): every entry has one when asked by
         // name, stored or not.
         let entry_dn = req
@@ -242,6 +232,23 @@ pub struct Requested {
 }
 
 impl Requested {
+    /// True when an attribute of type `ty` an entry holds is returned.
+    pub fn keeps(&self, ty: &AttributeType) -> bool {
+        let by_class = if ty.operational {
+            self.all_operational
+        } else {
+            self.all_user
+        };
+        by_class || self.named.iter().any(|n| std::ptr::eq(*n, ty))
+    }
+
+    /// The entryDN type when it is asked for by name: an entry that does
+    /// not hold it returns it anyway, last, with the entry's DN as its
+    /// value (RFC 5020).
+    pub fn entry_dn(&self) -> Option<&'static AttributeType> {
+        self.entry_dn
+    }
+
     pub fn parse(requested: &[String]) -> Requested {
         let mut r = Requested {
             all_user: requested.is_empty(),
@@ -310,34 +317,85 @@ fn strings(values: &[&str]) -> Vec<String> {
 /// `cn=<value>,<parent>` in the RFC 4514 string form that
 /// `parent.child("cn", value).to_string()` gives, without building the DN.
 pub(crate) fn child_dn_string(value: &str, parent: &str) -> String {
-    let rdn = super::dn::Ava::new("cn", value).to_string();
-    if parent.is_empty() {
-        rdn
-    } else {
-        let mut s = String::with_capacity(rdn.len() + 1 + parent.len());
-        s.push_str(&rdn);
-        s.push(',');
-        s.push_str(parent);
-        s
+    let mut s = String::with_capacity(value.len() + 4 + parent.len());
+    push_child_dn(&mut s, value, parent);
+    s
+}
+
+/// Appends [`child_dn_string`] to `out`.
+pub(crate) fn push_child_dn(out: &mut String, value: &str, parent: &str) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{}", super::dn::Ava::new("cn", value));
+    if !parent.is_empty() {
+        out.push(',');
+        out.push_str(parent);
+    }
+}
+
+/// Where an entry's attributes go as they are made: an [`Entry`], or an
+/// encoder that writes a served entry out without building one (a search
+/// over every user builds a million entries only to encode and drop them).
+pub trait AttrSink {
+    /// Adds `values` of `ty`, as [`Entry::push_ty`] does.
+    fn push(&mut self, ty: &'static AttributeType, values: &[&str]);
+
+    /// [`AttrSink::push`] of one value made for the entry (an entry takes
+    /// it as it is, instead of a copy).
+    fn push_owned(&mut self, ty: &'static AttributeType, value: String) {
+        self.push(ty, &[&value]);
+    }
+}
+
+impl AttrSink for Entry {
+    fn push(&mut self, ty: &'static AttributeType, values: &[&str]) {
+        self.push_ty(ty, values.iter().map(|v| (*v).to_string()).collect());
+    }
+
+    fn push_owned(&mut self, ty: &'static AttributeType, value: String) {
+        self.push_ty(ty, vec![value]);
+    }
+}
+
+/// [`AttrSink::push`] by name (name, alias or OID); names the schema does
+/// not know are skipped.
+fn push_named(sink: &mut dyn AttrSink, name: &str, values: &[&str]) {
+    if let Some(ty) = schema::attribute(name) {
+        sink.push(ty, values);
     }
 }
 
 /// The operational attributes every entry below the base carries.
 fn push_operational(e: &mut Entry, structural: Option<&str>, has_subordinates: bool) {
-    e.push_one("entryDN", e.dn.to_string());
-    if let Some(class) = structural {
-        e.push_one("structuralObjectClass", class);
-    }
-    e.push_one("hasSubordinates", boolean(has_subordinates));
-    e.push_one("subschemaSubentry", tree::subschema_dn().to_string());
+    let dn = e.dn.to_string();
+    push_operational_to(e, &dn, structural, has_subordinates);
 }
 
-fn push_timestamps(e: &mut Entry, created: Timestamp, modified: Timestamp) {
+/// [`push_operational`] of the entry named `dn`, into any sink.
+fn push_operational_to(
+    sink: &mut dyn AttrSink,
+    dn: &str,
+    structural: Option<&str>,
+    has_subordinates: bool,
+) {
+    push_named(sink, "entryDN", &[dn]);
+    if let Some(class) = structural {
+        push_named(sink, "structuralObjectClass", &[class]);
+    }
+    push_named(sink, "hasSubordinates", &[boolean(has_subordinates)]);
+    push_named(
+        sink,
+        "subschemaSubentry",
+        &[&tree::subschema_dn().to_string()],
+    );
+}
+
+fn push_timestamps(sink: &mut dyn AttrSink, created: Timestamp, modified: Timestamp) {
     if let Some(t) = generalized_time(created) {
-        e.push_one("createTimestamp", t);
+        push_named(sink, "createTimestamp", &[&t]);
     }
     if let Some(t) = generalized_time(modified) {
-        e.push_one("modifyTimestamp", t);
+        push_named(sink, "modifyTimestamp", &[&t]);
     }
 }
 

@@ -2,8 +2,8 @@
 //! inetOrgPerson and posixAccount attributes (DESIGN.md section 3), built
 //! whole or only with the attributes a search wants.
 
-use super::{boolean, child_dn_string, generalized_time, push_operational, push_timestamps};
-use super::{strings, Entry, Wanted};
+use super::{boolean, child_dn_string, generalized_time, push_operational_to, push_timestamps};
+use super::{AttrSink, Entry, Wanted};
 use crate::directory::dn::Dn;
 use crate::directory::schema::{self, AttributeType};
 use crate::directory::tree;
@@ -31,6 +31,8 @@ struct Types {
     create_timestamp: &'static AttributeType,
     modify_timestamp: &'static AttributeType,
     pwd_changed_time: &'static AttributeType,
+    /// [`USER_COMPUTED`], resolved.
+    computed: Vec<&'static AttributeType>,
 }
 
 static TYPES: LazyLock<Types> = LazyLock::new(|| {
@@ -55,6 +57,7 @@ static TYPES: LazyLock<Types> = LazyLock::new(|| {
         create_timestamp: ty("createTimestamp"),
         modify_timestamp: ty("modifyTimestamp"),
         pwd_changed_time: ty("pwdChangedTime"),
+        computed: USER_COMPUTED.iter().map(|name| ty(name)).collect(),
     }
 });
 
@@ -131,103 +134,128 @@ pub fn user_entry_with(
     superuser: bool,
     wanted: &Wanted,
 ) -> Entry {
+    let mut e = Entry::new(tree::user_dn(base, &user.username));
+    let dn = if wants_operational(wanted) {
+        e.dn.to_string()
+    } else {
+        String::new()
+    };
+    push_user_attrs(&mut e, &dn, user, member_of, superuser, wanted);
+    e
+}
+
+fn wants_operational(wanted: &Wanted) -> bool {
+    wanted.all_operational || wanted.named.iter().any(|t| t.operational)
+}
+
+/// The attributes of [`user_entry_with`]'s entry, in its order, pushed into
+/// `sink`; `dn` is the entry's DN as a string (read only when operational
+/// attributes are wanted).
+pub fn push_user_attrs(
+    sink: &mut dyn AttrSink,
+    dn: &str,
+    user: &User,
+    member_of: &[String],
+    superuser: bool,
+    wanted: &Wanted,
+) {
     let t = &*TYPES;
     let want = |ty: &AttributeType| wanted.wants(ty);
     let name = user.username.as_str();
-    let mut e = Entry::new(tree::user_dn(base, name));
     if want(t.object_class) {
-        e.push_ty(
+        sink.push(
             t.object_class,
-            strings(&[
+            &[
                 "top",
                 "person",
                 "organizationalPerson",
                 "inetOrgPerson",
                 "posixAccount",
-            ]),
+            ],
         );
     }
     if want(t.cn) {
-        e.push_ty(t.cn, vec![name.to_string()]);
+        sink.push(t.cn, &[name]);
     }
     if want(t.uid) {
-        e.push_ty(t.uid, vec![name.to_string()]);
+        sink.push(t.uid, &[name]);
     }
     let full_name = user.full_name.as_deref().filter(|n| !n.trim().is_empty());
     if want(t.sn) {
         let sn = user_attr(user, t.sn)
             .or_else(|| full_name.and_then(|n| n.split_whitespace().last()))
             .unwrap_or(name);
-        e.push_ty(t.sn, vec![sn.to_string()]);
+        sink.push(t.sn, &[sn]);
     }
     if want(t.given_name) {
         if let Some(given) = user_attr(user, t.given_name) {
-            e.push_ty(t.given_name, vec![given.to_string()]);
+            sink.push(t.given_name, &[given]);
         }
     }
     if want(t.display_name) {
         if let Some(full) = full_name {
-            e.push_ty(t.display_name, vec![full.to_string()]);
+            sink.push(t.display_name, &[full]);
         }
     }
     if want(t.mail) {
         if let Some(mail) = user.email.as_deref().filter(|m| !m.trim().is_empty()) {
-            e.push_ty(t.mail, vec![mail.to_string()]);
+            sink.push(t.mail, &[mail]);
         }
     }
     if want(t.member_of) && !member_of.is_empty() {
-        e.push_ty(t.member_of, member_of.to_vec());
+        let dns: Vec<&str> = member_of.iter().map(String::as_str).collect();
+        sink.push(t.member_of, &dns);
     }
     if want(t.uid_number) {
-        e.push_ty(t.uid_number, vec![user.uid_number.to_string()]);
+        sink.push_owned(t.uid_number, user.uid_number.to_string());
     }
     if want(t.gid_number) {
-        e.push_ty(t.gid_number, vec![user.gid_number.to_string()]);
+        sink.push_owned(t.gid_number, user.gid_number.to_string());
     }
     if want(t.home_directory) {
-        let home = user_attr(user, t.home_directory)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("/home/{name}"));
-        e.push_ty(t.home_directory, vec![home]);
+        match user_attr(user, t.home_directory) {
+            Some(home) => sink.push(t.home_directory, &[home]),
+            None => sink.push_owned(t.home_directory, format!("/home/{name}")),
+        }
     }
     if want(t.login_shell) {
         let shell = user_attr(user, t.login_shell).unwrap_or("/bin/bash");
-        e.push_ty(t.login_shell, vec![shell.to_string()]);
+        sink.push(t.login_shell, &[shell]);
     }
     for (key, value) in &user.attrs {
         let Some(ty) = schema::attribute(key) else {
             continue;
         };
-        if ty.operational
-            || USER_COMPUTED.contains(&ty.name)
+        // Cheapest first: most extra attributes are not wanted.
+        if !wanted.wants(ty)
+            || ty.operational
+            || t.computed.iter().any(|c| std::ptr::eq(*c, ty))
             || value.trim().is_empty()
-            || !wanted.wants(ty)
         {
             continue;
         }
-        e.push_ty(ty, vec![value.clone()]);
+        sink.push(ty, &[value]);
     }
     if want(t.active) {
-        e.push_ty(t.active, vec![boolean(!user.disabled).to_string()]);
+        sink.push(t.active, &[boolean(!user.disabled)]);
     }
     if want(t.superuser) {
-        e.push_ty(t.superuser, vec![boolean(superuser).to_string()]);
+        sink.push(t.superuser, &[boolean(superuser)]);
     }
     if want(t.entry_uuid) {
-        e.push_ty(t.entry_uuid, vec![user.id.0.hyphenated().to_string()]);
+        sink.push_owned(t.entry_uuid, user.id.0.hyphenated().to_string());
     }
     if want(t.create_timestamp) || want(t.modify_timestamp) {
-        push_timestamps(&mut e, user.created, user.modified);
+        push_timestamps(sink, user.created, user.modified);
     }
     if want(t.pwd_changed_time) {
         if let Some(time) = user.pwd_changed.and_then(generalized_time) {
-            e.push_ty(t.pwd_changed_time, vec![time]);
+            sink.push_owned(t.pwd_changed_time, time);
         }
     }
-    if wanted.all_operational || wanted.named.iter().any(|t| t.operational) {
-        push_operational(&mut e, Some("inetOrgPerson"), false);
+    if wants_operational(wanted) {
+        push_operational_to(sink, dn, Some("inetOrgPerson"), false);
     }
-    e
 }
 
 /// A user entry carrying only what [`Wanted::only_names`] allows: cn and

@@ -17,7 +17,17 @@ impl Directory {
     /// [`DirectoryOptions::transitive_member_of`] every group reached
     /// through nesting (a user's are cached per epoch: memberships change
     /// only with it).
-    fn member_of_ids(&self, epoch: u64, member: Member) -> Result<Arc<Vec<GroupId>>, StoreError> {
+    ///
+    /// `scan`: the search walks every user; a user's groups are then kept
+    /// only in room the cache has left ([`EpochCache::set_member_of_if_room`]).
+    ///
+    /// [`EpochCache::set_member_of_if_room`]: crate::directory::cache::EpochCache::set_member_of_if_room
+    fn member_of_ids(
+        &self,
+        epoch: u64,
+        member: Member,
+        scan: bool,
+    ) -> Result<Arc<Vec<GroupId>>, StoreError> {
         let store = self.store();
         let read = || {
             if self.inner.options.transitive_member_of {
@@ -33,7 +43,13 @@ impl Directory {
             return Ok(groups);
         }
         let groups = Arc::new(read()?);
-        self.inner.cache.set_member_of(epoch, user, groups.clone());
+        if scan {
+            self.inner
+                .cache
+                .set_member_of_if_room(epoch, user, groups.clone());
+        } else {
+            self.inner.cache.set_member_of(epoch, user, groups.clone());
+        }
         Ok(groups)
     }
 }
@@ -50,6 +66,8 @@ pub(super) struct BuildContext<'a> {
     group_dns: HashMap<GroupId, Option<(String, String)>>,
     /// Users in the admin group at any depth, once asked for.
     admins: Option<Arc<HashSet<UserId>>>,
+    /// The search walks every user ([`BuildContext::scanning`]).
+    scan: bool,
 }
 
 impl<'a> BuildContext<'a> {
@@ -60,7 +78,14 @@ impl<'a> BuildContext<'a> {
             groups: HashMap::new(),
             group_dns: HashMap::new(),
             admins: None,
+            scan: false,
         })
+    }
+
+    /// Marks the search as a walk over every user: what it computes per
+    /// user is then cached only in room the epoch cache has left.
+    pub(super) fn scanning(&mut self) {
+        self.scan = true;
     }
 
     fn admins(&mut self) -> Result<Arc<HashSet<UserId>>, StoreError> {
@@ -133,7 +158,7 @@ impl<'a> BuildContext<'a> {
     /// every group reached through nesting when the directory serves
     /// transitive memberOf. Sorted by name, case-insensitively.
     fn member_of(&mut self, member: Member) -> Result<Vec<Group>, StoreError> {
-        let ids = self.dir.member_of_ids(self.epoch, member)?;
+        let ids = self.dir.member_of_ids(self.epoch, member, self.scan)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids.iter() {
             if let Some(g) = self.group(*id)? {
@@ -147,7 +172,7 @@ impl<'a> BuildContext<'a> {
     /// The DNs `member`'s memberOf lists, sorted by group name
     /// case-insensitively.
     fn member_of_dns(&mut self, member: Member) -> Result<Vec<String>, StoreError> {
-        let ids = self.dir.member_of_ids(self.epoch, member)?;
+        let ids = self.dir.member_of_ids(self.epoch, member, self.scan)?;
         for id in ids.iter() {
             if !self.group_dns.contains_key(id) {
                 let groups_ou = tree::groups_ou(self.dir.base()).to_string();
@@ -169,12 +194,7 @@ impl<'a> BuildContext<'a> {
     }
 
     pub(super) fn user_entry(&mut self, user: &User, wanted: &Wanted) -> Result<Entry, StoreError> {
-        let member_of = if wanted.wants_name("memberOf") {
-            self.member_of_dns(Member::User(user.id))?
-        } else {
-            Vec::new()
-        };
-        let superuser = wanted.wants_name("ak-superuser") && self.admins()?.contains(&user.id);
+        let (member_of, superuser) = self.user_shared_parts(user, wanted)?;
         Ok(entry::user_entry_with(
             self.dir.base(),
             user,
@@ -182,6 +202,23 @@ impl<'a> BuildContext<'a> {
             superuser,
             wanted,
         ))
+    }
+
+    /// What a user's entry takes from beyond its record: the DNs its
+    /// memberOf lists and whether it is a superuser (each only when
+    /// `wanted`).
+    pub(super) fn user_shared_parts(
+        &mut self,
+        user: &User,
+        wanted: &Wanted,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        let member_of = if wanted.wants_name("memberOf") {
+            self.member_of_dns(Member::User(user.id))?
+        } else {
+            Vec::new()
+        };
+        let superuser = wanted.wants_name("ak-superuser") && self.admins()?.contains(&user.id);
+        Ok((member_of, superuser))
     }
 
     /// The group's entry with (at least) the `wanted` attributes: copied

@@ -83,6 +83,84 @@ pub struct SearchEnd {
     pub time_limit_exceeded: bool,
 }
 
+/// An entry found by [`Directory::search_items`].
+pub enum SearchItem<'a> {
+    Entry(Entry),
+    /// A user's entry, not built: the filter needed nothing of it, so a
+    /// caller that only encodes it may write it from its parts.
+    User(UserEntry<'a>),
+}
+
+impl SearchItem<'_> {
+    /// The entry, built if it was not.
+    pub fn into_entry(self) -> Entry {
+        match self {
+            SearchItem::Entry(e) => e,
+            SearchItem::User(u) => u.build(),
+        }
+    }
+}
+
+/// A user's entry in parts: its DN and what [`entry::push_user_attrs`]
+/// pushes, the same attributes in the same order as [`UserEntry::build`].
+pub struct UserEntry<'a> {
+    base: &'a Dn,
+    dn: &'a str,
+    user: &'a User,
+    member_of: &'a [String],
+    superuser: bool,
+    wanted: &'a Wanted,
+}
+
+impl<'a> UserEntry<'a> {
+    /// The parts of a user's entry, as a search hands them out.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        base: &'a Dn,
+        dn: &'a str,
+        user: &'a User,
+        member_of: &'a [String],
+        superuser: bool,
+        wanted: &'a Wanted,
+    ) -> UserEntry<'a> {
+        UserEntry {
+            base,
+            dn,
+            user,
+            member_of,
+            superuser,
+            wanted,
+        }
+    }
+
+    /// The entry's DN, as the built entry's DN displays.
+    pub fn dn(&self) -> &str {
+        self.dn
+    }
+
+    /// Pushes the entry's attributes into `sink`.
+    pub fn push_attrs(&self, sink: &mut dyn entry::AttrSink) {
+        entry::push_user_attrs(
+            sink,
+            self.dn,
+            self.user,
+            self.member_of,
+            self.superuser,
+            self.wanted,
+        );
+    }
+
+    pub fn build(&self) -> Entry {
+        entry::user_entry_with(
+            self.base,
+            self.user,
+            self.member_of,
+            self.superuser,
+            self.wanted,
+        )
+    }
+}
+
 /// Matching entries the identity may read, in tree order.
 #[derive(Debug, Default)]
 pub struct SearchResults {
@@ -118,6 +196,8 @@ struct Inner {
     /// The base entry, `ou=users` and `ou=groups`: built once, they never
     /// change.
     containers: [Entry; 3],
+    /// `ou=users,<base>` as a string, the tail of every user's DN.
+    users_ou: String,
 }
 
 /// How the directory serves entries, beyond the tree's shape.
@@ -178,6 +258,7 @@ impl Directory {
                     entry::users_ou_entry(&base),
                     entry::groups_ou_entry(&base),
                 ],
+                users_ou: tree::users_ou(&base).to_string(),
                 base,
             }),
         }
@@ -375,6 +456,38 @@ impl Directory {
         stop: &(dyn Fn() -> bool + Sync),
         sink: &mut dyn FnMut(Entry) -> bool,
     ) -> Result<SearchEnd, DirectoryError> {
+        self.search_with(who, q, selected, stop, false, &mut |item| {
+            sink(item.into_entry())
+        })
+    }
+
+    /// [`Directory::search_each`] that hands out the entries of users the
+    /// filter needs nothing of unbuilt ([`SearchItem::User`]): a caller
+    /// that encodes them writes them from the record, without building
+    /// and dropping an entry for each of a million users.
+    pub fn search_items(
+        &self,
+        who: &Identity,
+        q: &SearchQuery,
+        selected: &Wanted,
+        stop: &(dyn Fn() -> bool + Sync),
+        sink: &mut dyn FnMut(SearchItem<'_>) -> bool,
+    ) -> Result<SearchEnd, DirectoryError> {
+        self.search_with(who, q, selected, stop, true, sink)
+    }
+
+    /// The search of [`Directory::search_items`]; with `parts` false every
+    /// item is an [`SearchItem::Entry`] (a caller that needs entries pays
+    /// nothing for the users' DN strings).
+    fn search_with(
+        &self,
+        who: &Identity,
+        q: &SearchQuery,
+        selected: &Wanted,
+        stop: &(dyn Fn() -> bool + Sync),
+        parts: bool,
+        sink: &mut dyn FnMut(SearchItem<'_>) -> bool,
+    ) -> Result<SearchEnd, DirectoryError> {
         // Read before any membership or name (see `cache`).
         let epoch = self.store().membership_epoch()?;
         let access = self.access_at(who, epoch)?;
@@ -437,7 +550,7 @@ impl Directory {
 
         if matches!(access, Access::All) {
             for e in containers {
-                if q.filter.matches(e, &chain) && !sink(e.clone()) {
+                if q.filter.matches(e, &chain) && !sink(SearchItem::Entry(e.clone())) {
                     return Ok(end);
                 }
             }
@@ -454,7 +567,11 @@ impl Directory {
                         end.time_limit_exceeded = true;
                         return Ok(end);
                     }
-                    if !sink(entry::user_name_entry(base, name, &user_wanted)) {
+                    if !sink(SearchItem::Entry(entry::user_name_entry(
+                        base,
+                        name,
+                        &user_wanted,
+                    ))) {
                         return Ok(end);
                     }
                 }
@@ -463,6 +580,11 @@ impl Directory {
         }
 
         // Users, one at a time: from the store's walk, or by id.
+        if matches!(users, Cands::All) {
+            ctx.scanning();
+        }
+        let users_ou = &self.inner.users_ou;
+        let mut dn = String::new();
         let mut n = 0;
         let mut ended = false;
         let mut each = |user: Arc<User>| -> Result<bool, StoreError> {
@@ -477,8 +599,23 @@ impl Directory {
                 Access::None => false,
             };
             if visible {
-                let e = ctx.user_entry(&user, &user_wanted)?;
-                if matches(&user_residual, &e) && !sink(e) {
+                let more = if parts && user_residual.is_empty() {
+                    let (member_of, superuser) = ctx.user_shared_parts(&user, &user_wanted)?;
+                    dn.clear();
+                    entry::push_child_dn(&mut dn, &user.username, users_ou);
+                    sink(SearchItem::User(UserEntry {
+                        base,
+                        dn: &dn,
+                        user: &user,
+                        member_of: &member_of,
+                        superuser,
+                        wanted: &user_wanted,
+                    }))
+                } else {
+                    let e = ctx.user_entry(&user, &user_wanted)?;
+                    !matches(&user_residual, &e) || sink(SearchItem::Entry(e))
+                };
+                if !more {
                     ended = true;
                     return Ok(false);
                 }
@@ -523,7 +660,7 @@ impl Directory {
             };
             if visible {
                 let e = ctx.group_entry(group, &group_wanted)?;
-                if matches(&group_residual, &e) && !sink(e) {
+                if matches(&group_residual, &e) && !sink(SearchItem::Entry(e)) {
                     return Ok(end);
                 }
             }

@@ -76,8 +76,31 @@ enum Found<V> {
     Kept(Arc<V>),
     /// Nothing is stored under the key.
     Gone,
-    /// Bytes that no kept record was decoded from, and their digest.
-    Stored(IVec, Digest),
+    /// Bytes that no kept record was decoded from, and their digest when
+    /// the record may be kept.
+    Stored(IVec, Option<Digest>),
+}
+
+/// What [`Records::current`] found kept.
+enum Lookup<V> {
+    Current(Arc<V>),
+    /// A record that is to be checked against the stored bytes.
+    Stale,
+    /// None; `room`: its shard is under its budget.
+    Absent {
+        room: bool,
+    },
+}
+
+/// Whether a read keeps the record it decoded.
+#[derive(Clone, Copy)]
+enum Keep {
+    /// Yes, dropping others to make room ([`Records::read`]).
+    Always,
+    /// Only in room the budget has left ([`Records::scan`]).
+    IfRoom,
+    /// No ([`Records::peek`]).
+    Never,
 }
 
 /// One shard's records and the memory they are counted for.
@@ -140,18 +163,28 @@ impl<K: RecordId, V> Records<K, V> {
     where
         V: DeserializeOwned,
     {
-        match self.find(tree, key, id, written)? {
-            Found::Kept(record) => Ok(Some(record)),
-            Found::Gone => {
-                self.forget(id);
-                Ok(None)
-            }
-            Found::Stored(stored, digest) => {
-                let record = Arc::new(decode::<V>(format_args!("{what} {id}"), &stored)?);
-                self.put(id, digest, cost(stored.len()), record.clone(), written);
-                Ok(Some(record))
-            }
-        }
+        self.get(tree, key, id, what, written, Keep::Always)
+    }
+
+    /// [`Records::read`] for a pass over every record (a search over all
+    /// users): a record decoded on the way is kept only in room the budget
+    /// still has, never in place of another. A directory larger than the
+    /// budget would otherwise have each pass replace the records lookups
+    /// use with records read once per pass, paying an insert and an
+    /// eviction for every entry; a small one is still kept whole by its
+    /// first pass.
+    pub(super) fn scan(
+        &self,
+        tree: &Tree,
+        key: &[u8],
+        id: K,
+        what: &str,
+        written: u64,
+    ) -> Result<Option<Arc<V>>>
+    where
+        V: DeserializeOwned,
+    {
+        self.get(tree, key, id, what, written, Keep::IfRoom)
     }
 
     /// [`Records::read`] that keeps nothing new: for a pass over every
@@ -168,38 +201,85 @@ impl<K: RecordId, V> Records<K, V> {
     where
         V: DeserializeOwned,
     {
-        match self.find(tree, key, id, written)? {
+        self.get(tree, key, id, what, written, Keep::Never)
+    }
+
+    fn get(
+        &self,
+        tree: &Tree,
+        key: &[u8],
+        id: K,
+        what: &str,
+        written: u64,
+        keep: Keep,
+    ) -> Result<Option<Arc<V>>>
+    where
+        V: DeserializeOwned,
+    {
+        match self.find(tree, key, id, written, keep)? {
             Found::Kept(record) => Ok(Some(record)),
-            Found::Gone => Ok(None),
-            Found::Stored(stored, _) => Ok(Some(Arc::new(decode::<V>(
-                format_args!("{what} {id}"),
-                &stored,
-            )?))),
+            Found::Gone => {
+                if !matches!(keep, Keep::Never) {
+                    self.forget(id);
+                }
+                Ok(None)
+            }
+            Found::Stored(stored, digest) => {
+                let record = Arc::new(decode::<V>(format_args!("{what} {id}"), &stored)?);
+                if let Some(digest) = digest {
+                    let added = cost(stored.len());
+                    self.put(id, digest, added, record.clone(), written, keep);
+                }
+                Ok(Some(record))
+            }
         }
     }
 
     /// The kept record if it is current at `written` or matches the
-    /// stored bytes, else what is stored.
-    fn find(&self, tree: &Tree, key: &[u8], id: K, written: u64) -> Result<Found<V>> {
-        if let Some(record) = self.current(id, written) {
-            return Ok(Found::Kept(record));
-        }
+    /// stored bytes, else what is stored, with its digest when the record
+    /// may be kept (`keep`) or another version of it is kept: a record
+    /// neither kept nor to be kept is decoded without hashing its bytes.
+    fn find(&self, tree: &Tree, key: &[u8], id: K, written: u64, keep: Keep) -> Result<Found<V>> {
+        let kept = match self.current(id, written) {
+            Lookup::Current(record) => return Ok(Found::Kept(record)),
+            Lookup::Stale => true,
+            Lookup::Absent { room } => {
+                let keeps = match keep {
+                    Keep::Always => true,
+                    Keep::IfRoom => room,
+                    Keep::Never => false,
+                };
+                if !keeps {
+                    let Some(stored) = tree.get(key).map_err(backend)? else {
+                        return Ok(Found::Gone);
+                    };
+                    return Ok(Found::Stored(stored, None));
+                }
+                false
+            }
+        };
         let Some(stored) = tree.get(key).map_err(backend)? else {
             return Ok(Found::Gone);
         };
         let digest = self.digest(&stored);
-        Ok(match self.matching(id, digest, written) {
-            Some(record) => Found::Kept(record),
-            None => Found::Stored(stored, digest),
-        })
+        if kept {
+            if let Some(record) = self.matching(id, digest, written) {
+                return Ok(Found::Kept(record));
+            }
+        }
+        Ok(Found::Stored(stored, Some(digest)))
     }
 
-    /// The kept record of `id` if it was found current at write count
+    /// Whether the kept record of `id` was found current at write count
     /// `written` (no write has finished since).
-    fn current(&self, id: K, written: u64) -> Option<Arc<V>> {
-        match self.shard(id).map.get(&id) {
-            Some(kept) if kept.checked == written => Some(kept.record.clone()),
-            _ => None,
+    fn current(&self, id: K, written: u64) -> Lookup<V> {
+        let shard = self.shard(id);
+        match shard.map.get(&id) {
+            Some(kept) if kept.checked == written => Lookup::Current(kept.record.clone()),
+            Some(_) => Lookup::Stale,
+            None => Lookup::Absent {
+                room: shard.bytes < self.shard_budget,
+            },
         }
     }
 
@@ -217,9 +297,10 @@ impl<K: RecordId, V> Records<K, V> {
 
     /// Keeps `record`, decoded from bytes of `digest` read after write
     /// count `written`, replacing an older version; makes room within the
-    /// shard's budget first.
-    fn put(&self, id: K, digest: Digest, added: usize, record: Arc<V>, written: u64) {
-        if added > self.shard_budget {
+    /// shard's budget first, or with [`Keep::IfRoom`] keeps it only if it
+    /// fits (the older version is dropped either way: it is not current).
+    fn put(&self, id: K, digest: Digest, added: usize, record: Arc<V>, written: u64, keep: Keep) {
+        if added > self.shard_budget || matches!(keep, Keep::Never) {
             self.forget(id);
             return;
         }
@@ -228,6 +309,9 @@ impl<K: RecordId, V> Records<K, V> {
             shard.bytes -= old.cost;
         }
         if shard.bytes + added > self.shard_budget {
+            if matches!(keep, Keep::IfRoom) {
+                return;
+            }
             let target = self.shard_budget - self.shard_budget / 8;
             let mut bytes = shard.bytes;
             shard.map.retain(|_, kept| {
@@ -305,6 +389,98 @@ mod tests {
             .map(Arc::unwrap_or_clone)
     }
 
+    impl<K: RecordId, V> Records<K, V> {
+        fn is_kept(&self, id: K) -> bool {
+            self.shard(id).map.contains_key(&id)
+        }
+
+        fn kept_bytes(&self) -> usize {
+            self.shards.iter().map(|s| s.lock().unwrap().bytes).sum()
+        }
+    }
+
+    fn scan(
+        records: &Records<UserId, User>,
+        tree: &Tree,
+        id: UserId,
+        written: u64,
+    ) -> Option<User> {
+        records
+            .scan(tree, id.0.as_bytes(), id, "user", written)
+            .unwrap()
+            .map(Arc::unwrap_or_clone)
+    }
+
+    #[test]
+    fn a_scan_larger_than_the_budget_keeps_the_records_lookups_read() {
+        let budget = 64 << 10;
+        let records = Records::<UserId, User>::new(budget);
+        let tree = tree();
+        let users: Vec<User> = (0..2000).map(|n| user(&format!("u{n:04}"))).collect();
+        users.iter().for_each(|u| store(&tree, u));
+        // Lookups fill the budget (and evict as they go).
+        let (looked_up, scanned) = users.split_at(1000);
+        for u in looked_up {
+            read(&records, &tree, u.id, 0).unwrap();
+        }
+        let hot: Vec<UserId> = looked_up
+            .iter()
+            .map(|u| u.id)
+            .filter(|id| records.is_kept(*id))
+            .collect();
+        assert!(hot.len() > 50 && hot.len() < 1000, "{}", hot.len());
+
+        // A pass over every user, twice: each entry right, nothing that
+        // lookups kept is dropped, the budget holds.
+        for _ in 0..2 {
+            for u in looked_up.iter().chain(scanned) {
+                assert_eq!(scan(&records, &tree, u.id, 0).unwrap().username, u.username);
+            }
+        }
+        assert!(hot.iter().all(|id| records.is_kept(*id)));
+        assert!(records.kept_bytes() <= budget, "{}", records.kept_bytes());
+    }
+
+    #[test]
+    fn a_scan_keeps_a_directory_that_fits() {
+        let records = Records::<UserId, User>::new(1 << 20);
+        let tree = tree();
+        let users: Vec<User> = (0..100).map(|n| user(&format!("u{n}"))).collect();
+        users.iter().for_each(|u| store(&tree, u));
+        for u in &users {
+            scan(&records, &tree, u.id, 0).unwrap();
+        }
+        assert!(users.iter().all(|u| records.is_kept(u.id)));
+    }
+
+    #[test]
+    fn a_scan_sees_a_write_that_finished() {
+        for budget in [0, 1 << 20] {
+            let records = Records::<UserId, User>::new(budget);
+            let tree = tree();
+            let mut alice = user("alice");
+            store(&tree, &alice);
+            assert_eq!(
+                scan(&records, &tree, alice.id, 0).unwrap().username,
+                "alice"
+            );
+            alice.username = "alicia".into();
+            store(&tree, &alice);
+            assert_eq!(
+                scan(&records, &tree, alice.id, 1).unwrap().username,
+                "alicia"
+            );
+            // The lookup after it reads the same version.
+            assert_eq!(
+                read(&records, &tree, alice.id, 1).unwrap().username,
+                "alicia"
+            );
+            tree.remove(alice.id.0.as_bytes()).unwrap();
+            assert_eq!(scan(&records, &tree, alice.id, 2), None);
+            assert!(!records.is_kept(alice.id));
+        }
+    }
+
     #[test]
     fn a_write_that_finished_is_seen_by_the_next_read() {
         let records = Records::<UserId, User>::new(1 << 20);
@@ -361,8 +537,22 @@ mod tests {
         let mut new = old.clone();
         new.disabled = true;
         let digest_of = |u: &User| records.digest(&serde_json::to_vec(u).unwrap());
-        records.put(old.id, digest_of(&new), 300, Arc::new(new.clone()), 4);
-        records.put(old.id, digest_of(&old), 300, Arc::new(old.clone()), 3);
+        records.put(
+            old.id,
+            digest_of(&new),
+            300,
+            Arc::new(new.clone()),
+            4,
+            Keep::Always,
+        );
+        records.put(
+            old.id,
+            digest_of(&old),
+            300,
+            Arc::new(old.clone()),
+            3,
+            Keep::Always,
+        );
         store(&tree, &new);
         assert!(read(&records, &tree, old.id, 4).unwrap().disabled);
     }
@@ -389,9 +579,16 @@ mod tests {
         for n in 0..3 * fits {
             let u = user(&format!("u{n}"));
             let digest = records.digest(u.username.as_bytes());
-            records.put(u.id, digest, added, Arc::new(u.clone()), 0);
+            records.put(u.id, digest, added, Arc::new(u.clone()), 0, Keep::Always);
             // Written again: counted once.
-            records.put(u.id, digest, added, Arc::new(user("again")), 0);
+            records.put(
+                u.id,
+                digest,
+                added,
+                Arc::new(user("again")),
+                0,
+                Keep::Always,
+            );
         }
         let (kept, bytes) = records.shards.iter().fold((0, 0), |(k, b), s| {
             let s = s.lock().unwrap();
@@ -409,6 +606,6 @@ mod tests {
         let alice = user("alice");
         store(&tree, &alice);
         read(&records, &tree, alice.id, 0).unwrap();
-        assert!(records.current(alice.id, 0).is_none());
+        assert!(!records.is_kept(alice.id));
     }
 }

@@ -196,10 +196,24 @@ impl SledStore {
 
     /// Calls `each` with every user in [`SledStore::users`]'s order, read
     /// as the username index is walked, until it returns false.
+    ///
+    /// The records are read as [`Records::scan`] reads them: a directory
+    /// larger than the record cache does not push the records lookups use
+    /// out of it at every pass.
+    ///
+    /// [`Records::scan`]: super::records::Records::scan
     pub fn each_user_shared(&self, each: &mut dyn FnMut(Arc<User>) -> Result<bool>) -> Result<()> {
         for entry in self.t.idx_username.iter() {
             let (_, id) = entry.map_err(backend)?;
-            if let Some(user) = self.user_shared(UserId(keys::uuid(&id)?))? {
+            let id = UserId(keys::uuid(&id)?);
+            let user = self.t.user_records.scan(
+                &self.t.users,
+                &keys::user_key(id),
+                id,
+                "user",
+                self.writes(),
+            )?;
+            if let Some(user) = user {
                 if !each(user)? {
                     break;
                 }
