@@ -16,7 +16,8 @@
 //!
 //! Bounds instead of the whole document's [`MAX_JSON_BACKUP`]: each user
 //! may take [`MAX_BACKUP_USER`] bytes of the document, and everything
-//! outside the users, which stays in memory, [`MAX_JSON_BACKUP`].
+//! outside the users, which stays in memory, [`MAX_JSON_BACKUP`] (both
+//! counted as the document is read, up to 64 KiB ahead of the parser).
 
 use super::{ImportError, MAX_JSON_BACKUP};
 use crate::migrate::{self, Backup, BackupGroup, BackupUser};
@@ -24,11 +25,15 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::cell::Cell;
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read};
 
 /// Largest user of a streamed backup (bytes of the document), so one
 /// element cannot take the memory the streaming saves.
 pub const MAX_BACKUP_USER: u64 = 16 << 20;
+
+/// Bytes read ahead of the parser; the bounds are counted as they are
+/// read, so they hold to within this.
+const READ_AHEAD: usize = 64 << 10;
 
 /// Refuses a document that is not a backup this build reads (its
 /// `format` and `version`).
@@ -60,10 +65,15 @@ pub(super) fn read(
         what: Cell::new(Part::Outside),
     };
     let mut failed = None;
-    let mut de = serde_json::Deserializer::from_reader(Metered {
-        inner: reader,
-        budget: &budget,
-    });
+    // serde_json reads a byte at a time: from a buffer of its own, not
+    // through the caller's reader (a `dyn` call a byte).
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(
+        READ_AHEAD,
+        Metered {
+            inner: reader,
+            budget: &budget,
+        },
+    ));
     let read = Document {
         user,
         failed: &mut failed,
@@ -361,7 +371,7 @@ mod tests {
             r#""attrs":{}"#,
             &format!(
                 r#""attrs":{{"x":"{}"}}"#,
-                "a".repeat(MAX_BACKUP_USER as usize)
+                "a".repeat(MAX_BACKUP_USER as usize + 2 * READ_AHEAD)
             ),
         );
         let mut fields = header();
