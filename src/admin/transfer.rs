@@ -388,6 +388,16 @@ fn imported(mut done: Imported, report: &import::ImportReport) -> Result<Importe
     Ok(done)
 }
 
+/// Restores a JSON backup. Offline (the CLI owns the store), the document
+/// is streamed: its users go to a spill file in the data directory as they
+/// are read, then into the store's streamed batch
+/// ([`import::read_backup_streamed`], [`import::restore_streamed`]), so no
+/// size of backup bounds the memory. A running server reads the document
+/// whole ([`import::read_backup`], [`import::restore`]) and writes it in
+/// one transaction: its admin socket takes at most [`MAX_IMPORT_BYTES`],
+/// and nothing else may write alongside a streamed batch. Either way the
+/// server key is checked (and offline installed) once the document has
+/// been read, before the store is written.
 fn restore(
     cx: &TransferContext<'_>,
     req: &ImportRequest,
@@ -396,41 +406,26 @@ fn restore(
     if req.dry_run {
         return Err(AdminError::Invalid("--dry-run is for LDIF imports".into()));
     }
-    let backup = import::read_backup(input).map_err(import_error)?;
-    let key = import::backup_server_key(&backup).map_err(import_error)?;
-    let needs_key = import::needs_server_key(&backup);
     let mut done = Imported::default();
-    if needs_key {
-        let Some(key) = &key else {
-            return Err(AdminError::Invalid(
-                "the backup holds app password or static token hashes but no server_key".into(),
-            ));
-        };
-        match cx.mode {
-            Mode::Serving if *key != cx.admin.server_key => {
-                return Err(AdminError::Invalid(
-                    "the backup's app passwords and static tokens are keyed with another server \
-                     key than the running server's; restore it with the server stopped, into a \
-                     fresh data directory"
-                        .into(),
-                ))
-            }
-            Mode::Serving => {}
-            Mode::Offline => {
-                // A shared store (PostgreSQL) records the key its hashes
-                // are made with: one that has another is refused here,
-                // before anything is written, not at the next start.
-                cx.admin
-                    .store
-                    .check_key_fingerprint(&key.fingerprint())
-                    .map_err(|e| AdminError::Invalid(format!("the backup's server key: {e}")))?;
-                if let Some(note) = install_server_key(cx.data_dir, cx.admin, key)? {
-                    done.notes.push(note);
-                }
-            }
+    let store = &cx.admin.store;
+    let report = match cx.mode {
+        Mode::Serving => {
+            let backup = import::read_backup(input).map_err(import_error)?;
+            let needs_key = import::needs_server_key(&backup);
+            take_server_key(cx, &backup, needs_key, &mut done)?;
+            import::restore(store, &backup, req.force)
+        }
+        Mode::Offline => {
+            // A PostgreSQL store lives elsewhere: nothing else may have
+            // made the data directory, which holds the spill.
+            private_dir(cx.data_dir)?;
+            let backup = import::read_backup_streamed(input, cx.data_dir).map_err(import_error)?;
+            let needs_key = backup.needs_server_key();
+            take_server_key(cx, backup.head(), needs_key, &mut done)?;
+            import::restore_streamed(store, backup, req.force)
         }
     }
-    let report = import::restore(&cx.admin.store, &backup, req.force).map_err(import_error)?;
+    .map_err(import_error)?;
     if report.devices_skipped + report.app_passwords_skipped > 0 {
         done.notes.push(format!(
             "warning: {} MFA devices and {} app passwords were not restored: the backup has \
@@ -448,6 +443,49 @@ fn restore(
     );
     done.document = to_document(&report)?;
     Ok(done)
+}
+
+/// Checks the server key of `backup` (the document, its users aside)
+/// when the restore writes hashes keyed with it (`needs_key`): serving,
+/// it must be the server's own; offline, it is installed into the data
+/// directory (a note in `done` says so). Before the store is written.
+fn take_server_key(
+    cx: &TransferContext<'_>,
+    backup: &crate::migrate::Backup,
+    needs_key: bool,
+    done: &mut Imported,
+) -> Result<(), AdminError> {
+    let key = import::backup_server_key(backup).map_err(import_error)?;
+    if !needs_key {
+        return Ok(());
+    }
+    let Some(key) = &key else {
+        return Err(AdminError::Invalid(
+            "the backup holds app password or static token hashes but no server_key".into(),
+        ));
+    };
+    match cx.mode {
+        Mode::Serving if *key != cx.admin.server_key => Err(AdminError::Invalid(
+            "the backup's app passwords and static tokens are keyed with another server \
+             key than the running server's; restore it with the server stopped, into a \
+             fresh data directory"
+                .into(),
+        )),
+        Mode::Serving => Ok(()),
+        Mode::Offline => {
+            // A shared store (PostgreSQL) records the key its hashes
+            // are made with: one that has another is refused here,
+            // before anything is written, not at the next start.
+            cx.admin
+                .store
+                .check_key_fingerprint(&key.fingerprint())
+                .map_err(|e| AdminError::Invalid(format!("the backup's server key: {e}")))?;
+            if let Some(note) = install_server_key(cx.data_dir, cx.admin, key)? {
+                done.notes.push(note);
+            }
+            Ok(())
+        }
+    }
 }
 
 fn to_document(report: &impl Serialize) -> Result<Value, AdminError> {
@@ -501,9 +539,7 @@ fn install_server_key(
     text.push('\n');
     // A PostgreSQL store lives elsewhere: nothing else has made the data
     // directory yet. It holds the key only its owner may read.
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(data_dir)
-        .map_err(|e| AdminError::Internal(format!("while creating {}: {e}", data_dir.display())))?;
+    private_dir(data_dir)?;
     write_private_atomically(&path, text.as_bytes()).map_err(|e| {
         AdminError::Internal(format!(
             "while writing the server key {}: {e}",
@@ -514,6 +550,13 @@ fn install_server_key(
         "installed the backup's server key as {}",
         path.display()
     )))
+}
+
+/// Creates `dir` (mode 0700) unless it exists.
+fn private_dir(dir: &Path) -> Result<(), AdminError> {
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .map_err(|e| AdminError::Internal(format!("while creating {}: {e}", dir.display())))
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file (mode 0600) in

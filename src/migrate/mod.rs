@@ -214,4 +214,6 @@ pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
+mod restore_tests;
+#[cfg(test)]
 mod tests;

@@ -27,6 +27,7 @@ mod pgops;
 mod policy;
 mod portal;
 mod recordcache;
+mod restore;
 mod scaleout;
 mod search;
 mod sessions;

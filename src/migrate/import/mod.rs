@@ -22,13 +22,19 @@
 //! - `plan`: the whole file → an [`ImportPlan`] (duplicates, member
 //!   resolution, nested-group cycles).
 //! - `apply`: an [`ImportPlan`] → one store batch (password hashing first).
-//! - `restore`: a JSON backup → one store batch.
+//! - `restore`: a JSON backup → one store batch, from a document held
+//!   whole or (offline) streamed: users spilled to a file as they are
+//!   read, then streamed into
+//!   [`crate::store::Backend::apply_batch_streamed`].
+//! - `document`: the JSON backup read as a stream (each user handed over
+//!   as it is parsed, the rest kept).
 //! - `stream`: the offline import in bounded memory (users spilled to a
 //!   file while planning, then streamed into
 //!   [`crate::store::Backend::apply_batch_streamed`]); its reading half
 //!   also plans the dry run.
 
 mod apply;
+mod document;
 mod entry;
 mod listing;
 mod plan;
@@ -36,10 +42,14 @@ mod restore;
 mod stream;
 
 pub use apply::{apply, apply_with_progress};
+pub use document::MAX_BACKUP_USER;
 pub use listing::{dry_run, Listing};
 pub use plan::{plan, plan_ldif, read_and_plan};
 pub(crate) use restore::second_factors;
-pub use restore::{backup_server_key, json, needs_server_key, read_backup, restore, RestoreReport};
+pub use restore::{
+    backup_server_key, json, needs_server_key, read_backup, read_backup_streamed, restore,
+    restore_streamed, RestoreReport, SpilledBackup,
+};
 pub use stream::{import_streamed, Streamed};
 
 use crate::auth::legacy::StoredPassword;
@@ -54,7 +64,8 @@ use std::collections::BTreeMap;
 
 /// How often progress is reported (entries or users).
 pub const PROGRESS_EVERY: usize = 1000;
-/// Largest JSON backup accepted (bytes).
+/// Largest JSON backup read whole ([`read_backup`]), and largest part of
+/// a streamed one ([`read_backup_streamed`]) outside its users (bytes).
 pub const MAX_JSON_BACKUP: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]

@@ -67,6 +67,30 @@ impl Spill {
     pub(super) fn error(&self, e: std::io::Error) -> ImportError {
         io_error(&self.path, e)
     }
+
+    /// Writes `value` to `out` (the spill's file) as one line of JSON.
+    pub(super) fn write_line(
+        &self,
+        out: &mut impl Write,
+        value: &impl serde::Serialize,
+    ) -> Result<(), ImportError> {
+        serde_json::to_writer(&mut *out, value).map_err(|e| self.error(e.into()))?;
+        out.write_all(b"\n").map_err(|e| self.error(e))
+    }
+
+    /// The lines [`Spill::write_line`] wrote, read back in order.
+    pub(super) fn lines<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<T, StoreError>> + use<T>, ImportError> {
+        let read = File::open(&self.path).map_err(|e| self.error(e))?;
+        let reading = |e: String| StoreError::Backend(format!("reading the import spill: {e}"));
+        Ok(BufReader::with_capacity(1 << 20, read)
+            .lines()
+            .map(move |line| {
+                line.map_err(|e| reading(e.to_string()))
+                    .and_then(|l| serde_json::from_str(&l).map_err(|e| reading(e.to_string())))
+            }))
+    }
 }
 
 impl Drop for Spill {
@@ -152,8 +176,7 @@ pub fn import_streamed(
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let planned = read_planned(input, opts, progress, &mut |u| {
         let bu = batch_user(store, hasher, &u, at)?;
-        serde_json::to_writer(&mut out, &bu).map_err(|e| spill.error(e.into()))?;
-        out.write_all(b"\n").map_err(|e| spill.error(e))
+        spill.write_line(&mut out, &bu)
     })?;
     out.flush().map_err(|e| spill.error(e))?;
     drop(out);
@@ -178,11 +201,8 @@ pub fn import_streamed(
         done: 0,
         total: Some(users + batch.groups.len()),
     });
-    let read = File::open(&spill.path).map_err(|e| io_error(&spill.path, e))?;
-    let mut lines = BufReader::with_capacity(1 << 20, read).lines();
     let mut done = 0;
-    let mut stream = std::iter::from_fn(|| {
-        let line = lines.next()?;
+    let mut stream = spill.lines::<BatchUser>()?.inspect(|_| {
         done += 1;
         if done % (PROGRESS_EVERY * 10) == 0 {
             progress(Progress {
@@ -191,13 +211,6 @@ pub fn import_streamed(
                 total: Some(users),
             });
         }
-        Some(
-            line.map_err(|e| StoreError::Backend(format!("reading the import spill: {e}")))
-                .and_then(|l| {
-                    serde_json::from_str::<BatchUser>(&l)
-                        .map_err(|e| StoreError::Backend(format!("reading the import spill: {e}")))
-                }),
-        )
     });
     let report =
         account::import::write_batch_streamed(store, &Actor::Operator, &batch, &mut stream)?;
