@@ -42,7 +42,7 @@ use crate::account::AccountError;
 use crate::auth::keys::ServerKey;
 use crate::auth::totp;
 use crate::directory::dn::Dn;
-use crate::directory::entry::{self, Entry};
+use crate::directory::entry::{self, Entry, Requested};
 use crate::directory::schema;
 use crate::ldif::{LdifEntry, Writer};
 use crate::store::mfa::RawDevice;
@@ -89,11 +89,19 @@ fn is_keystring(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-fn to_ldif(e: &Entry) -> LdifEntry {
+/// What an LDIF export writes of an entry: every user attribute and the
+/// stored operational ones.
+fn exported() -> Requested {
     let mut requested: Vec<String> = vec!["*".into()];
     requested.extend(STORED_OPERATIONAL.iter().map(|s| (*s).to_string()));
+    Requested::parse(&requested)
+}
+
+/// `e` as LDIF, its values moved rather than copied; `exported` is
+/// [`exported`], parsed once per export.
+fn to_ldif(e: Entry, exported: &Requested) -> LdifEntry {
     let mut out = LdifEntry::new(e.dn.to_string());
-    for (name, values) in e.select(&requested, false) {
+    for (name, values) in e.into_selected_as(exported, false) {
         for v in values {
             out.push(&name, v);
         }
@@ -173,6 +181,7 @@ pub fn ldif_from<E: Into<ExportError>>(
         head: None,
         names: HashMap::new(),
         order: CanonicalOrder::default(),
+        exported: exported(),
         count: 0,
         failed: None,
     };
@@ -212,6 +221,8 @@ struct LdifSink<'a, W: Write> {
     /// Usernames of the users that are members of some group.
     names: HashMap<UserId, String>,
     order: CanonicalOrder,
+    /// [`exported`], parsed once.
+    exported: Requested,
     count: usize,
     failed: Option<ExportError>,
 }
@@ -234,7 +245,7 @@ impl<W: Write> LdifSink<'_, W> {
             entry::users_ou_entry(self.base),
             entry::groups_ou_entry(self.base),
         ] {
-            w.entry(&to_ldif(&e))?;
+            w.entry(&to_ldif(e, &self.exported))?;
             self.count += 1;
         }
         self.w = Some(w);
@@ -259,7 +270,7 @@ impl<W: Write> LdifSink<'_, W> {
         let u = &su.user;
         let direct = head.parents_of(Member::User(u.id));
         let e = entry::user_entry(self.base, u, &direct, head.admins.contains(&u.id));
-        let mut le = to_ldif(&e);
+        let mut le = to_ldif(e, &self.exported);
         for (k, v) in &u.attrs {
             // Kept attributes the schema does not know (import's
             // keep_attributes). The portal's settings (`portcullis/locale`,
@@ -309,7 +320,7 @@ impl<W: Write> LdifSink<'_, W> {
             }
             let parents = head.parents_of(Member::Group(g.id));
             let e = entry::group_entry_named(self.base, g, &usernames, &children, &parents);
-            w.entry(&to_ldif(&e))?;
+            w.entry(&to_ldif(e, &self.exported))?;
             self.count += 1;
         }
         Ok(self.count)

@@ -34,7 +34,7 @@ pub fn ldif_of(
         entry::users_ou_entry(base),
         entry::groups_ou_entry(base),
     ] {
-        w.entry(&to_ldif(&e))?;
+        w.entry(&to_ldif(e, &super::exported()))?;
         count += 1;
     }
     let by_id: HashMap<_, _> = snap
@@ -61,7 +61,7 @@ pub fn ldif_of(
         let u = &su.user;
         let direct = parents_of(Member::User(u.id));
         let e = entry::user_entry(base, u, &direct, admins.contains(&u.id));
-        let mut le = to_ldif(&e);
+        let mut le = to_ldif(e, &super::exported());
         for (k, v) in &u.attrs {
             // Kept attributes the schema does not know (import's
             // keep_attributes). The portal's settings (`portcullis/locale`,
@@ -96,7 +96,7 @@ pub fn ldif_of(
         }
         let parents = parents_of(Member::Group(g.id));
         let e = entry::group_entry(base, g, &member_users, &children, &parents);
-        w.entry(&to_ldif(&e))?;
+        w.entry(&to_ldif(e, &super::exported()))?;
         count += 1;
     }
     Ok(count)
