@@ -202,6 +202,20 @@ fn streamed_equals_whole(h: &mut impl Harness) {
     assert!(files(dir.path()).is_empty());
 }
 
+/// The backup's fields with the users first and `format` and `version`
+/// last (the export writes them the other way round).
+const USERS_FIRST: [&str; 9] = [
+    "users",
+    "counters",
+    "groups",
+    "settings",
+    "server_key",
+    "secrets",
+    "created",
+    "version",
+    "format",
+];
+
 /// The export's document with its fields in `order`.
 fn reordered(doc: &[u8], order: &[&str]) -> Vec<u8> {
     let doc: Value = serde_json::from_slice(doc).expect("backup");
@@ -220,18 +234,7 @@ fn a_backup_in_another_field_order_restores_the_same() {
     let key = ServerKey::generate();
     let source = store_with_everything(&key);
     let doc = backup_of(&source, &key);
-    let order = [
-        "users",
-        "counters",
-        "groups",
-        "settings",
-        "server_key",
-        "secrets",
-        "created",
-        "version",
-        "format",
-    ];
-    let other = reordered(&doc, &order);
+    let other = reordered(&doc, &USERS_FIRST);
     assert_ne!(other, doc);
     let dir = tempfile::tempdir().expect("tmp");
     let whole = Store::temporary().expect("whole");
@@ -283,17 +286,7 @@ fn a_broken_or_refused_backup_writes_nothing() {
             &text
                 .replacen("\"version\": 2", "\"version\": 3", 1)
                 .into_bytes(),
-            &[
-                "users",
-                "counters",
-                "groups",
-                "settings",
-                "server_key",
-                "secrets",
-                "created",
-                "version",
-                "format",
-            ],
+            &USERS_FIRST,
         ),
         // A TOTP device this server cannot verify.
         text.replacen("\"SHA1\"", "\"SHA256\"", 1).into_bytes(),
