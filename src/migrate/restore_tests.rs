@@ -5,7 +5,6 @@
 use super::export::{self, Secrets};
 use super::import::{self, ImportError, RestoreReport};
 use crate::auth::keys::ServerKey;
-use crate::auth::{app_password, static_tokens};
 use crate::store::conformance::{Harness, SledHarness};
 use crate::store::postgres::testing::PgHarness;
 use crate::store::{GroupPolicy, Member, MfaPolicy, NewUser, Store, TotpSecret};
@@ -54,29 +53,15 @@ fn store_with_everything(key: &ServerKey) -> Store {
                 .expect("attr");
         }
         if i % 7 == 0 {
-            let totp = store
-                .add_totp_device(u.id, "phone", 6, &TotpSecret(vec![i as u8 + 1; 20]))
-                .expect("totp");
-            assert!(store.advance_totp_step(u.id, totp.id, 1234).expect("step"));
-            let tokens: Vec<_> = ["one", "two", "three"]
-                .iter()
-                .map(|t| static_tokens::hash(key, &format!("{t}-{i}")))
-                .collect();
-            let st = store
-                .add_static_device(u.id, "paper", &tokens)
-                .expect("static");
-            assert!(store
-                .consume_static_token(u.id, st.id, &tokens[0])
-                .expect("consume"));
-            store
-                .add_app_password(
-                    u.id,
-                    crate::store::CredentialKind::AppPassword,
-                    "mail",
-                    Some(4_000_000_000),
-                    &app_password::hash(key, &format!("pca_secret{i}")),
-                )
-                .expect("app password");
+            let tokens = ["one", "two", "three"].map(|t| format!("{t}-{i}"));
+            super::tests::add_second_factors(
+                &store,
+                u.id,
+                key,
+                TotpSecret(vec![i as u8 + 1; 20]),
+                &tokens.each_ref().map(String::as_str),
+                &format!("pca_secret{i}"),
+            );
         }
     }
     let gone = store

@@ -357,6 +357,39 @@ fn ldif_export_reimports() {
     assert_eq!(fresh.members(staff.id).expect("m").len(), 3);
 }
 
+/// Gives `user` every kind of second factor: a TOTP device of `secret`
+/// whose step 1234 is used, a static device of `tokens` whose first is
+/// used, and the app password `app` (keyed with `key`).
+pub(super) fn add_second_factors(
+    store: &Store,
+    user: UserId,
+    key: &ServerKey,
+    secret: TotpSecret,
+    tokens: &[&str],
+    app: &str,
+) {
+    let totp = store
+        .add_totp_device(user, "phone", 6, &secret)
+        .expect("totp");
+    assert!(store.advance_totp_step(user, totp.id, 1234).expect("step"));
+    let tokens: Vec<_> = tokens.iter().map(|t| static_tokens::hash(key, t)).collect();
+    let st = store
+        .add_static_device(user, "paper", &tokens)
+        .expect("static");
+    assert!(store
+        .consume_static_token(user, st.id, &tokens[0])
+        .expect("consume"));
+    store
+        .add_app_password(
+            user,
+            crate::store::CredentialKind::AppPassword,
+            "mail",
+            Some(4_000_000_000),
+            &app_password::hash(key, app),
+        )
+        .expect("app password");
+}
+
 /// A store with one user holding every kind of second factor, a used TOTP
 /// step, a used static token, and group and global policies.
 fn store_with_second_factors(key: &ServerKey) -> (Store, UserId) {
@@ -373,31 +406,14 @@ fn store_with_second_factors(key: &ServerKey) -> (Store, UserId) {
             "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
         )
         .expect("pw");
-    let totp = store
-        .add_totp_device(alice.id, "phone", 6, &TotpSecret(vec![7u8; 20]))
-        .expect("totp");
-    assert!(store
-        .advance_totp_step(alice.id, totp.id, 1234)
-        .expect("step"));
-    let tokens: Vec<_> = ["tok-one", "tok-two", "tok-three"]
-        .iter()
-        .map(|t| static_tokens::hash(key, t))
-        .collect();
-    let st = store
-        .add_static_device(alice.id, "paper", &tokens)
-        .expect("static");
-    assert!(store
-        .consume_static_token(alice.id, st.id, &tokens[0])
-        .expect("consume"));
-    store
-        .add_app_password(
-            alice.id,
-            crate::store::CredentialKind::AppPassword,
-            "mail",
-            Some(4_000_000_000),
-            &app_password::hash(key, "pca_secret"),
-        )
-        .expect("app password");
+    add_second_factors(
+        &store,
+        alice.id,
+        key,
+        TotpSecret(vec![7u8; 20]),
+        &["tok-one", "tok-two", "tok-three"],
+        "pca_secret",
+    );
     let staff = store.create_group("staff", None).expect("staff");
     store
         .add_member(staff.id, Member::User(alice.id))
