@@ -2,9 +2,9 @@
 //! backup with secrets (what `portcullis import --format json` restores),
 //! streamed from one consistent snapshot of the store while LDAP keeps
 //! serving (each user written as it is read, so memory stays bounded; on
-//! sled, writes wait until the file is written, see
-//! `store/sled/snapshot.rs`), written atomically into `dir`, and all but
-//! the `keep` newest removed.
+//! sled, writes wait while the records are copied into a spool file in
+//! `dir`, not while the backup is written, see `store/sled/snapshot.rs`),
+//! written atomically into `dir`, and all but the `keep` newest removed.
 //!
 //! The snapshot and the writing run on the blocking pool, never on a
 //! reactor. A failure is counted (`portcullis_backup_failures_total`) and
@@ -164,7 +164,7 @@ pub fn write_backup(
         &mut |file| {
             let mut out = BufWriter::with_capacity(64 << 10, file);
             let read = |sink: &mut dyn SnapshotSink| {
-                account::import::snapshot_streamed(store, &Actor::System, sink)
+                account::import::snapshot_streamed(store, &Actor::System, Some(dir), sink)
             };
             match export::json_from(read, Secrets::Include(Some(server_key)), &mut out) {
                 Ok(_) => out.flush(),

@@ -5,6 +5,8 @@
 //! passwords; the backend checks the domain's rules (names, numbers,
 //! nesting, merges) inside the batch's transaction.
 
+use std::path::Path;
+
 use super::{AccountError, Actor};
 use crate::store::import::{Batch, BatchReport, BatchUser};
 use crate::store::{SnapshotSink, Store};
@@ -37,13 +39,20 @@ pub fn write_batch_streamed(
 /// (the operator or the server), handed to `sink` as it is read
 /// ([`crate::store::Backend::snapshot_streamed`]), so exports and backups
 /// hold no whole directory in memory. It holds password hashes and
-/// second-factor secrets. Blocking; on sled, writes wait until `sink` is
-/// done.
+/// second-factor secrets. Blocking. On sled, writes wait until `sink` is
+/// done, or, with `spool_dir` (a serving process: a private directory),
+/// only until the records are copied into a file there
+/// ([`crate::store::Backend::snapshot_spooled`]).
 pub fn snapshot_streamed(
     store: &Store,
     actor: &Actor,
+    spool_dir: Option<&Path>,
     sink: &mut dyn SnapshotSink,
 ) -> Result<(), AccountError> {
     actor.require_operator()?;
-    Ok(store.snapshot_streamed(sink)?)
+    match spool_dir {
+        Some(dir) => store.snapshot_spooled(sink, dir)?,
+        None => store.snapshot_streamed(sink)?,
+    }
+    Ok(())
 }

@@ -185,11 +185,13 @@ fn import_error(e: ImportError) -> AdminError {
 /// Writes the export to `out`, streamed from one snapshot of the store
 /// taken as the operator. Blocking.
 ///
-/// A serving process writes it to a spool file in the data directory
-/// first (mode 0600, unlinked at once) and sends that: on sled, writes
-/// wait for the snapshot until the export is written, so it is written
-/// at the speed of the local disk, never at that of a client reading the
-/// socket. Offline, it goes straight to `out`: nobody else writes.
+/// A serving process takes the snapshot spooled
+/// ([`crate::store::Backend::snapshot_spooled`]: on sled, writes wait
+/// only while the records are copied), writes the export to a spool file
+/// in the data directory (mode 0600, unlinked at once) and sends that, so
+/// the snapshot (a PostgreSQL transaction, sled's spool) is done at the
+/// speed of the local disk, never at that of a client reading the socket.
+/// Offline, it goes straight to `out`: nobody else writes.
 pub fn export(
     cx: &TransferContext<'_>,
     req: &ExportRequest,
@@ -204,29 +206,13 @@ pub fn export(
             cx.data_dir.display()
         ))
     };
-    let mut spool = spool_file(cx.data_dir).map_err(spool_error)?;
+    let mut spool =
+        crate::store::spool::anonymous_file(cx.data_dir, "export").map_err(spool_error)?;
     let done = export_to(cx, req, &mut spool)?;
     spool.rewind().map_err(spool_error)?;
     io::copy(&mut spool, out)
         .map_err(|e| AdminError::Internal(format!("writing the export: {e}")))?;
     Ok(done)
-}
-
-/// An anonymous file in `dir`: created 0600 under a fresh name, unlinked
-/// at once, so it disappears with the handle whatever happens.
-fn spool_file(dir: &Path) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = dir.join(format!(".export.{}.{n}.tmp", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
 }
 
 /// [`export`] written straight to `out`.
@@ -236,8 +222,11 @@ fn export_to(
     out: &mut dyn Write,
 ) -> Result<Exported, AdminError> {
     let ctx = cx.admin;
+    // A server goes on serving: writes wait only while the records are
+    // copied, not while they are formatted.
+    let spool = (cx.mode == Mode::Serving).then_some(cx.data_dir);
     let read = |sink: &mut dyn SnapshotSink| {
-        account::import::snapshot_streamed(&ctx.store, &Actor::Operator, sink)
+        account::import::snapshot_streamed(&ctx.store, &Actor::Operator, spool, sink)
     };
     let mut out = io::BufWriter::with_capacity(64 << 10, out);
     let mut done = Exported::default();

@@ -18,9 +18,10 @@
 //! million users holds its groups (with member ids) and the names of group
 //! members in memory, never the whole directory or the whole output. An
 //! export of a live server holds every change completely or not at all;
-//! on sled, writes wait until it is written (see `store/sled/snapshot.rs`
-//! for how long), so callers write to a local file, never to a slow
-//! reader. Both are written in the snapshot's canonical order
+//! on sled, writes wait until it is written, or with a spooled snapshot
+//! (a serving process's) until the records are copied (see
+//! `store/sled/snapshot.rs` for how long), so callers write to a local
+//! file, never to a slow reader. Both are written in the snapshot's canonical order
 //! ([`Snapshot::sort_canonically`]; LDIF by DN), so two exports of one
 //! directory are byte-identical, also across backends, and identical to
 //! what the whole-snapshot path wrote before (a test keeps that path as

@@ -2,6 +2,7 @@
 //! callers rely on.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::import::{Batch, BatchReport, BatchUser};
@@ -501,6 +502,20 @@ pub trait Backend: Send + Sync {
     /// READ` transaction, the users through a cursor, and holds off
     /// nobody. [`Backend::snapshot`] is this, collected.
     fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()>;
+
+    /// [`Backend::snapshot_streamed`] for a server that goes on serving
+    /// writes: the same records of one instant, in the same order. sled
+    /// copies the users' records as stored into an anonymous file in
+    /// `spool_dir` while writes are held off, and hands them to `sink`
+    /// after it lets writes go on, so they wait for the reading only,
+    /// not for the sink. `spool_dir` must be private to the server's user
+    /// (the data directory): the file holds password hashes and
+    /// second-factor secrets until it is read back. A backend that holds
+    /// off nobody reads as [`Backend::snapshot_streamed`].
+    fn snapshot_spooled(&self, sink: &mut dyn SnapshotSink, spool_dir: &Path) -> Result<()> {
+        let _ = spool_dir;
+        self.snapshot_streamed(sink)
+    }
 
     /// Writes a whole batch in one transaction over every tree involved.
     /// Either all of it lands or, on any conflict or failure, none of it.

@@ -21,8 +21,9 @@ use super::import::{Batch, BatchGroup, BatchMember, BatchMode, BatchUser};
 use super::mfa::{KeyedHash, TotpSecret};
 use super::postgres::testing::{PgHarness, PgInstanceHarness};
 use super::{
-    Group, Member, NewUser, PortalSession, SessionHash, SessionId, SnapshotHead, SnapshotSink,
-    SnapshotUser, Store, StoreError, User, UserId, FIRST_GID_NUMBER, FIRST_UID_NUMBER,
+    Group, Member, NewUser, PortalSession, SessionHash, SessionId, Snapshot, SnapshotHead,
+    SnapshotSink, SnapshotUser, Store, StoreError, User, UserId, FIRST_GID_NUMBER,
+    FIRST_UID_NUMBER,
 };
 
 /// A backend under test.
@@ -481,9 +482,18 @@ pub fn snapshot_is_consistent(h: &mut impl Harness) {
             }
         })
     };
+    let spool = tempfile::tempdir().expect("spool directory");
     let mut taken = 0;
-    while !writer.is_finished() || taken == 0 {
-        let snap = s.snapshot().expect("snapshot");
+    while !writer.is_finished() || taken < 2 {
+        // Collected, or (every other one) spooled as a server exports.
+        let snap = if taken % 2 == 0 {
+            s.snapshot().expect("snapshot")
+        } else {
+            let mut snap = Snapshot::default();
+            s.snapshot_spooled(&mut snap, spool.path())
+                .expect("spooled snapshot");
+            snap
+        };
         assert_eq!(snap.dangling_members(), vec![], "snapshot {taken}");
         let (next_uid, _) = snap.counters;
         for u in &snap.users {
@@ -588,6 +598,41 @@ pub fn streamed_snapshot_in_canonical_order(h: &mut impl Harness) {
     assert_eq!(hashes(&seen.users), hashes(&snap.users));
     let carol = &seen.users[5].second_factors;
     assert_eq!((carol.devices.len(), carol.app_passwords.len()), (1, 1));
+
+    // Spooled (a serving process's export), the same in the same order,
+    // credentials and secrets included; the spool leaves nothing behind.
+    let spool = tempfile::tempdir().expect("spool directory");
+    let mut spooled = Seen::default();
+    s.snapshot_spooled(&mut spooled, spool.path())
+        .expect("spooled");
+    assert!(!spooled.user_before_head);
+    let spooled_head = spooled.head.expect("head");
+    assert_eq!(
+        format!("{:?}", spooled_head.groups),
+        format!("{:?}", head.groups)
+    );
+    assert_eq!(spooled_head.settings, head.settings);
+    assert_eq!(spooled_head.counters, head.counters);
+    assert_eq!(spooled.users.len(), seen.users.len());
+    for (a, b) in spooled.users.iter().zip(&seen.users) {
+        assert_eq!(a.user, b.user);
+        assert_eq!(a.password_hash, b.password_hash);
+        assert_eq!(a.second_factors, b.second_factors);
+    }
+    let mut failing = Seen {
+        fail_at: Some(2),
+        ..Seen::default()
+    };
+    assert!(s.snapshot_spooled(&mut failing, spool.path()).is_err());
+    assert_eq!(
+        failing.users.len(),
+        2,
+        "nothing handed over after the error"
+    );
+    let left: Vec<_> = std::fs::read_dir(spool.path())
+        .expect("spool directory")
+        .collect();
+    assert!(left.is_empty(), "the spool left {left:?}");
 
     let mut failing = Seen {
         fail_at: Some(2),

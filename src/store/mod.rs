@@ -24,6 +24,7 @@ mod backend;
 pub(crate) mod conformance;
 pub mod postgres;
 pub mod sled;
+pub mod spool;
 
 pub use crate::domain::batch as import;
 pub use crate::domain::snapshot::{

@@ -4,6 +4,7 @@
 
 use crate::domain::snapshot::SnapshotSink;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::SledStore;
@@ -395,6 +396,10 @@ impl Backend for SledStore {
 
     fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()> {
         SledStore::snapshot_streamed(self, sink)
+    }
+
+    fn snapshot_spooled(&self, sink: &mut dyn SnapshotSink, spool_dir: &Path) -> Result<()> {
+        SledStore::snapshot_spooled(self, sink, spool_dir)
     }
 
     fn apply_batch(&self, batch: &Batch) -> Result<BatchReport> {

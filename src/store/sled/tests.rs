@@ -1013,3 +1013,64 @@ fn a_database_in_use_is_refused_with_a_clear_error() {
     );
     assert!(started.elapsed() >= LOCK_WAIT);
 }
+
+/// A spooled snapshot (a serving process's export) holds writes off only
+/// while it copies the records: a write made while its sink works on the
+/// users finishes, and is not in the snapshot. (The streamed snapshot
+/// would hold it until the sink took the last user.)
+#[test]
+fn writes_go_on_while_a_spooled_snapshot_is_handed_over() {
+    use crate::store::{Backend, SnapshotHead, SnapshotSink, SnapshotUser};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    struct Sink {
+        store: SledStore,
+        groups: Vec<String>,
+        users: Vec<String>,
+        wrote: Option<Result<Group>>,
+    }
+    impl SnapshotSink for Sink {
+        fn head(&mut self, head: SnapshotHead) -> Result<()> {
+            self.groups = head.groups.iter().map(|g| g.group.name.clone()).collect();
+            Ok(())
+        }
+        fn user(&mut self, user: SnapshotUser) -> Result<()> {
+            if self.wrote.is_none() {
+                let (done, wrote) = mpsc::channel();
+                let store = self.store.clone();
+                std::thread::spawn(move || {
+                    let _ = done.send(Backend::create_group(&store, "during", None));
+                });
+                // Generous: the write waits for nothing but sled.
+                self.wrote = Some(wrote.recv_timeout(Duration::from_secs(60)).unwrap_or_else(
+                    |_| {
+                        Err(StoreError::Backend(
+                            "the write waited for the snapshot".into(),
+                        ))
+                    },
+                ));
+            }
+            self.users.push(user.user.username);
+            Ok(())
+        }
+    }
+
+    let s = store();
+    group(&s, "staff");
+    user(&s, "ann");
+    user(&s, "bob");
+    let spool = tempfile::tempdir().expect("spool directory");
+    let mut sink = Sink {
+        store: s.clone(),
+        groups: Vec::new(),
+        users: Vec::new(),
+        wrote: None,
+    };
+    s.snapshot_spooled(&mut sink, spool.path())
+        .expect("snapshot");
+    let during = sink.wrote.expect("the sink saw a user").expect("the write");
+    assert_eq!(sink.groups, ["staff"]);
+    assert_eq!(sink.users, ["ann", "bob"]);
+    assert_eq!(s.group_id_by_name("during").expect("read"), Some(during.id));
+}

@@ -345,9 +345,7 @@ impl SledStore {
             .get(keys::user_key(id))
             .map_err(backend)?
         {
-            Some(b) => String::from_utf8(b.to_vec())
-                .map(Some)
-                .map_err(|_| StoreError::Backend(format!("corrupt password hash of user {id}"))),
+            Some(b) => password_hash_of(id, &b).map(Some),
             None => Ok(None),
         }
     }
@@ -377,4 +375,10 @@ impl SledStore {
             }),
         )
     }
+}
+
+/// The password hash of user `id` as stored.
+pub(super) fn password_hash_of(id: UserId, stored: &[u8]) -> Result<String> {
+    String::from_utf8(stored.to_vec())
+        .map_err(|_| StoreError::Backend(format!("corrupt password hash of user {id}")))
 }
