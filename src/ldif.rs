@@ -510,72 +510,107 @@ pub fn is_safe_string(value: &[u8]) -> bool {
 pub struct Writer<W: Write> {
     out: W,
     first: bool,
+    /// The record being written (reused from record to record).
+    record: Vec<u8>,
 }
 
 impl<W: Write> Writer<W> {
     /// Starts a file with `version: 1`.
     pub fn new(mut out: W) -> std::io::Result<Writer<W>> {
         out.write_all(b"version: 1\n")?;
-        Ok(Writer { out, first: true })
+        Ok(Writer {
+            out,
+            first: true,
+            record: Vec::new(),
+        })
     }
 
-    /// Writes a comment line (folded like any line).
+    /// Writes a comment line.
     pub fn comment(&mut self, text: &str) -> std::io::Result<()> {
         let line = format!("# {}", text.replace(['\n', '\r'], " "));
-        self.line(line.as_bytes())
+        let mut folded = Vec::new();
+        fold(&mut folded, line.as_bytes());
+        self.out.write_all(&folded)
     }
 
     /// Writes one entry: `dn`, then each value, then a blank line.
     pub fn entry(&mut self, entry: &LdifEntry) -> std::io::Result<()> {
+        let mut record = std::mem::take(&mut self.record);
+        record.clear();
+        push_line(&mut record, "dn", &[], entry.dn.as_bytes());
+        for a in &entry.attrs {
+            push_line(&mut record, &a.name, &a.options, &a.value);
+        }
+        let written = self.record(&record);
+        self.record = record;
+        written
+    }
+
+    /// Writes one entry made of lines [`push_line`] appended (the `dn`
+    /// line first), then a blank line.
+    pub fn record(&mut self, lines: &[u8]) -> std::io::Result<()> {
         if self.first {
             self.out.write_all(b"\n")?;
             self.first = false;
         }
-        self.attr("dn", &[], entry.dn.as_bytes())?;
-        for a in &entry.attrs {
-            self.attr(&a.name, &a.options, &a.value)?;
-        }
+        self.out.write_all(lines)?;
         self.out.write_all(b"\n")
-    }
-
-    fn attr(&mut self, name: &str, options: &[String], value: &[u8]) -> std::io::Result<()> {
-        let mut line = name.to_string();
-        for o in options {
-            line.push(';');
-            line.push_str(o);
-        }
-        if is_safe_string(value) {
-            line.push_str(": ");
-            let mut bytes = line.into_bytes();
-            bytes.extend_from_slice(value);
-            self.line(&bytes)
-        } else {
-            line.push_str(":: ");
-            line.push_str(&B64.encode(value));
-            self.line(line.as_bytes())
-        }
-    }
-
-    /// Writes a logical line folded at [`FOLD_COLUMN`]: the first physical
-    /// line holds 76 bytes, each continuation a space and 75 more. Written
-    /// lines are ASCII (anything else is base64), so no character is split.
-    fn line(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let (head, mut rest) = bytes.split_at(bytes.len().min(FOLD_COLUMN));
-        self.out.write_all(head)?;
-        self.out.write_all(b"\n")?;
-        while !rest.is_empty() {
-            let (chunk, tail) = rest.split_at(rest.len().min(FOLD_COLUMN - 1));
-            self.out.write_all(b" ")?;
-            self.out.write_all(chunk)?;
-            self.out.write_all(b"\n")?;
-            rest = tail;
-        }
-        Ok(())
     }
 
     /// The underlying writer.
     pub fn into_inner(self) -> W {
         self.out
+    }
+}
+
+/// Appends the line of one value to `out`: `name`, its options, then the
+/// value as it is if [`is_safe_string`], else in base64; folded at
+/// [`FOLD_COLUMN`].
+pub fn push_line(out: &mut Vec<u8>, name: &str, options: &[String], value: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(name.as_bytes());
+    for o in options {
+        out.push(b';');
+        out.extend_from_slice(o.as_bytes());
+    }
+    if is_safe_string(value) {
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+    } else {
+        out.extend_from_slice(b":: ");
+        let encoded = B64.encode(value);
+        out.extend_from_slice(encoded.as_bytes());
+    }
+    fold_tail(out, start);
+}
+
+/// Appends `line` to `out`, folded.
+fn fold(out: &mut Vec<u8>, line: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(line);
+    fold_tail(out, start);
+}
+
+/// Folds the logical line `out[start..]` in place and ends it: the first
+/// physical line holds 76 bytes, each continuation a space and 75 more.
+/// Written lines are ASCII (anything else is base64), so no character is
+/// split.
+fn fold_tail(out: &mut Vec<u8>, start: usize) {
+    let len = out.len() - start;
+    if len <= FOLD_COLUMN {
+        out.push(b'\n');
+        return;
+    }
+    let line = out.split_off(start);
+    let (head, mut rest) = line.split_at(FOLD_COLUMN);
+    out.extend_from_slice(head);
+    out.push(b'\n');
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(rest.len().min(FOLD_COLUMN - 1));
+        out.push(b' ');
+        out.extend_from_slice(chunk);
+        out.push(b'\n');
+        rest = tail;
     }
 }
 

@@ -587,6 +587,18 @@ fn streamed_exports_equal_the_snapshot_built_ones() {
             attrs.insert("employeeType".into(), "staff".into());
             attrs.insert("loginShell".into(), "/bin/zsh".into());
         }
+        if i % 11 == 0 {
+            // Written in base64, folded, and kept though the schema does
+            // not know it.
+            attrs.insert("description".into(), format!("Zoë {i}"));
+            attrs.insert("l".into(), format!("{i} {}", "Long Street Name ".repeat(6)));
+            attrs.insert("x-badge".into(), format!("B{i}"));
+        }
+        if i % 17 == 0 {
+            // One type under two names: the entry merges them.
+            attrs.insert("mobile".into(), format!("+1 555 {i:04}"));
+            attrs.insert("mobileTelephoneNumber".into(), "+1 555 9999".into());
+        }
         batch.users.push(BatchUser {
             user: User {
                 id: UserId(uuid::Uuid::new_v4()),

@@ -155,7 +155,7 @@ pub fn push_user_attrs(
     sink: &mut dyn AttrSink,
     dn: &str,
     user: &User,
-    member_of: &[String],
+    member_of: &[impl AsRef<str>],
     superuser: bool,
     wanted: &Wanted,
 ) {
@@ -203,7 +203,7 @@ pub fn push_user_attrs(
         }
     }
     if want(t.member_of) && !member_of.is_empty() {
-        let dns: Vec<&str> = member_of.iter().map(String::as_str).collect();
+        let dns: Vec<&str> = member_of.iter().map(AsRef::as_ref).collect();
         sink.push(t.member_of, &dns);
     }
     if want(t.uid_number) {
