@@ -357,13 +357,31 @@ impl AttrSink for Entry {
     }
 }
 
-/// [`AttrSink::push`] by name (name, alias or OID); names the schema does
-/// not know are skipped.
-fn push_named(sink: &mut dyn AttrSink, name: &str, values: &[&str]) {
-    if let Some(ty) = schema::attribute(name) {
-        sink.push(ty, values);
-    }
+/// The operational types every entry below the base carries, resolved
+/// once (an export pushes them for each of a million users).
+struct Operational {
+    entry_dn: &'static AttributeType,
+    structural_object_class: &'static AttributeType,
+    has_subordinates: &'static AttributeType,
+    subschema_subentry: &'static AttributeType,
+    create_timestamp: &'static AttributeType,
+    modify_timestamp: &'static AttributeType,
+    /// [`tree::subschema_dn`], as a string.
+    subschema_dn: String,
 }
+
+static OPERATIONAL: std::sync::LazyLock<Operational> = std::sync::LazyLock::new(|| {
+    let ty = |name: &str| schema::attribute(name).expect("operational types are in the schema");
+    Operational {
+        entry_dn: ty("entryDN"),
+        structural_object_class: ty("structuralObjectClass"),
+        has_subordinates: ty("hasSubordinates"),
+        subschema_subentry: ty("subschemaSubentry"),
+        create_timestamp: ty("createTimestamp"),
+        modify_timestamp: ty("modifyTimestamp"),
+        subschema_dn: tree::subschema_dn().to_string(),
+    }
+});
 
 /// The operational attributes every entry below the base carries.
 fn push_operational(e: &mut Entry, structural: Option<&str>, has_subordinates: bool) {
@@ -378,24 +396,22 @@ fn push_operational_to(
     structural: Option<&str>,
     has_subordinates: bool,
 ) {
-    push_named(sink, "entryDN", &[dn]);
+    let o = &*OPERATIONAL;
+    sink.push(o.entry_dn, &[dn]);
     if let Some(class) = structural {
-        push_named(sink, "structuralObjectClass", &[class]);
+        sink.push(o.structural_object_class, &[class]);
     }
-    push_named(sink, "hasSubordinates", &[boolean(has_subordinates)]);
-    push_named(
-        sink,
-        "subschemaSubentry",
-        &[&tree::subschema_dn().to_string()],
-    );
+    sink.push(o.has_subordinates, &[boolean(has_subordinates)]);
+    sink.push(o.subschema_subentry, &[&o.subschema_dn]);
 }
 
 fn push_timestamps(sink: &mut dyn AttrSink, created: Timestamp, modified: Timestamp) {
+    let o = &*OPERATIONAL;
     if let Some(t) = generalized_time(created) {
-        push_named(sink, "createTimestamp", &[&t]);
+        sink.push_owned(o.create_timestamp, t);
     }
     if let Some(t) = generalized_time(modified) {
-        push_named(sink, "modifyTimestamp", &[&t]);
+        sink.push_owned(o.modify_timestamp, t);
     }
 }
 
