@@ -260,3 +260,47 @@ fn allocated_numbers_go_past_every_kept_one_even_one_later_in_the_file() {
         assert_eq!(files(dir.path()), 0);
     }
 }
+
+#[test]
+fn once_the_plan_has_an_error_no_more_users_are_written() {
+    // u00002 twice, the second time third in the file: an error, so the
+    // import will be refused, and the users after it are not written
+    // (without the error, u00003 would be in the store long before the
+    // end of the file).
+    let ldif = user(&name(2), Some(10_002), Some(&mail(2))) + &many(mail, "");
+    let store = seeded();
+    let dir = tempfile::tempdir().expect("dir");
+    let before = comparable(&store);
+    let mut seen = None;
+    let out = import::import_streamed(
+        &store,
+        ldif.as_bytes(),
+        &ImportOptions::default(),
+        &Hasher::for_tests(),
+        dir.path(),
+        false,
+        &mut |p: Progress| {
+            if p.stage == "reading" && p.done == MANY - 1000 {
+                seen = Some(store.user_by_name(&name(3)).expect("store").is_some());
+            }
+        },
+    )
+    .expect("import");
+    assert_eq!(seen, Some(false), "not written");
+    let Streamed::Refused(plan) = out else {
+        panic!("the plan has an error");
+    };
+    assert!(
+        plan.report().contains("duplicate username"),
+        "{}",
+        plan.report()
+    );
+    assert_eq!(comparable(&store), before);
+    assert_eq!(files(dir.path()), 0);
+
+    // Forced, the duplicate is left out and the rest is written.
+    let Streamed::Done(report) = import(&store, dir.path(), &ldif, true).expect("import") else {
+        panic!("forced");
+    };
+    assert_eq!(report.batch.users_created.len(), MANY);
+}

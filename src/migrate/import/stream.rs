@@ -123,13 +123,14 @@ pub(super) struct Planned {
 }
 
 /// Reads an LDIF stream one entry at a time and plans it, handing each
-/// admitted user to `admitted` instead of keeping it: the reading half of
-/// the streamed import and of the dry run.
+/// admitted user to `admitted` instead of keeping it, with whether the
+/// plan has an error so far: the reading half of the streamed import and
+/// of the dry run.
 pub(super) fn read_planned(
     input: impl BufRead,
     opts: &ImportOptions,
     progress: &mut dyn FnMut(Progress),
-    admitted: &mut dyn FnMut(PlannedUser) -> Result<(), ImportError>,
+    admitted: &mut dyn FnMut(PlannedUser, bool) -> Result<(), ImportError>,
 ) -> Result<Planned, ImportError> {
     let mut planner = Planner::new(opts);
     let mut reader = Reader::new(input);
@@ -146,7 +147,7 @@ pub(super) fn read_planned(
                     });
                 }
                 if let Some(u) = planner.entry(&e) {
-                    admitted(u)?;
+                    admitted(u, planner.has_errors())?;
                 }
             }
             Record::Skipped(s) => planner.skipped_record(&s),
@@ -247,7 +248,9 @@ impl Handoff {
 /// `force`), a store conflict (found while reading or after), or a
 /// reading error abandons the import, which undoes whatever was written.
 /// A conflict found while reading stops the writing but not the plan, so
-/// a plan with errors is still reported as refused.
+/// a plan with errors is still reported as refused. Once the plan has an
+/// error (without `force`) no more users are written: the import will be
+/// refused.
 #[allow(clippy::too_many_arguments)]
 fn import_overlapped<'s>(
     store: &'s Store,
@@ -277,8 +280,13 @@ fn import_overlapped<'s>(
             users: Vec::with_capacity(HANDOFF),
         };
         let mut held_back = false;
-        let read = read_planned(input, opts, progress, &mut |u| {
+        let read = read_planned(input, opts, progress, &mut |u, errors| {
             let bu = batch_user(store, hasher, &u, at)?;
+            if errors && !force {
+                // The import will be refused: nothing more is written.
+                handoff.close();
+                return Ok(());
+            }
             if bu.allocate_uid && !held_back {
                 held_back = true;
                 handoff.close();
@@ -388,7 +396,7 @@ fn import_spilled(
     let at = now();
     let (spill, file) = Spill::create(spill_dir)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let planned = read_planned(input, opts, progress, &mut |u| {
+    let planned = read_planned(input, opts, progress, &mut |u, _| {
         let bu = batch_user(store, hasher, &u, at)?;
         spill.write_line(&mut out, &bu)
     })?;
