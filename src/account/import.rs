@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use super::{AccountError, Actor};
-use crate::store::import::{Batch, BatchReport, BatchUser};
-use crate::store::{SnapshotSink, Store};
+use crate::store::import::{Batch, BatchMode, BatchReport, BatchUser};
+use crate::store::{BulkImport, SnapshotSink, Store};
 
 /// Writes an import or restore batch as `actor` (the operator or the
 /// server). Durable when it returns.
@@ -33,6 +33,19 @@ pub fn write_batch_streamed(
 ) -> Result<BatchReport, AccountError> {
     actor.require_operator()?;
     Ok(store.apply_batch_streamed(batch, users)?)
+}
+
+/// Begins, as `actor`, an import whose first users are written while its
+/// source is still read, for a store only this process uses (the offline
+/// import); `None` when the backend has no such import (PostgreSQL: use
+/// [`write_batch_streamed`]). See [`crate::store::Backend::bulk_import`].
+pub fn begin_bulk_import<'s>(
+    store: &'s Store,
+    actor: &Actor,
+    mode: BatchMode,
+) -> Result<Option<Box<dyn BulkImport + 's>>, AccountError> {
+    actor.require_operator()?;
+    Ok(store.bulk_import(mode)?)
 }
 
 /// Every record at one instant, for an export or a backup, as `actor`

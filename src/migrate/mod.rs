@@ -216,4 +216,6 @@ pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod restore_tests;
 #[cfg(test)]
+mod stream_tests;
+#[cfg(test)]
 mod tests;

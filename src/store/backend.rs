@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::import::{Batch, BatchReport, BatchUser};
+use super::import::{Batch, BatchMode, BatchReport, BatchUser};
 use super::mfa::{
     AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, GroupPolicy, KeyedHash,
     RawAppPassword, RawDevice, TotpSecret,
@@ -541,6 +541,16 @@ pub trait Backend: Send + Sync {
         users: &mut dyn Iterator<Item = Result<BatchUser>>,
     ) -> Result<BatchReport>;
 
+    /// Begins an import in `mode` whose first users are written while its
+    /// source is still being read ([`BulkImport`]), for a store nobody
+    /// else reads or writes meanwhile (the offline CLI), as
+    /// [`Backend::apply_batch_streamed`]. `None` from a backend that
+    /// writes an import only once it is whole: callers then use
+    /// [`Backend::apply_batch_streamed`]. sled: the bulk writer's first
+    /// steps (`store/sled/bulk.rs`, undo journal and commit marker);
+    /// PostgreSQL: `None`.
+    fn bulk_import(&self, mode: BatchMode) -> Result<Option<Box<dyn BulkImport + '_>>>;
+
     // --- Start-up of one of several processes sharing the backend ---
 
     /// Holds off every other process sharing the backend from its own
@@ -673,4 +683,36 @@ impl StartupLock {
     pub fn holding(held: impl std::any::Any + Send) -> StartupLock {
         StartupLock(Some(Box::new(held)))
     }
+}
+
+/// An import whose users are written while its source is still being read
+/// ([`Backend::bulk_import`]): first users with a fixed uidNumber, as they
+/// are planned ([`BulkImport::users`]); then, once the whole source is
+/// known, the batch (groups, memberships, counters) and the users held
+/// back, and the commit ([`BulkImport::commit`]). All or nothing as
+/// [`Backend::apply_batch_streamed`]: until `commit` returns `Ok` nothing
+/// of it counts, and an error, [`BulkImport::abandon`], dropping the
+/// handle or a crash (undone when the store opens next) leaves the store
+/// as it was.
+pub trait BulkImport: Send {
+    /// Writes `users` (read once, in order), each with a fixed uidNumber:
+    /// one to allocate is refused (`Invalid`), since allocated numbers go
+    /// past every fixed one of the import, known only at the end. May be
+    /// called more than once. An error undoes the import: it is over.
+    fn users(&mut self, users: &mut dyn Iterator<Item = Result<BatchUser>>) -> Result<()>;
+
+    /// Writes `batch` (no users of its own, `next_uid` past every fixed
+    /// uidNumber given to either call, the mode the import began with)
+    /// and `users` (read once, in order; any kind), then commits. The
+    /// result is [`Backend::apply_batch_streamed`]'s of the batch with
+    /// every user of both calls, in order. An error undoes the import.
+    fn commit(
+        self: Box<Self>,
+        batch: &Batch,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+    ) -> Result<BatchReport>;
+
+    /// Undoes what was written (nothing to do after an error). Durable
+    /// when it returns.
+    fn abandon(self: Box<Self>) -> Result<()>;
 }

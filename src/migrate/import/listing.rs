@@ -260,7 +260,7 @@ pub fn dry_run(
     let (spill, file) = Spill::create(spill_dir)?;
     let mut spilled = BufWriter::with_capacity(1 << 20, file);
     let mut line = String::new();
-    let Planned { plan, users, .. } = read_planned(input, opts, progress, &mut |u| {
+    let Planned { plan, users, .. } = read_planned(input, opts, progress, &mut |u, _| {
         line.clear();
         match listing {
             Listing::Text => {

@@ -28,8 +28,10 @@
 //!   [`crate::store::Backend::apply_batch_streamed`].
 //! - `document`: the JSON backup read as a stream (each user handed over
 //!   as it is parsed, the rest kept).
-//! - `stream`: the offline import in bounded memory (users spilled to a
-//!   file while planning, then streamed into
+//! - `stream`: the offline import in bounded memory (on sled, users
+//!   written by another thread while the file is still planned,
+//!   [`crate::store::Backend::bulk_import`]; otherwise spilled to a file
+//!   while planning, then streamed into
 //!   [`crate::store::Backend::apply_batch_streamed`]); its reading half
 //!   also plans the dry run.
 

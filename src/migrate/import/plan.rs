@@ -131,6 +131,10 @@ pub struct Planner<'o> {
     user_names: Vec<String>,
     /// The highest uidNumber kept from the source.
     max_uid: Option<u32>,
+    /// Problems already looked at by [`Planner::has_errors`], and whether
+    /// one of them was an error.
+    problems_seen: usize,
+    errors: bool,
 }
 
 impl<'o> Planner<'o> {
@@ -144,7 +148,18 @@ impl<'o> Planner<'o> {
             emails: HashMap::new(),
             user_names: Vec::new(),
             max_uid: None,
+            problems_seen: 0,
+            errors: false,
         }
+    }
+
+    /// Whether an error was found so far (the plan will have errors).
+    /// Each problem is looked at once.
+    pub fn has_errors(&mut self) -> bool {
+        let new = &self.p.problems[self.problems_seen..];
+        self.errors |= new.iter().any(|p| p.severity == Severity::Error);
+        self.problems_seen = self.p.problems.len();
+        self.errors
     }
 
     /// Users admitted so far.

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use super::board::PgBoard;
 use super::feed::{self, Feed};
 use super::{pool_error, to_store, PgStore};
-use crate::store::import::{Batch, BatchReport, BatchUser};
+use crate::store::import::{Batch, BatchMode, BatchReport, BatchUser};
 use crate::store::mfa::{
     AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, GroupPolicy, KeyedHash,
     RawAppPassword, RawDevice, TotpSecret,
@@ -623,6 +623,15 @@ impl Backend for PgInstance {
         users: &mut dyn Iterator<Item = Result<BatchUser>>,
     ) -> Result<BatchReport> {
         self.wrote(self.inner.db.apply_batch_streamed(batch, users))
+    }
+
+    /// A PostgreSQL import is written once it is whole
+    /// ([`Backend::apply_batch_streamed`]).
+    fn bulk_import(
+        &self,
+        _mode: BatchMode,
+    ) -> Result<Option<Box<dyn crate::store::BulkImport + '_>>> {
+        Ok(None)
     }
 
     fn startup_lock(&self) -> Result<StartupLock> {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::PgStore;
-use crate::store::import::{Batch, BatchReport, BatchUser};
+use crate::store::import::{Batch, BatchMode, BatchReport, BatchUser};
 use crate::store::mfa::{
     AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, GroupPolicy, KeyedHash,
     RawAppPassword, RawDevice, TotpSecret,
@@ -407,6 +407,15 @@ impl Backend for PgStore {
         users: &mut dyn Iterator<Item = Result<BatchUser>>,
     ) -> Result<BatchReport> {
         PgStore::apply_batch_streamed(self, batch, users)
+    }
+
+    /// A PostgreSQL import is written once it is whole
+    /// ([`Backend::apply_batch_streamed`]).
+    fn bulk_import(
+        &self,
+        _mode: BatchMode,
+    ) -> Result<Option<Box<dyn crate::store::BulkImport + '_>>> {
+        Ok(None)
     }
 
     fn startup_lock(&self) -> Result<StartupLock> {

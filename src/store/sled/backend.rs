@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::SledStore;
-use crate::store::import::{Batch, BatchReport, BatchUser};
+use crate::store::import::{Batch, BatchMode, BatchReport, BatchUser};
 use crate::store::mfa::{
     AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, GroupPolicy, KeyedHash,
     RawAppPassword, RawDevice, TotpSecret,
@@ -414,6 +414,14 @@ impl Backend for SledStore {
     ) -> Result<BatchReport> {
         let _w = self.writing();
         SledStore::apply_batch_streamed(self, batch, users)
+    }
+
+    fn bulk_import(
+        &self,
+        mode: BatchMode,
+    ) -> Result<Option<Box<dyn crate::store::BulkImport + '_>>> {
+        let _w = self.writing();
+        Ok(Some(Box::new(SledStore::bulk_import(self, mode)?)))
     }
 
     fn create_session(&self, hash: &SessionHash, session: &PortalSession) -> Result<()> {

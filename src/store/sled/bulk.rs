@@ -28,6 +28,10 @@
 //! the created keys are removed and the counters restored. The journal is
 //! emptied once the marker is gone.
 //!
+//! The steps (begin, head and groups, users, memberships and counters)
+//! are also taken one call at a time by an import whose users come before
+//! its head is known (`overlapped.rs`).
+//!
 //! Nothing else may read or write the store meanwhile: readers would see
 //! the import's first chunks before it commits. The offline CLI holds sled's
 //! file lock, so no server runs; the running server imports through
@@ -38,7 +42,7 @@ use super::{
     UserId, EMPTY, FIRST_GID_NUMBER, FIRST_UID_NUMBER, META_MEMBERSHIP_EPOCH, META_NEXT_GID,
     META_NEXT_UID,
 };
-use crate::store::import::{Batch, BatchMember, BatchReport, BatchUser};
+use crate::store::import::{Batch, BatchMember, BatchMode, BatchReport, BatchUser};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
@@ -183,7 +187,7 @@ fn entity_keys(mut v: &[u8]) -> Result<Vec<(Tag, &[u8])>> {
 }
 
 /// What the bulk phase learned, for the transaction that finishes it.
-struct Created {
+pub(super) struct Created {
     /// The store held no user, group or membership when the import began:
     /// every key found in the trees is one this import wrote, so the checks
     /// below answer without a lookup in sled (a first load of a million
@@ -215,6 +219,19 @@ impl Created {
     }
 }
 
+/// A bulk import between its steps ([`SledStore::bulk_begin`],
+/// [`SledStore::bulk_head`], [`SledStore::bulk_users`],
+/// [`SledStore::bulk_end`]).
+pub(super) struct Bulk {
+    /// What touches records that existed before, for the transaction.
+    rest: Batch,
+    created: Created,
+    /// The chunk being filled.
+    chunk: Chunk,
+    /// When the import began (a new password's change time).
+    at: crate::store::Timestamp,
+}
+
 impl SledStore {
     fn tree_of(&self, tag: Tag) -> &sled::Tree {
         let t = &self.t;
@@ -233,7 +250,7 @@ impl SledStore {
         }
     }
 
-    fn journal(&self) -> Result<sled::Tree> {
+    pub(super) fn journal(&self) -> Result<sled::Tree> {
         self.t.db.open_tree(JOURNAL_TREE).map_err(backend)
     }
 
@@ -319,20 +336,30 @@ impl SledStore {
         let out = self
             .bulk(batch, users)
             .and_then(|(rest, created)| self.finish_bulk(&rest, created));
+        self.end_import(out)
+    }
+
+    /// Ends a bulk import that began (the marker is set): committed, the
+    /// journal is dropped; failed, the import is undone.
+    pub(super) fn end_import(&self, out: Result<BatchReport>) -> Result<BatchReport> {
         match out {
             Ok(report) => {
                 self.drop_journal()?;
                 self.committed(Ok(report))
             }
-            Err(e) => {
-                if let Err(undo) = self.undo_import() {
-                    return Err(StoreError::Backend(format!(
-                        "{e}; undoing the partial import failed too ({undo}); it is undone \
-                         when the store is opened next"
-                    )));
-                }
-                Err(e)
-            }
+            Err(e) => Err(self.undone(e)),
+        }
+    }
+
+    /// Undoes a bulk import that failed with `e`, and returns `e` (noting
+    /// an undo that failed too: the next open undoes it).
+    pub(super) fn undone(&self, e: StoreError) -> StoreError {
+        match self.undo_import() {
+            Ok(()) => e,
+            Err(undo) => StoreError::Backend(format!(
+                "{e}; undoing the partial import failed too ({undo}); it is undone when the \
+                 store is opened next"
+            )),
         }
     }
 
@@ -363,7 +390,7 @@ impl SledStore {
     }
 
     /// Restores every journaled key, then drops the marker and the journal.
-    fn undo_import(&self) -> Result<()> {
+    pub(super) fn undo_import(&self) -> Result<()> {
         let was_empty = self
             .t
             .meta
@@ -453,30 +480,60 @@ impl SledStore {
         batch: &Batch,
         users: &mut dyn Iterator<Item = Result<BatchUser>>,
     ) -> Result<(Batch, Created)> {
+        let mut bulk = self.bulk_begin(batch.mode)?;
+        let (mut next_uid, next_gid) = self.bulk_head(&mut bulk, batch)?;
+        self.bulk_users(&mut bulk, users, Some(&mut next_uid))?;
+        self.bulk_end(bulk, batch, next_uid, next_gid)
+    }
+
+    /// The first step of a bulk import: the marker set, the counters
+    /// journaled.
+    pub(super) fn bulk_begin(&self, mode: BatchMode) -> Result<Bulk> {
         let journaled = self.begin_bulk()?;
+        Ok(Bulk {
+            rest: Batch {
+                mode,
+                ..Batch::default()
+            },
+            created: Created {
+                fresh: !journaled,
+                users: HashMap::new(),
+                groups: HashMap::new(),
+                ids: HashSet::new(),
+                uids: HashSet::new(),
+                gids: HashSet::new(),
+                emails: HashSet::new(),
+                email_hasher: Default::default(),
+                pending_emails: HashSet::new(),
+                flight_emails: HashSet::new(),
+                report: BatchReport::default(),
+            },
+            chunk: Chunk::new(journaled, 0),
+            at: crate::store::now(),
+        })
+    }
+
+    /// The batch's head: the counters, the new groups (written), and what
+    /// the transaction takes from the batch besides users and groups.
+    /// Returns the next uidNumber and gidNumber to allocate.
+    pub(super) fn bulk_head(&self, bulk: &mut Bulk, batch: &Batch) -> Result<(u32, u32)> {
         let t = &self.t;
-        let mut rest = Batch {
-            mode: batch.mode,
-            settings: batch.settings.clone(),
-            next_uid: batch.next_uid,
-            next_gid: batch.next_gid,
-            second_factors: batch.second_factors.clone(),
-            group_policies: batch.group_policies.clone(),
-            ..Batch::default()
-        };
-        let mut created = Created {
-            fresh: !journaled,
-            users: HashMap::new(),
-            groups: HashMap::new(),
-            ids: HashSet::new(),
-            uids: HashSet::new(),
-            gids: HashSet::new(),
-            emails: HashSet::new(),
-            email_hasher: Default::default(),
-            pending_emails: HashSet::new(),
-            flight_emails: HashSet::new(),
-            report: BatchReport::default(),
-        };
+        let Bulk {
+            rest,
+            created,
+            chunk,
+            ..
+        } = bulk;
+        if batch.mode != rest.mode {
+            return Err(StoreError::Invalid(
+                "the import's batch is not of the mode it began with".into(),
+            ));
+        }
+        rest.settings = batch.settings.clone();
+        rest.next_uid = batch.next_uid;
+        rest.next_gid = batch.next_gid;
+        rest.second_factors = batch.second_factors.clone();
+        rest.group_policies = batch.group_policies.clone();
         // Counters past every fixed number, as the transaction does.
         let max_gid = batch
             .groups
@@ -484,7 +541,7 @@ impl SledStore {
             .filter(|g| !g.allocate_gid)
             .map(|g| g.group.gid_number.saturating_add(1))
             .max();
-        let mut next_uid = self
+        let next_uid = self
             .counter(META_NEXT_UID, FIRST_UID_NUMBER)?
             .max(batch.next_uid.unwrap_or(0));
         let mut next_gid = self
@@ -492,7 +549,6 @@ impl SledStore {
             .max(batch.next_gid.unwrap_or(0))
             .max(max_gid.unwrap_or(0));
 
-        let mut chunk = Chunk::new(journaled, 0);
         for bg in &batch.groups {
             let key = name_key(&bg.group.name);
             if created.groups.contains_key(&key) {
@@ -513,11 +569,18 @@ impl SledStore {
                 )));
             }
             if bg.allocate_gid {
-                let gids = &created.gids;
-                g.gid_number =
-                    self.allocate(&mut next_gid, FIRST_GID_NUMBER, "gid", created.fresh, |n| {
-                        gids.contains(&n)
-                    })?;
+                let (gids, uids) = (&created.gids, &created.uids);
+                // Users written before the head (an overlapped import)
+                // do not hold numbers back from groups: imported after
+                // the groups, as they are otherwise, they would not.
+                g.gid_number = self.allocate(
+                    &mut next_gid,
+                    FIRST_GID_NUMBER,
+                    "gid",
+                    created.fresh,
+                    |n| gids.contains(&n),
+                    |n| uids.contains(&n),
+                )?;
             } else if created.gids.contains(&g.gid_number)
                 || t.idx_gid
                     .contains_key(keys::number_key(g.gid_number))
@@ -537,10 +600,26 @@ impl SledStore {
             created.groups.insert(key, g.id);
             created.report.groups_created.push(g.name.clone());
         }
-        self.write_chunk(&mut chunk)?;
+        self.write_chunk(chunk)?;
+        Ok((next_uid, next_gid))
+    }
 
-        let at = crate::store::now();
-        let restore = batch.mode == crate::store::import::BatchMode::Restore;
+    /// Users, written in chunks. `next_uid` is `None` before the batch's
+    /// head is known: a user that needs a uidNumber allocated is refused
+    /// then (its number must be past every fixed one of the import).
+    pub(super) fn bulk_users(
+        &self,
+        bulk: &mut Bulk,
+        users: &mut dyn Iterator<Item = Result<BatchUser>>,
+        mut next_uid: Option<&mut u32>,
+    ) -> Result<()> {
+        let Bulk {
+            rest,
+            created,
+            chunk,
+            at,
+        } = bulk;
+        let restore = rest.mode == BatchMode::Restore;
         // A full chunk is written by other threads while this one reads
         // and checks the next users: the reading was a third of the
         // writing's time, spent with the writers idle. One chunk at a time
@@ -558,11 +637,11 @@ impl SledStore {
                 let bu = bu?;
                 self.bulk_user(
                     bu,
-                    &mut chunk,
-                    &mut created,
-                    &mut rest,
-                    &mut next_uid,
-                    at,
+                    chunk,
+                    created,
+                    rest,
+                    next_uid.as_deref_mut(),
+                    *at,
                     restore,
                 )?;
                 if chunk.len >= CHUNK_KEYS {
@@ -570,7 +649,7 @@ impl SledStore {
                         join(h)?;
                     }
                     let next = Chunk::new(chunk.journaled, chunk.seq);
-                    let mut full = std::mem::replace(&mut chunk, next);
+                    let mut full = std::mem::replace(chunk, next);
                     created.flight_emails = std::mem::take(&mut created.pending_emails);
                     in_flight = Some(s.spawn(move || self.write_chunk(&mut full)));
                 }
@@ -580,11 +659,22 @@ impl SledStore {
             }
             Ok(())
         })?;
-        self.write_chunk(&mut chunk)?;
+        self.write_chunk(chunk)?;
         created.flight_emails.clear();
         created.pending_emails.clear();
+        Ok(())
+    }
 
-        self.bulk_memberships(batch, &mut created, &mut rest, &mut chunk)?;
+    /// The last step before the transaction: the memberships of the new
+    /// groups and the counters.
+    pub(super) fn bulk_end(
+        &self,
+        mut bulk: Bulk,
+        batch: &Batch,
+        next_uid: u32,
+        next_gid: u32,
+    ) -> Result<(Batch, Created)> {
+        self.bulk_memberships(batch, &mut bulk.created, &mut bulk.rest, &mut bulk.chunk)?;
         // Past the numbers now in use: an import often fills a range the
         // other counter will walk (users numbered 2002.. up to a million,
         // groups counted from 4000), and the next create_group would walk
@@ -592,14 +682,18 @@ impl SledStore {
         // million-user import, in the bootstrap).
         for (key, n) in [(META_NEXT_UID, next_uid), (META_NEXT_GID, next_gid)] {
             let n = self.first_free(n)?;
-            t.meta.insert(key, &keys::number_key(n)).map_err(backend)?;
+            self.t
+                .meta
+                .insert(key, &keys::number_key(n))
+                .map_err(backend)?;
         }
-        Ok((rest, created))
+        Ok((bulk.rest, bulk.created))
     }
 
     /// The next free number from `next` (not in either number index, nor
     /// `pending`), advancing `next` past it. `fresh`: the indexes hold
-    /// only numbers `pending` knows (see [`Created::fresh`]).
+    /// only numbers `pending` knows (see [`Created::fresh`]). `ours`: a
+    /// uidNumber this import wrote that does not count as taken.
     fn allocate(
         &self,
         next: &mut u32,
@@ -607,6 +701,7 @@ impl SledStore {
         what: &str,
         fresh: bool,
         pending: impl Fn(u32) -> bool,
+        ours: impl Fn(u32) -> bool,
     ) -> Result<u32> {
         let t = &self.t;
         let (n, after) = crate::domain::rules::allocate_number(
@@ -620,7 +715,7 @@ impl SledStore {
                     return Ok(false);
                 }
                 let key = keys::number_key(n);
-                Ok(t.idx_uid.contains_key(key).map_err(backend)?
+                Ok((t.idx_uid.contains_key(key).map_err(backend)? && !ours(n))
                     || t.idx_gid.contains_key(key).map_err(backend)?)
             },
             || StoreError::Invalid(format!("{what} numbers are exhausted")),
@@ -638,12 +733,24 @@ impl SledStore {
         chunk: &mut Chunk,
         created: &mut Created,
         rest: &mut Batch,
-        next_uid: &mut u32,
+        next_uid: Option<&mut u32>,
         at: crate::store::Timestamp,
         restore: bool,
     ) -> Result<()> {
         let t = &self.t;
         let u = &bu.user;
+        let mut unused = 0;
+        let next_uid = match next_uid {
+            Some(n) => n,
+            None if bu.allocate_uid => {
+                return Err(StoreError::Invalid(format!(
+                    "user {} needs a uidNumber, which is allocated only once the import's \
+                     head is known",
+                    u.username
+                )))
+            }
+            None => &mut unused,
+        };
         crate::store::validate::name("user", &u.username)?;
         if let Some(e) = &u.email {
             crate::store::validate::email(e)?;
@@ -679,10 +786,14 @@ impl SledStore {
         }
         if bu.allocate_uid {
             let (uids, gids) = (&created.uids, &created.gids);
-            u.uid_number =
-                self.allocate(next_uid, FIRST_UID_NUMBER, "uid", created.fresh, |n| {
-                    uids.contains(&n) || gids.contains(&n)
-                })?;
+            u.uid_number = self.allocate(
+                next_uid,
+                FIRST_UID_NUMBER,
+                "uid",
+                created.fresh,
+                |n| uids.contains(&n) || gids.contains(&n),
+                |_| false,
+            )?;
             if u.gid_number == 0 {
                 u.gid_number = u.uid_number;
             }
@@ -823,7 +934,7 @@ impl SledStore {
 
     /// The transaction over what existed before; it removes the marker,
     /// so its commit is the import's.
-    fn finish_bulk(&self, rest: &Batch, created: Created) -> Result<BatchReport> {
+    pub(super) fn finish_bulk(&self, rest: &Batch, created: Created) -> Result<BatchReport> {
         let mut report = self.apply_batch_committing_import(rest)?;
         let mut c = created.report;
         c.users_created.append(&mut report.users_created);
@@ -840,6 +951,24 @@ impl SledStore {
         c.app_passwords_restored += report.app_passwords_restored;
         c.group_policies_set += report.group_policies_set;
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+impl SledStore {
+    /// Every key and value of the trees an import writes (with `meta`),
+    /// for tests that an undone import left them byte for byte as they
+    /// were.
+    pub(super) fn import_trees(&self) -> Vec<(u8, sled::IVec, sled::IVec)> {
+        Tag::ALL
+            .iter()
+            .flat_map(|&tag| {
+                self.tree_of(tag)
+                    .iter()
+                    .map(move |kv| kv.map(|(k, v)| (tag as u8, k, v)))
+            })
+            .collect::<std::result::Result<_, _>>()
+            .expect("sled")
     }
 }
 

@@ -76,6 +76,7 @@ mod groups;
 mod import;
 mod keys;
 mod mfa;
+mod overlapped;
 mod records;
 mod sessions;
 mod snapshot;
