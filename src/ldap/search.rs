@@ -18,7 +18,7 @@ use super::codec::{
 use super::handler::{Handler, Outcome, Session};
 use super::paging::OverBudget;
 use super::result::{from_directory, ldap_result, success};
-use crate::directory::entry::{forbidden, root_dse, subschema_entry, AttrSink, Requested, Wanted};
+use crate::directory::entry::{root_dse, subschema_entry, AttrSink, Pushed, Requested, Wanted};
 use crate::directory::filter::NoChain;
 use crate::directory::schema::AttributeType;
 use crate::directory::search::CachedGroup;
@@ -598,11 +598,9 @@ struct UserWriter<'a> {
     types_only: bool,
     /// The selected attributes of the entry being written, encoded.
     attrs: BytesMut,
-    /// The types pushed for it so far.
-    seen: Vec<&'static AttributeType>,
-    /// A type was pushed twice: a built entry merges the two, so that
-    /// entry is built and encoded instead.
-    repeated: bool,
+    /// The types pushed for it so far; a type pushed twice has its entry
+    /// built and encoded instead.
+    pushed: Pushed,
 }
 
 impl<'a> UserWriter<'a> {
@@ -611,24 +609,22 @@ impl<'a> UserWriter<'a> {
             requested,
             types_only,
             attrs: BytesMut::new(),
-            seen: Vec::new(),
-            repeated: false,
+            pushed: Pushed::default(),
         }
     }
 
     /// Appends the searchResultEntry message of `user` to `buf`.
     fn write(&mut self, msgid: i32, user: &UserEntry<'_>, buf: &mut BytesMut) {
         self.attrs.clear();
-        self.seen.clear();
-        self.repeated = false;
+        self.pushed.clear();
         user.push_attrs(self);
-        if self.repeated {
+        if self.pushed.repeated() {
             let e = user.build();
             encode_entry(msgid, &e, self.requested, self.types_only, buf);
             return;
         }
         if let Some(entry_dn) = self.requested.entry_dn() {
-            if !self.seen.iter().any(|t| std::ptr::eq(*t, entry_dn)) {
+            if !self.pushed.has(entry_dn) {
                 let dn = [user.dn()];
                 let vals: &[&str] = if self.types_only { &[] } else { &dn };
                 encode_attr(entry_dn.name, vals, &mut self.attrs);
@@ -640,15 +636,7 @@ impl<'a> UserWriter<'a> {
 
 impl AttrSink for UserWriter<'_> {
     fn push(&mut self, ty: &'static AttributeType, values: &[&str]) {
-        if values.is_empty() || forbidden(ty) {
-            return;
-        }
-        if self.seen.iter().any(|t| std::ptr::eq(*t, ty)) {
-            self.repeated = true;
-            return;
-        }
-        self.seen.push(ty);
-        if self.requested.keeps(ty) {
+        if self.pushed.first(ty, values) && self.requested.keeps(ty) {
             let vals: &[&str] = if self.types_only { &[] } else { values };
             encode_attr(ty.name, vals, &mut self.attrs);
         }

@@ -43,7 +43,7 @@ use crate::account::AccountError;
 use crate::auth::keys::ServerKey;
 use crate::auth::totp;
 use crate::directory::dn::Dn;
-use crate::directory::entry::{self, AttrSink, Entry, Requested, Wanted};
+use crate::directory::entry::{self, AttrSink, Entry, Pushed, Requested, Wanted};
 use crate::directory::schema::{self, AttributeType};
 use crate::directory::tree;
 use crate::ldif::{self, LdifEntry, Writer};
@@ -183,14 +183,12 @@ pub fn ldif_from<E: Into<ExportError>>(
         head: None,
         names: HashMap::new(),
         order: CanonicalOrder::default(),
-        exported: exported(),
         wanted: Wanted::everything(),
         lines: UserLines {
             exported: exported(),
             dn: String::new(),
             record: Vec::new(),
-            seen: Vec::new(),
-            repeated: false,
+            pushed: Pushed::default(),
         },
         count: 0,
         failed: None,
@@ -231,10 +229,7 @@ struct UserLines {
     /// The entry's DN.
     dn: String,
     record: Vec<u8>,
-    /// The types pushed so far.
-    seen: Vec<&'static AttributeType>,
-    /// A type was pushed twice (see [`LdifSink::write_user`]).
-    repeated: bool,
+    pushed: Pushed,
 }
 
 impl UserLines {
@@ -245,23 +240,13 @@ impl UserLines {
         entry::push_child_dn(&mut self.dn, name, users_ou);
         self.record.clear();
         ldif::push_line(&mut self.record, "dn", &[], self.dn.as_bytes());
-        self.seen.clear();
-        self.repeated = false;
+        self.pushed.clear();
     }
 }
 
 impl AttrSink for UserLines {
     fn push(&mut self, ty: &'static AttributeType, values: &[&str]) {
-        // What the built entry takes ([`Entry::push_ty`]).
-        if values.is_empty() || entry::forbidden(ty) {
-            return;
-        }
-        if self.seen.iter().any(|t| std::ptr::eq(*t, ty)) {
-            self.repeated = true;
-            return;
-        }
-        self.seen.push(ty);
-        if self.exported.keeps(ty) {
+        if self.pushed.first(ty, values) && self.exported.keeps(ty) {
             for v in values {
                 ldif::push_line(&mut self.record, ty.name, &[], v.as_bytes());
             }
@@ -281,10 +266,9 @@ struct LdifSink<'a, W: Write> {
     /// Usernames of the users that are members of some group.
     names: HashMap<UserId, String>,
     order: CanonicalOrder,
-    /// [`exported`], parsed once.
-    exported: Requested,
     /// Everything: what [`entry::user_entry`] makes.
     wanted: Wanted,
+    /// Also holds [`exported`], parsed once per export.
     lines: UserLines,
     count: usize,
     failed: Option<ExportError>,
@@ -308,7 +292,7 @@ impl<W: Write> LdifSink<'_, W> {
             entry::users_ou_entry(self.base),
             entry::groups_ou_entry(self.base),
         ] {
-            w.entry(&to_ldif(e, &self.exported))?;
+            w.entry(&to_ldif(e, &self.lines.exported))?;
             self.count += 1;
         }
         self.w = Some(w);
@@ -361,7 +345,7 @@ impl<W: Write> LdifSink<'_, W> {
         let dn = std::mem::take(&mut lines.dn);
         entry::push_user_attrs(lines, &dn, u, &member_of, superuser, &self.wanted);
         lines.dn = dn;
-        if lines.repeated {
+        if lines.pushed.repeated() {
             // A type pushed twice (a kept attribute the entry also makes):
             // the built entry merges the two, so it is built.
             let e = entry::user_entry(
@@ -372,7 +356,7 @@ impl<W: Write> LdifSink<'_, W> {
             );
             lines.record.clear();
             ldif::push_line(&mut lines.record, "dn", &[], e.dn.to_string().as_bytes());
-            for (name, values) in e.into_selected_as(&self.exported, false) {
+            for (name, values) in e.into_selected_as(&lines.exported, false) {
                 for v in values {
                     ldif::push_line(&mut lines.record, &name, &[], v.as_bytes());
                 }
@@ -428,7 +412,7 @@ impl<W: Write> LdifSink<'_, W> {
             }
             let parents = head.parents_of(Member::Group(g.id));
             let e = entry::group_entry_named(self.base, g, &usernames, &children, &parents);
-            w.entry(&to_ldif(e, &self.exported))?;
+            w.entry(&to_ldif(e, &self.lines.exported))?;
             self.count += 1;
         }
         Ok(self.count)

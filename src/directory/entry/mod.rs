@@ -347,6 +347,49 @@ pub trait AttrSink {
     }
 }
 
+/// The types a sink that writes an entry from its parts (without building
+/// it) has taken, so it takes what the built entry would
+/// ([`Entry::push_ty`]): no empty or forbidden attribute, and a type pushed
+/// twice, which the built entry merges, marks the entry `repeated` (its
+/// writer then builds it instead).
+#[derive(Default)]
+pub struct Pushed {
+    types: Vec<&'static AttributeType>,
+    repeated: bool,
+}
+
+impl Pushed {
+    /// Starts the next entry.
+    pub fn clear(&mut self) {
+        self.types.clear();
+        self.repeated = false;
+    }
+
+    /// Whether `values` of `ty` are the entry's to write: not empty, not
+    /// forbidden, and the first push of `ty`.
+    pub fn first(&mut self, ty: &'static AttributeType, values: &[&str]) -> bool {
+        if values.is_empty() || forbidden(ty) {
+            return false;
+        }
+        if self.has(ty) {
+            self.repeated = true;
+            return false;
+        }
+        self.types.push(ty);
+        true
+    }
+
+    /// Whether `ty` was pushed.
+    pub fn has(&self, ty: &AttributeType) -> bool {
+        self.types.iter().any(|t| std::ptr::eq(*t, ty))
+    }
+
+    /// A type was pushed twice: build the entry.
+    pub fn repeated(&self) -> bool {
+        self.repeated
+    }
+}
+
 impl AttrSink for Entry {
     fn push(&mut self, ty: &'static AttributeType, values: &[&str]) {
         self.push_ty(ty, values.iter().map(|v| (*v).to_string()).collect());
