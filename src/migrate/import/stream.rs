@@ -25,7 +25,7 @@ use super::{
 use crate::account::{self, Actor};
 use crate::auth::password::Hasher;
 use crate::ldif::{Reader, Record};
-use crate::store::import::{Batch, BatchMode, BatchUser};
+use crate::store::import::{Batch, BatchMode, BatchReport, BatchUser};
 use crate::store::{now, BulkImport, Store, StoreError, Timestamp};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -327,33 +327,14 @@ fn import_overlapped<'s>(
     written?;
 
     let batch = head(&plan, max_uid, at);
-    progress(Progress {
-        stage: "writing",
-        done: 0,
-        total: Some(users + batch.groups.len()),
-    });
-    let mut done = 0;
     let lines = match spill.lines::<BatchUser>() {
         Ok(lines) => lines,
         Err(e) => return Err(abandoned(bulk, e)),
     };
-    let mut stream = lines.inspect(|_| {
-        done += 1;
-        if done % (PROGRESS_EVERY * 10) == 0 {
-            progress(Progress {
-                stage: "writing",
-                done,
-                total: Some(users),
-            });
-        }
-    });
+    let mut stream = writing(lines, users, batch.groups.len(), progress);
     let report = bulk.commit(&batch, &mut stream)?;
     drop(spill);
-    Ok(Streamed::Done(ImportReport {
-        batch: report,
-        problems: plan.problems.len(),
-        skipped: plan.skipped.len(),
-    }))
+    Ok(done(&plan, report))
 }
 
 /// `e`, after undoing what `bulk` wrote (noting an undo that failed too:
@@ -413,13 +394,33 @@ fn import_spilled(
     }
 
     let batch = head(&plan, max_uid, at);
+    let mut stream = writing(
+        spill.lines::<BatchUser>()?,
+        users,
+        batch.groups.len(),
+        progress,
+    );
+    let report =
+        account::import::write_batch_streamed(store, &Actor::Operator, &batch, &mut stream)?;
+    drop(spill);
+    Ok(done(&plan, report))
+}
+
+/// Reports that the writing starts (`users` users and `groups` groups),
+/// then counts the users of `stream` as they are written.
+fn writing<'p, T>(
+    stream: impl Iterator<Item = T> + 'p,
+    users: usize,
+    groups: usize,
+    progress: &'p mut dyn FnMut(Progress),
+) -> impl Iterator<Item = T> + 'p {
     progress(Progress {
         stage: "writing",
         done: 0,
-        total: Some(users + batch.groups.len()),
+        total: Some(users + groups),
     });
     let mut done = 0;
-    let mut stream = spill.lines::<BatchUser>()?.inspect(|_| {
+    stream.inspect(move |_| {
         done += 1;
         if done % (PROGRESS_EVERY * 10) == 0 {
             progress(Progress {
@@ -428,13 +429,14 @@ fn import_spilled(
                 total: Some(users),
             });
         }
-    });
-    let report =
-        account::import::write_batch_streamed(store, &Actor::Operator, &batch, &mut stream)?;
-    drop(spill);
-    Ok(Streamed::Done(ImportReport {
-        batch: report,
+    })
+}
+
+/// The report of a written import of `plan`.
+fn done(plan: &ImportPlan, batch: BatchReport) -> Streamed {
+    Streamed::Done(ImportReport {
+        batch,
         problems: plan.problems.len(),
         skipped: plan.skipped.len(),
-    }))
+    })
 }
