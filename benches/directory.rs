@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench --bench directory`.
 
-use std::collections::BTreeMap;
+use portcullis::domain::attrs::Attrs;
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -26,7 +26,7 @@ fn user(i: u32) -> User {
         uid_number: 2000 + i,
         gid_number: 2000 + i,
         disabled: false,
-        attrs: BTreeMap::new(),
+        attrs: Attrs::new(),
         created: 1_700_000_000,
         modified: 1_700_000_000,
         pwd_changed: Some(1_700_000_000),

@@ -16,6 +16,7 @@
 //! - `validate`: the rules for names, emails and free texts.
 //! - `net`: address ranges (trusted proxies).
 
+pub mod attrs;
 pub mod batch;
 pub mod mfa;
 pub mod model;

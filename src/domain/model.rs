@@ -6,7 +6,6 @@
 //! an LDAP entry can leak one.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 use uuid::Uuid;
 
@@ -54,7 +53,7 @@ pub struct User {
     pub disabled: bool,
     /// Extra attributes set with `user set-attr` (keys are canonical LDAP
     /// attribute names such as `sn`, `givenName`, `loginShell`).
-    pub attrs: BTreeMap<String, String>,
+    pub attrs: crate::domain::attrs::Attrs,
     pub created: Timestamp,
     pub modified: Timestamp,
     /// When the password was last set; `None` when it never was.

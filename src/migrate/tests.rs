@@ -608,7 +608,7 @@ fn streamed_exports_equal_the_snapshot_built_ones() {
                 uid_number: 0,
                 gid_number: 0,
                 disabled: i % 13 == 0,
-                attrs,
+                attrs: attrs.into_iter().collect(),
                 created: at,
                 modified: at,
                 pwd_changed: None,

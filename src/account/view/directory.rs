@@ -118,7 +118,11 @@ impl<'a> Names<'a> {
             gid_number: user.gid_number,
             disabled: user.disabled,
             groups,
-            attrs: user.attrs.clone(),
+            attrs: user
+                .attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             created: rfc3339(user.created),
             modified: rfc3339(user.modified),
             pwd_changed: user.pwd_changed.and_then(rfc3339),

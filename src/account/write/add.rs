@@ -280,7 +280,7 @@ fn new_user(name: &str, at: Timestamp) -> User {
         uid_number: 0,
         gid_number: 0,
         disabled: false,
-        attrs: BTreeMap::new(),
+        attrs: Attrs::new(),
         created: at,
         modified: at,
         pwd_changed: None,

@@ -56,7 +56,8 @@ mod modify;
 mod rename;
 mod values;
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::domain::attrs::Attrs;
+use std::collections::BTreeSet;
 
 use uuid::Uuid;
 

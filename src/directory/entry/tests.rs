@@ -1,8 +1,8 @@
 //! Tests of entry building and attribute selection.
 
 use super::*;
+use crate::domain::attrs::Attrs;
 use crate::store::model::{Group, GroupId, User, UserId};
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 fn base() -> Dn {
@@ -18,7 +18,7 @@ pub(crate) fn alice() -> User {
         uid_number: 2001,
         gid_number: 4000,
         disabled: false,
-        attrs: BTreeMap::new(),
+        attrs: Attrs::new(),
         created: 1_700_000_000,
         modified: 1_700_000_100,
         pwd_changed: Some(1_700_000_050),

@@ -3,10 +3,10 @@
 use super::matching::parse_generalized_time;
 use super::*;
 use crate::directory::entry::{group_entry, user_entry};
+use crate::domain::attrs::Attrs;
 use crate::store::model::{Group, GroupId, User, UserId};
 use ldap3_proto::parse_ldap_filter_str;
 use ldap3_proto::proto::LdapFilter;
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 fn base() -> Dn {
@@ -22,7 +22,7 @@ fn user(name: &str, uid: u32) -> User {
         uid_number: uid,
         gid_number: 4000,
         disabled: uid % 2 == 1,
-        attrs: BTreeMap::new(),
+        attrs: Attrs::new(),
         created: 1_700_000_000,
         modified: 1_700_000_100,
         pwd_changed: None,

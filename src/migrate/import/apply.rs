@@ -89,7 +89,7 @@ pub(super) fn batch_user(
             uid_number: u.uid_number.unwrap_or(0),
             gid_number: u.gid_number.unwrap_or(0),
             disabled: u.disabled,
-            attrs: u.attrs.clone(),
+            attrs: u.attrs.clone().into_iter().collect(),
             created: u.created.unwrap_or(at),
             modified: at,
             pwd_changed: None,
