@@ -768,7 +768,7 @@ fn store_settings_and_their_refusals() {
     assert_eq!(
         load(&[]).expect("load").store,
         StoreConfig::Sled(SledConfig {
-            record_cache_mib: 512,
+            record_cache_mib: 768,
             page_cache_mib: crate::store::DEFAULT_PAGE_CACHE_MIB,
         })
     );
@@ -788,7 +788,7 @@ fn store_settings_and_their_refusals() {
             .expect("load")
             .store,
         StoreConfig::Sled(SledConfig {
-            record_cache_mib: 512,
+            record_cache_mib: 768,
             page_cache_mib: 64,
         })
     );
