@@ -29,6 +29,14 @@ use crate::store::{Group, GroupId, UserId};
 /// distinct users that bind.
 const MAX_ITEMS: usize = 200_000;
 
+/// Beyond this many users the memberOf map is emptied rather than grown.
+/// Larger than [`MAX_ITEMS`]: a lookup that lists memberOf needs a user's
+/// groups, which otherwise cost a read of the membership index, and at
+/// 1,000,000 users a map emptied every 200,000 held a tenth of them. Some
+/// 90 bytes per user with one or two groups (a directory of this many
+/// users keeps about 180 MB here).
+const MAX_MEMBER_OF: usize = 2_000_000;
+
 /// Beyond this many keys a group's [`Derived`] is emptied rather than
 /// grown: clients read a group with one or two attribute selections, and
 /// each key may hold as many bytes as the entry itself.
@@ -81,7 +89,7 @@ struct State {
     access: HashMap<UserId, Arc<AccessInfo>>,
     /// The groups a user's memberOf lists: direct ones, or every one
     /// through nesting when the directory serves transitive memberOf.
-    member_of: HashMap<UserId, Arc<Vec<GroupId>>>,
+    member_of: HashMap<UserId, Arc<[GroupId]>>,
     /// How many users a group's `(memberOf=G)` returns.
     users_in: HashMap<GroupId, usize>,
     usernames: HashMap<UserId, Arc<str>>,
@@ -142,23 +150,26 @@ impl EpochCache {
         }
     }
 
-    pub fn member_of(&self, epoch: u64, user: UserId) -> Option<Arc<Vec<GroupId>>> {
+    pub fn member_of(&self, epoch: u64, user: UserId) -> Option<Arc<[GroupId]>> {
         self.at(epoch)?.member_of.get(&user).cloned()
     }
 
-    pub fn set_member_of(&self, epoch: u64, user: UserId, groups: Arc<Vec<GroupId>>) {
+    pub fn set_member_of(&self, epoch: u64, user: UserId, groups: Arc<[GroupId]>) {
         if let Some(mut s) = self.at(epoch) {
-            bounded_insert(&mut s.member_of, user, groups);
+            if s.member_of.len() >= MAX_MEMBER_OF {
+                s.member_of.clear();
+            }
+            s.member_of.insert(user, groups);
         }
     }
 
     /// [`EpochCache::set_member_of`] only while the map has room: for a
     /// search over every user, which would otherwise empty the map once
-    /// every [`MAX_ITEMS`] users of a large directory, and with it what
+    /// every [`MAX_MEMBER_OF`] users of a large directory, and with it what
     /// lookups keep.
-    pub fn set_member_of_if_room(&self, epoch: u64, user: UserId, groups: Arc<Vec<GroupId>>) {
+    pub fn set_member_of_if_room(&self, epoch: u64, user: UserId, groups: Arc<[GroupId]>) {
         if let Some(mut s) = self.at(epoch) {
-            if s.member_of.len() < MAX_ITEMS {
+            if s.member_of.len() < MAX_MEMBER_OF {
                 s.member_of.insert(user, groups);
             }
         }
@@ -289,8 +300,8 @@ mod tests {
     #[test]
     fn a_scan_keeps_memberships_only_in_room_left() {
         let c = EpochCache::default();
-        let groups = Arc::new(vec![GroupId(uuid::Uuid::from_u128(1))]);
-        let n = u128::try_from(MAX_ITEMS).expect("fits");
+        let groups: Arc<[GroupId]> = Arc::new([GroupId(uuid::Uuid::from_u128(1))]);
+        let n = u128::try_from(MAX_MEMBER_OF).expect("fits");
         for i in 0..n {
             c.set_member_of(1, uid(i), groups.clone());
         }

@@ -27,7 +27,7 @@ impl Directory {
         epoch: u64,
         member: Member,
         scan: bool,
-    ) -> Result<Arc<Vec<GroupId>>, StoreError> {
+    ) -> Result<Arc<[GroupId]>, StoreError> {
         let store = self.store();
         let read = || {
             if self.inner.options.transitive_member_of {
@@ -37,12 +37,12 @@ impl Directory {
             }
         };
         let Member::User(user) = member else {
-            return Ok(Arc::new(read()?));
+            return Ok(read()?.into());
         };
         if let Some(groups) = self.inner.cache.member_of(epoch, user) {
             return Ok(groups);
         }
-        let groups = Arc::new(read()?);
+        let groups: Arc<[GroupId]> = read()?.into();
         if scan {
             self.inner
                 .cache
