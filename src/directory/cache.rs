@@ -249,6 +249,51 @@ impl EpochCache {
     }
 }
 
+/// Beyond this many names [`NameIds`] is emptied rather than grown (some
+/// 60 bytes each).
+const MAX_NAMES: usize = 2_000_000;
+
+/// The ids of users (or groups) found by name through the store's index:
+/// a lookup by `uid`, `cn` or a DN asks it for every request, which at
+/// 1,000,000 users was a sixth of a lookup's CPU (sled's page cache and
+/// binary searches). Keys are names in ASCII lowercase, as the index
+/// compares them. Not tied to the membership epoch: the caller uses an id
+/// from here only after reading the record it names and finding the name
+/// still on it ([`super::Directory::user_id_by_name`]), so a rename, a
+/// delete or a name another entry took over is never answered from here.
+/// A name the index does not know is not kept (it may be created next).
+pub(super) struct NameIds<K> {
+    map: Mutex<HashMap<Box<str>, K>>,
+}
+
+impl<K> Default for NameIds<K> {
+    fn default() -> Self {
+        NameIds {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Copy> NameIds<K> {
+    fn map(&self) -> MutexGuard<'_, HashMap<Box<str>, K>> {
+        // Every write is one insert or a clear: nothing half-written.
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The id kept for `key` (a name in ASCII lowercase).
+    pub fn get(&self, key: &str) -> Option<K> {
+        self.map().get(key).copied()
+    }
+
+    pub fn insert(&self, key: String, id: K) {
+        let mut map = self.map();
+        if map.len() >= MAX_NAMES {
+            map.clear();
+        }
+        map.insert(key.into_boxed_str(), id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

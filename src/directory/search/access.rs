@@ -85,11 +85,9 @@ impl Directory {
                 matches!(access, Access::Own { .. })
             }
             Target::User(name) => self
-                .store()
                 .user_id_by_name(&name)?
                 .is_some_and(|id| access.reads(Member::User(id))),
             Target::Group(name) => self
-                .store()
                 .group_id_by_name(&name)?
                 .is_some_and(|id| access.reads(Member::Group(id))),
             Target::Missing | Target::Outside => false,

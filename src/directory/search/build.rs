@@ -300,7 +300,7 @@ impl InChain for Chain<'_> {
             ) else {
                 return Ok(false);
             };
-            let Some(g) = self.dir.store().group_id_by_name(&name)? else {
+            let Some(g) = self.dir.group_id_by_name(&name)? else {
                 return Ok(false);
             };
             Ok(self.dir.store().transitive_groups_of(member)?.contains(&g))

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use super::cache::Derived;
-use super::cache::EpochCache;
+use super::cache::{EpochCache, NameIds};
 use super::dn::Dn;
 use super::entry::{self, Entry, Wanted};
 use super::filter::Filter;
@@ -193,6 +193,9 @@ struct Inner {
     options: DirectoryOptions,
     /// Memberships and names between searches, per membership epoch.
     cache: EpochCache,
+    /// Ids found by name, checked against the record on use.
+    user_ids: NameIds<UserId>,
+    group_ids: NameIds<GroupId>,
     /// The base entry, `ou=users` and `ou=groups`: built once, they never
     /// change.
     containers: [Entry; 3],
@@ -253,6 +256,8 @@ impl Directory {
                 search_group: search_group.to_string(),
                 options,
                 cache: EpochCache::default(),
+                user_ids: NameIds::default(),
+                group_ids: NameIds::default(),
                 containers: [
                     entry::base_entry(&base),
                     entry::users_ou_entry(&base),
@@ -266,6 +271,47 @@ impl Directory {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The id of the user named `name` (case-insensitively): the one kept
+    /// from an earlier lookup when that user's record still carries the
+    /// name (reading a kept record costs a hash lookup, the name index a
+    /// walk of sled's pages), else the index's answer.
+    pub(super) fn user_id_by_name(&self, name: &str) -> Result<Option<UserId>, StoreError> {
+        let store = self.store();
+        let key = name.to_ascii_lowercase();
+        if let Some(id) = self.inner.user_ids.get(&key) {
+            if store
+                .user_shared(id)?
+                .is_some_and(|u| u.username.eq_ignore_ascii_case(name))
+            {
+                return Ok(Some(id));
+            }
+        }
+        let found = store.user_id_by_name(name)?;
+        if let Some(id) = found {
+            self.inner.user_ids.insert(key, id);
+        }
+        Ok(found)
+    }
+
+    /// [`Directory::user_id_by_name`] for groups.
+    pub(super) fn group_id_by_name(&self, name: &str) -> Result<Option<GroupId>, StoreError> {
+        let store = self.store();
+        let key = name.to_ascii_lowercase();
+        if let Some(id) = self.inner.group_ids.get(&key) {
+            if store
+                .group_shared(id)?
+                .is_some_and(|g| g.name.eq_ignore_ascii_case(name))
+            {
+                return Ok(Some(id));
+            }
+        }
+        let found = store.group_id_by_name(name)?;
+        if let Some(id) = found {
+            self.inner.group_ids.insert(key, id);
+        }
+        Ok(found)
     }
 
     pub fn base(&self) -> &Dn {
@@ -331,7 +377,7 @@ impl Directory {
                 return Ok(users <= FEW_MEMBERS);
             }
             let member = if attr == "memberUid" {
-                store.user_id_by_name(value.trim())?.map(Member::User)
+                self.user_id_by_name(value.trim())?.map(Member::User)
             } else {
                 match Dn::parse(value.trim()) {
                     Ok(dn) => self.member_of_dn(&dn)?,
@@ -384,7 +430,7 @@ impl Directory {
         if !self.inner.cache.has_group_entry_named(epoch, &name) {
             return Ok(None);
         }
-        let Some(id) = self.store().group_id_by_name(&name)? else {
+        let Some(id) = self.group_id_by_name(&name)? else {
             return Ok(None);
         };
         let Some(group) = self.store().group_shared(id)? else {
@@ -673,7 +719,6 @@ impl Directory {
     /// the one the base names), before the filter narrows them.
     fn in_scope(&self, q: &SearchQuery) -> Result<InScope<'_>, DirectoryError> {
         let base = &self.inner.base;
-        let store = self.store();
         let [base_entry, users_ou_entry, groups_ou_entry] = &self.inner.containers;
         let mut containers: Vec<&Entry> = Vec::new();
         let mut users: Cands<UserId> = Cands::Set(BTreeSet::new());
@@ -718,8 +763,7 @@ impl Directory {
             // its record once.
             Target::User(name) => {
                 let user =
-                    store
-                        .user_id_by_name(&name)?
+                    self.user_id_by_name(&name)?
                         .ok_or_else(|| DirectoryError::NoSuchObject {
                             matched: Some(tree::users_ou(base)),
                         })?;
@@ -730,8 +774,7 @@ impl Directory {
             }
             Target::Group(name) => {
                 let group =
-                    store
-                        .group_id_by_name(&name)?
+                    self.group_id_by_name(&name)?
                         .ok_or_else(|| DirectoryError::NoSuchObject {
                             matched: Some(tree::groups_ou(base)),
                         })?;
@@ -773,15 +816,15 @@ impl Directory {
 
     fn group_at(&self, dn: &Dn) -> Result<Option<GroupId>, StoreError> {
         match tree::classify(dn, self.base()) {
-            Target::Group(name) => self.store().group_id_by_name(&name),
+            Target::Group(name) => self.group_id_by_name(&name),
             _ => Ok(None),
         }
     }
 
     fn member_of_dn(&self, dn: &Dn) -> Result<Option<Member>, StoreError> {
         Ok(match tree::classify(dn, self.base()) {
-            Target::User(name) => self.store().user_id_by_name(&name)?.map(Member::User),
-            Target::Group(name) => self.store().group_id_by_name(&name)?.map(Member::Group),
+            Target::User(name) => self.user_id_by_name(&name)?.map(Member::User),
+            Target::Group(name) => self.group_id_by_name(&name)?.map(Member::Group),
             _ => None,
         })
     }

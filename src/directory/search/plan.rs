@@ -118,7 +118,8 @@ impl Directory {
     /// Users one non-boolean filter item can match, and whether exactly.
     fn user_leaf(&self, f: &Filter) -> Result<Leaf<UserId>, StoreError> {
         let store = self.store();
-        // Ids from the indexes only: the scan reads each record once.
+        // Ids from the indexes (or kept from an earlier lookup and checked
+        // against the kept record): the scan reads each record once.
         let one = |u: Option<UserId>| (Cands::Set(u.into_iter().collect()), false);
         let none = || (Cands::Set(BTreeSet::new()), true);
         Ok(match f {
@@ -126,7 +127,7 @@ impl Directory {
                 // Names hold no spaces: the matching rules ignore those around a value.
                 let value = v.raw.trim();
                 match ty.name {
-                    "uid" | "cn" => one(store.user_id_by_name(value)?),
+                    "uid" | "cn" => one(self.user_id_by_name(value)?),
                     "mail" => one(store.user_id_by_email(value)?),
                     "uidNumber" => match value.trim().parse::<u32>() {
                         Ok(n) => one(store.user_id_by_uid_number(n)?),
@@ -195,14 +196,14 @@ impl Directory {
                 // Names hold no spaces: the matching rules ignore those around a value.
                 let value = v.raw.trim();
                 match ty.name {
-                    "cn" => one(store.group_id_by_name(value)?),
+                    "cn" => one(self.group_id_by_name(value)?),
                     "gidNumber" => match value.trim().parse::<u32>() {
                         Ok(n) => one(store.group_id_by_gid_number(n)?),
                         Err(_) => none(),
                     },
                     // The user's groups; exact when the value is the
                     // username as memberUid lists it (it is case-exact).
-                    "memberUid" => match store.user_id_by_name(value)? {
+                    "memberUid" => match self.user_id_by_name(value)? {
                         Some(u) => {
                             let exact = store
                                 .user_shared(u)?

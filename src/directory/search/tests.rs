@@ -707,3 +707,66 @@ fn few_groups_lookups_are_small_and_cached() {
     assert!(few("member", "cn=nobody,ou=users,dc=example,dc=com"));
     assert!(few("member", "not a DN"));
 }
+
+/// Ids kept from lookups by name are used only while the record still
+/// carries the name: a rename, a delete and a name taken over by another
+/// user or group are answered as the store answers them.
+#[test]
+fn names_kept_from_lookups_follow_renames_deletes_and_new_holders() {
+    let fx = fixture();
+    let d = dir(&fx, false);
+    let alice_dn = format!("cn=alice,ou=users,{BASE}");
+    let devs_dn = format!("cn=devs,ou=groups,{BASE}");
+    let by_uid = |name: &str| found(&d, &fx.root, eq("uid", name));
+    let alice = fx
+        .store
+        .user_by_name("alice")
+        .expect("read")
+        .expect("alice");
+    // Twice: the second is answered from the kept id.
+    assert_eq!(by_uid("alice"), [alice_dn.as_str()]);
+    assert_eq!(by_uid("ALICE"), [alice_dn.as_str()]);
+    assert_eq!(at(&d, &fx.root, &alice_dn, Scope::Base), Ok(1));
+    assert_eq!(
+        found(&d, &fx.root, eq("member", &alice_dn)),
+        [devs_dn.as_str()]
+    );
+
+    fx.store.rename_user(alice.id, "alicia").expect("rename");
+    assert!(by_uid("alice").is_empty());
+    assert_eq!(by_uid("alicia"), [format!("cn=alicia,ou=users,{BASE}")]);
+    assert!(at(&d, &fx.root, &alice_dn, Scope::Base).is_err());
+    assert!(found(&d, &fx.root, eq("member", &alice_dn)).is_empty());
+
+    // Another user takes the name: found, and not through the old id.
+    let other = fx
+        .store
+        .create_user(NewUser {
+            username: "alice".into(),
+            ..NewUser::default()
+        })
+        .expect("user");
+    fx.store
+        .add_member(fx.staff, Member::User(other.id))
+        .expect("member");
+    assert_eq!(by_uid("alice"), [alice_dn.as_str()]);
+    assert_eq!(
+        found(&d, &fx.root, eq("member", &alice_dn)),
+        [format!("cn=staff,ou=groups,{BASE}")]
+    );
+    fx.store.delete_user(other.id).expect("delete");
+    assert!(by_uid("alice").is_empty());
+    assert!(at(&d, &fx.root, &alice_dn, Scope::Base).is_err());
+
+    // Groups: the same for a renamed group and its name's new holder.
+    let by_cn = |name: &str| found(&d, &fx.root, eq("cn", name));
+    assert_eq!(by_cn("devs"), [devs_dn.as_str()]);
+    fx.store
+        .rename_group(fx.devs, "developers")
+        .expect("rename");
+    assert!(by_cn("devs").is_empty());
+    assert!(at(&d, &fx.root, &devs_dn, Scope::Base).is_err());
+    fx.store.create_group("devs", None).expect("group");
+    assert_eq!(by_cn("devs"), [devs_dn.as_str()]);
+    assert!(found(&d, &fx.root, eq("memberOf", &devs_dn)).is_empty());
+}
