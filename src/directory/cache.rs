@@ -249,48 +249,54 @@ impl EpochCache {
     }
 }
 
-/// Beyond this many names [`NameIds`] is emptied rather than grown (some
-/// 60 bytes each).
-const MAX_NAMES: usize = 2_000_000;
+/// Beyond this many keys a [`KeptIds`] is emptied rather than grown (some
+/// 40 to 60 bytes each).
+const MAX_KEPT_IDS: usize = 2_000_000;
 
-/// The ids of users (or groups) found by name through the store's index:
-/// a lookup by `uid`, `cn` or a DN asks it for every request, which at
-/// 1,000,000 users was a sixth of a lookup's CPU (sled's page cache and
-/// binary searches). Keys are names in ASCII lowercase, as the index
-/// compares them. Not tied to the membership epoch: the caller uses an id
-/// from here only after reading the record it names and finding the name
-/// still on it ([`super::Directory::user_id_by_name`]), so a rename, a
-/// delete or a name another entry took over is never answered from here.
-/// A name the index does not know is not kept (it may be created next).
-pub(super) struct NameIds<K> {
-    map: Mutex<HashMap<Box<str>, K>>,
+/// The ids of users (or groups) found through one of the store's indexes
+/// (name, email, uid or gid number): a lookup by `uid`, `cn`, `mail`,
+/// `uidNumber`, `gidNumber` or an entry's DN asks one for every request,
+/// which at 1,000,000 users was a sixth of a lookup's CPU (sled's page
+/// cache and binary searches). Keys are as the index compares them (names
+/// in ASCII lowercase, emails lowercased). Not tied to the membership
+/// epoch: the caller uses an id from here only after reading the record it
+/// names and finding the key still on it ([`super::Directory::user_id_by_name`]
+/// and its siblings), so a rename, a new email or number, a delete or a
+/// key another entry took over is never answered from here. A key the
+/// index does not know is not kept (it may be created next).
+pub(super) struct KeptIds<Q, K> {
+    map: Mutex<HashMap<Q, K>>,
 }
 
-impl<K> Default for NameIds<K> {
+impl<Q, K> Default for KeptIds<Q, K> {
     fn default() -> Self {
-        NameIds {
+        KeptIds {
             map: Mutex::new(HashMap::new()),
         }
     }
 }
 
-impl<K: Copy> NameIds<K> {
-    fn map(&self) -> MutexGuard<'_, HashMap<Box<str>, K>> {
+impl<Q: std::hash::Hash + Eq, K: Copy> KeptIds<Q, K> {
+    fn map(&self) -> MutexGuard<'_, HashMap<Q, K>> {
         // Every write is one insert or a clear: nothing half-written.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The id kept for `key` (a name in ASCII lowercase).
-    pub fn get(&self, key: &str) -> Option<K> {
+    /// The id kept for `key`.
+    pub fn get<B>(&self, key: &B) -> Option<K>
+    where
+        Q: std::borrow::Borrow<B>,
+        B: std::hash::Hash + Eq + ?Sized,
+    {
         self.map().get(key).copied()
     }
 
-    pub fn insert(&self, key: String, id: K) {
+    pub fn insert(&self, key: Q, id: K) {
         let mut map = self.map();
-        if map.len() >= MAX_NAMES {
+        if map.len() >= MAX_KEPT_IDS {
             map.clear();
         }
-        map.insert(key.into_boxed_str(), id);
+        map.insert(key, id);
     }
 }
 

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use super::cache::Derived;
-use super::cache::{EpochCache, NameIds};
+use super::cache::{EpochCache, KeptIds};
 use super::dn::Dn;
 use super::entry::{self, Entry, Wanted};
 use super::filter::Filter;
@@ -193,9 +193,12 @@ struct Inner {
     options: DirectoryOptions,
     /// Memberships and names between searches, per membership epoch.
     cache: EpochCache,
-    /// Ids found by name, checked against the record on use.
-    user_ids: NameIds<UserId>,
-    group_ids: NameIds<GroupId>,
+    /// Ids found through the indexes, checked against the record on use.
+    user_ids: KeptIds<Box<str>, UserId>,
+    user_emails: KeptIds<Box<str>, UserId>,
+    user_numbers: KeptIds<u32, UserId>,
+    group_ids: KeptIds<Box<str>, GroupId>,
+    group_numbers: KeptIds<u32, GroupId>,
     /// The base entry, `ou=users` and `ou=groups`: built once, they never
     /// change.
     containers: [Entry; 3],
@@ -231,6 +234,26 @@ struct InScope<'a> {
     named: Option<Member>,
 }
 
+/// The id kept under `key` if its record still carries the key
+/// (`carries`), else what the index finds (`find`), kept for next time.
+fn kept_or_found<Q: std::hash::Hash + Eq, K: Copy>(
+    kept: &KeptIds<Q, K>,
+    key: Q,
+    carries: impl FnOnce(K) -> Result<bool, StoreError>,
+    find: impl FnOnce() -> Result<Option<K>, StoreError>,
+) -> Result<Option<K>, StoreError> {
+    if let Some(id) = kept.get(&key) {
+        if carries(id)? {
+            return Ok(Some(id));
+        }
+    }
+    let found = find()?;
+    if let Some(id) = found {
+        kept.insert(key, id);
+    }
+    Ok(found)
+}
+
 impl Directory {
     pub fn new(store: Store, base: Dn, admin_group: &str, search_group: &str) -> Directory {
         Directory::with_options(
@@ -256,8 +279,11 @@ impl Directory {
                 search_group: search_group.to_string(),
                 options,
                 cache: EpochCache::default(),
-                user_ids: NameIds::default(),
-                group_ids: NameIds::default(),
+                user_ids: KeptIds::default(),
+                user_emails: KeptIds::default(),
+                user_numbers: KeptIds::default(),
+                group_ids: KeptIds::default(),
+                group_numbers: KeptIds::default(),
                 containers: [
                     entry::base_entry(&base),
                     entry::users_ou_entry(&base),
@@ -279,39 +305,78 @@ impl Directory {
     /// walk of sled's pages), else the index's answer.
     pub(super) fn user_id_by_name(&self, name: &str) -> Result<Option<UserId>, StoreError> {
         let store = self.store();
-        let key = name.to_ascii_lowercase();
-        if let Some(id) = self.inner.user_ids.get(&key) {
-            if store
-                .user_shared(id)?
-                .is_some_and(|u| u.username.eq_ignore_ascii_case(name))
-            {
-                return Ok(Some(id));
-            }
+        kept_or_found(
+            &self.inner.user_ids,
+            name.to_ascii_lowercase().into_boxed_str(),
+            |id| {
+                Ok(store
+                    .user_shared(id)?
+                    .is_some_and(|u| u.username.eq_ignore_ascii_case(name)))
+            },
+            || store.user_id_by_name(name),
+        )
+    }
+
+    /// [`Directory::user_id_by_name`] by email address (lowercased, as the
+    /// index compares them). A value that is no email address (stored ones
+    /// have exactly one `@`, with text on both sides) names nobody, without
+    /// asking the index: Nextcloud's login filter tries the login name as
+    /// `mail` too.
+    pub(super) fn user_id_by_email(&self, email: &str) -> Result<Option<UserId>, StoreError> {
+        if !matches!(email.split_once('@'), Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
+        {
+            return Ok(None);
         }
-        let found = store.user_id_by_name(name)?;
-        if let Some(id) = found {
-            self.inner.user_ids.insert(key, id);
-        }
-        Ok(found)
+        let store = self.store();
+        let key = email.to_lowercase();
+        kept_or_found(
+            &self.inner.user_emails,
+            key.clone().into_boxed_str(),
+            |id| {
+                Ok(store
+                    .user_shared(id)?
+                    .is_some_and(|u| u.email.as_deref().is_some_and(|e| e.to_lowercase() == key)))
+            },
+            || store.user_id_by_email(email),
+        )
+    }
+
+    /// [`Directory::user_id_by_name`] by uidNumber.
+    pub(super) fn user_id_by_uid_number(&self, n: u32) -> Result<Option<UserId>, StoreError> {
+        let store = self.store();
+        kept_or_found(
+            &self.inner.user_numbers,
+            n,
+            |id| Ok(store.user_shared(id)?.is_some_and(|u| u.uid_number == n)),
+            || store.user_id_by_uid_number(n),
+        )
     }
 
     /// [`Directory::user_id_by_name`] for groups.
     pub(super) fn group_id_by_name(&self, name: &str) -> Result<Option<GroupId>, StoreError> {
         let store = self.store();
-        let key = name.to_ascii_lowercase();
-        if let Some(id) = self.inner.group_ids.get(&key) {
-            if store
-                .group_shared(id)?
-                .is_some_and(|g| g.name.eq_ignore_ascii_case(name))
-            {
-                return Ok(Some(id));
-            }
-        }
-        let found = store.group_id_by_name(name)?;
-        if let Some(id) = found {
-            self.inner.group_ids.insert(key, id);
-        }
-        Ok(found)
+        kept_or_found(
+            &self.inner.group_ids,
+            name.to_ascii_lowercase().into_boxed_str(),
+            |id| {
+                Ok(store
+                    .group_shared(id)?
+                    .is_some_and(|g| g.name.eq_ignore_ascii_case(name)))
+            },
+            || store.group_id_by_name(name),
+        )
+    }
+
+    /// [`Directory::user_id_by_name`] for groups by gidNumber.
+    pub(super) fn group_id_by_gid_number(&self, n: u32) -> Result<Option<GroupId>, StoreError> {
+        let store = self.store();
+        kept_or_found(
+            &self.inner.group_numbers,
+            n,
+            |id| Ok(store.group_shared(id)?.is_some_and(|g| g.gid_number == n)),
+            || store.group_id_by_gid_number(n),
+        )
     }
 
     pub fn base(&self) -> &Dn {

@@ -128,9 +128,9 @@ impl Directory {
                 let value = v.raw.trim();
                 match ty.name {
                     "uid" | "cn" => one(self.user_id_by_name(value)?),
-                    "mail" => one(store.user_id_by_email(value)?),
+                    "mail" => one(self.user_id_by_email(value)?),
                     "uidNumber" => match value.trim().parse::<u32>() {
-                        Ok(n) => one(store.user_id_by_uid_number(n)?),
+                        Ok(n) => one(self.user_id_by_uid_number(n)?),
                         Err(_) => none(),
                     },
                     // The users whose memberOf lists the group: its direct
@@ -198,7 +198,7 @@ impl Directory {
                 match ty.name {
                     "cn" => one(self.group_id_by_name(value)?),
                     "gidNumber" => match value.trim().parse::<u32>() {
-                        Ok(n) => one(store.group_id_by_gid_number(n)?),
+                        Ok(n) => one(self.group_id_by_gid_number(n)?),
                         Err(_) => none(),
                     },
                     // The user's groups; exact when the value is the

@@ -770,3 +770,60 @@ fn names_kept_from_lookups_follow_renames_deletes_and_new_holders() {
     assert_eq!(by_cn("devs"), [devs_dn.as_str()]);
     assert!(found(&d, &fx.root, eq("memberOf", &devs_dn)).is_empty());
 }
+
+/// The same for ids kept from lookups by email and by number: a changed
+/// email is found on its new holder, a deleted user or group is gone, and
+/// a value that is no email address finds nobody.
+#[test]
+fn emails_and_numbers_kept_from_lookups_follow_changes() {
+    let fx = fixture();
+    let d = dir(&fx, false);
+    let bob = fx
+        .store
+        .create_user(NewUser {
+            username: "bob".into(),
+            ..NewUser::default()
+        })
+        .expect("user");
+    let set_email = |id: UserId, email: Option<&str>| {
+        fx.store
+            .update_user(id, &|u| {
+                u.email = email.map(str::to_string);
+                Ok(())
+            })
+            .expect("email");
+    };
+    let alice = fx
+        .store
+        .user_by_name("alice")
+        .expect("read")
+        .expect("alice");
+    let alice_dn = format!("cn=alice,ou=users,{BASE}");
+    let bob_dn = format!("cn=bob,ou=users,{BASE}");
+    let by_mail = |mail: &str| found(&d, &fx.root, eq("mail", mail));
+    set_email(alice.id, Some("a@example.com"));
+    assert_eq!(by_mail("a@example.com"), [alice_dn.as_str()]);
+    assert_eq!(by_mail("A@Example.COM"), [alice_dn.as_str()]);
+    assert!(by_mail("alice").is_empty());
+    assert!(by_mail("@example.com").is_empty());
+    set_email(alice.id, Some("alice@example.com"));
+    set_email(bob.id, Some("a@example.com"));
+    assert_eq!(by_mail("a@example.com"), [bob_dn.as_str()]);
+    set_email(bob.id, None);
+    assert!(by_mail("a@example.com").is_empty());
+    assert_eq!(by_mail("alice@example.com"), [alice_dn.as_str()]);
+
+    let by_number = |n: u32| found(&d, &fx.root, eq("uidNumber", &n.to_string()));
+    assert_eq!(by_number(bob.uid_number), [bob_dn.as_str()]);
+    assert_eq!(by_number(bob.uid_number), [bob_dn.as_str()]);
+    fx.store.delete_user(bob.id).expect("delete");
+    assert!(by_number(bob.uid_number).is_empty());
+
+    let ops = fx.store.create_group("ops", None).expect("group");
+    let by_gid = |n: u32| found(&d, &fx.root, eq("gidNumber", &n.to_string()));
+    let ops_dn = format!("cn=ops,ou=groups,{BASE}");
+    assert_eq!(by_gid(ops.gid_number), [ops_dn.as_str()]);
+    assert_eq!(by_gid(ops.gid_number), [ops_dn.as_str()]);
+    fx.store.delete_group(ops.id).expect("delete");
+    assert!(by_gid(ops.gid_number).is_empty());
+}
