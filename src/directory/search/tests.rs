@@ -827,3 +827,36 @@ fn emails_and_numbers_kept_from_lookups_follow_changes() {
     fx.store.delete_group(ops.id).expect("delete");
     assert!(by_gid(ops.gid_number).is_empty());
 }
+
+/// A lookup of groups by member uses the user's kept direct groups, which
+/// follow every membership change.
+#[test]
+fn groups_by_member_follow_membership_changes() {
+    let fx = fixture();
+    let d = dir(&fx, false);
+    let alice = fx
+        .store
+        .user_by_name("alice")
+        .expect("read")
+        .expect("alice");
+    let alice_dn = format!("cn=alice,ou=users,{BASE}");
+    let by_member = || {
+        let mut dns = found(&d, &fx.root, eq("member", &alice_dn));
+        dns.sort();
+        dns
+    };
+    let devs = format!("cn=devs,ou=groups,{BASE}");
+    let staff = format!("cn=staff,ou=groups,{BASE}");
+    assert_eq!(by_member(), [devs.as_str()]);
+    assert_eq!(by_member(), [devs.as_str()]);
+    fx.store
+        .add_member(fx.staff, Member::User(alice.id))
+        .expect("member");
+    assert_eq!(by_member(), [devs.as_str(), staff.as_str()]);
+    fx.store
+        .remove_member(fx.devs, Member::User(alice.id))
+        .expect("remove");
+    assert_eq!(by_member(), [staff.as_str()]);
+    let memberuid = found(&d, &fx.root, eq("memberUid", "alice"));
+    assert_eq!(memberuid, [staff.as_str()]);
+}
