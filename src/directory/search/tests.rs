@@ -21,12 +21,7 @@ fn fixture() -> Fx {
     let staff = store.create_group("staff", None).expect("group");
     let devs = store.create_group("devs", None).expect("group");
     let user = |name: &str| {
-        let u = store
-            .create_user(NewUser {
-                username: name.into(),
-                ..NewUser::default()
-            })
-            .expect("user");
+        let u = new_user(&store, name);
         (
             u.id,
             Identity::User {
@@ -53,6 +48,16 @@ fn fixture() -> Fx {
         staff: staff.id,
         devs: devs.id,
     }
+}
+
+/// A new user named `name`.
+fn new_user(store: &Store, name: &str) -> crate::store::User {
+    store
+        .create_user(NewUser {
+            username: name.into(),
+            ..NewUser::default()
+        })
+        .expect("user")
 }
 
 fn dir(fx: &Fx, transitive_member_of: bool) -> Directory {
@@ -167,13 +172,7 @@ fn cached_access_and_group_entries_follow_changes() {
         e.get("member").map(<[String]>::to_vec).unwrap_or_default()
     };
     assert_eq!(members(&d), [ALICE]);
-    let bob = fx
-        .store
-        .create_user(NewUser {
-            username: "Bob".into(),
-            ..NewUser::default()
-        })
-        .expect("user");
+    let bob = new_user(&fx.store, "Bob");
     fx.store
         .add_member(fx.devs, Member::User(bob.id))
         .expect("member");
@@ -341,13 +340,7 @@ fn discloses_follows_the_read_rules() {
 fn deeper() -> (Fx, UserId, GroupId) {
     let fx = fixture();
     let ops = fx.store.create_group("ops", None).expect("group");
-    let bob = fx
-        .store
-        .create_user(NewUser {
-            username: "bob".into(),
-            ..NewUser::default()
-        })
-        .expect("user");
+    let bob = new_user(&fx.store, "bob");
     fx.store
         .add_member(ops.id, Member::User(bob.id))
         .expect("member");
@@ -679,13 +672,7 @@ fn few_groups_lookups_are_small_and_cached() {
     assert!(few("memberOf", "cn=nothing,ou=groups,dc=example,dc=com"));
     let big = fx.store.create_group("big", None).expect("group");
     for i in 0..=FEW_MEMBERS {
-        let u = fx
-            .store
-            .create_user(NewUser {
-                username: format!("member{i}"),
-                ..NewUser::default()
-            })
-            .expect("user");
+        let u = new_user(&fx.store, &format!("member{i}"));
         fx.store
             .add_member(big.id, Member::User(u.id))
             .expect("member");
@@ -739,13 +726,7 @@ fn names_kept_from_lookups_follow_renames_deletes_and_new_holders() {
     assert!(found(&d, &fx.root, eq("member", &alice_dn)).is_empty());
 
     // Another user takes the name: found, and not through the old id.
-    let other = fx
-        .store
-        .create_user(NewUser {
-            username: "alice".into(),
-            ..NewUser::default()
-        })
-        .expect("user");
+    let other = new_user(&fx.store, "alice");
     fx.store
         .add_member(fx.staff, Member::User(other.id))
         .expect("member");
@@ -778,13 +759,7 @@ fn names_kept_from_lookups_follow_renames_deletes_and_new_holders() {
 fn emails_and_numbers_kept_from_lookups_follow_changes() {
     let fx = fixture();
     let d = dir(&fx, false);
-    let bob = fx
-        .store
-        .create_user(NewUser {
-            username: "bob".into(),
-            ..NewUser::default()
-        })
-        .expect("user");
+    let bob = new_user(&fx.store, "bob");
     let set_email = |id: UserId, email: Option<&str>| {
         fx.store
             .update_user(id, &|u| {
