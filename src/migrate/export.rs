@@ -46,13 +46,14 @@ use crate::directory::dn::Dn;
 use crate::directory::entry::{self, AttrSink, Entry, Pushed, Requested, Wanted};
 use crate::directory::schema::{self, AttributeType};
 use crate::directory::tree;
+use crate::domain::snapshot::{IdMap, IdSet};
 use crate::ldif::{self, LdifEntry, Writer};
 use crate::store::mfa::RawDevice;
 use crate::store::{
     now, DeviceKind, Group, GroupId, Member, Result as StoreResult, Snapshot, SnapshotGroup,
     SnapshotHead, SnapshotSink, SnapshotUser, Store, StoreError, UserId,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +182,7 @@ pub fn ldif_from<E: Into<ExportError>>(
         out: Some(out),
         w: None,
         head: None,
-        names: HashMap::new(),
+        names: IdMap::default(),
         order: CanonicalOrder::default(),
         wanted: Wanted::everything(),
         lines: UserLines {
@@ -201,8 +202,8 @@ pub fn ldif_from<E: Into<ExportError>>(
 struct LdifHead {
     groups: Vec<SnapshotGroup>,
     by_id: HashMap<GroupId, Group>,
-    parents: HashMap<Member, Vec<GroupId>>,
-    admins: HashSet<UserId>,
+    parents: IdMap<Member, Vec<GroupId>>,
+    admins: IdSet<UserId>,
     /// Each group's DN, as a user's memberOf lists it.
     dns: HashMap<GroupId, String>,
     /// `ou=users,<base>`, under which users' DNs are made.
@@ -264,7 +265,7 @@ struct LdifSink<'a, W: Write> {
     w: Option<Writer<W>>,
     head: Option<LdifHead>,
     /// Usernames of the users that are members of some group.
-    names: HashMap<UserId, String>,
+    names: IdMap<UserId, String>,
     order: CanonicalOrder,
     /// Everything: what [`entry::user_entry`] makes.
     wanted: Wanted,
@@ -318,6 +319,11 @@ impl<W: Write> LdifSink<'_, W> {
             admins: head.transitive_user_members(self.admin_group),
             groups: head.groups,
         });
+        // Every member a group lists may need its name: sized once, not
+        // grown (and rehashed) through a million users.
+        if let Some(h) = &self.head {
+            self.names.reserve(h.parents.len());
+        }
         Ok(())
     }
 
