@@ -17,6 +17,7 @@
 //! [`Store::membership_epoch`]: crate::store::Store::membership_epoch
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -42,6 +43,12 @@ const MAX_MEMBER_OF: usize = 2_000_000;
 /// each key may hold as many bytes as the entry itself.
 const MAX_DERIVED: usize = 4;
 
+/// Bytes all [`Derived`] of one cache may hold together: a group's encoded
+/// body is as large as its entry (some 3 MB for 50,000 members), and an
+/// enumeration of groups derives one for each. Beyond it bodies are not
+/// kept (the caller encodes them each time, as without a cache).
+const MAX_DERIVED_BYTES: usize = 64 << 20;
+
 /// Bytes a caller derived from one cached group entry (the LDAP layer keeps
 /// the encoded response per attribute selection here), opaque to the
 /// directory. They live exactly as long as the entry: a new epoch or a
@@ -49,6 +56,8 @@ const MAX_DERIVED: usize = 4;
 #[derive(Default)]
 pub struct Derived {
     map: Mutex<HashMap<String, Bytes>>,
+    /// Bytes held by every `Derived` of the cache ([`MAX_DERIVED_BYTES`]).
+    held: Arc<AtomicUsize>,
 }
 
 impl Derived {
@@ -57,12 +66,33 @@ impl Derived {
         map.get(key).cloned()
     }
 
+    /// Keeps `bytes` under `key`, unless the cache's bodies already hold
+    /// [`MAX_DERIVED_BYTES`] with them.
     pub fn insert(&self, key: String, bytes: Bytes) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_DERIVED {
-            map.clear();
+            let freed = map.drain().map(|(_, b)| b.len()).sum();
+            self.held.fetch_sub(freed, Ordering::Relaxed);
         }
-        map.insert(key, bytes);
+        let len = bytes.len();
+        let reserved = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held + len <= MAX_DERIVED_BYTES).then_some(held + len)
+            });
+        if reserved.is_ok() {
+            if let Some(old) = map.insert(key, bytes) {
+                self.held.fetch_sub(old.len(), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Derived {
+    fn drop(&mut self) {
+        let map = self.map.get_mut().unwrap_or_else(|e| e.into_inner());
+        let freed = map.values().map(Bytes::len).sum();
+        self.held.fetch_sub(freed, Ordering::Relaxed);
     }
 }
 
@@ -104,6 +134,8 @@ struct State {
 #[derive(Default)]
 pub(super) struct EpochCache {
     state: Mutex<State>,
+    /// Bytes held by the [`Derived`] of the group entries.
+    derived_held: Arc<AtomicUsize>,
 }
 
 fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: V) {
@@ -221,16 +253,28 @@ impl EpochCache {
         }
     }
 
-    pub fn set_group_entry(&self, epoch: u64, group: &Group, entry: Arc<Entry>) {
-        if let Some(mut s) = self.at(epoch) {
-            if s.group_entries.len() >= MAX_ITEMS {
-                s.group_entries.clear();
-                s.group_names.clear();
-            }
-            s.group_entries
-                .insert(group.id, (group.clone(), entry, Arc::default()));
-            s.group_names.insert(group.name.to_lowercase());
+    /// Keeps `entry` as the one built from `group` under `epoch`; the
+    /// (empty) place for what callers derive from it, unless the epoch has
+    /// moved on (then nothing is kept).
+    pub fn set_group_entry(
+        &self,
+        epoch: u64,
+        group: &Group,
+        entry: Arc<Entry>,
+    ) -> Option<Arc<Derived>> {
+        let mut s = self.at(epoch)?;
+        if s.group_entries.len() >= MAX_ITEMS {
+            s.group_entries.clear();
+            s.group_names.clear();
         }
+        let derived = Arc::new(Derived {
+            map: Mutex::default(),
+            held: self.derived_held.clone(),
+        });
+        s.group_entries
+            .insert(group.id, (group.clone(), entry, derived.clone()));
+        s.group_names.insert(group.name.to_lowercase());
+        Some(derived)
     }
 
     /// True when an entry of the group `id` was built under `epoch` (see
@@ -392,5 +436,45 @@ mod tests {
         assert_eq!(fresh.get("k"), None);
         // A new epoch forgets it all.
         assert!(c.group_entry_derived(6, &changed).is_none());
+    }
+
+    #[test]
+    fn derived_bytes_stay_within_the_cache_budget() {
+        use crate::directory::Dn;
+        let c = EpochCache::default();
+        let body = Bytes::from(vec![0u8; MAX_DERIVED_BYTES / 2 + 1]);
+        let dn = |n: &str| Dn::parse(&format!("cn={n},ou=groups,dc=example,dc=com")).expect("dn");
+        let (a, b) = (group(1, "a", None), group(2, "b", None));
+        let da = c
+            .set_group_entry(1, &a, Arc::new(Entry::new(dn("a"))))
+            .expect("kept");
+        let db = c
+            .set_group_entry(1, &b, Arc::new(Entry::new(dn("b"))))
+            .expect("kept");
+        da.insert("k".into(), body.clone());
+        assert!(da.get("k").is_some());
+        // Two such bodies are more than the cache keeps: the second is not.
+        db.insert("k".into(), body.clone());
+        assert!(db.get("k").is_none());
+        // A small one still fits.
+        db.insert("small".into(), Bytes::from_static(b"body"));
+        assert!(db.get("small").is_some());
+        // The group's entry gone (a new epoch) gives its bytes back.
+        drop((da, db));
+        let da = c
+            .set_group_entry(2, &a, Arc::new(Entry::new(dn("a"))))
+            .expect("kept");
+        let db = c
+            .set_group_entry(2, &b, Arc::new(Entry::new(dn("b"))))
+            .expect("kept");
+        db.insert("k".into(), body.clone());
+        assert!(db.get("k").is_some());
+        // Replacing a body under its key counts it once.
+        db.insert("k".into(), body.clone());
+        da.insert(
+            "k".into(),
+            Bytes::from(vec![0u8; MAX_DERIVED_BYTES / 2 - 8]),
+        );
+        assert!(da.get("k").is_some());
     }
 }

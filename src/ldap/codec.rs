@@ -343,9 +343,14 @@ pub fn entry_header(msgid: i32, op_len: usize, buf: &mut BytesMut) {
 /// SEQUENCE { objectName, attributes }`), the same bytes
 /// [`Codec`] writes inside a message.
 pub fn entry_op(entry: &LdapSearchResultEntry) -> Bytes {
-    let attrs = attr_refs(entry);
+    entry_op_parts(&entry.dn, &attr_refs(entry))
+}
+
+/// [`entry_op`] of the entry `dn` with `attrs`: the bytes that follow the
+/// message ID in what [`encode_entry_parts`] writes.
+pub fn entry_op_parts<V: AsRef<[u8]>>(dn: &str, attrs: &[AttrRef<'_, V>]) -> Bytes {
     let mut buf = BytesMut::new();
-    write_entry_op(&entry.dn, &attrs, attrs_len(&attrs), &mut buf);
+    write_entry_op(dn, attrs, attrs_len(attrs), &mut buf);
     buf.freeze()
 }
 

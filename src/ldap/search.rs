@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
     LdapFilter, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode,
@@ -13,7 +13,8 @@ use ldap3_proto::proto::{
 use tokio::sync::mpsc;
 
 use super::codec::{
-    encode_attr, encode_entry_attrs_encoded, encode_entry_parts, entry_op, AttrRef, Outgoing,
+    encode_attr, encode_entry_attrs_encoded, encode_entry_parts, entry_header, entry_op_parts,
+    AttrRef, Outgoing,
 };
 use super::handler::{Handler, Outcome, Session};
 use super::paging::OverBudget;
@@ -290,7 +291,7 @@ impl Handler {
         let op = match derived.get(&key) {
             Some(op) => op,
             None => {
-                let op = entry_op(&search_entry((*entry).clone(), req));
+                let op = entry_body(&entry, &Requested::parse(&req.attrs), req.typesonly);
                 derived.insert(key, op.clone());
                 op
             }
@@ -543,6 +544,9 @@ impl Streamed<'_> {
         let mut gone = false;
         let stopped = || stop.is_cancelled() || self.tx.is_closed();
         let mut writer = UserWriter::new(&requested, self.req.typesonly);
+        // A group's body is encoded once per selection and kept with its
+        // cached entry (as for a base read of it).
+        let key = selection_key(self.req);
         let result = directory.search_items(identity, query, wanted, &stopped, &mut |item| {
             if self.size_limit.is_some_and(|limit| sent >= limit) {
                 over_size = true;
@@ -554,6 +558,15 @@ impl Streamed<'_> {
                     encode_entry(self.msgid, &e, &requested, self.req.typesonly, &mut encoded)
                 }
                 SearchItem::User(user) => writer.write(self.msgid, &user, &mut encoded),
+                SearchItem::Group(CachedGroup { entry, derived }) => {
+                    let op = derived.get(&key).unwrap_or_else(|| {
+                        let op = entry_body(&entry, &requested, self.req.typesonly);
+                        derived.insert(key.clone(), op.clone());
+                        op
+                    });
+                    entry_header(self.msgid, op.len(), &mut encoded);
+                    encoded.extend_from_slice(&op);
+                }
             }
             if encoded.len() >= STREAM_BATCH_BYTES
                 && self
@@ -689,6 +702,26 @@ fn encode_entry(
     types_only: bool,
     buf: &mut BytesMut,
 ) {
+    with_selected(entry, requested, types_only, |dn, attrs| {
+        encode_entry_parts(msgid, dn, attrs, buf)
+    })
+}
+
+/// The protocolOp of what [`encode_entry`] writes for `entry`: the body an
+/// [`Outgoing::Entry`] sends under any message ID.
+fn entry_body(entry: &Entry, requested: &Requested, types_only: bool) -> Bytes {
+    with_selected(entry, requested, types_only, entry_op_parts)
+}
+
+/// Hands `write` the DN of `entry` and the attributes `requested` selects
+/// of it, in the entry's order, entryDN last when asked for by name and
+/// not held; without values for `types_only`.
+fn with_selected<R>(
+    entry: &Entry,
+    requested: &Requested,
+    types_only: bool,
+    write: impl FnOnce(&str, &[AttrRef<'_, String>]) -> R,
+) -> R {
     let dn = entry.dn.to_string();
     let (kept, entry_dn) = entry.selected_as(requested);
     let no_values: &[String] = &[];
@@ -707,7 +740,7 @@ fn encode_entry(
             vals: values(&dn_value),
         });
     }
-    encode_entry_parts(msgid, &dn_value[0], &attrs, buf);
+    write(&dn_value[0], &attrs)
 }
 
 fn search_entry_as(entry: Entry, requested: &Requested, types_only: bool) -> LdapSearchResultEntry {

@@ -393,6 +393,156 @@ fn values(msgs: &[LdapMsg], attr: &str) -> Vec<String> {
         .collect()
 }
 
+/// The group entries of a subtree search of ou=groups by `session`
+/// selecting `attrs`: (DN, attributes as sorted "type: value" lines).
+async fn groups_listed(
+    h: &Handler,
+    session: &mut Session,
+    msgid: i32,
+    attrs: &[&str],
+    types_only: bool,
+) -> Vec<(String, Vec<String>)> {
+    let mut msg = search(
+        "ou=groups,dc=example,dc=com",
+        LdapSearchScope::Subtree,
+        LdapFilter::Equality("objectClass".into(), "posixGroup".into()),
+    );
+    msg.msgid = msgid;
+    if let LdapOp::SearchRequest(r) = &mut msg.op {
+        r.attrs = attrs.iter().map(|a| a.to_string()).collect();
+        r.typesonly = types_only;
+    }
+    let (_, msgs) = on_the_wire(&h.handle(session, msg).await);
+    assert!(msgs.iter().all(|m| m.msgid == msgid));
+    assert_eq!(
+        msgs.last().map(|m| &m.op),
+        Some(&LdapOp::SearchResultDone(success()))
+    );
+    msgs.iter()
+        .filter_map(|m| match &m.op {
+            LdapOp::SearchResultEntry(e) => {
+                let mut lines: Vec<String> = e
+                    .attributes
+                    .iter()
+                    .flat_map(|a| {
+                        let vals: Vec<String> = if a.vals.is_empty() {
+                            vec![format!("{}:", a.atype)]
+                        } else {
+                            a.vals
+                                .iter()
+                                .map(|v| format!("{}: {}", a.atype, String::from_utf8_lossy(v)))
+                                .collect()
+                        };
+                        vals
+                    })
+                    .collect();
+                lines.sort();
+                Some((e.dn.clone(), lines))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_enumeration_of_groups_follows_every_change_and_selection() {
+    let (h, store) = setup_with_store();
+    let devs = store
+        .create_group("devs", Some("one".into()))
+        .expect("group");
+    let bob = store
+        .create_user(NewUser {
+            username: "bob".into(),
+            ..NewUser::default()
+        })
+        .expect("user");
+    for name in ["alice", "root"] {
+        let u = store.user_by_name(name).expect("read").expect("user");
+        store.add_member(devs.id, Member::User(u.id)).expect("add");
+    }
+    let mut root = session();
+    h.handle(
+        &mut root,
+        bind("uid=root,ou=users,dc=example,dc=com", "root-pw"),
+    )
+    .await;
+    let devs_dn = "cn=devs,ou=groups,dc=example,dc=com";
+    let devs_of = |listed: &[(String, Vec<String>)]| {
+        listed
+            .iter()
+            .find(|(dn, _)| dn == devs_dn)
+            .map(|(_, lines)| lines.clone())
+            .expect("devs listed")
+    };
+    let count =
+        |lines: &[String], prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+
+    // Listed again and again (the bodies kept after the first), under
+    // other message IDs: the same entries.
+    let first = groups_listed(&h, &mut root, 2, &["member", "description"], false).await;
+    assert_eq!(first.len(), 3, "{first:?}");
+    let devs_lines = devs_of(&first);
+    assert_eq!(count(&devs_lines, "member: "), 2);
+    assert!(devs_lines.contains(&"description: one".to_string()));
+    for msgid in [3, 70_000, i32::MAX] {
+        let again = groups_listed(&h, &mut root, msgid, &["member", "description"], false).await;
+        assert_eq!(again, first);
+    }
+    // Each selection gets its own attributes, whatever was listed before.
+    let cn_only = groups_listed(&h, &mut root, 4, &["cn"], false).await;
+    assert_eq!(devs_of(&cn_only), ["cn: devs"]);
+    let types = groups_listed(&h, &mut root, 5, &["cn"], true).await;
+    assert_eq!(devs_of(&types), ["cn:"]);
+    let all = groups_listed(&h, &mut root, 6, &[], false).await;
+    let all_devs = devs_of(&all);
+    assert!(all_devs.contains(&"cn: devs".to_string()), "{all_devs:?}");
+    assert_eq!(count(&all_devs, "memberUid: "), 2, "{all_devs:?}");
+    assert_eq!(
+        groups_listed(&h, &mut root, 7, &["member", "description"], false).await,
+        first
+    );
+
+    // A membership change, a new description, a rename: each seen at once.
+    store
+        .add_member(devs.id, Member::User(bob.id))
+        .expect("add");
+    let listed = groups_listed(&h, &mut root, 8, &["member", "description"], false).await;
+    let lines = devs_of(&listed);
+    assert_eq!(count(&lines, "member: "), 3);
+    assert!(lines.iter().any(|l| l.contains("bob")), "{lines:?}");
+    let snapshot = store.group_snapshot(devs.id).expect("read").expect("group");
+    let mut after = snapshot.group.clone();
+    after.description = Some("two".into());
+    store
+        .replace_group(&snapshot, &after, &snapshot.members)
+        .expect("write")
+        .expect("no race");
+    for msgid in [9, 10] {
+        let listed = groups_listed(&h, &mut root, msgid, &["member", "description"], false).await;
+        assert!(devs_of(&listed).contains(&"description: two".to_string()));
+    }
+    store.rename_group(devs.id, "builders").expect("rename");
+    let listed = groups_listed(&h, &mut root, 11, &["cn"], false).await;
+    assert!(listed.iter().all(|(dn, _)| dn != devs_dn), "{listed:?}");
+    assert!(listed.iter().any(
+        |(dn, lines)| dn == "cn=builders,ou=groups,dc=example,dc=com" && lines == &["cn: builders"]
+    ));
+
+    // Alice, in builders only, lists that group alone, though the bodies
+    // of the others are kept from root's searches.
+    let mut alice = session();
+    h.handle(
+        &mut alice,
+        bind("cn=alice,ou=users,dc=example,dc=com", "alice-pw"),
+    )
+    .await;
+    groups_listed(&h, &mut root, 12, &["member"], false).await;
+    let listed = groups_listed(&h, &mut alice, 13, &["member"], false).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].0, "cn=builders,ou=groups,dc=example,dc=com");
+    assert_eq!(count(&listed[0].1, "member: "), 3);
+}
+
 #[tokio::test]
 async fn a_cached_group_read_is_sent_preencoded_and_follows_every_change() {
     let (h, store) = setup_with_store();

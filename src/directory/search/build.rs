@@ -3,7 +3,7 @@
 //! once, in front of the directory's epoch cache; and transitive
 //! membership for the in-chain matching rule.
 
-use super::Directory;
+use super::{CachedGroup, Directory};
 use crate::directory::dn::Dn;
 use crate::directory::entry::{self, Entry, Wanted};
 use crate::directory::filter::InChain;
@@ -230,7 +230,7 @@ impl<'a> BuildContext<'a> {
     ) -> Result<Entry, StoreError> {
         let full = match self.dir.inner.cache.group_entry(self.epoch, group) {
             Some(e) => e,
-            None => self.build_group_entry(group)?,
+            None => self.build_group_entry(group)?.entry,
         };
         Ok(Entry {
             dn: full.dn.clone(),
@@ -243,7 +243,17 @@ impl<'a> BuildContext<'a> {
         })
     }
 
-    fn build_group_entry(&mut self, group: &Group) -> Result<Arc<Entry>, StoreError> {
+    /// The full entry of `group`, shared with the epoch cache, and the
+    /// place for what callers derive from it (a fresh one when the entry
+    /// could not be kept).
+    pub(super) fn group_shared(&mut self, group: &Group) -> Result<CachedGroup, StoreError> {
+        match self.dir.inner.cache.group_entry_derived(self.epoch, group) {
+            Some((entry, derived)) => Ok(CachedGroup { entry, derived }),
+            None => self.build_group_entry(group),
+        }
+    }
+
+    fn build_group_entry(&mut self, group: &Group) -> Result<CachedGroup, StoreError> {
         let cache = &self.dir.inner.cache;
         let mut user_ids = Vec::new();
         let mut children = Vec::new();
@@ -268,8 +278,10 @@ impl<'a> BuildContext<'a> {
             &children,
             &parents,
         ));
-        cache.set_group_entry(self.epoch, group, e.clone());
-        Ok(e)
+        let derived = cache
+            .set_group_entry(self.epoch, group, e.clone())
+            .unwrap_or_default();
+        Ok(CachedGroup { entry: e, derived })
     }
 }
 

@@ -89,14 +89,20 @@ pub enum SearchItem<'a> {
     /// A user's entry, not built: the filter needed nothing of it, so a
     /// caller that only encodes it may write it from its parts.
     User(UserEntry<'a>),
+    /// A group's full entry (every attribute), shared with the epoch
+    /// cache: a caller that encodes it selects the attributes itself, and
+    /// may keep the encoded body with the entry (an enumeration of groups
+    /// otherwise copies every member of every group, each time).
+    Group(CachedGroup),
 }
 
 impl SearchItem<'_> {
-    /// The entry, built if it was not.
+    /// The entry, built if it was not (a group's with every attribute).
     pub fn into_entry(self) -> Entry {
         match self {
             SearchItem::Entry(e) => e,
             SearchItem::User(u) => u.build(),
+            SearchItem::Group(g) => Arc::unwrap_or_clone(g.entry),
         }
     }
 }
@@ -575,7 +581,8 @@ impl Directory {
     /// [`Directory::search_each`] that hands out the entries of users the
     /// filter needs nothing of unbuilt ([`SearchItem::User`]): a caller
     /// that encodes them writes them from the record, without building
-    /// and dropping an entry for each of a million users.
+    /// and dropping an entry for each of a million users. Groups come as
+    /// their shared full entries ([`SearchItem::Group`]).
     pub fn search_items(
         &self,
         who: &Identity,
@@ -588,8 +595,9 @@ impl Directory {
     }
 
     /// The search of [`Directory::search_items`]; with `parts` false every
-    /// item is an [`SearchItem::Entry`] (a caller that needs entries pays
-    /// nothing for the users' DN strings).
+    /// item is an [`SearchItem::Entry`] with only the wanted attributes (a
+    /// caller that needs entries pays nothing for the users' DN strings,
+    /// and keeps no more of a group than it asked for).
     fn search_with(
         &self,
         who: &Identity,
@@ -769,11 +777,18 @@ impl Directory {
                 Access::Own { info, .. } => info.groups.contains(&group.id),
                 Access::None => false,
             };
-            if visible {
+            if !visible {
+                continue;
+            }
+            let more = if parts {
+                let g = ctx.group_shared(group)?;
+                !matches(&group_residual, &g.entry) || sink(SearchItem::Group(g))
+            } else {
                 let e = ctx.group_entry(group, &group_wanted)?;
-                if matches(&group_residual, &e) && !sink(SearchItem::Entry(e)) {
-                    return Ok(end);
-                }
+                !matches(&group_residual, &e) || sink(SearchItem::Entry(e))
+            };
+            if !more {
+                return Ok(end);
             }
         }
         Ok(end)
