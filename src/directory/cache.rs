@@ -17,7 +17,7 @@
 //! [`Store::membership_epoch`]: crate::store::Store::membership_epoch
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -117,9 +117,6 @@ struct State {
     /// Users in the admin group at any depth (`ak-superuser`).
     admins: Option<Arc<HashSet<UserId>>>,
     access: HashMap<UserId, Arc<AccessInfo>>,
-    /// The groups a user's memberOf lists: direct ones, or every one
-    /// through nesting when the directory serves transitive memberOf.
-    member_of: HashMap<UserId, Arc<[GroupId]>>,
     /// How many users a group's `(memberOf=G)` returns.
     users_in: HashMap<GroupId, usize>,
     usernames: HashMap<UserId, Arc<str>>,
@@ -130,10 +127,38 @@ struct State {
     group_names: HashSet<String>,
 }
 
+/// One shard of the memberOf map, for one epoch.
+#[derive(Default)]
+struct MemberOf {
+    epoch: u64,
+    map: HashMap<UserId, Arc<[GroupId]>>,
+}
+
+/// Shards of the maps lookups fill as they go (memberOf, kept ids): a map
+/// of a million keys grows by rehashing every key under its lock, tens of
+/// milliseconds in which every lookup that needs the map waits (at
+/// 1,000,000 users the slowest lookups while the caches filled). A shard
+/// holds a sixteenth of the keys, and its growth stops only the lookups
+/// whose keys fall in it.
+const SHARDS: usize = 16;
+
+/// The shard of `key` (FxHash: the maps themselves hash with SipHash's
+/// random keys, so a client choosing keys can at worst fill one shard).
+fn shard_of<Q: std::hash::Hash + ?Sized>(key: &Q) -> usize {
+    use std::hash::BuildHasher;
+    (rustc_hash::FxBuildHasher.hash_one(key) >> 32) as usize % SHARDS
+}
+
 /// The cache; one per [`super::Directory`].
 #[derive(Default)]
 pub(super) struct EpochCache {
     state: Mutex<State>,
+    /// The newest epoch any part of the cache was asked for.
+    latest: AtomicU64,
+    /// The groups a user's memberOf lists: direct ones, or every one
+    /// through nesting when the directory serves transitive memberOf. In
+    /// shards, each for one epoch (see [`SHARDS`]).
+    member_of: [Mutex<MemberOf>; SHARDS],
     /// Bytes held by the [`Derived`] of the group entries.
     derived_held: Arc<AtomicUsize>,
 }
@@ -152,6 +177,13 @@ impl EpochCache {
     fn at(&self, epoch: u64) -> Option<MutexGuard<'_, State>> {
         // A panic while holding the lock cannot leave a half-written value
         // that is wrong: every write is one insert.
+        let latest = self.latest.load(Ordering::Acquire);
+        if epoch < latest {
+            return None;
+        }
+        if epoch > latest {
+            self.latest.fetch_max(epoch, Ordering::AcqRel);
+        }
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if s.epoch < epoch {
             *s = State {
@@ -182,16 +214,39 @@ impl EpochCache {
         }
     }
 
+    /// The memberOf shard of `user` for `epoch`, as [`EpochCache::at`]:
+    /// emptied when the epoch moved on, `None` when any part of the cache
+    /// was asked for a newer epoch.
+    fn member_of_at(&self, epoch: u64, user: UserId) -> Option<MutexGuard<'_, MemberOf>> {
+        let latest = self.latest.load(Ordering::Acquire);
+        if epoch < latest {
+            return None;
+        }
+        if epoch > latest {
+            self.latest.fetch_max(epoch, Ordering::AcqRel);
+        }
+        let mut s = self.member_of[shard_of(&user)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if s.epoch < epoch {
+            *s = MemberOf {
+                epoch,
+                map: HashMap::new(),
+            };
+        }
+        (s.epoch == epoch).then_some(s)
+    }
+
     pub fn member_of(&self, epoch: u64, user: UserId) -> Option<Arc<[GroupId]>> {
-        self.at(epoch)?.member_of.get(&user).cloned()
+        self.member_of_at(epoch, user)?.map.get(&user).cloned()
     }
 
     pub fn set_member_of(&self, epoch: u64, user: UserId, groups: Arc<[GroupId]>) {
-        if let Some(mut s) = self.at(epoch) {
-            if s.member_of.len() >= MAX_MEMBER_OF {
-                s.member_of.clear();
+        if let Some(mut s) = self.member_of_at(epoch, user) {
+            if s.map.len() >= MAX_MEMBER_OF / SHARDS {
+                s.map.clear();
             }
-            s.member_of.insert(user, groups);
+            s.map.insert(user, groups);
         }
     }
 
@@ -200,9 +255,9 @@ impl EpochCache {
     /// every [`MAX_MEMBER_OF`] users of a large directory, and with it what
     /// lookups keep.
     pub fn set_member_of_if_room(&self, epoch: u64, user: UserId, groups: Arc<[GroupId]>) {
-        if let Some(mut s) = self.at(epoch) {
-            if s.member_of.len() < MAX_MEMBER_OF {
-                s.member_of.insert(user, groups);
+        if let Some(mut s) = self.member_of_at(epoch, user) {
+            if s.map.len() < MAX_MEMBER_OF / SHARDS {
+                s.map.insert(user, groups);
             }
         }
     }
@@ -309,21 +364,24 @@ const MAX_KEPT_IDS: usize = 2_000_000;
 /// key another entry took over is never answered from here. A key the
 /// index does not know is not kept (it may be created next).
 pub(super) struct KeptIds<Q, K> {
-    map: Mutex<HashMap<Q, K>>,
+    /// In shards (see [`SHARDS`]).
+    shards: [Mutex<HashMap<Q, K>>; SHARDS],
 }
 
 impl<Q, K> Default for KeptIds<Q, K> {
     fn default() -> Self {
         KeptIds {
-            map: Mutex::new(HashMap::new()),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
         }
     }
 }
 
 impl<Q: std::hash::Hash + Eq, K: Copy> KeptIds<Q, K> {
-    fn map(&self) -> MutexGuard<'_, HashMap<Q, K>> {
+    fn shard<B: std::hash::Hash + ?Sized>(&self, key: &B) -> MutexGuard<'_, HashMap<Q, K>> {
         // Every write is one insert or a clear: nothing half-written.
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+        self.shards[shard_of(key)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The id kept for `key`.
@@ -332,12 +390,12 @@ impl<Q: std::hash::Hash + Eq, K: Copy> KeptIds<Q, K> {
         Q: std::borrow::Borrow<B>,
         B: std::hash::Hash + Eq + ?Sized,
     {
-        self.map().get(key).copied()
+        self.shard(key).get(key).copied()
     }
 
     pub fn insert(&self, key: Q, id: K) {
-        let mut map = self.map();
-        if map.len() >= MAX_KEPT_IDS {
+        let mut map = self.shard(&key);
+        if map.len() >= MAX_KEPT_IDS / SHARDS {
             map.clear();
         }
         map.insert(key, id);
@@ -396,21 +454,96 @@ mod tests {
     fn a_scan_keeps_memberships_only_in_room_left() {
         let c = EpochCache::default();
         let groups: Arc<[GroupId]> = Arc::new([GroupId(uuid::Uuid::from_u128(1))]);
-        let n = u128::try_from(MAX_MEMBER_OF).expect("fits");
-        for i in 0..n {
-            c.set_member_of(1, uid(i), groups.clone());
+        // Users whose memberships share one shard, and one of another.
+        let shard = shard_of(&uid(0));
+        let mut same = (0..).map(uid).filter(|u| shard_of(u) == shard);
+        let other = (0..).map(uid).find(|u| shard_of(u) != shard).expect("one");
+        let first = same.next().expect("one");
+        c.set_member_of(1, first, groups.clone());
+        for u in same.by_ref().take(MAX_MEMBER_OF / SHARDS - 1) {
+            c.set_member_of(1, u, groups.clone());
         }
-        // Full: a scan stores nothing more and drops nothing.
-        c.set_member_of_if_room(1, uid(n), groups.clone());
-        assert!(c.member_of(1, uid(n)).is_none());
-        assert!(c.member_of(1, uid(0)).is_some());
+        // Full: a scan stores nothing more there and drops nothing.
+        let (a, b, d) = (
+            same.next().expect("one"),
+            same.next().expect("one"),
+            same.next().expect("one"),
+        );
+        c.set_member_of_if_room(1, a, groups.clone());
+        assert!(c.member_of(1, a).is_none());
+        assert!(c.member_of(1, first).is_some());
+        // Other shards still have room.
+        c.set_member_of_if_room(1, other, groups.clone());
+        assert!(c.member_of(1, other).is_some());
         // A lookup still makes room, as before.
-        c.set_member_of(1, uid(n + 1), groups.clone());
-        assert!(c.member_of(1, uid(n + 1)).is_some());
-        assert!(c.member_of(1, uid(0)).is_none());
+        c.set_member_of(1, b, groups.clone());
+        assert!(c.member_of(1, b).is_some());
+        assert!(c.member_of(1, first).is_none());
+        assert!(c.member_of(1, other).is_some());
         // With room, a scan stores.
-        c.set_member_of_if_room(1, uid(n + 2), groups);
-        assert!(c.member_of(1, uid(n + 2)).is_some());
+        c.set_member_of_if_room(1, d, groups);
+        assert!(c.member_of(1, d).is_some());
+    }
+
+    #[test]
+    fn memberships_follow_the_epoch_in_every_shard() {
+        let c = EpochCache::default();
+        let groups: Arc<[GroupId]> = Arc::new([GroupId(uuid::Uuid::from_u128(1))]);
+        let users: Vec<UserId> = (0..64).map(uid).collect();
+        for u in &users {
+            c.set_member_of(1, *u, groups.clone());
+        }
+        assert!(users.iter().all(|u| c.member_of(1, *u).is_some()));
+        // One shard asked for epoch 2: a reader still at 1 gets nothing
+        // from any shard, and stores nothing.
+        assert!(c.member_of(2, users[0]).is_none());
+        assert!(users.iter().all(|u| c.member_of(1, *u).is_none()));
+        c.set_member_of(1, users[1], groups.clone());
+        assert!(c.member_of(1, users[1]).is_none());
+        // Epoch 2 starts empty in every shard, whatever epoch 1 kept.
+        assert!(users.iter().all(|u| c.member_of(2, *u).is_none()));
+        // Another part of the cache moving on counts too, both ways.
+        c.set_member_of(2, users[2], groups.clone());
+        c.set_usernames(2, [(users[3], Arc::from("carol"))]);
+        c.set_usernames(3, [(users[3], Arc::from("carol"))]);
+        assert!(c.member_of(2, users[2]).is_none());
+        c.set_member_of(4, users[2], groups.clone());
+        assert_eq!(c.usernames(3, &[users[3]])[0], None);
+    }
+
+    #[test]
+    fn kept_ids_are_found_by_borrowed_keys_in_their_shards() {
+        let kept: KeptIds<Box<str>, UserId> = KeptIds::default();
+        for i in 0..1000u32 {
+            kept.insert(format!("user{i}").into(), uid(u128::from(i)));
+        }
+        for i in 0..1000u32 {
+            assert_eq!(
+                kept.get(format!("user{i}").as_str()),
+                Some(uid(u128::from(i)))
+            );
+        }
+        assert_eq!(kept.get("nobody"), None);
+        // A full shard is emptied, the others keep theirs.
+        let shard = shard_of("user0");
+        let mut n = 1000u32;
+        let mut filled = 0;
+        while filled < MAX_KEPT_IDS / SHARDS {
+            let key = format!("user{n}");
+            if shard_of(key.as_str()) == shard {
+                kept.insert(key.into(), uid(0));
+                filled += 1;
+            }
+            n += 1;
+        }
+        assert_eq!(kept.get("user0"), None);
+        let other = (1..1000u32)
+            .find(|i| shard_of(format!("user{i}").as_str()) != shard)
+            .expect("one");
+        assert_eq!(
+            kept.get(format!("user{other}").as_str()),
+            Some(uid(u128::from(other)))
+        );
     }
 
     #[test]
