@@ -125,6 +125,7 @@ impl Handler {
         let (entries, code) = match found {
             Ok(Ok(Found::Entries(results))) => limit(results, size_limit),
             Ok(Ok(Found::Stream(stream))) => return Outcome::streaming(stream),
+            Ok(Ok(Found::Sent(out))) => return Outcome::sending(out),
             Ok(Err(e)) => return done(msgid, from_directory(&e), None),
             Err(e) => {
                 tracing::error!(error = %e, "search task failed");
@@ -319,7 +320,33 @@ impl Handler {
     ) -> Result<Result<Found, crate::directory::DirectoryError>, tokio::task::JoinError> {
         // A lookup by key runs here, as the reader decided
         // ([`Handler::search_runs_inline`]): handing it to a blocking
-        // thread and back costs more than the lookup (two wake-ups).
+        // thread and back costs more than the lookup (two wake-ups). Its
+        // entries are written from their parts, as a streamed search's,
+        // unless a page of them is to be kept.
+        if session.on_reader && encode_here {
+            let search = Encoded {
+                msgid,
+                req,
+                size_limit,
+                batch: usize::MAX,
+            };
+            let mut out = Vec::with_capacity(2);
+            let done = search.run(
+                &self.directory,
+                &session.identity,
+                &query,
+                &wanted,
+                &|| stop.is_cancelled(),
+                &mut |bytes| {
+                    out.push(Outgoing::Encoded(bytes));
+                    true
+                },
+            );
+            if let Some(done) = done {
+                out.push(LdapMsg::new(msgid, LdapOp::SearchResultDone(done)).into());
+            }
+            return Ok(Ok(Found::Sent(out)));
+        }
         if session.on_reader {
             return Ok(self
                 .directory
@@ -338,14 +365,25 @@ impl Handler {
             let (tx, rx) = mpsc::channel(STREAM_BATCHES);
             let req = req.clone();
             tokio::task::spawn_blocking(move || {
-                let search = Streamed {
+                let search = Encoded {
                     msgid,
                     req: &req,
                     size_limit,
-                    tx: &tx,
+                    batch: STREAM_BATCH_BYTES,
                 };
                 let run = std::panic::AssertUnwindSafe(|| {
-                    search.run(&directory, &identity, &query, &wanted, &stop)
+                    let done = search.run(
+                        &directory,
+                        &identity,
+                        &query,
+                        &wanted,
+                        &|| stop.is_cancelled() || tx.is_closed(),
+                        &mut |bytes| tx.blocking_send(Outgoing::Encoded(bytes)).is_ok(),
+                    );
+                    if let Some(done) = done {
+                        let msg = LdapMsg::new(msgid, LdapOp::SearchResultDone(done));
+                        let _ = tx.blocking_send(msg.into());
+                    }
                 });
                 if std::panic::catch_unwind(run).is_err() {
                     // The client must not wait for a result that never
@@ -509,6 +547,8 @@ enum Found {
     Entries(SearchResults),
     /// The entries' messages in batches, then the searchResultDone.
     Stream(mpsc::Receiver<Outgoing>),
+    /// The entries' messages and the searchResultDone, encoded here.
+    Sent(Vec<Outgoing>),
 }
 
 /// Encoded entries sent to the connection's writer at a time.
@@ -517,32 +557,35 @@ const STREAM_BATCH_BYTES: usize = 64 * 1024;
 /// that reads slowly holds the search back, not the server's memory.
 const STREAM_BATCHES: usize = 4;
 
-/// A search whose entries are encoded and sent as they are built.
-struct Streamed<'a> {
+/// A search whose entries are encoded as they are built, never built
+/// whole where their parts can be written (users, cached groups).
+struct Encoded<'a> {
     msgid: i32,
     req: &'a LdapSearchRequest,
     size_limit: Option<usize>,
-    tx: &'a mpsc::Sender<Outgoing>,
+    /// Bytes of entries handed on at a time.
+    batch: usize,
 }
 
-impl Streamed<'_> {
-    /// Runs the search on this (blocking) thread: entries in batches, then
-    /// the result. Ends early, sending nothing more, once the connection's
-    /// writer is gone (the client left, or abandoned the search).
+impl Encoded<'_> {
+    /// Runs the search on this thread, handing the encoded entries to
+    /// `flush` in batches of at least `self.batch` bytes (and the rest at
+    /// the end); the searchResultDone's result, or `None` once `flush` said
+    /// the connection is gone (nothing more is sent then).
     fn run(
         &self,
         directory: &crate::directory::Directory,
         identity: &crate::directory::Identity,
         query: &SearchQuery,
         wanted: &Wanted,
-        stop: &tokio_util::sync::CancellationToken,
-    ) {
+        stopped: &(dyn Fn() -> bool + Sync),
+        flush: &mut dyn FnMut(Bytes) -> bool,
+    ) -> Option<LdapResult> {
         let requested = Requested::parse(&self.req.attrs);
         let mut encoded = BytesMut::new();
         let mut sent = 0;
         let mut over_size = false;
         let mut gone = false;
-        let stopped = || stop.is_cancelled() || self.tx.is_closed();
         let mut writer = UserWriter::new(&requested, self.req.typesonly);
         // A group's body is encoded once per selection and kept with its
         // cached entry (as for a base read of it).
@@ -568,35 +611,21 @@ impl Streamed<'_> {
                     encoded.extend_from_slice(&op);
                 }
             }
-            if encoded.len() >= STREAM_BATCH_BYTES
-                && self
-                    .tx
-                    .blocking_send(Outgoing::Encoded(encoded.split().freeze()))
-                    .is_err()
-            {
+            if encoded.len() >= self.batch && !flush(encoded.split().freeze()) {
                 gone = true;
                 return false;
             }
             true
         });
-        if gone
-            || (!encoded.is_empty()
-                && self
-                    .tx
-                    .blocking_send(Outgoing::Encoded(encoded.freeze()))
-                    .is_err())
-        {
-            return;
+        if gone || (!encoded.is_empty() && !flush(encoded.freeze())) {
+            return None;
         }
-        let done = match result {
+        Some(match result {
             Ok(_) if over_size => limit_result(LdapResultCode::SizeLimitExceeded),
             Ok(end) if end.time_limit_exceeded => limit_result(LdapResultCode::TimeLimitExceeded),
             Ok(_) => success(),
             Err(e) => from_directory(&e),
-        };
-        let _ = self
-            .tx
-            .blocking_send(LdapMsg::new(self.msgid, LdapOp::SearchResultDone(done)).into());
+        })
     }
 }
 

@@ -402,10 +402,23 @@ async fn groups_listed(
     attrs: &[&str],
     types_only: bool,
 ) -> Vec<(String, Vec<String>)> {
+    let filter = LdapFilter::Equality("objectClass".into(), "posixGroup".into());
+    groups_found(h, session, msgid, filter, attrs, types_only).await
+}
+
+/// [`groups_listed`] with another filter.
+async fn groups_found(
+    h: &Handler,
+    session: &mut Session,
+    msgid: i32,
+    filter: LdapFilter,
+    attrs: &[&str],
+    types_only: bool,
+) -> Vec<(String, Vec<String>)> {
     let mut msg = search(
         "ou=groups,dc=example,dc=com",
         LdapSearchScope::Subtree,
-        LdapFilter::Equality("objectClass".into(), "posixGroup".into()),
+        filter,
     );
     msg.msgid = msgid;
     if let LdapOp::SearchRequest(r) = &mut msg.op {
@@ -541,6 +554,86 @@ async fn an_enumeration_of_groups_follows_every_change_and_selection() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].0, "cn=builders,ou=groups,dc=example,dc=com");
     assert_eq!(count(&listed[0].1, "member: "), 3);
+}
+
+#[tokio::test]
+async fn a_group_looked_up_on_the_reader_follows_every_change_and_selection() {
+    let (h, store) = setup_with_store();
+    let devs = store
+        .create_group("devs", Some("one".into()))
+        .expect("group");
+    let bob = store
+        .create_user(NewUser {
+            username: "bob".into(),
+            ..NewUser::default()
+        })
+        .expect("user");
+    let alice = store.user_by_name("alice").expect("read").expect("user");
+    store
+        .add_member(devs.id, Member::User(alice.id))
+        .expect("add");
+    let mut root = session();
+    h.handle(
+        &mut root,
+        bind("uid=root,ou=users,dc=example,dc=com", "root-pw"),
+    )
+    .await;
+    // As the connection's reader runs a lookup by key.
+    root.on_reader = true;
+    let by_name = |name: &str| {
+        LdapFilter::And(vec![
+            LdapFilter::Equality("objectClass".into(), "posixGroup".into()),
+            LdapFilter::Equality("cn".into(), name.into()),
+        ])
+    };
+    let lookup = |msgid: i32, attrs: &'static [&'static str], types_only: bool| {
+        let h = &h;
+        let filter = by_name("devs");
+        let mut s = root.clone();
+        async move { groups_found(h, &mut s, msgid, filter, attrs, types_only).await }
+    };
+    let first = lookup(2, &["memberUid", "description"], false).await;
+    assert_eq!(
+        first,
+        [(
+            "cn=devs,ou=groups,dc=example,dc=com".to_string(),
+            vec![
+                "description: one".to_string(),
+                "memberUid: alice".to_string()
+            ]
+        )]
+    );
+    for msgid in [3, 70_000] {
+        assert_eq!(
+            lookup(msgid, &["memberUid", "description"], false).await,
+            first
+        );
+    }
+    assert_eq!(lookup(4, &["cn"], false).await[0].1, ["cn: devs"]);
+    assert_eq!(lookup(5, &["cn"], true).await[0].1, ["cn:"]);
+
+    store
+        .add_member(devs.id, Member::User(bob.id))
+        .expect("add");
+    assert_eq!(
+        lookup(6, &["memberUid"], false).await[0].1,
+        ["memberUid: alice", "memberUid: bob"]
+    );
+    let snapshot = store.group_snapshot(devs.id).expect("read").expect("group");
+    let mut after = snapshot.group.clone();
+    after.description = Some("two".into());
+    store
+        .replace_group(&snapshot, &after, &snapshot.members)
+        .expect("write")
+        .expect("no race");
+    for msgid in [7, 8] {
+        assert_eq!(
+            lookup(msgid, &["description"], false).await[0].1,
+            ["description: two"]
+        );
+    }
+    store.rename_group(devs.id, "builders").expect("rename");
+    assert!(lookup(9, &["cn"], false).await.is_empty());
 }
 
 #[tokio::test]
