@@ -457,8 +457,31 @@ async fn groups_found(
         .collect()
 }
 
-#[tokio::test]
-async fn an_enumeration_of_groups_follows_every_change_and_selection() {
+/// Gives `group` a new description (a new record, the same epoch).
+fn describe(store: &Store, group: &crate::store::Group, description: &str) {
+    let snapshot = store
+        .group_snapshot(group.id)
+        .expect("read")
+        .expect("group");
+    let mut after = snapshot.group.clone();
+    after.description = Some(description.into());
+    store
+        .replace_group(&snapshot, &after, &snapshot.members)
+        .expect("write")
+        .expect("no race");
+}
+
+/// The group devs (description "one") with `members`, a user bob outside
+/// it, and a session bound as root.
+async fn devs_and_root(
+    members: &[&str],
+) -> (
+    Handler,
+    Store,
+    crate::store::Group,
+    crate::store::User,
+    Session,
+) {
     let (h, store) = setup_with_store();
     let devs = store
         .create_group("devs", Some("one".into()))
@@ -469,7 +492,7 @@ async fn an_enumeration_of_groups_follows_every_change_and_selection() {
             ..NewUser::default()
         })
         .expect("user");
-    for name in ["alice", "root"] {
+    for name in members {
         let u = store.user_by_name(name).expect("read").expect("user");
         store.add_member(devs.id, Member::User(u.id)).expect("add");
     }
@@ -479,6 +502,12 @@ async fn an_enumeration_of_groups_follows_every_change_and_selection() {
         bind("uid=root,ou=users,dc=example,dc=com", "root-pw"),
     )
     .await;
+    (h, store, devs, bob, root)
+}
+
+#[tokio::test]
+async fn an_enumeration_of_groups_follows_every_change_and_selection() {
+    let (h, store, devs, bob, mut root) = devs_and_root(&["alice", "root"]).await;
     let devs_dn = "cn=devs,ou=groups,dc=example,dc=com";
     let devs_of = |listed: &[(String, Vec<String>)]| {
         listed
@@ -523,13 +552,7 @@ async fn an_enumeration_of_groups_follows_every_change_and_selection() {
     let lines = devs_of(&listed);
     assert_eq!(count(&lines, "member: "), 3);
     assert!(lines.iter().any(|l| l.contains("bob")), "{lines:?}");
-    let snapshot = store.group_snapshot(devs.id).expect("read").expect("group");
-    let mut after = snapshot.group.clone();
-    after.description = Some("two".into());
-    store
-        .replace_group(&snapshot, &after, &snapshot.members)
-        .expect("write")
-        .expect("no race");
+    describe(&store, &devs, "two");
     for msgid in [9, 10] {
         let listed = groups_listed(&h, &mut root, msgid, &["member", "description"], false).await;
         assert!(devs_of(&listed).contains(&"description: two".to_string()));
@@ -558,26 +581,7 @@ async fn an_enumeration_of_groups_follows_every_change_and_selection() {
 
 #[tokio::test]
 async fn a_group_looked_up_on_the_reader_follows_every_change_and_selection() {
-    let (h, store) = setup_with_store();
-    let devs = store
-        .create_group("devs", Some("one".into()))
-        .expect("group");
-    let bob = store
-        .create_user(NewUser {
-            username: "bob".into(),
-            ..NewUser::default()
-        })
-        .expect("user");
-    let alice = store.user_by_name("alice").expect("read").expect("user");
-    store
-        .add_member(devs.id, Member::User(alice.id))
-        .expect("add");
-    let mut root = session();
-    h.handle(
-        &mut root,
-        bind("uid=root,ou=users,dc=example,dc=com", "root-pw"),
-    )
-    .await;
+    let (h, store, devs, bob, mut root) = devs_and_root(&["alice"]).await;
     // As the connection's reader runs a lookup by key.
     root.on_reader = true;
     let by_name = |name: &str| {
@@ -619,13 +623,7 @@ async fn a_group_looked_up_on_the_reader_follows_every_change_and_selection() {
         lookup(6, &["memberUid"], false).await[0].1,
         ["memberUid: alice", "memberUid: bob"]
     );
-    let snapshot = store.group_snapshot(devs.id).expect("read").expect("group");
-    let mut after = snapshot.group.clone();
-    after.description = Some("two".into());
-    store
-        .replace_group(&snapshot, &after, &snapshot.members)
-        .expect("write")
-        .expect("no race");
+    describe(&store, &devs, "two");
     for msgid in [7, 8] {
         assert_eq!(
             lookup(msgid, &["description"], false).await[0].1,
@@ -638,26 +636,7 @@ async fn a_group_looked_up_on_the_reader_follows_every_change_and_selection() {
 
 #[tokio::test]
 async fn a_cached_group_read_is_sent_preencoded_and_follows_every_change() {
-    let (h, store) = setup_with_store();
-    let devs = store
-        .create_group("devs", Some("one".into()))
-        .expect("group");
-    let bob = store
-        .create_user(NewUser {
-            username: "bob".into(),
-            ..NewUser::default()
-        })
-        .expect("user");
-    for name in ["alice", "root"] {
-        let u = store.user_by_name(name).expect("read").expect("user");
-        store.add_member(devs.id, Member::User(u.id)).expect("add");
-    }
-    let mut root = session();
-    h.handle(
-        &mut root,
-        bind("uid=root,ou=users,dc=example,dc=com", "root-pw"),
-    )
-    .await;
+    let (h, store, devs, bob, mut root) = devs_and_root(&["alice", "root"]).await;
     let read = |dn: &str, msgid: i32| {
         let mut msg = search(
             dn,
@@ -703,13 +682,7 @@ async fn a_cached_group_read_is_sent_preencoded_and_follows_every_change() {
     }
 
     // A new description changes the record, not the epoch.
-    let snapshot = store.group_snapshot(devs.id).expect("read").expect("group");
-    let mut after = snapshot.group.clone();
-    after.description = Some("two".into());
-    store
-        .replace_group(&snapshot, &after, &snapshot.members)
-        .expect("write")
-        .expect("no race");
+    describe(&store, &devs, "two");
     for _ in 0..2 {
         let (_, msgs) = on_the_wire(&h.handle(&mut root, read(dn, 4)).await);
         assert_eq!(values(&msgs, "description"), ["two"]);
