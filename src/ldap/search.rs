@@ -588,8 +588,9 @@ impl Encoded<'_> {
         let mut gone = false;
         let mut writer = UserWriter::new(&requested, self.req.typesonly);
         // A group's body is encoded once per selection and kept with its
-        // cached entry (as for a base read of it).
-        let key = selection_key(self.req);
+        // cached entry (as for a base read of it); the key is made at the
+        // first group, not for every lookup of a user.
+        let mut key: Option<String> = None;
         let result = directory.search_items(identity, query, wanted, &stopped, &mut |item| {
             if self.size_limit.is_some_and(|limit| sent >= limit) {
                 over_size = true;
@@ -602,7 +603,8 @@ impl Encoded<'_> {
                 }
                 SearchItem::User(user) => writer.write(self.msgid, &user, &mut encoded),
                 SearchItem::Group(CachedGroup { entry, derived }) => {
-                    let op = derived.get(&key).unwrap_or_else(|| {
+                    let key = key.get_or_insert_with(|| selection_key(self.req));
+                    let op = derived.get(key).unwrap_or_else(|| {
                         let op = entry_body(&entry, &requested, self.req.typesonly);
                         derived.insert(key.clone(), op.clone());
                         op
