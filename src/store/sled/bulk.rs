@@ -267,40 +267,17 @@ impl SledStore {
             self.journal()?.apply_batch(done.journal).map_err(backend)?;
             self.t.db.flush().map_err(backend)?;
         }
-        // Two writers, each with about half of the bytes: sled's inserts
-        // into different trees run side by side, and the import is bound
-        // by them.
-        let mut trees: Vec<(Tag, Writes)> = Tag::ALL.iter().copied().zip(done.writes).collect();
-        let weight = |w: &Writes| -> usize { w.iter().map(|(k, v)| k.len() + v.len() + 512).sum() };
-        trees.sort_by_cached_key(|(_, w)| std::cmp::Reverse(weight(w)));
-        let (mut one, mut two) = (Vec::new(), Vec::new());
-        let (mut w1, mut w2) = (0, 0);
-        for (tag, writes) in trees {
-            let w = weight(&writes);
-            if w1 <= w2 {
-                w1 += w;
-                one.push((tag, writes));
-            } else {
-                w2 += w;
-                two.push((tag, writes));
-            }
-        }
-        let write = |set: Vec<(Tag, Writes)>| -> Result<()> {
-            for (tag, mut writes) in set {
+        // One writer: sled's inserts into different trees on two threads
+        // cost more CPU than they saved time on two cores, where the
+        // reader and the parser run beside the writer.
+        let written = (|| -> Result<()> {
+            for (tag, mut writes) in Tag::ALL.iter().copied().zip(done.writes) {
                 // Stable: of two writes of one key, the later one stays last.
                 writes.sort_by(|a, b| a.0.cmp(&b.0));
                 self.insert_sorted(tag, writes.into_iter())?;
             }
             Ok(())
-        };
-        let written = std::thread::scope(|s| {
-            let other = s.spawn(|| write(two));
-            let mine = write(one);
-            let theirs = other
-                .join()
-                .unwrap_or_else(|_| Err(StoreError::Backend("an import writer panicked".into())));
-            mine.and(theirs)
-        });
+        })();
         // Records kept before the chunk are checked again at their next
         // read, even by this import's own reads.
         self.t.writes.fetch_add(1, Ordering::SeqCst);
@@ -620,44 +597,53 @@ impl SledStore {
             at,
         } = bulk;
         let restore = rest.mode == BatchMode::Restore;
-        // A full chunk is written by other threads while this one reads
+        // A full chunk is written by another thread while this one reads
         // and checks the next users: the reading was a third of the
-        // writing's time, spent with the writers idle. One chunk at a time
-        // is written, after the one before it ended, so the journal still
-        // covers what is on disk; an error returns only once the chunk in
-        // flight has ended (the scope joins it), before the undo.
+        // writing's time, spent with the writer idle. One thread writes
+        // every chunk (a thread per chunk started with fresh allocator
+        // pages each time), one at a time and in order, so the journal
+        // still covers what is on disk. The hand-off is a rendezvous: a
+        // chunk is taken only once the one before it is written, so at
+        // most one is in flight (`flight_emails`). An error returns only
+        // once the writer has stopped (the scope joins it), before the
+        // undo.
         std::thread::scope(|s| -> Result<()> {
-            let mut in_flight: Option<std::thread::ScopedJoinHandle<'_, Result<()>>> = None;
-            let join = |h: std::thread::ScopedJoinHandle<'_, Result<()>>| {
-                h.join().unwrap_or_else(|_| {
-                    Err(StoreError::Backend("an import writer panicked".into()))
-                })
-            };
-            for bu in users {
-                let bu = bu?;
-                self.bulk_user(
-                    bu,
-                    chunk,
-                    created,
-                    rest,
-                    next_uid.as_deref_mut(),
-                    *at,
-                    restore,
-                )?;
-                if chunk.len >= CHUNK_KEYS {
-                    if let Some(h) = in_flight.take() {
-                        join(h)?;
-                    }
-                    let next = Chunk::new(chunk.journaled, chunk.seq);
-                    let mut full = std::mem::replace(chunk, next);
-                    created.flight_emails = std::mem::take(&mut created.pending_emails);
-                    in_flight = Some(s.spawn(move || self.write_chunk(&mut full)));
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(0);
+            let writer = s.spawn(move || -> Result<()> {
+                for mut full in rx {
+                    self.write_chunk(&mut full)?;
                 }
-            }
-            if let Some(h) = in_flight.take() {
-                join(h)?;
-            }
-            Ok(())
+                Ok(())
+            });
+            let read = (|| -> Result<()> {
+                for bu in users {
+                    self.bulk_user(
+                        bu?,
+                        chunk,
+                        created,
+                        rest,
+                        next_uid.as_deref_mut(),
+                        *at,
+                        restore,
+                    )?;
+                    if chunk.len >= CHUNK_KEYS {
+                        let next = Chunk::new(chunk.journaled, chunk.seq);
+                        let full = std::mem::replace(chunk, next);
+                        if tx.send(full).is_err() {
+                            // The writer stopped at an error: its result
+                            // says which.
+                            return Ok(());
+                        }
+                        created.flight_emails = std::mem::take(&mut created.pending_emails);
+                    }
+                }
+                Ok(())
+            })();
+            drop(tx);
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Backend("an import writer panicked".into())));
+            written.and(read)
         })?;
         self.write_chunk(chunk)?;
         created.flight_emails.clear();
@@ -892,7 +878,8 @@ impl SledStore {
             }
             self.write_chunk(chunk)?;
         }
-        // The two trees side by side (see write_chunk).
+        // The two trees side by side: nothing else runs now (the users
+        // are written), and each tree's inserts keep one core busy.
         std::thread::scope(|s| {
             let other =
                 s.spawn(|| self.insert_sorted(Tag::Members, members.iter().map(|k| (k, EMPTY))));
