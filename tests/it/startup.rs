@@ -130,3 +130,33 @@ fn the_initial_password_file_goes_once_the_admin_changes_the_password() {
         "an LDAP modify of the admin's password removes it"
     );
 }
+
+/// The process's "THP disabled" flag (`THP_enabled` in `/proc/PID/status`:
+/// 0 when the process turned transparent huge pages off), or `None` on a
+/// kernel that does not report it.
+fn huge_pages_allowed(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim() != "0")
+}
+
+/// The server runs without transparent huge pages (the kernel zeroed
+/// 2 MiB pages again and again under mimalloc's purges), unless the
+/// allocator's own setting asks for them.
+#[test]
+fn the_server_runs_without_huge_pages_unless_the_allocator_is_told_otherwise() {
+    let mut server = crate::harness::Server::start();
+    let Some(allowed) = huge_pages_allowed(server.pid()) else {
+        eprintln!("this kernel does not report THP_enabled; nothing to check");
+        return;
+    };
+    assert!(!allowed, "huge pages are still allowed");
+    server.stop();
+    let mut env = crate::harness::FAST_HASH_ENV.to_vec();
+    env.push(("MIMALLOC_ALLOW_THP", "1"));
+    let mut told = crate::harness::Server::start_with(&env);
+    assert_eq!(huge_pages_allowed(told.pid()), Some(true));
+    told.stop();
+}
