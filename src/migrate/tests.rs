@@ -121,6 +121,68 @@ fn plans_the_fixture() {
     assert!(plain.problems.iter().any(|p| p.line == 49));
 }
 
+/// A member named twice (by DN, by another spelling of it, by
+/// memberUid) is kept once, where first named; a group naming itself
+/// and a reference to nothing are reported at their lines and dropped.
+#[test]
+fn members_are_kept_once_and_a_group_never_holds_itself() {
+    let text = "dn: uid=amy,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: amy
+cn: Amy
+sn: A
+
+dn: uid=ben,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: ben
+cn: Ben
+sn: B
+
+dn: cn=crew,ou=groups,dc=example,dc=org
+objectClass: groupOfNames
+objectClass: posixGroup
+cn: crew
+gidNumber: 7001
+member: uid=ben,ou=people,dc=example,dc=org
+member: UID=Amy, OU=People, DC=example, DC=org
+memberUid: ben
+member: cn=crew,ou=groups,dc=example,dc=org
+memberUid: amy
+member: uid=nemo,ou=people,dc=example,dc=org
+";
+    let plan = import::plan_ldif(
+        &ldif::parse_str(text).expect("parses"),
+        &ImportOptions::default(),
+    );
+    assert_eq!(
+        plan.groups[0].members,
+        [
+            BatchMember::User("ben".into()),
+            BatchMember::User("amy".into())
+        ]
+    );
+    let lines: Vec<(usize, &str)> = plan
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(|p| (p.line, p.message.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (
+                21,
+                "member \"cn=crew,ou=groups,dc=example,dc=org\" is the group itself; dropped"
+            ),
+            (
+                23,
+                "member \"uid=nemo,ou=people,dc=example,dc=org\" matches no imported user or \
+                 group; dropped"
+            ),
+        ]
+    );
+}
+
 #[test]
 fn applies_all_or_nothing_and_idempotently() {
     let hasher = cheap();

@@ -5,13 +5,13 @@
 
 use super::entry::{object_classes, plan_group, plan_user, RawMember, GROUP_CLASSES, USER_CLASSES};
 use super::{
-    problem, ImportError, ImportOptions, ImportPlan, PlannedGroup, PlannedUser, Problem, Progress,
-    Severity, SkippedEntry, PROGRESS_EVERY,
+    problem, ImportError, ImportOptions, ImportPlan, PlannedUser, Problem, Progress, Severity,
+    SkippedEntry, PROGRESS_EVERY,
 };
 use crate::directory::dn::Dn;
 use crate::ldif::{self, Ldif, LdifEntry, SkippedRecord};
 use crate::store::import::BatchMember;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::BufRead;
 
 /// What the two kinds of planned entries call their name and number, for
@@ -290,7 +290,10 @@ impl<'o> Planner<'o> {
 
 /// Resolves the members of every planned group (`raw_members[i]` are
 /// those of `p.groups[i]`), reporting those that match nothing or the
-/// group itself.
+/// group itself. A member named twice (by `member` and `memberUid`, say)
+/// is kept once, in the order first named; members are told apart by
+/// their index among the admitted users or groups (names are unique in
+/// each), and a name is copied only for a member kept.
 fn resolve_members(
     p: &mut ImportPlan,
     raw_members: Vec<Vec<RawMember>>,
@@ -298,56 +301,52 @@ fn resolve_members(
     users: &Admitted,
     groups: &Admitted,
 ) {
+    let mut seen = rustc_hash::FxHashSet::default();
     for (gi, raw) in raw_members.into_iter().enumerate() {
-        let (group_dn, group_name) = (p.groups[gi].source_dn.clone(), p.groups[gi].name.clone());
-        let mut seen = BTreeSet::new();
+        seen.clear();
         let mut members = Vec::new();
         for r in raw {
-            let resolved = resolve(&r, user_names, &p.groups, users, groups);
-            let (shown, line, kind) = match &r {
-                RawMember::Dn(d, l) => (d.clone(), *l, "member"),
-                RawMember::Uid(u, l) => (u.clone(), *l, "memberUid"),
-            };
-            match resolved {
-                Some(BatchMember::Group(ref g)) if g.eq_ignore_ascii_case(&group_name) => {
-                    problem(
-                        &mut p.problems,
-                        line,
-                        &group_dn,
-                        Severity::Error,
-                        format!("{kind} {shown:?} is the group itself; dropped"),
-                    );
-                }
+            let bad = match resolve(&r, users, groups) {
+                Some(Resolved::Group(i)) if i == gi => "is the group itself",
                 Some(m) => {
-                    if seen.insert(m.clone()) {
-                        members.push(m);
+                    if seen.insert(m) {
+                        members.push(match m {
+                            Resolved::User(i) => BatchMember::User(user_names[i].clone()),
+                            Resolved::Group(i) => BatchMember::Group(p.groups[i].name.clone()),
+                        });
                     }
+                    continue;
                 }
-                None => problem(
-                    &mut p.problems,
-                    line,
-                    &group_dn,
-                    Severity::Error,
-                    format!("{kind} {shown:?} matches no imported user or group; dropped"),
-                ),
-            }
+                None => "matches no imported user or group",
+            };
+            let (shown, line, kind) = match &r {
+                RawMember::Dn(d, l) => (d, *l, "member"),
+                RawMember::Uid(u, l) => (u, *l, "memberUid"),
+            };
+            problem(
+                &mut p.problems,
+                line,
+                &p.groups[gi].source_dn,
+                Severity::Error,
+                format!("{kind} {shown:?} {bad}; dropped"),
+            );
         }
         p.groups[gi].members = members;
     }
 }
 
+/// A member reference resolved: the index of an admitted user or group.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Resolved {
+    User(usize),
+    Group(usize),
+}
+
 /// A member reference as an imported user or group: full DN first, then
 /// the first RDN's value as a username or group name (the source tree's
 /// layout does not matter).
-fn resolve(
-    r: &RawMember,
-    user_names: &[String],
-    planned_groups: &[PlannedGroup],
-    users: &Admitted,
-    groups: &Admitted,
-) -> Option<BatchMember> {
-    let user = |i: usize| BatchMember::User(user_names[i].clone());
-    let group = |i: usize| BatchMember::Group(planned_groups[i].name.clone());
+fn resolve(r: &RawMember, users: &Admitted, groups: &Admitted) -> Option<Resolved> {
+    use Resolved::{Group as group, User as user};
     match r {
         RawMember::Uid(uid, _) => users.index(uid).map(user),
         RawMember::Dn(dn, _) => match Dn::parse(dn) {
