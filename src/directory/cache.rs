@@ -578,12 +578,15 @@ mod tests {
         let body = Bytes::from(vec![0u8; MAX_DERIVED_BYTES / 2 + 1]);
         let dn = |n: &str| Dn::parse(&format!("cn={n},ou=groups,dc=example,dc=com")).expect("dn");
         let (a, b) = (group(1, "a", None), group(2, "b", None));
-        let da = c
-            .set_group_entry(1, &a, Arc::new(Entry::new(dn("a"))))
-            .expect("kept");
-        let db = c
-            .set_group_entry(1, &b, Arc::new(Entry::new(dn("b"))))
-            .expect("kept");
+        // Both groups' entries kept at `epoch`; their derived bodies.
+        let kept = |epoch| {
+            let keep = |g, name| {
+                c.set_group_entry(epoch, g, Arc::new(Entry::new(dn(name))))
+                    .expect("kept")
+            };
+            (keep(&a, "a"), keep(&b, "b"))
+        };
+        let (da, db) = kept(1);
         da.insert("k".into(), body.clone());
         assert!(da.get("k").is_some());
         // Two such bodies are more than the cache keeps: the second is not.
@@ -594,12 +597,7 @@ mod tests {
         assert!(db.get("small").is_some());
         // The group's entry gone (a new epoch) gives its bytes back.
         drop((da, db));
-        let da = c
-            .set_group_entry(2, &a, Arc::new(Entry::new(dn("a"))))
-            .expect("kept");
-        let db = c
-            .set_group_entry(2, &b, Arc::new(Entry::new(dn("b"))))
-            .expect("kept");
+        let (da, db) = kept(2);
         db.insert("k".into(), body.clone());
         assert!(db.get("k").is_some());
         // Replacing a body under its key counts it once.

@@ -346,28 +346,27 @@ enum Resolved {
 /// the first RDN's value as a username or group name (the source tree's
 /// layout does not matter).
 fn resolve(r: &RawMember, users: &Admitted, groups: &Admitted) -> Option<Resolved> {
-    use Resolved::{Group as group, User as user};
     match r {
-        RawMember::Uid(uid, _) => users.index(uid).map(user),
+        RawMember::Uid(uid, _) => users.index(uid).map(Resolved::User),
         RawMember::Dn(dn, _) => match Dn::parse(dn) {
             Err(_) => None,
             Ok(parsed) => {
                 let n = parsed.normalized();
                 if let Some(&i) = users.dns.get(&n) {
-                    Some(user(i))
+                    Some(Resolved::User(i))
                 } else if let Some(&i) = groups.dns.get(&n) {
-                    Some(group(i))
+                    Some(Resolved::Group(i))
                 } else {
                     // The first RDN's value as a name; `uid=` means
                     // a user when both kinds have that name.
                     parsed.rdn().and_then(|r| r.avas.first()).and_then(|a| {
                         match (users.index(&a.value), groups.index(&a.value)) {
-                            (Some(i), None) => Some(user(i)),
-                            (None, Some(i)) => Some(group(i)),
+                            (Some(i), None) => Some(Resolved::User(i)),
+                            (None, Some(i)) => Some(Resolved::Group(i)),
                             (Some(i), Some(_)) if a.attr.eq_ignore_ascii_case("uid") => {
-                                Some(user(i))
+                                Some(Resolved::User(i))
                             }
-                            (Some(_), Some(i)) => Some(group(i)),
+                            (Some(_), Some(i)) => Some(Resolved::Group(i)),
                             (None, None) => None,
                         }
                     })
