@@ -5,8 +5,8 @@
 
 use super::entry::{object_classes, plan_group, plan_user, RawMember, GROUP_CLASSES, USER_CLASSES};
 use super::{
-    problem, ImportError, ImportOptions, ImportPlan, PlannedUser, Problem, Progress, Severity,
-    SkippedEntry, PROGRESS_EVERY,
+    problem, ImportError, ImportOptions, ImportPlan, PlannedGroup, PlannedUser, Problem, Progress,
+    Severity, SkippedEntry, PROGRESS_EVERY,
 };
 use crate::directory::dn::Dn;
 use crate::ldif::{self, Ldif, LdifEntry, SkippedRecord};
@@ -47,7 +47,12 @@ struct Admitted {
 
 impl Admitted {
     fn index(&self, name: &str) -> Option<usize> {
-        self.names.get(&name.to_ascii_lowercase()).map(|&(i, _)| i)
+        let found = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.names.get(&name.to_ascii_lowercase())
+        } else {
+            self.names.get(name)
+        };
+        found.map(|&(i, _)| i)
     }
 
     /// Admits entry `e`, planned as `name` with `number`, at plan index
@@ -135,6 +140,9 @@ pub struct Planner<'o> {
     /// one of them was an error.
     problems_seen: usize,
     errors: bool,
+    /// Member references from which they are resolved on two threads
+    /// ([`PARALLEL_REFS`]; tests lower it).
+    two_threads_from: usize,
 }
 
 impl<'o> Planner<'o> {
@@ -150,6 +158,7 @@ impl<'o> Planner<'o> {
             max_uid: None,
             problems_seen: 0,
             errors: false,
+            two_threads_from: PARALLEL_REFS,
         }
     }
 
@@ -280,59 +289,108 @@ impl<'o> Planner<'o> {
             &mut self.p,
             raw,
             &self.user_names,
-            &self.users,
-            &self.groups,
+            (&self.users, &self.groups),
+            self.two_threads_from,
         );
         drop_cycles(&mut self.p);
         self.p
     }
 }
 
+/// Member references from which [`Planner::finish`] resolves the groups
+/// on two threads (a million-user file names some two million: 3 s on
+/// one core, with the writer idle).
+const PARALLEL_REFS: usize = 100_000;
+
 /// Resolves the members of every planned group (`raw_members[i]` are
 /// those of `p.groups[i]`), reporting those that match nothing or the
 /// group itself. A member named twice (by `member` and `memberUid`, say)
 /// is kept once, in the order first named; members are told apart by
 /// their index among the admitted users or groups (names are unique in
-/// each), and a name is copied only for a member kept.
+/// each), and a name is copied only for a member kept. Many references
+/// are resolved on two threads, each taking whole groups (the first
+/// holding about half the references); the result is the same.
 fn resolve_members(
     p: &mut ImportPlan,
     raw_members: Vec<Vec<RawMember>>,
     user_names: &[String],
+    (users, groups): (&Admitted, &Admitted),
+    two_threads_from: usize,
+) {
+    let refs: usize = raw_members.iter().map(Vec::len).sum();
+    let planned = &p.groups;
+    let group = |(gi, raw): (usize, Vec<RawMember>)| {
+        resolve_group(gi, raw, planned, user_names, users, groups)
+    };
+    let resolved: Vec<_> = if refs < two_threads_from {
+        raw_members.into_iter().enumerate().map(group).collect()
+    } else {
+        let mut first = Vec::new();
+        let mut rest = raw_members.into_iter().enumerate();
+        let mut taken = 0;
+        while taken < refs / 2 {
+            let Some(g) = rest.next() else { break };
+            taken += g.1.len();
+            first.push(g);
+        }
+        let rest: Vec<_> = rest.collect();
+        std::thread::scope(|s| {
+            let later = s.spawn(|| rest.into_iter().map(group).collect::<Vec<_>>());
+            let mut resolved: Vec<_> = first.into_iter().map(group).collect();
+            resolved.extend(
+                later
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+            resolved
+        })
+    };
+    for (g, (members, mut problems)) in p.groups.iter_mut().zip(resolved) {
+        g.members = members;
+        p.problems.append(&mut problems);
+    }
+}
+
+/// The members of planned group `gi` (see [`resolve_members`]) and the
+/// problems its references have.
+fn resolve_group(
+    gi: usize,
+    raw: Vec<RawMember>,
+    planned: &[PlannedGroup],
+    user_names: &[String],
     users: &Admitted,
     groups: &Admitted,
-) {
+) -> (Vec<BatchMember>, Vec<Problem>) {
     let mut seen = rustc_hash::FxHashSet::default();
-    for (gi, raw) in raw_members.into_iter().enumerate() {
-        seen.clear();
-        let mut members = Vec::new();
-        for r in raw {
-            let bad = match resolve(&r, users, groups) {
-                Some(Resolved::Group(i)) if i == gi => "is the group itself",
-                Some(m) => {
-                    if seen.insert(m) {
-                        members.push(match m {
-                            Resolved::User(i) => BatchMember::User(user_names[i].clone()),
-                            Resolved::Group(i) => BatchMember::Group(p.groups[i].name.clone()),
-                        });
-                    }
-                    continue;
+    let mut members = Vec::new();
+    let mut problems = Vec::new();
+    for r in raw {
+        let bad = match resolve(&r, users, groups) {
+            Some(Resolved::Group(i)) if i == gi => "is the group itself",
+            Some(m) => {
+                if seen.insert(m) {
+                    members.push(match m {
+                        Resolved::User(i) => BatchMember::User(user_names[i].clone()),
+                        Resolved::Group(i) => BatchMember::Group(planned[i].name.clone()),
+                    });
                 }
-                None => "matches no imported user or group",
-            };
-            let (shown, line, kind) = match &r {
-                RawMember::Dn(d, l) => (d, *l, "member"),
-                RawMember::Uid(u, l) => (u, *l, "memberUid"),
-            };
-            problem(
-                &mut p.problems,
-                line,
-                &p.groups[gi].source_dn,
-                Severity::Error,
-                format!("{kind} {shown:?} {bad}; dropped"),
-            );
-        }
-        p.groups[gi].members = members;
+                continue;
+            }
+            None => "matches no imported user or group",
+        };
+        let (shown, line, kind) = match &r {
+            RawMember::Dn(d, l) => (d, *l, "member"),
+            RawMember::Uid(u, l) => (u, *l, "memberUid"),
+        };
+        problem(
+            &mut problems,
+            line,
+            &planned[gi].source_dn,
+            Severity::Error,
+            format!("{kind} {shown:?} {bad}; dropped"),
+        );
     }
+    (members, problems)
 }
 
 /// A member reference resolved: the index of an admitted user or group.
@@ -351,10 +409,10 @@ fn resolve(r: &RawMember, users: &Admitted, groups: &Admitted) -> Option<Resolve
         RawMember::Dn(dn, _) => match Dn::parse(dn) {
             Err(_) => None,
             Ok(parsed) => {
-                let n = parsed.normalized();
-                if let Some(&i) = users.dns.get(&n) {
+                let n = parsed.normalized_str();
+                if let Some(&i) = users.dns.get(n) {
                     Some(Resolved::User(i))
-                } else if let Some(&i) = groups.dns.get(&n) {
+                } else if let Some(&i) = groups.dns.get(n) {
                     Some(Resolved::Group(i))
                 } else {
                     // The first RDN's value as a name; `uid=` means
@@ -469,4 +527,90 @@ pub fn read_and_plan(
         }
     })?;
     Ok(plan_ldif(&ldif, opts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three groups naming users, each other, themselves and nobody, by
+    /// DN and by memberUid, some twice.
+    const GROUPS: &str = "dn: uid=amy,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: amy
+cn: Amy
+sn: A
+
+dn: uid=ben,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: ben
+cn: Ben
+sn: B
+
+dn: cn=crew,ou=groups,dc=example,dc=org
+objectClass: groupOfNames
+objectClass: posixGroup
+cn: crew
+member: uid=ben,ou=people,dc=example,dc=org
+memberUid: amy
+memberUid: ben
+member: uid=nemo,ou=people,dc=example,dc=org
+
+dn: cn=deck,ou=groups,dc=example,dc=org
+objectClass: groupOfNames
+cn: deck
+member: cn=crew,ou=groups,dc=example,dc=org
+member: cn=deck,ou=groups,dc=example,dc=org
+member: UID=Amy,OU=People,DC=example,DC=org
+
+dn: cn=hold,ou=groups,dc=example,dc=org
+objectClass: groupOfNames
+cn: hold
+member: cn=deck,ou=groups,dc=example,dc=org
+member: uid=ghost,ou=people,dc=example,dc=org
+member: uid=ben,ou=people,dc=example,dc=org
+";
+
+    fn planned(two_threads_from: usize) -> ImportPlan {
+        let opts = ImportOptions::default();
+        let mut planner = Planner::new(&opts);
+        planner.two_threads_from = two_threads_from;
+        for e in &ldif::parse_str(GROUPS).expect("parses").entries {
+            planner.entry(e);
+        }
+        planner.finish()
+    }
+
+    #[test]
+    fn members_resolved_on_two_threads_are_those_resolved_on_one() {
+        let one = planned(usize::MAX);
+        let two = planned(0);
+        let members = |p: &ImportPlan| -> Vec<(String, Vec<BatchMember>)> {
+            p.groups
+                .iter()
+                .map(|g| (g.name.clone(), g.members.clone()))
+                .collect()
+        };
+        let user = |n: &str| BatchMember::User(n.into());
+        let group = |n: &str| BatchMember::Group(n.into());
+        assert_eq!(
+            members(&one),
+            [
+                ("crew".to_string(), vec![user("ben"), user("amy")]),
+                ("deck".to_string(), vec![group("crew"), user("amy")]),
+                ("hold".to_string(), vec![group("deck"), user("ben")]),
+            ]
+        );
+        assert_eq!(members(&two), members(&one));
+        let problems = |p: &ImportPlan| -> Vec<(usize, String, String)> {
+            p.problems
+                .iter()
+                .map(|p| (p.line, p.dn.clone(), p.message.clone()))
+                .collect()
+        };
+        assert_eq!(problems(&one).len(), 3);
+        assert_eq!(problems(&two), problems(&one));
+        assert!(problems(&two)[1].2.contains("is the group itself"));
+        assert_eq!(problems(&two)[2].1, "cn=hold,ou=groups,dc=example,dc=org");
+    }
 }
