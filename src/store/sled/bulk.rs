@@ -38,9 +38,9 @@
 //! [`SledStore::apply_batch`] instead.
 
 use super::{
-    backend, email_key, encode, keys, name_key, GroupId, Member, Result, SledStore, StoreError,
-    UserId, EMPTY, FIRST_GID_NUMBER, FIRST_UID_NUMBER, META_MEMBERSHIP_EPOCH, META_NEXT_GID,
-    META_NEXT_UID,
+    backend, email_key, encode, keys, name_key, name_key_ref, GroupId, Member, Result, SledStore,
+    StoreError, UserId, EMPTY, FIRST_GID_NUMBER, FIRST_UID_NUMBER, META_MEMBERSHIP_EPOCH,
+    META_NEXT_GID, META_NEXT_UID,
 };
 use crate::store::import::{Batch, BatchMember, BatchMode, BatchReport, BatchUser};
 use std::collections::{HashMap, HashSet};
@@ -213,6 +213,16 @@ pub(super) struct Created {
 }
 
 impl Created {
+    /// The first number from `n` this import gave no user or group: in a
+    /// [`Created::fresh`] store, the first that neither number index
+    /// holds ([`SledStore::first_free`] without walking the indexes).
+    fn first_unused(&self, mut n: u32) -> u32 {
+        while n < u32::MAX && (self.uids.contains(&n) || self.gids.contains(&n)) {
+            n += 1;
+        }
+        n
+    }
+
     fn email_hash(&self, key: &[u8]) -> u64 {
         use std::hash::BuildHasher;
         self.email_hasher.hash_one(key)
@@ -666,8 +676,14 @@ impl SledStore {
         // groups counted from 4000), and the next create_group would walk
         // it inside a transaction (8 s on the first start after a
         // million-user import, in the bootstrap).
+        // A fresh store's numbers are all in `created` (a million-user
+        // import's uidNumbers took 0.6 s to walk in the index).
         for (key, n) in [(META_NEXT_UID, next_uid), (META_NEXT_GID, next_gid)] {
-            let n = self.first_free(n)?;
+            let n = if bulk.created.fresh {
+                bulk.created.first_unused(n)
+            } else {
+                self.first_free(n)?
+            };
             self.t
                 .meta
                 .insert(key, &keys::number_key(n))
@@ -850,8 +866,19 @@ impl SledStore {
         chunk: &mut Chunk,
     ) -> Result<()> {
         let mut members = Vec::new();
+        // A group's memberships come one after another: its id is looked
+        // up once for them.
+        let mut last: Option<(&str, Option<GroupId>)> = None;
         for (group, member) in &batch.memberships {
-            let Some(&gid) = created.groups.get(&name_key(group)) else {
+            let gid = match last {
+                Some((name, gid)) if name == group.as_str() => gid,
+                _ => {
+                    let gid = created.groups.get(name_key_ref(group).as_ref()).copied();
+                    last = Some((group, gid));
+                    gid
+                }
+            };
+            let Some(gid) = gid else {
                 rest.memberships.push((group.clone(), member.clone()));
                 continue;
             };
@@ -900,10 +927,13 @@ impl SledStore {
             BatchMember::User(n) => (n, None, &t.idx_username),
             BatchMember::Group(n) => (n, Some(()), &t.idx_group_name),
         };
-        let key = name_key(name);
+        let key = name_key_ref(name);
         let made = match by_name {
-            None => created.users.get(&key).map(|id| Member::User(*id)),
-            Some(()) => created.groups.get(&key).map(|id| Member::Group(*id)),
+            None => created.users.get(key.as_ref()).map(|id| Member::User(*id)),
+            Some(()) => created
+                .groups
+                .get(key.as_ref())
+                .map(|id| Member::Group(*id)),
         };
         if let Some(m) = made {
             return Ok(m);
@@ -1068,6 +1098,27 @@ mod tests {
         let later = s.create_group("later", None).unwrap();
         assert_eq!(later.gid_number, last + 2);
         assert_eq!(s.counters().unwrap().1, last + 3);
+    }
+
+    #[test]
+    fn the_counters_end_past_the_numbers_an_import_into_a_used_store_filled() {
+        let s = SledStore::temporary().unwrap();
+        seeded(&s);
+        let (next_uid, next_gid) = s.counters().unwrap();
+        // The users fill a run from the gid counter on: the counter
+        // walks the index past them (the store was not empty).
+        let first = next_uid.max(next_gid);
+        let batch = Batch {
+            next_uid: Some(first + 100),
+            ..Batch::default()
+        };
+        let mut users = (1..=100).map(|i| Ok(bulk_user(i, Some(first + i as u32 - 1))));
+        s.apply_batch_streamed(&batch, &mut users).unwrap();
+        assert_eq!(s.counters().unwrap(), (first + 100, first + 100));
+        assert_eq!(
+            s.create_group("after", None).unwrap().gid_number,
+            first + 100
+        );
     }
 
     #[test]
