@@ -63,6 +63,28 @@ pub struct User {
     pub cred_generation: u64,
 }
 
+#[cfg(test)]
+impl User {
+    /// A user named `name` with a new id and nothing else set (uid and
+    /// gid number 2000), for tests.
+    pub fn named(name: &str) -> User {
+        User {
+            id: UserId(Uuid::new_v4()),
+            username: name.into(),
+            full_name: None,
+            email: None,
+            uid_number: 2000,
+            gid_number: 2000,
+            disabled: false,
+            attrs: Default::default(),
+            created: 0,
+            modified: 0,
+            pwd_changed: None,
+            cred_generation: 0,
+        }
+    }
+}
+
 /// What `Store::create_user` needs; the store fills in the rest.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NewUser {

@@ -397,21 +397,10 @@ mod tests {
     use crate::domain::StoreError;
 
     fn user(i: usize) -> SnapshotUser {
+        let mut user = User::named(&format!("user{i:05}"));
+        user.id = UserId(uuid::Uuid::from_u128(i as u128 + 1));
         SnapshotUser {
-            user: User {
-                id: UserId(uuid::Uuid::from_u128(i as u128 + 1)),
-                username: format!("user{i:05}"),
-                full_name: None,
-                email: None,
-                uid_number: 2000 + i as u32,
-                gid_number: 2000 + i as u32,
-                disabled: false,
-                attrs: Default::default(),
-                created: 0,
-                modified: 0,
-                pwd_changed: None,
-                cred_generation: 0,
-            },
+            user,
             password_hash: Some(format!("hash{i}")),
             second_factors: RawSecondFactors::default(),
         }

@@ -124,9 +124,9 @@ fn plans_the_fixture() {
 /// A member named twice (by DN, by another spelling of it, by
 /// memberUid) is kept once, where first named; a group naming itself
 /// and a reference to nothing are reported at their lines and dropped.
-#[test]
-fn members_are_kept_once_and_a_group_never_holds_itself() {
-    let text = "dn: uid=amy,ou=people,dc=example,dc=org
+/// Users and groups naming each other, themselves and nobody, by DN (in
+/// other spellings too) and by memberUid, some twice.
+const MEMBERS: &str = "dn: uid=amy,ou=people,dc=example,dc=org
 objectClass: inetOrgPerson
 uid: amy
 cn: Amy
@@ -149,9 +149,28 @@ memberUid: ben
 member: cn=crew,ou=groups,dc=example,dc=org
 memberUid: amy
 member: uid=nemo,ou=people,dc=example,dc=org
+
+dn: cn=deck,ou=groups,dc=example,dc=org
+objectClass: groupOfNames
+cn: deck
+member: cn=crew,ou=groups,dc=example,dc=org
+member: cn=deck,ou=groups,dc=example,dc=org
+member: UID=Amy,OU=People,DC=example,DC=org
+
+dn: cn=hold,ou=groups,dc=example,dc=org
+objectClass: groupOfNames
+objectClass: posixGroup
+cn: hold
+description: a group in a group, and a ghost
+member: cn=deck,ou=groups,dc=example,dc=org
+member: uid=ghost,ou=people,dc=example,dc=org
+memberUid: ben
 ";
+
+#[test]
+fn members_are_kept_once_and_a_group_never_holds_itself() {
     let plan = import::plan_ldif(
-        &ldif::parse_str(text).expect("parses"),
+        &ldif::parse_str(MEMBERS).expect("parses"),
         &ImportOptions::default(),
     );
     assert_eq!(
@@ -179,8 +198,53 @@ member: uid=nemo,ou=people,dc=example,dc=org
                 "member \"uid=nemo,ou=people,dc=example,dc=org\" matches no imported user or \
                  group; dropped"
             ),
+            (
+                29,
+                "member \"cn=deck,ou=groups,dc=example,dc=org\" is the group itself; dropped"
+            ),
+            (
+                38,
+                "member \"uid=ghost,ou=people,dc=example,dc=org\" matches no imported user or \
+                 group; dropped"
+            ),
         ]
     );
+}
+
+#[test]
+fn members_resolved_on_two_threads_are_those_resolved_on_one() {
+    let ldif = ldif::parse_str(MEMBERS).expect("parses");
+    let opts = ImportOptions::default();
+    // Members and problems, group by group.
+    let resolved = |p: import::ImportPlan| {
+        let members: Vec<(String, Vec<BatchMember>)> =
+            p.groups.into_iter().map(|g| (g.name, g.members)).collect();
+        let problems: Vec<(usize, String, String)> = p
+            .problems
+            .into_iter()
+            .map(|p| (p.line, p.dn, p.message))
+            .collect();
+        (members, problems)
+    };
+    let one = resolved(import::plan_ldif(&ldif, &opts));
+    let two = resolved(import::plan_ldif_on_two_threads(&ldif, &opts));
+    let (user, group) = (BatchMember::User, BatchMember::Group);
+    assert_eq!(
+        one.0,
+        [
+            ("crew".into(), vec![user("ben".into()), user("amy".into())]),
+            (
+                "deck".into(),
+                vec![group("crew".into()), user("amy".into())]
+            ),
+            (
+                "hold".into(),
+                vec![group("deck".into()), user("ben".into())]
+            ),
+        ]
+    );
+    assert_eq!(one.1.len(), 4);
+    assert_eq!(two, one);
 }
 
 #[test]

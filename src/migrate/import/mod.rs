@@ -46,6 +46,8 @@ mod stream;
 pub use apply::{apply, apply_with_progress};
 pub use document::MAX_BACKUP_USER;
 pub use listing::{dry_run, Listing};
+#[cfg(test)]
+pub use plan::plan_ldif_on_two_threads;
 pub use plan::{plan, plan_ldif, read_and_plan};
 pub(crate) use restore::second_factors;
 pub use restore::{

@@ -141,7 +141,7 @@ pub struct Planner<'o> {
     problems_seen: usize,
     errors: bool,
     /// Member references from which they are resolved on two threads
-    /// ([`PARALLEL_REFS`]; tests lower it).
+    /// ([`PARALLEL_REFS`]; a test lowers it).
     two_threads_from: usize,
 }
 
@@ -496,7 +496,19 @@ fn drop_cycles(p: &mut ImportPlan) {
 
 /// [`plan`] for a whole file, with its skipped change records reported.
 pub fn plan_ldif(ldif: &Ldif, opts: &ImportOptions) -> ImportPlan {
+    plan_ldif_with(ldif, opts, PARALLEL_REFS)
+}
+
+/// [`plan_ldif`] resolving the members on two threads however few there
+/// are (it must find the same).
+#[cfg(test)]
+pub fn plan_ldif_on_two_threads(ldif: &Ldif, opts: &ImportOptions) -> ImportPlan {
+    plan_ldif_with(ldif, opts, 0)
+}
+
+fn plan_ldif_with(ldif: &Ldif, opts: &ImportOptions, two_threads_from: usize) -> ImportPlan {
     let mut planner = Planner::new(opts);
+    planner.two_threads_from = two_threads_from;
     let mut users = Vec::new();
     for e in &ldif.entries {
         users.extend(planner.entry(e));
@@ -527,90 +539,4 @@ pub fn read_and_plan(
         }
     })?;
     Ok(plan_ldif(&ldif, opts))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Three groups naming users, each other, themselves and nobody, by
-    /// DN and by memberUid, some twice.
-    const GROUPS: &str = "dn: uid=amy,ou=people,dc=example,dc=org
-objectClass: inetOrgPerson
-uid: amy
-cn: Amy
-sn: A
-
-dn: uid=ben,ou=people,dc=example,dc=org
-objectClass: inetOrgPerson
-uid: ben
-cn: Ben
-sn: B
-
-dn: cn=crew,ou=groups,dc=example,dc=org
-objectClass: groupOfNames
-objectClass: posixGroup
-cn: crew
-member: uid=ben,ou=people,dc=example,dc=org
-memberUid: amy
-memberUid: ben
-member: uid=nemo,ou=people,dc=example,dc=org
-
-dn: cn=deck,ou=groups,dc=example,dc=org
-objectClass: groupOfNames
-cn: deck
-member: cn=crew,ou=groups,dc=example,dc=org
-member: cn=deck,ou=groups,dc=example,dc=org
-member: UID=Amy,OU=People,DC=example,DC=org
-
-dn: cn=hold,ou=groups,dc=example,dc=org
-objectClass: groupOfNames
-cn: hold
-member: cn=deck,ou=groups,dc=example,dc=org
-member: uid=ghost,ou=people,dc=example,dc=org
-member: uid=ben,ou=people,dc=example,dc=org
-";
-
-    fn planned(two_threads_from: usize) -> ImportPlan {
-        let opts = ImportOptions::default();
-        let mut planner = Planner::new(&opts);
-        planner.two_threads_from = two_threads_from;
-        for e in &ldif::parse_str(GROUPS).expect("parses").entries {
-            planner.entry(e);
-        }
-        planner.finish()
-    }
-
-    #[test]
-    fn members_resolved_on_two_threads_are_those_resolved_on_one() {
-        let one = planned(usize::MAX);
-        let two = planned(0);
-        let members = |p: &ImportPlan| -> Vec<(String, Vec<BatchMember>)> {
-            p.groups
-                .iter()
-                .map(|g| (g.name.clone(), g.members.clone()))
-                .collect()
-        };
-        let user = |n: &str| BatchMember::User(n.into());
-        let group = |n: &str| BatchMember::Group(n.into());
-        assert_eq!(
-            members(&one),
-            [
-                ("crew".to_string(), vec![user("ben"), user("amy")]),
-                ("deck".to_string(), vec![group("crew"), user("amy")]),
-                ("hold".to_string(), vec![group("deck"), user("ben")]),
-            ]
-        );
-        assert_eq!(members(&two), members(&one));
-        let problems = |p: &ImportPlan| -> Vec<(usize, String, String)> {
-            p.problems
-                .iter()
-                .map(|p| (p.line, p.dn.clone(), p.message.clone()))
-                .collect()
-        };
-        assert_eq!(problems(&one).len(), 3);
-        assert_eq!(problems(&two), problems(&one));
-        assert!(problems(&two)[1].2.contains("is the group itself"));
-        assert_eq!(problems(&two)[2].1, "cn=hold,ou=groups,dc=example,dc=org");
-    }
 }

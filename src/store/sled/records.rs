@@ -399,20 +399,7 @@ mod tests {
     use uuid::Uuid;
 
     fn user(name: &str) -> User {
-        User {
-            id: UserId(Uuid::new_v4()),
-            username: name.into(),
-            full_name: None,
-            email: None,
-            uid_number: 2000,
-            gid_number: 2000,
-            disabled: false,
-            attrs: Default::default(),
-            created: 0,
-            modified: 0,
-            pwd_changed: None,
-            cred_generation: 0,
-        }
+        User::named(name)
     }
 
     fn tree() -> Tree {
