@@ -443,6 +443,13 @@ where
 {
     let peer = conn.session.peer;
     let ended = conn.live.ended();
+    // Waited on across the loop's turns: each registers with its token
+    // once, not on every turn (a lock to register and one to leave, up to
+    // three times a request).
+    let shutdown = ctx.shutdown.cancelled();
+    let write_failed = write_failed.cancelled();
+    let ended = ended.cancelled();
+    tokio::pin!(shutdown, write_failed, ended);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut pending_bind: Option<PendingBind> = None;
     let mut draining = false;
@@ -487,12 +494,12 @@ where
         }
         let reading = pending_bind.is_none() && !draining;
         let next = tokio::select! {
-            _ = ctx.shutdown.cancelled(), if !draining => {
+            _ = &mut shutdown, if !draining => {
                 draining = true;
                 continue;
             }
-            _ = write_failed.cancelled() => return ReadExit::Closed,
-            _ = ended.cancelled() => {
+            _ = &mut write_failed => return ReadExit::Closed,
+            _ = &mut ended => {
                 tracing::info!(%peer, "connection ended by `session end` or the portal; closing");
                 return ReadExit::Closed;
             }
