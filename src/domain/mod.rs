@@ -30,7 +30,9 @@ pub use mfa::{
     AppPassword, AppPasswordId, CredentialKind, Device, DeviceId, DeviceKind, GroupPolicy,
     KeyedHash, MfaPolicy, TotpSecret,
 };
-pub use model::{now, Group, GroupId, GroupSnapshot, Member, NewUser, Timestamp, User, UserId};
+pub use model::{
+    folded_name, now, Group, GroupId, GroupSnapshot, Member, NewUser, Timestamp, User, UserId,
+};
 pub use session::{PortalSession, SessionHash, SessionId};
 
 /// First uidNumber handed out (DESIGN.md section 3).

@@ -35,6 +35,17 @@ impl fmt::Display for GroupId {
     }
 }
 
+/// A user or group name as names are compared (unique case-insensitively:
+/// ASCII letters folded), borrowed when it is in that form already, so a
+/// lookup copies nothing.
+pub fn folded_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// A user account. Served as `cn=<username>,ou=users,<base>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct User {

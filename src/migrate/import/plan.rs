@@ -47,12 +47,9 @@ struct Admitted {
 
 impl Admitted {
     fn index(&self, name: &str) -> Option<usize> {
-        let found = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.names.get(&name.to_ascii_lowercase())
-        } else {
-            self.names.get(name)
-        };
-        found.map(|&(i, _)| i)
+        self.names
+            .get(crate::domain::folded_name(name).as_ref())
+            .map(|&(i, _)| i)
     }
 
     /// Admits entry `e`, planned as `name` with `number`, at plan index

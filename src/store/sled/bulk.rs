@@ -38,10 +38,11 @@
 //! [`SledStore::apply_batch`] instead.
 
 use super::{
-    backend, email_key, encode, keys, name_key, name_key_ref, GroupId, Member, Result, SledStore,
-    StoreError, UserId, EMPTY, FIRST_GID_NUMBER, FIRST_UID_NUMBER, META_MEMBERSHIP_EPOCH,
-    META_NEXT_GID, META_NEXT_UID,
+    backend, email_key, encode, keys, name_key, GroupId, Member, Result, SledStore, StoreError,
+    UserId, EMPTY, FIRST_GID_NUMBER, FIRST_UID_NUMBER, META_MEMBERSHIP_EPOCH, META_NEXT_GID,
+    META_NEXT_UID,
 };
+use crate::domain::folded_name;
 use crate::store::import::{Batch, BatchMember, BatchMode, BatchReport, BatchUser};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -873,7 +874,7 @@ impl SledStore {
             let gid = match last {
                 Some((name, gid)) if name == group.as_str() => gid,
                 _ => {
-                    let gid = created.groups.get(name_key_ref(group).as_ref()).copied();
+                    let gid = created.groups.get(folded_name(group).as_bytes()).copied();
                     last = Some((group, gid));
                     gid
                 }
@@ -927,18 +928,16 @@ impl SledStore {
             BatchMember::User(n) => (n, None, &t.idx_username),
             BatchMember::Group(n) => (n, Some(()), &t.idx_group_name),
         };
-        let key = name_key_ref(name);
+        let key = folded_name(name);
+        let key = key.as_bytes();
         let made = match by_name {
-            None => created.users.get(key.as_ref()).map(|id| Member::User(*id)),
-            Some(()) => created
-                .groups
-                .get(key.as_ref())
-                .map(|id| Member::Group(*id)),
+            None => created.users.get(key).map(|id| Member::User(*id)),
+            Some(()) => created.groups.get(key).map(|id| Member::Group(*id)),
         };
         if let Some(m) = made {
             return Ok(m);
         }
-        let Some(id) = index.get(&key).map_err(backend)? else {
+        let Some(id) = index.get(key).map_err(backend)? else {
             let what = if by_name.is_none() { "user" } else { "group" };
             return Err(StoreError::NotFound(format!("{what} {name}")));
         };

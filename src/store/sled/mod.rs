@@ -239,16 +239,6 @@ fn name_key(name: &str) -> Vec<u8> {
     name.to_ascii_lowercase().into_bytes()
 }
 
-/// [`name_key`], borrowed from `name` when it has no uppercase letter (a
-/// lookup then copies nothing).
-fn name_key_ref(name: &str) -> std::borrow::Cow<'_, [u8]> {
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(name_key(name))
-    } else {
-        std::borrow::Cow::Borrowed(name.as_bytes())
-    }
-}
-
 /// Case-folded key of an email address (which may be internationalised).
 fn email_key(email: &str) -> Vec<u8> {
     email.to_lowercase().into_bytes()
