@@ -63,6 +63,7 @@ pub mod config;
 pub mod directory;
 pub mod domain;
 pub mod fuzz;
+pub mod handoff;
 pub mod http;
 pub mod ldap;
 pub mod ldif;

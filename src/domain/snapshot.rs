@@ -297,28 +297,23 @@ const BESIDE_QUEUED: usize = 4;
 /// What [`read_beside`]'s reading thread hands to the sink's.
 enum Piece {
     Head(SnapshotHead),
-    Users(Vec<SnapshotUser>),
+    User(SnapshotUser),
 }
 
 /// The reading thread's sink in [`read_beside`]: sends what it is given.
-struct Handoff {
-    tx: std::sync::mpsc::SyncSender<Piece>,
-    users: Vec<SnapshotUser>,
-}
+struct Handoff(crate::handoff::Batches<Piece>);
 
 impl Handoff {
     fn send(&mut self, piece: Piece) -> Result<()> {
-        self.tx
-            .send(piece)
-            .map_err(|_| super::StoreError::Backend("the snapshot's sink stopped taking it".into()))
+        self.0.push(piece).map_err(Handoff::stopped)
     }
 
-    fn send_users(&mut self) -> Result<()> {
-        if self.users.is_empty() {
-            return Ok(());
-        }
-        let users = std::mem::replace(&mut self.users, Vec::with_capacity(BESIDE_BATCH));
-        self.send(Piece::Users(users))
+    fn flush(&mut self) -> Result<()> {
+        self.0.flush().map_err(Handoff::stopped)
+    }
+
+    fn stopped(_: crate::handoff::Gone) -> super::StoreError {
+        super::StoreError::Backend("the snapshot's sink stopped taking it".into())
     }
 }
 
@@ -328,11 +323,7 @@ impl SnapshotSink for Handoff {
     }
 
     fn user(&mut self, user: SnapshotUser) -> Result<()> {
-        self.users.push(user);
-        if self.users.len() >= BESIDE_BATCH {
-            self.send_users()?;
-        }
-        Ok(())
+        self.send(Piece::User(user))
     }
 }
 
@@ -360,20 +351,17 @@ where
     std::thread::scope(|s| {
         let reader = s.spawn(move || {
             span.in_scope(|| {
-                let mut handoff = Handoff {
-                    tx,
-                    users: Vec::with_capacity(BESIDE_BATCH),
-                };
+                let mut handoff = Handoff(crate::handoff::Batches::new(tx, BESIDE_BATCH));
                 read(&mut handoff)?;
-                handoff.send_users().map_err(E::from)
+                handoff.flush().map_err(E::from)
             })
         });
         let mut failed = None;
-        for piece in rx.iter() {
-            let taken = match piece {
+        for batch in rx.iter() {
+            let taken = batch.into_iter().try_for_each(|piece| match piece {
                 Piece::Head(head) => sink.head(head),
-                Piece::Users(users) => users.into_iter().try_for_each(|u| sink.user(u)),
-            };
+                Piece::User(user) => sink.user(user),
+            });
             if let Err(e) = taken {
                 failed = Some(e);
                 break;

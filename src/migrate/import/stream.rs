@@ -24,13 +24,13 @@ use super::{
 };
 use crate::account::{self, Actor};
 use crate::auth::password::Hasher;
+use crate::handoff::Batches;
 use crate::ldif::{Reader, Record};
 use crate::store::import::{Batch, BatchMode, BatchReport, BatchUser};
 use crate::store::{now, BulkImport, Store, StoreError, Timestamp};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::SyncSender;
 
 /// What a streamed import did.
 #[derive(Debug)]
@@ -201,25 +201,13 @@ const HANDOFFS_QUEUED: usize = 8;
 struct Handoff {
     /// `None` once closed, or once the writer stopped (an error, which
     /// undid what it wrote): later users are dropped, the plan goes on.
-    tx: Option<SyncSender<Vec<BatchUser>>>,
-    users: Vec<BatchUser>,
+    tx: Option<Batches<BatchUser>>,
 }
 
 impl Handoff {
     fn push(&mut self, u: BatchUser) {
-        if self.tx.is_none() {
-            return;
-        }
-        self.users.push(u);
-        if self.users.len() >= HANDOFF {
-            self.send();
-        }
-    }
-
-    fn send(&mut self) {
-        if let Some(tx) = &self.tx {
-            let users = std::mem::replace(&mut self.users, Vec::with_capacity(HANDOFF));
-            if tx.send(users).is_err() {
+        if let Some(tx) = &mut self.tx {
+            if tx.push(u).is_err() {
                 self.tx = None;
             }
         }
@@ -227,11 +215,10 @@ impl Handoff {
 
     /// Hands over what is left and ends the writer's stream.
     fn close(&mut self) {
-        if !self.users.is_empty() {
-            self.send();
+        if let Some(mut tx) = self.tx.take() {
+            // A writer gone has stopped on an error of its own.
+            let _ = tx.flush();
         }
-        self.tx = None;
-        self.users = Vec::new();
     }
 }
 
@@ -276,8 +263,7 @@ fn import_overlapped<'s>(
             (bulk, written)
         });
         let mut handoff = Handoff {
-            tx: Some(tx),
-            users: Vec::with_capacity(HANDOFF),
+            tx: Some(Batches::new(tx, HANDOFF)),
         };
         let mut held_back = false;
         let read = read_planned(input, opts, progress, &mut |u, errors| {
