@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the directory's hot paths: filter evaluation,
-//! entry building and BER encoding of a search result entry.
+//! entry building, BER encoding of a search result entry and decoding of
+//! the search requests applications send.
 //!
 //! Run: `cargo bench --bench directory`.
 
@@ -7,7 +8,10 @@ use portcullis::domain::attrs::Attrs;
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use ldap3_proto::proto::{LdapMsg, LdapOp, LdapPartialAttribute, LdapSearchResultEntry};
+use ldap3_proto::proto::{
+    LdapDerefAliases, LdapMsg, LdapOp, LdapPartialAttribute, LdapSearchRequest,
+    LdapSearchResultEntry, LdapSearchScope,
+};
 use ldap3_proto::{parse_ldap_filter_str, LdapCodec};
 use tokio_util::codec::Encoder;
 use uuid::Uuid;
@@ -15,6 +19,7 @@ use uuid::Uuid;
 use portcullis::directory::entry::{group_entry_named, user_entry, user_entry_for, Wanted};
 use portcullis::directory::filter::NoChain;
 use portcullis::directory::{Dn, Filter};
+use portcullis::ldap::codec::Codec;
 use portcullis::store::{Group, GroupId, User, UserId};
 
 fn user(i: u32) -> User {
@@ -105,6 +110,46 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    // Requests as the matrix rows send them (docs/clients/applications.md).
+    let requests = [
+        (
+            "grafana_login",
+            "dc=example,dc=com",
+            "(cn=user00042)",
+            &["cn", "givenName", "sn", "mail"][..],
+        ),
+        (
+            "sssd_user_uid",
+            "ou=users,dc=example,dc=com",
+            "(&(uid=user00042)(objectclass=posixAccount)(uid=*)(&(uidNumber=*)(!(uidNumber=0))))",
+            &[
+                "objectClass",
+                "uid",
+                "userPassword",
+                "uidNumber",
+                "gidNumber",
+                "displayName",
+                "homeDirectory",
+                "loginShell",
+                "modifyTimestamp",
+                "entryUUID",
+            ][..],
+        ),
+    ];
+    for (name, base, filter, attrs) in requests {
+        let bytes = search_request(base, filter, attrs);
+        c.bench_function(&format!("decode_search_request/{name}"), |b| {
+            let mut codec = Codec::new(256 * 1024, 32);
+            b.iter(|| {
+                let (msg, used) = codec
+                    .decode_slice(black_box(&bytes))
+                    .expect("decode")
+                    .expect("whole");
+                black_box((msg, used))
+            })
+        });
+    }
+
     let attrs: Vec<String> = Vec::new();
     let entry = &entries[42];
     c.bench_function("select_and_encode_entry", |b| {
@@ -115,6 +160,26 @@ fn benches(c: &mut Criterion) {
             encode_entry(&mut codec, &mut buf, entry.dn.to_string(), selected)
         })
     });
+}
+
+/// The bytes of a search request as a client sends it.
+fn search_request(base: &str, filter: &str, attrs: &[&str]) -> Vec<u8> {
+    let msg = LdapMsg::new(
+        7,
+        LdapOp::SearchRequest(LdapSearchRequest {
+            base: base.into(),
+            scope: LdapSearchScope::Subtree,
+            aliases: LdapDerefAliases::Never,
+            sizelimit: 0,
+            timelimit: 0,
+            typesonly: false,
+            filter: parse_ldap_filter_str(filter).expect("filter"),
+            attrs: attrs.iter().map(|a| a.to_string()).collect(),
+        }),
+    );
+    let mut buf = BytesMut::new();
+    LdapCodec::default().encode(msg, &mut buf).expect("encode");
+    buf.to_vec()
 }
 
 /// Encodes selected attributes as one SearchResultEntry message, as the

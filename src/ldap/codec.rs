@@ -29,6 +29,8 @@ use ldap3_proto::proto::{LdapBindCred, LdapMsg, LdapOp, LdapSearchResultEntry};
 use ldap3_proto::LdapCodec;
 use tokio_util::codec::{Decoder, Encoder};
 
+mod search;
+
 /// One decoded request.
 #[derive(Debug)]
 pub enum Incoming {
@@ -255,6 +257,19 @@ impl Decoder for Codec {
             buf.reserve(total - buf.len());
             return Ok(None);
         }
+        if let Some(msg) = search::decode(&buf[..total], self.max_ber_depth) {
+            buf.advance(total);
+            return Ok(Some(Incoming::Msg(msg)));
+        }
+        self.decode_parsed(buf, total)
+    }
+}
+
+impl Codec {
+    /// Decodes the complete message of `total` bytes at the start of
+    /// `buf` through ldap3_proto: every request [`search::decode`] does
+    /// not take.
+    fn decode_parsed(&mut self, buf: &mut BytesMut, total: usize) -> io::Result<Option<Incoming>> {
         let mut parser = ldap3_lber::Parser::new(self.max_ber_depth);
         let tag = match parser.parse(&buf[..total]) {
             Ok(([], tag)) => tag,
