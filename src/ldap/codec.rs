@@ -12,9 +12,11 @@
 //! (−5 as 251, 2^32+1 as 1) and the server would answer under an ID the
 //! client never sent. Encoding is
 //! ldap3_proto's, except for search result entries (most of the bytes a
-//! server sends), which are written straight into the output buffer: the
-//! generic path builds a tree of tags and copies every value once per
-//! nesting level. The bytes are the same. A search result entry may also be
+//! server sends) and the result that ends every search, which are written
+//! straight into the output buffer: the generic path builds a tree of tags
+//! and copies every value once per nesting level. The bytes are the same.
+//! Search requests without controls are likewise read in place
+//! ([`search`]). A search result entry may also be
 //! encoded once without its message ID ([`entry_op`]) and sent again and
 //! again as an [`Outgoing::Entry`]: only the message's header is written
 //! per response.
@@ -25,7 +27,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use ldap3_lber::common::TagClass;
 use ldap3_lber::structure::{StructureTag, PL};
 use ldap3_proto::control::LdapControl;
-use ldap3_proto::proto::{LdapBindCred, LdapMsg, LdapOp, LdapSearchResultEntry};
+use ldap3_proto::proto::{LdapBindCred, LdapMsg, LdapOp, LdapResult, LdapSearchResultEntry};
 use ldap3_proto::LdapCodec;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -390,6 +392,14 @@ pub fn encode_msg(msg: LdapMsg, buf: &mut BytesMut) -> io::Result<()> {
                 encode_entry(msgid, &entry, buf);
                 Ok(())
             }
+            LdapMsg {
+                msgid,
+                op: LdapOp::SearchResultDone(result),
+                ctrl,
+            } if msgid >= 0 && ctrl.is_empty() && result.referral.is_empty() => {
+                encode_search_done(msgid, &result, buf);
+                Ok(())
+            }
             msg => LdapCodec::default().encode(msg, buf),
         }
     }
@@ -404,6 +414,30 @@ pub fn encode_msg(msg: LdapMsg, buf: &mut BytesMut) -> io::Result<()> {
 fn encode_entry(msgid: i32, entry: &LdapSearchResultEntry, buf: &mut BytesMut) {
     let attrs = attr_refs(entry);
     encode_entry_parts(msgid, &entry.dn, &attrs, buf);
+}
+
+/// BER of a SearchResultDone message without controls or referral (RFC
+/// 4511 §4.5.2, §4.1.9): `SEQUENCE { messageID INTEGER, [APPLICATION 5]
+/// SEQUENCE { resultCode ENUMERATED, matchedDN OCTET STRING,
+/// diagnosticMessage OCTET STRING } }`, as ldap3_proto writes it. Every
+/// search ends with one; the generic path built a tree of tags for it.
+fn encode_search_done(msgid: i32, result: &LdapResult, buf: &mut BytesMut) {
+    let id = int_bytes(msgid);
+    let code = int_bytes(result.code.clone() as i32);
+    let op_len =
+        tlv_len(code.len()) + tlv_len(result.matcheddn.len()) + tlv_len(result.message.len());
+    let msg_len = tlv_len(id.len()) + tlv_len(op_len);
+    buf.reserve(tlv_len(msg_len));
+    header(buf, 0x30, msg_len);
+    header(buf, 0x02, id.len());
+    buf.extend_from_slice(&id);
+    header(buf, 0x65, op_len);
+    header(buf, 0x0a, code.len());
+    buf.extend_from_slice(&code);
+    header(buf, 0x04, result.matcheddn.len());
+    buf.extend_from_slice(result.matcheddn.as_bytes());
+    header(buf, 0x04, result.message.len());
+    buf.extend_from_slice(result.message.as_bytes());
 }
 
 /// One attribute of an entry being encoded, borrowed from wherever the
@@ -702,6 +736,49 @@ mod tests {
                 op_tag: 0
             }
         ));
+    }
+
+    #[test]
+    fn search_results_done_encode_as_ldap3_proto_does() {
+        use ldap3_proto::proto::LdapResultCode;
+        let long = "x".repeat(300);
+        let codes = [
+            LdapResultCode::Success,
+            LdapResultCode::SizeLimitExceeded,
+            LdapResultCode::NoSuchObject,
+            LdapResultCode::InvalidCredentials,
+            LdapResultCode::Other,
+            LdapResultCode::AuthorizationError,
+            LdapResultCode::EsyncRefreshRequired,
+        ];
+        let texts = ["", "cn=alice,ou=users,dc=example,dc=com", long.as_str()];
+        for msgid in [0, 1, 127, 128, 32768, i32::MAX] {
+            for code in &codes {
+                for (matched, message) in texts.iter().zip(texts.iter().rev()) {
+                    let done = |referral: Vec<String>| {
+                        LdapMsg::new(
+                            msgid,
+                            LdapOp::SearchResultDone(LdapResult {
+                                code: code.clone(),
+                                matcheddn: matched.to_string(),
+                                message: message.to_string(),
+                                referral,
+                            }),
+                        )
+                    };
+                    // With a referral: ldap3_proto's path, compared too.
+                    for msg in [done(Vec::new()), done(vec!["ldap://x/".into()])] {
+                        let mut ours = BytesMut::new();
+                        codec().encode(msg.clone(), &mut ours).expect("encode");
+                        let mut theirs = BytesMut::new();
+                        LdapCodec::default()
+                            .encode(msg, &mut theirs)
+                            .expect("encode");
+                        assert_eq!(ours, theirs, "msgid {msgid} code {code:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
