@@ -213,7 +213,10 @@ fn equal(syntax: Syntax, stored: &str, key: &Key) -> Truth {
     let text_eq =
         |folded: &mut dyn Iterator<Item = char>, k: &str| Truth::from_bool(folded.eq(k.chars()));
     match (syntax, key) {
-        (Syntax::CaseIgnore, Key::Text(k)) => text_eq(&mut schema::fold_case_ignore(stored), k),
+        (Syntax::CaseIgnore, Key::Text(k)) => match plain_ascii_eq(stored, k) {
+            Some(eq) => Truth::from_bool(eq),
+            None => text_eq(&mut schema::fold_case_ignore(stored), k),
+        },
         (Syntax::CaseExact, Key::Text(k)) => text_eq(&mut schema::fold_spaces(stored), k),
         (Syntax::Oid, Key::Text(k)) => {
             text_eq(&mut schema::fold_case_ignore(oid_canonical(stored)), k)
@@ -230,6 +233,25 @@ fn equal(syntax: Syntax, stored: &str, key: &Key) -> Truth {
         },
         _ => Truth::Undefined,
     }
+}
+
+/// Whether `stored`, folded for caseIgnoreMatch, is `folded`, when
+/// `stored` is printable ASCII without spaces (a uid, a mail address, an
+/// object class): its folding is then its ASCII lowercase, compared byte
+/// by byte without the general folding's char iterators. `None` for any
+/// other value.
+fn plain_ascii_eq(stored: &str, folded: &str) -> Option<bool> {
+    let bytes = stored.as_bytes();
+    if !bytes.iter().all(|b| (0x21..0x7f).contains(b)) {
+        return None;
+    }
+    Some(
+        bytes.len() == folded.len()
+            && bytes
+                .iter()
+                .zip(folded.as_bytes())
+                .all(|(b, f)| b.to_ascii_lowercase() == *f),
+    )
 }
 
 /// Order of a stored value relative to the assertion, for ordered
@@ -394,5 +416,58 @@ impl super::Value {
     /// True when the DN `dn` equals this assertion of a DN-syntax value.
     pub fn equals_dn(&self, dn: &Dn) -> bool {
         matches!(&self.key, Key::Dn(k) if dn.normalized_str() == k)
+    }
+}
+
+#[cfg(test)]
+mod plain_ascii_tests {
+    use super::*;
+
+    /// The shortcut answers as the general folding does wherever it
+    /// answers at all, and leaves spaces, controls and non-ASCII to it.
+    #[test]
+    fn plain_ascii_equality_is_case_ignore_equality() {
+        let values = [
+            "alice",
+            "Alice",
+            "ALICE",
+            "alice ",
+            " alice",
+            "al ice",
+            "al  ice",
+            "al\tice",
+            "alice@example.com",
+            "Alice@Example.COM",
+            "inetOrgPerson",
+            "inetorgperson",
+            "posixAccount",
+            "",
+            "~!{}",
+            "Ålice",
+            "ålice",
+            "straße",
+            "STRASSE",
+            "a\u{b}b",
+            "a\u{7f}b",
+            "user00042",
+        ];
+        let mut answered = 0;
+        for stored in values {
+            for asserted in values {
+                let folded = schema::fold_case_ignore_string(asserted);
+                let general = schema::fold_case_ignore(stored).eq(folded.chars());
+                match plain_ascii_eq(stored, &folded) {
+                    Some(eq) => {
+                        assert_eq!(eq, general, "{stored:?} = {asserted:?}");
+                        answered += 1;
+                    }
+                    None => assert!(
+                        stored.bytes().any(|b| !(0x21..0x7f).contains(&b)),
+                        "{stored:?} left to the general folding"
+                    ),
+                }
+            }
+        }
+        assert!(answered > 200, "{answered}");
     }
 }
