@@ -108,7 +108,8 @@ impl Handler {
         };
         // Entries need only what the client selected (and what the filter
         // reads, which the directory adds).
-        let wanted = Wanted::selected(&req.attrs);
+        let requested = Requested::parse(&req.attrs);
+        let wanted = requested.wanted();
         let size_limit = effective_size_limit(req.sizelimit, self.limits.size_limit);
         let found = self
             .run_query(
@@ -116,6 +117,7 @@ impl Handler {
                 msgid,
                 query,
                 wanted,
+                &requested,
                 size_limit,
                 &req,
                 paging.is_none(),
@@ -313,6 +315,7 @@ impl Handler {
         msgid: i32,
         query: SearchQuery,
         wanted: Wanted,
+        requested: &Requested,
         size_limit: Option<usize>,
         req: &LdapSearchRequest,
         encode_here: bool,
@@ -327,6 +330,7 @@ impl Handler {
             let search = Encoded {
                 msgid,
                 req,
+                requested,
                 size_limit,
                 batch: usize::MAX,
             };
@@ -364,10 +368,12 @@ impl Handler {
         if encode_here {
             let (tx, rx) = mpsc::channel(STREAM_BATCHES);
             let req = req.clone();
+            let requested = requested.clone();
             tokio::task::spawn_blocking(move || {
                 let search = Encoded {
                     msgid,
                     req: &req,
+                    requested: &requested,
                     size_limit,
                     batch: STREAM_BATCH_BYTES,
                 };
@@ -562,6 +568,8 @@ const STREAM_BATCHES: usize = 4;
 struct Encoded<'a> {
     msgid: i32,
     req: &'a LdapSearchRequest,
+    /// `req`'s attribute list, parsed.
+    requested: &'a Requested,
     size_limit: Option<usize>,
     /// Bytes of entries handed on at a time.
     batch: usize,
@@ -581,12 +589,12 @@ impl Encoded<'_> {
         stopped: &(dyn Fn() -> bool + Sync),
         flush: &mut dyn FnMut(Bytes) -> bool,
     ) -> Option<LdapResult> {
-        let requested = Requested::parse(&self.req.attrs);
+        let requested = self.requested;
         let mut encoded = BytesMut::new();
         let mut sent = 0;
         let mut over_size = false;
         let mut gone = false;
-        let mut writer = UserWriter::new(&requested, self.req.typesonly);
+        let mut writer = UserWriter::new(requested, self.req.typesonly);
         // A group's body is encoded once per selection and kept with its
         // cached entry (as for a base read of it); the key is made at the
         // first group, not for every lookup of a user.
@@ -599,13 +607,13 @@ impl Encoded<'_> {
             sent += 1;
             match item {
                 SearchItem::Entry(e) => {
-                    encode_entry(self.msgid, &e, &requested, self.req.typesonly, &mut encoded)
+                    encode_entry(self.msgid, &e, requested, self.req.typesonly, &mut encoded)
                 }
                 SearchItem::User(user) => writer.write(self.msgid, &user, &mut encoded),
                 SearchItem::Group(CachedGroup { entry, derived }) => {
                     let key = key.get_or_insert_with(|| selection_key(self.req));
                     let op = derived.get(key).unwrap_or_else(|| {
-                        let op = entry_body(&entry, &requested, self.req.typesonly);
+                        let op = entry_body(&entry, requested, self.req.typesonly);
                         derived.insert(key.clone(), op.clone());
                         op
                     });

@@ -223,6 +223,7 @@ impl Entry {
 }
 
 /// A search's attribute list, parsed ([`Entry::select`] says how).
+#[derive(Clone)]
 pub struct Requested {
     all_user: bool,
     all_operational: bool,
@@ -272,6 +273,21 @@ impl Requested {
         r.entry_dn = schema::attribute("entryDN")
             .filter(|entry_dn| r.named.iter().any(|n| std::ptr::eq(*n, *entry_dn)));
         r
+    }
+
+    /// The attributes an entry is built with for this list (`1.1`, `dn`
+    /// and unknown names need no stored attribute), to which a search
+    /// adds what its filter reads.
+    pub fn wanted(&self) -> Wanted {
+        let mut w = Wanted {
+            all_user: self.all_user,
+            all_operational: self.all_operational,
+            named: Vec::with_capacity(self.named.len()),
+        };
+        for ty in &self.named {
+            w.add(ty);
+        }
+        w
     }
 }
 
@@ -482,24 +498,7 @@ impl Wanted {
 
     /// The attributes [`Entry::select`] returns for `requested`.
     pub fn selected(requested: &[String]) -> Wanted {
-        let mut w = Wanted {
-            all_user: requested.is_empty(),
-            all_operational: false,
-            named: Vec::new(),
-        };
-        for r in requested {
-            match r.trim() {
-                "*" => w.all_user = true,
-                "+" => w.all_operational = true,
-                // `1.1`, `dn` and unknown names need no stored attribute.
-                r => {
-                    if let Some(ty) = schema::attribute(r) {
-                        w.add(ty);
-                    }
-                }
-            }
-        }
-        w
+        Requested::parse(requested).wanted()
     }
 
     /// Adds every attribute.
