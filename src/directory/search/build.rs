@@ -22,7 +22,7 @@ impl Directory {
     /// only in room the cache has left ([`EpochCache::set_member_of_if_room`]).
     ///
     /// [`EpochCache::set_member_of_if_room`]: crate::directory::cache::EpochCache::set_member_of_if_room
-    fn member_of_ids(
+    pub(super) fn member_of_ids(
         &self,
         epoch: u64,
         member: Member,
@@ -51,6 +51,23 @@ impl Directory {
             self.inner.cache.set_member_of(epoch, user, groups.clone());
         }
         Ok(groups)
+    }
+
+    /// The groups `member` is a direct member of: a user's from the epoch
+    /// cache when memberOf lists direct groups (what the cache keeps for
+    /// memberOf), so that `(member=<user>)`, asked at every login, reads no
+    /// index once the user's entry or groups were read in the epoch.
+    pub(super) fn direct_groups_of(
+        &self,
+        epoch: u64,
+        member: Member,
+    ) -> Result<Arc<[GroupId]>, StoreError> {
+        match member {
+            Member::User(_) if !self.inner.options.transitive_member_of => {
+                self.member_of_ids(epoch, member, false)
+            }
+            _ => Ok(self.store().groups_of(member)?.into()),
+        }
     }
 }
 

@@ -458,7 +458,7 @@ impl Directory {
             let Some(member) = member else {
                 return Ok(true);
             };
-            let groups = store.groups_of(member)?;
+            let groups = self.direct_groups_of(epoch, member)?;
             Ok(groups.len() <= FEW_GROUPS
                 && groups
                     .iter()
@@ -644,7 +644,7 @@ impl Directory {
         };
         let group_residual = match groups {
             Cands::All => {
-                let plan = self.plan_groups(&q.filter)?;
+                let plan = self.plan_groups(&q.filter, epoch)?;
                 groups = plan.cands;
                 plan.residual
             }

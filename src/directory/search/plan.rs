@@ -178,18 +178,25 @@ impl Directory {
 
     /// Groups a filter can match, from the indexes (`All` when it names
     /// none), and what is left to check.
-    pub(super) fn plan_groups<'f>(&self, f: &'f Filter) -> Result<Plan<'f, GroupId>, StoreError> {
-        plan_tree(f, &mut |leaf| self.group_leaf(leaf))
+    pub(super) fn plan_groups<'f>(
+        &self,
+        f: &'f Filter,
+        epoch: u64,
+    ) -> Result<Plan<'f, GroupId>, StoreError> {
+        plan_tree(f, &mut |leaf| self.group_leaf(leaf, epoch))
     }
 
-    /// Groups one non-boolean filter item can match, and whether exactly.
-    fn group_leaf(&self, f: &Filter) -> Result<Leaf<GroupId>, StoreError> {
+    /// Groups one non-boolean filter item can match, and whether exactly;
+    /// `epoch` is the membership epoch read before the search's first read.
+    fn group_leaf(&self, f: &Filter, epoch: u64) -> Result<Leaf<GroupId>, StoreError> {
         let store = self.store();
         // Ids from the indexes only: the scan reads each record once.
         let one = |g: Option<GroupId>| (Cands::Set(g.into_iter().collect()), false);
         let none = || (Cands::Set(BTreeSet::new()), true);
         let groups_of = |m: Member| -> Result<Cands<GroupId>, StoreError> {
-            Ok(Cands::Set(store.groups_of(m)?.into_iter().collect()))
+            Ok(Cands::Set(
+                self.direct_groups_of(epoch, m)?.iter().copied().collect(),
+            ))
         };
         Ok(match f {
             Filter::Equality(ty, v) => {

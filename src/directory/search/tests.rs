@@ -370,7 +370,12 @@ fn planner_rules() {
         Cands::All => None,
         Cands::Set(s) => Some(s.into_iter().collect::<Vec<_>>()),
     };
-    let groups = |f: LdapFilter| match d.plan_groups(&Filter::from_ldap(&f)).expect("plan").cands {
+    let epoch = fx.store.membership_epoch().unwrap();
+    let groups = |f: LdapFilter| match d
+        .plan_groups(&Filter::from_ldap(&f), epoch)
+        .expect("plan")
+        .cands
+    {
         Cands::All => None,
         Cands::Set(s) => Some(s.into_iter().collect::<Vec<_>>()),
     };
@@ -467,7 +472,7 @@ fn planner_rules() {
     // With transitive memberOf, a group's memberOf lists its ancestors.
     let t = dir(&fx, true);
     match t
-        .plan_groups(&Filter::from_ldap(&eq("memberOf", STAFF)))
+        .plan_groups(&Filter::from_ldap(&eq("memberOf", STAFF)), epoch)
         .expect("plan")
         .cands
     {
@@ -488,7 +493,8 @@ fn exact_terms_leave_nothing_to_check() {
     let left = |f: LdapFilter| {
         let f = Filter::from_ldap(&f);
         let users = d.plan_users(&f).expect("plan").residual.len();
-        let groups = d.plan_groups(&f).expect("plan").residual.len();
+        let epoch = fx.store.membership_epoch().unwrap();
+        let groups = d.plan_groups(&f, epoch).expect("plan").residual.len();
         (users, groups)
     };
     let present = |a: &str| LdapFilter::Present(a.into());
