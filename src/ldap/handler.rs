@@ -37,6 +37,11 @@ pub struct Session {
     /// search [`Handler::search_runs_inline`] said costs microseconds): it
     /// runs where it is, not on a blocking thread.
     pub on_reader: bool,
+    /// The base of the search the reader runs itself, as
+    /// [`Handler::search_runs_inline`] parsed it; set for that one search
+    /// only (the connection clears it after), which takes it instead of
+    /// parsing the base again.
+    pub inline_base: Option<crate::directory::Dn>,
 }
 
 impl Session {
@@ -49,6 +54,7 @@ impl Session {
             paging: PagingStates::default(),
             encrypted: false,
             on_reader: false,
+            inline_base: None,
         }
     }
 }

@@ -67,7 +67,11 @@ impl Handler {
             }
         }
 
-        let base = match Dn::parse(&req.base) {
+        let parsed = match session.inline_base.take() {
+            Some(dn) => Ok(dn),
+            None => Dn::parse(&req.base),
+        };
+        let base = match parsed {
             Ok(dn) => dn,
             Err(_) => {
                 return done(
@@ -487,14 +491,29 @@ impl Handler {
     /// group whose entry is cached ([`Directory::is_cached_base_read`]).
     ///
     /// [`Directory::is_cached_base_read`]: crate::directory::Directory::is_cached_base_read
-    pub(super) fn search_runs_inline(&self, req: &LdapSearchRequest) -> bool {
+    ///
+    /// A base-scope search's base is parsed here and left in `base` for
+    /// the search ([`Session::inline_base`]), which then does not parse it
+    /// again.
+    pub(super) fn search_runs_inline(
+        &self,
+        req: &LdapSearchRequest,
+        base: &mut Option<Dn>,
+    ) -> bool {
         // The base read first: it costs one classification, where a
         // membership filter may ask the store.
-        (req.scope == LdapSearchScope::Base
-            && Dn::parse(&req.base).is_ok_and(|dn| self.directory.is_cached_base_read(&dn)))
-            || runs_inline(req, &|attr, value| {
-                self.directory.is_few_groups_lookup(attr, value)
-            })
+        if req.scope == LdapSearchScope::Base {
+            *base = Dn::parse(&req.base).ok();
+            if base
+                .as_ref()
+                .is_some_and(|dn| self.directory.is_cached_base_read(dn))
+            {
+                return true;
+            }
+        }
+        runs_inline(req, &|attr, value| {
+            self.directory.is_few_groups_lookup(attr, value)
+        })
     }
 }
 
