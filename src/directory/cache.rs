@@ -125,7 +125,14 @@ struct State {
     group_entries: HashMap<GroupId, (Group, Arc<Entry>, Arc<Derived>)>,
     /// Lowercased names of the groups in `group_entries`.
     group_names: HashSet<String>,
+    /// What memberOf lists of a group: its lowercased name (the order of
+    /// memberOf) and its DN; `None`: the group is gone.
+    listed_groups: HashMap<GroupId, Option<Arc<ListedGroup>>>,
 }
+
+/// A group as a user's memberOf lists it: its lowercased name, which
+/// orders memberOf, and its DN.
+pub(super) type ListedGroup = (String, String);
 
 /// One shard of the memberOf map, for one epoch.
 #[derive(Default)]
@@ -284,6 +291,34 @@ impl EpochCache {
         if let Some(mut s) = self.at(epoch) {
             for (id, name) in names {
                 bounded_insert(&mut s.usernames, id, name);
+            }
+        }
+    }
+
+    /// For each of `ids`, the group as memberOf lists it, if kept
+    /// (`Some(None)`: the group is gone).
+    pub fn listed_groups(
+        &self,
+        epoch: u64,
+        ids: &[GroupId],
+    ) -> Vec<Option<Option<Arc<ListedGroup>>>> {
+        match self.at(epoch) {
+            Some(s) => ids
+                .iter()
+                .map(|id| s.listed_groups.get(id).cloned())
+                .collect(),
+            None => vec![None; ids.len()],
+        }
+    }
+
+    pub fn set_listed_groups(
+        &self,
+        epoch: u64,
+        groups: impl IntoIterator<Item = (GroupId, Option<Arc<ListedGroup>>)>,
+    ) {
+        if let Some(mut s) = self.at(epoch) {
+            for (id, listed) in groups {
+                bounded_insert(&mut s.listed_groups, id, listed);
             }
         }
     }

@@ -4,6 +4,7 @@
 //! membership for the in-chain matching rule.
 
 use super::{CachedGroup, Directory};
+use crate::directory::cache::ListedGroup;
 use crate::directory::dn::Dn;
 use crate::directory::entry::{self, Entry, Wanted};
 use crate::directory::filter::InChain;
@@ -80,7 +81,7 @@ pub(super) struct BuildContext<'a> {
     groups: HashMap<GroupId, Option<Group>>,
     /// The lowercased name and the DN of each group a user entry of this
     /// search lists in memberOf (`None`: the group is gone).
-    group_dns: HashMap<GroupId, Option<(String, String)>>,
+    group_dns: HashMap<GroupId, Option<Arc<ListedGroup>>>,
     /// Users in the admin group at any depth, once asked for.
     admins: Option<Arc<HashSet<UserId>>>,
     /// The search walks every user ([`BuildContext::scanning`]).
@@ -190,21 +191,42 @@ impl<'a> BuildContext<'a> {
     /// case-insensitively.
     fn member_of_dns(&mut self, member: Member) -> Result<Vec<String>, StoreError> {
         let ids = self.dir.member_of_ids(self.epoch, member, self.scan)?;
-        for id in ids.iter() {
-            if !self.group_dns.contains_key(id) {
-                let groups_ou = tree::groups_ou(self.dir.base()).to_string();
-                let named = self.dir.store().group_shared(*id)?.map(|g| {
-                    (
-                        g.name.to_lowercase(),
-                        entry::child_dn_string(&g.name, &groups_ou),
-                    )
-                });
-                self.group_dns.insert(*id, named);
+        let missing: Vec<GroupId> = ids
+            .iter()
+            .filter(|id| !self.group_dns.contains_key(id))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            // Kept per epoch: a group's name changes only with it.
+            let cache = &self.dir.inner.cache;
+            let kept = cache.listed_groups(self.epoch, &missing);
+            let mut found = Vec::new();
+            let mut groups_ou = None;
+            for (id, kept) in missing.into_iter().zip(kept) {
+                let listed = match kept {
+                    Some(listed) => listed,
+                    None => {
+                        let groups_ou = groups_ou
+                            .get_or_insert_with(|| tree::groups_ou(self.dir.base()).to_string());
+                        let listed = self.dir.store().group_shared(id)?.map(|g| {
+                            Arc::new((
+                                g.name.to_lowercase(),
+                                entry::child_dn_string(&g.name, groups_ou),
+                            ))
+                        });
+                        found.push((id, listed.clone()));
+                        listed
+                    }
+                };
+                self.group_dns.insert(id, listed);
+            }
+            if !found.is_empty() {
+                cache.set_listed_groups(self.epoch, found);
             }
         }
-        let mut named: Vec<&(String, String)> = ids
+        let mut named: Vec<&ListedGroup> = ids
             .iter()
-            .filter_map(|id| self.group_dns.get(id).and_then(Option::as_ref))
+            .filter_map(|id| self.group_dns.get(id).and_then(Option::as_deref))
             .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(named.into_iter().map(|(_, dn)| dn.clone()).collect())

@@ -124,6 +124,44 @@ fn direct_member_of_by_default() {
     assert_eq!(found(&d, &fx.root, chain), [ALICE, DEVS]);
 }
 
+/// The groups memberOf lists are kept per membership epoch: a renamed
+/// group is listed under its new name, a deleted one not at all, in name
+/// order.
+#[test]
+fn member_of_lists_groups_as_they_are_named_now() {
+    let fx = fixture();
+    let d = dir(&fx, false);
+    // Twice: the second from what the first kept.
+    assert_eq!(member_of(&d, &fx.root, ALICE), [DEVS]);
+    assert_eq!(member_of(&d, &fx.root, ALICE), [DEVS]);
+    fx.store
+        .rename_group(fx.devs, "developers")
+        .expect("rename");
+    let developers = "cn=developers,ou=groups,dc=example,dc=com";
+    assert_eq!(member_of(&d, &fx.root, ALICE), [developers]);
+    let alice = fx
+        .store
+        .user_by_name("alice")
+        .expect("read")
+        .expect("alice");
+    let aardvarks = fx.store.create_group("aardvarks", None).expect("group");
+    for g in [fx.staff, aardvarks.id] {
+        fx.store
+            .add_member(g, Member::User(alice.id))
+            .expect("member");
+    }
+    let aardvarks_dn = "cn=aardvarks,ou=groups,dc=example,dc=com";
+    assert_eq!(
+        member_of(&d, &fx.root, ALICE),
+        [aardvarks_dn, developers, STAFF]
+    );
+    fx.store.delete_group(fx.staff).expect("delete");
+    assert_eq!(member_of(&d, &fx.root, ALICE), [aardvarks_dn, developers]);
+    // Asked for by a lookup of users too.
+    let f = LdapFilter::And(vec![eq("uid", "alice"), eq("memberOf", developers)]);
+    assert_eq!(found(&d, &fx.root, f), [ALICE]);
+}
+
 #[test]
 fn transitive_member_of_serves_and_filters_the_same_groups() {
     let fx = fixture();
