@@ -103,6 +103,16 @@ const USER_CLASSES: &[&str] = &[
 /// The object classes every group entry has.
 const GROUP_CLASSES: &[&str] = &["top", "groupOfNames", "posixGroup"];
 
+/// True when the name index answers `(uid=value)` / `(cn=value)` exactly:
+/// for printable ASCII without spaces. The index's key is a name's ASCII
+/// lowercase; a name whose key equals such a value is that value in
+/// another ASCII case, and caseIgnoreMatch folds both to the same string.
+/// Any other value (spaces, non-ASCII, whose folding may differ from the
+/// key's) leaves the candidate to be checked against the filter.
+fn names_exactly(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| (0x21..0x7f).contains(&b))
+}
+
 /// True when `(objectClass=value)` holds for an entry with `classes`.
 fn has_class(ty: &AttributeType, value: &Value, classes: &[&str]) -> bool {
     classes.iter().any(|c| value.equals_stored(ty.syntax, c))
@@ -127,7 +137,10 @@ impl Directory {
                 // Names hold no spaces: the matching rules ignore those around a value.
                 let value = v.raw.trim();
                 match ty.name {
-                    "uid" | "cn" => one(self.user_id_by_name(value)?),
+                    "uid" | "cn" => (
+                        Cands::Set(self.user_id_by_name(value)?.into_iter().collect()),
+                        names_exactly(value),
+                    ),
                     "mail" => one(self.user_id_by_email(value)?),
                     "uidNumber" => match value.trim().parse::<u32>() {
                         Ok(n) => one(self.user_id_by_uid_number(n)?),
@@ -203,7 +216,10 @@ impl Directory {
                 // Names hold no spaces: the matching rules ignore those around a value.
                 let value = v.raw.trim();
                 match ty.name {
-                    "cn" => one(self.group_id_by_name(value)?),
+                    "cn" => (
+                        Cands::Set(self.group_id_by_name(value)?.into_iter().collect()),
+                        names_exactly(value),
+                    ),
                     "gidNumber" => match value.trim().parse::<u32>() {
                         Ok(n) => one(self.group_id_by_gid_number(n)?),
                         Err(_) => none(),

@@ -568,9 +568,16 @@ fn exact_terms_leave_nothing_to_check() {
     assert_eq!(left(present("cn")), (0, 0));
     assert_eq!(left(present("uidNumber")), (0, 0), "groups: matches none");
     assert_eq!(left(present("mail")).0, 1, "not every user has a mail");
-    // uid, cn and numbers narrow to one candidate, checked by the filter.
-    assert_eq!(left(eq("uid", "alice")).0, 1);
-    assert_eq!(left(eq("cn", "devs")).1, 1);
+    // uid and cn narrow to one candidate, exactly: the name index's key
+    // is a name's ASCII lowercase, and a value it finds is the name in
+    // another ASCII case (planned_searches_find_what_a_scan_finds checks
+    // other spellings).
+    assert_eq!(left(eq("uid", "alice")).0, 0);
+    assert_eq!(left(eq("uid", " ALICE ")).0, 0);
+    assert_eq!(left(eq("cn", "Alice")).0, 0);
+    assert_eq!(left(eq("cn", "devs")).1, 0);
+    // Numbers narrow to one candidate, checked by the filter.
+    assert_eq!(left(eq("uidNumber", "2001")).0, 1);
     // AND leaves what its terms leave; OR is exact only when every term is.
     let sssd = LdapFilter::And(vec![
         eq("member", ALICE),
@@ -585,7 +592,7 @@ fn exact_terms_leave_nothing_to_check() {
     assert_eq!(left(nslcd).1, 0, "nslcd's initgroups");
     let partly = LdapFilter::And(vec![
         eq("objectClass", "posixAccount"),
-        LdapFilter::Or(vec![eq("uid", "alice"), eq("mail", "alice@example.com")]),
+        LdapFilter::Or(vec![eq("uid", "alice"), eq("sn", "alice")]),
     ]);
     assert_eq!(left(partly).0, 1, "the OR is left whole");
     let any = LdapFilter::Or(vec![eq("objectClass", "posixAccount"), eq("uid", "x")]);
@@ -648,6 +655,13 @@ fn planned_searches_find_what_a_scan_finds() {
             LdapFilter::Not(Box::new(eq("mailPrimaryAddress", "x"))),
         ]),
         // Terms the indexes answer exactly, spelled every way.
+        eq("uid", "ALICE"),
+        eq("cn", " Alice "),
+        eq("cn", "DEVS"),
+        eq("uid", "al ice"),
+        eq("uid", "alïce"),
+        LdapFilter::Not(Box::new(eq("uid", "Alice"))),
+        LdapFilter::And(vec![eq("cn", "STAFF"), eq("objectClass", "posixGroup")]),
         eq("member", "CN=Alice, OU=users,DC=example,DC=com"),
         eq("member", "uid=alice,ou=users,dc=example,dc=com"),
         eq("member", "cn=ops,ou=groups,dc=example,dc=com"),
