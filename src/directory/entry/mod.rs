@@ -283,6 +283,7 @@ impl Requested {
             all_user: self.all_user,
             all_operational: self.all_operational,
             named: Vec::with_capacity(self.named.len()),
+            user_extra: false,
         };
         for ty in &self.named {
             w.add(ty);
@@ -484,6 +485,10 @@ pub struct Wanted {
     all_user: bool,
     all_operational: bool,
     named: Vec<&'static AttributeType>,
+    /// Some named type is one a user's extra attributes may hold
+    /// ([`user::is_user_extra`]): without it a user entry's extra
+    /// attributes are not looked at.
+    user_extra: bool,
 }
 
 impl Wanted {
@@ -493,6 +498,7 @@ impl Wanted {
             all_user: true,
             all_operational: true,
             named: Vec::new(),
+            user_extra: false,
         }
     }
 
@@ -510,6 +516,7 @@ impl Wanted {
     pub fn add(&mut self, ty: &'static AttributeType) {
         if !self.named.iter().any(|n| std::ptr::eq(*n, ty)) {
             self.named.push(ty);
+            self.user_extra |= user::is_user_extra(ty);
         }
     }
 

@@ -87,6 +87,21 @@ fn a_partly_built_entry_selects_like_the_full_one() {
         &["createTimestamp", "pwdChangedTime", "entryUUID"],
         &["objectClass", "homeDirectory", "loginShell", "sn"],
         &["nosuchattribute"],
+        // An extra attribute named, alone or among computed ones; and an
+        // NSS lookup's list, which names none.
+        &["telephoneNumber"],
+        &["TelephoneNumber", "uid", "entryUUID"],
+        &[
+            "objectClass",
+            "uid",
+            "userPassword",
+            "uidNumber",
+            "gidNumber",
+            "cn",
+            "displayName",
+            "homeDirectory",
+            "loginShell",
+        ],
     ];
     for req in requests {
         let req: Vec<String> = req.iter().map(|s| s.to_string()).collect();

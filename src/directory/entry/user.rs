@@ -61,6 +61,12 @@ static TYPES: LazyLock<Types> = LazyLock::new(|| {
     }
 });
 
+/// True when a user's extra attributes (`user.attrs`) may give an entry a
+/// value of `ty`: a user attribute the server does not compute.
+pub(super) fn is_user_extra(ty: &AttributeType) -> bool {
+    !ty.operational && !TYPES.computed.iter().any(|c| std::ptr::eq(*c, ty))
+}
+
 /// A value of `user.attrs` for the attribute `ty`, whichever of its names
 /// or OID the key uses; blank values count as unset.
 fn user_attr<'a>(user: &'a User, ty: &AttributeType) -> Option<&'a str> {
@@ -222,19 +228,19 @@ pub fn push_user_attrs(
         let shell = user_attr(user, t.login_shell).unwrap_or("/bin/bash");
         sink.push(t.login_shell, &[shell]);
     }
-    for (key, value) in &user.attrs {
-        let Some(ty) = schema::attribute(key) else {
-            continue;
-        };
-        // Cheapest first: most extra attributes are not wanted.
-        if !wanted.wants(ty)
-            || ty.operational
-            || t.computed.iter().any(|c| std::ptr::eq(*c, ty))
-            || value.trim().is_empty()
-        {
-            continue;
+    // Most searches name no type an extra attribute may hold (an NSS
+    // lookup names only computed ones): then none is looked at.
+    if wanted.all_user || wanted.user_extra {
+        for (key, value) in &user.attrs {
+            let Some(ty) = schema::attribute(key) else {
+                continue;
+            };
+            // Cheapest first: most extra attributes are not wanted.
+            if !wanted.wants(ty) || !is_user_extra(ty) || value.trim().is_empty() {
+                continue;
+            }
+            sink.push(ty, &[value]);
         }
-        sink.push(ty, &[value]);
     }
     if want(t.active) {
         sink.push(t.active, &[boolean(!user.disabled)]);
