@@ -344,9 +344,11 @@ impl Encoder<Outgoing> for Codec {
     }
 }
 
-/// The bytes of a message that come before a pre-encoded protocolOp of
-/// `op_len` bytes ([`Outgoing::Entry`]): the message's SEQUENCE header and
-/// its messageID (the protocolOp itself may be sent from where it is).
+/// The bytes of a message that come before its protocolOp element of
+/// `op_len` bytes, header included (a pre-encoded one of an
+/// [`Outgoing::Entry`], which may be sent from where it is, or one the
+/// caller writes next): the message's SEQUENCE header and its messageID.
+/// Room is reserved for these only.
 pub fn entry_header(msgid: i32, op_len: usize, buf: &mut BytesMut) {
     let id = int_bytes(msgid);
     let msg_len = tlv_len(id.len()) + op_len;
@@ -422,15 +424,11 @@ fn encode_entry(msgid: i32, entry: &LdapSearchResultEntry, buf: &mut BytesMut) {
 /// diagnosticMessage OCTET STRING } }`, as ldap3_proto writes it. Every
 /// search ends with one; the generic path built a tree of tags for it.
 fn encode_search_done(msgid: i32, result: &LdapResult, buf: &mut BytesMut) {
-    let id = int_bytes(msgid);
     let code = int_bytes(result.code.clone() as i32);
     let op_len =
         tlv_len(code.len()) + tlv_len(result.matcheddn.len()) + tlv_len(result.message.len());
-    let msg_len = tlv_len(id.len()) + tlv_len(op_len);
-    buf.reserve(tlv_len(msg_len));
-    header(buf, 0x30, msg_len);
-    header(buf, 0x02, id.len());
-    buf.extend_from_slice(&id);
+    entry_header(msgid, tlv_len(op_len), buf);
+    buf.reserve(tlv_len(op_len));
     header(buf, 0x65, op_len);
     header(buf, 0x0a, code.len());
     buf.extend_from_slice(&code);
@@ -470,13 +468,8 @@ pub fn encode_entry_parts<V: AsRef<[u8]>>(
 ) {
     let attrs_len = attrs_len(attrs);
     let op_len = tlv_len(dn.len()) + tlv_len(attrs_len);
-    let id = int_bytes(msgid);
-    let msg_len = tlv_len(id.len()) + tlv_len(op_len);
-    buf.reserve(tlv_len(msg_len));
-
-    header(buf, 0x30, msg_len);
-    header(buf, 0x02, id.len());
-    buf.extend_from_slice(&id);
+    entry_header(msgid, tlv_len(op_len), buf);
+    buf.reserve(tlv_len(op_len));
     write_entry_op(dn, attrs, attrs_len, buf);
 }
 
@@ -537,12 +530,8 @@ pub fn encode_attr<V: AsRef<[u8]>>(atype: &str, vals: &[V], buf: &mut BytesMut) 
 /// made, without holding them.
 pub fn encode_entry_attrs_encoded(msgid: i32, dn: &str, attrs: &[u8], buf: &mut BytesMut) {
     let op_len = tlv_len(dn.len()) + tlv_len(attrs.len());
-    let id = int_bytes(msgid);
-    let msg_len = tlv_len(id.len()) + tlv_len(op_len);
-    buf.reserve(tlv_len(msg_len));
-    header(buf, 0x30, msg_len);
-    header(buf, 0x02, id.len());
-    buf.extend_from_slice(&id);
+    entry_header(msgid, tlv_len(op_len), buf);
+    buf.reserve(tlv_len(op_len));
     header(buf, 0x64, op_len);
     header(buf, 0x04, dn.len());
     buf.extend_from_slice(dn.as_bytes());
