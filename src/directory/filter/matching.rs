@@ -236,13 +236,12 @@ fn equal(syntax: Syntax, stored: &str, key: &Key) -> Truth {
 }
 
 /// Whether `stored`, folded for caseIgnoreMatch, is `folded`, when
-/// `stored` is printable ASCII without spaces (a uid, a mail address, an
-/// object class): its folding is then its ASCII lowercase, compared byte
+/// [`schema::folds_to_ascii_lowercase`] holds for `stored`: compared byte
 /// by byte without the general folding's char iterators. `None` for any
 /// other value.
 fn plain_ascii_eq(stored: &str, folded: &str) -> Option<bool> {
     let bytes = stored.as_bytes();
-    if !bytes.iter().all(|b| (0x21..0x7f).contains(b)) {
+    if !schema::folds_to_ascii_lowercase(stored) {
         return None;
     }
     Some(

@@ -114,6 +114,13 @@ pub fn matching_rule_syntax(rule: &str) -> Option<Syntax> {
         .map(|(_, _, syntax)| *syntax)
 }
 
+/// True when `s` is printable ASCII without spaces (a name, a uid, a mail
+/// address, an object class): [`fold_case_ignore`] then yields its ASCII
+/// lowercase, so it may be compared byte by byte.
+pub fn folds_to_ascii_lowercase(s: &str) -> bool {
+    s.bytes().all(|b| (0x21..0x7f).contains(&b))
+}
+
 /// Folds a string for case-ignore matching (RFC 4518 in spirit): leading
 /// and trailing whitespace dropped, inner runs collapsed to one space,
 /// lowercased. Yields chars so comparisons need not allocate.

@@ -20,8 +20,8 @@ mod matching;
 
 pub use classes::{object_class, object_classes, ClassKind, ObjectClass};
 pub use matching::{
-    fold_case_ignore, fold_case_ignore_string, fold_spaces, ldap_syntaxes, matching_rule_syntax,
-    matching_rule_uses, matching_rules,
+    fold_case_ignore, fold_case_ignore_string, fold_spaces, folds_to_ascii_lowercase,
+    ldap_syntaxes, matching_rule_syntax, matching_rule_uses, matching_rules,
 };
 
 use attributes::ATTRIBUTE_TYPES;

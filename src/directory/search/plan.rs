@@ -43,7 +43,7 @@ use super::Directory;
 use crate::directory::dn::Dn;
 use crate::directory::entry::Wanted;
 use crate::directory::filter::{Filter, Value};
-use crate::directory::schema::AttributeType;
+use crate::directory::schema::{self, AttributeType};
 use crate::directory::tree;
 use crate::store::{GroupId, Member, StoreError, UserId};
 use std::collections::BTreeSet;
@@ -104,13 +104,14 @@ const USER_CLASSES: &[&str] = &[
 const GROUP_CLASSES: &[&str] = &["top", "groupOfNames", "posixGroup"];
 
 /// True when the name index answers `(uid=value)` / `(cn=value)` exactly:
-/// for printable ASCII without spaces. The index's key is a name's ASCII
-/// lowercase; a name whose key equals such a value is that value in
+/// for printable ASCII without spaces
+/// ([`schema::folds_to_ascii_lowercase`]). The index's key is a name's
+/// ASCII lowercase; a name whose key equals such a value is that value in
 /// another ASCII case, and caseIgnoreMatch folds both to the same string.
 /// Any other value (spaces, non-ASCII, whose folding may differ from the
 /// key's) leaves the candidate to be checked against the filter.
 fn names_exactly(value: &str) -> bool {
-    !value.is_empty() && value.bytes().all(|b| (0x21..0x7f).contains(&b))
+    !value.is_empty() && schema::folds_to_ascii_lowercase(value)
 }
 
 /// True when `(objectClass=value)` holds for an entry with `classes`.
