@@ -29,20 +29,29 @@
 //! current hash for longer than [`STARVED_AFTER`] of wall time (a hash
 //! costs ~20 ms of CPU) or no worker has taken or finished a hash for that
 //! long. While starved, the workers are promoted to `SCHED_OTHER` at nice
-//! [`HASH_NICE`] (today's fallback, where hashes get their fair share of a
-//! nice-10 thread); at the first look where the pool is no longer starved
-//! (the late hash finished), they go back to `SCHED_IDLE`. So a hash waits
-//! at most about `STARVED_AFTER` + a tick to be taken by a worker and as
-//! much again to run before it competes as a nice-10 thread; under a
-//! lasting saturation the workers alternate between the two policies,
-//! which bounds each login's wait instead of letting the queue stall.
+//! [`HASH_NICE`], where hashes get the share of a nice-10 thread; if the
+//! pool is still starved [`STARVED_AFTER`] after that, they go to nice
+//! [`BOOSTED_NICE`] and compete as equals with every other thread. The
+//! second step exists because a thread moved out of `SCHED_IDLE` at nice
+//! 10 can still wait tens of seconds while normal threads fill every core
+//! (measured on Linux 6.18: 25 s for a quarter second of CPU, against half
+//! a second at nice 0). At the first look where the pool is no longer
+//! starved (the late hash finished), the workers go back to nice
+//! [`HASH_NICE`] and `SCHED_IDLE`. So a hash waits at most about
+//! `STARVED_AFTER` + a tick to be taken by a worker and twice that before
+//! it runs as an equal; under a lasting saturation the workers cycle
+//! through the three steps, which bounds each login's wait instead of
+//! letting the queue stall, while searches lose CPU to hashes only in the
+//! starved moments.
 //!
 //! Leaving `SCHED_IDLE` needs `CAP_SYS_NICE` or an `RLIMIT_NICE` of at
-//! least 20 − [`HASH_NICE`] (systemd: `LimitNICE=+10`); a process cannot
-//! undo it otherwise. The pool checks this once with a throwaway thread
-//! before it uses `SCHED_IDLE`; where it cannot come back (or `SCHED_IDLE`
-//! cannot be set), it logs once and keeps the workers at nice `HASH_NICE`,
-//! never failing a hash for it.
+//! least 20 − [`HASH_NICE`], going to nice [`BOOSTED_NICE`] one of at
+//! least 20 − [`BOOSTED_NICE`] (systemd: `LimitNICE=+20` for both); a
+//! process cannot undo a lower priority otherwise. The pool checks each
+//! once with a throwaway thread. Where the workers could not leave
+//! `SCHED_IDLE` (or it cannot be set), it logs once and keeps them at nice
+//! `HASH_NICE`; where they cannot reach nice `BOOSTED_NICE`, it logs once
+//! and the guard stops at the first step. A hash never fails for it.
 //!
 //! # Layout
 //!
@@ -53,7 +62,7 @@
 
 mod pool;
 
-pub use pool::{GUARD_TICK, HASH_NICE, STARVED_AFTER};
+pub use pool::{BOOSTED_NICE, GUARD_TICK, HASH_NICE, STARVED_AFTER};
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};

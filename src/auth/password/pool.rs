@@ -8,7 +8,7 @@ use super::{Hasher, PasswordError, Slot};
 use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::rngs::OsRng;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -19,6 +19,11 @@ use tokio::sync::{mpsc, oneshot};
 /// It applies when `SCHED_IDLE` is unavailable, and while the starvation
 /// guard has promoted the workers.
 pub const HASH_NICE: i32 = 10;
+
+/// Niceness of starved workers that nice [`HASH_NICE`] did not get going
+/// within [`STARVED_AFTER`] (the module doc's second step): the same share
+/// of the CPU as any thread of the server.
+pub const BOOSTED_NICE: i32 = 0;
 
 /// Wall time after which a hash in flight counts as starved (see the module
 /// doc): about ten times the CPU cost of one hash at the default costs.
@@ -101,6 +106,15 @@ impl Pool {
         }
     }
 
+    /// The workers' kernel thread ids (0 for one not started yet) and
+    /// whether they run under the guard, for tests that read their nice
+    /// and policy from /proc.
+    #[cfg(test)]
+    pub(super) fn workers_for_tests(&self) -> (Vec<i32>, bool) {
+        let tids = self.watch.tids.iter().map(|t| t.load(Ordering::Acquire));
+        (tids.collect(), self.guard.is_some())
+    }
+
     /// Wakes the guard if it sleeps: call after queueing a job.
     pub(super) fn kick(&self) {
         if let Some(guard) = &self.guard {
@@ -132,6 +146,9 @@ pub(super) struct Watch {
     /// Per worker: 0 while it waits for work, else 1 + the time it took
     /// its current hash.
     busy_since: Vec<AtomicU64>,
+    /// Per worker: its kernel thread id once it runs (0 before), for the
+    /// guard's changes of its nice.
+    tids: Vec<AtomicI32>,
     /// The guard is awake; it parks while nothing is in flight.
     watching: AtomicBool,
     /// The pool was dropped: the guard ends.
@@ -147,6 +164,7 @@ impl Watch {
             in_flight,
             progress: AtomicU64::new(0),
             busy_since: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            tids: (0..workers).map(|_| AtomicI32::new(0)).collect(),
             watching: AtomicBool::new(true),
             closed: AtomicBool::new(false),
             promotions: AtomicU64::new(0),
@@ -155,6 +173,12 @@ impl Watch {
 
     fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn started(&self, worker: usize) {
+        if let Some(t) = self.tids.get(worker) {
+            t.store(sched::own_tid(), Ordering::Release);
+        }
     }
 
     fn took(&self, worker: usize) {
@@ -188,8 +212,19 @@ impl Watch {
     }
 }
 
+/// Where the starvation guard has put the workers (module doc).
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    /// `SCHED_IDLE` at nice [`HASH_NICE`]: nothing starved.
+    Idle,
+    /// `SCHED_OTHER` at nice [`HASH_NICE`] since the given guard time.
+    Promoted(u64),
+    /// `SCHED_OTHER` at nice [`BOOSTED_NICE`].
+    Boosted,
+}
+
 /// The starvation guard (module doc): the only thread that changes the
-/// workers' scheduling policy once they run.
+/// workers' scheduling once they run.
 fn guard(watch: &Watch, handles: std::sync::mpsc::Receiver<Vec<std::thread::JoinHandle<()>>>) {
     let Ok(handles) = handles.recv() else { return };
     let workers: Vec<_> = handles.iter().map(sched::native).collect();
@@ -202,13 +237,20 @@ fn guard(watch: &Watch, handles: std::sync::mpsc::Receiver<Vec<std::thread::Join
             }
         }
     };
+    let renice = |nice: i32| {
+        for tid in &watch.tids {
+            sched::set_nice(tid.load(Ordering::Acquire), nice);
+        }
+    };
+    let bound = u64::try_from(STARVED_AFTER.as_millis()).unwrap_or(u64::MAX);
     set(true);
-    let mut promoted = false;
+    let mut level = Level::Idle;
     while !watch.closed.load(Ordering::SeqCst) {
         if watch.in_flight.load(Ordering::SeqCst) == 0 {
-            if promoted {
+            if level != Level::Idle {
+                renice(HASH_NICE);
                 set(true);
-                promoted = false;
+                level = Level::Idle;
             }
             // `kick` unparks after queueing when it finds `watching` false;
             // the second look catches a job queued before the store.
@@ -222,16 +264,29 @@ fn guard(watch: &Watch, handles: std::sync::mpsc::Receiver<Vec<std::thread::Join
             continue;
         }
         let starved = watch.starved();
-        if starved != promoted {
-            set(!starved);
-            promoted = starved;
-            if starved {
+        match level {
+            Level::Idle if starved => {
+                set(false);
+                level = Level::Promoted(watch.now());
                 let n = watch.promotions.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::debug!(
                     promotions = n,
                     "hashing starved: workers promoted to nice {HASH_NICE}"
                 );
             }
+            Level::Promoted(at)
+                if starved && watch.now().saturating_sub(at) > bound && sched::boost_allowed() =>
+            {
+                renice(BOOSTED_NICE);
+                level = Level::Boosted;
+                tracing::debug!("hashing still starved: workers at nice {BOOSTED_NICE}");
+            }
+            Level::Promoted(_) | Level::Boosted if !starved => {
+                renice(HASH_NICE);
+                set(true);
+                level = Level::Idle;
+            }
+            _ => {}
         }
         std::thread::park_timeout(GUARD_TICK);
     }
@@ -262,6 +317,7 @@ impl Worker {
 
     fn run(mut self, rx: &Mutex<mpsc::Receiver<Job>>) {
         sched::lower_nice();
+        self.watch.started(self.index);
         loop {
             let job = {
                 let Ok(mut rx) = rx.lock() else { return };
@@ -401,7 +457,7 @@ impl Worker {
 /// forbids unsafe code). Elsewhere: nothing, the hashes compete as equals.
 #[cfg(target_os = "linux")]
 mod sched {
-    use super::HASH_NICE;
+    use super::{BOOSTED_NICE, HASH_NICE};
     use std::os::unix::thread::JoinHandleExt;
     use std::sync::OnceLock;
     use thread_priority::{
@@ -427,6 +483,49 @@ mod sched {
 
     pub fn native(handle: &std::thread::JoinHandle<()>) -> Native {
         handle.as_pthread_t()
+    }
+
+    /// The calling thread's kernel id.
+    pub fn own_tid() -> i32 {
+        rustix::thread::gettid().as_raw_nonzero().get()
+    }
+
+    /// Sets thread `tid`'s nice (0: not started yet, nothing to do). A
+    /// failure leaves the worker where it was: slower, never wrong.
+    pub fn set_nice(tid: i32, nice: i32) {
+        let Some(pid) = rustix::process::Pid::from_raw(tid) else {
+            return;
+        };
+        if let Err(e) = rustix::process::setpriority_process(Some(pid), nice) {
+            tracing::debug!(error = %e, nice, "cannot change a hashing thread's nice");
+        }
+    }
+
+    /// Whether a starved worker may go from nice `HASH_NICE` to
+    /// `BOOSTED_NICE` (CAP_SYS_NICE or RLIMIT_NICE >= 20 - BOOSTED_NICE):
+    /// a throwaway thread tries. Checked once per process, logged once.
+    pub fn boost_allowed() -> bool {
+        static ALLOWED: OnceLock<bool> = OnceLock::new();
+        *ALLOWED.get_or_init(|| {
+            let probe = std::thread::Builder::new()
+                .name("hashpool-probe".into())
+                .spawn(|| {
+                    lower_nice();
+                    rustix::process::setpriority_process(None, BOOSTED_NICE).is_ok()
+                })
+                .map(|t| t.join().unwrap_or(false));
+            let allowed = matches!(probe, Ok(true));
+            if !allowed {
+                tracing::warn!(
+                    "starved password hashes stay at nice {HASH_NICE}: going back to nice \
+                     {BOOSTED_NICE} needs CAP_SYS_NICE or RLIMIT_NICE >= {} (systemd: \
+                     LimitNICE=+{}); a login may wait long while normal threads fill every core",
+                    20 - BOOSTED_NICE,
+                    20 - BOOSTED_NICE
+                );
+            }
+            allowed
+        })
     }
 
     /// Moves `thread` to SCHED_IDLE (`idle`) or back to SCHED_OTHER, keeping
@@ -492,6 +591,13 @@ mod sched {
     pub type Native = ();
     pub fn lower_nice() {}
     pub fn native(_: &std::thread::JoinHandle<()>) -> Native {}
+    pub fn own_tid() -> i32 {
+        0
+    }
+    pub fn set_nice(_: i32, _: i32) {}
+    pub fn boost_allowed() -> bool {
+        false
+    }
     pub fn set(_: Native, _: bool) -> bool {
         false
     }

@@ -116,16 +116,20 @@ async fn concurrent_checks_all_get_their_own_answer() {
 /// The starvation guard. Twice as many normal-priority threads as cores
 /// spin, so SCHED_IDLE workers get next to nothing (weight 3 against
 /// 2 × 1024 per core). With the guard, the worker is promoted to nice 10
-/// once it makes no progress for STARVED_AFTER, and three real-cost
-/// hashes in a row end in a second or two. Checked without the guard
-/// (`sched::set(_, false)` made a no-op): one hash then took 0.8 s,
-/// 6.8 s and 13.2 s in three runs, and the three in a row below 31.8 s,
-/// 30.5 s and 14.2 s, far past the bound. The number of promotions is
-/// not asserted: now and then the kernel gives an idle worker a burst
-/// of CPU all the same (three hashes in 0.2 s once, with no promotion).
-/// Where SCHED_IDLE is not allowed (no CAP_SYS_NICE and a low
-/// RLIMIT_NICE), the worker runs at nice 10 from the start and the
-/// bound holds as well.
+/// once it makes no progress for STARVED_AFTER, to nice 0 if it is still
+/// starved STARVED_AFTER later, and three real-cost hashes in a row end in
+/// a second or two. Checked without the guard (`sched::set(_, false)` made
+/// a no-op): one hash then took 0.8 s, 6.8 s and 13.2 s in three runs,
+/// and the three in a row below 31.8 s, 30.5 s and 14.2 s, far past the
+/// bound. With the first step alone (no nice 0), on Linux 6.18 the three
+/// took 10.5 s, 23 s, 29.7 s and more than 45 s in four runs. The number
+/// of promotions is not asserted: now and then the kernel gives an idle
+/// worker a burst of CPU all the same (three hashes in 0.2 s once, with no
+/// promotion). Where SCHED_IDLE is not allowed (no CAP_SYS_NICE and a low
+/// RLIMIT_NICE), the worker runs at nice 10 from the start and the bound
+/// holds as well. Once nothing is in flight, the worker is back at nice 10
+/// (and SCHED_IDLE, under the guard): searches keep their CPU after a
+/// flood.
 #[tokio::test]
 async fn real_cost_hashes_complete_while_normal_threads_fill_every_core() {
     let h = Hasher::new(&HashConfig {
@@ -167,4 +171,29 @@ async fn real_cost_hashes_complete_while_normal_threads_fill_every_core() {
     }
     assert_eq!(answers, Ok(vec![true, false, true]), "after {took:?}");
     assert!(took < Duration::from_secs(8), "took {took:?}");
+
+    let (tids, guarded) = h.pool().workers_for_tests();
+    assert_eq!(tids.len(), 1);
+    assert_ne!(tids[0], 0, "the worker has run");
+    // SCHED_IDLE is policy 5, SCHED_OTHER 0.
+    let want = (HASH_NICE, if guarded { 5 } else { 0 });
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = nice_and_policy(tids[0]);
+        if seen == Some(want) {
+            break;
+        }
+        std::thread::sleep(GUARD_TICK);
+    }
+    assert_eq!(seen, Some(want), "nice and policy after the flood");
+}
+
+/// A thread of this process: its nice and scheduling policy, from
+/// /proc/self/task/TID/stat (fields 19 and 41; the name before them is in
+/// parentheses and may hold spaces).
+fn nice_and_policy(tid: i32) -> Option<(i32, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // fields[0] is field 3 (the state).
+    Some((fields.get(16)?.parse().ok()?, fields.get(38)?.parse().ok()?))
 }
