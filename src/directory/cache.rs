@@ -384,52 +384,95 @@ impl EpochCache {
 }
 
 /// Beyond this many keys a [`KeptIds`] is emptied rather than grown (some
-/// 40 to 60 bytes each).
+/// 20 bytes each).
 const MAX_KEPT_IDS: usize = 2_000_000;
 
 /// The ids of users (or groups) found through one of the store's indexes
 /// (name, email, uid or gid number): a lookup by `uid`, `cn`, `mail`,
 /// `uidNumber`, `gidNumber` or an entry's DN asks one for every request,
 /// which at 1,000,000 users was a sixth of a lookup's CPU (sled's page
-/// cache and binary searches). Keys are as the index compares them (names
-/// in ASCII lowercase, emails lowercased). Not tied to the membership
-/// epoch: the caller uses an id from here only after reading the record it
-/// names and finding the key still on it ([`super::Directory::user_id_by_name`]
-/// and its siblings), so a rename, a new email or number, a delete or a
-/// key another entry took over is never answered from here. A key the
-/// index does not know is not kept (it may be created next).
-pub(super) struct KeptIds<Q, K> {
-    /// In shards (see [`SHARDS`]).
-    shards: [Mutex<HashMap<Q, K>>; SHARDS],
+/// cache and binary searches). Not tied to the membership epoch: the
+/// caller uses an id from here only after reading the record it names and
+/// finding the key still on it ([`super::Directory::user_id_by_name`] and
+/// its siblings), so a rename, a new email or number, a delete or a key
+/// another entry took over is never answered from here. A key the index
+/// does not know is not kept (it may be created next).
+///
+/// Keys are kept as 64-bit SipHash values under this map's random keys,
+/// not as strings: that check makes a collision harmless (the id kept for
+/// one name fails the other's check, which then asks the index), and a
+/// lookup neither allocates the lowercased name nor reads a key string
+/// from memory to compare (at 100,000 users and beyond, that string was a
+/// cache miss per lookup). A client cannot choose names that collide or
+/// fill one shard without knowing the random keys.
+pub(super) struct KeptIds<K> {
+    hashing: std::collections::hash_map::RandomState,
+    /// In shards (see [`SHARDS`]), chosen by the key's top bits; the key
+    /// is already a keyed hash, so the map hashes it with FxHash.
+    shards: [Mutex<HashMap<u64, K, rustc_hash::FxBuildHasher>>; SHARDS],
 }
 
-impl<Q, K> Default for KeptIds<Q, K> {
+impl<K> Default for KeptIds<K> {
     fn default() -> Self {
         KeptIds {
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            hashing: std::collections::hash_map::RandomState::new(),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::default())),
         }
     }
 }
 
-impl<Q: std::hash::Hash + Eq, K: Copy> KeptIds<Q, K> {
-    fn shard<B: std::hash::Hash + ?Sized>(&self, key: &B) -> MutexGuard<'_, HashMap<Q, K>> {
+impl<K: Copy> KeptIds<K> {
+    /// The key of a name as the name index compares them: its ASCII
+    /// lowercase (no allocation).
+    pub fn name_key(&self, name: &str) -> u64 {
+        self.folded_key(name.as_bytes())
+    }
+
+    /// The key of an email address as the email index compares them:
+    /// lowercased (Unicode; the same bytes as ASCII folding when the
+    /// address is ASCII, without allocating then).
+    pub fn email_key(&self, email: &str) -> u64 {
+        if email.is_ascii() {
+            self.folded_key(email.as_bytes())
+        } else {
+            self.folded_key(email.to_lowercase().as_bytes())
+        }
+    }
+
+    pub fn number_key(&self, n: u32) -> u64 {
+        use std::hash::BuildHasher;
+        self.hashing.hash_one(n)
+    }
+
+    /// SipHash of `bytes` in ASCII lowercase, fed in chunks folded on the
+    /// stack.
+    fn folded_key(&self, bytes: &[u8]) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = self.hashing.build_hasher();
+        let mut buf = [0u8; 64];
+        for chunk in bytes.chunks(buf.len()) {
+            let folded = &mut buf[..chunk.len()];
+            folded.copy_from_slice(chunk);
+            folded.make_ascii_lowercase();
+            hasher.write(folded);
+        }
+        hasher.write_usize(bytes.len());
+        hasher.finish()
+    }
+
+    fn shard(&self, key: u64) -> MutexGuard<'_, HashMap<u64, K, rustc_hash::FxBuildHasher>> {
         // Every write is one insert or a clear: nothing half-written.
-        self.shards[shard_of(key)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let index = usize::try_from(key >> 60).unwrap_or(0) % SHARDS;
+        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The id kept for `key`.
-    pub fn get<B>(&self, key: &B) -> Option<K>
-    where
-        Q: std::borrow::Borrow<B>,
-        B: std::hash::Hash + Eq + ?Sized,
-    {
-        self.shard(key).get(key).copied()
+    pub fn get(&self, key: u64) -> Option<K> {
+        self.shard(key).get(&key).copied()
     }
 
-    pub fn insert(&self, key: Q, id: K) {
-        let mut map = self.shard(&key);
+    pub fn insert(&self, key: u64, id: K) {
+        let mut map = self.shard(key);
         if map.len() >= MAX_KEPT_IDS / SHARDS {
             map.clear();
         }
@@ -547,36 +590,48 @@ mod tests {
     }
 
     #[test]
-    fn kept_ids_are_found_by_borrowed_keys_in_their_shards() {
-        let kept: KeptIds<Box<str>, UserId> = KeptIds::default();
+    fn kept_ids_are_found_by_folded_keys_in_their_shards() {
+        let kept: KeptIds<UserId> = KeptIds::default();
         for i in 0..1000u32 {
-            kept.insert(format!("user{i}").into(), uid(u128::from(i)));
+            kept.insert(kept.name_key(&format!("user{i}")), uid(u128::from(i)));
         }
         for i in 0..1000u32 {
             assert_eq!(
-                kept.get(format!("user{i}").as_str()),
+                kept.get(kept.name_key(&format!("USER{i}"))),
                 Some(uid(u128::from(i)))
             );
         }
-        assert_eq!(kept.get("nobody"), None);
+        assert_eq!(kept.get(kept.name_key("nobody")), None);
+        // Names fold in ASCII only, longer ones across the chunks too.
+        let long = "A".repeat(200);
+        assert_eq!(kept.name_key(&long), kept.name_key(&long.to_lowercase()));
+        assert_ne!(kept.name_key(&long), kept.name_key(&"a".repeat(199)));
+        assert_ne!(kept.name_key("ÄBC"), kept.name_key("äbc"));
+        // Emails fold as the index does (Unicode lowercase).
+        assert_eq!(
+            kept.email_key("ÄB@Example.org"),
+            kept.email_key("äb@example.org")
+        );
+        assert_eq!(kept.email_key("A@B.C"), kept.name_key("a@b.c"));
+        // Another map hashes with other keys.
+        let other: KeptIds<UserId> = KeptIds::default();
+        assert_ne!(kept.name_key("user1"), other.name_key("user1"));
         // A full shard is emptied, the others keep theirs.
-        let shard = shard_of("user0");
-        let mut n = 1000u32;
-        let mut filled = 0;
-        while filled < MAX_KEPT_IDS / SHARDS {
-            let key = format!("user{n}");
-            if shard_of(key.as_str()) == shard {
-                kept.insert(key.into(), uid(0));
-                filled += 1;
-            }
-            n += 1;
+        let shard = |k: u64| (k >> 60) as usize % SHARDS;
+        let first = kept.name_key("user0");
+        let same_shard = (1..).map(|i: u64| (first & (0xf << 60)) | i);
+        for key in same_shard
+            .filter(|&k| k != first)
+            .take(MAX_KEPT_IDS / SHARDS)
+        {
+            kept.insert(key, uid(0));
         }
-        assert_eq!(kept.get("user0"), None);
+        assert_eq!(kept.get(first), None);
         let other = (1..1000u32)
-            .find(|i| shard_of(format!("user{i}").as_str()) != shard)
+            .find(|i| shard(kept.name_key(&format!("user{i}"))) != shard(first))
             .expect("one");
         assert_eq!(
-            kept.get(format!("user{other}").as_str()),
+            kept.get(kept.name_key(&format!("user{other}"))),
             Some(uid(u128::from(other)))
         );
     }

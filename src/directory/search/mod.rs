@@ -200,11 +200,11 @@ struct Inner {
     /// Memberships and names between searches, per membership epoch.
     cache: EpochCache,
     /// Ids found through the indexes, checked against the record on use.
-    user_ids: KeptIds<Box<str>, UserId>,
-    user_emails: KeptIds<Box<str>, UserId>,
-    user_numbers: KeptIds<u32, UserId>,
-    group_ids: KeptIds<Box<str>, GroupId>,
-    group_numbers: KeptIds<u32, GroupId>,
+    user_ids: KeptIds<UserId>,
+    user_emails: KeptIds<UserId>,
+    user_numbers: KeptIds<UserId>,
+    group_ids: KeptIds<GroupId>,
+    group_numbers: KeptIds<GroupId>,
     /// The base entry, `ou=users` and `ou=groups`: built once, they never
     /// change.
     containers: [Entry; 3],
@@ -242,13 +242,15 @@ struct InScope<'a> {
 
 /// The id kept under `key` if its record still carries the key
 /// (`carries`), else what the index finds (`find`), kept for next time.
-fn kept_or_found<Q: std::hash::Hash + Eq, K: Copy>(
-    kept: &KeptIds<Q, K>,
-    key: Q,
+/// The check is what makes a kept id safe to use: it may be stale, or
+/// another key's that hashed alike ([`KeptIds`]).
+fn kept_or_found<K: Copy>(
+    kept: &KeptIds<K>,
+    key: u64,
     carries: impl FnOnce(K) -> Result<bool, StoreError>,
     find: impl FnOnce() -> Result<Option<K>, StoreError>,
 ) -> Result<Option<K>, StoreError> {
-    if let Some(id) = kept.get(&key) {
+    if let Some(id) = kept.get(key) {
         if carries(id)? {
             return Ok(Some(id));
         }
@@ -258,6 +260,16 @@ fn kept_or_found<Q: std::hash::Hash + Eq, K: Copy>(
         kept.insert(key, id);
     }
     Ok(found)
+}
+
+/// Whether two email addresses are the same to the email index (equal
+/// once lowercased), without allocating when both are ASCII.
+fn same_email(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
+    }
 }
 
 impl Directory {
@@ -313,7 +325,7 @@ impl Directory {
         let store = self.store();
         kept_or_found(
             &self.inner.user_ids,
-            name.to_ascii_lowercase().into_boxed_str(),
+            self.inner.user_ids.name_key(name),
             |id| {
                 Ok(store
                     .user_shared(id)?
@@ -335,14 +347,13 @@ impl Directory {
             return Ok(None);
         }
         let store = self.store();
-        let key = email.to_lowercase();
         kept_or_found(
             &self.inner.user_emails,
-            key.clone().into_boxed_str(),
+            self.inner.user_emails.email_key(email),
             |id| {
                 Ok(store
                     .user_shared(id)?
-                    .is_some_and(|u| u.email.as_deref().is_some_and(|e| e.to_lowercase() == key)))
+                    .is_some_and(|u| u.email.as_deref().is_some_and(|e| same_email(e, email))))
             },
             || store.user_id_by_email(email),
         )
@@ -353,7 +364,7 @@ impl Directory {
         let store = self.store();
         kept_or_found(
             &self.inner.user_numbers,
-            n,
+            self.inner.user_numbers.number_key(n),
             |id| Ok(store.user_shared(id)?.is_some_and(|u| u.uid_number == n)),
             || store.user_id_by_uid_number(n),
         )
@@ -364,7 +375,7 @@ impl Directory {
         let store = self.store();
         kept_or_found(
             &self.inner.group_ids,
-            name.to_ascii_lowercase().into_boxed_str(),
+            self.inner.group_ids.name_key(name),
             |id| {
                 Ok(store
                     .group_shared(id)?
@@ -379,7 +390,7 @@ impl Directory {
         let store = self.store();
         kept_or_found(
             &self.inner.group_numbers,
-            n,
+            self.inner.group_numbers.number_key(n),
             |id| Ok(store.group_shared(id)?.is_some_and(|g| g.gid_number == n)),
             || store.group_id_by_gid_number(n),
         )

@@ -861,6 +861,52 @@ fn emails_and_numbers_kept_from_lookups_follow_changes() {
     assert!(by_gid(ops.gid_number).is_empty());
 }
 
+/// Kept ids are stored under 64-bit hashes of their keys, so two keys may
+/// share a slot: the id there is then another entry's, and each lookup
+/// must still find its own. Planted by hand (a real collision cannot be
+/// chosen): alice's id under bob's name, email and number, and the devs
+/// group's under another group's name and number.
+#[test]
+fn an_id_kept_under_a_colliding_key_is_not_answered() {
+    let fx = fixture();
+    let d = dir(&fx, false);
+    let alice = fx
+        .store
+        .user_by_name("alice")
+        .expect("read")
+        .expect("alice");
+    let bob = new_user(&fx.store, "bob");
+    fx.store
+        .update_user(bob.id, &|u| {
+            u.email = Some("Bob@Example.com".into());
+            Ok(())
+        })
+        .expect("email");
+    let ops = fx.store.create_group("ops", None).expect("group");
+    let k = &d.inner;
+    k.user_ids.insert(k.user_ids.name_key("bob"), alice.id);
+    k.user_emails
+        .insert(k.user_emails.email_key("bob@example.com"), alice.id);
+    k.user_numbers
+        .insert(k.user_numbers.number_key(bob.uid_number), alice.id);
+    k.group_ids.insert(k.group_ids.name_key("ops"), fx.devs);
+    k.group_numbers
+        .insert(k.group_numbers.number_key(ops.gid_number), fx.devs);
+
+    let bob_dn = [format!("cn=bob,ou=users,{BASE}")];
+    let ops_dn = [format!("cn=ops,ou=groups,{BASE}")];
+    assert_eq!(found(&d, &fx.root, eq("uid", "bob")), bob_dn);
+    assert_eq!(found(&d, &fx.root, eq("mail", "BOB@example.com")), bob_dn);
+    let uid_number = bob.uid_number.to_string();
+    assert_eq!(found(&d, &fx.root, eq("uidNumber", &uid_number)), bob_dn);
+    assert_eq!(found(&d, &fx.root, eq("cn", "ops")), ops_dn);
+    let gid_number = ops.gid_number.to_string();
+    assert_eq!(found(&d, &fx.root, eq("gidNumber", &gid_number)), ops_dn);
+    // And the lookups put the right ids in those slots.
+    assert_eq!(k.user_ids.get(k.user_ids.name_key("BOB")), Some(bob.id));
+    assert_eq!(k.group_ids.get(k.group_ids.name_key("ops")), Some(ops.id));
+}
+
 /// A lookup of groups by member uses the user's kept direct groups, which
 /// follow every membership change.
 #[test]
