@@ -134,11 +134,13 @@ struct State {
 /// orders memberOf, and its DN.
 pub(super) type ListedGroup = (String, String);
 
-/// One shard of the memberOf map, for one epoch.
+/// One shard of the memberOf map, for one epoch. Hashed with FxHash: the
+/// keys are user ids the store made (random or time-ordered UUIDs), which
+/// no client chooses, and an enumeration looks up every user's.
 #[derive(Default)]
 struct MemberOf {
     epoch: u64,
-    map: HashMap<UserId, Arc<[GroupId]>>,
+    map: HashMap<UserId, Arc<[GroupId]>, rustc_hash::FxBuildHasher>,
 }
 
 /// Shards of the maps lookups fill as they go (memberOf, kept ids): a map
@@ -238,7 +240,7 @@ impl EpochCache {
         if s.epoch < epoch {
             *s = MemberOf {
                 epoch,
-                map: HashMap::new(),
+                map: HashMap::default(),
             };
         }
         (s.epoch == epoch).then_some(s)
