@@ -72,6 +72,9 @@ impl Pool {
         // The guard starts first: without it, the workers must not be idle.
         let (handles_tx, handles_rx) = std::sync::mpsc::channel();
         let guard = if sched::idle_allowed() {
+            // Probed now, not when the pool is first starved: the probe
+            // thread would then wait for a CPU like the workers.
+            sched::boost_allowed();
             let w = watch.clone();
             std::thread::Builder::new()
                 .name("hashpool-guard".into())
@@ -111,8 +114,13 @@ impl Pool {
     /// and policy from /proc.
     #[cfg(test)]
     pub(super) fn workers_for_tests(&self) -> (Vec<i32>, bool) {
-        let tids = self.watch.tids.iter().map(|t| t.load(Ordering::Acquire));
-        (tids.collect(), self.guard.is_some())
+        (self.watch.tids_for_tests(), self.guard.is_some())
+    }
+
+    /// What the workers stamp, outliving the pool (for tests).
+    #[cfg(test)]
+    pub(super) fn watch_for_tests(&self) -> Arc<Watch> {
+        self.watch.clone()
     }
 
     /// Wakes the guard if it sleeps: call after queueing a job.
@@ -171,6 +179,14 @@ impl Watch {
         }
     }
 
+    #[cfg(test)]
+    pub(super) fn tids_for_tests(&self) -> Vec<i32> {
+        self.tids
+            .iter()
+            .map(|t| t.load(Ordering::Acquire))
+            .collect()
+    }
+
     fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -178,6 +194,14 @@ impl Watch {
     fn started(&self, worker: usize) {
         if let Some(t) = self.tids.get(worker) {
             t.store(sched::own_tid(), Ordering::Release);
+        }
+    }
+
+    /// The worker's thread ends: its id may be another thread's next, so
+    /// the guard must not renice it any more.
+    fn ended(&self, worker: usize) {
+        if let Some(t) = self.tids.get(worker) {
+            t.store(0, Ordering::Release);
         }
     }
 
@@ -318,6 +342,18 @@ impl Worker {
     fn run(mut self, rx: &Mutex<mpsc::Receiver<Job>>) {
         sched::lower_nice();
         self.watch.started(self.index);
+        // However the thread ends (a panic outside a hash included).
+        struct Ended(Arc<Watch>, usize);
+        impl Drop for Ended {
+            fn drop(&mut self) {
+                self.0.ended(self.1);
+            }
+        }
+        let _ended = Ended(self.watch.clone(), self.index);
+        self.serve(rx);
+    }
+
+    fn serve(&mut self, rx: &Mutex<mpsc::Receiver<Job>>) {
         loop {
             let job = {
                 let Ok(mut rx) = rx.lock() else { return };

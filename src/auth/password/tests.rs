@@ -188,6 +188,37 @@ async fn real_cost_hashes_complete_while_normal_threads_fill_every_core() {
     assert_eq!(seen, Some(want), "nice and policy after the flood");
 }
 
+/// A worker's thread id may be another thread's once the worker ends, so
+/// the guard must have none left to renice after the pool is gone.
+#[tokio::test]
+async fn ended_workers_leave_no_thread_id_to_renice() {
+    let h = Hasher::new(&HashConfig {
+        argon2_memory_kib: 64,
+        argon2_iterations: 1,
+        argon2_parallelism: 1,
+        hash_workers: 2,
+    })
+    .expect("params");
+    let phc = h.hash_blocking("pw").expect("hash");
+    // Starts the pool; each worker stamps its id when its thread starts.
+    assert!(h.verify("pw".into(), Some(phc)).await);
+    let watch = h.pool().watch_for_tests();
+    let settled = |want_started: bool| {
+        let mut tids = watch.tids_for_tests();
+        for _ in 0..100 {
+            if tids.iter().all(|&t| (t != 0) == want_started) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            tids = watch.tids_for_tests();
+        }
+        tids
+    };
+    assert!(settled(true).iter().all(|&t| t != 0), "both workers run");
+    drop(h);
+    assert_eq!(settled(false), [0, 0]);
+}
+
 /// A thread of this process: its nice and scheduling policy, from
 /// /proc/self/task/TID/stat (fields 19 and 41; the name before them is in
 /// parentheses and may hold spaces).
