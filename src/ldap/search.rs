@@ -857,6 +857,7 @@ fn effective_time_limit(client_secs: i32, server: Option<Duration>) -> Option<Du
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::MemberOfDn;
 
     #[test]
     fn entries_written_straight_are_the_bytes_of_the_built_message() {
@@ -950,8 +951,8 @@ mod tests {
             user("dave", &[("userPassword", "s3cret-value")]),
         ];
         let member_of = [
-            format!("cn=group001,ou=groups,{base}"),
-            format!(r"cn=team\, a,ou=groups,{base}"),
+            MemberOfDn::for_test(&format!("cn=group001,ou=groups,{base}")),
+            MemberOfDn::for_test(&format!(r"cn=team\, a,ou=groups,{base}")),
         ];
         let selections: [&[&str]; 10] = [
             &[],

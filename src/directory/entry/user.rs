@@ -136,7 +136,7 @@ pub fn user_entry_for(
 pub fn user_entry_with(
     base: &Dn,
     user: &User,
-    member_of: &[String],
+    member_of: &[impl AsRef<str>],
     superuser: bool,
     wanted: &Wanted,
 ) -> Entry {

@@ -3,7 +3,7 @@
 //! once, in front of the directory's epoch cache; and transitive
 //! membership for the in-chain matching rule.
 
-use super::{CachedGroup, Directory};
+use super::{CachedGroup, Directory, MemberOfDn};
 use crate::directory::cache::ListedGroup;
 use crate::directory::dn::Dn;
 use crate::directory::entry::{self, Entry, Wanted};
@@ -189,7 +189,7 @@ impl<'a> BuildContext<'a> {
 
     /// The DNs `member`'s memberOf lists, sorted by group name
     /// case-insensitively.
-    fn member_of_dns(&mut self, member: Member) -> Result<Vec<String>, StoreError> {
+    fn member_of_dns(&mut self, member: Member) -> Result<Vec<MemberOfDn>, StoreError> {
         let ids = self.dir.member_of_ids(self.epoch, member, self.scan)?;
         let missing: Vec<GroupId> = ids
             .iter()
@@ -224,12 +224,13 @@ impl<'a> BuildContext<'a> {
                 cache.set_listed_groups(self.epoch, found);
             }
         }
-        let mut named: Vec<&ListedGroup> = ids
+        let mut named: Vec<MemberOfDn> = ids
             .iter()
-            .filter_map(|id| self.group_dns.get(id).and_then(Option::as_deref))
+            .filter_map(|id| self.group_dns.get(id).and_then(Clone::clone))
+            .map(MemberOfDn)
             .collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(named.into_iter().map(|(_, dn)| dn.clone()).collect())
+        named.sort_by(|a, b| a.0 .0.cmp(&b.0 .0));
+        Ok(named)
     }
 
     pub(super) fn user_entry(&mut self, user: &User, wanted: &Wanted) -> Result<Entry, StoreError> {
@@ -250,7 +251,7 @@ impl<'a> BuildContext<'a> {
         &mut self,
         user: &User,
         wanted: &Wanted,
-    ) -> Result<(Vec<String>, bool), StoreError> {
+    ) -> Result<(Vec<MemberOfDn>, bool), StoreError> {
         let member_of = if wanted.wants_name("memberOf") {
             self.member_of_dns(Member::User(user.id))?
         } else {

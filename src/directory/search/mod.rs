@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use super::cache::Derived;
-use super::cache::{EpochCache, KeptIds};
+use super::cache::{EpochCache, KeptIds, ListedGroup};
 use super::dn::Dn;
 use super::entry::{self, Entry, Wanted};
 use super::filter::Filter;
@@ -107,13 +107,32 @@ impl SearchItem<'_> {
     }
 }
 
+/// One DN a user's memberOf lists, shared with the epoch cache: a search
+/// hands the same group's DN to every entry it writes without copying it.
+#[derive(Clone, Debug)]
+pub struct MemberOfDn(Arc<ListedGroup>);
+
+impl MemberOfDn {
+    /// A DN as memberOf lists it (outside a search: tests).
+    #[cfg(test)]
+    pub(crate) fn for_test(dn: &str) -> MemberOfDn {
+        MemberOfDn(Arc::new((dn.to_lowercase(), dn.to_string())))
+    }
+}
+
+impl AsRef<str> for MemberOfDn {
+    fn as_ref(&self) -> &str {
+        &self.0 .1
+    }
+}
+
 /// A user's entry in parts: its DN and what [`entry::push_user_attrs`]
 /// pushes, the same attributes in the same order as [`UserEntry::build`].
 pub struct UserEntry<'a> {
     base: &'a Dn,
     dn: &'a str,
     user: &'a User,
-    member_of: &'a [String],
+    member_of: &'a [MemberOfDn],
     superuser: bool,
     wanted: &'a Wanted,
 }
@@ -125,7 +144,7 @@ impl<'a> UserEntry<'a> {
         base: &'a Dn,
         dn: &'a str,
         user: &'a User,
-        member_of: &'a [String],
+        member_of: &'a [MemberOfDn],
         superuser: bool,
         wanted: &'a Wanted,
     ) -> UserEntry<'a> {
