@@ -538,19 +538,13 @@ mod sched {
     }
 
     /// Whether a starved worker may go from nice `HASH_NICE` to
-    /// `BOOSTED_NICE` (CAP_SYS_NICE or RLIMIT_NICE >= 20 - BOOSTED_NICE):
-    /// a throwaway thread tries. Checked once per process, logged once.
+    /// `BOOSTED_NICE` (CAP_SYS_NICE or RLIMIT_NICE >= 20 - BOOSTED_NICE).
+    /// Checked once per process, logged once.
     pub fn boost_allowed() -> bool {
         static ALLOWED: OnceLock<bool> = OnceLock::new();
         *ALLOWED.get_or_init(|| {
-            let probe = std::thread::Builder::new()
-                .name("hashpool-probe".into())
-                .spawn(|| {
-                    lower_nice();
-                    rustix::process::setpriority_process(None, BOOSTED_NICE).is_ok()
-                })
-                .map(|t| t.join().unwrap_or(false));
-            let allowed = matches!(probe, Ok(true));
+            let allowed =
+                probe(|| rustix::process::setpriority_process(None, BOOSTED_NICE).is_ok());
             if !allowed {
                 tracing::warn!(
                     "starved password hashes stay at nice {HASH_NICE}: going back to nice \
@@ -562,6 +556,19 @@ mod sched {
             }
             allowed
         })
+    }
+
+    /// Runs `check` on a throwaway thread at nice `HASH_NICE`, as a worker
+    /// starts: what a worker's thread may do.
+    fn probe(check: fn() -> bool) -> bool {
+        let probe = std::thread::Builder::new()
+            .name("hashpool-probe".into())
+            .spawn(move || {
+                lower_nice();
+                check()
+            })
+            .map(|t| t.join().unwrap_or(false));
+        matches!(probe, Ok(true))
     }
 
     /// Moves `thread` to SCHED_IDLE (`idle`) or back to SCHED_OTHER, keeping
@@ -594,21 +601,16 @@ mod sched {
             .unwrap_or(ThreadPriority::Crossplatform(ThreadPriorityValue::default()))
     }
 
-    /// Whether the workers may use SCHED_IDLE: a throwaway thread at nice
-    /// `HASH_NICE` goes to SCHED_IDLE and must be able to come back, which
-    /// the guard relies on. Checked once per process, logged once.
+    /// Whether the workers may use SCHED_IDLE: a worker's thread must be
+    /// able to go there and come back, which the guard relies on. Checked
+    /// once per process, logged once.
     pub fn idle_allowed() -> bool {
         static ALLOWED: OnceLock<bool> = OnceLock::new();
         *ALLOWED.get_or_init(|| {
-            let probe = std::thread::Builder::new()
-                .name("hashpool-probe".into())
-                .spawn(|| {
-                    lower_nice();
-                    let me = thread_native_id();
-                    set(me, true) && set(me, false)
-                })
-                .map(|t| t.join().unwrap_or(false));
-            let allowed = matches!(probe, Ok(true));
+            let allowed = probe(|| {
+                let me = thread_native_id();
+                set(me, true) && set(me, false)
+            });
             if !allowed {
                 tracing::warn!(
                     "password hashing threads stay at nice {HASH_NICE}, not SCHED_IDLE: leaving \
