@@ -670,7 +670,7 @@ impl Directory {
                 users = plan.cands;
                 plan.residual
             }
-            Cands::Set(_) => whole.clone(),
+            Cands::Set(_) | Cands::AllBut(_) => whole.clone(),
         };
         let group_residual = match groups {
             Cands::All => {
@@ -678,7 +678,7 @@ impl Directory {
                 groups = plan.cands;
                 plan.residual
             }
-            Cands::Set(_) => whole,
+            Cands::Set(_) | Cands::AllBut(_) => whole,
         };
         let wanted = |residual: &[&Filter]| {
             let mut w = selected.clone();
@@ -729,7 +729,7 @@ impl Directory {
         }
 
         // Users, one at a time: from the store's walk, or by id.
-        if matches!(users, Cands::All) {
+        if matches!(users, Cands::All | Cands::AllBut(_)) {
             ctx.scanning();
         }
         let users_ou = &self.inner.users_ou;
@@ -773,6 +773,13 @@ impl Directory {
         };
         match users {
             Cands::All => store.each_user_shared(&mut each)?,
+            Cands::AllBut(skip) => store.each_user_shared(&mut |user: Arc<User>| {
+                if skip.contains(&user.id) {
+                    Ok(true)
+                } else {
+                    each(user)
+                }
+            })?,
             Cands::Set(ids) => {
                 for id in ids {
                     if let Some(user) = store.user_shared(id)? {
@@ -789,6 +796,11 @@ impl Directory {
 
         let group_list = match groups {
             Cands::All => store.groups()?,
+            Cands::AllBut(skip) => {
+                let mut all = store.groups()?;
+                all.retain(|g| !skip.contains(&g.id));
+                all
+            }
             Cands::Set(ids) => {
                 let mut v = Vec::with_capacity(ids.len());
                 for id in ids {

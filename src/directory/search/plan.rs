@@ -23,6 +23,10 @@
 //!   object classes) match no group.
 //! - An object class every user (or group) has costs nothing: it narrows
 //!   nothing and is checked by the filter.
+//! - Users: NOT of a `uidNumber` equality with a value of plain digits
+//!   (SSSD's `(!(uidNumber=0))`) is every user but the one holding that
+//!   number, exactly: every user holds one valid uidNumber, so the
+//!   equality is never Undefined for a user. Other NOTs narrow nothing.
 //! - An item that is Undefined for every entry (an attribute type the
 //!   schema does not know, such as Nextcloud's `mailPrimaryAddress`)
 //!   matches nothing where it stands in AND and OR: it is never True.
@@ -53,6 +57,8 @@ use std::collections::BTreeSet;
 pub(super) enum Cands<T> {
     All,
     Set(BTreeSet<T>),
+    /// Every entry but these (a NOT the indexes decide, see `user_leaf`).
+    AllBut(BTreeSet<T>),
 }
 
 impl<T: Ord + Clone> Cands<T> {
@@ -63,6 +69,13 @@ impl<T: Ord + Clone> Cands<T> {
         match (self, other) {
             (Cands::All, x) | (x, Cands::All) => x,
             (Cands::Set(a), Cands::Set(b)) => Cands::Set(a.intersection(&b).cloned().collect()),
+            (Cands::Set(s), Cands::AllBut(x)) | (Cands::AllBut(x), Cands::Set(s)) => {
+                Cands::Set(s.difference(&x).cloned().collect())
+            }
+            (Cands::AllBut(mut a), Cands::AllBut(b)) => {
+                a.extend(b);
+                Cands::AllBut(a)
+            }
         }
     }
     fn or(self, other: Cands<T>) -> Cands<T> {
@@ -71,7 +84,13 @@ impl<T: Ord + Clone> Cands<T> {
                 a.extend(b);
                 Cands::Set(a)
             }
-            _ => Cands::All,
+            (Cands::All, _) | (_, Cands::All) => Cands::All,
+            (Cands::Set(s), Cands::AllBut(x)) | (Cands::AllBut(x), Cands::Set(s)) => {
+                Cands::AllBut(x.difference(&s).cloned().collect())
+            }
+            (Cands::AllBut(a), Cands::AllBut(b)) => {
+                Cands::AllBut(a.intersection(&b).cloned().collect())
+            }
         }
     }
 }
@@ -184,6 +203,28 @@ impl Directory {
                 },
                 // Users have no members.
                 _ => none(),
+            },
+            // NOT of a uidNumber equality with a value of plain digits
+            // (SSSD's `(!(uidNumber=0))`): every user holds exactly one
+            // uidNumber, a valid integer, so the equality is True for the
+            // user holding that number and False, never Undefined, for
+            // every other; NOT is True for all users but that one. A value
+            // the integer rule cannot read ('+1', text) is Undefined by
+            // then; any other ('-1') is left to the filter.
+            Filter::Not(inner) => match &**inner {
+                Filter::Equality(ty, v)
+                    if ty.name == "uidNumber" && is_plain_digits(v.raw.trim()) =>
+                {
+                    match v.raw.trim().parse::<u32>() {
+                        Ok(n) => (
+                            Cands::AllBut(self.user_id_by_uid_number(n)?.into_iter().collect()),
+                            true,
+                        ),
+                        // Beyond any uidNumber: no user holds it.
+                        Err(_) => (Cands::All, true),
+                    }
+                }
+                _ => (Cands::All, false),
             },
             Filter::Undefined => none(),
             _ => (Cands::All, false),
@@ -412,6 +453,12 @@ pub(super) fn add_filter_types(f: &Filter, w: &mut Wanted) {
         // In-chain reads the entry's DN only.
         Filter::InChain { .. } | Filter::Undefined => {}
     }
+}
+
+/// One or more ASCII digits, nothing else: a value RFC 4517's INTEGER
+/// and `u32::from_str` read alike (when it fits a `u32`).
+fn is_plain_digits(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn is_group_class(value: &str) -> bool {

@@ -407,6 +407,7 @@ fn planner_rules() {
     let users = |f: LdapFilter| match d.plan_users(&Filter::from_ldap(&f)).expect("plan").cands {
         Cands::All => None,
         Cands::Set(s) => Some(s.into_iter().collect::<Vec<_>>()),
+        Cands::AllBut(s) => panic!("every user but {s:?}"),
     };
     let epoch = fx.store.membership_epoch().unwrap();
     let groups = |f: LdapFilter| match d
@@ -416,6 +417,7 @@ fn planner_rules() {
     {
         Cands::All => None,
         Cands::Set(s) => Some(s.into_iter().collect::<Vec<_>>()),
+        Cands::AllBut(s) => panic!("every group but {s:?}"),
     };
     fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
         v.sort();
@@ -507,6 +509,34 @@ fn planner_rules() {
     );
     assert_eq!(groups(eq("uid", "alice")), Some(vec![]));
     assert_eq!(groups(eq("objectClass", "groupOfNames")), None);
+    // SSSD's user lookup: (!(uidNumber=N)) removes the user holding N
+    // from the name index's answer, and leaves nothing to check.
+    let alice_number = fx.store.user(alice).unwrap().unwrap().uid_number;
+    let not_number = |n: &str| LdapFilter::Not(Box::new(eq("uidNumber", n)));
+    let sssd = |uid: &str, n: &str| {
+        LdapFilter::And(vec![
+            eq("uid", uid),
+            eq("objectclass", "posixAccount"),
+            LdapFilter::Present("uid".into()),
+            LdapFilter::And(vec![LdapFilter::Present("uidNumber".into()), not_number(n)]),
+        ])
+    };
+    let sssd_filter = Filter::from_ldap(&sssd("alice", "0"));
+    let plan = d.plan_users(&sssd_filter).expect("plan");
+    assert!(matches!(&plan.cands, Cands::Set(s) if s.iter().eq([&alice])));
+    assert!(plan.residual.is_empty(), "{:?}", plan.residual);
+    assert_eq!(
+        users(sssd("alice", &alice_number.to_string())),
+        Some(vec![])
+    );
+    assert_eq!(
+        users(sssd("alice", &format!("00{alice_number}"))),
+        Some(vec![])
+    );
+    // A value the integer rule cannot read is Undefined: left to the filter.
+    let plus = Filter::from_ldap(&not_number(&format!("+{alice_number}")));
+    let plan = d.plan_users(&plus).expect("plan");
+    assert!(matches!(plan.cands, Cands::All) && !plan.residual.is_empty());
     // With transitive memberOf, a group's memberOf lists its ancestors.
     let t = dir(&fx, true);
     match t
@@ -518,7 +548,7 @@ fn planner_rules() {
             s.into_iter().collect::<Vec<_>>(),
             sorted(vec![fx.devs, ops])
         ),
-        Cands::All => panic!("memberOf is indexed"),
+        Cands::All | Cands::AllBut(_) => panic!("memberOf is indexed"),
     }
 }
 
@@ -702,6 +732,42 @@ fn planned_searches_find_what_a_scan_finds() {
             LdapFilter::Or(vec![eq("uid", "bob"), eq("mail", "alice")]),
         ]),
     ];
+    // NOT of uidNumber equalities, spelled every way, alone and combined.
+    let mut shapes = shapes;
+    let alice = fx.store.user_by_name("alice").unwrap().unwrap();
+    let bob_number = fx.store.user_by_name("bob").unwrap().unwrap().uid_number;
+    let not_number = |n: String| LdapFilter::Not(Box::new(eq("uidNumber", &n)));
+    let n = alice.uid_number;
+    for value in [
+        n.to_string(),
+        format!("000{n}"),
+        format!(" {n} "),
+        format!("+{n}"),
+        format!("-{n}"),
+        "0".into(),
+        "99999999999999".into(),
+        "x".into(),
+        String::new(),
+    ] {
+        shapes.push(not_number(value.clone()));
+        shapes.push(LdapFilter::And(vec![
+            eq("uid", "alice"),
+            LdapFilter::Present("uidNumber".into()),
+            not_number(value.clone()),
+        ]));
+        shapes.push(LdapFilter::Or(vec![
+            eq("cn", "devs"),
+            not_number(value.clone()),
+        ]));
+        shapes.push(LdapFilter::And(vec![
+            not_number(value.clone()),
+            not_number(bob_number.to_string()),
+        ]));
+        shapes.push(LdapFilter::Or(vec![
+            not_number(value),
+            not_number(bob_number.to_string()),
+        ]));
+    }
     for transitive in [false, true] {
         let d = dir(&fx, transitive);
         for f in &shapes {
