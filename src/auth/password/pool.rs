@@ -225,14 +225,17 @@ impl Watch {
         if self.in_flight.load(Ordering::Acquire) == 0 {
             return false;
         }
-        let bound = u64::try_from(STARVED_AFTER.as_millis()).unwrap_or(u64::MAX);
-        let now = self.now();
-        let late = |since: u64| now.saturating_sub(since) > bound;
-        late(self.progress.load(Ordering::Acquire))
+        self.late(self.progress.load(Ordering::Acquire))
             || self.busy_since.iter().any(|b| {
                 let b = b.load(Ordering::Acquire);
-                b != 0 && late(b - 1)
+                b != 0 && self.late(b - 1)
             })
+    }
+
+    /// More than [`STARVED_AFTER`] has passed since `since`.
+    fn late(&self, since: u64) -> bool {
+        let bound = u64::try_from(STARVED_AFTER.as_millis()).unwrap_or(u64::MAX);
+        self.now().saturating_sub(since) > bound
     }
 }
 
@@ -266,14 +269,17 @@ fn guard(watch: &Watch, handles: std::sync::mpsc::Receiver<Vec<std::thread::Join
             sched::set_nice(tid.load(Ordering::Acquire), nice);
         }
     };
-    let bound = u64::try_from(STARVED_AFTER.as_millis()).unwrap_or(u64::MAX);
+    // Back to where an unstarved pool runs.
+    let demote = || {
+        renice(HASH_NICE);
+        set(true);
+    };
     set(true);
     let mut level = Level::Idle;
     while !watch.closed.load(Ordering::SeqCst) {
         if watch.in_flight.load(Ordering::SeqCst) == 0 {
             if level != Level::Idle {
-                renice(HASH_NICE);
-                set(true);
+                demote();
                 level = Level::Idle;
             }
             // `kick` unparks after queueing when it finds `watching` false;
@@ -298,16 +304,13 @@ fn guard(watch: &Watch, handles: std::sync::mpsc::Receiver<Vec<std::thread::Join
                     "hashing starved: workers promoted to nice {HASH_NICE}"
                 );
             }
-            Level::Promoted(at)
-                if starved && watch.now().saturating_sub(at) > bound && sched::boost_allowed() =>
-            {
+            Level::Promoted(at) if starved && watch.late(at) && sched::boost_allowed() => {
                 renice(BOOSTED_NICE);
                 level = Level::Boosted;
                 tracing::debug!("hashing still starved: workers at nice {BOOSTED_NICE}");
             }
             Level::Promoted(_) | Level::Boosted if !starved => {
-                renice(HASH_NICE);
-                set(true);
+                demote();
                 level = Level::Idle;
             }
             _ => {}
