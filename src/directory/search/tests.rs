@@ -60,6 +60,11 @@ fn new_user(store: &Store, name: &str) -> crate::store::User {
         .expect("user")
 }
 
+/// A user the fixture holds.
+fn user_named(store: &Store, name: &str) -> crate::store::User {
+    store.user_by_name(name).expect("read").expect(name)
+}
+
 fn dir(fx: &Fx, transitive_member_of: bool) -> Directory {
     Directory::with_options(
         fx.store.clone(),
@@ -139,11 +144,7 @@ fn member_of_lists_groups_as_they_are_named_now() {
         .expect("rename");
     let developers = "cn=developers,ou=groups,dc=example,dc=com";
     assert_eq!(member_of(&d, &fx.root, ALICE), [developers]);
-    let alice = fx
-        .store
-        .user_by_name("alice")
-        .expect("read")
-        .expect("alice");
+    let alice = user_named(&fx.store, "alice");
     let aardvarks = fx.store.create_group("aardvarks", None).expect("group");
     for g in [fx.staff, aardvarks.id] {
         fx.store
@@ -734,8 +735,8 @@ fn planned_searches_find_what_a_scan_finds() {
     ];
     // NOT of uidNumber equalities, spelled every way, alone and combined.
     let mut shapes = shapes;
-    let alice = fx.store.user_by_name("alice").unwrap().unwrap();
-    let bob_number = fx.store.user_by_name("bob").unwrap().unwrap().uid_number;
+    let alice = user_named(&fx.store, "alice");
+    let bob_number = user_named(&fx.store, "bob").uid_number;
     let not_number = |n: String| LdapFilter::Not(Box::new(eq("uidNumber", &n)));
     let n = alice.uid_number;
     for value in [
@@ -829,11 +830,7 @@ fn names_kept_from_lookups_follow_renames_deletes_and_new_holders() {
     let alice_dn = format!("cn=alice,ou=users,{BASE}");
     let devs_dn = format!("cn=devs,ou=groups,{BASE}");
     let by_uid = |name: &str| found(&d, &fx.root, eq("uid", name));
-    let alice = fx
-        .store
-        .user_by_name("alice")
-        .expect("read")
-        .expect("alice");
+    let alice = user_named(&fx.store, "alice");
     // Twice: the second is answered from the kept id.
     assert_eq!(by_uid("alice"), [alice_dn.as_str()]);
     assert_eq!(by_uid("ALICE"), [alice_dn.as_str()]);
@@ -892,11 +889,7 @@ fn emails_and_numbers_kept_from_lookups_follow_changes() {
             })
             .expect("email");
     };
-    let alice = fx
-        .store
-        .user_by_name("alice")
-        .expect("read")
-        .expect("alice");
+    let alice = user_named(&fx.store, "alice");
     let alice_dn = format!("cn=alice,ou=users,{BASE}");
     let bob_dn = format!("cn=bob,ou=users,{BASE}");
     let by_mail = |mail: &str| found(&d, &fx.root, eq("mail", mail));
@@ -936,11 +929,7 @@ fn emails_and_numbers_kept_from_lookups_follow_changes() {
 fn an_id_kept_under_a_colliding_key_is_not_answered() {
     let fx = fixture();
     let d = dir(&fx, false);
-    let alice = fx
-        .store
-        .user_by_name("alice")
-        .expect("read")
-        .expect("alice");
+    let alice = user_named(&fx.store, "alice");
     let bob = new_user(&fx.store, "bob");
     fx.store
         .update_user(bob.id, &|u| {
@@ -979,11 +968,7 @@ fn an_id_kept_under_a_colliding_key_is_not_answered() {
 fn groups_by_member_follow_membership_changes() {
     let fx = fixture();
     let d = dir(&fx, false);
-    let alice = fx
-        .store
-        .user_by_name("alice")
-        .expect("read")
-        .expect("alice");
+    let alice = user_named(&fx.store, "alice");
     let alice_dn = format!("cn=alice,ou=users,{BASE}");
     let by_member = || {
         let mut dns = found(&d, &fx.root, eq("member", &alice_dn));
