@@ -44,6 +44,33 @@ async fn unknown_user_never_verifies() {
     assert!(!h.verify("portcullis-dummy-password".into(), None).await);
 }
 
+#[test]
+fn the_unknown_users_hash_costs_what_a_real_one_does() {
+    // An unknown user's bind must take as long as a wrong password: the
+    // dummy is verified at the configured costs with an output of the
+    // same length, and is a fresh random one per hasher.
+    let h = Hasher::new(&HashConfig {
+        argon2_memory_kib: 128,
+        argon2_iterations: 3,
+        argon2_parallelism: 2,
+        hash_workers: 1,
+    })
+    .expect("hasher");
+    let real = h.hash_blocking("pw").expect("hash");
+    let (real, dummy) = (
+        PasswordHash::new(&real).expect("phc"),
+        PasswordHash::new(&h.dummy).expect("dummy phc"),
+    );
+    assert_eq!(dummy.algorithm, real.algorithm);
+    assert_eq!(dummy.version, real.version);
+    assert_eq!(dummy.params, real.params);
+    assert_eq!(dummy.salt.map(|s| s.len()), real.salt.map(|s| s.len()));
+    assert_eq!(dummy.hash.map(|o| o.len()), real.hash.map(|o| o.len()));
+    assert_ne!(*cheap().dummy, *cheap().dummy);
+    assert!(!h.verify_blocking("portcullis-dummy-password", &h.dummy));
+    assert!(!h.verify_blocking("", &h.dummy));
+}
+
 #[tokio::test]
 async fn the_pool_hashes_what_the_argon2_crate_verifies() {
     use argon2::password_hash::PasswordVerifier;
