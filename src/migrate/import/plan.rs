@@ -52,18 +52,20 @@ impl Admitted {
             .map(|&(i, _)| i)
     }
 
-    /// Admits entry `e`, planned as `name` with `number`, at plan index
-    /// `next`. A name seen before refuses it (an error); a number seen
-    /// before is dropped so a new one is allocated (a warning).
+    /// Admits entry `e` (its DN parsed as `dn`), planned as `name` with
+    /// `number`, at the next plan index: one per entry admitted before.
+    /// A name seen before refuses it (an error); a number seen before is
+    /// dropped so a new one is allocated (a warning).
     fn admit(
         &mut self,
         kind: &Kind,
         e: &LdifEntry,
+        dn: &Dn,
         name: &str,
         number: &mut Option<u32>,
-        next: usize,
         problems: &mut Vec<Problem>,
     ) -> bool {
+        let next = self.names.len();
         let key = name.to_ascii_lowercase();
         if let Some(&(_, first)) = self.names.get(&key) {
             problem(
@@ -96,9 +98,7 @@ impl Admitted {
             }
         }
         self.names.insert(key, (next, e.line));
-        if let Ok(dn) = Dn::parse(&e.dn) {
-            self.dns.insert(dn.normalized(), next);
-        }
+        self.dns.insert(dn.normalized(), next);
         true
     }
 }
@@ -184,7 +184,7 @@ impl<'o> Planner<'o> {
         let classes = object_classes(e);
         let is_user = classes.iter().any(|c| USER_CLASSES.contains(&c.as_str()));
         let is_group = classes.iter().any(|c| GROUP_CLASSES.contains(&c.as_str()));
-        if Dn::parse(&e.dn).is_err() {
+        let Ok(dn) = Dn::parse(&e.dn) else {
             problem(
                 &mut p.problems,
                 e.line,
@@ -193,7 +193,7 @@ impl<'o> Planner<'o> {
                 "the DN is not a valid RFC 4514 DN; entry skipped".into(),
             );
             return None;
-        }
+        };
         if is_user {
             if is_group {
                 problem(
@@ -209,9 +209,9 @@ impl<'o> Planner<'o> {
             if !self.users.admit(
                 &USER_KIND,
                 e,
+                &dn,
                 &name,
                 &mut u.uid_number,
-                self.user_names.len(),
                 &mut p.problems,
             ) {
                 return None;
@@ -241,9 +241,9 @@ impl<'o> Planner<'o> {
             if !self.groups.admit(
                 &GROUP_KIND,
                 e,
+                &dn,
                 &name,
                 &mut g.gid_number,
-                p.groups.len(),
                 &mut p.problems,
             ) {
                 return None;
