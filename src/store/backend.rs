@@ -170,9 +170,9 @@ pub trait Backend: Send + Sync {
     /// Calls `each` with every user in [`Backend::users`]'s order until it
     /// returns false. A backend that can walks its records as it goes, so
     /// a search over every user never lists a million of them first.
-    fn each_user_shared(&self, each: &mut dyn FnMut(Arc<User>) -> Result<bool>) -> Result<()> {
+    fn each_user_shared(&self, each: &mut dyn FnMut(&Arc<User>) -> Result<bool>) -> Result<()> {
         for user in self.users_shared()? {
-            if !each(user)? {
+            if !each(&user)? {
                 break;
             }
         }

@@ -736,7 +736,7 @@ impl Directory {
         let mut dn = String::new();
         let mut n = 0;
         let mut ended = false;
-        let mut each = |user: Arc<User>| -> Result<bool, StoreError> {
+        let mut each = |user: &Arc<User>| -> Result<bool, StoreError> {
             if over_time(n) {
                 end.time_limit_exceeded = true;
                 return Ok(false);
@@ -749,19 +749,19 @@ impl Directory {
             };
             if visible {
                 let more = if parts && user_residual.is_empty() {
-                    let (member_of, superuser) = ctx.user_shared_parts(&user, &user_wanted)?;
+                    let (member_of, superuser) = ctx.user_shared_parts(user, &user_wanted)?;
                     dn.clear();
                     entry::push_child_dn(&mut dn, &user.username, users_ou);
                     sink(SearchItem::User(UserEntry {
                         base,
                         dn: &dn,
-                        user: &user,
+                        user,
                         member_of: &member_of,
                         superuser,
                         wanted: &user_wanted,
                     }))
                 } else {
-                    let e = ctx.user_entry(&user, &user_wanted)?;
+                    let e = ctx.user_entry(user, &user_wanted)?;
                     !matches(&user_residual, &e) || sink(SearchItem::Entry(e))
                 };
                 if !more {
@@ -773,7 +773,7 @@ impl Directory {
         };
         match users {
             Cands::All => store.each_user_shared(&mut each)?,
-            Cands::AllBut(skip) => store.each_user_shared(&mut |user: Arc<User>| {
+            Cands::AllBut(skip) => store.each_user_shared(&mut |user: &Arc<User>| {
                 if skip.contains(&user.id) {
                     Ok(true)
                 } else {
@@ -783,7 +783,7 @@ impl Directory {
             Cands::Set(ids) => {
                 for id in ids {
                     if let Some(user) = store.user_shared(id)? {
-                        if !each(user)? {
+                        if !each(&user)? {
                             break;
                         }
                     }

@@ -94,7 +94,7 @@ impl Backend for SledStore {
         SledStore::users_shared(self)
     }
 
-    fn each_user_shared(&self, each: &mut dyn FnMut(Arc<User>) -> Result<bool>) -> Result<()> {
+    fn each_user_shared(&self, each: &mut dyn FnMut(&Arc<User>) -> Result<bool>) -> Result<()> {
         SledStore::each_user_shared(self, each)
     }
 

@@ -45,7 +45,6 @@ use super::{
 use crate::domain::folded_name;
 use crate::store::import::{Batch, BatchMember, BatchMode, BatchReport, BatchUser};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 
 /// Set in `meta` from the first bulk write until the commit.
 pub(super) const META_IMPORT_PENDING: &[u8] = b"import_pending";
@@ -298,7 +297,7 @@ impl SledStore {
         })();
         // Records kept before the chunk are checked again at their next
         // read, even by this import's own reads.
-        self.t.writes.fetch_add(1, Ordering::SeqCst);
+        self.t.wrote();
         written
     }
 
@@ -444,7 +443,7 @@ impl SledStore {
         }
         self.t.meta.remove(META_IMPORT_PENDING).map_err(backend)?;
         self.t.db.flush().map_err(backend)?;
-        self.t.writes.fetch_add(1, Ordering::SeqCst);
+        self.t.wrote();
         drop(journal);
         self.drop_journal()?;
         self.t.db.flush().map_err(backend)?;

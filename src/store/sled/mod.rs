@@ -154,9 +154,21 @@ struct Trees {
     writes: AtomicU64,
     /// Decoded user and group records (`records.rs`).
     user_records: records::Records<UserId, User>,
+    /// Every user's record, while no write has finished since a walk
+    /// found them (`records.rs`).
+    user_list: records::UserList,
     group_records: records::Records<GroupId, Group>,
     /// Writes hold it shared, a snapshot exclusively (`snapshot.rs`).
     snapshot_lock: std::sync::RwLock<()>,
+}
+
+impl Trees {
+    /// A write finished: advances the count of finished writes
+    /// ([`SledStore::writes`]) and drops the user list it made stale.
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.user_list.clear();
+    }
 }
 
 thread_local! {
@@ -197,7 +209,7 @@ fn settle<T>(t: &Trees, r: TransactionResult<T, TxAbort>) -> Result<Option<T>> {
         t.epoch.fetch_add(1, Ordering::AcqRel);
     }
     if r.is_ok() {
-        t.writes.fetch_add(1, Ordering::SeqCst);
+        t.wrote();
     }
     match r {
         Ok(v) => Ok(Some(v)),
@@ -505,6 +517,7 @@ impl SledStore {
             epoch: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             user_records: records::Records::new(record_cache - record_cache / 8),
+            user_list: records::UserList::default(),
             group_records: records::Records::new(record_cache / 8),
             snapshot_lock: std::sync::RwLock::new(()),
             db,

@@ -220,7 +220,7 @@ impl<K: RecordId, V> Records<K, V> {
     /// budget would otherwise have each pass replace the records lookups
     /// use with records read once per pass, paying an insert and an
     /// eviction for every entry; a small one is still kept whole by its
-    /// first pass.
+    /// first pass. With the record, whether the cache holds it now.
     pub(super) fn scan(
         &self,
         tree: &Tree,
@@ -228,11 +228,11 @@ impl<K: RecordId, V> Records<K, V> {
         id: K,
         what: &str,
         written: u64,
-    ) -> Result<Option<Arc<V>>>
+    ) -> Result<Option<(Arc<V>, bool)>>
     where
         V: DeserializeOwned + Footprint,
     {
-        self.get(tree, key, id, what, written, Keep::IfRoom)
+        self.get_kept(tree, key, id, what, written, Keep::IfRoom)
     }
 
     /// [`Records::read`] that keeps nothing new: for a pass over every
@@ -264,8 +264,26 @@ impl<K: RecordId, V> Records<K, V> {
     where
         V: DeserializeOwned + Footprint,
     {
+        Ok(self
+            .get_kept(tree, key, id, what, written, keep)?
+            .map(|(record, _)| record))
+    }
+
+    /// [`Records::get`], and whether the cache holds the record now.
+    fn get_kept(
+        &self,
+        tree: &Tree,
+        key: &[u8],
+        id: K,
+        what: &str,
+        written: u64,
+        keep: Keep,
+    ) -> Result<Option<(Arc<V>, bool)>>
+    where
+        V: DeserializeOwned + Footprint,
+    {
         match self.find(tree, key, id, written, keep)? {
-            Found::Kept(record) => Ok(Some(record)),
+            Found::Kept(record) => Ok(Some((record, true))),
             Found::Gone => {
                 if !matches!(keep, Keep::Never) {
                     self.forget(id);
@@ -274,11 +292,14 @@ impl<K: RecordId, V> Records<K, V> {
             }
             Found::Stored(stored, digest) => {
                 let record = Arc::new(decode::<V>(format_args!("{what} {id}"), &stored)?);
-                if let Some(digest) = digest {
-                    let added = cost(&*record);
-                    self.put(id, digest, added, record.clone(), written, keep);
-                }
-                Ok(Some(record))
+                let kept = match digest {
+                    Some(digest) => {
+                        let added = cost(&*record);
+                        self.put(id, digest, added, record.clone(), written, keep)
+                    }
+                    None => false,
+                };
+                Ok(Some((record, kept)))
             }
         }
     }
@@ -347,10 +368,19 @@ impl<K: RecordId, V> Records<K, V> {
     /// count `written`, replacing an older version; makes room within the
     /// shard's budget first, or with [`Keep::IfRoom`] keeps it only if it
     /// fits (the older version is dropped either way: it is not current).
-    fn put(&self, id: K, digest: Digest, added: usize, record: Arc<V>, written: u64, keep: Keep) {
+    /// Whether it was kept.
+    fn put(
+        &self,
+        id: K,
+        digest: Digest,
+        added: usize,
+        record: Arc<V>,
+        written: u64,
+        keep: Keep,
+    ) -> bool {
         if added > self.shard_budget || matches!(keep, Keep::Never) {
             self.forget(id);
-            return;
+            return false;
         }
         let mut shard = self.shard(id);
         if let Some(old) = shard.map.remove(&id) {
@@ -358,7 +388,7 @@ impl<K: RecordId, V> Records<K, V> {
         }
         if shard.bytes + added > self.shard_budget {
             if matches!(keep, Keep::IfRoom) {
-                return;
+                return false;
             }
             let target = self.shard_budget - self.shard_budget / 8;
             let mut bytes = shard.bytes;
@@ -381,6 +411,7 @@ impl<K: RecordId, V> Records<K, V> {
                 cost: added,
             },
         );
+        true
     }
 
     /// Drops the record of an id found gone.
@@ -389,6 +420,43 @@ impl<K: RecordId, V> Records<K, V> {
         if let Some(old) = shard.map.remove(&id) {
             shard.bytes -= old.cost;
         }
+    }
+}
+
+/// Every user's record in name order, as one complete walk of the
+/// username index found them while no write finished
+/// ([`super::SledStore::each_user_shared`]), with the store's write count
+/// then. Used only at that same count: any write that finishes makes it
+/// stale, and it is dropped then. Kept only when the record cache held
+/// every record the walk read, so it holds no record the cache does not
+/// (one pointer per user besides).
+#[derive(Default)]
+pub(super) struct UserList(Mutex<Option<(u64, Users)>>);
+
+/// The records of a [`UserList`], shared with the walks that use them.
+pub(super) type Users = Arc<[Arc<User>]>;
+
+impl UserList {
+    /// The list, if it was found at write count `written`.
+    pub(super) fn current(&self, written: u64) -> Option<Users> {
+        let list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &*list {
+            Some((at, users)) if *at == written => Some(users.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps `users`, found by a walk that began at write count `began`
+    /// and ended at `ended`: only if no write finished meanwhile.
+    pub(super) fn keep(&self, began: u64, ended: u64, users: Vec<Arc<User>>) {
+        if began == ended {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((began, users.into()));
+        }
+    }
+
+    /// Drops the list (a write finished: it is stale).
+    pub(super) fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -440,10 +508,12 @@ mod tests {
         id: UserId,
         written: u64,
     ) -> Option<User> {
-        records
+        let (user, kept) = records
             .scan(tree, id.0.as_bytes(), id, "user", written)
-            .unwrap()
-            .map(Arc::unwrap_or_clone)
+            .unwrap()?;
+        // What the scan says of the record is what the cache holds.
+        assert_eq!(kept, records.is_kept(id), "{}", user.username);
+        Some(Arc::unwrap_or_clone(user))
     }
 
     #[test]

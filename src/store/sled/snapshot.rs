@@ -43,14 +43,14 @@
 use std::collections::HashSet;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::users::password_hash_of;
-use super::{backend, decode, encode, keys, SledStore};
+use super::{backend, decode, encode, keys, SledStore, Trees};
 use crate::domain::mfa::{RawAppPassword, RawDevice, RawSecondFactors};
 use crate::domain::snapshot::{sort_groups_canonically, SnapshotHead, SnapshotSink};
 use crate::store::spool;
@@ -63,12 +63,12 @@ use crate::store::{
 /// count of finished writes advanced when the write is done.
 pub(super) struct Writing<'a> {
     _shared: RwLockReadGuard<'a, ()>,
-    writes: &'a AtomicU64,
+    trees: &'a Trees,
 }
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.trees.wrote();
     }
 }
 
@@ -86,7 +86,7 @@ impl SledStore {
                 .snapshot_lock
                 .read()
                 .unwrap_or_else(|e| e.into_inner()),
-            writes: &self.t.writes,
+            trees: &self.t,
         }
     }
 

@@ -1074,3 +1074,76 @@ fn writes_go_on_while_a_spooled_snapshot_is_handed_over() {
     assert_eq!(sink.users, ["ann", "bob"]);
     assert_eq!(s.group_id_by_name("during").expect("read"), Some(during.id));
 }
+
+/// Names and full names of every user, as an enumeration walks them.
+fn walked(s: &SledStore) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    s.each_user_shared(&mut |u| {
+        out.push((u.username.clone(), u.full_name.clone()));
+        Ok(true)
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn a_walk_after_a_write_sees_it_though_the_walk_before_kept_the_list() {
+    let s = store();
+    let alice = user(&s, "alice");
+    user(&s, "bob");
+    let named = |names: &[&str]| -> Vec<String> { names.iter().map(|n| n.to_string()).collect() };
+    let names = |s: &SledStore| -> Vec<String> { walked(s).into_iter().map(|(n, _)| n).collect() };
+    assert_eq!(names(&s), named(&["alice", "bob"]));
+    // The walk kept the list, and the next one answers from it.
+    assert!(s.t.user_list.current(s.writes()).is_some());
+    assert_eq!(names(&s), named(&["alice", "bob"]));
+
+    // Each kind of write: the next walk sees it.
+    user(&s, "carol");
+    assert!(s.t.user_list.current(s.writes()).is_none());
+    assert_eq!(names(&s), named(&["alice", "bob", "carol"]));
+    s.update_user(alice.id, &|u| {
+        u.full_name = Some("Alice A".into());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(walked(&s)[0], ("alice".into(), Some("Alice A".into())));
+    s.rename_user(alice.id, "alicia").unwrap();
+    assert_eq!(names(&s), named(&["alicia", "bob", "carol"]));
+    let bob = s.user_by_name("bob").unwrap().unwrap();
+    s.delete_user(bob.id).unwrap();
+    assert_eq!(names(&s), named(&["alicia", "carol"]));
+    assert!(s.t.user_list.current(s.writes()).is_some());
+
+    // A walk that stopped early keeps nothing.
+    user(&s, "dave");
+    s.each_user_shared(&mut |_| Ok(false)).unwrap();
+    assert!(s.t.user_list.current(s.writes()).is_none());
+}
+
+#[test]
+fn a_walk_that_a_write_overtook_keeps_no_list() {
+    let s = store();
+    user(&s, "alice");
+    user(&s, "bob");
+    let mut first = true;
+    s.each_user_shared(&mut |_| {
+        if std::mem::take(&mut first) {
+            user(&s, "carol");
+        }
+        Ok(true)
+    })
+    .unwrap();
+    assert!(s.t.user_list.current(s.writes()).is_none());
+    let names: Vec<String> = walked(&s).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+}
+
+#[test]
+fn a_directory_larger_than_the_record_cache_keeps_no_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SledStore::open_with_cache(dir.path(), 0).unwrap();
+    user(&s, "alice");
+    assert_eq!(walked(&s).len(), 1);
+    assert!(s.t.user_list.current(s.writes()).is_none());
+}
