@@ -4,7 +4,7 @@
 //! membership for the in-chain matching rule.
 
 use super::{CachedGroup, Directory, MemberOfDn};
-use crate::directory::cache::ListedGroup;
+use crate::directory::cache::{AllMemberOf, ListedGroup};
 use crate::directory::dn::Dn;
 use crate::directory::entry::{self, Entry, Wanted};
 use crate::directory::filter::InChain;
@@ -54,6 +54,40 @@ impl Directory {
         Ok(groups)
     }
 
+    /// Every user's direct groups at `epoch` (users in no group absent),
+    /// read from the groups' member lists once per epoch, for a pass over
+    /// every user; `None` when memberOf lists groups through nesting.
+    pub(super) fn all_direct_member_of(
+        &self,
+        epoch: u64,
+    ) -> Result<Option<Arc<AllMemberOf>>, StoreError> {
+        if self.inner.options.transitive_member_of {
+            return Ok(None);
+        }
+        let cache = &self.inner.cache;
+        if let Some(all) = cache.all_member_of(epoch) {
+            return Ok(Some(all));
+        }
+        let store = self.store();
+        let mut lists: HashMap<UserId, Vec<GroupId>, rustc_hash::FxBuildHasher> =
+            HashMap::default();
+        for group in store.groups()? {
+            for m in store.members(group.id)? {
+                if let Member::User(user) = m {
+                    lists.entry(user).or_default().push(group.id);
+                }
+            }
+        }
+        let all: Arc<AllMemberOf> = Arc::new(
+            lists
+                .into_iter()
+                .map(|(user, groups)| (user, groups.into()))
+                .collect(),
+        );
+        cache.set_all_member_of(epoch, all.clone());
+        Ok(Some(all))
+    }
+
     /// The groups `member` is a direct member of: a user's from the epoch
     /// cache when memberOf lists direct groups (what the cache keeps for
     /// memberOf), so that `(member=<user>)`, asked at every login, reads no
@@ -86,6 +120,9 @@ pub(super) struct BuildContext<'a> {
     admins: Option<Arc<HashSet<UserId>>>,
     /// The search walks every user ([`BuildContext::scanning`]).
     scan: bool,
+    /// Every user's direct groups, once a walk over every user asked
+    /// (`Some(None)`: memberOf lists nested groups, looked up per user).
+    all_member_of: Option<Option<Arc<AllMemberOf>>>,
 }
 
 impl<'a> BuildContext<'a> {
@@ -97,6 +134,7 @@ impl<'a> BuildContext<'a> {
             group_dns: HashMap::new(),
             admins: None,
             scan: false,
+            all_member_of: None,
         })
     }
 
@@ -190,7 +228,31 @@ impl<'a> BuildContext<'a> {
     /// The DNs `member`'s memberOf lists, sorted by group name
     /// case-insensitively.
     fn member_of_dns(&mut self, member: Member) -> Result<Vec<MemberOfDn>, StoreError> {
+        if let (true, Member::User(user)) = (self.scan, member) {
+            if self.all_member_of.is_none() {
+                self.all_member_of = Some(self.dir.all_direct_member_of(self.epoch)?);
+            }
+            // Taken out while its groups are named: no count per entry.
+            let taken = self.all_member_of.take();
+            let named = match &taken {
+                Some(Some(all)) => Some(self.dns_of(all.get(&user).map_or(&[], |g| g))),
+                _ => None,
+            };
+            self.all_member_of = taken;
+            if let Some(named) = named {
+                return named;
+            }
+        }
         let ids = self.dir.member_of_ids(self.epoch, member, self.scan)?;
+        self.dns_of(&ids)
+    }
+
+    /// The memberOf DNs of groups `ids`, sorted by group name
+    /// (case-insensitively).
+    fn dns_of(&mut self, ids: &[GroupId]) -> Result<Vec<MemberOfDn>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let missing: Vec<GroupId> = ids
             .iter()
             .filter(|id| !self.group_dns.contains_key(id))

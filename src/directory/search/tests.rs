@@ -163,6 +163,69 @@ fn member_of_lists_groups_as_they_are_named_now() {
     assert_eq!(found(&d, &fx.root, f), [ALICE]);
 }
 
+/// Each user's memberOf as a search over every user lists it, in DN order.
+fn walked_member_of(d: &Directory, who: &Identity) -> Vec<(String, Vec<String>)> {
+    let q = SearchQuery {
+        base: Dn::parse("ou=users,dc=example,dc=com").expect("dn"),
+        scope: Scope::Sub,
+        filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())),
+        deadline: None,
+    };
+    let mut out: Vec<(String, Vec<String>)> = d
+        .search(who, &q)
+        .expect("search")
+        .entries
+        .iter()
+        .filter(|e| e.dn.to_string() != "ou=users,dc=example,dc=com")
+        .map(|e| {
+            let listed = e.get("memberOf").map(<[String]>::to_vec);
+            (e.dn.to_string(), listed.unwrap_or_default())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_walk_over_every_user_lists_the_groups_each_users_read_does() {
+    // A pass over every user takes its memberOf from the directory-wide
+    // map of direct groups; a read of one user from the per-user cache.
+    for transitive in [false, true] {
+        let fx = fixture();
+        let d = dir(&fx, transitive);
+        let agree = |want_alice: &[&str]| {
+            let walked = walked_member_of(&d, &fx.root);
+            assert_eq!(walked.len(), 2, "{walked:?}");
+            for (dn, listed) in &walked {
+                assert_eq!(*listed, member_of(&d, &fx.root, dn), "{dn} {transitive}");
+            }
+            let alice = walked.iter().find(|(dn, _)| dn == ALICE).expect("alice");
+            assert_eq!(alice.1, want_alice, "transitive {transitive}");
+        };
+        let developers = "cn=developers,ou=groups,dc=example,dc=com";
+        if transitive {
+            agree(&[DEVS, STAFF]);
+        } else {
+            agree(&[DEVS]);
+        }
+        let alice = user_named(&fx.store, "alice");
+        fx.store
+            .add_member(fx.staff, Member::User(alice.id))
+            .expect("member");
+        agree(&[DEVS, STAFF]);
+        fx.store
+            .rename_group(fx.devs, "developers")
+            .expect("rename");
+        agree(&[developers, STAFF]);
+        fx.store
+            .remove_member(fx.devs, Member::User(alice.id))
+            .expect("remove");
+        agree(&[STAFF]);
+        fx.store.delete_group(fx.staff).expect("delete");
+        agree(&[]);
+    }
+}
+
 #[test]
 fn transitive_member_of_serves_and_filters_the_same_groups() {
     let fx = fixture();
