@@ -211,7 +211,9 @@ impl<K: RecordId, V> Records<K, V> {
     where
         V: DeserializeOwned + Footprint,
     {
-        self.get(tree, key, id, what, written, Keep::Always)
+        Ok(self
+            .get(tree, key, id, what, written, Keep::Always)?
+            .map(|(record, _)| record))
     }
 
     /// [`Records::read`] for a pass over every record (a search over all
@@ -232,7 +234,7 @@ impl<K: RecordId, V> Records<K, V> {
     where
         V: DeserializeOwned + Footprint,
     {
-        self.get_kept(tree, key, id, what, written, Keep::IfRoom)
+        self.get(tree, key, id, what, written, Keep::IfRoom)
     }
 
     /// [`Records::read`] that keeps nothing new: for a pass over every
@@ -249,28 +251,15 @@ impl<K: RecordId, V> Records<K, V> {
     where
         V: DeserializeOwned + Footprint,
     {
-        self.get(tree, key, id, what, written, Keep::Never)
-    }
-
-    fn get(
-        &self,
-        tree: &Tree,
-        key: &[u8],
-        id: K,
-        what: &str,
-        written: u64,
-        keep: Keep,
-    ) -> Result<Option<Arc<V>>>
-    where
-        V: DeserializeOwned + Footprint,
-    {
         Ok(self
-            .get_kept(tree, key, id, what, written, keep)?
+            .get(tree, key, id, what, written, Keep::Never)?
             .map(|(record, _)| record))
     }
 
-    /// [`Records::get`], and whether the cache holds the record now.
-    fn get_kept(
+    /// The record as [`Records::read`], [`Records::scan`] and
+    /// [`Records::peek`] read it (`keep`), and whether the cache holds it
+    /// now.
+    fn get(
         &self,
         tree: &Tree,
         key: &[u8],
