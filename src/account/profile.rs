@@ -231,7 +231,7 @@ impl Accounts {
             name: user.full_name.clone(),
             email: user.email.clone(),
             dn: tree::user_dn(self.base(), &user.username).to_string(),
-            locale: user.attrs.get(LOCALE_ATTR).cloned(),
+            locale: user.attrs.get(LOCALE_ATTR).map(str::to_string),
             can_change: self.can_change(user)?,
         })
     }

@@ -178,9 +178,12 @@ pub fn merged_user(existing: &User, incoming: &User) -> User {
     if incoming.gid_number != 0 {
         u.gid_number = incoming.gid_number;
     }
-    for (k, v) in &incoming.attrs {
-        u.attrs.insert(k.clone(), v.clone());
-    }
+    u.attrs.extend(
+        incoming
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     u
 }
 

@@ -78,7 +78,7 @@ impl FromRequestParts<Portal> for Ctx {
         };
         let locale = session
             .as_ref()
-            .and_then(|s| s.user.attrs.get(LOCALE_ATTR).cloned());
+            .and_then(|s| s.user.attrs.get(LOCALE_ATTR).map(str::to_string));
         Ok(Ctx {
             lang: Lang::choose(locale.as_deref(), accept_language.as_deref()),
             peer,

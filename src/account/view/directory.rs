@@ -121,7 +121,7 @@ impl<'a> Names<'a> {
             attrs: user
                 .attrs
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             created: rfc3339(user.created),
             modified: rfc3339(user.modified),

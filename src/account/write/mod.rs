@@ -217,7 +217,7 @@ impl Accounts {
             u.attrs
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("loginShell"))
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.to_string())
         };
         match shell(after) {
             Some(new)

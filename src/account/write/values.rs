@@ -170,14 +170,6 @@ pub(super) fn apply_single(
     }
 }
 
-/// The key under which `user.attrs` holds `name`, whatever its case.
-pub(super) fn attr_key(user: &User, name: &str) -> Option<String> {
-    user.attrs
-        .keys()
-        .find(|k| k.eq_ignore_ascii_case(name))
-        .cloned()
-}
-
 /// A password value after classification.
 pub(super) enum NewPassword {
     /// Stored as given (argon2id PHC or a legacy hash).
@@ -352,8 +344,10 @@ pub(super) fn apply_user_change(
         "mail" => apply_single(&mut user.email, ty, kind, values),
         _ if computed(ty) => Err(no_user_modification(ty)),
         _ if schema::user_settable(ty.name).is_some() => {
-            let key = attr_key(user, ty.name);
-            let mut slot = key.as_ref().and_then(|k| user.attrs.get(k).cloned());
+            let key = user.attrs.name_like(ty.name).map(str::to_string);
+            let mut slot = key
+                .as_ref()
+                .and_then(|k| user.attrs.get(k).map(str::to_string));
             apply_single(&mut slot, ty, kind, values)?;
             if let Some(k) = key {
                 user.attrs.remove(&k);

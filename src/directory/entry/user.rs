@@ -70,12 +70,12 @@ pub(super) fn is_user_extra(ty: &AttributeType) -> bool {
 /// A value of `user.attrs` for the attribute `ty`, whichever of its names
 /// or OID the key uses; blank values count as unset.
 fn user_attr<'a>(user: &'a User, ty: &AttributeType) -> Option<&'a str> {
-    let exact = user.attrs.get(ty.name).map(String::as_str);
+    let exact = user.attrs.get(ty.name);
     let value = exact.or_else(|| {
         user.attrs
             .iter()
             .find(|(k, _)| ty.is_named(k))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     })?;
     (!value.trim().is_empty()).then_some(value)
 }

@@ -68,7 +68,7 @@ pub fn ldif_of(
             // `goauthentik.io/user/…`) are no attribute names, so no LDIF
             // reader would take them: only the JSON backup carries those.
             if schema::attribute(k).is_none() && is_keystring(k) && !v.trim().is_empty() {
-                le.push(k, v.as_str());
+                le.push(k, v);
             }
         }
         if with_secrets {
