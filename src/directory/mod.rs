@@ -38,7 +38,7 @@ pub use dn::{Dn, DnError};
 pub use entry::Entry;
 pub use filter::{Filter, InChain};
 pub use search::{
-    Directory, DirectoryError, DirectoryOptions, Identity, MemberOfDn, Scope, SearchItem,
+    Directory, DirectoryError, DirectoryOptions, HeldUser, Identity, MemberOfDn, Scope, SearchItem,
     SearchQuery, SearchResults, UserEntry,
 };
 pub use tree::Target;

@@ -5,6 +5,12 @@
 //! skip entries even if the directory changes meanwhile. A connection keeps
 //! at most [`MAX_OPEN_SEARCHES`] open; the oldest is dropped beyond that.
 //!
+//! Users are kept as their shared records ([`HeldUser`]), not as built
+//! entries: a paged enumeration of a million users holds a million
+//! pointers (and memberOf lists) where it held a million entries, some
+//! 1.1 KB each for the attributes NSS clients ask for, and was refused
+//! beyond some 240,000 users with the default cap.
+//!
 //! What the kept entries hold is bounded server-wide: every stored search
 //! reserves an estimate of its bytes from one [`PagedBudget`] shared by all
 //! connections, and a search that would go beyond the cap is not stored
@@ -20,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
-use crate::directory::Entry;
+use crate::directory::search::CachedGroup;
+use crate::directory::{Entry, HeldUser};
 
 /// Open paged searches one connection may hold.
 pub const MAX_OPEN_SEARCHES: usize = 8;
@@ -40,6 +47,41 @@ const ATTRIBUTE_OVERHEAD: usize = 48;
 const VALUE_OVERHEAD: usize = 24;
 /// Per stored search beyond its entries (table slots, cookie, order).
 const SEARCH_OVERHEAD: usize = 256;
+
+/// An entry a paged search keeps for a later page.
+pub enum Held {
+    Entry(Box<Entry>),
+    /// A user's record and what the search found about it, written when
+    /// its page is sent.
+    User(HeldUser),
+    /// A group's full entry, shared with the epoch cache.
+    Group(CachedGroup),
+}
+
+/// Names what is held, never its values.
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Held::Entry(e) => write!(f, "Entry({})", e.dn),
+            Held::User(_) => f.write_str("User(..)"),
+            Held::Group(g) => write!(f, "Group({})", g.entry.dn),
+        }
+    }
+}
+
+impl Held {
+    /// The estimated bytes it holds (see [`entry_bytes`]).
+    pub fn bytes(&self) -> usize {
+        match self {
+            Held::Entry(e) => entry_bytes(e),
+            Held::User(u) => u.bytes(),
+            // Its entry counts while nothing else (the epoch cache) holds
+            // it, as a user's record ([`HeldUser::bytes`]).
+            Held::Group(g) if Arc::strong_count(&g.entry) > 1 => std::mem::size_of::<Held>(),
+            Held::Group(g) => entry_bytes(&g.entry),
+        }
+    }
+}
 
 /// The estimated bytes `entry` holds: its DN (normalised and parsed), the
 /// names and values of its attributes, and fixed overheads.
@@ -101,6 +143,11 @@ impl PagedBudget {
         self.held.load(Ordering::Relaxed)
     }
 
+    /// Bytes a new search could reserve now.
+    fn room(&self) -> usize {
+        self.max_bytes.saturating_sub(self.held())
+    }
+
     /// Reserves `bytes`, or `None` when that would pass the cap.
     fn reserve(&self, bytes: usize) -> Option<Reservation> {
         let max = self.max_bytes;
@@ -154,18 +201,18 @@ pub struct PagedSearch {
     /// must repeat the same request (RFC 2696 §3).
     pub fingerprint: String,
     /// Entries still to send, in order.
-    remaining: VecDeque<Entry>,
+    remaining: VecDeque<Held>,
     reservation: Reservation,
 }
 
 impl PagedSearch {
     /// Takes up to `n` of the entries still to send, giving their bytes
     /// back to the budget.
-    pub fn next(&mut self, n: usize) -> Vec<Entry> {
+    pub fn next(&mut self, n: usize) -> Vec<Held> {
         let n = n.min(self.remaining.len());
-        let page: Vec<Entry> = self.remaining.drain(..n).collect();
+        let page: Vec<Held> = self.remaining.drain(..n).collect();
         self.reservation
-            .release(page.iter().map(entry_bytes).sum::<usize>());
+            .release(page.iter().map(Held::bytes).sum::<usize>());
         page
     }
 
@@ -254,14 +301,14 @@ impl PagingStates {
     pub fn insert(
         &self,
         fingerprint: String,
-        remaining: VecDeque<Entry>,
+        remaining: VecDeque<Held>,
         now: Instant,
     ) -> Result<Vec<u8>, OverBudget> {
         let mut this = self.table();
         // Idle searches of this connection give their bytes back first.
         this.expire(now, self.budget.idle);
         let bytes =
-            SEARCH_OVERHEAD + fingerprint.len() + remaining.iter().map(entry_bytes).sum::<usize>();
+            SEARCH_OVERHEAD + fingerprint.len() + remaining.iter().map(Held::bytes).sum::<usize>();
         let reservation = self.budget.reserve(bytes).ok_or(OverBudget)?;
         let search = PagedSearch {
             fingerprint,
@@ -289,6 +336,12 @@ impl PagingStates {
         Some(stored.search)
     }
 
+    /// Bytes a new search of this connection could keep now: a search
+    /// that finds more stops there, to be refused.
+    pub fn room(&self) -> usize {
+        self.budget.room()
+    }
+
     /// Forgets every open search (after a new bind: rights changed).
     pub fn clear(&self) {
         let mut this = self.table();
@@ -308,23 +361,49 @@ mod tests {
     use super::*;
     use crate::directory::Dn;
 
-    fn entries(n: usize) -> VecDeque<Entry> {
+    fn entries(n: usize) -> VecDeque<Held> {
         (0..n)
             .map(|i| {
                 let dn = Dn::parse(&format!("uid=user{i},ou=users,dc=example,dc=com")).expect("dn");
                 let mut e = Entry::new(dn);
                 e.push("uid", vec![format!("user{i}")]);
                 e.push("cn", vec![format!("User {i}"), "someone".into()]);
-                e
+                Held::Entry(Box::new(e))
             })
             .collect()
     }
 
-    fn cost(fingerprint: &str, entries: &VecDeque<Entry>) -> usize {
-        SEARCH_OVERHEAD + fingerprint.len() + entries.iter().map(entry_bytes).sum::<usize>()
+    fn cost(fingerprint: &str, entries: &VecDeque<Held>) -> usize {
+        SEARCH_OVERHEAD + fingerprint.len() + entries.iter().map(Held::bytes).sum::<usize>()
     }
 
     const IDLE: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn a_held_user_counts_its_record_only_while_nothing_else_holds_it() {
+        use crate::directory::entry::Wanted;
+        use crate::directory::UserEntry;
+        use crate::store::User;
+        let base = Dn::parse("dc=example,dc=com").expect("base");
+        let mut alice = User::named("alice");
+        alice
+            .attrs
+            .insert("homeDirectory".into(), "/home/alice".into());
+        let user = Arc::new(alice);
+        let wanted = Wanted::everything();
+        let dn = "cn=alice,ou=users,dc=example,dc=com";
+        let held = Held::User(UserEntry::for_test(&base, dn, &user, &[], false, &wanted).hold());
+        // The record cache's copy is the one counted while it is there.
+        let shared = held.bytes();
+        assert!(shared <= 64, "{shared}");
+        drop(user);
+        let alone = held.bytes();
+        let record = std::mem::size_of::<User>() + "alice".len() + "homeDirectory/home/alice".len();
+        assert!(
+            alone >= shared + record,
+            "{alone} against {shared} + {record}"
+        );
+    }
 
     #[test]
     fn an_entry_costs_its_text_and_overheads() {
@@ -336,7 +415,7 @@ mod tests {
             + "User 0".len()
             + "someone".len();
         let fixed = ENTRY_OVERHEAD + 2 * ATTRIBUTE_OVERHEAD + 3 * VALUE_OVERHEAD;
-        assert_eq!(entry_bytes(&e), text + fixed);
+        assert_eq!(e.bytes(), text + fixed);
     }
 
     #[test]
@@ -353,7 +432,7 @@ mod tests {
         // A page handed out gives its entries' bytes back; the rest stays.
         let mut sa = states.take(&ca, now).expect("a stored");
         let page = sa.next(2);
-        let sent: usize = page.iter().map(entry_bytes).sum();
+        let sent: usize = page.iter().map(Held::bytes).sum();
         assert_eq!(budget.held(), cost_a + cost_b - sent);
         let ca = states.put_back(sa, now);
         assert_eq!(budget.held(), cost_a + cost_b - sent);

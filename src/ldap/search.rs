@@ -17,15 +17,13 @@ use super::codec::{
     AttrRef, Outgoing,
 };
 use super::handler::{Handler, Outcome, Session};
-use super::paging::OverBudget;
+use super::paging::{Held, OverBudget};
 use super::result::{from_directory, ldap_result, success};
 use crate::directory::entry::{root_dse, subschema_entry, AttrSink, Pushed, Requested, Wanted};
 use crate::directory::filter::NoChain;
 use crate::directory::schema::AttributeType;
 use crate::directory::search::CachedGroup;
-use crate::directory::{
-    Dn, Entry, Filter, Scope, SearchItem, SearchQuery, SearchResults, Target, UserEntry,
-};
+use crate::directory::{Dn, Entry, Filter, Scope, SearchItem, SearchQuery, Target, UserEntry};
 
 /// Controls announced in the root DSE.
 pub const SUPPORTED_CONTROLS: &[&str] = &[super::OID_PAGED_RESULTS];
@@ -115,21 +113,20 @@ impl Handler {
         let requested = Requested::parse(&req.attrs);
         let wanted = requested.wanted();
         let size_limit = effective_size_limit(req.sizelimit, self.limits.size_limit);
+        // A paged search keeps what its first page does not send, within
+        // what the server-wide budget has room for now.
+        let keep = paging.as_ref().map(|(size, _)| Keep {
+            first: page_len((*size).max(1)),
+            room: session.paging.room(),
+        });
         let found = self
             .run_query(
-                session,
-                msgid,
-                query,
-                wanted,
-                &requested,
-                size_limit,
-                &req,
-                paging.is_none(),
-                stop,
+                session, msgid, query, wanted, &requested, size_limit, &req, keep, stop,
             )
             .await;
         let (entries, code) = match found {
-            Ok(Ok(Found::Entries(results))) => limit(results, size_limit),
+            Ok(Ok(Found::Held(Some(kept)))) => kept,
+            Ok(Ok(Found::Held(None))) => return refuse_paged(session, msgid),
             Ok(Ok(Found::Stream(stream))) => return Outcome::streaming(stream),
             Ok(Ok(Found::Sent(out))) => return Outcome::sending(out),
             Ok(Err(e)) => return done(msgid, from_directory(&e), None),
@@ -146,15 +143,15 @@ impl Handler {
         self.answer(session, msgid, &req, entries, code, paging, fingerprint)
     }
 
-    /// The answer of a search whose entries are built: the first page of
-    /// a paged search, or every entry and the result.
+    /// The answer of a paged search whose entries are found: its first
+    /// page, or, when a limit ended it, every entry found and the result.
     #[allow(clippy::too_many_arguments)]
     fn answer(
         &self,
         session: &mut Session,
         msgid: i32,
         req: &LdapSearchRequest,
-        entries: Vec<Entry>,
+        entries: Vec<Held>,
         code: LdapResultCode,
         paging: Option<(i64, Vec<u8>)>,
         fingerprint: String,
@@ -168,29 +165,44 @@ impl Handler {
                 done(msgid, success(), Some(Vec::new()))
             }
             _ => {
-                // The entries go out as one run of encoded messages,
-                // written straight from the entries.
-                let mut out = Vec::with_capacity(2);
-                if !entries.is_empty() {
-                    let requested = Requested::parse(&req.attrs);
-                    let mut encoded = BytesMut::new();
-                    for e in &entries {
-                        encode_entry(msgid, e, &requested, req.typesonly, &mut encoded);
-                    }
-                    out.push(Outgoing::Encoded(encoded.freeze()));
-                }
                 let ctrl = paging.map(|_| paged_control(Vec::new()));
-                out.push(
-                    LdapMsg::new_with_ctrls(
-                        msgid,
-                        LdapOp::SearchResultDone(limit_result(code)),
-                        ctrl.into_iter().collect(),
-                    )
-                    .into(),
+                let done = LdapMsg::new_with_ctrls(
+                    msgid,
+                    LdapOp::SearchResultDone(limit_result(code)),
+                    ctrl.into_iter().collect(),
                 );
-                Outcome::sending(out)
+                self.held_answer(msgid, req, entries, done)
             }
         }
+    }
+
+    /// The held entries as one run of encoded messages, then `done`.
+    fn held_answer(
+        &self,
+        msgid: i32,
+        req: &LdapSearchRequest,
+        entries: Vec<Held>,
+        done: LdapMsg,
+    ) -> Outcome {
+        let mut out = Vec::with_capacity(2);
+        if !entries.is_empty() {
+            let requested = Requested::parse(&req.attrs);
+            let wanted = requested.wanted();
+            let mut items = ItemWriter::new(msgid, req, &requested);
+            let mut encoded = BytesMut::new();
+            for held in entries {
+                match held {
+                    Held::Entry(e) => items.write(SearchItem::Entry(*e), &mut encoded),
+                    Held::User(u) => self
+                        .directory
+                        .held_user(&u, &wanted, |user| items.write_user(user, &mut encoded)),
+                    Held::Group(g) => items.write(SearchItem::Group(g), &mut encoded),
+                }
+            }
+            out.push(Outgoing::Encoded(encoded.freeze()));
+        }
+        out.push(done.into());
+        Outcome::sending(out)
     }
 
     /// A later page of a paged search: the saved entries of `cookie`, if
@@ -235,7 +247,7 @@ impl Handler {
         } else {
             session.paging.put_back(state, Instant::now())
         };
-        page_answer(msgid, req, entries, cookie)
+        self.page_answer(msgid, req, entries, cookie)
     }
 
     /// The answer when `base` is the root DSE or the subschema entry.
@@ -310,8 +322,9 @@ impl Handler {
     }
 
     /// Runs the query: a lookup by key here, anything that may scan on the
-    /// blocking pool (off the reactor). `encode_here`: the entries are not
-    /// kept (no paging), so they are encoded on the thread that built them.
+    /// blocking pool (off the reactor). Without `keep` (no paging) the
+    /// entries are not kept, so they are encoded on the thread that built
+    /// them.
     #[allow(clippy::too_many_arguments)]
     async fn run_query(
         &self,
@@ -322,9 +335,10 @@ impl Handler {
         requested: &Requested,
         size_limit: Option<usize>,
         req: &LdapSearchRequest,
-        encode_here: bool,
+        keep: Option<Keep>,
         stop: &tokio_util::sync::CancellationToken,
     ) -> Result<Result<Found, crate::directory::DirectoryError>, tokio::task::JoinError> {
+        let encode_here = keep.is_none();
         // A lookup by key runs here, as the reader decided
         // ([`Handler::search_runs_inline`]): handing it to a blocking
         // thread and back costs more than the lookup (two wake-ups). Its
@@ -355,11 +369,17 @@ impl Handler {
             }
             return Ok(Ok(Found::Sent(out)));
         }
-        if session.on_reader {
-            return Ok(self
-                .directory
-                .search_selecting(&session.identity, &query, &wanted, &|| stop.is_cancelled())
-                .map(Found::Entries));
+        if let (true, Some(keep)) = (session.on_reader, keep) {
+            return Ok(keep
+                .run(
+                    &self.directory,
+                    &session.identity,
+                    &query,
+                    &wanted,
+                    &|| stop.is_cancelled(),
+                    size_limit,
+                )
+                .map(Found::Held));
         }
         let directory = self.directory.clone();
         let identity = session.identity.clone();
@@ -369,7 +389,7 @@ impl Handler {
         // another thread costs the allocator more), and sent to the
         // connection in batches as they come, so a search over a million
         // users never holds its answer whole.
-        if encode_here {
+        let Some(keep) = keep else {
             let (tx, rx) = mpsc::channel(STREAM_BATCHES);
             let req = req.clone();
             let requested = requested.clone();
@@ -404,11 +424,17 @@ impl Handler {
                 }
             });
             return Ok(Ok(Found::Stream(rx)));
-        }
+        };
         tokio::task::spawn_blocking(move || {
-            directory
-                .search_selecting(&identity, &query, &wanted, &|| stop.is_cancelled())
-                .map(Found::Entries)
+            keep.run(
+                &directory,
+                &identity,
+                &query,
+                &wanted,
+                &|| stop.is_cancelled(),
+                size_limit,
+            )
+            .map(Found::Held)
         })
         .await
     }
@@ -422,12 +448,12 @@ impl Handler {
         session: &mut Session,
         msgid: i32,
         req: &LdapSearchRequest,
-        entries: Vec<Entry>,
+        entries: Vec<Held>,
         size: i64,
         fingerprint: String,
     ) -> Outcome {
-        let mut remaining: VecDeque<Entry> = entries.into();
-        let first: Vec<Entry> = remaining
+        let mut remaining: VecDeque<Held> = entries.into();
+        let first: Vec<Held> = remaining
             .drain(..page_len(size).min(remaining.len()))
             .collect();
         let cookie = if remaining.is_empty() {
@@ -438,51 +464,52 @@ impl Handler {
                 .insert(fingerprint, remaining, Instant::now())
             {
                 Ok(cookie) => cookie,
-                Err(OverBudget) => {
-                    crate::metrics::paged_refused();
-                    static FULL: crate::quiet::Every = crate::quiet::Every::new();
-                    if let Some(left_out) = FULL.line() {
-                        tracing::warn!(peer = %session.peer, left_out, "paged search refused: ldap.paged_results_max_bytes reached (left_out: others since the last line)");
-                    }
-                    return done(
-                        msgid,
-                        ldap_result(
-                            LdapResultCode::AdminLimitExceeded,
-                            "too much is held by open paged searches on this server; \
-                             finish or abandon paged searches, or use a larger page size",
-                        ),
-                        None,
-                    );
-                }
+                Err(OverBudget) => return refuse_paged(session, msgid),
             }
         };
-        page_answer(msgid, req, first, cookie)
+        self.page_answer(msgid, req, first, cookie)
     }
+
+    /// One page: its entries, and the result with the cookie of the rest
+    /// (empty on the last page).
+    fn page_answer(
+        &self,
+        msgid: i32,
+        req: &LdapSearchRequest,
+        entries: Vec<Held>,
+        cookie: Vec<u8>,
+    ) -> Outcome {
+        let done = LdapMsg::new_with_ctrls(
+            msgid,
+            LdapOp::SearchResultDone(success()),
+            vec![paged_control(cookie)],
+        );
+        self.held_answer(msgid, req, entries, done)
+    }
+}
+
+/// A paged search the server-wide budget cannot keep: refused with
+/// adminLimitExceeded, nothing kept.
+fn refuse_paged(session: &Session, msgid: i32) -> Outcome {
+    crate::metrics::paged_refused();
+    static FULL: crate::quiet::Every = crate::quiet::Every::new();
+    if let Some(left_out) = FULL.line() {
+        tracing::warn!(peer = %session.peer, left_out, "paged search refused: ldap.paged_results_max_bytes reached (left_out: others since the last line)");
+    }
+    done(
+        msgid,
+        ldap_result(
+            LdapResultCode::AdminLimitExceeded,
+            "too much is held by open paged searches on this server; \
+             finish or abandon paged searches, or use a larger page size",
+        ),
+        None,
+    )
 }
 
 /// Entries a page of `size` may carry (`size` > 0).
 fn page_len(size: i64) -> usize {
     usize::try_from(size).unwrap_or(usize::MAX)
-}
-
-/// One page: its entries, and the result with the cookie of the rest
-/// (empty on the last page).
-fn page_answer(
-    msgid: i32,
-    req: &LdapSearchRequest,
-    entries: Vec<Entry>,
-    cookie: Vec<u8>,
-) -> Outcome {
-    let mut out: Vec<LdapMsg> = entries
-        .into_iter()
-        .map(|e| entry_msg(msgid, e, req))
-        .collect();
-    out.push(LdapMsg::new_with_ctrls(
-        msgid,
-        LdapOp::SearchResultDone(success()),
-        vec![paged_control(cookie)],
-    ));
-    Outcome::many(out)
 }
 
 impl Handler {
@@ -569,7 +596,10 @@ fn done(msgid: i32, res: LdapResult, paged_cookie: Option<Vec<u8>>) -> Outcome {
 /// What a search found: its entries, or, when nothing but the answer
 /// needs them, their encoded bodies and the result code.
 enum Found {
-    Entries(SearchResults),
+    /// A paged search's entries, kept for its pages, and the result code
+    /// of a limit that ended it; `None` when they would not fit the
+    /// budget ([`Keep`]).
+    Held(Option<(Vec<Held>, LdapResultCode)>),
     /// The entries' messages in batches, then the searchResultDone.
     Stream(mpsc::Receiver<Outgoing>),
     /// The entries' messages and the searchResultDone, encoded here.
@@ -608,38 +638,18 @@ impl Encoded<'_> {
         stopped: &(dyn Fn() -> bool + Sync),
         flush: &mut dyn FnMut(Bytes) -> bool,
     ) -> Option<LdapResult> {
-        let requested = self.requested;
         let mut encoded = BytesMut::new();
         let mut sent = 0;
         let mut over_size = false;
         let mut gone = false;
-        let mut writer = UserWriter::new(requested, self.req.typesonly);
-        // A group's body is encoded once per selection and kept with its
-        // cached entry (as for a base read of it); the key is made at the
-        // first group, not for every lookup of a user.
-        let mut key: Option<String> = None;
+        let mut items = ItemWriter::new(self.msgid, self.req, self.requested);
         let result = directory.search_items(identity, query, wanted, &stopped, &mut |item| {
             if self.size_limit.is_some_and(|limit| sent >= limit) {
                 over_size = true;
                 return false;
             }
             sent += 1;
-            match item {
-                SearchItem::Entry(e) => {
-                    encode_entry(self.msgid, &e, requested, self.req.typesonly, &mut encoded)
-                }
-                SearchItem::User(user) => writer.write(self.msgid, &user, &mut encoded),
-                SearchItem::Group(CachedGroup { entry, derived }) => {
-                    let key = key.get_or_insert_with(|| selection_key(self.req));
-                    let op = derived.get(key).unwrap_or_else(|| {
-                        let op = entry_body(&entry, requested, self.req.typesonly);
-                        derived.insert(key.clone(), op.clone());
-                        op
-                    });
-                    entry_header(self.msgid, op.len(), &mut encoded);
-                    encoded.extend_from_slice(&op);
-                }
-            }
+            items.write(item, &mut encoded);
             if encoded.len() >= self.batch && !flush(encoded.split().freeze()) {
                 gone = true;
                 return false;
@@ -655,6 +665,55 @@ impl Encoded<'_> {
             Ok(_) => success(),
             Err(e) => from_directory(&e),
         })
+    }
+}
+
+/// Writes the entries a search hands out as searchResultEntry messages:
+/// built entries as they are, users from their parts, groups from the
+/// body kept with their cached entry.
+struct ItemWriter<'a> {
+    msgid: i32,
+    req: &'a LdapSearchRequest,
+    requested: &'a Requested,
+    users: UserWriter<'a>,
+    /// A group's body is encoded once per selection and kept with its
+    /// cached entry (as for a base read of it); the key is made at the
+    /// first group, not for every lookup of a user.
+    key: Option<String>,
+}
+
+impl<'a> ItemWriter<'a> {
+    fn new(msgid: i32, req: &'a LdapSearchRequest, requested: &'a Requested) -> ItemWriter<'a> {
+        ItemWriter {
+            msgid,
+            req,
+            requested,
+            users: UserWriter::new(requested, req.typesonly),
+            key: None,
+        }
+    }
+
+    fn write(&mut self, item: SearchItem<'_>, buf: &mut BytesMut) {
+        match item {
+            SearchItem::Entry(e) => {
+                encode_entry(self.msgid, &e, self.requested, self.req.typesonly, buf)
+            }
+            SearchItem::User(user) => self.write_user(&user, buf),
+            SearchItem::Group(CachedGroup { entry, derived }) => {
+                let key = self.key.get_or_insert_with(|| selection_key(self.req));
+                let op = derived.get(key).unwrap_or_else(|| {
+                    let op = entry_body(&entry, self.requested, self.req.typesonly);
+                    derived.insert(key.clone(), op.clone());
+                    op
+                });
+                entry_header(self.msgid, op.len(), buf);
+                buf.extend_from_slice(&op);
+            }
+        }
+    }
+
+    fn write_user(&mut self, user: &UserEntry<'_>, buf: &mut BytesMut) {
+        self.users.write(self.msgid, user, buf);
     }
 }
 
@@ -714,25 +773,68 @@ impl AttrSink for UserWriter<'_> {
     }
 }
 
-/// The entries a search may send under `size_limit`, and the result code
-/// (size or time limit exceeded, or success).
-fn limit(results: SearchResults, size_limit: Option<usize>) -> (Vec<Entry>, LdapResultCode) {
-    let mut entries = results.entries;
-    let mut code = if results.time_limit_exceeded {
-        LdapResultCode::TimeLimitExceeded
-    } else {
-        LdapResultCode::Success
-    };
-    if let Some(limit) = size_limit {
-        if entries.len() > limit {
-            entries.truncate(limit);
-            code = LdapResultCode::SizeLimitExceeded;
-        }
-    }
-    (entries, code)
+/// What a paged search keeps beyond its first page, and what it may.
+#[derive(Clone, Copy)]
+struct Keep {
+    /// Entries the first page sends (not kept).
+    first: usize,
+    /// Bytes the server-wide budget has room for now.
+    room: usize,
 }
 
-/// The searchResultDone result for `code` of [`limit`].
+impl Keep {
+    /// Runs the search on this thread, keeping its entries (users as
+    /// their shared records) and the result code of a size or time limit
+    /// that ended it; `None` as soon as those beyond the first page pass
+    /// `room` (the search is to be refused, and nothing more is read).
+    /// Under a size limit the search ends there and is sent whole.
+    fn run(
+        self,
+        directory: &crate::directory::Directory,
+        identity: &crate::directory::Identity,
+        query: &SearchQuery,
+        wanted: &Wanted,
+        stopped: &(dyn Fn() -> bool + Sync),
+        size_limit: Option<usize>,
+    ) -> Result<Option<(Vec<Held>, LdapResultCode)>, crate::directory::DirectoryError> {
+        let mut entries = Vec::new();
+        let mut bytes = 0usize;
+        let (mut over_size, mut over_budget) = (false, false);
+        let end = directory.search_items(identity, query, wanted, stopped, &mut |item| {
+            if size_limit.is_some_and(|limit| entries.len() >= limit) {
+                over_size = true;
+                return false;
+            }
+            let held = match item {
+                SearchItem::Entry(e) => Held::Entry(Box::new(e)),
+                SearchItem::User(user) => Held::User(user.hold()),
+                SearchItem::Group(group) => Held::Group(group),
+            };
+            if entries.len() >= self.first && size_limit.is_none() {
+                bytes += held.bytes();
+                if bytes > self.room {
+                    over_budget = true;
+                    return false;
+                }
+            }
+            entries.push(held);
+            true
+        })?;
+        if over_budget {
+            return Ok(None);
+        }
+        let code = if over_size {
+            LdapResultCode::SizeLimitExceeded
+        } else if end.time_limit_exceeded {
+            LdapResultCode::TimeLimitExceeded
+        } else {
+            LdapResultCode::Success
+        };
+        Ok(Some((entries, code)))
+    }
+}
+
+/// The searchResultDone result for a search that ended with `code`.
 fn limit_result(code: LdapResultCode) -> LdapResult {
     let message = match code {
         LdapResultCode::SizeLimitExceeded => "size limit exceeded",
@@ -949,7 +1051,8 @@ mod tests {
             ),
             // Never served, whatever a record holds.
             user("dave", &[("userPassword", "s3cret-value")]),
-        ];
+        ]
+        .map(std::sync::Arc::new);
         let member_of = [
             MemberOfDn::for_test(&format!("cn=group001,ou=groups,{base}")),
             MemberOfDn::for_test(&format!(r"cn=team\, a,ou=groups,{base}")),

@@ -245,3 +245,69 @@ fn unpaged_many(c: &mut LdapConn) -> (u32, usize) {
         .expect("search");
     (result.rc, entries.len())
 }
+
+/// A cap far below what 200 built entries with these attributes are
+/// counted for (some 700 bytes each), above what 200 kept records cost.
+const RECORDS_CAP: &str = "30000";
+const NSS_ATTRS: [&str; 8] = [
+    "objectClass",
+    "uid",
+    "uidNumber",
+    "gidNumber",
+    "cn",
+    "homeDirectory",
+    "loginShell",
+    "memberOf",
+];
+
+/// A paged enumeration of every user (a filter every user matches, as
+/// SSSD's and nslcd's) keeps the users' shared records for its later
+/// pages, not built entries: under a cap their entries would not fit, it
+/// pages through the same entries, in the same order, as the search
+/// without paging answers.
+#[test]
+fn a_paged_enumeration_keeps_records_not_entries() {
+    let mut env = FAST_HASH_ENV.to_vec();
+    env.push(("PORTCULLIS_LDAP_PAGED_RESULTS_MAX_BYTES", RECORDS_CAP));
+    let s = Server::start_seeded(&env, seed);
+    let base = format!("ou=users,{BASE}");
+    let filter = "(objectClass=posixAccount)";
+    let mut c = s.admin();
+    let ldap3::SearchResult(all, result) = c
+        .search(&base, Scope::OneLevel, filter, NSS_ATTRS.to_vec())
+        .expect("search");
+    assert_eq!(result.rc, 0);
+    assert!(all.len() > USERS, "every pg user and the admin account");
+    let all: Vec<_> = all.into_iter().map(ldap3::SearchEntry::construct).collect();
+
+    let mut paged = Vec::new();
+    let mut cookie = Vec::new();
+    for n in 0.. {
+        assert!(n <= all.len() / 7 + 1, "the pages never ended");
+        let ldap3::SearchResult(entries, result) = c
+            .with_controls(PagedResults { size: 7, cookie })
+            .search(&base, Scope::OneLevel, filter, NSS_ATTRS.to_vec())
+            .expect("paged search");
+        assert_eq!(result.rc, 0, "page {n}: {}", result.text);
+        paged.extend(entries.into_iter().map(ldap3::SearchEntry::construct));
+        cookie = result
+            .ctrls
+            .iter()
+            .find(|Control(_, raw)| raw.ctype == "1.2.840.113556.1.4.319")
+            .map(|c| c.1.parse::<PagedResults>().cookie)
+            .unwrap_or_default();
+        if cookie.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(paged.len(), all.len());
+    for (p, a) in paged.iter().zip(&all) {
+        assert_eq!((&p.dn, &p.attrs), (&a.dn, &a.attrs));
+    }
+    assert!(all.iter().all(|e| e.attrs.contains_key("uidNumber")));
+
+    // The same cap refuses a search whose entries are kept built: a
+    // filter evaluated on each entry (a substring of uid) keeps entries.
+    let (rc, n, _) = page(&mut s.admin(), 1, Vec::new());
+    assert_eq!((rc, n), (ADMIN_LIMIT_EXCEEDED, 0));
+}

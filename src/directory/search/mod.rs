@@ -131,7 +131,7 @@ impl AsRef<str> for MemberOfDn {
 pub struct UserEntry<'a> {
     base: &'a Dn,
     dn: &'a str,
-    user: &'a User,
+    user: &'a Arc<User>,
     member_of: &'a [MemberOfDn],
     superuser: bool,
     wanted: &'a Wanted,
@@ -143,7 +143,7 @@ impl<'a> UserEntry<'a> {
     pub(crate) fn for_test(
         base: &'a Dn,
         dn: &'a str,
-        user: &'a User,
+        user: &'a Arc<User>,
         member_of: &'a [MemberOfDn],
         superuser: bool,
         wanted: &'a Wanted,
@@ -183,6 +183,53 @@ impl<'a> UserEntry<'a> {
             self.superuser,
             self.wanted,
         )
+    }
+
+    /// What a paged search keeps of it for a later page: the record
+    /// (shared, not copied) and what the search found about it.
+    pub fn hold(&self) -> HeldUser {
+        HeldUser {
+            user: self.user.clone(),
+            member_of: self.member_of.into(),
+            superuser: self.superuser,
+        }
+    }
+}
+
+/// A user's entry as a paged search keeps it between pages
+/// ([`UserEntry::hold`]): a million users held cost their pointers and
+/// memberOf lists, not a million built entries. Written later with
+/// [`Directory::held_user`], from the record as it was when the search
+/// ran.
+pub struct HeldUser {
+    user: Arc<User>,
+    member_of: Box<[MemberOfDn]>,
+    superuser: bool,
+}
+
+impl HeldUser {
+    /// The memory it holds, for a budget: its own size and its memberOf
+    /// list, and the record's strings when nothing else (the record
+    /// cache) holds the record.
+    /// The count is taken when the search is kept and again as each page
+    /// is sent; what the reservation holds beyond what the pages gave
+    /// back returns when the search ends.
+    pub fn bytes(&self) -> usize {
+        let own = std::mem::size_of::<HeldUser>()
+            + std::mem::size_of_val::<[MemberOfDn]>(&self.member_of);
+        let record = if Arc::strong_count(&self.user) > 1 {
+            0
+        } else {
+            let u = &*self.user;
+            let (text, ends) = u.attrs.heap_bytes();
+            std::mem::size_of::<User>()
+                + u.username.len()
+                + u.full_name.as_ref().map_or(0, String::len)
+                + u.email.as_ref().map_or(0, String::len)
+                + text
+                + ends
+        };
+        own + record
     }
 }
 
@@ -622,6 +669,26 @@ impl Directory {
         sink: &mut dyn FnMut(SearchItem<'_>) -> bool,
     ) -> Result<SearchEnd, DirectoryError> {
         self.search_with(who, q, selected, stop, true, sink)
+    }
+
+    /// Hands `write` the parts of a user's entry a paged search kept
+    /// ([`UserEntry::hold`]), with the `wanted` attributes of that search.
+    pub fn held_user<R>(
+        &self,
+        held: &HeldUser,
+        wanted: &Wanted,
+        write: impl FnOnce(&UserEntry<'_>) -> R,
+    ) -> R {
+        let mut dn = String::new();
+        entry::push_child_dn(&mut dn, &held.user.username, &self.inner.users_ou);
+        write(&UserEntry {
+            base: &self.inner.base,
+            dn: &dn,
+            user: &held.user,
+            member_of: &held.member_of,
+            superuser: held.superuser,
+            wanted,
+        })
     }
 
     /// The search of [`Directory::search_items`]; with `parts` false every
