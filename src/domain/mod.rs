@@ -18,6 +18,7 @@
 
 pub mod attrs;
 pub mod batch;
+pub mod footprint;
 pub mod mfa;
 pub mod model;
 pub mod net;

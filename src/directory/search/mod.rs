@@ -38,6 +38,7 @@ use super::dn::Dn;
 use super::entry::{self, Entry, Wanted};
 use super::filter::Filter;
 use super::tree::{self, Target};
+use crate::domain::footprint::Footprint;
 use crate::store::{GroupId, Member, Store, StoreError, User, UserId};
 
 /// The most groups a member lookup may return and still run where it is
@@ -209,8 +210,9 @@ pub struct HeldUser {
 
 impl HeldUser {
     /// The memory it holds, for a budget: its own size and its memberOf
-    /// list, and the record's strings when nothing else (the record
+    /// list, and the record's footprint when nothing else (the record
     /// cache) holds the record.
+    ///
     /// The count is taken when the search is kept and again as each page
     /// is sent; what the reservation holds beyond what the pages gave
     /// back returns when the search ends.
@@ -220,14 +222,7 @@ impl HeldUser {
         let record = if Arc::strong_count(&self.user) > 1 {
             0
         } else {
-            let u = &*self.user;
-            let (text, ends) = u.attrs.heap_bytes();
-            std::mem::size_of::<User>()
-                + u.username.len()
-                + u.full_name.as_ref().map_or(0, String::len)
-                + u.email.as_ref().map_or(0, String::len)
-                + text
-                + ends
+            self.user.footprint()
         };
         own + record
     }

@@ -27,7 +27,8 @@ use serde::de::DeserializeOwned;
 use sled::{IVec, Tree};
 
 use super::{backend, decode, Result};
-use crate::store::{Group, GroupId, User, UserId};
+use crate::domain::footprint::Footprint;
+use crate::store::{GroupId, User, UserId};
 
 /// An id whose last byte is random (version 4 UUIDs), to pick a shard.
 pub(super) trait RecordId: Copy + Eq + Hash + Display {
@@ -57,49 +58,6 @@ const SHARDS: usize = 16;
 /// 4 GiB): 0.73 KB per user when a user took ten heap blocks, 0.48 KB
 /// since its attributes take two (five in all); counted 0.76 and 0.53.
 const KEPT_OVERHEAD: usize = 96;
-
-/// The memory a decoded record takes, to count kept records against the
-/// budget: its size and the blocks its strings and lists take from the
-/// allocator.
-pub(super) trait Footprint {
-    fn footprint(&self) -> usize;
-}
-
-/// A heap block of `len` bytes as the allocator hands it out (16-byte
-/// granules; larger size classes are coarser), and what each block costs
-/// the allocator beyond its bytes (measured: see [`KEPT_OVERHEAD`]).
-fn block(len: usize) -> usize {
-    if len == 0 {
-        0
-    } else {
-        len.next_multiple_of(16) + 16
-    }
-}
-
-fn string(s: &str) -> usize {
-    block(s.len())
-}
-
-impl Footprint for User {
-    fn footprint(&self) -> usize {
-        std::mem::size_of::<User>()
-            + string(&self.username)
-            + self.full_name.as_deref().map_or(0, string)
-            + self.email.as_deref().map_or(0, string)
-            + {
-                let (text, ends) = self.attrs.heap_bytes();
-                block(text) + block(ends)
-            }
-    }
-}
-
-impl Footprint for Group {
-    fn footprint(&self) -> usize {
-        std::mem::size_of::<Group>()
-            + string(&self.name)
-            + self.description.as_deref().map_or(0, string)
-    }
-}
 
 fn cost<V: Footprint>(record: &V) -> usize {
     record.footprint() + KEPT_OVERHEAD
@@ -452,7 +410,7 @@ impl UserList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::User;
+    use crate::store::{Group, User};
     use uuid::Uuid;
 
     fn user(name: &str) -> User {
