@@ -153,10 +153,15 @@ pub fn write_backup(
             .create(dir)
             .map_err(io_error("creating", dir))?;
     }
-    let path = dir.join(format!(
-        "{PREFIX}{}{SUFFIX}",
-        stamp(time::OffsetDateTime::now_utc())
-    ));
+    // Named by the millisecond; a backup within the same millisecond as
+    // the last takes the next free one, so it never replaces it and the
+    // names still sort by age.
+    let name = |at| dir.join(format!("{PREFIX}{}{SUFFIX}", stamp(at)));
+    let mut at = time::OffsetDateTime::now_utc();
+    while name(at).exists() {
+        at += time::Duration::milliseconds(1);
+    }
+    let path = name(at);
     let mut failed = None;
     let mut pruned = None;
     write_private_with(
