@@ -189,7 +189,7 @@ pub fn user_set_attr(
         Some(attr) => Target::Attr(attr.name.to_string()),
         // Unsetting a stored attribute that is no longer settable is allowed,
         // so nothing can get stuck on a user.
-        None if value.is_none() && user.attrs.name_like(key).is_some() => {
+        None if value.is_none() && user.attrs.pair_like(key).is_some() => {
             Target::Attr(key.to_string())
         }
         None => {
@@ -218,7 +218,7 @@ pub fn user_set_attr(
             Target::Email => u.email = value.clone(),
             Target::Attr(name) => {
                 // Keys are canonical names; drop any differently-cased copy.
-                if let Some(old) = u.attrs.name_like(name).map(str::to_string) {
+                if let Some(old) = u.attrs.pair_like(name).map(|(k, _)| k.to_string()) {
                     u.attrs.remove(&old);
                 }
                 if let Some(v) = &value {

@@ -67,9 +67,10 @@ impl Attrs {
         self.position(key).ok().map(|i| self.pair(i).1)
     }
 
-    /// The name under which `name` is held, whatever its case.
-    pub fn name_like(&self, name: &str) -> Option<&str> {
-        self.keys().find(|k| k.eq_ignore_ascii_case(name))
+    /// The name under which `name` is held, whatever its case, and its
+    /// value.
+    pub fn pair_like(&self, name: &str) -> Option<(&str, &str)> {
+        self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -406,7 +407,7 @@ mod tests {
         );
         assert_eq!(a.remove("x"), Some(s("2")));
         assert_eq!(a.remove("x"), None);
-        assert_eq!(a.name_like("XY"), Some("xy"));
+        assert_eq!(a.pair_like("XY"), Some(("xy", "z")));
         assert_eq!(a.keys().collect::<Vec<_>>(), ["", "a", "xy"]);
         assert_eq!(
             a.values().rev().collect::<Vec<_>>(),

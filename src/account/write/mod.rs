@@ -213,12 +213,7 @@ impl Accounts {
     /// `accounts.login_shells` (constraintViolation otherwise); admins may
     /// set any path the syntax allows.
     fn check_own_shell(&self, before: &User, after: &User) -> Result<()> {
-        let shell = |u: &User| {
-            u.attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("loginShell"))
-                .map(|(_, v)| v.to_string())
-        };
+        let shell = |u: &User| u.attrs.pair_like("loginShell").map(|(_, v)| v.to_string());
         match shell(after) {
             Some(new)
                 if shell(before).as_ref() != Some(&new) && !self.settings.allows_shell(&new) =>

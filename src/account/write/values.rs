@@ -344,10 +344,10 @@ pub(super) fn apply_user_change(
         "mail" => apply_single(&mut user.email, ty, kind, values),
         _ if computed(ty) => Err(no_user_modification(ty)),
         _ if schema::user_settable(ty.name).is_some() => {
-            let key = user.attrs.name_like(ty.name).map(str::to_string);
-            let mut slot = key
-                .as_ref()
-                .and_then(|k| user.attrs.get(k).map(str::to_string));
+            let (key, mut slot) = match user.attrs.pair_like(ty.name) {
+                Some((k, v)) => (Some(k.to_string()), Some(v.to_string())),
+                None => (None, None),
+            };
             apply_single(&mut slot, ty, kind, values)?;
             if let Some(k) = key {
                 user.attrs.remove(&k);
