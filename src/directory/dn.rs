@@ -55,10 +55,16 @@ impl Ava {
 
     /// `type=value` in normalised form.
     fn normalized(&self) -> String {
-        let mut s = normalized_type(&self.attr);
-        s.push('=');
-        push_normalized_value(&mut s, &self.value);
+        let mut s = String::with_capacity(self.attr.len() + 1 + self.value.len());
+        self.push_normalized(&mut s);
         s
+    }
+
+    /// [`Ava::normalized`] appended to `out`.
+    fn push_normalized(&self, out: &mut String) {
+        push_normalized_type(out, &self.attr);
+        out.push('=');
+        push_normalized_value(out, &self.value);
     }
 }
 
@@ -72,12 +78,20 @@ impl Rdn {
 
     /// Normalised form: each AVA normalised, sorted, joined with `+`.
     pub fn normalized(&self) -> String {
+        let mut s = String::new();
+        self.push_normalized(&mut s);
+        s
+    }
+
+    /// [`Rdn::normalized`] appended to `out`: a single AVA (nearly every
+    /// RDN) without a string of its own.
+    fn push_normalized(&self, out: &mut String) {
         if let [ava] = &self.avas[..] {
-            return ava.normalized();
+            return ava.push_normalized(out);
         }
         let mut parts: Vec<String> = self.avas.iter().map(Ava::normalized).collect();
         parts.sort();
-        parts.join("+")
+        out.push_str(&parts.join("+"));
     }
 }
 
@@ -85,14 +99,20 @@ impl Rdn {
 /// in lowercase when known (`2.5.4.3`, `commonName`, `CN` → `cn`), else the
 /// type lowercased.
 pub fn normalized_type(attr: &str) -> String {
+    let mut s = String::new();
+    push_normalized_type(&mut s, attr);
+    s
+}
+
+/// [`normalized_type`] appended to `out`.
+fn push_normalized_type(out: &mut String, attr: &str) {
     // The types DNs are made of here, already in their normal spelling.
     if let "cn" | "ou" | "dc" | "uid" | "o" = attr {
-        return attr.to_string();
+        return out.push_str(attr);
     }
-    match schema::attribute(attr) {
-        Some(at) => at.name.to_ascii_lowercase(),
-        None => attr.to_ascii_lowercase(),
-    }
+    let start = out.len();
+    out.push_str(schema::attribute(attr).map_or(attr, |at| at.name));
+    out[start..].make_ascii_lowercase();
 }
 
 /// True when two attribute types name the same thing (case-insensitive,
@@ -144,13 +164,15 @@ fn push_folded_escaped(out: &mut String, value: &str) {
     }
 }
 
-fn normalize_rdns(rdns: &[Rdn]) -> String {
-    let mut out = String::new();
+/// The normalised form of `rdns`; `len` the length of the string they were
+/// parsed from, which the normalised form rarely exceeds.
+fn normalize_rdns(rdns: &[Rdn], len: usize) -> String {
+    let mut out = String::with_capacity(len);
     for (i, rdn) in rdns.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&rdn.normalized());
+        rdn.push_normalized(&mut out);
     }
     out
 }
@@ -181,7 +203,12 @@ impl Dn {
 
     /// Builds a DN from RDNs, leftmost first.
     pub fn from_rdns(rdns: Vec<Rdn>) -> Dn {
-        let norm = normalize_rdns(&rdns);
+        let len = rdns
+            .iter()
+            .flat_map(|r| &r.avas)
+            .map(|a| a.attr.len() + a.value.len() + 2)
+            .sum();
+        let norm = normalize_rdns(&rdns, len);
         Dn { rdns, norm }
     }
 
@@ -211,7 +238,8 @@ impl Dn {
 
     /// `<rdn>,<self>`.
     pub fn child_rdn(&self, rdn: Rdn) -> Dn {
-        let mut norm = rdn.normalized();
+        let mut norm = String::with_capacity(self.norm.len() + 32);
+        rdn.push_normalized(&mut norm);
         if !self.is_root() {
             norm.push(',');
             norm.push_str(&self.norm);
@@ -231,7 +259,7 @@ impl Dn {
             if i > 0 {
                 norm.push(',');
             }
-            norm.push_str(&rdn.normalized());
+            rdn.push_normalized(&mut norm);
             all.push(rdn);
         }
         if !self.is_root() {
@@ -428,7 +456,10 @@ impl<'a> Parser<'a> {
         if self.peek().is_none() {
             return Ok(Dn::root());
         }
-        let mut rdns = Vec::new();
+        // At most one RDN per separator and one more (escaped separators
+        // overcount): one allocation for the list.
+        let separators = self.s.bytes().filter(|b| matches!(b, b',' | b';')).count();
+        let mut rdns = Vec::with_capacity(separators + 1);
         let mut avas = Vec::new();
         loop {
             self.skip_spaces();
@@ -552,6 +583,24 @@ impl<'a> Parser<'a> {
     }
 
     fn string_value(&mut self) -> Result<String, DnError> {
+        // Most values hold no escape: copied in one piece, trailing spaces
+        // (not part of the value) left out.
+        let start = self.pos;
+        let rest = self.s.as_bytes().get(start..).unwrap_or_default();
+        let end = rest
+            .iter()
+            .position(|b| matches!(b, b',' | b'+' | b';' | b'\\' | b'"' | b'<' | b'>' | b'\0'))
+            .unwrap_or(rest.len());
+        if !matches!(rest.get(end), Some(b'\\' | b'"' | b'<' | b'>' | b'\0')) {
+            self.pos += end;
+            let value = self.s.get(start..start + end).unwrap_or_default();
+            return Ok(value.trim_end_matches(' ').to_string());
+        }
+        self.escaped_string_value()
+    }
+
+    /// [`Parser::string_value`] byte by byte, escapes resolved.
+    fn escaped_string_value(&mut self) -> Result<String, DnError> {
         let mut buf = Vec::new();
         // Length of `buf` up to its last significant byte: unescaped
         // trailing spaces are not part of the value.
@@ -655,6 +704,18 @@ mod tests {
             push_folded_escaped(&mut slow, v);
             assert_eq!(fast, slow, "normalised {v:?}");
             assert_eq!(Fast(v).to_string(), Slow(v).to_string(), "escaped {v:?}");
+        }
+        // A value without escapes is copied in one piece: what the
+        // byte-by-byte reading gives.
+        for v in VALUES {
+            for input in [v.to_string(), format!("{v}  ,dc=x"), format!("{v}+cn=y")] {
+                let (mut fast, mut slow) = (Parser::new(&input), Parser::new(&input));
+                assert_eq!(
+                    (fast.string_value(), fast.pos),
+                    (slow.escaped_string_value(), slow.pos),
+                    "value {input:?}"
+                );
+            }
         }
         for name in ["cn", "ou", "dc", "uid", "o"] {
             let at = schema::attribute(name).expect("in the schema");
