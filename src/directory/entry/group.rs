@@ -62,7 +62,7 @@ pub fn group_entry_named(
     if let Some(d) = group
         .description
         .as_deref()
-        .filter(|d| !d.trim().is_empty())
+        .filter(|d| !d.trim_start().is_empty())
     {
         e.push_one("description", d);
     }

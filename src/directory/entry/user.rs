@@ -77,7 +77,7 @@ fn user_attr<'a>(user: &'a User, ty: &AttributeType) -> Option<&'a str> {
             .find(|(k, _)| ty.is_named(k))
             .map(|(_, v)| v)
     })?;
-    (!value.trim().is_empty()).then_some(value)
+    (!value.trim_start().is_empty()).then_some(value)
 }
 
 /// Attributes of a user entry the server computes; `user.attrs` cannot
@@ -186,7 +186,10 @@ pub fn push_user_attrs(
     if want(t.uid) {
         sink.push(t.uid, &[name]);
     }
-    let full_name = user.full_name.as_deref().filter(|n| !n.trim().is_empty());
+    let full_name = user
+        .full_name
+        .as_deref()
+        .filter(|n| !n.trim_start().is_empty());
     if want(t.sn) {
         let sn = user_attr(user, t.sn)
             .or_else(|| full_name.and_then(|n| n.split_whitespace().last()))
@@ -204,7 +207,7 @@ pub fn push_user_attrs(
         }
     }
     if want(t.mail) {
-        if let Some(mail) = user.email.as_deref().filter(|m| !m.trim().is_empty()) {
+        if let Some(mail) = user.email.as_deref().filter(|m| !m.trim_start().is_empty()) {
             sink.push(t.mail, &[mail]);
         }
     }
@@ -236,7 +239,7 @@ pub fn push_user_attrs(
                 continue;
             };
             // Cheapest first: most extra attributes are not wanted.
-            if !wanted.wants(ty) || !is_user_extra(ty) || value.trim().is_empty() {
+            if !wanted.wants(ty) || !is_user_extra(ty) || value.trim_start().is_empty() {
                 continue;
             }
             sink.push(ty, &[value]);
