@@ -64,7 +64,7 @@ fn build() -> Option<Fixture> {
                 username: root.username,
             },
             &SearchQuery {
-                base,
+                base: base.into(),
                 scope: Scope::Sub,
                 filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())),
                 deadline: None,

@@ -477,20 +477,8 @@ impl<K: Copy> KeptIds<K> {
         self.hashing.hash_one(n)
     }
 
-    /// SipHash of `bytes` in ASCII lowercase, fed in chunks folded on the
-    /// stack.
     fn folded_key(&self, bytes: &[u8]) -> u64 {
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher = self.hashing.build_hasher();
-        let mut buf = [0u8; 64];
-        for chunk in bytes.chunks(buf.len()) {
-            let folded = &mut buf[..chunk.len()];
-            folded.copy_from_slice(chunk);
-            folded.make_ascii_lowercase();
-            hasher.write(folded);
-        }
-        hasher.write_usize(bytes.len());
-        hasher.finish()
+        folded_hash(&self.hashing, bytes)
     }
 
     fn shard(&self, key: u64) -> MutexGuard<'_, HashMap<u64, K, rustc_hash::FxBuildHasher>> {
@@ -510,6 +498,118 @@ impl<K: Copy> KeptIds<K> {
             map.clear();
         }
         map.insert(key, id);
+    }
+}
+
+/// SipHash of `bytes` in ASCII lowercase under `hashing`'s keys, fed in
+/// chunks folded on the stack.
+fn folded_hash(hashing: &std::collections::hash_map::RandomState, bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = hashing.build_hasher();
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(buf.len()) {
+        let folded = &mut buf[..chunk.len()];
+        folded.copy_from_slice(chunk);
+        folded.make_ascii_lowercase();
+        hasher.write(folded);
+    }
+    hasher.write_usize(bytes.len());
+    hasher.finish()
+}
+
+/// Beyond this many kept misses a shard of [`KeptMisses`] forgets them.
+const MAX_KEPT_MISSES: usize = 65_536;
+
+/// A shard of [`KeptMisses`]: key → (check, finished writes when the
+/// index missed).
+type MissMap = HashMap<u64, (u64, u64), rustc_hash::FxBuildHasher>;
+
+/// What a [`KeptMisses`] entry is checked against besides its key: the
+/// looked-up value, hashed under the misses' own random keys.
+#[derive(Clone, Copy)]
+pub(super) enum Missed<'a> {
+    UserName(&'a str),
+    Email(&'a str),
+    UidNumber(u32),
+    GroupName(&'a str),
+    GidNumber(u32),
+}
+
+/// Lookups by name, email or number that the store's index answered with
+/// nothing, kept with the store's count of finished writes read before
+/// the index was asked ([`Backend::finished_writes`]) and used only while
+/// that count has not moved: Grafana's `(cn=X)` from the base DN asks for
+/// a group named like every user who logs in, and each such miss walked
+/// sled's pages. Any write (a user or group created or renamed, an email
+/// or number set) moves the count once it is done, so the next lookup
+/// asks the index again; a backend without such a count (PostgreSQL,
+/// written by other instances) keeps nothing.
+///
+/// An entry is found by the [`KeptIds`] key of the value and checked
+/// against a second hash of it under other random keys, so a different
+/// value with the same key is not taken for a miss (both hashes would
+/// have to collide). At most [`MAX_KEPT_MISSES`] are kept; a full shard
+/// forgets what is stale, then everything.
+///
+/// [`Backend::finished_writes`]: crate::store::Backend::finished_writes
+pub(super) struct KeptMisses {
+    hashing: std::collections::hash_map::RandomState,
+    shards: [Mutex<MissMap>; SHARDS],
+}
+
+impl Default for KeptMisses {
+    fn default() -> Self {
+        KeptMisses {
+            hashing: std::collections::hash_map::RandomState::new(),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::default())),
+        }
+    }
+}
+
+impl KeptMisses {
+    fn check(&self, missed: Missed<'_>) -> u64 {
+        use std::hash::BuildHasher;
+        // The kind goes into the check: the maps of names and of numbers
+        // hand out keys that may meet in this one.
+        let (kind, text) = match missed {
+            Missed::UserName(name) => (0u8, name),
+            Missed::Email(email) => (1, email),
+            Missed::GroupName(name) => (3, name),
+            Missed::UidNumber(n) => return self.hashing.hash_one((2u8, n)),
+            Missed::GidNumber(n) => return self.hashing.hash_one((4u8, n)),
+        };
+        // Emails compare lowercased (Unicode), names ASCII-folded.
+        if kind == 1 && !text.is_ascii() {
+            return self.hashing.hash_one((kind, text.to_lowercase()));
+        }
+        self.hashing
+            .hash_one((kind, folded_hash(&self.hashing, text.as_bytes())))
+    }
+
+    fn shard(&self, key: u64) -> MutexGuard<'_, MissMap> {
+        let index = usize::try_from(key >> 60).unwrap_or(0) % SHARDS;
+        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True when the index found nothing for `missed` (kept under `key`)
+    /// and no write has finished since: `writes` is the count now.
+    pub fn is_missing(&self, key: u64, missed: Missed<'_>, writes: u64) -> bool {
+        let kept = self.shard(key).get(&key).copied();
+        kept.is_some_and(|(check, at)| at == writes && check == self.check(missed))
+    }
+
+    /// The index found nothing for `missed` with `writes` writes finished
+    /// before it was asked.
+    pub fn insert(&self, key: u64, missed: Missed<'_>, writes: u64) {
+        let check = self.check(missed);
+        let mut map = self.shard(key);
+        if map.len() >= MAX_KEPT_MISSES / SHARDS {
+            map.retain(|_, (_, at)| *at == writes);
+            if map.len() >= MAX_KEPT_MISSES / SHARDS {
+                map.clear();
+            }
+        }
+        map.insert(key, (check, writes));
     }
 }
 
@@ -620,6 +720,29 @@ mod tests {
         assert!(c.member_of(2, users[2]).is_none());
         c.set_member_of(4, users[2], groups.clone());
         assert_eq!(c.usernames(3, &[users[3]])[0], None);
+    }
+
+    /// A full shard of misses forgets the stale ones first, then all: a
+    /// client sending names that do not exist cannot grow it.
+    #[test]
+    fn kept_misses_stay_bounded() {
+        let m = KeptMisses::default();
+        let cap = MAX_KEPT_MISSES / SHARDS;
+        let len = |m: &KeptMisses| m.shard(0).len();
+        let key = |i: usize| u64::try_from(i).expect("small");
+        for i in 0..cap {
+            m.insert(key(i), Missed::UidNumber(7), 1);
+        }
+        assert_eq!(len(&m), cap);
+        assert!(m.is_missing(key(3), Missed::UidNumber(7), 1));
+        assert!(!m.is_missing(key(3), Missed::UidNumber(7), 2));
+        assert!(!m.is_missing(key(3), Missed::GidNumber(7), 1));
+        m.insert(key(cap), Missed::UidNumber(7), 2);
+        assert_eq!(len(&m), 1, "the stale misses went");
+        for i in 0..2 * cap {
+            m.insert(key(i), Missed::UidNumber(7), 2);
+        }
+        assert!(len(&m) <= cap);
     }
 
     #[test]

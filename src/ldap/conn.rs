@@ -710,17 +710,14 @@ async fn dispatch(
     // lookup (a spawn and a thread wake-up per search). Nothing can be
     // abandoned in the microseconds it takes.
     if let LdapOp::SearchRequest(req) = &msg.op {
-        let mut base = None;
-        if ctx.handler.search_runs_inline(req, &mut base) {
+        if ctx.handler.search_runs_inline(&mut conn.session, req) {
             let started = Instant::now();
             conn.session.on_reader = true;
-            conn.session.inline_base = base;
             let outcome = ctx
                 .handler
                 .handle_until(&mut conn.session, msg, &CancellationToken::new())
                 .await;
             conn.session.on_reader = false;
-            conn.session.inline_base = None;
             let close = outcome.next == Next::Close;
             if !send_all(outcome, tx, &CancellationToken::new()).await {
                 return Some(ReadExit::Closed);

@@ -5,6 +5,7 @@
 //! so every operation can be tested without sockets.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3_proto::control::LdapControl;
@@ -18,7 +19,8 @@ use super::result::ldap_result;
 use crate::account::Accounts;
 use crate::auth::Authenticator;
 use crate::config::RequireTls;
-use crate::directory::{Directory, Identity};
+use crate::directory::entry::Requested;
+use crate::directory::{Directory, Dn, DnError, Identity};
 
 /// Per-connection state. Operations that run concurrently get a clone:
 /// the identity only changes in bind, which waits for them (RFC 4511
@@ -37,11 +39,75 @@ pub struct Session {
     /// search [`Handler::search_runs_inline`] said costs microseconds): it
     /// runs where it is, not on a blocking thread.
     pub on_reader: bool,
-    /// The base of the search the reader runs itself, as
-    /// [`Handler::search_runs_inline`] parsed it; set for that one search
-    /// only (the connection clears it after), which takes it instead of
-    /// parsing the base again.
-    pub inline_base: Option<crate::directory::Dn>,
+    /// The base DNs this connection's searches named lately, parsed.
+    pub bases: Recent<str, Dn>,
+    /// The attribute lists this connection's searches sent lately, parsed.
+    pub attr_lists: Recent<[String], Requested>,
+}
+
+/// How many of each kind [`Recent`] keeps.
+const KEPT_RECENT: usize = 4;
+
+/// What a connection's searches sent lately, parsed: a client sends the
+/// same few base DNs (the base, `ou=users`, `ou=groups`) and attribute
+/// lists on every search, and parsing them was some 6% of a lookup's CPU.
+/// Kept by what was sent, at most [`KEPT_RECENT`]; the oldest goes first.
+/// An operation that runs as a task of its own starts with none (a copy
+/// is not worth its allocations).
+pub struct Recent<K: ?Sized + ToOwned, V> {
+    kept: Vec<(K::Owned, Arc<V>)>,
+}
+
+impl<K: ?Sized + ToOwned, V> Default for Recent<K, V> {
+    fn default() -> Self {
+        Recent { kept: Vec::new() }
+    }
+}
+
+impl<K: ?Sized + ToOwned, V> Clone for Recent<K, V> {
+    fn clone(&self) -> Self {
+        Recent::default()
+    }
+}
+
+impl<K: ?Sized + ToOwned + PartialEq, V> Recent<K, V> {
+    /// What `parse` makes of `sent`, kept when this connection sent the
+    /// same lately.
+    pub fn get<E>(
+        &mut self,
+        sent: &K,
+        parse: impl FnOnce(&K) -> Result<V, E>,
+    ) -> Result<Arc<V>, E> {
+        use std::borrow::Borrow;
+        if let Some((_, v)) = self.kept.iter().find(|(kept, _)| kept.borrow() == sent) {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(parse(sent)?);
+        if self.kept.len() >= KEPT_RECENT {
+            self.kept.remove(0);
+        }
+        self.kept.push((sent.to_owned(), v.clone()));
+        Ok(v)
+    }
+}
+
+impl Recent<str, Dn> {
+    /// `text` parsed as a DN.
+    pub fn parse(&mut self, text: &str) -> Result<Arc<Dn>, DnError> {
+        self.get(text, Dn::parse)
+    }
+}
+
+impl Recent<[String], Requested> {
+    /// A search's attribute list parsed ([`Requested::parse`]).
+    pub fn parse(&mut self, attrs: &[String]) -> Arc<Requested> {
+        match self.get(attrs, |attrs| {
+            Ok::<_, std::convert::Infallible>(Requested::parse(attrs))
+        }) {
+            Ok(requested) => requested,
+            Err(never) => match never {},
+        }
+    }
 }
 
 impl Session {
@@ -54,7 +120,8 @@ impl Session {
             paging: PagingStates::default(),
             encrypted: false,
             on_reader: false,
-            inline_base: None,
+            bases: Recent::default(),
+            attr_lists: Recent::default(),
         }
     }
 }
@@ -327,4 +394,50 @@ pub fn notice_of_disconnection(code: LdapResultCode, message: &str) -> LdapMsg {
             value: None,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A base named again is the one parsed before; the oldest of more
+    /// than [`KEPT_RECENT`] goes; a DN that does not parse is refused each
+    /// time and kept by nobody.
+    #[test]
+    fn parsed_bases_keep_the_latest_few() {
+        let mut bases = Recent::<str, Dn>::default();
+        let first = bases.parse("dc=example,dc=com").expect("dn");
+        let again = bases.parse("dc=example,dc=com").expect("dn");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(again.normalized_str(), "dc=example,dc=com");
+        // The text as sent is the key: another spelling parses alike.
+        let spaced = bases.parse("DC=Example, dc=com").expect("dn");
+        assert!(!Arc::ptr_eq(&first, &spaced));
+        assert_eq!(*spaced, *first);
+        assert!(bases.parse("not a dn").is_err());
+        assert!(bases.parse("not a dn").is_err());
+        assert_eq!(bases.kept.len(), 2);
+        for ou in ["a", "b", "c"] {
+            bases
+                .parse(&format!("ou={ou},dc=example,dc=com"))
+                .expect("dn");
+        }
+        assert_eq!(bases.kept.len(), KEPT_RECENT);
+        let refreshed = bases.parse("dc=example,dc=com").expect("dn");
+        assert!(!Arc::ptr_eq(&first, &refreshed), "the oldest went");
+        assert!(bases.clone().kept.is_empty());
+    }
+
+    #[test]
+    fn parsed_attribute_lists_are_kept_by_the_list_sent() {
+        let mut lists = Recent::<[String], Requested>::default();
+        let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let first = lists.parse(&list(&["cn", "mail"]));
+        assert!(Arc::ptr_eq(&first, &lists.parse(&list(&["cn", "mail"]))));
+        let other = lists.parse(&list(&["cn"]));
+        assert!(!Arc::ptr_eq(&first, &other));
+        let mail = crate::directory::schema::attribute("mail").expect("schema");
+        assert!(first.keeps(mail));
+        assert!(!other.keeps(mail));
+    }
 }

@@ -65,11 +65,7 @@ impl Handler {
             }
         }
 
-        let parsed = match session.inline_base.take() {
-            Some(dn) => Ok(dn),
-            None => Dn::parse(&req.base),
-        };
-        let base = match parsed {
+        let base = match session.bases.parse(&req.base) {
             Ok(dn) => dn,
             Err(_) => {
                 return done(
@@ -110,7 +106,7 @@ impl Handler {
         };
         // Entries need only what the client selected (and what the filter
         // reads, which the directory adds).
-        let requested = Requested::parse(&req.attrs);
+        let requested = session.attr_lists.parse(&req.attrs);
         let wanted = requested.wanted();
         let size_limit = effective_size_limit(req.sizelimit, self.limits.size_limit);
         // A paged search keeps what its first page does not send, within
@@ -519,24 +515,22 @@ impl Handler {
     ///
     /// [`Directory::is_cached_base_read`]: crate::directory::Directory::is_cached_base_read
     ///
-    /// A base-scope search's base is parsed here and left in `base` for
-    /// the search ([`Session::inline_base`]), which then does not parse it
-    /// again.
+    /// A base-scope search's base is parsed here, into the session's
+    /// parsed bases ([`Session::bases`]), where the search finds it.
     pub(super) fn search_runs_inline(
         &self,
+        session: &mut Session,
         req: &LdapSearchRequest,
-        base: &mut Option<Dn>,
     ) -> bool {
         // The base read first: it costs one classification, where a
         // membership filter may ask the store.
-        if req.scope == LdapSearchScope::Base {
-            *base = Dn::parse(&req.base).ok();
-            if base
-                .as_ref()
-                .is_some_and(|dn| self.directory.is_cached_base_read(dn))
-            {
-                return true;
-            }
+        if req.scope == LdapSearchScope::Base
+            && session
+                .bases
+                .parse(&req.base)
+                .is_ok_and(|dn| self.directory.is_cached_base_read(&dn))
+        {
+            return true;
         }
         runs_inline(req, &|attr, value| {
             self.directory.is_few_groups_lookup(attr, value)

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use super::cache::Derived;
-use super::cache::{EpochCache, KeptIds, ListedGroup};
+use super::cache::{EpochCache, KeptIds, KeptMisses, ListedGroup, Missed};
 use super::dn::Dn;
 use super::entry::{self, Entry, Wanted};
 use super::filter::Filter;
@@ -69,7 +69,8 @@ pub enum Scope {
 /// One search, in domain terms.
 #[derive(Debug)]
 pub struct SearchQuery {
-    pub base: Dn,
+    /// Shared: a connection keeps the bases it names parsed.
+    pub base: Arc<Dn>,
     pub scope: Scope,
     pub filter: Filter,
     /// Stop and report `time_limit_exceeded` after this instant.
@@ -266,6 +267,9 @@ struct Inner {
     user_numbers: KeptIds<UserId>,
     group_ids: KeptIds<GroupId>,
     group_numbers: KeptIds<GroupId>,
+    /// Lookups through those indexes that found nothing, while no write
+    /// has finished since.
+    misses: KeptMisses,
     /// The base entry, `ou=users` and `ou=groups`: built once, they never
     /// change.
     containers: [Entry; 3],
@@ -301,26 +305,48 @@ struct InScope<'a> {
     named: Option<Member>,
 }
 
-/// The id kept under `key` if its record still carries the key
-/// (`carries`), else what the index finds (`find`), kept for next time.
-/// The check is what makes a kept id safe to use: it may be stale, or
-/// another key's that hashed alike ([`KeptIds`]).
-fn kept_or_found<K: Copy>(
-    kept: &KeptIds<K>,
+/// One index lookup: where its answers are kept ([`KeptIds`], and
+/// [`KeptMisses`] for what it did not find) and the value looked up.
+struct Lookup<'a, K> {
+    store: &'a Store,
+    kept: &'a KeptIds<K>,
+    misses: &'a KeptMisses,
     key: u64,
-    carries: impl FnOnce(K) -> Result<bool, StoreError>,
-    find: impl FnOnce() -> Result<Option<K>, StoreError>,
-) -> Result<Option<K>, StoreError> {
-    if let Some(id) = kept.get(key) {
-        if carries(id)? {
-            return Ok(Some(id));
+    missed: Missed<'a>,
+}
+
+impl<K: Copy> Lookup<'_, K> {
+    /// The id kept under the key if its record still carries the key
+    /// (`carries`), else nothing if the index found nothing since the last
+    /// write finished, else what the index finds (`find`), kept for next
+    /// time. The check is what makes a kept id safe to use: it may be
+    /// stale, or another key's that hashed alike ([`KeptIds`]).
+    fn run(
+        self,
+        carries: impl FnOnce(K) -> Result<bool, StoreError>,
+        find: impl FnOnce() -> Result<Option<K>, StoreError>,
+    ) -> Result<Option<K>, StoreError> {
+        if let Some(id) = self.kept.get(self.key) {
+            if carries(id)? {
+                return Ok(Some(id));
+            }
         }
+        // Read before the index: a write finishing after it moves the
+        // count, and the miss kept under the old count is not used again.
+        let writes = self.store.finished_writes();
+        if let Some(writes) = writes {
+            if self.misses.is_missing(self.key, self.missed, writes) {
+                return Ok(None);
+            }
+        }
+        let found = find()?;
+        match (found, writes) {
+            (Some(id), _) => self.kept.insert(self.key, id),
+            (None, Some(writes)) => self.misses.insert(self.key, self.missed, writes),
+            (None, None) => {}
+        }
+        Ok(found)
     }
-    let found = find()?;
-    if let Some(id) = found {
-        kept.insert(key, id);
-    }
-    Ok(found)
 }
 
 /// Whether two email addresses are the same to the email index (equal
@@ -363,6 +389,7 @@ impl Directory {
                 user_numbers: KeptIds::default(),
                 group_ids: KeptIds::default(),
                 group_numbers: KeptIds::default(),
+                misses: KeptMisses::default(),
                 containers: [
                     entry::base_entry(&base),
                     entry::users_ou_entry(&base),
@@ -384,9 +411,12 @@ impl Directory {
     /// walk of sled's pages), else the index's answer.
     pub(super) fn user_id_by_name(&self, name: &str) -> Result<Option<UserId>, StoreError> {
         let store = self.store();
-        kept_or_found(
+        self.lookup(
             &self.inner.user_ids,
             self.inner.user_ids.name_key(name),
+            Missed::UserName(name),
+        )
+        .run(
             |id| {
                 Ok(store
                     .user_shared(id)?
@@ -408,9 +438,12 @@ impl Directory {
             return Ok(None);
         }
         let store = self.store();
-        kept_or_found(
+        self.lookup(
             &self.inner.user_emails,
             self.inner.user_emails.email_key(email),
+            Missed::Email(email),
+        )
+        .run(
             |id| {
                 Ok(store
                     .user_shared(id)?
@@ -423,20 +456,41 @@ impl Directory {
     /// [`Directory::user_id_by_name`] by uidNumber.
     pub(super) fn user_id_by_uid_number(&self, n: u32) -> Result<Option<UserId>, StoreError> {
         let store = self.store();
-        kept_or_found(
+        self.lookup(
             &self.inner.user_numbers,
             self.inner.user_numbers.number_key(n),
+            Missed::UidNumber(n),
+        )
+        .run(
             |id| Ok(store.user_shared(id)?.is_some_and(|u| u.uid_number == n)),
             || store.user_id_by_uid_number(n),
         )
     }
 
+    fn lookup<'a, K>(
+        &'a self,
+        kept: &'a KeptIds<K>,
+        key: u64,
+        missed: Missed<'a>,
+    ) -> Lookup<'a, K> {
+        Lookup {
+            store: self.store(),
+            kept,
+            misses: &self.inner.misses,
+            key,
+            missed,
+        }
+    }
+
     /// [`Directory::user_id_by_name`] for groups.
     pub(super) fn group_id_by_name(&self, name: &str) -> Result<Option<GroupId>, StoreError> {
         let store = self.store();
-        kept_or_found(
+        self.lookup(
             &self.inner.group_ids,
             self.inner.group_ids.name_key(name),
+            Missed::GroupName(name),
+        )
+        .run(
             |id| {
                 Ok(store
                     .group_shared(id)?
@@ -449,9 +503,12 @@ impl Directory {
     /// [`Directory::user_id_by_name`] for groups by gidNumber.
     pub(super) fn group_id_by_gid_number(&self, n: u32) -> Result<Option<GroupId>, StoreError> {
         let store = self.store();
-        kept_or_found(
+        self.lookup(
             &self.inner.group_numbers,
             self.inner.group_numbers.number_key(n),
+            Missed::GidNumber(n),
+        )
+        .run(
             |id| Ok(store.group_shared(id)?.is_some_and(|g| g.gid_number == n)),
             || store.group_id_by_gid_number(n),
         )
@@ -469,7 +526,7 @@ impl Directory {
     /// Reads one entry, if it exists and `who` may see it.
     pub fn read(&self, who: &Identity, dn: &Dn) -> Result<Entry, DirectoryError> {
         let query = SearchQuery {
-            base: dn.clone(),
+            base: Arc::new(dn.clone()),
             scope: Scope::Base,
             filter: Filter::from_ldap(&ldap3_proto::proto::LdapFilter::Present(
                 "objectClass".into(),
