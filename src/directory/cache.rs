@@ -429,7 +429,8 @@ const MAX_KEPT_IDS: usize = 2_000_000;
 /// finding the key still on it ([`super::Directory::user_id_by_name`] and
 /// its siblings), so a rename, a new email or number, a delete or a key
 /// another entry took over is never answered from here. A key the index
-/// does not know is not kept (it may be created next).
+/// does not know is not kept here (it may be created next): see
+/// [`KeptMisses`], which keeps it only until the next write.
 ///
 /// Keys are kept as 64-bit SipHash values under this map's random keys,
 /// not as strings: that check makes a collision harmless (the id kept for
