@@ -167,7 +167,7 @@ impl Handler {
                     LdapOp::SearchResultDone(limit_result(code)),
                     ctrl.into_iter().collect(),
                 );
-                self.held_answer(msgid, req, entries, done)
+                self.held_answer(session, msgid, req, entries, done)
             }
         }
     }
@@ -175,6 +175,7 @@ impl Handler {
     /// The held entries as one run of encoded messages, then `done`.
     fn held_answer(
         &self,
+        session: &mut Session,
         msgid: i32,
         req: &LdapSearchRequest,
         entries: Vec<Held>,
@@ -182,7 +183,8 @@ impl Handler {
     ) -> Outcome {
         let mut out = Vec::with_capacity(2);
         if !entries.is_empty() {
-            let requested = Requested::parse(&req.attrs);
+            // Parsed by the search already, kept by the connection.
+            let requested = session.attr_lists.parse(&req.attrs);
             let wanted = requested.wanted();
             let mut items = ItemWriter::new(msgid, req, &requested);
             let mut encoded = BytesMut::new();
@@ -243,7 +245,7 @@ impl Handler {
         } else {
             session.paging.put_back(state, Instant::now())
         };
-        self.page_answer(msgid, req, entries, cookie)
+        self.page_answer(session, msgid, req, entries, cookie)
     }
 
     /// The answer when `base` is the root DSE or the subschema entry.
@@ -463,13 +465,14 @@ impl Handler {
                 Err(OverBudget) => return refuse_paged(session, msgid),
             }
         };
-        self.page_answer(msgid, req, first, cookie)
+        self.page_answer(session, msgid, req, first, cookie)
     }
 
     /// One page: its entries, and the result with the cookie of the rest
     /// (empty on the last page).
     fn page_answer(
         &self,
+        session: &mut Session,
         msgid: i32,
         req: &LdapSearchRequest,
         entries: Vec<Held>,
@@ -480,7 +483,7 @@ impl Handler {
             LdapOp::SearchResultDone(success()),
             vec![paged_control(cookie)],
         );
-        self.held_answer(msgid, req, entries, done)
+        self.held_answer(session, msgid, req, entries, done)
     }
 }
 
