@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the directory's hot paths: filter evaluation,
-//! entry building, BER encoding of a search result entry and decoding of
-//! the search requests applications send.
+//! entry building, BER encoding of a search result entry, decoding of
+//! the search requests applications send, parsing of the DNs they name
+//! and conversion of their filters.
 //!
 //! Run: `cargo bench --bench directory`.
 
@@ -9,7 +10,7 @@ use portcullis::domain::attrs::Attrs;
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ldap3_proto::proto::{
-    LdapDerefAliases, LdapMsg, LdapOp, LdapPartialAttribute, LdapSearchRequest,
+    LdapDerefAliases, LdapFilter, LdapMsg, LdapOp, LdapPartialAttribute, LdapSearchRequest,
     LdapSearchResultEntry, LdapSearchScope,
 };
 use ldap3_proto::{parse_ldap_filter_str, LdapCodec};
@@ -147,6 +148,42 @@ fn benches(c: &mut Criterion) {
                     .expect("whole");
                 black_box((msg, used))
             })
+        });
+    }
+
+    // Base DNs and filter values applications send: a user's own DN (a
+    // base-scope read), the base, a group DN in a memberOf filter.
+    let dns = [
+        ("user", "uid=user00123,ou=users,dc=example,dc=com"),
+        ("base", "dc=example,dc=com"),
+        (
+            "spaced_upper",
+            "CN=Group 001, OU=Groups, DC=Example, DC=Com",
+        ),
+    ];
+    for (name, text) in dns {
+        c.bench_function(&format!("dn_parse/{name}"), |b| {
+            b.iter(|| Dn::parse(black_box(text)).expect("dn"))
+        });
+    }
+    let group = "cn=group001,ou=groups,dc=example,dc=com";
+    let converted = [
+        (
+            "member_of",
+            LdapFilter::Equality("memberOf".into(), group.into()),
+        ),
+        (
+            "cn",
+            parse_ldap_filter_str("(cn=user00123)").expect("filter"),
+        ),
+        (
+            "nss_user",
+            parse_ldap_filter_str("(&(objectClass=posixAccount)(uid=user00123))").expect("filter"),
+        ),
+    ];
+    for (name, ldap) in converted {
+        c.bench_function(&format!("filter_convert/{name}"), |b| {
+            b.iter(|| Filter::from_ldap(black_box(&ldap)))
         });
     }
 

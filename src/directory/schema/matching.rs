@@ -146,7 +146,12 @@ pub fn fold_spaces(s: &str) -> impl Iterator<Item = char> + '_ {
     })
 }
 
-/// [`fold_case_ignore`] collected into a `String`.
+/// [`fold_case_ignore`] collected into a `String`: for the names, uids
+/// and addresses filters carry ([`folds_to_ascii_lowercase`]) one copy
+/// lowercased in place instead of a string grown char by char.
 pub fn fold_case_ignore_string(s: &str) -> String {
+    if folds_to_ascii_lowercase(s) {
+        return s.to_ascii_lowercase();
+    }
     fold_case_ignore(s).collect()
 }

@@ -113,3 +113,25 @@ fn folding() {
     );
     assert_eq!(matching_rule_syntax("1.2.3"), None);
 }
+
+#[test]
+fn the_ascii_shortcut_folds_like_the_general_path() {
+    for s in [
+        "Alice",
+        "USER00123",
+        "Alice.Smith@Example.COM",
+        "posixAccount",
+        "~!#$%^&*()_+{}|:<>?",
+        "",
+        " Alice",
+        "a\tb",
+        "Stra\u{df}e",
+        "\u{130}stanbul",
+    ] {
+        assert_eq!(
+            fold_case_ignore_string(s),
+            fold_case_ignore(s).collect::<String>(),
+            "{s:?}"
+        );
+    }
+}
