@@ -5,6 +5,8 @@
 //! on hot paths cost a string comparison. Pure logic: no I/O, no BER.
 
 use super::schema;
+use compact_str::CompactString;
+use smallvec::{smallvec, SmallVec};
 use std::fmt;
 use std::str::FromStr;
 
@@ -20,16 +22,17 @@ pub struct DnError(pub String);
 #[derive(Debug, Clone)]
 pub struct Ava {
     /// Attribute type as written (descriptor or dotted OID).
-    pub attr: String,
+    pub attr: CompactString,
     /// Unescaped value. A value written in the `#hex` (BER) form is kept as
-    /// that literal string, `#` included.
-    pub value: String,
+    /// that literal string, `#` included. Up to 24 bytes held inline.
+    pub value: CompactString,
 }
 
 /// A relative distinguished name: one or more AVAs joined by `+`.
 #[derive(Debug, Clone)]
 pub struct Rdn {
-    pub avas: Vec<Ava>,
+    /// One AVA held inline (nearly every RDN); more spill to the heap.
+    pub avas: SmallVec<[Ava; 1]>,
 }
 
 /// A parsed DN, leftmost (most specific) RDN first. Equality and hashing use
@@ -48,8 +51,8 @@ pub struct Dn {
 impl Ava {
     pub fn new(attr: &str, value: &str) -> Ava {
         Ava {
-            attr: attr.to_string(),
-            value: value.to_string(),
+            attr: attr.into(),
+            value: value.into(),
         }
     }
 
@@ -72,7 +75,7 @@ impl Rdn {
     /// A single-valued RDN `attr=value`.
     pub fn new(attr: &str, value: &str) -> Rdn {
         Rdn {
-            avas: vec![Ava::new(attr, value)],
+            avas: smallvec![Ava::new(attr, value)],
         }
     }
 
@@ -328,6 +331,11 @@ impl Dn {
         self.norm.clone()
     }
 
+    /// [`Dn::normalized`], the DN's own string.
+    pub fn into_normalized(self) -> String {
+        self.norm
+    }
+
     /// [`Dn::normalized`] without allocating.
     pub fn normalized_str(&self) -> &str {
         &self.norm
@@ -460,32 +468,23 @@ impl<'a> Parser<'a> {
         // overcount): one allocation for the list.
         let separators = self.s.bytes().filter(|b| matches!(b, b',' | b';')).count();
         let mut rdns = Vec::with_capacity(separators + 1);
-        let mut avas = Vec::new();
         loop {
-            self.skip_spaces();
-            let attr = self.attr_type()?;
-            self.skip_spaces();
-            if self.peek() != Some(b'=') {
-                return Err(self.err("expected '=' after attribute type"));
-            }
-            self.pos += 1;
-            self.skip_spaces();
-            let value = self.value()?;
-            avas.push(Ava { attr, value });
-            self.skip_spaces();
-            match self.peek() {
-                None => {
-                    rdns.push(Rdn {
-                        avas: std::mem::take(&mut avas),
-                    });
-                    break;
+            // Built where it is kept: moving AVAs between the parser's
+            // results and the lists cost more than reading them.
+            rdns.push(Rdn {
+                avas: SmallVec::new(),
+            });
+            if let Some(rdn) = rdns.last_mut() {
+                self.ava_into(&mut rdn.avas)?;
+                while self.peek() == Some(b'+') {
+                    self.pos += 1;
+                    self.ava_into(&mut rdn.avas)?;
                 }
-                Some(b'+') => self.pos += 1,
+            }
+            match self.peek() {
+                None => break,
                 Some(b',' | b';') => {
                     self.pos += 1;
-                    rdns.push(Rdn {
-                        avas: std::mem::take(&mut avas),
-                    });
                     self.skip_spaces();
                     if self.peek().is_none() {
                         return Err(self.err("empty RDN after separator"));
@@ -497,8 +496,24 @@ impl<'a> Parser<'a> {
         Ok(Dn::from_rdns(rdns))
     }
 
+    /// `type=value`, with the spaces around either, added to `avas`.
+    fn ava_into(&mut self, avas: &mut SmallVec<[Ava; 1]>) -> Result<(), DnError> {
+        self.skip_spaces();
+        let attr = self.attr_type()?;
+        self.skip_spaces();
+        if self.peek() != Some(b'=') {
+            return Err(self.err("expected '=' after attribute type"));
+        }
+        self.pos += 1;
+        self.skip_spaces();
+        let value = self.value()?;
+        self.skip_spaces();
+        avas.push(Ava { attr, value });
+        Ok(())
+    }
+
     /// `descr` (ALPHA *(ALPHA / DIGIT / "-")) or `numericoid`.
-    fn attr_type(&mut self) -> Result<String, DnError> {
+    fn attr_type(&mut self) -> Result<CompactString, DnError> {
         let start = self.pos;
         match self.peek() {
             Some(c) if c.is_ascii_alphabetic() => {
@@ -521,10 +536,10 @@ impl<'a> Parser<'a> {
             },
             _ => return Err(self.err("expected an attribute type")),
         }
-        Ok(self.s.get(start..self.pos).unwrap_or_default().to_string())
+        Ok(self.s.get(start..self.pos).unwrap_or_default().into())
     }
 
-    fn value(&mut self) -> Result<String, DnError> {
+    fn value(&mut self) -> Result<CompactString, DnError> {
         match self.peek() {
             Some(b'#') => self.hex_value(),
             Some(b'"') => self.quoted_value(),
@@ -533,7 +548,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `#` followed by hex pairs (the BER form), kept as written.
-    fn hex_value(&mut self) -> Result<String, DnError> {
+    fn hex_value(&mut self) -> Result<CompactString, DnError> {
         let start = self.pos;
         self.pos += 1;
         while matches!(self.peek(), Some(c) if c.is_ascii_hexdigit()) {
@@ -546,7 +561,7 @@ impl<'a> Parser<'a> {
         if !matches!(self.peek(), None | Some(b' ' | b',' | b'+' | b';')) {
             return Err(self.err("malformed #hex value"));
         }
-        Ok(self.s.get(start..self.pos).unwrap_or_default().to_string())
+        Ok(self.s.get(start..self.pos).unwrap_or_default().into())
     }
 
     /// The character after a backslash: a special character or a hex pair.
@@ -578,11 +593,11 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn utf8(&self, bytes: Vec<u8>) -> Result<String, DnError> {
-        String::from_utf8(bytes).map_err(|_| self.err("escaped bytes are not UTF-8"))
+    fn utf8(&self, bytes: Vec<u8>) -> Result<CompactString, DnError> {
+        CompactString::from_utf8(bytes).map_err(|_| self.err("escaped bytes are not UTF-8"))
     }
 
-    fn string_value(&mut self) -> Result<String, DnError> {
+    fn string_value(&mut self) -> Result<CompactString, DnError> {
         // Most values hold no escape: copied in one piece, trailing spaces
         // (not part of the value) left out.
         let start = self.pos;
@@ -594,13 +609,13 @@ impl<'a> Parser<'a> {
         if !matches!(rest.get(end), Some(b'\\' | b'"' | b'<' | b'>' | b'\0')) {
             self.pos += end;
             let value = self.s.get(start..start + end).unwrap_or_default();
-            return Ok(value.trim_end_matches(' ').to_string());
+            return Ok(value.trim_end_matches(' ').into());
         }
         self.escaped_string_value()
     }
 
     /// [`Parser::string_value`] byte by byte, escapes resolved.
-    fn escaped_string_value(&mut self) -> Result<String, DnError> {
+    fn escaped_string_value(&mut self) -> Result<CompactString, DnError> {
         let mut buf = Vec::new();
         // Length of `buf` up to its last significant byte: unescaped
         // trailing spaces are not part of the value.
@@ -631,7 +646,7 @@ impl<'a> Parser<'a> {
         self.utf8(buf)
     }
 
-    fn quoted_value(&mut self) -> Result<String, DnError> {
+    fn quoted_value(&mut self) -> Result<CompactString, DnError> {
         self.pos += 1;
         let mut buf = Vec::new();
         loop {
@@ -748,7 +763,7 @@ mod tests {
             .map(|r| {
                 r.avas
                     .iter()
-                    .map(|a| (a.attr.clone(), a.value.clone()))
+                    .map(|a| (a.attr.to_string(), a.value.to_string()))
                     .collect()
             })
             .collect()

@@ -71,21 +71,34 @@ pub fn classify(dn: &Dn, base: &Dn) -> Target {
     let Some(rel) = dn.relative_to(base) else {
         return Target::Outside;
     };
+    // The normalised form of the RDNs below the base, read without
+    // copying: `,` separates RDNs there and `=` ends a type, as values
+    // escape theirs.
+    let (norm, suffix) = (dn.normalized_str(), base.normalized_str().len());
+    let below = match base.is_root() {
+        true => norm,
+        false => norm
+            .get(..norm.len().saturating_sub(suffix + 1))
+            .unwrap_or(""),
+    };
     match rel {
         [] => Target::Base,
-        [ou] => match ou.normalized().as_str() {
+        [_] => match below {
             USERS_RDN => Target::UsersOu,
             GROUPS_RDN => Target::GroupsOu,
             _ => Target::Missing,
         },
-        [leaf, ou] => {
+        [leaf, _] => {
             let [ava] = leaf.avas.as_slice() else {
                 return Target::Missing;
             };
-            let ty = super::dn::normalized_type(&ava.attr);
-            match (ou.normalized().as_str(), ty.as_str()) {
-                (USERS_RDN, "cn" | "uid") => Target::User(ava.value.clone()),
-                (GROUPS_RDN, "cn") => Target::Group(ava.value.clone()),
+            let Some((leaf_norm, ou)) = below.rsplit_once(',') else {
+                return Target::Missing;
+            };
+            let ty = leaf_norm.split_once('=').map_or(leaf_norm, |(ty, _)| ty);
+            match (ou, ty) {
+                (USERS_RDN, "cn" | "uid") => Target::User(ava.value.to_string()),
+                (GROUPS_RDN, "cn") => Target::Group(ava.value.to_string()),
                 _ => Target::Missing,
             }
         }
@@ -130,6 +143,12 @@ mod tests {
         assert_eq!(c("sn=x,ou=users,dc=example,dc=com"), Target::Missing);
         assert_eq!(c("cn=x+sn=y,ou=users,dc=example,dc=com"), Target::Missing);
         assert_eq!(c("ou=other,dc=example,dc=com"), Target::Missing);
+        assert_eq!(c("ou=users+cn=x,dc=example,dc=com"), Target::Missing);
+        assert_eq!(c("cn=x,ou=users+cn=y,dc=example,dc=com"), Target::Missing);
+        assert_eq!(
+            c("uid=x,OU = USERS,dc=example,dc=com"),
+            Target::User("x".into())
+        );
         assert_eq!(c("cn=a,cn=b,ou=users,dc=example,dc=com"), Target::Missing);
         assert_eq!(c("cn=x,ou=people,dc=example,dc=com"), Target::Missing);
         assert_eq!(c("dc=com"), Target::Outside);

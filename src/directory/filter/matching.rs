@@ -201,7 +201,7 @@ pub(super) fn key_of(syntax: Syntax, raw: &str) -> Option<Key> {
         Syntax::CaseExact => Key::Text(schema::fold_spaces(raw).collect()),
         Syntax::Oid => Key::Text(schema::fold_case_ignore_string(oid_canonical(raw))),
         Syntax::Integer => Key::Int(parse_integer(raw)?),
-        Syntax::Dn => Key::Dn(Dn::parse(raw).ok()?.normalized()),
+        Syntax::Dn => Key::Dn(Dn::parse(raw).ok()?.into_normalized()),
         Syntax::GeneralizedTime => Key::Time(parse_generalized_time(raw)?),
         Syntax::Boolean => Key::Bool(parse_boolean(raw)?),
     })

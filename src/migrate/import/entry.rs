@@ -409,7 +409,7 @@ pub(super) fn plan_group(
     let rdn_value = Dn::parse(&e.dn).ok().and_then(|d| {
         d.rdn()
             .and_then(|r| r.avas.first())
-            .map(|a| a.value.clone())
+            .map(|a| a.value.to_string())
     });
     let name = checked_name(
         e,
