@@ -66,7 +66,7 @@ fn build() -> Option<Fixture> {
             &SearchQuery {
                 base: base.into(),
                 scope: Scope::Sub,
-                filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())),
+                filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())).into(),
                 deadline: None,
             },
         )

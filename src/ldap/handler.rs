@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3_proto::control::LdapControl;
-use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResultCode};
+use ldap3_proto::proto::{LdapExtendedResponse, LdapFilter, LdapMsg, LdapOp, LdapResultCode};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +20,7 @@ use crate::account::Accounts;
 use crate::auth::Authenticator;
 use crate::config::RequireTls;
 use crate::directory::entry::Requested;
-use crate::directory::{Directory, Dn, DnError, Identity};
+use crate::directory::{Directory, Dn, DnError, Filter, Identity};
 
 /// Per-connection state. Operations that run concurrently get a clone:
 /// the identity only changes in bind, which waits for them (RFC 4511
@@ -43,24 +43,38 @@ pub struct Session {
     pub bases: Recent<str, Dn>,
     /// The attribute lists this connection's searches sent lately, parsed.
     pub attr_lists: Recent<[String], Requested>,
+    /// The filters this connection's searches sent lately, converted.
+    pub filters: Recent<LdapFilter, Filter>,
 }
 
 /// How many of each kind [`Recent`] keeps.
 const KEPT_RECENT: usize = 4;
 
 /// What a connection's searches sent lately, parsed: a client sends the
-/// same few base DNs (the base, `ou=users`, `ou=groups`) and attribute
-/// lists on every search, and parsing them was some 6% of a lookup's CPU.
-/// Kept by what was sent, at most [`KEPT_RECENT`]; the oldest goes first.
-/// An operation that runs as a task of its own starts with none (a copy
-/// is not worth its allocations).
+/// same few base DNs (the base, `ou=users`, `ou=groups`), attribute lists
+/// and often filters on every search, and parsing them was some 6% of a
+/// lookup's CPU. Kept by what was sent, at most [`KEPT_RECENT`]; the
+/// oldest goes first. Only what is sent again is kept: a text seen once
+/// (a user's own DN as the base, a filter naming one user) leaves a hash
+/// among the last few misses, so a connection naming a new user on every
+/// search does not pay for copying each one in and out. An operation that
+/// runs as a task of its own starts with none (a copy is not worth its
+/// allocations).
 pub struct Recent<K: ?Sized + ToOwned, V> {
     kept: Vec<(K::Owned, Arc<V>)>,
+    /// Hashes of the last texts parsed and not kept, the newest at
+    /// `next_miss - 1` (wrapping).
+    misses: [u64; KEPT_RECENT],
+    next_miss: usize,
 }
 
 impl<K: ?Sized + ToOwned, V> Default for Recent<K, V> {
     fn default() -> Self {
-        Recent { kept: Vec::new() }
+        Recent {
+            kept: Vec::new(),
+            misses: [0; KEPT_RECENT],
+            next_miss: 0,
+        }
     }
 }
 
@@ -70,7 +84,7 @@ impl<K: ?Sized + ToOwned, V> Clone for Recent<K, V> {
     }
 }
 
-impl<K: ?Sized + ToOwned + PartialEq, V> Recent<K, V> {
+impl<K: ?Sized + ToOwned + PartialEq + std::hash::Hash, V> Recent<K, V> {
     /// What `parse` makes of `sent`, kept when this connection sent the
     /// same lately.
     pub fn get<E>(
@@ -79,10 +93,20 @@ impl<K: ?Sized + ToOwned + PartialEq, V> Recent<K, V> {
         parse: impl FnOnce(&K) -> Result<V, E>,
     ) -> Result<Arc<V>, E> {
         use std::borrow::Borrow;
+        use std::hash::BuildHasher;
         if let Some((_, v)) = self.kept.iter().find(|(kept, _)| kept.borrow() == sent) {
             return Ok(v.clone());
         }
         let v = Arc::new(parse(sent)?);
+        // Zero marks an empty slot; a text hashing to it is never kept.
+        let hash = rustc_hash::FxBuildHasher.hash_one(sent);
+        if hash == 0 || !self.misses.contains(&hash) {
+            if let Some(slot) = self.misses.get_mut(self.next_miss % KEPT_RECENT) {
+                *slot = hash;
+            }
+            self.next_miss = self.next_miss.wrapping_add(1);
+            return Ok(v);
+        }
         if self.kept.len() >= KEPT_RECENT {
             self.kept.remove(0);
         }
@@ -95,6 +119,18 @@ impl Recent<str, Dn> {
     /// `text` parsed as a DN.
     pub fn parse(&mut self, text: &str) -> Result<Arc<Dn>, DnError> {
         self.get(text, Dn::parse)
+    }
+}
+
+impl Recent<LdapFilter, Filter> {
+    /// A search's filter converted ([`Filter::from_ldap`]).
+    pub fn convert(&mut self, sent: &LdapFilter) -> Arc<Filter> {
+        match self.get(sent, |f| {
+            Ok::<_, std::convert::Infallible>(Filter::from_ldap(f))
+        }) {
+            Ok(filter) => filter,
+            Err(never) => match never {},
+        }
     }
 }
 
@@ -122,6 +158,7 @@ impl Session {
             on_reader: false,
             bases: Recent::default(),
             attr_lists: Recent::default(),
+            filters: Recent::default(),
         }
     }
 }
@@ -400,27 +437,33 @@ pub fn notice_of_disconnection(code: LdapResultCode, message: &str) -> LdapMsg {
 mod tests {
     use super::*;
 
-    /// A base named again is the one parsed before; the oldest of more
-    /// than [`KEPT_RECENT`] goes; a DN that does not parse is refused each
-    /// time and kept by nobody.
+    /// A base named a second time is kept (the first sighting leaves only
+    /// a hash) and named again is the one parsed before; the oldest of
+    /// more than [`KEPT_RECENT`] goes; a DN that does not parse is refused
+    /// each time and kept by nobody.
     #[test]
     fn parsed_bases_keep_the_latest_few() {
         let mut bases = Recent::<str, Dn>::default();
+        let twice = |bases: &mut Recent<str, Dn>, dn: &str| {
+            bases.parse(dn).expect("dn");
+            bases.parse(dn).expect("dn")
+        };
+        let once = bases.parse("dc=example,dc=com").expect("dn");
+        assert!(bases.kept.is_empty(), "seen once: not kept");
         let first = bases.parse("dc=example,dc=com").expect("dn");
+        assert!(!Arc::ptr_eq(&once, &first));
         let again = bases.parse("dc=example,dc=com").expect("dn");
         assert!(Arc::ptr_eq(&first, &again));
         assert_eq!(again.normalized_str(), "dc=example,dc=com");
         // The text as sent is the key: another spelling parses alike.
-        let spaced = bases.parse("DC=Example, dc=com").expect("dn");
+        let spaced = twice(&mut bases, "DC=Example, dc=com");
         assert!(!Arc::ptr_eq(&first, &spaced));
         assert_eq!(*spaced, *first);
         assert!(bases.parse("not a dn").is_err());
         assert!(bases.parse("not a dn").is_err());
         assert_eq!(bases.kept.len(), 2);
         for ou in ["a", "b", "c"] {
-            bases
-                .parse(&format!("ou={ou},dc=example,dc=com"))
-                .expect("dn");
+            twice(&mut bases, &format!("ou={ou},dc=example,dc=com"));
         }
         assert_eq!(bases.kept.len(), KEPT_RECENT);
         let refreshed = bases.parse("dc=example,dc=com").expect("dn");
@@ -428,10 +471,56 @@ mod tests {
         assert!(bases.clone().kept.is_empty());
     }
 
+    /// A connection naming another user on every search keeps none of
+    /// them; two bases taking turns are both kept.
+    #[test]
+    fn what_is_sent_once_is_not_kept() {
+        let mut bases = Recent::<str, Dn>::default();
+        for i in 0..100 {
+            let dn = format!("uid=user{i:05},ou=users,dc=example,dc=com");
+            assert_eq!(bases.parse(&dn).expect("dn").to_string(), dn);
+        }
+        assert!(bases.kept.is_empty());
+        for _ in 0..2 {
+            bases.parse("ou=users,dc=example,dc=com").expect("dn");
+            bases.parse("ou=groups,dc=example,dc=com").expect("dn");
+        }
+        assert_eq!(bases.kept.len(), 2);
+    }
+
+    /// A filter sent again is the one converted before, and converts as
+    /// a fresh conversion does.
+    #[test]
+    fn converted_filters_are_kept_by_the_filter_sent() {
+        let mut filters = Recent::<LdapFilter, Filter>::default();
+        let member_of = LdapFilter::Equality(
+            "memberOf".into(),
+            "cn=group001,ou=groups,dc=example,dc=com".into(),
+        );
+        filters.convert(&member_of);
+        let kept = filters.convert(&member_of);
+        assert!(Arc::ptr_eq(&kept, &filters.convert(&member_of)));
+        assert_eq!(
+            format!("{:?}", *kept),
+            format!("{:?}", Filter::from_ldap(&member_of))
+        );
+        let other = LdapFilter::Equality(
+            "memberOf".into(),
+            "cn=group002,ou=groups,dc=example,dc=com".into(),
+        );
+        let converted = filters.convert(&other);
+        assert_eq!(
+            format!("{:?}", *converted),
+            format!("{:?}", Filter::from_ldap(&other))
+        );
+        assert_ne!(format!("{:?}", *converted), format!("{:?}", *kept));
+    }
+
     #[test]
     fn parsed_attribute_lists_are_kept_by_the_list_sent() {
         let mut lists = Recent::<[String], Requested>::default();
         let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        lists.parse(&list(&["cn", "mail"]));
         let first = lists.parse(&list(&["cn", "mail"]));
         assert!(Arc::ptr_eq(&first, &lists.parse(&list(&["cn", "mail"]))));
         let other = lists.parse(&list(&["cn"]));

@@ -75,7 +75,7 @@ impl Handler {
                 )
             }
         };
-        let filter = Filter::from_ldap(&req.filter);
+        let filter = session.filters.convert(&req.filter);
         let scope = match req.scope {
             LdapSearchScope::Base => Scope::Base,
             LdapSearchScope::OneLevel => Scope::One,

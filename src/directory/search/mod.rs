@@ -72,7 +72,8 @@ pub struct SearchQuery {
     /// Shared: a connection keeps the bases it names parsed.
     pub base: Arc<Dn>,
     pub scope: Scope,
-    pub filter: Filter,
+    /// Shared: a connection keeps the filters it sends again converted.
+    pub filter: Arc<Filter>,
     /// Stop and report `time_limit_exceeded` after this instant.
     pub deadline: Option<Instant>,
 }
@@ -528,9 +529,9 @@ impl Directory {
         let query = SearchQuery {
             base: Arc::new(dn.clone()),
             scope: Scope::Base,
-            filter: Filter::from_ldap(&ldap3_proto::proto::LdapFilter::Present(
+            filter: Arc::new(Filter::from_ldap(&ldap3_proto::proto::LdapFilter::Present(
                 "objectClass".into(),
-            )),
+            ))),
             deadline: None,
         };
         self.search(who, &query)?
@@ -782,7 +783,7 @@ impl Directory {
         // exactly is not evaluated again, and entries carry only what the
         // client asked for and what is left to evaluate (see `plan`). A
         // base that names one entry is checked against the whole filter.
-        let whole = vec![&q.filter];
+        let whole: Vec<&Filter> = vec![&q.filter];
         let user_residual = match users {
             Cands::All => {
                 let plan = self.plan_users(&q.filter)?;

@@ -86,7 +86,7 @@ fn found(d: &Directory, who: &Identity, filter: LdapFilter) -> Vec<String> {
     let q = SearchQuery {
         base: Dn::parse(BASE).expect("dn").into(),
         scope: Scope::Sub,
-        filter: Filter::from_ldap(&filter),
+        filter: Filter::from_ldap(&filter).into(),
         deadline: None,
     };
     let mut dns: Vec<String> = d
@@ -168,7 +168,7 @@ fn walked_member_of(d: &Directory, who: &Identity) -> Vec<(String, Vec<String>)>
     let q = SearchQuery {
         base: Dn::parse("ou=users,dc=example,dc=com").expect("dn").into(),
         scope: Scope::Sub,
-        filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())),
+        filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())).into(),
         deadline: None,
     };
     let mut out: Vec<(String, Vec<String>)> = d
@@ -286,7 +286,7 @@ fn cached_access_and_group_entries_follow_changes() {
         let q = SearchQuery {
             base: Dn::parse(DEVS).expect("dn").into(),
             scope: Scope::Base,
-            filter: Filter::from_ldap(&eq("cn", "devs")),
+            filter: Filter::from_ldap(&eq("cn", "devs")).into(),
             deadline: None,
         };
         let part = d
@@ -312,7 +312,7 @@ fn cached_access_and_group_entries_follow_changes() {
     let q = SearchQuery {
         base: Dn::parse(BASE).expect("dn").into(),
         scope: Scope::Sub,
-        filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())),
+        filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())).into(),
         deadline: None,
     };
     assert!(matches!(
@@ -325,7 +325,7 @@ fn at(d: &Directory, who: &Identity, base: &str, scope: Scope) -> Result<usize, 
     let q = SearchQuery {
         base: Dn::parse(base).expect("dn").into(),
         scope,
-        filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())),
+        filter: Filter::from_ldap(&LdapFilter::Present("objectClass".into())).into(),
         deadline: None,
     };
     match d.search(who, &q) {
