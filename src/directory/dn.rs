@@ -196,6 +196,32 @@ impl Dn {
         Parser::new(s).dn()
     }
 
+    /// The leftmost RDN of `s` and the text of the DN above it, for a
+    /// caller that keeps parents parsed: `child_rdn` of the two is what
+    /// [`Dn::parse`] makes of `s`. `None` when `s` is one RDN or the root,
+    /// or is not well formed up to its first separator (parse it whole,
+    /// for the error).
+    pub fn split_leaf(s: &str) -> Option<(Rdn, &str)> {
+        if s.len() > MAX_DN_LEN {
+            return None;
+        }
+        let mut p = Parser::new(s);
+        let mut avas = SmallVec::new();
+        p.ava_into(&mut avas).ok()?;
+        while p.peek() == Some(b'+') {
+            p.pos += 1;
+            p.ava_into(&mut avas).ok()?;
+        }
+        if !matches!(p.peek(), Some(b',' | b';')) {
+            return None;
+        }
+        p.pos += 1;
+        p.skip_spaces();
+        // An empty parent would be the root: `uid=x,` is not a DN.
+        let parent = s.get(p.pos..).filter(|rest| !rest.is_empty())?;
+        Some((Rdn { avas }, parent))
+    }
+
     /// The root DN (empty).
     pub fn root() -> Dn {
         Dn {
@@ -698,6 +724,46 @@ mod tests {
         "",
         "=eq",
     ];
+
+    /// A DN parsed as its leftmost RDN below a parent parsed apart is the
+    /// DN parsed whole: RDNs as written, normalised form; what is not a
+    /// DN is not split into one.
+    #[test]
+    fn a_leaf_below_its_parent_is_the_dn_parsed_whole() {
+        let dns = [
+            "uid=user00123,ou=users,dc=example,dc=com",
+            "UID = Alice , OU=Users;DC=Example, DC=Com",
+            r"cn=a\,b,ou=groups,dc=example,dc=com",
+            r#"cn="q,uoted",ou=groups,dc=example,dc=com"#,
+            "cn=x+sn=y,ou=users,dc=example,dc=com",
+            "cn=#0403616263,dc=com",
+            "cn=a-very-long-value-beyond-twenty-four-bytes,dc=com",
+            "2.5.4.3=x,dc=com",
+        ];
+        for text in dns {
+            let whole = Dn::parse(text).expect("dn");
+            let (leaf, parent) = Dn::split_leaf(text).expect("split");
+            let joined = Dn::parse(parent).expect("parent").child_rdn(leaf);
+            assert_eq!(joined.normalized_str(), whole.normalized_str(), "{text}");
+            assert_eq!(joined.to_string(), whole.to_string(), "{text}");
+            assert_eq!(
+                format!("{:?}", joined.rdns()),
+                format!("{:?}", whole.rdns())
+            );
+        }
+        for text in [
+            "",
+            "  ",
+            "dc=com",
+            "uid=x,",
+            "uid=x, ",
+            "uid=x;",
+            "=x,dc=com",
+            "uid=x y\"z,dc=com",
+        ] {
+            assert!(Dn::split_leaf(text).is_none(), "{text:?}");
+        }
+    }
 
     #[test]
     fn shortcuts_give_what_the_full_rules_give() {

@@ -710,14 +710,20 @@ async fn dispatch(
     // lookup (a spawn and a thread wake-up per search). Nothing can be
     // abandoned in the microseconds it takes.
     if let LdapOp::SearchRequest(req) = &msg.op {
-        if ctx.handler.search_runs_inline(&mut conn.session, req) {
+        let mut base = None;
+        if ctx
+            .handler
+            .search_runs_inline(&mut conn.session, req, &mut base)
+        {
             let started = Instant::now();
             conn.session.on_reader = true;
+            conn.session.inline_base = base;
             let outcome = ctx
                 .handler
                 .handle_until(&mut conn.session, msg, &CancellationToken::new())
                 .await;
             conn.session.on_reader = false;
+            conn.session.inline_base = None;
             let close = outcome.next == Next::Close;
             if !send_all(outcome, tx, &CancellationToken::new()).await {
                 return Some(ReadExit::Closed);

@@ -39,6 +39,11 @@ pub struct Session {
     /// search [`Handler::search_runs_inline`] said costs microseconds): it
     /// runs where it is, not on a blocking thread.
     pub on_reader: bool,
+    /// The base of the search the reader runs itself, as
+    /// [`Handler::search_runs_inline`] parsed it; set for that one search
+    /// only (the connection clears it after), which takes it instead of
+    /// parsing the base again.
+    pub inline_base: Option<Arc<Dn>>,
     /// The base DNs this connection's searches named lately, parsed.
     pub bases: Recent<str, Dn>,
     /// The attribute lists this connection's searches sent lately, parsed.
@@ -92,12 +97,23 @@ impl<K: ?Sized + ToOwned + PartialEq + std::hash::Hash, V> Recent<K, V> {
         sent: &K,
         parse: impl FnOnce(&K) -> Result<V, E>,
     ) -> Result<Arc<V>, E> {
-        use std::borrow::Borrow;
-        use std::hash::BuildHasher;
-        if let Some((_, v)) = self.kept.iter().find(|(kept, _)| kept.borrow() == sent) {
-            return Ok(v.clone());
+        if let Some(kept) = self.kept(sent) {
+            return Ok(kept);
         }
-        let v = Arc::new(parse(sent)?);
+        Ok(self.admit(sent, parse(sent)?))
+    }
+
+    /// What was kept for `sent`.
+    fn kept(&self, sent: &K) -> Option<Arc<V>> {
+        use std::borrow::Borrow;
+        let (_, v) = self.kept.iter().find(|(kept, _)| kept.borrow() == sent)?;
+        Some(v.clone())
+    }
+
+    /// `v`, parsed from `sent`, kept when `sent` missed lately too.
+    fn admit(&mut self, sent: &K, v: V) -> Arc<V> {
+        use std::hash::BuildHasher;
+        let v = Arc::new(v);
         // Zero marks an empty slot; a text hashing to it is never kept.
         let hash = rustc_hash::FxBuildHasher.hash_one(sent);
         if hash == 0 || !self.misses.contains(&hash) {
@@ -105,20 +121,33 @@ impl<K: ?Sized + ToOwned + PartialEq + std::hash::Hash, V> Recent<K, V> {
                 *slot = hash;
             }
             self.next_miss = self.next_miss.wrapping_add(1);
-            return Ok(v);
+            return v;
         }
         if self.kept.len() >= KEPT_RECENT {
             self.kept.remove(0);
         }
         self.kept.push((sent.to_owned(), v.clone()));
-        Ok(v)
+        v
     }
 }
 
 impl Recent<str, Dn> {
-    /// `text` parsed as a DN.
+    /// `text` parsed as a DN. A DN below a parent this connection names
+    /// often (a user's own DN, read with a base-scope search) has only its
+    /// leftmost RDN parsed: the parent is kept like any base.
     pub fn parse(&mut self, text: &str) -> Result<Arc<Dn>, DnError> {
-        self.get(text, Dn::parse)
+        if let Some(kept) = self.kept(text) {
+            return Ok(kept);
+        }
+        let dn = match Dn::split_leaf(text) {
+            Some((leaf, parent)) => match self.get(parent, Dn::parse) {
+                Ok(parent) => parent.child_rdn(leaf),
+                // Refused as a whole, with the whole DN's message.
+                Err(_) => Dn::parse(text)?,
+            },
+            None => Dn::parse(text)?,
+        };
+        Ok(self.admit(text, dn))
     }
 }
 
@@ -156,6 +185,7 @@ impl Session {
             paging: PagingStates::default(),
             encrypted: false,
             on_reader: false,
+            inline_base: None,
             bases: Recent::default(),
             attr_lists: Recent::default(),
             filters: Recent::default(),
@@ -437,10 +467,15 @@ pub fn notice_of_disconnection(code: LdapResultCode, message: &str) -> LdapMsg {
 mod tests {
     use super::*;
 
+    /// The texts `recent` keeps, oldest first.
+    fn kept_texts(recent: &Recent<str, Dn>) -> Vec<&str> {
+        recent.kept.iter().map(|(text, _)| text.as_str()).collect()
+    }
+
     /// A base named a second time is kept (the first sighting leaves only
-    /// a hash) and named again is the one parsed before; the oldest of
-    /// more than [`KEPT_RECENT`] goes; a DN that does not parse is refused
-    /// each time and kept by nobody.
+    /// a hash) and named again is the one parsed before; so is the parent
+    /// it was parsed below; the oldest of more than [`KEPT_RECENT`] goes;
+    /// a DN that does not parse is refused each time and kept by nobody.
     #[test]
     fn parsed_bases_keep_the_latest_few() {
         let mut bases = Recent::<str, Dn>::default();
@@ -452,6 +487,7 @@ mod tests {
         assert!(bases.kept.is_empty(), "seen once: not kept");
         let first = bases.parse("dc=example,dc=com").expect("dn");
         assert!(!Arc::ptr_eq(&once, &first));
+        assert_eq!(kept_texts(&bases), ["dc=com", "dc=example,dc=com"]);
         let again = bases.parse("dc=example,dc=com").expect("dn");
         assert!(Arc::ptr_eq(&first, &again));
         assert_eq!(again.normalized_str(), "dc=example,dc=com");
@@ -461,18 +497,53 @@ mod tests {
         assert_eq!(*spaced, *first);
         assert!(bases.parse("not a dn").is_err());
         assert!(bases.parse("not a dn").is_err());
-        assert_eq!(bases.kept.len(), 2);
+        assert_eq!(bases.kept.len(), 3);
         for ou in ["a", "b", "c"] {
             twice(&mut bases, &format!("ou={ou},dc=example,dc=com"));
         }
-        assert_eq!(bases.kept.len(), KEPT_RECENT);
+        assert_eq!(
+            kept_texts(&bases),
+            [
+                "DC=Example, dc=com",
+                "ou=a,dc=example,dc=com",
+                "ou=b,dc=example,dc=com",
+                "ou=c,dc=example,dc=com"
+            ]
+        );
         let refreshed = bases.parse("dc=example,dc=com").expect("dn");
         assert!(!Arc::ptr_eq(&first, &refreshed), "the oldest went");
         assert!(bases.clone().kept.is_empty());
     }
 
+    /// DNs below a parent the connection names often parse as a whole
+    /// parse does, and the parent is kept; what does not parse is refused.
+    #[test]
+    fn leaves_below_a_kept_parent_parse_as_a_whole() {
+        let mut bases = Recent::<str, Dn>::default();
+        for i in 0..20 {
+            let text = format!("UID=User{i},ou=users, dc=example,dc=com");
+            let dn = bases.parse(&text).expect("dn");
+            let whole = Dn::parse(&text).expect("dn");
+            assert_eq!(dn.normalized_str(), whole.normalized_str());
+            assert_eq!(dn.to_string(), whole.to_string());
+        }
+        assert_eq!(bases.kept.len(), 1);
+        assert_eq!(
+            bases.kept.first().map(|(text, _)| text.as_str()),
+            Some("ou=users, dc=example,dc=com")
+        );
+        for bad in [
+            "uid=x,",
+            "uid=x,ou=users,",
+            "uid=x,ou=users,dc=example,dc=com,",
+        ] {
+            assert!(bases.parse(bad).is_err(), "{bad}");
+            assert!(bases.parse(bad).is_err(), "{bad}");
+        }
+    }
+
     /// A connection naming another user on every search keeps none of
-    /// them; two bases taking turns are both kept.
+    /// them (only their parent); two bases taking turns are both kept.
     #[test]
     fn what_is_sent_once_is_not_kept() {
         let mut bases = Recent::<str, Dn>::default();
@@ -480,12 +551,14 @@ mod tests {
             let dn = format!("uid=user{i:05},ou=users,dc=example,dc=com");
             assert_eq!(bases.parse(&dn).expect("dn").to_string(), dn);
         }
-        assert!(bases.kept.is_empty());
+        assert_eq!(kept_texts(&bases), ["ou=users,dc=example,dc=com"]);
         for _ in 0..2 {
-            bases.parse("ou=users,dc=example,dc=com").expect("dn");
+            bases.parse("dc=example,dc=com").expect("dn");
             bases.parse("ou=groups,dc=example,dc=com").expect("dn");
         }
-        assert_eq!(bases.kept.len(), 2);
+        let kept = kept_texts(&bases);
+        assert!(kept.contains(&"dc=example,dc=com"), "{kept:?}");
+        assert!(kept.contains(&"ou=groups,dc=example,dc=com"), "{kept:?}");
     }
 
     /// A filter sent again is the one converted before, and converts as

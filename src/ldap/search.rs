@@ -2,6 +2,7 @@
 //! and time limits, attribute selection and Simple Paged Results.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -65,7 +66,11 @@ impl Handler {
             }
         }
 
-        let base = match session.bases.parse(&req.base) {
+        let parsed = match session.inline_base.take() {
+            Some(dn) => Ok(dn),
+            None => session.bases.parse(&req.base),
+        };
+        let base = match parsed {
             Ok(dn) => dn,
             Err(_) => {
                 return done(
@@ -518,22 +523,25 @@ impl Handler {
     ///
     /// [`Directory::is_cached_base_read`]: crate::directory::Directory::is_cached_base_read
     ///
-    /// A base-scope search's base is parsed here, into the session's
-    /// parsed bases ([`Session::bases`]), where the search finds it.
+    /// A base-scope search's base is parsed here (through the session's
+    /// [`Session::bases`]) and left in `base` for the search
+    /// ([`Session::inline_base`]), which then does not parse it again.
     pub(super) fn search_runs_inline(
         &self,
         session: &mut Session,
         req: &LdapSearchRequest,
+        base: &mut Option<Arc<Dn>>,
     ) -> bool {
         // The base read first: it costs one classification, where a
         // membership filter may ask the store.
-        if req.scope == LdapSearchScope::Base
-            && session
-                .bases
-                .parse(&req.base)
-                .is_ok_and(|dn| self.directory.is_cached_base_read(&dn))
-        {
-            return true;
+        if req.scope == LdapSearchScope::Base {
+            if let Ok(dn) = session.bases.parse(&req.base) {
+                let cached = self.directory.is_cached_base_read(&dn);
+                *base = Some(dn);
+                if cached {
+                    return true;
+                }
+            }
         }
         runs_inline(req, &|attr, value| {
             self.directory.is_few_groups_lookup(attr, value)
