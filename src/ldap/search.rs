@@ -141,25 +141,29 @@ impl Handler {
             }
         };
 
-        self.answer(session, msgid, &req, entries, code, paging, fingerprint)
+        let answer = Answer {
+            msgid,
+            req: &req,
+            requested: &requested,
+        };
+        self.answer(session, answer, entries, code, paging, fingerprint)
     }
 
     /// The answer of a paged search whose entries are found: its first
     /// page, or, when a limit ended it, every entry found and the result.
-    #[allow(clippy::too_many_arguments)]
     fn answer(
         &self,
         session: &mut Session,
-        msgid: i32,
-        req: &LdapSearchRequest,
+        answer: Answer<'_>,
         entries: Vec<Held>,
         code: LdapResultCode,
         paging: Option<(i64, Vec<u8>)>,
         fingerprint: String,
     ) -> Outcome {
+        let msgid = answer.msgid;
         match paging {
             Some((size, _)) if size > 0 && code == LdapResultCode::Success => {
-                self.page(session, msgid, req, entries, size, fingerprint)
+                self.page(session, answer, entries, size, fingerprint)
             }
             Some(_) if code == LdapResultCode::Success => {
                 // Page size zero on a new search: nothing to send.
@@ -172,26 +176,17 @@ impl Handler {
                     LdapOp::SearchResultDone(limit_result(code)),
                     ctrl.into_iter().collect(),
                 );
-                self.held_answer(session, msgid, req, entries, done)
+                self.held_answer(answer, entries, done)
             }
         }
     }
 
     /// The held entries as one run of encoded messages, then `done`.
-    fn held_answer(
-        &self,
-        session: &mut Session,
-        msgid: i32,
-        req: &LdapSearchRequest,
-        entries: Vec<Held>,
-        done: LdapMsg,
-    ) -> Outcome {
+    fn held_answer(&self, answer: Answer<'_>, entries: Vec<Held>, done: LdapMsg) -> Outcome {
         let mut out = Vec::with_capacity(2);
         if !entries.is_empty() {
-            // Parsed by the search already, kept by the connection.
-            let requested = session.attr_lists.parse(&req.attrs);
-            let wanted = requested.wanted();
-            let mut items = ItemWriter::new(msgid, req, &requested);
+            let wanted = answer.requested.wanted();
+            let mut items = ItemWriter::new(answer.msgid, answer.req, answer.requested);
             let mut encoded = BytesMut::new();
             for held in entries {
                 match held {
@@ -250,7 +245,14 @@ impl Handler {
         } else {
             session.paging.put_back(state, Instant::now())
         };
-        self.page_answer(session, msgid, req, entries, cookie)
+        // Sent by this connection before: kept parsed.
+        let requested = session.attr_lists.parse(&req.attrs);
+        let answer = Answer {
+            msgid,
+            req,
+            requested: &requested,
+        };
+        self.page_answer(answer, entries, cookie)
     }
 
     /// The answer when `base` is the root DSE or the subschema entry.
@@ -449,8 +451,7 @@ impl Handler {
     fn page(
         &self,
         session: &mut Session,
-        msgid: i32,
-        req: &LdapSearchRequest,
+        answer: Answer<'_>,
         entries: Vec<Held>,
         size: i64,
         fingerprint: String,
@@ -467,29 +468,31 @@ impl Handler {
                 .insert(fingerprint, remaining, Instant::now())
             {
                 Ok(cookie) => cookie,
-                Err(OverBudget) => return refuse_paged(session, msgid),
+                Err(OverBudget) => return refuse_paged(session, answer.msgid),
             }
         };
-        self.page_answer(session, msgid, req, first, cookie)
+        self.page_answer(answer, first, cookie)
     }
 
     /// One page: its entries, and the result with the cookie of the rest
     /// (empty on the last page).
-    fn page_answer(
-        &self,
-        session: &mut Session,
-        msgid: i32,
-        req: &LdapSearchRequest,
-        entries: Vec<Held>,
-        cookie: Vec<u8>,
-    ) -> Outcome {
+    fn page_answer(&self, answer: Answer<'_>, entries: Vec<Held>, cookie: Vec<u8>) -> Outcome {
         let done = LdapMsg::new_with_ctrls(
-            msgid,
+            answer.msgid,
             LdapOp::SearchResultDone(success()),
             vec![paged_control(cookie)],
         );
-        self.held_answer(session, msgid, req, entries, done)
+        self.held_answer(answer, entries, done)
     }
+}
+
+/// What every answer to one search request needs: its message ID, the
+/// request, and its attribute list as the search parsed it.
+#[derive(Clone, Copy)]
+struct Answer<'a> {
+    msgid: i32,
+    req: &'a LdapSearchRequest,
+    requested: &'a Requested,
 }
 
 /// A paged search the server-wide budget cannot keep: refused with
