@@ -12,9 +12,21 @@ use uuid::Uuid;
 /// Seconds since the Unix epoch (UTC).
 pub type Timestamp = i64;
 
-/// Current time as a [`Timestamp`].
+/// Current time as a [`Timestamp`]: whole seconds, rounded down. Read
+/// from the system clock, not through `OffsetDateTime::now_utc`, whose
+/// date fields cost more than the clock: the connection registry stamps
+/// every operation with it.
 pub fn now() -> Timestamp {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => secs(since),
+        // A clock before 1970: rounded down, as unix_timestamp does.
+        Err(e) => {
+            let before = e.duration();
+            -secs(before) - i64::from(before.subsec_nanos() > 0)
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -134,4 +146,17 @@ pub struct GroupSnapshot {
     /// The membership version (epoch) read before the members; the write
     /// is refused as stale if it moved. Set by the backend.
     pub(crate) epoch: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    /// The system clock read directly gives the seconds the date library
+    /// gives.
+    #[test]
+    fn now_is_the_unix_time_in_seconds() {
+        let before = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = super::now();
+        let after = time::OffsetDateTime::now_utc().unix_timestamp();
+        assert!(before <= now && now <= after, "{before} {now} {after}");
+    }
 }

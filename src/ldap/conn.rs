@@ -242,6 +242,7 @@ pub async fn serve_connection<S>(
         ops: HashMap::new(),
         first: true,
         live: ctx.handler.accounts.connections().open(peer),
+        never_stopped: CancellationToken::new(),
     };
     tracing::debug!(%peer, encrypted, "connection opened");
     if let Exit::StartTls(stream) = drive(stream, &mut conn, &ctx).await {
@@ -273,6 +274,9 @@ struct Conn {
     /// This connection in the registry `session list|end` read; dropped
     /// (unregistered) with the connection.
     live: LiveConnection,
+    /// Never cancelled: the stop of the operations the reader runs itself,
+    /// which cannot be abandoned (one token, not one per operation).
+    never_stopped: CancellationToken,
 }
 
 impl Drop for Conn {
@@ -720,12 +724,12 @@ async fn dispatch(
             conn.session.inline_base = base;
             let outcome = ctx
                 .handler
-                .handle_until(&mut conn.session, msg, &CancellationToken::new())
+                .handle_until(&mut conn.session, msg, &conn.never_stopped)
                 .await;
             conn.session.on_reader = false;
             conn.session.inline_base = None;
             let close = outcome.next == Next::Close;
-            if !send_all(outcome, tx, &CancellationToken::new()).await {
+            if !send_all(outcome, tx, None).await {
                 return Some(ReadExit::Closed);
             }
             metrics::observe(Op::Search, started.elapsed());
@@ -771,7 +775,7 @@ fn spawn_op(
         let mut close = false;
         if let Some(outcome) = outcome {
             close = outcome.next == Next::Close;
-            send_all(outcome, &tx, &token).await;
+            send_all(outcome, &tx, Some(&token)).await;
         }
         metrics::observe(kind, started.elapsed());
         // The writer must not wait for this task's sender after it is done.
@@ -781,39 +785,42 @@ fn spawn_op(
 }
 
 /// Sends an outcome's responses, then its stream as it comes, to the
-/// writer; stops when `token` is cancelled (Abandon: the rest is not worth
+/// writer; stops when `stop` is cancelled (Abandon: the rest is not worth
 /// sending, and dropping the stream ends the search behind it). False when
-/// the writer is gone.
+/// the writer is gone. The reader's own operations have no `stop`: they
+/// cannot be abandoned, and watching a token cost locks on every send.
 async fn send_all(
     outcome: Outcome,
     tx: &mpsc::Sender<Outgoing>,
-    token: &CancellationToken,
+    stop: Option<&CancellationToken>,
 ) -> bool {
+    let sending = send_each(outcome, tx);
+    match stop {
+        // Abandoned: nothing more is sent, and the connection goes on.
+        Some(stop) => stop.run_until_cancelled(sending).await.unwrap_or(true),
+        None => sending.await,
+    }
+}
+
+/// [`send_all`] without the token.
+async fn send_each(outcome: Outcome, tx: &mpsc::Sender<Outgoing>) -> bool {
     let Outcome {
         responses, stream, ..
     } = outcome;
     for response in responses {
-        tokio::select! {
-            _ = token.cancelled() => return true,
-            sent = tx.send(response) => if sent.is_err() { return false },
+        if tx.send(response).await.is_err() {
+            return false;
         }
     }
     let Some(mut stream) = stream else {
         return true;
     };
-    loop {
-        let response = tokio::select! {
-            _ = token.cancelled() => return true,
-            next = stream.recv() => match next {
-                Some(response) => response,
-                None => return true,
-            },
-        };
-        tokio::select! {
-            _ = token.cancelled() => return true,
-            sent = tx.send(response) => if sent.is_err() { return false },
+    while let Some(response) = stream.recv().await {
+        if tx.send(response).await.is_err() {
+            return false;
         }
     }
+    true
 }
 
 /// A bind, run by the reader itself once nothing else is in progress.
