@@ -207,11 +207,7 @@ impl Dn {
         }
         let mut p = Parser::new(s);
         let mut avas = SmallVec::new();
-        p.ava_into(&mut avas).ok()?;
-        while p.peek() == Some(b'+') {
-            p.pos += 1;
-            p.ava_into(&mut avas).ok()?;
-        }
+        p.rdn_into(&mut avas).ok()?;
         if !matches!(p.peek(), Some(b',' | b';')) {
             return None;
         }
@@ -501,11 +497,7 @@ impl<'a> Parser<'a> {
                 avas: SmallVec::new(),
             });
             if let Some(rdn) = rdns.last_mut() {
-                self.ava_into(&mut rdn.avas)?;
-                while self.peek() == Some(b'+') {
-                    self.pos += 1;
-                    self.ava_into(&mut rdn.avas)?;
-                }
+                self.rdn_into(&mut rdn.avas)?;
             }
             match self.peek() {
                 None => break,
@@ -520,6 +512,16 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(Dn::from_rdns(rdns))
+    }
+
+    /// The AVAs of one RDN (joined by `+`), added to `avas`.
+    fn rdn_into(&mut self, avas: &mut SmallVec<[Ava; 1]>) -> Result<(), DnError> {
+        self.ava_into(avas)?;
+        while self.peek() == Some(b'+') {
+            self.pos += 1;
+            self.ava_into(avas)?;
+        }
+        Ok(())
     }
 
     /// `type=value`, with the spaces around either, added to `avas`.

@@ -75,11 +75,11 @@ pub fn classify(dn: &Dn, base: &Dn) -> Target {
     // copying: `,` separates RDNs there and `=` ends a type, as values
     // escape theirs.
     let (norm, suffix) = (dn.normalized_str(), base.normalized_str().len());
-    let below = match base.is_root() {
-        true => norm,
-        false => norm
-            .get(..norm.len().saturating_sub(suffix + 1))
-            .unwrap_or(""),
+    let below = if base.is_root() {
+        norm
+    } else {
+        norm.get(..norm.len().saturating_sub(suffix + 1))
+            .unwrap_or("")
     };
     match rel {
         [] => Target::Base,

@@ -103,6 +103,14 @@ impl<K: ?Sized + ToOwned + PartialEq + std::hash::Hash, V> Recent<K, V> {
         Ok(self.admit(sent, parse(sent)?))
     }
 
+    /// [`Recent::get`] for a parse that cannot fail.
+    pub fn get_with(&mut self, sent: &K, parse: impl FnOnce(&K) -> V) -> Arc<V> {
+        match self.kept(sent) {
+            Some(kept) => kept,
+            None => self.admit(sent, parse(sent)),
+        }
+    }
+
     /// What was kept for `sent`.
     fn kept(&self, sent: &K) -> Option<Arc<V>> {
         use std::borrow::Borrow;
@@ -154,24 +162,14 @@ impl Recent<str, Dn> {
 impl Recent<LdapFilter, Filter> {
     /// A search's filter converted ([`Filter::from_ldap`]).
     pub fn convert(&mut self, sent: &LdapFilter) -> Arc<Filter> {
-        match self.get(sent, |f| {
-            Ok::<_, std::convert::Infallible>(Filter::from_ldap(f))
-        }) {
-            Ok(filter) => filter,
-            Err(never) => match never {},
-        }
+        self.get_with(sent, Filter::from_ldap)
     }
 }
 
 impl Recent<[String], Requested> {
     /// A search's attribute list parsed ([`Requested::parse`]).
     pub fn parse(&mut self, attrs: &[String]) -> Arc<Requested> {
-        match self.get(attrs, |attrs| {
-            Ok::<_, std::convert::Infallible>(Requested::parse(attrs))
-        }) {
-            Ok(requested) => requested,
-            Err(never) => match never {},
-        }
+        self.get_with(attrs, Requested::parse)
     }
 }
 
