@@ -13,9 +13,10 @@ tokio::task_local! {
     static ON_REACTOR: ();
 }
 
-/// Runs `op` marked as reactor work: blocking inside it is a bug.
-pub async fn on_reactor<F: Future>(op: F) -> F::Output {
-    ON_REACTOR.scope((), op).await
+/// Runs `op` marked as reactor work: blocking inside it is a bug. Not an
+/// `async fn`: that would hold `op` twice (before and inside the scope).
+pub fn on_reactor<F: Future>(op: F) -> impl Future<Output = F::Output> {
+    ON_REACTOR.scope((), op)
 }
 
 /// False inside [`on_reactor`] (and not inside a `spawn_blocking` task

@@ -470,7 +470,9 @@ where
             }
             // RFC 4511 §4.2.1: a bind runs once nothing else is in progress.
             if let Some(next) = pending_bind.take() {
-                bind(next, conn, ctx, &tx).await;
+                // Boxed: the largest thing the loop awaits, and the loop's
+                // future is as large as that (see `Handler::dispatch`).
+                Box::pin(bind(next, conn, ctx, &tx)).await;
                 conn.live.set_identity(&conn.session.identity);
                 continue;
             }
@@ -729,7 +731,7 @@ async fn dispatch(
             conn.session.on_reader = false;
             conn.session.inline_base = None;
             let close = outcome.next == Next::Close;
-            if !send_all(outcome, tx, None).await {
+            if !send_each(outcome, tx).await {
                 return Some(ReadExit::Closed);
             }
             metrics::observe(Op::Search, started.elapsed());
@@ -775,7 +777,7 @@ fn spawn_op(
         let mut close = false;
         if let Some(outcome) = outcome {
             close = outcome.next == Next::Close;
-            send_all(outcome, &tx, Some(&token)).await;
+            send_all(outcome, &tx, &token).await;
         }
         metrics::observe(kind, started.elapsed());
         // The writer must not wait for this task's sender after it is done.
@@ -787,38 +789,36 @@ fn spawn_op(
 /// Sends an outcome's responses, then its stream as it comes, to the
 /// writer; stops when `stop` is cancelled (Abandon: the rest is not worth
 /// sending, and dropping the stream ends the search behind it). False when
-/// the writer is gone. The reader's own operations have no `stop`: they
-/// cannot be abandoned, and watching a token cost locks on every send.
-async fn send_all(
-    outcome: Outcome,
-    tx: &mpsc::Sender<Outgoing>,
-    stop: Option<&CancellationToken>,
-) -> bool {
-    let sending = send_each(outcome, tx);
-    match stop {
-        // Abandoned: nothing more is sent, and the connection goes on.
-        Some(stop) => stop.run_until_cancelled(sending).await.unwrap_or(true),
-        None => sending.await,
-    }
+/// the writer is gone.
+async fn send_all(outcome: Outcome, tx: &mpsc::Sender<Outgoing>, stop: &CancellationToken) -> bool {
+    // Abandoned: nothing more is sent, and the connection goes on.
+    stop.run_until_cancelled(send_each(outcome, tx))
+        .await
+        .unwrap_or(true)
 }
 
-/// [`send_all`] without the token.
+/// [`send_all`] without the token: the reader's own operations cannot be
+/// abandoned, and watching a token cost locks on every send.
 async fn send_each(outcome: Outcome, tx: &mpsc::Sender<Outgoing>) -> bool {
     let Outcome {
         responses, stream, ..
     } = outcome;
+    // A slot first, then the response into it: `send` would hold the
+    // response inside its future, which this one holds in turn.
     for response in responses {
-        if tx.send(response).await.is_err() {
+        let Ok(slot) = tx.reserve().await else {
             return false;
-        }
+        };
+        slot.send(response);
     }
     let Some(mut stream) = stream else {
         return true;
     };
     while let Some(response) = stream.recv().await {
-        if tx.send(response).await.is_err() {
+        let Ok(slot) = tx.reserve().await else {
             return false;
-        }
+        };
+        slot.send(response);
     }
     true
 }
