@@ -216,14 +216,16 @@ impl Connections {
     }
 
     /// Registers a new connection from `peer`, anonymous until it binds.
-    pub fn open(&self, peer: SocketAddr) -> LiveConnection {
+    /// Its end ([`LiveConnection::ended`]) is a child of `within` (the
+    /// server's shutdown), so its reader waits on one token for both.
+    pub fn open(&self, peer: SocketAddr, within: &CancellationToken) -> LiveConnection {
         let at = now();
         let entry = Arc::new(Entry {
             peer,
             opened: at,
             last_op: AtomicI64::new(at),
             bound: Mutex::new(None),
-            end: CancellationToken::new(),
+            end: within.child_token(),
         });
         let id = connection_id();
         self.lock().insert(id, entry.clone());
@@ -354,7 +356,8 @@ impl LiveConnection {
         self.entry.last_op.store(now(), Ordering::Relaxed);
     }
 
-    /// Cancelled when someone ends this connection.
+    /// Cancelled when someone ends this connection, and when the token it
+    /// was opened within is.
     pub fn ended(&self) -> CancellationToken {
         self.entry.end.clone()
     }
@@ -386,8 +389,8 @@ mod tests {
     fn bound_connections_are_listed_ended_and_forgotten() {
         let reg = Connections::default();
         let peer: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
-        let anon = reg.open(peer);
-        let a = reg.open(peer);
+        let anon = reg.open(peer, &CancellationToken::new());
+        let a = reg.open(peer, &CancellationToken::new());
         assert_eq!(reg.len(), 2);
         assert!(
             reg.bound(None).is_empty(),
@@ -422,7 +425,9 @@ mod tests {
     fn connection_ids_are_distinct_version_4_uuids_that_end_their_connection() {
         let reg = Connections::default();
         let peer: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
-        let open: Vec<LiveConnection> = (0..10_000).map(|_| reg.open(peer)).collect();
+        let open: Vec<LiveConnection> = (0..10_000)
+            .map(|_| reg.open(peer, &CancellationToken::new()))
+            .collect();
         let ids: std::collections::HashSet<Uuid> = open.iter().map(LiveConnection::id).collect();
         assert_eq!(ids.len(), open.len(), "every connection has its own id");
         assert!(open.iter().all(
@@ -431,7 +436,11 @@ mod tests {
         // Ids made on another thread (another reactor) do not repeat them.
         let other = std::thread::spawn({
             let reg = reg.clone();
-            move || (0..1_000).map(|_| reg.open(peer).id()).collect::<Vec<_>>()
+            move || {
+                (0..1_000)
+                    .map(|_| reg.open(peer, &CancellationToken::new()).id())
+                    .collect::<Vec<_>>()
+            }
         })
         .join()
         .expect("thread");

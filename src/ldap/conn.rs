@@ -20,6 +20,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -241,7 +242,7 @@ pub async fn serve_connection<S>(
         session,
         ops: HashMap::new(),
         first: true,
-        live: ctx.handler.accounts.connections().open(peer),
+        live: ctx.handler.accounts.connections().open(peer, &ctx.shutdown),
         never_stopped: CancellationToken::new(),
     };
     tracing::debug!(%peer, encrypted, "connection opened");
@@ -315,7 +316,10 @@ where
     let codec = Codec::new(ctx.limits.max_message_bytes, ctx.limits.max_ber_depth);
     let mut reader = FramedRead::new(rd, codec);
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
-    let write_failed = CancellationToken::new();
+    // A failed write ends the connection through its end token, the one
+    // token the reader waits on; this says why.
+    let write_failed = AtomicBool::new(false);
+    let ended = conn.live.ended();
     let read = async {
         let exit = read_loop(&mut reader, tx, conn, ctx, &write_failed).await;
         // Whatever is still running is abandoned, so its sender goes away
@@ -325,7 +329,8 @@ where
         }
         exit
     };
-    let (exit, writer) = tokio::join!(read, write_loop(wr, codec, rx, write_failed.clone()));
+    let writing = write_loop(wr, codec, rx, &write_failed, &ended);
+    let (exit, writer) = tokio::join!(read, writing);
     match (exit, writer) {
         (ReadExit::StartTls, Some(writer)) => {
             // RFC 4511 §4.14.1: the client sends nothing more until the
@@ -346,7 +351,8 @@ async fn write_loop<W>(
     mut w: W,
     mut codec: Codec,
     mut rx: mpsc::Receiver<Outgoing>,
-    failed: CancellationToken,
+    failed: &AtomicBool,
+    ended: &CancellationToken,
 ) -> Option<W>
 where
     W: AsyncWrite + Unpin,
@@ -363,7 +369,8 @@ where
             w.flush().await
         };
         if !matches!(tokio::time::timeout(WRITE_TIMEOUT, sent).await, Ok(Ok(()))) {
-            failed.cancel();
+            failed.store(true, Ordering::Relaxed);
+            ended.cancel();
             return None;
         }
     }
@@ -440,20 +447,19 @@ async fn read_loop<R>(
     tx: mpsc::Sender<Outgoing>,
     conn: &mut Conn,
     ctx: &ConnContext,
-    write_failed: &CancellationToken,
+    write_failed: &AtomicBool,
 ) -> ReadExit
 where
     R: AsyncRead + Unpin,
 {
     let peer = conn.session.peer;
+    // One token stands for the server's shutdown (its parent), `session
+    // end` or the portal, and a failed write: each poll of a token takes
+    // two locks, and the loop turns at least twice a request. Waited on
+    // across the loop's turns: it registers with the token once.
     let ended = conn.live.ended();
-    // Waited on across the loop's turns: each registers with its token
-    // once, not on every turn (a lock to register and one to leave, up to
-    // three times a request).
-    let shutdown = ctx.shutdown.cancelled();
-    let write_failed = write_failed.cancelled();
-    let ended = ended.cancelled();
-    tokio::pin!(shutdown, write_failed, ended);
+    let stopped = ended.cancelled();
+    tokio::pin!(stopped);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut pending_bind: Option<PendingBind> = None;
     let mut draining = false;
@@ -500,12 +506,16 @@ where
         }
         let reading = pending_bind.is_none() && !draining;
         let next = tokio::select! {
-            _ = &mut shutdown, if !draining => {
-                draining = true;
-                continue;
-            }
-            _ = &mut write_failed => return ReadExit::Closed,
-            _ = &mut ended => {
+            // Once draining, operations in flight are finished (a write
+            // that fails ends them) and the connection closes.
+            _ = &mut stopped, if !draining => {
+                if write_failed.load(Ordering::Relaxed) {
+                    return ReadExit::Closed;
+                }
+                if ctx.shutdown.is_cancelled() {
+                    draining = true;
+                    continue;
+                }
                 tracing::info!(%peer, "connection ended by `session end` or the portal; closing");
                 return ReadExit::Closed;
             }

@@ -13,7 +13,10 @@ async fn sessions_list_portal_and_ldap_rows_and_end_them() {
     let other = sign_in(&fx.app, "alice", "alice-pw").await;
     let alice = fx.store.user_by_name("alice").expect("r").expect("alice");
     let ldap_peer: SocketAddr = "198.51.100.4:50000".parse().expect("addr");
-    let conn = fx.accounts.connections().open(ldap_peer);
+    let conn = fx
+        .accounts
+        .connections()
+        .open(ldap_peer, &tokio_util::sync::CancellationToken::new());
     conn.set_identity(&crate::directory::Identity::User {
         id: alice.id,
         username: "alice".into(),

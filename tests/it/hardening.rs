@@ -430,3 +430,33 @@ fn metrics_and_health() {
     let (status, _) = http_get(&s.http_addr, "/nothing");
     assert_eq!(status, 303);
 }
+
+#[test]
+fn shutdown_sends_open_connections_a_notice_then_closes_them() {
+    let mut s = Server::start();
+    // Bound and idle, and anonymous with one answered request: each is
+    // being served when the server is told to stop.
+    let mut bound = Raw::connect(&s.addr);
+    assert_eq!(
+        bound.bind(1, &user_dn("admin"), &s.admin_password),
+        LdapResultCode::Success
+    );
+    let mut anonymous = Raw::connect(&s.addr);
+    anonymous.send(raw::extended(1, OID_WHOAMI));
+    assert_eq!(raw::code(&anonymous.msg()), LdapResultCode::Success);
+
+    assert!(s.stop(), "graceful shutdown exits 0");
+    for (who, c) in [("bound", &mut bound), ("anonymous", &mut anonymous)] {
+        let notice = c.msg();
+        assert_eq!(notice.msgid, 0, "{who}: {notice:?}");
+        let LdapOp::ExtendedResponse(r) = &notice.op else {
+            panic!("{who}: not a notice: {notice:?}");
+        };
+        assert_eq!(r.name.as_deref(), Some("1.3.6.1.4.1.1466.20036"));
+        assert_eq!(r.res.code, LdapResultCode::Unavailable, "{who}");
+        assert!(
+            matches!(c.recv(), Got::Eof),
+            "{who}: closed after the notice"
+        );
+    }
+}
