@@ -368,13 +368,30 @@ where
             out.write_to(&mut w).await?;
             w.flush().await
         };
-        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, sent).await, Ok(Ok(()))) {
+        let mut sent = std::pin::pin!(sent);
+        // Most writes go out at once: the timer (and the clock read that
+        // sets it) only for one that has to wait for the client.
+        let result = match poll_once(sent.as_mut()).await {
+            Some(result) => Some(result),
+            None => tokio::time::timeout(WRITE_TIMEOUT, sent).await.ok(),
+        };
+        if !matches!(result, Some(Ok(()))) {
             failed.store(true, Ordering::Relaxed);
             ended.cancel();
             return None;
         }
     }
     Some(w)
+}
+
+/// Polls `f` once: its output if it is ready, `None` if it has to wait
+/// (it is then registered to wake this task, and can be awaited further).
+async fn poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match std::pin::Pin::new(&mut f).poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }
 
 /// Encoded responses waiting to be written: small ones are encoded into
@@ -465,9 +482,10 @@ where
     let mut draining = false;
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
+    // The connection is idle from the last thing that happened on it: a
+    // request arrived, an operation or a bind ended (the clock is read
+    // then, not on every turn of the loop).
     let mut idle_since = tokio::time::Instant::now();
-    // The last wake-up was the timer going off early: nothing happened.
-    let mut timer_woke = false;
     loop {
         if conn.ops.is_empty() {
             if draining {
@@ -480,6 +498,7 @@ where
                 // future is as large as that (see `Handler::dispatch`).
                 Box::pin(bind(next, conn, ctx, &tx)).await;
                 conn.live.set_identity(&conn.session.identity);
+                idle_since = tokio::time::Instant::now();
                 continue;
             }
         }
@@ -490,14 +509,9 @@ where
         } else {
             ctx.limits.idle_timeout
         };
-        // The connection is idle from the last thing that happened on it.
         // One timer serves the whole connection: it is moved earlier when
         // it would go off too late, and later only when it goes off early,
         // not once per request.
-        if !timer_woke {
-            idle_since = tokio::time::Instant::now();
-        }
-        timer_woke = false;
         let deadline = wait.map(|t| idle_since + t);
         if let Some(deadline) = deadline {
             if timer.deadline() > deadline {
@@ -520,6 +534,7 @@ where
                 return ReadExit::Closed;
             }
             Some(done) = done_rx.recv() => {
+                idle_since = tokio::time::Instant::now();
                 conn.ops.remove(&done.msgid);
                 if done.close {
                     return ReadExit::Closed;
@@ -530,7 +545,6 @@ where
                 match deadline {
                     Some(deadline) if deadline > tokio::time::Instant::now() => {
                         timer.as_mut().reset(deadline);
-                        timer_woke = true;
                         continue;
                     }
                     _ => {
@@ -541,6 +555,8 @@ where
             }
             next = reader.next(), if reading => next,
         };
+        let arrived = Instant::now();
+        idle_since = tokio::time::Instant::from_std(arrived);
         let msg = match next {
             None => return ReadExit::Closed,
             Some(Err(e)) => {
@@ -582,7 +598,7 @@ where
                 }
             }
             _ => {
-                if let Some(exit) = dispatch(msg, conn, ctx, &tx, &done_tx).await {
+                if let Some(exit) = dispatch(msg, arrived, conn, ctx, &tx, &done_tx).await {
                     return exit;
                 }
             }
@@ -688,9 +704,11 @@ async fn start_tls(
 
 /// Any other request: refused when its message ID is in use or too many
 /// operations are in flight; a quick search answered right here; anything
-/// else a task of its own.
+/// else a task of its own. `arrived`: when it was read (its time in the
+/// metrics starts there).
 async fn dispatch(
     msg: LdapMsg,
+    arrived: Instant,
     conn: &mut Conn,
     ctx: &ConnContext,
     tx: &mpsc::Sender<Outgoing>,
@@ -731,7 +749,6 @@ async fn dispatch(
             .handler
             .search_runs_inline(&mut conn.session, req, &mut base)
         {
-            let started = Instant::now();
             conn.session.on_reader = true;
             conn.session.inline_base = base;
             let outcome = ctx
@@ -744,7 +761,7 @@ async fn dispatch(
             if !send_each(outcome, tx).await {
                 return Some(ReadExit::Closed);
             }
-            metrics::observe(Op::Search, started.elapsed());
+            metrics::observe(Op::Search, arrived.elapsed());
             return close.then_some(ReadExit::Closed);
         }
     }
