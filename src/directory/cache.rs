@@ -507,6 +507,12 @@ impl<K: Copy> KeptIds<K> {
 fn folded_hash(hashing: &std::collections::hash_map::RandomState, bytes: &[u8]) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = hashing.build_hasher();
+    fold_into(&mut hasher, bytes);
+    hasher.finish()
+}
+
+/// Feeds `bytes` in ASCII lowercase, and their length, to `hasher`.
+fn fold_into(hasher: &mut impl std::hash::Hasher, bytes: &[u8]) {
     let mut buf = [0u8; 64];
     for chunk in bytes.chunks(buf.len()) {
         let folded = &mut buf[..chunk.len()];
@@ -515,7 +521,6 @@ fn folded_hash(hashing: &std::collections::hash_map::RandomState, bytes: &[u8]) 
         hasher.write(folded);
     }
     hasher.write_usize(bytes.len());
-    hasher.finish()
 }
 
 /// Beyond this many kept misses a shard of [`KeptMisses`] forgets them.
@@ -569,7 +574,7 @@ impl Default for KeptMisses {
 
 impl KeptMisses {
     fn check(&self, missed: Missed<'_>) -> u64 {
-        use std::hash::BuildHasher;
+        use std::hash::{BuildHasher, Hasher};
         // The kind goes into the check: the maps of names and of numbers
         // hand out keys that may meet in this one.
         let (kind, text) = match missed {
@@ -583,8 +588,11 @@ impl KeptMisses {
         if kind == 1 && !text.is_ascii() {
             return self.hashing.hash_one((kind, text.to_lowercase()));
         }
-        self.hashing
-            .hash_one((kind, folded_hash(&self.hashing, text.as_bytes())))
+        // One pass: the kind, then the folded text.
+        let mut hasher = self.hashing.build_hasher();
+        hasher.write_u8(kind);
+        fold_into(&mut hasher, text.as_bytes());
+        hasher.finish()
     }
 
     fn shard(&self, key: u64) -> MutexGuard<'_, MissMap> {
@@ -744,6 +752,24 @@ mod tests {
             m.insert(key(i), Missed::UidNumber(7), 2);
         }
         assert!(len(&m) <= cap);
+    }
+
+    /// A miss is the one its key was kept for: the same value as the
+    /// index compares it (names ASCII-folded, emails lowercased), and the
+    /// same kind of lookup.
+    #[test]
+    fn a_kept_miss_is_checked_by_kind_and_folded_value() {
+        let m = KeptMisses::default();
+        m.insert(1, Missed::GroupName("Alice"), 5);
+        assert!(m.is_missing(1, Missed::GroupName("alice"), 5));
+        assert!(m.is_missing(1, Missed::GroupName("ALICE"), 5));
+        assert!(!m.is_missing(1, Missed::GroupName("alicf"), 5));
+        assert!(!m.is_missing(1, Missed::GroupName("alice "), 5));
+        assert!(!m.is_missing(1, Missed::UserName("alice"), 5));
+        assert!(!m.is_missing(1, Missed::Email("alice"), 5));
+        m.insert(2, Missed::Email("Ünï@example.com"), 5);
+        assert!(m.is_missing(2, Missed::Email("ünï@EXAMPLE.com"), 5));
+        assert!(!m.is_missing(2, Missed::UserName("Ünï@example.com"), 5));
     }
 
     #[test]
