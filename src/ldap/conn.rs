@@ -472,8 +472,8 @@ where
     let peer = conn.session.peer;
     // One token stands for the server's shutdown (its parent), `session
     // end` or the portal, and a failed write: each poll of a token takes
-    // two locks, and the loop turns at least twice a request. Waited on
-    // across the loop's turns: it registers with the token once.
+    // two locks, and the loop's wait is polled at least twice a request.
+    // Waited on across the loop's turns: it registers with the token once.
     let ended = conn.live.ended();
     let stopped = ended.cancelled();
     tokio::pin!(stopped);
