@@ -371,9 +371,9 @@ where
         let mut sent = std::pin::pin!(sent);
         // Most writes go out at once: the timer (and the clock read that
         // sets it) only for one that has to wait for the client.
-        let result = match poll_once(sent.as_mut()).await {
-            Some(result) => Some(result),
-            None => tokio::time::timeout(WRITE_TIMEOUT, sent).await.ok(),
+        let result = match futures::poll!(sent.as_mut()) {
+            std::task::Poll::Ready(result) => Some(result),
+            std::task::Poll::Pending => tokio::time::timeout(WRITE_TIMEOUT, sent).await.ok(),
         };
         if !matches!(result, Some(Ok(()))) {
             failed.store(true, Ordering::Relaxed);
@@ -382,16 +382,6 @@ where
         }
     }
     Some(w)
-}
-
-/// Polls `f` once: its output if it is ready, `None` if it has to wait
-/// (it is then registered to wake this task, and can be awaited further).
-async fn poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
-    std::future::poll_fn(|cx| match std::pin::Pin::new(&mut f).poll(cx) {
-        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
-        std::task::Poll::Pending => std::task::Poll::Ready(None),
-    })
-    .await
 }
 
 /// Encoded responses waiting to be written: small ones are encoded into
