@@ -321,7 +321,7 @@ where
     let write_failed = AtomicBool::new(false);
     let ended = conn.live.ended();
     let read = async {
-        let exit = read_loop(&mut reader, tx, conn, ctx, &write_failed).await;
+        let exit = read_loop(&mut reader, tx, conn, ctx, &ended, &write_failed).await;
         // Whatever is still running is abandoned, so its sender goes away
         // and the writer can finish.
         for token in conn.ops.values() {
@@ -454,17 +454,18 @@ async fn read_loop<R>(
     tx: mpsc::Sender<Outgoing>,
     conn: &mut Conn,
     ctx: &ConnContext,
+    ended: &CancellationToken,
     write_failed: &AtomicBool,
 ) -> ReadExit
 where
     R: AsyncRead + Unpin,
 {
     let peer = conn.session.peer;
-    // One token stands for the server's shutdown (its parent), `session
-    // end` or the portal, and a failed write: each poll of a token takes
-    // two locks, and the loop's wait is polled at least twice a request.
-    // Waited on across the loop's turns: it registers with the token once.
-    let ended = conn.live.ended();
+    // `ended` (the connection's end token) stands for the server's
+    // shutdown (its parent), `session end` or the portal, and a failed
+    // write: each poll of a token takes two locks, and the loop's wait is
+    // polled at least twice a request. Waited on across the loop's turns:
+    // it registers with the token once.
     let stopped = ended.cancelled();
     tokio::pin!(stopped);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
