@@ -134,6 +134,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     println!("listening http://{http_local}");
     println!("listening ldaps://{ldaps_local}");
     println!("listening ldap://{local}");
+    warm_caches(ctx.handler.directory.clone(), shutdown.clone());
 
     stop.await;
     tracing::info!("shutting down: draining connections");
@@ -160,6 +161,45 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(config.data_dir.join("admin.sock"));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Fills what lookups keep ([`Directory::warm`]) on a thread of its own at
+/// the lowest priority, so that the first logins after a restart do not
+/// each walk the store's pages, without delaying the first answer or
+/// taking CPU from requests. Stops at shutdown; a failure costs only the
+/// warmth.
+fn warm_caches(directory: Directory, shutdown: CancellationToken) {
+    let spawned = std::thread::Builder::new()
+        .name("cache-warm".into())
+        .spawn(move || {
+            lowest_priority();
+            let began = std::time::Instant::now();
+            match directory.warm(&|| shutdown.is_cancelled()) {
+                Ok(w) if w.users + w.groups > 0 => tracing::info!(
+                    users = w.users,
+                    groups = w.groups,
+                    complete = w.complete,
+                    ms = began.elapsed().as_millis() as u64,
+                    "lookup caches warmed"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "warming the lookup caches failed; lookups fill them")
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the cache-warming thread; lookups fill the caches");
+    }
+}
+
+/// Sets the calling thread to nice 19 (per thread on Linux). Failing to is
+/// harmless: the thread then competes with the others as an equal.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        tracing::debug!(error = %e, "cannot lower the priority of the cache-warming thread");
+    }
 }
 
 /// What `/healthz` reports of the store: its backend, and for

@@ -500,6 +500,17 @@ impl<K: Copy> KeptIds<K> {
         }
         map.insert(key, id);
     }
+
+    /// [`KeptIds::insert`] only while the key's shard has room: for a pass
+    /// over every user ([`super::Directory::warm`]), which in a directory
+    /// larger than [`MAX_KEPT_IDS`] would otherwise empty each shard again
+    /// and again.
+    pub fn insert_if_room(&self, key: u64, id: K) {
+        let mut map = self.shard(key);
+        if map.len() < MAX_KEPT_IDS / SHARDS {
+            map.insert(key, id);
+        }
+    }
 }
 
 /// SipHash of `bytes` in ASCII lowercase under `hashing`'s keys, fed in
@@ -817,6 +828,29 @@ mod tests {
             kept.get(kept.name_key(&format!("user{other}"))),
             Some(uid(u128::from(other)))
         );
+    }
+
+    /// A pass over every user keeps ids only while a shard has room: a
+    /// full shard keeps what it holds, where an insert would empty it.
+    #[test]
+    fn a_full_shard_keeps_its_ids_when_inserted_into_if_room() {
+        let kept: KeptIds<UserId> = KeptIds::default();
+        // Keys below 2^60 all fall into the first shard.
+        let per_shard = MAX_KEPT_IDS / SHARDS;
+        for key in 0..per_shard as u64 {
+            kept.insert_if_room(key, uid(1));
+        }
+        kept.insert_if_room(per_shard as u64, uid(2));
+        assert_eq!(kept.get(per_shard as u64), None);
+        assert_eq!(kept.get(0), Some(uid(1)));
+        assert_eq!(kept.get(per_shard as u64 - 1), Some(uid(1)));
+        // Another shard still takes its keys.
+        kept.insert_if_room(1 << 60, uid(3));
+        assert_eq!(kept.get(1 << 60), Some(uid(3)));
+        // A lookup's insert empties the full shard instead.
+        kept.insert(per_shard as u64, uid(2));
+        assert_eq!(kept.get(per_shard as u64), Some(uid(2)));
+        assert_eq!(kept.get(0), None);
     }
 
     #[test]

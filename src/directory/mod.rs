@@ -39,6 +39,6 @@ pub use entry::Entry;
 pub use filter::{Filter, InChain};
 pub use search::{
     Directory, DirectoryError, DirectoryOptions, HeldUser, Identity, MemberOfDn, Scope, SearchItem,
-    SearchQuery, SearchResults, UserEntry,
+    SearchQuery, SearchResults, UserEntry, Warmed,
 };
 pub use tree::Target;

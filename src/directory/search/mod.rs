@@ -19,14 +19,17 @@
 //! - `plan`: the candidates a filter can match, from the store's indexes.
 //! - `build`: entries built from records, with what one search's entries
 //!   share, and transitive membership for the in-chain rule.
+//! - `warm`: what lookups keep, filled in one pass after the server starts.
 
 mod access;
 mod build;
 mod plan;
+mod warm;
 
 use access::Access;
 use build::{BuildContext, Chain};
 use plan::{add_filter_types, Cands};
+pub use warm::Warmed;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

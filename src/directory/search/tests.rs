@@ -983,6 +983,103 @@ fn emails_and_numbers_kept_from_lookups_follow_changes() {
     assert!(by_gid(ops.gid_number).is_empty());
 }
 
+/// A warmed directory holds what lookups would have kept (ids by name,
+/// email and number, users' groups, groups' ids) and answers as the store
+/// does after a rename, a new email, a new membership and a delete; a
+/// stopped pass says so; with transitive memberOf no groups are kept.
+#[test]
+fn warming_keeps_what_lookups_keep_and_answers_follow_changes() {
+    let fx = fixture();
+    let alice = user_named(&fx.store, "alice");
+    let bob = new_user(&fx.store, "bob");
+    fx.store
+        .update_user(alice.id, &|u| {
+            u.email = Some("Alice@Example.com".into());
+            Ok(())
+        })
+        .expect("email");
+    let d = dir(&fx, false);
+    let warmed = d.warm(&|| false).expect("warm");
+    assert_eq!(
+        warmed,
+        Warmed {
+            users: 3,
+            groups: 3,
+            complete: true
+        }
+    );
+    let k = &d.inner;
+    let epoch = fx.store.membership_epoch().expect("epoch");
+    assert_eq!(k.user_ids.get(k.user_ids.name_key("ALICE")), Some(alice.id));
+    assert_eq!(
+        k.user_emails
+            .get(k.user_emails.email_key("alice@example.com")),
+        Some(alice.id)
+    );
+    assert_eq!(
+        k.user_numbers
+            .get(k.user_numbers.number_key(bob.uid_number)),
+        Some(bob.id)
+    );
+    assert_eq!(k.group_ids.get(k.group_ids.name_key("devs")), Some(fx.devs));
+    assert_eq!(
+        k.cache.member_of(epoch, alice.id).as_deref(),
+        Some(&[fx.devs][..])
+    );
+    assert_eq!(k.cache.member_of(epoch, bob.id).as_deref(), Some(&[][..]));
+
+    let bob_dn = format!("cn=bob,ou=users,{BASE}");
+    fx.store.rename_user(alice.id, "alicia").expect("rename");
+    assert!(found(&d, &fx.root, eq("uid", "alice")).is_empty());
+    fx.store
+        .update_user(bob.id, &|u| {
+            u.email = Some("alice@example.com".into());
+            Ok(())
+        })
+        .expect_err("alicia holds the address");
+    // Bob takes it once she lets it go.
+    fx.store
+        .update_user(alice.id, &|u| {
+            u.email = None;
+            Ok(())
+        })
+        .expect("email");
+    fx.store
+        .update_user(bob.id, &|u| {
+            u.email = Some("alice@example.com".into());
+            Ok(())
+        })
+        .expect("email");
+    assert_eq!(
+        found(&d, &fx.root, eq("mail", "alice@example.com")),
+        [bob_dn.as_str()]
+    );
+    fx.store
+        .add_member(fx.devs, Member::User(bob.id))
+        .expect("member");
+    assert_eq!(member_of(&d, &fx.root, &bob_dn), [DEVS]);
+    fx.store.delete_user(bob.id).expect("delete");
+    assert!(found(&d, &fx.root, eq("uidNumber", &bob.uid_number.to_string())).is_empty());
+
+    // Stopped after the first user.
+    let stopped = dir(&fx, false).warm(&|| true).expect("warm");
+    assert_eq!((stopped.users, stopped.complete), (1, false));
+    // Transitive memberOf: ids, not groups.
+    let t = dir(&fx, true);
+    t.warm(&|| false).expect("warm");
+    let epoch = fx.store.membership_epoch().expect("epoch");
+    let alicia = user_named(&fx.store, "alicia");
+    assert_eq!(
+        t.inner.user_ids.get(t.inner.user_ids.name_key("alicia")),
+        Some(alicia.id)
+    );
+    assert!(t.inner.cache.member_of(epoch, alicia.id).is_none());
+    assert_eq!(
+        member_of(&t, &fx.root, &format!("cn=alicia,ou=users,{BASE}")),
+        [DEVS, STAFF]
+    );
+}
+
 /// Kept ids are stored under 64-bit hashes of their keys, so two keys may
 /// share a slot: the id there is then another entry's, and each lookup
 /// must still find its own. Planted by hand (a real collision cannot be
