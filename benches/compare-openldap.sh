@@ -343,7 +343,12 @@ T0=$(now_ms)
 # RFC 2307 schema shipped with slapd makes both structural, so schema
 # checking would refuse them. -q: bulk-load mode.
 "$SLAPADD" -q -s -f "$WORK/slapd/slapd.conf" -l "$WORK/data.ldif"
-fact "slapd load (slapadd -q): $(( $(now_ms) - T0 )) ms"
+T1=$(now_ms)
+# slapadd -q leaves its writes to the kernel (no fsync); Portcullis's
+# import flushes its own. Its pages are written out here, before the import
+# is timed, so that neither load pays for the other's writeback.
+sync
+fact "slapd load (slapadd -q): $(( T1 - T0 )) ms, its writes on disk $(( $(now_ms) - T1 )) ms later (sync)"
 
 T0=$(now_ms)
 "$SLAPD" -f "$WORK/slapd/slapd.conf" -h "$SLAPD_URL/ $SLAPD_LDAPS_URL/" -d 0 >"$WORK/slapd/log" 2>&1 &
