@@ -354,13 +354,12 @@ impl<K: Copy> Lookup<'_, K> {
 }
 
 /// Whether two email addresses are the same to the email index (equal
-/// once lowercased), without allocating when both are ASCII.
+/// once lowercased), without allocating when both are ASCII. Equal but
+/// for ASCII case means equal once lowercased (other characters are
+/// then byte for byte the same).
 fn same_email(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a.to_lowercase() == b.to_lowercase()
-    }
+    a.eq_ignore_ascii_case(b)
+        || (!(a.is_ascii() && b.is_ascii()) && a.to_lowercase() == b.to_lowercase())
 }
 
 impl Directory {

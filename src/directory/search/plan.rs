@@ -21,6 +21,10 @@
 //!   in through nesting) and `memberOf` with it (every group nested under
 //!   the group). Terms only users have (`uid`, `mail`, `uidNumber`, user
 //!   object classes) match no group.
+//! - A user name, email or uidNumber term is answered by the user an
+//!   earlier such term of the filter found when that user's record holds
+//!   the key, without asking the key's index: each key names at most one
+//!   user (Gitea's `(|(uid=X)(mail=X@domain))`).
 //! - An object class every user (or group) has costs nothing: it narrows
 //!   nothing and is checked by the filter.
 //! - Users: NOT of a `uidNumber` equality with a value of plain digits
@@ -43,13 +47,13 @@
 //!   group's 500 member DNs are neither copied nor compared to find the
 //!   groups of a user.
 
-use super::Directory;
+use super::{same_email, Directory};
 use crate::directory::dn::Dn;
 use crate::directory::entry::Wanted;
 use crate::directory::filter::{Filter, Value};
 use crate::directory::schema::{self, AttributeType};
 use crate::directory::tree;
-use crate::store::{GroupId, Member, StoreError, UserId};
+use crate::store::{GroupId, Member, StoreError, User, UserId};
 use std::collections::BTreeSet;
 
 /// Candidate ids after index planning.
@@ -142,11 +146,42 @@ impl Directory {
     /// Users a filter can match, from the indexes (`All` when it names
     /// none), and what is left to check.
     pub(super) fn plan_users<'f>(&self, f: &'f Filter) -> Result<Plan<'f, UserId>, StoreError> {
-        plan_tree(f, &mut |leaf| self.user_leaf(leaf))
+        let mut found = None;
+        plan_tree(f, &mut |leaf| self.user_leaf(leaf, &mut found))
     }
 
-    /// Users one non-boolean filter item can match, and whether exactly.
-    fn user_leaf(&self, f: &Filter) -> Result<Leaf<UserId>, StoreError> {
+    /// The user a name, email or uidNumber term names, by `by_index`; or
+    /// `found` (the user an earlier such term of the filter found) when
+    /// its record holds the key (`holds`). Each key names at most one
+    /// user, so that user is the one the index would give: Gitea's
+    /// `(|(uid=X)(mail=X@domain))` asks the email index (at 1M users a
+    /// kept-id map's miss in main memory) for the user the name found.
+    fn user_by_key(
+        &self,
+        found: &mut Option<UserId>,
+        holds: impl Fn(&User) -> bool,
+        by_index: impl FnOnce() -> Result<Option<UserId>, StoreError>,
+    ) -> Result<Option<UserId>, StoreError> {
+        if let Some(id) = *found {
+            if self.store().user_shared(id)?.is_some_and(|u| holds(&u)) {
+                return Ok(Some(id));
+            }
+        }
+        let id = by_index()?;
+        if id.is_some() {
+            *found = id;
+        }
+        Ok(id)
+    }
+
+    /// Users one non-boolean filter item can match, and whether exactly;
+    /// `found` is the user an earlier term found by a unique key (see
+    /// [`Directory::user_by_key`]).
+    fn user_leaf(
+        &self,
+        f: &Filter,
+        found: &mut Option<UserId>,
+    ) -> Result<Leaf<UserId>, StoreError> {
         let store = self.store();
         // Ids from the indexes (or kept from an earlier lookup and checked
         // against the kept record): the scan reads each record once.
@@ -158,12 +193,28 @@ impl Directory {
                 let value = v.raw.trim();
                 match ty.name {
                     "uid" | "cn" => (
-                        Cands::Set(self.user_id_by_name(value)?.into_iter().collect()),
+                        Cands::Set(
+                            self.user_by_key(
+                                found,
+                                |u| u.username.eq_ignore_ascii_case(value),
+                                || self.user_id_by_name(value),
+                            )?
+                            .into_iter()
+                            .collect(),
+                        ),
                         names_exactly(value),
                     ),
-                    "mail" => one(self.user_id_by_email(value)?),
+                    "mail" => one(self.user_by_key(
+                        found,
+                        |u| u.email.as_deref().is_some_and(|e| same_email(e, value)),
+                        || self.user_id_by_email(value),
+                    )?),
                     "uidNumber" => match value.trim().parse::<u32>() {
-                        Ok(n) => one(self.user_id_by_uid_number(n)?),
+                        Ok(n) => one(self.user_by_key(
+                            found,
+                            |u| u.uid_number == n,
+                            || self.user_id_by_uid_number(n),
+                        )?),
                         Err(_) => none(),
                     },
                     // The users whose memberOf lists the group: its direct

@@ -983,6 +983,105 @@ fn emails_and_numbers_kept_from_lookups_follow_changes() {
     assert!(by_gid(ops.gid_number).is_empty());
 }
 
+/// Gitea's login filter, an OR of a name and an email term: the user the
+/// name found answers the email term when its record holds that email
+/// (each email names one user), without asking the email index — nothing
+/// is kept under the email then; the same for a uidNumber, and for a name
+/// after an email. A key another user holds, or one that moved to
+/// another user, is answered by its index.
+#[test]
+fn a_key_the_found_user_holds_is_answered_without_its_index() {
+    let fx = fixture();
+    let d = dir(&fx, false);
+    let k = &d.inner;
+    let alice = user_named(&fx.store, "alice");
+    let bob = new_user(&fx.store, "bob");
+    let set_email = |id: UserId, email: &str| {
+        fx.store
+            .update_user(id, &|u| {
+                u.email = Some(email.into());
+                Ok(())
+            })
+            .expect("email");
+    };
+    set_email(alice.id, "alice@example.com");
+    set_email(bob.id, "bob@example.com");
+    let alice_dn = format!("cn=alice,ou=users,{BASE}");
+    let bob_dn = format!("cn=bob,ou=users,{BASE}");
+    let gitea = |first: LdapFilter, second: LdapFilter| {
+        LdapFilter::And(vec![
+            eq("objectClass", "posixAccount"),
+            LdapFilter::Or(vec![first, second]),
+        ])
+    };
+    let kept_email = |email: &str| k.user_emails.get(k.user_emails.email_key(email));
+
+    assert_eq!(
+        found(
+            &d,
+            &fx.root,
+            gitea(eq("uid", "alice"), eq("mail", "Alice@Example.com"))
+        ),
+        [alice_dn.as_str()]
+    );
+    assert_eq!(
+        kept_email("alice@example.com"),
+        None,
+        "the index was not asked"
+    );
+    let number = alice.uid_number.to_string();
+    assert_eq!(
+        found(
+            &d,
+            &fx.root,
+            gitea(eq("uid", "alice"), eq("uidNumber", &number))
+        ),
+        [alice_dn.as_str()]
+    );
+    assert_eq!(
+        k.user_numbers
+            .get(k.user_numbers.number_key(alice.uid_number)),
+        None
+    );
+    assert_eq!(
+        found(
+            &d,
+            &fx.root,
+            gitea(eq("mail", "bob@example.com"), eq("uid", "BOB"))
+        ),
+        [bob_dn.as_str()]
+    );
+    assert_eq!(kept_email("bob@example.com"), Some(bob.id));
+    assert_eq!(
+        k.user_ids.get(k.user_ids.name_key("bob")),
+        None,
+        "by its email"
+    );
+
+    // Another user's email: both, the second from the index.
+    let alices_or_bobs = || gitea(eq("uid", "alice"), eq("mail", "alice@example.com"));
+    assert_eq!(
+        found(
+            &d,
+            &fx.root,
+            gitea(eq("uid", "alice"), eq("mail", "bob@example.com"))
+        ),
+        [alice_dn.as_str(), bob_dn.as_str()]
+    );
+    // alice's email moved to bob: bob holds it now.
+    set_email(alice.id, "old@example.com");
+    set_email(bob.id, "alice@example.com");
+    assert_eq!(
+        found(&d, &fx.root, alices_or_bobs()),
+        [alice_dn.as_str(), bob_dn.as_str()]
+    );
+    assert_eq!(kept_email("alice@example.com"), Some(bob.id));
+    // And back: alice's record holds it again.
+    set_email(bob.id, "bob@example.com");
+    set_email(alice.id, "alice@example.com");
+    assert_eq!(found(&d, &fx.root, alices_or_bobs()), [alice_dn.as_str()]);
+}
+
 /// A warmed directory holds what lookups would have kept (ids by name,
 /// email and number, users' groups, groups' ids) and answers as the store
 /// does after a rename, a new email, a new membership and a delete; a
