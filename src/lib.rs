@@ -69,6 +69,7 @@ pub mod ldap;
 pub mod ldif;
 pub mod metrics;
 pub mod migrate;
+pub mod niceness;
 pub mod portal;
 pub mod quiet;
 pub mod server;

@@ -172,7 +172,7 @@ fn warm_caches(directory: Directory, shutdown: CancellationToken) {
     let spawned = std::thread::Builder::new()
         .name("cache-warm".into())
         .spawn(move || {
-            lowest_priority();
+            crate::niceness::lower_own(19, "the cache-warming thread");
             let began = std::time::Instant::now();
             match directory.warm(&|| shutdown.is_cancelled()) {
                 Ok(w) if w.users + w.groups > 0 => tracing::info!(
@@ -190,15 +190,6 @@ fn warm_caches(directory: Directory, shutdown: CancellationToken) {
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the cache-warming thread; lookups fill the caches");
-    }
-}
-
-/// Sets the calling thread to nice 19 (per thread on Linux). Failing to is
-/// harmless: the thread then competes with the others as an equal.
-fn lowest_priority() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
-        tracing::debug!(error = %e, "cannot lower the priority of the cache-warming thread");
     }
 }
 

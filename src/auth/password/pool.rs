@@ -20,6 +20,11 @@ use tokio::sync::{mpsc, oneshot};
 /// guard has promoted the workers.
 pub const HASH_NICE: i32 = 10;
 
+/// Sets the calling thread to nice [`HASH_NICE`], as a worker starts.
+fn lower_nice() {
+    crate::niceness::lower_own(HASH_NICE, "a hashing thread");
+}
+
 /// Niceness of starved workers that nice [`HASH_NICE`] did not get going
 /// within [`STARVED_AFTER`] (the module doc's second step): the same share
 /// of the CPU as any thread of the server.
@@ -343,7 +348,7 @@ impl Worker {
     }
 
     fn run(mut self, rx: &Mutex<mpsc::Receiver<Job>>) {
-        sched::lower_nice();
+        lower_nice();
         self.watch.started(self.index);
         // However the thread ends (a panic outside a hash included).
         struct Ended(Arc<Watch>, usize);
@@ -511,15 +516,6 @@ mod sched {
     const OTHER: ThreadSchedulePolicy =
         ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
 
-    /// Sets the calling thread to nice `HASH_NICE` (nice is per thread on
-    /// Linux). Failing to is harmless: the hashes then compete as equals.
-    pub fn lower_nice() {
-        let tid = rustix::thread::gettid();
-        if let Err(e) = rustix::process::setpriority_process(Some(tid), HASH_NICE) {
-            tracing::debug!(error = %e, "cannot lower the priority of a hashing thread");
-        }
-    }
-
     pub fn native(handle: &std::thread::JoinHandle<()>) -> Native {
         handle.as_pthread_t()
     }
@@ -567,7 +563,7 @@ mod sched {
         let probe = std::thread::Builder::new()
             .name("hashpool-probe".into())
             .spawn(move || {
-                lower_nice();
+                super::lower_nice();
                 check()
             })
             .map(|t| t.join().unwrap_or(false));
@@ -630,7 +626,6 @@ mod sched {
 #[cfg(not(target_os = "linux"))]
 mod sched {
     pub type Native = ();
-    pub fn lower_nice() {}
     pub fn native(_: &std::thread::JoinHandle<()>) -> Native {}
     pub fn own_tid() -> i32 {
         0
