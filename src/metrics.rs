@@ -4,8 +4,9 @@
 //! A small hand-rolled registry of atomics rather than a metrics crate: the
 //! set of series is fixed and tiny, recording is a few relaxed atomic adds
 //! on the hot path, and it keeps the dependency tree small. Any module may
-//! record (`metrics::throttled()` is the hook for bind throttling); only
-//! `http` reads. Labels never carry user input.
+//! record (`metrics::throttled()` is the hook for bind throttling); `http`
+//! reads them all, the cache warm the count of operations answered. Labels
+//! never carry user input.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -117,6 +118,16 @@ static REGISTRY: Registry = Registry {
     backup_last_success: AtomicI64::new(0),
     backup_failures: AtomicU64::new(0),
 };
+
+/// Operations of every kind answered so far: what the cache warm
+/// ([`crate::server`]) watches to pause while requests keep coming.
+pub fn operations_answered() -> u64 {
+    REGISTRY
+        .latencies
+        .iter()
+        .map(|h| h.count.load(Ordering::Relaxed))
+        .fold(0, u64::wrapping_add)
+}
 
 /// Records the latency of one operation.
 pub fn observe(op: Op, elapsed: Duration) {
