@@ -196,8 +196,17 @@ impl Handler {
                         .held_user(&u, &wanted, |user| items.write_user(user, &mut encoded)),
                     Held::Group(g) => items.write(SearchItem::Group(g), &mut encoded),
                 }
+                // In batches, as a streamed search sends them: the
+                // connection's queue holds a few, so an abandon that comes
+                // while a client is slow to read a large page stops what
+                // is still to be queued, its result included.
+                if encoded.len() >= STREAM_BATCH_BYTES {
+                    out.push(Outgoing::Encoded(encoded.split().freeze()));
+                }
             }
-            out.push(Outgoing::Encoded(encoded.freeze()));
+            if !encoded.is_empty() {
+                out.push(Outgoing::Encoded(encoded.freeze()));
+            }
         }
         out.push(done.into());
         Outcome::sending(out)
