@@ -229,9 +229,11 @@ fn idle_and_silent_connections_are_closed() {
 
 /// Users created straight in the store before the server starts: more
 /// than loopback's socket buffers hold of their entries (about 12 MB
-/// against the 4 MB a sender may buffer), so a search over all of them
-/// that the client does not read cannot finish before its abandon arrives,
-/// however fast the server builds entries.
+/// against the 4 MB a sender may buffer and the 64 KiB the test's client
+/// caps its receive buffer at; left to grow, that buffer reached 32 MB and
+/// held a whole search), so a search over all of them that the client
+/// does not read cannot finish before its abandon arrives, however fast
+/// the server builds entries.
 const SEEDED: usize = 30_000;
 
 fn seed(data: &Path) {
@@ -265,6 +267,7 @@ fn count_until(c: &mut Raw<TcpStream>, search_id: i32, stop_id: i32) -> (usize, 
 fn abandon_stops_a_long_search() {
     let s = Server::start_seeded(FAST_HASH_ENV, seed);
     let mut c = Raw::connect(&s.addr);
+    c.cap_receive_buffer(64 * 1024);
     c.set_timeout(Duration::from_secs(60));
     assert_eq!(
         c.bind(1, &user_dn("admin"), &s.admin_password),

@@ -46,6 +46,16 @@ impl Raw<TcpStream> {
         Raw::new(stream)
     }
 
+    /// Caps the kernel's receive buffer of this connection at `bytes`,
+    /// which also stops Linux growing it (up to tcp_rmem's maximum, 32 MB
+    /// on the CI machine): what the client leaves unread then backs up
+    /// into the server within that much.
+    pub fn cap_receive_buffer(&self, bytes: usize) {
+        socket2::SockRef::from(&self.stream)
+            .set_recv_buffer_size(bytes)
+            .expect("SO_RCVBUF");
+    }
+
     pub fn set_timeout(&self, t: Duration) {
         self.stream.set_read_timeout(Some(t)).expect("timeout");
     }
