@@ -181,7 +181,8 @@ impl Handler {
         }
     }
 
-    /// The held entries as one run of encoded messages, then `done`.
+    /// The held entries as encoded messages in batches of about
+    /// [`STREAM_BATCH_BYTES`], then `done`.
     fn held_answer(&self, answer: Answer<'_>, entries: Vec<Held>, done: LdapMsg) -> Outcome {
         let mut out = Vec::with_capacity(2);
         if !entries.is_empty() {
