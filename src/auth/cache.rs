@@ -7,9 +7,11 @@
 //! password verifies against this stored hash". Everything else — the user
 //! record (disabled?), the effective MFA/app-password policy (global
 //! override, config, the user's groups), the user's confirmed devices and
-//! app passwords — is read from the store on every bind, before the cache
-//! is consulted, exactly as without it. So a change of status, policy or
-//! group membership takes effect on the next bind without any epoch.
+//! app passwords — is checked on every bind, before the cache is
+//! consulted, exactly as without it, from what the store holds when the
+//! bind reads it (`kept.rs` keeps those reads only while no write has
+//! finished since). So a change of status, policy or group membership
+//! takes effect on the next bind.
 //!
 //! The entry's key is HMAC-SHA256, under a random key made for this
 //! process, of the user's id, the user's `cred_generation`, the stored hash

@@ -20,10 +20,13 @@
 //! - `legacy`: verification of hashes imported from other directories.
 //! - `cache`: the bind cache, which lets a repeated identical password bind
 //!   skip argon2.
+//! - `kept`: what a bind reads about an account (record, policy, devices,
+//!   hash), kept while the store has not been written.
 
 pub mod api_token;
 pub mod app_password;
 pub mod cache;
+pub mod kept;
 pub mod keys;
 pub mod legacy;
 pub mod password;
@@ -39,7 +42,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::blocking::off_reactor;
-use crate::domain::MfaPolicy;
 use crate::store::{
     CredentialKind, Device, DeviceKind, Store, StoreError, Timestamp, User, UserId,
 };
@@ -125,7 +127,7 @@ impl Refusal {
 #[derive(Debug, Clone)]
 pub enum BindOutcome {
     Success {
-        user: Box<User>,
+        user: Arc<User>,
         method: Method,
         /// The app password's name, for the audit event.
         app_password: Option<String>,
@@ -171,7 +173,7 @@ pub struct Authenticator {
     throttle: Arc<Throttle>,
     /// `None` when `[bind] cache = false`.
     cache: Option<Arc<BindCache>>,
-    policies: Arc<policy::PolicyCache>,
+    accounts: Arc<kept::KeptAccounts>,
 }
 
 fn unix_secs(now: SystemTime) -> u64 {
@@ -286,7 +288,7 @@ impl Authenticator {
                 .cache
                 .enabled
                 .then(|| Arc::new(BindCache::new(settings.cache))),
-            policies: Arc::default(),
+            accounts: Arc::default(),
         }
     }
 
@@ -463,21 +465,27 @@ impl Authenticator {
                 .refuse_after_hashing(Refusal::WrongPassword, Method::Password)
                 .await);
         }
-        let user = if username.is_empty() {
+        let account = if username.is_empty() {
             None
         } else {
             self.current().await;
-            self.store.user_by_name(username)?
+            self.accounts.account(&self.store, username, self.policy)?
         };
-        let Some(user) = user else {
+        let Some(account) = account else {
             return Ok(self
                 .refuse_after_hashing(Refusal::UnknownUser, Method::Password)
                 .await);
         };
-        let effective = self.policies.effective(&self.store, user.id, self.policy)?;
+        let user = &account.user;
         let method = Method::AppPassword;
         match self
-            .check_app_password(&user, effective.app_passwords, bind_password, peer, now)
+            .check_app_password(
+                user,
+                account.effective.app_passwords,
+                bind_password,
+                peer,
+                now,
+            )
             .await?
         {
             AppPasswordCheck::NotOne => {}
@@ -486,14 +494,14 @@ impl Authenticator {
             }
             AppPasswordCheck::Accepted(name) => {
                 return Ok(BindOutcome::Success {
-                    user: Box::new(user),
+                    user: Arc::clone(user),
                     method,
                     app_password: Some(name),
                     cached: false,
                 })
             }
         }
-        self.password_bind(user, username, effective.mfa, bind_password, now)
+        self.password_bind(&account, username, bind_password, now)
             .await
     }
 
@@ -550,19 +558,13 @@ impl Authenticator {
     /// only someone who knew the password can have locked them.
     async fn password_bind(
         &self,
-        user: User,
+        account: &Arc<kept::Account>,
         username: &str,
-        mfa: MfaPolicy,
         bind_password: &str,
         now: SystemTime,
     ) -> Result<BindOutcome, StoreError> {
-        let devices: Vec<Device> = self
-            .store
-            .devices(user.id)?
-            .into_iter()
-            .filter(|d| d.confirmed)
-            .collect();
-        let rule = policy::code_rule(mfa, !devices.is_empty());
+        let user = &account.user;
+        let rule = policy::code_rule(account.effective.mfa, !account.devices.is_empty());
         let (password_part, code) = match rule {
             CodeRule::WholePassword | CodeRule::NotEnrolled => (bind_password, None),
             CodeRule::PasswordAndCode => match split_code(bind_password) {
@@ -586,12 +588,11 @@ impl Authenticator {
                 });
             }
         }
-        let phc = self.store.password_hash(user.id)?;
+        let phc = account.password_hash.as_deref();
         let has_password = phc.is_some();
-        let stored = phc.clone();
         // The bind cache: only for the whole-password rule (no code ever),
         // and only for hashes that stay as they are (no rehash pending).
-        let cache_digest = match (&self.cache, &phc) {
+        let cache_digest = match (&self.cache, phc) {
             (Some(cache), Some(stored))
                 if rule == CodeRule::WholePassword && !legacy::needs_rehash(stored) =>
             {
@@ -609,7 +610,11 @@ impl Authenticator {
         let verified = if cached {
             true
         } else {
-            match self.hasher.try_verify(password_part.to_string(), phc).await {
+            match self
+                .hasher
+                .try_verify(password_part.to_string(), phc.map(str::to_string))
+                .await
+            {
                 Ok(verified) => verified,
                 Err(Busy) => return refused(Refusal::Busy),
             }
@@ -626,15 +631,15 @@ impl Authenticator {
         if rule == CodeRule::NotEnrolled {
             return refused(Refusal::MfaNotEnrolled);
         }
-        if let Some(stored) = stored.filter(|s| legacy::needs_rehash(s)) {
-            self.rehash(user.id, &stored, password_part).await?;
+        if let Some(stored) = phc.filter(|s| legacy::needs_rehash(s)) {
+            self.rehash(user.id, stored, password_part).await?;
         }
         let Some(code) = code else {
             if let Some((cache, digest)) = cache_digest.filter(|_| !cached) {
                 cache.insert(digest, now);
             }
             return Ok(BindOutcome::Success {
-                user: Box::new(user),
+                user: Arc::clone(user),
                 method,
                 app_password: None,
                 cached,
@@ -643,8 +648,10 @@ impl Authenticator {
         if code.is_empty() {
             return refused(Refusal::CodeMissing);
         }
-        let (auth, id, code) = (self.clone(), user.id, code.to_string());
-        let checked = off_reactor(move || auth.check_code(id, &devices, &code, now)).await?;
+        let (auth, account, code) = (self.clone(), account.clone(), code.to_string());
+        let checked =
+            off_reactor(move || auth.check_code(account.user.id, &account.devices, &code, now))
+                .await?;
         let method = match checked {
             CodeCheck::Totp => Method::PasswordTotp,
             CodeCheck::Static => Method::PasswordStatic,
@@ -654,7 +661,7 @@ impl Authenticator {
         // The used code stays used across a crash: the store's writes are
         // durable when they return, before the success response leaves.
         Ok(BindOutcome::Success {
-            user: Box::new(user),
+            user: Arc::clone(user),
             method,
             app_password: None,
             cached: false,

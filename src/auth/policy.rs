@@ -12,11 +12,8 @@
 //!    `[bind] app_passwords`).
 //!
 //! Pure functions over the inputs, plus [`effective_for`], which reads
-//! them from the store, and [`PolicyCache`], which keeps its answers
-//! while the store has not been written.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! them from the store (kept between binds with the rest of the account
+//! by [`super::kept`]).
 
 use serde::Serialize;
 
@@ -129,121 +126,9 @@ pub fn effective_for(store: &Store, user: UserId, defaults: PolicyDefaults) -> R
     Ok(resolve(global, &groups))
 }
 
-/// How many users' policies [`PolicyCache`] keeps: a few MiB at most.
-const KEPT_POLICIES: usize = 65_536;
-
-/// The effective policies of users who bound lately, so that a repeated
-/// bind (a web application's service account binds on every request)
-/// does not read the global settings and walk the user's groups each
-/// time.
-///
-/// Never fails open: an answer is kept with the store's count of
-/// finished writes read before it was computed
-/// ([`Backend::finished_writes`](crate::store::Backend::finished_writes)),
-/// and used only while that count has not moved. Any write (a setting,
-/// a group's policy, a membership, a deleted group) moves it once it is
-/// done, so the next bind after it computes afresh. A backend without
-/// such a count is asked every time.
-#[derive(Default)]
-pub struct PolicyCache {
-    kept: Mutex<HashMap<UserId, (u64, Effective)>>,
-}
-
-impl PolicyCache {
-    /// [`effective_for`], answered from what is kept when it is current.
-    pub fn effective(
-        &self,
-        store: &Store,
-        user: UserId,
-        defaults: PolicyDefaults,
-    ) -> Result<Effective> {
-        let Some(writes) = store.finished_writes() else {
-            return effective_for(store, user, defaults);
-        };
-        if let Some(&(at, effective)) = self.lock().get(&user) {
-            if at == writes {
-                return Ok(effective);
-            }
-        }
-        let effective = effective_for(store, user, defaults)?;
-        let mut kept = self.lock();
-        if kept.len() >= KEPT_POLICIES {
-            kept.retain(|_, (at, _)| *at == writes);
-            if kept.len() >= KEPT_POLICIES {
-                kept.clear();
-            }
-        }
-        kept.insert(user, (writes, effective));
-        Ok(effective)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, (u64, Effective)>> {
-        // The map holds plain values: one left by a panicking holder is fine.
-        self.kept.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every kind of write that changes a user's policy is seen by the
-    /// very next answer of the cache: it never answers with a policy that
-    /// was relaxed or tightened since.
-    #[test]
-    fn kept_policies_follow_every_write_that_changes_them() {
-        use crate::store::{NewUser, Store};
-        let store = Store::temporary().expect("store");
-        let user = store
-            .create_user(NewUser {
-                username: "kim".into(),
-                ..NewUser::default()
-            })
-            .expect("user")
-            .id;
-        let cache = PolicyCache::default();
-        let d = PolicyDefaults::default();
-        let now = |store: &Store| cache.effective(store, user, d).expect("policy").mfa;
-        let required = GroupPolicy {
-            mfa: Some(MfaPolicy::Required),
-            app_passwords: None,
-        };
-        assert_eq!(now(&store), MfaPolicy::IfEnrolled);
-        assert_eq!(now(&store), MfaPolicy::IfEnrolled, "asked again, kept");
-        // the global override
-        store
-            .set_setting(SETTING_MFA_POLICY, MfaPolicy::Off.as_str())
-            .expect("setting");
-        assert_eq!(now(&store), MfaPolicy::Off);
-        store.remove_setting(SETTING_MFA_POLICY).expect("setting");
-        assert_eq!(now(&store), MfaPolicy::IfEnrolled);
-        // a group that demands MFA, joined through a nested group
-        let outer = store.create_group("outer", None).expect("group").id;
-        let inner = store.create_group("inner", None).expect("group").id;
-        store.set_group_policy(outer, required).expect("policy");
-        store.add_member(inner, Member::User(user)).expect("member");
-        assert_eq!(now(&store), MfaPolicy::IfEnrolled);
-        store
-            .add_member(outer, Member::Group(inner))
-            .expect("member");
-        assert_eq!(now(&store), MfaPolicy::Required);
-        // the group's policy relaxed, then tightened again
-        store
-            .set_group_policy(outer, GroupPolicy::default())
-            .expect("policy");
-        assert_eq!(now(&store), MfaPolicy::IfEnrolled);
-        store.set_group_policy(outer, required).expect("policy");
-        assert_eq!(now(&store), MfaPolicy::Required);
-        // the nesting ends, then the group that demanded it goes
-        store
-            .remove_member(outer, Member::Group(inner))
-            .expect("remove");
-        assert_eq!(now(&store), MfaPolicy::IfEnrolled);
-        store.add_member(outer, Member::User(user)).expect("member");
-        assert_eq!(now(&store), MfaPolicy::Required);
-        store.delete_group(outer).expect("delete");
-        assert_eq!(now(&store), MfaPolicy::IfEnrolled);
-    }
 
     #[test]
     fn code_rules() {

@@ -8,6 +8,7 @@
 //! count on the same throttle as LDAP binds (account, address, codes).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{
@@ -123,7 +124,7 @@ impl Authenticator {
         let outcome = match decided {
             SignIn::NeedsCode { .. } => return,
             SignIn::Done { user, method } => BindOutcome::Success {
-                user: user.clone(),
+                user: Arc::new(User::clone(user)),
                 method: *method,
                 app_password: None,
                 cached: false,

@@ -175,7 +175,7 @@ impl Handler {
                 tracing::info!(target: "portcullis::audit", user = %user.username, %peer, method = method.as_str(), app_password = app_password.as_deref(), cached, outcome = "success", "bind");
                 session.identity = Identity::User {
                     id: user.id,
-                    username: user.username,
+                    username: user.username.clone(),
                 };
                 respond(LdapResultCode::Success, "")
             }
