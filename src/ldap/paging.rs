@@ -6,10 +6,12 @@
 //! at most [`MAX_OPEN_SEARCHES`] open; the oldest is dropped beyond that.
 //!
 //! Users are kept as their shared records ([`HeldUser`]), not as built
-//! entries: a paged enumeration of a million users holds a million
-//! pointers (and memberOf lists) where it held a million entries, some
-//! 1.1 KB each for the attributes NSS clients ask for, and was refused
-//! beyond some 240,000 users with the default cap.
+//! entries, whatever the filter (one the indexes leave to evaluate is
+//! evaluated on an entry built for that alone): a paged search over a
+//! million users holds a million pointers (and memberOf lists) where it
+//! held a million entries, some 1.1 KB each for the attributes NSS
+//! clients ask for, and was refused beyond some 240,000 users with the
+//! default cap.
 //!
 //! What the kept entries hold is bounded server-wide: every stored search
 //! reserves an estimate of its bytes from one [`PagedBudget`] shared by all

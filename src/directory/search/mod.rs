@@ -92,8 +92,10 @@ pub struct SearchEnd {
 /// An entry found by [`Directory::search_items`].
 pub enum SearchItem<'a> {
     Entry(Entry),
-    /// A user's entry, not built: the filter needed nothing of it, so a
-    /// caller that only encodes it may write it from its parts.
+    /// A user's entry, not built for the caller (the filter's residual, if
+    /// any, was evaluated on an entry of its own): a caller that only
+    /// encodes it may write it from its parts, and one that keeps it for
+    /// later keeps the shared record ([`UserEntry::hold`]).
     User(UserEntry<'a>),
     /// A group's full entry (every attribute), shared with the epoch
     /// cache: a caller that encodes it selects the attributes itself, and
@@ -870,8 +872,17 @@ impl Directory {
                 Access::None => false,
             };
             if visible {
-                let more = if parts && user_residual.is_empty() {
-                    let (member_of, superuser) = ctx.user_shared_parts(user, &user_wanted)?;
+                let more = if parts {
+                    // The residual is evaluated on an entry built for it;
+                    // a match goes out as the record and its parts, so a
+                    // paged search keeps the shared record, not the entry
+                    // (a million users pass `(mail=*)`).
+                    if !user_residual.is_empty()
+                        && !matches(&user_residual, &ctx.user_entry(user, &user_wanted)?)
+                    {
+                        return Ok(true);
+                    }
+                    let (member_of, superuser) = ctx.user_shared_parts(user, selected)?;
                     dn.clear();
                     entry::push_child_dn(&mut dn, &user.username, users_ou);
                     sink(SearchItem::User(UserEntry {
@@ -880,7 +891,7 @@ impl Directory {
                         user,
                         member_of: &member_of,
                         superuser,
-                        wanted: &user_wanted,
+                        wanted: selected,
                     }))
                 } else {
                     let e = ctx.user_entry(user, &user_wanted)?;
