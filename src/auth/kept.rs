@@ -26,10 +26,11 @@ use super::policy::{self, Effective, PolicyDefaults};
 use crate::domain::mfa::Device;
 use crate::store::{Result, Store, User};
 
-/// How many names [`KeptAccounts`] keeps. Records are shared with the
-/// store's record cache; what is the account's own is its devices and
-/// hash: some 200 bytes, a few MiB at most.
-const KEPT_ACCOUNTS: usize = 65_536;
+/// How many names [`KeptAccounts`] keeps. An account's own bytes (name,
+/// hash, devices, map slot) are some 250; its record is shared with the
+/// store's record cache while that holds it, and is some 0.5 KB more when
+/// the cache has let it go: 25 MiB at the very most.
+const KEPT_ACCOUNTS: usize = 32_768;
 
 /// What a bind needs to know about one account.
 pub struct Account {
