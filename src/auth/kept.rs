@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::policy::{self, Effective, PolicyDefaults};
 use crate::domain::mfa::Device;
-use crate::store::{Result, Store, User};
+use crate::store::{Result, Store, User, UserId};
 
 /// How many names [`KeptAccounts`] keeps. An account's own bytes (name,
 /// hash, devices, map slot) are some 250; its record is shared with the
@@ -77,11 +77,7 @@ impl Account {
         };
         Ok(Some(Account {
             effective: policy::effective_for(store, user.id, defaults)?,
-            devices: store
-                .devices(user.id)?
-                .into_iter()
-                .filter(|d| d.confirmed)
-                .collect(),
+            devices: confirmed_devices(store, user.id)?,
             password_hash: store.password_hash(user.id)?,
             user,
         }))
@@ -91,6 +87,16 @@ impl Account {
 /// By name as bound: the store's write count it was read after, and the
 /// account.
 type ByName = HashMap<Box<str>, (u64, Arc<Account>)>;
+
+/// The user's devices that count for a bind or a sign-in: the confirmed
+/// ones (a self-service enrolment confirms with a first code).
+pub(super) fn confirmed_devices(store: &Store, user: UserId) -> Result<Vec<Device>> {
+    Ok(store
+        .devices(user)?
+        .into_iter()
+        .filter(|d| d.confirmed)
+        .collect())
+}
 
 /// Accounts bound lately; see the module documentation.
 #[derive(Default)]

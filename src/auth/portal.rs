@@ -11,12 +11,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::kept::confirmed_devices;
 use super::{
     static_tokens, Authenticator, BindOutcome, Busy, CodeCheck, Key, Method, Refusal, Secret,
     Verdict, MAX_BIND_PASSWORD_LEN,
 };
 use crate::blocking::off_reactor;
-use crate::store::{Device, StoreError, User, UserId};
+use crate::store::{StoreError, User, UserId};
 
 /// What one step of a portal sign-in decided.
 #[derive(Debug, Clone)]
@@ -246,13 +247,4 @@ impl Authenticator {
             method,
         })
     }
-}
-
-/// The user's devices that count for sign-in.
-fn confirmed_devices(store: &crate::store::Store, user: UserId) -> Result<Vec<Device>, StoreError> {
-    Ok(store
-        .devices(user)?
-        .into_iter()
-        .filter(|d| d.confirmed)
-        .collect())
 }
