@@ -31,6 +31,9 @@
 #   --workloads "W…" rows (default: search-uid bind-search-new-conn)
 #   --out DIR        where results are kept (default target/bench-results/scaleout-<date>)
 #   --keep           keep the temporary directory
+#   --portcullis BIN serve (and seed and migrate) with this portcullis binary
+#                    instead of the one built here (the load generator is
+#                    still built here): a build kept from before a change
 set -euo pipefail
 
 USERS=10000
@@ -41,6 +44,7 @@ CONNS=8
 WORKLOADS="search-uid bind-search-new-conn"
 OUT=""
 KEEP=0
+SERVE_BIN=""
 PASSWORD="Bench-Passw0rd"
 BASE="dc=example,dc=com"
 
@@ -54,7 +58,8 @@ while [ $# -gt 0 ]; do
         --workloads) WORKLOADS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        --portcullis) SERVE_BIN=$2; shift 2 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -80,6 +85,10 @@ command -v ldapsearch >/dev/null || { echo "ldapsearch missing (apt-get install 
 
 log "building (release, feature bench-tools)"
 (cd "$ROOT" && cargo build --release --features bench-tools --bins >&2)
+if [ -n "$SERVE_BIN" ]; then
+    [ -x "$SERVE_BIN" ] || { echo "--portcullis $SERVE_BIN: not an executable" >&2; exit 2; }
+    BIN=$SERVE_BIN
+fi
 
 WORK=$(mktemp -d /tmp/portcullis-scaleout.XXXXXX)
 chmod 755 "$WORK"
@@ -176,7 +185,7 @@ start() {
 
 fact "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 fact "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM; servers, database and load generator share all cores"
-fact "portcullis: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown); PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') (defaults, fsync on, loopback TCP)"
+fact "portcullis: ${SERVE_BIN:-$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)}; PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') (defaults, fsync on, loopback TCP)"
 fact "dataset: $USERS users, 50 groups; runs: $ROUNDS rounds x ${DURATION}s (+${WARMUP}s warm-up), $CONNS connections, order alternating"
 
 DATASET=(--users "$USERS" --password "$PASSWORD" --base-dn "$BASE")
