@@ -49,7 +49,7 @@ use cache::{BindCache, CacheConfig};
 use keys::ServerKey;
 use password::{Busy, Hasher};
 use policy::{CodeRule, PolicyDefaults};
-use throttle::{Key, Throttle, ThrottleConfig, Verdict};
+use throttle::{Found, Key, Throttle, ThrottleConfig, Verdict};
 
 /// Longest bind password considered, in bytes; longer ones are refused
 /// without hashing them.
@@ -222,14 +222,22 @@ impl Counted {
         }
     }
 
-    /// Counts on `throttle` (which may ask the database: blocking).
-    fn apply(self, throttle: &Throttle, username: &str, peer: IpAddr, now: SystemTime) {
+    /// Counts on `throttle` (which may ask the database: blocking);
+    /// `found`: what the account's check found in the shared counters.
+    fn apply(
+        self,
+        throttle: &Throttle,
+        username: &str,
+        peer: IpAddr,
+        now: SystemTime,
+        found: Found,
+    ) {
         let account = Key::account(username);
         let code = Key::code(username);
         match self {
             Counted::Nothing => {}
             Counted::Success { code: with_code } => {
-                throttle.success(&account);
+                throttle.success_after(&account, found);
                 if with_code {
                     throttle.success(&code);
                 }
@@ -367,16 +375,19 @@ impl Authenticator {
         now: SystemTime,
         password: Option<&Secret>,
     ) -> BindOutcome {
-        let account = Key::account(username);
-        let address = Key::Address(peer);
-        for key in [&account, &address] {
-            if let Verdict::Throttled { .. } = self.throttle_check(key, now).await {
-                crate::metrics::throttled();
-                return BindOutcome::Refused {
-                    reason: Refusal::Throttled,
-                    method: Method::Password,
-                };
-            }
+        let (verdict, found) = self
+            .throttle_check_found(&Key::account(username), now)
+            .await;
+        let verdict = match verdict {
+            Verdict::Allowed => self.throttle_check(&Key::Address(peer), now).await,
+            throttled => throttled,
+        };
+        if let Verdict::Throttled { .. } = verdict {
+            crate::metrics::throttled();
+            return BindOutcome::Refused {
+                reason: Refusal::Throttled,
+                method: Method::Password,
+            };
         }
         let decision = match password {
             Some(password) => self.decide(username, &password.0, peer, now).await,
@@ -394,7 +405,7 @@ impl Authenticator {
                 };
             }
         };
-        self.count(&outcome, username, peer, now).await;
+        self.count(&outcome, username, peer, now, found).await;
         outcome
     }
 
@@ -403,28 +414,48 @@ impl Authenticator {
     /// must not hold up the other connections this reactor serves. A
     /// task that fails refuses (never fails open).
     async fn throttle_check(&self, key: &Key, now: SystemTime) -> Verdict {
+        self.throttle_check_found(key, now).await.0
+    }
+
+    /// [`Authenticator::throttle_check`], and what the shared counters
+    /// held for `key` ([`Throttle::check_found`]).
+    async fn throttle_check_found(&self, key: &Key, now: SystemTime) -> (Verdict, Found) {
         if !self.throttle.asks_shared(key) {
-            return self.throttle.check(key, now);
+            return self.throttle.check_found(key, now);
         }
         let (throttle, key) = (self.throttle.clone(), key.clone());
-        tokio::task::spawn_blocking(move || throttle.check(&key, now))
+        tokio::task::spawn_blocking(move || throttle.check_found(&key, now))
             .await
-            .unwrap_or(Verdict::Throttled {
-                retry_after: std::time::Duration::from_secs(1),
-            })
+            .unwrap_or((
+                Verdict::Throttled {
+                    retry_after: std::time::Duration::from_secs(1),
+                },
+                Found::Count,
+            ))
     }
 
     /// Counts a decided bind on the throttle's keys; off the reactor when
-    /// they are shared (see [`Authenticator::throttle_check`]).
-    async fn count(&self, outcome: &BindOutcome, username: &str, peer: IpAddr, now: SystemTime) {
+    /// they are shared (see [`Authenticator::throttle_check`]). `found`:
+    /// what the account's check found in the shared counters.
+    async fn count(
+        &self,
+        outcome: &BindOutcome,
+        username: &str,
+        peer: IpAddr,
+        now: SystemTime,
+        found: Found,
+    ) {
         let counted = Counted::of(outcome);
-        if !self.throttle.asks_shared(&Key::account(username)) {
-            return counted.apply(&self.throttle, username, peer, now);
+        let nothing_to_write =
+            matches!(counted, Counted::Success { code: false }) && found == Found::Nothing;
+        if nothing_to_write || !self.throttle.asks_shared(&Key::account(username)) {
+            return counted.apply(&self.throttle, username, peer, now, found);
         }
         let (throttle, username) = (self.throttle.clone(), username.to_string());
-        if let Err(e) =
-            tokio::task::spawn_blocking(move || counted.apply(&throttle, &username, peer, now))
-                .await
+        if let Err(e) = tokio::task::spawn_blocking(move || {
+            counted.apply(&throttle, &username, peer, now, found)
+        })
+        .await
         {
             tracing::error!(error = %e, "counting a bind on the throttle failed");
         }

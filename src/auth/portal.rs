@@ -135,7 +135,9 @@ impl Authenticator {
                 method,
             },
         };
-        self.count(&outcome, username, peer, now).await;
+        // The sign-in's checks were not kept: a success resets as ever.
+        self.count(&outcome, username, peer, now, super::throttle::Found::Count)
+            .await;
     }
 
     async fn password_step(

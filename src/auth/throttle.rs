@@ -34,7 +34,9 @@
 //! refuses while either the database or the memory says locked: an
 //! outage falls back to the per-instance softlock, never to none, and an
 //! attacker gains nothing by making the database slow. A success resets
-//! both.
+//! both; the database's count only when the check before the attempt
+//! found one ([`Found`]), so a login of an account without failures asks
+//! the database once, not twice.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -49,6 +51,19 @@ pub const MAX_ENTRIES: usize = 100_000;
 /// Longest account key kept as is; longer names cannot exist and share
 /// one key.
 const MAX_KEY_LEN: usize = 256;
+
+/// What a check found in the shared counters for its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// No failure counted: a success has nothing there to reset. A
+    /// failure counted between the check and the success (another
+    /// attempt, through any instance) stays counted until the next
+    /// success or until the rule forgets it: the safe side.
+    Nothing,
+    /// A count, an unreadable database, or a key not counted there: a
+    /// success resets.
+    Count,
+}
 
 /// The thresholds (config section `[throttle]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,28 +287,36 @@ impl Throttle {
     /// Whether an attempt for `key` may go ahead at `now`: refused while
     /// the shared counters (if any) or this instance's memory lock it.
     pub fn check(&self, key: &Key, now: SystemTime) -> Verdict {
+        self.check_found(key, now).0
+    }
+
+    /// [`Throttle::check`], and what the shared counters held for `key`
+    /// (for [`Throttle::success_after`]).
+    pub fn check_found(&self, key: &Key, now: SystemTime) -> (Verdict, Found) {
         let local = self.check_local(key, now);
         let Some((shared, id)) = self.shared_for(key) else {
-            return local;
+            return (local, Found::Count);
         };
         let now_ms = ms(now);
-        let until = match shared.locked_until(&id) {
-            Ok(until) => until,
+        let (until, found) = match shared.locked_until(&id) {
+            Ok(Some(until)) => (until, Found::Count),
+            Ok(None) => (0, Found::Nothing),
             Err(e) => {
                 shared_failed(&e, "unreadable: this instance's own count decides");
-                0
+                (0, Found::Count)
             }
         };
         let local_wait = match local {
             Verdict::Throttled { retry_after } => dur_ms(retry_after),
             Verdict::Allowed => 0,
         };
-        match until.saturating_sub(now_ms).max(local_wait) {
+        let verdict = match until.saturating_sub(now_ms).max(local_wait) {
             0 => Verdict::Allowed,
             wait => Verdict::Throttled {
                 retry_after: Duration::from_millis(wait),
             },
-        }
+        };
+        (verdict, found)
     }
 
     fn check_local(&self, key: &Key, now: SystemTime) -> Verdict {
@@ -384,7 +407,13 @@ impl Throttle {
     /// an address is unaffected. Which successes reset which key is the
     /// caller's rule.
     pub fn success(&self, key: &Key) {
-        if let Some((shared, id)) = self.shared_for(key) {
+        self.success_after(key, Found::Count)
+    }
+
+    /// [`Throttle::success`] after a check that found `found`: the shared
+    /// count is reset only if the check found one.
+    pub fn success_after(&self, key: &Key, found: Found) {
+        if let (Some((shared, id)), Found::Count) = (self.shared_for(key), found) {
             if let Err(e) = shared.reset(&id) {
                 shared_failed(&e, "not reset after a success");
             }

@@ -607,9 +607,9 @@ pub struct SoftlockRule {
 /// bind: an implementation bounds its own wait (and fails rather than
 /// hangs).
 pub trait FailureCounters: Send + Sync {
-    /// Until when `key` is locked (ms since the epoch); 0 if it never
-    /// was, or was reset.
-    fn locked_until(&self, key: &[u8]) -> Result<u64>;
+    /// Until when `key` is locked (ms since the epoch; 0 if it is not),
+    /// `None` if no failure of `key` is counted (never, or reset since).
+    fn locked_until(&self, key: &[u8]) -> Result<Option<u64>>;
 
     /// Counts a failure at `now_ms` under `rule`: (failures counted,
     /// locked until in ms). A count that `rule` forgets starts over.

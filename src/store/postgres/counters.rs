@@ -28,6 +28,24 @@ const DEADLINE: Duration = Duration::from_secs(2);
 /// One failure in this many is followed by a purge of forgotten rows.
 const PURGE_EVERY: u64 = 1024;
 
+/// The statements of a bind's path, prepared once per connection
+/// (`prepare_cached`): a statement given as text is prepared and then run,
+/// two round trips to the database where one does.
+const LOCKED_UNTIL: &str = "SELECT until_ms FROM failure_counters WHERE key = $1";
+const COUNT_FAILURE: &str =
+    "INSERT INTO failure_counters AS f (key, failures, since_ms, until_ms) \
+     VALUES ($1, 1, $2, portcullis_lock_until(1, 0, $2, $3, $4, $5)) \
+     ON CONFLICT (key) DO UPDATE SET \
+       failures = portcullis_failures_after( \
+         f.failures, f.since_ms, f.until_ms, $2, $5, $6), \
+       since_ms = $2, \
+       until_ms = portcullis_lock_until( \
+         portcullis_failures_after( \
+           f.failures, f.since_ms, f.until_ms, $2, $5, $6), \
+         f.until_ms, $2, $3, $4, $5) \
+     RETURNING failures, until_ms";
+const RESET: &str = "DELETE FROM failure_counters WHERE key = $1";
+
 static FAILURES: AtomicU64 = AtomicU64::new(0);
 
 fn to_i64(v: u64) -> i64 {
@@ -69,17 +87,15 @@ impl PgStore {
 }
 
 impl FailureCounters for PgStore {
-    fn locked_until(&self, key: &[u8]) -> Result<u64> {
+    fn locked_until(&self, key: &[u8]) -> Result<Option<u64>> {
         let key = key.to_vec();
         let until = self.bounded(DEADLINE, async move |c| {
-            c.query_opt(
-                "SELECT until_ms FROM failure_counters WHERE key = $1",
-                &[&key],
-            )
-            .await
-            .map(|row| row.map(|r| r.get::<_, i64>(0)))
+            let lock = c.prepare_cached(LOCKED_UNTIL).await?;
+            c.query_opt(&lock, &[&key])
+                .await
+                .map(|row| row.map(|r| r.get::<_, i64>(0)))
         })?;
-        Ok(until.map_or(0, to_u64))
+        Ok(until.map(to_u64))
     }
 
     fn count_failure(&self, key: &[u8], now_ms: u64, rule: &SoftlockRule) -> Result<(u32, u64)> {
@@ -92,21 +108,9 @@ impl FailureCounters for PgStore {
             rule.forget_after_lock,
         );
         let (failures, until) = self.bounded(DEADLINE, async move |c| {
+            let count = c.prepare_cached(COUNT_FAILURE).await?;
             let row = c
-                .query_one(
-                    "INSERT INTO failure_counters AS f (key, failures, since_ms, until_ms) \
-                     VALUES ($1, 1, $2, portcullis_lock_until(1, 0, $2, $3, $4, $5)) \
-                     ON CONFLICT (key) DO UPDATE SET \
-                       failures = portcullis_failures_after( \
-                         f.failures, f.since_ms, f.until_ms, $2, $5, $6), \
-                       since_ms = $2, \
-                       until_ms = portcullis_lock_until( \
-                         portcullis_failures_after( \
-                           f.failures, f.since_ms, f.until_ms, $2, $5, $6), \
-                         f.until_ms, $2, $3, $4, $5) \
-                     RETURNING failures, until_ms",
-                    &[&owned, &now, &threshold, &first, &cap, &forget],
-                )
+                .query_one(&count, &[&owned, &now, &threshold, &first, &cap, &forget])
                 .await?;
             Ok((row.get::<_, i32>(0), row.get::<_, i64>(1)))
         })?;
@@ -119,9 +123,8 @@ impl FailureCounters for PgStore {
     fn reset(&self, key: &[u8]) -> Result<()> {
         let key = key.to_vec();
         self.bounded(DEADLINE, async move |c| {
-            c.execute("DELETE FROM failure_counters WHERE key = $1", &[&key])
-                .await
-                .map(|_| ())
+            let reset = c.prepare_cached(RESET).await?;
+            c.execute(&reset, &[&key]).await.map(|_| ())
         })
     }
 }

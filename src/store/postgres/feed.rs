@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use tokio_postgres::types::Type;
 use tokio_postgres::{AsyncMessage, GenericClient};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +74,14 @@ const LISTENER_WAIT: Duration = Duration::from_secs(5);
 
 /// Longest wait for a full load.
 const FULL_LOAD_WAIT: Duration = Duration::from_secs(600);
+
+/// The feed's rows after a position and in its holes: what a catch-up
+/// reads on every bind. Sent with its parameters' types in one round trip
+/// (text alone is prepared first: a second one), and planned for the
+/// values each time: a prepared statement's generic plan walks the whole
+/// feed's index for `seq > $1` (3.5 ms against 0.06 at 12,000 rows).
+const CHANGES_AFTER: &str = "SELECT seq, kind, key FROM changes \
+     WHERE seq > $1 OR seq = ANY($2) ORDER BY seq LIMIT $3";
 
 /// A catch-up that did not finish in time (the model stays as it was).
 fn late(what: &str) -> super::TxError {
@@ -232,10 +241,13 @@ impl Feed {
         };
         let rows = tokio::time::timeout(
             wait,
-            c.query(
-                "SELECT seq, kind, key FROM changes WHERE seq > $1 OR seq = ANY($2) \
-                 ORDER BY seq LIMIT $3",
-                &[&last, &holes, &(FULL_LOAD_AFTER + 1)],
+            c.query_typed(
+                CHANGES_AFTER,
+                &[
+                    (&last, Type::INT8),
+                    (&holes, Type::INT8_ARRAY),
+                    (&(FULL_LOAD_AFTER + 1), Type::INT8),
+                ],
             ),
         )
         .await

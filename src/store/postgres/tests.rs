@@ -307,6 +307,61 @@ fn failures_through_two_instances_add_up_to_one_softlock() {
     assert_eq!(counted, 40);
 }
 
+/// The failures the shared counters hold for `key` (`None`: no row).
+fn shared_failures(store: &PgStore, key: &[u8]) -> Option<i32> {
+    let key = key.to_vec();
+    store
+        .read(async move |c| {
+            Ok(c.query_opt(
+                "SELECT failures FROM failure_counters WHERE key = $1",
+                &[&key],
+            )
+            .await?
+            .map(|r| r.get::<_, i32>(0)))
+        })
+        .expect("count")
+}
+
+#[test]
+fn a_success_resets_the_count_its_check_found_and_only_that() {
+    use crate::auth::throttle::{Found, Key, ThrottleConfig, Verdict};
+    use std::time::SystemTime;
+    let (a, b) = two_instances();
+    let (ta, tb) = (
+        shared_throttle(&a, ThrottleConfig::default()),
+        shared_throttle(&b, ThrottleConfig::default()),
+    );
+    let key = Key::account("carol");
+    let now = SystemTime::now();
+    // Nothing counted: the check says so, and the success after it
+    // writes nothing, even when a failure through B came in between
+    // (it stays counted: the safe side).
+    assert_eq!(
+        ta.check_found(&key, now),
+        (Verdict::Allowed, Found::Nothing)
+    );
+    assert_eq!(tb.failure(&key, now), None);
+    ta.success_after(&key, Found::Nothing);
+    assert_eq!(shared_failures(&a, b"acarol"), Some(1));
+    // A check that finds the count: the success resets it for both.
+    assert_eq!(ta.check_found(&key, now), (Verdict::Allowed, Found::Count));
+    ta.success_after(&key, Found::Count);
+    assert_eq!(shared_failures(&a, b"acarol"), None);
+    assert_eq!(
+        tb.check_found(&key, now),
+        (Verdict::Allowed, Found::Nothing)
+    );
+    // Four failures, a success after a check that found them: the fifth
+    // failure does not lock.
+    for _ in 0..4 {
+        assert_eq!(tb.failure(&key, now), None);
+    }
+    let (verdict, found) = ta.check_found(&key, now);
+    assert_eq!((verdict, found), (Verdict::Allowed, Found::Count));
+    ta.success_after(&key, found);
+    assert_eq!(tb.failure(&key, now), None, "counted from one again");
+}
+
 #[test]
 fn an_unreachable_database_falls_back_to_the_instances_own_count() {
     use crate::auth::throttle::{Key, ThrottleConfig, Verdict};
