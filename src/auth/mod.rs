@@ -375,12 +375,12 @@ impl Authenticator {
         now: SystemTime,
         password: Option<&Secret>,
     ) -> BindOutcome {
-        let (verdict, found) = self
-            .throttle_check_found(&Key::account(username), now)
-            .await;
-        let verdict = match verdict {
-            Verdict::Allowed => self.throttle_check(&Key::Address(peer), now).await,
-            throttled => throttled,
+        // The address first: its check is this instance's memory, so an
+        // address refused costs the database nothing.
+        let (verdict, found, caught_up) = match self.throttle_check(&Key::Address(peer), now).await
+        {
+            Verdict::Allowed => self.check_account(username, now).await,
+            throttled => (throttled, Found::Count, false),
         };
         if let Verdict::Throttled { .. } = verdict {
             crate::metrics::throttled();
@@ -390,7 +390,10 @@ impl Authenticator {
             };
         }
         let decision = match password {
-            Some(password) => self.decide(username, &password.0, peer, now).await,
+            Some(password) => {
+                self.decide(username, &password.0, peer, now, caught_up)
+                    .await
+            }
             None => Ok(self
                 .refuse_after_hashing(Refusal::WrongPassword, Method::Password)
                 .await),
@@ -407,6 +410,37 @@ impl Authenticator {
         };
         self.count(&outcome, username, peer, now, found).await;
         outcome
+    }
+
+    /// The account's throttle check ([`Authenticator::throttle_check_found`])
+    /// and, when it lets the attempt go ahead, the read model's catch-up
+    /// ([`Authenticator::current`]). Both are database round trips with
+    /// several instances: then they go off the reactor in one trip, not
+    /// two. The last value: whether the catch-up was done (or tried).
+    async fn check_account(&self, username: &str, now: SystemTime) -> (Verdict, Found, bool) {
+        let key = Key::account(username);
+        if !self.throttle.asks_shared(&key) || !self.store.has_read_model() || username.is_empty() {
+            let (verdict, found) = self.throttle_check_found(&key, now).await;
+            return (verdict, found, false);
+        }
+        let (throttle, store) = (self.throttle.clone(), self.store.clone());
+        tokio::task::spawn_blocking(move || {
+            let (verdict, found) = throttle.check_found(&key, now);
+            if verdict == Verdict::Allowed {
+                if let Err(e) = store.refresh() {
+                    tracing::debug!(error = %e, "deciding on the read model as it is");
+                }
+            }
+            (verdict, found, true)
+        })
+        .await
+        .unwrap_or((
+            Verdict::Throttled {
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            Found::Count,
+            false,
+        ))
     }
 
     /// Whether an attempt for `key` may go ahead. Off the reactor when the
@@ -484,12 +518,15 @@ impl Authenticator {
         BindOutcome::Refused { reason, method }
     }
 
+    /// `caught_up`: the read model's catch-up was done (or tried) since
+    /// the bind arrived ([`Authenticator::check_account`]).
     async fn decide(
         &self,
         username: &str,
         bind_password: &str,
         peer: IpAddr,
         now: SystemTime,
+        caught_up: bool,
     ) -> Result<BindOutcome, StoreError> {
         if bind_password.len() > MAX_BIND_PASSWORD_LEN {
             return Ok(self
@@ -499,7 +536,9 @@ impl Authenticator {
         let account = if username.is_empty() {
             None
         } else {
-            self.current().await;
+            if !caught_up {
+                self.current().await;
+            }
             self.accounts.account(&self.store, username, self.policy)?
         };
         let Some(account) = account else {
