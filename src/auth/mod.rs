@@ -590,35 +590,39 @@ impl Authenticator {
             return Ok(AppPasswordCheck::NotOne);
         }
         let hash = app_password::hash(&self.key, bind_password);
-        let Some((owner, ap)) = self.store.app_password_by_hash(&hash)? else {
-            return Ok(AppPasswordCheck::NotOne);
-        };
-        // An API token never binds (its prefix and hashing domain differ
-        // too: this holds even for a record restored under the wrong kind).
-        if owner != user.id || ap.kind != CredentialKind::AppPassword {
-            return Ok(AppPasswordCheck::NotOne);
-        }
-        let at = timestamp(now);
-        if ap.expired(at) {
-            let (store, id, owner) = (self.store.clone(), ap.id, user.id);
-            off_reactor(move || store.revoke_app_password(owner, id)).await?;
-            return Ok(AppPasswordCheck::Refused(Refusal::AppPasswordExpired));
-        }
-        if !allowed {
-            return Ok(AppPasswordCheck::Refused(Refusal::AppPasswordsDisabled));
-        }
-        if user.disabled {
-            return Ok(AppPasswordCheck::Refused(Refusal::Disabled));
-        }
-        // Bookkeeping: written now, flushed with sled's next periodic
-        // flush, so the bind does not wait for a disk.
-        if let Err(e) = self
-            .store
-            .touch_app_password(user.id, ap.id, at, &peer.to_string())
-        {
-            tracing::warn!(error = %e, "could not record app password use");
-        }
-        Ok(AppPasswordCheck::Accepted(ap.name))
+        let (store, id, disabled, at) =
+            (self.store.clone(), user.id, user.disabled, timestamp(now));
+        // The lookup, and the revocation or the use recorded after it, are
+        // each a database round trip with several instances: off the
+        // reactor, on one trip (as an API token's check).
+        off_reactor(move || {
+            let Some((owner, ap)) = store.app_password_by_hash(&hash)? else {
+                return Ok(AppPasswordCheck::NotOne);
+            };
+            // An API token never binds (its prefix and hashing domain
+            // differ too: this holds even for a record restored under the
+            // wrong kind).
+            if owner != id || ap.kind != CredentialKind::AppPassword {
+                return Ok(AppPasswordCheck::NotOne);
+            }
+            if ap.expired(at) {
+                store.revoke_app_password(owner, ap.id)?;
+                return Ok(AppPasswordCheck::Refused(Refusal::AppPasswordExpired));
+            }
+            if !allowed {
+                return Ok(AppPasswordCheck::Refused(Refusal::AppPasswordsDisabled));
+            }
+            if disabled {
+                return Ok(AppPasswordCheck::Refused(Refusal::Disabled));
+            }
+            // Bookkeeping: written now, flushed with sled's next periodic
+            // flush, so the bind does not wait for a disk.
+            if let Err(e) = store.touch_app_password(id, ap.id, at, &peer.to_string()) {
+                tracing::warn!(error = %e, "could not record app password use");
+            }
+            Ok(AppPasswordCheck::Accepted(ap.name))
+        })
+        .await
     }
 
     /// Steps 2 and 3 of a bind: the account's password, with a code when

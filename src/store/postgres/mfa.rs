@@ -372,13 +372,9 @@ impl PgStore {
     }
 
     pub(super) fn totp_secret(&self, user: UserId, device: DeviceId) -> Result<Option<TotpSecret>> {
-        self.read(async |c| {
-            let row = c
-                .query_opt(
-                    "SELECT totp_secret FROM mfa_devices WHERE user_id = $1 AND id = $2",
-                    &[&user.0, &device.0],
-                )
-                .await?;
+        let sql = "SELECT totp_secret FROM mfa_devices WHERE user_id = $1 AND id = $2";
+        self.read_prepared(sql, async |c, sql| {
+            let row = c.query_opt(sql, &[&user.0, &device.0]).await?;
             let secret: Option<Vec<u8>> = match row {
                 Some(r) => r.try_get("totp_secret")?,
                 None => None,
@@ -388,13 +384,9 @@ impl PgStore {
     }
 
     pub(super) fn totp_last_step(&self, user: UserId, device: DeviceId) -> Result<Option<u64>> {
-        self.read(async |c| {
-            let row = c
-                .query_opt(
-                    "SELECT last_step FROM mfa_devices WHERE user_id = $1 AND id = $2",
-                    &[&user.0, &device.0],
-                )
-                .await?;
+        let sql = "SELECT last_step FROM mfa_devices WHERE user_id = $1 AND id = $2";
+        self.read_prepared(sql, async |c, sql| {
+            let row = c.query_opt(sql, &[&user.0, &device.0]).await?;
             let step: Option<i64> = match row {
                 Some(r) => r.try_get("last_step")?,
                 None => None,
@@ -412,15 +404,11 @@ impl PgStore {
         step: u64,
     ) -> Result<bool> {
         crate::blocking::assert_may_block("accepting a TOTP step");
-        self.read(async |c| {
+        let sql = "UPDATE mfa_devices SET last_step = $3 WHERE user_id = $1 AND id = $2 \
+                   AND kind = 'totp' AND (last_step IS NULL OR last_step < $3)";
+        self.read_prepared(sql, async |c, sql| {
             let step = from_u64(step, "TOTP step")?;
-            let n = c
-                .execute(
-                    "UPDATE mfa_devices SET last_step = $3 WHERE user_id = $1 AND id = $2 \
-                     AND kind = 'totp' AND (last_step IS NULL OR last_step < $3)",
-                    &[&user.0, &device.0, &step],
-                )
-                .await?;
+            let n = c.execute(sql, &[&user.0, &device.0, &step]).await?;
             Ok(n == 1)
         })
     }
@@ -433,13 +421,11 @@ impl PgStore {
         token_hash: &KeyedHash,
     ) -> Result<bool> {
         crate::blocking::assert_may_block("consuming a static token");
-        self.read(async |c| {
+        let sql = "DELETE FROM mfa_static_tokens WHERE user_id = $1 AND device_id = $2 \
+                   AND hash = $3 RETURNING hash";
+        self.read_prepared(sql, async |c, sql| {
             let row = c
-                .query_opt(
-                    "DELETE FROM mfa_static_tokens WHERE user_id = $1 AND device_id = $2 \
-                     AND hash = $3 RETURNING hash",
-                    &[&user.0, &device.0, &&token_hash[..]],
-                )
+                .query_opt(sql, &[&user.0, &device.0, &&token_hash[..]])
                 .await?;
             Ok(row.is_some())
         })
@@ -526,13 +512,10 @@ impl PgStore {
         &self,
         hash: &KeyedHash,
     ) -> Result<Option<(UserId, AppPassword)>> {
-        self.read(async |c| {
-            let row = c
-                .query_opt(
-                    &format!("SELECT {APP_PASSWORD_COLUMNS} FROM app_passwords WHERE hash = $1"),
-                    &[&&hash[..]],
-                )
-                .await?;
+        crate::blocking::assert_may_block("looking up an app password");
+        let sql = format!("SELECT {APP_PASSWORD_COLUMNS} FROM app_passwords WHERE hash = $1");
+        self.read_prepared(&sql, async |c, sql| {
+            let row = c.query_opt(sql, &[&&hash[..]]).await?;
             match row {
                 Some(r) => Ok(Some((UserId(r.try_get("user_id")?), app_password_row(&r)?))),
                 None => Ok(None),
@@ -584,13 +567,11 @@ impl PgStore {
         from: &str,
     ) -> Result<()> {
         let from: String = from.chars().take(64).collect();
-        self.read(async |c| {
-            c.execute(
-                "UPDATE app_passwords SET last_used = $3, last_used_from = $4 \
-                 WHERE user_id = $1 AND id = $2",
-                &[&user.0, &id.0, &at, &from],
-            )
-            .await?;
+        crate::blocking::assert_may_block("recording an app password's use");
+        let sql = "UPDATE app_passwords SET last_used = $3, last_used_from = $4 \
+                   WHERE user_id = $1 AND id = $2";
+        self.read_prepared(sql, async |c, sql| {
+            c.execute(sql, &[&user.0, &id.0, &at, &from]).await?;
             Ok(())
         })
     }

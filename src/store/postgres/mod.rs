@@ -495,6 +495,24 @@ impl PgStore {
         let client = self.client()?;
         futures::executor::block_on(body(&client)).map_err(to_store)
     }
+
+    /// [`PgStore::read`] of one statement, `sql`, prepared once per pooled
+    /// connection (`prepare_cached`): one round trip where text takes two
+    /// (prepared, then run). Only for statements whose generic plan is
+    /// the one their values would get (lookups by key): after five runs
+    /// PostgreSQL may keep a prepared statement's generic plan.
+    pub(super) fn read_prepared<T>(
+        &self,
+        sql: &str,
+        body: impl AsyncFnOnce(&tokio_postgres::Client, &tokio_postgres::Statement) -> TxResult<T>,
+    ) -> Result<T> {
+        let client = self.client()?;
+        futures::executor::block_on(async {
+            let statement = client.prepare_cached(sql).await?;
+            body(&client, &statement).await
+        })
+        .map_err(to_store)
+    }
 }
 
 impl PgStore {
