@@ -592,37 +592,51 @@ impl Authenticator {
         let hash = app_password::hash(&self.key, bind_password);
         let (store, id, disabled, at) =
             (self.store.clone(), user.id, user.disabled, timestamp(now));
-        // The lookup, and the revocation or the use recorded after it, are
-        // each a database round trip with several instances: off the
-        // reactor, on one trip (as an API token's check).
-        off_reactor(move || {
+        // The lookup and the use recorded after it are each a database
+        // round trip with several instances: then off the reactor, on one
+        // trip (as an API token's check). On sled, a read and an unflushed
+        // write: here. An expired one comes back by id, to be revoked.
+        let check = move || {
             let Some((owner, ap)) = store.app_password_by_hash(&hash)? else {
-                return Ok(AppPasswordCheck::NotOne);
+                return Ok(Ok(AppPasswordCheck::NotOne));
             };
             // An API token never binds (its prefix and hashing domain
             // differ too: this holds even for a record restored under the
             // wrong kind).
             if owner != id || ap.kind != CredentialKind::AppPassword {
-                return Ok(AppPasswordCheck::NotOne);
+                return Ok(Ok(AppPasswordCheck::NotOne));
             }
             if ap.expired(at) {
-                store.revoke_app_password(owner, ap.id)?;
-                return Ok(AppPasswordCheck::Refused(Refusal::AppPasswordExpired));
+                return Ok(Err(ap.id));
             }
             if !allowed {
-                return Ok(AppPasswordCheck::Refused(Refusal::AppPasswordsDisabled));
+                return Ok(Ok(AppPasswordCheck::Refused(Refusal::AppPasswordsDisabled)));
             }
             if disabled {
-                return Ok(AppPasswordCheck::Refused(Refusal::Disabled));
+                return Ok(Ok(AppPasswordCheck::Refused(Refusal::Disabled)));
             }
             // Bookkeeping: written now, flushed with sled's next periodic
             // flush, so the bind does not wait for a disk.
             if let Err(e) = store.touch_app_password(id, ap.id, at, &peer.to_string()) {
                 tracing::warn!(error = %e, "could not record app password use");
             }
-            Ok(AppPasswordCheck::Accepted(ap.name))
-        })
-        .await
+            Ok(Ok(AppPasswordCheck::Accepted(ap.name)))
+        };
+        let checked: Result<Result<AppPasswordCheck, crate::store::AppPasswordId>, StoreError> =
+            if self.store.reads_wait() {
+                off_reactor(check).await
+            } else {
+                check()
+            };
+        match checked? {
+            Ok(check) => Ok(check),
+            // Expired: revoked (a durable write: off the reactor).
+            Err(expired) => {
+                let (store, owner) = (self.store.clone(), user.id);
+                off_reactor(move || store.revoke_app_password(owner, expired)).await?;
+                Ok(AppPasswordCheck::Refused(Refusal::AppPasswordExpired))
+            }
+        }
     }
 
     /// Steps 2 and 3 of a bind: the account's password, with a code when

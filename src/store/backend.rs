@@ -115,6 +115,14 @@ pub trait Backend: Send + Sync {
     /// it would need otherwise. sled and the database layer: `false`.
     fn has_read_model(&self) -> bool;
 
+    /// Whether a read of what the read model does not hold (secrets
+    /// looked up by hash, TOTP steps) waits on another process over the
+    /// network: callers then make it on the blocking pool, never on a
+    /// reactor. sled (local): `false`.
+    fn reads_wait(&self) -> bool {
+        false
+    }
+
     /// A count of the writes finished since the store opened, for caches
     /// of values derived from several records: a value computed after
     /// reading this count is current while the count has not moved,

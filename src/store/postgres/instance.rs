@@ -202,6 +202,10 @@ impl Backend for PgInstance {
         true
     }
 
+    fn reads_wait(&self) -> bool {
+        true
+    }
+
     fn membership_epoch(&self) -> Result<u64> {
         Ok(self.data().epoch)
     }

@@ -32,6 +32,10 @@ impl Backend for PgStore {
         false
     }
 
+    fn reads_wait(&self) -> bool {
+        true
+    }
+
     fn membership_epoch(&self) -> Result<u64> {
         PgStore::membership_epoch(self)
     }
