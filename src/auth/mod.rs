@@ -257,6 +257,13 @@ impl Counted {
     }
 }
 
+/// What the app-password lookup of a bind found: a decision, or an
+/// expired app password still to be revoked.
+enum Looked {
+    Checked(AppPasswordCheck),
+    Expired(crate::store::AppPasswordId),
+}
+
 /// What a code matched.
 enum CodeCheck {
     Totp,
@@ -598,40 +605,42 @@ impl Authenticator {
         // write: here. An expired one comes back by id, to be revoked.
         let check = move || {
             let Some((owner, ap)) = store.app_password_by_hash(&hash)? else {
-                return Ok(Ok(AppPasswordCheck::NotOne));
+                return Ok(Looked::Checked(AppPasswordCheck::NotOne));
             };
             // An API token never binds (its prefix and hashing domain
             // differ too: this holds even for a record restored under the
             // wrong kind).
             if owner != id || ap.kind != CredentialKind::AppPassword {
-                return Ok(Ok(AppPasswordCheck::NotOne));
+                return Ok(Looked::Checked(AppPasswordCheck::NotOne));
             }
             if ap.expired(at) {
-                return Ok(Err(ap.id));
+                return Ok(Looked::Expired(ap.id));
             }
             if !allowed {
-                return Ok(Ok(AppPasswordCheck::Refused(Refusal::AppPasswordsDisabled)));
+                let refused = AppPasswordCheck::Refused(Refusal::AppPasswordsDisabled);
+                return Ok(Looked::Checked(refused));
             }
             if disabled {
-                return Ok(Ok(AppPasswordCheck::Refused(Refusal::Disabled)));
+                return Ok(Looked::Checked(AppPasswordCheck::Refused(
+                    Refusal::Disabled,
+                )));
             }
             // Bookkeeping: written now, flushed with sled's next periodic
             // flush, so the bind does not wait for a disk.
             if let Err(e) = store.touch_app_password(id, ap.id, at, &peer.to_string()) {
                 tracing::warn!(error = %e, "could not record app password use");
             }
-            Ok(Ok(AppPasswordCheck::Accepted(ap.name)))
+            Ok(Looked::Checked(AppPasswordCheck::Accepted(ap.name)))
         };
-        let checked: Result<Result<AppPasswordCheck, crate::store::AppPasswordId>, StoreError> =
-            if self.store.reads_wait() {
-                off_reactor(check).await
-            } else {
-                check()
-            };
-        match checked? {
-            Ok(check) => Ok(check),
-            // Expired: revoked (a durable write: off the reactor).
-            Err(expired) => {
+        let looked: Result<Looked, StoreError> = if self.store.reads_wait() {
+            off_reactor(check).await
+        } else {
+            check()
+        };
+        match looked? {
+            Looked::Checked(check) => Ok(check),
+            // Revoked: a durable write, off the reactor.
+            Looked::Expired(expired) => {
                 let (store, owner) = (self.store.clone(), user.id);
                 off_reactor(move || store.revoke_app_password(owner, expired)).await?;
                 Ok(AppPasswordCheck::Refused(Refusal::AppPasswordExpired))

@@ -35,8 +35,8 @@
 //! outage falls back to the per-instance softlock, never to none, and an
 //! attacker gains nothing by making the database slow. A success resets
 //! both; the database's count only when the check before the attempt
-//! found one ([`Found`]), so a login of an account without failures asks
-//! the database once, not twice.
+//! found one ([`Found`]), so for a login of an account without failures
+//! the throttle asks the database once (the check), not twice.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
