@@ -420,15 +420,31 @@ impl Authenticator {
     }
 
     /// The account's throttle check ([`Authenticator::throttle_check_found`])
-    /// and, when it lets the attempt go ahead, the read model's catch-up
-    /// ([`Authenticator::current`]). Both are database round trips with
-    /// several instances: then they go off the reactor in one trip, not
-    /// two. The last value: whether the catch-up was done (or tried).
+    /// and the read model's catch-up ([`Authenticator::current`]). Both
+    /// are database round trips with several instances: then the store
+    /// asks both at once on its own runtime
+    /// ([`crate::store::Backend::locked_until_and_refresh`]: one round
+    /// trip, and this reactor awaits it without blocking), or, where it
+    /// cannot, both go off the reactor in one trip, the catch-up only if
+    /// the check lets the attempt go ahead. The last value: whether the
+    /// catch-up was done (or tried).
     async fn check_account(&self, username: &str, now: SystemTime) -> (Verdict, Found, bool) {
         let key = Key::account(username);
         if !self.throttle.asks_shared(&key) || !self.store.has_read_model() || username.is_empty() {
             let (verdict, found) = self.throttle_check_found(&key, now).await;
             return (verdict, found, false);
+        }
+        let both = self
+            .throttle
+            .shared_id(&key)
+            .and_then(|id| self.store.locked_until_and_refresh(&id));
+        if let Some(both) = both {
+            let (read, caught_up) = both.await;
+            if let Err(e) = caught_up {
+                tracing::debug!(error = %e, "deciding on the read model as it is");
+            }
+            let (verdict, found) = self.throttle.check_with(&key, now, Some(read));
+            return (verdict, found, true);
         }
         let (throttle, store) = (self.throttle.clone(), self.store.clone());
         tokio::task::spawn_blocking(move || {

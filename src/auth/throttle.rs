@@ -293,12 +293,34 @@ impl Throttle {
     /// [`Throttle::check`], and what the shared counters held for `key`
     /// (for [`Throttle::success_after`]).
     pub fn check_found(&self, key: &Key, now: SystemTime) -> (Verdict, Found) {
+        let read = self
+            .shared_for(key)
+            .map(|(shared, id)| shared.locked_until(&id));
+        self.check_with(key, now, read)
+    }
+
+    /// `key`'s id in the shared counters, when it is counted there: what
+    /// a caller that reads the counters itself asks for
+    /// ([`crate::store::Backend::locked_until_and_refresh`]), then hands
+    /// to [`Throttle::check_with`].
+    pub fn shared_id(&self, key: &Key) -> Option<Vec<u8>> {
+        self.shared_for(key).map(|(_, id)| id)
+    }
+
+    /// [`Throttle::check_found`] with the shared counters' answer for
+    /// `key` already `read` (`None`: `key` is not counted there).
+    pub fn check_with(
+        &self,
+        key: &Key,
+        now: SystemTime,
+        read: Option<crate::store::Result<Option<u64>>>,
+    ) -> (Verdict, Found) {
         let local = self.check_local(key, now);
-        let Some((shared, id)) = self.shared_for(key) else {
+        let Some(read) = read else {
             return (local, Found::Count);
         };
         let now_ms = ms(now);
-        let (until, found) = match shared.locked_until(&id) {
+        let (until, found) = match read {
             Ok(Some(until)) => (until, Found::Count),
             Ok(None) => (0, Found::Nothing),
             Err(e) => {

@@ -123,6 +123,19 @@ pub trait Backend: Send + Sync {
         false
     }
 
+    /// A bind's two questions to a shared database, asked together: the
+    /// failure counters' [`FailureCounters::locked_until`] of `counter`
+    /// and the catch-up of [`Backend::refresh`], started at once on the
+    /// store's own runtime and sent on one connection, so the database
+    /// answers both in one round trip and no thread blocks on either.
+    /// The future may be awaited on any runtime (a reactor's). `None`
+    /// (the default, and wherever the two are not one database's): the
+    /// caller asks each itself.
+    fn locked_until_and_refresh(&self, counter: &[u8]) -> Option<CounterAndRefresh> {
+        let _ = counter;
+        None
+    }
+
     /// A count of the writes finished since the store opened, for caches
     /// of values derived from several records: a value computed after
     /// reading this count is current while the count has not moved,
@@ -607,6 +620,10 @@ pub struct SoftlockRule {
     /// the lock is over (an account).
     pub forget_after_lock: bool,
 }
+
+/// What [`Backend::locked_until_and_refresh`] answers: the counter's
+/// [`FailureCounters::locked_until`], and whether the catch-up was done.
+pub type CounterAndRefresh = futures::future::BoxFuture<'static, (Result<Option<u64>>, Result<()>)>;
 
 /// Failure counters shared by every process on one backend, keyed by the
 /// throttle's account keys (opaque bytes). Each call is one atomic step

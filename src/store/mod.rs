@@ -38,8 +38,8 @@ pub use crate::domain::{
     FIRST_UID_NUMBER,
 };
 pub use backend::{
-    Backend, BoardEntry, BoardEvent, BulkImport, ConnectionBoard, FailureCounters, SoftlockRule,
-    StartupLock,
+    Backend, BoardEntry, BoardEvent, BulkImport, ConnectionBoard, CounterAndRefresh,
+    FailureCounters, SoftlockRule, StartupLock,
 };
 
 use std::path::Path;

@@ -6,7 +6,9 @@
 //! locks, so concurrent failures through several instances each count.
 //!
 //! The throttle asks on the path of every bind (from the blocking pool:
-//! `auth::Authenticator::throttle_check`), so every call here is bounded
+//! `auth::Authenticator::throttle_check`; an instance's bind asks the
+//! account's counter beside its catch-up, [`locked_until_on`] in
+//! `PgInstance::locked_until_and_refresh`), so every call here is bounded
 //! ([`DEADLINE`], [`PgStore::bounded`]) and runs on the store's runtime:
 //! a slow or unreachable database answers an error within the deadline,
 //! and the throttle falls back to its own memory (`auth::throttle`),
@@ -23,7 +25,7 @@ use super::PgStore;
 use crate::store::{FailureCounters, Result, SoftlockRule};
 
 /// The longest a call waits for a connection and its statement.
-const DEADLINE: Duration = Duration::from_secs(2);
+pub(super) const DEADLINE: Duration = Duration::from_secs(2);
 
 /// One failure in this many is followed by a purge of forgotten rows.
 const PURGE_EVERY: u64 = 1024;
@@ -86,16 +88,21 @@ impl PgStore {
     }
 }
 
+/// [`FailureCounters::locked_until`] on `c` (a pooled connection: the
+/// statement is prepared once per connection).
+pub(super) async fn locked_until_on(
+    c: &deadpool_postgres::Client,
+    key: &[u8],
+) -> std::result::Result<Option<u64>, tokio_postgres::Error> {
+    let lock = c.prepare_cached(LOCKED_UNTIL).await?;
+    let row = c.query_opt(&lock, &[&key]).await?;
+    Ok(row.map(|r| to_u64(r.get::<_, i64>(0))))
+}
+
 impl FailureCounters for PgStore {
     fn locked_until(&self, key: &[u8]) -> Result<Option<u64>> {
         let key = key.to_vec();
-        let until = self.bounded(DEADLINE, async move |c| {
-            let lock = c.prepare_cached(LOCKED_UNTIL).await?;
-            c.query_opt(&lock, &[&key])
-                .await
-                .map(|row| row.map(|r| r.get::<_, i64>(0)))
-        })?;
-        Ok(until.map(to_u64))
+        self.bounded(DEADLINE, async move |c| locked_until_on(&c, &key).await)
     }
 
     fn count_failure(&self, key: &[u8], now_ms: u64, rule: &SoftlockRule) -> Result<(u32, u64)> {

@@ -15,13 +15,14 @@
 //! set is checked against the database anyway), the allocators, backup
 //! reads and snapshots.
 //!
-//! Bind calls [`Backend::refresh`] first, a catch-up: the password hash,
-//! the disabled flag, devices and policies it then reads are as current
-//! as the database. While the database cannot be reached, the catch-up
-//! fails fast and the model answers as of its last catch-up: searches and
-//! plain password binds go on; anything that must read the database or
-//! write (a code, an app password, a write) fails with a backend error,
-//! which LDAP answers as `unavailable` (52).
+//! Bind catches up first ([`Backend::locked_until_and_refresh`], asked
+//! with the account's failure counter in one round trip): the password
+//! hash, the disabled flag, devices and policies it then reads are as
+//! current as the database. While the database cannot be reached, the
+//! catch-up fails fast and the model answers as of its last catch-up:
+//! searches and plain password binds go on; anything that must read the
+//! database or write (a code, an app password, a write) fails with a
+//! backend error, which LDAP answers as `unavailable` (52).
 
 use crate::domain::snapshot::SnapshotSink;
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,8 +40,8 @@ use crate::store::mfa::{
     RawAppPassword, RawDevice, TotpSecret,
 };
 use crate::store::{
-    Backend, ConnectionBoard, Group, GroupId, GroupSnapshot, Member, NewUser, PortalSession,
-    Result, SessionHash, Snapshot, StartupLock, StoreError, Timestamp, User, UserId,
+    Backend, ConnectionBoard, CounterAndRefresh, Group, GroupId, GroupSnapshot, Member, NewUser,
+    PortalSession, Result, SessionHash, Snapshot, StartupLock, StoreError, Timestamp, User, UserId,
 };
 
 /// The longest a caller waits for a catch-up before it goes on with the
@@ -126,24 +127,25 @@ impl PgInstance {
     /// due.
     fn catch_up(&self, whole: bool) -> Result<()> {
         let (pool, feed) = (self.inner.db.inner.pool.clone(), self.inner.feed.clone());
-        let wait = if whole || feed.connected() {
-            CATCH_UP_WAIT
-        } else {
-            CATCH_UP_WAIT_OUTAGE
-        };
+        let wait = self.catch_up_wait(whole);
         let task = self.inner.db.runtime()?.spawn(async move {
-            let client = tokio::time::timeout(wait, pool.get())
-                .await
-                .map_err(|_| {
-                    StoreError::Backend("no PostgreSQL connection for a catch-up in time".into())
-                })?
-                .map_err(pool_error)?;
+            let client = pooled(&pool, wait).await?;
             feed.catch_up(&**client, whole, wait)
                 .await
                 .map_err(to_store)
         });
         futures::executor::block_on(task)
             .map_err(|e| StoreError::Backend(format!("PostgreSQL catch-up task: {e}")))?
+    }
+
+    /// How long a catch-up waits for each of its steps (see
+    /// [`PgInstance::catch_up`]).
+    fn catch_up_wait(&self, whole: bool) -> Duration {
+        if whole || self.inner.feed.connected() {
+            CATCH_UP_WAIT
+        } else {
+            CATCH_UP_WAIT_OUTAGE
+        }
     }
 
     /// After a write through this instance: the model takes it in before
@@ -185,6 +187,17 @@ impl PgInstance {
     }
 }
 
+/// A pooled connection within `wait`, for a catch-up.
+async fn pooled(
+    pool: &deadpool_postgres::Pool,
+    wait: Duration,
+) -> Result<deadpool_postgres::Object> {
+    tokio::time::timeout(wait, pool.get())
+        .await
+        .map_err(|_| StoreError::Backend("no PostgreSQL connection for a catch-up in time".into()))?
+        .map_err(pool_error)
+}
+
 fn owned<T: Clone>(v: Option<Arc<T>>) -> Option<T> {
     v.map(|v| (*v).clone())
 }
@@ -204,6 +217,49 @@ impl Backend for PgInstance {
 
     fn reads_wait(&self) -> bool {
         true
+    }
+
+    /// One task on the store's runtime, one pooled connection: the
+    /// counter's read and the catch-up's read of the feed go out together
+    /// (tokio-postgres pipelines the requests of one connection), each
+    /// bounded as when asked alone. Every wait is the catch-up's for a
+    /// bind (shorter while the listener has lost the database); a
+    /// counter that is not read in time is an error, which the throttle
+    /// answers with this instance's own count.
+    fn locked_until_and_refresh(&self, counter: &[u8]) -> Option<CounterAndRefresh> {
+        let (pool, feed) = (self.inner.db.inner.pool.clone(), self.inner.feed.clone());
+        let wait = self.catch_up_wait(false);
+        let key = counter.to_vec();
+        let task = self.inner.db.runtime().ok()?.spawn(async move {
+            let client = match pooled(&pool, wait).await {
+                Ok(client) => client,
+                Err(e) => {
+                    let again = StoreError::Backend(e.to_string());
+                    return (Err(e), Err(again));
+                }
+            };
+            let read = async {
+                tokio::time::timeout(
+                    super::counters::DEADLINE.min(wait),
+                    super::counters::locked_until_on(&client, &key),
+                )
+                .await
+                .map_err(|_| StoreError::Backend("PostgreSQL: no failure counter in time".into()))?
+                .map_err(|e| super::db_error(&e))
+            };
+            let caught_up = async {
+                feed.catch_up(&**client, false, wait)
+                    .await
+                    .map_err(to_store)
+            };
+            tokio::join!(read, caught_up)
+        });
+        Some(Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                let lost = || StoreError::Backend(format!("PostgreSQL bind task: {e}"));
+                (Err(lost()), Err(lost()))
+            })
+        }))
     }
 
     fn membership_epoch(&self) -> Result<u64> {

@@ -603,6 +603,66 @@ mod read_model {
         assert!(!reader.user_is_active(alice.id).expect("active"));
     }
 
+    /// A bind's two questions asked together: the counter answers as
+    /// `locked_until` does (locked, and nothing counted), the model is
+    /// caught up as by `refresh`, and the answer is awaited away from the
+    /// store's runtime, as a reactor awaits it.
+    #[test]
+    fn the_counter_and_the_catch_up_asked_together_answer_both() {
+        use crate::store::SoftlockRule;
+        let url = database();
+        let writer = PgStore::connect(&url, 4, None).expect("writer");
+        // No listener: only a catch-up can move this model.
+        let reader =
+            PgInstance::loaded(PgStore::connect(&url, 4, None).expect("db")).expect("reader");
+        let alice = user(&writer, "alice");
+        writer
+            .update_user(alice.id, &|u| {
+                u.disabled = true;
+                Ok(())
+            })
+            .expect("disable");
+        let rule = SoftlockRule {
+            threshold: 2,
+            first_ms: 60_000,
+            cap_ms: 600_000,
+            forget_after_lock: false,
+        };
+        let counters = Backend::failure_counters(&writer).expect("shared counters");
+        let now_ms = 1_900_000_000_000;
+        counters
+            .count_failure(b"aalice", now_ms, &rule)
+            .expect("count");
+        let (failures, until) = counters
+            .count_failure(b"aalice", now_ms, &rule)
+            .expect("count");
+        assert_eq!((failures, until), (2, now_ms + 60_000), "locked");
+        assert_eq!(reader.user(alice.id).expect("read"), None, "not yet");
+
+        let both = reader
+            .locked_until_and_refresh(b"aalice")
+            .expect("asked together on an instance");
+        let (read, caught_up) = futures::executor::block_on(both);
+        assert_eq!(read.expect("counter"), Some(until));
+        caught_up.expect("caught up");
+        assert!(
+            reader
+                .user(alice.id)
+                .expect("read")
+                .expect("alice")
+                .disabled
+        );
+
+        let both = reader.locked_until_and_refresh(b"abob").expect("asked");
+        let (read, caught_up) = futures::executor::block_on(both);
+        assert_eq!(read.expect("counter"), None, "nothing counted");
+        caught_up.expect("caught up");
+        assert!(
+            writer.locked_until_and_refresh(b"aalice").is_none(),
+            "the database layer has no model to catch up: asked apart"
+        );
+    }
+
     /// A transaction that took its change number first but commits last
     /// is not skipped: the number is a hole asked for again.
     #[test]
