@@ -228,17 +228,20 @@ impl Writer {
         if self.dirty.load(Ordering::Relaxed) {
             return; // the next heartbeat writes everything
         }
+        let entry = lock(&self.mine).get(&id).cloned();
+        let was_written = self.written().contains(&id);
+        if entry.is_none() && !was_written {
+            // Came and went before it settled: nothing to write or remove,
+            // and no connection needed.
+            return;
+        }
         let Some(c) = self.client().await else {
             return;
         };
-        let entry = lock(&self.mine).get(&id).cloned();
-        let was_written = self.written().contains(&id);
         let done = match entry {
             Some(e) => upsert(&c, self.instance, &e).await.map(|()| {
                 self.written().insert(id);
             }),
-            // Came and went before it settled: nothing to remove.
-            None if !was_written => Ok(()),
             None => c
                 .execute("DELETE FROM ldap_connections WHERE id = $1", &[&id])
                 .await
