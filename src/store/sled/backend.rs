@@ -360,7 +360,7 @@ impl Backend for SledStore {
         at: Timestamp,
         from: &str,
     ) -> Result<()> {
-        let _w = self.writing();
+        let _w = self.bookkeeping();
         SledStore::touch_app_password(self, user, id, at, from)
     }
 

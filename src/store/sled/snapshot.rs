@@ -90,6 +90,20 @@ impl SledStore {
         }
     }
 
+    /// For a write that nothing kept until the next write depends on (an
+    /// app password's last use, recorded at every bind that uses it): the
+    /// snapshot lock held shared, as by [`SledStore::writing`], but the
+    /// count of finished writes left as it is, so the decoded records, the
+    /// accounts binds keep and the user list stay current. Kept reads hold
+    /// users, groups, their indexes, devices and policies, never app
+    /// passwords.
+    pub(super) fn bookkeeping(&self) -> RwLockReadGuard<'_, ()> {
+        self.t
+            .snapshot_lock
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The count of writes finished since the store opened. Read it before
     /// a record: the decoded-record cache uses a record found current at
     /// this count without reading sled (`records.rs`).

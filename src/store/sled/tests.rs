@@ -1147,3 +1147,41 @@ fn a_directory_larger_than_the_record_cache_keeps_no_list() {
     assert_eq!(walked(&s).len(), 1);
     assert!(s.t.user_list.current(s.writes()).is_none());
 }
+
+/// An app password's use is recorded at every bind that uses it: that
+/// bookkeeping leaves the count of finished writes (and so every read kept
+/// until the next write) as it is, and is read back at once; adding or
+/// revoking one is a write like any other.
+#[test]
+fn recording_an_app_passwords_use_leaves_kept_reads_current() {
+    use crate::domain::mfa::CredentialKind;
+    use crate::store::Backend;
+    let s = store();
+    let alice = user(&s, "alice");
+    let ap = Backend::add_app_password(
+        &s,
+        alice.id,
+        CredentialKind::AppPassword,
+        "mail",
+        None,
+        &[4; 32],
+    )
+    .unwrap();
+    walked(&s);
+    let before = s.writes();
+    assert!(s.t.user_list.current(before).is_some());
+
+    Backend::touch_app_password(&s, alice.id, ap.id, 1_900_000_000, "192.0.2.7").unwrap();
+    assert_eq!(s.writes(), before, "the count did not move");
+    assert!(
+        s.t.user_list.current(s.writes()).is_some(),
+        "the list is kept"
+    );
+    let listed = Backend::app_passwords(&s, alice.id).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].last_used, Some(1_900_000_000));
+    assert_eq!(listed[0].last_used_from.as_deref(), Some("192.0.2.7"));
+
+    assert!(Backend::revoke_app_password(&s, alice.id, ap.id).unwrap());
+    assert!(s.writes() > before, "a revocation is a write");
+}
