@@ -139,7 +139,9 @@ pub trait Backend: Send + Sync {
     /// A count of the writes finished since the store opened, for caches
     /// of values derived from several records: a value computed after
     /// reading this count is current while the count has not moved,
-    /// since every write moves it once it is done. `None` for a backend
+    /// since every write moves it once it is done; all but the record of
+    /// an app password's last use ([`Backend::touch_app_password`]),
+    /// which no such value may derive from. `None` for a backend
     /// that keeps no such count (PostgreSQL, written by other instances
     /// too): its callers compute every time.
     fn finished_writes(&self) -> Option<u64> {
@@ -438,7 +440,10 @@ pub trait Backend: Send + Sync {
     fn purge_expired_app_passwords(&self, user: UserId, now: Timestamp) -> Result<usize>;
 
     /// Records a bind with the app password. Not flushed and not part of
-    /// the user's credentials (no generation bump): bookkeeping only.
+    /// the user's credentials (no generation bump): bookkeeping only. A
+    /// later listing through the same store ([`Backend::app_passwords`])
+    /// shows it; PostgreSQL writes uses in batches, within a second, so
+    /// another instance lists it within a second.
     fn touch_app_password(
         &self,
         user: UserId,

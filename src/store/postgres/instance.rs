@@ -204,7 +204,7 @@ fn owned<T: Clone>(v: Option<Arc<T>>) -> Option<T> {
 
 impl Backend for PgInstance {
     fn flush(&self) -> Result<()> {
-        Ok(())
+        Backend::flush(&self.inner.db)
     }
 
     fn refresh(&self) -> Result<()> {

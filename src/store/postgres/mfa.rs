@@ -493,6 +493,9 @@ impl PgStore {
     }
 
     pub(super) fn app_passwords(&self, user: UserId) -> Result<Vec<AppPassword>> {
+        if let Err(e) = self.write_uses() {
+            tracing::warn!(error = %e, "app password uses not recorded");
+        }
         self.read(async |c| {
             c.query(
                 &format!(
@@ -567,13 +570,26 @@ impl PgStore {
         from: &str,
     ) -> Result<()> {
         let from: String = from.chars().take(64).collect();
-        crate::blocking::assert_may_block("recording an app password's use");
-        let sql = "UPDATE app_passwords SET last_used = $3, last_used_from = $4 \
-                   WHERE user_id = $1 AND id = $2";
-        self.read_prepared(sql, async |c, sql| {
-            c.execute(sql, &[&user.0, &id.0, &at, &from]).await?;
-            Ok(())
-        })
+        let delay = match self.inner.uses.note(user, id, at, from) {
+            super::uses::Schedule::Nothing => return Ok(()),
+            super::uses::Schedule::Later => super::uses::DELAY,
+            super::uses::Schedule::Now => std::time::Duration::ZERO,
+        };
+        let (pool, uses) = (self.inner.pool.clone(), self.inner.uses.clone());
+        self.runtime()?
+            .spawn(super::uses::write_later(pool, uses, delay));
+        Ok(())
+    }
+
+    /// Writes the app password uses noted and not yet written, and waits
+    /// for it (see `uses`).
+    pub(super) fn write_uses(&self) -> Result<()> {
+        let taken = self.inner.uses.take();
+        if taken.is_empty() {
+            return Ok(());
+        }
+        self.read(async move |c| Ok(super::uses::write(c, taken).await?))
+            .map(|_| ())
     }
 
     pub(super) fn group_policy(&self, group: GroupId) -> Result<GroupPolicy> {

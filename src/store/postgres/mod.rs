@@ -127,6 +127,7 @@ mod tests;
 mod tls;
 mod trait_impl;
 mod users;
+mod uses;
 
 /// The throw-away cluster of the tests; the integration tests reach it
 /// through the `test-cluster` feature (the crate's self dev-dependency).
@@ -186,6 +187,8 @@ struct Inner {
     config: tokio_postgres::Config,
     /// How every connection is made, the listener's too: `sslmode`.
     tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// App password uses waiting to be written (`uses`).
+    uses: Arc<uses::Uses>,
 }
 
 impl Drop for Inner {
@@ -347,6 +350,7 @@ impl PgStore {
                 pool,
                 config,
                 tls: connector,
+                uses: Arc::default(),
             }),
         };
         let mut client = store.client()?;

@@ -893,3 +893,61 @@ mod read_model {
         }
     }
 }
+
+/// An app password's use is written within a second, in a batch; a
+/// listing through the instance that noted it, and a flush, write it at
+/// once; of two uses the later is kept, whichever instance writes last.
+#[test]
+fn app_password_uses_are_written_in_batches_and_the_latest_is_kept() {
+    use crate::domain::mfa::CredentialKind;
+    use std::time::{Duration, Instant};
+    let (a, b) = two_instances();
+    let alice = user(&a, "alice");
+    let ap = Backend::add_app_password(
+        &a,
+        alice.id,
+        CredentialKind::AppPassword,
+        "mail",
+        None,
+        &[9; 32],
+    )
+    .expect("app password");
+    let last = |s: &PgStore| {
+        let list = s.app_passwords(alice.id).expect("list");
+        (list[0].last_used, list[0].last_used_from.clone())
+    };
+    a.touch_app_password(alice.id, ap.id, 100, "192.0.2.1")
+        .expect("use");
+    a.touch_app_password(alice.id, ap.id, 200, "192.0.2.2")
+        .expect("use");
+    a.touch_app_password(alice.id, ap.id, 150, "192.0.2.3")
+        .expect("use");
+    assert_eq!(
+        last(&a),
+        (Some(200), Some("192.0.2.2".into())),
+        "listed through A"
+    );
+
+    a.touch_app_password(alice.id, ap.id, 300, "192.0.2.4")
+        .expect("use");
+    let started = Instant::now();
+    while last(&b).0 != Some(300) {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "written within a second, seen through B"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    a.touch_app_password(alice.id, ap.id, 500, "192.0.2.5")
+        .expect("use");
+    Backend::flush(&a).expect("flush");
+    b.touch_app_password(alice.id, ap.id, 400, "192.0.2.6")
+        .expect("use");
+    Backend::flush(&b).expect("flush");
+    assert_eq!(
+        last(&b),
+        (Some(500), Some("192.0.2.5".into())),
+        "the later use stays"
+    );
+}

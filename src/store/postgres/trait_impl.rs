@@ -19,8 +19,10 @@ use crate::store::{
 
 impl Backend for PgStore {
     /// Every write commits before it returns; nothing is left to flush.
+    /// Every write is committed when it returns; the uses of app
+    /// passwords noted and not yet written are written now.
     fn flush(&self) -> Result<()> {
-        Ok(())
+        self.write_uses()
     }
 
     /// Every read goes to the database: always current.
