@@ -582,11 +582,12 @@ mod read_model {
         assert!(reader.feed_connected());
     }
 
-    #[test]
-    fn refresh_catches_up_without_any_notification() {
+    /// A writer, and an instance whose model no listener moves (only a
+    /// catch-up can), loaded before alice was created and disabled
+    /// through the writer.
+    fn unfollowed_and_alice_disabled() -> (PgStore, PgInstance, crate::store::User) {
         let url = database();
         let writer = PgStore::connect(&url, 4, None).expect("writer");
-        // No listener: only a catch-up can move this model.
         let reader =
             PgInstance::loaded(PgStore::connect(&url, 4, None).expect("db")).expect("reader");
         let alice = user(&writer, "alice");
@@ -596,6 +597,12 @@ mod read_model {
                 Ok(())
             })
             .expect("disable");
+        (writer, reader, alice)
+    }
+
+    #[test]
+    fn refresh_catches_up_without_any_notification() {
+        let (_writer, reader, alice) = unfollowed_and_alice_disabled();
         assert_eq!(reader.user(alice.id).expect("read"), None, "not yet");
         reader.refresh().expect("catch up");
         let seen = reader.user(alice.id).expect("read").expect("alice");
@@ -610,18 +617,7 @@ mod read_model {
     #[test]
     fn the_counter_and_the_catch_up_asked_together_answer_both() {
         use crate::store::SoftlockRule;
-        let url = database();
-        let writer = PgStore::connect(&url, 4, None).expect("writer");
-        // No listener: only a catch-up can move this model.
-        let reader =
-            PgInstance::loaded(PgStore::connect(&url, 4, None).expect("db")).expect("reader");
-        let alice = user(&writer, "alice");
-        writer
-            .update_user(alice.id, &|u| {
-                u.disabled = true;
-                Ok(())
-            })
-            .expect("disable");
+        let (writer, reader, alice) = unfollowed_and_alice_disabled();
         let rule = SoftlockRule {
             threshold: 2,
             first_ms: 60_000,
