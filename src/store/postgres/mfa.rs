@@ -184,6 +184,7 @@ impl PgStore {
     }
 
     pub(super) fn raw_app_passwords(&self, user: UserId) -> Result<Vec<RawAppPassword>> {
+        self.uses_written();
         self.read(async |c| raw_app_passwords_of(c, user).await)
     }
 
@@ -493,9 +494,7 @@ impl PgStore {
     }
 
     pub(super) fn app_passwords(&self, user: UserId) -> Result<Vec<AppPassword>> {
-        if let Err(e) = self.write_uses() {
-            tracing::warn!(error = %e, "app password uses not recorded");
-        }
+        self.uses_written();
         self.read(async |c| {
             c.query(
                 &format!(
@@ -590,6 +589,14 @@ impl PgStore {
         }
         self.read(async move |c| Ok(super::uses::write(c, taken).await?))
             .map(|_| ())
+    }
+
+    /// [`PgStore::write_uses`] before a read that shows uses (listings,
+    /// snapshots); a failure is logged, and the read goes on.
+    pub(super) fn uses_written(&self) {
+        if let Err(e) = self.write_uses() {
+            tracing::warn!(error = %e, "app password uses not recorded");
+        }
     }
 
     pub(super) fn group_policy(&self, group: GroupId) -> Result<GroupPolicy> {

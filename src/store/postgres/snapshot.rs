@@ -168,6 +168,8 @@ impl PgStore {
     /// transaction stays open until `sink` has taken the last user.
     pub(super) fn snapshot_streamed(&self, sink: &mut dyn SnapshotSink) -> Result<()> {
         crate::blocking::assert_may_block("a store snapshot");
+        // Every use of an app password noted before the snapshot is in it.
+        self.uses_written();
         // The body is an `AsyncFn` (it may run again on a retryable error,
         // which a read-only transaction does not meet); the sink is only
         // borrowed between awaits.

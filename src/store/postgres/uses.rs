@@ -6,7 +6,8 @@
 //! latest per app password) and written within [`DELAY`], together with
 //! every other use noted meanwhile, in one statement run by a task on the
 //! store's runtime. What is pending is written first, and waited for, by
-//! a listing of a user's app passwords through this process and by
+//! a listing of a user's app passwords through this process, a snapshot
+//! (backups, exports, `migrate-store`) and
 //! [`crate::store::Backend::flush`] (at shutdown); another instance's
 //! listing shows a use within [`DELAY`]. A use never overwrites a later
 //! one already written (two instances, or a write that overtook another),
