@@ -946,4 +946,12 @@ fn app_password_uses_are_written_in_batches_and_the_latest_is_kept() {
         (Some(500), Some("192.0.2.5".into())),
         "the later use stays"
     );
+
+    // A snapshot (backups, exports, migrate-store) holds a use noted just
+    // before it.
+    a.touch_app_password(alice.id, ap.id, 600, "192.0.2.7")
+        .expect("use");
+    let snap = Backend::snapshot(&a).expect("snapshot");
+    let record = &snap.users[0].second_factors.app_passwords[0].record;
+    assert_eq!(record.last_used, Some(600));
 }
