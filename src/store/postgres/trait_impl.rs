@@ -18,9 +18,8 @@ use crate::store::{
 };
 
 impl Backend for PgStore {
-    /// Every write commits before it returns; nothing is left to flush.
-    /// Every write is committed when it returns; the uses of app
-    /// passwords noted and not yet written are written now.
+    /// Every write commits before it returns; what is left are the uses
+    /// of app passwords noted and not yet written (`uses`): written now.
     fn flush(&self) -> Result<()> {
         self.write_uses()
     }
