@@ -424,46 +424,28 @@ impl Authenticator {
     /// are database round trips with several instances: then the store
     /// asks both at once on its own runtime
     /// ([`crate::store::Backend::locked_until_and_refresh`]: one round
-    /// trip, and this reactor awaits it without blocking), or, where it
-    /// cannot, both go off the reactor in one trip, the catch-up only if
-    /// the check lets the attempt go ahead. The last value: whether the
-    /// catch-up was done (or tried).
+    /// trip, and this reactor awaits it without blocking). Elsewhere the
+    /// check alone, and [`Authenticator::decide`] catches up if it must.
+    /// The last value: whether the catch-up was done (or tried).
     async fn check_account(&self, username: &str, now: SystemTime) -> (Verdict, Found, bool) {
         let key = Key::account(username);
-        if !self.throttle.asks_shared(&key) || !self.store.has_read_model() || username.is_empty() {
+        let both = if self.throttle.asks_shared(&key) && !username.is_empty() {
+            self.throttle
+                .shared_id(&key)
+                .and_then(|id| self.store.locked_until_and_refresh(&id))
+        } else {
+            None
+        };
+        let Some(both) = both else {
             let (verdict, found) = self.throttle_check_found(&key, now).await;
             return (verdict, found, false);
+        };
+        let (read, caught_up) = both.await;
+        if let Err(e) = caught_up {
+            tracing::debug!(error = %e, "deciding on the read model as it is");
         }
-        let both = self
-            .throttle
-            .shared_id(&key)
-            .and_then(|id| self.store.locked_until_and_refresh(&id));
-        if let Some(both) = both {
-            let (read, caught_up) = both.await;
-            if let Err(e) = caught_up {
-                tracing::debug!(error = %e, "deciding on the read model as it is");
-            }
-            let (verdict, found) = self.throttle.check_with(&key, now, Some(read));
-            return (verdict, found, true);
-        }
-        let (throttle, store) = (self.throttle.clone(), self.store.clone());
-        tokio::task::spawn_blocking(move || {
-            let (verdict, found) = throttle.check_found(&key, now);
-            if verdict == Verdict::Allowed {
-                if let Err(e) = store.refresh() {
-                    tracing::debug!(error = %e, "deciding on the read model as it is");
-                }
-            }
-            (verdict, found, true)
-        })
-        .await
-        .unwrap_or((
-            Verdict::Throttled {
-                retry_after: std::time::Duration::from_secs(1),
-            },
-            Found::Count,
-            false,
-        ))
+        let (verdict, found) = self.throttle.check_with(&key, now, Some(read));
+        (verdict, found, true)
     }
 
     /// Whether an attempt for `key` may go ahead. Off the reactor when the
