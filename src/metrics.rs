@@ -87,6 +87,7 @@ struct Registry {
     code_throttled: AtomicU64,
     bind_cache_hits: AtomicU64,
     bind_cache_misses: AtomicU64,
+    bind_cache_refreshes: AtomicU64,
     busy: AtomicU64,
     abandoned: AtomicU64,
     closed_protocol_errors: AtomicU64,
@@ -110,6 +111,7 @@ static REGISTRY: Registry = Registry {
     code_throttled: AtomicU64::new(0),
     bind_cache_hits: AtomicU64::new(0),
     bind_cache_misses: AtomicU64::new(0),
+    bind_cache_refreshes: AtomicU64::new(0),
     busy: AtomicU64::new(0),
     abandoned: AtomicU64::new(0),
     closed_protocol_errors: AtomicU64::new(0),
@@ -177,6 +179,13 @@ pub fn bind_cache(hit: bool) {
         &REGISTRY.bind_cache_misses
     };
     c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A bind cache entry verified again in the background before it expired.
+pub fn bind_cache_refreshed() {
+    REGISTRY
+        .bind_cache_refreshes
+        .fetch_add(1, Ordering::Relaxed);
 }
 
 /// A request answered busy (51): too many operations or queued binds.
@@ -356,6 +365,12 @@ pub fn render() -> String {
     );
     counter(
         &mut out,
+        "portcullis_bind_cache_refreshes_total",
+        "Bind cache entries verified again in the background before they expired.",
+        r.bind_cache_refreshes.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
         "portcullis_busy_total",
         "Requests answered busy (too many operations or queued binds).",
         r.busy.load(Ordering::Relaxed),
@@ -423,6 +438,7 @@ mod tests {
             "portcullis_bind_code_throttled_total ",
             "portcullis_bind_cache_hits_total ",
             "portcullis_bind_cache_misses_total ",
+            "portcullis_bind_cache_refreshes_total ",
             "portcullis_paged_results_bytes ",
             "portcullis_paged_results_refused_total ",
         ] {

@@ -26,16 +26,31 @@
 //! cached either (their revocation and expiry are read on every bind).
 //! Hashes that will be rehashed (imported `{SSHA}` …) are not cached.
 //!
+//! # Refreshed before they expire
+//! A successful bind answered by an entry in the last quarter of its life
+//! starts one verification of the same password in the background, when a
+//! hashing worker is idle, and the bind is answered at once. When that
+//! verification succeeds, the entry counts from the time of that bind. So
+//! an account that binds steadily (a service account on every request, a
+//! busy mail user) keeps its entry and never waits for argon2 after its
+//! first bind, and the accounts whose entries were made together (after a
+//! restart) are not all verified again on the login path a minute later,
+//! when every one of their binds would queue behind the others' hashes.
+//! Only a bind that succeeded can start one, so a refresh costs what the
+//! miss a ttl later would have cost, and never runs for a wrong password;
+//! at most one runs per entry, and never while a bind waits for a worker.
+//!
 //! # Bounds
 //! Entries live `ttl` from the verification that made them (a hit does not
-//! extend them), and at most `max_entries` are kept: a full cache first
-//! drops expired entries, then admits nothing new until the oldest entry
-//! expires. Time is a parameter, so tests need no sleeping.
+//! extend them; a refresh is a new verification), and at most
+//! `max_entries` are kept: a full cache first drops expired entries, then
+//! admits nothing new until the oldest entry expires. Time is a parameter,
+//! so tests need no sleeping.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, Mac};
@@ -79,6 +94,7 @@ pub struct BindCache {
     inner: Mutex<Inner>,
     hits: AtomicU64,
     misses: AtomicU64,
+    refreshed: AtomicU64,
 }
 
 struct Inner {
@@ -87,6 +103,41 @@ struct Inner {
     /// While the cache is full of live entries, nothing is admitted before
     /// this time (when the oldest entry expires).
     no_room_until: Option<SystemTime>,
+    /// Entries being verified again in the background (one [`Refresh`]
+    /// each); as many as the hashing pool runs at once.
+    refreshing: HashSet<Digest>,
+}
+
+/// The right to verify an entry's password again, in the background: one
+/// per entry at a time. Dropped unfinished, it lets the next bind try.
+pub struct Refresh {
+    cache: Arc<BindCache>,
+    digest: Digest,
+}
+
+impl Refresh {
+    /// The background verification's answer: when the password verified,
+    /// the entry counts from `verified_at` (the time of the bind that
+    /// started it). Otherwise the entry stays as it was.
+    pub fn finish(self, verified: bool, verified_at: SystemTime) {
+        if verified {
+            self.cache.insert(self.digest, verified_at);
+            self.cache.refreshed.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::bind_cache_refreshed();
+        }
+    }
+}
+
+impl Drop for Refresh {
+    fn drop(&mut self) {
+        self.cache.lock().refreshing.remove(&self.digest);
+    }
+}
+
+impl fmt::Debug for Refresh {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refresh").finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for BindCache {
@@ -107,9 +158,11 @@ impl BindCache {
             inner: Mutex::new(Inner {
                 entries: HashMap::new(),
                 no_room_until: None,
+                refreshing: HashSet::new(),
             }),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            refreshed: AtomicU64::new(0),
         }
     }
 
@@ -175,6 +228,32 @@ impl BindCache {
             crate::metrics::bind_cache(false);
         }
         found
+    }
+
+    /// For a bind that succeeded from the cache at `now`: the right to
+    /// verify its password again, when the entry is in the last quarter of
+    /// its life and no refresh of it is under way.
+    pub fn refresh_due(self: &Arc<Self>, digest: &Digest, now: SystemTime) -> Option<Refresh> {
+        let mut inner = self.lock();
+        let at = *inner.entries.get(digest)?;
+        let age = now.duration_since(at).ok()?;
+        if age < self.config.ttl - self.config.ttl / 4 || !self.live(at, now) {
+            return None;
+        }
+        inner.refreshing.insert(*digest).then(|| Refresh {
+            cache: Arc::clone(self),
+            digest: *digest,
+        })
+    }
+
+    /// Refreshes under way now.
+    pub fn refreshing(&self) -> usize {
+        self.lock().refreshing.len()
+    }
+
+    /// Entries verified again in the background since this cache was made.
+    pub fn refreshed(&self) -> u64 {
+        self.refreshed.load(Ordering::Relaxed)
     }
 
     /// Remembers that `digest` verified at `now`, if there is room.
@@ -267,6 +346,42 @@ mod tests {
         assert!(!c.hit(&d, at(1060)), "expired after the ttl");
         assert!(c.is_empty(), "an expired entry is dropped when seen");
         assert_eq!(c.stats(), (2, 2));
+    }
+
+    #[test]
+    fn an_entry_in_its_last_quarter_is_refreshed_one_at_a_time() {
+        let c = Arc::new(cache(60, 10));
+        let d = c.digest(UserId(Uuid::new_v4()), 0, "h", "pw");
+        assert!(c.refresh_due(&d, at(1000)).is_none(), "nothing cached");
+        c.insert(d, at(1000));
+        assert!(c.refresh_due(&d, at(1044)).is_none(), "not yet due");
+        let first = c.refresh_due(&d, at(1045)).expect("due at 3/4 of the ttl");
+        assert!(c.refresh_due(&d, at(1046)).is_none(), "one at a time");
+        assert_eq!(c.refreshing(), 1);
+        drop(first);
+        assert_eq!(c.refreshing(), 0, "an unfinished refresh lets the next try");
+        let again = c.refresh_due(&d, at(1050)).expect("due again");
+        again.finish(true, at(1050));
+        assert_eq!((c.refreshing(), c.refreshed()), (0, 1));
+        assert!(c.hit(&d, at(1109)), "the entry counts from the refresh");
+        assert!(!c.hit(&d, at(1110)), "for one ttl");
+        // An expired entry is not refreshed: the next bind verifies.
+        let old = c.digest(UserId(Uuid::new_v4()), 0, "h", "pw");
+        c.insert(old, at(1000));
+        assert!(c.refresh_due(&old, at(1060)).is_none());
+        assert!(c.refresh_due(&old, at(999)).is_none(), "clock went back");
+    }
+
+    #[test]
+    fn a_refresh_that_did_not_verify_leaves_the_entry_as_it_was() {
+        let c = Arc::new(cache(60, 10));
+        let d = c.digest(UserId(Uuid::new_v4()), 0, "h", "pw");
+        c.insert(d, at(1000));
+        let refresh = c.refresh_due(&d, at(1050)).expect("due");
+        refresh.finish(false, at(1050));
+        assert_eq!((c.refreshing(), c.refreshed()), (0, 0));
+        assert!(c.hit(&d, at(1059)));
+        assert!(!c.hit(&d, at(1060)), "expired as it would have");
     }
 
     #[test]

@@ -336,7 +336,8 @@ impl Authenticator {
     ///
     /// In case 3 a password verified less than `[bind] cache_ttl_secs` ago
     /// against the same stored hash and credential generation is taken from
-    /// the bind cache instead of running argon2 again (see [`cache`]); every
+    /// the bind cache instead of running argon2 again (see [`cache`]; an
+    /// entry near its end is verified again in the background); every
     /// other check above still runs on every bind.
     ///
     /// Every refusal that reaches step 2 or 3 — unknown user, no password,
@@ -730,8 +731,12 @@ impl Authenticator {
             self.rehash(user.id, stored, password_part).await?;
         }
         let Some(code) = code else {
-            if let Some((cache, digest)) = cache_digest.filter(|_| !cached) {
-                cache.insert(digest, now);
+            if let Some((cache, digest)) = cache_digest {
+                if !cached {
+                    cache.insert(digest, now);
+                } else if let Some(refresh) = cache.refresh_due(&digest, now) {
+                    self.refresh(refresh, password_part, phc, now);
+                }
             }
             return Ok(BindOutcome::Success {
                 user: Arc::clone(user),
@@ -761,6 +766,25 @@ impl Authenticator {
             app_password: None,
             cached: false,
         })
+    }
+
+    /// Verifies a cached password again in the background, so its entry
+    /// is renewed before it expires (see [`cache`]). Only on a worker that
+    /// is idle: a bind waiting for argon2 never waits for a refresh. The
+    /// bind that asked is answered without waiting for it.
+    fn refresh(&self, refresh: cache::Refresh, password: &str, phc: Option<&str>, now: SystemTime) {
+        if !self.hasher.idle_worker() {
+            return;
+        }
+        let hasher = self.hasher.clone();
+        let (password, phc) = (password.to_string(), phc.map(str::to_string));
+        tokio::spawn(async move {
+            // Busy (every worker taken meanwhile) drops the refresh: the
+            // next bind of the entry may try again.
+            if let Ok(verified) = hasher.try_verify(password, phc).await {
+                refresh.finish(verified, now);
+            }
+        });
     }
 
     /// Replaces a hash imported from another directory (or an argon2 hash

@@ -644,6 +644,48 @@ async fn a_repeated_password_bind_is_answered_from_the_cache() {
 }
 
 #[tokio::test]
+async fn a_steady_binder_keeps_its_entry_past_the_ttl() {
+    let f = fx();
+    f.user("lee", "pw");
+    let cache = f.auth.cache().expect("cache on by default");
+    assert_eq!(f.bind("lee", "pw", at(T0)).await, Ok(Method::Password));
+    // Before the last quarter of the entry's life: nothing starts.
+    assert_eq!(f.bind("lee", "pw", at(T0 + 44)).await, Ok(Method::Password));
+    assert_eq!((cache.refreshing(), cache.refreshed()), (0, 0));
+    // A wrong password is no hit and starts nothing.
+    assert_eq!(
+        f.bind("lee", "wrong", at(T0 + 50)).await,
+        Err(Refusal::WrongPassword)
+    );
+    assert_eq!((cache.refreshing(), cache.refreshed()), (0, 0));
+    // A hit in the last quarter is answered at once and verifies again
+    // in the background.
+    assert_eq!(f.bind("lee", "pw", at(T0 + 50)).await, Ok(Method::Password));
+    for _ in 0..1000 {
+        if cache.refreshed() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!((cache.refreshing(), cache.refreshed()), (0, 1));
+    // Past the first verification's ttl, still without argon2.
+    let peer = IpAddr::from(PEER);
+    match f
+        .auth
+        .authenticate("lee", &Secret("pw".into()), peer, at(T0 + 100))
+        .await
+    {
+        BindOutcome::Success { cached, .. } => assert!(cached, "answered from the cache"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        f.cache_stats(),
+        (3, 2),
+        "misses: the first bind, the wrong one"
+    );
+}
+
+#[tokio::test]
 async fn password_change_and_disable_take_effect_on_the_next_bind() {
     let f = fx();
     let u = f.user("jo", "old");

@@ -198,6 +198,12 @@ impl Hasher {
         self.in_flight.load(Ordering::Acquire) >= self.capacity
     }
 
+    /// True when a worker has nothing to do: work queued now waits for
+    /// no one's hash and delays no one's.
+    pub fn idle_worker(&self) -> bool {
+        self.in_flight() < self.workers
+    }
+
     /// Hashes waiting or running now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
