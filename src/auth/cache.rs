@@ -277,7 +277,10 @@ impl BindCache {
             }
             inner.no_room_until = None;
         }
-        inner.entries.insert(digest, now);
+        // A refresh that finishes after a later bind verified the same
+        // password keeps the later time.
+        let at = inner.entries.entry(digest).or_insert(now);
+        *at = (*at).max(now);
     }
 
     /// Entries held now (live or not yet purged).
@@ -382,6 +385,20 @@ mod tests {
         assert_eq!((c.refreshing(), c.refreshed()), (0, 0));
         assert!(c.hit(&d, at(1059)));
         assert!(!c.hit(&d, at(1060)), "expired as it would have");
+    }
+
+    #[test]
+    fn a_refresh_that_finishes_late_keeps_a_later_verification() {
+        let c = Arc::new(cache(60, 10));
+        let d = c.digest(UserId(Uuid::new_v4()), 0, "h", "pw");
+        c.insert(d, at(1000));
+        let refresh = c.refresh_due(&d, at(1050)).expect("due");
+        // The entry expired before the refresh finished, and a bind
+        // verified the password again at 1061.
+        assert!(!c.hit(&d, at(1061)));
+        c.insert(d, at(1061));
+        refresh.finish(true, at(1050));
+        assert!(c.hit(&d, at(1120)), "counts from 1061, not 1050");
     }
 
     #[test]
