@@ -43,7 +43,8 @@ use std::time::SystemTime;
 
 use crate::blocking::off_reactor;
 use crate::store::{
-    CredentialKind, Device, DeviceKind, Store, StoreError, Timestamp, User, UserId,
+    AppPassword, CredentialKind, Device, DeviceKind, KeyedHash, Store, StoreError, Timestamp, User,
+    UserId,
 };
 use cache::{BindCache, CacheConfig};
 use keys::ServerKey;
@@ -257,6 +258,36 @@ impl Counted {
     }
 }
 
+/// A bind's password as an app password: not shaped like one, its keyed
+/// hash still to be looked up, or the lookup's answer (asked with the
+/// account's check).
+enum AppLookup {
+    NotOne,
+    Hash(KeyedHash),
+    Found(Result<Option<(UserId, AppPassword)>, StoreError>),
+}
+
+/// What a bind's account check read: the throttle's verdict and what the
+/// shared counter held, whether the read model caught up, and the app
+/// password's lookup when it was asked with them.
+struct AccountRead {
+    verdict: Verdict,
+    found: Found,
+    caught_up: bool,
+    app_password: Option<Result<Option<(UserId, AppPassword)>, StoreError>>,
+}
+
+impl Default for AccountRead {
+    fn default() -> Self {
+        AccountRead {
+            verdict: Verdict::Allowed,
+            found: Found::Count,
+            caught_up: false,
+            app_password: None,
+        }
+    }
+}
+
 /// What the app-password lookup of a bind found: a decision, or an
 /// expired app password still to be revoked.
 enum Looked {
@@ -383,13 +414,30 @@ impl Authenticator {
         now: SystemTime,
         password: Option<&Secret>,
     ) -> BindOutcome {
+        // A password shaped like an app password is looked up by its
+        // keyed hash (with the account's check, where the store asks
+        // them together).
+        let app_hash = password
+            .map(|p| p.0.as_str())
+            .filter(|p| p.len() <= MAX_BIND_PASSWORD_LEN)
+            .filter(|p| app_password::looks_like_app_password(p))
+            .map(|p| app_password::hash(&self.key, p));
         // The address first: its check is this instance's memory, so an
         // address refused costs the database nothing.
-        let (verdict, found, caught_up) = match self.throttle_check(&Key::Address(peer), now).await
-        {
-            Verdict::Allowed => self.check_account(username, now).await,
-            throttled => (throttled, Found::Count, false),
+        let mut read = AccountRead::default();
+        let verdict = match self.throttle_check(&Key::Address(peer), now).await {
+            Verdict::Allowed => {
+                read = self.check_account(username, app_hash.as_ref(), now).await;
+                read.verdict
+            }
+            throttled => throttled,
         };
+        let AccountRead {
+            found,
+            caught_up,
+            app_password: looked_up,
+            ..
+        } = read;
         if let Verdict::Throttled { .. } = verdict {
             crate::metrics::throttled();
             return BindOutcome::Refused {
@@ -399,7 +447,12 @@ impl Authenticator {
         }
         let decision = match password {
             Some(password) => {
-                self.decide(username, &password.0, peer, now, caught_up)
+                let app = match (app_hash, looked_up) {
+                    (None, _) => AppLookup::NotOne,
+                    (Some(hash), None) => AppLookup::Hash(hash),
+                    (Some(_), Some(found)) => AppLookup::Found(found),
+                };
+                self.decide(username, &password.0, peer, now, caught_up, app)
                     .await
             }
             None => Ok(self
@@ -421,32 +474,49 @@ impl Authenticator {
     }
 
     /// The account's throttle check ([`Authenticator::throttle_check_found`])
-    /// and the read model's catch-up ([`Authenticator::current`]). Both
-    /// are database round trips with several instances: then the store
-    /// asks both at once on its own runtime
-    /// ([`crate::store::Backend::locked_until_and_refresh`]: one round
-    /// trip, and this reactor awaits it without blocking). Elsewhere the
-    /// check alone, and [`Authenticator::decide`] catches up if it must.
-    /// The last value: whether the catch-up was done (or tried).
-    async fn check_account(&self, username: &str, now: SystemTime) -> (Verdict, Found, bool) {
+    /// and the read model's catch-up ([`Authenticator::current`]), and
+    /// the lookup of `app_hash`. These are database round trips with
+    /// several instances: then the store asks them at once on its own
+    /// runtime ([`crate::store::Backend::bind_reads`]: one round trip,
+    /// and this reactor awaits it without blocking). Elsewhere the check
+    /// alone, and [`Authenticator::decide`] catches up and looks the app
+    /// password up if it must.
+    async fn check_account(
+        &self,
+        username: &str,
+        app_hash: Option<&KeyedHash>,
+        now: SystemTime,
+    ) -> AccountRead {
         let key = Key::account(username);
-        let both = if self.throttle.asks_shared(&key) && !username.is_empty() {
+        let together = if self.throttle.asks_shared(&key) && !username.is_empty() {
             self.throttle
                 .shared_id(&key)
-                .and_then(|id| self.store.locked_until_and_refresh(&id))
+                .and_then(|id| self.store.bind_reads(&id, app_hash))
         } else {
             None
         };
-        let Some(both) = both else {
+        let Some(together) = together else {
             let (verdict, found) = self.throttle_check_found(&key, now).await;
-            return (verdict, found, false);
+            return AccountRead {
+                verdict,
+                found,
+                caught_up: false,
+                app_password: None,
+            };
         };
-        let (read, caught_up) = both.await;
-        if let Err(e) = caught_up {
+        let reads = together.await;
+        if let Err(e) = &reads.caught_up {
             tracing::debug!(error = %e, "deciding on the read model as it is");
         }
-        let (verdict, found) = self.throttle.check_with(&key, now, Some(read));
-        (verdict, found, true)
+        let (verdict, found) = self
+            .throttle
+            .check_with(&key, now, Some(reads.locked_until));
+        AccountRead {
+            verdict,
+            found,
+            caught_up: true,
+            app_password: reads.app_password,
+        }
     }
 
     /// Whether an attempt for `key` may go ahead. Off the reactor when the
@@ -533,6 +603,7 @@ impl Authenticator {
         peer: IpAddr,
         now: SystemTime,
         caught_up: bool,
+        app: AppLookup,
     ) -> Result<BindOutcome, StoreError> {
         if bind_password.len() > MAX_BIND_PASSWORD_LEN {
             return Ok(self
@@ -555,13 +626,7 @@ impl Authenticator {
         let user = &account.user;
         let method = Method::AppPassword;
         match self
-            .check_app_password(
-                user,
-                account.effective.app_passwords,
-                bind_password,
-                peer,
-                now,
-            )
+            .check_app_password(user, account.effective.app_passwords, app, peer, now)
             .await?
         {
             AppPasswordCheck::NotOne => {}
@@ -588,57 +653,61 @@ impl Authenticator {
         &self,
         user: &User,
         allowed: bool,
-        bind_password: &str,
+        app: AppLookup,
         peer: IpAddr,
         now: SystemTime,
     ) -> Result<AppPasswordCheck, StoreError> {
-        if !app_password::looks_like_app_password(bind_password) {
-            return Ok(AppPasswordCheck::NotOne);
-        }
-        let hash = app_password::hash(&self.key, bind_password);
         let (store, id, disabled, at) =
             (self.store.clone(), user.id, user.disabled, timestamp(now));
-        // The lookup and the use recorded after it are each a database
-        // round trip with several instances: then off the reactor, on one
-        // trip (as an API token's check). On sled, a read and an unflushed
-        // write: here. An expired one comes back by id, to be revoked.
-        let check = move || {
-            let Some((owner, ap)) = store.app_password_by_hash(&hash)? else {
-                return Ok(Looked::Checked(AppPasswordCheck::NotOne));
+        // What the lookup found, judged; an accepted one's use recorded.
+        let judge = move |found: Option<(UserId, AppPassword)>| {
+            let Some((owner, ap)) = found else {
+                return Looked::Checked(AppPasswordCheck::NotOne);
             };
             // An API token never binds (its prefix and hashing domain
             // differ too: this holds even for a record restored under the
             // wrong kind).
             if owner != id || ap.kind != CredentialKind::AppPassword {
-                return Ok(Looked::Checked(AppPasswordCheck::NotOne));
+                return Looked::Checked(AppPasswordCheck::NotOne);
             }
             if ap.expired(at) {
-                return Ok(Looked::Expired(ap.id));
+                return Looked::Expired(ap.id);
             }
             if !allowed {
-                let refused = AppPasswordCheck::Refused(Refusal::AppPasswordsDisabled);
-                return Ok(Looked::Checked(refused));
+                return Looked::Checked(AppPasswordCheck::Refused(Refusal::AppPasswordsDisabled));
             }
             if disabled {
-                return Ok(Looked::Checked(AppPasswordCheck::Refused(
-                    Refusal::Disabled,
-                )));
+                return Looked::Checked(AppPasswordCheck::Refused(Refusal::Disabled));
             }
-            // Bookkeeping: written now, flushed with sled's next periodic
-            // flush, so the bind does not wait for a disk.
+            // Bookkeeping: on sled written now and flushed with the next
+            // periodic flush, on PostgreSQL noted in memory and written
+            // in a batch, so the bind waits for neither.
             if let Err(e) = store.touch_app_password(id, ap.id, at, &peer.to_string()) {
                 tracing::warn!(error = %e, "could not record app password use");
             }
-            Ok(Looked::Checked(AppPasswordCheck::Accepted(ap.name)))
+            Looked::Checked(AppPasswordCheck::Accepted(ap.name))
         };
-        let looked: Result<Looked, StoreError> = if self.store.reads_wait() {
-            off_reactor(check).await
-        } else {
-            check()
+        let looked = match app {
+            AppLookup::NotOne => return Ok(AppPasswordCheck::NotOne),
+            // Looked up with the account's check, in its round trip.
+            AppLookup::Found(found) => judge(found?),
+            // The lookup is a database round trip with several instances:
+            // then off the reactor (as an API token's check). On sled, a
+            // read: here.
+            AppLookup::Hash(hash) => {
+                let store = self.store.clone();
+                let check = move || store.app_password_by_hash(&hash).map(judge);
+                if self.store.reads_wait() {
+                    off_reactor(check).await?
+                } else {
+                    check()?
+                }
+            }
         };
-        match looked? {
+        match looked {
             Looked::Checked(check) => Ok(check),
-            // Revoked: a durable write, off the reactor.
+            // Revoked: a durable write, off the reactor. An expired one
+            // comes back by id.
             Looked::Expired(expired) => {
                 let (store, owner) = (self.store.clone(), user.id);
                 off_reactor(move || store.revoke_app_password(owner, expired)).await?;

@@ -301,7 +301,7 @@ impl Throttle {
 
     /// `key`'s id in the shared counters, when it is counted there: what
     /// a caller that reads the counters itself asks for
-    /// ([`crate::store::Backend::locked_until_and_refresh`]), then hands
+    /// ([`crate::store::Backend::bind_reads`]), then hands
     /// to [`Throttle::check_with`].
     pub fn shared_id(&self, key: &Key) -> Option<Vec<u8>> {
         self.shared_for(key).map(|(_, id)| id)

@@ -123,16 +123,17 @@ pub trait Backend: Send + Sync {
         false
     }
 
-    /// A bind's two questions to a shared database, asked together: the
-    /// failure counters' [`FailureCounters::locked_until`] of `counter`
-    /// and the catch-up of [`Backend::refresh`], started at once on the
-    /// store's own runtime and sent on one connection, so the database
-    /// answers both in one round trip and no thread blocks on either.
-    /// The future may be awaited on any runtime (a reactor's). `None`
-    /// (the default, and wherever the two are not one database's): the
-    /// caller asks each itself.
-    fn locked_until_and_refresh(&self, counter: &[u8]) -> Option<CounterAndRefresh> {
-        let _ = counter;
+    /// A bind's questions to a shared database, asked together: the
+    /// failure counters' [`FailureCounters::locked_until`] of `counter`,
+    /// the catch-up of [`Backend::refresh`] and, for a password that looks
+    /// like an app password, [`Backend::app_password_by_hash`] of its
+    /// keyed hash. They start at once on the store's own runtime and go
+    /// out on one connection, so the database answers them in one round
+    /// trip and no thread blocks on any. The future may be awaited on any
+    /// runtime (a reactor's). `None` (the default, and wherever they are
+    /// not one database's): the caller asks each itself.
+    fn bind_reads(&self, counter: &[u8], app_password: Option<&KeyedHash>) -> Option<BindReading> {
+        let _ = (counter, app_password);
         None
     }
 
@@ -626,9 +627,19 @@ pub struct SoftlockRule {
     pub forget_after_lock: bool,
 }
 
-/// What [`Backend::locked_until_and_refresh`] answers: the counter's
-/// [`FailureCounters::locked_until`], and whether the catch-up was done.
-pub type CounterAndRefresh = futures::future::BoxFuture<'static, (Result<Option<u64>>, Result<()>)>;
+/// What [`Backend::bind_reads`] answers.
+#[derive(Debug)]
+pub struct BindReads {
+    /// The counter's [`FailureCounters::locked_until`].
+    pub locked_until: Result<Option<u64>>,
+    /// Whether the read model caught up ([`Backend::refresh`]).
+    pub caught_up: Result<()>,
+    /// [`Backend::app_password_by_hash`], when it was asked.
+    pub app_password: Option<Result<Option<(UserId, AppPassword)>>>,
+}
+
+/// [`Backend::bind_reads`] under way.
+pub type BindReading = futures::future::BoxFuture<'static, BindReads>;
 
 /// Failure counters shared by every process on one backend, keyed by the
 /// throttle's account keys (opaque bytes). Each call is one atomic step

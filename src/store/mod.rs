@@ -38,7 +38,7 @@ pub use crate::domain::{
     FIRST_UID_NUMBER,
 };
 pub use backend::{
-    Backend, BoardEntry, BoardEvent, BulkImport, ConnectionBoard, CounterAndRefresh,
+    Backend, BindReading, BindReads, BoardEntry, BoardEvent, BulkImport, ConnectionBoard,
     FailureCounters, SoftlockRule, StartupLock,
 };
 

@@ -8,7 +8,7 @@
 //! The throttle asks on the path of every bind (from the blocking pool:
 //! `auth::Authenticator::throttle_check`; an instance's bind asks the
 //! account's counter beside its catch-up, [`locked_until_on`] in
-//! `PgInstance::locked_until_and_refresh`), so every call here is bounded
+//! `PgInstance::bind_reads`), so every call here is bounded
 //! ([`DEADLINE`], [`PgStore::bounded`]) and runs on the store's runtime:
 //! a slow or unreachable database answers an error within the deadline,
 //! and the throttle falls back to its own memory (`auth::throttle`),

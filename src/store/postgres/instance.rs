@@ -15,8 +15,9 @@
 //! set is checked against the database anyway), the allocators, backup
 //! reads and snapshots.
 //!
-//! Bind catches up first ([`Backend::locked_until_and_refresh`], asked
-//! with the account's failure counter in one round trip): the password
+//! Bind catches up first ([`Backend::bind_reads`], asked with the
+//! account's failure counter and an app password's lookup in one round
+//! trip): the password
 //! hash, the disabled flag, devices and policies it then reads are as
 //! current as the database. While the database cannot be reached, the
 //! catch-up fails fast and the model answers as of its last catch-up:
@@ -40,8 +41,9 @@ use crate::store::mfa::{
     RawAppPassword, RawDevice, TotpSecret,
 };
 use crate::store::{
-    Backend, ConnectionBoard, CounterAndRefresh, Group, GroupId, GroupSnapshot, Member, NewUser,
-    PortalSession, Result, SessionHash, Snapshot, StartupLock, StoreError, Timestamp, User, UserId,
+    Backend, BindReading, BindReads, ConnectionBoard, Group, GroupId, GroupSnapshot, Member,
+    NewUser, PortalSession, Result, SessionHash, Snapshot, StartupLock, StoreError, Timestamp,
+    User, UserId,
 };
 
 /// The longest a caller waits for a catch-up before it goes on with the
@@ -220,31 +222,39 @@ impl Backend for PgInstance {
     }
 
     /// One task on the store's runtime, one pooled connection: the
-    /// counter's read and the catch-up's read of the feed go out together
-    /// (tokio-postgres pipelines the requests of one connection), each
-    /// bounded as when asked alone. Every wait is the catch-up's for a
-    /// bind (shorter while the listener has lost the database); a
-    /// counter that is not read in time is an error, which the throttle
-    /// answers with this instance's own count.
-    fn locked_until_and_refresh(&self, counter: &[u8]) -> Option<CounterAndRefresh> {
+    /// counter's read, the catch-up's read of the feed and the app
+    /// password's lookup go out together (tokio-postgres pipelines the
+    /// requests of one connection), each bounded as when asked alone.
+    /// Every wait is the catch-up's for a bind (shorter while the
+    /// listener has lost the database); a counter that is not read in
+    /// time is an error, which the throttle answers with this instance's
+    /// own count, and an app password not looked up in time is an error,
+    /// which refuses the bind as `unavailable`.
+    fn bind_reads(&self, counter: &[u8], app_password: Option<&KeyedHash>) -> Option<BindReading> {
         let (pool, feed) = (self.inner.db.inner.pool.clone(), self.inner.feed.clone());
         let wait = self.catch_up_wait(false);
-        let key = counter.to_vec();
+        let (key, hash) = (counter.to_vec(), app_password.copied());
+        let app_password_asked = hash.is_some();
         let task = self.inner.db.runtime().ok()?.spawn(async move {
             let client = match pooled(&pool, wait).await {
                 Ok(client) => client,
                 Err(e) => {
-                    let again = StoreError::Backend(e.to_string());
-                    return (Err(e), Err(again));
+                    let again = || StoreError::Backend(e.to_string());
+                    return BindReads {
+                        locked_until: Err(again()),
+                        caught_up: Err(again()),
+                        app_password: hash.map(|_| Err(again())),
+                    };
                 }
             };
+            let late = |what: &str| StoreError::Backend(format!("PostgreSQL: no {what} in time"));
             let read = async {
                 tokio::time::timeout(
                     super::counters::DEADLINE.min(wait),
                     super::counters::locked_until_on(&client, &key),
                 )
                 .await
-                .map_err(|_| StoreError::Backend("PostgreSQL: no failure counter in time".into()))?
+                .map_err(|_| late("failure counter"))?
                 .map_err(|e| super::db_error(&e))
             };
             let caught_up = async {
@@ -252,12 +262,30 @@ impl Backend for PgInstance {
                     .await
                     .map_err(to_store)
             };
-            tokio::join!(read, caught_up)
+            let looked_up = async {
+                let hash = hash?;
+                let found =
+                    tokio::time::timeout(wait, super::mfa::app_password_by_hash_on(&client, &hash))
+                        .await
+                        .map_err(|_| late("app password"))
+                        .and_then(|found| found.map_err(to_store));
+                Some(found)
+            };
+            let (locked_until, caught_up, app_password) = tokio::join!(read, caught_up, looked_up);
+            BindReads {
+                locked_until,
+                caught_up,
+                app_password,
+            }
         });
         Some(Box::pin(async move {
             task.await.unwrap_or_else(|e| {
                 let lost = || StoreError::Backend(format!("PostgreSQL bind task: {e}"));
-                (Err(lost()), Err(lost()))
+                BindReads {
+                    locked_until: Err(lost()),
+                    caught_up: Err(lost()),
+                    app_password: app_password_asked.then(|| Err(lost())),
+                }
             })
         }))
     }

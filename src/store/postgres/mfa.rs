@@ -14,6 +14,24 @@ pub(super) const DEVICE_COLUMNS: &str = "id, kind, digits, label, created, confi
 const APP_PASSWORD_COLUMNS: &str =
     "user_id, id, kind, name, created, expires, last_used, last_used_from";
 
+/// The app password (or API token) whose keyed hash is `hash`, and its
+/// owner, on `c`: one round trip, the statement prepared once per pooled
+/// connection (a lookup by key: its generic plan is the one any value
+/// gets). Asked alone ([`PgStore::app_password_by_hash`]) or with a
+/// bind's other reads (`PgInstance::bind_reads`).
+pub(super) async fn app_password_by_hash_on(
+    c: &deadpool_postgres::Client,
+    hash: &KeyedHash,
+) -> TxResult<Option<(UserId, AppPassword)>> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {APP_PASSWORD_COLUMNS} FROM app_passwords WHERE hash = $1")
+    });
+    let statement = c.prepare_cached(&SQL).await?;
+    let row = c.query_opt(&statement, &[&&hash[..]]).await?;
+    row.map(|r| Ok((UserId(r.try_get("user_id")?), app_password_row(&r)?)))
+        .transpose()
+}
+
 pub(super) fn device_row(row: &Row) -> TxResult<Device> {
     let kind: &str = row.try_get("kind")?;
     let kind = match kind {
@@ -515,14 +533,8 @@ impl PgStore {
         hash: &KeyedHash,
     ) -> Result<Option<(UserId, AppPassword)>> {
         crate::blocking::assert_may_block("looking up an app password");
-        let sql = format!("SELECT {APP_PASSWORD_COLUMNS} FROM app_passwords WHERE hash = $1");
-        self.read_prepared(&sql, async |c, sql| {
-            let row = c.query_opt(sql, &[&&hash[..]]).await?;
-            match row {
-                Some(r) => Ok(Some((UserId(r.try_get("user_id")?), app_password_row(&r)?))),
-                None => Ok(None),
-            }
-        })
+        let client = self.client()?;
+        futures::executor::block_on(app_password_by_hash_on(&client, hash)).map_err(super::to_store)
     }
 
     pub(super) fn revoke_app_password(&self, user: UserId, id: AppPasswordId) -> Result<bool> {

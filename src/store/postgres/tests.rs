@@ -610,12 +610,14 @@ mod read_model {
         assert!(!reader.user_is_active(alice.id).expect("active"));
     }
 
-    /// A bind's two questions asked together: the counter answers as
+    /// A bind's questions asked together: the counter answers as
     /// `locked_until` does (locked, and nothing counted), the model is
-    /// caught up as by `refresh`, and the answer is awaited away from the
-    /// store's runtime, as a reactor awaits it.
+    /// caught up as by `refresh`, the app password is found as by
+    /// `app_password_by_hash` (when asked), and the answer is awaited away
+    /// from the store's runtime, as a reactor awaits it.
     #[test]
-    fn the_counter_and_the_catch_up_asked_together_answer_both() {
+    fn the_counter_the_catch_up_and_the_app_password_asked_together_answer_all() {
+        use crate::domain::mfa::CredentialKind;
         use crate::store::SoftlockRule;
         let (writer, reader, alice) = unfollowed_and_alice_disabled();
         let rule = SoftlockRule {
@@ -633,14 +635,32 @@ mod read_model {
             .count_failure(b"aalice", now_ms, &rule)
             .expect("count");
         assert_eq!((failures, until), (2, now_ms + 60_000), "locked");
+        let mail = Backend::add_app_password(
+            &writer,
+            alice.id,
+            CredentialKind::AppPassword,
+            "mail",
+            None,
+            &[7; 32],
+        )
+        .expect("app password");
         assert_eq!(reader.user(alice.id).expect("read"), None, "not yet");
 
-        let both = reader
-            .locked_until_and_refresh(b"aalice")
+        let reads = reader
+            .bind_reads(b"aalice", Some(&[7; 32]))
             .expect("asked together on an instance");
-        let (read, caught_up) = futures::executor::block_on(both);
-        assert_eq!(read.expect("counter"), Some(until));
-        caught_up.expect("caught up");
+        let reads = futures::executor::block_on(reads);
+        assert_eq!(reads.locked_until.expect("counter"), Some(until));
+        reads.caught_up.expect("caught up");
+        let (owner, found) = reads
+            .app_password
+            .expect("asked")
+            .expect("looked up")
+            .expect("found");
+        assert_eq!(
+            (owner, found.id, found.name.as_str()),
+            (alice.id, mail.id, "mail")
+        );
         assert!(
             reader
                 .user(alice.id)
@@ -649,12 +669,19 @@ mod read_model {
                 .disabled
         );
 
-        let both = reader.locked_until_and_refresh(b"abob").expect("asked");
-        let (read, caught_up) = futures::executor::block_on(both);
-        assert_eq!(read.expect("counter"), None, "nothing counted");
-        caught_up.expect("caught up");
+        let reads = futures::executor::block_on(reader.bind_reads(b"abob", None).expect("asked"));
+        assert_eq!(
+            reads.locked_until.expect("counter"),
+            None,
+            "nothing counted"
+        );
+        reads.caught_up.expect("caught up");
+        assert!(reads.app_password.is_none(), "not asked");
+        let reads =
+            futures::executor::block_on(reader.bind_reads(b"abob", Some(&[8; 32])).expect("asked"));
+        assert_eq!(reads.app_password.expect("asked").expect("looked up"), None);
         assert!(
-            writer.locked_until_and_refresh(b"aalice").is_none(),
+            writer.bind_reads(b"aalice", None).is_none(),
             "the database layer has no model to catch up: asked apart"
         );
     }
