@@ -444,7 +444,9 @@ pub trait Backend: Send + Sync {
     /// the user's credentials (no generation bump): bookkeeping only. A
     /// later listing through the same store ([`Backend::app_passwords`])
     /// shows it; PostgreSQL writes uses in batches, within a second, so
-    /// another instance lists it within a second.
+    /// another instance lists it within a second. It never waits for the
+    /// database: a bind whose lookup came with [`Backend::bind_reads`]
+    /// records the use on the reactor.
     fn touch_app_password(
         &self,
         user: UserId,
