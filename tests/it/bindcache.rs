@@ -3,7 +3,9 @@
 //! and every change that must refuse an old credential does so on the very
 //! next bind — a password changed with the CLI or with Password Modify, a
 //! disabled account, a revoked app password, an MFA policy change — right
-//! after that credential was cached. Binds with a code are never cached.
+//! after that credential was cached. Binds with a code are never cached. A
+//! steady binder's entry is verified again in the background before it
+//! expires.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -199,4 +201,36 @@ fn with_the_cache_off_nothing_is_cached() {
     }
     assert_eq!(hits(&s), 0);
     assert_eq!(metric(&s, "portcullis_bind_cache_misses_total"), 0);
+}
+
+#[test]
+fn a_steady_binder_is_refreshed_in_the_background_and_never_misses_again() {
+    // A 6 s ttl: an entry is due for a refresh from 4.5 s on.
+    let mut env = crate::harness::FAST_HASH_ENV.to_vec();
+    env.push(("PORTCULLIS_BIND_CACHE_TTL_SECS", "6"));
+    let s = Server::start_with(&env);
+    s.add_user("fay", "fay-pw-1");
+    let misses = || metric(&s, "portcullis_bind_cache_misses_total");
+    let refreshes = || metric(&s, "portcullis_bind_cache_refreshes_total");
+    let first = std::time::Instant::now();
+    assert_eq!(bind_rc(&s, "fay", "fay-pw-1"), 0);
+    assert_eq!((misses(), refreshes()), (1, 0));
+    std::thread::sleep(Duration::from_millis(4600));
+    // A hit in the last quarter: answered, and verified again meanwhile.
+    assert_eq!(bind_rc(&s, "fay", "fay-pw-1"), 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while refreshes() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(refreshes(), 1, "refreshed in the background");
+    // Past the first verification's ttl: still a hit, no argon2.
+    let past = Duration::from_millis(6500).saturating_sub(first.elapsed());
+    std::thread::sleep(past);
+    let before = hits(&s);
+    assert_eq!(bind_rc(&s, "fay", "fay-pw-1"), 0);
+    assert_eq!(hits(&s), before + 1, "answered from the refreshed entry");
+    assert_eq!(misses(), 1, "never verified on the login path again");
+    // A wrong password neither hits nor refreshes.
+    assert_eq!(bind_rc(&s, "fay", "wrong"), 49);
+    assert_eq!(refreshes(), 1);
 }
