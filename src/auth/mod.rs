@@ -277,10 +277,11 @@ struct AccountRead {
     app_password: Option<Result<Option<(UserId, AppPassword)>, StoreError>>,
 }
 
-impl Default for AccountRead {
-    fn default() -> Self {
+impl AccountRead {
+    /// Refused before the account was asked (the address is throttled).
+    fn refused(verdict: Verdict) -> AccountRead {
         AccountRead {
-            verdict: Verdict::Allowed,
+            verdict,
             found: Found::Count,
             caught_up: false,
             app_password: None,
@@ -424,20 +425,15 @@ impl Authenticator {
             .map(|p| app_password::hash(&self.key, p));
         // The address first: its check is this instance's memory, so an
         // address refused costs the database nothing.
-        let mut read = AccountRead::default();
-        let verdict = match self.throttle_check(&Key::Address(peer), now).await {
-            Verdict::Allowed => {
-                read = self.check_account(username, app_hash.as_ref(), now).await;
-                read.verdict
-            }
-            throttled => throttled,
-        };
         let AccountRead {
+            verdict,
             found,
             caught_up,
             app_password: looked_up,
-            ..
-        } = read;
+        } = match self.throttle_check(&Key::Address(peer), now).await {
+            Verdict::Allowed => self.check_account(username, app_hash.as_ref(), now).await,
+            throttled => AccountRead::refused(throttled),
+        };
         if let Verdict::Throttled { .. } = verdict {
             crate::metrics::throttled();
             return BindOutcome::Refused {
