@@ -35,6 +35,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+command -v curl >/dev/null || { echo "curl missing (apt-get install curl)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "python3 missing (apt-get install python3)" >&2; exit 1; }
+
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/portcullis
