@@ -126,6 +126,59 @@ fn a_disabled_account_and_a_revoked_app_password_are_refused_at_the_next_bind_el
     assert_eq!(bind_rc(b, "bob", &secret), 49, "revoked through A");
 }
 
+/// An app password through a PostgreSQL-backed instance, whose bind looks
+/// it up in the round trip of the account's check: its use listed by the
+/// same instance at once, refused while app passwords are off, refused and
+/// cleaned up once expired, refused once revoked.
+#[test]
+fn an_app_password_through_one_instance_from_use_to_expiry() {
+    let Some(servers) = postgres_servers(1, FAST_HASH_ENV) else {
+        return;
+    };
+    let s = &servers[0];
+    s.add_user("dee", "dee-pw-1");
+    let ap = json(s, &["app-password", "add", "dee", "--name", "mail"]);
+    let secret = ap["secret"].as_str().expect("secret").to_string();
+    assert_eq!(bind_rc(s, "dee", &secret), 0);
+    let list = json(s, &["app-password", "list", "dee"]);
+    assert_eq!(list[0]["last_used_from"], "127.0.0.1", "{list}");
+    assert!(list[0]["last_used"].is_string(), "{list}");
+    s.ok(&["app-password", "policy", "set", "off"]);
+    assert_eq!(bind_rc(s, "dee", &secret), 49, "app passwords off");
+    s.ok(&["app-password", "policy", "set", "inherit"]);
+    assert_eq!(bind_rc(s, "dee", &secret), 0);
+    assert_eq!(bind_rc(s, "dee", &format!("{secret}x")), 49, "not this one");
+
+    let short = json(
+        s,
+        &[
+            "app-password",
+            "add",
+            "dee",
+            "--name",
+            "ci",
+            "--expires",
+            "2s",
+        ],
+    );
+    let short = short["secret"].as_str().expect("secret").to_string();
+    assert_eq!(bind_rc(s, "dee", &short), 0);
+    std::thread::sleep(Duration::from_millis(3100));
+    assert_eq!(bind_rc(s, "dee", &short), 49, "expired");
+    let names: Vec<String> = json(s, &["app-password", "list", "dee"])
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|a| a["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["mail"], "the expired one is revoked");
+
+    let id = ap["id"].as_str().expect("id");
+    s.ok(&["app-password", "revoke", "dee", id]);
+    assert_eq!(bind_rc(s, "dee", &secret), 49, "revoked");
+    assert_eq!(bind_rc(s, "dee", "dee-pw-1"), 0, "the password still binds");
+}
+
 #[test]
 fn a_policy_changed_or_a_device_added_through_one_instance_applies_at_the_next_bind_elsewhere() {
     let Some(servers) = postgres_servers(2, FAST_HASH_ENV) else {
